@@ -1,0 +1,1 @@
+//! Recipes live in the example targets.

@@ -1,0 +1,47 @@
+//! Domain types shared by the factorydash crates.
+//!
+//! ```
+//! use factorydash_core::{Category, Value, page::Cursor};
+//!
+//! // An observation value: `UNAVAILABLE` is its own value, not a string.
+//! let v = Value::from_text("UNAVAILABLE");
+//! assert!(v.is_unavailable());
+//! assert_eq!(Value::from_text("12.5").as_f64(), Some(12.5));
+//!
+//! // Keyset cursors are opaque strings that round-trip their key.
+//! let c = Cursor::from_key(&["GFAgie01", "GFAgie01-dtop_1"]);
+//! assert_eq!(c.key().unwrap(), vec!["GFAgie01", "GFAgie01-dtop_1"]);
+//! assert_eq!(Category::Sample.as_str(), "SAMPLE");
+//! ```
+//!
+//! # What lives here
+//! - [`Observation`], [`Value`], [`Category`], [`ConditionLevel`]: one MTConnect
+//!   observation as every other crate passes it around (MTConnect Part 3, Streams).
+//! - [`DeviceInfo`] and [`DataItemInfo`]: the flattened device model (MTConnect Part 2).
+//! - [`Batch`] and [`ResumePoint`]: what an ingest hands the store in one transaction.
+//! - [`page`]: keyset pagination (no `OFFSET` anywhere).
+//! - [`window`]: time windows over UTC timestamps.
+//! - [`pace`]: the schedule of a recording replayed at its own pace.
+//!
+//! # Architecture invariant
+//! This crate does no I/O, no async and knows no wire format: everything here is a
+//! plain value that the parser, the stores and the server share.
+
+pub mod downsample;
+pub mod pace;
+pub mod page;
+pub mod states;
+pub mod status;
+pub mod window;
+
+mod model;
+mod observation;
+
+pub use model::{DataItemInfo, DeviceInfo};
+pub use observation::{
+    Batch, Category, ConditionLevel, ConditionState, Gap, Observation, ParseEnumError, ResumePoint,
+    Value,
+};
+pub use page::{Cursor, Page, PageRequest};
+pub use status::{ActiveCondition, DeviceStatus};
+pub use window::TimeWindow;

@@ -1,0 +1,110 @@
+//! The Header every MTConnect response document starts with: MTConnect Part 1,
+//! "Header" (section 6 in 1.x, "Response Documents" in 2.x).
+
+use chrono::{DateTime, Utc};
+use quick_xml::events::BytesStart;
+use serde::Serialize;
+
+use crate::problem::{Problem, ProblemKind};
+use crate::time::parse_timestamp;
+use crate::xml::{attr_value, problem};
+
+/// A response document's Header. Sequence fields are present in Streams headers
+/// (`nextSequence`, `firstSequence`, `lastSequence`) and absent from Devices and Error
+/// headers; `None` where the agent did not send them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Header {
+    /// The agent's `instanceId`: changes on every agent restart (cppagent uses its start
+    /// time in Unix seconds). Sequences are only comparable within one instanceId.
+    pub instance_id: u64,
+    /// The `sender`: the agent's host name.
+    pub sender: String,
+    /// The agent's software `version`, e.g. `1.3.0.17`.
+    pub version: String,
+    /// How many observations the agent's buffer holds (`bufferSize`).
+    pub buffer_size: Option<u64>,
+    /// The sequence the next observation will get; ask `/sample?from=` this next.
+    pub next_sequence: Option<u64>,
+    /// The oldest sequence still in the agent's buffer.
+    pub first_sequence: Option<u64>,
+    /// The newest sequence in the agent's buffer.
+    pub last_sequence: Option<u64>,
+    /// When the agent wrote the document (UTC).
+    pub creation_time: Option<DateTime<Utc>>,
+    /// MTConnect 2.x: when the device model last changed (UTC).
+    pub device_model_change_time: Option<DateTime<Utc>>,
+    /// Devices documents: how many assets the agent holds (`assetBufferSize`).
+    pub asset_buffer_size: Option<u64>,
+    /// Devices documents: how many assets it holds now (`assetCount`).
+    pub asset_count: Option<u64>,
+}
+
+impl Header {
+    /// Reads the Header element's attributes. Bad numbers and times are reported and left
+    /// `None`; unknown attributes are ignored.
+    pub(crate) fn parse(
+        input: &[u8],
+        e: &BytesStart<'_>,
+        offset: u64,
+        problems: &mut Vec<Problem>,
+    ) -> Self {
+        let mut h = Header::default();
+        for attr in e.attributes().with_checks(false) {
+            let Ok(attr) = attr else {
+                problems.push(problem(
+                    ProblemKind::Syntax,
+                    offset,
+                    "malformed attribute in Header",
+                ));
+                continue;
+            };
+            let key = attr.key.local_name();
+            let Ok(value) = attr_value(input, &attr) else {
+                problems.push(problem(
+                    ProblemKind::InvalidAttribute,
+                    offset,
+                    "Header attribute is not UTF-8 text",
+                ));
+                continue;
+            };
+            let name = String::from_utf8_lossy(key.as_ref());
+            let number = |problems: &mut Vec<Problem>| match value.trim().parse::<u64>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    problems.push(problem(
+                        ProblemKind::InvalidAttribute,
+                        offset,
+                        format!("Header {name}=\"{value}\" is not a whole number"),
+                    ));
+                    None
+                }
+            };
+            let time = |problems: &mut Vec<Problem>| match parse_timestamp(&value) {
+                Some(t) => Some(t.utc),
+                None => {
+                    problems.push(problem(
+                        ProblemKind::InvalidAttribute,
+                        offset,
+                        format!("Header {name}=\"{value}\" is not a timestamp"),
+                    ));
+                    None
+                }
+            };
+            match key.as_ref() {
+                b"instanceId" => h.instance_id = number(problems).unwrap_or(0),
+                b"sender" => h.sender = value.into_owned(),
+                b"version" => h.version = value.into_owned(),
+                b"bufferSize" => h.buffer_size = number(problems),
+                b"nextSequence" => h.next_sequence = number(problems),
+                b"firstSequence" => h.first_sequence = number(problems),
+                b"lastSequence" => h.last_sequence = number(problems),
+                b"assetBufferSize" => h.asset_buffer_size = number(problems),
+                b"assetCount" => h.asset_count = number(problems),
+                b"creationTime" => h.creation_time = time(problems),
+                b"deviceModelChangeTime" => h.device_model_change_time = time(problems),
+                _ => {}
+            }
+        }
+        h
+    }
+}

@@ -1,0 +1,109 @@
+//! MTConnect for Rust: read what machine tools publish.
+//!
+//! MTConnect (ANSI/MTC1.4-2018, <https://www.mtconnect.org>) is the open standard through
+//! which CNC machines publish their data. An *Agent* serves XML documents over HTTP:
+//! `/probe` answers an **MTConnectDevices** document (the device model: Devices,
+//! Components, DataItems; Part 2), `/current` and `/sample` answer **MTConnectStreams**
+//! documents (Observations: Samples, Events, Conditions; Part 3), and a refused request
+//! gets an **MTConnectError** document (Part 1).
+//!
+//! ```
+//! use factorydash_mtconnect::{parse_streams, ValueRef};
+//!
+//! let xml = br#"<?xml version="1.0"?>
+//! <MTConnectStreams xmlns="urn:mtconnect.org:MTConnectStreams:1.3">
+//!   <Header instanceId="1475083573" sender="agent" version="1.3.0.17" bufferSize="131072"
+//!           nextSequence="62" firstSequence="1" lastSequence="61"/>
+//!   <Streams><DeviceStream name="GFAgie01" uuid="mtc_adapter001">
+//!     <ComponentStream component="Device" name="GFAgie01" componentId="GFAgie01">
+//!       <Events>
+//!         <Availability dataItemId="GFAgie01-dtop_1" timestamp="2016-05-02T14:43:13.544496Z"
+//!                       name="avail" sequence="61">AVAILABLE</Availability>
+//!       </Events>
+//!       <Condition>
+//!         <Normal dataItemId="GFAgie01-dtop_3" timestamp="2016-05-02T14:43:13.544449Z"
+//!                 name="system" sequence="60" type="SYSTEM"/>
+//!       </Condition>
+//!     </ComponentStream>
+//!   </DeviceStream></Streams>
+//! </MTConnectStreams>"#;
+//!
+//! let parsed = parse_streams(xml)?;
+//! let doc = &parsed.value;
+//! assert_eq!(doc.header.next_sequence, Some(62));
+//! let avail = &doc.observations[0];
+//! assert_eq!((avail.sequence, avail.kind()), (61, "Availability"));
+//! assert_eq!(avail.value, ValueRef::Text("AVAILABLE".into()));
+//! assert_eq!(doc.observations[1].kind(), "SYSTEM");
+//! # Ok::<(), factorydash_mtconnect::Error>(())
+//! ```
+//!
+//! # Behavior
+//! - **Lenient, never lossy.** Real agents send BOMs, stylesheet instructions, single-quoted
+//!   attributes, timestamps without `Z`, undeclared namespace prefixes. All parse; what is
+//!   off is listed in [`Parsed::problems`]. One bad observation is skipped and reported;
+//!   it never loses the rest of the document.
+//! - **Borrowing.** [`parse_streams`] returns [`Streams`] whose strings borrow from the
+//!   input; [`Streams::to_observations`] gives owned [`factorydash_core::Observation`]s.
+//! - **Bounded.** [`ParseOptions`] caps document size and element depth.
+//!
+//! # Features
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `client` | yes | [`client::AgentClient`] and [`client::Follower`] on reqwest and tokio |
+//!
+//! Parser-only users: `default-features = false`.
+
+pub mod assets;
+pub mod devices;
+pub mod document;
+pub mod error;
+pub mod header;
+pub mod multipart;
+pub mod problem;
+pub mod recording;
+pub mod shdr;
+pub mod streams;
+pub mod time;
+pub mod write;
+
+#[cfg(feature = "client")]
+pub mod client;
+
+mod xml;
+
+pub use assets::{parse_assets, parse_assets_with, Asset, Assets};
+pub use devices::{
+    parse_devices, parse_devices_with, Component, Composition, Constraints, DataItem, Description,
+    Devices,
+};
+pub use document::{parse_document, Document};
+pub use error::{parse_error, AgentError, Error, ErrorCode, ErrorDocument};
+pub use header::Header;
+pub use problem::{Parsed, Problem, ProblemKind};
+pub use recording::{Recording, RecordingError};
+pub use streams::{
+    owned_observation, parse_streams, parse_streams_with, ComponentStream, DeviceStream, EntryRef,
+    ObservationExtra, ObservationRef, Representation, Streams, StreamsBufReader, StreamsItem,
+    StreamsReader, ValueRef,
+};
+pub use write::{write_devices, write_error, write_streams, StreamsWriter};
+
+/// Limits the parsers apply, so that no input can make them allocate without bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// The largest document accepted, in bytes. Default 256 MiB.
+    pub max_document_bytes: usize,
+    /// The deepest element nesting followed; deeper elements are skipped and reported.
+    /// Default 64 (real documents nest under 15).
+    pub max_depth: usize,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        ParseOptions {
+            max_document_bytes: 256 << 20,
+            max_depth: 64,
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Problems met while parsing: what was wrong, where, and whether the rest survived.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// What kind of problem a parser met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// The XML itself is broken (not well-formed, truncated). Parsing stopped here: the
+    /// document is incomplete, and [`Parsed::is_complete`] is `false`.
+    Syntax,
+    /// A required attribute is missing or empty (e.g. an observation without `sequence`).
+    /// The element was skipped.
+    MissingAttribute,
+    /// An attribute has a value that does not parse (a bad `sequence` or `timestamp`).
+    /// The element was skipped, or the attribute ignored where it is optional.
+    InvalidAttribute,
+    /// A timestamp had no zone designator and was taken as UTC (MTConnect Part 1 requires
+    /// UTC with `Z`; the NIST agent omits it). The observation was kept.
+    MissingTimeZone,
+    /// An element uses a namespace prefix the document never declares (the NIST 2021
+    /// `/current` uses `x:` undeclared). The element was kept.
+    UndeclaredPrefix,
+    /// A Sample's value is not numeric (`381,6404`, `20014:23:40`). The observation was
+    /// kept with its value as text.
+    InvalidValue,
+    /// An element nested deeper than the configured limit; it and its content were skipped.
+    TooDeep,
+    /// The document is larger than the configured limit; parsing stopped at the limit.
+    TooLarge,
+    /// Something the parser does not understand where a known element belongs. Skipped.
+    Unexpected,
+}
+
+/// One problem met while parsing, with the byte offset where it was noticed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// What kind of problem.
+    pub kind: ProblemKind,
+    /// Byte offset into the document where the problem was noticed.
+    pub offset: u64,
+    /// A human-readable description, naming the element and attribute.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at byte {}: {}", self.offset, self.message)
+    }
+}
+
+/// A parse result with the problems met on the way (rust-analyzer style: one bad element
+/// never loses a whole document).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Parsed<T> {
+    /// What could be parsed.
+    pub value: T,
+    /// The problems, in document order.
+    pub problems: Vec<Problem>,
+}
+
+impl<T> Parsed<T> {
+    /// Whether the document was read to its end: no [`ProblemKind::Syntax`] or
+    /// [`ProblemKind::TooLarge`] problem stopped the parser. An incomplete `/sample`
+    /// answer must not be used to advance a follower's `nextSequence`.
+    pub fn is_complete(&self) -> bool {
+        !self
+            .problems
+            .iter()
+            .any(|p| matches!(p.kind, ProblemKind::Syntax | ProblemKind::TooLarge))
+    }
+
+    /// Maps the value, keeping the problems.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Parsed<U> {
+        Parsed {
+            value: f(self.value),
+            problems: self.problems,
+        }
+    }
+}

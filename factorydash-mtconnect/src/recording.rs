@@ -1,0 +1,236 @@
+//! Recordings of an agent: a directory holding its Devices document and consecutive
+//! Streams pages, which `factorydash replay` serves and `serve --replay` plays.
+//!
+//! Layout: `probe.xml` (or `probe.xml.gz`) and any number of `*.xml` / `*.xml.gz` Streams
+//! pages (answers to `/sample`), taken in file-name order. Pages may overlap: an observation
+//! is identified by its sequence and kept once.
+//!
+//! Or, as the reference agent's simulator does, recorded SHDR adapter logs: one per device,
+//! named after it (`GFAgie01.shdr.txt`, `.shdr`, optionally `.gz`), decoded with the probe's
+//! device model ([`crate::shdr`]). Each log is moved in time to start when the earliest one
+//! starts, the logs are merged by timestamp and numbered from sequence 1.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use factorydash_core::Observation;
+use flate2::read::GzDecoder;
+
+use crate::devices::{parse_devices, Devices};
+use crate::header::Header;
+use crate::problem::Problem;
+use crate::streams::parse_streams;
+
+/// A recording loaded into memory.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    /// The Devices document's bytes, as recorded.
+    pub probe: Vec<u8>,
+    /// The parsed device model.
+    pub devices: Devices,
+    /// The Header of the last page (its `instanceId`, `sender`, `version`, `bufferSize`).
+    pub header: Header,
+    /// Every observation of every page, in sequence order, each sequence once.
+    pub observations: Vec<Observation>,
+    /// Problems met in the probe and the pages, each prefixed with its file.
+    pub problems: Vec<String>,
+}
+
+/// Why a recording could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordingError {
+    /// A file could not be read.
+    #[error("cannot read {path}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The directory has no `probe.xml` or `probe.xml.gz`.
+    #[error("{0} has no probe.xml or probe.xml.gz")]
+    NoProbe(PathBuf),
+    /// The directory has no Streams pages and no SHDR logs.
+    #[error("{0} has no Streams pages (*.xml or *.xml.gz besides the probe) and no SHDR logs (*.shdr, *.shdr.txt)")]
+    NoPages(PathBuf),
+    /// An SHDR log is named after no device of the probe.
+    #[error("{path}: the probe has no device `{device}` (SHDR logs are named after their device)")]
+    UnknownDevice {
+        /// The log.
+        path: PathBuf,
+        /// The device its name gives.
+        device: String,
+    },
+    /// A document is not the MTConnect document expected.
+    #[error("{path} is not usable")]
+    Document {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        source: Box<crate::Error>,
+    },
+}
+
+/// Reads a file, gunzipping it when its name ends in `.gz`.
+///
+/// # Errors
+/// The I/O or decompression error.
+pub fn read_maybe_gzipped(path: &Path) -> std::io::Result<Vec<u8>> {
+    let raw = fs::read(path)?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        let mut out = Vec::with_capacity(raw.len() * 12);
+        GzDecoder::new(raw.as_slice()).read_to_end(&mut out)?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+impl Recording {
+    /// Loads the recording in `dir`.
+    ///
+    /// # Errors
+    /// See [`RecordingError`]. A page whose XML breaks off is kept up to the break, and
+    /// the problem is listed in [`Recording::problems`].
+    pub fn load(dir: &Path) -> Result<Recording, RecordingError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| RecordingError::Io { path, source }
+        };
+        let mut probe_path = None;
+        let mut pages = Vec::new();
+        let mut logs = Vec::new();
+        for entry in fs::read_dir(dir).map_err(io(dir))? {
+            let path = entry.map_err(io(dir))?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name == "probe.xml" || name == "probe.xml.gz" {
+                probe_path = Some(path);
+            } else if name.ends_with(".xml") || name.ends_with(".xml.gz") {
+                pages.push(path);
+            } else if [".shdr", ".shdr.gz", ".shdr.txt", ".shdr.txt.gz"]
+                .iter()
+                .any(|e| name.ends_with(e))
+            {
+                logs.push(path);
+            }
+        }
+        let probe_path = probe_path.ok_or_else(|| RecordingError::NoProbe(dir.to_owned()))?;
+        if pages.is_empty() && logs.is_empty() {
+            return Err(RecordingError::NoPages(dir.to_owned()));
+        }
+        pages.sort();
+        logs.sort();
+        let probe = read_maybe_gzipped(&probe_path).map_err(io(&probe_path))?;
+        let parsed = parse_devices(&probe).map_err(|source| RecordingError::Document {
+            path: probe_path.clone(),
+            source: Box::new(source),
+        })?;
+        let mut problems: Vec<String> = parsed
+            .problems
+            .iter()
+            .map(|p| format!("{}: {p}", probe_path.display()))
+            .collect();
+        let devices = parsed.value;
+        let mut header = Header::default();
+        let mut observations = Vec::new();
+        for page in &pages {
+            let bytes = read_maybe_gzipped(page).map_err(io(page))?;
+            let parsed = parse_streams(&bytes).map_err(|source| RecordingError::Document {
+                path: page.clone(),
+                source: Box::new(source),
+            })?;
+            problems.extend(report(page, &parsed.problems));
+            header = parsed.value.header.clone();
+            observations.extend(parsed.value.to_observations());
+        }
+        observations.sort_by_key(|o| o.sequence);
+        observations.dedup_by_key(|o| o.sequence);
+        if !logs.is_empty() {
+            let first = observations.last().map_or(1, |o| o.sequence + 1);
+            let (shdr, start) = shdr_observations(&devices, &logs, first, &mut problems)?;
+            if pages.is_empty() {
+                header = Header {
+                    instance_id: start.timestamp().max(0) as u64,
+                    sender: "factorydash-shdr".into(),
+                    version: "1.3.0".into(),
+                    ..Header::default()
+                };
+            }
+            observations.extend(shdr);
+        }
+        Ok(Recording {
+            probe,
+            devices,
+            header,
+            observations,
+            problems,
+        })
+    }
+}
+
+/// The observations of SHDR `logs` (one per device), aligned to a common start, merged by
+/// timestamp and numbered from `first`; and that start.
+fn shdr_observations(
+    devices: &Devices,
+    logs: &[PathBuf],
+    first: u64,
+    problems: &mut Vec<String>,
+) -> Result<(Vec<Observation>, chrono::DateTime<chrono::Utc>), RecordingError> {
+    let mut decoded = Vec::new();
+    for path in logs {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let device = name.split('.').next().unwrap_or("").to_owned();
+        let mut decoder = crate::shdr::ShdrDecoder::new(devices, &device).ok_or_else(|| {
+            RecordingError::UnknownDevice {
+                path: path.clone(),
+                device: device.clone(),
+            }
+        })?;
+        let bytes = read_maybe_gzipped(path).map_err(|source| RecordingError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let mut found = Vec::new();
+        let lines =
+            crate::shdr::decode_log(&mut decoder, &String::from_utf8_lossy(&bytes), &mut found);
+        problems.extend(report(path, &found));
+        decoded.push(lines);
+    }
+    let start = decoded
+        .iter()
+        .filter_map(|lines| lines.first().map(|l| l.timestamp))
+        .min()
+        .unwrap_or_else(chrono::Utc::now);
+    let mut merged: Vec<(chrono::DateTime<chrono::Utc>, usize, usize, Observation)> = Vec::new();
+    for (log, lines) in decoded.into_iter().enumerate() {
+        let Some(shift) = lines.first().map(|l| l.timestamp - start) else {
+            continue;
+        };
+        for (i, line) in lines.into_iter().enumerate() {
+            for mut o in line.observations {
+                o.timestamp -= shift;
+                merged.push((o.timestamp, log, i, o));
+            }
+        }
+    }
+    merged.sort_by_key(|m| (m.0, m.1, m.2));
+    let observations = merged
+        .into_iter()
+        .zip(first..)
+        .map(|((.., mut o), sequence)| {
+            o.sequence = sequence;
+            o
+        })
+        .collect();
+    Ok((observations, start))
+}
+
+fn report<'p>(path: &'p Path, problems: &'p [Problem]) -> impl Iterator<Item = String> + 'p {
+    problems
+        .iter()
+        .map(move |p| format!("{}: {p}", path.display()))
+}

@@ -1,0 +1,1383 @@
+//! MTConnectStreams documents, the answers to `/current` and `/sample`: MTConnect Part 3,
+//! "Observation Information Model" (Streams, DeviceStream, ComponentStream, Samples,
+//! Events, Condition), and Part 1, "Response Documents".
+//!
+//! Two ways to read one:
+//! - [`parse_streams`] reads a whole document in one pass into [`Streams`], borrowing every
+//!   string it can from the input (a `dataItemId`, a name, a value are slices of the
+//!   document unless they contain entities).
+//! - [`StreamsReader`] (over `&[u8]`) and [`StreamsBufReader`] (over any `BufRead`, for
+//!   huge `/sample` answers read as they arrive) pull one [`StreamsItem`] at a time.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::io::{BufRead, Read};
+
+use chrono::{DateTime, Utc};
+use factorydash_core::{Category, ConditionLevel, ConditionState, Observation, Value};
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+use serde::Serialize;
+
+use crate::error::{parse_error_root, Error};
+use crate::header::Header;
+use crate::problem::{Parsed, Problem, ProblemKind};
+use crate::time::{parse_timestamp_cached, DateCache};
+use crate::xml::{
+    attr_text, attr_value, element_name, local_part, parse_u64, prefix_part, problem, push_text,
+    resolve_reference, text_of, RawAttributes,
+};
+use crate::ParseOptions;
+
+/// A parsed MTConnectStreams document, borrowing from its input.
+///
+/// Observations are in document order (grouped by device and component, as agents write
+/// them), not in sequence order; sort by [`ObservationRef::sequence`] where order matters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Streams<'a> {
+    /// The Header: `instanceId`, sequence range, creation time.
+    pub header: Header,
+    /// Every DeviceStream, in document order.
+    pub device_streams: Vec<DeviceStream<'a>>,
+    /// Every ComponentStream, in document order; each names its DeviceStream by index.
+    pub component_streams: Vec<ComponentStream<'a>>,
+    /// Every observation that parsed; each names its ComponentStream by index.
+    pub observations: Vec<ObservationRef<'a>>,
+}
+
+/// A `DeviceStream`: the observations of one device (MTConnect Part 3, "DeviceStream").
+/// In MTConnect 2.x the agent itself is a device (`Agent`) with a stream of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceStream<'a> {
+    /// The device's `name`.
+    pub name: Cow<'a, str>,
+    /// The device's `uuid`, if given.
+    pub uuid: Option<Cow<'a, str>>,
+}
+
+/// A `ComponentStream`: the observations of one component (MTConnect Part 3, "ComponentStream").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ComponentStream<'a> {
+    /// Index of the owning DeviceStream, counted in document order from 0.
+    pub device_stream: usize,
+    /// The component's element name in the device model (`component`), e.g. `Linear`.
+    pub component: Cow<'a, str>,
+    /// The component's `id` (`componentId`).
+    pub component_id: Cow<'a, str>,
+    /// The component's `name`, if given.
+    pub name: Option<Cow<'a, str>>,
+}
+
+/// An observation's value, borrowed: `UNAVAILABLE` is its own variant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ValueRef<'a> {
+    /// `UNAVAILABLE`.
+    Unavailable,
+    /// The value text, surrounding whitespace trimmed. A DataSet or Table is written as
+    /// `key=value` pairs separated by spaces (Table cells as `key={cell=value …}`, a removed
+    /// entry as its bare key), as the agents' SHDR input writes them; the structured form
+    /// is in [`ObservationExtra::entries`].
+    Text(Cow<'a, str>),
+}
+
+impl ValueRef<'_> {
+    /// The owned [`Value`].
+    pub fn to_value(&self) -> Value {
+        match self {
+            ValueRef::Unavailable => Value::Unavailable,
+            ValueRef::Text(t) => Value::Text(t.as_ref().to_owned()),
+        }
+    }
+
+    /// The text, or `None` when unavailable.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            ValueRef::Unavailable => None,
+            ValueRef::Text(t) => Some(t),
+        }
+    }
+}
+
+/// How an observation's value is represented: MTConnect Part 2, "DataItem" attribute
+/// `representation`, which Part 3 reflects in the element name's suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Representation {
+    /// One value (a number, a vector such as `PathPosition`'s `x y z`, or a string).
+    Value,
+    /// `…TimeSeries`: `sampleCount` numbers separated by spaces, at `sampleRate` Hz.
+    TimeSeries,
+    /// `…DataSet`: key-value `Entry` elements.
+    DataSet,
+    /// `…Table`: `Entry` elements of key-value `Cell`s.
+    Table,
+}
+
+/// A DataSet or Table `Entry` (MTConnect Part 3, "DataSet", "Table").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EntryRef<'a> {
+    /// The entry's `key`.
+    pub key: Cow<'a, str>,
+    /// `removed="true"`: the key was removed from the set.
+    pub removed: bool,
+    /// The entry's value (a DataSet's; empty for a Table entry).
+    pub value: Cow<'a, str>,
+    /// A Table entry's cells: `(key, value)`.
+    pub cells: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+/// One observation, borrowed from the document: MTConnect Part 3, "Observation" (Sample,
+/// Event or Condition).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservationRef<'a> {
+    /// Index of the ComponentStream, counted in document order from 0.
+    pub component_stream: usize,
+    /// Sample, Event or Condition (the container the element was found in).
+    pub category: Category,
+    /// The element name as written, e.g. `Position` or `x:Motion`. For a Condition it is
+    /// the level (`Normal`, `Warning`, `Fault`, `Unavailable`).
+    pub element: Cow<'a, str>,
+    /// `dataItemId`.
+    pub data_item_id: Cow<'a, str>,
+    /// `name`, if given.
+    pub name: Option<Cow<'a, str>>,
+    /// `subType`, if given.
+    pub sub_type: Option<Cow<'a, str>>,
+    /// The `type` attribute (Conditions carry the data item's type here, e.g. `SYSTEM`).
+    pub type_attribute: Option<Cow<'a, str>>,
+    /// `timestamp`, converted to UTC.
+    pub timestamp: DateTime<Utc>,
+    /// `sequence`.
+    pub sequence: u64,
+    /// The value (a Condition's message text).
+    pub value: ValueRef<'a>,
+    /// A Sample's value as a number, when it is one number (`None` for vectors, time
+    /// series, `UNAVAILABLE`, and values that do not parse, which are reported).
+    pub number: Option<f64>,
+    /// Conditions only: the level.
+    pub level: Option<ConditionLevel>,
+    /// `nativeCode`, if given.
+    pub native_code: Option<Cow<'a, str>>,
+    /// `qualifier`, if given (`HIGH`, `LOW`).
+    pub qualifier: Option<Cow<'a, str>>,
+    /// What few observations carry (extension namespace, statistics, TIME_SERIES,
+    /// DataSet/Table entries, unknown attributes), out of line: `None` when there is none.
+    /// Read it with [`ObservationRef::extra`].
+    pub extra: Option<Box<ObservationExtra<'a>>>,
+}
+
+/// The rarely present parts of an observation (see [`ObservationRef::extra`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ObservationExtra<'a> {
+    /// The namespace URI of a prefixed (extension) element, e.g.
+    /// `urn:nist.gov:NistStreams:1.3` for `x:Motion`; `None` for MTConnect's own elements
+    /// and for an undeclared prefix (reported as a problem).
+    pub namespace: Option<Cow<'a, str>>,
+    /// `nativeSeverity`, if given.
+    pub native_severity: Option<Cow<'a, str>>,
+    /// `compositionId`, if given.
+    pub composition_id: Option<Cow<'a, str>>,
+    /// `statistic` (`AVERAGE`, `MAXIMUM`, …), if given.
+    pub statistic: Option<Cow<'a, str>>,
+    /// `duration` of a statistic, in seconds, if given.
+    pub duration: Option<f64>,
+    /// `resetTriggered` (`ACTION_COMPLETE`, `DAY`, …), if given.
+    pub reset_triggered: Option<Cow<'a, str>>,
+    /// A TIME_SERIES' `sampleCount`, if given.
+    pub sample_count: Option<u64>,
+    /// A TIME_SERIES' `sampleRate` in Hz, if given.
+    pub sample_rate: Option<f64>,
+    /// A DataSet's or Table's `count`, if given.
+    pub count: Option<u64>,
+    /// A DataSet's or Table's entries, in document order (empty otherwise).
+    pub entries: Vec<EntryRef<'a>>,
+    /// Every other attribute, as written (e.g. an Alarm's `code`, `state`, `severity`, an
+    /// `assetType`, vendor attributes): nothing the agent sent is dropped.
+    pub other_attributes: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+static NO_EXTRA: ObservationExtra<'static> = ObservationExtra {
+    namespace: None,
+    native_severity: None,
+    composition_id: None,
+    statistic: None,
+    duration: None,
+    reset_triggered: None,
+    sample_count: None,
+    sample_rate: None,
+    count: None,
+    entries: Vec::new(),
+    other_attributes: Vec::new(),
+};
+
+impl<'a> ObservationRef<'a> {
+    /// The rarely present parts: extension namespace, `nativeSeverity`, `compositionId`,
+    /// statistic and duration, `resetTriggered`, TIME_SERIES `sampleCount`/`sampleRate`,
+    /// DataSet/Table `count` and entries, other attributes (all empty when absent).
+    pub fn extra(&self) -> &ObservationExtra<'a> {
+        self.extra.as_deref().unwrap_or(&NO_EXTRA)
+    }
+
+    fn extra_mut(&mut self) -> &mut ObservationExtra<'a> {
+        self.extra.get_or_insert_with(Default::default)
+    }
+
+    /// The observation's type: the element's name for Samples and Events (prefix kept, e.g.
+    /// `x:Motion`), the `type` attribute for Conditions (e.g. `SYSTEM`).
+    pub fn kind(&self) -> &str {
+        match (&self.category, &self.type_attribute) {
+            (Category::Condition, Some(t)) => t,
+            _ => &self.element,
+        }
+    }
+
+    /// The element's local name, without a namespace prefix.
+    pub fn local_name(&self) -> &str {
+        local_part(&self.element)
+    }
+
+    /// The representation, from the element name's suffix (MTConnect Part 3).
+    pub fn representation(&self) -> Representation {
+        representation_of(self.local_name())
+    }
+}
+
+fn representation_of(local: &str) -> Representation {
+    if local.ends_with("TimeSeries") {
+        Representation::TimeSeries
+    } else if local.ends_with("DataSet") {
+        Representation::DataSet
+    } else if local.ends_with("Table") {
+        Representation::Table
+    } else {
+        Representation::Value
+    }
+}
+
+impl<'a> Streams<'a> {
+    /// The owned [`Observation`] of `obs`, with its device and component.
+    ///
+    /// # Panics
+    /// When `obs` does not come from this document (its component index is out of range).
+    pub fn to_observation(&self, obs: &ObservationRef<'a>) -> Observation {
+        let component = &self.component_streams[obs.component_stream];
+        let device = &self.device_streams[component.device_stream];
+        owned_observation(&device.name, &component.component_id, obs)
+    }
+
+    /// Every observation, owned, in document order.
+    pub fn to_observations(&self) -> Vec<Observation> {
+        self.observations
+            .iter()
+            .map(|o| self.to_observation(o))
+            .collect()
+    }
+}
+
+/// The owned observation of `obs` from device `device`, component `component_id`.
+pub fn owned_observation(
+    device: &str,
+    component_id: &str,
+    obs: &ObservationRef<'_>,
+) -> Observation {
+    Observation {
+        sequence: obs.sequence,
+        timestamp: obs.timestamp,
+        device: device.to_owned(),
+        component_id: component_id.to_owned(),
+        data_item_id: obs.data_item_id.as_ref().to_owned(),
+        name: obs.name.as_deref().map(str::to_owned),
+        category: obs.category,
+        kind: obs.kind().to_owned(),
+        sub_type: obs.sub_type.as_deref().map(str::to_owned),
+        value: obs.value.to_value(),
+        condition: obs.level.map(|level| ConditionState {
+            level,
+            native_code: obs.native_code.as_deref().map(str::to_owned),
+            native_severity: obs.extra().native_severity.as_deref().map(str::to_owned),
+            qualifier: obs.qualifier.as_deref().map(str::to_owned),
+        }),
+    }
+}
+
+/// One item of a Streams document, in document order.
+// Observations are nearly every item: boxing them would allocate once per observation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum StreamsItem<'a> {
+    /// The Header.
+    Header(Header),
+    /// A DeviceStream begins; the observations until the next one belong to it.
+    DeviceStream(DeviceStream<'a>),
+    /// A ComponentStream begins.
+    ComponentStream(ComponentStream<'a>),
+    /// An observation of the last ComponentStream.
+    Observation(ObservationRef<'a>),
+    /// A problem; after a [`ProblemKind::Syntax`] problem nothing follows.
+    Problem(Problem),
+}
+
+/// Parses an MTConnectStreams document with the default [`ParseOptions`].
+///
+/// One bad observation (missing `sequence`, unparsable `timestamp`, …) is reported in
+/// [`Parsed::problems`] and skipped; the rest of the document is kept. Broken XML stops
+/// the parser at that point: what came before is kept and [`Parsed::is_complete`] is false.
+///
+/// # Errors
+/// - [`Error::Agent`] when the document is an MTConnectError (the agent refused the request).
+/// - [`Error::UnexpectedRoot`] when it is another MTConnect document (Devices, Assets).
+/// - [`Error::NotMtconnect`] when no root element can be read at all.
+/// - [`Error::TooLarge`] when it is larger than [`ParseOptions::max_document_bytes`].
+///
+/// ```
+/// let xml = br#"<MTConnectStreams><Header instanceId="1" nextSequence="3" firstSequence="1" lastSequence="2"/>
+/// <Streams><DeviceStream name="M1" uuid="m1"><ComponentStream component="Linear" componentId="x" name="X">
+/// <Samples><Position dataItemId="xp" sequence="1" timestamp="2024-01-01T00:00:00Z" subType="ACTUAL"> 1.5 </Position></Samples>
+/// <Events><Execution dataItemId="ex" sequence="2" timestamp="2024-01-01T00:00:01Z">UNAVAILABLE</Execution></Events>
+/// </ComponentStream></DeviceStream></Streams></MTConnectStreams>"#;
+/// let parsed = factorydash_mtconnect::parse_streams(xml)?;
+/// assert!(parsed.problems.is_empty());
+/// let doc = parsed.value;
+/// assert_eq!(doc.header.next_sequence, Some(3));
+/// assert_eq!(doc.observations[0].number, Some(1.5));
+/// assert_eq!(doc.observations[1].value, factorydash_mtconnect::ValueRef::Unavailable);
+/// # Ok::<(), factorydash_mtconnect::Error>(())
+/// ```
+pub fn parse_streams(input: &[u8]) -> Result<Parsed<Streams<'_>>, Error> {
+    parse_streams_with(input, &ParseOptions::default())
+}
+
+/// Parses an MTConnectStreams document with explicit limits. See [`parse_streams`].
+///
+/// # Errors
+/// As [`parse_streams`].
+pub fn parse_streams_with<'a>(
+    input: &'a [u8],
+    options: &ParseOptions,
+) -> Result<Parsed<Streams<'a>>, Error> {
+    let mut reader = StreamsReader::with_options(input, options)?;
+    // Collect straight into the document: no queue on the way. A NIST page holds one
+    // observation per ~160 bytes.
+    let mut doc = Streams {
+        header: reader.header().clone(),
+        ..Streams::default()
+    };
+    doc.observations.reserve(input.len() / 160);
+    reader.machine.out = Out::Collect {
+        doc,
+        problems: Vec::new(),
+    };
+    while reader.next().is_some() {}
+    match reader.machine.out {
+        Out::Collect { doc, problems } => Ok(Parsed {
+            value: doc,
+            problems,
+        }),
+        Out::Queue(_) => unreachable!("set to Collect above"),
+    }
+}
+
+/// Where the parser puts what it finds: a queue for the pull readers, or straight into a
+/// document for [`parse_streams`].
+// One per parser, never moved on the hot path: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Out<'a> {
+    Queue(VecDeque<StreamsItem<'a>>),
+    Collect {
+        doc: Streams<'a>,
+        problems: Vec<Problem>,
+    },
+}
+
+impl<'a> Out<'a> {
+    fn push(&mut self, item: StreamsItem<'a>) {
+        match self {
+            Out::Queue(q) => q.push_back(item),
+            Out::Collect { doc, problems } => match item {
+                StreamsItem::Header(h) => doc.header = h,
+                StreamsItem::DeviceStream(d) => doc.device_streams.push(d),
+                StreamsItem::ComponentStream(c) => doc.component_streams.push(c),
+                StreamsItem::Observation(o) => doc.observations.push(o),
+                StreamsItem::Problem(p) => problems.push(p),
+            },
+        }
+    }
+
+    fn pop(&mut self) -> Option<StreamsItem<'a>> {
+        match self {
+            Out::Queue(q) => q.pop_front(),
+            Out::Collect { .. } => None,
+        }
+    }
+}
+
+/// A pull reader of an MTConnectStreams document in memory: yields [`StreamsItem`]s that
+/// borrow from the input, one at a time (quick-xml style: no DOM, one pass).
+///
+/// ```
+/// use factorydash_mtconnect::{StreamsItem, StreamsReader};
+/// let xml = br#"<MTConnectStreams><Header instanceId="1"/><Streams><DeviceStream name="M">
+/// <ComponentStream component="Path" componentId="p"><Events>
+/// <Execution dataItemId="ex" sequence="9" timestamp="2024-01-01T00:00:00Z">ACTIVE</Execution>
+/// </Events></ComponentStream></DeviceStream></Streams></MTConnectStreams>"#;
+/// let mut seen = 0;
+/// for item in StreamsReader::new(xml)? {
+///     if let StreamsItem::Observation(o) = item {
+///         assert_eq!((o.sequence, o.kind()), (9, "Execution"));
+///         seen += 1;
+///     }
+/// }
+/// assert_eq!(seen, 1);
+/// # Ok::<(), factorydash_mtconnect::Error>(())
+/// ```
+pub struct StreamsReader<'a> {
+    reader: Reader<&'a [u8]>,
+    machine: Machine<'a>,
+    finished: bool,
+}
+
+impl<'a> StreamsReader<'a> {
+    /// A reader of `input` with the default [`ParseOptions`]; reads up to the root element.
+    ///
+    /// # Errors
+    /// As [`parse_streams`].
+    pub fn new(input: &'a [u8]) -> Result<Self, Error> {
+        Self::with_options(input, &ParseOptions::default())
+    }
+
+    /// A reader of `input` with explicit limits; reads up to the root element.
+    ///
+    /// # Errors
+    /// As [`parse_streams`].
+    pub fn with_options(input: &'a [u8], options: &ParseOptions) -> Result<Self, Error> {
+        let input = crate::xml::document_input(input, options)?;
+        let mut reader = Reader::from_reader(input);
+        reader.config_mut().check_end_names = true;
+        let mut machine = Machine::new(input, options);
+        loop {
+            match reader.read_event() {
+                Ok(Event::Start(e)) => {
+                    machine.root(&e, false).map_err(|r| r.into_error(input))?;
+                    break;
+                }
+                Ok(Event::Empty(e)) => {
+                    machine.root(&e, true).map_err(|r| r.into_error(input))?;
+                    break;
+                }
+                Ok(Event::Eof) => return Err(Error::NotMtconnect("no root element".into())),
+                Err(e) => return Err(Error::NotMtconnect(e.to_string())),
+                Ok(_) => {}
+            }
+        }
+        let finished = machine.depth == 0;
+        Ok(StreamsReader {
+            reader,
+            machine,
+            finished,
+        })
+    }
+
+    /// The Header, once it has been read (the default Header before).
+    pub fn header(&self) -> &Header {
+        &self.machine.header
+    }
+}
+
+impl<'a> Iterator for StreamsReader<'a> {
+    type Item = StreamsItem<'a>;
+
+    fn next(&mut self) -> Option<StreamsItem<'a>> {
+        loop {
+            if let Some(item) = self.machine.out.pop() {
+                return Some(item);
+            }
+            if self.finished {
+                return None;
+            }
+            let offset = self.reader.buffer_position();
+            match self.reader.read_event() {
+                Ok(Event::Start(e)) if self.machine.depth + 1 > self.machine.max_depth => {
+                    self.machine.too_deep(offset);
+                    let end = e.to_end().into_owned();
+                    if let Err(err) = self.reader.read_to_end(end.name()) {
+                        self.finished = self.machine.syntax(offset, &err);
+                    }
+                }
+                Ok(event) => self.finished = self.machine.event(event, offset, |t| t),
+                Err(err) => self.finished = self.machine.syntax(offset, &err),
+            }
+        }
+    }
+}
+
+/// A pull reader of an MTConnectStreams document from any [`BufRead`] (a file, a socket):
+/// memory stays bounded by the largest element, not the document. Items own their strings.
+pub struct StreamsBufReader<R: BufRead> {
+    reader: Reader<R>,
+    buf: Vec<u8>,
+    machine: Machine<'static>,
+    finished: bool,
+    max_bytes: u64,
+}
+
+impl<R: BufRead> StreamsBufReader<R> {
+    /// A reader of `source` with the default [`ParseOptions`]; reads up to the root element.
+    ///
+    /// # Errors
+    /// As [`parse_streams`]; an I/O error is [`Error::NotMtconnect`].
+    pub fn new(source: R) -> Result<Self, Error> {
+        Self::with_options(source, &ParseOptions::default())
+    }
+
+    /// A reader of `source` with explicit limits; reads up to the root element.
+    ///
+    /// # Errors
+    /// As [`StreamsBufReader::new`].
+    pub fn with_options(source: R, options: &ParseOptions) -> Result<Self, Error> {
+        let mut reader = Reader::from_reader(source);
+        reader.config_mut().check_end_names = true;
+        let mut machine = Machine::new(&[], options);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            let (e, empty) = match reader.read_event_into(&mut buf) {
+                Ok(Event::Start(e)) => (e, false),
+                Ok(Event::Empty(e)) => (e, true),
+                Ok(Event::Eof) => return Err(Error::NotMtconnect("no root element".into())),
+                Err(e) => return Err(Error::NotMtconnect(e.to_string())),
+                Ok(_) => continue,
+            };
+            match machine.root(&e, empty) {
+                Ok(()) => break,
+                Err(RootError::Error) => {
+                    // Re-read the whole error document: it is small.
+                    let mut doc = b"<".to_vec();
+                    doc.extend_from_slice(&e);
+                    doc.extend_from_slice(if empty { b"/>" } else { b">" });
+                    let _ = reader.into_inner().take(1 << 20).read_to_end(&mut doc);
+                    return Err(parse_error_root(&doc));
+                }
+                Err(other) => return Err(other.into_error(&[])),
+            }
+        }
+        let finished = machine.depth == 0;
+        Ok(StreamsBufReader {
+            reader,
+            buf,
+            machine,
+            finished,
+            max_bytes: options.max_document_bytes as u64,
+        })
+    }
+}
+
+impl<R: BufRead> Iterator for StreamsBufReader<R> {
+    type Item = StreamsItem<'static>;
+
+    fn next(&mut self) -> Option<StreamsItem<'static>> {
+        loop {
+            if let Some(item) = self.machine.out.pop() {
+                return Some(item);
+            }
+            if self.finished {
+                return None;
+            }
+            let offset = self.reader.buffer_position();
+            if offset > self.max_bytes {
+                self.machine.out.push(StreamsItem::Problem(problem(
+                    ProblemKind::TooLarge,
+                    offset,
+                    format!(
+                        "document larger than the limit of {} bytes; stopped",
+                        self.max_bytes
+                    ),
+                )));
+                self.finished = true;
+                continue;
+            }
+            self.buf.clear();
+            match self.reader.read_event_into(&mut self.buf) {
+                Ok(Event::Start(e)) if self.machine.depth + 1 > self.machine.max_depth => {
+                    self.machine.too_deep(offset);
+                    let end = e.to_end().into_owned();
+                    let mut skip = Vec::new();
+                    if let Err(err) = self.reader.read_to_end_into(end.name(), &mut skip) {
+                        self.finished = self.machine.syntax(offset, &err);
+                    }
+                }
+                Ok(event) => {
+                    self.finished = self
+                        .machine
+                        .event(event, offset, |t| Cow::Owned(t.into_owned()));
+                }
+                Err(err) => self.finished = self.machine.syntax(offset, &err),
+            }
+        }
+    }
+}
+
+/// Why a root element is not a Streams document.
+enum RootError {
+    Error,
+    Other(String),
+}
+
+impl RootError {
+    fn into_error(self, input: &[u8]) -> Error {
+        match self {
+            RootError::Error => parse_error_root(input),
+            RootError::Other(found) => Error::UnexpectedRoot {
+                expected: "MTConnectStreams",
+                found,
+            },
+        }
+    }
+}
+
+/// The parser's state between events, shared by the slice and the `BufRead` readers.
+struct Machine<'a> {
+    /// The whole input for the slice reader (to borrow from), empty for `BufRead`.
+    input: &'a [u8],
+    /// The whole input as text, when it is valid UTF-8: then every slice of it at ASCII
+    /// boundaries is text, checked once rather than once per attribute.
+    whole: Option<&'a str>,
+    out: Out<'a>,
+    header: Header,
+    dates: DateCache,
+    declared: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    reported_prefixes: Vec<String>,
+    zone_reported: bool,
+    depth: usize,
+    max_depth: usize,
+    device_depth: Option<usize>,
+    component_depth: Option<usize>,
+    device_streams: usize,
+    component_streams: usize,
+    /// The Samples/Events/Condition container we are in, with its depth.
+    container: Option<(Category, usize)>,
+    pending: Option<Pending<'a>>,
+}
+
+/// An observation element being read (its text and DataSet/Table entries may follow).
+struct Pending<'a> {
+    depth: usize,
+    /// `None` when the element was rejected: its content is skipped.
+    obs: Option<ObservationRef<'a>>,
+    text: Option<Cow<'a, str>>,
+    entry: Option<PendingEntry<'a>>,
+    offset: u64,
+}
+
+struct PendingEntry<'a> {
+    entry: EntryRef<'a>,
+    text: Option<Cow<'a, str>>,
+    cell_key: Option<Cow<'a, str>>,
+}
+
+fn trimmed(text: Option<Cow<'_, str>>) -> Cow<'_, str> {
+    match text {
+        None => Cow::Borrowed(""),
+        Some(Cow::Borrowed(s)) => Cow::Borrowed(s.trim()),
+        Some(Cow::Owned(s)) if s.trim().len() == s.len() => Cow::Owned(s),
+        Some(Cow::Owned(s)) => Cow::Owned(s.trim().to_owned()),
+    }
+}
+
+impl<'a> Machine<'a> {
+    fn new(input: &'a [u8], options: &ParseOptions) -> Self {
+        Machine {
+            input,
+            whole: std::str::from_utf8(input).ok(),
+            out: Out::Queue(VecDeque::new()),
+            dates: DateCache::default(),
+            header: Header::default(),
+            declared: Vec::new(),
+            reported_prefixes: Vec::new(),
+            zone_reported: false,
+            depth: 0,
+            max_depth: options.max_depth,
+            device_depth: None,
+            component_depth: None,
+            device_streams: 0,
+            component_streams: 0,
+            container: None,
+            pending: None,
+        }
+    }
+
+    /// `part` as text borrowed from the input, when it lies in the input (slice reader) and
+    /// the input is UTF-8.
+    fn sub_str(&self, part: &[u8]) -> Option<&'a str> {
+        let whole = self.whole?;
+        let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+        whole.get(start..start.checked_add(part.len())?)
+    }
+
+    /// An attribute value (bytes `range` of the raw attributes), unescaped, borrowed when
+    /// it can be.
+    fn attr(&self, raw: &[u8], range: std::ops::Range<usize>) -> Result<Cow<'a, str>, String> {
+        match self.sub_str(&raw[range.clone()]) {
+            Some(s) if !s.as_bytes().contains(&b'&') => Ok(Cow::Borrowed(s)),
+            Some(s) => quick_xml::escape::unescape(s).map_err(|e| e.to_string()),
+            None => attr_text(None, raw, range),
+        }
+    }
+
+    fn report(&mut self, kind: ProblemKind, offset: u64, message: impl Into<String>) {
+        self.out
+            .push(StreamsItem::Problem(problem(kind, offset, message)));
+    }
+
+    fn too_deep(&mut self, offset: u64) {
+        let max = self.max_depth;
+        self.report(
+            ProblemKind::TooDeep,
+            offset,
+            format!("element nested deeper than {max} levels skipped"),
+        );
+    }
+
+    /// Reports a syntax error; returns `true` (the reader is finished).
+    fn syntax(&mut self, offset: u64, err: &quick_xml::Error) -> bool {
+        self.report(ProblemKind::Syntax, offset, format!("XML error: {err}"));
+        true
+    }
+
+    fn value(
+        &self,
+        attr: &quick_xml::events::attributes::Attribute<'_>,
+    ) -> Result<Cow<'a, str>, String> {
+        attr_value(self.input, attr)
+    }
+
+    fn root(&mut self, e: &BytesStart<'_>, empty: bool) -> Result<(), RootError> {
+        match e.local_name().as_ref() {
+            b"MTConnectStreams" => {}
+            b"MTConnectError" => return Err(RootError::Error),
+            other => {
+                return Err(RootError::Other(
+                    String::from_utf8_lossy(other).into_owned(),
+                ))
+            }
+        }
+        for attr in e.attributes().with_checks(false).flatten() {
+            if let Some(p) = attr.key.as_ref().strip_prefix(b"xmlns:") {
+                let prefix = text_of(self.input, p).unwrap_or(Cow::Borrowed(""));
+                let uri = self.value(&attr).unwrap_or_default();
+                self.declared.push((prefix, uri));
+            }
+        }
+        self.depth = usize::from(!empty);
+        Ok(())
+    }
+
+    /// Feeds one event; `own` turns text borrowed from the event into text that lives as
+    /// long as `'a`. Returns `true` when the document has ended.
+    fn event<'e>(
+        &mut self,
+        event: Event<'e>,
+        offset: u64,
+        own: impl Fn(Cow<'e, str>) -> Cow<'a, str>,
+    ) -> bool {
+        match event {
+            Event::Start(e) => {
+                self.depth += 1;
+                self.start(&e, offset);
+            }
+            Event::Empty(e) => {
+                self.depth += 1;
+                self.start(&e, offset);
+                self.end();
+                self.depth -= 1;
+            }
+            Event::End(_) => {
+                self.end();
+                self.depth = self.depth.saturating_sub(1);
+                return self.depth == 0;
+            }
+            Event::Text(t) => {
+                if self.pending.is_some() {
+                    if let Some(text) = self.sub_str(&t) {
+                        self.push_text(Cow::Borrowed(text));
+                        return false;
+                    }
+                    match t.decode() {
+                        Ok(text) => self.push_text(own(text)),
+                        Err(e) => self.report(
+                            ProblemKind::Unexpected,
+                            offset,
+                            format!("text is not UTF-8: {e}"),
+                        ),
+                    }
+                }
+            }
+            Event::CData(t) => {
+                if self.pending.is_some() {
+                    if let Ok(text) = t.decode() {
+                        self.push_text(own(text));
+                    }
+                }
+            }
+            Event::GeneralRef(r) => {
+                if self.pending.is_some() {
+                    match resolve_reference(&r) {
+                        Some(c) => self.push_text(Cow::Owned(c.to_string())),
+                        None => {
+                            let name = String::from_utf8_lossy(&r).into_owned();
+                            self.report(
+                                ProblemKind::Unexpected,
+                                offset,
+                                format!("unknown entity &{name};"),
+                            );
+                        }
+                    }
+                }
+            }
+            Event::Eof => {
+                self.report(
+                    ProblemKind::Syntax,
+                    offset,
+                    "document ends before its root element is closed",
+                );
+                return true;
+            }
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
+        }
+        false
+    }
+
+    fn push_text(&mut self, text: Cow<'a, str>) {
+        let Some(pending) = &mut self.pending else {
+            return;
+        };
+        if pending.obs.is_none() {
+            return;
+        }
+        match &mut pending.entry {
+            Some(entry) => push_text(&mut entry.text, text),
+            None => push_text(&mut pending.text, text),
+        }
+    }
+
+    /// The namespace of a prefixed element; reports an undeclared prefix once.
+    fn namespace(&mut self, name: &str, offset: u64) -> Option<Cow<'a, str>> {
+        let prefix = prefix_part(name)?;
+        if let Some((_, uri)) = self.declared.iter().find(|(p, _)| p == prefix) {
+            return Some(uri.clone());
+        }
+        if !self.reported_prefixes.iter().any(|p| p == prefix) {
+            self.reported_prefixes.push(prefix.to_owned());
+            self.report(
+                ProblemKind::UndeclaredPrefix,
+                offset,
+                format!(
+                    "namespace prefix `{prefix}` is used (first by <{name}>) but never declared"
+                ),
+            );
+        }
+        None
+    }
+
+    fn start(&mut self, e: &BytesStart<'_>, offset: u64) {
+        if let Some(pending) = &mut self.pending {
+            if pending.obs.is_some() {
+                start_nested(self.input, pending, e, self.depth);
+            }
+            return;
+        }
+        if let Some((category, _)) = self.container {
+            self.start_observation(category, e, offset);
+            return;
+        }
+        match e.local_name().as_ref() {
+            b"Header" => {
+                let mut problems = Vec::new();
+                self.header = Header::parse(self.input, e, offset, &mut problems);
+                for p in problems {
+                    self.out.push(StreamsItem::Problem(p));
+                }
+                self.out.push(StreamsItem::Header(self.header.clone()));
+            }
+            b"DeviceStream" => {
+                let mut name = None;
+                let mut uuid = None;
+                for attr in e.attributes().with_checks(false).flatten() {
+                    match attr.key.local_name().as_ref() {
+                        b"name" => name = self.value(&attr).ok(),
+                        b"uuid" => uuid = self.value(&attr).ok(),
+                        _ => {}
+                    }
+                }
+                if name.is_none() {
+                    self.report(
+                        ProblemKind::MissingAttribute,
+                        offset,
+                        "DeviceStream without name",
+                    );
+                }
+                self.device_streams += 1;
+                self.device_depth = Some(self.depth);
+                self.out.push(StreamsItem::DeviceStream(DeviceStream {
+                    name: name.unwrap_or(Cow::Borrowed("")),
+                    uuid,
+                }));
+            }
+            b"ComponentStream" => {
+                if self.device_depth.is_none() {
+                    self.report(
+                        ProblemKind::Unexpected,
+                        offset,
+                        "ComponentStream outside a DeviceStream skipped",
+                    );
+                    return;
+                }
+                let mut component = None;
+                let mut component_id = None;
+                let mut name = None;
+                for attr in e.attributes().with_checks(false).flatten() {
+                    match attr.key.local_name().as_ref() {
+                        b"component" => component = self.value(&attr).ok(),
+                        b"componentId" => component_id = self.value(&attr).ok(),
+                        b"name" => name = self.value(&attr).ok(),
+                        _ => {}
+                    }
+                }
+                if component_id.is_none() {
+                    self.report(
+                        ProblemKind::MissingAttribute,
+                        offset,
+                        "ComponentStream without componentId",
+                    );
+                }
+                self.component_streams += 1;
+                self.component_depth = Some(self.depth);
+                self.out.push(StreamsItem::ComponentStream(ComponentStream {
+                    device_stream: self.device_streams - 1,
+                    component: component.unwrap_or(Cow::Borrowed("")),
+                    component_id: component_id.unwrap_or(Cow::Borrowed("")),
+                    name,
+                }));
+            }
+            local @ (b"Samples" | b"Events" | b"Condition") if self.component_depth.is_some() => {
+                let category = match local {
+                    b"Samples" => Category::Sample,
+                    b"Events" => Category::Event,
+                    _ => Category::Condition,
+                };
+                self.container = Some((category, self.depth));
+            }
+            _ => {}
+        }
+    }
+
+    fn start_observation(&mut self, category: Category, e: &BytesStart<'_>, offset: u64) {
+        let element = element_name(self.input, e);
+        let namespace = self.namespace(&element, offset);
+        let obs = self.observation_attributes(category, element, namespace, e, offset);
+        self.pending = Some(Pending {
+            depth: self.depth,
+            obs,
+            text: None,
+            entry: None,
+            offset,
+        });
+    }
+
+    fn observation_attributes(
+        &mut self,
+        category: Category,
+        element: Cow<'a, str>,
+        namespace: Option<Cow<'a, str>>,
+        e: &BytesStart<'_>,
+        offset: u64,
+    ) -> Option<ObservationRef<'a>> {
+        let level = if category == Category::Condition {
+            let level = ConditionLevel::from_element(local_part(&element).as_bytes());
+            if level.is_none() {
+                self.report(
+                    ProblemKind::Unexpected,
+                    offset,
+                    format!("<{element}> in a Condition is not Normal, Warning, Fault or Unavailable; skipped"),
+                );
+                return None;
+            }
+            level
+        } else {
+            None
+        };
+        let raw = e.attributes_raw();
+        let mut data_item_id = None;
+        let mut timestamp = None;
+        let mut sequence = None;
+        let mut strings: [Option<Cow<'a, str>>; 8] = Default::default();
+        let mut numbers: [Option<std::ops::Range<usize>>; 4] = Default::default();
+        let mut other_attributes = Vec::new();
+        for attr in RawAttributes::new(raw) {
+            let Ok((key, range)) = attr else {
+                self.report(
+                    ProblemKind::Syntax,
+                    offset,
+                    format!("malformed attribute on <{element}>; element skipped"),
+                );
+                return None;
+            };
+            let slot = match key {
+                // Parsed from the bytes: no text needed.
+                b"timestamp" => {
+                    timestamp = Some(range);
+                    continue;
+                }
+                b"sequence" => {
+                    sequence = Some(range);
+                    continue;
+                }
+                b"duration" => {
+                    numbers[0] = Some(range);
+                    continue;
+                }
+                b"sampleCount" => {
+                    numbers[1] = Some(range);
+                    continue;
+                }
+                b"sampleRate" => {
+                    numbers[2] = Some(range);
+                    continue;
+                }
+                b"count" => {
+                    numbers[3] = Some(range);
+                    continue;
+                }
+                b"dataItemId" => &mut data_item_id,
+                b"name" => &mut strings[0],
+                b"subType" => &mut strings[1],
+                b"type" => &mut strings[2],
+                b"nativeCode" => &mut strings[3],
+                b"nativeSeverity" => &mut strings[4],
+                b"qualifier" => &mut strings[5],
+                b"compositionId" => &mut strings[6],
+                b"statistic" => &mut strings[7],
+                key => {
+                    let value = self.attr(raw, range);
+                    let key = match self.sub_str(key) {
+                        Some(k) => Ok(Cow::Borrowed(k)),
+                        None => std::str::from_utf8(key).map(|k| Cow::Owned(k.to_owned())),
+                    };
+                    match (key, value) {
+                        (Ok(k), Ok(v)) => other_attributes.push((k, v)),
+                        _ => self.report(
+                            ProblemKind::InvalidAttribute,
+                            offset,
+                            format!("an attribute on <{element}> is not UTF-8 text; ignored"),
+                        ),
+                    }
+                    continue;
+                }
+            };
+            match self.attr(raw, range) {
+                Ok(v) => *slot = Some(v),
+                Err(err) => self.report(
+                    ProblemKind::InvalidAttribute,
+                    offset,
+                    format!("attribute on <{element}>: {err}"),
+                ),
+            }
+        }
+        let sequence = sequence.map(|r| &raw[r]);
+        let timestamp = timestamp.map(|r| &raw[r]);
+        // Only on the way to a problem: the description of the element.
+        let what = |seq: Option<&[u8]>, id: Option<&str>| {
+            format!(
+                "<{element}> (dataItemId {}, sequence {})",
+                id.unwrap_or("?"),
+                seq.map(String::from_utf8_lossy).as_deref().unwrap_or("?")
+            )
+        };
+        let Some(data_item_id) = data_item_id.filter(|s| !s.is_empty()) else {
+            let what = what(sequence, None);
+            self.report(
+                ProblemKind::MissingAttribute,
+                offset,
+                format!("{what} has no dataItemId; skipped"),
+            );
+            return None;
+        };
+        let Some(seq_bytes) = sequence else {
+            let what = what(None, Some(&data_item_id));
+            self.report(
+                ProblemKind::MissingAttribute,
+                offset,
+                format!("{what} has no sequence; skipped"),
+            );
+            return None;
+        };
+        let Some(seq) = parse_u64(seq_bytes) else {
+            let what = what(sequence, Some(&data_item_id));
+            self.report(
+                ProblemKind::InvalidAttribute,
+                offset,
+                format!("{what}: sequence is not a whole number; skipped"),
+            );
+            return None;
+        };
+        let Some(ts_bytes) = timestamp else {
+            let what = what(sequence, Some(&data_item_id));
+            self.report(
+                ProblemKind::MissingAttribute,
+                offset,
+                format!("{what} has no timestamp; skipped"),
+            );
+            return None;
+        };
+        let Some(ts) = parse_timestamp_cached(ts_bytes, &mut self.dates) else {
+            let what = what(sequence, Some(&data_item_id));
+            let ts_text = String::from_utf8_lossy(ts_bytes);
+            self.report(
+                ProblemKind::InvalidAttribute,
+                offset,
+                format!("{what}: timestamp \"{ts_text}\" is not an ISO 8601 time; skipped"),
+            );
+            return None;
+        };
+        if ts.zone_missing && !self.zone_reported {
+            // Reported once per document: the NIST agent omits the `Z` on most observations.
+            self.zone_reported = true;
+            let ts_text = String::from_utf8_lossy(ts_bytes);
+            self.report(
+                ProblemKind::MissingTimeZone,
+                offset,
+                format!("timestamp \"{ts_text}\" has no zone designator; taken as UTC (reported once per document)"),
+            );
+        }
+        let [name, sub_type, type_attribute, native_code, native_severity, qualifier, composition_id, statistic] =
+            strings;
+        let [duration, sample_count, sample_rate, count] = numbers;
+        let mut number_attr = |name: &str, range: Option<std::ops::Range<usize>>| -> Option<f64> {
+            let bytes = &raw[range?];
+            match std::str::from_utf8(bytes)
+                .ok()
+                .and_then(|t| t.trim().parse::<f64>().ok())
+            {
+                Some(n) if n.is_finite() => Some(n),
+                _ => {
+                    let what = what(sequence, Some(&data_item_id));
+                    let text = String::from_utf8_lossy(bytes);
+                    self.out.push(StreamsItem::Problem(problem(
+                        ProblemKind::InvalidAttribute,
+                        offset,
+                        format!("{what}: {name}=\"{text}\" is not a number; ignored"),
+                    )));
+                    None
+                }
+            }
+        };
+        let duration = number_attr("duration", duration);
+        let sample_count = number_attr("sampleCount", sample_count).map(|n| n as u64);
+        let sample_rate = number_attr("sampleRate", sample_rate);
+        let count = number_attr("count", count).map(|n| n as u64);
+        let reset_triggered = other_attributes
+            .iter()
+            .position(|(k, _)| k == "resetTriggered")
+            .map(|i| other_attributes.remove(i).1);
+        let rare = namespace.is_some()
+            || native_severity.is_some()
+            || composition_id.is_some()
+            || statistic.is_some()
+            || duration.is_some()
+            || reset_triggered.is_some()
+            || sample_count.is_some()
+            || sample_rate.is_some()
+            || count.is_some()
+            || !other_attributes.is_empty();
+        let extra = rare.then(|| {
+            Box::new(ObservationExtra {
+                namespace,
+                native_severity,
+                composition_id,
+                statistic,
+                duration,
+                reset_triggered,
+                sample_count,
+                sample_rate,
+                count,
+                entries: Vec::new(),
+                other_attributes,
+            })
+        });
+        Some(ObservationRef {
+            component_stream: self.component_streams.saturating_sub(1),
+            category,
+            element,
+            data_item_id,
+            name,
+            sub_type,
+            type_attribute,
+            timestamp: ts.utc,
+            sequence: seq,
+            value: ValueRef::Unavailable,
+            number: None,
+            level,
+            native_code,
+            qualifier,
+            extra,
+        })
+    }
+
+    fn end(&mut self) {
+        if let Some(pending) = &mut self.pending {
+            if self.depth > pending.depth {
+                end_nested(pending, self.depth);
+                return;
+            }
+            let pending = self.pending.take().expect("checked above");
+            if let Some(mut obs) = pending.obs {
+                self.finish(&mut obs, pending.text, pending.offset);
+                self.out.push(StreamsItem::Observation(obs));
+            }
+            return;
+        }
+        if self.container.is_some_and(|(_, d)| d == self.depth) {
+            self.container = None;
+        } else if self.component_depth == Some(self.depth) {
+            self.component_depth = None;
+        } else if self.device_depth == Some(self.depth) {
+            self.device_depth = None;
+        }
+    }
+
+    /// Sets the value (and a Sample's number) from the collected text and entries.
+    fn finish(&mut self, obs: &mut ObservationRef<'a>, text: Option<Cow<'a, str>>, offset: u64) {
+        if obs.level == Some(ConditionLevel::Unavailable) {
+            obs.value = ValueRef::Unavailable;
+            return;
+        }
+        if !obs.extra().entries.is_empty() {
+            obs.value = ValueRef::Text(Cow::Owned(entries_text(&obs.extra().entries)));
+            return;
+        }
+        let text = trimmed(text);
+        if text == "UNAVAILABLE" {
+            obs.value = ValueRef::Unavailable;
+            return;
+        }
+        if obs.category == Category::Sample && !text.is_empty() {
+            let representation = obs.representation();
+            if representation == Representation::Value
+                && !text.bytes().any(|b| b.is_ascii_whitespace())
+            {
+                obs.number = text.parse::<f64>().ok().filter(|n| n.is_finite());
+            }
+            let numeric = obs.number.is_some()
+                || (matches!(
+                    representation,
+                    Representation::Value | Representation::TimeSeries
+                ) && text
+                    .split_ascii_whitespace()
+                    .all(|t| t.parse::<f64>().is_ok()));
+            if !numeric
+                && matches!(
+                    representation,
+                    Representation::Value | Representation::TimeSeries
+                )
+            {
+                self.report(
+                    ProblemKind::InvalidValue,
+                    offset,
+                    format!(
+                        "<{}> (dataItemId {}, sequence {}): Sample value \"{text}\" is not numeric; kept as text",
+                        obs.element, obs.data_item_id, obs.sequence
+                    ),
+                );
+            }
+        }
+        obs.value = ValueRef::Text(text);
+    }
+}
+
+fn entries_text(entries: &[EntryRef<'_>]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&e.key);
+        if e.removed {
+            continue;
+        }
+        out.push('=');
+        if e.cells.is_empty() {
+            out.push_str(&e.value);
+        } else {
+            out.push('{');
+            for (i, (k, v)) in e.cells.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                out.push_str(k);
+                out.push('=');
+                out.push_str(v);
+            }
+            out.push('}');
+        }
+    }
+    out
+}
+
+/// An element inside an observation: a DataSet/Table `Entry` or a Table `Cell`.
+fn start_nested<'a>(input: &'a [u8], pending: &mut Pending<'a>, e: &BytesStart<'_>, depth: usize) {
+    let key_and_removed = || {
+        let mut key = Cow::Borrowed("");
+        let mut removed = false;
+        for attr in e.attributes().with_checks(false).flatten() {
+            match attr.key.local_name().as_ref() {
+                b"key" => key = attr_value(input, &attr).unwrap_or_default(),
+                b"removed" => removed = attr.value.as_ref() == b"true",
+                _ => {}
+            }
+        }
+        (key, removed)
+    };
+    match (depth - pending.depth, e.local_name().as_ref()) {
+        (1, b"Entry") => {
+            let (key, removed) = key_and_removed();
+            pending.entry = Some(PendingEntry {
+                entry: EntryRef {
+                    key,
+                    removed,
+                    value: Cow::Borrowed(""),
+                    cells: Vec::new(),
+                },
+                text: None,
+                cell_key: None,
+            });
+        }
+        (2, b"Cell") => {
+            if let Some(entry) = &mut pending.entry {
+                entry.cell_key = Some(key_and_removed().0);
+                entry.text = None;
+            }
+        }
+        _ => {}
+    }
+}
+
+fn end_nested(pending: &mut Pending<'_>, depth: usize) {
+    match depth - pending.depth {
+        1 => {
+            if let (Some(mut entry), Some(obs)) = (pending.entry.take(), &mut pending.obs) {
+                if entry.entry.cells.is_empty() {
+                    entry.entry.value = trimmed(entry.text);
+                }
+                obs.extra_mut().entries.push(entry.entry);
+            }
+        }
+        2 => {
+            if let Some(entry) = &mut pending.entry {
+                if let Some(key) = entry.cell_key.take() {
+                    let value = trimmed(entry.text.take());
+                    entry.entry.cells.push((key, value));
+                }
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,210 @@
+//! MTConnect timestamps: MTConnect Part 1, "Timestamps" (ISO 8601 / RFC 3339, UTC).
+//!
+//! Real agents send `2016-05-02T14:43:13.544496Z`, the same without the `Z` (the NIST agent
+//! since 2020), 0 to 9 fractional digits, and in old Headers numeric offsets such as
+//! `+00:00` or `-07:00`. All are accepted and converted to UTC.
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+
+/// A parsed timestamp and whether its zone designator was missing (then taken as UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp {
+    /// The instant, in UTC.
+    pub utc: DateTime<Utc>,
+    /// `true` when the text had neither `Z` nor an offset.
+    pub zone_missing: bool,
+}
+
+/// Parses an MTConnect timestamp.
+///
+/// Accepts `YYYY-MM-DDTHH:MM:SS`, optionally followed by `.` and 0 to 9 digits (more are
+/// truncated to nanoseconds), optionally followed by `Z`, `+HH:MM`, `-HH:MM`, `+HHMM` or
+/// `+HH`. Surrounding ASCII whitespace is ignored. Returns `None` for anything else.
+///
+/// ```
+/// use factorydash_mtconnect::time::parse_timestamp;
+/// let t = parse_timestamp("2016-05-02T14:43:13.5444Z").unwrap();
+/// assert_eq!(t.utc.to_rfc3339(), "2016-05-02T14:43:13.544400+00:00");
+/// let t = parse_timestamp("2016-05-02T07:43:13-07:00").unwrap();
+/// assert_eq!(t.utc.to_rfc3339(), "2016-05-02T14:43:13+00:00");
+/// assert!(parse_timestamp("2021-02-11T21:32:35.123").unwrap().zone_missing);
+/// ```
+pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
+    parse_timestamp_cached(text.as_bytes(), &mut DateCache::default())
+}
+
+/// The last date seen (`YYYY-MM-DD` and its value): consecutive observations nearly always
+/// share their date, and this skips the calendar arithmetic for them.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct DateCache(Option<([u8; 10], NaiveDate)>);
+
+/// [`parse_timestamp`] over bytes, with a date cache.
+pub(crate) fn parse_timestamp_cached(text: &[u8], cache: &mut DateCache) -> Option<Timestamp> {
+    let s = text.trim_ascii();
+    if s.len() < 19 || s[4] != b'-' || s[7] != b'-' || !matches!(s[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if s[13] != b':' || s[16] != b':' {
+        return None;
+    }
+    let hour = digits(&s[11..13])?;
+    let minute = digits(&s[14..16])?;
+    let second = digits(&s[17..19])?;
+    let mut rest = &s[19..];
+    let mut nanos = 0u32;
+    if let Some((b'.', tail)) = rest.split_first() {
+        let n = tail.iter().take_while(|b| b.is_ascii_digit()).count();
+        if n == 0 {
+            return None;
+        }
+        for (i, &d) in tail[..n].iter().enumerate() {
+            if i < 9 {
+                nanos = nanos * 10 + u32::from(d - b'0');
+            }
+        }
+        for _ in n..9 {
+            nanos *= 10;
+        }
+        rest = &tail[n..];
+    }
+    let (offset_seconds, zone_missing) = match rest {
+        [] => (0i64, true),
+        [b'Z' | b'z'] => (0, false),
+        [sign @ (b'+' | b'-'), tail @ ..] => {
+            let (h, m) = match tail {
+                [h1, h2] => (digits(&[*h1, *h2])?, 0),
+                [h1, h2, b':', m1, m2] | [h1, h2, m1, m2] => {
+                    (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?)
+                }
+                _ => return None,
+            };
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let off = i64::from(h * 3600 + m * 60);
+            (if *sign == b'-' { -off } else { off }, false)
+        }
+        _ => return None,
+    };
+    // A leap second (:60) is folded into the last nanosecond of :59, as chrono represents it.
+    let (second, nanos) = if second == 60 {
+        (59, 1_000_000_000 + nanos.min(999_999_999))
+    } else {
+        (second, nanos)
+    };
+    let date = match &cache.0 {
+        Some((key, date)) if key[..] == s[..10] => *date,
+        _ => {
+            let year = digits(&s[0..4])?;
+            let month = digits(&s[5..7])?;
+            let day = digits(&s[8..10])?;
+            let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
+            let mut key = [0u8; 10];
+            key.copy_from_slice(&s[..10]);
+            cache.0 = Some((key, date));
+            date
+        }
+    };
+    let naive = date.and_hms_nano_opt(hour, minute, second, nanos)?;
+    let utc = if offset_seconds == 0 {
+        naive.and_utc()
+    } else {
+        naive.and_utc() - TimeDelta::seconds(offset_seconds)
+    };
+    Some(Timestamp { utc, zone_missing })
+}
+
+fn digits(s: &[u8]) -> Option<u32> {
+    let mut n = 0u32;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u32::from(b - b'0');
+    }
+    Some(n)
+}
+
+/// Formats a UTC instant the way MTConnect agents do: `YYYY-MM-DDTHH:MM:SS.ffffffZ`
+/// (microseconds, `Z`).
+pub fn format_timestamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn real_shapes() {
+        let cases = [
+            (
+                "2016-05-02T14:43:13.544496Z",
+                "2016-05-02T14:43:13.544496Z",
+                false,
+            ),
+            (
+                "2021-02-11T21:32:35.1234",
+                "2021-02-11T21:32:35.123400Z",
+                true,
+            ),
+            (
+                "2021-02-11T21:32:35.1234567",
+                "2021-02-11T21:32:35.123456Z",
+                true,
+            ),
+            (
+                "2021-02-11T21:32:35.123456789Z",
+                "2021-02-11T21:32:35.123456Z",
+                false,
+            ),
+            (
+                "2021-02-11T21:32:35.1234567891Z",
+                "2021-02-11T21:32:35.123456Z",
+                false,
+            ),
+            (
+                "2010-03-04T18:44:40+00:00",
+                "2010-03-04T18:44:40.000000Z",
+                false,
+            ),
+            (
+                "2010-03-04T11:44:40-07:00",
+                "2010-03-04T18:44:40.000000Z",
+                false,
+            ),
+            (
+                "2010-03-04T20:44:40+0200",
+                "2010-03-04T18:44:40.000000Z",
+                false,
+            ),
+            (
+                " 2010-03-04T18:44:40Z\n",
+                "2010-03-04T18:44:40.000000Z",
+                false,
+            ),
+        ];
+        for (text, want, missing) in cases {
+            let t = parse_timestamp(text).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(format_timestamp(t.utc), want, "{text}");
+            assert_eq!(t.zone_missing, missing, "{text}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_none() {
+        for bad in [
+            "",
+            "20014:23:40",
+            "2016-05-02",
+            "2016-13-02T00:00:00Z",
+            "2016-05-02T25:00:00Z",
+            "2016-05-02T00:00:00.Z",
+            "2016-05-02T00:00:00Q",
+            "2016-05-02T00:00:00+99:00",
+            "２016-05-02T00:00:00Z",
+        ] {
+            assert!(parse_timestamp(bad).is_none(), "{bad}");
+        }
+    }
+}

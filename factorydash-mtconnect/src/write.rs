@@ -1,0 +1,541 @@
+//! Writing MTConnect documents: Streams (MTConnect Part 1, "Response Documents"; Part 3,
+//! "Observation Information Model"), as an agent answers `/current` and `/sample`; Devices
+//! (Part 2), as it answers `/probe`; and Errors (Part 1, "MTConnectError").
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use factorydash_core::{Category, Observation, Value};
+use quick_xml::escape::escape;
+
+use crate::devices::{Component, DataItem, Devices};
+use crate::header::Header;
+use crate::streams::{EntryRef, ObservationRef, Streams, ValueRef};
+use crate::time::format_timestamp;
+use crate::xml::prefix_part;
+
+/// How [`StreamsWriter::write`] writes a document.
+#[derive(Debug, Clone)]
+pub struct StreamsWriter<'d> {
+    /// The MTConnect schema version of the namespace, e.g. `1.3`.
+    pub schema_version: String,
+    /// The device model, to give each ComponentStream its `component` element name and
+    /// `name`, and each DeviceStream its `uuid`. Without it, `component` is `Component`.
+    pub devices: Option<&'d Devices>,
+    /// Namespaces for extension prefixes (`x` → `urn:nist.gov:NistStreams:1.3`). A prefix
+    /// used but not listed here is declared as `urn:factorydash:undeclared:<prefix>`.
+    pub extension_namespaces: Vec<(String, String)>,
+}
+
+impl Default for StreamsWriter<'_> {
+    fn default() -> Self {
+        StreamsWriter {
+            schema_version: "1.3".into(),
+            devices: None,
+            extension_namespaces: Vec::new(),
+        }
+    }
+}
+
+/// Writes an MTConnectStreams document of owned observations with the default
+/// [`StreamsWriter`].
+pub fn write_streams(header: &Header, observations: &[Observation]) -> String {
+    StreamsWriter::default().write(header, observations)
+}
+
+/// A ComponentStream to write: its element name, `componentId`, `name`, observations.
+type ComponentGroup<'s, 'o> = (&'s str, &'s str, Option<&'s str>, Vec<Obs<'o>>);
+/// A DeviceStream to write: its `name`, `uuid` and ComponentStreams.
+type DeviceGroup<'s, 'o> = (&'s str, Option<&'s str>, Vec<ComponentGroup<'s, 'o>>);
+
+/// What the writer needs of an observation, owned or borrowed.
+struct Obs<'o> {
+    category: Category,
+    element: &'o str,
+    condition_type: Option<&'o str>,
+    data_item_id: &'o str,
+    timestamp: DateTime<Utc>,
+    sequence: u64,
+    name: Option<&'o str>,
+    sub_type: Option<&'o str>,
+    native_code: Option<&'o str>,
+    native_severity: Option<&'o str>,
+    qualifier: Option<&'o str>,
+    composition_id: Option<&'o str>,
+    statistic: Option<&'o str>,
+    reset_triggered: Option<&'o str>,
+    numbers: [Option<f64>; 4],
+    entries: &'o [EntryRef<'o>],
+    other_attributes: &'o [(std::borrow::Cow<'o, str>, std::borrow::Cow<'o, str>)],
+    /// `None`: UNAVAILABLE.
+    value: Option<&'o str>,
+}
+
+impl<'o> Obs<'o> {
+    fn owned(o: &'o Observation) -> Self {
+        let c = o.condition.as_ref();
+        Obs {
+            category: o.category,
+            element: c.map_or(o.kind.as_str(), |c| c.level.as_str()),
+            condition_type: c.map(|_| o.kind.as_str()),
+            data_item_id: &o.data_item_id,
+            timestamp: o.timestamp,
+            sequence: o.sequence,
+            name: o.name.as_deref(),
+            sub_type: o.sub_type.as_deref(),
+            native_code: c.and_then(|c| c.native_code.as_deref()),
+            native_severity: c.and_then(|c| c.native_severity.as_deref()),
+            qualifier: c.and_then(|c| c.qualifier.as_deref()),
+            composition_id: None,
+            statistic: None,
+            reset_triggered: None,
+            numbers: [None; 4],
+            entries: &[],
+            other_attributes: &[],
+            value: match &o.value {
+                Value::Unavailable => None,
+                Value::Text(t) => Some(t),
+            },
+        }
+    }
+
+    fn borrowed(o: &'o ObservationRef<'o>) -> Self {
+        let x = o.extra();
+        Obs {
+            category: o.category,
+            element: &o.element,
+            condition_type: if o.category == Category::Condition {
+                o.type_attribute.as_deref()
+            } else {
+                None
+            },
+            data_item_id: &o.data_item_id,
+            timestamp: o.timestamp,
+            sequence: o.sequence,
+            name: o.name.as_deref(),
+            sub_type: o.sub_type.as_deref(),
+            native_code: o.native_code.as_deref(),
+            native_severity: x.native_severity.as_deref(),
+            qualifier: o.qualifier.as_deref(),
+            composition_id: x.composition_id.as_deref(),
+            statistic: x.statistic.as_deref(),
+            reset_triggered: x.reset_triggered.as_deref(),
+            numbers: [
+                x.duration,
+                x.sample_count.map(|n| n as f64),
+                x.sample_rate,
+                x.count.map(|n| n as f64),
+            ],
+            entries: &x.entries,
+            other_attributes: &x.other_attributes,
+            value: match &o.value {
+                ValueRef::Unavailable => None,
+                ValueRef::Text(t) => Some(t),
+            },
+        }
+    }
+}
+
+impl StreamsWriter<'_> {
+    /// Writes owned `observations` under `header`, grouped into DeviceStreams and
+    /// ComponentStreams (by device name and `componentId`) and, within each, into
+    /// Samples, Events and Condition in sequence order. Every string is XML-escaped.
+    ///
+    /// Parsing the result gives back the same observations (same sequence, timestamp to
+    /// the microsecond, data item, value and condition).
+    pub fn write(&self, header: &Header, observations: &[Observation]) -> String {
+        let mut by_device: BTreeMap<&str, BTreeMap<&str, Vec<Obs<'_>>>> = BTreeMap::new();
+        for o in observations {
+            by_device
+                .entry(&o.device)
+                .or_default()
+                .entry(&o.component_id)
+                .or_default()
+                .push(Obs::owned(o));
+        }
+        let groups = by_device.into_iter().map(|(device, components)| {
+            let uuid = self
+                .devices
+                .and_then(|d| d.devices.iter().find(|c| c.name.as_deref() == Some(device)))
+                .and_then(|c| c.uuid.as_deref());
+            let components = components
+                .into_iter()
+                .map(|(id, list)| {
+                    let model = self.devices.and_then(|d| d.component(id));
+                    let element = model.map_or("Component", |c| c.element.as_str());
+                    (element, id, model.and_then(|c| c.name.as_deref()), list)
+                })
+                .collect::<Vec<_>>();
+            (device, uuid, components)
+        });
+        let groups: Vec<_> = groups.collect();
+        self.write_groups(header, &groups, &[])
+    }
+
+    /// Writes a parsed document back, everything the parser kept: DeviceStreams and
+    /// ComponentStreams in their order, every attribute (including unknown ones), DataSet
+    /// and Table entries, extension elements with their namespaces.
+    pub fn write_document(&self, doc: &Streams<'_>) -> String {
+        let mut per_component: Vec<Vec<Obs<'_>>> =
+            doc.component_streams.iter().map(|_| Vec::new()).collect();
+        let mut namespaces: Vec<(String, String)> = Vec::new();
+        for o in &doc.observations {
+            if let (Some(prefix), Some(uri)) = (prefix_part(&o.element), &o.extra().namespace) {
+                if !namespaces.iter().any(|(p, _)| p == prefix) {
+                    namespaces.push((prefix.to_owned(), uri.to_string()));
+                }
+            }
+            if let Some(list) = per_component.get_mut(o.component_stream) {
+                list.push(Obs::borrowed(o));
+            }
+        }
+        let mut groups: Vec<DeviceGroup<'_, '_>> = doc
+            .device_streams
+            .iter()
+            .map(|d| (d.name.as_ref(), d.uuid.as_deref(), Vec::new()))
+            .collect();
+        for (c, list) in doc.component_streams.iter().zip(per_component) {
+            if let Some(group) = groups.get_mut(c.device_stream) {
+                group.2.push((
+                    c.component.as_ref(),
+                    c.component_id.as_ref(),
+                    c.name.as_deref(),
+                    list,
+                ));
+            }
+        }
+        self.write_groups(&doc.header, &groups, &namespaces)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn write_groups(
+        &self,
+        header: &Header,
+        groups: &[(
+            &str,
+            Option<&str>,
+            Vec<(&str, &str, Option<&str>, Vec<Obs<'_>>)>,
+        )],
+        namespaces: &[(String, String)],
+    ) -> String {
+        let mut prefixes: Vec<&str> = Vec::new();
+        let count: usize = groups.iter().flat_map(|g| &g.2).map(|c| c.3.len()).sum();
+        for o in groups.iter().flat_map(|g| &g.2).flat_map(|c| &c.3) {
+            if o.category != Category::Condition {
+                if let Some(p) = prefix_part(o.element) {
+                    if !prefixes.contains(&p) {
+                        prefixes.push(p);
+                    }
+                }
+            }
+        }
+        let mut out = String::with_capacity(512 + count * 160);
+        let v = &self.schema_version;
+        out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let _ = write!(
+            out,
+            "<MTConnectStreams xmlns:m=\"urn:mtconnect.org:MTConnectStreams:{v}\" xmlns=\"urn:mtconnect.org:MTConnectStreams:{v}\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\""
+        );
+        for p in prefixes {
+            let uri = namespaces
+                .iter()
+                .chain(&self.extension_namespaces)
+                .find(|(prefix, _)| prefix == p)
+                .map_or_else(
+                    || format!("urn:factorydash:undeclared:{p}"),
+                    |(_, u)| u.clone(),
+                );
+            let _ = write!(out, " xmlns:{}=\"{}\"", p, escape(&uri));
+        }
+        let _ = write!(
+            out,
+            " xsi:schemaLocation=\"urn:mtconnect.org:MTConnectStreams:{v} http://schemas.mtconnect.org/schemas/MTConnectStreams_{v}.xsd\">\n  "
+        );
+        write_header(&mut out, header);
+        out.push_str("\n  <Streams>\n");
+        for (device, uuid, components) in groups {
+            let _ = write!(out, "    <DeviceStream name=\"{}\"", escape(*device));
+            if let Some(u) = uuid {
+                let _ = write!(out, " uuid=\"{}\"", escape(*u));
+            }
+            out.push_str(">\n");
+            for (element, component_id, name, list) in components {
+                let _ = write!(
+                    out,
+                    "      <ComponentStream component=\"{}\"",
+                    escape(*element)
+                );
+                if let Some(name) = name {
+                    let _ = write!(out, " name=\"{}\"", escape(*name));
+                }
+                let _ = writeln!(out, " componentId=\"{}\">", escape(*component_id));
+                let mut order: Vec<&Obs<'_>> = list.iter().collect();
+                order.sort_by_key(|o| o.sequence);
+                for (category, container) in [
+                    (Category::Sample, "Samples"),
+                    (Category::Event, "Events"),
+                    (Category::Condition, "Condition"),
+                ] {
+                    let mut items = order.iter().filter(|o| o.category == category).peekable();
+                    if items.peek().is_none() {
+                        continue;
+                    }
+                    let _ = writeln!(out, "        <{container}>");
+                    for o in items {
+                        write_observation(&mut out, o);
+                    }
+                    let _ = writeln!(out, "        </{container}>");
+                }
+                out.push_str("      </ComponentStream>\n");
+            }
+            out.push_str("    </DeviceStream>\n");
+        }
+        out.push_str("  </Streams>\n</MTConnectStreams>\n");
+        out
+    }
+}
+
+fn write_header(out: &mut String, header: &Header) {
+    out.push_str("<Header");
+    if let Some(t) = header.creation_time {
+        let _ = write!(out, " creationTime=\"{}\"", format_timestamp(t));
+    }
+    let _ = write!(
+        out,
+        " sender=\"{}\" instanceId=\"{}\" version=\"{}\"",
+        escape(&header.sender),
+        header.instance_id,
+        escape(&header.version)
+    );
+    for (name, value) in [
+        ("bufferSize", header.buffer_size),
+        ("nextSequence", header.next_sequence),
+        ("firstSequence", header.first_sequence),
+        ("lastSequence", header.last_sequence),
+        ("assetBufferSize", header.asset_buffer_size),
+        ("assetCount", header.asset_count),
+    ] {
+        if let Some(n) = value {
+            let _ = write!(out, " {name}=\"{n}\"");
+        }
+    }
+    if let Some(t) = header.device_model_change_time {
+        let _ = write!(out, " deviceModelChangeTime=\"{}\"", format_timestamp(t));
+    }
+    out.push_str("/>");
+}
+
+fn write_observation(out: &mut String, o: &Obs<'_>) {
+    let element = o.element;
+    let _ = write!(
+        out,
+        "          <{element} dataItemId=\"{}\" timestamp=\"{}\" sequence=\"{}\"",
+        escape(o.data_item_id),
+        format_timestamp(o.timestamp),
+        o.sequence
+    );
+    for (name, value) in [
+        ("name", o.name),
+        ("subType", o.sub_type),
+        ("type", o.condition_type),
+        ("nativeCode", o.native_code),
+        ("nativeSeverity", o.native_severity),
+        ("qualifier", o.qualifier),
+        ("compositionId", o.composition_id),
+        ("statistic", o.statistic),
+        ("resetTriggered", o.reset_triggered),
+    ] {
+        if let Some(v) = value {
+            let _ = write!(out, " {name}=\"{}\"", escape(v));
+        }
+    }
+    for (name, value) in ["duration", "sampleCount", "sampleRate", "count"]
+        .iter()
+        .zip(o.numbers)
+    {
+        if let Some(n) = value {
+            let _ = write!(out, " {name}=\"{n}\"");
+        }
+    }
+    for (k, v) in o.other_attributes {
+        let _ = write!(out, " {}=\"{}\"", k, escape(v.as_ref()));
+    }
+    if !o.entries.is_empty() {
+        out.push('>');
+        for e in o.entries {
+            let _ = write!(out, "<Entry key=\"{}\"", escape(e.key.as_ref()));
+            if e.removed {
+                out.push_str(" removed=\"true\"");
+            }
+            if e.cells.is_empty() {
+                let _ = write!(out, ">{}</Entry>", escape(e.value.as_ref()));
+            } else {
+                out.push('>');
+                for (k, v) in &e.cells {
+                    let _ = write!(
+                        out,
+                        "<Cell key=\"{}\">{}</Cell>",
+                        escape(k.as_ref()),
+                        escape(v.as_ref())
+                    );
+                }
+                out.push_str("</Entry>");
+            }
+        }
+        let _ = writeln!(out, "</{element}>");
+        return;
+    }
+    match (o.value, o.category) {
+        (None, Category::Condition) => out.push_str("/>\n"),
+        (Some(""), Category::Condition) => out.push_str("/>\n"),
+        (None, _) => {
+            let _ = writeln!(out, ">UNAVAILABLE</{element}>");
+        }
+        (Some(t), _) => {
+            let _ = writeln!(out, ">{}</{element}>", escape(t));
+        }
+    }
+}
+
+/// Writes an MTConnectDevices document (MTConnect Part 2): the Header, every device and
+/// component with its Description, Compositions and DataItems (with Constraints).
+/// Parsing the result gives back the same [`Devices`].
+pub fn write_devices(devices: &Devices, schema_version: &str) -> String {
+    let v = schema_version;
+    let mut out = String::with_capacity(4096);
+    let _ = write!(
+        out,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MTConnectDevices xmlns:m=\"urn:mtconnect.org:MTConnectDevices:{v}\" xmlns=\"urn:mtconnect.org:MTConnectDevices:{v}\">\n  "
+    );
+    write_header(&mut out, &devices.header);
+    out.push_str("\n  <Devices>\n");
+    for d in &devices.devices {
+        write_component(&mut out, d, 2);
+    }
+    out.push_str("  </Devices>\n</MTConnectDevices>\n");
+    out
+}
+
+fn write_component(out: &mut String, c: &Component, depth: usize) {
+    let pad = "  ".repeat(depth);
+    let _ = write!(out, "{pad}<{} id=\"{}\"", c.element, escape(&c.id));
+    for (name, value) in [("name", &c.name), ("uuid", &c.uuid)] {
+        if let Some(v) = value {
+            let _ = write!(out, " {name}=\"{}\"", escape(v));
+        }
+    }
+    out.push_str(">\n");
+    if let Some(d) = &c.description {
+        let _ = write!(out, "{pad}  <Description");
+        for (name, value) in [
+            ("manufacturer", &d.manufacturer),
+            ("model", &d.model),
+            ("serialNumber", &d.serial_number),
+            ("station", &d.station),
+        ] {
+            if let Some(v) = value {
+                let _ = write!(out, " {name}=\"{}\"", escape(v));
+            }
+        }
+        let _ = writeln!(out, ">{}</Description>", escape(&d.text));
+    }
+    if !c.data_items.is_empty() {
+        let _ = writeln!(out, "{pad}  <DataItems>");
+        for item in &c.data_items {
+            write_data_item(out, item, &pad);
+        }
+        let _ = writeln!(out, "{pad}  </DataItems>");
+    }
+    if !c.compositions.is_empty() {
+        let _ = writeln!(out, "{pad}  <Compositions>");
+        for comp in &c.compositions {
+            let _ = write!(
+                out,
+                "{pad}    <Composition id=\"{}\" type=\"{}\"",
+                escape(&comp.id),
+                escape(&comp.kind)
+            );
+            if let Some(n) = &comp.name {
+                let _ = write!(out, " name=\"{}\"", escape(n));
+            }
+            out.push_str("/>\n");
+        }
+        let _ = writeln!(out, "{pad}  </Compositions>");
+    }
+    if !c.components.is_empty() {
+        let _ = writeln!(out, "{pad}  <Components>");
+        for child in &c.components {
+            write_component(out, child, depth + 2);
+        }
+        let _ = writeln!(out, "{pad}  </Components>");
+    }
+    let _ = writeln!(out, "{pad}</{}>", c.element);
+}
+
+fn write_data_item(out: &mut String, d: &DataItem, pad: &str) {
+    let _ = write!(
+        out,
+        "{pad}    <DataItem id=\"{}\" type=\"{}\"",
+        escape(&d.id),
+        escape(&d.kind)
+    );
+    if let Some(c) = d.category {
+        let _ = write!(out, " category=\"{}\"", c.as_str());
+    }
+    for (name, value) in [
+        ("name", &d.name),
+        ("subType", &d.sub_type),
+        ("units", &d.units),
+        ("nativeUnits", &d.native_units),
+        ("representation", &d.representation),
+        ("statistic", &d.statistic),
+        ("coordinateSystem", &d.coordinate_system),
+        ("compositionId", &d.composition_id),
+    ] {
+        if let Some(v) = value {
+            let _ = write!(out, " {name}=\"{}\"", escape(v));
+        }
+    }
+    if let Some(n) = d.significant_digits {
+        let _ = write!(out, " significantDigits=\"{n}\"");
+    }
+    if let Some(r) = d.sample_rate {
+        let _ = write!(out, " sampleRate=\"{r}\"");
+    }
+    if d.discrete {
+        out.push_str(" discrete=\"true\"");
+    }
+    let Some(c) = &d.constraints else {
+        out.push_str("/>\n");
+        return;
+    };
+    out.push_str("><Constraints>");
+    for v in &c.values {
+        let _ = write!(out, "<Value>{}</Value>", escape(v));
+    }
+    for (name, value) in [
+        ("Minimum", c.minimum),
+        ("Maximum", c.maximum),
+        ("Nominal", c.nominal),
+    ] {
+        if let Some(n) = value {
+            let _ = write!(out, "<{name}>{n}</{name}>");
+        }
+    }
+    out.push_str("</Constraints></DataItem>\n");
+}
+
+/// Writes an MTConnectError document (MTConnect Part 1, "MTConnectError") with one error.
+pub fn write_error(header: &Header, code: &crate::ErrorCode, text: &str) -> String {
+    let mut out = String::with_capacity(512);
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MTConnectError xmlns=\"urn:mtconnect.org:MTConnectError:1.3\">\n  ");
+    write_header(&mut out, header);
+    let _ = write!(
+        out,
+        "\n  <Errors>\n    <Error errorCode=\"{}\">{}</Error>\n  </Errors>\n</MTConnectError>\n",
+        escape(code.as_str()),
+        escape(text)
+    );
+    out
+}

@@ -1,0 +1,155 @@
+//! Messy real-world input: one bad observation never loses the document.
+
+use factorydash_core::Category;
+use factorydash_mtconnect::{parse_streams, ProblemKind, ValueRef};
+
+const GOOD: &str = r#"<Samples><Position dataItemId="xp" sequence="10" timestamp="2024-01-01T00:00:00Z">1.5</Position>"#;
+
+fn doc(body: &str) -> String {
+    format!(
+        r#"<?xml-stylesheet type="text/xsl" href="/styles/Streams.xsl"?>
+<!-- a comment -->
+<m:MTConnectStreams xmlns:m="urn:mtconnect.org:MTConnectStreams:1.3"><m:Header instanceId='7' nextSequence='13' firstSequence='1' lastSequence='12'/>
+<m:Streams><m:DeviceStream name="M" uuid="u"><m:ComponentStream component="Linear" componentId="x">{body}</m:ComponentStream></m:DeviceStream></m:Streams></m:MTConnectStreams>"#
+    )
+}
+
+#[test]
+fn a_bad_observation_is_reported_and_skipped() {
+    let xml = doc(&format!(
+        r#"{GOOD}<Position dataItemId="xp" timestamp="2024-01-01T00:00:01Z">2</Position>
+<Position dataItemId="xp" sequence="12" timestamp="yesterday">3</Position>
+<Position dataItemId="xp" sequence="x" timestamp="2024-01-01T00:00:01Z">4</Position>
+<Position sequence="11" timestamp="2024-01-01T00:00:01Z">5</Position>
+<Position dataItemId="xp" sequence="12" timestamp="2024-01-01T00:00:02Z">6</Position></Samples>"#
+    ));
+    let parsed = parse_streams(xml.as_bytes()).unwrap();
+    let values: Vec<_> = parsed
+        .value
+        .observations
+        .iter()
+        .map(|o| (o.sequence, o.value.clone()))
+        .collect();
+    assert_eq!(
+        values,
+        vec![
+            (10, ValueRef::Text("1.5".into())),
+            (12, ValueRef::Text("6".into()))
+        ]
+    );
+    let kinds: Vec<_> = parsed.problems.iter().map(|p| p.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            ProblemKind::MissingAttribute,
+            ProblemKind::InvalidAttribute,
+            ProblemKind::InvalidAttribute,
+            ProblemKind::MissingAttribute
+        ]
+    );
+    assert!(parsed.is_complete());
+    assert_eq!(parsed.value.header.instance_id, 7);
+}
+
+#[test]
+fn bom_prefix_entities_and_whitespace() {
+    let xml = doc(
+        r#"<Events><x:Motion dataItemId="m" sequence="1" timestamp="2024-01-01T00:00:00"> A &amp; B&#x21; </x:Motion><Message dataItemId="msg" sequence="2" timestamp="2024-01-01T00:00:00Z" nativeCode=""/></Events>"#,
+    );
+    let mut bytes = b"\xEF\xBB\xBF".to_vec();
+    bytes.extend_from_slice(xml.as_bytes());
+    let parsed = parse_streams(&bytes).unwrap();
+    let o = &parsed.value.observations;
+    assert_eq!(o.len(), 2);
+    assert_eq!(o[0].element, "x:Motion");
+    assert_eq!(o[0].local_name(), "Motion");
+    assert_eq!(o[0].value, ValueRef::Text("A & B!".into()));
+    assert_eq!(o[0].category, Category::Event);
+    assert_eq!(o[1].value, ValueRef::Text("".into()));
+    let kinds: Vec<_> = parsed.problems.iter().map(|p| p.kind).collect();
+    assert_eq!(
+        kinds,
+        [ProblemKind::UndeclaredPrefix, ProblemKind::MissingTimeZone]
+    );
+}
+
+#[test]
+fn a_truncated_document_keeps_what_came_before_and_says_so() {
+    let xml = doc(&format!("{GOOD}</Samples>"));
+    let cut = &xml.as_bytes()[..xml.find("</m:ComponentStream>").unwrap() + 5];
+    let parsed = parse_streams(cut).unwrap();
+    assert_eq!(parsed.value.observations.len(), 1);
+    assert!(!parsed.is_complete());
+}
+
+#[test]
+fn dataset_and_table_entries_become_key_value_text() {
+    let xml = doc(
+        r#"<Events><VariableDataSet dataItemId="v" sequence="1" timestamp="2024-01-01T00:00:00Z" count="2"><Entry key="a">1</Entry><Entry key="b" removed="true"/></VariableDataSet><WorkOffsetTable dataItemId="t" sequence="2" timestamp="2024-01-01T00:00:00Z"><Entry key="G54"><Cell key="X">1</Cell><Cell key="Y">2</Cell></Entry></WorkOffsetTable></Events>"#,
+    );
+    let parsed = parse_streams(xml.as_bytes()).unwrap();
+    let v: Vec<_> = parsed
+        .value
+        .observations
+        .iter()
+        .map(|o| o.value.clone())
+        .collect();
+    assert_eq!(
+        v,
+        [
+            ValueRef::Text("a=1 b".into()),
+            ValueRef::Text("G54={X=1 Y=2}".into())
+        ]
+    );
+}
+
+#[test]
+fn depth_and_size_are_bounded() {
+    let deep = format!("{}{}", "<a>".repeat(10_000), "</a>".repeat(10_000));
+    let xml = doc(&format!("<Samples>{deep}</Samples>"));
+    let parsed = parse_streams(xml.as_bytes()).unwrap();
+    assert!(parsed.value.observations.is_empty());
+    let opts = factorydash_mtconnect::ParseOptions {
+        max_document_bytes: 10,
+        ..Default::default()
+    };
+    assert!(matches!(
+        factorydash_mtconnect::parse_streams_with(xml.as_bytes(), &opts),
+        Err(factorydash_mtconnect::Error::TooLarge { limit: 10 })
+    ));
+}
+
+#[test]
+fn the_bufread_reader_yields_what_the_slice_parser_does() {
+    use factorydash_mtconnect::{StreamsBufReader, StreamsItem};
+    use std::io::BufReader;
+    let path = crate::nist_recording().join("qdr_input001.xml.gz");
+    let bytes = factorydash_mtconnect::recording::read_maybe_gzipped(&path).unwrap();
+    let whole = parse_streams(&bytes).unwrap();
+    // Straight from the gzip stream, with a small buffer: nothing held but the current element.
+    let file = std::fs::File::open(&path).unwrap();
+    let source = BufReader::with_capacity(512, flate2::read::GzDecoder::new(file));
+    let mut observations = Vec::new();
+    let mut problems = Vec::new();
+    for item in StreamsBufReader::new(source).unwrap() {
+        match item {
+            StreamsItem::Observation(o) => observations.push(o),
+            StreamsItem::Problem(p) => problems.push(p),
+            _ => {}
+        }
+    }
+    assert_eq!(observations, whole.value.observations);
+    assert_eq!(problems.len(), whole.problems.len());
+
+    let error = std::fs::read(crate::fixtures_dir().join("error-no-device.xml")).unwrap();
+    match StreamsBufReader::new(error.as_slice()) {
+        Err(factorydash_mtconnect::Error::Agent(doc)) => {
+            assert_eq!(
+                doc.errors[0].code,
+                factorydash_mtconnect::ErrorCode::NoDevice
+            )
+        }
+        Err(other) => panic!("expected the agent's error, got {other}"),
+        Ok(_) => panic!("expected the agent's error"),
+    }
+}

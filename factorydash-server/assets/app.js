@@ -1,0 +1,202 @@
+// factorydash live updates. Agent data is untrusted: only textContent is ever set.
+"use strict";
+(function () {
+  const body = document.body;
+  const limit = Number(body.dataset.limit || 50);
+  const deviceFilter = body.dataset.device || "";
+  const rows = new Map();
+  const key = (device, item) => device + "\u001f" + item;
+
+  function indexRows() {
+    rows.clear();
+    for (const tr of document.querySelectorAll("#rows tr")) rows.set(key(tr.dataset.device, tr.dataset.item), tr);
+  }
+
+  function valueText(o) {
+    const text = o.value === null ? (o.condition ? "" : "UNAVAILABLE") : o.value;
+    if (o.condition) return o.condition.level + (text ? ": " + text : "");
+    return text;
+  }
+
+  function setTime(el, iso) {
+    el.dataset.ts = iso;
+    el.textContent = iso;
+  }
+
+  function cell(text, cls) {
+    const td = document.createElement("td");
+    if (cls) td.className = cls;
+    td.textContent = text;
+    return td;
+  }
+
+  function buildRow(r) {
+    const tr = document.createElement("tr");
+    tr.dataset.device = r.device;
+    tr.dataset.item = r.data_item_id;
+    tr.append(cell(r.device), cell(r.component || r.component_id),
+      cell(r.data_item_id + (r.name ? " (" + r.name + ")" : "")),
+      cell(r.kind + (r.sub_type ? " " + r.sub_type : "")),
+      cell(valueText(r), "value" + (r.value === null ? " unavailable" : "")),
+      cell(r.units || ""));
+    const td = cell("", "ts");
+    const t = document.createElement("time");
+    t.dataset.mode = "clock";
+    setTime(t, r.timestamp);
+    td.append(t);
+    tr.append(td);
+    return tr;
+  }
+
+  // The first page grows as new data items appear: refetch it (at most once a second).
+  let refetching = false;
+  async function refetchPage() {
+    if (refetching) return;
+    refetching = true;
+    try {
+      const q = new URLSearchParams({ limit: String(limit) });
+      if (deviceFilter) q.set("device", deviceFilter);
+      const res = await fetch("/api/latest?" + q.toString());
+      if (res.ok) {
+        const page = await res.json();
+        const tbody = document.getElementById("rows");
+        tbody.replaceChildren(...page.items.map(buildRow));
+        const empty = document.getElementById("empty");
+        if (empty && page.items.length) empty.remove();
+        indexRows();
+        ages();
+      }
+    } finally {
+      setTimeout(() => { refetching = false; }, 1000);
+    }
+  }
+
+  function applyLatest(items) {
+    let missing = false;
+    for (const o of items) {
+      if (deviceFilter && o.device !== deviceFilter) continue;
+      const tr = rows.get(key(o.device, o.data_item_id));
+      if (!tr) { missing = true; continue; }
+      const v = tr.querySelector("td.value");
+      v.textContent = valueText(o);
+      v.classList.toggle("unavailable", o.value === null);
+      setTime(tr.querySelector("time"), o.timestamp);
+      tr.classList.remove("changed");
+      void tr.offsetWidth;
+      tr.classList.add("changed");
+    }
+    if (missing && body.dataset.firstPage === "1" && rows.size < limit) refetchPage();
+  }
+
+  function text(v) { return v === undefined ? "—" : (v === null ? "UNAVAILABLE" : v); }
+
+  function applyDevices(statuses) {
+    for (const s of statuses) {
+      const card = document.querySelector('.card[data-device="' + CSS.escape(s.device) + '"]');
+      if (!card) continue;
+      for (const f of ["availability", "execution", "controller_mode", "emergency_stop"]) {
+        const el = card.querySelector('[data-field="' + f + '"]');
+        if (el) el.textContent = s[f] === undefined || (s[f] === null && s.observed_items === 0) ? "—" : text(s[f]);
+      }
+      const newest = card.querySelector('[data-field="newest"]');
+      if (newest && s.newest) {
+        const t = document.createElement("time");
+        setTime(t, s.newest);
+        newest.replaceChildren(t);
+      }
+      const list = card.querySelector('[data-field="conditions"]');
+      const lis = s.active_conditions.map((c) => {
+        const li = document.createElement("li");
+        li.className = c.level.toLowerCase();
+        li.textContent = c.level + " " + c.kind + (c.native_code ? " [" + c.native_code + "]" : "") + (c.message ? ": " + c.message : "");
+        return li;
+      });
+      if (!lis.length) {
+        const li = document.createElement("li");
+        li.className = "none";
+        li.textContent = "No active conditions";
+        lis.push(li);
+      }
+      list.replaceChildren(...lis);
+      const exec = s.execution;
+      let cls = "idle";
+      if (s.observed_items === 0) cls = "nodata";
+      else if (s.availability === null || (s.availability === undefined && exec === undefined)) cls = "unavailable";
+      else if (s.active_conditions.some((c) => c.level === "Fault")) cls = "fault";
+      else if (exec === "ACTIVE") cls = "active";
+      else if (["STOPPED", "INTERRUPTED", "FEED_HOLD"].includes(exec)) cls = "stopped";
+      card.classList.remove("active", "idle", "stopped", "fault", "unavailable", "nodata");
+      card.classList.add(cls);
+    }
+  }
+
+  function applyHealth(sources) {
+    const banner = document.getElementById("banner");
+    const alerts = sources.filter((s) => s.unreachable_since).map((s) => {
+      const p = document.createElement("p");
+      p.className = "alert";
+      const retry = s.retry_at ? " Retrying at " + new Date(s.retry_at).toLocaleTimeString() : " Retrying";
+      p.textContent = "Cannot reach " + s.source + " since " + new Date(s.unreachable_since).toLocaleString() +
+        (s.last_error ? " (" + s.last_error + ")" : "") + "." + retry + "; showing the last data received.";
+      return p;
+    });
+    banner.replaceChildren(...alerts);
+    const list = document.getElementById("sources");
+    list.replaceChildren(...sources.map((s) => {
+      const span = document.createElement("span");
+      span.className = "source";
+      span.dataset.source = s.source;
+      let text = s.source + ": " + s.state.replace("_", " ") + " · " + s.observations.toLocaleString() + " observations";
+      if (s.observations_per_second >= 0.1) text += " · " + s.observations_per_second.toFixed(1) + "/s";
+      if (s.gaps) text += " · " + s.gaps + " gap" + (s.gaps > 1 ? "s" : "") + " (observations the agent lost)";
+      if (s.restarts) text += " · agent restarted " + s.restarts + "×";
+      span.textContent = text;
+      return span;
+    }));
+  }
+
+  function age(ms) {
+    const s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return s + " s ago";
+    if (s < 3600) return Math.round(s / 60) + " min ago";
+    if (s < 86400) return Math.round(s / 3600) + " h ago";
+    return Math.round(s / 86400) + " days ago";
+  }
+
+  function ages() {
+    const now = Date.now();
+    for (const t of document.querySelectorAll("time[data-ts]")) {
+      const when = Date.parse(t.dataset.ts);
+      if (Number.isNaN(when)) continue;
+      t.title = t.dataset.ts;
+      t.textContent = t.dataset.mode === "clock" ? new Date(when).toLocaleString() : age(now - when);
+    }
+    for (const card of document.querySelectorAll(".card")) {
+      const t = card.querySelector('[data-field="newest"] time');
+      card.classList.toggle("stale", !!t && now - Date.parse(t.dataset.ts) > 5 * 60 * 1000);
+    }
+  }
+
+  let delay = 500;
+  function connect() {
+    const live = document.getElementById("live");
+    const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+    ws.onopen = () => { delay = 500; live.textContent = "live"; };
+    ws.onmessage = (ev) => {
+      const msg = JSON.parse(ev.data);
+      if (msg.type === "latest") { applyLatest(msg.items); applyDevices(msg.devices); ages(); }
+      else if (msg.type === "health") applyHealth(msg.sources);
+      else if (msg.type === "resync") refetchPage();
+    };
+    ws.onclose = () => {
+      live.textContent = "reconnecting…";
+      setTimeout(connect, delay);
+      delay = Math.min(delay * 2, 15000);
+    };
+  }
+
+  indexRows();
+  ages();
+  setInterval(ages, 1000);
+  connect();
+})();

@@ -1,0 +1,127 @@
+//! End-to-end ingest rate: a replay agent serving the bundled NIST recording (112,762
+//! observations, all revealed at once) followed over HTTP on 127.0.0.1 by `factorydash serve`,
+//! into the in-memory store and into PostgreSQL, side by side.
+//!
+//! Run with: `cargo bench -p factorydash-server --bench ingest`
+//! (PostgreSQL from `FACTORYDASH_TEST_DATABASE_URL`; skipped without it).
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const TOTAL: u64 = 112_762;
+
+async fn start(args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_factorydash"))
+        .args(args)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next_line().await.unwrap().unwrap();
+    let base = format!(
+        "http://{}",
+        line.split("http://").nth(1).unwrap().trim_end_matches('/')
+    );
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base)
+}
+
+async fn observations(base: &str) -> u64 {
+    let health: serde_json::Value = reqwest::get(format!("{base}/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    health["observations"].as_u64().unwrap_or(0)
+}
+
+/// Seconds from start until every observation is stored.
+async fn run(agent: &str, extra: &[&str]) -> f64 {
+    let mut args = vec![
+        "serve",
+        "--agent",
+        agent,
+        "--listen",
+        "127.0.0.1:0",
+        "--count",
+        "10000",
+        "--poll-interval",
+        "50ms",
+    ];
+    args.extend_from_slice(extra);
+    let started = Instant::now();
+    let (_child, base) = start(&args).await;
+    while observations(&base).await < TOTAL {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "ingest did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    started.elapsed().as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    // `cargo bench -- --list` and the like: nothing to list.
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let recording = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../recordings/nist-gfagie01-2016-05-02"
+    );
+    let (_agent, agent) = start(&[
+        "replay",
+        recording,
+        "--listen",
+        "127.0.0.1:0",
+        "--speed",
+        "1000000",
+    ])
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    println!("End-to-end ingest of {TOTAL} NIST observations over HTTP (best of 3):");
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        best = best.min(run(&agent, &[]).await);
+    }
+    println!(
+        "  memory store:     {:>9.0} observations/s ({best:.2} s)",
+        TOTAL as f64 / best
+    );
+    let Ok(url) = std::env::var("FACTORYDASH_TEST_DATABASE_URL") else {
+        println!("  postgresql store: skipped (set FACTORYDASH_TEST_DATABASE_URL)");
+        return;
+    };
+    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut best_pg = f64::MAX;
+    for i in 0..3 {
+        let name = format!("fdbench_{}_{i}", std::process::id());
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let mut db = reqwest::Url::parse(&url).unwrap();
+        db.set_path(&name);
+        best_pg = best_pg.min(run(&agent, &["--database-url", db.as_str()]).await);
+        admin
+            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await
+            .unwrap();
+    }
+    println!(
+        "  postgresql store: {:>9.0} observations/s ({best_pg:.2} s)",
+        TOTAL as f64 / best_pg
+    );
+    println!("  ratio memory/postgresql: {:.1}x", best_pg / best);
+}

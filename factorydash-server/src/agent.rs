@@ -1,0 +1,482 @@
+//! `factorydash replay`: a recording served as an MTConnect agent over HTTP (`/probe`,
+//! `/current`, `/sample?from=&count=`, and streaming `/sample?interval=&heartbeat=`),
+//! revealed at the recording's pace, with the recording's sequence numbers. Documents are
+//! written by factorydash-mtconnect.
+//!
+//! It can misbehave on demand, as real agents do, for tests and for anyone testing their
+//! own client: `POST /_factorydash/faults?…` (see [`FaultQuery`]).
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use factorydash_core::Observation;
+use factorydash_mtconnect::{write_error, ErrorCode, Header, StreamsWriter};
+use serde::{Deserialize, Serialize};
+use warp::http::StatusCode;
+use warp::reply::{Reply, Response};
+use warp::Filter;
+
+use crate::replay::Replay;
+
+/// The most observations one `/sample` answers, as cppagent's default limit.
+const MAX_COUNT: u64 = 10_000;
+
+/// A replay agent: the recording and the faults switched on.
+pub struct ReplayAgent {
+    replay: Arc<Replay>,
+    faults: Faults,
+    started: chrono::DateTime<Utc>,
+    /// Held (shared) while a page is cut from the buffer, and exclusively while a restart or
+    /// a wrap moves the buffer's start: no page of the old instance ever holds an
+    /// observation the new buffer holds too.
+    buffer: std::sync::RwLock<()>,
+}
+
+/// Misbehaviour switched on at run time.
+#[derive(Default)]
+struct Faults {
+    refuse_streaming: AtomicBool,
+    stall: AtomicBool,
+    drop_mid_part: AtomicBool,
+    malformed: AtomicBool,
+    slow_ms: AtomicU64,
+    /// Added to the recording's instanceId: each restart adds one.
+    restarts: AtomicU64,
+    /// The oldest sequence the agent still holds (a restart or a wrap moves it).
+    first_floor: AtomicU64,
+    /// Device model changes so far (each moves `deviceModelChangeTime` on a second).
+    model_changes: AtomicU64,
+    /// `/probe` requests answered.
+    probes: AtomicU64,
+}
+
+/// `POST /_factorydash/faults` parameters; each given one is set.
+#[derive(Debug, Default, Deserialize)]
+pub struct FaultQuery {
+    /// Answer streaming requests with an `UNSUPPORTED` error, as 1.2-era agents do.
+    refuse_streaming: Option<bool>,
+    /// Streams go silent (no parts, no heartbeats) but stay open.
+    stall: Option<bool>,
+    /// The next streamed part is cut in the middle and its connection dropped.
+    drop_mid_part: Option<bool>,
+    /// The next `/sample` answer (polled or streamed) is broken off mid-document.
+    malformed: Option<bool>,
+    /// Wait this long (milliseconds) before every answer.
+    slow_ms: Option<u64>,
+    /// Restart now: a new instanceId, an empty buffer (what was revealed is gone).
+    restart: Option<bool>,
+    /// Wrap the buffer now: keep only the newest N revealed observations.
+    wrap: Option<u64>,
+    /// Announce a device model change (MTConnect 2.x `deviceModelChangeTime` moves).
+    model_change: Option<bool>,
+}
+
+/// What the faults endpoint answers.
+#[derive(Debug, Serialize)]
+struct FaultState {
+    instance_id: u64,
+    probes: u64,
+    first_sequence: u64,
+    last_sequence: u64,
+    refuse_streaming: bool,
+    stall: bool,
+    slow_ms: u64,
+}
+
+/// The `/sample` query.
+#[derive(Debug, Deserialize)]
+struct SampleQuery {
+    from: Option<String>,
+    count: Option<String>,
+    interval: Option<String>,
+    heartbeat: Option<String>,
+}
+
+impl ReplayAgent {
+    /// An agent over `replay`, behaving well.
+    pub fn new(replay: Arc<Replay>) -> Arc<Self> {
+        Arc::new(ReplayAgent {
+            replay,
+            faults: Faults::default(),
+            started: Utc::now(),
+            buffer: std::sync::RwLock::new(()),
+        })
+    }
+
+    fn instance_id(&self) -> u64 {
+        self.replay.recording.header.instance_id + self.faults.restarts.load(Ordering::SeqCst)
+    }
+
+    /// The observations the agent holds now: revealed, and not before the buffer's start.
+    fn held(&self) -> &[Observation] {
+        let obs = &self.replay.observations()[..self.replay.revealed()];
+        let floor = self.faults.first_floor.load(Ordering::SeqCst);
+        &obs[obs.partition_point(|o| o.sequence < floor)..]
+    }
+
+    /// The header when the agent holds `held`.
+    fn header(&self, held: &[Observation]) -> Header {
+        let recording_first = self.replay.observations().first().map_or(1, |o| o.sequence);
+        let revealed = &self.replay.observations()[..self.replay.revealed()];
+        let last = revealed
+            .last()
+            .map_or(recording_first.saturating_sub(1), |o| o.sequence);
+        let first = held
+            .first()
+            .map_or(last + 1, |o| o.sequence)
+            .max(recording_first);
+        Header {
+            instance_id: self.instance_id(),
+            sender: "factorydash-replay".into(),
+            version: self.replay.recording.header.version.clone(),
+            buffer_size: Some(self.replay.observations().len().max(1).next_power_of_two() as u64),
+            next_sequence: Some(last + 1),
+            first_sequence: Some(first),
+            last_sequence: Some(last),
+            creation_time: Some(Utc::now()),
+            device_model_change_time: Some(
+                self.started
+                    + chrono::Duration::seconds(
+                        self.faults.model_changes.load(Ordering::SeqCst) as i64
+                    ),
+            ),
+            ..Header::default()
+        }
+    }
+
+    fn writer(&self) -> StreamsWriter<'_> {
+        StreamsWriter {
+            devices: Some(&self.replay.recording.devices),
+            extension_namespaces: vec![("x".into(), "urn:nist.gov:NistStreams:1.3".into())],
+            ..StreamsWriter::default()
+        }
+    }
+
+    fn error(&self, status: StatusCode, code: &ErrorCode, text: &str) -> Response {
+        xml(status, write_error(&self.header(self.held()), code, text))
+    }
+
+    fn current(&self) -> Response {
+        let held = self.held();
+        let mut seen = HashSet::new();
+        let mut latest: Vec<Observation> = held
+            .iter()
+            .rev()
+            .filter(|o| seen.insert((&o.device, &o.data_item_id)))
+            .cloned()
+            .collect();
+        latest.reverse();
+        xml(
+            StatusCode::OK,
+            self.writer().write(&self.header(held), &latest),
+        )
+    }
+
+    /// The header and observations of a `/sample` page of up to `count` from `from` (from
+    /// the oldest held when `None`), or the error to answer.
+    fn slice(
+        &self,
+        from: Option<u64>,
+        count: u64,
+    ) -> Result<(Header, &[Observation]), Box<Response>> {
+        let held = self.held();
+        let mut head = self.header(held);
+        let (first, next) = (
+            head.first_sequence.unwrap_or(1),
+            head.next_sequence.unwrap_or(1),
+        );
+        let from = from.unwrap_or(first);
+        if count == 0 || count > MAX_COUNT {
+            return Err(Box::new(self.error(
+                StatusCode::BAD_REQUEST,
+                &ErrorCode::OutOfRange,
+                &format!("'count' must be between 1 and {MAX_COUNT}"),
+            )));
+        }
+        if from < first || from > next {
+            return Err(Box::new(self.error(
+                StatusCode::BAD_REQUEST,
+                &ErrorCode::OutOfRange,
+                &format!("'from' must be between {first} and {next}"),
+            )));
+        }
+        let start = held.partition_point(|o| o.sequence < from);
+        let page = &held[start..(start + count as usize).min(held.len())];
+        head.next_sequence = Some(page.last().map_or(from, |o| o.sequence + 1));
+        Ok((head, page))
+    }
+
+    /// A page written out, broken off in the middle when the `malformed` fault is on.
+    fn write_page(&self, head: &Header, page: &[Observation]) -> String {
+        let mut doc = self.writer().write(head, page);
+        if self.faults.malformed.swap(false, Ordering::SeqCst) {
+            doc.truncate(doc.len() / 2);
+        }
+        doc
+    }
+
+    async fn sample(self: Arc<Self>, q: SampleQuery) -> Response {
+        let parse = |name: &str, v: &Option<String>| -> Result<Option<u64>, String> {
+            v.as_deref()
+                .map(|s| {
+                    s.parse::<u64>()
+                        .map_err(|_| format!("'{name}' must be a positive integer, got '{s}'"))
+                })
+                .transpose()
+        };
+        let parsed = (|| {
+            Ok::<_, String>((
+                parse("from", &q.from)?,
+                parse("count", &q.count)?,
+                parse("interval", &q.interval)?,
+                parse("heartbeat", &q.heartbeat)?,
+            ))
+        })();
+        let (from, count, interval, heartbeat) = match parsed {
+            Ok(p) => p,
+            Err(e) => return self.error(StatusCode::BAD_REQUEST, &ErrorCode::InvalidRequest, &e),
+        };
+        let count = count.unwrap_or(100);
+        let Some(interval) = interval else {
+            return match self.slice(from, count) {
+                Ok((head, page)) => xml(StatusCode::OK, self.write_page(&head, page)),
+                Err(e) => *e,
+            };
+        };
+        if self.faults.refuse_streaming.load(Ordering::SeqCst) {
+            return self.error(
+                StatusCode::BAD_REQUEST,
+                &ErrorCode::Unsupported,
+                "streaming is not supported",
+            );
+        }
+        // Answer a bad `from` before the stream starts, as the reference agent does.
+        if let Err(e) = self.slice(from, 1) {
+            return *e;
+        }
+        let interval = Duration::from_millis(interval.max(10));
+        let heartbeat = Duration::from_millis(heartbeat.unwrap_or(10_000).max(10));
+        stream(self, from, count, interval, heartbeat)
+    }
+}
+
+fn xml(status: StatusCode, body: String) -> Response {
+    warp::reply::with_status(
+        warp::reply::with_header(body, "content-type", "text/xml; charset=utf-8"),
+        status,
+    )
+    .into_response()
+}
+
+/// A streaming answer: one part per page while there is data, an empty document every
+/// heartbeat while there is none (cppagent's `multipart/mixed` framing).
+fn stream(
+    agent: Arc<ReplayAgent>,
+    from: Option<u64>,
+    count: u64,
+    interval: Duration,
+    heartbeat: Duration,
+) -> Response {
+    let boundary = format!("factorydash-{:016x}", rand_u64());
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    let part_boundary = boundary.clone();
+    tokio::spawn(async move {
+        let instance = agent.instance_id();
+        let mut pos =
+            from.unwrap_or_else(|| agent.header(agent.held()).first_sequence.unwrap_or(1));
+        let mut last_part = tokio::time::Instant::now() - heartbeat;
+        loop {
+            if agent.instance_id() != instance
+                || agent.faults.first_floor.load(Ordering::SeqCst) > pos
+            {
+                return; // restarted or wrapped past us: the connection ends
+            }
+            if !agent.faults.stall.load(Ordering::SeqCst) {
+                let held_end = agent.held().last().map_or(0, |o| o.sequence + 1);
+                let mut sent = false;
+                while pos < held_end {
+                    let Ok((head, page)) = agent.slice(Some(pos), count) else {
+                        return;
+                    };
+                    let next = head.next_sequence.unwrap_or(held_end);
+                    let part = framed(&part_boundary, &agent.write_page(&head, page));
+                    if agent.faults.drop_mid_part.swap(false, Ordering::SeqCst) {
+                        let _ = tx.send(Ok(part[..part.len() / 2].to_vec())).await;
+                        let _ = tx
+                            .send(Err(std::io::Error::other("dropped mid-part on purpose")))
+                            .await;
+                        return;
+                    }
+                    if tx.send(Ok(part)).await.is_err() {
+                        return;
+                    }
+                    sent = true;
+                    if next <= pos {
+                        break;
+                    }
+                    pos = next;
+                }
+                if sent {
+                    last_part = tokio::time::Instant::now();
+                } else if last_part.elapsed() >= heartbeat {
+                    let Ok((head, page)) = agent.slice(Some(pos), count) else {
+                        return;
+                    };
+                    if tx
+                        .send(Ok(framed(&part_boundary, &agent.write_page(&head, page))))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    last_part = tokio::time::Instant::now();
+                }
+            }
+            tokio::time::sleep(interval).await;
+        }
+    });
+    let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    warp::reply::with_header(
+        warp::reply::stream(body),
+        "content-type",
+        format!("multipart/mixed;boundary={boundary}"),
+    )
+    .into_response()
+}
+
+fn framed(boundary: &str, doc: &str) -> Vec<u8> {
+    let mut part = format!(
+        "--{boundary}\r\nContent-type: text/xml\r\nContent-length: {}\r\n\r\n",
+        doc.len()
+    )
+    .into_bytes();
+    part.extend_from_slice(doc.as_bytes());
+    part.extend_from_slice(b"\r\n");
+    part
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish()
+}
+
+async fn slow(agent: &ReplayAgent) {
+    let ms = agent.faults.slow_ms.load(Ordering::SeqCst);
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+fn set_faults(agent: &ReplayAgent, q: FaultQuery) -> Response {
+    let f = &agent.faults;
+    for (flag, value) in [
+        (&f.refuse_streaming, q.refuse_streaming),
+        (&f.stall, q.stall),
+        (&f.drop_mid_part, q.drop_mid_part),
+        (&f.malformed, q.malformed),
+    ] {
+        if let Some(v) = value {
+            flag.store(v, Ordering::SeqCst);
+        }
+    }
+    if let Some(ms) = q.slow_ms {
+        f.slow_ms.store(ms, Ordering::SeqCst);
+    }
+    let _buffer = agent.buffer.write().unwrap_or_else(|p| p.into_inner());
+    let revealed_end = agent.replay.observations()[..agent.replay.revealed()]
+        .last()
+        .map_or(0, |o| o.sequence + 1);
+    if q.restart == Some(true) {
+        f.restarts.fetch_add(1, Ordering::SeqCst);
+        f.first_floor.fetch_max(revealed_end, Ordering::SeqCst);
+        tracing::warn!(
+            "replay agent: restarted (instanceId {})",
+            agent.instance_id()
+        );
+    }
+    if q.model_change == Some(true) {
+        f.model_changes.fetch_add(1, Ordering::SeqCst);
+        tracing::warn!("replay agent: device model changed");
+    }
+    if let Some(keep) = q.wrap {
+        f.first_floor
+            .fetch_max(revealed_end.saturating_sub(keep), Ordering::SeqCst);
+        tracing::warn!("replay agent: buffer wrapped, keeping the newest {keep}");
+    }
+    drop(_buffer);
+    let head = agent.header(agent.held());
+    warp::reply::json(&FaultState {
+        instance_id: head.instance_id,
+        probes: f.probes.load(Ordering::SeqCst),
+        first_sequence: head.first_sequence.unwrap_or(0),
+        last_sequence: head.last_sequence.unwrap_or(0),
+        refuse_streaming: f.refuse_streaming.load(Ordering::SeqCst),
+        stall: f.stall.load(Ordering::SeqCst),
+        slow_ms: f.slow_ms.load(Ordering::SeqCst),
+    })
+    .into_response()
+}
+
+/// The agent's routes.
+pub fn routes(
+    agent: Arc<ReplayAgent>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let with = warp::any().map(move || agent.clone());
+    let probe = warp::path!("probe")
+        .and(warp::get())
+        .and(with.clone())
+        .then(|a: Arc<ReplayAgent>| async move {
+            slow(&a).await;
+            a.faults.probes.fetch_add(1, Ordering::SeqCst);
+            xml(
+                StatusCode::OK,
+                String::from_utf8_lossy(&a.replay.recording.probe).into_owned(),
+            )
+        });
+    let current = warp::path!("current")
+        .and(warp::get())
+        .and(with.clone())
+        .then(|a: Arc<ReplayAgent>| async move {
+            slow(&a).await;
+            a.current()
+        });
+    let sample = warp::path!("sample")
+        .and(warp::get())
+        .and(warp::query::<SampleQuery>())
+        .and(with.clone())
+        .then(|q: SampleQuery, a: Arc<ReplayAgent>| async move {
+            slow(&a).await;
+            a.sample(q).await
+        });
+    let faults = warp::path!("_factorydash" / "faults")
+        .and(warp::query::<FaultQuery>())
+        .and(with.clone())
+        .map(|q: FaultQuery, a: Arc<ReplayAgent>| set_faults(&a, q));
+    let other = warp::any().and(with).map(|a: Arc<ReplayAgent>| {
+        a.error(
+            StatusCode::NOT_FOUND,
+            &ErrorCode::InvalidUri,
+            "the URI is not one this agent serves",
+        )
+    });
+    probe
+        .or(current)
+        .unify()
+        .or(sample)
+        .unify()
+        .or(faults)
+        .unify()
+        .or(other)
+        .unify()
+}

@@ -1,0 +1,286 @@
+//! The ingest tasks: follow an agent, or play a recording, into the store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use factorydash_mtconnect::client::{
+    AgentClient, Backoff, ClientError, Follower, FollowerConfig, Step,
+};
+use tokio::time::{sleep, sleep_until, Instant};
+
+use crate::replay::Replay;
+use crate::state::{App, SourceState};
+
+/// How an agent is followed.
+#[derive(Debug, Clone)]
+pub struct FollowSettings {
+    /// Observations per `/sample` request (and per streamed part).
+    pub count: u64,
+    /// The wait between requests once caught up, when polling.
+    pub poll_interval: Duration,
+    /// Stream (`/sample?interval=`) once caught up, instead of polling.
+    pub stream: bool,
+    /// The streaming `interval`.
+    pub interval: Duration,
+    /// The streaming `heartbeat`; a stream silent for about twice as long is reopened.
+    pub heartbeat: Duration,
+}
+
+/// Follows the agent at `url` forever: backfills what it holds by polling `/sample`, then
+/// streams (`/sample?interval=&heartbeat=`), or polls `/sample?from=<nextSequence>` when
+/// the agent does not stream. Each page is stored with its resume point. Errors are retried
+/// with backoff and shown in the source's health.
+pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) {
+    let client = match AgentClient::new(&url) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(agent = %url, error = %e, "not following this agent");
+            app.update_health(&url, |h| h.last_error = Some(e.to_string()));
+            return;
+        }
+    };
+    let mut follower = Follower::new(
+        client,
+        FollowerConfig {
+            count: settings.count,
+        },
+    );
+    let mut backoff = Backoff::default();
+    let mut resumed = false;
+    let mut probed = false;
+    let mut streaming = settings.stream;
+    loop {
+        let polled: Result<bool, String> = async {
+            if !resumed {
+                if let Some(point) = app.store.resume_point(&url).await.map_err(|e| format!("store: {e}"))? {
+                    tracing::info!(agent = %url, instance_id = point.instance_id, next_sequence = point.next_sequence, "resuming");
+                    follower.resume_from(&point);
+                }
+                resumed = true;
+            }
+            if !probed {
+                let devices = follower.client().probe().await.map_err(|e| error_chain(&e))?;
+                for p in &devices.problems {
+                    tracing::warn!(agent = %url, problem = %p, "probe");
+                }
+                app.store
+                    .put_devices(&url, &devices.value.device_infos(&url))
+                    .await
+                    .map_err(|e| format!("store: {e}"))?;
+                probed = true;
+            }
+            let before = follower.position();
+            let step = follower.step().await.map_err(|e| error_chain(&e))?;
+            if step.restarted.is_some() || step.model_changed {
+                probed = false;
+            }
+            let state = if step.caught_up { SourceState::Polling } else { SourceState::Backfilling };
+            store_step(&app, &url, &mut follower, before, step, state).await
+        }
+        .await;
+        let caught_up = match polled {
+            Ok(caught_up) => {
+                backoff.reset();
+                caught_up
+            }
+            Err(error) => {
+                back_off(&app, &url, &mut backoff, error).await;
+                continue;
+            }
+        };
+        if !caught_up {
+            continue;
+        }
+        if !streaming {
+            sleep(settings.poll_interval).await;
+            continue;
+        }
+        let mut stream = match follower
+            .open_stream(settings.interval, settings.heartbeat)
+            .await
+        {
+            Ok(stream) => stream,
+            Err(e @ (ClientError::StreamingUnsupported { .. } | ClientError::Agent { .. })) => {
+                tracing::warn!(agent = %url, error = %error_chain(&e), "the agent does not stream; polling it instead");
+                streaming = false;
+                continue;
+            }
+            Err(e) => {
+                back_off(&app, &url, &mut backoff, error_chain(&e)).await;
+                continue;
+            }
+        };
+        // About twice the heartbeat without a part means the stream is dead.
+        let silence = settings.heartbeat * 2 + Duration::from_secs(1);
+        loop {
+            match stream.next_page(silence).await {
+                Ok(Some(page)) => {
+                    let before = follower.position();
+                    let Some(step) = follower.accept(page) else {
+                        tracing::info!(agent = %url, "the stream no longer continues what was read; reopening");
+                        break;
+                    };
+                    let model_changed = step.model_changed;
+                    if let Err(error) = store_step(
+                        &app,
+                        &url,
+                        &mut follower,
+                        before,
+                        step,
+                        SourceState::Streaming,
+                    )
+                    .await
+                    {
+                        back_off(&app, &url, &mut backoff, error).await;
+                        break;
+                    }
+                    if model_changed {
+                        tracing::info!(agent = %url, "the device model changed; reading /probe again");
+                        probed = false;
+                        break;
+                    }
+                }
+                Ok(None) => {
+                    tracing::info!(agent = %url, "the agent ended the stream; reopening");
+                    app.update_health(&url, |h| h.reconnects += 1);
+                    break;
+                }
+                Err(e) => {
+                    let error = error_chain(&e);
+                    tracing::warn!(agent = %url, %error, "stream lost; reconnecting from the last stored sequence");
+                    app.update_health(&url, |h| {
+                        h.reconnects += 1;
+                        h.last_error = Some(error);
+                    });
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Stores one step (its gap, its batch and resume point), publishes it and updates the
+/// source's health. On a store error the follower is set back to `before`, so that the
+/// same observations are asked for again. Returns whether the follower is caught up.
+async fn store_step(
+    app: &App,
+    url: &str,
+    follower: &mut Follower,
+    before: Option<(u64, u64)>,
+    step: Step,
+    state: SourceState,
+) -> Result<bool, String> {
+    for p in &step.problems {
+        tracing::warn!(agent = %url, problem = %p, "skipped part of an answer");
+    }
+    if let Some((old, new)) = step.restarted {
+        tracing::warn!(agent = %url, old, new, "the agent restarted; reading its new buffer from the start");
+    }
+    let stored = async {
+        if let Some(gap) = &step.gap {
+            tracing::warn!(agent = %url, from = gap.from, to = ?gap.to, "observations lost by the agent before they could be read");
+            app.store.record_gap(gap).await?;
+        }
+        app.store.append(&step.batch).await
+    }
+    .await;
+    let outcome = match stored {
+        Ok(o) => o,
+        Err(e) => {
+            follower.set_position(before);
+            return Err(format!("store: {e}"));
+        }
+    };
+    app.publish(&step.batch.observations).await;
+    let now = Utc::now();
+    app.update_health(url, |h| {
+        h.record_rate(now, outcome.inserted);
+        h.state = state;
+        h.unreachable_since = None;
+        h.retry_at = None;
+        h.last_error = None;
+        h.last_contact = Some(Utc::now());
+        h.observations += outcome.inserted;
+        h.gaps += u64::from(step.gap.is_some());
+        h.restarts += u64::from(step.restarted.is_some());
+        h.instance_id = Some(step.batch.instance_id);
+        h.next_sequence = Some(step.batch.next_sequence);
+    });
+    Ok(step.caught_up)
+}
+
+async fn back_off(app: &App, url: &str, backoff: &mut Backoff, error: String) {
+    let delay = backoff.next_delay();
+    tracing::warn!(agent = %url, %error, retry_in = ?delay, "ingest failed; retrying");
+    let now = Utc::now();
+    app.update_health(url, |h| {
+        h.state = SourceState::BackingOff;
+        h.unreachable_since.get_or_insert(now);
+        h.retry_at = Some(now + chrono::Duration::from_std(delay).unwrap_or_default());
+        h.last_error = Some(error);
+    });
+    sleep(delay).await;
+}
+
+/// An error with its sources, for the page and the log.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Plays `replay` into the store at its pace, in batches at most every 100 ms.
+pub async fn play_recording(app: Arc<App>, source: String, replay: Arc<Replay>) {
+    let devices = replay.recording.devices.device_infos(&source);
+    let mut backoff = Backoff::default();
+    while let Err(e) = app.store.put_devices(&source, &devices).await {
+        tracing::warn!(error = %e, "cannot store the device model; retrying");
+        sleep(backoff.next_delay()).await;
+    }
+    let observations = replay.observations();
+    let instance_id = replay.recording.header.instance_id;
+    let mut done = 0;
+    app.update_health(&source, |h| h.state = SourceState::Replaying);
+    while done < observations.len() {
+        let revealed = replay.revealed();
+        if revealed > done {
+            let batch = factorydash_core::Batch {
+                agent: source.clone(),
+                instance_id,
+                next_sequence: observations[revealed - 1].sequence + 1,
+                observations: observations[done..revealed].to_vec(),
+            };
+            match app.store.append(&batch).await {
+                Ok(outcome) => {
+                    backoff.reset();
+                    app.publish(&batch.observations).await;
+                    done = revealed;
+                    app.update_health(&source, |h| {
+                        h.observations += outcome.inserted;
+                        h.last_contact = Some(Utc::now());
+                        h.next_sequence = Some(batch.next_sequence);
+                        h.instance_id = Some(instance_id);
+                        h.last_error = None;
+                        h.unreachable_since = None;
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot store the replay's batch; retrying");
+                    app.update_health(&source, |h| h.last_error = Some(format!("store: {e}")));
+                    sleep(backoff.next_delay()).await;
+                    continue;
+                }
+            }
+        }
+        let next = replay.reveal_instant(done).unwrap_or_else(Instant::now);
+        sleep_until(next.max(Instant::now() + Duration::from_millis(100))).await;
+    }
+    tracing::info!(%source, observations = observations.len(), "replay finished");
+    app.update_health(&source, |h| h.state = SourceState::Finished);
+}

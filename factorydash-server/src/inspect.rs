@@ -1,0 +1,90 @@
+//! `factorydash inspect FILE`: a document's observations as NDJSON, problems on stderr.
+
+use std::io::{BufWriter, Read, Write};
+use std::path::Path;
+
+use anyhow::Context;
+use factorydash_mtconnect::{
+    parse_document, recording::read_maybe_gzipped, Document, ObservationRef, ParseOptions,
+};
+use serde::Serialize;
+
+/// One line of output: an observation with its device and component.
+#[derive(Serialize)]
+struct Line<'o> {
+    device: &'o str,
+    device_uuid: Option<&'o str>,
+    component: &'o str,
+    component_id: &'o str,
+    component_name: Option<&'o str>,
+    #[serde(flatten)]
+    observation: &'o ObservationRef<'o>,
+}
+
+/// Prints the document in `path` (`-` for standard input; `.gz` is gunzipped): one JSON
+/// object per observation (Streams), per data item (Devices), per asset (Assets), or the
+/// error (Error). Problems go to stderr. Returns how many problems there were.
+pub fn run(path: &Path) -> anyhow::Result<usize> {
+    let bytes = if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("cannot read standard input")?;
+        buf
+    } else {
+        read_maybe_gzipped(path).with_context(|| format!("cannot read {}", path.display()))?
+    };
+    let document = parse_document(&bytes, &ParseOptions::default())
+        .with_context(|| format!("{} is not a usable MTConnect document", path.display()))?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let problems = match &document {
+        Document::Streams(parsed) => {
+            let doc = &parsed.value;
+            for o in &doc.observations {
+                let component = &doc.component_streams[o.component_stream];
+                let device = &doc.device_streams[component.device_stream];
+                let line = Line {
+                    device: &device.name,
+                    device_uuid: device.uuid.as_deref(),
+                    component: &component.component,
+                    component_id: &component.component_id,
+                    component_name: component.name.as_deref(),
+                    observation: o,
+                };
+                serde_json::to_writer(&mut out, &line)?;
+                out.write_all(b"\n")?;
+            }
+            &parsed.problems
+        }
+        Document::Devices(parsed) => {
+            for d in &parsed.value.devices {
+                for (path, c) in d.walk() {
+                    for item in &c.data_items {
+                        let line = serde_json::json!({ "device": d.name, "component_path": path, "component": c.element, "data_item": item });
+                        serde_json::to_writer(&mut out, &line)?;
+                        out.write_all(b"\n")?;
+                    }
+                }
+            }
+            &parsed.problems
+        }
+        Document::Assets(parsed) => {
+            for a in &parsed.value.assets {
+                serde_json::to_writer(&mut out, a)?;
+                out.write_all(b"\n")?;
+            }
+            &parsed.problems
+        }
+        Document::Error(e) => {
+            serde_json::to_writer(&mut out, e)?;
+            out.write_all(b"\n")?;
+            return Ok(0);
+        }
+    };
+    out.flush()?;
+    for p in problems {
+        eprintln!("problem: {p}");
+    }
+    Ok(problems.len())
+}

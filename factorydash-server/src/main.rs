@@ -1,0 +1,277 @@
+//! `factorydash`: a live web dashboard for MTConnect agents.
+//!
+//! Glue only: it composes factorydash-mtconnect (agents, recordings), factorydash-store
+//! (memory or PostgreSQL) and warp (the page, the WebSocket, the JSON API).
+
+mod agent;
+mod ingest;
+mod inspect;
+mod page;
+mod record;
+mod replay;
+mod state;
+mod web;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use factorydash_mtconnect::Recording;
+use factorydash_store::{postgres::PgStore, MemoryStore, Store};
+use tokio::net::TcpListener;
+
+use crate::ingest::FollowSettings;
+use crate::replay::Replay;
+use crate::state::App;
+
+/// The NIST Smart Manufacturing Systems Test Bed's public agent.
+const NIST_AGENT: &str = "https://smstestbed.nist.gov/vds";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "factorydash",
+    version,
+    about = "A live web dashboard for MTConnect agents"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// `serve`'s options, when no subcommand is given.
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Follow agents (or play a recording) into a store and serve the live dashboard (the default).
+    Serve(ServeArgs),
+    /// Serve a recording as an MTConnect agent over HTTP, revealed at the recording's pace.
+    Replay(ReplayArgs),
+    /// Record an agent: its probe and the `/sample` answers that follow it, into a directory
+    /// that `replay` and `serve --replay` play back.
+    Record {
+        /// The agent's base URL.
+        url: String,
+        /// The directory to write.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Stop after this long (e.g. 10m, 2h); without it, record until Ctrl-C.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        /// Observations per `/sample` request.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        count: u64,
+    },
+    /// Print an MTConnect document's observations as NDJSON (one JSON object a line) and
+    /// its problems on stderr: a debugging tool.
+    Inspect {
+        /// The document (`-` for standard input; `.gz` files are gunzipped).
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// An MTConnect agent's base URL; repeat for several agents.
+    #[arg(long = "agent", value_name = "URL", default_value = NIST_AGENT)]
+    agents: Vec<String>,
+    /// PostgreSQL URL (e.g. postgres://postgres@127.0.0.1:5432/factorydash); without it
+    /// observations are kept in memory.
+    #[arg(long, value_name = "URL", env = "FACTORYDASH_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Address to serve the dashboard on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Play the recording in DIR instead of following agents.
+    #[arg(long, value_name = "DIR")]
+    replay: Option<PathBuf>,
+    /// Replay speed: 1 is the recording's pace, 10 ten times faster.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
+    speed: f64,
+    /// Keep observations this long (e.g. 24h, 30d); the latest value of every data item
+    /// is kept whatever its age.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    retention: Duration,
+    /// Wait between `/sample` requests once caught up with an agent.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    poll_interval: Duration,
+    /// Observations asked for per `/sample` request.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    count: u64,
+    /// Poll `/sample?from=` instead of streaming once caught up.
+    #[arg(long)]
+    no_stream: bool,
+    /// The streaming interval: how often the agent sends what is new.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// The streaming heartbeat: the agent sends an empty document this often when nothing is
+    /// new; a stream silent for about twice as long is reopened.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    heartbeat: Duration,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// The recording: probe.xml(.gz) and Streams pages (*.xml, *.xml.gz).
+    dir: PathBuf,
+    /// Address to serve the agent on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000")]
+    listen: SocketAddr,
+    /// Replay speed: 1 is the recording's pace, 10 ten times faster.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
+    speed: f64,
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("speed must be a number greater than 0, got '{s}'")),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,hyper=warn,warp=warn,tokio_postgres=warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Replay(args)) => replay_agent(args).await,
+        Some(Command::Inspect { file }) => inspect::run(&file).map(|_| ()),
+        Some(Command::Record {
+            url,
+            out,
+            duration,
+            count,
+        }) => record::run(record::RecordSettings {
+            url,
+            out,
+            duration,
+            count,
+        })
+        .await
+        .map(|_| ()),
+        None => serve(cli.serve).await,
+    }
+}
+
+fn load_recording(dir: &std::path::Path) -> anyhow::Result<Recording> {
+    let recording = Recording::load(dir)
+        .with_context(|| format!("cannot load the recording in {}", dir.display()))?;
+    for p in &recording.problems {
+        tracing::warn!(problem = %p, "recording");
+    }
+    Ok(recording)
+}
+
+async fn open_store(database_url: Option<&str>) -> anyhow::Result<(Arc<dyn Store>, &'static str)> {
+    let Some(url) = database_url else {
+        return Ok((Arc::new(MemoryStore::new()), "memory"));
+    };
+    let mut backoff = factorydash_mtconnect::client::Backoff::default();
+    loop {
+        match PgStore::connect(url).await {
+            Ok(store) => return Ok((Arc::new(store), "postgresql")),
+            Err(e @ factorydash_store::StoreError::SchemaTooNew { .. }) => return Err(e.into()),
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %ingest::error_chain(&e), retry_in = ?delay, "cannot open the PostgreSQL store; retrying");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let recording = args.replay.as_deref().map(load_recording).transpose()?;
+    let (store, kind) = open_store(args.database_url.as_deref()).await?;
+    let app = App::new(store.clone(), kind);
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+
+    match (recording, &args.replay) {
+        (Some(recording), Some(dir)) => {
+            let source = format!("replay:{}", dir.display());
+            let replay = Arc::new(Replay::start(recording, args.speed, chrono::Utc::now()));
+            tracing::info!(%source, observations = replay.observations().len(), duration = ?replay.duration(), "playing a recording");
+            tokio::spawn(ingest::play_recording(app.clone(), source, replay));
+        }
+        _ => {
+            let settings = FollowSettings {
+                count: args.count,
+                poll_interval: args.poll_interval,
+                stream: !args.no_stream,
+                interval: args.interval,
+                heartbeat: args.heartbeat,
+            };
+            for url in &args.agents {
+                tracing::info!(agent = %url, "following");
+                tokio::spawn(ingest::follow_agent(
+                    app.clone(),
+                    url.clone(),
+                    settings.clone(),
+                ));
+            }
+        }
+    }
+    tokio::spawn(prune(store, args.retention));
+
+    tracing::info!("dashboard at http://{address}/ (store: {kind})");
+    println!("factorydash: dashboard at http://{address}/");
+    warp::serve(web::routes(app))
+        .incoming(listener)
+        .graceful(shutdown())
+        .run()
+        .await;
+    Ok(())
+}
+
+/// Drops observations older than the retention period, every minute.
+async fn prune(store: Arc<dyn Store>, retention: Duration) {
+    let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        let cutoff = chrono::Utc::now()
+            .checked_sub_signed(retention)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        match store.prune(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(dropped = n, "retention"),
+            Err(e) => tracing::warn!(error = %e, "retention failed; retrying in a minute"),
+        }
+    }
+}
+
+async fn replay_agent(args: ReplayArgs) -> anyhow::Result<()> {
+    let recording = load_recording(&args.dir)?;
+    let replay = Arc::new(Replay::start(recording, args.speed, chrono::Utc::now()));
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(observations = replay.observations().len(), duration = ?replay.duration(), "replaying {}", args.dir.display());
+    println!("factorydash: MTConnect agent at http://{address}/");
+    warp::serve(agent::routes(agent::ReplayAgent::new(replay)))
+        .incoming(listener)
+        .graceful(shutdown())
+        .run()
+        .await;
+    Ok(())
+}
+
+async fn shutdown() {
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down");
+}

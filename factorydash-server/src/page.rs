@@ -1,0 +1,217 @@
+//! The server-rendered dashboard page. Every agent-supplied string goes through maud's
+//! escaping; the page's script only ever sets `textContent`.
+
+use chrono::{DateTime, Utc};
+use factorydash_core::{Cursor, DeviceInfo, DeviceStatus, Value};
+use factorydash_store::LatestFilter;
+use maud::{html, Markup, DOCTYPE};
+
+use crate::state::SourceHealth;
+use crate::web::LatestRow;
+
+/// What the page shows.
+pub struct Dashboard<'a> {
+    pub store_kind: &'a str,
+    pub sources: &'a [SourceHealth],
+    pub devices: &'a [DeviceInfo],
+    pub statuses: &'a [DeviceStatus],
+    pub rows: &'a [LatestRow],
+    pub next: Option<&'a Cursor>,
+    pub filter: &'a LatestFilter,
+    pub first_page: bool,
+    pub limit: usize,
+    pub now: DateTime<Utc>,
+}
+
+fn value_text(v: Option<&Value>) -> String {
+    match v {
+        None => "—".into(),
+        Some(Value::Unavailable) => "UNAVAILABLE".into(),
+        Some(Value::Text(t)) => t.clone(),
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn banner(sources: &[SourceHealth]) -> Markup {
+    html! {
+        div #banner role="status" aria-live="polite" {
+            @for s in sources.iter().filter(|s| s.is_unreachable()) {
+                p .alert {
+                    "Cannot reach " strong { (s.source) }
+                    @if let Some(since) = s.unreachable_since {
+                        " since " time data-ts=(rfc3339(since)) { (rfc3339(since)) }
+                    }
+                    @if let Some(e) = &s.last_error { " (" (e) ")" }
+                    ". Retrying"
+                    @if let Some(at) = s.retry_at { " at " time data-ts=(rfc3339(at)) data-mode="clock" { (rfc3339(at)) } }
+                    "; showing the last data received."
+                }
+            }
+        }
+    }
+}
+
+fn card(status: &DeviceStatus) -> Markup {
+    let execution = value_text(status.execution.as_ref());
+    let state_class = match (
+        status.observed_items,
+        &status.availability,
+        status.execution.as_ref().and_then(Value::as_text),
+    ) {
+        (0, _, _) => "nodata",
+        (_, Some(Value::Unavailable), _) | (_, None, None) => "unavailable",
+        _ if status
+            .active_conditions
+            .iter()
+            .any(|c| c.level == factorydash_core::ConditionLevel::Fault) =>
+        {
+            "fault"
+        }
+        (_, _, Some("ACTIVE")) => "active",
+        (_, _, Some("STOPPED" | "INTERRUPTED" | "FEED_HOLD")) => "stopped",
+        _ => "idle",
+    };
+    html! {
+        article .card .(state_class) data-device=(status.device) {
+            h3 { (status.device) }
+            dl {
+                dt { "Availability" } dd data-field="availability" { (value_text(status.availability.as_ref())) }
+                dt { "Execution" } dd data-field="execution" { (execution) }
+                dt { "Controller mode" } dd data-field="controller_mode" { (value_text(status.controller_mode.as_ref())) }
+                dt { "Emergency stop" } dd data-field="emergency_stop" { (value_text(status.emergency_stop.as_ref())) }
+                dt { "Newest data" }
+                dd data-field="newest" {
+                    @match status.newest {
+                        Some(t) => time data-ts=(rfc3339(t)) { (rfc3339(t)) },
+                        None => "no data yet",
+                    }
+                }
+            }
+            ul .conditions data-field="conditions" {
+                @if status.active_conditions.is_empty() {
+                    li .none { "No active conditions" }
+                }
+                @for c in &status.active_conditions {
+                    li .(c.level.as_str().to_lowercase()) {
+                        (c.level.as_str()) " " (c.kind)
+                        @if let Some(code) = &c.native_code { " [" (code) "]" }
+                        @if !c.message.is_empty() { ": " (c.message) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn link(filter: &LatestFilter, cursor: Option<&Cursor>, limit: usize) -> String {
+    let mut query = form_urlencoded(&[
+        ("device", filter.device.as_deref().unwrap_or("")),
+        ("cursor", cursor.map_or("", Cursor::as_str)),
+    ]);
+    if limit != crate::web::PAGE_SIZE {
+        query.push_str(&format!("&limit={limit}"));
+    }
+    format!("/?{query}")
+}
+
+fn form_urlencoded(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| {
+            let enc: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("{k}={enc}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The whole page.
+pub fn render(d: &Dashboard<'_>) -> String {
+    let device_filter = d.filter.device.as_deref().unwrap_or("");
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "factorydash" }
+                link rel="stylesheet" href="/assets/app.css";
+                script src="/assets/app.js" defer {}
+            }
+            body data-limit=(d.limit) data-device=(device_filter) data-open-ended=(if d.next.is_none() { "1" } else { "0" }) data-first-page=(if d.first_page { "1" } else { "0" }) {
+                header {
+                    h1 { "factorydash" }
+                    span #live .muted { "connecting…" }
+                    span .muted { "store: " (d.store_kind) }
+                }
+                (banner(d.sources))
+                section #sources aria-label="Sources" {
+                    @for s in d.sources {
+                        span .source data-source=(s.source) {
+                            (s.source) ": " span .state { (format!("{:?}", s.state).to_lowercase()) }
+                            " · " (s.observations) " observations"
+                            @if s.gaps > 0 { " · " (s.gaps) " gaps (observations the agent lost)" }
+                            @if s.restarts > 0 { " · agent restarted " (s.restarts) "×" }
+                        }
+                    }
+                }
+                section #devices aria-label="Devices" {
+                    @if d.statuses.is_empty() { p .muted { "No devices yet: waiting for the agent's device model." } }
+                    @for s in d.statuses { (card(s)) }
+                }
+                section #latest aria-label="Latest values" {
+                    h2 { "Latest values" }
+                    form method="get" action="/" {
+                        label for="device" { "Device " }
+                        select #device name="device" {
+                            option value="" selected[device_filter.is_empty()] { "all" }
+                            @for dev in d.devices {
+                                option value=(dev.name) selected[dev.name == device_filter] { (dev.name) }
+                            }
+                        }
+                        button type="submit" { "Show" }
+                    }
+                    table {
+                        thead { tr { th { "Device" } th { "Component" } th { "Data item" } th { "Type" } th { "Value" } th { "Units" } th { "Timestamp" } } }
+                        tbody #rows {
+                            @for r in d.rows {
+                                @let o = &r.observation;
+                                tr data-device=(o.device) data-item=(o.data_item_id) {
+                                    td { (o.device) }
+                                    td { (r.component.as_deref().unwrap_or(&o.component_id)) }
+                                    td { (o.data_item_id) @if let Some(n) = &o.name { " " span .muted { "(" (n) ")" } } }
+                                    td { (o.kind) @if let Some(s) = &o.sub_type { " " span .muted { (s) } } }
+                                    td .value .unavailable[o.value.is_unavailable()] {
+                                        @if let Some(c) = &o.condition { (c.level.as_str()) @if !o.value.as_text().unwrap_or("").is_empty() { ": " } }
+                                        (o.value.as_text().unwrap_or(if o.condition.is_some() { "" } else { "UNAVAILABLE" }))
+                                    }
+                                    td { (r.units.as_deref().unwrap_or("")) }
+                                    td .ts { time data-ts=(rfc3339(o.timestamp)) data-mode="clock" { (rfc3339(o.timestamp)) } }
+                                }
+                            }
+                        }
+                    }
+                    @if d.rows.is_empty() { p .muted #empty { "No observations yet." } }
+                    nav .pages {
+                        @if !d.first_page { a href=(link(d.filter, None, d.limit)) { "« First page" } }
+                        @if let Some(next) = d.next { a href=(link(d.filter, Some(next), d.limit)) rel="next" { "Next page »" } }
+                    }
+                }
+                footer .muted { "Rendered " (rfc3339(d.now)) ". Values update live." }
+            }
+        }
+    }
+    .into_string()
+}

@@ -1,0 +1,228 @@
+//! What the ingest tasks and the web handlers share.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use factorydash_core::{DeviceStatus, Observation, PageRequest};
+use factorydash_store::{LatestFilter, Store, StoreError};
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+/// How ingest from one source is going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceState {
+    /// Not yet in contact.
+    Connecting,
+    /// Reading the agent's backlog.
+    Backfilling,
+    /// Caught up, polling `/sample?from=` for new observations.
+    Polling,
+    /// Caught up, reading a `/sample?interval=` stream.
+    Streaming,
+    /// The last request failed; waiting before the next.
+    BackingOff,
+    /// Playing a recording.
+    Replaying,
+    /// The recording has been played to its end.
+    Finished,
+}
+
+/// The health of one source (an agent or a recording), for the page, the API and logs.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceHealth {
+    /// The agent's base URL, or `replay:<dir>`.
+    pub source: String,
+    /// What ingest is doing.
+    pub state: SourceState,
+    /// Since when the source cannot be reached (UTC), while it cannot.
+    pub unreachable_since: Option<DateTime<Utc>>,
+    /// When the next attempt is due (UTC), while backing off.
+    pub retry_at: Option<DateTime<Utc>>,
+    /// The last error, while it lasts.
+    pub last_error: Option<String>,
+    /// The last successful answer (UTC).
+    pub last_contact: Option<DateTime<Utc>>,
+    /// Observations stored from this source since start.
+    pub observations: u64,
+    /// Gaps recorded since start.
+    pub gaps: u64,
+    /// Agent restarts seen since start.
+    pub restarts: u64,
+    /// Streams lost (stalled, dropped, ended) and reopened since start.
+    pub reconnects: u64,
+    /// Observations stored per second, averaged over about the last ten seconds.
+    pub observations_per_second: f64,
+    #[serde(skip)]
+    rate_since: Option<DateTime<Utc>>,
+    /// The agent's `instanceId` and the next sequence to read.
+    pub instance_id: Option<u64>,
+    /// The next sequence to read.
+    pub next_sequence: Option<u64>,
+}
+
+impl SourceHealth {
+    fn new(source: &str) -> Self {
+        SourceHealth {
+            source: source.to_owned(),
+            state: SourceState::Connecting,
+            unreachable_since: None,
+            retry_at: None,
+            last_error: None,
+            last_contact: None,
+            observations: 0,
+            gaps: 0,
+            restarts: 0,
+            reconnects: 0,
+            observations_per_second: 0.0,
+            rate_since: None,
+            instance_id: None,
+            next_sequence: None,
+        }
+    }
+
+    /// Folds `stored` observations at `now` into the rate: an exponential moving average
+    /// with a ten-second time constant.
+    pub fn record_rate(&mut self, now: DateTime<Utc>, stored: u64) {
+        const TAU: f64 = 10.0;
+        if let Some(since) = self.rate_since {
+            let dt = (now - since).as_seconds_f64().max(1e-3);
+            let alpha = 1.0 - (-dt / TAU).exp();
+            self.observations_per_second +=
+                alpha * (stored as f64 / dt - self.observations_per_second);
+        }
+        self.rate_since = Some(now);
+    }
+
+    /// Whether the page should warn about this source.
+    pub fn is_unreachable(&self) -> bool {
+        self.unreachable_since.is_some()
+    }
+}
+
+/// The shared state.
+pub struct App {
+    /// Where observations are kept.
+    pub store: Arc<dyn Store>,
+    /// Live updates for WebSocket clients: JSON messages, serialised once.
+    pub updates: broadcast::Sender<Arc<str>>,
+    health: RwLock<BTreeMap<String, SourceHealth>>,
+    /// Which store this is, for the page ("memory" or "postgresql").
+    pub store_kind: &'static str,
+}
+
+/// A live update message.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Update<'a> {
+    Latest {
+        items: &'a [&'a Observation],
+        devices: &'a [DeviceStatus],
+    },
+    Health {
+        sources: &'a [SourceHealth],
+    },
+}
+
+impl App {
+    /// The shared state over `store`.
+    pub fn new(store: Arc<dyn Store>, store_kind: &'static str) -> Arc<Self> {
+        let (updates, _) = broadcast::channel(256);
+        Arc::new(App {
+            store,
+            updates,
+            health: RwLock::new(BTreeMap::new()),
+            store_kind,
+        })
+    }
+
+    /// Every source's health.
+    pub fn health(&self) -> Vec<SourceHealth> {
+        self.health
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Changes a source's health and pushes the new state to the browsers.
+    pub fn update_health(&self, source: &str, f: impl FnOnce(&mut SourceHealth)) {
+        let all = {
+            let mut map = self.health.write().unwrap_or_else(|p| p.into_inner());
+            f(map
+                .entry(source.to_owned())
+                .or_insert_with(|| SourceHealth::new(source)));
+            map.values().cloned().collect::<Vec<_>>()
+        };
+        self.send(&Update::Health { sources: &all });
+    }
+
+    fn send(&self, update: &Update<'_>) {
+        if self.updates.receiver_count() == 0 {
+            return;
+        }
+        match serde_json::to_string(update) {
+            Ok(json) => {
+                let _ = self.updates.send(Arc::from(json));
+            }
+            Err(e) => tracing::error!(error = %e, "cannot serialise an update"),
+        }
+    }
+
+    /// Pushes the newest observation of each data item in `observations`, and the status of
+    /// the devices they belong to, to the browsers.
+    pub async fn publish(&self, observations: &[Observation]) {
+        if self.updates.receiver_count() == 0 || observations.is_empty() {
+            return;
+        }
+        let mut newest: HashMap<(&str, &str), &Observation> = HashMap::new();
+        for o in observations {
+            let e = newest.entry((&o.device, &o.data_item_id)).or_insert(o);
+            if o.sequence > e.sequence {
+                *e = o;
+            }
+        }
+        let mut items: Vec<&Observation> = newest.into_values().collect();
+        items.sort_by(|a, b| (&a.device, &a.data_item_id).cmp(&(&b.device, &b.data_item_id)));
+        let mut names: Vec<&str> = items.iter().map(|o| o.device.as_str()).collect();
+        names.dedup();
+        let mut devices = Vec::new();
+        for name in names {
+            match self.device_status(name).await {
+                Ok(s) => devices.push(s),
+                Err(e) => tracing::warn!(error = %e, "cannot read device status"),
+            }
+        }
+        self.send(&Update::Latest {
+            items: &items,
+            devices: &devices,
+        });
+    }
+
+    /// The latest observation of every data item of `device`.
+    pub async fn device_latest(&self, device: &str) -> Result<Vec<Observation>, StoreError> {
+        let filter = LatestFilter {
+            device: Some(device.to_owned()),
+        };
+        let mut request = PageRequest::first(factorydash_core::page::MAX_PAGE_LIMIT);
+        let mut out = Vec::new();
+        loop {
+            let page = self.store.latest(&filter, &request).await?;
+            out.extend(page.items);
+            match page.next {
+                Some(next) => request.after = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// A device's status from its latest values.
+    pub async fn device_status(&self, device: &str) -> Result<DeviceStatus, StoreError> {
+        Ok(DeviceStatus::from_latest(
+            device,
+            &self.device_latest(device).await?,
+        ))
+    }
+}

@@ -1,0 +1,444 @@
+//! The dashboard's HTTP routes: the page, its assets, the WebSocket and the JSON API.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use factorydash_core::{
+    Cursor, DataItemInfo, DeviceInfo, DeviceStatus, Observation, PageRequest, TimeWindow,
+};
+use factorydash_store::{LatestFilter, StoreError};
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::broadcast::error::RecvError;
+use warp::http::StatusCode;
+use warp::reply::{self, Reply, Response};
+use warp::ws::{Message, WebSocket};
+use warp::Filter;
+
+use crate::page;
+use crate::state::App;
+
+/// The Content-Security-Policy of every answer: nothing but this server's own assets.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The default latest-values page size of the dashboard.
+pub const PAGE_SIZE: usize = 50;
+
+type Query = HashMap<String, String>;
+
+/// A client error, answered as JSON `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::InvalidCursor(_) => {
+                ApiError::bad_request("invalid cursor: pass back the `next` of a previous page")
+            }
+            e => {
+                tracing::error!(error = %crate::ingest::error_chain(&e), "store query failed");
+                ApiError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    message: "the store is not available; retry shortly".into(),
+                }
+            }
+        }
+    }
+}
+
+impl Reply for ApiError {
+    fn into_response(self) -> Response {
+        reply::with_status(reply::json(&json!({ "error": self.message })), self.status)
+            .into_response()
+    }
+}
+
+fn answer<T: Reply>(r: Result<T, ApiError>) -> Response {
+    match r {
+        Ok(ok) => ok.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A latest value with what the device model says of its data item.
+#[derive(Debug, Serialize)]
+pub struct LatestRow {
+    /// The observation.
+    #[serde(flatten)]
+    pub observation: Observation,
+    /// The data item's units, if the model gives them.
+    pub units: Option<String>,
+    /// The owning component's name (or element name), if the model knows the data item.
+    pub component: Option<String>,
+}
+
+/// The data items of every device, by (device, dataItemId).
+pub fn item_index(devices: &[DeviceInfo]) -> HashMap<(&str, &str), &DataItemInfo> {
+    devices
+        .iter()
+        .flat_map(|d| {
+            d.data_items
+                .iter()
+                .map(move |i| ((d.name.as_str(), i.id.as_str()), i))
+        })
+        .collect()
+}
+
+fn rows(observations: Vec<Observation>, devices: &[DeviceInfo]) -> Vec<LatestRow> {
+    let index = item_index(devices);
+    observations
+        .into_iter()
+        .map(|observation| {
+            let item = index.get(&(
+                observation.device.as_str(),
+                observation.data_item_id.as_str(),
+            ));
+            LatestRow {
+                units: item.and_then(|i| i.units.clone()),
+                component: item.map(|i| {
+                    i.component_name
+                        .clone()
+                        .unwrap_or_else(|| i.component.clone())
+                }),
+                observation,
+            }
+        })
+        .collect()
+}
+
+fn page_request(q: &Query, default_limit: usize) -> Result<(LatestFilter, PageRequest), ApiError> {
+    let limit = match q.get("limit") {
+        None => default_limit,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=factorydash_core::page::MAX_PAGE_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "limit must be a whole number from 1 to {}, got '{s}'",
+                    factorydash_core::page::MAX_PAGE_LIMIT
+                )))
+            }
+        },
+    };
+    let after = q
+        .get("cursor")
+        .filter(|c| !c.is_empty())
+        .map(|c| Cursor::from_string(c.clone()));
+    let device = q.get("device").filter(|d| !d.is_empty()).cloned();
+    Ok((LatestFilter { device }, PageRequest { after, limit }))
+}
+
+/// The statuses of all devices.
+pub async fn statuses(app: &App, devices: &[DeviceInfo]) -> Result<Vec<DeviceStatus>, StoreError> {
+    let mut out = Vec::with_capacity(devices.len());
+    for d in devices {
+        out.push(app.device_status(&d.name).await?);
+    }
+    Ok(out)
+}
+
+async fn dashboard(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
+    let result = async {
+        let (filter, request) = page_request(&q, PAGE_SIZE)?;
+        let devices = app.store.devices().await?;
+        let statuses = statuses(&app, &devices).await?;
+        let latest = app.store.latest(&filter, &request).await?;
+        let html = page::render(&page::Dashboard {
+            store_kind: app.store_kind,
+            sources: &app.health(),
+            devices: &devices,
+            statuses: &statuses,
+            rows: &rows(latest.items, &devices),
+            next: latest.next.as_ref(),
+            filter: &filter,
+            first_page: request.after.is_none(),
+            limit: request.limit,
+            now: Utc::now(),
+        });
+        Ok::<_, ApiError>(reply::html(html))
+    }
+    .await;
+    Ok(answer(result))
+}
+
+async fn api_devices(app: Arc<App>) -> Result<Response, Infallible> {
+    let result = async {
+        let devices = app.store.devices().await?;
+        let statuses = statuses(&app, &devices).await?;
+        let out: Vec<_> = devices
+            .iter()
+            .zip(&statuses)
+            .map(|(d, s)| json!({ "device": d, "status": s }))
+            .collect();
+        Ok::<_, ApiError>(reply::json(&out))
+    }
+    .await;
+    Ok(answer(result))
+}
+
+async fn api_latest(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
+    let result = async {
+        let (filter, request) = page_request(&q, 100)?;
+        let page = app.store.latest(&filter, &request).await?;
+        let devices = app.store.devices().await?;
+        Ok::<_, ApiError>(reply::json(&json!({
+            "items": rows(page.items, &devices),
+            "next": page.next,
+        })))
+    }
+    .await;
+    Ok(answer(result))
+}
+
+fn time_param(q: &Query, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    q.get(name)
+        .map(|s| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "{name} must be an RFC 3339 time such as 2026-01-31T12:00:00Z, got '{s}'"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+async fn api_series(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
+    let result = async {
+        let device = q.get("device").filter(|s| !s.is_empty()).ok_or_else(|| ApiError::bad_request("device is required"))?;
+        let item = q
+            .get("dataItemId")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::bad_request("dataItemId is required"))?;
+        let to = time_param(&q, "to")?.unwrap_or_else(Utc::now);
+        let from = time_param(&q, "from")?.unwrap_or(to - chrono::Duration::hours(1));
+        let window = TimeWindow::new(from, to).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let limit = match q.get("limit") {
+            None => 10_000,
+            Some(s) => s
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+                .ok_or_else(|| ApiError::bad_request(format!("limit must be a whole number from 1 to 100000, got '{s}'")))?,
+        };
+        let max_points = match q.get("maxPoints") {
+            None => None,
+            Some(s) => Some(
+                s.parse::<usize>()
+                    .ok()
+                    .filter(|n| (3..=100_000).contains(n))
+                    .ok_or_else(|| ApiError::bad_request(format!("maxPoints must be a whole number from 3 to 100000, got '{s}'")))?,
+            ),
+        };
+        let Some(max_points) = max_points else {
+            let items = app.store.series(device, item, &window, limit).await?;
+            return Ok::<_, ApiError>(reply::json(&json!({
+                "device": device, "dataItemId": item, "from": window.from(), "to": window.to(), "items": items,
+            })));
+        };
+        // Downsampled for a chart: numeric values only, LTTB for the line and min/max/mean
+        // buckets for the band.
+        let items = app.store.series(device, item, &window, 1_000_000).await?;
+        let points: Vec<factorydash_core::downsample::Point> =
+            items.iter().filter_map(|o| Some((o.timestamp, o.value.as_f64()?))).collect();
+        let line = factorydash_core::downsample::lttb(&points, max_points);
+        let band = factorydash_core::downsample::buckets(&points, window.from(), window.to(), max_points / 2);
+        Ok::<_, ApiError>(reply::json(&json!({
+            "device": device, "dataItemId": item, "from": window.from(), "to": window.to(),
+            "observations": items.len(), "numeric": points.len(),
+            "points": line, "buckets": band,
+        })))
+    }
+    .await;
+    Ok(answer(result))
+}
+
+/// `/api/utilization?device=&from=&to=&type=`: the intervals of an Event data item's states
+/// over a window (default the last hour) and the share of time in each: by default the
+/// device's `EXECUTION` (share ACTIVE is the utilization).
+async fn api_utilization(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
+    let result = async {
+        let device = q.get("device").filter(|s| !s.is_empty()).ok_or_else(|| ApiError::bad_request("device is required"))?;
+        let kind = q.get("type").map_or("EXECUTION", String::as_str).to_ascii_uppercase();
+        let to = time_param(&q, "to")?.unwrap_or_else(Utc::now);
+        let from = time_param(&q, "from")?.unwrap_or(to - chrono::Duration::hours(1));
+        let window = TimeWindow::new(from, to).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let devices = app.store.devices().await?;
+        let item = devices
+            .iter()
+            .filter(|d| d.name == *device)
+            .flat_map(|d| &d.data_items)
+            .find(|i| i.kind == kind)
+            .ok_or_else(|| ApiError::bad_request(format!("device '{device}' has no {kind} data item")))?;
+        let before = app.store.last_before(device, &item.id, window.from()).await?;
+        let observations: Vec<_> = app
+            .store
+            .series(device, &item.id, &window, 1_000_000)
+            .await?
+            .into_iter()
+            .map(|o| (o.timestamp, o.value))
+            .collect();
+        let intervals = factorydash_core::states::intervals(before.as_ref().map(|o| &o.value), &observations, &window);
+        let shares = factorydash_core::states::shares(&intervals);
+        Ok::<_, ApiError>(reply::json(&json!({
+            "device": device, "dataItemId": item.id, "type": kind, "from": window.from(), "to": window.to(),
+            "shares": shares, "intervals": intervals,
+        })))
+    }
+    .await;
+    Ok(answer(result))
+}
+
+async fn api_gaps(app: Arc<App>) -> Result<Response, Infallible> {
+    let result = async { Ok::<_, ApiError>(reply::json(&app.store.gaps().await?)) }.await;
+    Ok(answer(result))
+}
+
+async fn healthz(app: Arc<App>) -> Result<Response, Infallible> {
+    let observations = app.store.observation_count().await;
+    let body = json!({
+        "status": if observations.is_ok() { "ok" } else { "degraded" },
+        "store": app.store_kind,
+        "observations": observations.ok(),
+        "sources": app.health(),
+    });
+    Ok(reply::json(&body).into_response())
+}
+
+/// One WebSocket client: gets the current health, then every update; pinged every 15 s.
+/// A client too slow to keep up is told to resynchronise rather than buffered without bound.
+async fn client(app: Arc<App>, socket: WebSocket) {
+    let (mut tx, mut rx) = socket.split();
+    let mut updates = app.updates.subscribe();
+    let hello = json!({ "type": "health", "sources": app.health() }).to_string();
+    if tx.send(Message::text(hello)).await.is_err() {
+        return;
+    }
+    let mut ping = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        tokio::select! {
+            update = updates.recv() => {
+                let msg = match update {
+                    Ok(json) => Message::text(json.as_ref()),
+                    Err(RecvError::Lagged(_)) => Message::text(r#"{"type":"resync"}"#),
+                    Err(RecvError::Closed) => return,
+                };
+                if tx.send(msg).await.is_err() {
+                    return;
+                }
+            }
+            _ = ping.tick() => {
+                if tx.send(Message::ping(Vec::new())).await.is_err() {
+                    return;
+                }
+            }
+            incoming = rx.next() => match incoming {
+                Some(Ok(m)) if m.is_close() => return,
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return,
+            },
+        }
+    }
+}
+
+/// All routes of the dashboard.
+pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let with = warp::any().map(move || app.clone());
+    let query = warp::query::<Query>();
+    let index = warp::path::end()
+        .and(warp::get())
+        .and(with.clone())
+        .and(query)
+        .and_then(dashboard);
+    let js = warp::path!("assets" / "app.js").map(|| {
+        asset(
+            include_str!("../assets/app.js"),
+            "text/javascript; charset=utf-8",
+        )
+    });
+    let css = warp::path!("assets" / "app.css")
+        .map(|| asset(include_str!("../assets/app.css"), "text/css; charset=utf-8"));
+    let ws = warp::path!("ws").and(warp::ws()).and(with.clone()).map(
+        |ws: warp::ws::Ws, app: Arc<App>| {
+            ws.on_upgrade(move |socket| client(app, socket))
+                .into_response()
+        },
+    );
+    let devices = warp::path!("api" / "devices")
+        .and(warp::get())
+        .and(with.clone())
+        .and_then(api_devices);
+    let latest = warp::path!("api" / "latest")
+        .and(warp::get())
+        .and(with.clone())
+        .and(query)
+        .and_then(api_latest);
+    let series = warp::path!("api" / "series")
+        .and(warp::get())
+        .and(with.clone())
+        .and(query)
+        .and_then(api_series);
+    let utilization = warp::path!("api" / "utilization")
+        .and(warp::get())
+        .and(with.clone())
+        .and(query)
+        .and_then(api_utilization);
+    let gaps = warp::path!("api" / "gaps")
+        .and(warp::get())
+        .and(with.clone())
+        .and_then(api_gaps);
+    let health = warp::path!("healthz")
+        .and(warp::get())
+        .and(with)
+        .and_then(healthz);
+    let not_found = warp::any().map(|| {
+        reply::with_status(
+            reply::json(&json!({ "error": "not found" })),
+            StatusCode::NOT_FOUND,
+        )
+        .into_response()
+    });
+    index
+        .or(js)
+        .unify()
+        .or(css)
+        .unify()
+        .or(ws)
+        .unify()
+        .or(devices)
+        .unify()
+        .or(latest)
+        .unify()
+        .or(series)
+        .unify()
+        .or(gaps)
+        .unify()
+        .or(utilization)
+        .unify()
+        .or(health)
+        .unify()
+        .or(not_found)
+        .unify()
+        .map(|r: Response| reply::with_header(r, "content-security-policy", CSP).into_response())
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    reply::with_header(body, "content-type", content_type).into_response()
+}

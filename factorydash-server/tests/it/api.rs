@@ -1,0 +1,183 @@
+//! The JSON API's answers to good and bad requests, and an unreachable agent.
+
+use std::time::Duration;
+
+use crate::support::{get_json, recording, start, wait_for};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_parameters_get_a_400_saying_what_is_wrong() {
+    let server = start(&[
+        "serve",
+        "--replay",
+        recording().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--speed",
+        "500",
+    ])
+    .await;
+    let base = &server.base;
+    for (path, needle) in [
+        ("/api/latest?limit=0", "limit"),
+        ("/api/latest?limit=abc", "limit"),
+        ("/api/latest?cursor=zz", "cursor"),
+        ("/api/series?dataItemId=x", "device"),
+        ("/api/series?device=GFAgie01", "dataItemId"),
+        ("/api/series?device=GFAgie01&dataItemId=x&from=yesterday", "from"),
+        ("/api/series?device=GFAgie01&dataItemId=x&from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", "before"),
+    ] {
+        let (status, body) = get_json(&format!("{base}{path}")).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.contains(needle), "{path}: {error}");
+    }
+    let (status, _) = get_json(&format!("{base}/api/nothing")).await;
+    assert_eq!(status, 404);
+
+    wait_for(base, Duration::from_secs(30), "some items", |h| {
+        h["observations"].as_u64().unwrap_or(0) > 200
+    })
+    .await;
+    // Keyset pages: every item once, in order.
+    let mut cursor = String::new();
+    let mut seen = Vec::new();
+    loop {
+        let (status, page) = get_json(&format!("{base}/api/latest?limit=4&cursor={cursor}")).await;
+        assert_eq!(status, 200);
+        for item in page["items"].as_array().unwrap() {
+            seen.push(item["data_item_id"].as_str().unwrap().to_owned());
+        }
+        match page["next"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(seen, sorted);
+    // A downsampled window: never more points than asked, first and last kept.
+    wait_for(base, Duration::from_secs(60), "a long series", |h| {
+        h["observations"].as_u64().unwrap_or(0) > 8000
+    })
+    .await;
+    let url = format!("{base}/api/series?device=GFAgie01&dataItemId=GFAgie01-X_2&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z");
+    let (_, full) = get_json(&url).await;
+    let n = full["items"].as_array().unwrap().len();
+    assert!(n > 50, "{n}");
+    let (status, small) = get_json(&format!("{url}&maxPoints=20")).await;
+    assert_eq!(status, 200, "{small}");
+    let points = small["points"].as_array().unwrap();
+    assert_eq!(points.len(), 20);
+    let first_numeric = full["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| {
+            o["value"]
+                .as_str()
+                .is_some_and(|v| v.parse::<f64>().is_ok())
+        })
+        .unwrap();
+    assert_eq!(points[0][0], first_numeric["timestamp"]);
+    assert!(small["buckets"].as_array().unwrap().len() <= 10);
+    let (status, _) = get_json(&format!("{url}&maxPoints=2")).await;
+    assert_eq!(status, 400);
+    // Utilization: the shares of Execution states cover the known time and add up to one.
+    let (status, u) = get_json(&format!(
+        "{base}/api/utilization?device=GFAgie01&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z"
+    ))
+    .await;
+    assert_eq!(status, 200, "{u}");
+    assert_eq!(u["dataItemId"], "GFAgie01-path_basic_2");
+    let shares = u["shares"].as_array().unwrap();
+    assert!(!shares.is_empty(), "{u}");
+    let total: f64 = shares.iter().map(|s| s["share"].as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-6, "{u}");
+    let (status, _) = get_json(&format!("{base}/api/utilization?device=GFAgie01&type=NOPE")).await;
+    assert_eq!(status, 400);
+    let (_, devices) = get_json(&format!("{base}/api/devices")).await;
+    assert_eq!(devices[0]["device"]["name"], "GFAgie01");
+    assert_eq!(
+        devices[0]["device"]["data_items"].as_array().unwrap().len(),
+        25
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_agent_is_shown_with_since_when_and_retried() {
+    // A port nothing listens on: bind one, note it, free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let agent = format!("http://127.0.0.1:{port}");
+    let server = start(&["serve", "--agent", &agent, "--listen", "127.0.0.1:0"]).await;
+    let health = wait_for(
+        &server.base,
+        Duration::from_secs(20),
+        "the agent marked unreachable",
+        |h| h["sources"][0]["unreachable_since"].is_string(),
+    )
+    .await;
+    let source = &health["sources"][0];
+    assert_eq!(source["state"], "backing_off");
+    assert!(source["retry_at"].is_string());
+    assert!(source["last_error"].as_str().unwrap().contains(&agent));
+    let html = reqwest::get(format!("{}/", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Cannot reach"), "the page says so");
+    assert!(html.contains("Retrying"));
+}
+
+#[test]
+fn inspect_prints_every_observation_as_ndjson_and_problems_on_stderr() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../factorydash-mtconnect/tests/fixtures/nist-smstestbed-current-2021-02-11.xml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_factorydash"))
+        .args(["inspect", fixture.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 242);
+    let fault = lines
+        .iter()
+        .find(|l| l["level"] == "Fault")
+        .expect("a Fault");
+    assert!(fault["native_code"].is_string());
+    assert!(lines.iter().all(|l| l["device"].is_string()
+        && l["sequence"].is_u64()
+        && l["data_item_id"].is_string()));
+    let motion = lines
+        .iter()
+        .find(|l| l["element"] == "x:Motion")
+        .expect("the NIST extension element");
+    assert_eq!(
+        motion["component_id"].as_str().unwrap().split('-').next(),
+        motion["device"].as_str()
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("problem:") && stderr.contains("never declared"),
+        "{stderr}"
+    );
+
+    let gz = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../recordings/nist-gfagie01-2016-05-02/qdr_input009.xml.gz");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_factorydash"))
+        .args(["inspect", gz.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 2620);
+}

@@ -1,0 +1,337 @@
+//! The replay agent misbehaving, one way at a time, over real HTTP: what is stored always
+//! equals what the agent held minus the recorded gaps, with no duplicates.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{get_json, replay_agent, start, stored, wait_for, FreshDb, Running};
+
+const TOTAL: u64 = 112_762;
+
+fn observations(health: &Value) -> u64 {
+    health["observations"].as_u64().unwrap_or(0)
+}
+
+async fn fault(agent: &Running, query: &str) -> Value {
+    get_json(&format!("{}/_factorydash/faults?{query}", agent.base))
+        .await
+        .1
+}
+
+/// A replay agent at `speed` and a follower of it with a short heartbeat.
+async fn pair(speed: &str, extra: &[&str]) -> (Running, Running) {
+    let agent = replay_agent(speed).await;
+    let mut args = vec![
+        "serve",
+        "--agent",
+        &agent.base,
+        "--listen",
+        "127.0.0.1:0",
+        "--poll-interval",
+        "100ms",
+        "--count",
+        "5000",
+        "--interval",
+        "100ms",
+        "--heartbeat",
+        "300ms",
+    ];
+    args.extend_from_slice(extra);
+    let follower = start(&args).await;
+    (agent, follower)
+}
+
+fn sequences(set: &BTreeSet<(u64, String, String, String)>) -> Vec<u64> {
+    set.iter().map(|(s, ..)| *s).collect()
+}
+
+async fn all_once(follower: &Running) {
+    wait_for(
+        &follower.base,
+        Duration::from_secs(120),
+        "every observation",
+        // The store's count and the source's health are read one after the other: wait
+        // until both show the last batch.
+        |h| {
+            observations(h) >= TOTAL && h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1)
+        },
+    )
+    .await;
+    let (set, rows) = stored(&follower.base).await;
+    assert_eq!(rows as u64, TOTAL, "no duplicates");
+    assert_eq!(sequences(&set), (1..=TOTAL).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_that_refuses_streaming_is_polled() {
+    let agent = replay_agent("2000").await;
+    fault(&agent, "refuse_streaming=true").await;
+    let follower = start(&[
+        "serve",
+        "--agent",
+        &agent.base,
+        "--listen",
+        "127.0.0.1:0",
+        "--poll-interval",
+        "100ms",
+        "--count",
+        "5000",
+    ])
+    .await;
+    all_once(&follower).await;
+    let (_, health) = get_json(&format!("{}/healthz", follower.base)).await;
+    assert_eq!(health["sources"][0]["state"], "polling");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_stream_is_reopened_from_the_last_stored_sequence() {
+    let (agent, follower) = pair("1500", &[]).await;
+    wait_for(&follower.base, Duration::from_secs(30), "streaming", |h| {
+        h["sources"][0]["state"] == "streaming"
+    })
+    .await;
+    fault(&agent, "stall=true").await;
+    // Silence allowed: twice the 300 ms heartbeat and a second.
+    wait_for(
+        &follower.base,
+        Duration::from_secs(10),
+        "a reconnect",
+        |h| h["sources"][0]["reconnects"].as_u64().unwrap_or(0) >= 1,
+    )
+    .await;
+    fault(&agent, "stall=false").await;
+    all_once(&follower).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_dropped_mid_part_loses_nothing() {
+    let (agent, follower) = pair("1500", &[]).await;
+    for n in 1..=3 {
+        wait_for(&follower.base, Duration::from_secs(30), "streaming", |h| {
+            h["sources"][0]["state"] == "streaming"
+        })
+        .await;
+        fault(&agent, "drop_mid_part=true").await;
+        wait_for(
+            &follower.base,
+            Duration::from_secs(30),
+            "a reconnect",
+            |h| h["sources"][0]["reconnects"].as_u64().unwrap_or(0) >= n,
+        )
+        .await;
+    }
+    all_once(&follower).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_answer_is_asked_for_again() {
+    let (agent, follower) = pair("1500", &["--no-stream"]).await;
+    for _ in 0..3 {
+        wait_for(&follower.base, Duration::from_secs(30), "some data", |h| {
+            observations(h) > 0
+        })
+        .await;
+        fault(&agent, "malformed=true").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    all_once(&follower).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_agent_is_followed_all_the_same() {
+    let (agent, follower) = pair("3000", &[]).await;
+    fault(&agent, "slow_ms=300").await;
+    all_once(&follower).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_restart_is_followed_and_what_it_lost_is_recorded() {
+    let (agent, follower) = pair("1500", &[]).await;
+    wait_for(&follower.base, Duration::from_secs(30), "some data", |h| {
+        observations(h) > 20_000
+    })
+    .await;
+    let after = fault(&agent, "restart=true").await;
+    let floor = after["first_sequence"].as_u64().unwrap();
+    // Everything from the new buffer's start on arrives; what the old instance held but was
+    // not yet read is a gap of unknown end.
+    wait_for(&follower.base, Duration::from_secs(120), "the rest", |h| {
+        h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1)
+    })
+    .await;
+    let (_, health) = get_json(&format!("{}/healthz", follower.base)).await;
+    assert_eq!(health["sources"][0]["restarts"], 1, "{health}");
+    assert_eq!(health["sources"][0]["instance_id"], 1_475_083_574u64);
+    let (_, gaps) = get_json(&format!("{}/api/gaps", follower.base)).await;
+    let gaps = gaps.as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    let lost_from = gaps[0]["from"].as_u64().unwrap();
+    assert!(gaps[0]["to"].is_null());
+    assert_eq!(gaps[0]["instance_id"], 1_475_083_573u64);
+    let (set, rows) = stored(&follower.base).await;
+    assert_eq!(rows, set.len(), "no duplicates");
+    let want: Vec<u64> = (1..lost_from).chain(floor..=TOTAL).collect();
+    assert_eq!(sequences(&set), want);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_and_restarted_factorydash_continues_where_it_stopped_and_records_a_wrap() {
+    let Some(server) = crate::support::postgres_url("kill_and_restart") else {
+        return;
+    };
+    let db = FreshDb::create(&server, "restart").await;
+    let agent = replay_agent("1000").await;
+    let args = |db: &str| -> Vec<String> {
+        [
+            "serve",
+            "--agent",
+            &agent.base,
+            "--database-url",
+            db,
+            "--listen",
+            "127.0.0.1:0",
+            "--count",
+            "2000",
+            "--interval",
+            "100ms",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let args = args(&db.url);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // First run: killed in the middle of the replay.
+    let first = start(&args).await;
+    wait_for(&first.base, Duration::from_secs(60), "some data", |h| {
+        observations(h) > 10_000
+    })
+    .await;
+    drop(first);
+    // Second run: nothing lost, nothing twice.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = start(&args).await;
+    wait_for(&second.base, Duration::from_secs(60), "more data", |h| {
+        observations(h) > 5_000
+    })
+    .await;
+    drop(second);
+    // While it is down, the agent's buffer wraps past what was stored.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let wrapped = fault(&agent, "wrap=1000").await;
+    let first_held = wrapped["first_sequence"].as_u64().unwrap();
+    let third = start(&args).await;
+    wait_for(&third.base, Duration::from_secs(120), "the end", |h| {
+        h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1)
+    })
+    .await;
+    drop(third);
+
+    let client = db.connect().await;
+    let gaps = client
+        .query("SELECT from_sequence, to_sequence FROM gaps", &[])
+        .await
+        .unwrap();
+    assert_eq!(gaps.len(), 1);
+    let (lost_from, lost_to): (i64, Option<i64>) = (gaps[0].get(0), gaps[0].get(1));
+    assert_eq!(lost_to, Some(first_held as i64));
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT sequence) FROM observations",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (n, distinct): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(n, distinct, "no observation twice");
+    let seqs: Vec<i64> = client
+        .query("SELECT sequence FROM observations ORDER BY sequence", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let want: Vec<i64> = (1..lost_from)
+        .chain(first_held as i64..=TOTAL as i64)
+        .collect();
+    assert_eq!(
+        seqs, want,
+        "everything but the wrapped range [{lost_from}, {first_held})"
+    );
+    drop(agent);
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_device_model_change_reads_the_probe_again() {
+    let (agent, follower) = pair("1500", &[]).await;
+    wait_for(&follower.base, Duration::from_secs(30), "streaming", |h| {
+        h["sources"][0]["state"] == "streaming"
+    })
+    .await;
+    let probes = fault(&agent, "").await["probes"].as_u64().unwrap();
+    assert_eq!(probes, 1);
+    fault(&agent, "model_change=true").await;
+    let start = std::time::Instant::now();
+    while fault(&agent, "").await["probes"].as_u64().unwrap() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no second /probe"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    all_once(&follower).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_agent_never_delays_another() {
+    let agent = replay_agent("5000").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("http://127.0.0.1:{port}");
+    let follower = start(&[
+        "serve",
+        "--agent",
+        &dead,
+        "--agent",
+        &agent.base,
+        "--listen",
+        "127.0.0.1:0",
+        "--count",
+        "10000",
+    ])
+    .await;
+    let health = wait_for(
+        &follower.base,
+        Duration::from_secs(60),
+        "the live agent read whole",
+        |h| {
+            observations(h) >= TOTAL
+                && h["sources"].as_array().is_some_and(|s| {
+                    s.iter()
+                        .any(|s| s["next_sequence"].as_u64() == Some(TOTAL + 1))
+                })
+        },
+    )
+    .await;
+    let sources = health["sources"].as_array().unwrap();
+    let dead_source = sources
+        .iter()
+        .find(|s| s["source"] == dead.as_str())
+        .unwrap();
+    assert!(dead_source["unreachable_since"].is_string(), "{health}");
+    let live = sources
+        .iter()
+        .find(|s| s["source"] == agent.base.as_str())
+        .unwrap();
+    assert!(
+        live["unreachable_since"].is_null()
+            && live["observations_per_second"].as_f64().unwrap() > 0.0,
+        "{health}"
+    );
+}

@@ -1,0 +1,181 @@
+//! Running the binary and talking to it.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The bundled NIST GFAgie01 recording.
+pub fn recording() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../recordings/nist-gfagie01-2016-05-02")
+}
+
+/// A running `factorydash`, killed when dropped.
+pub struct Running {
+    _child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+}
+
+/// Starts `factorydash replay` of the bundled NIST recording on a free port, at `speed`.
+pub async fn replay_agent(speed: &str) -> Running {
+    let dir = recording();
+    start(&[
+        "replay",
+        dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--speed",
+        speed,
+    ])
+    .await
+}
+
+/// Starts `factorydash ARGS` and waits for the address it prints.
+pub async fn start(args: &[&str]) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_factorydash"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the factorydash binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("factorydash prints its address within 60 s")
+        .unwrap()
+        .expect("a line on stdout");
+    let base = line
+        .split("http://")
+        .nth(1)
+        .map(|rest| format!("http://{}", rest.trim_end_matches('/')))
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Running {
+        _child: child,
+        base,
+    }
+}
+
+pub async fn get_json(url: &str) -> (u16, Value) {
+    let r = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+/// Polls `/healthz` until `done` holds for it, or panics after `limit`.
+pub async fn wait_for(
+    base: &str,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        let (_, health) = get_json(&format!("{base}/healthz")).await;
+        if done(&health) {
+            return health;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what} not reached in {limit:?}: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every stored observation as (sequence, dataItemId, value, type), read back through
+/// `/api/devices` and `/api/series`, and the number of rows read (to catch duplicates).
+pub async fn stored(base: &str) -> (BTreeSet<(u64, String, String, String)>, usize) {
+    let (_, latest) = get_json(&format!("{base}/api/latest?limit=1000")).await;
+    let mut set = BTreeSet::new();
+    let mut rows = 0;
+    for item in latest["items"].as_array().unwrap() {
+        let url = format!(
+            "{base}/api/series?device={}&dataItemId={}&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&limit=100000",
+            item["device"].as_str().unwrap(),
+            item["data_item_id"].as_str().unwrap()
+        );
+        let (status, series) = get_json(&url).await;
+        assert_eq!(status, 200, "{series}");
+        for o in series["items"].as_array().unwrap() {
+            rows += 1;
+            set.insert((
+                o["sequence"].as_u64().unwrap(),
+                o["data_item_id"].as_str().unwrap().to_owned(),
+                o["value"].to_string(),
+                o["kind"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    (set, rows)
+}
+
+/// The PostgreSQL server for tests, or `None` (with a note) when none is configured and
+/// none is required.
+pub fn postgres_url(test: &str) -> Option<String> {
+    match std::env::var("FACTORYDASH_TEST_DATABASE_URL") {
+        Ok(url) => Some(url),
+        Err(_) => {
+            assert!(
+                std::env::var("FACTORYDASH_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "FACTORYDASH_REQUIRE_POSTGRES=1 but FACTORYDASH_TEST_DATABASE_URL is not set"
+            );
+            eprintln!("SKIPPED: {test} on PostgreSQL: set FACTORYDASH_TEST_DATABASE_URL to run it");
+            None
+        }
+    }
+}
+
+/// A fresh database on the test server, dropped by [`FreshDb::drop`].
+pub struct FreshDb {
+    admin: tokio_postgres::Client,
+    pub name: String,
+    pub url: String,
+}
+
+impl FreshDb {
+    pub async fn create(server_url: &str, test: &str) -> FreshDb {
+        let config: tokio_postgres::Config = server_url.parse().unwrap();
+        let (admin, conn) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL is reachable");
+        tokio::spawn(conn);
+        let name = format!("fdtest_{test}_{}", rand::random::<u32>());
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let mut url = reqwest::Url::parse(server_url).unwrap();
+        url.set_path(&name);
+        FreshDb {
+            admin,
+            name,
+            url: url.to_string(),
+        }
+    }
+
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+    }
+
+    pub async fn drop(self) {
+        self.admin
+            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .await
+            .unwrap();
+    }
+}

@@ -1,0 +1,206 @@
+//! Storage for MTConnect observations.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), factorydash_store::StoreError> {
+//! use factorydash_core::{Batch, Category, Observation, PageRequest, Value};
+//! use factorydash_store::{LatestFilter, MemoryStore, Store};
+//!
+//! let store = MemoryStore::new();
+//! let obs = Observation {
+//!     sequence: 61,
+//!     timestamp: chrono::Utc::now(),
+//!     device: "GFAgie01".into(),
+//!     component_id: "GFAgie01".into(),
+//!     data_item_id: "GFAgie01-dtop_1".into(),
+//!     name: Some("avail".into()),
+//!     category: Category::Event,
+//!     kind: "Availability".into(),
+//!     sub_type: None,
+//!     value: Value::Text("AVAILABLE".into()),
+//!     condition: None,
+//! };
+//! let batch = Batch { agent: "http://agent".into(), instance_id: 1, next_sequence: 62, observations: vec![obs] };
+//! assert_eq!(store.append(&batch).await?.inserted, 1);
+//! assert_eq!(store.append(&batch).await?.duplicates, 1); // idempotent
+//! let page = store.latest(&LatestFilter::default(), &PageRequest::first(10)).await?;
+//! assert_eq!(page.items[0].value, Value::Text("AVAILABLE".into()));
+//! # Ok(()) }
+//! ```
+//!
+//! # Behavior
+//! - An observation is identified by its agent, the agent's `instanceId` and its
+//!   `sequence`; appending it again is a no-op ([`AppendOutcome::duplicates`]).
+//! - A batch, the latest value of each of its data items and the agent's
+//!   [`ResumePoint`] are stored together (one transaction in PostgreSQL).
+//! - Listings are keyset pages ([`factorydash_core::Page`]): no `OFFSET`.
+//! - Retention: [`Store::prune`] drops observations older than a cutoff; the latest
+//!   value of every data item is kept whatever its age.
+//!
+//! # Features
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `postgres` | yes | [`postgres::PgStore`] on tokio-postgres |
+
+mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use factorydash_core::{
+    page::InvalidCursor, Batch, DeviceInfo, Gap, Observation, Page, PageRequest, ResumePoint,
+    TimeWindow,
+};
+
+pub use memory::MemoryStore;
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Observations stored for the first time.
+    pub inserted: u64,
+    /// Observations already stored (same agent, `instanceId` and `sequence`), skipped.
+    pub duplicates: u64,
+}
+
+/// Which latest values to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LatestFilter {
+    /// Only this device (by name).
+    pub device: Option<String>,
+}
+
+/// A store's error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The page cursor is not one this store wrote.
+    #[error("invalid page cursor")]
+    InvalidCursor(#[from] InvalidCursor),
+    /// The database failed or cannot be reached.
+    #[cfg(feature = "postgres")]
+    #[error("database error")]
+    Database(#[from] tokio_postgres::Error),
+    /// The database holds a schema newer than this build knows.
+    #[error("the database schema is at version {found}, newer than this build's {known}")]
+    SchemaTooNew {
+        /// The version found.
+        found: i32,
+        /// The newest version this build knows.
+        known: i32,
+    },
+}
+
+/// Where factorydash keeps devices and observations.
+///
+/// Implementations: [`MemoryStore`] (embedded, the default) and, with the `postgres`
+/// feature, [`postgres::PgStore`]. Both pass the same conformance tests.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Replaces the device model probed from `agent` (its base URL).
+    ///
+    /// # Errors
+    /// A database error.
+    async fn put_devices(&self, agent: &str, devices: &[DeviceInfo]) -> Result<(), StoreError>;
+
+    /// Every device of every agent, ordered by device name.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn devices(&self) -> Result<Vec<DeviceInfo>, StoreError>;
+
+    /// Stores a batch idempotently, updates the latest value of its data items, and saves
+    /// the agent's resume point, all at once.
+    ///
+    /// # Errors
+    /// A database error; then nothing of the batch is stored.
+    async fn append(&self, batch: &Batch) -> Result<AppendOutcome, StoreError>;
+
+    /// Where ingest from `agent` should continue, if anything was stored from it.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn resume_point(&self, agent: &str) -> Result<Option<ResumePoint>, StoreError>;
+
+    /// Records observations an agent lost before they could be read.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError>;
+
+    /// Every recorded gap, oldest first.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn gaps(&self) -> Result<Vec<Gap>, StoreError>;
+
+    /// The latest observation of every data item, ordered by (device, `dataItemId`),
+    /// as a keyset page.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidCursor`] for a cursor this store did not write; a database error.
+    async fn latest(
+        &self,
+        filter: &LatestFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Observation>, StoreError>;
+
+    /// The observations of one data item with timestamps in `window`, ordered by timestamp
+    /// then sequence, at most `limit` (the earliest ones).
+    ///
+    /// # Errors
+    /// A database error.
+    async fn series(
+        &self,
+        device: &str,
+        data_item_id: &str,
+        window: &TimeWindow,
+        limit: usize,
+    ) -> Result<Vec<Observation>, StoreError>;
+
+    /// The newest observation of one data item with a timestamp before `at` (UTC), if any:
+    /// the value it held as of `at`.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn last_before(
+        &self,
+        device: &str,
+        data_item_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Observation>, StoreError>;
+
+    /// How many observations are stored.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn observation_count(&self) -> Result<u64, StoreError>;
+
+    /// Drops observations with timestamps before `cutoff` (UTC); latest values stay.
+    /// Returns how many were dropped.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn prune(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+/// The keyset cursor of a latest-values row: (device, `dataItemId`).
+pub(crate) fn latest_cursor(o: &Observation) -> factorydash_core::Cursor {
+    factorydash_core::Cursor::from_key(&[o.device.as_str(), o.data_item_id.as_str()])
+}
+
+/// The (device, `dataItemId`) a cursor points after.
+pub(crate) fn latest_after(page: &PageRequest) -> Result<Option<(String, String)>, StoreError> {
+    match &page.after {
+        None => Ok(None),
+        Some(c) => {
+            let mut key = c.key()?;
+            if key.len() != 2 {
+                return Err(InvalidCursor.into());
+            }
+            let item = key.pop().expect("two parts");
+            let device = key.pop().expect("two parts");
+            Ok(Some((device, item)))
+        }
+    }
+}

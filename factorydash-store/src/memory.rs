@@ -1,0 +1,301 @@
+//! The embedded in-memory store.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::RwLock;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use factorydash_core::{
+    Batch, Category, ConditionState, DeviceInfo, Gap, Observation, Page, PageRequest, ResumePoint,
+    TimeWindow, Value,
+};
+
+use crate::{latest_after, latest_cursor, AppendOutcome, LatestFilter, Store, StoreError};
+
+/// An in-memory [`Store`]: the embedded default, nothing to set up. Everything is lost when
+/// the process ends. Bounded by calling [`Store::prune`] (the server does, with its
+/// retention period).
+///
+/// # Layout
+/// What repeats from one observation of a data item to the next (device, component,
+/// `dataItemId`, name, category, type, subType) is kept once, as a *shape*; each stored
+/// observation holds a shape index, its agent, `instanceId`, `sequence`, timestamp, value
+/// and, for Conditions, a boxed condition state: about 90 bytes plus its value text, against
+/// seven strings of its own in an [`Observation`].
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: RwLock<Inner>,
+}
+
+/// (device, dataItemId)
+type ItemKey = (String, String);
+
+#[derive(Debug, Default)]
+struct Inner {
+    devices: BTreeMap<(String, String), DeviceInfo>,
+    agents: HashMap<String, u32>,
+    /// (agent, instanceId, sequence) of every stored observation.
+    seen: HashSet<(u32, u64, u64)>,
+    /// Per data item, its stored observations ordered by (timestamp, sequence).
+    series: HashMap<ItemKey, Vec<Stored>>,
+    latest: BTreeMap<ItemKey, Stored>,
+    /// The distinct shapes of observations, and per data item the shapes it has had.
+    shapes: Vec<Shape>,
+    shapes_of: HashMap<ItemKey, Vec<u32>>,
+    resume: HashMap<String, ResumePoint>,
+    gaps: Vec<Gap>,
+}
+
+/// What observations of one data item share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shape {
+    device: String,
+    component_id: String,
+    data_item_id: String,
+    name: Option<String>,
+    category: Category,
+    kind: String,
+    sub_type: Option<String>,
+}
+
+impl Shape {
+    fn of(o: &Observation) -> Self {
+        Shape {
+            device: o.device.clone(),
+            component_id: o.component_id.clone(),
+            data_item_id: o.data_item_id.clone(),
+            name: o.name.clone(),
+            category: o.category,
+            kind: o.kind.clone(),
+            sub_type: o.sub_type.clone(),
+        }
+    }
+
+    fn matches(&self, o: &Observation) -> bool {
+        self.component_id == o.component_id
+            && self.name == o.name
+            && self.category == o.category
+            && self.kind == o.kind
+            && self.sub_type == o.sub_type
+            && self.device == o.device
+            && self.data_item_id == o.data_item_id
+    }
+}
+
+/// One stored observation, compact.
+#[derive(Debug, Clone)]
+struct Stored {
+    agent: u32,
+    shape: u32,
+    instance_id: u64,
+    sequence: u64,
+    timestamp: DateTime<Utc>,
+    value: Value,
+    condition: Option<Box<ConditionState>>,
+}
+
+impl Inner {
+    /// The shape index of `o`, interned.
+    fn shape(&mut self, key: &ItemKey, o: &Observation) -> u32 {
+        let ids = self.shapes_of.entry(key.clone()).or_default();
+        if let Some(&id) = ids.iter().find(|&&id| self.shapes[id as usize].matches(o)) {
+            return id;
+        }
+        let id = self.shapes.len() as u32;
+        self.shapes.push(Shape::of(o));
+        ids.push(id);
+        id
+    }
+
+    fn observation(&self, s: &Stored) -> Observation {
+        let shape = &self.shapes[s.shape as usize];
+        Observation {
+            sequence: s.sequence,
+            timestamp: s.timestamp,
+            device: shape.device.clone(),
+            component_id: shape.component_id.clone(),
+            data_item_id: shape.data_item_id.clone(),
+            name: shape.name.clone(),
+            category: shape.category,
+            kind: shape.kind.clone(),
+            sub_type: shape.sub_type.clone(),
+            value: s.value.clone(),
+            condition: s.condition.as_deref().cloned(),
+        }
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn put_devices(&self, agent: &str, devices: &[DeviceInfo]) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        inner.devices.retain(|(a, _), _| a != agent);
+        for d in devices {
+            inner
+                .devices
+                .insert((agent.to_owned(), d.name.clone()), d.clone());
+        }
+        Ok(())
+    }
+
+    async fn devices(&self) -> Result<Vec<DeviceInfo>, StoreError> {
+        let mut out: Vec<DeviceInfo> = self.read().devices.values().cloned().collect();
+        out.sort_by(|a, b| (&a.name, &a.agent).cmp(&(&b.name, &b.agent)));
+        Ok(out)
+    }
+
+    async fn append(&self, batch: &Batch) -> Result<AppendOutcome, StoreError> {
+        let mut inner = self.write();
+        let inner = &mut *inner;
+        let next_id = inner.agents.len() as u32;
+        let agent = *inner.agents.entry(batch.agent.clone()).or_insert(next_id);
+        let mut outcome = AppendOutcome::default();
+        for o in &batch.observations {
+            if !inner.seen.insert((agent, batch.instance_id, o.sequence)) {
+                outcome.duplicates += 1;
+                continue;
+            }
+            outcome.inserted += 1;
+            let key = (o.device.clone(), o.data_item_id.clone());
+            let stored = Stored {
+                agent,
+                shape: inner.shape(&key, o),
+                instance_id: batch.instance_id,
+                sequence: o.sequence,
+                timestamp: o.timestamp,
+                value: o.value.clone(),
+                condition: o.condition.clone().map(Box::new),
+            };
+            let newer = inner
+                .latest
+                .get(&key)
+                .is_none_or(|l| (l.instance_id, l.sequence) < (batch.instance_id, o.sequence));
+            if newer {
+                inner.latest.insert(key.clone(), stored.clone());
+            }
+            let series = inner.series.entry(key).or_default();
+            let at = (o.timestamp, o.sequence);
+            // Usually an append at the end; timestamps out of sequence order are placed.
+            let pos = series.partition_point(|s| (s.timestamp, s.sequence) <= at);
+            series.insert(pos, stored);
+        }
+        inner
+            .resume
+            .insert(batch.agent.clone(), batch.resume_point());
+        Ok(outcome)
+    }
+
+    async fn resume_point(&self, agent: &str) -> Result<Option<ResumePoint>, StoreError> {
+        Ok(self.read().resume.get(agent).cloned())
+    }
+
+    async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError> {
+        self.write().gaps.push(gap.clone());
+        Ok(())
+    }
+
+    async fn gaps(&self) -> Result<Vec<Gap>, StoreError> {
+        Ok(self.read().gaps.clone())
+    }
+
+    async fn latest(
+        &self,
+        filter: &LatestFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Observation>, StoreError> {
+        let after = latest_after(page)?;
+        let limit = page.effective_limit();
+        let inner = self.read();
+        let lower = match &after {
+            Some(key) => Bound::Excluded(key.clone()),
+            None => Bound::Unbounded,
+        };
+        let items: Vec<Observation> = inner
+            .latest
+            .range((lower, Bound::Unbounded))
+            .filter(|((device, _), _)| filter.device.as_ref().is_none_or(|d| d == device))
+            .take(limit + 1)
+            .map(|(_, s)| inner.observation(s))
+            .collect();
+        Ok(Page::from_overfetch(items, limit, latest_cursor))
+    }
+
+    async fn series(
+        &self,
+        device: &str,
+        data_item_id: &str,
+        window: &TimeWindow,
+        limit: usize,
+    ) -> Result<Vec<Observation>, StoreError> {
+        let inner = self.read();
+        let Some(series) = inner
+            .series
+            .get(&(device.to_owned(), data_item_id.to_owned()))
+        else {
+            return Ok(Vec::new());
+        };
+        let start = series.partition_point(|s| s.timestamp < window.from());
+        Ok(series[start..]
+            .iter()
+            .take_while(|s| s.timestamp < window.to())
+            .take(limit)
+            .map(|s| inner.observation(s))
+            .collect())
+    }
+
+    async fn last_before(
+        &self,
+        device: &str,
+        data_item_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Observation>, StoreError> {
+        let inner = self.read();
+        let key = (device.to_owned(), data_item_id.to_owned());
+        let stored = inner.series.get(&key).and_then(|series| {
+            let end = series.partition_point(|s| s.timestamp < at);
+            end.checked_sub(1).map(|i| &series[i])
+        });
+        // Pruned history: the latest value still tells the state if it is older than `at`.
+        let stored = stored.or_else(|| inner.latest.get(&key).filter(|l| l.timestamp < at));
+        Ok(stored.map(|s| inner.observation(s)))
+    }
+
+    async fn observation_count(&self) -> Result<u64, StoreError> {
+        Ok(self.read().seen.len() as u64)
+    }
+
+    async fn prune(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut inner = self.write();
+        let inner = &mut *inner;
+        let mut dropped = 0u64;
+        for series in inner.series.values_mut() {
+            let n = series.partition_point(|s| s.timestamp < cutoff);
+            for s in series.drain(..n) {
+                inner.seen.remove(&(s.agent, s.instance_id, s.sequence));
+                dropped += 1;
+            }
+        }
+        inner.series.retain(|_, s| !s.is_empty());
+        Ok(dropped)
+    }
+}

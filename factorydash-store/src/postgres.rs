@@ -1,0 +1,643 @@
+//! The PostgreSQL store, on tokio-postgres.
+//!
+//! The schema is created and migrated on [`PgStore::connect`]: versioned migrations are
+//! embedded in the crate and applied under a transaction-scoped advisory lock, so several
+//! processes may start at once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use factorydash_core::{
+    Batch, Category, ConditionLevel, ConditionState, DataItemInfo, DeviceInfo, Gap, Observation,
+    Page, PageRequest, ResumePoint, TimeWindow, Value,
+};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Config, NoTls, Row};
+
+use crate::{latest_after, latest_cursor, AppendOutcome, LatestFilter, Store, StoreError};
+
+/// The embedded migrations, in order; the schema version is the number applied.
+const MIGRATIONS: &[&str] = &[include_str!("postgres/0001_initial.sql")];
+
+/// The advisory lock key that serialises migrations ("factorydash" in ASCII, folded).
+const MIGRATION_LOCK: i64 = 0x6661_6374_6f72_7964;
+
+/// A [`Store`] on PostgreSQL.
+///
+/// Holds one connection; tokio-postgres pipelines concurrent queries on it. When the
+/// connection is lost, the next call reconnects (and fails if the server is still away).
+pub struct PgStore {
+    config: Config,
+    client: tokio::sync::RwLock<Client>,
+    agent_ids: Mutex<HashMap<String, i32>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+/// The session's staging table: each batch is copied here (binary `COPY`), then moved into
+/// `observations` with the rows already stored dropped. Emptied at every commit.
+const STAGING: &str = "CREATE TEMP TABLE IF NOT EXISTS staging_observations (
+    agent_id integer, instance_id bigint, sequence bigint, ts timestamptz, device text,
+    component_id text, data_item_id text, name text, category text, kind text, sub_type text,
+    value text, level text, native_code text, native_severity text, qualifier text
+) ON COMMIT DELETE ROWS";
+
+/// The column types of `staging_observations`, in order, for the binary `COPY`.
+const STAGING_TYPES: [Type; 16] = [
+    Type::INT4,
+    Type::INT8,
+    Type::INT8,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+];
+
+async fn open(config: &Config) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "PostgreSQL connection closed");
+        }
+    });
+    client.batch_execute(STAGING).await?;
+    Ok(client)
+}
+
+impl PgStore {
+    /// Connects to `url` (e.g. `postgres://postgres@127.0.0.1:5432/factorydash`) and
+    /// migrates the schema to this build's version.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the URL is invalid or the server unreachable;
+    /// [`StoreError::SchemaTooNew`] when the database was migrated by a newer build.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let config: Config = url.parse()?;
+        Self::connect_with(config).await
+    }
+
+    /// Connects with a prepared configuration (e.g. with `options` setting a
+    /// `search_path`) and migrates the schema.
+    ///
+    /// # Errors
+    /// As [`PgStore::connect`].
+    pub async fn connect_with(config: Config) -> Result<Self, StoreError> {
+        let mut client = open(&config).await?;
+        migrate(&mut client).await?;
+        Ok(PgStore {
+            config,
+            client: tokio::sync::RwLock::new(client),
+            agent_ids: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The live client, reconnecting first when the connection was lost.
+    async fn client(&self) -> Result<tokio::sync::RwLockReadGuard<'_, Client>, StoreError> {
+        {
+            let client = self.client.read().await;
+            if !client.is_closed() {
+                return Ok(client);
+            }
+        }
+        let mut client = self.client.write().await;
+        if client.is_closed() {
+            *client = open(&self.config).await?;
+            tracing::info!("reconnected to PostgreSQL");
+        }
+        Ok(client.downgrade())
+    }
+
+    /// Exclusive use of the connection, for a transaction; reconnects when it was lost.
+    async fn exclusive(&self) -> Result<tokio::sync::RwLockWriteGuard<'_, Client>, StoreError> {
+        let mut client = self.client.write().await;
+        if client.is_closed() {
+            *client = open(&self.config).await?;
+            tracing::info!("reconnected to PostgreSQL");
+        }
+        Ok(client)
+    }
+
+    async fn agent_id(
+        &self,
+        client: &impl tokio_postgres::GenericClient,
+        url: &str,
+    ) -> Result<i32, StoreError> {
+        if let Some(id) = self
+            .agent_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(url)
+        {
+            return Ok(*id);
+        }
+        let row = client
+            .query_one(
+                "INSERT INTO agents (url) VALUES ($1) ON CONFLICT (url) DO UPDATE SET url = EXCLUDED.url RETURNING id",
+                &[&url],
+            )
+            .await?;
+        let id: i32 = row.get(0);
+        self.agent_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(url.to_owned(), id);
+        Ok(id)
+    }
+}
+
+async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS factorydash_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        .await?;
+    let current: i32 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM factorydash_migrations",
+            &[],
+        )
+        .await?
+        .get(0);
+    let known = MIGRATIONS.len() as i32;
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO factorydash_migrations (version) VALUES ($1)",
+            &[&(i as i32 + 1)],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The observation columns, in the order [`observation_from_row`] reads them.
+const OBSERVATION_COLUMNS: &str = "sequence, ts, device, component_id, data_item_id, name, category, kind, sub_type, value, level, native_code, native_severity, qualifier";
+
+fn observation_from_row(row: &Row) -> Observation {
+    let category: &str = row.get(6);
+    let level: Option<&str> = row.get(10);
+    Observation {
+        sequence: row.get::<_, i64>(0) as u64,
+        timestamp: row.get(1),
+        device: row.get(2),
+        component_id: row.get(3),
+        data_item_id: row.get(4),
+        name: row.get(5),
+        category: category.parse().unwrap_or(Category::Event),
+        kind: row.get(7),
+        sub_type: row.get(8),
+        value: Value::from(row.get::<_, Option<String>>(9)),
+        condition: level
+            .and_then(|l| l.parse::<ConditionLevel>().ok())
+            .map(|level| ConditionState {
+                level,
+                native_code: row.get(11),
+                native_severity: row.get(12),
+                qualifier: row.get(13),
+            }),
+    }
+}
+
+/// Column arrays for one `UNNEST` insert of observations.
+#[derive(Default)]
+struct Columns<'b> {
+    sequence: Vec<i64>,
+    ts: Vec<DateTime<Utc>>,
+    device: Vec<&'b str>,
+    component_id: Vec<&'b str>,
+    data_item_id: Vec<&'b str>,
+    name: Vec<Option<&'b str>>,
+    category: Vec<&'static str>,
+    kind: Vec<&'b str>,
+    sub_type: Vec<Option<&'b str>>,
+    value: Vec<Option<&'b str>>,
+    level: Vec<Option<&'static str>>,
+    native_code: Vec<Option<&'b str>>,
+    native_severity: Vec<Option<&'b str>>,
+    qualifier: Vec<Option<&'b str>>,
+}
+
+impl<'b> Columns<'b> {
+    /// The arrays as query parameters `$3` … `$16` of [`UNNEST`].
+    fn params(&self) -> [&(dyn ToSql + Sync); 14] {
+        [
+            &self.sequence,
+            &self.ts,
+            &self.device,
+            &self.component_id,
+            &self.data_item_id,
+            &self.name,
+            &self.category,
+            &self.kind,
+            &self.sub_type,
+            &self.value,
+            &self.level,
+            &self.native_code,
+            &self.native_severity,
+            &self.qualifier,
+        ]
+    }
+
+    fn push(&mut self, o: &'b Observation) {
+        self.sequence.push(o.sequence as i64);
+        self.ts.push(o.timestamp);
+        self.device.push(&o.device);
+        self.component_id.push(&o.component_id);
+        self.data_item_id.push(&o.data_item_id);
+        self.name.push(o.name.as_deref());
+        self.category.push(o.category.as_str());
+        self.kind.push(&o.kind);
+        self.sub_type.push(o.sub_type.as_deref());
+        self.value.push(o.value.as_text());
+        let c = o.condition.as_ref();
+        self.level.push(c.map(|c| c.level.as_str()));
+        self.native_code
+            .push(c.and_then(|c| c.native_code.as_deref()));
+        self.native_severity
+            .push(c.and_then(|c| c.native_severity.as_deref()));
+        self.qualifier.push(c.and_then(|c| c.qualifier.as_deref()));
+    }
+}
+
+const UNNEST: &str = "UNNEST($3::bigint[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])
+     AS u(sequence, ts, device, component_id, data_item_id, name, category, kind, sub_type, value, level, native_code, native_severity, qualifier)";
+
+async fn insert_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    sql: &str,
+    agent_id: i32,
+    instance_id: i64,
+    columns: &Columns<'_>,
+) -> Result<u64, tokio_postgres::Error> {
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&agent_id, &instance_id];
+    params.extend(columns.params());
+    tx.execute(sql, &params).await
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn put_devices(&self, agent: &str, devices: &[DeviceInfo]) -> Result<(), StoreError> {
+        let mut client = self.exclusive().await?;
+        let agent_id = self.agent_id(&*client, agent).await?;
+        let tx = client.transaction().await?;
+        tx.execute("DELETE FROM data_items WHERE agent_id = $1", &[&agent_id])
+            .await?;
+        tx.execute("DELETE FROM devices WHERE agent_id = $1", &[&agent_id])
+            .await?;
+        for d in devices {
+            tx.execute(
+                    "INSERT INTO devices (agent_id, name, uuid, device_id) VALUES ($1, $2, $3, $4) ON CONFLICT (agent_id, name) DO UPDATE SET uuid = EXCLUDED.uuid, device_id = EXCLUDED.device_id",
+                    &[&agent_id, &d.name, &d.uuid, &d.id],
+                )
+                .await?;
+            let ordinal: Vec<i32> = (0..d.data_items.len() as i32).collect();
+            let col =
+                |f: fn(&DataItemInfo) -> &str| d.data_items.iter().map(f).collect::<Vec<&str>>();
+            let opt = |f: fn(&DataItemInfo) -> Option<&str>| {
+                d.data_items.iter().map(f).collect::<Vec<Option<&str>>>()
+            };
+            tx.execute(
+                    "INSERT INTO data_items (agent_id, device, ordinal, id, name, category, kind, sub_type, units, component, component_id, component_name)
+                     SELECT $1, $2, * FROM UNNEST($3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
+                     ON CONFLICT DO NOTHING",
+                    &[
+                        &agent_id,
+                        &d.name,
+                        &ordinal,
+                        &col(|i| &i.id),
+                        &opt(|i| i.name.as_deref()),
+                        &col(|i| i.category.as_str()),
+                        &col(|i| &i.kind),
+                        &opt(|i| i.sub_type.as_deref()),
+                        &opt(|i| i.units.as_deref()),
+                        &col(|i| &i.component),
+                        &col(|i| &i.component_id),
+                        &opt(|i| i.component_name.as_deref()),
+                    ],
+                )
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn devices(&self) -> Result<Vec<DeviceInfo>, StoreError> {
+        let client = self.client().await?;
+        let devices = client
+            .query(
+                "SELECT a.url, d.agent_id, d.name, d.uuid, d.device_id FROM devices d JOIN agents a ON a.id = d.agent_id ORDER BY d.name, a.url",
+                &[],
+            )
+            .await?;
+        let items = client
+            .query(
+                "SELECT agent_id, device, id, name, category, kind, sub_type, units, component, component_id, component_name FROM data_items ORDER BY agent_id, device, ordinal",
+                &[],
+            )
+            .await?;
+        let mut by_device: HashMap<(i32, String), Vec<DataItemInfo>> = HashMap::new();
+        for r in items {
+            let category: &str = r.get(4);
+            by_device
+                .entry((r.get(0), r.get(1)))
+                .or_default()
+                .push(DataItemInfo {
+                    id: r.get(2),
+                    name: r.get(3),
+                    category: category.parse().unwrap_or(Category::Event),
+                    kind: r.get(5),
+                    sub_type: r.get(6),
+                    units: r.get(7),
+                    component: r.get(8),
+                    component_id: r.get(9),
+                    component_name: r.get(10),
+                });
+        }
+        Ok(devices
+            .into_iter()
+            .map(|r| {
+                let agent_id: i32 = r.get(1);
+                let name: String = r.get(2);
+                DeviceInfo {
+                    agent: r.get(0),
+                    data_items: by_device
+                        .remove(&(agent_id, name.clone()))
+                        .unwrap_or_default(),
+                    name,
+                    uuid: r.get(3),
+                    id: r.get(4),
+                }
+            })
+            .collect())
+    }
+
+    async fn append(&self, batch: &Batch) -> Result<AppendOutcome, StoreError> {
+        let agent_id = {
+            let client = self.client().await?;
+            self.agent_id(&*client, &batch.agent).await?
+        };
+        // The newest observation of each data item in the batch, for `latest`.
+        let mut newest: HashMap<(&str, &str), &Observation> = HashMap::new();
+        for o in &batch.observations {
+            newest
+                .entry((&o.device, &o.data_item_id))
+                .and_modify(|n| {
+                    if o.sequence > n.sequence {
+                        *n = o;
+                    }
+                })
+                .or_insert(o);
+        }
+        let mut latest = Columns::default();
+        for o in newest.values() {
+            latest.push(o);
+        }
+        let instance_id = batch.instance_id as i64;
+        let next_sequence = batch.next_sequence as i64;
+        // A transaction needs exclusive use of the connection.
+        let mut client = self.exclusive().await?;
+        let tx = client.transaction().await?;
+        // Binary COPY into the session's staging table, then into `observations` less what
+        // is already stored (same agent, instanceId, sequence).
+        let sink = tx
+            .copy_in(
+                "COPY staging_observations (agent_id, instance_id, sequence, ts, device, component_id, data_item_id, name, category, kind, sub_type, value, level, native_code, native_severity, qualifier) FROM STDIN BINARY",
+            )
+            .await?;
+        let writer = BinaryCopyInWriter::new(sink, &STAGING_TYPES);
+        futures_util::pin_mut!(writer);
+        for o in &batch.observations {
+            let c = o.condition.as_ref();
+            let sequence = o.sequence as i64;
+            writer
+                .as_mut()
+                .write(&[
+                    &agent_id,
+                    &instance_id,
+                    &sequence,
+                    &o.timestamp,
+                    &o.device,
+                    &o.component_id,
+                    &o.data_item_id,
+                    &o.name,
+                    &o.category.as_str(),
+                    &o.kind,
+                    &o.sub_type,
+                    &o.value.as_text(),
+                    &c.map(|c| c.level.as_str()),
+                    &c.and_then(|c| c.native_code.as_deref()),
+                    &c.and_then(|c| c.native_severity.as_deref()),
+                    &c.and_then(|c| c.qualifier.as_deref()),
+                ])
+                .await?;
+        }
+        writer.finish().await?;
+        let inserted = tx
+            .execute(
+                &format!(
+                    "INSERT INTO observations (agent_id, instance_id, {OBSERVATION_COLUMNS})
+                     SELECT agent_id, instance_id, {OBSERVATION_COLUMNS} FROM staging_observations
+                     ON CONFLICT DO NOTHING"
+                ),
+                &[],
+            )
+            .await?;
+        insert_rows(
+            &tx,
+            &format!(
+                "INSERT INTO latest (agent_id, instance_id, {OBSERVATION_COLUMNS}) SELECT $1::int, $2::bigint, u.* FROM {UNNEST}
+                 ON CONFLICT (device, data_item_id) DO UPDATE SET
+                   agent_id = EXCLUDED.agent_id, instance_id = EXCLUDED.instance_id, sequence = EXCLUDED.sequence,
+                   ts = EXCLUDED.ts, component_id = EXCLUDED.component_id, name = EXCLUDED.name,
+                   category = EXCLUDED.category, kind = EXCLUDED.kind, sub_type = EXCLUDED.sub_type,
+                   value = EXCLUDED.value, level = EXCLUDED.level, native_code = EXCLUDED.native_code,
+                   native_severity = EXCLUDED.native_severity, qualifier = EXCLUDED.qualifier
+                 WHERE (latest.instance_id, latest.sequence) < (EXCLUDED.instance_id, EXCLUDED.sequence)"
+            ),
+            agent_id,
+            instance_id,
+            &latest,
+        )
+        .await?;
+        tx.execute(
+            "UPDATE agents SET instance_id = $2, next_sequence = $3, updated_at = now() WHERE id = $1",
+            &[&agent_id, &instance_id, &next_sequence],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(AppendOutcome {
+            inserted,
+            duplicates: batch.observations.len() as u64 - inserted,
+        })
+    }
+
+    async fn resume_point(&self, agent: &str) -> Result<Option<ResumePoint>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT instance_id, next_sequence FROM agents WHERE url = $1 AND instance_id IS NOT NULL",
+                &[&agent],
+            )
+            .await?;
+        Ok(row.map(|r| ResumePoint {
+            agent: agent.to_owned(),
+            instance_id: r.get::<_, i64>(0) as u64,
+            next_sequence: r.get::<_, i64>(1) as u64,
+        }))
+    }
+
+    async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let agent_id = self.agent_id(&*client, &gap.agent).await?;
+        client
+            .execute(
+                "INSERT INTO gaps (agent_id, instance_id, from_sequence, to_sequence) VALUES ($1, $2, $3, $4)",
+                &[&agent_id, &(gap.instance_id as i64), &(gap.from as i64), &gap.to.map(|t| t as i64)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn gaps(&self) -> Result<Vec<Gap>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT a.url, g.instance_id, g.from_sequence, g.to_sequence FROM gaps g JOIN agents a ON a.id = g.agent_id ORDER BY g.id",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Gap {
+                agent: r.get(0),
+                instance_id: r.get::<_, i64>(1) as u64,
+                from: r.get::<_, i64>(2) as u64,
+                to: r.get::<_, Option<i64>>(3).map(|t| t as u64),
+            })
+            .collect())
+    }
+
+    async fn latest(
+        &self,
+        filter: &LatestFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Observation>, StoreError> {
+        let after = latest_after(page)?;
+        let limit = page.effective_limit();
+        let (after_device, after_item) = match &after {
+            Some((d, i)) => (Some(d.as_str()), Some(i.as_str())),
+            None => (None, None),
+        };
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {OBSERVATION_COLUMNS} FROM latest
+                     WHERE ($1::text IS NULL OR device = $1)
+                       AND ($2::text IS NULL OR (device, data_item_id) > ($2::text, $3::text))
+                     ORDER BY device, data_item_id
+                     LIMIT $4"
+                ),
+                &[
+                    &filter.device,
+                    &after_device,
+                    &after_item,
+                    &((limit + 1) as i64),
+                ],
+            )
+            .await?;
+        let items = rows.iter().map(observation_from_row).collect();
+        Ok(Page::from_overfetch(items, limit, latest_cursor))
+    }
+
+    async fn series(
+        &self,
+        device: &str,
+        data_item_id: &str,
+        window: &TimeWindow,
+        limit: usize,
+    ) -> Result<Vec<Observation>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {OBSERVATION_COLUMNS} FROM observations
+                     WHERE device = $1 AND data_item_id = $2 AND ts >= $3 AND ts < $4
+                     ORDER BY ts, sequence LIMIT $5"
+                ),
+                &[
+                    &device,
+                    &data_item_id,
+                    &window.from(),
+                    &window.to(),
+                    &(limit.min(i64::MAX as usize) as i64),
+                ],
+            )
+            .await?;
+        Ok(rows.iter().map(observation_from_row).collect())
+    }
+
+    async fn last_before(
+        &self,
+        device: &str,
+        data_item_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Observation>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT {OBSERVATION_COLUMNS} FROM (
+                       (SELECT {OBSERVATION_COLUMNS} FROM observations
+                        WHERE device = $1 AND data_item_id = $2 AND ts < $3
+                        ORDER BY ts DESC, sequence DESC LIMIT 1)
+                       UNION ALL
+                       (SELECT {OBSERVATION_COLUMNS} FROM latest
+                        WHERE device = $1 AND data_item_id = $2 AND ts < $3)
+                     ) o ORDER BY ts DESC, sequence DESC LIMIT 1"
+                ),
+                &[&device, &data_item_id, &at],
+            )
+            .await?;
+        Ok(row.as_ref().map(observation_from_row))
+    }
+
+    async fn observation_count(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM observations", &[])
+            .await?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    async fn prune(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        Ok(client
+            .execute("DELETE FROM observations WHERE ts < $1", &[&cutoff])
+            .await?)
+    }
+}

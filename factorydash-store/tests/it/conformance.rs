@@ -1,0 +1,266 @@
+//! What every store must do, on real NIST data.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use chrono::{Duration, TimeZone, Utc};
+use factorydash_core::{Batch, Cursor, Gap, Observation, PageRequest, TimeWindow};
+use factorydash_mtconnect::{parse_devices, parse_streams, recording::read_maybe_gzipped};
+use factorydash_store::{LatestFilter, Store, StoreError};
+
+const AGENT: &str = "http://127.0.0.1:5000";
+const INSTANCE: u64 = 1_475_083_573;
+
+fn recording(file: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../recordings/nist-gfagie01-2016-05-02")
+        .join(file);
+    read_maybe_gzipped(&path).unwrap()
+}
+
+/// The first NIST page's observations (10,049), in sequence order.
+fn page_one() -> Vec<Observation> {
+    let bytes = recording("qdr_input001.xml.gz");
+    let mut o = parse_streams(&bytes).unwrap().value.to_observations();
+    o.sort_by_key(|o| o.sequence);
+    o
+}
+
+fn batch(observations: &[Observation]) -> Batch {
+    Batch {
+        agent: AGENT.into(),
+        instance_id: INSTANCE,
+        next_sequence: observations.last().map_or(1, |o| o.sequence + 1),
+        observations: observations.to_vec(),
+    }
+}
+
+async fn all_latest(store: &dyn Store, filter: &LatestFilter, limit: usize) -> Vec<Observation> {
+    let mut out = Vec::new();
+    let mut request = PageRequest::first(limit);
+    loop {
+        let page = store.latest(filter, &request).await.unwrap();
+        assert!(page.items.len() <= limit);
+        out.extend(page.items);
+        match page.next {
+            Some(next) => request.after = Some(next),
+            None => return out,
+        }
+    }
+}
+
+pub async fn append_is_idempotent(store: &dyn Store) {
+    let obs = page_one();
+    let first = store.append(&batch(&obs[..6000])).await.unwrap();
+    assert_eq!((first.inserted, first.duplicates), (6000, 0));
+    // Overlapping batch: 1,000 already stored.
+    let second = store.append(&batch(&obs[5000..])).await.unwrap();
+    assert_eq!(
+        (second.inserted, second.duplicates),
+        (obs.len() as u64 - 6000, 1000)
+    );
+    let again = store.append(&batch(&obs)).await.unwrap();
+    assert_eq!((again.inserted, again.duplicates), (0, obs.len() as u64));
+    assert_eq!(store.observation_count().await.unwrap(), obs.len() as u64);
+    // The same sequences under another instanceId are other observations.
+    let mut other = batch(&obs[..10]);
+    other.instance_id += 1;
+    assert_eq!(store.append(&other).await.unwrap().inserted, 10);
+}
+
+pub async fn latest_pages_cover_every_data_item_once(store: &dyn Store) {
+    let obs = page_one();
+    store.append(&batch(&obs)).await.unwrap();
+    let items: BTreeSet<(&str, &str)> = obs
+        .iter()
+        .map(|o| (o.device.as_str(), o.data_item_id.as_str()))
+        .collect();
+    for limit in [1, 7, 1000] {
+        let latest = all_latest(store, &LatestFilter::default(), limit).await;
+        let keys: Vec<(&str, &str)> = latest
+            .iter()
+            .map(|o| (o.device.as_str(), o.data_item_id.as_str()))
+            .collect();
+        // In key order, each once.
+        assert_eq!(
+            keys,
+            items.iter().copied().collect::<Vec<_>>(),
+            "limit {limit}"
+        );
+    }
+    let only = LatestFilter {
+        device: Some("GFAgie01".into()),
+    };
+    assert_eq!(all_latest(store, &only, 5).await.len(), items.len());
+    let none = LatestFilter {
+        device: Some("Mazak03".into()),
+    };
+    assert!(all_latest(store, &none, 5).await.is_empty());
+}
+
+pub async fn latest_is_the_highest_sequence_whatever_the_order(store: &dyn Store) {
+    let obs = page_one();
+    // Newest page first, then the older half.
+    store.append(&batch(&obs[5000..])).await.unwrap();
+    store.append(&batch(&obs[..5000])).await.unwrap();
+    let mut want: BTreeMap<&str, &Observation> = BTreeMap::new();
+    for o in &obs {
+        want.insert(&o.data_item_id, o);
+    }
+    let latest = all_latest(store, &LatestFilter::default(), 100).await;
+    assert_eq!(latest.len(), want.len());
+    for o in latest {
+        assert_eq!(&o, want[o.data_item_id.as_str()], "{}", o.data_item_id);
+    }
+}
+
+pub async fn series_is_the_window_in_time_order(store: &dyn Store) {
+    let obs = page_one();
+    store.append(&batch(&obs)).await.unwrap();
+    let item = "GFAgie01-X_2";
+    let from = Utc.with_ymd_and_hms(2016, 5, 2, 14, 50, 0).unwrap();
+    let window = TimeWindow::new(from, from + Duration::minutes(10)).unwrap();
+    let mut want: Vec<&Observation> = obs
+        .iter()
+        .filter(|o| o.data_item_id == item && window.contains(o.timestamp))
+        .collect();
+    want.sort_by_key(|o| (o.timestamp, o.sequence));
+    assert!(want.len() > 100, "the window holds data: {}", want.len());
+    let got = store
+        .series("GFAgie01", item, &window, 100_000)
+        .await
+        .unwrap();
+    assert_eq!(got.iter().collect::<Vec<_>>(), want);
+    let capped = store.series("GFAgie01", item, &window, 10).await.unwrap();
+    assert_eq!(capped.iter().collect::<Vec<_>>(), want[..10]);
+    assert!(store
+        .series("GFAgie01", "nope", &window, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn resume_point_and_gaps_are_kept(store: &dyn Store) {
+    assert_eq!(store.resume_point(AGENT).await.unwrap(), None);
+    let obs = page_one();
+    store.append(&batch(&obs[..100])).await.unwrap();
+    let point = store.resume_point(AGENT).await.unwrap().unwrap();
+    assert_eq!(
+        (point.instance_id, point.next_sequence),
+        (INSTANCE, obs[99].sequence + 1)
+    );
+    // An empty batch (nothing new) still moves the resume point.
+    let mut empty = batch(&[]);
+    empty.next_sequence = 5000;
+    store.append(&empty).await.unwrap();
+    assert_eq!(
+        store
+            .resume_point(AGENT)
+            .await
+            .unwrap()
+            .unwrap()
+            .next_sequence,
+        5000
+    );
+    let gap = Gap {
+        agent: AGENT.into(),
+        instance_id: INSTANCE,
+        from: 5000,
+        to: Some(6000),
+    };
+    let restart = Gap {
+        agent: AGENT.into(),
+        instance_id: INSTANCE,
+        from: 7000,
+        to: None,
+    };
+    store.record_gap(&gap).await.unwrap();
+    store.record_gap(&restart).await.unwrap();
+    assert_eq!(store.gaps().await.unwrap(), vec![gap, restart]);
+}
+
+pub async fn prune_keeps_the_latest_values(store: &dyn Store) {
+    let obs = page_one();
+    store.append(&batch(&obs)).await.unwrap();
+    let before = all_latest(store, &LatestFilter::default(), 100).await;
+    let cutoff = Utc.with_ymd_and_hms(2016, 5, 2, 15, 0, 0).unwrap();
+    let old = obs.iter().filter(|o| o.timestamp < cutoff).count() as u64;
+    assert!(old > 0 && old < obs.len() as u64);
+    assert_eq!(store.prune(cutoff).await.unwrap(), old);
+    assert_eq!(
+        store.observation_count().await.unwrap(),
+        obs.len() as u64 - old
+    );
+    assert_eq!(
+        all_latest(store, &LatestFilter::default(), 100).await,
+        before
+    );
+}
+
+pub async fn last_before_is_the_value_as_of_an_instant(store: &dyn Store) {
+    let obs = page_one();
+    store.append(&batch(&obs)).await.unwrap();
+    let item = "GFAgie01-dtop_1";
+    let at = Utc.with_ymd_and_hms(2016, 5, 2, 15, 0, 0).unwrap();
+    let want = obs
+        .iter()
+        .filter(|o| o.data_item_id == item && o.timestamp < at)
+        .max_by_key(|o| (o.timestamp, o.sequence))
+        .unwrap();
+    assert_eq!(
+        store
+            .last_before("GFAgie01", item, at)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(want)
+    );
+    let early = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap();
+    assert_eq!(
+        store.last_before("GFAgie01", item, early).await.unwrap(),
+        None
+    );
+    // After retention dropped the history, the latest value still answers for later instants.
+    store
+        .prune(Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap())
+        .await
+        .unwrap();
+    let late = Utc.with_ymd_and_hms(2030, 1, 2, 0, 0, 0).unwrap();
+    let latest = store
+        .last_before("GFAgie01", item, late)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        latest.sequence,
+        obs.iter()
+            .filter(|o| o.data_item_id == item)
+            .map(|o| o.sequence)
+            .max()
+            .unwrap()
+    );
+}
+
+pub async fn devices_round_trip(store: &dyn Store) {
+    let probe = recording("probe.xml.gz");
+    let devices = parse_devices(&probe).unwrap().value.device_infos(AGENT);
+    store.put_devices(AGENT, &devices).await.unwrap();
+    store.put_devices(AGENT, &devices).await.unwrap();
+    assert_eq!(store.devices().await.unwrap(), devices);
+    assert_eq!(devices[0].data_items.len(), 25);
+}
+
+pub async fn a_forged_cursor_is_an_error(store: &dyn Store) {
+    let one_part = Cursor::from_key(&["only-one-part"]);
+    for bad in ["zz", one_part.as_str()] {
+        let request = PageRequest {
+            after: Some(Cursor::from_string(bad)),
+            limit: 10,
+        };
+        let result = store.latest(&LatestFilter::default(), &request).await;
+        assert!(
+            matches!(result, Err(StoreError::InvalidCursor(_))),
+            "{bad}: {result:?}"
+        );
+    }
+}

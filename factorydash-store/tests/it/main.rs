@@ -1,0 +1,42 @@
+//! The store conformance suite, run against every store: the in-memory store and a real
+//! PostgreSQL server (`FACTORYDASH_TEST_DATABASE_URL`, each test in its own schema).
+
+mod conformance;
+mod pg;
+
+/// Runs each conformance test against the memory store and PostgreSQL.
+macro_rules! conformance_tests {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let store = factorydash_store::MemoryStore::new();
+                    crate::conformance::$name(&store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(db) = crate::pg::TestDb::create(stringify!($name)).await else { return };
+                    crate::conformance::$name(&db.store).await;
+                    db.drop().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance_tests!(
+    append_is_idempotent,
+    latest_pages_cover_every_data_item_once,
+    latest_is_the_highest_sequence_whatever_the_order,
+    series_is_the_window_in_time_order,
+    resume_point_and_gaps_are_kept,
+    prune_keeps_the_latest_values,
+    last_before_is_the_value_as_of_an_instant,
+    devices_round_trip,
+    a_forged_cursor_is_an_error,
+);

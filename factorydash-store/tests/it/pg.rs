@@ -1,0 +1,58 @@
+//! A PostgreSQL schema of its own for each test.
+
+use factorydash_store::postgres::PgStore;
+
+/// The environment variable naming the test server.
+pub const URL_VAR: &str = "FACTORYDASH_TEST_DATABASE_URL";
+/// When set to 1 (as `.ci/run` does), a missing or unreachable server fails the tests.
+pub const REQUIRE_VAR: &str = "FACTORYDASH_REQUIRE_POSTGRES";
+
+pub struct TestDb {
+    pub store: PgStore,
+    admin: tokio_postgres::Client,
+    schema: String,
+}
+
+impl TestDb {
+    /// A store in a fresh schema, or `None` (with a note) when no server is configured
+    /// and none is required.
+    pub async fn create(test: &str) -> Option<TestDb> {
+        let url = match std::env::var(URL_VAR) {
+            Ok(url) => url,
+            Err(_) => {
+                assert!(
+                    std::env::var(REQUIRE_VAR).as_deref() != Ok("1"),
+                    "{REQUIRE_VAR}=1 but {URL_VAR} is not set"
+                );
+                eprintln!("SKIPPED: {test} on PostgreSQL: set {URL_VAR} to run it");
+                return None;
+            }
+        };
+        let config: tokio_postgres::Config = url.parse().expect("a valid PostgreSQL URL");
+        let (admin, conn) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {URL_VAR} is unreachable: {e}"));
+        tokio::spawn(conn);
+        let schema = format!("fdtest_{}_{}", test, rand::random::<u32>());
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .unwrap();
+        let mut config = config;
+        config.options(format!("-c search_path={schema}"));
+        let store = PgStore::connect_with(config).await.unwrap();
+        Some(TestDb {
+            store,
+            admin,
+            schema,
+        })
+    }
+
+    pub async fn drop(self) {
+        self.admin
+            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema))
+            .await
+            .unwrap();
+    }
+}

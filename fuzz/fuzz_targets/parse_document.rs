@@ -1,0 +1,34 @@
+//! Any bytes through every parser: no panic, no hang, bounded memory.
+#![no_main]
+
+use factorydash_mtconnect::{
+    parse_assets_with, parse_devices_with, parse_document, parse_error, parse_streams_with,
+    write_devices, ParseOptions, StreamsBufReader, StreamsWriter,
+};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let options = ParseOptions {
+        max_document_bytes: 1 << 20,
+        max_depth: 32,
+    };
+    let _ = parse_document(data, &options);
+    if let Ok(parsed) = parse_streams_with(data, &options) {
+        // Whatever parsed can be written and read back.
+        let written = StreamsWriter::default().write_document(&parsed.value);
+        let again = parse_streams_with(written.as_bytes(), &ParseOptions::default())
+            .expect("our own output parses");
+        assert_eq!(
+            again.value.observations.len(),
+            parsed.value.observations.len()
+        );
+    }
+    if let Ok(reader) = StreamsBufReader::with_options(data, &options) {
+        for _ in reader {}
+    }
+    if let Ok(parsed) = parse_devices_with(data, &options) {
+        let _ = write_devices(&parsed.value, "2.0");
+    }
+    let _ = parse_assets_with(data, &options);
+    let _ = parse_error(data);
+});
