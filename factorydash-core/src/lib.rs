@@ -22,12 +22,15 @@
 //! - [`page`]: keyset pagination (no `OFFSET` anywhere).
 //! - [`window`]: time windows over UTC timestamps.
 //! - [`pace`]: the schedule of a recording replayed at its own pace.
+//! - [`episodes`]: Condition episodes (when each Warning or Fault began and ended);
+//!   [`states`]: state intervals and utilization; [`downsample`]: LTTB and buckets.
 //!
 //! # Architecture invariant
 //! This crate does no I/O, no async and knows no wire format: everything here is a
 //! plain value that the parser, the stores and the server share.
 
 pub mod downsample;
+pub mod episodes;
 pub mod pace;
 pub mod page;
 pub mod states;

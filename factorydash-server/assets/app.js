@@ -54,8 +54,10 @@
     if (refetching) return;
     refetching = true;
     try {
-      const q = new URLSearchParams({ limit: String(limit) });
-      if (deviceFilter) q.set("device", deviceFilter);
+      // The page's own filters (device, component, category, type, q), first page.
+      const q = new URLSearchParams(location.search);
+      q.delete("cursor");
+      q.set("limit", String(limit));
       const res = await fetch("/api/latest?" + q.toString());
       if (res.ok) {
         const page = await res.json();

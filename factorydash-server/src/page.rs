@@ -107,34 +107,24 @@ fn card(status: &DeviceStatus) -> Markup {
 }
 
 fn link(filter: &LatestFilter, cursor: Option<&Cursor>, limit: usize) -> String {
-    let mut query = form_urlencoded(&[
-        ("device", filter.device.as_deref().unwrap_or("")),
-        ("cursor", cursor.map_or("", Cursor::as_str)),
-    ]);
-    if limit != crate::web::PAGE_SIZE {
-        query.push_str(&format!("&limit={limit}"));
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    let category = filter.category.map(|c| c.as_str());
+    for (key, value) in [
+        ("device", filter.device.as_deref()),
+        ("component", filter.component_id.as_deref()),
+        ("category", category),
+        ("type", filter.kind.as_deref()),
+        ("q", filter.search.as_deref()),
+        ("cursor", cursor.map(Cursor::as_str)),
+    ] {
+        if let Some(value) = value {
+            query.append_pair(key, value);
+        }
     }
-    format!("/?{query}")
-}
-
-fn form_urlencoded(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| {
-            let enc: String = v
-                .bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect();
-            format!("{k}={enc}")
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+    if limit != crate::web::PAGE_SIZE {
+        query.append_pair("limit", &limit.to_string());
+    }
+    format!("/?{}", query.finish())
 }
 
 /// The whole page.
@@ -181,6 +171,18 @@ pub fn render(d: &Dashboard<'_>) -> String {
                                 option value=(dev.name) selected[dev.name == device_filter] { (dev.name) }
                             }
                         }
+                        @let category = d.filter.category.map(|c| c.as_str()).unwrap_or("");
+                        label for="category" { " Category " }
+                        select #category name="category" {
+                            option value="" selected[category.is_empty()] { "all" }
+                            @for c in ["SAMPLE", "EVENT", "CONDITION"] {
+                                option value=(c) selected[c == category] { (c) }
+                            }
+                        }
+                        label for="type" { " Type " }
+                        input #type name="type" size="14" placeholder="e.g. Execution" value=(d.filter.kind.as_deref().unwrap_or(""));
+                        label for="q" { " Search " }
+                        input #q type="search" name="q" size="14" placeholder="id or name" value=(d.filter.search.as_deref().unwrap_or(""));
                         button type="submit" { "Show" }
                     }
                     table {

@@ -203,9 +203,7 @@ impl App {
 
     /// The latest observation of every data item of `device`.
     pub async fn device_latest(&self, device: &str) -> Result<Vec<Observation>, StoreError> {
-        let filter = LatestFilter {
-            device: Some(device.to_owned()),
-        };
+        let filter = LatestFilter::device(device);
         let mut request = PageRequest::first(factorydash_core::page::MAX_PAGE_LIMIT);
         let mut out = Vec::new();
         loop {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use factorydash_core::{
-    Cursor, DataItemInfo, DeviceInfo, DeviceStatus, Observation, PageRequest, TimeWindow,
+    Category, Cursor, DataItemInfo, DeviceInfo, DeviceStatus, Observation, PageRequest, TimeWindow,
 };
 use factorydash_store::{LatestFilter, StoreError};
 use futures_util::{SinkExt, StreamExt};
@@ -140,8 +140,23 @@ fn page_request(q: &Query, default_limit: usize) -> Result<(LatestFilter, PageRe
         .get("cursor")
         .filter(|c| !c.is_empty())
         .map(|c| Cursor::from_string(c.clone()));
-    let device = q.get("device").filter(|d| !d.is_empty()).cloned();
-    Ok((LatestFilter { device }, PageRequest { after, limit }))
+    let text = |name: &str| q.get(name).filter(|v| !v.is_empty()).cloned();
+    let category = match q.get("category").filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(c.to_ascii_uppercase().parse::<Category>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "category must be SAMPLE, EVENT or CONDITION, got '{c}'"
+            ))
+        })?),
+    };
+    let filter = LatestFilter {
+        device: text("device"),
+        component_id: text("component"),
+        category,
+        kind: text("type"),
+        search: text("q"),
+    };
+    Ok((filter, PageRequest { after, limit }))
 }
 
 /// The statuses of all devices.

@@ -33,8 +33,8 @@
 //! - A batch, the latest value of each of its data items and the agent's
 //!   [`ResumePoint`] are stored together (one transaction in PostgreSQL).
 //! - Listings are keyset pages ([`factorydash_core::Page`]): no `OFFSET`.
-//! - Retention: [`Store::prune`] drops observations older than a cutoff; the latest
-//!   value of every data item is kept whatever its age.
+//! - Retention: [`Store::prune`] drops whole UTC days of observations older than a
+//!   cutoff; the latest value of every data item is kept whatever its age.
 //!
 //! # Features
 //! | feature | default | what it adds |
@@ -48,8 +48,8 @@ pub mod postgres;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use factorydash_core::{
-    page::InvalidCursor, Batch, DeviceInfo, Gap, Observation, Page, PageRequest, ResumePoint,
-    TimeWindow,
+    page::InvalidCursor, Batch, Category, DeviceInfo, Gap, Observation, Page, PageRequest,
+    ResumePoint, TimeWindow,
 };
 
 pub use memory::MemoryStore;
@@ -63,11 +63,49 @@ pub struct AppendOutcome {
     pub duplicates: u64,
 }
 
-/// Which latest values to list.
+/// Which latest values to list. Every field set must match (AND); `None` matches all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LatestFilter {
     /// Only this device (by name).
     pub device: Option<String>,
+    /// Only data items of this component (its `id` in the Devices document).
+    pub component_id: Option<String>,
+    /// Only this category (Sample, Event or Condition; MTConnect Part 2, 7.2.2.1).
+    pub category: Option<Category>,
+    /// Only this type, the element name of the observation (`Execution`,
+    /// `x:Motion`…), compared exactly.
+    pub kind: Option<String>,
+    /// Only data items whose `dataItemId` or `name` contains this text, compared without
+    /// regard to case (Unicode simple lower-casing).
+    pub search: Option<String>,
+}
+
+impl LatestFilter {
+    /// Only the data items of `device`.
+    pub fn device(device: impl Into<String>) -> Self {
+        LatestFilter {
+            device: Some(device.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Whether `o` passes this filter.
+    pub fn matches(&self, o: &Observation) -> bool {
+        self.device.as_ref().is_none_or(|d| *d == o.device)
+            && self
+                .component_id
+                .as_ref()
+                .is_none_or(|c| *c == o.component_id)
+            && self.category.is_none_or(|c| c == o.category)
+            && self.kind.as_ref().is_none_or(|k| *k == o.kind)
+            && self.search.as_ref().is_none_or(|s| {
+                let s = s.to_lowercase();
+                o.data_item_id.to_lowercase().contains(&s)
+                    || o.name
+                        .as_ref()
+                        .is_some_and(|n| n.to_lowercase().contains(&s))
+            })
+    }
 }
 
 /// A store's error.
@@ -170,14 +208,30 @@ pub trait Store: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<Option<Observation>, StoreError>;
 
+    /// The Condition observations with timestamps in `window`, of `device` or of every
+    /// device, ordered by timestamp then sequence, at most `limit` (the earliest ones): the
+    /// input of [`factorydash_core::episodes`].
+    ///
+    /// # Errors
+    /// A database error.
+    async fn conditions(
+        &self,
+        device: Option<&str>,
+        window: &TimeWindow,
+        limit: usize,
+    ) -> Result<Vec<Observation>, StoreError>;
+
     /// How many observations are stored.
     ///
     /// # Errors
     /// A database error.
     async fn observation_count(&self) -> Result<u64, StoreError>;
 
-    /// Drops observations with timestamps before `cutoff` (UTC); latest values stay.
-    /// Returns how many were dropped.
+    /// Drops the observations of every UTC day that ended at or before `cutoff`, whole days
+    /// at a time (in PostgreSQL, a day is a partition, dropped rather than deleted from):
+    /// observations stamped before midnight UTC of `cutoff`'s day go, the rest stay. The
+    /// latest value of every data item stays whatever its age. Returns how many
+    /// observations were dropped.
     ///
     /// # Errors
     /// A database error.

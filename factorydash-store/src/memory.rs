@@ -234,8 +234,9 @@ impl Store for MemoryStore {
             .latest
             .range((lower, Bound::Unbounded))
             .filter(|((device, _), _)| filter.device.as_ref().is_none_or(|d| d == device))
-            .take(limit + 1)
             .map(|(_, s)| inner.observation(s))
+            .filter(|o| filter.matches(o))
+            .take(limit + 1)
             .collect();
         Ok(Page::from_overfetch(items, limit, latest_cursor))
     }
@@ -280,6 +281,34 @@ impl Store for MemoryStore {
         Ok(stored.map(|s| inner.observation(s)))
     }
 
+    async fn conditions(
+        &self,
+        device: Option<&str>,
+        window: &TimeWindow,
+        limit: usize,
+    ) -> Result<Vec<Observation>, StoreError> {
+        let inner = self.read();
+        let mut found: Vec<&Stored> = Vec::new();
+        for ((d, _), series) in &inner.series {
+            if device.is_some_and(|device| device != d) {
+                continue;
+            }
+            let start = series.partition_point(|s| s.timestamp < window.from());
+            found.extend(
+                series[start..]
+                    .iter()
+                    .take_while(|s| s.timestamp < window.to())
+                    .filter(|s| inner.shapes[s.shape as usize].category == Category::Condition),
+            );
+        }
+        found.sort_by_key(|s| (s.timestamp, s.sequence));
+        Ok(found
+            .into_iter()
+            .take(limit)
+            .map(|s| inner.observation(s))
+            .collect())
+    }
+
     async fn observation_count(&self) -> Result<u64, StoreError> {
         Ok(self.read().seen.len() as u64)
     }
@@ -287,6 +316,11 @@ impl Store for MemoryStore {
     async fn prune(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut inner = self.write();
         let inner = &mut *inner;
+        // Whole days, as in PostgreSQL: everything before midnight UTC of the cutoff's day.
+        let cutoff = cutoff
+            .date_naive()
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc();
         let mut dropped = 0u64;
         for series in inner.series.values_mut() {
             let n = series.partition_point(|s| s.timestamp < cutoff);

@@ -4,11 +4,11 @@
 //! embedded in the crate and applied under a transaction-scoped advisory lock, so several
 //! processes may start at once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use factorydash_core::{
     Batch, Category, ConditionLevel, ConditionState, DataItemInfo, DeviceInfo, Gap, Observation,
     Page, PageRequest, ResumePoint, TimeWindow, Value,
@@ -24,6 +24,8 @@ const MIGRATIONS: &[&str] = &[include_str!("postgres/0001_initial.sql")];
 
 /// The advisory lock key that serialises migrations ("factorydash" in ASCII, folded).
 const MIGRATION_LOCK: i64 = 0x6661_6374_6f72_7964;
+// The next key, 0x6661_6374_6f72_7965, serialises partition creation (see
+// `factorydash_observation_partition` in the schema).
 
 /// A [`Store`] on PostgreSQL.
 ///
@@ -33,6 +35,8 @@ pub struct PgStore {
     config: Config,
     client: tokio::sync::RwLock<Client>,
     agent_ids: Mutex<HashMap<String, i32>>,
+    /// The UTC days known to have a partition of `observations`.
+    partitions: Mutex<HashSet<NaiveDate>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -104,6 +108,7 @@ impl PgStore {
             config,
             client: tokio::sync::RwLock::new(client),
             agent_ids: Mutex::new(HashMap::new()),
+            partitions: Mutex::new(HashSet::new()),
         })
     }
 
@@ -297,6 +302,129 @@ async fn insert_rows(
     tx.execute(sql, &params).await
 }
 
+impl PgStore {
+    async fn append_once(&self, batch: &Batch) -> Result<AppendOutcome, StoreError> {
+        let agent_id = {
+            let client = self.client().await?;
+            self.agent_id(&*client, &batch.agent).await?
+        };
+        // The newest observation of each data item in the batch, for `latest`.
+        let mut newest: HashMap<(&str, &str), &Observation> = HashMap::new();
+        for o in &batch.observations {
+            newest
+                .entry((&o.device, &o.data_item_id))
+                .and_modify(|n| {
+                    if o.sequence > n.sequence {
+                        *n = o;
+                    }
+                })
+                .or_insert(o);
+        }
+        let mut latest = Columns::default();
+        for o in newest.values() {
+            latest.push(o);
+        }
+        let instance_id = batch.instance_id as i64;
+        let next_sequence = batch.next_sequence as i64;
+        let new_days: Vec<NaiveDate> = {
+            let known = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+            let days: BTreeSet<NaiveDate> = batch
+                .observations
+                .iter()
+                .map(|o| o.timestamp.date_naive())
+                .filter(|d| !known.contains(d))
+                .collect();
+            days.into_iter().collect()
+        };
+        // A transaction needs exclusive use of the connection.
+        let mut client = self.exclusive().await?;
+        let tx = client.transaction().await?;
+        if !new_days.is_empty() {
+            tx.execute(
+                "SELECT factorydash_observation_partition(day) FROM unnest($1::date[]) AS day",
+                &[&new_days],
+            )
+            .await?;
+        }
+        // Binary COPY into the session's staging table, then into `observations` less what
+        // is already stored (same agent, instanceId, sequence).
+        let sink = tx
+            .copy_in(
+                "COPY staging_observations (agent_id, instance_id, sequence, ts, device, component_id, data_item_id, name, category, kind, sub_type, value, level, native_code, native_severity, qualifier) FROM STDIN BINARY",
+            )
+            .await?;
+        let writer = BinaryCopyInWriter::new(sink, &STAGING_TYPES);
+        futures_util::pin_mut!(writer);
+        for o in &batch.observations {
+            let c = o.condition.as_ref();
+            let sequence = o.sequence as i64;
+            writer
+                .as_mut()
+                .write(&[
+                    &agent_id,
+                    &instance_id,
+                    &sequence,
+                    &o.timestamp,
+                    &o.device,
+                    &o.component_id,
+                    &o.data_item_id,
+                    &o.name,
+                    &o.category.as_str(),
+                    &o.kind,
+                    &o.sub_type,
+                    &o.value.as_text(),
+                    &c.map(|c| c.level.as_str()),
+                    &c.and_then(|c| c.native_code.as_deref()),
+                    &c.and_then(|c| c.native_severity.as_deref()),
+                    &c.and_then(|c| c.qualifier.as_deref()),
+                ])
+                .await?;
+        }
+        writer.finish().await?;
+        let inserted = tx
+            .execute(
+                &format!(
+                    "INSERT INTO observations (agent_id, instance_id, {OBSERVATION_COLUMNS})
+                     SELECT agent_id, instance_id, {OBSERVATION_COLUMNS} FROM staging_observations
+                     ON CONFLICT DO NOTHING"
+                ),
+                &[],
+            )
+            .await?;
+        insert_rows(
+            &tx,
+            &format!(
+                "INSERT INTO latest (agent_id, instance_id, {OBSERVATION_COLUMNS}) SELECT $1::int, $2::bigint, u.* FROM {UNNEST}
+                 ON CONFLICT (device, data_item_id) DO UPDATE SET
+                   agent_id = EXCLUDED.agent_id, instance_id = EXCLUDED.instance_id, sequence = EXCLUDED.sequence,
+                   ts = EXCLUDED.ts, component_id = EXCLUDED.component_id, name = EXCLUDED.name,
+                   category = EXCLUDED.category, kind = EXCLUDED.kind, sub_type = EXCLUDED.sub_type,
+                   value = EXCLUDED.value, level = EXCLUDED.level, native_code = EXCLUDED.native_code,
+                   native_severity = EXCLUDED.native_severity, qualifier = EXCLUDED.qualifier
+                 WHERE (latest.instance_id, latest.sequence) < (EXCLUDED.instance_id, EXCLUDED.sequence)"
+            ),
+            agent_id,
+            instance_id,
+            &latest,
+        )
+        .await?;
+        tx.execute(
+            "UPDATE agents SET instance_id = $2, next_sequence = $3, updated_at = now() WHERE id = $1",
+            &[&agent_id, &instance_id, &next_sequence],
+        )
+        .await?;
+        tx.commit().await?;
+        self.partitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(new_days);
+        Ok(AppendOutcome {
+            inserted,
+            duplicates: batch.observations.len() as u64 - inserted,
+        })
+    }
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn put_devices(&self, agent: &str, devices: &[DeviceInfo]) -> Result<(), StoreError> {
@@ -395,103 +523,20 @@ impl Store for PgStore {
     }
 
     async fn append(&self, batch: &Batch) -> Result<AppendOutcome, StoreError> {
-        let agent_id = {
-            let client = self.client().await?;
-            self.agent_id(&*client, &batch.agent).await?
-        };
-        // The newest observation of each data item in the batch, for `latest`.
-        let mut newest: HashMap<(&str, &str), &Observation> = HashMap::new();
-        for o in &batch.observations {
-            newest
-                .entry((&o.device, &o.data_item_id))
-                .and_modify(|n| {
-                    if o.sequence > n.sequence {
-                        *n = o;
-                    }
-                })
-                .or_insert(o);
+        match self.append_once(batch).await {
+            // Another process dropped a partition this one knew of (retention): forget what
+            // it knew and create what is missing.
+            Err(StoreError::Database(e))
+                if e.code() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION) =>
+            {
+                self.partitions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
+                self.append_once(batch).await
+            }
+            other => other,
         }
-        let mut latest = Columns::default();
-        for o in newest.values() {
-            latest.push(o);
-        }
-        let instance_id = batch.instance_id as i64;
-        let next_sequence = batch.next_sequence as i64;
-        // A transaction needs exclusive use of the connection.
-        let mut client = self.exclusive().await?;
-        let tx = client.transaction().await?;
-        // Binary COPY into the session's staging table, then into `observations` less what
-        // is already stored (same agent, instanceId, sequence).
-        let sink = tx
-            .copy_in(
-                "COPY staging_observations (agent_id, instance_id, sequence, ts, device, component_id, data_item_id, name, category, kind, sub_type, value, level, native_code, native_severity, qualifier) FROM STDIN BINARY",
-            )
-            .await?;
-        let writer = BinaryCopyInWriter::new(sink, &STAGING_TYPES);
-        futures_util::pin_mut!(writer);
-        for o in &batch.observations {
-            let c = o.condition.as_ref();
-            let sequence = o.sequence as i64;
-            writer
-                .as_mut()
-                .write(&[
-                    &agent_id,
-                    &instance_id,
-                    &sequence,
-                    &o.timestamp,
-                    &o.device,
-                    &o.component_id,
-                    &o.data_item_id,
-                    &o.name,
-                    &o.category.as_str(),
-                    &o.kind,
-                    &o.sub_type,
-                    &o.value.as_text(),
-                    &c.map(|c| c.level.as_str()),
-                    &c.and_then(|c| c.native_code.as_deref()),
-                    &c.and_then(|c| c.native_severity.as_deref()),
-                    &c.and_then(|c| c.qualifier.as_deref()),
-                ])
-                .await?;
-        }
-        writer.finish().await?;
-        let inserted = tx
-            .execute(
-                &format!(
-                    "INSERT INTO observations (agent_id, instance_id, {OBSERVATION_COLUMNS})
-                     SELECT agent_id, instance_id, {OBSERVATION_COLUMNS} FROM staging_observations
-                     ON CONFLICT DO NOTHING"
-                ),
-                &[],
-            )
-            .await?;
-        insert_rows(
-            &tx,
-            &format!(
-                "INSERT INTO latest (agent_id, instance_id, {OBSERVATION_COLUMNS}) SELECT $1::int, $2::bigint, u.* FROM {UNNEST}
-                 ON CONFLICT (device, data_item_id) DO UPDATE SET
-                   agent_id = EXCLUDED.agent_id, instance_id = EXCLUDED.instance_id, sequence = EXCLUDED.sequence,
-                   ts = EXCLUDED.ts, component_id = EXCLUDED.component_id, name = EXCLUDED.name,
-                   category = EXCLUDED.category, kind = EXCLUDED.kind, sub_type = EXCLUDED.sub_type,
-                   value = EXCLUDED.value, level = EXCLUDED.level, native_code = EXCLUDED.native_code,
-                   native_severity = EXCLUDED.native_severity, qualifier = EXCLUDED.qualifier
-                 WHERE (latest.instance_id, latest.sequence) < (EXCLUDED.instance_id, EXCLUDED.sequence)"
-            ),
-            agent_id,
-            instance_id,
-            &latest,
-        )
-        .await?;
-        tx.execute(
-            "UPDATE agents SET instance_id = $2, next_sequence = $3, updated_at = now() WHERE id = $1",
-            &[&agent_id, &instance_id, &next_sequence],
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(AppendOutcome {
-            inserted,
-            duplicates: batch.observations.len() as u64 - inserted,
-        })
     }
 
     async fn resume_point(&self, agent: &str) -> Result<Option<ResumePoint>, StoreError> {
@@ -558,6 +603,11 @@ impl Store for PgStore {
                     "SELECT {OBSERVATION_COLUMNS} FROM latest
                      WHERE ($1::text IS NULL OR device = $1)
                        AND ($2::text IS NULL OR (device, data_item_id) > ($2::text, $3::text))
+                       AND ($5::text IS NULL OR component_id = $5)
+                       AND ($6::text IS NULL OR category = $6)
+                       AND ($7::text IS NULL OR kind = $7)
+                       AND ($8::text IS NULL OR strpos(lower(data_item_id), $8) > 0
+                            OR strpos(lower(coalesce(name, '')), $8) > 0)
                      ORDER BY device, data_item_id
                      LIMIT $4"
                 ),
@@ -566,6 +616,10 @@ impl Store for PgStore {
                     &after_device,
                     &after_item,
                     &((limit + 1) as i64),
+                    &filter.component_id,
+                    &filter.category.map(|c| c.as_str()),
+                    &filter.kind,
+                    &filter.search.as_ref().map(|s| s.to_lowercase()),
                 ],
             )
             .await?;
@@ -625,6 +679,32 @@ impl Store for PgStore {
         Ok(row.as_ref().map(observation_from_row))
     }
 
+    async fn conditions(
+        &self,
+        device: Option<&str>,
+        window: &TimeWindow,
+        limit: usize,
+    ) -> Result<Vec<Observation>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {OBSERVATION_COLUMNS} FROM observations
+                     WHERE category = 'CONDITION' AND ts >= $1 AND ts < $2
+                       AND ($3::text IS NULL OR device = $3)
+                     ORDER BY ts, sequence LIMIT $4"
+                ),
+                &[
+                    &window.from(),
+                    &window.to(),
+                    &device,
+                    &(limit.min(i64::MAX as usize) as i64),
+                ],
+            )
+            .await?;
+        Ok(rows.iter().map(observation_from_row).collect())
+    }
+
     async fn observation_count(&self) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let n: i64 = client
@@ -636,8 +716,45 @@ impl Store for PgStore {
 
     async fn prune(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         let client = self.client().await?;
-        Ok(client
-            .execute("DELETE FROM observations WHERE ts < $1", &[&cutoff])
-            .await?)
+        // Partitions are named observations_YYYYMMDD; a day ends at the next midnight UTC.
+        let partitions = client
+            .query(
+                "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                 WHERE i.inhparent = 'observations'::regclass ORDER BY 1",
+                &[],
+            )
+            .await?;
+        let mut dropped = 0u64;
+        for row in partitions {
+            let name: String = row.get(0);
+            let Some(day) = name
+                .strip_prefix("observations_")
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok())
+            else {
+                continue;
+            };
+            let Some(end) = day
+                .succ_opt()
+                .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+            else {
+                continue;
+            };
+            if end > cutoff {
+                continue;
+            }
+            let n: i64 = client
+                .query_one(&format!("SELECT count(*) FROM \"{name}\""), &[])
+                .await?
+                .get(0);
+            client
+                .batch_execute(&format!("DROP TABLE IF EXISTS \"{name}\""))
+                .await?;
+            self.partitions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&day);
+            dropped += n as u64;
+        }
+        Ok(dropped)
     }
 }

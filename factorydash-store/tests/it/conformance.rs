@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chrono::{Duration, TimeZone, Utc};
-use factorydash_core::{Batch, Cursor, Gap, Observation, PageRequest, TimeWindow};
+use factorydash_core::{Batch, Category, Cursor, Gap, Observation, PageRequest, TimeWindow};
 use factorydash_mtconnect::{parse_devices, parse_streams, recording::read_maybe_gzipped};
 use factorydash_store::{LatestFilter, Store, StoreError};
 
@@ -88,14 +88,57 @@ pub async fn latest_pages_cover_every_data_item_once(store: &dyn Store) {
             "limit {limit}"
         );
     }
-    let only = LatestFilter {
-        device: Some("GFAgie01".into()),
-    };
+    let only = LatestFilter::device("GFAgie01");
     assert_eq!(all_latest(store, &only, 5).await.len(), items.len());
-    let none = LatestFilter {
-        device: Some("Mazak03".into()),
-    };
+    let none = LatestFilter::device("Mazak03");
     assert!(all_latest(store, &none, 5).await.is_empty());
+}
+
+pub async fn latest_filters_by_component_category_type_and_text(store: &dyn Store) {
+    let obs = page_one();
+    store.append(&batch(&obs)).await.unwrap();
+    let everything = all_latest(store, &LatestFilter::default(), 1000).await;
+    // Each filter, checked against the same filter applied to the whole list by hand, and
+    // paged in small pages so the keyset walks over rows the filter skips.
+    let component = everything
+        .iter()
+        .find(|o| o.component_id != o.device)
+        .map(|o| o.component_id.clone())
+        .unwrap();
+    let filters = [
+        LatestFilter {
+            component_id: Some(component),
+            ..LatestFilter::default()
+        },
+        LatestFilter {
+            category: Some(Category::Condition),
+            ..LatestFilter::default()
+        },
+        LatestFilter {
+            device: Some("GFAgie01".into()),
+            kind: Some("Execution".into()),
+            ..LatestFilter::default()
+        },
+        LatestFilter {
+            search: Some("AVAIL".into()),
+            ..LatestFilter::default()
+        },
+        LatestFilter {
+            category: Some(Category::Sample),
+            search: Some("x".into()),
+            ..LatestFilter::default()
+        },
+    ];
+    for filter in filters {
+        let want: Vec<&Observation> = everything.iter().filter(|o| filter.matches(o)).collect();
+        assert!(!want.is_empty(), "{filter:?} matches something");
+        assert!(
+            want.len() < everything.len(),
+            "{filter:?} leaves something out"
+        );
+        let got = all_latest(store, &filter, 3).await;
+        assert_eq!(got.iter().collect::<Vec<_>>(), want, "{filter:?}");
+    }
 }
 
 pub async fn latest_is_the_highest_sequence_whatever_the_order(store: &dyn Store) {
@@ -179,21 +222,52 @@ pub async fn resume_point_and_gaps_are_kept(store: &dyn Store) {
     assert_eq!(store.gaps().await.unwrap(), vec![gap, restart]);
 }
 
-pub async fn prune_keeps_the_latest_values(store: &dyn Store) {
-    let obs = page_one();
+pub async fn prune_drops_whole_days_and_keeps_the_latest_values(store: &dyn Store) {
+    // The real page spans minutes of 2016-05-02: move its first third two days back and its
+    // second third one day back, so that it covers three UTC days.
+    let mut obs = page_one();
+    let third = obs.len() / 3;
+    for (i, o) in obs.iter_mut().enumerate() {
+        o.timestamp -= Duration::days(match i / third {
+            0 => 2,
+            1 => 1,
+            _ => 0,
+        });
+    }
     store.append(&batch(&obs)).await.unwrap();
     let before = all_latest(store, &LatestFilter::default(), 100).await;
-    let cutoff = Utc.with_ymd_and_hms(2016, 5, 2, 15, 0, 0).unwrap();
-    let old = obs.iter().filter(|o| o.timestamp < cutoff).count() as u64;
+    let midnight = Utc.with_ymd_and_hms(2016, 5, 2, 0, 0, 0).unwrap();
+    let old = obs.iter().filter(|o| o.timestamp < midnight).count() as u64;
     assert!(old > 0 && old < obs.len() as u64);
+    // A cutoff in the middle of the newest day drops the two whole days before it, not the
+    // part of its own day before it.
+    let cutoff = Utc.with_ymd_and_hms(2016, 5, 2, 23, 0, 0).unwrap();
+    assert!(obs
+        .iter()
+        .any(|o| o.timestamp >= midnight && o.timestamp < cutoff));
     assert_eq!(store.prune(cutoff).await.unwrap(), old);
     assert_eq!(
         store.observation_count().await.unwrap(),
         obs.len() as u64 - old
     );
     assert_eq!(
+        store.prune(cutoff).await.unwrap(),
+        0,
+        "nothing left to drop"
+    );
+    assert_eq!(
         all_latest(store, &LatestFilter::default(), 100).await,
         before
+    );
+    // A late observation of a dropped day is stored again.
+    let mut late = obs[0].clone();
+    late.sequence = obs.iter().map(|o| o.sequence).max().unwrap() + 1;
+    let mut b = batch(&[late]);
+    b.next_sequence = b.observations[0].sequence + 1;
+    assert_eq!(store.append(&b).await.unwrap().inserted, 1);
+    assert_eq!(
+        store.observation_count().await.unwrap(),
+        obs.len() as u64 - old + 1
     );
 }
 
@@ -238,6 +312,69 @@ pub async fn last_before_is_the_value_as_of_an_instant(store: &dyn Store) {
             .map(|o| o.sequence)
             .max()
             .unwrap()
+    );
+}
+
+pub async fn conditions_of_a_window_give_the_real_fault_episodes(store: &dyn Store) {
+    // Pages 6 to 10 of the NIST recording hold GFAgie01's real Faults (feed override 0 %,
+    // limit switch Y+, search address missing) and the Normals that cleared them.
+    let mut obs = Vec::new();
+    for page in 6..=10 {
+        let bytes = recording(&format!("qdr_input{page:03}.xml.gz"));
+        obs.extend(parse_streams(&bytes).unwrap().value.to_observations());
+    }
+    obs.sort_by_key(|o| o.sequence);
+    store.append(&batch(&obs)).await.unwrap();
+    let window = TimeWindow::new(
+        Utc.with_ymd_and_hms(2016, 5, 2, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(2016, 5, 4, 0, 0, 0).unwrap(),
+    )
+    .unwrap();
+    let mut want: Vec<&Observation> = obs
+        .iter()
+        .filter(|o| o.category == Category::Condition && window.contains(o.timestamp))
+        .collect();
+    want.sort_by_key(|o| (o.timestamp, o.sequence));
+    let got = store.conditions(None, &window, 100_000).await.unwrap();
+    assert_eq!(got.iter().collect::<Vec<_>>(), want);
+    assert_eq!(store.conditions(None, &window, 3).await.unwrap(), got[..3]);
+    assert!(store
+        .conditions(Some("Mazak03"), &window, 100)
+        .await
+        .unwrap()
+        .is_empty());
+
+    let episodes = factorydash_core::episodes::episodes(&got);
+    let faults = obs
+        .iter()
+        .filter(|o| {
+            o.condition.as_ref().is_some_and(|c| {
+                c.level >= factorydash_core::ConditionLevel::Warning
+                    && c.level <= factorydash_core::ConditionLevel::Fault
+            })
+        })
+        .count();
+    assert!(
+        !episodes.is_empty() && episodes.len() <= faults,
+        "{} episodes, {faults} warnings and faults, {} conditions",
+        episodes.len(),
+        got.len()
+    );
+    let y = episodes
+        .iter()
+        .find(|e| e.native_code.as_deref() == Some("454A"))
+        .unwrap();
+    assert_eq!(y.message, "Limit switch Y+");
+    assert_eq!(y.data_item_id, "GFAgie01-dtop_3");
+    assert_eq!(
+        y.began,
+        Utc.with_ymd_and_hms(2016, 5, 2, 20, 36, 54).unwrap() + Duration::microseconds(43_538)
+    );
+    assert_eq!(
+        y.ended,
+        Some(
+            Utc.with_ymd_and_hms(2016, 5, 2, 20, 36, 55).unwrap() + Duration::microseconds(51_397)
+        )
     );
 }
 

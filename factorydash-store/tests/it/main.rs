@@ -32,11 +32,13 @@ macro_rules! conformance_tests {
 conformance_tests!(
     append_is_idempotent,
     latest_pages_cover_every_data_item_once,
+    latest_filters_by_component_category_type_and_text,
     latest_is_the_highest_sequence_whatever_the_order,
     series_is_the_window_in_time_order,
     resume_point_and_gaps_are_kept,
-    prune_keeps_the_latest_values,
+    prune_drops_whole_days_and_keeps_the_latest_values,
     last_before_is_the_value_as_of_an_instant,
+    conditions_of_a_window_give_the_real_fault_episodes,
     devices_round_trip,
     a_forged_cursor_is_an_error,
 );

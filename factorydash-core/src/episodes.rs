@@ -1,0 +1,254 @@
+//! Condition episodes: when each Warning or Fault began and ended.
+//!
+//! MTConnect Part 3, "Condition": a Condition data item may have several conditions active
+//! at once, told apart by `nativeCode`. A `Warning` or `Fault` with a `nativeCode` begins
+//! (or escalates) the condition of that code; a `Normal` with a `nativeCode` clears that one
+//! condition; a `Normal` without one clears every active condition of the data item; an
+//! `Unavailable` means nothing is known any more and also ends every active condition.
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use factorydash_core::episodes::Episodes;
+//! use factorydash_core::{Category, ConditionLevel, ConditionState, Observation, Value};
+//!
+//! let at = |s| Utc.with_ymd_and_hms(2016, 5, 2, 15, 0, s).unwrap();
+//! let condition = |s, level, code: Option<&str>, text: &str| Observation {
+//!     sequence: s as u64,
+//!     timestamp: at(s),
+//!     device: "Mazak01".into(),
+//!     component_id: "path1".into(),
+//!     data_item_id: "Mazak01-path_system".into(),
+//!     name: None,
+//!     category: Category::Condition,
+//!     kind: "SYSTEM".into(),
+//!     sub_type: None,
+//!     value: Value::Text(text.into()),
+//!     condition: Some(ConditionState {
+//!         level,
+//!         native_code: code.map(str::to_owned),
+//!         native_severity: None,
+//!         qualifier: None,
+//!     }),
+//! };
+//! let mut episodes = Episodes::default();
+//! episodes.observe(&condition(1, ConditionLevel::Warning, Some("2001"), "Low coolant"));
+//! episodes.observe(&condition(5, ConditionLevel::Fault, Some("3002"), "Servo alarm"));
+//! episodes.observe(&condition(9, ConditionLevel::Normal, Some("2001"), ""));
+//! let all = episodes.finish();
+//! assert_eq!(all.len(), 2);
+//! assert_eq!((all[0].native_code.as_deref(), all[0].ended), (Some("2001"), Some(at(9))));
+//! assert_eq!((all[1].level, all[1].ended), (ConditionLevel::Fault, None)); // still active
+//! ```
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::{ConditionLevel, Observation};
+
+/// One Warning or Fault of one data item, from the observation that raised it to the one
+/// that cleared it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConditionEpisode {
+    /// The device's name.
+    pub device: String,
+    /// The Condition data item (`dataItemId`).
+    pub data_item_id: String,
+    /// Its type (`SYSTEM`, `LOGIC_PROGRAM`, `TEMPERATURE`…).
+    pub kind: String,
+    /// The controller's code for the condition (`nativeCode`), if given.
+    pub native_code: Option<String>,
+    /// The controller's severity (`nativeSeverity`) when the episode began, if given.
+    pub native_severity: Option<String>,
+    /// The highest level reached: [`ConditionLevel::Warning`] or [`ConditionLevel::Fault`].
+    pub level: ConditionLevel,
+    /// The message text of the observation that began it (may be empty).
+    pub message: String,
+    /// When it began (UTC).
+    pub began: DateTime<Utc>,
+    /// The `sequence` of the observation that began it.
+    pub began_sequence: u64,
+    /// When it ended (UTC), `None` while it is still active.
+    pub ended: Option<DateTime<Utc>>,
+    /// What ended it: [`ConditionLevel::Normal`] or [`ConditionLevel::Unavailable`].
+    pub ended_by: Option<ConditionLevel>,
+}
+
+impl ConditionEpisode {
+    /// How long it lasted in seconds, until `now` (UTC) when it is still active.
+    pub fn duration_seconds(&self, now: DateTime<Utc>) -> f64 {
+        (self.ended.unwrap_or(now) - self.began).as_seconds_f64()
+    }
+}
+
+/// (device, dataItemId)
+type ItemKey = (String, String);
+
+/// Builds episodes from Condition observations fed in time order.
+#[derive(Debug, Default)]
+pub struct Episodes {
+    /// Every episode so far, in the order they began.
+    done: Vec<ConditionEpisode>,
+    /// Per data item, its active episodes by `nativeCode`, as indexes into `done`.
+    active: HashMap<ItemKey, Vec<(Option<String>, usize)>>,
+}
+
+impl Episodes {
+    /// Feeds one observation. Observations that are not Conditions are ignored; feed them
+    /// in (timestamp, sequence) order.
+    pub fn observe(&mut self, o: &Observation) {
+        let Some(c) = &o.condition else { return };
+        let key = (o.device.clone(), o.data_item_id.clone());
+        match c.level {
+            ConditionLevel::Warning | ConditionLevel::Fault => {
+                let active = self.active.entry(key).or_default();
+                if let Some((_, i)) = active.iter().find(|(code, _)| *code == c.native_code) {
+                    let e = &mut self.done[*i];
+                    e.level = e.level.max(c.level);
+                    return;
+                }
+                active.push((c.native_code.clone(), self.done.len()));
+                self.done.push(ConditionEpisode {
+                    device: o.device.clone(),
+                    data_item_id: o.data_item_id.clone(),
+                    kind: o.kind.clone(),
+                    native_code: c.native_code.clone(),
+                    native_severity: c.native_severity.clone(),
+                    level: c.level,
+                    message: o.value.as_text().unwrap_or("").to_owned(),
+                    began: o.timestamp,
+                    began_sequence: o.sequence,
+                    ended: None,
+                    ended_by: None,
+                });
+            }
+            ConditionLevel::Normal if c.native_code.is_some() => {
+                if let Some(active) = self.active.get_mut(&key) {
+                    active.retain(|(code, i)| {
+                        let clears = *code == c.native_code;
+                        if clears {
+                            end(&mut self.done[*i], o.timestamp, c.level);
+                        }
+                        !clears
+                    });
+                }
+            }
+            ConditionLevel::Normal | ConditionLevel::Unavailable => {
+                for (_, i) in self.active.remove(&key).unwrap_or_default() {
+                    end(&mut self.done[i], o.timestamp, c.level);
+                }
+            }
+        }
+    }
+
+    /// Every episode, ordered by when it began; those still active have no end.
+    pub fn finish(self) -> Vec<ConditionEpisode> {
+        self.done
+    }
+}
+
+fn end(e: &mut ConditionEpisode, at: DateTime<Utc>, by: ConditionLevel) {
+    e.ended = Some(at);
+    e.ended_by = Some(by);
+}
+
+/// The episodes of `observations` (Conditions in (timestamp, sequence) order; others are
+/// ignored), ordered by when they began.
+pub fn episodes<'a>(
+    observations: impl IntoIterator<Item = &'a Observation>,
+) -> Vec<ConditionEpisode> {
+    let mut e = Episodes::default();
+    for o in observations {
+        e.observe(o);
+    }
+    e.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::{Category, ConditionState, Value};
+
+    fn at(s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2016, 5, 2, 15, 0, s).unwrap()
+    }
+
+    fn cond(item: &str, s: u32, level: ConditionLevel, code: Option<&str>) -> Observation {
+        Observation {
+            sequence: u64::from(s),
+            timestamp: at(s),
+            device: "d".into(),
+            component_id: "c".into(),
+            data_item_id: item.into(),
+            name: None,
+            category: Category::Condition,
+            kind: "SYSTEM".into(),
+            sub_type: None,
+            value: Value::Text(String::new()),
+            condition: Some(ConditionState {
+                level,
+                native_code: code.map(str::to_owned),
+                native_severity: None,
+                qualifier: None,
+            }),
+        }
+    }
+
+    use ConditionLevel::*;
+
+    #[test]
+    fn a_normal_without_code_clears_every_active_condition_of_its_item_only() {
+        let all = episodes(&[
+            cond("a", 1, Warning, Some("1")),
+            cond("a", 2, Fault, Some("2")),
+            cond("b", 3, Fault, None),
+            cond("a", 4, Normal, None),
+        ]);
+        let ends: Vec<_> = all
+            .iter()
+            .map(|e| (e.data_item_id.as_str(), e.ended))
+            .collect();
+        assert_eq!(ends, [("a", Some(at(4))), ("a", Some(at(4))), ("b", None)]);
+    }
+
+    #[test]
+    fn a_warning_raised_to_a_fault_is_one_episode_at_the_higher_level() {
+        let all = episodes(&[
+            cond("a", 1, Warning, Some("7")),
+            cond("a", 2, Fault, Some("7")),
+            cond("a", 3, Warning, Some("7")),
+            cond("a", 4, Unavailable, None),
+        ]);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].level, Fault);
+        assert_eq!(
+            (all[0].began, all[0].ended, all[0].ended_by),
+            (at(1), Some(at(4)), Some(Unavailable))
+        );
+        assert_eq!(all[0].duration_seconds(at(59)), 3.0);
+    }
+
+    #[test]
+    fn normals_and_unavailables_alone_make_no_episode() {
+        assert!(episodes(&[
+            cond("a", 1, Normal, None),
+            cond("a", 2, Unavailable, None),
+            cond("a", 3, Normal, Some("4"))
+        ])
+        .is_empty());
+    }
+
+    #[test]
+    fn a_condition_raised_again_after_clearing_is_a_new_episode() {
+        let all = episodes(&[
+            cond("a", 1, Fault, None),
+            cond("a", 2, Normal, None),
+            cond("a", 3, Fault, None),
+        ]);
+        assert_eq!(all.len(), 2);
+        assert_eq!((all[1].began, all[1].ended), (at(3), None));
+    }
+}
