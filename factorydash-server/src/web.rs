@@ -321,6 +321,66 @@ async fn api_utilization(app: Arc<App>, q: Query) -> Result<Response, Infallible
     Ok(answer(result))
 }
 
+/// `/api/alarms?device=&from=&to=`: the Condition episodes (each Warning or Fault with its
+/// start, end, duration in seconds, native code and message) that were active at any time
+/// in a window (default the last 24 hours), of one device or all, oldest first; those with
+/// no end are still active.
+async fn api_alarms(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
+    let result = async {
+        let device = q
+            .get("device")
+            .filter(|s| !s.is_empty())
+            .map(String::as_str);
+        let to = time_param(&q, "to")?.unwrap_or_else(Utc::now);
+        let from = time_param(&q, "from")?.unwrap_or(to - chrono::Duration::hours(24));
+        let window = TimeWindow::new(from, to).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let mut episodes = factorydash_core::episodes::Episodes::default();
+        // What was active when the window began: the last observation before it of each
+        // Condition data item.
+        for d in app
+            .store
+            .devices()
+            .await?
+            .iter()
+            .filter(|d| device.is_none_or(|n| n == d.name))
+        {
+            for item in d
+                .data_items
+                .iter()
+                .filter(|i| i.category == Category::Condition)
+            {
+                if let Some(o) = app
+                    .store
+                    .last_before(&d.name, &item.id, window.from())
+                    .await?
+                {
+                    episodes.observe(&o);
+                }
+            }
+        }
+        for o in app.store.conditions(device, &window, 1_000_000).await? {
+            episodes.observe(&o);
+        }
+        let now = Utc::now();
+        let episodes: Vec<_> = episodes
+            .finish()
+            .into_iter()
+            .map(|e| {
+                let seconds = e.duration_seconds(now.min(window.to()));
+                let mut v = serde_json::to_value(&e).unwrap_or_default();
+                v["duration_seconds"] = json!(seconds);
+                v
+            })
+            .collect();
+        let active = episodes.iter().filter(|e| e["ended"].is_null()).count();
+        Ok::<_, ApiError>(reply::json(&json!({
+            "from": window.from(), "to": window.to(), "active": active, "episodes": episodes,
+        })))
+    }
+    .await;
+    Ok(answer(result))
+}
+
 async fn api_gaps(app: Arc<App>) -> Result<Response, Infallible> {
     let result = async { Ok::<_, ApiError>(reply::json(&app.store.gaps().await?)) }.await;
     Ok(answer(result))
@@ -415,6 +475,11 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .and(with.clone())
         .and(query)
         .and_then(api_utilization);
+    let alarms = warp::path!("api" / "alarms")
+        .and(warp::get())
+        .and(with.clone())
+        .and(query)
+        .and_then(api_alarms);
     let gaps = warp::path!("api" / "gaps")
         .and(warp::get())
         .and(with.clone())
@@ -446,6 +511,8 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .or(gaps)
         .unify()
         .or(utilization)
+        .unify()
+        .or(alarms)
         .unify()
         .or(health)
         .unify()

@@ -181,3 +181,85 @@ fn inspect_prints_every_observation_as_ndjson_and_problems_on_stderr() {
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 2620);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alarms_and_filtered_latest_values_on_the_real_recording() {
+    let server = start(&[
+        "serve",
+        "--replay",
+        recording().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--speed",
+        "5000",
+    ])
+    .await;
+    let base = &server.base;
+    wait_for(base, Duration::from_secs(120), "the whole replay", |h| {
+        h["sources"][0]["state"] == "finished"
+    })
+    .await;
+    let all = "from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z";
+    let (status, alarms) = get_json(&format!("{base}/api/alarms?{all}")).await;
+    assert_eq!(status, 200, "{alarms}");
+    let episodes = alarms["episodes"].as_array().unwrap();
+    // GFAgie01's limit switch fault, raised and cleared again and again in the recording.
+    let y: Vec<_> = episodes
+        .iter()
+        .filter(|e| e["native_code"] == "454A")
+        .collect();
+    assert!(y.len() >= 2, "{alarms}");
+    for e in &y {
+        assert_eq!(e["message"], "Limit switch Y+");
+        assert_eq!(e["level"], "Fault");
+        assert!(e["ended"].is_string(), "cleared by a Normal: {e}");
+        assert!(e["duration_seconds"].as_f64().unwrap() > 0.0);
+    }
+    let (_, none) = get_json(&format!("{base}/api/alarms?{all}&device=Mazak03")).await;
+    assert!(none["episodes"].as_array().unwrap().is_empty());
+    let (status, _) = get_json(&format!("{base}/api/alarms?from=never")).await;
+    assert_eq!(status, 400);
+
+    // Filters on the latest values.
+    let (_, conditions) =
+        get_json(&format!("{base}/api/latest?category=condition&limit=1000")).await;
+    let items = conditions["items"].as_array().unwrap();
+    assert!(!items.is_empty());
+    assert!(
+        items.iter().all(|o| o["category"] == "CONDITION"),
+        "{conditions}"
+    );
+    let (_, avail) = get_json(&format!("{base}/api/latest?q=AVAIL")).await;
+    let items = avail["items"].as_array().unwrap();
+    assert!(!items.is_empty());
+    assert!(items.iter().all(|o| o["name"]
+        .as_str()
+        .unwrap_or("")
+        .to_lowercase()
+        .contains("avail")
+        || o["data_item_id"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("avail")));
+    let (_, execution) = get_json(&format!("{base}/api/latest?type=Execution")).await;
+    assert_eq!(
+        execution["items"].as_array().unwrap().len(),
+        1,
+        "{execution}"
+    );
+    let (status, body) = get_json(&format!("{base}/api/latest?category=nope")).await;
+    assert_eq!(status, 400, "{body}");
+    // The page keeps the filters in its form and its links.
+    let html = reqwest::get(format!("{base}/?category=CONDITION&q=sys"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(r#"<option value="CONDITION" selected>"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"value="sys""#));
+}
