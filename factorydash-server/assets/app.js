@@ -142,6 +142,15 @@
         (s.last_error ? " (" + s.last_error + ")" : "") + "." + retry + "; showing the last data received.";
       return p;
     });
+    for (const s of sources.filter((s) => s.store_unavailable_since)) {
+      const p = document.createElement("p");
+      p.className = "alert";
+      p.textContent = "Cannot store what " + s.source + " sends since " +
+        new Date(s.store_unavailable_since).toLocaleString() +
+        (s.store_error ? " (" + s.store_error + ")" : "") + ". " + s.buffered +
+        " observations are waiting; retrying.";
+      alerts.unshift(p);
+    }
     banner.replaceChildren(...alerts);
     const list = document.getElementById("sources");
     list.replaceChildren(...sources.map((s) => {

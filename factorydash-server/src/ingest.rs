@@ -7,6 +7,7 @@ use chrono::Utc;
 use factorydash_mtconnect::client::{
     AgentClient, Backoff, ClientError, Follower, FollowerConfig, Step,
 };
+use tokio::sync::mpsc;
 use tokio::time::{sleep, sleep_until, Instant};
 
 use crate::replay::Replay;
@@ -25,12 +26,29 @@ pub struct FollowSettings {
     pub interval: Duration,
     /// The streaming `heartbeat`; a stream silent for about twice as long is reopened.
     pub heartbeat: Duration,
+    /// Observations read but not yet stored that may wait for the store (at least one
+    /// page is always held): the bound on memory while the database is down.
+    pub buffer: u64,
+}
+
+/// What the reading half of an agent's ingest hands the writing half, in order.
+enum Work {
+    /// A device model read from `/probe`.
+    Devices(Vec<factorydash_core::DeviceInfo>),
+    /// A page read.
+    Step(Box<Step>),
 }
 
 /// Follows the agent at `url` forever: backfills what it holds by polling `/sample`, then
 /// streams (`/sample?interval=&heartbeat=`), or polls `/sample?from=<nextSequence>` when
-/// the agent does not stream. Each page is stored with its resume point. Errors are retried
-/// with backoff and shown in the source's health.
+/// the agent does not stream. Errors are retried with backoff and shown in the source's
+/// health.
+///
+/// Reading and storing overlap: the reader hands each page to a writer through a queue of
+/// at most `settings.buffer` observations (at least one page). When the store is down, the
+/// writer retries the page at the head of the queue with backoff; once the queue is full,
+/// the reader stops reading, and the agent's own buffer holds the rest. Each page is
+/// stored with its resume point, so a restart continues after the last stored page.
 pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) {
     let client = match AgentClient::new(&url) {
         Ok(c) => c,
@@ -46,6 +64,9 @@ pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) 
             count: settings.count,
         },
     );
+    let pages = (settings.buffer / settings.count.max(1)).max(1) as usize;
+    let (queue, rx) = mpsc::channel(pages);
+    tokio::spawn(write(app.clone(), url.clone(), rx));
     let mut backoff = Backoff::default();
     let mut resumed = false;
     let mut probed = false;
@@ -64,24 +85,30 @@ pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) 
                 for p in &devices.problems {
                     tracing::warn!(agent = %url, problem = %p, "probe");
                 }
-                app.store
-                    .put_devices(&url, &devices.value.device_infos(&url))
-                    .await
-                    .map_err(|e| format!("store: {e}"))?;
+                enqueue(&app, &url, &queue, Work::Devices(devices.value.device_infos(&url))).await;
                 probed = true;
             }
-            let before = follower.position();
             let step = follower.step().await.map_err(|e| error_chain(&e))?;
             if step.restarted.is_some() || step.model_changed {
                 probed = false;
             }
-            let state = if step.caught_up { SourceState::Polling } else { SourceState::Backfilling };
-            store_step(&app, &url, &mut follower, before, step, state).await
+            let caught_up = step.caught_up;
+            enqueue(&app, &url, &queue, Work::Step(Box::new(step))).await;
+            Ok(caught_up)
         }
         .await;
         let caught_up = match polled {
             Ok(caught_up) => {
                 backoff.reset();
+                read_ok(
+                    &app,
+                    &url,
+                    if caught_up {
+                        SourceState::Polling
+                    } else {
+                        SourceState::Backfilling
+                    },
+                );
                 caught_up
             }
             Err(error) => {
@@ -116,25 +143,13 @@ pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) 
         loop {
             match stream.next_page(silence).await {
                 Ok(Some(page)) => {
-                    let before = follower.position();
                     let Some(step) = follower.accept(page) else {
                         tracing::info!(agent = %url, "the stream no longer continues what was read; reopening");
                         break;
                     };
                     let model_changed = step.model_changed;
-                    if let Err(error) = store_step(
-                        &app,
-                        &url,
-                        &mut follower,
-                        before,
-                        step,
-                        SourceState::Streaming,
-                    )
-                    .await
-                    {
-                        back_off(&app, &url, &mut backoff, error).await;
-                        break;
-                    }
+                    read_ok(&app, &url, SourceState::Streaming);
+                    enqueue(&app, &url, &queue, Work::Step(Box::new(step))).await;
                     if model_changed {
                         tracing::info!(agent = %url, "the device model changed; reading /probe again");
                         probed = false;
@@ -160,54 +175,100 @@ pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) 
     }
 }
 
-/// Stores one step (its gap, its batch and resume point), publishes it and updates the
-/// source's health. On a store error the follower is set back to `before`, so that the
-/// same observations are asked for again. Returns whether the follower is caught up.
-async fn store_step(
-    app: &App,
-    url: &str,
-    follower: &mut Follower,
-    before: Option<(u64, u64)>,
-    step: Step,
-    state: SourceState,
-) -> Result<bool, String> {
-    for p in &step.problems {
-        tracing::warn!(agent = %url, problem = %p, "skipped part of an answer");
-    }
-    if let Some((old, new)) = step.restarted {
-        tracing::warn!(agent = %url, old, new, "the agent restarted; reading its new buffer from the start");
-    }
-    let stored = async {
-        if let Some(gap) = &step.gap {
-            tracing::warn!(agent = %url, from = gap.from, to = ?gap.to, "observations lost by the agent before they could be read");
-            app.store.record_gap(gap).await?;
-        }
-        app.store.append(&step.batch).await
-    }
-    .await;
-    let outcome = match stored {
-        Ok(o) => o,
-        Err(e) => {
-            follower.set_position(before);
-            return Err(format!("store: {e}"));
-        }
-    };
-    app.publish(&step.batch.observations).await;
-    let now = Utc::now();
+/// Shows a successful read from the agent in its health.
+fn read_ok(app: &App, url: &str, state: SourceState) {
     app.update_health(url, |h| {
-        h.record_rate(now, outcome.inserted);
         h.state = state;
         h.unreachable_since = None;
         h.retry_at = None;
         h.last_error = None;
         h.last_contact = Some(Utc::now());
+    });
+}
+
+/// Hands work to the writer, waiting while the queue is full.
+async fn enqueue(app: &App, url: &str, queue: &mpsc::Sender<Work>, work: Work) {
+    let n = match &work {
+        Work::Step(step) => step.batch.observations.len() as u64,
+        Work::Devices(_) => 0,
+    };
+    app.update_health(url, |h| h.buffered += n);
+    if queue.send(work).await.is_err() {
+        // The writer only ends when the runtime does.
+        tracing::error!(agent = %url, "the store writer has stopped");
+    }
+}
+
+/// The writing half of an agent's ingest: stores each piece of work in order, retrying it
+/// with backoff until the store takes it; nothing read is dropped.
+async fn write(app: Arc<App>, url: String, mut queue: mpsc::Receiver<Work>) {
+    let mut backoff = Backoff::default();
+    while let Some(work) = queue.recv().await {
+        let mut gap_recorded = false;
+        loop {
+            let stored = match &work {
+                Work::Devices(devices) => app.store.put_devices(&url, devices).await,
+                Work::Step(step) => store_step(&app, &url, step, &mut gap_recorded).await,
+            };
+            match stored {
+                Ok(()) => {
+                    backoff.reset();
+                    break;
+                }
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    let error = format!("store: {}", error_chain(&e));
+                    tracing::warn!(agent = %url, %error, retry_in = ?delay, "cannot store; keeping what was read and retrying");
+                    let now = Utc::now();
+                    app.update_health(&url, |h| {
+                        h.store_unavailable_since.get_or_insert(now);
+                        h.store_error = Some(error);
+                    });
+                    sleep(delay).await;
+                }
+            }
+        }
+    }
+}
+
+/// Stores one step (its gap, its batch and resume point), publishes it and updates the
+/// source's health. `gap_recorded` carries over retries, so a gap is recorded once.
+async fn store_step(
+    app: &App,
+    url: &str,
+    step: &Step,
+    gap_recorded: &mut bool,
+) -> Result<(), factorydash_store::StoreError> {
+    if !*gap_recorded {
+        for p in &step.problems {
+            tracing::warn!(agent = %url, problem = %p, "skipped part of an answer");
+        }
+        if let Some((old, new)) = step.restarted {
+            tracing::warn!(agent = %url, old, new, "the agent restarted; reading its new buffer from the start");
+        }
+        if let Some(gap) = &step.gap {
+            tracing::warn!(agent = %url, from = gap.from, to = ?gap.to, "observations lost by the agent before they could be read");
+            app.store.record_gap(gap).await?;
+        }
+        *gap_recorded = true;
+    }
+    let outcome = app.store.append(&step.batch).await?;
+    app.publish(&step.batch.observations).await;
+    let now = Utc::now();
+    app.update_health(url, |h| {
+        h.record_rate(now, outcome.inserted);
+        h.store_unavailable_since = None;
+        h.store_error = None;
+        h.buffered = h
+            .buffered
+            .saturating_sub(step.batch.observations.len() as u64);
         h.observations += outcome.inserted;
         h.gaps += u64::from(step.gap.is_some());
         h.restarts += u64::from(step.restarted.is_some());
         h.instance_id = Some(step.batch.instance_id);
         h.next_sequence = Some(step.batch.next_sequence);
     });
-    Ok(step.caught_up)
+    Ok(())
 }
 
 async fn back_off(app: &App, url: &str, backoff: &mut Backoff, error: String) {

@@ -99,6 +99,10 @@ struct ServeArgs {
     /// Wait between `/sample` requests once caught up with an agent.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     poll_interval: Duration,
+    /// Observations read from an agent that may wait for the store (e.g. while the
+    /// database is down) before reading pauses.
+    #[arg(long, default_value_t = 100_000)]
+    buffer: u64,
     /// Observations asked for per `/sample` request.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     count: u64,
@@ -214,6 +218,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 stream: !args.no_stream,
                 interval: args.interval,
                 heartbeat: args.heartbeat,
+                buffer: args.buffer,
             };
             for url in &args.agents {
                 tracing::info!(agent = %url, "following");

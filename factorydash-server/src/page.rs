@@ -12,6 +12,8 @@ use crate::web::LatestRow;
 /// What the page shows.
 pub struct Dashboard<'a> {
     pub store_kind: &'a str,
+    /// Why the store could not be read for this page, if it could not.
+    pub store_error: Option<&'a str>,
     pub sources: &'a [SourceHealth],
     pub devices: &'a [DeviceInfo],
     pub statuses: &'a [DeviceStatus],
@@ -35,10 +37,23 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn banner(sources: &[SourceHealth]) -> Markup {
+fn banner(sources: &[SourceHealth], store_error: Option<&str>) -> Markup {
     html! {
         div #banner role="status" aria-live="polite" {
-            @for s in sources.iter().filter(|s| s.is_unreachable()) {
+            @if let Some(e) = store_error {
+                p .alert { "The store cannot be read (" (e) "); this page fills in when it is back." }
+            }
+            @for s in sources.iter().filter(|s| s.store_unavailable_since.is_some()) {
+                p .alert {
+                    "Cannot store what " strong { (s.source) } " sends"
+                    @if let Some(since) = s.store_unavailable_since {
+                        " since " time data-ts=(rfc3339(since)) { (rfc3339(since)) }
+                    }
+                    @if let Some(e) = &s.store_error { " (" (e) ")" }
+                    ". " (s.buffered) " observations are waiting; retrying."
+                }
+            }
+            @for s in sources.iter().filter(|s| s.unreachable_since.is_some()) {
                 p .alert {
                     "Cannot reach " strong { (s.source) }
                     @if let Some(since) = s.unreachable_since {
@@ -146,7 +161,7 @@ pub fn render(d: &Dashboard<'_>) -> String {
                     span #live .muted { "connecting…" }
                     span .muted { "store: " (d.store_kind) }
                 }
-                (banner(d.sources))
+                (banner(d.sources, d.store_error))
                 section #sources aria-label="Sources" {
                     @for s in d.sources {
                         span .source data-source=(s.source) {

@@ -58,8 +58,14 @@ pub struct SourceHealth {
     rate_since: Option<DateTime<Utc>>,
     /// The agent's `instanceId` and the next sequence to read.
     pub instance_id: Option<u64>,
-    /// The next sequence to read.
+    /// The next sequence to read once what is stored (the resume point).
     pub next_sequence: Option<u64>,
+    /// Observations read from the source and waiting to be stored.
+    pub buffered: u64,
+    /// Since when the store refuses what was read (UTC), while it does.
+    pub store_unavailable_since: Option<DateTime<Utc>>,
+    /// The store's last error, while it lasts.
+    pub store_error: Option<String>,
 }
 
 impl SourceHealth {
@@ -79,6 +85,9 @@ impl SourceHealth {
             rate_since: None,
             instance_id: None,
             next_sequence: None,
+            buffered: 0,
+            store_unavailable_since: None,
+            store_error: None,
         }
     }
 
@@ -93,11 +102,6 @@ impl SourceHealth {
                 alpha * (stored as f64 / dt - self.observations_per_second);
         }
         self.rate_since = Some(now);
-    }
-
-    /// Whether the page should warn about this source.
-    pub fn is_unreachable(&self) -> bool {
-        self.unreachable_since.is_some()
     }
 }
 

@@ -171,11 +171,25 @@ pub async fn statuses(app: &App, devices: &[DeviceInfo]) -> Result<Vec<DeviceSta
 async fn dashboard(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
     let result = async {
         let (filter, request) = page_request(&q, PAGE_SIZE)?;
-        let devices = app.store.devices().await?;
-        let statuses = statuses(&app, &devices).await?;
-        let latest = app.store.latest(&filter, &request).await?;
+        // When the store cannot be read, the page still comes, empty, saying why.
+        let read = async {
+            let devices = app.store.devices().await?;
+            let statuses = statuses(&app, &devices).await?;
+            let latest = app.store.latest(&filter, &request).await?;
+            Ok::<_, StoreError>((devices, statuses, latest))
+        }
+        .await;
+        let (devices, statuses, latest, store_error) = match read {
+            Ok((d, s, l)) => (d, s, l, None),
+            Err(StoreError::InvalidCursor(e)) => return Err(StoreError::InvalidCursor(e).into()),
+            Err(e) => {
+                tracing::warn!(error = %crate::ingest::error_chain(&e), "cannot read the store for the page");
+                (Vec::new(), Vec::new(), factorydash_core::Page { items: Vec::new(), next: None }, Some(crate::ingest::error_chain(&e)))
+            }
+        };
         let html = page::render(&page::Dashboard {
             store_kind: app.store_kind,
+            store_error: store_error.as_deref(),
             sources: &app.health(),
             devices: &devices,
             statuses: &statuses,

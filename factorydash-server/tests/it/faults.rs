@@ -335,3 +335,97 @@ async fn a_dead_agent_never_delays_another() {
         "{health}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_outage_loses_nothing_and_holds_at_most_the_buffer() {
+    let Some(server) = crate::support::postgres_url("database_outage") else {
+        return;
+    };
+    let db = FreshDb::create(&server, "outage").await;
+    let agent = replay_agent("1500").await;
+    let follower = start(&[
+        "serve",
+        "--agent",
+        &agent.base,
+        "--database-url",
+        &db.url,
+        "--listen",
+        "127.0.0.1:0",
+        "--count",
+        "2000",
+        "--buffer",
+        "6000",
+        "--interval",
+        "100ms",
+        "--heartbeat",
+        "300ms",
+    ])
+    .await;
+    // Connections killed under the ingest, three times.
+    for n in 1..=3u64 {
+        wait_for(&follower.base, Duration::from_secs(60), "more data", |h| {
+            observations(h) > n * 15_000
+        })
+        .await;
+        assert!(db.terminate_connections().await >= 1);
+    }
+    // Then the database refuses connections for a while: what was read waits, bounded.
+    db.allow_connections(false).await;
+    db.terminate_connections().await;
+    let health = wait_for(
+        &follower.base,
+        Duration::from_secs(30),
+        "the outage shown",
+        |h| {
+            h["sources"][0]["store_unavailable_since"].is_string()
+                && h["sources"][0]["buffered"].as_u64().unwrap_or(0) > 0
+        },
+    )
+    .await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, health) = get_json(&format!("{}/healthz", follower.base)).await;
+    let buffered = health["sources"][0]["buffered"].as_u64().unwrap();
+    // The queue holds 6000 / 2000 = 3 pages, the reader one more, the writer the one it
+    // retries: never more than five pages of 2000.
+    assert!(buffered <= 5 * 2000, "{health}");
+    let page = reqwest::get(format!("{}/", follower.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Cannot store what"), "the page says so");
+    db.allow_connections(true).await;
+    wait_for(&follower.base, Duration::from_secs(120), "the end", |h| {
+        h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1)
+            && h["sources"][0]["store_unavailable_since"].is_null()
+    })
+    .await;
+    drop(follower);
+
+    let client = db.connect().await;
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT sequence), min(sequence), max(sequence) FROM observations",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (n, distinct, min, max): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(
+        (n, distinct, min, max),
+        (TOTAL as i64, TOTAL as i64, 1, TOTAL as i64),
+        "every observation once"
+    );
+    let gaps: i64 = client
+        .query_one("SELECT count(*) FROM gaps", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(gaps, 0);
+    drop(client);
+    drop(agent);
+    db.drop().await;
+}

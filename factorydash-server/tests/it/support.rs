@@ -172,6 +172,29 @@ impl FreshDb {
         client
     }
 
+    /// Ends every session on this database (`pg_terminate_backend`); returns how many.
+    pub async fn terminate_connections(&self) -> i64 {
+        self.admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1",
+                &[&self.name],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// Lets new sessions in, or not (`ALTER DATABASE … ALLOW_CONNECTIONS`).
+    pub async fn allow_connections(&self, allow: bool) {
+        self.admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS {allow}",
+                self.name
+            ))
+            .await
+            .unwrap();
+    }
+
     pub async fn drop(self) {
         self.admin
             .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
