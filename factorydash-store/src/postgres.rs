@@ -45,8 +45,9 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-/// The session's staging table: each batch is copied here (binary `COPY`), then moved into
-/// `observations` with the rows already stored dropped. Emptied at every commit.
+/// The session's staging table: a batch that holds observations already stored is copied
+/// here (binary `COPY`), then moved into `observations` with those dropped. Emptied at
+/// every commit.
 const STAGING: &str = "CREATE TEMP TABLE IF NOT EXISTS staging_observations (
     agent_id integer, instance_id bigint, sequence bigint, ts timestamptz, device text,
     component_id text, data_item_id text, name text, category text, kind text, sub_type text,
@@ -303,7 +304,9 @@ async fn insert_rows(
 }
 
 impl PgStore {
-    async fn append_once(&self, batch: &Batch) -> Result<AppendOutcome, StoreError> {
+    /// One attempt at [`Store::append`]: `direct` copies into `observations` (fails on a
+    /// duplicate), otherwise through the staging table (drops duplicates).
+    async fn append_once(&self, batch: &Batch, direct: bool) -> Result<AppendOutcome, StoreError> {
         let agent_id = {
             let client = self.client().await?;
             self.agent_id(&*client, &batch.agent).await?
@@ -348,10 +351,15 @@ impl PgStore {
         }
         // Binary COPY into the session's staging table, then into `observations` less what
         // is already stored (same agent, instanceId, sequence).
+        let table = if direct {
+            "observations"
+        } else {
+            "staging_observations"
+        };
         let sink = tx
-            .copy_in(
-                "COPY staging_observations (agent_id, instance_id, sequence, ts, device, component_id, data_item_id, name, category, kind, sub_type, value, level, native_code, native_severity, qualifier) FROM STDIN BINARY",
-            )
+            .copy_in(&format!(
+                "COPY {table} (agent_id, instance_id, sequence, ts, device, component_id, data_item_id, name, category, kind, sub_type, value, level, native_code, native_severity, qualifier) FROM STDIN BINARY",
+            ))
             .await?;
         let writer = BinaryCopyInWriter::new(sink, &STAGING_TYPES);
         futures_util::pin_mut!(writer);
@@ -380,9 +388,11 @@ impl PgStore {
                 ])
                 .await?;
         }
-        writer.finish().await?;
-        let inserted = tx
-            .execute(
+        let copied = writer.finish().await?;
+        let inserted = if direct {
+            copied
+        } else {
+            tx.execute(
                 &format!(
                     "INSERT INTO observations (agent_id, instance_id, {OBSERVATION_COLUMNS})
                      SELECT agent_id, instance_id, {OBSERVATION_COLUMNS} FROM staging_observations
@@ -390,7 +400,8 @@ impl PgStore {
                 ),
                 &[],
             )
-            .await?;
+            .await?
+        };
         insert_rows(
             &tx,
             &format!(
@@ -523,19 +534,31 @@ impl Store for PgStore {
     }
 
     async fn append(&self, batch: &Batch) -> Result<AppendOutcome, StoreError> {
-        match self.append_once(batch).await {
-            // Another process dropped a partition this one knew of (retention): forget what
-            // it knew and create what is missing.
-            Err(StoreError::Database(e))
-                if e.code() == Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION) =>
-            {
-                self.partitions
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clear();
-                self.append_once(batch).await
+        use tokio_postgres::error::SqlState;
+        let code = |r: &Result<AppendOutcome, StoreError>| match r {
+            Err(StoreError::Database(e)) => e.code().cloned(),
+            _ => None,
+        };
+        // Usually nothing of a batch is stored yet: COPY it straight into `observations`.
+        // If some of it is (a re-read after a reconnect), the key says so and the batch goes
+        // through staging, which drops what is stored.
+        let mut direct = true;
+        let mut forgot_partitions = false;
+        loop {
+            let result = self.append_once(batch, direct).await;
+            match code(&result) {
+                Some(SqlState::UNIQUE_VIOLATION) if direct => direct = false,
+                // Another process dropped a partition this one knew of (retention): forget
+                // what it knew and create what is missing.
+                Some(SqlState::CHECK_VIOLATION) if !forgot_partitions => {
+                    self.partitions
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clear();
+                    forgot_partitions = true;
+                }
+                _ => return result,
             }
-            other => other,
         }
     }
 
