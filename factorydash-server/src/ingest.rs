@@ -10,6 +10,8 @@ use factorydash_mtconnect::client::{
 use tokio::sync::mpsc;
 use tokio::time::{sleep, sleep_until, Instant};
 
+use factorydash_store::postgres::PgStore;
+
 use crate::replay::Replay;
 use crate::state::{App, SourceState};
 
@@ -171,6 +173,113 @@ pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) 
                     break;
                 }
             }
+        }
+    }
+}
+
+/// How often a process in standby tries to take an agent's lock.
+const STANDBY_RETRY: Duration = Duration::from_secs(2);
+
+/// With PostgreSQL shared by several `factorydash serve` processes: follows `url` (as
+/// [`follow_agent`]) only while this process holds the agent's advisory lock, so that one
+/// process ingests each agent. The others stand by, try again every two seconds, and show
+/// what the ingesting one stores (see [`relay_appended`]). When the lock's connection is
+/// lost (the database went away), ingest goes on into its bounded queue while the lock is
+/// taken again; if another process took it meanwhile, this one stops and stands by.
+pub async fn follow_agent_when_locked(
+    app: Arc<App>,
+    pg: Arc<PgStore>,
+    url: String,
+    settings: FollowSettings,
+) {
+    let mut backoff = Backoff::default();
+    loop {
+        match pg.try_lock_agent(&url).await {
+            Ok(Some(mut lock)) => {
+                backoff.reset();
+                tracing::info!(agent = %url, "this process ingests the agent");
+                let task = tokio::spawn(follow_agent(app.clone(), url.clone(), settings.clone()));
+                // While the database is away nobody can take the lock: keep reading into
+                // the bounded queue and take the lock again when the database is back.
+                // If another process took it first, it ingests and this one stands by.
+                'held: loop {
+                    lock.lost().await;
+                    tracing::warn!(agent = %url, "lost the agent's lock with its database connection; taking it again");
+                    loop {
+                        match pg.try_lock_agent(&url).await {
+                            Ok(Some(again)) => {
+                                lock = again;
+                                backoff.reset();
+                                continue 'held;
+                            }
+                            Ok(None) => break 'held,
+                            Err(_) => sleep(backoff.next_delay()).await,
+                        }
+                    }
+                }
+                task.abort();
+                tracing::info!(agent = %url, "another process took the agent over");
+                backoff.reset();
+            }
+            Ok(None) => {
+                if app.source_state(&url) != Some(SourceState::Standby) {
+                    tracing::info!(agent = %url, "another process ingests the agent; standing by");
+                }
+                app.update_health(&url, |h| {
+                    h.state = SourceState::Standby;
+                    h.store_unavailable_since = None;
+                    h.store_error = None;
+                });
+                sleep(STANDBY_RETRY).await;
+            }
+            Err(e) => {
+                let delay = backoff.next_delay();
+                let error = format!("store: {}", error_chain(&e));
+                tracing::warn!(agent = %url, %error, retry_in = ?delay, "cannot take the agent's lock; retrying");
+                let now = Utc::now();
+                app.update_health(&url, |h| {
+                    h.store_unavailable_since.get_or_insert(now);
+                    h.store_error = Some(error);
+                });
+                sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Pushes to this process's browsers the batches that other processes store (heard over
+/// PostgreSQL `LISTEN`), for the agents this process does not ingest itself. Listens again
+/// with backoff when the connection is lost.
+pub async fn relay_appended(app: Arc<App>, pg: Arc<PgStore>) {
+    let mut backoff = Backoff::default();
+    loop {
+        let mut heard = match pg.listen(1024).await {
+            Ok(rx) => rx,
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %error_chain(&e), retry_in = ?delay, "cannot LISTEN for other processes' batches; retrying");
+                sleep(delay).await;
+                continue;
+            }
+        };
+        backoff.reset();
+        while let Some(appended) = heard.recv().await {
+            match app.source_state(&appended.agent) {
+                None | Some(SourceState::Standby) | Some(SourceState::Connecting) => {}
+                Some(_) => continue, // this process stored it and has pushed it
+            }
+            match pg.latest_of(&appended).await {
+                Ok(latest) => app.publish(&latest).await,
+                Err(e) => {
+                    tracing::warn!(error = %error_chain(&e), "cannot read another process's batch")
+                }
+            }
+            app.update_health(&appended.agent, |h| {
+                h.state = SourceState::Standby;
+                h.instance_id = Some(appended.instance_id);
+                h.next_sequence = Some(appended.next_sequence);
+                h.last_contact = Some(Utc::now());
+            });
         }
     }
 }

@@ -177,14 +177,15 @@ fn load_recording(dir: &std::path::Path) -> anyhow::Result<Recording> {
     Ok(recording)
 }
 
-async fn open_store(database_url: Option<&str>) -> anyhow::Result<(Arc<dyn Store>, &'static str)> {
+/// The memory store, or PostgreSQL (retried with backoff until it answers).
+async fn open_store(database_url: Option<&str>) -> anyhow::Result<Option<Arc<PgStore>>> {
     let Some(url) = database_url else {
-        return Ok((Arc::new(MemoryStore::new()), "memory"));
+        return Ok(None);
     };
     let mut backoff = factorydash_mtconnect::client::Backoff::default();
     loop {
         match PgStore::connect(url).await {
-            Ok(store) => return Ok((Arc::new(store), "postgresql")),
+            Ok(store) => return Ok(Some(Arc::new(store))),
             Err(e @ factorydash_store::StoreError::SchemaTooNew { .. }) => return Err(e.into()),
             Err(e) => {
                 let delay = backoff.next_delay();
@@ -197,8 +198,15 @@ async fn open_store(database_url: Option<&str>) -> anyhow::Result<(Arc<dyn Store
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let recording = args.replay.as_deref().map(load_recording).transpose()?;
-    let (store, kind) = open_store(args.database_url.as_deref()).await?;
+    let pg = open_store(args.database_url.as_deref()).await?;
+    let (store, kind): (Arc<dyn Store>, _) = match &pg {
+        Some(pg) => (pg.clone(), "postgresql"),
+        None => (Arc::new(MemoryStore::new()), "memory"),
+    };
     let app = App::new(store.clone(), kind);
+    if let Some(pg) = &pg {
+        tokio::spawn(ingest::relay_appended(app.clone(), pg.clone()));
+    }
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -222,11 +230,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             };
             for url in &args.agents {
                 tracing::info!(agent = %url, "following");
-                tokio::spawn(ingest::follow_agent(
-                    app.clone(),
-                    url.clone(),
-                    settings.clone(),
-                ));
+                match &pg {
+                    // Several processes may share the database: one ingests each agent.
+                    Some(pg) => tokio::spawn(ingest::follow_agent_when_locked(
+                        app.clone(),
+                        pg.clone(),
+                        url.clone(),
+                        settings.clone(),
+                    )),
+                    None => tokio::spawn(ingest::follow_agent(
+                        app.clone(),
+                        url.clone(),
+                        settings.clone(),
+                    )),
+                };
             }
         }
     }

@@ -23,6 +23,9 @@ pub enum SourceState {
     Streaming,
     /// The last request failed; waiting before the next.
     BackingOff,
+    /// Another factorydash process on the same database ingests this agent (it holds the
+    /// agent's lock); this one shows what that one stores.
+    Standby,
     /// Playing a recording.
     Replaying,
     /// The recording has been played to its end.
@@ -149,6 +152,15 @@ impl App {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// A source's state, if it is known.
+    pub fn source_state(&self, source: &str) -> Option<SourceState> {
+        self.health
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(source)
+            .map(|h| h.state)
     }
 
     /// Changes a source's health and pushes the new state to the browsers.

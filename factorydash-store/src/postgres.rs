@@ -27,6 +27,48 @@ const MIGRATION_LOCK: i64 = 0x6661_6374_6f72_7964;
 // The next key, 0x6661_6374_6f72_7965, serialises partition creation (see
 // `factorydash_observation_partition` in the schema).
 
+/// The `LISTEN` channel on which every append is announced (see [`PgStore::listen`]).
+pub const APPENDED_CHANNEL: &str = "factorydash_appended";
+const LISTEN_APPENDED: &str = "LISTEN factorydash_appended";
+
+/// The first key of the agents' advisory locks ("fd"); the second is `hashtext(url)`.
+const AGENT_LOCK_CLASS: i32 = 0x6664;
+
+/// A batch another connection (or process) stored, as announced on [`APPENDED_CHANNEL`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The agent's base URL.
+    pub agent: String,
+    /// The agent's `instanceId`.
+    pub instance_id: u64,
+    /// The lowest and highest `sequence` in the batch.
+    pub sequences: std::ops::RangeInclusive<u64>,
+    /// The agent's resume point after the batch.
+    pub next_sequence: u64,
+}
+
+/// The right to ingest one agent, held by one process among those sharing a database: a
+/// session-level advisory lock on a connection of its own (PostgreSQL, "Advisory Locks").
+/// Released when dropped, or when the connection is lost (then [`AgentLock::lost`]
+/// resolves and another process may take it).
+pub struct AgentLock {
+    _client: Client,
+    closed: tokio::sync::watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for AgentLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentLock").finish_non_exhaustive()
+    }
+}
+
+impl AgentLock {
+    /// Resolves when the lock's connection is lost, and with it the lock.
+    pub async fn lost(&mut self) {
+        let _ = self.closed.wait_for(|closed| *closed).await;
+    }
+}
+
 /// A [`Store`] on PostgreSQL.
 ///
 /// Holds one connection; tokio-postgres pipelines concurrent queries on it. When the
@@ -165,6 +207,123 @@ impl PgStore {
             .insert(url.to_owned(), id);
         Ok(id)
     }
+}
+
+impl PgStore {
+    /// Takes the right to ingest `agent` (its base URL) if no other session holds it.
+    /// `Ok(None)`: another process ingests it.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the server cannot be reached.
+    pub async fn try_lock_agent(&self, agent: &str) -> Result<Option<AgentLock>, StoreError> {
+        let (client, connection) = self.config.connect(NoTls).await?;
+        let (tx, closed) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "the agent lock's connection closed");
+            }
+            let _ = tx.send(true);
+        });
+        let locked: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                &[&AGENT_LOCK_CLASS, &agent],
+            )
+            .await?
+            .get(0);
+        Ok(locked.then_some(AgentLock {
+            _client: client,
+            closed,
+        }))
+    }
+
+    /// Listens, on a connection of its own, for the batches any process appends to this
+    /// database, and sends each on the returned channel (at most `capacity` waiting; when
+    /// the receiver is slower, announcements are dropped rather than queued). The channel
+    /// closes when the connection is lost; call again to listen again.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the server cannot be reached.
+    pub async fn listen(
+        &self,
+        capacity: usize,
+    ) -> Result<tokio::sync::mpsc::Receiver<Appended>, StoreError> {
+        let (client, mut connection) = self.config.connect(NoTls).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
+        let listening = async move {
+            use futures_util::StreamExt;
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            // LISTEN completes only while the connection is driven, below.
+            let listen = client.batch_execute(LISTEN_APPENDED);
+            futures_util::pin_mut!(listen);
+            let mut listened = false;
+            loop {
+                tokio::select! {
+                    r = &mut listen, if !listened => {
+                        listened = true;
+                        if let Err(e) = r {
+                            tracing::warn!(error = %e, "LISTEN failed");
+                            return;
+                        }
+                    }
+                    m = messages.next() => match m {
+                        Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                            let Some(a) = parse_appended(n.payload()) else { continue };
+                            if tx.try_send(a).is_err() && tx.is_closed() {
+                                return;
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "the LISTEN connection closed");
+                            return;
+                        }
+                        None => return,
+                    }
+                }
+            }
+        };
+        tokio::spawn(listening);
+        Ok(rx)
+    }
+
+    /// The latest values that the batch announced by `appended` set and that still hold:
+    /// what a process that did not store the batch pushes to its browsers.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    pub async fn latest_of(&self, appended: &Appended) -> Result<Vec<Observation>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {OBSERVATION_COLUMNS} FROM latest l JOIN agents a ON a.id = l.agent_id
+                     WHERE a.url = $1 AND l.instance_id = $2 AND l.sequence BETWEEN $3 AND $4
+                     ORDER BY device, data_item_id"
+                ),
+                &[
+                    &appended.agent,
+                    &(appended.instance_id as i64),
+                    &(*appended.sequences.start() as i64),
+                    &(*appended.sequences.end() as i64),
+                ],
+            )
+            .await?;
+        Ok(rows.iter().map(observation_from_row).collect())
+    }
+}
+
+/// Parses an [`APPENDED_CHANNEL`] payload: "instance_id first last next url".
+fn parse_appended(payload: &str) -> Option<Appended> {
+    let mut f = payload.splitn(5, ' ');
+    let mut n = || f.next()?.parse::<u64>().ok();
+    let (instance_id, first, last, next_sequence) = (n()?, n()?, n()?, n()?);
+    Some(Appended {
+        agent: f.next()?.to_owned(),
+        instance_id,
+        sequences: first..=last,
+        next_sequence,
+    })
 }
 
 async fn migrate(client: &mut Client) -> Result<(), StoreError> {
@@ -424,6 +583,18 @@ impl PgStore {
             &[&agent_id, &instance_id, &next_sequence],
         )
         .await?;
+        // Other processes on this database learn of the batch at commit (LISTEN).
+        if let (Some(first), Some(last)) = (
+            batch.observations.iter().map(|o| o.sequence).min(),
+            batch.observations.iter().map(|o| o.sequence).max(),
+        ) {
+            let payload = format!(
+                "{instance_id} {first} {last} {next_sequence} {}",
+                batch.agent
+            );
+            tx.execute("SELECT pg_notify($1, $2)", &[&APPENDED_CHANNEL, &payload])
+                .await?;
+        }
         tx.commit().await?;
         self.partitions
             .lock()

@@ -173,7 +173,15 @@ async fn an_agent_restart_is_followed_and_what_it_lost_is_recorded() {
     let (set, rows) = stored(&follower.base).await;
     assert_eq!(rows, set.len(), "no duplicates");
     let want: Vec<u64> = (1..lost_from).chain(floor..=TOTAL).collect();
-    assert_eq!(sequences(&set), want);
+    let got = sequences(&set);
+    let first_difference = got.iter().zip(&want).position(|(a, b)| a != b);
+    assert!(
+        got == want,
+        "stored {} sequences, wanted {} ([1, {lost_from}) and [{floor}, {TOTAL}]); first difference at index {first_difference:?}: {:?}",
+        got.len(),
+        want.len(),
+        first_difference.map(|i| (&got[i.saturating_sub(2)..(i + 3).min(got.len())], &want[i.saturating_sub(2)..(i + 3).min(want.len())]))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -425,6 +433,94 @@ async fn a_database_outage_loses_nothing_and_holds_at_most_the_buffer() {
         .unwrap()
         .get(0);
     assert_eq!(gaps, 0);
+    drop(client);
+    drop(agent);
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_processes_on_one_database_one_ingests_both_show_and_the_other_takes_over() {
+    use futures_util::StreamExt;
+    let Some(server) = crate::support::postgres_url("two_processes") else {
+        return;
+    };
+    let db = FreshDb::create(&server, "two").await;
+    let agent = replay_agent("800").await;
+    let args = [
+        "serve",
+        "--agent",
+        &agent.base,
+        "--database-url",
+        &db.url,
+        "--listen",
+        "127.0.0.1:0",
+        "--count",
+        "2000",
+        "--interval",
+        "100ms",
+        "--heartbeat",
+        "300ms",
+    ];
+    let first = start(&args).await;
+    wait_for(&first.base, Duration::from_secs(30), "ingesting", |h| {
+        observations(h) > 0
+    })
+    .await;
+    let second = start(&args).await;
+    wait_for(&second.base, Duration::from_secs(30), "standing by", |h| {
+        h["sources"][0]["state"] == "standby"
+    })
+    .await;
+    // The second process's browsers see what the first one stores (LISTEN/NOTIFY).
+    let ws_url = format!("{}/ws", second.base.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url.as_str())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("a live update relayed from the ingesting process")
+            .unwrap()
+            .unwrap();
+        if !msg.is_text() {
+            continue;
+        }
+        let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        if v["type"] == "latest" && !v["items"].as_array().unwrap().is_empty() {
+            assert_eq!(v["items"][0]["device"], "GFAgie01");
+            break;
+        }
+    }
+    // The first process dies in the middle; the second takes the agent over.
+    let (_, health) = get_json(&format!("{}/healthz", first.base)).await;
+    assert_ne!(health["sources"][0]["state"], "standby", "{health}");
+    assert!(
+        observations(&health) < TOTAL,
+        "killed before the end: {health}"
+    );
+    drop(first);
+    wait_for(&second.base, Duration::from_secs(120), "the rest", |h| {
+        h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1)
+            && h["sources"][0]["state"] != "standby"
+    })
+    .await;
+    drop(second);
+    let client = db.connect().await;
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT sequence), min(sequence), max(sequence) FROM observations",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (n, distinct, min, max): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(
+        (n, distinct, min, max),
+        (TOTAL as i64, TOTAL as i64, 1, TOTAL as i64),
+        "every observation once"
+    );
     drop(client);
     drop(agent);
     db.drop().await;

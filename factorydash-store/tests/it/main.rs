@@ -2,6 +2,7 @@
 //! PostgreSQL server (`FACTORYDASH_TEST_DATABASE_URL`, each test in its own schema).
 
 mod conformance;
+mod coordination;
 mod pg;
 
 /// Runs each conformance test against the memory store and PostgreSQL.

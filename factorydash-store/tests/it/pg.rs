@@ -11,6 +11,7 @@ pub struct TestDb {
     pub store: PgStore,
     admin: tokio_postgres::Client,
     schema: String,
+    config: tokio_postgres::Config,
 }
 
 impl TestDb {
@@ -41,12 +42,23 @@ impl TestDb {
             .unwrap();
         let mut config = config;
         config.options(format!("-c search_path={schema}"));
-        let store = PgStore::connect_with(config).await.unwrap();
+        let store = PgStore::connect_with(config.clone()).await.unwrap();
         Some(TestDb {
             store,
             admin,
             schema,
+            config,
         })
+    }
+
+    /// Another store on the same schema, as another process would open.
+    pub async fn another(&self) -> PgStore {
+        PgStore::connect_with(self.config.clone()).await.unwrap()
+    }
+
+    /// A connection to the server, outside the test's schema.
+    pub fn admin(&self) -> &tokio_postgres::Client {
+        &self.admin
     }
 
     pub async fn drop(self) {
