@@ -99,6 +99,10 @@ struct ServeArgs {
     /// Wait between `/sample` requests once caught up with an agent.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     poll_interval: Duration,
+    /// With the in-memory store (no --database-url), the most observations kept; the
+    /// oldest go first (latest values always stay). About 170 bytes each.
+    #[arg(long, default_value_t = 2_000_000)]
+    memory_limit: usize,
     /// Observations read from an agent that may wait for the store (e.g. while the
     /// database is down) before reading pauses.
     #[arg(long, default_value_t = 100_000)]
@@ -201,7 +205,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let pg = open_store(args.database_url.as_deref()).await?;
     let (store, kind): (Arc<dyn Store>, _) = match &pg {
         Some(pg) => (pg.clone(), "postgresql"),
-        None => (Arc::new(MemoryStore::new()), "memory"),
+        None => (
+            Arc::new(MemoryStore::with_limit(args.memory_limit)),
+            "memory",
+        ),
     };
     let app = App::new(store.clone(), kind);
     if let Some(pg) = &pg {

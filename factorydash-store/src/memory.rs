@@ -26,6 +26,8 @@ use crate::{latest_after, latest_cursor, AppendOutcome, LatestFilter, Store, Sto
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: RwLock<Inner>,
+    /// The most observations kept (`None`: no cap); see [`MemoryStore::with_limit`].
+    limit: Option<usize>,
 }
 
 /// (device, dataItemId)
@@ -108,6 +110,40 @@ impl Inner {
         id
     }
 
+    /// Drops the `n` oldest observations (by timestamp) across all data items.
+    fn evict_oldest(&mut self, n: usize) {
+        // Merge the series' heads: a heap of (first timestamp, sequence, series key).
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        let mut heads: BinaryHeap<Reverse<(DateTime<Utc>, u64, ItemKey)>> = self
+            .series
+            .iter()
+            .filter_map(|(k, s)| {
+                s.first()
+                    .map(|f| Reverse((f.timestamp, f.sequence, k.clone())))
+            })
+            .collect();
+        let mut cut: HashMap<ItemKey, usize> = HashMap::new();
+        for _ in 0..n {
+            let Some(Reverse((_, _, key))) = heads.pop() else {
+                break;
+            };
+            let at = cut.entry(key.clone()).or_default();
+            *at += 1;
+            if let Some(next) = self.series[&key].get(*at) {
+                heads.push(Reverse((next.timestamp, next.sequence, key)));
+            }
+        }
+        for (key, count) in cut {
+            if let Some(series) = self.series.get_mut(&key) {
+                for s in series.drain(..count) {
+                    self.seen.remove(&(s.agent, s.instance_id, s.sequence));
+                }
+            }
+        }
+        self.series.retain(|_, s| !s.is_empty());
+    }
+
     fn observation(&self, s: &Stored) -> Observation {
         let shape = &self.shapes[s.shape as usize];
         Observation {
@@ -130,6 +166,17 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that keeps at most `limit` observations: when an append goes past
+    /// it, the oldest observations (by timestamp, across all data items) are dropped until
+    /// a tenth of the limit is free again. Latest values are kept whatever happens, as with
+    /// retention. At about 170 bytes per NIST observation, 2,000,000 is about 340 MB.
+    pub fn with_limit(limit: usize) -> Self {
+        MemoryStore {
+            limit: Some(limit.max(1)),
+            ..Self::default()
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
@@ -202,6 +249,11 @@ impl Store for MemoryStore {
         inner
             .resume
             .insert(batch.agent.clone(), batch.resume_point());
+        if let Some(limit) = self.limit {
+            if inner.seen.len() > limit {
+                inner.evict_oldest(inner.seen.len() - limit + limit / 10);
+            }
+        }
         Ok(outcome)
     }
 

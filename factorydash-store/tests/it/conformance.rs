@@ -401,3 +401,46 @@ pub async fn a_forged_cursor_is_an_error(store: &dyn Store) {
         );
     }
 }
+
+/// Memory only: the cap keeps the newest observations and every latest value.
+pub async fn a_capped_memory_store_keeps_the_newest_and_every_latest_value() {
+    let obs = page_one();
+    let capped = factorydash_store::MemoryStore::with_limit(5_000);
+    let unbounded = factorydash_store::MemoryStore::new();
+    for chunk in obs.chunks(1_000) {
+        capped.append(&batch(chunk)).await.unwrap();
+        unbounded.append(&batch(chunk)).await.unwrap();
+        assert!(capped.observation_count().await.unwrap() <= 5_000);
+    }
+    let kept = capped.observation_count().await.unwrap();
+    assert!(kept >= 4_500, "{kept}");
+    assert_eq!(
+        all_latest(&capped, &LatestFilter::default(), 100).await,
+        all_latest(&unbounded, &LatestFilter::default(), 100).await
+    );
+    // What is kept is the newest: no dropped observation is newer than a kept one.
+    let everything = TimeWindow::new(
+        Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(2100, 1, 1, 0, 0, 0).unwrap(),
+    )
+    .unwrap();
+    let mut kept_times = Vec::new();
+    let mut items: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for o in &obs {
+        items.insert((&o.device, &o.data_item_id));
+    }
+    for (device, item) in items {
+        for o in capped
+            .series(device, item, &everything, usize::MAX)
+            .await
+            .unwrap()
+        {
+            kept_times.push((o.timestamp, o.sequence));
+        }
+    }
+    assert_eq!(kept_times.len() as u64, kept);
+    let oldest_kept = kept_times.iter().min().unwrap();
+    let mut all_times: Vec<_> = obs.iter().map(|o| (o.timestamp, o.sequence)).collect();
+    all_times.sort();
+    assert_eq!(all_times[all_times.len() - kept as usize], *oldest_kept);
+}

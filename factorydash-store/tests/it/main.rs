@@ -43,3 +43,8 @@ conformance_tests!(
     devices_round_trip,
     a_forged_cursor_is_an_error,
 );
+
+#[tokio::test]
+async fn a_capped_memory_store_keeps_the_newest_and_every_latest_value() {
+    conformance::a_capped_memory_store_keeps_the_newest_and_every_latest_value().await;
+}
