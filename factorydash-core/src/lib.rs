@@ -46,5 +46,5 @@ pub use observation::{
     Value,
 };
 pub use page::{Cursor, Page, PageRequest};
-pub use status::{ActiveCondition, DeviceStatus};
+pub use status::{ActiveCondition, DeviceState, DeviceStatus};
 pub use window::TimeWindow;

@@ -20,6 +20,40 @@ pub struct ActiveCondition {
     pub message: String,
 }
 
+/// What a status tile shows a device doing, in order of precedence: no data at all, not
+/// available, a Fault active, then by `Execution`: `ACTIVE` running, `STOPPED`,
+/// `INTERRUPTED` or `FEED_HOLD` stopped, anything else (`READY`, `WAIT`, …) idle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceState {
+    /// No observation of the device yet.
+    NoData,
+    /// `Availability` is `UNAVAILABLE`, or nothing tells the state.
+    Unavailable,
+    /// A Condition is at `Fault`.
+    Faulted,
+    /// `Execution` is `ACTIVE`.
+    Running,
+    /// `Execution` is `STOPPED`, `INTERRUPTED` or `FEED_HOLD`.
+    Stopped,
+    /// Available and not running.
+    Idle,
+}
+
+impl DeviceState {
+    /// The snake_case name, as serialised (`no_data`, `running`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceState::NoData => "no_data",
+            DeviceState::Unavailable => "unavailable",
+            DeviceState::Faulted => "faulted",
+            DeviceState::Running => "running",
+            DeviceState::Stopped => "stopped",
+            DeviceState::Idle => "idle",
+        }
+    }
+}
+
 /// A device's state at a glance (MTConnect Part 3 Events `Availability`, `Execution`,
 /// `ControllerMode`, `EmergencyStop`, and its Conditions).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -34,6 +68,13 @@ pub struct DeviceStatus {
     pub controller_mode: Option<Value>,
     /// `ARMED` / `TRIGGERED` (`None`: never observed).
     pub emergency_stop: Option<Value>,
+    /// The program running or selected (`Program`, MTConnect Part 3; `None`: never
+    /// observed).
+    pub program: Option<Value>,
+    /// The parts counted (`PartCount`; `None`: never observed).
+    pub part_count: Option<Value>,
+    /// The state shown at a glance, from the values above; see [`DeviceState`].
+    pub state: DeviceState,
     /// Conditions at Warning or Fault now.
     pub active_conditions: Vec<ActiveCondition>,
     /// The newest timestamp among the device's latest observations (UTC), if any.
@@ -56,6 +97,9 @@ impl DeviceStatus {
             execution: None,
             controller_mode: None,
             emergency_stop: None,
+            program: None,
+            part_count: None,
+            state: DeviceState::NoData,
             active_conditions: Vec::new(),
             newest: None,
             observed_items: 0,
@@ -80,13 +124,39 @@ impl DeviceStatus {
                 "Execution" => &mut s.execution,
                 "ControllerMode" => &mut s.controller_mode,
                 "EmergencyStop" => &mut s.emergency_stop,
+                "Program" => &mut s.program,
+                "PartCount" => &mut s.part_count,
                 _ => continue,
             };
             if slot.is_none() {
                 *slot = Some(o.value.clone());
             }
         }
+        s.state = s.classify();
         s
+    }
+
+    fn classify(&self) -> DeviceState {
+        let execution = self.execution.as_ref().and_then(Value::as_text);
+        if self.observed_items == 0 {
+            DeviceState::NoData
+        } else if self.availability == Some(Value::Unavailable)
+            || (self.availability.is_none() && self.execution.is_none())
+        {
+            DeviceState::Unavailable
+        } else if self
+            .active_conditions
+            .iter()
+            .any(|c| c.level == ConditionLevel::Fault)
+        {
+            DeviceState::Faulted
+        } else {
+            match execution {
+                Some("ACTIVE") => DeviceState::Running,
+                Some("STOPPED" | "INTERRUPTED" | "FEED_HOLD") => DeviceState::Stopped,
+                _ => DeviceState::Idle,
+            }
+        }
     }
 }
 
@@ -147,5 +217,40 @@ mod tests {
         assert_eq!(s.active_conditions[0].message, "Limit switch Y+");
         assert_eq!(s.observed_items, 6);
         assert_eq!(s.newest, Some(all[5].timestamp));
+        assert_eq!(s.state, DeviceState::Faulted, "a Fault wins over ACTIVE");
+    }
+
+    #[test]
+    fn the_state_at_a_glance() {
+        let state = |items: &[Observation]| DeviceStatus::from_latest("M", items).state;
+        let avail = obs("Availability", Category::Event, "AVAILABLE", 1);
+        let gone = obs("Availability", Category::Event, "UNAVAILABLE", 1);
+        let exec = |v| obs("Execution", Category::Event, v, 2);
+        assert_eq!(state(&[]), DeviceState::NoData);
+        assert_eq!(state(&[gone, exec("ACTIVE")]), DeviceState::Unavailable);
+        assert_eq!(
+            state(&[obs("Position", Category::Sample, "1", 3)]),
+            DeviceState::Unavailable
+        );
+        assert_eq!(
+            state(&[avail.clone(), exec("ACTIVE")]),
+            DeviceState::Running
+        );
+        assert_eq!(
+            state(&[avail.clone(), exec("FEED_HOLD")]),
+            DeviceState::Stopped
+        );
+        assert_eq!(state(&[avail.clone(), exec("READY")]), DeviceState::Idle);
+        let program = obs("Program", Category::Event, "O1234", 4);
+        let parts = obs("PartCount", Category::Event, "17", 5);
+        let s = DeviceStatus::from_latest("M", &[avail, program, parts]);
+        assert_eq!(
+            (s.program, s.part_count, s.state),
+            (
+                Some(Value::Text("O1234".into())),
+                Some(Value::Text("17".into())),
+                DeviceState::Idle
+            )
+        );
     }
 }

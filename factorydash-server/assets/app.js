@@ -9,7 +9,7 @@
 
   function indexRows() {
     rows.clear();
-    for (const tr of document.querySelectorAll("#rows tr")) rows.set(key(tr.dataset.device, tr.dataset.item), tr);
+    for (const tr of document.querySelectorAll("tr[data-item]")) rows.set(key(tr.dataset.device, tr.dataset.item), tr);
   }
 
   function valueText(o) {
@@ -51,7 +51,7 @@
   // The first page grows as new data items appear: refetch it (at most once a second).
   let refetching = false;
   async function refetchPage() {
-    if (refetching) return;
+    if (refetching || !document.getElementById("rows")) return;
     refetching = true;
     try {
       // The page's own filters (device, component, category, type, q), first page.
@@ -96,7 +96,7 @@
     for (const s of statuses) {
       const card = document.querySelector('.card[data-device="' + CSS.escape(s.device) + '"]');
       if (!card) continue;
-      for (const f of ["availability", "execution", "controller_mode", "emergency_stop"]) {
+      for (const f of ["availability", "execution", "controller_mode", "emergency_stop", "program", "part_count"]) {
         const el = card.querySelector('[data-field="' + f + '"]');
         if (el) el.textContent = s[f] === undefined || (s[f] === null && s.observed_items === 0) ? "—" : text(s[f]);
       }
@@ -120,14 +120,10 @@
         lis.push(li);
       }
       list.replaceChildren(...lis);
-      const exec = s.execution;
-      let cls = "idle";
-      if (s.observed_items === 0) cls = "nodata";
-      else if (s.availability === null || (s.availability === undefined && exec === undefined)) cls = "unavailable";
-      else if (s.active_conditions.some((c) => c.level === "Fault")) cls = "fault";
-      else if (exec === "ACTIVE") cls = "active";
-      else if (["STOPPED", "INTERRUPTED", "FEED_HOLD"].includes(exec)) cls = "stopped";
-      card.classList.remove("active", "idle", "stopped", "fault", "unavailable", "nodata");
+      const cls = s.state;
+      const state = card.querySelector('[data-field="state"]');
+      if (state) state.textContent = cls.replace("_", " ");
+      card.classList.remove("running", "idle", "stopped", "faulted", "unavailable", "no_data");
       card.classList.add(cls);
     }
   }
@@ -153,6 +149,7 @@
     }
     banner.replaceChildren(...alerts);
     const list = document.getElementById("sources");
+    if (!list) return;
     list.replaceChildren(...sources.map((s) => {
       const span = document.createElement("span");
       span.className = "source";
@@ -195,7 +192,10 @@
     ws.onopen = () => { delay = 500; live.textContent = "live"; };
     ws.onmessage = (ev) => {
       const msg = JSON.parse(ev.data);
-      if (msg.type === "latest") { applyLatest(msg.items); applyDevices(msg.devices); ages(); }
+      if (msg.type === "latest") {
+        applyLatest(msg.items); applyDevices(msg.devices); ages();
+        document.dispatchEvent(new CustomEvent("factorydash:latest", { detail: msg }));
+      }
       else if (msg.type === "health") applyHealth(msg.sources);
       else if (msg.type === "resync") refetchPage();
     };

@@ -69,34 +69,26 @@ fn banner(sources: &[SourceHealth], store_error: Option<&str>) -> Markup {
     }
 }
 
+/// The device page's address.
+pub fn device_link(device: &str) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("name", device);
+    format!("/device?{}", query.finish())
+}
+
 fn card(status: &DeviceStatus) -> Markup {
     let execution = value_text(status.execution.as_ref());
-    let state_class = match (
-        status.observed_items,
-        &status.availability,
-        status.execution.as_ref().and_then(Value::as_text),
-    ) {
-        (0, _, _) => "nodata",
-        (_, Some(Value::Unavailable), _) | (_, None, None) => "unavailable",
-        _ if status
-            .active_conditions
-            .iter()
-            .any(|c| c.level == factorydash_core::ConditionLevel::Fault) =>
-        {
-            "fault"
-        }
-        (_, _, Some("ACTIVE")) => "active",
-        (_, _, Some("STOPPED" | "INTERRUPTED" | "FEED_HOLD")) => "stopped",
-        _ => "idle",
-    };
+    let state_class = status.state.as_str();
     html! {
         article .card .(state_class) data-device=(status.device) {
-            h3 { (status.device) }
+            h3 { a href=(device_link(&status.device)) { (status.device) } " " span .state data-field="state" { (status.state.as_str().replace('_', " ")) } }
             dl {
                 dt { "Availability" } dd data-field="availability" { (value_text(status.availability.as_ref())) }
                 dt { "Execution" } dd data-field="execution" { (execution) }
                 dt { "Controller mode" } dd data-field="controller_mode" { (value_text(status.controller_mode.as_ref())) }
                 dt { "Emergency stop" } dd data-field="emergency_stop" { (value_text(status.emergency_stop.as_ref())) }
+                dt { "Program" } dd data-field="program" { (value_text(status.program.as_ref())) }
+                dt { "Part count" } dd data-field="part_count" { (value_text(status.part_count.as_ref())) }
                 dt { "Newest data" }
                 dd data-field="newest" {
                     @match status.newest {
@@ -227,6 +219,129 @@ pub fn render(d: &Dashboard<'_>) -> String {
                     }
                 }
                 footer .muted { "Rendered " (rfc3339(d.now)) ". Values update live." }
+            }
+        }
+    }
+    .into_string()
+}
+
+/// What the device page shows.
+pub struct DevicePage<'a> {
+    /// The device, with its data items in the probe's order.
+    pub device: &'a DeviceInfo,
+    /// Its status at a glance.
+    pub status: &'a DeviceStatus,
+    /// The latest observation of each of its data items.
+    pub latest: &'a [factorydash_core::Observation],
+    /// Every source's health, for the banner.
+    pub sources: &'a [SourceHealth],
+}
+
+/// The page of one device: its status, its components with every data item's latest
+/// value, units and a sparkline, and a chart of a chosen data item over a window.
+pub fn render_device(d: &DevicePage<'_>) -> String {
+    let latest: std::collections::HashMap<&str, &factorydash_core::Observation> = d
+        .latest
+        .iter()
+        .map(|o| (o.data_item_id.as_str(), o))
+        .collect();
+    // Components in the probe's (depth-first) order, each with its data items.
+    let mut components: Vec<(&str, Vec<&factorydash_core::DataItemInfo>)> = Vec::new();
+    for item in &d.device.data_items {
+        match components
+            .iter_mut()
+            .find(|(id, _)| *id == item.component_id)
+        {
+            Some((_, items)) => items.push(item),
+            None => components.push((&item.component_id, vec![item])),
+        }
+    }
+    let numeric: Vec<&factorydash_core::DataItemInfo> = d
+        .device
+        .data_items
+        .iter()
+        .filter(|i| i.category == factorydash_core::Category::Sample)
+        .collect();
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (d.device.name) " · factorydash" }
+                link rel="stylesheet" href="/assets/app.css";
+                link rel="stylesheet" href="/assets/uplot.css";
+                script src="/assets/app.js" defer {}
+                script src="/assets/uplot.js" defer {}
+                script src="/assets/device.js" defer {}
+            }
+            body .device-page data-device=(d.device.name) {
+                header {
+                    h1 { a href="/" { "factorydash" } " › " (d.device.name) }
+                    span #live .muted { "connecting…" }
+                }
+                (banner(d.sources, None))
+                section #devices aria-label="Status" { (card(d.status)) }
+                section #chart-section aria-label="Chart" {
+                    h2 { "Chart" }
+                    form #chart-form {
+                        label for="item" { "Data item " }
+                        select #item name="item" {
+                            @for i in &numeric {
+                                option value=(i.id) { (i.name.as_deref().unwrap_or(&i.id)) " (" (i.kind) @if let Some(u) = &i.units { ", " (u) } ")" }
+                            }
+                        }
+                        " "
+                        @for (label, seconds) in [("15 min", 900), ("1 h", 3600), ("8 h", 28_800), ("24 h", 86_400), ("7 days", 604_800)] {
+                            button type="button" .window data-seconds=(seconds) aria-pressed=(if seconds == 3600 { "true" } else { "false" }) { (label) }
+                            " "
+                        }
+                        label for="from" { "from " } input #from type="datetime-local";
+                        label for="to" { " to " } input #to type="datetime-local";
+                        " " button type="submit" { "Show range" }
+                        " " a #export-csv href="#" download { "CSV" } " " a #export-ndjson href="#" download { "NDJSON" }
+                    }
+                    @if numeric.is_empty() { p .muted { "This device has no Samples to chart." } }
+                    div #chart role="img" aria-label="Chart of the chosen data item" {}
+                    p #chart-note .muted {}
+                }
+                section #components aria-label="Components" {
+                    h2 { "Components and data items" }
+                    @for (component_id, items) in &components {
+                        @let first = items[0];
+                        details open {
+                            summary {
+                                strong { (first.component) } " " (first.component_name.as_deref().unwrap_or(component_id))
+                                span .muted { " · " (items.len()) " data items" }
+                            }
+                            table {
+                                thead { tr { th { "Data item" } th { "Type" } th { "Value" } th { "Units" } th { "Timestamp" } th { "Last hour" } } }
+                                tbody {
+                                    @for i in items {
+                                        @let o = latest.get(i.id.as_str());
+                                        tr data-device=(d.device.name) data-item=(i.id) {
+                                            td { (i.id) @if let Some(n) = &i.name { " " span .muted { "(" (n) ")" } } }
+                                            td { (i.kind) @if let Some(s) = &i.sub_type { " " span .muted { (s) } } }
+                                            td .value .unavailable[o.is_some_and(|o| o.value.is_unavailable())] {
+                                                @match o {
+                                                    Some(o) => {
+                                                        @if let Some(c) = &o.condition { (c.level.as_str()) @if !o.value.as_text().unwrap_or("").is_empty() { ": " } }
+                                                        (o.value.as_text().unwrap_or(if o.condition.is_some() { "" } else { "UNAVAILABLE" }))
+                                                    }
+                                                    None => "—",
+                                                }
+                                            }
+                                            td { (i.units.as_deref().unwrap_or("")) }
+                                            td .ts { @if let Some(o) = o { time data-ts=(rfc3339(o.timestamp)) data-mode="clock" { (rfc3339(o.timestamp)) } } }
+                                            td { @if i.category == factorydash_core::Category::Sample { canvas .spark width="120" height="24" data-item=(i.id) {} } }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                footer .muted { "Times are shown in this browser's time zone." }
             }
         }
     }

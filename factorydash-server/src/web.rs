@@ -206,6 +206,37 @@ async fn dashboard(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
     Ok(answer(result))
 }
 
+async fn device_page(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
+    let result = async {
+        let name = q
+            .get("name")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::bad_request("name is required"))?;
+        let devices = app.store.devices().await?;
+        let Some(device) = devices.iter().find(|d| d.name == *name) else {
+            return Ok(reply::with_status(
+                reply::html(format!(
+                    "<!DOCTYPE html><p>No device named {}. <a href=\"/\">All devices</a></p>",
+                    maud::html! { (name) }.into_string()
+                )),
+                StatusCode::NOT_FOUND,
+            )
+            .into_response());
+        };
+        let latest = app.device_latest(name).await?;
+        let status = DeviceStatus::from_latest(name, &latest);
+        let html = page::render_device(&page::DevicePage {
+            device,
+            status: &status,
+            latest: &latest,
+            sources: &app.health(),
+        });
+        Ok::<_, ApiError>(reply::html(html).into_response())
+    }
+    .await;
+    Ok(answer(result))
+}
+
 async fn api_devices(app: Arc<App>) -> Result<Response, Infallible> {
     let result = async {
         let devices = app.store.devices().await?;
@@ -395,6 +426,166 @@ async fn api_alarms(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
     Ok(answer(result))
 }
 
+/// Observations read from the store per step of an export.
+const EXPORT_CHUNK: usize = 10_000;
+
+/// `/api/export?device=&dataItemId=&from=&to=&format=csv|ndjson`: every observation of one
+/// data item in a window (default the last 24 hours), oldest first, streamed as CSV (with a
+/// header row) or NDJSON (one JSON observation per line), whatever its size: read from the
+/// store 10,000 at a time, keyset by (timestamp, sequence), and sent while the client reads.
+async fn api_export(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
+    let result = async {
+        let device = q
+            .get("device")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::bad_request("device is required"))?
+            .clone();
+        let item = q
+            .get("dataItemId")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::bad_request("dataItemId is required"))?
+            .clone();
+        let csv = match q.get("format").map(String::as_str).unwrap_or("csv") {
+            "csv" => true,
+            "ndjson" => false,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "format must be csv or ndjson, got '{other}'"
+                )))
+            }
+        };
+        let to = time_param(&q, "to")?.unwrap_or_else(Utc::now);
+        let from = time_param(&q, "from")?.unwrap_or(to - chrono::Duration::hours(24));
+        let window = TimeWindow::new(from, to).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+        let file: String = format!("{device}-{item}")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        tokio::spawn(async move {
+            if csv {
+                let mut w = csv::Writer::from_writer(Vec::new());
+                let _ = w.write_record(EXPORT_COLUMNS);
+                let head = w.into_inner().unwrap_or_default();
+                if tx.send(Ok(head)).await.is_err() {
+                    return;
+                }
+            }
+            let mut after: Option<(DateTime<Utc>, u64)> = None;
+            let mut limit = EXPORT_CHUNK;
+            loop {
+                let from = after.map_or(window.from(), |(t, _)| t);
+                let Ok(step) = TimeWindow::new(from, window.to()) else {
+                    return;
+                };
+                let items = match app.store.series(&device, &item, &step, limit).await {
+                    Ok(items) => items,
+                    Err(e) => {
+                        let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                        return;
+                    }
+                };
+                let full = items.len() == limit;
+                let fresh: Vec<&Observation> = items
+                    .iter()
+                    .filter(|o| after.is_none_or(|a| (o.timestamp, o.sequence) > a))
+                    .collect();
+                if fresh.is_empty() && full {
+                    // More than a chunk share one timestamp: read a larger chunk.
+                    limit *= 2;
+                    continue;
+                }
+                let chunk = if csv {
+                    csv_rows(&fresh)
+                } else {
+                    ndjson_rows(&fresh)
+                };
+                if let Some(last) = fresh.last() {
+                    after = Some((last.timestamp, last.sequence));
+                }
+                if tx.send(Ok(chunk)).await.is_err() || !full {
+                    return;
+                }
+                limit = EXPORT_CHUNK;
+            }
+        });
+        let body = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        });
+        let content_type = if csv {
+            "text/csv; charset=utf-8"
+        } else {
+            "application/x-ndjson"
+        };
+        let extension = if csv { "csv" } else { "ndjson" };
+        let reply = reply::with_header(warp::reply::stream(body), "content-type", content_type);
+        let reply = reply::with_header(
+            reply,
+            "content-disposition",
+            format!("attachment; filename=\"{file}.{extension}\""),
+        );
+        Ok::<_, ApiError>(reply.into_response())
+    }
+    .await;
+    Ok(answer(result))
+}
+
+/// The CSV export's columns.
+const EXPORT_COLUMNS: [&str; 12] = [
+    "timestamp",
+    "sequence",
+    "device",
+    "component_id",
+    "data_item_id",
+    "name",
+    "category",
+    "type",
+    "sub_type",
+    "value",
+    "condition_level",
+    "native_code",
+];
+
+fn csv_rows(items: &[&Observation]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::with_capacity(items.len() * 96));
+    for o in items {
+        let c = o.condition.as_ref();
+        let _ = w.write_record([
+            o.timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                .as_str(),
+            &o.sequence.to_string(),
+            &o.device,
+            &o.component_id,
+            &o.data_item_id,
+            o.name.as_deref().unwrap_or(""),
+            o.category.as_str(),
+            &o.kind,
+            o.sub_type.as_deref().unwrap_or(""),
+            o.value.as_text().unwrap_or("UNAVAILABLE"),
+            c.map_or("", |c| c.level.as_str()),
+            c.and_then(|c| c.native_code.as_deref()).unwrap_or(""),
+        ]);
+    }
+    w.into_inner().unwrap_or_default()
+}
+
+fn ndjson_rows(items: &[&Observation]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(items.len() * 200);
+    for o in items {
+        if serde_json::to_writer(&mut out, o).is_ok() {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
 async fn api_gaps(app: Arc<App>) -> Result<Response, Infallible> {
     let result = async { Ok::<_, ApiError>(reply::json(&app.store.gaps().await?)) }.await;
     Ok(answer(result))
@@ -464,6 +655,29 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
     });
     let css = warp::path!("assets" / "app.css")
         .map(|| asset(include_str!("../assets/app.css"), "text/css; charset=utf-8"));
+    let device_js = warp::path!("assets" / "device.js").map(|| {
+        asset(
+            include_str!("../assets/device.js"),
+            "text/javascript; charset=utf-8",
+        )
+    });
+    let uplot_js = warp::path!("assets" / "uplot.js").map(|| {
+        asset(
+            include_str!("../assets/vendor/uplot/uPlot.iife.min.js"),
+            "text/javascript; charset=utf-8",
+        )
+    });
+    let uplot_css = warp::path!("assets" / "uplot.css").map(|| {
+        asset(
+            include_str!("../assets/vendor/uplot/uPlot.min.css"),
+            "text/css; charset=utf-8",
+        )
+    });
+    let device = warp::path!("device")
+        .and(warp::get())
+        .and(with.clone())
+        .and(query)
+        .and_then(device_page);
     let ws = warp::path!("ws").and(warp::ws()).and(with.clone()).map(
         |ws: warp::ws::Ws, app: Arc<App>| {
             ws.on_upgrade(move |socket| client(app, socket))
@@ -494,6 +708,11 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .and(with.clone())
         .and(query)
         .and_then(api_alarms);
+    let export = warp::path!("api" / "export")
+        .and(warp::get())
+        .and(with.clone())
+        .and(query)
+        .and_then(api_export);
     let gaps = warp::path!("api" / "gaps")
         .and(warp::get())
         .and(with.clone())
@@ -514,6 +733,14 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .unify()
         .or(css)
         .unify()
+        .or(device_js)
+        .unify()
+        .or(uplot_js)
+        .unify()
+        .or(uplot_css)
+        .unify()
+        .or(device)
+        .unify()
         .or(ws)
         .unify()
         .or(devices)
@@ -527,6 +754,8 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .or(utilization)
         .unify()
         .or(alarms)
+        .unify()
+        .or(export)
         .unify()
         .or(health)
         .unify()

@@ -263,3 +263,91 @@ async fn alarms_and_filtered_latest_values_on_the_real_recording() {
     );
     assert!(html.contains(r#"value="sys""#));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_device_page_and_exports_of_any_size() {
+    let server = start(&[
+        "serve",
+        "--replay",
+        recording().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--speed",
+        "5000",
+    ])
+    .await;
+    let base = &server.base;
+    wait_for(base, Duration::from_secs(120), "the whole replay", |h| {
+        h["sources"][0]["state"] == "finished"
+    })
+    .await;
+    let page = reqwest::get(format!("{base}/device?name=GFAgie01"))
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.unwrap();
+    for needle in [
+        "/assets/uplot.js",
+        "/assets/device.js",
+        r#"<canvas class="spark""#,
+        r#"data-item="GFAgie01-X_2""#,
+        "<details open>",
+    ] {
+        assert!(html.contains(needle), "{needle}");
+    }
+    for asset in ["/assets/uplot.js", "/assets/uplot.css", "/assets/device.js"] {
+        let r = reqwest::get(format!("{base}{asset}")).await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{asset}");
+    }
+    let missing = reqwest::get(format!("{base}/device?name=%3Cscript%3Ex"))
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    assert!(missing.text().await.unwrap().contains("&lt;script&gt;x"));
+
+    // Exports: every observation of the window, in order, in both formats.
+    let window =
+        "device=GFAgie01&dataItemId=GFAgie01-X_2&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z";
+    let (_, series) = get_json(&format!("{base}/api/series?{window}&limit=100000")).await;
+    let want: Vec<u64> = series["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["sequence"].as_u64().unwrap())
+        .collect();
+    // More than two of the export's 10,000-observation chunks: the keyset is crossed.
+    assert!(want.len() > 20_000, "{}", want.len());
+    let r = reqwest::get(format!("{base}/api/export?{window}&format=csv"))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("GFAgie01-GFAgie01-X_2.csv"));
+    let body = r.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    assert_eq!(&reader.headers().unwrap()[1], "sequence");
+    let got: Vec<u64> = reader
+        .records()
+        .map(|r| r.unwrap()[1].parse().unwrap())
+        .collect();
+    assert_eq!(got, want);
+    let ndjson = reqwest::get(format!("{base}/api/export?{window}&format=ndjson"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let got: Vec<u64> = ndjson
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["sequence"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(got, want);
+    let (status, _) = get_json(&format!("{base}/api/export?{window}&format=xml")).await;
+    assert_eq!(status, 400);
+}
