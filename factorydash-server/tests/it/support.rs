@@ -202,3 +202,53 @@ impl FreshDb {
             .unwrap();
     }
 }
+
+/// The environment variable that makes a missing browser fail the browser tests (`.ci/run`
+/// sets it after installing Chromium).
+pub const REQUIRE_BROWSER_VAR: &str = "FACTORYDASH_REQUIRE_BROWSER";
+
+/// The DOM of `url` as headless Chromium has it after running the page's scripts for
+/// `millis` of virtual time (`--dump-dom`), or `None` (with a note) when Chromium is not
+/// installed and not required.
+pub async fn browser_dom(url: &str, millis: u32) -> Option<String> {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(chromium) = chromium else {
+        assert!(
+            std::env::var(REQUIRE_BROWSER_VAR).as_deref() != Ok("1"),
+            "{REQUIRE_BROWSER_VAR}=1 but Chromium is not installed"
+        );
+        eprintln!("SKIPPED: the browser part of this test: install chromium to run it");
+        return None;
+    };
+    let profile = std::env::temp_dir().join(format!("fd-chromium-{}", rand::random::<u32>()));
+    // The flags of this machine's notes: no sandbox as root, and no background networking
+    // (the machine has no internet).
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--virtual-time-budget={millis}"))
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .await
+        .expect("chromium runs");
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).unwrap())
+}
