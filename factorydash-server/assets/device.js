@@ -58,8 +58,37 @@
     plot = new uPlot(opts, data, chartEl);
   }
 
+  // Utilization: the Execution states over the window as a timeline, and their shares.
+  const colours = { ACTIVE: "var(--active)", READY: "var(--idle)", STOPPED: "var(--stopped)",
+    INTERRUPTED: "var(--stopped)", FEED_HOLD: "var(--stopped)", UNAVAILABLE: "var(--unavail)" };
+  async function utilization(r) {
+    const timeline = document.getElementById("timeline");
+    const shares = document.getElementById("shares");
+    const q = new URLSearchParams({ device, from: new Date(r.from).toISOString(), to: new Date(r.to).toISOString() });
+    const res = await fetch("/api/utilization?" + q.toString());
+    const body = await res.json();
+    if (!res.ok) { shares.replaceChildren(); timeline.textContent = body.error || res.statusText; return; }
+    const span = r.to - r.from;
+    timeline.replaceChildren(...body.intervals.map((i) => {
+      const d = document.createElement("span");
+      const from = Date.parse(i.from), to = Date.parse(i.to);
+      d.style.left = ((from - r.from) / span * 100) + "%";
+      d.style.width = Math.max(0.1, (to - from) / span * 100) + "%";
+      d.style.background = colours[i.state] || "var(--muted)";
+      d.title = i.state + ": " + new Date(from).toLocaleString() + " – " + new Date(to).toLocaleString();
+      return d;
+    }));
+    shares.replaceChildren(...body.shares.map((s) => {
+      const li = document.createElement("li");
+      li.textContent = s.state + " " + (s.share * 100).toFixed(1) + "%";
+      li.dataset.state = s.state;
+      return li;
+    }));
+  }
+
   async function load() {
     const item = select.value;
+    utilization(range()).catch(() => {});
     if (!item) return;
     const r = range();
     exportLinks(item, r);

@@ -69,6 +69,23 @@ fn banner(sources: &[SourceHealth], store_error: Option<&str>) -> Markup {
     }
 }
 
+/// The alarms: active Warnings and Faults and their history over the last 24 hours,
+/// filled in (and kept current) by the page's script from `/api/alarms`.
+fn alarms_section() -> Markup {
+    html! {
+        section #alarms aria-label="Alarms" {
+            h2 { "Alarms " span #alarm-count .muted {} }
+            p {
+                label { input #notify type="checkbox"; " Notify me of new Faults" }
+            }
+            table {
+                thead { tr { th { "Device" } th { "Level" } th { "Type" } th { "Code" } th { "Message" } th { "Began" } th { "Ended" } th { "Duration" } } }
+                tbody #alarm-rows { tr { td colspan="8" .muted { "Loading…" } } }
+            }
+        }
+    }
+}
+
 /// The device page's address.
 pub fn device_link(device: &str) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
@@ -168,6 +185,7 @@ pub fn render(d: &Dashboard<'_>) -> String {
                     @if d.statuses.is_empty() { p .muted { "No devices yet: waiting for the agent's device model." } }
                     @for s in d.statuses { (card(s)) }
                 }
+                (alarms_section())
                 section #latest aria-label="Latest values" {
                     h2 { "Latest values" }
                     form method="get" action="/" {
@@ -304,6 +322,11 @@ pub fn render_device(d: &DevicePage<'_>) -> String {
                     @if numeric.is_empty() { p .muted { "This device has no Samples to chart." } }
                     div #chart role="img" aria-label="Chart of the chosen data item" {}
                     p #chart-note .muted {}
+                }
+                section #utilization aria-label="Utilization" {
+                    h2 { "Utilization " span .muted { "(Execution over the chart's window)" } }
+                    div #timeline .timeline role="img" aria-label="Execution states over time" {}
+                    ul #shares .shares {}
                 }
                 section #components aria-label="Components" {
                     h2 { "Components and data items" }

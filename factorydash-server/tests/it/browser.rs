@@ -100,6 +100,9 @@ async fn the_pages_come_alive_in_a_browser_with_a_chart_and_live_values() {
     // The WebSocket connected and the tile shows a state.
     assert!(dom.contains(r#"id="live">live</span>"#), "{dom}");
     assert!(dom.contains(r#"data-device="GFAgie01""#));
+    // The alarms table was filled in from /api/alarms.
+    assert!(dom.contains(r#"id="alarm-count">("#), "{dom}");
+    assert!(!dom.contains("Loading…"), "{dom}");
     // The device page drew its chart (uPlot's canvas) and sparklines from the series API.
     let dom = browser_dom(&format!("{base}/device?name=GFAgie01"), 6_000)
         .await
@@ -110,5 +113,10 @@ async fn the_pages_come_alive_in_a_browser_with_a_chart_and_live_values() {
     assert!(
         dom.contains("data-points=\""),
         "sparklines were drawn: {dom}"
+    );
+    // The utilization timeline and the shares of Execution states.
+    assert!(
+        dom.contains(r#"<li data-state=""#),
+        "utilization shares: {dom}"
     );
 }
