@@ -6,6 +6,7 @@
 mod agent;
 mod ingest;
 mod inspect;
+mod metrics;
 mod page;
 mod record;
 mod replay;

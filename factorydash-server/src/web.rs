@@ -639,8 +639,18 @@ async fn client(app: Arc<App>, socket: WebSocket) {
 }
 
 /// All routes of the dashboard.
-pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let metrics = Arc::new(crate::metrics::Metrics::new(app.clone()));
+    let latency = metrics.latency.clone();
     let with = warp::any().map(move || app.clone());
+    let metrics_route = warp::path!("metrics").and(warp::get()).map(move || {
+        reply::with_header(
+            metrics.encode(),
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+        .into_response()
+    });
     let query = warp::query::<Query>();
     let index = warp::path::end()
         .and(warp::get())
@@ -728,9 +738,10 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         )
         .into_response()
     });
-    index
-        .or(js)
-        .unify()
+    // Grouped and boxed: one long chain of `or`s makes a type too deep to compile in
+    // release builds.
+    let pages = index.or(device).unify().boxed();
+    let assets = js
         .or(css)
         .unify()
         .or(device_js)
@@ -739,12 +750,8 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .unify()
         .or(uplot_css)
         .unify()
-        .or(device)
-        .unify()
-        .or(ws)
-        .unify()
-        .or(devices)
-        .unify()
+        .boxed();
+    let api = devices
         .or(latest)
         .unify()
         .or(series)
@@ -757,11 +764,27 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (Response,), Error = Infal
         .unify()
         .or(export)
         .unify()
-        .or(health)
+        .boxed();
+    let operations = health.or(metrics_route).unify().boxed();
+    pages
+        .or(assets)
+        .unify()
+        .or(ws)
+        .unify()
+        .or(api)
+        .unify()
+        .or(operations)
         .unify()
         .or(not_found)
         .unify()
         .map(|r: Response| reply::with_header(r, "content-security-policy", CSP).into_response())
+        .with(warp::log::custom(move |info| {
+            if info.path() != "/ws" {
+                latency
+                    .get_or_create(&vec![("route", crate::metrics::route_of(info.path()))])
+                    .observe(info.elapsed().as_secs_f64());
+            }
+        }))
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {

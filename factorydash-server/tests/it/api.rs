@@ -351,3 +351,44 @@ async fn the_device_page_and_exports_of_any_size() {
     let (status, _) = get_json(&format!("{base}/api/export?{window}&format=xml")).await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_in_the_openmetrics_text_format() {
+    let server = start(&[
+        "serve",
+        "--replay",
+        recording().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--speed",
+        "5000",
+    ])
+    .await;
+    let base = &server.base;
+    wait_for(base, Duration::from_secs(120), "the whole replay", |h| {
+        h["sources"][0]["state"] == "finished"
+    })
+    .await;
+    get_json(&format!("{base}/api/latest")).await;
+    let r = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = r.text().await.unwrap();
+    let source = format!("replay:{}", recording().display());
+    for line in [
+        format!("factorydash_source_observations_stored_total{{source=\"{source}\"}} 112762"),
+        format!("factorydash_source_buffered_observations{{source=\"{source}\"}} 0.0"),
+        format!("factorydash_source_up{{source=\"{source}\"}} 1.0"),
+        "factorydash_websocket_clients 0".to_owned(),
+        "# TYPE factorydash_http_request_duration_seconds histogram".to_owned(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    assert!(
+        text.contains(r#"factorydash_http_request_duration_seconds_count{route="/api/latest"} 1"#),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("# EOF"));
+}

@@ -1,0 +1,194 @@
+//! `/metrics` in the OpenMetrics text format (which Prometheus scrapes), on
+//! prometheus-client: per source the observations stored, the ingest rate, what waits to
+//! be stored, gaps, restarts and reconnects and how long since the last contact; the
+//! WebSocket clients; and the latency of every HTTP route as a histogram.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::state::{App, SourceHealth};
+
+/// The route label of a request latency.
+pub type RouteLabels = Vec<(&'static str, String)>;
+
+/// The registry and the request latency histograms it holds.
+pub struct Metrics {
+    /// Everything `/metrics` encodes.
+    pub registry: Registry,
+    /// Seconds per request, by route.
+    pub latency: Family<RouteLabels, Histogram>,
+}
+
+impl Metrics {
+    /// A registry reading `app` at each scrape.
+    pub fn new(app: Arc<App>) -> Self {
+        let mut registry = Registry::default();
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            // 0.25 ms to about 4 s.
+            Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
+        });
+        registry.register(
+            "factorydash_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route (WebSocket upgrades excluded)",
+            latency.clone(),
+        );
+        registry.register_collector(Box::new(AppCollector(app)));
+        Metrics { registry, latency }
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// The route a path is counted under: its first one or two segments, so that the label
+/// set stays small whatever paths are asked for.
+pub fn route_of(path: &str) -> String {
+    match path
+        .trim_start_matches('/')
+        .split('/')
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [""] => "/".into(),
+        ["api", name, ..] => format!("/api/{name}"),
+        ["assets", ..] => "/assets".into(),
+        [first @ ("device" | "healthz" | "metrics" | "ws"), ..] => format!("/{first}"),
+        _ => "other".into(),
+    }
+}
+
+struct AppCollector(Arc<App>);
+
+/// A per-source counter: name, help, value.
+type SourceCounter = (&'static str, &'static str, fn(&SourceHealth) -> u64);
+/// A per-source gauge: name, help, value at an instant.
+type SourceGauge = (
+    &'static str,
+    &'static str,
+    fn(&SourceHealth, chrono::DateTime<Utc>) -> f64,
+);
+
+impl std::fmt::Debug for AppCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AppCollector")
+    }
+}
+
+impl Collector for AppCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let health = self.0.health();
+        let now = Utc::now();
+        let counters: [SourceCounter; 4] = [
+            (
+                "factorydash_source_observations_stored",
+                "Observations stored from the source since this process started",
+                |h| h.observations,
+            ),
+            (
+                "factorydash_source_gaps",
+                "Gaps recorded (observations the agent lost before they were read)",
+                |h| h.gaps,
+            ),
+            (
+                "factorydash_source_restarts",
+                "Agent restarts seen (instanceId changes)",
+                |h| h.restarts,
+            ),
+            (
+                "factorydash_source_reconnects",
+                "Streams lost and reopened",
+                |h| h.reconnects,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut family = encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for h in &health {
+                let labels = [("source", h.source.as_str())];
+                ConstCounter::new(value(h)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let gauges: [SourceGauge; 4] = [
+            (
+                "factorydash_source_observations_per_second",
+                "Observations stored per second, averaged over about ten seconds",
+                |h, _| h.observations_per_second,
+            ),
+            (
+                "factorydash_source_buffered_observations",
+                "Observations read from the source and waiting to be stored",
+                |h, _| h.buffered as f64,
+            ),
+            (
+                "factorydash_source_seconds_since_contact",
+                "Seconds since the last successful answer from the source (NaN: never)",
+                |h, now| {
+                    h.last_contact
+                        .map_or(f64::NAN, |t| (now - t).as_seconds_f64())
+                },
+            ),
+            (
+                "factorydash_source_up",
+                "1 while the source answers and its observations are stored, else 0",
+                |h, _| {
+                    f64::from(u8::from(
+                        h.unreachable_since.is_none() && h.store_unavailable_since.is_none(),
+                    ))
+                },
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let mut family = encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for h in &health {
+                let labels = [("source", h.source.as_str())];
+                ConstGauge::new(value(h, now)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let clients = ConstGauge::new(self.0.updates.receiver_count() as i64);
+        clients.encode(encoder.encode_descriptor(
+            "factorydash_websocket_clients",
+            "Browsers connected for live updates",
+            None,
+            clients.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_of;
+
+    #[test]
+    fn routes_are_few_whatever_the_paths() {
+        assert_eq!(route_of("/"), "/");
+        assert_eq!(route_of("/api/latest"), "/api/latest");
+        assert_eq!(route_of("/api/series/extra"), "/api/series");
+        assert_eq!(route_of("/assets/uplot.js"), "/assets");
+        assert_eq!(route_of("/device"), "/device");
+        assert_eq!(route_of("/wp-admin/x"), "other");
+    }
+}
