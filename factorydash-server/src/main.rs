@@ -4,6 +4,7 @@
 //! (memory or PostgreSQL) and warp (the page, the WebSocket, the JSON API).
 
 mod agent;
+mod config;
 mod ingest;
 mod inspect;
 mod metrics;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use factorydash_mtconnect::Recording;
 use factorydash_store::{postgres::PgStore, MemoryStore, Store};
 use tokio::net::TcpListener;
@@ -77,15 +78,24 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
+    /// A TOML file whose keys are these options' long names (see docs/configuration.md);
+    /// its values are the defaults that environment variables and flags override.
+    #[arg(long, value_name = "FILE", env = "FACTORYDASH_CONFIG")]
+    config: Option<PathBuf>,
     /// An MTConnect agent's base URL; repeat for several agents.
-    #[arg(long = "agent", value_name = "URL", default_value = NIST_AGENT)]
+    #[arg(long = "agent", value_name = "URL", default_value = NIST_AGENT, env = "FACTORYDASH_AGENTS", value_delimiter = ',')]
     agents: Vec<String>,
     /// PostgreSQL URL (e.g. postgres://postgres@127.0.0.1:5432/factorydash); without it
     /// observations are kept in memory.
     #[arg(long, value_name = "URL", env = "FACTORYDASH_DATABASE_URL")]
     database_url: Option<String>,
     /// Address to serve the dashboard on.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8080",
+        env = "FACTORYDASH_LISTEN"
+    )]
     listen: SocketAddr,
     /// Play the recording in DIR instead of following agents.
     #[arg(long, value_name = "DIR")]
@@ -95,18 +105,18 @@ struct ServeArgs {
     speed: f64,
     /// Keep observations this long (e.g. 24h, 30d); the latest value of every data item
     /// is kept whatever its age.
-    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration, env = "FACTORYDASH_RETENTION")]
     retention: Duration,
     /// Wait between `/sample` requests once caught up with an agent.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     poll_interval: Duration,
     /// With the in-memory store (no --database-url), the most observations kept; the
     /// oldest go first (latest values always stay). About 170 bytes each.
-    #[arg(long, default_value_t = 2_000_000)]
+    #[arg(long, default_value_t = 2_000_000, env = "FACTORYDASH_MEMORY_LIMIT")]
     memory_limit: usize,
     /// Observations read from an agent that may wait for the store (e.g. while the
     /// database is down) before reading pauses.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 100_000, env = "FACTORYDASH_BUFFER")]
     buffer: u64,
     /// Observations asked for per `/sample` request.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
@@ -151,7 +161,12 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,hyper=warn,warp=warn,tokio_postgres=warn".into()),
         )
         .init();
-    let cli = Cli::parse();
+    let args: Vec<String> = std::env::args().collect();
+    let mut command = Cli::command();
+    if let Some(path) = config::config_path(&args) {
+        command = config::apply(command, &path)?;
+    }
+    let cli = Cli::from_arg_matches(&command.get_matches_from(&args))?;
     match cli.command {
         Some(Command::Serve(args)) => serve(args).await,
         Some(Command::Replay(args)) => replay_agent(args).await,

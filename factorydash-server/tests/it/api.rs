@@ -392,3 +392,48 @@ async fn metrics_in_the_openmetrics_text_format() {
     );
     assert!(text.trim_end().ends_with("# EOF"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configuration_from_a_toml_file_under_environment_and_flags() {
+    let dir = std::env::temp_dir().join(format!("fd-config-{}", rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("factorydash.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "replay = {:?}\nspeed = 5000\nlisten = \"127.0.0.1:0\"\nmemory-limit = 500000\nno_stream = true\n",
+            recording().to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let config = file.to_str().unwrap();
+    // The file alone.
+    let server = start(&["serve", "--config", config]).await;
+    let (_, health) = get_json(&format!("{}/healthz", server.base)).await;
+    let source = health["sources"][0]["source"].as_str().unwrap();
+    assert!(source.ends_with("nist-gfagie01-2016-05-02"), "{health}");
+    drop(server);
+    // A flag beats the file.
+    let shdr = recording()
+        .parent()
+        .unwrap()
+        .join("nist-3-machines-shdr-2016");
+    let server = start(&["--config", config, "--replay", shdr.to_str().unwrap()]).await;
+    let (_, health) = get_json(&format!("{}/healthz", server.base)).await;
+    let source = health["sources"][0]["source"].as_str().unwrap();
+    assert!(source.ends_with("nist-3-machines-shdr-2016"), "{health}");
+    drop(server);
+    // A key that is no option is refused, naming the key and the valid ones.
+    std::fs::write(&file, "listen = \"127.0.0.1:0\"\nretension = \"30d\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_factorydash"))
+        .args(["serve", "--config", config])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown key 'retension'") && stderr.contains("retention"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
