@@ -177,6 +177,70 @@ pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) 
     }
 }
 
+/// How `serve` follows agents: what [`start_agent`] needs.
+#[derive(Clone)]
+pub struct Ingest {
+    /// How each agent is followed.
+    pub settings: FollowSettings,
+    /// The PostgreSQL store, when it is the store: agents are then followed under their
+    /// advisory lock.
+    pub pg: Option<Arc<PgStore>>,
+}
+
+/// Starts following `url` (under its lock on PostgreSQL). `false` when it is followed
+/// already or `serve` follows no agents (a replay).
+pub fn start_agent(app: &Arc<App>, url: &str) -> bool {
+    let Some(ingest) = app.ingest.get() else {
+        return false;
+    };
+    let mut followed = app.followed.lock().unwrap_or_else(|p| p.into_inner());
+    if followed.contains_key(url) {
+        return false;
+    }
+    tracing::info!(agent = %url, "following");
+    let task = match &ingest.pg {
+        Some(pg) => tokio::spawn(follow_agent_when_locked(
+            app.clone(),
+            pg.clone(),
+            url.to_owned(),
+            ingest.settings.clone(),
+        )),
+        None => tokio::spawn(follow_agent(
+            app.clone(),
+            url.to_owned(),
+            ingest.settings.clone(),
+        )),
+    };
+    followed.insert(url.to_owned(), task.abort_handle());
+    true
+}
+
+/// Stops following `url` (what was read is still stored). `false` when it was not followed.
+pub fn stop_agent(app: &App, url: &str) -> bool {
+    let task = app
+        .followed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(url);
+    match task {
+        Some(task) => {
+            task.abort();
+            tracing::info!(agent = %url, "no longer following");
+            true
+        }
+        None => false,
+    }
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// How often a process in standby tries to take an agent's lock.
 const STANDBY_RETRY: Duration = Duration::from_secs(2);
 
@@ -198,7 +262,12 @@ pub async fn follow_agent_when_locked(
             Ok(Some(mut lock)) => {
                 backoff.reset();
                 tracing::info!(agent = %url, "this process ingests the agent");
-                let task = tokio::spawn(follow_agent(app.clone(), url.clone(), settings.clone()));
+                // Aborted with this task too (an agent paused or removed).
+                let task = AbortOnDrop(tokio::spawn(follow_agent(
+                    app.clone(),
+                    url.clone(),
+                    settings.clone(),
+                )));
                 // While the database is away nobody can take the lock: keep reading into
                 // the bounded queue and take the lock again when the database is back.
                 // If another process took it first, it ingests and this one stands by.
@@ -217,7 +286,7 @@ pub async fn follow_agent_when_locked(
                         }
                     }
                 }
-                task.abort();
+                drop(task);
                 tracing::info!(agent = %url, "another process took the agent over");
                 backoff.reset();
             }

@@ -4,6 +4,7 @@
 //! (memory or PostgreSQL) and warp (the page, the WebSocket, the JSON API).
 
 mod agent;
+mod auth;
 mod config;
 mod ingest;
 mod inspect;
@@ -114,6 +115,16 @@ struct ServeArgs {
     /// oldest go first (latest values always stay). About 170 bytes each.
     #[arg(long, default_value_t = 2_000_000, env = "FACTORYDASH_MEMORY_LIMIT")]
     memory_limit: usize,
+    /// An API token, ROLE:SECRET (`viewer:…` reads, `admin:…` also adds, pauses and removes
+    /// agents); repeat for several. Without tokens the dashboard is open.
+    #[arg(
+        long = "token",
+        value_name = "ROLE:SECRET",
+        env = "FACTORYDASH_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    tokens: Vec<String>,
     /// Observations read from an agent that may wait for the store (e.g. while the
     /// database is down) before reading pauses.
     #[arg(long, default_value_t = 100_000, env = "FACTORYDASH_BUFFER")]
@@ -217,6 +228,17 @@ async fn open_store(database_url: Option<&str>) -> anyhow::Result<Option<Arc<PgS
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let tokens = Arc::new(auth::Tokens::parse(&args.tokens).map_err(anyhow::Error::msg)?);
+    if tokens.is_open() {
+        if args.listen.ip().is_loopback() {
+            tracing::info!(
+                "no API tokens configured: the dashboard is open to anyone who can reach {}",
+                args.listen
+            );
+        } else {
+            tracing::warn!("no API tokens configured and listening on {}: anyone on the network can read and change this dashboard (give --token)", args.listen);
+        }
+    }
     let recording = args.replay.as_deref().map(load_recording).transpose()?;
     let pg = open_store(args.database_url.as_deref()).await?;
     let (store, kind): (Arc<dyn Store>, _) = match &pg {
@@ -251,22 +273,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 heartbeat: args.heartbeat,
                 buffer: args.buffer,
             };
+            let _ = app.ingest.set(ingest::Ingest {
+                settings,
+                pg: pg.clone(),
+            });
             for url in &args.agents {
-                tracing::info!(agent = %url, "following");
-                match &pg {
-                    // Several processes may share the database: one ingests each agent.
-                    Some(pg) => tokio::spawn(ingest::follow_agent_when_locked(
-                        app.clone(),
-                        pg.clone(),
-                        url.clone(),
-                        settings.clone(),
-                    )),
-                    None => tokio::spawn(ingest::follow_agent(
-                        app.clone(),
-                        url.clone(),
-                        settings.clone(),
-                    )),
-                };
+                ingest::start_agent(&app, url);
+            }
+            // Agents added at run time (/api/agents) in an earlier run.
+            match store.configured_agents().await {
+                Ok(agents) => {
+                    for agent in agents {
+                        if agent.paused {
+                            app.update_health(&agent.url, |h| h.state = state::SourceState::Paused);
+                        } else {
+                            ingest::start_agent(&app, &agent.url);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %ingest::error_chain(&e), "cannot read the agents added at run time")
+                }
             }
         }
     }
@@ -274,7 +301,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     tracing::info!("dashboard at http://{address}/ (store: {kind})");
     println!("factorydash: dashboard at http://{address}/");
-    warp::serve(web::routes(app))
+    warp::serve(web::routes(app, tokens))
         .incoming(listener)
         .graceful(shutdown())
         .run()

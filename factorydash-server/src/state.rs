@@ -26,6 +26,8 @@ pub enum SourceState {
     /// Another factorydash process on the same database ingests this agent (it holds the
     /// agent's lock); this one shows what that one stores.
     Standby,
+    /// Paused through `/api/agents`: kept, not followed.
+    Paused,
     /// Playing a recording.
     Replaying,
     /// The recording has been played to its end.
@@ -117,6 +119,10 @@ pub struct App {
     health: RwLock<BTreeMap<String, SourceHealth>>,
     /// Which store this is, for the page ("memory" or "postgresql").
     pub store_kind: &'static str,
+    /// How agents are followed, set once when `serve` starts following agents.
+    pub ingest: std::sync::OnceLock<crate::ingest::Ingest>,
+    /// The agents followed now, with their tasks.
+    pub followed: std::sync::Mutex<HashMap<String, tokio::task::AbortHandle>>,
 }
 
 /// A live update message.
@@ -141,6 +147,8 @@ impl App {
             updates,
             health: RwLock::new(BTreeMap::new()),
             store_kind,
+            ingest: std::sync::OnceLock::new(),
+            followed: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -161,6 +169,16 @@ impl App {
             .unwrap_or_else(|p| p.into_inner())
             .get(source)
             .map(|h| h.state)
+    }
+
+    /// Forgets a source's health (an agent removed).
+    pub fn forget_source(&self, source: &str) {
+        let all = {
+            let mut map = self.health.write().unwrap_or_else(|p| p.into_inner());
+            map.remove(source);
+            map.values().cloned().collect::<Vec<_>>()
+        };
+        self.send(&Update::Health { sources: &all });
     }
 
     /// Changes a source's health and pushes the new state to the browsers.

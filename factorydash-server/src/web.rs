@@ -44,6 +44,20 @@ impl ApiError {
             message: message.into(),
         }
     }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+
+    fn conflict(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            message: message.into(),
+        }
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -586,6 +600,108 @@ fn ndjson_rows(items: &[&Observation]) -> Vec<u8> {
     out
 }
 
+/// `GET /api/agents`: every agent, from the command line or added at run time, with
+/// whether it is paused and its health.
+async fn api_agents(app: Arc<App>) -> Result<Response, Infallible> {
+    let result = async {
+        let configured = app.store.configured_agents().await?;
+        let health = app.health();
+        let followed: Vec<String> = app
+            .followed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        let mut urls: Vec<String> = followed.clone();
+        urls.extend(configured.iter().map(|a| a.url.clone()));
+        urls.sort();
+        urls.dedup();
+        let out: Vec<_> = urls
+            .iter()
+            .map(|url| {
+                let added = configured.iter().find(|a| a.url == *url);
+                json!({
+                    "url": url,
+                    "added_at_run_time": added.is_some(),
+                    "paused": !followed.contains(url),
+                    "health": health.iter().find(|h| h.source == *url),
+                })
+            })
+            .collect();
+        Ok::<_, ApiError>(reply::json(&out).into_response())
+    }
+    .await;
+    Ok(answer(result))
+}
+
+/// `POST /api/agents` with `{"url": "http://…"}` (admin): follows the agent from now on
+/// and after restarts. `POST /api/agents/pause?url=` and `/api/agents/resume?url=` stop
+/// and start following it; `DELETE /api/agents?url=` stops and forgets an agent added at
+/// run time (what was stored from it stays).
+async fn api_agents_change(
+    app: Arc<App>,
+    action: &'static str,
+    q: Query,
+    body: Option<serde_json::Value>,
+) -> Result<Response, Infallible> {
+    let result = async {
+        if app.ingest.get().is_none() {
+            return Err(ApiError::conflict("this factorydash plays a recording; it follows no agents"));
+        }
+        let url = match (&body, q.get("url")) {
+            (Some(b), _) => b["url"].as_str().map(str::to_owned),
+            (None, u) => u.cloned(),
+        }
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| ApiError::bad_request("url is required"))?;
+        let url = url.trim_end_matches('/').to_owned();
+        match action {
+            "add" => {
+                factorydash_mtconnect::client::AgentClient::new(&url)
+                    .map_err(|e| ApiError::bad_request(format!("not an agent URL: {e}")))?;
+                app.store
+                    .put_configured_agent(&factorydash_store::ConfiguredAgent { url: url.clone(), paused: false })
+                    .await?;
+                let started = crate::ingest::start_agent(&app, &url);
+                let status = if started { StatusCode::CREATED } else { StatusCode::OK };
+                Ok(reply::with_status(reply::json(&json!({ "url": url, "following": true })), status).into_response())
+            }
+            "pause" | "resume" => {
+                let paused = action == "pause";
+                let known = app.followed.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&url)
+                    || app.store.configured_agents().await?.iter().any(|a| a.url == url);
+                if !known {
+                    return Err(ApiError::not_found(format!("no agent {url}")));
+                }
+                app.store
+                    .put_configured_agent(&factorydash_store::ConfiguredAgent { url: url.clone(), paused })
+                    .await?;
+                if paused {
+                    crate::ingest::stop_agent(&app, &url);
+                    app.update_health(&url, |h| h.state = crate::state::SourceState::Paused);
+                } else {
+                    crate::ingest::start_agent(&app, &url);
+                }
+                Ok(reply::json(&json!({ "url": url, "following": !paused })).into_response())
+            }
+            _ => {
+                let removed = app.store.remove_configured_agent(&url).await?;
+                if !removed {
+                    return Err(ApiError::not_found(format!(
+                        "no agent {url} was added at run time (agents given on the command line stay; pause them instead)"
+                    )));
+                }
+                crate::ingest::stop_agent(&app, &url);
+                app.forget_source(&url);
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+        }
+    }
+    .await;
+    Ok(answer(result))
+}
+
 async fn api_gaps(app: Arc<App>) -> Result<Response, Infallible> {
     let result = async { Ok::<_, ApiError>(reply::json(&app.store.gaps().await?)) }.await;
     Ok(answer(result))
@@ -639,7 +755,10 @@ async fn client(app: Arc<App>, socket: WebSocket) {
 }
 
 /// All routes of the dashboard.
-pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+pub fn routes(
+    app: Arc<App>,
+    tokens: Arc<crate::auth::Tokens>,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let metrics = Arc::new(crate::metrics::Metrics::new(app.clone()));
     let latency = metrics.latency.clone();
     let with = warp::any().map(move || app.clone());
@@ -718,6 +837,42 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .and(with.clone())
         .and(query)
         .and_then(api_alarms);
+    let agents = warp::path!("api" / "agents")
+        .and(warp::get())
+        .and(with.clone())
+        .and_then(api_agents);
+    let agents_add = warp::path!("api" / "agents")
+        .and(warp::post())
+        .and(with.clone())
+        .and(query)
+        .and(warp::body::content_length_limit(16 * 1024))
+        .and(warp::body::json::<serde_json::Value>())
+        .and_then(|app, q, body| api_agents_change(app, "add", q, Some(body)));
+    let agents_remove = warp::path!("api" / "agents")
+        .and(warp::delete())
+        .and(with.clone())
+        .and(query)
+        .and_then(|app, q| api_agents_change(app, "remove", q, None));
+    let agents_pause = warp::path!("api" / "agents" / "pause")
+        .and(warp::post())
+        .and(with.clone())
+        .and(query)
+        .and_then(|app, q| api_agents_change(app, "pause", q, None));
+    let agents_resume = warp::path!("api" / "agents" / "resume")
+        .and(warp::post())
+        .and(with.clone())
+        .and(query)
+        .and_then(|app, q| api_agents_change(app, "resume", q, None));
+    let agents_api = agents
+        .or(agents_add)
+        .unify()
+        .or(agents_remove)
+        .unify()
+        .or(agents_pause)
+        .unify()
+        .or(agents_resume)
+        .unify()
+        .boxed();
     let export = warp::path!("api" / "export")
         .and(warp::get())
         .and(with.clone())
@@ -766,7 +921,11 @@ pub fn routes(app: Arc<App>) -> impl Filter<Extract = (impl Reply,), Error = Inf
         .unify()
         .boxed();
     let operations = health.or(metrics_route).unify().boxed();
-    pages
+    crate::auth::gate(tokens)
+        .or(pages)
+        .unify()
+        .or(agents_api)
+        .unify()
         .or(assets)
         .unify()
         .or(ws)

@@ -108,6 +108,15 @@ impl LatestFilter {
     }
 }
 
+/// An agent added at run time, kept so that it is followed again after a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfiguredAgent {
+    /// The agent's base URL.
+    pub url: String,
+    /// Kept, but not followed.
+    pub paused: bool,
+}
+
 /// A store's error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -220,6 +229,26 @@ pub trait Store: Send + Sync {
         window: &TimeWindow,
         limit: usize,
     ) -> Result<Vec<Observation>, StoreError>;
+
+    /// The agents added at run time (not those given on the command line), in the order
+    /// added.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn configured_agents(&self) -> Result<Vec<ConfiguredAgent>, StoreError>;
+
+    /// Adds an agent, or sets whether it is paused.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn put_configured_agent(&self, agent: &ConfiguredAgent) -> Result<(), StoreError>;
+
+    /// Removes an agent added at run time; `false` when there was none with that URL. What
+    /// was stored from it stays.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn remove_configured_agent(&self, url: &str) -> Result<bool, StoreError>;
 
     /// How many observations are stored.
     ///

@@ -11,7 +11,9 @@ use factorydash_core::{
     TimeWindow, Value,
 };
 
-use crate::{latest_after, latest_cursor, AppendOutcome, LatestFilter, Store, StoreError};
+use crate::{
+    latest_after, latest_cursor, AppendOutcome, ConfiguredAgent, LatestFilter, Store, StoreError,
+};
 
 /// An in-memory [`Store`]: the embedded default, nothing to set up. Everything is lost when
 /// the process ends. Bounded by calling [`Store::prune`] (the server does, with its
@@ -47,6 +49,8 @@ struct Inner {
     shapes_of: HashMap<ItemKey, Vec<u32>>,
     resume: HashMap<String, ResumePoint>,
     gaps: Vec<Gap>,
+    /// Agents added at run time, in the order added.
+    configured: Vec<ConfiguredAgent>,
 }
 
 /// What observations of one data item share.
@@ -359,6 +363,26 @@ impl Store for MemoryStore {
             .take(limit)
             .map(|s| inner.observation(s))
             .collect())
+    }
+
+    async fn configured_agents(&self) -> Result<Vec<ConfiguredAgent>, StoreError> {
+        Ok(self.read().configured.clone())
+    }
+
+    async fn put_configured_agent(&self, agent: &ConfiguredAgent) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        match inner.configured.iter_mut().find(|a| a.url == agent.url) {
+            Some(a) => a.paused = agent.paused,
+            None => inner.configured.push(agent.clone()),
+        }
+        Ok(())
+    }
+
+    async fn remove_configured_agent(&self, url: &str) -> Result<bool, StoreError> {
+        let mut inner = self.write();
+        let before = inner.configured.len();
+        inner.configured.retain(|a| a.url != url);
+        Ok(inner.configured.len() < before)
     }
 
     async fn observation_count(&self) -> Result<u64, StoreError> {

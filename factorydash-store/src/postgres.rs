@@ -17,10 +17,15 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Config, NoTls, Row};
 
-use crate::{latest_after, latest_cursor, AppendOutcome, LatestFilter, Store, StoreError};
+use crate::{
+    latest_after, latest_cursor, AppendOutcome, ConfiguredAgent, LatestFilter, Store, StoreError,
+};
 
 /// The embedded migrations, in order; the schema version is the number applied.
-const MIGRATIONS: &[&str] = &[include_str!("postgres/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("postgres/0001_initial.sql"),
+    include_str!("postgres/0002_configured_agents.sql"),
+];
 
 /// The advisory lock key that serialises migrations ("factorydash" in ASCII, folded).
 const MIGRATION_LOCK: i64 = 0x6661_6374_6f72_7964;
@@ -897,6 +902,43 @@ impl Store for PgStore {
             )
             .await?;
         Ok(rows.iter().map(observation_from_row).collect())
+    }
+
+    async fn configured_agents(&self) -> Result<Vec<ConfiguredAgent>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT url, paused FROM configured_agents ORDER BY added_at, url",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ConfiguredAgent {
+                url: r.get(0),
+                paused: r.get(1),
+            })
+            .collect())
+    }
+
+    async fn put_configured_agent(&self, agent: &ConfiguredAgent) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO configured_agents (url, paused) VALUES ($1, $2)
+                 ON CONFLICT (url) DO UPDATE SET paused = EXCLUDED.paused",
+                &[&agent.url, &agent.paused],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_configured_agent(&self, url: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        Ok(client
+            .execute("DELETE FROM configured_agents WHERE url = $1", &[&url])
+            .await?
+            > 0)
     }
 
     async fn observation_count(&self) -> Result<u64, StoreError> {

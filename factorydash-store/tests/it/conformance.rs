@@ -378,6 +378,32 @@ pub async fn conditions_of_a_window_give_the_real_fault_episodes(store: &dyn Sto
     );
 }
 
+pub async fn configured_agents_are_kept(store: &dyn Store) {
+    use factorydash_store::ConfiguredAgent;
+    let a = ConfiguredAgent {
+        url: "http://10.0.0.5:5000".into(),
+        paused: false,
+    };
+    let b = ConfiguredAgent {
+        url: "http://10.0.0.6:5000/Mazak".into(),
+        paused: false,
+    };
+    store.put_configured_agent(&a).await.unwrap();
+    store.put_configured_agent(&b).await.unwrap();
+    let paused = ConfiguredAgent {
+        paused: true,
+        ..a.clone()
+    };
+    store.put_configured_agent(&paused).await.unwrap();
+    assert_eq!(
+        store.configured_agents().await.unwrap(),
+        vec![paused, b.clone()]
+    );
+    assert!(store.remove_configured_agent(&a.url).await.unwrap());
+    assert!(!store.remove_configured_agent(&a.url).await.unwrap());
+    assert_eq!(store.configured_agents().await.unwrap(), vec![b]);
+}
+
 pub async fn devices_round_trip(store: &dyn Store) {
     let probe = recording("probe.xml.gz");
     let devices = parse_devices(&probe).unwrap().value.device_infos(AGENT);

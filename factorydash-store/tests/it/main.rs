@@ -40,6 +40,7 @@ conformance_tests!(
     prune_drops_whole_days_and_keeps_the_latest_values,
     last_before_is_the_value_as_of_an_instant,
     conditions_of_a_window_give_the_real_fault_episodes,
+    configured_agents_are_kept,
     devices_round_trip,
     a_forged_cursor_is_an_error,
 );

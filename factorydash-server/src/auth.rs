@@ -1,0 +1,182 @@
+//! Optional API tokens with two roles. Without tokens, factorydash is open (and says so in
+//! its log); with them, every request but `/healthz` needs one: `viewer` reads, `admin`
+//! also changes (adds, pauses, removes agents). A token is sent as `Authorization: Bearer
+//! <token>`, or once in a browser as `?token=<token>`, which sets an HTTP-only cookie.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use warp::http::{Method, StatusCode};
+use warp::reply::{self, Reply, Response};
+use warp::Filter;
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Reads pages and the API.
+    Viewer,
+    /// Also changes: `/api/agents`.
+    Admin,
+}
+
+/// The configured tokens.
+#[derive(Debug, Clone, Default)]
+pub struct Tokens(Vec<(Role, String)>);
+
+/// The cookie a browser keeps its token in.
+const COOKIE: &str = "factorydash_token";
+
+impl Tokens {
+    /// Parses `ROLE:SECRET` items (`viewer:…`, `admin:…`); a secret has at least 16
+    /// characters.
+    ///
+    /// # Errors
+    /// An item that is not `viewer:` or `admin:` followed by a long enough secret.
+    pub fn parse(items: &[String]) -> Result<Self, String> {
+        let mut out = Vec::new();
+        for item in items {
+            let (role, secret) = item
+                .split_once(':')
+                .ok_or_else(|| format!("a token is ROLE:SECRET, got '{item}'"))?;
+            let role = match role {
+                "viewer" => Role::Viewer,
+                "admin" => Role::Admin,
+                other => return Err(format!("a token's role is viewer or admin, got '{other}'")),
+            };
+            if secret.chars().count() < 16 {
+                return Err(format!(
+                    "a {role:?} token's secret needs at least 16 characters"
+                ));
+            }
+            out.push((role, secret.to_owned()));
+        }
+        Ok(Tokens(out))
+    }
+
+    /// Whether no token is configured (the dashboard is open).
+    pub fn is_open(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The role of `secret`, compared in constant time with every configured token.
+    pub fn role(&self, secret: &str) -> Option<Role> {
+        let mut found = None;
+        for (role, s) in &self.0 {
+            if bool::from(s.as_bytes().ct_eq(secret.as_bytes())) {
+                found = found.max(Some(*role));
+            }
+        }
+        found
+    }
+}
+
+/// What the request needs.
+fn needed(method: &Method, path: &str) -> Option<Role> {
+    if path == "/healthz" {
+        None
+    } else if method == Method::GET || method == Method::HEAD {
+        Some(Role::Viewer)
+    } else {
+        Some(Role::Admin)
+    }
+}
+
+fn bearer(header: Option<&str>) -> Option<&str> {
+    header?.strip_prefix("Bearer ").map(str::trim)
+}
+
+/// Answers the requests that may not go on (401 without a valid token, 403 for a viewer
+/// asking to change something) and turns `?token=` into a cookie; rejects (so that the
+/// routes answer) every request that may go on.
+pub fn gate(
+    tokens: Arc<Tokens>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::cookie::optional::<String>(COOKIE))
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and_then(
+            move |method: Method,
+                  path: warp::path::FullPath,
+                  authorization: Option<String>,
+                  cookie: Option<String>,
+                  query: String| {
+                let tokens = tokens.clone();
+                async move {
+                    if tokens.is_open() {
+                        return Err(warp::reject());
+                    }
+                    let path = path.as_str();
+                    // `?token=` once in a browser: keep it in a cookie, and drop it from
+                    // the address.
+                    let from_query = form_urlencoded::parse(query.as_bytes())
+                        .find(|(k, _)| k == "token")
+                        .map(|(_, v)| v.into_owned());
+                    if let Some(secret) = from_query.filter(|s| tokens.role(s).is_some()) {
+                        let rest: String = form_urlencoded::Serializer::new(String::new())
+                            .extend_pairs(
+                                form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k != "token"),
+                            )
+                            .finish();
+                        let to = if rest.is_empty() { path.to_owned() } else { format!("{path}?{rest}") };
+                        let r = reply::with_header(
+                            reply::with_header(StatusCode::SEE_OTHER, "location", to),
+                            "set-cookie",
+                            format!("{COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict"),
+                        );
+                        return Ok::<Response, warp::Rejection>(r.into_response());
+                    }
+                    let Some(need) = needed(&method, path) else {
+                        return Err(warp::reject());
+                    };
+                    let role = bearer(authorization.as_deref())
+                        .and_then(|s| tokens.role(s))
+                        .or_else(|| cookie.as_deref().and_then(|s| tokens.role(s)));
+                    match role {
+                        Some(r) if r >= need => Err(warp::reject()),
+                        Some(_) => Ok(reply::with_status(
+                            reply::json(&json!({ "error": "this needs an admin token" })),
+                            StatusCode::FORBIDDEN,
+                        )
+                        .into_response()),
+                        None => Ok(reply::with_header(
+                            reply::with_status(
+                                reply::json(&json!({
+                                    "error": "a token is required: send Authorization: Bearer <token>, or open /?token=<token> once in the browser"
+                                })),
+                                StatusCode::UNAUTHORIZED,
+                            ),
+                            "www-authenticate",
+                            "Bearer",
+                        )
+                        .into_response()),
+                    }
+                }
+            },
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_and_roles() {
+        let t = Tokens::parse(&[
+            "viewer:0123456789abcdefv".into(),
+            "admin:0123456789abcdefa".into(),
+        ])
+        .unwrap();
+        assert_eq!(t.role("0123456789abcdefv"), Some(Role::Viewer));
+        assert_eq!(t.role("0123456789abcdefa"), Some(Role::Admin));
+        assert_eq!(t.role("0123456789abcdef"), None);
+        assert!(Tokens::parse(&["root:0123456789abcdefx".into()]).is_err());
+        assert!(Tokens::parse(&["admin:short".into()]).is_err());
+        assert!(Tokens::default().is_open());
+        assert_eq!(needed(&Method::GET, "/api/latest"), Some(Role::Viewer));
+        assert_eq!(needed(&Method::POST, "/api/agents"), Some(Role::Admin));
+        assert_eq!(needed(&Method::GET, "/healthz"), None);
+    }
+}
