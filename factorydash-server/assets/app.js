@@ -185,21 +185,52 @@
     }
   }
 
+  // The live protocol: after a reconnect, ask for what was missed (since=epoch.id); the
+  // server sends it, or "resync" when it no longer holds it. Only this page's devices are
+  // subscribed to. A silent server (no heartbeat for 40 s) is reconnected to.
   let delay = 500;
+  let epoch = null;
+  let lastId = 0;
+  let watchdog = null;
+  async function resync() {
+    refetchPage();
+    const res = await fetch("/api/devices");
+    if (res.ok) applyDevices((await res.json()).map((d) => d.status));
+    document.dispatchEvent(new CustomEvent("factorydash:resync"));
+  }
   function connect() {
     const live = document.getElementById("live");
-    const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
-    ws.onopen = () => { delay = 500; live.textContent = "live"; };
+    const since = epoch === null ? "" : "?since=" + epoch + "." + lastId;
+    const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws" + since);
+    const alive = () => {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => ws.close(), 40000);
+    };
+    ws.onopen = () => {
+      delay = 500;
+      live.textContent = "live";
+      alive();
+      ws.send(JSON.stringify({ type: "subscribe", devices: deviceFilter ? [deviceFilter] : null }));
+    };
     ws.onmessage = (ev) => {
+      alive();
       const msg = JSON.parse(ev.data);
+      if (msg.type === "hello") {
+        if (epoch !== null && msg.epoch !== epoch) { lastId = msg.id; }
+        epoch = msg.epoch;
+        if (lastId === 0) lastId = msg.id;
+        return;
+      }
+      if (typeof msg.id === "number") lastId = msg.id;
       if (msg.type === "latest") {
         applyLatest(msg.items); applyDevices(msg.devices); ages();
         document.dispatchEvent(new CustomEvent("factorydash:latest", { detail: msg }));
       }
       else if (msg.type === "health") applyHealth(msg.sources);
-      else if (msg.type === "resync") refetchPage();
+      else if (msg.type === "resync") resync();
     };
     ws.onclose = () => {
+      clearTimeout(watchdog);
       live.textContent = "reconnecting…";
       setTimeout(connect, delay);
       delay = Math.min(delay * 2, 15000);

@@ -9,6 +9,18 @@ use factorydash_store::{LatestFilter, Store, StoreError};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+/// A random number, for the live protocol's epoch.
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    h.finish() as u32
+}
+
 /// How ingest from one source is going.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -114,8 +126,10 @@ impl SourceHealth {
 pub struct App {
     /// Where observations are kept.
     pub store: Arc<dyn Store>,
-    /// Live updates for WebSocket clients: JSON messages, serialised once.
-    pub updates: broadcast::Sender<Arc<str>>,
+    /// Live updates for WebSocket clients: JSON messages, serialised once and shared.
+    pub updates: broadcast::Sender<Arc<LiveMessage>>,
+    /// The live protocol's log: the last [`HISTORY`] messages, for clients that reconnect.
+    live: std::sync::Mutex<LiveLog>,
     health: RwLock<BTreeMap<String, SourceHealth>>,
     /// Which store this is, for the page ("memory" or "postgresql").
     pub store_kind: &'static str,
@@ -125,11 +139,59 @@ pub struct App {
     pub followed: std::sync::Mutex<HashMap<String, tokio::task::AbortHandle>>,
 }
 
+/// How many live messages are kept for clients that reconnect.
+pub const HISTORY: usize = 1024;
+
+/// One live message, serialised once for every client.
+#[derive(Debug)]
+pub struct LiveMessage {
+    /// Its place in this process's stream of messages (from 1, no holes).
+    pub id: u64,
+    /// The device it is about (`None`: about every client, e.g. health).
+    pub device: Option<String>,
+    /// The JSON text sent.
+    pub json: Arc<str>,
+}
+
+/// The ids given so far and the newest messages.
+#[derive(Debug)]
+struct LiveLog {
+    /// This process's stream, told apart from an earlier process's (random).
+    epoch: u64,
+    /// The last id given.
+    last: u64,
+    /// The newest messages; ids older than the first one held are lost.
+    recent: std::collections::VecDeque<Arc<LiveMessage>>,
+    /// When a client was last connected.
+    last_listener: Option<std::time::Instant>,
+}
+
+/// How long messages are still kept after the last client left, for it to come back.
+const KEEP_WITHOUT_LISTENERS: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl LiveLog {
+    /// Whether messages should be made: a client is connected, or left less than a minute
+    /// ago and may come back for what it missed.
+    fn listened(&mut self, receivers: usize) -> bool {
+        if receivers > 0 {
+            self.last_listener = Some(std::time::Instant::now());
+            return true;
+        }
+        self.last_listener
+            .is_some_and(|t| t.elapsed() < KEEP_WITHOUT_LISTENERS)
+    }
+}
+
+/// What a reconnecting client missed: the messages after its last one, or `None` when
+/// they are no longer held (it must reload what it shows).
+pub type Missed = Option<Vec<Arc<LiveMessage>>>;
+
 /// A live update message.
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Update<'a> {
     Latest {
+        device: &'a str,
         items: &'a [&'a Observation],
         devices: &'a [DeviceStatus],
     },
@@ -145,6 +207,12 @@ impl App {
         Arc::new(App {
             store,
             updates,
+            live: std::sync::Mutex::new(LiveLog {
+                epoch: u64::from(rand_u32()) << 20 | u64::from(std::process::id() & 0xf_ffff),
+                last: 0,
+                recent: std::collections::VecDeque::with_capacity(HISTORY),
+                last_listener: None,
+            }),
             health: RwLock::new(BTreeMap::new()),
             store_kind,
             ingest: std::sync::OnceLock::new(),
@@ -194,22 +262,80 @@ impl App {
     }
 
     fn send(&self, update: &Update<'_>) {
-        if self.updates.receiver_count() == 0 {
+        let device = match update {
+            Update::Latest { device, .. } => Some((*device).to_owned()),
+            Update::Health { .. } => None,
+        };
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.last += 1;
+        let id = live.last;
+        if !live.listened(self.updates.receiver_count()) {
+            // Nobody has listened for a while: nothing is serialised, and a client that
+            // comes back for what it missed is told to reload.
+            live.recent.clear();
             return;
         }
-        match serde_json::to_string(update) {
-            Ok(json) => {
-                let _ = self.updates.send(Arc::from(json));
+        let json = match serde_json::to_value(update) {
+            Ok(mut v) => {
+                v["id"] = serde_json::json!(id);
+                v.to_string()
             }
-            Err(e) => tracing::error!(error = %e, "cannot serialise an update"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialise an update");
+                live.recent.clear();
+                return;
+            }
+        };
+        let message = Arc::new(LiveMessage {
+            id,
+            device,
+            json: Arc::from(json),
+        });
+        if live.recent.len() == HISTORY {
+            live.recent.pop_front();
         }
+        live.recent.push_back(message.clone());
+        // Sent under the lock, so that every client sees the ids in order.
+        let _ = self.updates.send(message);
+    }
+
+    /// Subscribes to live messages: the receiver, this process's epoch and the last id
+    /// given; and, for a client that last saw `since` (epoch, id), what it missed.
+    pub fn subscribe(
+        &self,
+        since: Option<(u64, u64)>,
+    ) -> (broadcast::Receiver<Arc<LiveMessage>>, u64, u64, Missed) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        live.last_listener = Some(std::time::Instant::now());
+        let rx = self.updates.subscribe();
+        let missed = match since {
+            None => Some(Vec::new()),
+            Some((epoch, id)) if epoch == live.epoch && id <= live.last => {
+                let first_held = live.recent.front().map_or(live.last + 1, |m| m.id);
+                if id + 1 >= first_held {
+                    Some(live.recent.iter().filter(|m| m.id > id).cloned().collect())
+                } else {
+                    None
+                }
+            }
+            Some(_) => None,
+        };
+        (rx, live.epoch, live.last, missed)
     }
 
     /// Pushes the newest observation of each data item in `observations`, and the status of
-    /// the devices they belong to, to the browsers.
+    /// its device, to the browsers: one message per device.
     pub async fn publish(&self, observations: &[Observation]) {
-        if self.updates.receiver_count() == 0 || observations.is_empty() {
+        if observations.is_empty() {
             return;
+        }
+        {
+            let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            if !live.listened(self.updates.receiver_count()) {
+                live.last += 1;
+                live.recent.clear();
+                return;
+            }
         }
         let mut newest: HashMap<(&str, &str), &Observation> = HashMap::new();
         for o in observations {
@@ -220,19 +346,21 @@ impl App {
         }
         let mut items: Vec<&Observation> = newest.into_values().collect();
         items.sort_by(|a, b| (&a.device, &a.data_item_id).cmp(&(&b.device, &b.data_item_id)));
-        let mut names: Vec<&str> = items.iter().map(|o| o.device.as_str()).collect();
-        names.dedup();
-        let mut devices = Vec::new();
-        for name in names {
-            match self.device_status(name).await {
-                Ok(s) => devices.push(s),
-                Err(e) => tracing::warn!(error = %e, "cannot read device status"),
-            }
+        for chunk in items.chunk_by(|a, b| a.device == b.device) {
+            let device = chunk[0].device.as_str();
+            let devices = match self.device_status(device).await {
+                Ok(s) => vec![s],
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read device status");
+                    Vec::new()
+                }
+            };
+            self.send(&Update::Latest {
+                device,
+                items: chunk,
+                devices: &devices,
+            });
         }
-        self.send(&Update::Latest {
-            items: &items,
-            devices: &devices,
-        });
     }
 
     /// The latest observation of every data item of `device`.

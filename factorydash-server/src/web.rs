@@ -718,40 +718,105 @@ async fn healthz(app: Arc<App>) -> Result<Response, Infallible> {
     Ok(reply::json(&body).into_response())
 }
 
-/// One WebSocket client: gets the current health, then every update; pinged every 15 s.
-/// A client too slow to keep up is told to resynchronise rather than buffered without bound.
-async fn client(app: Arc<App>, socket: WebSocket) {
+/// How often the server shows a client it is alive (a `heartbeat` message and a ping).
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// A client silent this long (not even a pong) is gone.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// One WebSocket client of the live protocol:
+///
+/// - first `{"type":"hello","epoch":E,"id":N}` and the sources' health;
+/// - `?since=E.N` (the last message a reconnecting client saw): the messages it missed, in
+///   order, or `{"type":"resync"}` when they are no longer held (it reloads what it shows);
+/// - the client sends `{"type":"subscribe","devices":[…]}` to get only those devices'
+///   `latest` messages (no list: every device); health messages go to every client;
+/// - every message carries its `id`; a `heartbeat` every 15 s; a client silent for 45 s
+///   (no pong either) is closed, and so is one too slow to keep up (it would only grow
+///   the server's memory): it reconnects with `since`.
+async fn client(app: Arc<App>, socket: WebSocket, since: Option<(u64, u64)>) {
     let (mut tx, mut rx) = socket.split();
-    let mut updates = app.updates.subscribe();
-    let hello = json!({ "type": "health", "sources": app.health() }).to_string();
-    if tx.send(Message::text(hello)).await.is_err() {
+    let (mut updates, epoch, last, missed) = app.subscribe(since);
+    let mut devices: Option<std::collections::HashSet<String>> = None;
+    let hello = json!({ "type": "hello", "epoch": epoch, "id": last }).to_string();
+    let health = json!({ "type": "health", "sources": app.health() }).to_string();
+    if tx.send(Message::text(hello)).await.is_err() || tx.send(Message::text(health)).await.is_err()
+    {
         return;
     }
-    let mut ping = tokio::time::interval(Duration::from_secs(15));
-    loop {
-        tokio::select! {
-            update = updates.recv() => {
-                let msg = match update {
-                    Ok(json) => Message::text(json.as_ref()),
-                    Err(RecvError::Lagged(_)) => Message::text(r#"{"type":"resync"}"#),
-                    Err(RecvError::Closed) => return,
-                };
-                if tx.send(msg).await.is_err() {
+    match missed {
+        Some(messages) => {
+            for m in messages {
+                if tx.send(Message::text(m.json.as_ref())).await.is_err() {
                     return;
                 }
             }
-            _ = ping.tick() => {
-                if tx.send(Message::ping(Vec::new())).await.is_err() {
+        }
+        None => {
+            if tx
+                .send(Message::text(r#"{"type":"resync"}"#))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    let mut heard = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            update = updates.recv() => {
+                let m = match update {
+                    Ok(m) => m,
+                    Err(RecvError::Lagged(_)) => {
+                        let _ = tx.send(Message::close_with(1008u16, "too slow; reconnect with since")).await;
+                        return;
+                    }
+                    Err(RecvError::Closed) => return,
+                };
+                let wanted = match (&m.device, &devices) {
+                    (Some(d), Some(set)) => set.contains(d),
+                    _ => true,
+                };
+                if wanted && tx.send(Message::text(m.json.as_ref())).await.is_err() {
+                    return;
+                }
+            }
+            _ = beat.tick() => {
+                if heard.elapsed() > CLIENT_TIMEOUT {
+                    let _ = tx.send(Message::close_with(1001u16, "no answer")).await;
+                    return;
+                }
+                if tx.send(Message::text(r#"{"type":"heartbeat"}"#)).await.is_err()
+                    || tx.send(Message::ping(Vec::new())).await.is_err()
+                {
                     return;
                 }
             }
             incoming = rx.next() => match incoming {
                 Some(Ok(m)) if m.is_close() => return,
-                Some(Ok(_)) => {}
+                Some(Ok(m)) => {
+                    heard = tokio::time::Instant::now();
+                    if let Ok(text) = m.to_str() {
+                        if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
+                            if v["type"] == "subscribe" {
+                                devices = v["devices"].as_array().map(|list| {
+                                    list.iter().filter_map(|d| d.as_str().map(str::to_owned)).collect()
+                                });
+                            }
+                        }
+                    }
+                }
                 Some(Err(_)) | None => return,
             },
         }
     }
+}
+
+/// `since=EPOCH.ID` of a reconnecting client.
+fn parse_since(q: &Query) -> Option<(u64, u64)> {
+    let (epoch, id) = q.get("since")?.split_once('.')?;
+    Some((epoch.parse().ok()?, id.parse().ok()?))
 }
 
 /// All routes of the dashboard.
@@ -807,12 +872,15 @@ pub fn routes(
         .and(with.clone())
         .and(query)
         .and_then(device_page);
-    let ws = warp::path!("ws").and(warp::ws()).and(with.clone()).map(
-        |ws: warp::ws::Ws, app: Arc<App>| {
-            ws.on_upgrade(move |socket| client(app, socket))
+    let ws = warp::path!("ws")
+        .and(warp::ws())
+        .and(with.clone())
+        .and(query)
+        .map(|ws: warp::ws::Ws, app: Arc<App>, q: Query| {
+            let since = parse_since(&q);
+            ws.on_upgrade(move |socket| client(app, socket, since))
                 .into_response()
-        },
-    );
+        });
     let devices = warp::path!("api" / "devices")
         .and(warp::get())
         .and(with.clone())

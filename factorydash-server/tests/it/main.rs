@@ -6,4 +6,5 @@ mod api;
 mod browser;
 mod end_to_end;
 mod faults;
+mod live;
 mod support;
