@@ -2,20 +2,11 @@
 
 use std::time::Duration;
 
-use crate::support::{get_json, recording, start, wait_for};
+use crate::support::{get_json, recording, replay_finished, serve_replay, start, wait_for};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_parameters_get_a_400_saying_what_is_wrong() {
-    let server = start(&[
-        "serve",
-        "--replay",
-        recording().to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--speed",
-        "500",
-    ])
-    .await;
+    let server = serve_replay(&recording(), "500").await;
     let base = &server.base;
     for (path, needle) in [
         ("/api/latest?limit=0", "limit"),
@@ -184,21 +175,9 @@ fn inspect_prints_every_observation_as_ndjson_and_problems_on_stderr() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn alarms_and_filtered_latest_values_on_the_real_recording() {
-    let server = start(&[
-        "serve",
-        "--replay",
-        recording().to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--speed",
-        "5000",
-    ])
-    .await;
+    let server = serve_replay(&recording(), "5000").await;
     let base = &server.base;
-    wait_for(base, Duration::from_secs(120), "the whole replay", |h| {
-        h["sources"][0]["state"] == "finished"
-    })
-    .await;
+    replay_finished(base).await;
     let all = "from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z";
     let (status, alarms) = get_json(&format!("{base}/api/alarms?{all}")).await;
     assert_eq!(status, 200, "{alarms}");
@@ -266,21 +245,9 @@ async fn alarms_and_filtered_latest_values_on_the_real_recording() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_device_page_and_exports_of_any_size() {
-    let server = start(&[
-        "serve",
-        "--replay",
-        recording().to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--speed",
-        "5000",
-    ])
-    .await;
+    let server = serve_replay(&recording(), "5000").await;
     let base = &server.base;
-    wait_for(base, Duration::from_secs(120), "the whole replay", |h| {
-        h["sources"][0]["state"] == "finished"
-    })
-    .await;
+    replay_finished(base).await;
     let page = reqwest::get(format!("{base}/device?name=GFAgie01"))
         .await
         .unwrap();
@@ -354,21 +321,9 @@ async fn the_device_page_and_exports_of_any_size() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_in_the_openmetrics_text_format() {
-    let server = start(&[
-        "serve",
-        "--replay",
-        recording().to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--speed",
-        "5000",
-    ])
-    .await;
+    let server = serve_replay(&recording(), "5000").await;
     let base = &server.base;
-    wait_for(base, Duration::from_secs(120), "the whole replay", |h| {
-        h["sources"][0]["state"] == "finished"
-    })
-    .await;
+    replay_finished(base).await;
     get_json(&format!("{base}/api/latest")).await;
     let r = reqwest::get(format!("{base}/metrics")).await.unwrap();
     assert!(r.headers()["content-type"]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::support::{browser_dom, get_json, recording, start, wait_for};
+use crate::support::{browser_dom, get_json, recording, serve_replay, wait_for};
 
 fn hostile() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/xss-recording")
@@ -30,16 +30,7 @@ fn assert_inert(html: &str, what: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_agent_text_is_shown_as_text_in_the_html_and_in_the_browser() {
-    let server = start(&[
-        "serve",
-        "--replay",
-        hostile().to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--speed",
-        "10",
-    ])
-    .await;
+    let server = serve_replay(&hostile(), "10").await;
     let base = &server.base;
     wait_for(base, Duration::from_secs(30), "some hostile data", |h| {
         h["observations"].as_u64().unwrap_or(0) > 30
@@ -79,16 +70,7 @@ async fn hostile_agent_text_is_shown_as_text_in_the_html_and_in_the_browser() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_pages_come_alive_in_a_browser_with_a_chart_and_live_values() {
-    let server = start(&[
-        "serve",
-        "--replay",
-        recording().to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--speed",
-        "300",
-    ])
-    .await;
+    let server = serve_replay(&recording(), "300").await;
     let base = &server.base;
     wait_for(base, Duration::from_secs(30), "some data", |h| {
         h["observations"].as_u64().unwrap_or(0) > 1000

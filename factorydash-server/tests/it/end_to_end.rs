@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use crate::support::{recording, replay_agent, start, stored, wait_for, FreshDb};
+use crate::support::{recording, replay_agent, serve_replay, start, stored, wait_for, FreshDb};
 
 const TOTAL: u64 = 112_762;
 /// The recording lasts about 4 h 51 min at speed 1 (idle gaps capped at 2 s): about 3.5 s here.
@@ -165,16 +165,7 @@ async fn replay_agent_followed_into_postgresql_stores_every_observation_once() {
 async fn the_page_shows_the_device_and_values_change_live_over_the_websocket() {
     let dir = recording();
     // Speed 20: values change many times a second, as on a busy machine.
-    let server = start(&[
-        "serve",
-        "--replay",
-        dir.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--speed",
-        "20",
-    ])
-    .await;
+    let server = serve_replay(&dir, "20").await;
     wait_for(
         &server.base,
         Duration::from_secs(30),
@@ -281,16 +272,7 @@ async fn a_recorded_agent_plays_back_the_same_observations() {
 async fn the_three_machine_shdr_recording_replays_live() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../recordings/nist-3-machines-shdr-2016");
-    let server = start(&[
-        "serve",
-        "--replay",
-        dir.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--speed",
-        "200",
-    ])
-    .await;
+    let server = serve_replay(&dir, "200").await;
     // The device model is stored as the replay starts, then each machine's data arrives.
     let start = std::time::Instant::now();
     loop {

@@ -412,21 +412,8 @@ async fn a_database_outage_loses_nothing_and_holds_at_most_the_buffer() {
     .await;
     drop(follower);
 
+    db.assert_every_observation_once(TOTAL).await;
     let client = db.connect().await;
-    let row = client
-        .query_one(
-            "SELECT count(*), count(DISTINCT sequence), min(sequence), max(sequence) FROM observations",
-            &[],
-        )
-        .await
-        .unwrap();
-    let (n, distinct, min, max): (i64, i64, i64, i64) =
-        (row.get(0), row.get(1), row.get(2), row.get(3));
-    assert_eq!(
-        (n, distinct, min, max),
-        (TOTAL as i64, TOTAL as i64, 1, TOTAL as i64),
-        "every observation once"
-    );
     let gaps: i64 = client
         .query_one("SELECT count(*) FROM gaps", &[])
         .await
@@ -506,22 +493,7 @@ async fn two_processes_on_one_database_one_ingests_both_show_and_the_other_takes
     })
     .await;
     drop(second);
-    let client = db.connect().await;
-    let row = client
-        .query_one(
-            "SELECT count(*), count(DISTINCT sequence), min(sequence), max(sequence) FROM observations",
-            &[],
-        )
-        .await
-        .unwrap();
-    let (n, distinct, min, max): (i64, i64, i64, i64) =
-        (row.get(0), row.get(1), row.get(2), row.get(3));
-    assert_eq!(
-        (n, distinct, min, max),
-        (TOTAL as i64, TOTAL as i64, 1, TOTAL as i64),
-        "every observation once"
-    );
-    drop(client);
+    db.assert_every_observation_once(TOTAL).await;
     drop(agent);
     db.drop().await;
 }

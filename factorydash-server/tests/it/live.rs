@@ -7,7 +7,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{recording, start, wait_for};
+use crate::support::{recording, serve_replay, wait_for};
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -31,16 +31,7 @@ async fn subscriptions_ids_and_resuming_after_a_reconnect() {
         .parent()
         .unwrap()
         .join("nist-3-machines-shdr-2016");
-    let server = start(&[
-        "serve",
-        "--replay",
-        shdr.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--speed",
-        "200",
-    ])
-    .await;
+    let server = serve_replay(&shdr, "200").await;
     wait_for(&server.base, Duration::from_secs(30), "data", |h| {
         h["observations"].as_u64().unwrap_or(0) > 0
     })

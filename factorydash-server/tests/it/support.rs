@@ -14,6 +14,28 @@ pub fn recording() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../recordings/nist-gfagie01-2016-05-02")
 }
 
+/// `factorydash serve --replay DIR --speed SPEED` on a free port, with the in-memory store.
+pub async fn serve_replay(dir: &std::path::Path, speed: &str) -> Running {
+    start(&[
+        "serve",
+        "--replay",
+        dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--speed",
+        speed,
+    ])
+    .await
+}
+
+/// Waits until the replay served at `base` has been played to its end.
+pub async fn replay_finished(base: &str) {
+    wait_for(base, Duration::from_secs(120), "the whole replay", |h| {
+        h["sources"][0]["state"] == "finished"
+    })
+    .await;
+}
+
 /// A running `factorydash`, killed when dropped.
 pub struct Running {
     _child: Child,
@@ -193,6 +215,25 @@ impl FreshDb {
             ))
             .await
             .unwrap();
+    }
+
+    /// Asserts that `observations` holds sequences 1 to `total`, each once.
+    pub async fn assert_every_observation_once(&self, total: u64) {
+        let client = self.connect().await;
+        let row = client
+            .query_one(
+                "SELECT count(*), count(DISTINCT sequence), min(sequence), max(sequence) FROM observations",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (n, distinct, min, max): (i64, i64, i64, i64) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        assert_eq!(
+            (n, distinct, min, max),
+            (total as i64, total as i64, 1, total as i64),
+            "every observation once"
+        );
     }
 
     pub async fn drop(self) {
