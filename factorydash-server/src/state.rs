@@ -194,6 +194,8 @@ enum Update<'a> {
         device: &'a str,
         items: &'a [&'a Observation],
         devices: &'a [DeviceStatus],
+        /// When the server published it, right after storing (UTC).
+        published_at: chrono::DateTime<chrono::Utc>,
     },
     Health {
         sources: &'a [SourceHealth],
@@ -359,6 +361,7 @@ impl App {
                 device,
                 items: chunk,
                 devices: &devices,
+                published_at: chrono::Utc::now(),
             });
         }
     }

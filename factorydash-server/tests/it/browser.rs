@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::support::{browser_dom, get_json, recording, serve_replay, wait_for};
+use crate::support::{
+    browser_dom, browser_screenshot, get_json, recording, serve_replay, wait_for,
+};
 
 fn hostile() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/xss-recording")
@@ -63,6 +65,12 @@ async fn hostile_agent_text_is_shown_as_text_in_the_html_and_in_the_browser() {
             return;
         };
         assert_inert(&dom, &format!("the DOM of {url}"));
+        let name = if url.contains("/device") {
+            "hostile-device"
+        } else {
+            "hostile-board"
+        };
+        browser_screenshot(&url, 3_000, name).await;
         assert!(dom.contains("&lt;script&gt;alert("), "{url}: {dom}");
         assert!(dom.contains(r#"id="live""#));
     }
@@ -79,6 +87,8 @@ async fn the_pages_come_alive_in_a_browser_with_a_chart_and_live_values() {
     let Some(dom) = browser_dom(&format!("{base}/"), 4_000).await else {
         return;
     };
+    browser_screenshot(&format!("{base}/"), 4_000, "board").await;
+    browser_screenshot(&format!("{base}/device?name=GFAgie01"), 6_000, "device").await;
     // The WebSocket connected and the tile shows a state.
     assert!(dom.contains(r#"id="live">live</span>"#), "{dom}");
     assert!(dom.contains(r#"data-device="GFAgie01""#));

@@ -252,6 +252,27 @@ pub const REQUIRE_BROWSER_VAR: &str = "FACTORYDASH_REQUIRE_BROWSER";
 /// `millis` of virtual time (`--dump-dom`), or `None` (with a note) when Chromium is not
 /// installed and not required.
 pub async fn browser_dom(url: &str, millis: u32) -> Option<String> {
+    chromium(url, millis, &["--dump-dom"]).await
+}
+
+/// Saves a screenshot of `url` (1280×1400, after `millis` of virtual time) as
+/// `target/browser-screenshots/NAME.png`, for people to review; `false` without Chromium.
+pub async fn browser_screenshot(url: &str, millis: u32, name: &str) -> bool {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/browser-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}.png"));
+    let shot = format!("--screenshot={}", file.display());
+    if chromium(url, millis, &["--window-size=1280,1400", &shot])
+        .await
+        .is_none()
+    {
+        return false;
+    }
+    assert!(file.exists(), "{} was written", file.display());
+    true
+}
+
+async fn chromium(url: &str, millis: u32, what: &[&str]) -> Option<String> {
     let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists());
@@ -280,7 +301,7 @@ pub async fn browser_dom(url: &str, millis: u32) -> Option<String> {
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--virtual-time-budget={millis}"))
-        .arg("--dump-dom")
+        .args(what)
         .arg(url)
         .output()
         .await
