@@ -29,7 +29,7 @@ const COOKIE: &str = "factorydash_token";
 
 impl Tokens {
     /// Parses `ROLE:SECRET` items (`viewer:…`, `admin:…`); a secret has at least 16
-    /// characters.
+    /// characters, all URL-safe (letters, digits, `-`, `.`, `_`, `~`).
     ///
     /// # Errors
     /// An item that is not `viewer:` or `admin:` followed by a long enough secret.
@@ -44,9 +44,18 @@ impl Tokens {
                 "admin" => Role::Admin,
                 other => return Err(format!("a token's role is viewer or admin, got '{other}'")),
             };
-            if secret.chars().count() < 16 {
+            if secret.len() < 16 {
                 return Err(format!(
                     "a {role:?} token's secret needs at least 16 characters"
+                ));
+            }
+            // It travels in headers, a query and a cookie: URL-safe characters only.
+            if !secret
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+            {
+                return Err(format!(
+                    "a {role:?} token's secret may hold only letters, digits and - . _ ~"
                 ));
             }
             out.push((role, secret.to_owned()));
@@ -174,6 +183,7 @@ mod tests {
         assert_eq!(t.role("0123456789abcdef"), None);
         assert!(Tokens::parse(&["root:0123456789abcdefx".into()]).is_err());
         assert!(Tokens::parse(&["admin:short".into()]).is_err());
+        assert!(Tokens::parse(&["admin:0123456789abcdef; Path=/x".into()]).is_err());
         assert!(Tokens::default().is_open());
         assert_eq!(needed(&Method::GET, "/api/latest"), Some(Role::Viewer));
         assert_eq!(needed(&Method::POST, "/api/agents"), Some(Role::Admin));

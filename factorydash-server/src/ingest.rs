@@ -500,9 +500,11 @@ pub async fn play_recording(app: Arc<App>, source: String, replay: Arc<Replay>) 
                     backoff.reset();
                     app.publish(&batch.observations).await;
                     done = revealed;
+                    let now = Utc::now();
                     app.update_health(&source, |h| {
+                        h.record_rate(now, outcome.inserted);
                         h.observations += outcome.inserted;
-                        h.last_contact = Some(Utc::now());
+                        h.last_contact = Some(now);
                         h.next_sequence = Some(batch.next_sequence);
                         h.instance_id = Some(instance_id);
                         h.last_error = None;
