@@ -66,7 +66,7 @@ pub fn route_of(path: &str) -> String {
         [""] => "/".into(),
         ["api", name, ..] => format!("/api/{name}"),
         ["assets", ..] => "/assets".into(),
-        [first @ ("device" | "healthz" | "metrics" | "ws"), ..] => format!("/{first}"),
+        [first @ ("agents" | "device" | "healthz" | "metrics" | "ws"), ..] => format!("/{first}"),
         _ => "other".into(),
     }
 }

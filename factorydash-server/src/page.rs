@@ -169,6 +169,7 @@ pub fn render(d: &Dashboard<'_>) -> String {
                     h1 { "factorydash" }
                     span #live .muted { "connecting…" }
                     span .muted { "store: " (d.store_kind) }
+                    a href="/agents" { "agents" }
                 }
                 (banner(d.sources, d.store_error))
                 section #sources aria-label="Sources" {
@@ -365,6 +366,76 @@ pub fn render_device(d: &DevicePage<'_>) -> String {
                     }
                 }
                 footer .muted { "Times are shown in this browser's time zone." }
+            }
+        }
+    }
+    .into_string()
+}
+
+/// The agents page: every source's health in full, and the gaps recorded for it.
+pub fn render_agents(sources: &[SourceHealth], gaps: &[factorydash_core::Gap]) -> String {
+    let when = |t: Option<DateTime<Utc>>| -> Markup {
+        html! {
+            @match t {
+                Some(t) => time data-ts=(rfc3339(t)) data-mode="clock" { (rfc3339(t)) },
+                None => "—",
+            }
+        }
+    };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Agents · factorydash" }
+                link rel="stylesheet" href="/assets/app.css";
+                script src="/assets/app.js" defer {}
+            }
+            body data-device="" {
+                header {
+                    h1 { a href="/" { "factorydash" } " › agents" }
+                    span #live .muted { "connecting…" }
+                }
+                (banner(sources, None))
+                @if sources.is_empty() { p .muted { "No agents or recordings." } }
+                @for s in sources {
+                    section .agent aria-label=(s.source) {
+                        h2 { (s.source) " " span .state { (format!("{:?}", s.state).to_lowercase()) } }
+                        dl .health {
+                            dt { "Observations stored" } dd { (s.observations) }
+                            dt { "Per second" } dd { (format!("{:.0}", s.observations_per_second)) }
+                            dt { "Waiting to be stored" } dd { (s.buffered) }
+                            dt { "Next sequence" } dd { (s.next_sequence.map_or("—".to_owned(), |n| n.to_string())) }
+                            dt { "instanceId" } dd { (s.instance_id.map_or("—".to_owned(), |n| n.to_string())) }
+                            dt { "Last contact" } dd { (when(s.last_contact)) }
+                            dt { "Unreachable since" } dd { (when(s.unreachable_since)) }
+                            dt { "Next attempt" } dd { (when(s.retry_at)) }
+                            dt { "Store refusing since" } dd { (when(s.store_unavailable_since)) }
+                            dt { "Last error" } dd { (s.last_error.as_deref().or(s.store_error.as_deref()).unwrap_or("—")) }
+                            dt { "Restarts / reconnects" } dd { (s.restarts) " / " (s.reconnects) }
+                        }
+                        @let own: Vec<&factorydash_core::Gap> = gaps.iter().filter(|g| g.agent == s.source).collect();
+                        h3 { "Gaps (" (own.len()) ")" }
+                        @if own.is_empty() {
+                            p .muted { "None: every observation the agent published was read." }
+                        } @else {
+                            table {
+                                thead { tr { th { "instanceId" } th { "From sequence" } th { "To sequence" } th { "Lost" } } }
+                                tbody {
+                                    @for g in own {
+                                        tr {
+                                            td { (g.instance_id) }
+                                            td { (g.from) }
+                                            td { (g.to.map_or("unknown (agent restarted)".to_owned(), |t| t.to_string())) }
+                                            td { (g.to.map_or("?".to_owned(), |t| t.saturating_sub(g.from).to_string())) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
     }

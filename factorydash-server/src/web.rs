@@ -251,6 +251,15 @@ async fn device_page(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
     Ok(answer(result))
 }
 
+async fn agents_page(app: Arc<App>) -> Result<Response, Infallible> {
+    let result = async {
+        let gaps = app.store.gaps().await?;
+        Ok::<_, ApiError>(reply::html(page::render_agents(&app.health(), &gaps)).into_response())
+    }
+    .await;
+    Ok(answer(result))
+}
+
 async fn api_devices(app: Arc<App>) -> Result<Response, Infallible> {
     let result = async {
         let devices = app.store.devices().await?;
@@ -952,7 +961,7 @@ pub fn routes(
         .and_then(api_gaps);
     let health = warp::path!("healthz")
         .and(warp::get())
-        .and(with)
+        .and(with.clone())
         .and_then(healthz);
     let not_found = warp::any().map(|| {
         reply::with_status(
@@ -963,7 +972,11 @@ pub fn routes(
     });
     // Grouped and boxed: one long chain of `or`s makes a type too deep to compile in
     // release builds.
-    let pages = index.or(device).unify().boxed();
+    let agents_html = warp::path!("agents")
+        .and(warp::get())
+        .and(with.clone())
+        .and_then(agents_page);
+    let pages = index.or(device).unify().or(agents_html).unify().boxed();
     let assets = js
         .or(css)
         .unify()

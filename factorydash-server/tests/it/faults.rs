@@ -170,6 +170,16 @@ async fn an_agent_restart_is_followed_and_what_it_lost_is_recorded() {
     let lost_from = gaps[0]["from"].as_u64().unwrap();
     assert!(gaps[0]["to"].is_null());
     assert_eq!(gaps[0]["instance_id"], 1_475_083_573u64);
+    // The agents page says so too.
+    let page = reqwest::get(format!("{}/agents", follower.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Gaps (1)"), "{page}");
+    assert!(page.contains("unknown (agent restarted)"), "{page}");
+    assert!(page.contains(&format!("<td>{lost_from}</td>")), "{page}");
     let (set, rows) = stored(&follower.base).await;
     assert_eq!(rows, set.len(), "no duplicates");
     let want: Vec<u64> = (1..lost_from).chain(floor..=TOTAL).collect();
