@@ -86,6 +86,34 @@ fn alarms_section() -> Markup {
     }
 }
 
+/// A page's `<head>`: its title, the stylesheet and the live script, and with `charts`
+/// uPlot and the device page's script. Every asset comes from the binary (no CDN).
+fn page_head(title: &str, charts: bool) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) }
+            link rel="stylesheet" href="/assets/app.css";
+            @if charts { link rel="stylesheet" href="/assets/uplot.css"; }
+            script src="/assets/app.js" defer {}
+            @if charts {
+                script src="/assets/uplot.js" defer {}
+                script src="/assets/device.js" defer {}
+            }
+        }
+    }
+}
+
+/// An observation's value as shown: a Condition's level and message, `UNAVAILABLE`, or
+/// the text.
+fn value_markup(o: &factorydash_core::Observation) -> Markup {
+    html! {
+        @if let Some(c) = &o.condition { (c.level.as_str()) @if !o.value.as_text().unwrap_or("").is_empty() { ": " } }
+        (o.value.as_text().unwrap_or(if o.condition.is_some() { "" } else { "UNAVAILABLE" }))
+    }
+}
+
 /// The device page's address.
 pub fn device_link(device: &str) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
@@ -157,13 +185,7 @@ pub fn render(d: &Dashboard<'_>) -> String {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "factorydash" }
-                link rel="stylesheet" href="/assets/app.css";
-                script src="/assets/app.js" defer {}
-            }
+            (page_head("factorydash", false))
             body data-limit=(d.limit) data-device=(device_filter) data-open-ended=(if d.next.is_none() { "1" } else { "0" }) data-first-page=(if d.first_page { "1" } else { "0" }) {
                 header {
                     h1 { "factorydash" }
@@ -222,8 +244,7 @@ pub fn render(d: &Dashboard<'_>) -> String {
                                     td { (o.data_item_id) @if let Some(n) = &o.name { " " span .muted { "(" (n) ")" } } }
                                     td { (o.kind) @if let Some(s) = &o.sub_type { " " span .muted { (s) } } }
                                     td .value .unavailable[o.value.is_unavailable()] {
-                                        @if let Some(c) = &o.condition { (c.level.as_str()) @if !o.value.as_text().unwrap_or("").is_empty() { ": " } }
-                                        (o.value.as_text().unwrap_or(if o.condition.is_some() { "" } else { "UNAVAILABLE" }))
+                                        (value_markup(o))
                                     }
                                     td { (r.units.as_deref().unwrap_or("")) }
                                     td .ts { time data-ts=(rfc3339(o.timestamp)) data-mode="clock" { (rfc3339(o.timestamp)) } }
@@ -284,16 +305,7 @@ pub fn render_device(d: &DevicePage<'_>) -> String {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (d.device.name) " · factorydash" }
-                link rel="stylesheet" href="/assets/app.css";
-                link rel="stylesheet" href="/assets/uplot.css";
-                script src="/assets/app.js" defer {}
-                script src="/assets/uplot.js" defer {}
-                script src="/assets/device.js" defer {}
-            }
+            (page_head(&format!("{} · factorydash", d.device.name), true))
             body .device-page data-device=(d.device.name) {
                 header {
                     h1 { a href="/" { "factorydash" } " › " (d.device.name) }
@@ -348,10 +360,7 @@ pub fn render_device(d: &DevicePage<'_>) -> String {
                                             td { (i.kind) @if let Some(s) = &i.sub_type { " " span .muted { (s) } } }
                                             td .value .unavailable[o.is_some_and(|o| o.value.is_unavailable())] {
                                                 @match o {
-                                                    Some(o) => {
-                                                        @if let Some(c) = &o.condition { (c.level.as_str()) @if !o.value.as_text().unwrap_or("").is_empty() { ": " } }
-                                                        (o.value.as_text().unwrap_or(if o.condition.is_some() { "" } else { "UNAVAILABLE" }))
-                                                    }
+                                                    Some(o) => (value_markup(o)),
                                                     None => "—",
                                                 }
                                             }
@@ -385,13 +394,7 @@ pub fn render_agents(sources: &[SourceHealth], gaps: &[factorydash_core::Gap]) -
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Agents · factorydash" }
-                link rel="stylesheet" href="/assets/app.css";
-                script src="/assets/app.js" defer {}
-            }
+            (page_head("Agents · factorydash", false))
             body data-device="" {
                 header {
                     h1 { a href="/" { "factorydash" } " › agents" }
