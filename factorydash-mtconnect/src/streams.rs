@@ -434,6 +434,12 @@ pub struct StreamsReader<'a> {
     reader: Reader<&'a [u8]>,
     machine: Machine<'a>,
     finished: bool,
+    /// Bytes consumed by [`Machine::fast_observation`] behind quick-xml's back: added to
+    /// its `buffer_position` for the offsets of problems.
+    skipped: u64,
+    /// The last event ended markup (`>`): quick-xml expects text next, so an observation
+    /// element may be read on the fast path.
+    after_markup: bool,
 }
 
 impl<'a> StreamsReader<'a> {
@@ -474,6 +480,8 @@ impl<'a> StreamsReader<'a> {
             reader,
             machine,
             finished,
+            skipped: 0,
+            after_markup: true,
         })
     }
 
@@ -494,8 +502,21 @@ impl<'a> Iterator for StreamsReader<'a> {
             if self.finished {
                 return None;
             }
-            let offset = self.reader.buffer_position();
-            match self.reader.read_event() {
+            let offset = self.reader.buffer_position() + self.skipped;
+            if self.after_markup && self.machine.fast_ready() {
+                let rest: &'a [u8] = self.reader.get_ref();
+                if let Some(consumed) = self.machine.fast_observation(rest, offset) {
+                    // The element was whole and balanced: quick-xml's state (text next, the
+                    // stack of open names) is as it would be after reading it itself.
+                    *self.reader.get_mut() = &rest[consumed..];
+                    self.skipped += consumed as u64;
+                    continue;
+                }
+            }
+            let event = self.reader.read_event();
+            self.after_markup =
+                matches!(event, Ok(Event::Start(_) | Event::Empty(_) | Event::End(_)));
+            match event {
                 Ok(Event::Start(e)) if self.machine.depth + 1 > self.machine.max_depth => {
                     self.machine.too_deep(offset);
                     let end = e.to_end().into_owned();
@@ -656,6 +677,78 @@ struct Machine<'a> {
     /// The Samples/Events/Condition container we are in, with its depth.
     container: Option<(Category, usize)>,
     pending: Option<Pending<'a>>,
+}
+
+/// A start tag read by [`Machine::fast_observation`]: its attributes (names and value
+/// ranges in the tag's bytes, at most 16), where it closes and whether it is empty.
+struct StartTag<'x> {
+    attributes: [(&'x [u8], std::ops::Range<usize>); 16],
+    len: usize,
+    /// The index of the closing `>`.
+    close: usize,
+    /// `/>`.
+    empty: bool,
+}
+
+impl<'x> StartTag<'x> {
+    /// Scans `tag` (the bytes after `<`) from the end of its name: `None` when it is not a
+    /// well-formed tag of at most 16 attributes (quick-xml then reads it and reports).
+    fn scan(tag: &'x [u8], name_len: usize) -> Option<Self> {
+        let mut this = StartTag {
+            attributes: Default::default(),
+            len: 0,
+            close: 0,
+            empty: false,
+        };
+        let mut pos = name_len;
+        loop {
+            while tag.get(pos)?.is_ascii_whitespace() {
+                pos += 1;
+            }
+            match tag[pos] {
+                b'>' => {
+                    this.close = pos;
+                    return Some(this);
+                }
+                b'/' if tag.get(pos + 1) == Some(&b'>') => {
+                    this.close = pos + 1;
+                    this.empty = true;
+                    return Some(this);
+                }
+                _ => {}
+            }
+            // After the name (or a value), whitespace must separate attributes.
+            if !tag[pos - 1].is_ascii_whitespace() || this.len == this.attributes.len() {
+                return None;
+            }
+            let start = pos;
+            while !matches!(tag.get(pos)?, b'=' | b'>' | b'/' | b'"' | b'\'' | b'<')
+                && !tag[pos].is_ascii_whitespace()
+            {
+                pos += 1;
+            }
+            let key = &tag[start..pos];
+            while tag[pos].is_ascii_whitespace() {
+                pos += 1;
+            }
+            if key.is_empty() || tag[pos] != b'=' {
+                return None;
+            }
+            pos += 1;
+            while tag.get(pos)?.is_ascii_whitespace() {
+                pos += 1;
+            }
+            let quote = tag[pos];
+            if quote != b'"' && quote != b'\'' {
+                return None;
+            }
+            let value_start = pos + 1;
+            let len = tag[value_start..].iter().position(|&c| c == quote)?;
+            this.attributes[this.len] = (key, value_start..value_start + len);
+            this.len += 1;
+            pos = value_start + len + 1;
+        }
+    }
 }
 
 /// An observation element being read (its text and DataSet/Table entries may follow).
@@ -970,10 +1063,85 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// Whether the next element may be read by [`Machine::fast_observation`]: inside a
+    /// Samples/Events/Condition container, between observations, with the input in memory
+    /// and valid UTF-8, and the element within the depth limit.
+    fn fast_ready(&self) -> bool {
+        self.container.is_some()
+            && self.pending.is_none()
+            && self.whole.is_some()
+            && self.depth < self.max_depth
+    }
+
+    /// Reads the observation element at the start of `rest` (after optional whitespace)
+    /// without quick-xml, when it has the shape nearly every observation has: `<Name
+    /// attributes/>` or `<Name attributes>text</Name>`, with no entity, comment, CDATA or
+    /// child element in it. Returns the bytes consumed, or `None` (nothing consumed) for any
+    /// other shape, which quick-xml then reads. The result is the same either way: the same
+    /// functions handle the element, its text and its end, with the same offsets.
+    ///
+    /// `base` is the offset of `rest` in the document.
+    fn fast_observation(&mut self, rest: &'a [u8], base: u64) -> Option<usize> {
+        let (category, _) = self.container?;
+        let lt = rest.iter().position(|b| !b.is_ascii_whitespace())?;
+        if rest[lt] != b'<' {
+            return None;
+        }
+        let tag = &rest[lt + 1..];
+        let name_len = tag
+            .iter()
+            .position(|&b| b.is_ascii_whitespace() || b == b'>' || b == b'/')?;
+        if name_len == 0 || matches!(tag[0], b'!' | b'?') {
+            return None;
+        }
+        let start_tag = StartTag::scan(tag, name_len)?;
+        let name = &tag[..name_len];
+        let after_start = lt + 1 + start_tag.close + 1;
+        let (text, consumed) = if start_tag.empty {
+            (None, after_start)
+        } else {
+            let body = &rest[after_start..];
+            let t = memchr::memchr2(b'<', b'&', body)?;
+            let end = body[t + 1..].strip_prefix(b"/")?.strip_prefix(name)?;
+            let ws = end.iter().position(|b| !b.is_ascii_whitespace())?;
+            if body[t] != b'<' || end[ws] != b'>' {
+                return None;
+            }
+            let text = (t > 0).then(|| &body[..t]);
+            (text, after_start + t + 2 + name_len + ws + 1)
+        };
+        let element = Cow::Borrowed(self.sub_str(name)?);
+        let text = match text {
+            Some(t) => Some(Cow::Borrowed(self.sub_str(t)?)),
+            None => None,
+        };
+        // The offset of the element's `<`, as quick-xml gives it.
+        let offset = base + lt as u64;
+        // What `start`, a Text event and `end` would do, without the detour through
+        // `pending`.
+        let namespace = self.namespace(&element, offset);
+        let plain = memchr::memchr(b'&', &tag[..start_tag.close]).is_none();
+        let attributes = start_tag.attributes[..start_tag.len]
+            .iter()
+            .cloned()
+            .map(Ok);
+        let obs = self
+            .observation_attributes(category, element, namespace, tag, attributes, plain, offset);
+        if let Some(mut obs) = obs {
+            self.finish(&mut obs, text, offset);
+            self.out.push(StreamsItem::Observation(obs));
+        }
+        Some(consumed)
+    }
+
     fn start_observation(&mut self, category: Category, e: &BytesStart<'_>, offset: u64) {
         let element = element_name(self.input, e);
         let namespace = self.namespace(&element, offset);
-        let obs = self.observation_attributes(category, element, namespace, e, offset);
+        let raw = e.attributes_raw();
+        let plain = memchr::memchr(b'&', raw).is_none();
+        let attributes = RawAttributes::new(raw);
+        let obs = self
+            .observation_attributes(category, element, namespace, raw, attributes, plain, offset);
         self.pending = Some(Pending {
             depth: self.depth,
             obs,
@@ -983,12 +1151,18 @@ impl<'a> Machine<'a> {
         });
     }
 
-    fn observation_attributes(
+    /// The observation of an element named `element` whose attributes are `attributes`:
+    /// names and value ranges in `raw`; `plain` when `raw` holds no `&` (no value needs
+    /// unescaping). `None` when it is rejected (reported).
+    #[allow(clippy::too_many_arguments)]
+    fn observation_attributes<'r>(
         &mut self,
         category: Category,
         element: Cow<'a, str>,
         namespace: Option<Cow<'a, str>>,
-        e: &BytesStart<'_>,
+        raw: &'r [u8],
+        attributes: impl Iterator<Item = Result<(&'r [u8], std::ops::Range<usize>), ()>>,
+        plain: bool,
         offset: u64,
     ) -> Option<ObservationRef<'a>> {
         let level = if category == Category::Condition {
@@ -1005,14 +1179,13 @@ impl<'a> Machine<'a> {
         } else {
             None
         };
-        let raw = e.attributes_raw();
         let mut data_item_id = None;
         let mut timestamp = None;
         let mut sequence = None;
         let mut strings: [Option<Cow<'a, str>>; 8] = Default::default();
         let mut numbers: [Option<std::ops::Range<usize>>; 4] = Default::default();
         let mut other_attributes = Vec::new();
-        for attr in RawAttributes::new(raw) {
+        for attr in attributes {
             let Ok((key, range)) = attr else {
                 self.report(
                     ProblemKind::Syntax,
@@ -1073,7 +1246,11 @@ impl<'a> Machine<'a> {
                     continue;
                 }
             };
-            match self.attr(raw, range) {
+            let value = match self.sub_str(&raw[range.clone()]) {
+                Some(s) if plain => Ok(Cow::Borrowed(s)),
+                _ => self.attr(raw, range),
+            };
+            match value {
                 Ok(v) => *slot = Some(v),
                 Err(err) => self.report(
                     ProblemKind::InvalidAttribute,

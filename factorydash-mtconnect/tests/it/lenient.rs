@@ -153,3 +153,54 @@ fn the_bufread_reader_yields_what_the_slice_parser_does() {
         Ok(_) => panic!("expected the agent's error"),
     }
 }
+
+/// The slice reader reads the common observation shape without quick-xml (a fast path);
+/// the `BufRead` reader always goes through quick-xml. On every real fixture, and on the
+/// shapes the fast path must hand back to quick-xml, both give the same items: the same
+/// observations, the same problems at the same offsets.
+#[test]
+fn the_fast_path_gives_what_quick_xml_gives() {
+    use factorydash_mtconnect::{StreamsBufReader, StreamsItem, StreamsReader};
+    fn both(bytes: &[u8]) -> Option<(Vec<StreamsItem<'_>>, Vec<StreamsItem<'static>>)> {
+        let fast: Vec<_> = StreamsReader::new(bytes).ok()?.collect();
+        let slow: Vec<_> = StreamsBufReader::new(bytes).ok()?.collect();
+        Some((fast, slow))
+    }
+    let mut compared = 0;
+    for (name, bytes) in crate::fixtures::all_fixtures() {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        if let Some((fast, slow)) = both(bytes) {
+            assert_eq!(fast.len(), slow.len(), "{name}");
+            for (f, s) in fast.iter().zip(&slow) {
+                assert_eq!(f, s, "{name}");
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared >= 10, "only {compared} Streams fixtures compared");
+    let head = r#"<MTConnectStreams><Header instanceId="1"/><Streams><DeviceStream name="M">
+<ComponentStream component="Path" componentId="p"><Samples>"#;
+    let tail = "</Samples></ComponentStream></DeviceStream></Streams></MTConnectStreams>";
+    let a = r#"dataItemId="a" timestamp="2024-01-01T00:00:00Z""#;
+    for body in [
+        format!(r#"<Position {a} sequence="1">1.5</Position>"#),
+        format!(r#"<Position {a} sequence="1"/><Position {a} sequence="2" />"#),
+        format!(r#"<Position {a} sequence="1">1&amp;5</Position>"#),
+        format!(r#"<Position {a} sequence="1"><![CDATA[2]]></Position>"#),
+        format!(r#"<Position {a} sequence="1">2<!-- c --></Position>"#),
+        format!(r#"<Position {a} sequence="1" x="a>b">2</Position >"#),
+        format!(r#"<Position {a} sequence="1">2</Positio>"#),
+        format!(r#"<Position {a} sequence="1">2</PositionX>"#),
+        format!(r#"<Position {a} sequence="x">2</Position>"#),
+        format!(r#"<Position {a} sequence="1"/x>2</Position>"#),
+        format!(r#"<Position {a} sequence="1" y=>2</Position>"#),
+        format!(r#"<x:Position {a} sequence="1">2</x:Position><!-- c -->"#),
+        format!(r#"junk<Position {a} sequence="1">2</Position>"#),
+        format!(r#"<Position {a} sequence="1">2"#),
+        format!(r#"<PositionDataSet {a} sequence="1"><Entry key="k">1</Entry></PositionDataSet>"#),
+    ] {
+        let doc = format!("{head}{body}{tail}");
+        let (fast, slow) = both(doc.as_bytes()).unwrap();
+        assert_eq!(fast, slow, "{body}");
+    }
+}
