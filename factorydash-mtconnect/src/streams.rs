@@ -1091,7 +1091,10 @@ impl<'a> Machine<'a> {
         let name_len = tag
             .iter()
             .position(|&b| b.is_ascii_whitespace() || b == b'>' || b == b'/')?;
-        if name_len == 0 || matches!(tag[0], b'!' | b'?') {
+        // Only plain names (quick-xml reads a name up to whitespace, quotes and all).
+        let plain_name =
+            |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-' | b'.');
+        if name_len == 0 || !tag[..name_len].iter().all(plain_name) {
             return None;
         }
         let start_tag = StartTag::scan(tag, name_len)?;

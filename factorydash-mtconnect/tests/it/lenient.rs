@@ -196,6 +196,8 @@ fn the_fast_path_gives_what_quick_xml_gives() {
         format!(r#"<Position {a} sequence="1" y=>2</Position>"#),
         format!(r#"<x:Position {a} sequence="1">2</x:Position><!-- c -->"#),
         format!(r#"junk<Position {a} sequence="1">2</Position>"#),
+        // Found by the fuzzer: quick-xml's name runs to whitespace, quotes and all.
+        format!(r#"<Posi="1="x"/><Position {a} sequence="1">3</Position>"#),
         format!(r#"<Position {a} sequence="1">2"#),
         format!(r#"<PositionDataSet {a} sequence="1"><Entry key="k">1</Entry></PositionDataSet>"#),
     ] {
