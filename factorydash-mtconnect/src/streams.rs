@@ -403,6 +403,14 @@ impl<'a> Out<'a> {
         }
     }
 
+    /// [`Out::push`] of an observation, without wrapping it in an item when collecting.
+    fn push_observation(&mut self, obs: ObservationRef<'a>) {
+        match self {
+            Out::Queue(q) => q.push_back(StreamsItem::Observation(obs)),
+            Out::Collect { doc, .. } => doc.observations.push(obs),
+        }
+    }
+
     fn pop(&mut self) -> Option<StreamsItem<'a>> {
         match self {
             Out::Queue(q) => q.pop_front(),
@@ -677,29 +685,29 @@ struct Machine<'a> {
     /// The Samples/Events/Condition container we are in, with its depth.
     container: Option<(Category, usize)>,
     pending: Option<Pending<'a>>,
+    /// The fast path's attributes, reused from tag to tag.
+    spans: AttributeSpans,
 }
 
-/// A start tag read by [`Machine::fast_observation`]: its attributes (names and value
-/// ranges in the tag's bytes, at most 16), where it closes and whether it is empty.
-struct StartTag<'x> {
-    attributes: [(&'x [u8], std::ops::Range<usize>); 16],
-    len: usize,
+/// A start tag read by [`Machine::fast_observation`]: where it closes and whether it is
+/// empty; its attributes are in the [`AttributeSpans`] it was scanned into.
+struct StartTag {
     /// The index of the closing `>`.
     close: usize,
     /// `/>`.
     empty: bool,
 }
 
-impl<'x> StartTag<'x> {
+/// The attributes of a start tag: for each, the byte ranges of its name and of its value
+/// (between the quotes) in the tag. Kept by the machine and reused: no allocation per tag.
+#[derive(Default)]
+struct AttributeSpans(Vec<[u32; 4]>);
+
+impl AttributeSpans {
     /// Scans `tag` (the bytes after `<`) from the end of its name: `None` when it is not a
-    /// well-formed tag of at most 16 attributes (quick-xml then reads it and reports).
-    fn scan(tag: &'x [u8], name_len: usize) -> Option<Self> {
-        let mut this = StartTag {
-            attributes: Default::default(),
-            len: 0,
-            close: 0,
-            empty: false,
-        };
+    /// well-formed tag (quick-xml then reads it and reports) or longer than 4 GB.
+    fn scan(&mut self, tag: &[u8], name_len: usize) -> Option<StartTag> {
+        self.0.clear();
         let mut pos = name_len;
         loop {
             while tag.get(pos)?.is_ascii_whitespace() {
@@ -707,18 +715,21 @@ impl<'x> StartTag<'x> {
             }
             match tag[pos] {
                 b'>' => {
-                    this.close = pos;
-                    return Some(this);
+                    return Some(StartTag {
+                        close: pos,
+                        empty: false,
+                    })
                 }
                 b'/' if tag.get(pos + 1) == Some(&b'>') => {
-                    this.close = pos + 1;
-                    this.empty = true;
-                    return Some(this);
+                    return Some(StartTag {
+                        close: pos + 1,
+                        empty: true,
+                    })
                 }
                 _ => {}
             }
             // After the name (or a value), whitespace must separate attributes.
-            if !tag[pos - 1].is_ascii_whitespace() || this.len == this.attributes.len() {
+            if !tag[pos - 1].is_ascii_whitespace() {
                 return None;
             }
             let start = pos;
@@ -727,11 +738,11 @@ impl<'x> StartTag<'x> {
             {
                 pos += 1;
             }
-            let key = &tag[start..pos];
+            let key_end = pos;
             while tag[pos].is_ascii_whitespace() {
                 pos += 1;
             }
-            if key.is_empty() || tag[pos] != b'=' {
+            if key_end == start || tag[pos] != b'=' {
                 return None;
             }
             pos += 1;
@@ -743,12 +754,48 @@ impl<'x> StartTag<'x> {
                 return None;
             }
             let value_start = pos + 1;
-            let len = tag[value_start..].iter().position(|&c| c == quote)?;
-            this.attributes[this.len] = (key, value_start..value_start + len);
-            this.len += 1;
+            let len = find_byte(&tag[value_start..], quote)?;
             pos = value_start + len + 1;
+            let span = [start, key_end, value_start, value_start + len].map(u32::try_from);
+            let [Ok(a), Ok(b), Ok(c), Ok(d)] = span else {
+                return None;
+            };
+            self.0.push([a, b, c, d]);
         }
     }
+
+    /// The attributes of `tag`, as [`RawAttributes`] gives them.
+    fn iter<'t>(
+        &'t self,
+        tag: &'t [u8],
+    ) -> impl Iterator<Item = Result<(&'t [u8], std::ops::Range<usize>), ()>> + 't {
+        self.0.iter().map(move |&[a, b, c, d]| {
+            let [a, b, c, d] = [a, b, c, d].map(|i| i as usize);
+            Ok((&tag[a..b], c..d))
+        })
+    }
+}
+
+/// The index of the first `needle` in `hay`, eight bytes at a time: attribute values are
+/// too short for `memchr`'s vector loops to pay off. The zero-byte test is the classic one
+/// (Mycroft; see Hacker's Delight, 2nd ed., section 6-1): it can flag bytes above the first
+/// match, never below, so the lowest flagged byte is the first match.
+fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO * u64::from(needle);
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes")) ^ pattern;
+        let found = word.wrapping_sub(LO) & !word & HI;
+        if found != 0 {
+            return Some(base + (found.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    let tail = chunks.remainder();
+    tail.iter().position(|&b| b == needle).map(|i| base + i)
 }
 
 /// An observation element being read (its text and DataSet/Table entries may follow).
@@ -795,6 +842,7 @@ impl<'a> Machine<'a> {
             component_streams: 0,
             container: None,
             pending: None,
+            spans: AttributeSpans::default(),
         }
     }
 
@@ -1097,7 +1145,28 @@ impl<'a> Machine<'a> {
         if name_len == 0 || !tag[..name_len].iter().all(plain_name) {
             return None;
         }
-        let start_tag = StartTag::scan(tag, name_len)?;
+        let mut spans = std::mem::take(&mut self.spans);
+        let start_tag = spans.scan(tag, name_len);
+        let consumed =
+            start_tag.and_then(|t| self.fast_element(category, rest, lt, t, &spans, base));
+        self.spans = spans;
+        consumed
+    }
+
+    /// The rest of [`Machine::fast_observation`], once the start tag is scanned.
+    fn fast_element(
+        &mut self,
+        category: Category,
+        rest: &'a [u8],
+        lt: usize,
+        start_tag: StartTag,
+        spans: &AttributeSpans,
+        base: u64,
+    ) -> Option<usize> {
+        let tag = &rest[lt + 1..];
+        let name_len = tag
+            .iter()
+            .position(|&b| b.is_ascii_whitespace() || b == b'>' || b == b'/')?;
         let name = &tag[..name_len];
         let after_start = lt + 1 + start_tag.close + 1;
         let (text, consumed) = if start_tag.empty {
@@ -1124,15 +1193,12 @@ impl<'a> Machine<'a> {
         // `pending`.
         let namespace = self.namespace(&element, offset);
         let plain = memchr::memchr(b'&', &tag[..start_tag.close]).is_none();
-        let attributes = start_tag.attributes[..start_tag.len]
-            .iter()
-            .cloned()
-            .map(Ok);
+        let attributes = spans.iter(tag);
         let obs = self
             .observation_attributes(category, element, namespace, tag, attributes, plain, offset);
         if let Some(mut obs) = obs {
             self.finish(&mut obs, text, offset);
-            self.out.push(StreamsItem::Observation(obs));
+            self.out.push_observation(obs);
         }
         Some(consumed)
     }
@@ -1350,10 +1416,20 @@ impl<'a> Machine<'a> {
                 }
             }
         };
-        let duration = number_attr("duration", duration);
-        let sample_count = number_attr("sampleCount", sample_count).map(|n| n as u64);
-        let sample_rate = number_attr("sampleRate", sample_rate);
-        let count = number_attr("count", count).map(|n| n as u64);
+        let (duration, sample_count, sample_rate, count) = if duration.is_none()
+            && sample_count.is_none()
+            && sample_rate.is_none()
+            && count.is_none()
+        {
+            (None, None, None, None)
+        } else {
+            (
+                number_attr("duration", duration),
+                number_attr("sampleCount", sample_count).map(|n| n as u64),
+                number_attr("sampleRate", sample_rate),
+                number_attr("count", count).map(|n| n as u64),
+            )
+        };
         let reset_triggered = other_attributes
             .iter()
             .position(|(k, _)| k == "resetTriggered")
@@ -1411,7 +1487,7 @@ impl<'a> Machine<'a> {
             let pending = self.pending.take().expect("checked above");
             if let Some(mut obs) = pending.obs {
                 self.finish(&mut obs, pending.text, pending.offset);
-                self.out.push(StreamsItem::Observation(obs));
+                self.out.push_observation(obs);
             }
             return;
         }
@@ -1559,5 +1635,32 @@ fn end_nested(pending: &mut Pending<'_>, depth: usize) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn find_byte_finds_the_first() {
+        for len in 0..40 {
+            for at in 0..=len {
+                let mut hay = vec![b'a'; len];
+                if at < len {
+                    hay[at] = b'"';
+                    // A byte one below the needle and a later match change nothing.
+                    if at + 1 < len {
+                        hay[at + 1] = b'"' - 1;
+                    }
+                    if at + 3 < len {
+                        hay[at + 3] = b'"';
+                    }
+                }
+                if at > 0 {
+                    hay[at - 1] = 0x80 | b'"';
+                }
+                let want = hay.iter().position(|&b| b == b'"');
+                assert_eq!(super::find_byte(&hay, b'"'), want, "{len} {at}");
+            }
+        }
     }
 }
