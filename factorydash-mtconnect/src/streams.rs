@@ -733,19 +733,15 @@ impl AttributeSpans {
                 return None;
             }
             let start = pos;
-            while !matches!(tag.get(pos)?, b'=' | b'>' | b'/' | b'"' | b'\'' | b'<')
-                && !tag[pos].is_ascii_whitespace()
+            let key_end = start + find_byte(&tag[start..], b'=')?;
+            if key_end == start
+                || !tag[start..key_end]
+                    .iter()
+                    .all(|&b| PLAIN_NAME[usize::from(b)])
             {
-                pos += 1;
-            }
-            let key_end = pos;
-            while tag[pos].is_ascii_whitespace() {
-                pos += 1;
-            }
-            if key_end == start || tag[pos] != b'=' {
                 return None;
             }
-            pos += 1;
+            pos = key_end + 1;
             while tag.get(pos)?.is_ascii_whitespace() {
                 pos += 1;
             }
@@ -775,6 +771,19 @@ impl AttributeSpans {
         })
     }
 }
+
+/// The bytes of the names the fast path reads: ASCII letters, digits, `:`, `_`, `-`, `.`.
+/// Any other name goes to quick-xml.
+const PLAIN_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b':' | b'_' | b'-' | b'.');
+        b += 1;
+    }
+    table
+};
 
 /// The index of the first `needle` in `hay`, eight bytes at a time: attribute values are
 /// too short for `memchr`'s vector loops to pay off. The zero-byte test is the classic one
@@ -1140,9 +1149,7 @@ impl<'a> Machine<'a> {
             .iter()
             .position(|&b| b.is_ascii_whitespace() || b == b'>' || b == b'/')?;
         // Only plain names (quick-xml reads a name up to whitespace, quotes and all).
-        let plain_name =
-            |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-' | b'.');
-        if name_len == 0 || !tag[..name_len].iter().all(plain_name) {
+        if name_len == 0 || !tag[..name_len].iter().all(|&b| PLAIN_NAME[usize::from(b)]) {
             return None;
         }
         let mut spans = std::mem::take(&mut self.spans);
@@ -1173,10 +1180,10 @@ impl<'a> Machine<'a> {
             (None, after_start)
         } else {
             let body = &rest[after_start..];
-            let t = memchr::memchr2(b'<', b'&', body)?;
+            let t = find_byte(body, b'<')?;
             let end = body[t + 1..].strip_prefix(b"/")?.strip_prefix(name)?;
             let ws = end.iter().position(|b| !b.is_ascii_whitespace())?;
-            if body[t] != b'<' || end[ws] != b'>' {
+            if end[ws] != b'>' || find_byte(&body[..t], b'&').is_some() {
                 return None;
             }
             let text = (t > 0).then(|| &body[..t]);
