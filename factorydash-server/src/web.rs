@@ -278,7 +278,10 @@ async fn api_devices(app: Arc<App>) -> Result<Response, Infallible> {
 async fn api_latest(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
     let result = async {
         let (filter, request) = page_request(&q, 100)?;
-        let page = app.store.latest(&filter, &request).await?;
+        let page = match time_param(&q, "at")? {
+            Some(at) => app.store.as_of(&filter, at, &request).await?,
+            None => app.store.latest(&filter, &request).await?,
+        };
         let devices = app.store.devices().await?;
         Ok::<_, ApiError>(reply::json(&json!({
             "items": rows(page.items, &devices),

@@ -192,6 +192,22 @@ pub trait Store: Send + Sync {
         page: &PageRequest,
     ) -> Result<Page<Observation>, StoreError>;
 
+    /// The value of every data item as of the instant `at` (UTC): for each data item, its
+    /// newest observation with a timestamp at or before `at` (the highest sequence among
+    /// equal timestamps), ordered by (device, `dataItemId`) as a keyset page like
+    /// [`Store::latest`], with the same filter. Data items with nothing at or before `at`
+    /// are left out. Where retention has dropped the history, a latest value older than
+    /// `at` still answers (it is still the value held then).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidCursor`] for a cursor this store did not write; a database error.
+    async fn as_of(
+        &self,
+        filter: &LatestFilter,
+        at: DateTime<Utc>,
+        page: &PageRequest,
+    ) -> Result<Page<Observation>, StoreError>;
+
     /// The observations of one data item with timestamps in `window`, ordered by timestamp
     /// then sequence, at most `limit` (the earliest ones).
     ///

@@ -297,6 +297,37 @@ impl Store for MemoryStore {
         Ok(Page::from_overfetch(items, limit, latest_cursor))
     }
 
+    async fn as_of(
+        &self,
+        filter: &LatestFilter,
+        at: DateTime<Utc>,
+        page: &PageRequest,
+    ) -> Result<Page<Observation>, StoreError> {
+        let after = latest_after(page)?;
+        let limit = page.effective_limit();
+        let inner = self.read();
+        let lower = match &after {
+            Some(key) => Bound::Excluded(key.clone()),
+            None => Bound::Unbounded,
+        };
+        let items: Vec<Observation> = inner
+            .latest
+            .range((lower, Bound::Unbounded))
+            .filter(|((device, _), _)| filter.device.as_ref().is_none_or(|d| d == device))
+            .filter_map(|(key, latest)| {
+                let held = inner.series.get(key).and_then(|series| {
+                    let end = series.partition_point(|s| s.timestamp <= at);
+                    end.checked_sub(1).map(|i| &series[i])
+                });
+                held.or_else(|| (latest.timestamp <= at).then_some(latest))
+            })
+            .map(|s| inner.observation(s))
+            .filter(|o| filter.matches(o))
+            .take(limit + 1)
+            .collect();
+        Ok(Page::from_overfetch(items, limit, latest_cursor))
+    }
+
     async fn series(
         &self,
         device: &str,

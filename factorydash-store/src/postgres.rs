@@ -366,6 +366,15 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
 /// The observation columns, in the order [`observation_from_row`] reads them.
 const OBSERVATION_COLUMNS: &str = "sequence, ts, device, component_id, data_item_id, name, category, kind, sub_type, value, level, native_code, native_severity, qualifier";
 
+/// [`OBSERVATION_COLUMNS`] with each column prefixed (`o.sequence, o.ts, …`).
+fn prefixed_columns(prefix: &str) -> String {
+    OBSERVATION_COLUMNS
+        .split(", ")
+        .map(|c| format!("{prefix}{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn observation_from_row(row: &Row) -> Observation {
     let category: &str = row.get(6);
     let level: Option<&str> = row.get(10);
@@ -819,6 +828,63 @@ impl Store for PgStore {
                     &filter.category.map(|c| c.as_str()),
                     &filter.kind,
                     &filter.search.as_ref().map(|s| s.to_lowercase()),
+                ],
+            )
+            .await?;
+        let items = rows.iter().map(observation_from_row).collect();
+        Ok(Page::from_overfetch(items, limit, latest_cursor))
+    }
+
+    async fn as_of(
+        &self,
+        filter: &LatestFilter,
+        at: DateTime<Utc>,
+        page: &PageRequest,
+    ) -> Result<Page<Observation>, StoreError> {
+        let after = latest_after(page)?;
+        let limit = page.effective_limit();
+        let (after_device, after_item) = match &after {
+            Some((d, i)) => (Some(d.as_str()), Some(i.as_str())),
+            None => (None, None),
+        };
+        let o = prefixed_columns("o.");
+        let l = prefixed_columns("l.");
+        let client = self.client().await?;
+        // One index probe per data item (the newest row at or before `at`), the latest row
+        // standing in where retention dropped the history; filters as in `latest`.
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT h.* FROM latest l CROSS JOIN LATERAL (
+                       SELECT * FROM (
+                         (SELECT {o} FROM observations o
+                          WHERE o.device = l.device AND o.data_item_id = l.data_item_id
+                            AND o.ts <= $9
+                          ORDER BY o.ts DESC, o.sequence DESC LIMIT 1)
+                         UNION ALL
+                         (SELECT {l} WHERE l.ts <= $9)
+                       ) c ORDER BY ts DESC, sequence DESC LIMIT 1
+                     ) h
+                     WHERE ($1::text IS NULL OR l.device = $1)
+                       AND ($2::text IS NULL OR (l.device, l.data_item_id) > ($2::text, $3::text))
+                       AND ($5::text IS NULL OR l.component_id = $5)
+                       AND ($6::text IS NULL OR l.category = $6)
+                       AND ($7::text IS NULL OR l.kind = $7)
+                       AND ($8::text IS NULL OR strpos(lower(l.data_item_id), $8) > 0
+                            OR strpos(lower(coalesce(l.name, '')), $8) > 0)
+                     ORDER BY l.device, l.data_item_id
+                     LIMIT $4"
+                ),
+                &[
+                    &filter.device,
+                    &after_device,
+                    &after_item,
+                    &((limit + 1) as i64),
+                    &filter.component_id,
+                    &filter.category.map(|c| c.as_str()),
+                    &filter.kind,
+                    &filter.search.as_ref().map(|s| s.to_lowercase()),
+                    &at,
                 ],
             )
             .await?;

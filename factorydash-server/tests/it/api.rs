@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use serde_json::json;
+
 use crate::support::{get_json, recording, replay_finished, serve_replay, start, wait_for};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -229,6 +231,51 @@ async fn alarms_and_filtered_latest_values_on_the_real_recording() {
     );
     let (status, body) = get_json(&format!("{base}/api/latest?category=nope")).await;
     assert_eq!(status, 400, "{body}");
+    // As of a past instant. The replay moves timestamps to when it reveals each
+    // observation, so the instants come from the data item's series: as of the moment
+    // GFAgie01 became AVAILABLE (sequence 61) the value is the newest observation of that
+    // moment, and a nanosecond earlier the newest before it.
+    let avail = "/api/latest?device=GFAgie01&type=Availability";
+    let (_, series) = get_json(&format!(
+        "{base}/api/series?device=GFAgie01&dataItemId=GFAgie01-dtop_1&{all}"
+    ))
+    .await;
+    let series = series["items"].as_array().unwrap().clone();
+    let ts = |o: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(o["timestamp"].as_str().unwrap()).unwrap()
+    };
+    let became = series
+        .iter()
+        .find(|o| o["sequence"] == 61)
+        .expect("sequence 61");
+    assert_eq!(became["value"], "AVAILABLE");
+    let at = ts(became);
+    let held_at = series.iter().rfind(|o| ts(o) == at).unwrap();
+    let held_before = series.iter().rfind(|o| ts(o) < at).unwrap();
+    let value_at = |at: chrono::DateTime<chrono::FixedOffset>| {
+        let url = format!(
+            "{base}{avail}&at={}",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+                .replace('+', "%2B")
+        );
+        async move {
+            let (status, page) = get_json(&url).await;
+            assert_eq!(status, 200, "{page}");
+            let items = page["items"].as_array().unwrap().clone();
+            assert_eq!(items.len(), 1, "{page}");
+            items[0].clone()
+        }
+    };
+    let key = |o: &serde_json::Value| (o["sequence"].clone(), o["value"].clone());
+    assert_eq!(key(&value_at(at).await), key(held_at));
+    let before = value_at(at - chrono::Duration::nanoseconds(1)).await;
+    assert_eq!(key(&before), key(held_before));
+    assert_ne!(before["value"], "AVAILABLE", "{before}");
+    let (_, before) = get_json(&format!("{base}{avail}&at=2000-01-01T00:00:00Z")).await;
+    assert_eq!(before["items"], json!([]));
+    let (status, body) = get_json(&format!("{base}/api/latest?at=noon")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("at"), "{body}");
     // The page keeps the filters in its form and its links.
     let html = reqwest::get(format!("{base}/?category=CONDITION&q=sys"))
         .await

@@ -315,6 +315,94 @@ pub async fn last_before_is_the_value_as_of_an_instant(store: &dyn Store) {
     );
 }
 
+async fn all_as_of(
+    store: &dyn Store,
+    filter: &LatestFilter,
+    at: chrono::DateTime<Utc>,
+    limit: usize,
+) -> Vec<Observation> {
+    let mut out = Vec::new();
+    let mut request = PageRequest::first(limit);
+    loop {
+        let page = store.as_of(filter, at, &request).await.unwrap();
+        assert!(page.items.len() <= limit);
+        out.extend(page.items);
+        match page.next {
+            Some(next) => request.after = Some(next),
+            None => return out,
+        }
+    }
+}
+
+pub async fn as_of_gives_every_data_item_at_an_instant(store: &dyn Store) {
+    let obs = page_one();
+    store.append(&batch(&obs)).await.unwrap();
+    // The expected answer, straight from the document: per data item, the newest
+    // observation at or before the instant.
+    let expected = |at: chrono::DateTime<Utc>, category: Option<Category>| {
+        let mut held: BTreeMap<(String, String), &Observation> = BTreeMap::new();
+        for o in obs.iter().filter(|o| o.timestamp <= at) {
+            if category.is_some_and(|c| c != o.category) {
+                continue;
+            }
+            let key = (o.device.clone(), o.data_item_id.clone());
+            let newer = held
+                .get(&key)
+                .is_none_or(|h| (o.timestamp, o.sequence) > (h.timestamp, h.sequence));
+            if newer {
+                held.insert(key, o);
+            }
+        }
+        held.into_values().cloned().collect::<Vec<_>>()
+    };
+    let at = Utc.with_ymd_and_hms(2016, 5, 2, 15, 0, 0).unwrap();
+    let want = expected(at, None);
+    assert!(
+        want.len() > 20,
+        "the instant sees {} data items",
+        want.len()
+    );
+    // Some data items changed after the instant: the answer is not the latest values.
+    let latest = all_latest(store, &LatestFilter::default(), 1000).await;
+    assert!(want.len() < latest.len() || want.iter().zip(&latest).any(|(w, l)| w != l));
+    assert_eq!(
+        all_as_of(store, &LatestFilter::default(), at, 7).await,
+        want
+    );
+    let samples = LatestFilter {
+        category: Some(Category::Sample),
+        ..LatestFilter::default()
+    };
+    assert_eq!(
+        all_as_of(store, &samples, at, 5).await,
+        expected(at, Some(Category::Sample))
+    );
+    // An observation exactly at the instant is held at it.
+    let exact = &want[want.len() / 2];
+    let again = all_as_of(
+        store,
+        &LatestFilter::device(&exact.device),
+        exact.timestamp,
+        100,
+    )
+    .await;
+    assert!(again.contains(exact));
+    let early = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap();
+    assert!(all_as_of(store, &LatestFilter::default(), early, 10)
+        .await
+        .is_empty());
+    // After retention dropped the history, the latest values answer for later instants.
+    store
+        .prune(Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap())
+        .await
+        .unwrap();
+    let late = Utc.with_ymd_and_hms(2030, 1, 2, 0, 0, 0).unwrap();
+    assert_eq!(
+        all_as_of(store, &LatestFilter::default(), late, 50).await,
+        latest
+    );
+}
+
 pub async fn conditions_of_a_window_give_the_real_fault_episodes(store: &dyn Store) {
     // Pages 6 to 10 of the NIST recording hold GFAgie01's real Faults (feed override 0 %,
     // limit switch Y+, search address missing) and the Normals that cleared them.

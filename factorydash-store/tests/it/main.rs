@@ -39,6 +39,7 @@ conformance_tests!(
     resume_point_and_gaps_are_kept,
     prune_drops_whole_days_and_keeps_the_latest_values,
     last_before_is_the_value_as_of_an_instant,
+    as_of_gives_every_data_item_at_an_instant,
     conditions_of_a_window_give_the_real_fault_episodes,
     configured_agents_are_kept,
     devices_round_trip,
