@@ -435,6 +435,65 @@ async fn a_database_outage_loses_nothing_and_holds_at_most_the_buffer() {
     db.drop().await;
 }
 
+/// The PostgreSQL server itself stopped in the middle of ingest (`pg_ctl stop -m fast`)
+/// and started again: the outage is shown, what was read waits in the bounded queue, and
+/// afterwards every observation is stored once.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_database_server_stopped_mid_ingest_and_started_again_loses_nothing() {
+    let Some(server) = crate::support::PrivateServer::start("stopped") else {
+        return;
+    };
+    let agent = replay_agent("1500").await;
+    let follower = start(&[
+        "serve",
+        "--agent",
+        &agent.base,
+        "--database-url",
+        &server.url,
+        "--listen",
+        "127.0.0.1:0",
+        "--count",
+        "2000",
+        "--buffer",
+        "6000",
+        "--interval",
+        "100ms",
+        "--heartbeat",
+        "300ms",
+    ])
+    .await;
+    wait_for(&follower.base, Duration::from_secs(60), "some data", |h| {
+        observations(h) > 15_000
+    })
+    .await;
+    server.stop();
+    let health = wait_for(
+        &follower.base,
+        Duration::from_secs(30),
+        "the outage shown",
+        |h| h["sources"][0]["store_unavailable_since"].is_string(),
+    )
+    .await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, health) = get_json(&format!("{}/healthz", follower.base)).await;
+    let buffered = health["sources"][0]["buffered"].as_u64().unwrap();
+    assert!(buffered <= 5 * 2000, "{health}");
+    assert!(
+        health["sources"][0]["next_sequence"].as_u64().unwrap() < TOTAL,
+        "reading waits while the database is down: {health}"
+    );
+    server.resume();
+    wait_for(&follower.base, Duration::from_secs(120), "the end", |h| {
+        h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1)
+            && h["sources"][0]["store_unavailable_since"].is_null()
+    })
+    .await;
+    drop(follower);
+    crate::support::assert_every_observation_once(&server.url, TOTAL).await;
+    drop(agent);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_processes_on_one_database_one_ingests_both_show_and_the_other_takes_over() {
     use futures_util::StreamExt;

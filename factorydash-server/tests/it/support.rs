@@ -219,7 +219,25 @@ impl FreshDb {
 
     /// Asserts that `observations` holds sequences 1 to `total`, each once.
     pub async fn assert_every_observation_once(&self, total: u64) {
-        let client = self.connect().await;
+        assert_every_observation_once(&self.url, total).await;
+    }
+
+    pub async fn drop(self) {
+        self.admin
+            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .await
+            .unwrap();
+    }
+}
+
+/// Asserts that the `observations` of the database at `url` holds sequences 1 to `total`,
+/// each once.
+pub async fn assert_every_observation_once(url: &str, total: u64) {
+    {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
         let row = client
             .query_one(
                 "SELECT count(*), count(DISTINCT sequence), min(sequence), max(sequence) FROM observations",
@@ -235,12 +253,155 @@ impl FreshDb {
             "every observation once"
         );
     }
+}
 
-    pub async fn drop(self) {
-        self.admin
-            .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
-            .await
-            .unwrap();
+/// A PostgreSQL server of one test's own, so that the test may stop it and start it again:
+/// `initdb` into a temporary directory (as the `postgres` user when the tests run as root,
+/// which PostgreSQL refuses to run as), listening on a free port of 127.0.0.1. Stopped and
+/// removed when dropped.
+pub struct PrivateServer {
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+    port: u16,
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`
+    pub url: String,
+}
+
+impl PrivateServer {
+    /// Creates and starts the server, or `None` (with a note) when PostgreSQL's programs
+    /// are not installed and `FACTORYDASH_REQUIRE_POSTGRES` is not `1`.
+    pub fn start(test: &str) -> Option<PrivateServer> {
+        let bin = std::process::Command::new("pg_config")
+            .arg("--bindir")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+            .filter(|b| b.join("initdb").exists() && b.join("pg_ctl").exists());
+        let Some(bin) = bin else {
+            assert!(
+                std::env::var("FACTORYDASH_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "FACTORYDASH_REQUIRE_POSTGRES=1 but initdb and pg_ctl are not found (pg_config --bindir)"
+            );
+            eprintln!("SKIPPED: {test}: PostgreSQL's initdb and pg_ctl are not installed");
+            return None;
+        };
+        let dir =
+            std::env::temp_dir().join(format!("factorydash-pg-{test}-{}", rand::random::<u32>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = PrivateServer {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            dir,
+            bin,
+            port,
+        };
+        if Self::as_root() {
+            let status = std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&server.dir)
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown the server's directory to postgres");
+        }
+        let data = server.dir.join("data");
+        server.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        );
+        server.resume();
+        Some(server)
+    }
+
+    fn as_root() -> bool {
+        std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+    }
+
+    /// Runs one of PostgreSQL's programs (as `postgres` when root); panics when it fails.
+    fn run(&self, program: &str, args: &[&str]) {
+        let path = self.bin.join(program);
+        let output = if Self::as_root() {
+            std::process::Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .arg(&path)
+                .args(args)
+                .output()
+        } else {
+            std::process::Command::new(&path).args(args).output()
+        }
+        .unwrap();
+        assert!(
+            output.status.success(),
+            "{program} {args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn pg_ctl(&self, action: &[&str]) {
+        let data = self.dir.join("data");
+        let log = self.dir.join("log");
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let mut args = vec![
+            "-D",
+            data.to_str().unwrap(),
+            "-l",
+            log.to_str().unwrap(),
+            "-w",
+            "-o",
+            &options,
+        ];
+        args.extend_from_slice(action);
+        self.run("pg_ctl", &args);
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: sessions are ended, nothing is accepted).
+    pub fn stop(&self) {
+        self.pg_ctl(&["-m", "fast", "stop"]);
+    }
+
+    /// Starts the server (again).
+    pub fn resume(&self) {
+        self.pg_ctl(&["start"]);
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let path = self.bin.join("pg_ctl");
+        let mut command = if Self::as_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            std::process::Command::new(path)
+        };
+        let _ = command
+            .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
