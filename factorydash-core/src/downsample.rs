@@ -5,7 +5,12 @@
 //!   the points that make the largest triangles with their neighbours' buckets, so peaks
 //!   and troughs survive.
 //! - [`buckets`]: min, max, mean and count per equal-width time bucket, for tooltips and
-//!   band charts.
+//!   band charts, with each bucket's first, last, smallest and largest points: M4 (Uwe
+//!   Jugel, Zbigniew Jerzak, Gregor Hackenbroich, Volker Markl, "M4: A Visualization-Oriented
+//!   Time Series Data Aggregation", PVLDB 7(10), 2014). [`m4_line`] draws a line from them
+//!   that, with one bucket per pixel column, is the line of every point. A database computes
+//!   the same buckets in one pass (the PostgreSQL store does), so a long window never
+//!   leaves the database as raw points.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -68,6 +73,44 @@ pub struct Bucket {
     pub mean: f64,
     /// How many points fell in the bucket.
     pub count: usize,
+    /// The bucket's first point (by time, then by order given).
+    pub first: Point,
+    /// The bucket's last point.
+    pub last: Point,
+    /// When the smallest value was seen (its first time when it was seen more than once).
+    pub min_at: DateTime<Utc>,
+    /// When the largest value was seen (its first time when it was seen more than once).
+    pub max_at: DateTime<Utc>,
+}
+
+/// The width of each of `n` equal buckets over `[from, to)`, in whole microseconds (at
+/// least 1). Bucket `k` starts at `from + k × width`; a point at `t` falls in bucket
+/// `(t − from) / width` (integer division). When the window is not a multiple of `n`
+/// microseconds, a last short bucket `n` may follow.
+///
+/// # Panics
+/// When `n` is 0.
+pub fn bucket_width(from: DateTime<Utc>, to: DateTime<Utc>, n: usize) -> i64 {
+    assert!(n > 0, "at least one bucket");
+    ((to - from).num_microseconds().unwrap_or(i64::MAX) / n as i64).max(1)
+}
+
+/// The line through each bucket's first, smallest, largest and last points, in time order
+/// (M4): at most four points per bucket, the same point never twice.
+pub fn m4_line(buckets: &[Bucket]) -> Vec<Point> {
+    let mut out = Vec::with_capacity(buckets.len() * 4);
+    for b in buckets {
+        let mut four = [b.first, (b.min_at, b.min), (b.max_at, b.max), b.last];
+        // Stable: a minimum and maximum at the same time keep that order.
+        four.sort_by_key(|p| p.0);
+        for p in four {
+            // Only the same bucket's points (the last four) can repeat it.
+            if !out.iter().rev().take(4).any(|q| *q == p) {
+                out.push(p);
+            }
+        }
+    }
+    out
 }
 
 /// The points of `[from, to)` summarised in `n` equal-width buckets; empty buckets are left
@@ -79,17 +122,22 @@ pub fn buckets(points: &[Point], from: DateTime<Utc>, to: DateTime<Utc>, n: usiz
     if n == 0 || to <= from {
         return Vec::new();
     }
-    let width = ((to - from).num_microseconds().unwrap_or(i64::MAX) / n as i64).max(1);
+    let width = bucket_width(from, to, n);
     let mut out: Vec<Bucket> = Vec::new();
     for &(t, v) in points.iter().filter(|(t, _)| *t >= from && *t < to) {
         let index = (t - from).num_microseconds().unwrap_or(0) / width;
         let start = from + Duration::microseconds(index * width);
         match out.last_mut() {
             Some(b) if b.start == start => {
-                b.min = b.min.min(v);
-                b.max = b.max.max(v);
+                if v < b.min {
+                    (b.min, b.min_at) = (v, t);
+                }
+                if v > b.max {
+                    (b.max, b.max_at) = (v, t);
+                }
                 b.mean += (v - b.mean) / (b.count + 1) as f64;
                 b.count += 1;
+                b.last = (t, v);
             }
             _ => out.push(Bucket {
                 start,
@@ -97,6 +145,10 @@ pub fn buckets(points: &[Point], from: DateTime<Utc>, to: DateTime<Utc>, n: usiz
                 max: v,
                 mean: v,
                 count: 1,
+                first: (t, v),
+                last: (t, v),
+                min_at: t,
+                max_at: t,
             }),
         }
     }
@@ -141,5 +193,45 @@ mod tests {
         assert!(b.iter().all(|b| b.min <= b.mean && b.mean <= b.max));
         assert!(b[7].max > 9.0);
         assert!(buckets(&s, from, from, 10).is_empty());
+    }
+
+    #[test]
+    fn m4_keeps_every_extreme_and_both_ends_within_four_per_bucket() {
+        let s = series(10_000);
+        let (from, to) = (s[0].0, s[9_999].0 + Duration::milliseconds(100));
+        let b = buckets(&s, from, to, 50);
+        let line = m4_line(&b);
+        assert!(line.len() <= 4 * 50);
+        assert_eq!(line.first(), s.first());
+        assert_eq!(line.last(), s.last());
+        assert!(line.windows(2).all(|w| w[0].0 <= w[1].0), "time order");
+        // The points of each bucket's extremes are real points of the series.
+        for bucket in &b {
+            let inside: Vec<_> = s
+                .iter()
+                .filter(|p| {
+                    p.0 >= bucket.start
+                        && p.0 < bucket.start + Duration::microseconds(bucket_width(from, to, 50))
+                })
+                .collect();
+            let min = inside.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+            let max = inside.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+            assert_eq!((bucket.min, bucket.max), (min, max));
+            assert!(line.contains(&(bucket.min_at, min)));
+            assert!(line.contains(&(bucket.max_at, max)));
+            assert_eq!(bucket.first, *inside[0]);
+            assert_eq!(bucket.last, **inside.last().unwrap());
+        }
+        assert!(line.iter().any(|p| p.1 > 9.0), "the spike survives");
+        // A flat bucket is one point, not four.
+        let flat: Vec<Point> = (0..10)
+            .map(|i| (from + Duration::seconds(i), 1.0))
+            .collect();
+        let one = buckets(&flat[..1], from, from + Duration::seconds(10), 1);
+        assert_eq!(m4_line(&one).len(), 1);
+        assert_eq!(
+            m4_line(&buckets(&flat, from, from + Duration::seconds(10), 1)).len(),
+            2
+        );
     }
 }

@@ -95,8 +95,8 @@
     try {
       const s = await series(item, r.from, r.to, 2 * width());
       data = [s.points.map((p) => Date.parse(p[0]) / 1000), s.points.map((p) => p[1])];
-      note.textContent = s.observations + " observations in the window, " + s.points.length +
-        " points drawn" + (s.numeric > s.points.length ? " (downsampled on the server, LTTB)" : "") +
+      note.textContent = s.numeric.toLocaleString() + " numeric observations in the window, " + s.points.length +
+        " points drawn" + (s.numeric > s.points.length ? " (downsampled on the server, M4)" : "") +
         (custom ? ". Drag to zoom; pick a window to follow live again." : ". Following live; drag to zoom.");
       draw(r);
     } catch (e) {

@@ -9,6 +9,7 @@
 //! - retention of one day: dropping its partition (ours) against `DELETE … WHERE ts < …`
 //!   on the same rows in an unpartitioned table with an index on the timestamp;
 //! - one day of a 10 Hz series (864,000 observations) read and downsampled to 2,000 points
+//!   (LTTB in Rust) against the same day summarised in PostgreSQL (M4 buckets)
 //!   (LTTB, Steinarsson 2013).
 //!
 //! Run with: `cargo bench -p factorydash-store --bench ingest [-- ROWS]` (default
@@ -354,10 +355,24 @@ async fn main() {
     let line = factorydash_core::downsample::lttb(&numeric, 2_000);
     let lttb_time = t.elapsed();
     assert_eq!((read.len(), line.len()), (points, 2_000));
+    // The same day summarised in the database: 500 buckets, at most 2,000 M4 points.
+    let t = Instant::now();
+    let buckets = store
+        .buckets("Hurco01", "Hurco01-Xpos", &window, 500)
+        .await
+        .unwrap();
+    let m4 = factorydash_core::downsample::m4_line(&buckets);
+    let sql_time = t.elapsed();
+    assert_eq!(buckets.iter().map(|b| b.count).sum::<usize>(), points);
+    assert!(m4.len() <= 2_000);
     println!(
-        "one day at 10 Hz ({points} observations) to 2,000 points: read {:.0} ms, LTTB {:.1} ms",
+        "one day at 10 Hz ({points} observations) to 2,000 points: read {:.0} ms + LTTB {:.1} ms in Rust; \
+         M4 buckets in PostgreSQL {:.0} ms ({} points, {:.1}x)",
         read_time.as_secs_f64() * 1e3,
-        lttb_time.as_secs_f64() * 1e3
+        lttb_time.as_secs_f64() * 1e3,
+        sql_time.as_secs_f64() * 1e3,
+        m4.len(),
+        (read_time + lttb_time).as_secs_f64() / sql_time.as_secs_f64()
     );
 
     drop(store);

@@ -221,6 +221,37 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Observation>, StoreError>;
 
+    /// One data item's numeric values with timestamps in `window`, summarised in `n`
+    /// equal-width time buckets: [`factorydash_core::downsample::buckets`] (count, min,
+    /// max, mean and the M4 points), empty buckets left out. Values that are not finite
+    /// numbers (`UNAVAILABLE`, text) are left out. The PostgreSQL store computes them in
+    /// the database in one pass, so a window of millions of observations is never read
+    /// out; this default reads the window's observations and summarises them here.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn buckets(
+        &self,
+        device: &str,
+        data_item_id: &str,
+        window: &TimeWindow,
+        n: usize,
+    ) -> Result<Vec<factorydash_core::downsample::Bucket>, StoreError> {
+        let observations = self
+            .series(device, data_item_id, window, usize::MAX)
+            .await?;
+        let points: Vec<factorydash_core::downsample::Point> = observations
+            .iter()
+            .filter_map(|o| Some((o.timestamp, o.value.as_f64().filter(|v| v.is_finite())?)))
+            .collect();
+        Ok(factorydash_core::downsample::buckets(
+            &points,
+            window.from(),
+            window.to(),
+            n,
+        ))
+    }
+
     /// The newest observation of one data item with a timestamp before `at` (UTC), if any:
     /// the value it held as of `at`.
     ///

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use factorydash_core::downsample::{self, Bucket};
 use factorydash_core::{
     Batch, Category, ConditionLevel, ConditionState, DataItemInfo, DeviceInfo, Gap, Observation,
     Page, PageRequest, ResumePoint, TimeWindow, Value,
@@ -129,8 +130,15 @@ async fn open(config: &Config) -> Result<Client, tokio_postgres::Error> {
         }
     });
     client.batch_execute(STAGING).await?;
+    client.batch_execute(SESSION_SETTINGS).await?;
     Ok(client)
 }
+
+/// Settings of the store's session. Its queries are short or bounded: JIT compiling costs
+/// more than it saves on them (200 ms on a day's M4 buckets). The grouping sort of
+/// [`Store::buckets`] over a day at 10 Hz needs ~40 MB: in memory it is 3x faster than
+/// spilled to disk; one such sort runs at a time per session.
+const SESSION_SETTINGS: &str = "SET jit = off; SET work_mem = '64MB'";
 
 impl PgStore {
     /// Connects to `url` (e.g. `postgres://postgres@127.0.0.1:5432/factorydash`) and
@@ -917,6 +925,66 @@ impl Store for PgStore {
             )
             .await?;
         Ok(rows.iter().map(observation_from_row).collect())
+    }
+
+    async fn buckets(
+        &self,
+        device: &str,
+        data_item_id: &str,
+        window: &TimeWindow,
+        n: usize,
+    ) -> Result<Vec<Bucket>, StoreError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let width = downsample::bucket_width(window.from(), window.to(), n);
+        let client = self.client().await?;
+        // One pass: times as exact microseconds in float8 (< 2^53), the first and last
+        // points as the least and greatest [time, sequence, value] arrays, the extremes as
+        // [value, ±time] (the earliest time among equal values). See SESSION_SETTINGS.
+        let rows = client
+            .query(
+                r"WITH b AS (
+                   SELECT (extract(epoch FROM ts - $3) * 1000000)::bigint / $5 AS k,
+                          (extract(epoch FROM ts) * 1000000)::float8 AS e,
+                          sequence::float8 AS s,
+                          value::float8 AS x
+                   FROM observations
+                   WHERE device = $1 AND data_item_id = $2 AND ts >= $3 AND ts < $4
+                     AND length(value) < 40
+                     AND value ~ '^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$'
+                 )
+                 SELECT k, count(*), min(x), max(x), avg(x),
+                        min(ARRAY[e, s, x]), max(ARRAY[e, s, x]),
+                        min(ARRAY[x, e]), max(ARRAY[x, -e])
+                 FROM b GROUP BY k ORDER BY k",
+                &[&device, &data_item_id, &window.from(), &window.to(), &width],
+            )
+            .await?;
+        let at = |micros: f64| {
+            DateTime::from_timestamp_micros(micros as i64).unwrap_or(DateTime::<Utc>::MIN_UTC)
+        };
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let k: i64 = row.get(0);
+                let first: Vec<f64> = row.get(5);
+                let last: Vec<f64> = row.get(6);
+                let min: Vec<f64> = row.get(7);
+                let max: Vec<f64> = row.get(8);
+                Bucket {
+                    start: window.from() + chrono::Duration::microseconds(k * width),
+                    count: row.get::<_, i64>(1) as usize,
+                    min: row.get(2),
+                    max: row.get(3),
+                    mean: row.get(4),
+                    first: (at(first[0]), first[2]),
+                    last: (at(last[0]), last[2]),
+                    min_at: at(min[1]),
+                    max_at: at(-max[1]),
+                }
+            })
+            .collect())
     }
 
     async fn last_before(

@@ -183,6 +183,49 @@ pub async fn series_is_the_window_in_time_order(store: &dyn Store) {
         .is_empty());
 }
 
+pub async fn buckets_summarise_a_window_as_core_does(store: &dyn Store) {
+    use factorydash_core::downsample::{buckets, Point};
+    let obs = page_one();
+    store.append(&batch(&obs)).await.unwrap();
+    let item = "GFAgie01-X_2";
+    let from = Utc.with_ymd_and_hms(2016, 5, 2, 14, 50, 0).unwrap();
+    // 10 minutes and 7 µs: not a multiple of the bucket count, so a short last bucket.
+    let window = TimeWindow::new(
+        from,
+        from + Duration::minutes(10) + Duration::microseconds(7),
+    )
+    .unwrap();
+    let mut window_obs: Vec<&Observation> = obs
+        .iter()
+        .filter(|o| o.data_item_id == item && window.contains(o.timestamp))
+        .collect();
+    window_obs.sort_by_key(|o| (o.timestamp, o.sequence));
+    let points: Vec<Point> = window_obs
+        .iter()
+        .filter_map(|o| Some((o.timestamp, o.value.as_f64()?)))
+        .collect();
+    assert!(points.len() > 100 && points.len() < window_obs.len() + 1);
+    for n in [1, 7, 60, 100_000] {
+        let want = buckets(&points, window.from(), window.to(), n);
+        let got = store.buckets("GFAgie01", item, &window, n).await.unwrap();
+        assert_eq!(got.len(), want.len(), "{n} buckets");
+        for (g, w) in got.iter().zip(&want) {
+            let mean_ok = (g.mean - w.mean).abs() <= 1e-9 * w.mean.abs().max(1.0);
+            assert!(mean_ok, "{n}: mean {} vs {}", g.mean, w.mean);
+            let (mut g, mut w) = (*g, *w);
+            (g.mean, w.mean) = (0.0, 0.0);
+            assert_eq!(g, w, "{n} buckets");
+        }
+        assert_eq!(got.iter().map(|b| b.count).sum::<usize>(), points.len());
+    }
+    // UNAVAILABLE and text are left out: an Event's buckets are empty.
+    assert!(store
+        .buckets("GFAgie01", "GFAgie01-dtop_1", &window, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 pub async fn resume_point_and_gaps_are_kept(store: &dyn Store) {
     assert_eq!(store.resume_point(AGENT).await.unwrap(), None);
     let obs = page_one();
