@@ -7,6 +7,24 @@
   const rows = new Map();
   const key = (device, item) => device + "\u001f" + item;
 
+  // The theme switch: the system's → dark → light → the system's (theme.js applied the
+  // stored choice before the page was drawn).
+  const themeButton = document.getElementById("theme");
+  if (themeButton) {
+    const root = document.documentElement;
+    const show = () => { themeButton.textContent = "theme: " + (root.dataset.theme || "system"); };
+    themeButton.addEventListener("click", () => {
+      const next = { "": "dark", dark: "light", light: "" }[root.dataset.theme || ""];
+      if (next) root.dataset.theme = next; else delete root.dataset.theme;
+      try {
+        if (next) localStorage.setItem("factorydash-theme", next);
+        else localStorage.removeItem("factorydash-theme");
+      } catch (e) { /* not remembered */ }
+      show();
+    });
+    show();
+  }
+
   function indexRows() {
     rows.clear();
     for (const tr of document.querySelectorAll("tr[data-item]")) rows.set(key(tr.dataset.device, tr.dataset.item), tr);

@@ -94,6 +94,7 @@ fn page_head(title: &str, charts: bool) -> Markup {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) }
+            script src="/assets/theme.js" {}
             link rel="stylesheet" href="/assets/app.css";
             @if charts { link rel="stylesheet" href="/assets/uplot.css"; }
             script src="/assets/app.js" defer {}
@@ -102,6 +103,13 @@ fn page_head(title: &str, charts: bool) -> Markup {
                 script src="/assets/device.js" defer {}
             }
         }
+    }
+}
+
+/// The header's theme switch (app.js cycles system → dark → light).
+fn theme_button() -> Markup {
+    html! {
+        button #theme type="button" title="Colour theme: the system's, dark or light" { "theme: system" }
     }
 }
 
@@ -190,6 +198,7 @@ pub fn render(d: &Dashboard<'_>) -> String {
                 header {
                     h1 { "factorydash" }
                     span #live .muted { "connecting…" }
+                    (theme_button())
                     span .muted { "store: " (d.store_kind) }
                     a href="/agents" { "agents" }
                 }
@@ -310,6 +319,7 @@ pub fn render_device(d: &DevicePage<'_>) -> String {
                 header {
                     h1 { a href="/" { "factorydash" } " › " (d.device.name) }
                     span #live .muted { "connecting…" }
+                    (theme_button())
                 }
                 (banner(d.sources, None))
                 section #devices aria-label="Status" { (card(d.status)) }
@@ -399,6 +409,7 @@ pub fn render_agents(sources: &[SourceHealth], gaps: &[factorydash_core::Gap]) -
                 header {
                     h1 { a href="/" { "factorydash" } " › agents" }
                     span #live .muted { "connecting…" }
+                    (theme_button())
                 }
                 (banner(sources, None))
                 @if sources.is_empty() { p .muted { "No agents or recordings." } }

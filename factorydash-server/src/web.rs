@@ -859,6 +859,12 @@ pub fn routes(
     });
     let css = warp::path!("assets" / "app.css")
         .map(|| asset(include_str!("../assets/app.css"), "text/css; charset=utf-8"));
+    let theme_js = warp::path!("assets" / "theme.js").map(|| {
+        asset(
+            include_str!("../assets/theme.js"),
+            "text/javascript; charset=utf-8",
+        )
+    });
     let device_js = warp::path!("assets" / "device.js").map(|| {
         asset(
             include_str!("../assets/device.js"),
@@ -982,6 +988,8 @@ pub fn routes(
         .or(css)
         .unify()
         .or(device_js)
+        .unify()
+        .or(theme_js)
         .unify()
         .or(uplot_js)
         .unify()

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::support::{
-    browser_dom, browser_screenshot, get_json, recording, serve_replay, wait_for,
+    browser_dom, browser_screenshot, get_json, recording, serve_replay, wait_for, Browser,
 };
 
 fn hostile() -> PathBuf {
@@ -111,4 +111,183 @@ async fn the_pages_come_alive_in_a_browser_with_a_chart_and_live_values() {
         dom.contains(r#"<li data-state=""#),
         "utilization shares: {dom}"
     );
+}
+
+/// The data items of the latest-values table's rows, in order (a script for
+/// [`Browser::eval`]).
+const TABLE_ITEMS: &str =
+    "return [...document.querySelectorAll('#rows tr[data-item]')].map(tr => tr.dataset.item)";
+
+fn strings(value: serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_a_driven_browser_values_change_live_filters_pages_exports_and_the_theme_work() {
+    let server = serve_replay(&recording(), "300").await;
+    let base = &server.base;
+    wait_for(base, Duration::from_secs(30), "some data", |h| {
+        h["observations"].as_u64().unwrap_or(0) > 500
+    })
+    .await;
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+
+    // Live: the times of the rows as served, then the same page, never reloaded, shows
+    // newer ones (app.js also marks an updated row `changed`).
+    browser.open(&format!("{base}/?limit=500")).await;
+    let served = browser
+        .eval(
+            "window.served = new Map([...document.querySelectorAll('#rows tr[data-item]')]
+               .map(tr => [tr.dataset.item, tr.querySelector('time').dataset.ts]));
+             return window.served.size",
+        )
+        .await;
+    assert!(served.as_u64().unwrap() > 10, "{served}");
+    let newer = browser
+        .wait_until(
+            "a value to change live",
+            Duration::from_secs(20),
+            "return window.served && [...document.querySelectorAll('#rows tr.changed[data-item]')]
+               .filter(tr => window.served.has(tr.dataset.item)
+                 && Date.parse(tr.querySelector('time').dataset.ts) > Date.parse(window.served.get(tr.dataset.item)))
+               .map(tr => tr.dataset.item)",
+        )
+        .await;
+    // The new value is the one the store holds now or held a moment ago: it is newer than
+    // the served one and not newer than the API's.
+    let item = newer[0].as_str().unwrap().to_owned();
+    let (_, latest) = get_json(&format!("{base}/api/latest?q={item}")).await;
+    let api_ts = latest["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["data_item_id"] == item.as_str())
+        .unwrap()["timestamp"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shown = browser
+        .eval(&format!(
+            "return document.querySelector('#rows tr[data-item=\"{item}\"] time').dataset.ts"
+        ))
+        .await;
+    let time = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap();
+    assert!(
+        time(shown.as_str().unwrap()) <= time(&api_ts),
+        "{shown} vs {api_ts}"
+    );
+    assert_eq!(
+        browser
+            .eval("return document.getElementById('live').textContent")
+            .await,
+        "live"
+    );
+
+    // Filters: only Condition rows, also after live updates and refetches.
+    let (_, conditions) =
+        get_json(&format!("{base}/api/latest?category=CONDITION&limit=1000")).await;
+    let condition_ids: Vec<&str> = conditions["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["data_item_id"].as_str().unwrap())
+        .collect();
+    assert!(!condition_ids.is_empty());
+    browser.open(&format!("{base}/?category=CONDITION")).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let shown = strings(browser.eval(TABLE_ITEMS).await);
+    assert!(!shown.is_empty());
+    for item in &shown {
+        assert!(
+            condition_ids.contains(&item.as_str()),
+            "{item} is not a Condition"
+        );
+    }
+
+    // Pages: five rows, then the next five by clicking the page's own link.
+    browser.open(&format!("{base}/?limit=5")).await;
+    let first = strings(browser.eval(TABLE_ITEMS).await);
+    assert_eq!(first.len(), 5);
+    browser.click("a[href*='cursor=']").await;
+    let second = strings(
+        browser
+            .wait_until(
+                "the next page",
+                Duration::from_secs(10),
+                &format!(
+                    "return location.search.includes('cursor=') && {}",
+                    TABLE_ITEMS.trim_start_matches("return ")
+                ),
+            )
+            .await,
+    );
+    assert_eq!(second.len(), 5);
+    assert!(first.last() < second.first(), "{first:?} then {second:?}");
+
+    // Exports: the device page's links, as the page set them for its chart's window,
+    // download files.
+    browser.open(&format!("{base}/device?name=GFAgie01")).await;
+    let links = browser
+        .wait_until(
+            "the export links",
+            Duration::from_secs(10),
+            "const a = document.getElementById('export-csv'), b = document.getElementById('export-ndjson');
+             return a.getAttribute('href') !== '#' && a.hasAttribute('download') && b.hasAttribute('download')
+               && [a.getAttribute('href'), b.getAttribute('href')]",
+        )
+        .await;
+    for (href, first_line) in strings(links).iter().zip(["timestamp,", "{"]) {
+        assert!(href.starts_with("/api/export?"), "{href}");
+        let response = reqwest::get(format!("{base}{href}")).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let disposition = response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(disposition.starts_with("attachment"), "{disposition}");
+        let body = response.text().await.unwrap();
+        assert!(
+            body.starts_with(first_line),
+            "{href}: {}",
+            &body[..body.len().min(200)]
+        );
+    }
+
+    // The theme: the system's at first; the switch cycles dark, light, the system's, and
+    // the choice outlives a reload; `?theme=` chooses it for a wall screen.
+    let theme = "return [document.documentElement.dataset.theme || 'system', document.getElementById('theme').textContent, getComputedStyle(document.body).backgroundColor]";
+    browser.open(&format!("{base}/")).await;
+    let system = browser.eval(theme).await;
+    assert_eq!(
+        (system[0].clone(), system[1].clone()),
+        ("system".into(), "theme: system".into())
+    );
+    browser.click("#theme").await;
+    let dark = browser.eval(theme).await;
+    assert_eq!(
+        (dark[0].clone(), dark[1].clone()),
+        ("dark".into(), "theme: dark".into())
+    );
+    assert_ne!(dark[2], system[2], "the background changed");
+    browser.open(&format!("{base}/agents")).await;
+    assert_eq!(
+        browser.eval(theme).await[0],
+        "dark",
+        "remembered across pages"
+    );
+    browser.click("#theme").await;
+    assert_eq!(browser.eval(theme).await[0], "light");
+    browser.click("#theme").await;
+    assert_eq!(browser.eval(theme).await[0], "system");
+    browser.open(&format!("{base}/?theme=dark")).await;
+    assert_eq!(browser.eval(theme).await[1], "theme: dark");
+    browser.quit().await;
+    browser_screenshot(&format!("{base}/?theme=dark"), 3_000, "board-dark").await;
 }

@@ -475,3 +475,192 @@ async fn chromium(url: &str, millis: u32, what: &[&str]) -> Option<String> {
     );
     Some(String::from_utf8(out.stdout).unwrap())
 }
+
+/// A headless Chromium driven over the W3C WebDriver protocol (Debian's `chromedriver`,
+/// spoken to with reqwest): pages stay open in real time, scripts read the live DOM, and
+/// elements are clicked as a person would. Ended when dropped.
+pub struct Browser {
+    driver: tokio::process::Child,
+    http: reqwest::Client,
+    /// `http://127.0.0.1:PORT/session/ID`
+    session: String,
+    profile: std::path::PathBuf,
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium session, or `None` (with a note) when
+    /// they are not installed and not required (`FACTORYDASH_REQUIRE_BROWSER`).
+    pub async fn start() -> Option<Browser> {
+        let installed = ["/usr/bin/chromium", "/usr/bin/chromedriver"]
+            .iter()
+            .all(|p| std::path::Path::new(p).exists());
+        if !installed {
+            assert!(
+                std::env::var(REQUIRE_BROWSER_VAR).as_deref() != Ok("1"),
+                "{REQUIRE_BROWSER_VAR}=1 but chromium or chromedriver is not installed"
+            );
+            eprintln!(
+                "SKIPPED: the WebDriver part of this test: install chromium and chromium-driver"
+            );
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = http.get(format!("{base}/status")).send().await;
+            if let Ok(r) = ready {
+                let status: serde_json::Value = r.json().await.unwrap_or_default();
+                if status["value"]["ready"] == true {
+                    break;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "chromedriver never became ready"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = std::env::temp_dir().join(format!("fd-webdriver-{}", rand::random::<u32>()));
+        let capabilities = serde_json::json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                    "--window-size=1280,1400",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            },
+        }}});
+        let answer: serde_json::Value = http
+            .post(format!("{base}/session"))
+            .json(&capabilities)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = answer["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {answer}"));
+        Some(Browser {
+            driver,
+            http,
+            session: format!("{base}/session/{id}"),
+            profile,
+        })
+    }
+
+    async fn command(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        let request = self.http.request(method, format!("{}{path}", self.session));
+        let request = if body.is_null() {
+            request
+        } else {
+            request.json(&body)
+        };
+        let answer: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+        assert!(
+            answer["value"]["error"].is_null(),
+            "WebDriver {path}: {answer}"
+        );
+        answer["value"].clone()
+    }
+
+    /// Opens `url` and waits for it to load.
+    pub async fn open(&self, url: &str) {
+        self.command(
+            reqwest::Method::POST,
+            "/url",
+            serde_json::json!({ "url": url }),
+        )
+        .await;
+    }
+
+    /// The value of a script's `return` (the script's body, run in the page).
+    pub async fn eval(&self, script: &str) -> serde_json::Value {
+        self.command(
+            reqwest::Method::POST,
+            "/execute/sync",
+            serde_json::json!({ "script": script, "args": [] }),
+        )
+        .await
+    }
+
+    /// Waits (in real time, up to `timeout`) until `script` returns something truthy;
+    /// returns it.
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        script: &str,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let value = self.eval(script).await;
+            let truthy = !(value.is_null()
+                || value == false
+                || value == 0
+                || value.as_str() == Some("")
+                || value.as_array().is_some_and(|a| a.is_empty()));
+            if truthy {
+                return value;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "waited {timeout:?} for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Clicks the element that `css` selects, as a pointer would.
+    pub async fn click(&self, css: &str) {
+        let element = self
+            .command(
+                reqwest::Method::POST,
+                "/element",
+                serde_json::json!({ "using": "css selector", "value": css }),
+            )
+            .await;
+        let id = element
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|v| v.as_str())
+            .unwrap_or_else(|| panic!("no element {css}: {element}"))
+            .to_owned();
+        self.command(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            serde_json::json!({}),
+        )
+        .await;
+    }
+
+    /// Ends the session and the driver.
+    pub async fn quit(mut self) {
+        let _ = self.http.delete(&self.session).send().await;
+        let _ = self.driver.kill().await;
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
