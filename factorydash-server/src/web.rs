@@ -929,9 +929,30 @@ pub fn routes(
         .and(warp::post())
         .and(with.clone())
         .and(query)
-        .and(warp::body::content_length_limit(16 * 1024))
-        .and(warp::body::json::<serde_json::Value>())
-        .and_then(|app, q, body| api_agents_change(app, "add", q, Some(body)));
+        .and(
+            // A body refused here is answered (400), not passed on to the 404 handler.
+            warp::body::content_length_limit(16 * 1024)
+                .and(warp::body::bytes())
+                .map(|b: warp::hyper::body::Bytes| Some(b.to_vec()))
+                .or(warp::any().map(|| None))
+                .unify(),
+        )
+        .and_then(|app, q, body: Option<Vec<u8>>| async move {
+            let body = body
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "the body must be JSON of at most 16 KiB, with a Content-Length",
+                    )
+                })
+                .and_then(|b| {
+                    serde_json::from_slice::<serde_json::Value>(&b)
+                        .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))
+                });
+            match body {
+                Ok(body) => api_agents_change(app, "add", q, Some(body)).await,
+                Err(e) => Ok(answer::<Response>(Err(e))),
+            }
+        });
     let agents_remove = warp::path!("api" / "agents")
         .and(warp::delete())
         .and(with.clone())

@@ -160,6 +160,33 @@ async fn tokens_guard_the_dashboard_and_admins_manage_agents_at_run_time() {
     )
     .await;
     assert_eq!(status, 400);
+    // A body that is not JSON, or none: a 400 that says so, not the 404 of no route.
+    let client = reqwest::Client::new();
+    for (body, needle) in [("{\"url\": ", "not JSON"), ("", "JSON")] {
+        let r = client
+            .post(format!("{base}/api/agents"))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{body:?}");
+        let answer: Value = r.json().await.unwrap();
+        assert!(
+            answer["error"].as_str().unwrap().contains(needle),
+            "{answer}"
+        );
+    }
+    let too_big = format!("{{\"url\": \"{}\"}}", "x".repeat(20_000));
+    let r = client
+        .post(format!("{base}/api/agents"))
+        .bearer_auth(ADMIN)
+        .body(too_big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
     wait_for(
         base,
         Duration::from_secs(30),
