@@ -196,6 +196,46 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// [`Store::latest`] (`at` is `None`) and [`Store::as_of`]: the latest values that pass
+    /// the filter, as a keyset page by (device, `dataItemId`); as of `at`, each data item's
+    /// newest observation at or before it instead (the latest value where the history was
+    /// dropped).
+    fn latest_page(
+        &self,
+        filter: &LatestFilter,
+        at: Option<DateTime<Utc>>,
+        page: &PageRequest,
+    ) -> Result<Page<Observation>, StoreError> {
+        let after = latest_after(page)?;
+        let limit = page.effective_limit();
+        let inner = self.read();
+        let lower = match &after {
+            Some(key) => Bound::Excluded(key.clone()),
+            None => Bound::Unbounded,
+        };
+        let items: Vec<Observation> = inner
+            .latest
+            .range((lower, Bound::Unbounded))
+            .filter(|((device, _), _)| filter.device.as_ref().is_none_or(|d| d == device))
+            .filter_map(|(key, latest)| {
+                let Some(at) = at else {
+                    return Some(latest);
+                };
+                let held = inner.series.get(key).and_then(|series| {
+                    let end = series.partition_point(|s| s.timestamp <= at);
+                    end.checked_sub(1).map(|i| &series[i])
+                });
+                held.or_else(|| (latest.timestamp <= at).then_some(latest))
+            })
+            .map(|s| inner.observation(s))
+            .filter(|o| filter.matches(o))
+            .take(limit + 1)
+            .collect();
+        Ok(Page::from_overfetch(items, limit, latest_cursor))
+    }
+}
+
 #[async_trait]
 impl Store for MemoryStore {
     async fn put_devices(&self, agent: &str, devices: &[DeviceInfo]) -> Result<(), StoreError> {
@@ -279,22 +319,7 @@ impl Store for MemoryStore {
         filter: &LatestFilter,
         page: &PageRequest,
     ) -> Result<Page<Observation>, StoreError> {
-        let after = latest_after(page)?;
-        let limit = page.effective_limit();
-        let inner = self.read();
-        let lower = match &after {
-            Some(key) => Bound::Excluded(key.clone()),
-            None => Bound::Unbounded,
-        };
-        let items: Vec<Observation> = inner
-            .latest
-            .range((lower, Bound::Unbounded))
-            .filter(|((device, _), _)| filter.device.as_ref().is_none_or(|d| d == device))
-            .map(|(_, s)| inner.observation(s))
-            .filter(|o| filter.matches(o))
-            .take(limit + 1)
-            .collect();
-        Ok(Page::from_overfetch(items, limit, latest_cursor))
+        self.latest_page(filter, None, page)
     }
 
     async fn as_of(
@@ -303,29 +328,7 @@ impl Store for MemoryStore {
         at: DateTime<Utc>,
         page: &PageRequest,
     ) -> Result<Page<Observation>, StoreError> {
-        let after = latest_after(page)?;
-        let limit = page.effective_limit();
-        let inner = self.read();
-        let lower = match &after {
-            Some(key) => Bound::Excluded(key.clone()),
-            None => Bound::Unbounded,
-        };
-        let items: Vec<Observation> = inner
-            .latest
-            .range((lower, Bound::Unbounded))
-            .filter(|((device, _), _)| filter.device.as_ref().is_none_or(|d| d == device))
-            .filter_map(|(key, latest)| {
-                let held = inner.series.get(key).and_then(|series| {
-                    let end = series.partition_point(|s| s.timestamp <= at);
-                    end.checked_sub(1).map(|i| &series[i])
-                });
-                held.or_else(|| (latest.timestamp <= at).then_some(latest))
-            })
-            .map(|s| inner.observation(s))
-            .filter(|o| filter.matches(o))
-            .take(limit + 1)
-            .collect();
-        Ok(Page::from_overfetch(items, limit, latest_cursor))
+        self.latest_page(filter, Some(at), page)
     }
 
     async fn series(

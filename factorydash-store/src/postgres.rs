@@ -326,6 +326,81 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// [`Store::latest`] (`at` is `None`) and [`Store::as_of`]: the rows of `latest` that
+    /// pass the filter, as a keyset page by (device, `dataItemId`); as of `at`, each row's
+    /// newest observation at or before it instead (one index probe per data item, the
+    /// latest row standing in where retention dropped the history).
+    async fn latest_page(
+        &self,
+        filter: &LatestFilter,
+        at: Option<DateTime<Utc>>,
+        page: &PageRequest,
+    ) -> Result<Page<Observation>, StoreError> {
+        let after = latest_after(page)?;
+        let limit = page.effective_limit();
+        let (after_device, after_item) = match &after {
+            Some((d, i)) => (Some(d.as_str()), Some(i.as_str())),
+            None => (None, None),
+        };
+        let l = prefixed_columns("l.");
+        let source = match at {
+            None => format!("SELECT {l} FROM latest l"),
+            Some(_) => {
+                let o = prefixed_columns("o.");
+                format!(
+                    "SELECT h.* FROM latest l CROSS JOIN LATERAL (
+                       SELECT * FROM (
+                         (SELECT {o} FROM observations o
+                          WHERE o.device = l.device AND o.data_item_id = l.data_item_id
+                            AND o.ts <= $9
+                          ORDER BY o.ts DESC, o.sequence DESC LIMIT 1)
+                         UNION ALL
+                         (SELECT {l} WHERE l.ts <= $9)
+                       ) c ORDER BY ts DESC, sequence DESC LIMIT 1
+                     ) h"
+                )
+            }
+        };
+        let limit_param = (limit + 1) as i64;
+        let category = filter.category.map(|c| c.as_str());
+        let search = filter.search.as_ref().map(|s| s.to_lowercase());
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &filter.device,
+            &after_device,
+            &after_item,
+            &limit_param,
+            &filter.component_id,
+            &category,
+            &filter.kind,
+            &search,
+        ];
+        if let Some(at) = &at {
+            params.push(at);
+        }
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "{source}
+                     WHERE ($1::text IS NULL OR l.device = $1)
+                       AND ($2::text IS NULL OR (l.device, l.data_item_id) > ($2::text, $3::text))
+                       AND ($5::text IS NULL OR l.component_id = $5)
+                       AND ($6::text IS NULL OR l.category = $6)
+                       AND ($7::text IS NULL OR l.kind = $7)
+                       AND ($8::text IS NULL OR strpos(lower(l.data_item_id), $8) > 0
+                            OR strpos(lower(coalesce(l.name, '')), $8) > 0)
+                     ORDER BY l.device, l.data_item_id
+                     LIMIT $4"
+                ),
+                &params,
+            )
+            .await?;
+        let items = rows.iter().map(observation_from_row).collect();
+        Ok(Page::from_overfetch(items, limit, latest_cursor))
+    }
+}
+
 /// Parses an [`APPENDED_CHANNEL`] payload: "instance_id first last next url".
 fn parse_appended(payload: &str) -> Option<Appended> {
     let mut f = payload.splitn(5, ' ');
@@ -806,41 +881,7 @@ impl Store for PgStore {
         filter: &LatestFilter,
         page: &PageRequest,
     ) -> Result<Page<Observation>, StoreError> {
-        let after = latest_after(page)?;
-        let limit = page.effective_limit();
-        let (after_device, after_item) = match &after {
-            Some((d, i)) => (Some(d.as_str()), Some(i.as_str())),
-            None => (None, None),
-        };
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT {OBSERVATION_COLUMNS} FROM latest
-                     WHERE ($1::text IS NULL OR device = $1)
-                       AND ($2::text IS NULL OR (device, data_item_id) > ($2::text, $3::text))
-                       AND ($5::text IS NULL OR component_id = $5)
-                       AND ($6::text IS NULL OR category = $6)
-                       AND ($7::text IS NULL OR kind = $7)
-                       AND ($8::text IS NULL OR strpos(lower(data_item_id), $8) > 0
-                            OR strpos(lower(coalesce(name, '')), $8) > 0)
-                     ORDER BY device, data_item_id
-                     LIMIT $4"
-                ),
-                &[
-                    &filter.device,
-                    &after_device,
-                    &after_item,
-                    &((limit + 1) as i64),
-                    &filter.component_id,
-                    &filter.category.map(|c| c.as_str()),
-                    &filter.kind,
-                    &filter.search.as_ref().map(|s| s.to_lowercase()),
-                ],
-            )
-            .await?;
-        let items = rows.iter().map(observation_from_row).collect();
-        Ok(Page::from_overfetch(items, limit, latest_cursor))
+        self.latest_page(filter, None, page).await
     }
 
     async fn as_of(
@@ -849,55 +890,7 @@ impl Store for PgStore {
         at: DateTime<Utc>,
         page: &PageRequest,
     ) -> Result<Page<Observation>, StoreError> {
-        let after = latest_after(page)?;
-        let limit = page.effective_limit();
-        let (after_device, after_item) = match &after {
-            Some((d, i)) => (Some(d.as_str()), Some(i.as_str())),
-            None => (None, None),
-        };
-        let o = prefixed_columns("o.");
-        let l = prefixed_columns("l.");
-        let client = self.client().await?;
-        // One index probe per data item (the newest row at or before `at`), the latest row
-        // standing in where retention dropped the history; filters as in `latest`.
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT h.* FROM latest l CROSS JOIN LATERAL (
-                       SELECT * FROM (
-                         (SELECT {o} FROM observations o
-                          WHERE o.device = l.device AND o.data_item_id = l.data_item_id
-                            AND o.ts <= $9
-                          ORDER BY o.ts DESC, o.sequence DESC LIMIT 1)
-                         UNION ALL
-                         (SELECT {l} WHERE l.ts <= $9)
-                       ) c ORDER BY ts DESC, sequence DESC LIMIT 1
-                     ) h
-                     WHERE ($1::text IS NULL OR l.device = $1)
-                       AND ($2::text IS NULL OR (l.device, l.data_item_id) > ($2::text, $3::text))
-                       AND ($5::text IS NULL OR l.component_id = $5)
-                       AND ($6::text IS NULL OR l.category = $6)
-                       AND ($7::text IS NULL OR l.kind = $7)
-                       AND ($8::text IS NULL OR strpos(lower(l.data_item_id), $8) > 0
-                            OR strpos(lower(coalesce(l.name, '')), $8) > 0)
-                     ORDER BY l.device, l.data_item_id
-                     LIMIT $4"
-                ),
-                &[
-                    &filter.device,
-                    &after_device,
-                    &after_item,
-                    &((limit + 1) as i64),
-                    &filter.component_id,
-                    &filter.category.map(|c| c.as_str()),
-                    &filter.kind,
-                    &filter.search.as_ref().map(|s| s.to_lowercase()),
-                    &at,
-                ],
-            )
-            .await?;
-        let items = rows.iter().map(observation_from_row).collect();
-        Ok(Page::from_overfetch(items, limit, latest_cursor))
+        self.latest_page(filter, Some(at), page).await
     }
 
     async fn series(

@@ -354,19 +354,15 @@ async fn a_dead_agent_never_delays_another() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_database_outage_loses_nothing_and_holds_at_most_the_buffer() {
-    let Some(server) = crate::support::postgres_url("database_outage") else {
-        return;
-    };
-    let db = FreshDb::create(&server, "outage").await;
-    let agent = replay_agent("1500").await;
-    let follower = start(&[
+/// A follower of `agent` into the database at `url` for the outage tests: pages of 2,000
+/// and a queue of 6,000 (three pages), so that what waits is small and known.
+async fn buffered_follower(agent: &Running, url: &str) -> Running {
+    start(&[
         "serve",
         "--agent",
         &agent.base,
         "--database-url",
-        &db.url,
+        url,
         "--listen",
         "127.0.0.1:0",
         "--count",
@@ -378,7 +374,17 @@ async fn a_database_outage_loses_nothing_and_holds_at_most_the_buffer() {
         "--heartbeat",
         "300ms",
     ])
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_outage_loses_nothing_and_holds_at_most_the_buffer() {
+    let Some(server) = crate::support::postgres_url("database_outage") else {
+        return;
+    };
+    let db = FreshDb::create(&server, "outage").await;
+    let agent = replay_agent("1500").await;
+    let follower = buffered_follower(&agent, &db.url).await;
     // Connections killed under the ingest, three times.
     for n in 1..=3u64 {
         wait_for(&follower.base, Duration::from_secs(60), "more data", |h| {
@@ -444,24 +450,7 @@ async fn the_database_server_stopped_mid_ingest_and_started_again_loses_nothing(
         return;
     };
     let agent = replay_agent("1500").await;
-    let follower = start(&[
-        "serve",
-        "--agent",
-        &agent.base,
-        "--database-url",
-        &server.url,
-        "--listen",
-        "127.0.0.1:0",
-        "--count",
-        "2000",
-        "--buffer",
-        "6000",
-        "--interval",
-        "100ms",
-        "--heartbeat",
-        "300ms",
-    ])
-    .await;
+    let follower = buffered_follower(&agent, &server.url).await;
     wait_for(&follower.base, Duration::from_secs(60), "some data", |h| {
         observations(h) > 15_000
     })

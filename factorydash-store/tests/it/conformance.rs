@@ -36,10 +36,23 @@ fn batch(observations: &[Observation]) -> Batch {
 }
 
 async fn all_latest(store: &dyn Store, filter: &LatestFilter, limit: usize) -> Vec<Observation> {
+    all_pages(store, filter, None, limit).await
+}
+
+/// Every page of the latest values (or of the values as of `at`), `limit` at a time.
+async fn all_pages(
+    store: &dyn Store,
+    filter: &LatestFilter,
+    at: Option<chrono::DateTime<Utc>>,
+    limit: usize,
+) -> Vec<Observation> {
     let mut out = Vec::new();
     let mut request = PageRequest::first(limit);
     loop {
-        let page = store.latest(filter, &request).await.unwrap();
+        let page = match at {
+            None => store.latest(filter, &request).await.unwrap(),
+            Some(at) => store.as_of(filter, at, &request).await.unwrap(),
+        };
         assert!(page.items.len() <= limit);
         out.extend(page.items);
         match page.next {
@@ -364,17 +377,7 @@ async fn all_as_of(
     at: chrono::DateTime<Utc>,
     limit: usize,
 ) -> Vec<Observation> {
-    let mut out = Vec::new();
-    let mut request = PageRequest::first(limit);
-    loop {
-        let page = store.as_of(filter, at, &request).await.unwrap();
-        assert!(page.items.len() <= limit);
-        out.extend(page.items);
-        match page.next {
-            Some(next) => request.after = Some(next),
-            None => return out,
-        }
-    }
+    all_pages(store, filter, Some(at), limit).await
 }
 
 pub async fn as_of_gives_every_data_item_at_an_instant(store: &dyn Store) {
