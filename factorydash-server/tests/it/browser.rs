@@ -160,9 +160,14 @@ async fn in_a_driven_browser_values_change_live_filters_pages_exports_and_the_th
                .map(tr => tr.dataset.item)",
         )
         .await;
-    // The new value is the one the store holds now or held a moment ago: it is newer than
-    // the served one and not newer than the API's.
+    // The new value is one the store held: newer than the served one, and not newer than
+    // what the API answers afterwards.
     let item = newer[0].as_str().unwrap().to_owned();
+    let shown = browser
+        .eval(&format!(
+            "return document.querySelector('#rows tr[data-item=\"{item}\"] time').dataset.ts"
+        ))
+        .await;
     let (_, latest) = get_json(&format!("{base}/api/latest?q={item}")).await;
     let api_ts = latest["items"]
         .as_array()
@@ -173,11 +178,6 @@ async fn in_a_driven_browser_values_change_live_filters_pages_exports_and_the_th
         .as_str()
         .unwrap()
         .to_owned();
-    let shown = browser
-        .eval(&format!(
-            "return document.querySelector('#rows tr[data-item=\"{item}\"] time').dataset.ts"
-        ))
-        .await;
     let time = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap();
     assert!(
         time(shown.as_str().unwrap()) <= time(&api_ts),
