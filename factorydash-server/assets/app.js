@@ -21,6 +21,7 @@
         else localStorage.removeItem("factorydash-theme");
       } catch (e) { /* not remembered */ }
       show();
+      document.dispatchEvent(new Event("factorydash:theme"));
     });
     show();
   }

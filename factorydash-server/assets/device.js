@@ -37,11 +37,23 @@
     }
   }
 
+  // The chart's axes in the page's colours (light or dark theme), read when drawn.
+  function axes() {
+    const css = getComputedStyle(document.documentElement);
+    const fg = css.getPropertyValue("--fg").trim() || "#1b1f24";
+    const line = css.getPropertyValue("--line").trim() || "#d8dde3";
+    const axis = { stroke: fg, grid: { stroke: line, width: 1 }, ticks: { stroke: line, width: 1 } };
+    return [axis, Object.assign({}, axis)];
+  }
+
+  let drawn = null;
   function draw(r) {
+    drawn = r;
     const label = select.selectedOptions[0] ? select.selectedOptions[0].textContent : "";
     const opts = {
       width: width(), height: 320,
       scales: { x: { time: true, min: r.from / 1000, max: r.to / 1000 } },
+      axes: axes(),
       series: [{}, { label, stroke: "#0969da", width: 1.5, spanGaps: false }],
       cursor: { drag: { x: true, y: false, setScale: false } },
       hooks: {
@@ -57,6 +69,11 @@
     if (plot) plot.destroy();
     plot = new uPlot(opts, data, chartEl);
   }
+
+  // A theme switched in the header or in the system: the chart again in its colours.
+  const redraw = () => { if (drawn && plot) draw(drawn); };
+  document.addEventListener("factorydash:theme", redraw);
+  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", redraw);
 
   // Utilization: the Execution states over the window as a timeline, and their shares.
   const colours = { ACTIVE: "var(--active)", READY: "var(--idle)", STOPPED: "var(--stopped)",

@@ -288,6 +288,28 @@ async fn in_a_driven_browser_values_change_live_filters_pages_exports_and_the_th
     assert_eq!(browser.eval(theme).await[0], "system");
     browser.open(&format!("{base}/?theme=dark")).await;
     assert_eq!(browser.eval(theme).await[1], "theme: dark");
+    // The chart is drawn again in the new colours when the theme switches.
+    browser.open(&format!("{base}/device?name=GFAgie01")).await;
+    browser
+        .wait_until(
+            "the chart",
+            Duration::from_secs(10),
+            "return document.querySelectorAll('.uplot').length",
+        )
+        .await;
+    browser
+        .eval("window.before = document.querySelector('.uplot'); return true")
+        .await;
+    browser.click("#theme").await;
+    let redrawn = browser
+        .wait_until(
+            "the chart redrawn",
+            Duration::from_secs(10),
+            "const now = document.querySelector('.uplot'); return !!now && now !== window.before",
+        )
+        .await;
+    assert_eq!(redrawn, true);
+    assert_eq!(browser.eval(theme).await[0], "light");
     browser.quit().await;
     browser_screenshot(&format!("{base}/?theme=dark"), 3_000, "board-dark").await;
 }
