@@ -312,4 +312,10 @@ async fn in_a_driven_browser_values_change_live_filters_pages_exports_and_the_th
     assert_eq!(browser.eval(theme).await[0], "light");
     browser.quit().await;
     browser_screenshot(&format!("{base}/?theme=dark"), 3_000, "board-dark").await;
+    browser_screenshot(
+        &format!("{base}/device?name=GFAgie01&theme=dark"),
+        6_000,
+        "device-dark",
+    )
+    .await;
 }
