@@ -7,6 +7,23 @@
   const rows = new Map();
   const key = (device, item) => device + "\u001f" + item;
 
+  // "As of": the browser's local date and time in the form, UTC in the address (`at`).
+  const atLocal = document.getElementById("at-local");
+  const atField = document.getElementById("at");
+  if (atLocal && atField) {
+    const pad = (n) => String(n).padStart(2, "0");
+    if (atField.value) {
+      const d = new Date(atField.value);
+      atLocal.value = d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) +
+        "T" + pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+    }
+    atLocal.form.addEventListener("submit", () => {
+      // A local date and time without a zone is read as the browser's own.
+      atField.value = atLocal.value ? new Date(atLocal.value).toISOString() : "";
+      atField.disabled = !atField.value;
+    });
+  }
+
   // The theme switch: the system's → dark → light → the system's (theme.js applied the
   // stored choice before the page was drawn).
   const themeButton = document.getElementById("theme");
@@ -93,6 +110,8 @@
   }
 
   function applyLatest(items) {
+    // A table of a past instant (`?at=`) keeps its values.
+    if (body.dataset.at) return;
     let missing = false;
     for (const o of items) {
       if (deviceFilter && o.device !== deviceFilter) continue;

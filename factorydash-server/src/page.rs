@@ -20,6 +20,9 @@ pub struct Dashboard<'a> {
     pub rows: &'a [LatestRow],
     pub next: Option<&'a Cursor>,
     pub filter: &'a LatestFilter,
+    /// The instant the table shows the values as of (UTC), or `None` for the latest
+    /// values, updated live.
+    pub at: Option<DateTime<Utc>>,
     pub first_page: bool,
     pub limit: usize,
     pub now: DateTime<Utc>,
@@ -35,6 +38,11 @@ fn value_text(v: Option<&Value>) -> String {
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// To the nanosecond, for an instant that goes back to the server (a page link's `at`).
+fn rfc3339_exact(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 fn banner(sources: &[SourceHealth], store_error: Option<&str>) -> Markup {
@@ -166,15 +174,22 @@ fn card(status: &DeviceStatus) -> Markup {
     }
 }
 
-fn link(filter: &LatestFilter, cursor: Option<&Cursor>, limit: usize) -> String {
+fn link(
+    filter: &LatestFilter,
+    at: Option<DateTime<Utc>>,
+    cursor: Option<&Cursor>,
+    limit: usize,
+) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
     let category = filter.category.map(|c| c.as_str());
+    let at = at.map(rfc3339_exact);
     for (key, value) in [
         ("device", filter.device.as_deref()),
         ("component", filter.component_id.as_deref()),
         ("category", category),
         ("type", filter.kind.as_deref()),
         ("q", filter.search.as_deref()),
+        ("at", at.as_deref()),
         ("cursor", cursor.map(Cursor::as_str)),
     ] {
         if let Some(value) = value {
@@ -194,7 +209,7 @@ pub fn render(d: &Dashboard<'_>) -> String {
         (DOCTYPE)
         html lang="en" {
             (page_head("factorydash", false))
-            body data-limit=(d.limit) data-device=(device_filter) data-open-ended=(if d.next.is_none() { "1" } else { "0" }) data-first-page=(if d.first_page { "1" } else { "0" }) {
+            body data-limit=(d.limit) data-device=(device_filter) data-open-ended=(if d.next.is_none() { "1" } else { "0" }) data-first-page=(if d.first_page { "1" } else { "0" }) data-at=[d.at.map(rfc3339_exact)] {
                 header {
                     h1 { "factorydash" }
                     span #live .muted { "connecting…" }
@@ -219,7 +234,10 @@ pub fn render(d: &Dashboard<'_>) -> String {
                 }
                 (alarms_section())
                 section #latest aria-label="Latest values" {
-                    h2 { "Latest values" }
+                    @match d.at {
+                        None => h2 { "Latest values" },
+                        Some(at) => h2 { "Values as of " time data-ts=(rfc3339(at)) data-mode="clock" { (rfc3339(at)) } " " a href=(link(d.filter, None, None, d.limit)) { "back to live" } },
+                    }
                     form method="get" action="/" {
                         label for="device" { "Device " }
                         select #device name="device" {
@@ -240,6 +258,10 @@ pub fn render(d: &Dashboard<'_>) -> String {
                         input #type name="type" size="14" placeholder="e.g. Execution" value=(d.filter.kind.as_deref().unwrap_or(""));
                         label for="q" { " Search " }
                         input #q type="search" name="q" size="14" placeholder="id or name" value=(d.filter.search.as_deref().unwrap_or(""));
+                        // The browser's local time, sent as UTC by app.js (`at`); empty: live.
+                        label for="at-local" { " As of " }
+                        input #at-local type="datetime-local" step="1" title="Empty: the latest values, live";
+                        input #at type="hidden" name="at" value=(d.at.map(rfc3339_exact).unwrap_or_default());
                         button type="submit" { "Show" }
                     }
                     table {
@@ -263,11 +285,14 @@ pub fn render(d: &Dashboard<'_>) -> String {
                     }
                     @if d.rows.is_empty() { p .muted #empty { "No observations yet." } }
                     nav .pages {
-                        @if !d.first_page { a href=(link(d.filter, None, d.limit)) { "« First page" } }
-                        @if let Some(next) = d.next { a href=(link(d.filter, Some(next), d.limit)) rel="next" { "Next page »" } }
+                        @if !d.first_page { a href=(link(d.filter, d.at, None, d.limit)) { "« First page" } }
+                        @if let Some(next) = d.next { a href=(link(d.filter, d.at, Some(next), d.limit)) rel="next" { "Next page »" } }
                     }
                 }
-                footer .muted { "Rendered " (rfc3339(d.now)) ". Values update live." }
+                footer .muted {
+                    "Rendered " (rfc3339(d.now)) ". "
+                    @if d.at.is_some() { "The table shows a past instant; the tiles update live." } @else { "Values update live." }
+                }
             }
         }
     }

@@ -185,11 +185,15 @@ pub async fn statuses(app: &App, devices: &[DeviceInfo]) -> Result<Vec<DeviceSta
 async fn dashboard(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
     let result = async {
         let (filter, request) = page_request(&q, PAGE_SIZE)?;
+        let at = time_param(&q, "at")?;
         // When the store cannot be read, the page still comes, empty, saying why.
         let read = async {
             let devices = app.store.devices().await?;
             let statuses = statuses(&app, &devices).await?;
-            let latest = app.store.latest(&filter, &request).await?;
+            let latest = match at {
+                Some(at) => app.store.as_of(&filter, at, &request).await?,
+                None => app.store.latest(&filter, &request).await?,
+            };
             Ok::<_, StoreError>((devices, statuses, latest))
         }
         .await;
@@ -210,6 +214,7 @@ async fn dashboard(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
             rows: &rows(latest.items, &devices),
             next: latest.next.as_ref(),
             filter: &filter,
+            at,
             first_page: request.after.is_none(),
             limit: request.limit,
             now: Utc::now(),
@@ -292,8 +297,10 @@ async fn api_latest(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
     Ok(answer(result))
 }
 
+/// A time parameter (RFC 3339); absent or empty is `None`.
 fn time_param(q: &Query, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
     q.get(name)
+        .filter(|s| !s.is_empty())
         .map(|s| {
             DateTime::parse_from_rfc3339(s)
                 .map(|t| t.with_timezone(&Utc))

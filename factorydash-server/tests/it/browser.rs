@@ -231,6 +231,60 @@ async fn in_a_driven_browser_values_change_live_filters_pages_exports_and_the_th
     assert_eq!(second.len(), 5);
     assert!(first.last() < second.first(), "{first:?} then {second:?}");
 
+    // As of a past instant: GFAgie01 became AVAILABLE with sequence 61 (at the time the
+    // replay revealed it); the table as of that instant says so, a nanosecond earlier it
+    // does not, and live updates leave a past table alone.
+    let (_, series) = get_json(&format!(
+        "{base}/api/series?device=GFAgie01&dataItemId=GFAgie01-dtop_1&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z"
+    ))
+    .await;
+    let became = series["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["sequence"] == 61)
+        .expect("sequence 61")["timestamp"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let became = chrono::DateTime::parse_from_rfc3339(&became).unwrap();
+    let avail_at = |at: chrono::DateTime<chrono::FixedOffset>| {
+        let at = at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        format!("{base}/?type=Availability&at={}", at.replace(':', "%3A"))
+    };
+    let value = "return [...document.querySelectorAll('#rows tr[data-item=\"GFAgie01-dtop_1\"] td.value')].map(td => td.textContent)";
+    browser.open(&avail_at(became)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(strings(browser.eval(value).await), ["AVAILABLE"]);
+    assert!(browser
+        .eval("return document.querySelector('#latest h2').textContent")
+        .await
+        .as_str()
+        .unwrap()
+        .starts_with("Values as of"));
+    browser
+        .open(&avail_at(became - chrono::Duration::nanoseconds(1)))
+        .await;
+    assert_eq!(strings(browser.eval(value).await), ["UNAVAILABLE"]);
+    // The form: a local date and time goes to the address as UTC.
+    let sent = browser
+        .eval(
+            "const d = new Date(Date.UTC(2026, 0, 2, 3, 4, 5)); const pad = (n) => String(n).padStart(2, '0');
+             const f = document.getElementById('at-local');
+             f.value = d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + 'T' + pad(d.getHours()) + ':' + pad(d.getMinutes()) + ':' + pad(d.getSeconds());
+             f.form.requestSubmit(); return true",
+        )
+        .await;
+    assert_eq!(sent, true);
+    let at = browser
+        .wait_until(
+            "the form's answer",
+            Duration::from_secs(10),
+            "return new URLSearchParams(location.search).get('at')",
+        )
+        .await;
+    assert_eq!(at, "2026-01-02T03:04:05.000Z");
+
     // Exports: the device page's links, as the page set them for its chart's window,
     // download files.
     browser.open(&format!("{base}/device?name=GFAgie01")).await;
