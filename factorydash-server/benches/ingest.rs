@@ -5,31 +5,13 @@
 //! Run with: `cargo bench -p factorydash-server --bench ingest`
 //! (PostgreSQL from `FACTORYDASH_TEST_DATABASE_URL`; skipped without it).
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use common::start;
+
+mod common;
 
 const TOTAL: u64 = 112_762;
-
-async fn start(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_factorydash"))
-        .args(args)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines.next_line().await.unwrap().unwrap();
-    let base = format!(
-        "http://{}",
-        line.split("http://").nth(1).unwrap().trim_end_matches('/')
-    );
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, base)
-}
 
 async fn observations(base: &str) -> u64 {
     let health: serde_json::Value = reqwest::get(format!("{base}/healthz"))

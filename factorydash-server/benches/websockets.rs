@@ -10,45 +10,34 @@
 //! Target on a 2-core machine: p99 under 100 ms at 1,000 clients.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio_tungstenite::tungstenite::Message;
+
+mod common;
 
 /// How long updates are counted, once every client is connected.
 const MEASURE: Duration = Duration::from_secs(10);
 
+/// `factorydash serve` replaying the three-machine recording at 200 times its pace:
+/// `(the process, "HOST:PORT")`.
 async fn start() -> (Child, String) {
     let dir =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../recordings/nist-3-machines-shdr-2016");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_factorydash"))
-        .args([
-            "serve",
-            "--replay",
-            dir.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--speed",
-            "200",
-        ])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines.next_line().await.unwrap().unwrap();
-    let address = line
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (child, base) = common::start(&[
+        "serve",
+        "--replay",
+        dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--speed",
+        "200",
+    ])
+    .await;
+    let address = base.trim_start_matches("http://").to_owned();
     (child, address)
 }
 

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{get_json, recording, replay_finished, serve_replay, start, wait_for};
+use crate::support::{
+    get_json, get_text, recording, replay_finished, serve_replay, start, wait_for,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_parameters_get_a_400_saying_what_is_wrong() {
@@ -139,12 +141,7 @@ async fn an_unreachable_agent_is_shown_with_since_when_and_retried() {
     assert_eq!(source["state"], "backing_off");
     assert!(source["retry_at"].is_string());
     assert!(source["last_error"].as_str().unwrap().contains(&agent));
-    let html = reqwest::get(format!("{}/", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = get_text(format!("{}/", server.base)).await;
     assert!(html.contains("Cannot reach"), "the page says so");
     assert!(html.contains("Retrying"));
 }
@@ -298,12 +295,7 @@ async fn alarms_and_filtered_latest_values_on_the_real_recording() {
     assert_eq!(status, 400, "{body}");
     assert!(body["error"].as_str().unwrap().contains("at"), "{body}");
     // The page keeps the filters in its form and its links.
-    let html = reqwest::get(format!("{base}/?category=CONDITION&q=sys"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = get_text(format!("{base}/?category=CONDITION&q=sys")).await;
     assert!(
         html.contains(r#"<option value="CONDITION" selected>"#),
         "{html}"
@@ -368,12 +360,7 @@ async fn the_device_page_and_exports_of_any_size() {
         .map(|r| r.unwrap()[1].parse().unwrap())
         .collect();
     assert_eq!(got, want);
-    let ndjson = reqwest::get(format!("{base}/api/export?{window}&format=ndjson"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let ndjson = get_text(format!("{base}/api/export?{window}&format=ndjson")).await;
     let got: Vec<u64> = ndjson
         .lines()
         .map(|l| {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::support::{
-    browser_dom, browser_screenshot, get_json, recording, serve_replay, wait_for, Browser,
+    browser_dom, browser_screenshot, get_json, get_text, recording, serve_replay, wait_for, Browser,
 };
 
 fn hostile() -> PathBuf {
@@ -49,7 +49,7 @@ async fn hostile_agent_text_is_shown_as_text_in_the_html_and_in_the_browser() {
             .finish()
     );
     for url in [format!("{base}/"), device_url.clone()] {
-        let html = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        let html = get_text(&url).await;
         assert_inert(&html, &url);
         assert!(
             html.contains("&lt;script&gt;alert("),

@@ -6,7 +6,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use crate::support::{recording, replay_agent, serve_replay, start, stored, wait_for, FreshDb};
+use crate::support::{
+    get_text, recording, replay_agent, serve_replay, start, stored, wait_for, FreshDb,
+};
 
 const TOTAL: u64 = 112_762;
 /// The recording lasts about 4 h 51 min at speed 1 (idle gaps capped at 2 s): about 3.5 s here.
@@ -85,12 +87,7 @@ async fn replay_agent_followed_over_http_stores_every_observation_once_like_serv
     );
 
     // The agent's /current and /sample answers are real MTConnect documents.
-    let current = reqwest::get(format!("{}/current", agent.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let current = get_text(format!("{}/current", agent.base)).await;
     let doc = factorydash_mtconnect::parse_streams(current.as_bytes()).unwrap();
     assert_eq!(doc.value.header.next_sequence, Some(TOTAL + 1));
     assert_eq!(doc.value.observations.len(), 26);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{get_json, replay_agent, start, stored, wait_for, FreshDb, Running};
+use crate::support::{get_json, get_text, replay_agent, start, stored, wait_for, FreshDb, Running};
 
 const TOTAL: u64 = 112_762;
 
@@ -171,12 +171,7 @@ async fn an_agent_restart_is_followed_and_what_it_lost_is_recorded() {
     assert!(gaps[0]["to"].is_null());
     assert_eq!(gaps[0]["instance_id"], 1_475_083_573u64);
     // The agents page says so too.
-    let page = reqwest::get(format!("{}/agents", follower.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(format!("{}/agents", follower.base)).await;
     assert!(page.contains("Gaps (1)"), "{page}");
     assert!(page.contains("unknown (agent restarted)"), "{page}");
     assert!(page.contains(&format!("<td>{lost_from}</td>")), "{page}");
@@ -413,12 +408,7 @@ async fn a_database_outage_loses_nothing_and_holds_at_most_the_buffer() {
     // The queue holds 6000 / 2000 = 3 pages, the reader one more, the writer the one it
     // retries: never more than five pages of 2000.
     assert!(buffered <= 5 * 2000, "{health}");
-    let page = reqwest::get(format!("{}/", follower.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(format!("{}/", follower.base)).await;
     assert!(page.contains("Cannot store what"), "the page says so");
     db.allow_connections(true).await;
     wait_for(&follower.base, Duration::from_secs(120), "the end", |h| {

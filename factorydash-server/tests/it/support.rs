@@ -36,6 +36,11 @@ pub async fn replay_finished(base: &str) {
     .await;
 }
 
+/// The body of `GET url` as text (any status).
+pub async fn get_text(url: impl reqwest::IntoUrl) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
 /// A running `factorydash`, killed when dropped.
 pub struct Running {
     _child: Child,
