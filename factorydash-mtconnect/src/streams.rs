@@ -685,12 +685,10 @@ struct Machine<'a> {
     /// The Samples/Events/Condition container we are in, with its depth.
     container: Option<(Category, usize)>,
     pending: Option<Pending<'a>>,
-    /// The fast path's attributes, reused from tag to tag.
-    spans: AttributeSpans,
 }
 
 /// A start tag read by [`Machine::fast_observation`]: where it closes and whether it is
-/// empty; its attributes are in the [`AttributeSpans`] it was scanned into.
+/// empty; its attributes are in the [`Attributes`] it was scanned into.
 struct StartTag {
     /// The index of the closing `>`.
     close: usize,
@@ -698,16 +696,88 @@ struct StartTag {
     empty: bool,
 }
 
-/// The attributes of a start tag: for each, the byte ranges of its name and of its value
-/// (between the quotes) in the tag. Kept by the machine and reused: no allocation per tag.
-#[derive(Default)]
-struct AttributeSpans(Vec<[u32; 4]>);
+/// The attributes of an observation the parser reads: MTConnect Part 3, "Observation"
+/// (`dataItemId`, `timestamp`, `sequence`, `name`, `subType`, a Condition's `type`,
+/// `nativeCode`, `nativeSeverity`, `qualifier`), "DataItem" (`compositionId`), statistics
+/// (`statistic`, `duration`), TIME_SERIES (`sampleCount`, `sampleRate`) and DataSet/Table
+/// (`count`). Every other attribute is kept as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    DataItemId,
+    Timestamp,
+    Sequence,
+    Name,
+    SubType,
+    Type,
+    NativeCode,
+    NativeSeverity,
+    Qualifier,
+    CompositionId,
+    Statistic,
+    Duration,
+    SampleCount,
+    SampleRate,
+    Count,
+}
 
-impl AttributeSpans {
+impl Key {
+    const COUNT: usize = Key::Count as usize + 1;
+
+    fn of(name: &[u8]) -> Option<Key> {
+        Some(match name {
+            b"dataItemId" => Key::DataItemId,
+            b"timestamp" => Key::Timestamp,
+            b"sequence" => Key::Sequence,
+            b"name" => Key::Name,
+            b"subType" => Key::SubType,
+            b"type" => Key::Type,
+            b"nativeCode" => Key::NativeCode,
+            b"nativeSeverity" => Key::NativeSeverity,
+            b"qualifier" => Key::Qualifier,
+            b"compositionId" => Key::CompositionId,
+            b"statistic" => Key::Statistic,
+            b"duration" => Key::Duration,
+            b"sampleCount" => Key::SampleCount,
+            b"sampleRate" => Key::SampleRate,
+            b"count" => Key::Count,
+            _ => return None,
+        })
+    }
+}
+
+/// The attributes of one start tag, sorted as they are read: the value's byte range (in the
+/// tag's raw attribute bytes) of each [`Key`] present, the last one written winning as in
+/// quick-xml, and every other attribute's name and value range in document order.
+struct Attributes<'r> {
+    known: [(usize, usize); Key::COUNT],
+    others: Vec<(&'r [u8], std::ops::Range<usize>)>,
+}
+
+impl<'r> Attributes<'r> {
+    const ABSENT: (usize, usize) = (usize::MAX, 0);
+
+    fn new() -> Self {
+        Attributes {
+            known: [Self::ABSENT; Key::COUNT],
+            others: Vec::new(),
+        }
+    }
+
+    fn set(&mut self, name: &'r [u8], value: std::ops::Range<usize>) {
+        match Key::of(name) {
+            Some(key) => self.known[key as usize] = (value.start, value.end),
+            None => self.others.push((name, value)),
+        }
+    }
+
+    fn get(&self, key: Key) -> Option<std::ops::Range<usize>> {
+        let (start, end) = self.known[key as usize];
+        (start != usize::MAX).then_some(start..end)
+    }
+
     /// Scans `tag` (the bytes after `<`) from the end of its name: `None` when it is not a
-    /// well-formed tag (quick-xml then reads it and reports) or longer than 4 GB.
-    fn scan(&mut self, tag: &[u8], name_len: usize) -> Option<StartTag> {
-        self.0.clear();
+    /// well-formed tag with plain attribute names (quick-xml then reads it and reports).
+    fn scan(&mut self, tag: &'r [u8], name_len: usize) -> Option<StartTag> {
         let mut pos = name_len;
         loop {
             while tag.get(pos)?.is_ascii_whitespace() {
@@ -734,10 +804,10 @@ impl AttributeSpans {
             }
             let start = pos;
             let key_end = start + find_byte(&tag[start..], b'=')?;
-            if key_end == start
-                || !tag[start..key_end]
-                    .iter()
-                    .all(|&b| PLAIN_NAME[usize::from(b)])
+            let name = &tag[start..key_end];
+            let key = Key::of(name);
+            if key.is_none()
+                && (name.is_empty() || !name.iter().all(|&b| PLAIN_NAME[usize::from(b)]))
             {
                 return None;
             }
@@ -752,23 +822,11 @@ impl AttributeSpans {
             let value_start = pos + 1;
             let len = find_byte(&tag[value_start..], quote)?;
             pos = value_start + len + 1;
-            let span = [start, key_end, value_start, value_start + len].map(u32::try_from);
-            let [Ok(a), Ok(b), Ok(c), Ok(d)] = span else {
-                return None;
-            };
-            self.0.push([a, b, c, d]);
+            match key {
+                Some(key) => self.known[key as usize] = (value_start, value_start + len),
+                None => self.others.push((name, value_start..value_start + len)),
+            }
         }
-    }
-
-    /// The attributes of `tag`, as [`RawAttributes`] gives them.
-    fn iter<'t>(
-        &'t self,
-        tag: &'t [u8],
-    ) -> impl Iterator<Item = Result<(&'t [u8], std::ops::Range<usize>), ()>> + 't {
-        self.0.iter().map(move |&[a, b, c, d]| {
-            let [a, b, c, d] = [a, b, c, d].map(|i| i as usize);
-            Ok((&tag[a..b], c..d))
-        })
     }
 }
 
@@ -851,7 +909,6 @@ impl<'a> Machine<'a> {
             component_streams: 0,
             container: None,
             pending: None,
-            spans: AttributeSpans::default(),
         }
     }
 
@@ -1152,12 +1209,9 @@ impl<'a> Machine<'a> {
         if name_len == 0 || !tag[..name_len].iter().all(|&b| PLAIN_NAME[usize::from(b)]) {
             return None;
         }
-        let mut spans = std::mem::take(&mut self.spans);
-        let start_tag = spans.scan(tag, name_len);
-        let consumed =
-            start_tag.and_then(|t| self.fast_element(category, rest, lt, t, &spans, base));
-        self.spans = spans;
-        consumed
+        let mut attributes = Attributes::new();
+        let start_tag = attributes.scan(tag, name_len)?;
+        self.fast_element(category, rest, lt, start_tag, &attributes, base)
     }
 
     /// The rest of [`Machine::fast_observation`], once the start tag is scanned.
@@ -1167,7 +1221,7 @@ impl<'a> Machine<'a> {
         rest: &'a [u8],
         lt: usize,
         start_tag: StartTag,
-        spans: &AttributeSpans,
+        attributes: &Attributes<'a>,
         base: u64,
     ) -> Option<usize> {
         let tag = &rest[lt + 1..];
@@ -1200,7 +1254,6 @@ impl<'a> Machine<'a> {
         // `pending`.
         let namespace = self.namespace(&element, offset);
         let plain = memchr::memchr(b'&', &tag[..start_tag.close]).is_none();
-        let attributes = spans.iter(tag);
         let obs = self
             .observation_attributes(category, element, namespace, tag, attributes, plain, offset);
         if let Some(mut obs) = obs {
@@ -1215,9 +1268,34 @@ impl<'a> Machine<'a> {
         let namespace = self.namespace(&element, offset);
         let raw = e.attributes_raw();
         let plain = memchr::memchr(b'&', raw).is_none();
-        let attributes = RawAttributes::new(raw);
-        let obs = self
-            .observation_attributes(category, element, namespace, raw, attributes, plain, offset);
+        let mut attributes = Attributes::new();
+        for attr in RawAttributes::new(raw) {
+            let Ok((name, value)) = attr else {
+                self.report(
+                    ProblemKind::Syntax,
+                    offset,
+                    format!("malformed attribute on <{element}>; element skipped"),
+                );
+                self.pending = Some(Pending {
+                    depth: self.depth,
+                    obs: None,
+                    text: None,
+                    entry: None,
+                    offset,
+                });
+                return;
+            };
+            attributes.set(name, value);
+        }
+        let obs = self.observation_attributes(
+            category,
+            element,
+            namespace,
+            raw,
+            &attributes,
+            plain,
+            offset,
+        );
         self.pending = Some(Pending {
             depth: self.depth,
             obs,
@@ -1237,7 +1315,7 @@ impl<'a> Machine<'a> {
         element: Cow<'a, str>,
         namespace: Option<Cow<'a, str>>,
         raw: &'r [u8],
-        attributes: impl Iterator<Item = Result<(&'r [u8], std::ops::Range<usize>), ()>>,
+        attributes: &Attributes<'r>,
         plain: bool,
         offset: u64,
     ) -> Option<ObservationRef<'a>> {
@@ -1255,86 +1333,51 @@ impl<'a> Machine<'a> {
         } else {
             None
         };
-        let mut data_item_id = None;
-        let mut timestamp = None;
-        let mut sequence = None;
-        let mut strings: [Option<Cow<'a, str>>; 8] = Default::default();
-        let mut numbers: [Option<std::ops::Range<usize>>; 4] = Default::default();
-        let mut other_attributes = Vec::new();
-        for attr in attributes {
-            let Ok((key, range)) = attr else {
-                self.report(
-                    ProblemKind::Syntax,
-                    offset,
-                    format!("malformed attribute on <{element}>; element skipped"),
-                );
-                return None;
-            };
-            let slot = match key {
-                // Parsed from the bytes: no text needed.
-                b"timestamp" => {
-                    timestamp = Some(range);
-                    continue;
-                }
-                b"sequence" => {
-                    sequence = Some(range);
-                    continue;
-                }
-                b"duration" => {
-                    numbers[0] = Some(range);
-                    continue;
-                }
-                b"sampleCount" => {
-                    numbers[1] = Some(range);
-                    continue;
-                }
-                b"sampleRate" => {
-                    numbers[2] = Some(range);
-                    continue;
-                }
-                b"count" => {
-                    numbers[3] = Some(range);
-                    continue;
-                }
-                b"dataItemId" => &mut data_item_id,
-                b"name" => &mut strings[0],
-                b"subType" => &mut strings[1],
-                b"type" => &mut strings[2],
-                b"nativeCode" => &mut strings[3],
-                b"nativeSeverity" => &mut strings[4],
-                b"qualifier" => &mut strings[5],
-                b"compositionId" => &mut strings[6],
-                b"statistic" => &mut strings[7],
-                key => {
-                    let value = self.attr(raw, range);
-                    let key = match self.sub_str(key) {
-                        Some(k) => Ok(Cow::Borrowed(k)),
-                        None => std::str::from_utf8(key).map(|k| Cow::Owned(k.to_owned())),
-                    };
-                    match (key, value) {
-                        (Ok(k), Ok(v)) => other_attributes.push((k, v)),
-                        _ => self.report(
-                            ProblemKind::InvalidAttribute,
-                            offset,
-                            format!("an attribute on <{element}> is not UTF-8 text; ignored"),
-                        ),
-                    }
-                    continue;
-                }
-            };
+        let mut text = |key: Key| -> Option<Cow<'a, str>> {
+            let range = attributes.get(key)?;
             let value = match self.sub_str(&raw[range.clone()]) {
                 Some(s) if plain => Ok(Cow::Borrowed(s)),
                 _ => self.attr(raw, range),
             };
-            match value {
-                Ok(v) => *slot = Some(v),
-                Err(err) => self.report(
+            value
+                .map_err(|err| {
+                    self.report(
+                        ProblemKind::InvalidAttribute,
+                        offset,
+                        format!("attribute on <{element}>: {err}"),
+                    )
+                })
+                .ok()
+        };
+        let data_item_id = text(Key::DataItemId);
+        let name = text(Key::Name);
+        let sub_type = text(Key::SubType);
+        let type_attribute = text(Key::Type);
+        let native_code = text(Key::NativeCode);
+        let native_severity = text(Key::NativeSeverity);
+        let qualifier = text(Key::Qualifier);
+        let composition_id = text(Key::CompositionId);
+        let statistic = text(Key::Statistic);
+        let mut other_attributes = Vec::new();
+        for (key, range) in &attributes.others {
+            let value = self.attr(raw, range.clone());
+            let key = match self.sub_str(key) {
+                Some(k) => Ok(Cow::Borrowed(k)),
+                None => std::str::from_utf8(key).map(|k| Cow::Owned(k.to_owned())),
+            };
+            match (key, value) {
+                (Ok(k), Ok(v)) => other_attributes.push((k, v)),
+                _ => self.report(
                     ProblemKind::InvalidAttribute,
                     offset,
-                    format!("attribute on <{element}>: {err}"),
+                    format!("an attribute on <{element}> is not UTF-8 text; ignored"),
                 ),
             }
         }
+        let sequence = attributes.get(Key::Sequence);
+        let timestamp = attributes.get(Key::Timestamp);
+        let numbers = [Key::Duration, Key::SampleCount, Key::SampleRate, Key::Count]
+            .map(|key| attributes.get(key));
         let sequence = sequence.map(|r| &raw[r]);
         let timestamp = timestamp.map(|r| &raw[r]);
         // Only on the way to a problem: the description of the element.
@@ -1401,8 +1444,6 @@ impl<'a> Machine<'a> {
                 format!("timestamp \"{ts_text}\" has no zone designator; taken as UTC (reported once per document)"),
             );
         }
-        let [name, sub_type, type_attribute, native_code, native_severity, qualifier, composition_id, statistic] =
-            strings;
         let [duration, sample_count, sample_rate, count] = numbers;
         let mut number_attr = |name: &str, range: Option<std::ops::Range<usize>>| -> Option<f64> {
             let bytes = &raw[range?];
