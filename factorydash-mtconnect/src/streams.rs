@@ -723,25 +723,28 @@ enum Key {
 impl Key {
     const COUNT: usize = Key::Count as usize + 1;
 
+    /// The key named `name`. Dispatched on length and first byte, then compared whole: a
+    /// comparison of a known length compiles to a few word compares.
     fn of(name: &[u8]) -> Option<Key> {
-        Some(match name {
-            b"dataItemId" => Key::DataItemId,
-            b"timestamp" => Key::Timestamp,
-            b"sequence" => Key::Sequence,
-            b"name" => Key::Name,
-            b"subType" => Key::SubType,
-            b"type" => Key::Type,
-            b"nativeCode" => Key::NativeCode,
-            b"nativeSeverity" => Key::NativeSeverity,
-            b"qualifier" => Key::Qualifier,
-            b"compositionId" => Key::CompositionId,
-            b"statistic" => Key::Statistic,
-            b"duration" => Key::Duration,
-            b"sampleCount" => Key::SampleCount,
-            b"sampleRate" => Key::SampleRate,
-            b"count" => Key::Count,
+        let key = match (name.len(), name.first()?) {
+            (10, b'd') if name == b"dataItemId" => Key::DataItemId,
+            (9, b't') if name == b"timestamp" => Key::Timestamp,
+            (8, b's') if name == b"sequence" => Key::Sequence,
+            (4, b'n') if name == b"name" => Key::Name,
+            (7, b's') if name == b"subType" => Key::SubType,
+            (4, b't') if name == b"type" => Key::Type,
+            (10, b'n') if name == b"nativeCode" => Key::NativeCode,
+            (14, b'n') if name == b"nativeSeverity" => Key::NativeSeverity,
+            (9, b'q') if name == b"qualifier" => Key::Qualifier,
+            (13, b'c') if name == b"compositionId" => Key::CompositionId,
+            (9, b's') if name == b"statistic" => Key::Statistic,
+            (8, b'd') if name == b"duration" => Key::Duration,
+            (11, b's') if name == b"sampleCount" => Key::SampleCount,
+            (10, b's') if name == b"sampleRate" => Key::SampleRate,
+            (5, b'c') if name == b"count" => Key::Count,
             _ => return None,
-        })
+        };
+        Some(key)
     }
 }
 
@@ -1254,10 +1257,10 @@ impl<'a> Machine<'a> {
         // `pending`.
         let namespace = self.namespace(&element, offset);
         let plain = memchr::memchr(b'&', &tag[..start_tag.close]).is_none();
-        let obs = self
-            .observation_attributes(category, element, namespace, tag, attributes, plain, offset);
-        if let Some(mut obs) = obs {
-            self.finish(&mut obs, text, offset);
+        let content = Content::Text(text);
+        if let Some(obs) = self.observation_attributes(
+            category, element, namespace, tag, attributes, plain, content, offset,
+        ) {
             self.out.push_observation(obs);
         }
         Some(consumed)
@@ -1294,6 +1297,7 @@ impl<'a> Machine<'a> {
             raw,
             &attributes,
             plain,
+            Content::Later,
             offset,
         );
         self.pending = Some(Pending {
@@ -1307,7 +1311,8 @@ impl<'a> Machine<'a> {
 
     /// The observation of an element named `element` whose attributes are `attributes`:
     /// names and value ranges in `raw`; `plain` when `raw` holds no `&` (no value needs
-    /// unescaping). `None` when it is rejected (reported).
+    /// unescaping). Its value is set from `content` when that is known (else by
+    /// [`Machine::finish`] at the end tag). `None` when it is rejected (reported).
     #[allow(clippy::too_many_arguments)]
     fn observation_attributes<'r>(
         &mut self,
@@ -1317,6 +1322,7 @@ impl<'a> Machine<'a> {
         raw: &'r [u8],
         attributes: &Attributes<'r>,
         plain: bool,
+        content: Content<'a>,
         offset: u64,
     ) -> Option<ObservationRef<'a>> {
         let level = if category == Category::Condition {
@@ -1507,6 +1513,12 @@ impl<'a> Machine<'a> {
                 other_attributes,
             })
         });
+        let (value, number) = match content {
+            Content::Later => (ValueRef::Unavailable, None),
+            Content::Text(text) => {
+                self.value_of(category, level, &element, &data_item_id, seq, text, offset)
+            }
+        };
         Some(ObservationRef {
             component_stream: self.component_streams.saturating_sub(1),
             category,
@@ -1517,8 +1529,8 @@ impl<'a> Machine<'a> {
             type_attribute,
             timestamp: ts.utc,
             sequence: seq,
-            value: ValueRef::Unavailable,
-            number: None,
+            value,
+            number,
             level,
             native_code,
             qualifier,
@@ -1558,25 +1570,51 @@ impl<'a> Machine<'a> {
             obs.value = ValueRef::Text(Cow::Owned(entries_text(&obs.extra().entries)));
             return;
         }
+        (obs.value, obs.number) = self.value_of(
+            obs.category,
+            obs.level,
+            &obs.element,
+            &obs.data_item_id,
+            obs.sequence,
+            text,
+            offset,
+        );
+    }
+
+    /// The value of an observation whose text is `text`, and a Sample's number: a Sample
+    /// whose text is not numeric (one number, or a vector or time series of numbers) is
+    /// reported and kept as text.
+    #[allow(clippy::too_many_arguments)]
+    fn value_of(
+        &mut self,
+        category: Category,
+        level: Option<ConditionLevel>,
+        element: &str,
+        data_item_id: &str,
+        sequence: u64,
+        text: Option<Cow<'a, str>>,
+        offset: u64,
+    ) -> (ValueRef<'a>, Option<f64>) {
+        if level == Some(ConditionLevel::Unavailable) {
+            return (ValueRef::Unavailable, None);
+        }
         let text = trimmed(text);
         if text == "UNAVAILABLE" {
-            obs.value = ValueRef::Unavailable;
-            return;
+            return (ValueRef::Unavailable, None);
         }
-        if obs.category == Category::Sample && !text.is_empty() {
-            let representation = obs.representation();
+        let mut number = None;
+        if category == Category::Sample && !text.is_empty() {
+            let representation = representation_of(local_part(element));
             if representation == Representation::Value
                 && !text.bytes().any(|b| b.is_ascii_whitespace())
             {
-                obs.number = text.parse::<f64>().ok().filter(|n| n.is_finite());
+                number = text.parse::<f64>().ok().filter(|n| n.is_finite());
             }
-            let numeric = obs.number.is_some()
+            let numeric = number.is_some()
                 || (matches!(
                     representation,
                     Representation::Value | Representation::TimeSeries
-                ) && text
-                    .split_ascii_whitespace()
-                    .all(|t| t.parse::<f64>().is_ok()));
+                ) && text.split_ascii_whitespace().all(is_number));
             if !numeric
                 && matches!(
                     representation,
@@ -1587,14 +1625,41 @@ impl<'a> Machine<'a> {
                     ProblemKind::InvalidValue,
                     offset,
                     format!(
-                        "<{}> (dataItemId {}, sequence {}): Sample value \"{text}\" is not numeric; kept as text",
-                        obs.element, obs.data_item_id, obs.sequence
+                        "<{element}> (dataItemId {data_item_id}, sequence {sequence}): Sample value \"{text}\" is not numeric; kept as text"
                     ),
                 );
             }
         }
-        obs.value = ValueRef::Text(text);
+        (ValueRef::Text(text), number)
     }
+}
+
+/// Whether `text` is a number as `f64::from_str` reads it: the plain decimals agents write
+/// (`-12.5`, `7`, `.5`) are recognised byte by byte, anything else is given to `from_str`.
+fn is_number(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let unsigned = match bytes {
+        [b'-' | b'+', rest @ ..] => rest,
+        _ => bytes,
+    };
+    let mut digits = 0;
+    let mut points = 0;
+    for &b in unsigned {
+        match b {
+            b'0'..=b'9' => digits += 1,
+            b'.' => points += 1,
+            _ => return text.parse::<f64>().is_ok(),
+        }
+    }
+    (digits > 0 && points <= 1) || text.parse::<f64>().is_ok()
+}
+
+/// What an observation element holds, when it is known at its start tag.
+enum Content<'a> {
+    /// Read later (text, entries and the end tag follow: quick-xml's path).
+    Later,
+    /// The whole text between the tags (the fast path), if any.
+    Text(Option<Cow<'a, str>>),
 }
 
 fn entries_text(entries: &[EntryRef<'_>]) -> String {

@@ -57,14 +57,23 @@ pub(crate) fn parse_timestamp_cached(text: &[u8], cache: &mut DateCache) -> Opti
         if n == 0 {
             return None;
         }
-        for (i, &d) in tail[..n].iter().enumerate() {
-            if i < 9 {
-                nanos = nanos * 10 + u32::from(d - b'0');
-            }
+        // Digits past the ninth are below a nanosecond: truncated.
+        let kept = n.min(9);
+        for &d in &tail[..kept] {
+            nanos = nanos * 10 + u32::from(d - b'0');
         }
-        for _ in n..9 {
-            nanos *= 10;
-        }
+        nanos *= [
+            1,
+            10,
+            100,
+            1_000,
+            10_000,
+            100_000,
+            1_000_000,
+            10_000_000,
+            100_000_000,
+            1_000_000_000,
+        ][9 - kept];
         rest = &tail[n..];
     }
     let (offset_seconds, zone_missing) = match rest {
