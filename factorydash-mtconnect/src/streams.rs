@@ -512,12 +512,22 @@ impl<'a> Iterator for StreamsReader<'a> {
             }
             let offset = self.reader.buffer_position() + self.skipped;
             if self.after_markup && self.machine.fast_ready() {
-                let rest: &'a [u8] = self.reader.get_ref();
-                if let Some(consumed) = self.machine.fast_observation(rest, offset) {
-                    // The element was whole and balanced: quick-xml's state (text next, the
-                    // stack of open names) is as it would be after reading it itself.
-                    *self.reader.get_mut() = &rest[consumed..];
-                    self.skipped += consumed as u64;
+                let mut rest: &'a [u8] = self.reader.get_ref();
+                let mut skipped = 0;
+                // Straight into a document: read on while the elements are plain. Into the
+                // queue: one at a time, so that it stays short.
+                while let Some(consumed) = self.machine.fast_observation(rest, offset + skipped) {
+                    rest = &rest[consumed..];
+                    skipped += consumed as u64;
+                    if matches!(self.machine.out, Out::Queue(_)) {
+                        break;
+                    }
+                }
+                if skipped > 0 {
+                    // The elements were whole and balanced: quick-xml's state (text next,
+                    // the stack of open names) is as it would be after reading them itself.
+                    *self.reader.get_mut() = rest;
+                    self.skipped += skipped;
                     continue;
                 }
             }
@@ -748,6 +758,36 @@ impl Key {
     }
 }
 
+impl Key {
+    /// The key whose name, followed by `=`, starts `bytes`, and the name's length: what
+    /// [`Key::of`] finds, without first searching for the `=`. Compares of known lengths
+    /// compile to a few word compares.
+    fn at(bytes: &[u8]) -> Option<(Key, usize)> {
+        fn is<const N: usize>(bytes: &[u8], name: &[u8; N]) -> bool {
+            bytes.get(..N) == Some(name)
+        }
+        let (key, name_and_eq) = match bytes.first()? {
+            b'd' if is(bytes, b"dataItemId=") => (Key::DataItemId, 11),
+            b'd' if is(bytes, b"duration=") => (Key::Duration, 9),
+            b't' if is(bytes, b"timestamp=") => (Key::Timestamp, 10),
+            b't' if is(bytes, b"type=") => (Key::Type, 5),
+            b's' if is(bytes, b"sequence=") => (Key::Sequence, 9),
+            b's' if is(bytes, b"subType=") => (Key::SubType, 8),
+            b's' if is(bytes, b"statistic=") => (Key::Statistic, 10),
+            b's' if is(bytes, b"sampleCount=") => (Key::SampleCount, 12),
+            b's' if is(bytes, b"sampleRate=") => (Key::SampleRate, 11),
+            b'n' if is(bytes, b"name=") => (Key::Name, 5),
+            b'n' if is(bytes, b"nativeCode=") => (Key::NativeCode, 11),
+            b'n' if is(bytes, b"nativeSeverity=") => (Key::NativeSeverity, 15),
+            b'q' if is(bytes, b"qualifier=") => (Key::Qualifier, 10),
+            b'c' if is(bytes, b"compositionId=") => (Key::CompositionId, 14),
+            b'c' if is(bytes, b"count=") => (Key::Count, 6),
+            _ => return None,
+        };
+        Some((key, name_and_eq - 1))
+    }
+}
+
 /// The attributes of one start tag, sorted as they are read: the value's byte range (in the
 /// tag's raw attribute bytes) of each [`Key`] present, the last one written winning as in
 /// quick-xml, and every other attribute's name and value range in document order.
@@ -806,14 +846,18 @@ impl<'r> Attributes<'r> {
                 return None;
             }
             let start = pos;
-            let key_end = start + find_byte(&tag[start..], b'=')?;
-            let name = &tag[start..key_end];
-            let key = Key::of(name);
-            if key.is_none()
-                && (name.is_empty() || !name.iter().all(|&b| PLAIN_NAME[usize::from(b)]))
-            {
-                return None;
-            }
+            let (key, key_end) = match Key::at(&tag[start..]) {
+                Some((key, len)) => (Some(key), start + len),
+                None => {
+                    // Not a known name directly followed by `=`: an other attribute.
+                    let key_end = start + find_byte(&tag[start..], b'=')?;
+                    let name = &tag[start..key_end];
+                    if name.is_empty() || !name.iter().all(|&b| PLAIN_NAME[usize::from(b)]) {
+                        return None;
+                    }
+                    (None, key_end)
+                }
+            };
             pos = key_end + 1;
             while tag.get(pos)?.is_ascii_whitespace() {
                 pos += 1;
@@ -827,7 +871,9 @@ impl<'r> Attributes<'r> {
             pos = value_start + len + 1;
             match key {
                 Some(key) => self.known[key as usize] = (value_start, value_start + len),
-                None => self.others.push((name, value_start..value_start + len)),
+                None => self
+                    .others
+                    .push((&tag[start..key_end], value_start..value_start + len)),
             }
         }
     }
@@ -887,9 +933,9 @@ struct PendingEntry<'a> {
 fn trimmed(text: Option<Cow<'_, str>>) -> Cow<'_, str> {
     match text {
         None => Cow::Borrowed(""),
-        Some(Cow::Borrowed(s)) => Cow::Borrowed(s.trim()),
-        Some(Cow::Owned(s)) if s.trim().len() == s.len() => Cow::Owned(s),
-        Some(Cow::Owned(s)) => Cow::Owned(s.trim().to_owned()),
+        Some(Cow::Borrowed(s)) => Cow::Borrowed(s.trim_ascii()),
+        Some(Cow::Owned(s)) if s.trim_ascii().len() == s.len() => Cow::Owned(s),
+        Some(Cow::Owned(s)) => Cow::Owned(s.trim_ascii().to_owned()),
     }
 }
 
@@ -1205,32 +1251,23 @@ impl<'a> Machine<'a> {
             return None;
         }
         let tag = &rest[lt + 1..];
-        let name_len = tag
-            .iter()
-            .position(|&b| b.is_ascii_whitespace() || b == b'>' || b == b'/')?;
-        // Only plain names (quick-xml reads a name up to whitespace, quotes and all).
-        if name_len == 0 || !tag[..name_len].iter().all(|&b| PLAIN_NAME[usize::from(b)]) {
-            return None;
+        // The name, up to whitespace, `>` or `/`. Only plain names: quick-xml reads a name
+        // up to whitespace, quotes and all.
+        let mut name_len = 0;
+        let mut prefixed = false;
+        loop {
+            let b = *tag.get(name_len)?;
+            if PLAIN_NAME[usize::from(b)] {
+                prefixed |= b == b':';
+                name_len += 1;
+            } else if name_len > 0 && (b.is_ascii_whitespace() || b == b'>' || b == b'/') {
+                break;
+            } else {
+                return None;
+            }
         }
         let mut attributes = Attributes::new();
         let start_tag = attributes.scan(tag, name_len)?;
-        self.fast_element(category, rest, lt, start_tag, &attributes, base)
-    }
-
-    /// The rest of [`Machine::fast_observation`], once the start tag is scanned.
-    fn fast_element(
-        &mut self,
-        category: Category,
-        rest: &'a [u8],
-        lt: usize,
-        start_tag: StartTag,
-        attributes: &Attributes<'a>,
-        base: u64,
-    ) -> Option<usize> {
-        let tag = &rest[lt + 1..];
-        let name_len = tag
-            .iter()
-            .position(|&b| b.is_ascii_whitespace() || b == b'>' || b == b'/')?;
         let name = &tag[..name_len];
         let after_start = lt + 1 + start_tag.close + 1;
         let (text, consumed) = if start_tag.empty {
@@ -1255,11 +1292,22 @@ impl<'a> Machine<'a> {
         let offset = base + lt as u64;
         // What `start`, a Text event and `end` would do, without the detour through
         // `pending`.
-        let namespace = self.namespace(&element, offset);
+        let namespace = if prefixed {
+            self.namespace(&element, offset)
+        } else {
+            None
+        };
         let plain = memchr::memchr(b'&', &tag[..start_tag.close]).is_none();
         let content = Content::Text(text);
         if let Some(obs) = self.observation_attributes(
-            category, element, namespace, tag, attributes, plain, content, offset,
+            category,
+            element,
+            namespace,
+            tag,
+            &attributes,
+            plain,
+            content,
+            offset,
         ) {
             self.out.push_observation(obs);
         }
