@@ -242,15 +242,14 @@ impl<'a> ObservationRef<'a> {
     }
 }
 
-fn representation_of(local: &str) -> Representation {
-    if local.ends_with("TimeSeries") {
-        Representation::TimeSeries
-    } else if local.ends_with("DataSet") {
-        Representation::DataSet
-    } else if local.ends_with("Table") {
-        Representation::Table
-    } else {
-        Representation::Value
+/// The representation of an element named `name` (with or without its prefix): by its
+/// suffix, looked at only when its last letter could end one.
+fn representation_of(name: &str) -> Representation {
+    match name.as_bytes().last() {
+        Some(b's') if name.ends_with("TimeSeries") => Representation::TimeSeries,
+        Some(b't') if name.ends_with("DataSet") => Representation::DataSet,
+        Some(b'e') if name.ends_with("Table") => Representation::Table,
+        _ => Representation::Value,
     }
 }
 
@@ -820,6 +819,8 @@ impl<'r> Attributes<'r> {
 
     /// Scans `tag` (the bytes after `<`) from the end of its name: `None` when it is not a
     /// well-formed tag with plain attribute names (quick-xml then reads it and reports).
+    // Its own function: inlined into the reader's loop, its position lived on the stack.
+    #[inline(never)]
     fn scan(&mut self, tag: &'r [u8], name_len: usize) -> Option<StartTag> {
         let mut pos = name_len;
         loop {
@@ -1652,10 +1653,9 @@ impl<'a> Machine<'a> {
         }
         let mut number = None;
         if category == Category::Sample && !text.is_empty() {
-            let representation = representation_of(local_part(element));
-            if representation == Representation::Value
-                && !text.bytes().any(|b| b.is_ascii_whitespace())
-            {
+            let representation = representation_of(element);
+            if representation == Representation::Value {
+                // A vector (`x y z`) does not parse: it has spaces.
                 number = text.parse::<f64>().ok().filter(|n| n.is_finite());
             }
             let numeric = number.is_some()
