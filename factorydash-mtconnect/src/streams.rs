@@ -1388,21 +1388,24 @@ impl<'a> Machine<'a> {
         } else {
             None
         };
+        // Without `&`, every value is a slice of the input's text (between ASCII quotes).
+        let raw_text = if plain { self.sub_str(raw) } else { None };
         let mut text = |key: Key| -> Option<Cow<'a, str>> {
             let range = attributes.get(key)?;
-            let value = match self.sub_str(&raw[range.clone()]) {
-                Some(s) if plain => Ok(Cow::Borrowed(s)),
-                _ => self.attr(raw, range),
-            };
-            value
-                .map_err(|err| {
+            if let Some(value) = raw_text.and_then(|t| t.get(range.clone())) {
+                return Some(Cow::Borrowed(value));
+            }
+            match self.attr(raw, range) {
+                Ok(value) => Some(value),
+                Err(err) => {
                     self.report(
                         ProblemKind::InvalidAttribute,
                         offset,
                         format!("attribute on <{element}>: {err}"),
-                    )
-                })
-                .ok()
+                    );
+                    None
+                }
+            }
         };
         let data_item_id = text(Key::DataItemId);
         let name = text(Key::Name);
