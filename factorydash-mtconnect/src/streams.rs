@@ -509,6 +509,14 @@ impl<'a> Iterator for StreamsReader<'a> {
             if self.finished {
                 return None;
             }
+            if self.after_markup && self.machine.pending.is_none() {
+                // Whitespace between elements means nothing outside an observation: skipped
+                // here rather than read as a Text event.
+                let rest: &'a [u8] = self.reader.get_ref();
+                let ws = skip_whitespace(rest).unwrap_or(rest.len());
+                *self.reader.get_mut() = &rest[ws..];
+                self.skipped += ws as u64;
+            }
             let offset = self.reader.buffer_position() + self.skipped;
             if self.after_markup && self.machine.fast_ready() {
                 let mut rest: &'a [u8] = self.reader.get_ref();
@@ -913,6 +921,19 @@ fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
     }
     let tail = chunks.remainder();
     tail.iter().position(|&b| b == needle).map(|i| base + i)
+}
+
+/// The index of the first byte of `bytes` that is not ASCII whitespace: runs of spaces (an
+/// indented document's) are skipped eight at a time.
+fn skip_whitespace(bytes: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    loop {
+        match *bytes.get(i)? {
+            b' ' if bytes.get(i..i + 8) == Some(b"        ") => i += 8,
+            b if b.is_ascii_whitespace() => i += 1,
+            _ => return Some(i),
+        }
+    }
 }
 
 /// An observation element being read (its text and DataSet/Table entries may follow).
