@@ -1686,7 +1686,7 @@ impl<'a> Machine<'a> {
                 || (matches!(
                     representation,
                     Representation::Value | Representation::TimeSeries
-                ) && text.split_ascii_whitespace().all(is_number));
+                ) && all_numbers(&text));
             if !numeric
                 && matches!(
                     representation,
@@ -1706,24 +1706,34 @@ impl<'a> Machine<'a> {
     }
 }
 
-/// Whether `text` is a number as `f64::from_str` reads it: the plain decimals agents write
-/// (`-12.5`, `7`, `.5`) are recognised byte by byte, anything else is given to `from_str`.
-fn is_number(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    let unsigned = match bytes {
-        [b'-' | b'+', rest @ ..] => rest,
-        _ => bytes,
+/// Whether every whitespace-separated token of `text` is a number as `f64::from_str` reads
+/// it (a vector such as `PathPosition`'s `x y z`, a time series). Plain decimals (`-12.5`,
+/// `7`, `.5`: what agents write) are recognised in one pass over the bytes; at the first
+/// other byte the tokens are given to `from_str`.
+fn all_numbers(text: &str) -> bool {
+    let slow = || {
+        text.split_ascii_whitespace()
+            .all(|t| t.parse::<f64>().is_ok())
     };
-    let mut digits = 0;
-    let mut points = 0;
-    for &b in unsigned {
+    // The current token: its length, digits and points.
+    let (mut len, mut digits, mut points) = (0, 0, 0);
+    for &b in text.as_bytes() {
         match b {
             b'0'..=b'9' => digits += 1,
             b'.' => points += 1,
-            _ => return text.parse::<f64>().is_ok(),
+            b'-' | b'+' if len == 0 => {}
+            b if b.is_ascii_whitespace() => {
+                if len > 0 && (digits == 0 || points > 1) {
+                    return slow();
+                }
+                (len, digits, points) = (0, 0, 0);
+                continue;
+            }
+            _ => return slow(),
         }
+        len += 1;
     }
-    (digits > 0 && points <= 1) || text.parse::<f64>().is_ok()
+    (len == 0 || (digits > 0 && points <= 1)) || slow()
 }
 
 /// What an observation element holds, when it is known at its start tag.
@@ -1825,6 +1835,36 @@ fn end_nested(pending: &mut Pending<'_>, depth: usize) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn all_numbers_agrees_with_f64_parsing() {
+        let cases = [
+            "1",
+            "-0.0002",
+            "1 2 3",
+            "1.5  -2.25\t+3",
+            ".5 5.",
+            "-",
+            ".",
+            "+-1",
+            "1.2.3",
+            "1e5 2E-3",
+            "inf NaN",
+            "1,5",
+            "20014:23:40",
+            "381,6404",
+            "1 x",
+            "--1",
+            "1-",
+            "",
+        ];
+        for text in cases {
+            let want = text
+                .split_ascii_whitespace()
+                .all(|t| t.parse::<f64>().is_ok());
+            assert_eq!(super::all_numbers(text), want, "{text:?}");
+        }
+    }
+
     #[test]
     fn find_byte_finds_the_first() {
         for len in 0..40 {
