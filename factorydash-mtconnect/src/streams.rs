@@ -991,6 +991,29 @@ impl<'a> Machine<'a> {
         whole.get(start..start.checked_add(part.len())?)
     }
 
+    /// [`Machine::attr`], with an error reported (as about an attribute on `<element>`).
+    #[cold]
+    #[inline(never)]
+    fn unescaped_attribute(
+        &mut self,
+        raw: &[u8],
+        range: std::ops::Range<usize>,
+        element: &str,
+        offset: u64,
+    ) -> Option<Cow<'a, str>> {
+        match self.attr(raw, range) {
+            Ok(value) => Some(value),
+            Err(err) => {
+                self.report(
+                    ProblemKind::InvalidAttribute,
+                    offset,
+                    format!("attribute on <{element}>: {err}"),
+                );
+                None
+            }
+        }
+    }
+
     /// An attribute value (bytes `range` of the raw attributes), unescaped, borrowed when
     /// it can be.
     fn attr(&self, raw: &[u8], range: std::ops::Range<usize>) -> Result<Cow<'a, str>, String> {
@@ -1413,19 +1436,9 @@ impl<'a> Machine<'a> {
         let raw_text = if plain { self.sub_str(raw) } else { None };
         let mut text = |key: Key| -> Option<Cow<'a, str>> {
             let range = attributes.get(key)?;
-            if let Some(value) = raw_text.and_then(|t| t.get(range.clone())) {
-                return Some(Cow::Borrowed(value));
-            }
-            match self.attr(raw, range) {
-                Ok(value) => Some(value),
-                Err(err) => {
-                    self.report(
-                        ProblemKind::InvalidAttribute,
-                        offset,
-                        format!("attribute on <{element}>: {err}"),
-                    );
-                    None
-                }
+            match raw_text.and_then(|t| t.get(range.clone())) {
+                Some(value) => Some(Cow::Borrowed(value)),
+                None => self.unescaped_attribute(raw, range, &element, offset),
             }
         };
         let data_item_id = text(Key::DataItemId);
