@@ -1051,6 +1051,27 @@ impl<'a> Machine<'a> {
         attr_value(self.input, attr)
     }
 
+    /// The values of the attributes of `e` with the local names `names`, unescaped (the
+    /// last one wins; a value that cannot be read counts as absent).
+    fn named_attributes<const N: usize>(
+        &self,
+        e: &BytesStart<'_>,
+        names: [&[u8]; N],
+    ) -> [Option<Cow<'a, str>>; N] {
+        let raw = e.attributes_raw();
+        let mut values = [const { None }; N];
+        for (key, range) in RawAttributes::new(raw).map_while(Result::ok) {
+            let local = key
+                .iter()
+                .position(|&b| b == b':')
+                .map_or(key, |colon| &key[colon + 1..]);
+            if let Some(i) = names.iter().position(|name| *name == local) {
+                values[i] = self.attr(raw, range).ok();
+            }
+        }
+        values
+    }
+
     fn root(&mut self, e: &BytesStart<'_>, empty: bool) -> Result<(), RootError> {
         match e.local_name().as_ref() {
             b"MTConnectStreams" => {}
@@ -1200,15 +1221,7 @@ impl<'a> Machine<'a> {
                 self.out.push(StreamsItem::Header(self.header.clone()));
             }
             b"DeviceStream" => {
-                let mut name = None;
-                let mut uuid = None;
-                for attr in e.attributes().with_checks(false).flatten() {
-                    match attr.key.local_name().as_ref() {
-                        b"name" => name = self.value(&attr).ok(),
-                        b"uuid" => uuid = self.value(&attr).ok(),
-                        _ => {}
-                    }
-                }
+                let [name, uuid] = self.named_attributes(e, [b"name", b"uuid"]);
                 if name.is_none() {
                     self.report(
                         ProblemKind::MissingAttribute,
@@ -1232,17 +1245,8 @@ impl<'a> Machine<'a> {
                     );
                     return;
                 }
-                let mut component = None;
-                let mut component_id = None;
-                let mut name = None;
-                for attr in e.attributes().with_checks(false).flatten() {
-                    match attr.key.local_name().as_ref() {
-                        b"component" => component = self.value(&attr).ok(),
-                        b"componentId" => component_id = self.value(&attr).ok(),
-                        b"name" => name = self.value(&attr).ok(),
-                        _ => {}
-                    }
-                }
+                let [component, component_id, name] =
+                    self.named_attributes(e, [b"component", b"componentId", b"name"]);
                 if component_id.is_none() {
                     self.report(
                         ProblemKind::MissingAttribute,
