@@ -804,7 +804,9 @@ struct Attributes<'r> {
 }
 
 impl<'r> Attributes<'r> {
-    const ABSENT: (usize, usize) = (usize::MAX, 0);
+    /// An absent key: a value never ends at 0 (a name, `=` and a quote come before it), and
+    /// all zeros is the cheapest value to fill the slots with.
+    const ABSENT: (usize, usize) = (0, 0);
 
     fn new() -> Self {
         Attributes {
@@ -822,7 +824,7 @@ impl<'r> Attributes<'r> {
 
     fn get(&self, key: Key) -> Option<std::ops::Range<usize>> {
         let (start, end) = self.known[key as usize];
-        (start != usize::MAX).then_some(start..end)
+        (end != 0).then_some(start..end)
     }
 
     /// Scans `tag` (the bytes after `<`) from the end of its name: `None` when it is not a
@@ -832,6 +834,7 @@ impl<'r> Attributes<'r> {
     fn scan(&mut self, tag: &'r [u8], name_len: usize) -> Option<StartTag> {
         let mut pos = name_len;
         loop {
+            let after = pos;
             while tag.get(pos)?.is_ascii_whitespace() {
                 pos += 1;
             }
@@ -851,7 +854,7 @@ impl<'r> Attributes<'r> {
                 _ => {}
             }
             // After the name (or a value), whitespace must separate attributes.
-            if !tag[pos - 1].is_ascii_whitespace() {
+            if pos == after {
                 return None;
             }
             let start = pos;
