@@ -73,10 +73,10 @@ pub struct ComponentStream<'a> {
 pub enum ValueRef<'a> {
     /// `UNAVAILABLE`.
     Unavailable,
-    /// The value text, surrounding XML whitespace (space, tab, CR, LF) trimmed. A DataSet or Table is written as
-    /// `key=value` pairs separated by spaces (Table cells as `key={cell=value …}`, a removed
-    /// entry as its bare key), as the agents' SHDR input writes them; the structured form
-    /// is in [`ObservationExtra::entries`].
+    /// The value text, surrounding XML whitespace (space, tab, CR, LF) trimmed. A DataSet
+    /// or Table is written as `key=value` pairs separated by spaces (Table cells as
+    /// `key={cell=value …}`, a removed entry as its bare key), as the agents' SHDR input
+    /// writes them; the structured form is in [`ObservationExtra::entries`].
     Text(Cow<'a, str>),
 }
 
