@@ -3,15 +3,14 @@
 //!
 //! Run with: `cargo bench -p factorydash-mtconnect --bench parse`
 //!
-//! Criterion measures each variant; then a side-by-side table (on one core, the best of 30
-//! rounds in which the variants take turns, so that the machine's drift touches them all
-//! alike) prints observations/s, MB/s and the ratios the targets are stated in: at least
-//! 60% of the bare tokenizer's throughput, at least 15 times the old app's.
+//! Criterion measures each variant; then a side-by-side table (best of several runs on one
+//! core) prints observations/s, MB/s and the ratios the targets are stated in: at least 60%
+//! of the bare tokenizer's throughput, at least 15 times the old app's.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use factorydash_mtconnect::{
@@ -75,19 +74,15 @@ fn ours_owned(input: &[u8]) -> usize {
     parse_streams(input).unwrap().value.to_observations().len()
 }
 
-/// The best time in seconds of each of `variants` over `rounds` rounds in which they take
-/// turns: a machine that slows down or speeds up while it measures does so for all of them,
-/// and their ratios stay fair.
-fn best_interleaved<const N: usize>(rounds: usize, variants: [&dyn Fn() -> usize; N]) -> [f64; N] {
-    let mut best = [f64::INFINITY; N];
-    for _ in 0..rounds {
-        for (best, variant) in best.iter_mut().zip(&variants) {
+fn best_of(runs: usize, f: impl Fn() -> usize) -> Duration {
+    (0..runs)
+        .map(|_| {
             let t = Instant::now();
-            black_box(variant());
-            *best = best.min(t.elapsed().as_secs_f64());
-        }
-    }
-    best
+            black_box(f());
+            t.elapsed()
+        })
+        .min()
+        .unwrap()
 }
 
 /// The old app's parse, in Python: best seconds and observations, or `None` without python3.
@@ -124,13 +119,12 @@ fn main() {
     c.final_summary();
 
     println!(
-        "\nSide by side (best of 30 rounds in which the variants take turns, one core). ours ="
+        "\nSide by side (best of 20 runs, one core). ours = parse_streams, the whole document"
     );
     println!(
-        "parse_streams, the whole document built; pull = StreamsReader, each observation handed"
+        "built; pull = StreamsReader, each observation handed over; owned = parse_streams and"
     );
-    println!("over; owned = parse_streams and to_observations (owned Strings); python = the old");
-    println!("app's parse, best of 5 runs started now beside them.");
+    println!("to_observations (owned Strings); python = the old app's parse, run now beside them.");
     println!(
         "{:<22} {:>7} | {:>9} {:>9} {:>9} {:>9} {:>9} | {:>9} {:>9} {:>8} {:>8}",
         "input MB/s",
@@ -149,15 +143,10 @@ fn main() {
         let n = ours(input);
         assert_eq!(ours_pull(input), n);
         let mb = input.len() as f64 / 1e6;
-        let [bare, ours_t, pull_t, owned_t] = best_interleaved(
-            30,
-            [
-                &|| bare_quick_xml(input),
-                &|| ours(input),
-                &|| ours_pull(input),
-                &|| ours_owned(input),
-            ],
-        );
+        let bare = best_of(20, || bare_quick_xml(input)).as_secs_f64();
+        let ours_t = best_of(20, || ours(input)).as_secs_f64();
+        let pull_t = best_of(20, || ours_pull(input)).as_secs_f64();
+        let owned_t = best_of(20, || ours_owned(input)).as_secs_f64();
         let py = python_baseline(name, input);
         let (py_mbs, ours_py, pull_py) = match py {
             Some((secs, py_n)) => {
