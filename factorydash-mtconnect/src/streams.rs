@@ -1473,12 +1473,10 @@ impl<'a> Machine<'a> {
                 ),
             }
         }
-        let sequence = attributes.get(Key::Sequence);
-        let timestamp = attributes.get(Key::Timestamp);
+        let sequence = attributes.get(Key::Sequence).map(|r| &raw[r]);
+        let timestamp = attributes.get(Key::Timestamp).map(|r| &raw[r]);
         let numbers = [Key::Duration, Key::SampleCount, Key::SampleRate, Key::Count]
             .map(|key| attributes.get(key));
-        let sequence = sequence.map(|r| &raw[r]);
-        let timestamp = timestamp.map(|r| &raw[r]);
         // Only on the way to a problem: the description of the element.
         let what = |seq: Option<&[u8]>, id: Option<&str>| {
             format!(
