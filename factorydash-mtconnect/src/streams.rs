@@ -15,6 +15,7 @@ use std::io::{BufRead, Read};
 
 use chrono::{DateTime, Utc};
 use factorydash_core::{Category, ConditionLevel, ConditionState, Observation, Value};
+use quick_xml::errors::IllFormedError;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use serde::Serialize;
@@ -24,8 +25,8 @@ use crate::header::Header;
 use crate::problem::{Parsed, Problem, ProblemKind};
 use crate::time::{parse_timestamp_cached, DateCache};
 use crate::xml::{
-    attr_text, attr_value, element_name, local_part, parse_u64, prefix_part, problem, push_text,
-    resolve_reference, text_of, RawAttributes,
+    attr_text, attr_value, element_name, find_byte, local_part, parse_u64, prefix_part, problem,
+    push_text, resolve_reference, text_of, RawAttributes,
 };
 use crate::ParseOptions;
 
@@ -441,11 +442,11 @@ pub struct StreamsReader<'a> {
     reader: Reader<&'a [u8]>,
     machine: Machine<'a>,
     finished: bool,
-    /// Bytes consumed by [`Machine::fast_observation`] behind quick-xml's back: added to
+    /// Bytes consumed by [`StreamsReader::read_plain`] behind quick-xml's back: added to
     /// its `buffer_position` for the offsets of problems.
     skipped: u64,
-    /// The last event ended markup (`>`): quick-xml expects text next, so an observation
-    /// element may be read on the fast path.
+    /// The last event ended markup (`>`): quick-xml expects text next, so the markup that
+    /// follows may be read on the fast path.
     after_markup: bool,
 }
 
@@ -496,6 +497,55 @@ impl<'a> StreamsReader<'a> {
     pub fn header(&self) -> &Header {
         &self.machine.header
     }
+
+    /// Between elements, outside an observation: skips text (it means nothing there), then
+    /// reads the plain markup that follows without quick-xml ([`Machine::plain_markup`]),
+    /// element after element while they are plain; into a queue, only until it holds an
+    /// item, so that it stays short. Returns whether anything was read (`false`: quick-xml
+    /// reads what comes next).
+    ///
+    /// quick-xml is left as if it had read the same bytes itself: it expects text next,
+    /// and its stack of open names holds the elements it opened; the elements read here
+    /// are closed here ([`Machine::open`]).
+    fn read_plain(&mut self) -> bool {
+        let all: &'a [u8] = self.reader.get_ref();
+        let base = self.reader.buffer_position() + self.skipped;
+        let mut rest = all;
+        loop {
+            let ws = skip_whitespace(rest).unwrap_or(rest.len());
+            let lt = match rest.get(ws) {
+                Some(b'<') | None => ws,
+                Some(_) => memchr::memchr(b'<', &rest[ws..]).map_or(rest.len(), |i| ws + i),
+            };
+            rest = &rest[lt..];
+            let offset = base + (all.len() - rest.len()) as u64;
+            match self.machine.plain_markup(rest, offset) {
+                Plain::Read(consumed) => rest = &rest[consumed..],
+                Plain::Other => break,
+                Plain::Error(err) => {
+                    self.finished = self.machine.syntax(offset, &err);
+                    break;
+                }
+            }
+            if matches!(&self.machine.out, Out::Queue(q) if !q.is_empty()) {
+                break;
+            }
+        }
+        let consumed = all.len() - rest.len();
+        *self.reader.get_mut() = rest;
+        self.skipped += consumed as u64;
+        consumed > 0 || self.finished
+    }
+}
+
+/// What [`Machine::plain_markup`] made of the markup at the reader's position.
+enum Plain {
+    /// An element (or an end tag) read: the bytes consumed.
+    Read(usize),
+    /// Not plain: quick-xml reads it.
+    Other,
+    /// An end tag that does not match the element it closes: the error quick-xml gives.
+    Error(quick_xml::Error),
 }
 
 impl<'a> Iterator for StreamsReader<'a> {
@@ -509,38 +559,14 @@ impl<'a> Iterator for StreamsReader<'a> {
             if self.finished {
                 return None;
             }
-            if self.after_markup && self.machine.pending.is_none() {
-                // Whitespace between elements means nothing outside an observation: skipped
-                // here rather than read as a Text event.
-                let rest: &'a [u8] = self.reader.get_ref();
-                let ws = skip_whitespace(rest).unwrap_or(rest.len());
-                *self.reader.get_mut() = &rest[ws..];
-                self.skipped += ws as u64;
+            if self.after_markup && self.machine.pending.is_none() && self.read_plain() {
+                continue;
             }
             let offset = self.reader.buffer_position() + self.skipped;
-            if self.after_markup && self.machine.fast_ready() {
-                let mut rest: &'a [u8] = self.reader.get_ref();
-                let mut skipped = 0;
-                // Straight into a document: read on while the elements are plain. Into the
-                // queue: one at a time, so that it stays short.
-                while let Some(consumed) = self.machine.fast_observation(rest, offset + skipped) {
-                    rest = &rest[consumed..];
-                    skipped += consumed as u64;
-                    if matches!(self.machine.out, Out::Queue(_)) {
-                        break;
-                    }
-                }
-                if skipped > 0 {
-                    // The elements were whole and balanced: quick-xml's state (text next,
-                    // the stack of open names) is as it would be after reading them itself.
-                    *self.reader.get_mut() = rest;
-                    self.skipped += skipped;
-                    continue;
-                }
-            }
             let event = self.reader.read_event();
-            self.after_markup =
-                matches!(event, Ok(Event::Start(_) | Event::Empty(_) | Event::End(_)));
+            // Every markup event leaves quick-xml expecting text; text and references leave
+            // it inside markup.
+            self.after_markup = !matches!(event, Ok(Event::Text(_) | Event::GeneralRef(_)));
             match event {
                 Ok(Event::Start(e)) if self.machine.depth + 1 > self.machine.max_depth => {
                     self.machine.too_deep(offset);
@@ -702,6 +728,10 @@ struct Machine<'a> {
     /// The Samples/Events/Condition container we are in, with its depth.
     container: Option<(Category, usize)>,
     pending: Option<Pending<'a>>,
+    /// The open elements whose start tags [`Machine::plain_start`] read, innermost last,
+    /// with their names and depths: their end tags are read the same way (quick-xml never
+    /// saw them open), and checked against these names as quick-xml checks its own.
+    open: Vec<(&'a [u8], usize)>,
 }
 
 /// A start tag read by [`Machine::fast_observation`]: where it closes and whether it is
@@ -904,26 +934,26 @@ const PLAIN_NAME: [bool; 256] = {
     table
 };
 
-/// The index of the first `needle` in `hay`, eight bytes at a time: attribute values are
-/// too short for `memchr`'s vector loops to pay off. The zero-byte test is the classic one
-/// (Mycroft; see Hacker's Delight, 2nd ed., section 6-1): it can flag bytes above the first
-/// match, never below, so the lowest flagged byte is the first match.
-fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let pattern = LO * u64::from(needle);
-    let mut chunks = hay.chunks_exact(8);
-    let mut base = 0;
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes")) ^ pattern;
-        let found = word.wrapping_sub(LO) & !word & HI;
-        if found != 0 {
-            return Some(base + (found.trailing_zeros() / 8) as usize);
+/// XML's whitespace (XML 1.0, production 3: space, tab, CR, LF), which is what quick-xml
+/// ends names at; `u8::is_ascii_whitespace` also counts the form feed.
+fn is_xml_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// The index of the `>` that closes a tag, in `bytes` (the tag after its name), outside
+/// quoted attribute values: quick-xml's rule for start and end tags alike.
+fn tag_close(bytes: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    loop {
+        i += bytes[i..]
+            .iter()
+            .position(|&b| matches!(b, b'>' | b'"' | b'\''))?;
+        match bytes[i] {
+            b'>' => return Some(i),
+            // A quoted value, skipped whole.
+            quote => i += 1 + find_byte(&bytes[i + 1..], quote)? + 1,
         }
-        base += 8;
     }
-    let tail = chunks.remainder();
-    tail.iter().position(|&b| b == needle).map(|i| base + i)
 }
 
 /// The index of the first byte of `bytes` that is not ASCII whitespace: runs of spaces (an
@@ -983,6 +1013,7 @@ impl<'a> Machine<'a> {
             component_streams: 0,
             container: None,
             pending: None,
+            open: Vec::new(),
         }
     }
 
@@ -1062,6 +1093,10 @@ impl<'a> Machine<'a> {
         names: [&[u8]; N],
     ) -> [Option<Cow<'a, str>>; N] {
         let raw = e.attributes_raw();
+        // Text of the input with no entity in the whole tag: every value is a slice of it.
+        let plain = self
+            .sub_str(raw)
+            .filter(|text| memchr::memchr(b'&', text.as_bytes()).is_none());
         let mut values = [const { None }; N];
         for (key, range) in RawAttributes::new(raw).map_while(Result::ok) {
             let local = key
@@ -1069,7 +1104,10 @@ impl<'a> Machine<'a> {
                 .position(|&b| b == b':')
                 .map_or(key, |colon| &key[colon + 1..]);
             if let Some(i) = names.iter().position(|name| *name == local) {
-                values[i] = self.attr(raw, range).ok();
+                values[i] = match plain {
+                    Some(text) => text.get(range).map(Cow::Borrowed),
+                    None => self.attr(raw, range).ok(),
+                };
             }
         }
         values
@@ -1278,14 +1316,93 @@ impl<'a> Machine<'a> {
         }
     }
 
-    /// Whether the next element may be read by [`Machine::fast_observation`]: inside a
-    /// Samples/Events/Condition container, between observations, with the input in memory
-    /// and valid UTF-8, and the element within the depth limit.
-    fn fast_ready(&self) -> bool {
-        self.container.is_some()
-            && self.pending.is_none()
-            && self.whole.is_some()
-            && self.depth < self.max_depth
+    /// Reads the markup at the start of `rest` (`<`, or nothing at the end of the input)
+    /// without quick-xml where it is plain: an observation ([`Machine::fast_observation`]),
+    /// any other start tag with a plain name ([`Machine::plain_start`]), and the end tag of
+    /// an element read that way ([`Machine::plain_end`]). The result is what quick-xml's
+    /// events would give, with the same offsets and the same errors; anything else
+    /// (comments, CDATA, processing instructions, odd names, an element beyond the depth
+    /// limit, input that is not UTF-8) is left to quick-xml.
+    ///
+    /// `offset` is the offset of `rest` in the document; only called between elements and
+    /// outside an observation.
+    fn plain_markup(&mut self, rest: &'a [u8], offset: u64) -> Plain {
+        if self.whole.is_none() {
+            return Plain::Other;
+        }
+        let read = match rest.get(1) {
+            Some(b'/') => return self.plain_end(rest),
+            Some(b'!' | b'?') | None => None,
+            Some(_) if self.depth >= self.max_depth => None,
+            Some(_) if self.container.is_some() => self.fast_observation(rest, offset),
+            Some(_) => self.plain_start(rest, offset),
+        };
+        read.map_or(Plain::Other, Plain::Read)
+    }
+
+    /// Reads a start tag with a plain name (not an observation's: outside a container),
+    /// as quick-xml's Start or Empty event would be read. Returns the bytes consumed.
+    fn plain_start(&mut self, rest: &'a [u8], offset: u64) -> Option<usize> {
+        let tag = &rest[1..];
+        let name_len = tag.iter().position(|&b| !PLAIN_NAME[usize::from(b)])?;
+        let close = match tag[name_len] {
+            // quick-xml's name runs to whitespace: `/` must end the tag (`<Name/>`).
+            b'/' if tag.get(name_len + 1) == Some(&b'>') => name_len + 1,
+            b' ' | b'\t' | b'\r' | b'\n' | b'>' if name_len > 0 => {
+                name_len + tag_close(&tag[name_len..])?
+            }
+            _ => return None,
+        };
+        let (content, empty) = match tag[..close].strip_suffix(b"/") {
+            Some(content) => (content, true),
+            None => (&tag[..close], false),
+        };
+        let e = BytesStart::from_content(self.sub_str(content)?, name_len);
+        self.depth += 1;
+        self.start(&e, offset);
+        if empty {
+            self.end();
+            self.depth -= 1;
+        } else {
+            self.open.push((&tag[..name_len], self.depth));
+        }
+        Some(1 + close + 1)
+    }
+
+    /// Reads the end tag at the start of `rest` when it closes an element that
+    /// [`Machine::plain_start`] opened, checking its name as quick-xml does (trailing
+    /// whitespace trimmed, the whole rest compared).
+    fn plain_end(&mut self, rest: &'a [u8]) -> Plain {
+        let Some(&(name, depth)) = self.open.last() else {
+            return Plain::Other;
+        };
+        if depth != self.depth {
+            return Plain::Other;
+        }
+        // Unclosed: quick-xml reports it, whoever opened the element.
+        let Some(close) = tag_close(&rest[2..]) else {
+            return Plain::Other;
+        };
+        let content = &rest[2..2 + close];
+        let spaces = content
+            .iter()
+            .rev()
+            .take_while(|&&b| is_xml_space(b))
+            .count();
+        let found = &content[..content.len() - spaces];
+        if found != name {
+            self.open.pop();
+            return Plain::Error(quick_xml::Error::IllFormed(
+                IllFormedError::MismatchedEndTag {
+                    expected: String::from_utf8_lossy(name).into_owned(),
+                    found: String::from_utf8_lossy(found).into_owned(),
+                },
+            ));
+        }
+        self.open.pop();
+        self.end();
+        self.depth -= 1;
+        Plain::Read(2 + close + 1)
     }
 
     /// Reads the observation element at the start of `rest` (after optional whitespace)
@@ -1298,11 +1415,7 @@ impl<'a> Machine<'a> {
     /// `base` is the offset of `rest` in the document.
     fn fast_observation(&mut self, rest: &'a [u8], base: u64) -> Option<usize> {
         let (category, _) = self.container?;
-        let lt = rest.iter().position(|b| !b.is_ascii_whitespace())?;
-        if rest[lt] != b'<' {
-            return None;
-        }
-        let tag = &rest[lt + 1..];
+        let tag = &rest[1..];
         // The name, up to whitespace, `>` or `/`. Only plain names: quick-xml reads a name
         // up to whitespace, quotes and all.
         let mut name_len = 0;
@@ -1312,7 +1425,7 @@ impl<'a> Machine<'a> {
             if PLAIN_NAME[usize::from(b)] {
                 prefixed |= b == b':';
                 name_len += 1;
-            } else if name_len > 0 && (b.is_ascii_whitespace() || b == b'>' || b == b'/') {
+            } else if name_len > 0 && (is_xml_space(b) || b == b'>' || b == b'/') {
                 break;
             } else {
                 return None;
@@ -1321,14 +1434,14 @@ impl<'a> Machine<'a> {
         let mut attributes = Attributes::new();
         let start_tag = attributes.scan(tag, name_len)?;
         let name = &tag[..name_len];
-        let after_start = lt + 1 + start_tag.close + 1;
+        let after_start = 1 + start_tag.close + 1;
         let (text, consumed) = if start_tag.empty {
             (None, after_start)
         } else {
             let body = &rest[after_start..];
             let t = find_byte(body, b'<')?;
             let end = body[t + 1..].strip_prefix(b"/")?.strip_prefix(name)?;
-            let ws = end.iter().position(|b| !b.is_ascii_whitespace())?;
+            let ws = end.iter().position(|&b| !is_xml_space(b))?;
             if end[ws] != b'>' || find_byte(&body[..t], b'&').is_some() {
                 return None;
             }
@@ -1341,7 +1454,7 @@ impl<'a> Machine<'a> {
             None => None,
         };
         // The offset of the element's `<`, as quick-xml gives it.
-        let offset = base + lt as u64;
+        let offset = base;
         // What `start`, a Text event and `end` would do, without the detour through
         // `pending`.
         let namespace = if prefixed {
@@ -1881,6 +1994,17 @@ mod tests {
                 .all(|t| t.parse::<f64>().is_ok());
             assert_eq!(super::all_numbers(text), want, "{text:?}");
         }
+    }
+
+    #[test]
+    fn tag_close_skips_quoted_values() {
+        use super::tag_close;
+        assert_eq!(tag_close(b">"), Some(0));
+        assert_eq!(tag_close(b" a=\"1\">"), Some(6));
+        assert_eq!(tag_close(b" a=\"1>2\" b='>'>x>"), Some(14));
+        assert_eq!(tag_close(b" a='\"'>"), Some(6));
+        assert_eq!(tag_close(b" a=\"1>"), None);
+        assert_eq!(tag_close(b" a=1"), None);
     }
 
     #[test]

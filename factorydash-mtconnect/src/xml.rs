@@ -60,35 +60,53 @@ impl<'x> Iterator for RawAttributes<'x> {
             return None;
         }
         let start = self.pos;
-        // Attribute names and values are short: a plain scan beats memchr's set-up here.
-        self.pos = b[start..]
-            .iter()
-            .position(|&c| c == b'=')
-            .map_or(b.len(), |i| start + i);
-        let name = b[start..self.pos].trim_ascii_end();
         let malformed = |this: &mut Self| {
             this.pos = b.len();
             Some(Err(()))
         };
-        if name.is_empty()
-            || name.iter().any(u8::is_ascii_whitespace)
-            || b.get(self.pos) != Some(&b'=')
-        {
+        let Some(eq) = find_byte(&b[start..], b'=') else {
+            return malformed(self);
+        };
+        let name = b[start..start + eq].trim_ascii_end();
+        if name.is_empty() || name.iter().any(u8::is_ascii_whitespace) {
             return malformed(self);
         }
-        self.pos += 1;
+        self.pos = start + eq + 1;
         self.skip_whitespace();
         let quote = match b.get(self.pos) {
             Some(q @ (b'"' | b'\'')) => *q,
             _ => return malformed(self),
         };
         let value_start = self.pos + 1;
-        let Some(len) = b[value_start..].iter().position(|&c| c == quote) else {
+        let Some(len) = find_byte(&b[value_start..], quote) else {
             return malformed(self);
         };
         self.pos = value_start + len + 1;
         Some(Ok((name, value_start..value_start + len)))
     }
+}
+
+/// The index of the first `needle` in `hay`, eight bytes at a time: attribute values are
+/// too short for `memchr`'s vector loops to pay off. The zero-byte test is the classic one
+/// (Mycroft; see Hacker's Delight, 2nd ed., section 6-1): it can flag bytes above the first
+/// match, never below, so the lowest flagged byte is the first match.
+#[inline]
+pub(crate) fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO * u64::from(needle);
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes")) ^ pattern;
+        let found = word.wrapping_sub(LO) & !word & HI;
+        if found != 0 {
+            return Some(base + (found.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    let tail = chunks.remainder();
+    tail.iter().position(|&b| b == needle).map(|i| base + i)
 }
 
 /// An attribute value as text, unescaped: borrowed from `based` (the attribute bytes

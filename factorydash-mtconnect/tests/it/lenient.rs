@@ -205,4 +205,44 @@ fn the_fast_path_gives_what_quick_xml_gives() {
         let (fast, slow) = both(doc.as_bytes()).unwrap();
         assert_eq!(fast, slow, "{body}");
     }
+    // The structure around the observations (DeviceStream, ComponentStream, the
+    // containers) is read without quick-xml too: its end tags are checked by name as
+    // quick-xml checks them, and anything odd is left to quick-xml.
+    let obs = format!(r#"<Position {a} sequence="1">2</Position>"#);
+    let component = r#"<ComponentStream component="Path" componentId="p">"#;
+    for doc in [
+        format!("{head}{obs}</Samples ></ComponentStream\n></DeviceStream></Streams></MTConnectStreams>"),
+        format!("{head}{obs}</Events></ComponentStream></DeviceStream></Streams></MTConnectStreams>"),
+        format!("{head}{obs}</Samples></DeviceStream></Streams></MTConnectStreams>"),
+        format!("{head}{obs}</Samples x=\">\"></ComponentStream></DeviceStream></Streams></MTConnectStreams>"),
+        format!("{head}{obs}</Samples"),
+        format!("{head}{obs}<!-- c --></Samples><!-- d --></ComponentStream></DeviceStream></Streams></MTConnectStreams>"),
+        format!("{head}{obs}</Samples>junk &amp; more</ComponentStream>{tail}"),
+        format!("{head}{obs}</Samples></ComponentStream>{component}<Events/><Samples>{obs}{tail}"),
+        format!("{head}{obs}</Samples></ComponentStream><ComponentStream component=\"a&amp;b\" componentId=\"q\"><Samples>{obs}{tail}"),
+        format!("{head}{obs}</Samples></ComponentStream><ComponentStream componentId='q' x=\"a>b\"><Samples>{obs}{tail}"),
+        format!("{head}{obs}</Samples></ComponentStream><ComponentStream/ componentId='q'><Samples>{obs}{tail}"),
+        format!("{head}{obs}</Samples></ComponentStream><ComponentStream\x0ccomponentId='q'><Samples>{obs}{tail}"),
+        format!("{head}{obs}</Samples></ComponentStream\x0c><DeviceStream/></Streams></MTConnectStreams>"),
+        format!("{head}{obs}</Samples></ComponentStream><Other><Deeper><Samples>{obs}</Samples></Deeper></Other></DeviceStream></Streams></MTConnectStreams>"),
+        format!("{head}<Position {a} sequence=\"1\">2</Position\x0c>{tail}"),
+        format!("{head}<Position\x0c{a} sequence=\"1\">2</Position>{tail}"),
+    ] {
+        let (fast, slow) = both(doc.as_bytes()).unwrap();
+        assert_eq!(fast, slow, "{doc}");
+    }
+    // Deeper than the limit: skipped by quick-xml, reported the same way.
+    let options = factorydash_mtconnect::ParseOptions {
+        max_depth: 6,
+        ..Default::default()
+    };
+    let doc = format!("{head}{obs}</Samples></ComponentStream>{component}<Samples><Position {a} sequence=\"2\"><x>1</x></Position>{obs}{tail}");
+    let fast: Vec<_> = StreamsReader::with_options(doc.as_bytes(), &options)
+        .unwrap()
+        .collect();
+    let slow: Vec<_> = StreamsBufReader::with_options(doc.as_bytes(), &options)
+        .unwrap()
+        .collect();
+    assert_eq!(fast, slow);
+    assert!(fast.iter().any(|i| matches!(i, StreamsItem::Problem(p) if p.kind == factorydash_mtconnect::ProblemKind::TooDeep)));
 }
