@@ -498,7 +498,8 @@ impl<'a> StreamsReader<'a> {
         &self.machine.header
     }
 
-    /// Between elements, outside an observation: skips text (it means nothing there), then
+    /// Between elements, outside an observation: skips text (it means nothing there; a
+    /// malformed reference in it is reported as quick-xml reports it), then
     /// reads the plain markup that follows without quick-xml ([`Machine::plain_markup`]),
     /// element after element while they are plain; into a queue, only until it holds an
     /// item, so that it stays short. Returns whether anything was read (`false`: quick-xml
@@ -515,10 +516,25 @@ impl<'a> StreamsReader<'a> {
             let ws = skip_whitespace(rest).unwrap_or(rest.len());
             let lt = match rest.get(ws) {
                 Some(b'<') | None => ws,
-                Some(_) => memchr::memchr(b'<', &rest[ws..]).map_or(rest.len(), |i| ws + i),
+                Some(_) => memchr::memchr2(b'<', b'&', &rest[ws..]).map_or(rest.len(), |i| ws + i),
             };
             rest = &rest[lt..];
             let offset = base + (all.len() - rest.len()) as u64;
+            if rest.first() == Some(&b'&') {
+                // A reference in the text, read by quick-xml on its own (to be skipped, or
+                // reported as quick-xml reports it): the reader itself must not read text,
+                // which would leave it inside markup, unable to hand an end tag back here.
+                let mut reference = Reader::from_reader(rest);
+                match reference.read_event() {
+                    Ok(Event::GeneralRef(_)) => {
+                        rest = &rest[reference.buffer_position() as usize..];
+                        continue;
+                    }
+                    Err(err) => self.finished = self.machine.syntax(offset, &err),
+                    Ok(_) => {}
+                }
+                break;
+            }
             match self.machine.plain_markup(rest, offset) {
                 Plain::Read(consumed) => rest = &rest[consumed..],
                 Plain::Other => break,

@@ -4,7 +4,7 @@
 //! since 2020), 0 to 9 fractional digits, and in old Headers numeric offsets such as
 //! `+00:00` or `-07:00`. All are accepted and converted to UTC.
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
 
 /// A parsed timestamp and whether its zone designator was missing (then taken as UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,47 +33,71 @@ pub fn parse_timestamp(text: &str) -> Option<Timestamp> {
     parse_timestamp_cached(text.as_bytes(), &mut DateCache::default())
 }
 
-/// The last date seen (`YYYY-MM-DD` and its value): consecutive observations nearly always
-/// share their date, and this skips the calendar arithmetic for them.
+/// The last date and minute seen (`YYYY-MM-DDTHH:MM`, the date and the minute's seconds
+/// from midnight): consecutive observations nearly always share them, and this skips the
+/// calendar arithmetic and the checks of those fields for them.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct DateCache(Option<([u8; 10], NaiveDate)>);
+pub(crate) struct DateCache(Option<([u8; 16], NaiveDate, u32)>);
+
+/// Powers of ten that scale `n` fraction digits to nanoseconds: `SCALE[9 - n]`.
+const SCALE: [u32; 10] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
 
 /// [`parse_timestamp`] over bytes, with a date cache.
 pub(crate) fn parse_timestamp_cached(text: &[u8], cache: &mut DateCache) -> Option<Timestamp> {
     let s = text.trim_ascii();
-    if s.len() < 19 || s[4] != b'-' || s[7] != b'-' || !matches!(s[10], b'T' | b't' | b' ') {
+    if s.len() < 19 || s[16] != b':' {
         return None;
     }
-    if s[13] != b':' || s[16] != b':' {
-        return None;
-    }
-    let hour = digits(&s[11..13])?;
-    let minute = digits(&s[14..16])?;
+    let (date, minute) = match &cache.0 {
+        Some((key, date, minute)) if key[..] == s[..16] => (*date, *minute),
+        _ => {
+            if s[4] != b'-' || s[7] != b'-' || !matches!(s[10], b'T' | b't' | b' ') || s[13] != b':'
+            {
+                return None;
+            }
+            let hour = digits(&s[11..13])?;
+            let minute = digits(&s[14..16])?;
+            if hour > 23 || minute > 59 {
+                return None;
+            }
+            let year = digits(&s[0..4])?;
+            let month = digits(&s[5..7])?;
+            let day = digits(&s[8..10])?;
+            let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
+            let mut key = [0u8; 16];
+            key.copy_from_slice(&s[..16]);
+            let minute = hour * 3600 + minute * 60;
+            cache.0 = Some((key, date, minute));
+            (date, minute)
+        }
+    };
     let second = digits(&s[17..19])?;
     let mut rest = &s[19..];
     let mut nanos = 0u32;
     if let Some((b'.', tail)) = rest.split_first() {
-        let n = tail.iter().take_while(|b| b.is_ascii_digit()).count();
+        // Digits past the ninth are below a nanosecond: truncated.
+        let mut n = 0;
+        while let Some(&d) = tail.get(n).filter(|d| d.is_ascii_digit()) {
+            if n < 9 {
+                nanos = nanos * 10 + u32::from(d - b'0');
+            }
+            n += 1;
+        }
         if n == 0 {
             return None;
         }
-        // Digits past the ninth are below a nanosecond: truncated.
-        let kept = n.min(9);
-        for &d in &tail[..kept] {
-            nanos = nanos * 10 + u32::from(d - b'0');
-        }
-        nanos *= [
-            1,
-            10,
-            100,
-            1_000,
-            10_000,
-            100_000,
-            1_000_000,
-            10_000_000,
-            100_000_000,
-            1_000_000_000,
-        ][9 - kept];
+        nanos *= SCALE[9 - n.min(9)];
         rest = &tail[n..];
     }
     let (offset_seconds, zone_missing) = match rest {
@@ -96,29 +120,17 @@ pub(crate) fn parse_timestamp_cached(text: &[u8], cache: &mut DateCache) -> Opti
         _ => return None,
     };
     // A leap second (:60) is folded into the last nanosecond of :59, as chrono represents it.
-    let (second, nanos) = if second == 60 {
-        (59, 1_000_000_000 + nanos.min(999_999_999))
-    } else {
-        (second, nanos)
+    let (second, nanos) = match second {
+        0..=59 => (second, nanos),
+        60 => (59, 1_000_000_000 + nanos.min(999_999_999)),
+        _ => return None,
     };
-    let date = match &cache.0 {
-        Some((key, date)) if key[..] == s[..10] => *date,
-        _ => {
-            let year = digits(&s[0..4])?;
-            let month = digits(&s[5..7])?;
-            let day = digits(&s[8..10])?;
-            let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
-            let mut key = [0u8; 10];
-            key.copy_from_slice(&s[..10]);
-            cache.0 = Some((key, date));
-            date
-        }
-    };
-    let naive = date.and_hms_nano_opt(hour, minute, second, nanos)?;
+    let time = NaiveTime::from_num_seconds_from_midnight_opt(minute + second, nanos)?;
+    let utc = date.and_time(time).and_utc();
     let utc = if offset_seconds == 0 {
-        naive.and_utc()
+        utc
     } else {
-        naive.and_utc() - TimeDelta::seconds(offset_seconds)
+        utc - TimeDelta::seconds(offset_seconds)
     };
     Some(Timestamp { utc, zone_missing })
 }
@@ -193,6 +205,26 @@ mod tests {
                 false,
             ),
         ];
+        // One cache across all of them, as a document's observations share one, with the
+        // date and minute repeated and changed: the same results as parsing each alone.
+        let mut cache = DateCache::default();
+        for (text, _, _) in cases.iter().chain(&cases).chain(&cases[..2]) {
+            let cached = parse_timestamp_cached(text.as_bytes(), &mut cache);
+            assert_eq!(cached, parse_timestamp(text), "{text}");
+        }
+        let mut cache = DateCache::default();
+        for text in [
+            "2016-05-02T23:59:59Z",
+            "2016-05-02T23:59:60.5Z",
+            "2016-05-02T23:59:61Z",
+        ] {
+            let cached = parse_timestamp_cached(text.as_bytes(), &mut cache);
+            assert_eq!(cached, parse_timestamp(text), "{text}");
+        }
+        assert_eq!(
+            format_timestamp(parse_timestamp("2016-12-31T23:59:60.5Z").unwrap().utc),
+            "2016-12-31T23:59:60.500000Z"
+        );
         for (text, want, missing) in cases {
             let t = parse_timestamp(text).unwrap_or_else(|| panic!("{text}"));
             assert_eq!(format_timestamp(t.utc), want, "{text}");
@@ -212,6 +244,10 @@ mod tests {
             "2016-05-02T00:00:00Q",
             "2016-05-02T00:00:00+99:00",
             "２016-05-02T00:00:00Z",
+            "2016-05-02T00:60:00Z",
+            "2016-05-02T00:00:61Z",
+            "2016-05-02T00:00:0xZ",
+            "2016-05-02X00:00:00Z",
         ] {
             assert!(parse_timestamp(bad).is_none(), "{bad}");
         }

@@ -218,6 +218,10 @@ fn the_fast_path_gives_what_quick_xml_gives() {
         format!("{head}{obs}</Samples"),
         format!("{head}{obs}<!-- c --></Samples><!-- d --></ComponentStream></DeviceStream></Streams></MTConnectStreams>"),
         format!("{head}{obs}</Samples>junk &amp; more</ComponentStream>{tail}"),
+        // Found by the fuzzer: a malformed reference between elements is quick-xml's error.
+        format!("{head}{obs}\n  &{obs}{tail}"),
+        format!("{head}{obs}\n  &amp{obs}{tail}"),
+        format!("{head}{obs}</Samples> & </ComponentStream>{tail}"),
         format!("{head}{obs}</Samples></ComponentStream>{component}<Events/><Samples>{obs}{tail}"),
         format!("{head}{obs}</Samples></ComponentStream><ComponentStream component=\"a&amp;b\" componentId=\"q\"><Samples>{obs}{tail}"),
         format!("{head}{obs}</Samples></ComponentStream><ComponentStream componentId='q' x=\"a>b\"><Samples>{obs}{tail}"),
