@@ -86,22 +86,18 @@ pub(crate) fn parse_timestamp_cached(text: &[u8], cache: &mut DateCache) -> Opti
     let mut rest = &s[19..];
     let mut nanos = 0u32;
     if let Some((b'.', tail)) = rest.split_first() {
-        let n;
-        (nanos, n) = match fraction_digits(tail) {
-            Some(short) => short,
-            None => {
-                // Eight digits or more. Digits past the ninth are below a nanosecond:
-                // truncated.
-                let n = tail.iter().take_while(|d| d.is_ascii_digit()).count();
-                let nanos = tail[..n.min(9)]
-                    .iter()
-                    .fold(0, |v, &d| v * 10 + u32::from(d - b'0'));
-                (nanos * SCALE[9 - n.min(9)], n)
+        // Digits past the ninth are below a nanosecond: truncated.
+        let mut n = 0;
+        while let Some(&d) = tail.get(n).filter(|d| d.is_ascii_digit()) {
+            if n < 9 {
+                nanos = nanos * 10 + u32::from(d - b'0');
             }
-        };
+            n += 1;
+        }
         if n == 0 {
             return None;
         }
+        nanos *= SCALE[9 - n.min(9)];
         rest = &tail[n..];
     }
     let (offset_seconds, zone_missing) = match rest {
@@ -137,30 +133,6 @@ pub(crate) fn parse_timestamp_cached(text: &[u8], cache: &mut DateCache) -> Opti
         utc - TimeDelta::seconds(offset_seconds)
     };
     Some(Timestamp { utc, zone_missing })
-}
-
-/// The nanoseconds of a fraction of fewer than eight digits at the start of `tail`, and
-/// its digit count; `None` for eight digits or more. Eight bytes at a time: the digits are
-/// found and summed in one 64-bit word (the SWAR method of Lemire, "Fast parsing of 8
-/// digits", 2018).
-fn fraction_digits(tail: &[u8]) -> Option<(u32, usize)> {
-    let mut word = [b'x'; 8];
-    let len = tail.len().min(8);
-    word[..len].copy_from_slice(&tail[..len]);
-    let value = u64::from_le_bytes(word).wrapping_sub(0x3030_3030_3030_3030);
-    // A byte below '0' wraps to 0xD0 or more, one above '9' becomes 0x80 or more when 0x76
-    // is added; carries only run upwards, so the lowest flagged byte is the first non-digit.
-    let other = (value | value.wrapping_add(0x7676_7676_7676_7676)) & 0x8080_8080_8080_8080;
-    let n = (other.trailing_zeros() / 8) as usize;
-    if n == 8 {
-        return None;
-    }
-    // The n digits, then zeros: the eight-digit number is the fraction times 10^8.
-    let mut v = value & ((1u64 << (8 * n)) - 1);
-    v = (v * 10 + (v >> 8)) & 0x00FF_00FF_00FF_00FF;
-    v = (v * 100 + (v >> 16)) & 0x0000_FFFF_0000_FFFF;
-    v = (v * 10_000 + (v >> 32)) & 0xFFFF_FFFF;
-    Some((v as u32 * 10, n))
 }
 
 fn digits(s: &[u8]) -> Option<u32> {
@@ -258,30 +230,6 @@ mod tests {
             assert_eq!(format_timestamp(t.utc), want, "{text}");
             assert_eq!(t.zone_missing, missing, "{text}");
         }
-    }
-
-    #[test]
-    fn fraction_digits_reads_up_to_seven() {
-        for text in [
-            "",
-            "Z",
-            "5",
-            "54Z",
-            "544496Z",
-            "5444961",
-            "1234567\"",
-            "9999999",
-            "0000001",
-        ] {
-            let n = text.bytes().take_while(u8::is_ascii_digit).count();
-            let want = text[..n]
-                .bytes()
-                .fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
-            let want = (want * 10u64.pow(9 - n as u32)) as u32;
-            assert_eq!(fraction_digits(text.as_bytes()), Some((want, n)), "{text}");
-        }
-        assert_eq!(fraction_digits(b"12345678"), None);
-        assert_eq!(fraction_digits(b"\xff\x80"), Some((0, 0)));
     }
 
     #[test]
