@@ -61,7 +61,7 @@ pub(crate) fn parse_timestamp_cached(text: &[u8], cache: &mut DateCache) -> Opti
     }
     let (date, minute) = match &cache.0 {
         Some((key, date, minute)) if key[..] == s[..16] => (*date, *minute),
-        _ => {
+        cached => {
             if s[4] != b'-' || s[7] != b'-' || !matches!(s[10], b'T' | b't' | b' ') || s[13] != b':'
             {
                 return None;
@@ -71,10 +71,16 @@ pub(crate) fn parse_timestamp_cached(text: &[u8], cache: &mut DateCache) -> Opti
             if hour > 23 || minute > 59 {
                 return None;
             }
-            let year = digits(&s[0..4])?;
-            let month = digits(&s[5..7])?;
-            let day = digits(&s[8..10])?;
-            let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
+            let date = match cached {
+                // Another minute of the same day (a `/current`'s observations).
+                Some((key, date, _)) if key[..10] == s[..10] => *date,
+                _ => {
+                    let year = digits(&s[0..4])?;
+                    let month = digits(&s[5..7])?;
+                    let day = digits(&s[8..10])?;
+                    NaiveDate::from_ymd_opt(year as i32, month, day)?
+                }
+            };
             let mut key = [0u8; 16];
             key.copy_from_slice(&s[..16]);
             let minute = hour * 3600 + minute * 60;
