@@ -879,6 +879,23 @@ impl<'r> Attributes<'r> {
     #[inline(never)]
     fn scan(&mut self, tag: &'r [u8], name_len: usize) -> Option<StartTag> {
         let mut pos = name_len;
+        // The common shape first: one space, a known name, `="`, the value, `"`. The
+        // general loop below goes on from wherever this stops, as if it had read these
+        // attributes itself.
+        while tag.get(pos) == Some(&b' ') {
+            let Some((key, len)) = Key::at(&tag[pos + 1..]) else {
+                break;
+            };
+            let value_start = pos + 1 + len + 2;
+            if tag.get(value_start - 1) != Some(&b'"') {
+                break;
+            }
+            let Some(value_len) = find_byte(&tag[value_start..], b'"') else {
+                break;
+            };
+            self.known[key as usize] = (value_start, value_start + value_len);
+            pos = value_start + value_len + 1;
+        }
         loop {
             let after = pos;
             while tag.get(pos)?.is_ascii_whitespace() {
