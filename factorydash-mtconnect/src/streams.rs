@@ -1373,15 +1373,16 @@ impl<'a> Machine<'a> {
         read.map_or(Plain::Other, Plain::Read)
     }
 
-    /// Reads a start tag with a plain name (not an observation's: outside a container),
-    /// as quick-xml's Start or Empty event would be read. Returns the bytes consumed.
+    /// Reads a start tag with a plain name outside a container (not an observation's), as
+    /// quick-xml's Start or Empty event would be read, into [`Machine::start`]. Returns the
+    /// bytes consumed.
     fn plain_start(&mut self, rest: &'a [u8], offset: u64) -> Option<usize> {
         let tag = &rest[1..];
         let name_len = tag.iter().position(|&b| !PLAIN_NAME[usize::from(b)])?;
         let close = match tag[name_len] {
             // quick-xml's name runs to whitespace: `/` must end the tag (`<Name/>`).
             b'/' if tag.get(name_len + 1) == Some(&b'>') => name_len + 1,
-            b' ' | b'\t' | b'\r' | b'\n' | b'>' if name_len > 0 => {
+            b if name_len > 0 && (is_xml_space(b) || b == b'>') => {
                 name_len + tag_close(&tag[name_len..])?
             }
             _ => return None,
@@ -1438,7 +1439,7 @@ impl<'a> Machine<'a> {
         Plain::Read(2 + close + 1)
     }
 
-    /// Reads the observation element at the start of `rest` (after optional whitespace)
+    /// Reads the observation element at the start of `rest` (at its `<`)
     /// without quick-xml, when it has the shape nearly every observation has: `<Name
     /// attributes/>` or `<Name attributes>text</Name>`, with no entity, comment, CDATA or
     /// child element in it. Returns the bytes consumed, or `None` (nothing consumed) for any
