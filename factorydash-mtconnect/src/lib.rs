@@ -46,10 +46,11 @@
 //! - **Borrowing.** [`parse_streams`] returns [`Streams`] whose strings borrow from the
 //!   input; [`Streams::to_observations`] gives owned [`factorydash_core::Observation`]s.
 //! - **Bounded.** [`ParseOptions`] caps document size and element depth.
-//! - **Fast.** The plain observation element is read in one pass without quick-xml's event
-//!   machinery (every other shape goes through quick-xml, with the same result): on one
-//!   core, a 1.6 MB NIST `/sample` page parses at about 60 % of the speed of a bare
-//!   quick-xml event loop over the same bytes (`benches/parse.rs`).
+//! - **Fast.** The plain observation element and the DeviceStream/ComponentStream
+//!   structure around it are read in one pass without quick-xml's event machinery (every
+//!   other shape goes through quick-xml, with the same result): on one core, a 1.6 MB NIST
+//!   `/sample` page parses at about two thirds of the speed of a bare quick-xml event loop
+//!   over the same bytes (`benches/parse.rs`).
 //!
 //! # Features
 //! | feature | default | what it adds |
