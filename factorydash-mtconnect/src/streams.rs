@@ -1843,21 +1843,16 @@ impl<'a> Machine<'a> {
         let mut number = None;
         if category == Category::Sample && !text.is_empty() {
             let representation = representation_of(element);
-            // What a Value's text reads as: a plain decimal is read in one pass, and a
-            // vector (`x y z`) is told from it at its first space.
-            let plain = match representation {
-                Representation::Value => plain_decimal(text.as_bytes()),
-                _ => Decimal::Unknown,
-            };
-            number = match plain {
-                Decimal::Number(n) => Some(n),
-                Decimal::Spaced => None,
-                Decimal::Unknown if representation == Representation::Value => {
-                    text.parse::<f64>().ok()
+            if representation == Representation::Value {
+                // A plain decimal is read in one pass, and a vector (`x y z`) is told from
+                // it at its first space.
+                number = match plain_decimal(text.as_bytes()) {
+                    Decimal::Number(n) => Some(n),
+                    Decimal::Spaced => None,
+                    Decimal::Unknown => text.parse::<f64>().ok(),
                 }
-                Decimal::Unknown => None,
+                .filter(|n| n.is_finite());
             }
-            .filter(|n| n.is_finite());
             let numeric = number.is_some()
                 || (matches!(
                     representation,
