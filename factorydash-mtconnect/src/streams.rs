@@ -1424,8 +1424,9 @@ impl<'a> Machine<'a> {
             .take_while(|&&b| is_xml_space(b))
             .count();
         let found = &content[..content.len() - spaces];
+        // Closed either way, as quick-xml pops its name on a mismatch too.
+        self.open.pop();
         if found != name {
-            self.open.pop();
             return Plain::Error(quick_xml::Error::IllFormed(
                 IllFormedError::MismatchedEndTag {
                     expected: String::from_utf8_lossy(name).into_owned(),
@@ -1433,7 +1434,6 @@ impl<'a> Machine<'a> {
                 },
             ));
         }
-        self.open.pop();
         self.end();
         self.depth -= 1;
         Plain::Read(2 + close + 1)
