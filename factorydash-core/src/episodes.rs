@@ -86,19 +86,72 @@ impl ConditionEpisode {
 type ItemKey = (String, String);
 
 /// Builds episodes from Condition observations fed in time order.
+///
+/// Memory: the active episodes and, with [`Episodes::with_limit`], at most that many ended
+/// ones (the newest; older ended ones are dropped and counted by [`Episodes::omitted`]).
 #[derive(Debug, Default)]
 pub struct Episodes {
-    /// Every episode so far, in the order they began.
+    /// Every episode kept, in the order they began.
     done: Vec<ConditionEpisode>,
     /// Per data item, its active episodes by `nativeCode`, as indexes into `done`.
     active: HashMap<ItemKey, Vec<(Option<String>, usize)>>,
+    /// The most ended episodes kept (`None`: all).
+    limit: Option<usize>,
+    /// Ended episodes dropped to keep within `limit`.
+    omitted: u64,
 }
 
 impl Episodes {
+    /// Builds episodes keeping every active one and the newest `limit` ended ones.
+    pub fn with_limit(limit: usize) -> Self {
+        Episodes {
+            limit: Some(limit),
+            ..Self::default()
+        }
+    }
+
+    /// How many ended episodes were dropped to keep within the limit (the oldest).
+    pub fn omitted(&self) -> u64 {
+        self.omitted
+    }
+
+    /// Drops the oldest ended episodes once twice the limit are held (amortised: each
+    /// compaction keeps `limit` of them), renumbering the active ones.
+    fn compact(&mut self, now: bool) {
+        let Some(limit) = self.limit else { return };
+        if !now && self.done.len() < 2 * limit.max(1) {
+            return;
+        }
+        let active = self.active.values().map(Vec::len).sum::<usize>();
+        if !now && self.done.len() < 2 * limit.max(1) + active {
+            return;
+        }
+        let ended = self.done.len() - active;
+        let mut drop = ended.saturating_sub(limit);
+        self.omitted += drop as u64;
+        let mut renumber = vec![usize::MAX; self.done.len()];
+        let mut kept = Vec::with_capacity(self.done.len() - drop);
+        for (i, e) in std::mem::take(&mut self.done).into_iter().enumerate() {
+            if drop > 0 && e.ended.is_some() {
+                drop -= 1;
+                continue;
+            }
+            renumber[i] = kept.len();
+            kept.push(e);
+        }
+        self.done = kept;
+        for list in self.active.values_mut() {
+            for (_, i) in list.iter_mut() {
+                *i = renumber[*i];
+            }
+        }
+    }
+
     /// Feeds one observation. Observations that are not Conditions are ignored; feed them
     /// in (timestamp, sequence) order.
     pub fn observe(&mut self, o: &Observation) {
         let Some(c) = &o.condition else { return };
+        self.compact(false);
         let key = (o.device.clone(), o.data_item_id.clone());
         match c.level {
             ConditionLevel::Warning | ConditionLevel::Fault => {
@@ -142,8 +195,9 @@ impl Episodes {
         }
     }
 
-    /// Every episode, ordered by when it began; those still active have no end.
-    pub fn finish(self) -> Vec<ConditionEpisode> {
+    /// Every episode kept, ordered by when it began; those still active have no end.
+    pub fn finish(mut self) -> Vec<ConditionEpisode> {
+        self.compact(true);
         self.done
     }
 }
@@ -168,6 +222,33 @@ pub fn episodes<'a>(
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
+
+    #[test]
+    fn a_limit_keeps_the_active_and_the_newest_ended_episodes() {
+        let mut all = Episodes::default();
+        let mut limited = Episodes::with_limit(3);
+        let mut n = 0;
+        let mut feed = |item: &str, level: ConditionLevel| {
+            n += 1;
+            let mut o = cond(item, 0, level, None);
+            o.sequence = n;
+            o.timestamp += chrono::Duration::seconds(n as i64);
+            all.observe(&o);
+            limited.observe(&o);
+        };
+        feed("stuck", ConditionLevel::Fault);
+        for _ in 0..49 {
+            feed("flapping", ConditionLevel::Warning);
+            feed("flapping", ConditionLevel::Normal);
+        }
+        limited.compact(true);
+        assert_eq!(limited.omitted(), 46);
+        let all = all.finish();
+        let kept = limited.finish();
+        assert_eq!(kept.len(), 4);
+        assert_eq!(kept[0], all[0], "the active episode is kept");
+        assert_eq!(kept[1..], all[all.len() - 3..]);
+    }
 
     use super::*;
     use crate::{Category, ConditionState, Value};

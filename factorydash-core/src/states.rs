@@ -71,6 +71,186 @@ fn push(out: &mut Vec<StateInterval>, state: String, from: DateTime<Utc>, to: Da
     }
 }
 
+/// The Event types whose values are states from a controlled vocabulary (MTConnect Part 2,
+/// "DataItem Types for Event": `Execution`, `Availability`, `ControllerMode`, …), spelled
+/// as a probe's `type` attribute: what a utilization or state timeline can be asked of.
+/// Free-text Events (`Program`, `Block`, `Message`) and Samples are not states.
+pub const STATE_TYPES: &[&str] = &[
+    "ACTUATOR_STATE",
+    "AVAILABILITY",
+    "AXIS_COUPLING",
+    "AXIS_INTERLOCK",
+    "AXIS_STATE",
+    "CHARACTERISTIC_STATUS",
+    "CHUCK_INTERLOCK",
+    "CHUCK_STATE",
+    "COMPOSITION_STATE",
+    "CONNECTION_STATUS",
+    "CONTROLLER_MODE",
+    "CONTROLLER_MODE_OVERRIDE",
+    "DIRECTION",
+    "DOOR_STATE",
+    "EMERGENCY_STOP",
+    "END_OF_BAR",
+    "EQUIPMENT_MODE",
+    "EXECUTION",
+    "FUNCTIONAL_MODE",
+    "INTERFACE_STATE",
+    "LOCK_STATE",
+    "OPERATING_MODE",
+    "PART_DETECT",
+    "PATH_MODE",
+    "POWER_STATE",
+    "POWER_STATUS",
+    "PROGRAM_EDIT",
+    "ROTARY_MODE",
+    "SPINDLE_INTERLOCK",
+    "VALVE_STATE",
+    "WAIT_STATE",
+];
+
+/// Whether `kind` (an Event's `type`, e.g. `EXECUTION`) takes its values from a controlled
+/// vocabulary: one of [`STATE_TYPES`].
+pub fn is_state_type(kind: &str) -> bool {
+    STATE_TYPES.binary_search(&kind).is_ok()
+}
+
+/// A window's state intervals, a page at a time, and the time in each state over the whole
+/// window: what [`StateFold`] (and a store computing it in SQL) answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StateSummary {
+    /// The time in each state over the whole window, largest first (at most
+    /// [`MAX_STATES`]).
+    pub shares: Vec<StateShare>,
+    /// The page of intervals: those that begin after the requested cursor, oldest first.
+    pub intervals: Vec<StateInterval>,
+    /// The cursor of the next page (the last interval's start), when more follow.
+    pub next: Option<DateTime<Utc>>,
+}
+
+/// The most distinct states a [`StateSummary`] lists shares of; the rest are left out (a
+/// controlled vocabulary has a handful).
+pub const MAX_STATES: usize = 100;
+
+/// Computes a [`StateSummary`] from a window's observations fed one at a time, in
+/// (timestamp, sequence) order, in memory bounded by the page size: the same intervals as
+/// [`intervals`] (consecutive equal states merge), of which it keeps only the page asked
+/// for.
+#[derive(Debug)]
+pub struct StateFold {
+    window: TimeWindow,
+    after: Option<DateTime<Utc>>,
+    limit: usize,
+    current: Option<(String, DateTime<Utc>)>,
+    /// The last closed interval, kept open to merge with an equal next one.
+    pending: Option<StateInterval>,
+    seconds: BTreeMap<String, f64>,
+    page: Vec<StateInterval>,
+    more: bool,
+}
+
+impl StateFold {
+    /// A fold over `window`, starting in state `before` (the last value before the window,
+    /// if known), keeping at most `limit` intervals that begin after `after`.
+    pub fn new(
+        window: TimeWindow,
+        before: Option<&Value>,
+        after: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Self {
+        StateFold {
+            current: before.map(|v| (state_of(v), window.from())),
+            window,
+            after,
+            limit,
+            pending: None,
+            seconds: BTreeMap::new(),
+            page: Vec::new(),
+            more: false,
+        }
+    }
+
+    /// Feeds one observation; those outside the window are ignored.
+    pub fn push(&mut self, at: DateTime<Utc>, value: &Value) {
+        if !self.window.contains(at) {
+            return;
+        }
+        if let Some((s, _)) = &self.current {
+            if value.as_text().map_or(s == "UNAVAILABLE", |t| t == s) {
+                return;
+            }
+        }
+        let state = state_of(value);
+        if let Some((s, since)) = self.current.replace((state, at)) {
+            self.close(s, since, at);
+        }
+    }
+
+    fn close(&mut self, state: String, from: DateTime<Utc>, to: DateTime<Utc>) {
+        if to <= from {
+            return;
+        }
+        if let Some(total) = self.seconds.get_mut(&state) {
+            *total += (to - from).as_seconds_f64();
+        } else if self.seconds.len() < MAX_STATES * 10 {
+            self.seconds
+                .insert(state.clone(), (to - from).as_seconds_f64());
+        }
+        match &mut self.pending {
+            Some(p) if p.state == state && p.to == from => p.to = to,
+            _ => {
+                if let Some(done) = self.pending.replace(StateInterval { state, from, to }) {
+                    self.emit(done);
+                }
+            }
+        }
+    }
+
+    fn emit(&mut self, interval: StateInterval) {
+        if self.after.is_some_and(|after| interval.from <= after) {
+            return;
+        }
+        if self.page.len() < self.limit {
+            self.page.push(interval);
+        } else {
+            self.more = true;
+        }
+    }
+
+    /// The summary: shares over the whole window and the page of intervals.
+    pub fn finish(mut self) -> StateSummary {
+        if let Some((s, since)) = self.current.take() {
+            let to = self.window.to();
+            self.close(s, since, to);
+        }
+        if let Some(last) = self.pending.take() {
+            self.emit(last);
+        }
+        let total: f64 = self.seconds.values().sum();
+        let mut shares: Vec<StateShare> = self
+            .seconds
+            .into_iter()
+            .map(|(state, s)| StateShare {
+                state,
+                seconds: s,
+                share: if total > 0.0 { s / total } else { 0.0 },
+            })
+            .collect();
+        shares.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        shares.truncate(MAX_STATES);
+        let next = if self.more {
+            self.page.last().map(|i| i.from)
+        } else {
+            None
+        };
+        StateSummary {
+            shares,
+            intervals: self.page,
+            next,
+        }
+    }
+}
+
 /// The share of time in each state over `intervals`, largest first.
 pub fn shares(intervals: &[StateInterval]) -> Vec<StateShare> {
     let mut seconds: BTreeMap<&str, f64> = BTreeMap::new();
@@ -94,6 +274,45 @@ pub fn shares(intervals: &[StateInterval]) -> Vec<StateShare> {
 mod tests {
     use super::*;
     use chrono::Duration;
+
+    #[test]
+    fn state_types_are_sorted_for_binary_search() {
+        assert!(STATE_TYPES.windows(2).all(|w| w[0] < w[1]));
+        assert!(is_state_type("EXECUTION"));
+        assert!(!is_state_type("PROGRAM"));
+    }
+
+    #[test]
+    fn the_fold_pages_what_intervals_gives_and_shares_the_whole_window() {
+        let t0 = DateTime::from_timestamp(1_475_600_000, 0).unwrap();
+        let at = |m: i64| t0 + Duration::minutes(m);
+        let window = TimeWindow::new(at(0), at(60)).unwrap();
+        let states = ["ACTIVE", "READY", "ACTIVE", "ACTIVE", "STOPPED", "READY"];
+        let obs: Vec<_> = (0..60)
+            .map(|m| (at(m), Value::from_text(states[(m as usize * 7 / 3) % 6])))
+            .chain([(at(59), Value::Unavailable)])
+            .collect();
+        let before = Value::from_text("READY");
+        let all = intervals(Some(&before), &obs, &window);
+        let mut paged = Vec::new();
+        let mut after = None;
+        let whole = shares(&all);
+        loop {
+            let mut fold = StateFold::new(window, Some(&before), after, 7);
+            for (t, v) in &obs {
+                fold.push(*t, v);
+            }
+            let page = fold.finish();
+            assert!(page.intervals.len() <= 7);
+            assert_eq!(page.shares, whole);
+            paged.extend(page.intervals);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(paged, all);
+    }
 
     #[test]
     fn utilization_over_a_window() {

@@ -68,7 +68,9 @@ pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) 
     );
     let pages = (settings.buffer / settings.count.max(1)).max(1) as usize;
     let (queue, rx) = mpsc::channel(pages);
-    tokio::spawn(write(app.clone(), url.clone(), rx));
+    // Tracked, and never aborted: when the reader stops (paused, removed, the process
+    // stopping), the writer stores what waits in the queue, then ends.
+    app.writers.spawn(write(app.clone(), url.clone(), rx));
     let mut backoff = Backoff::default();
     let mut resumed = false;
     let mut probed = false;
@@ -213,6 +215,21 @@ pub fn start_agent(app: &Arc<App>, url: &str) -> bool {
     };
     followed.insert(url.to_owned(), task.abort_handle());
     true
+}
+
+/// Stops following every agent, for a clean stop: the readers end at once, and each
+/// writer stores what waits in its queue (see [`App::writers`]).
+pub fn stop_all(app: &App) {
+    let followed: Vec<_> = app
+        .followed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .drain()
+        .collect();
+    for (url, task) in followed {
+        task.abort();
+        tracing::info!(agent = %url, "stopped reading");
+    }
 }
 
 /// Stops following `url` (what was read is still stored). `false` when it was not followed.

@@ -142,6 +142,10 @@ struct ServeArgs {
     /// new; a stream silent for about twice as long is reopened.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     heartbeat: Duration,
+    /// On SIGTERM or Ctrl-C: how long to wait for what was read to be stored and for
+    /// connections to close before exiting anyway.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "FACTORYDASH_SHUTDOWN_TIMEOUT")]
+    shutdown_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -301,14 +305,51 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     tracing::info!("dashboard at http://{address}/ (store: {kind})");
     println!("factorydash: dashboard at http://{address}/");
-    warp::serve(web::routes(app, tokens))
-        .incoming(listener)
-        .graceful(shutdown())
-        .run()
-        .await;
+    let stopping = app.stopping.clone();
+    let server = tokio::spawn(
+        warp::serve(web::routes(app.clone(), tokens))
+            .incoming(listener)
+            .graceful(async move { stopping.cancelled().await })
+            .run(),
+    );
+    stop_signal().await;
+    stop(&app, server, args.shutdown_timeout).await;
     Ok(())
 }
 
+/// A clean stop, within `timeout`: reading from agents stops at once; what was read is
+/// stored (each writer empties its queue; the resume point moves with each stored batch);
+/// WebSocket clients get a close frame and the server stops accepting connections. What
+/// could not be stored in time stays in the agents' buffers: the next start resumes from
+/// the last stored batch.
+async fn stop(app: &Arc<App>, server: tokio::task::JoinHandle<()>, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let waiting: u64 = app.health().iter().map(|h| h.buffered).sum();
+    tracing::info!(
+        buffered = waiting,
+        ?timeout,
+        "stopping: no more reading; storing what was read"
+    );
+    ingest::stop_all(app);
+    app.stopping.cancel();
+    app.writers.close();
+    if tokio::time::timeout_at(deadline, app.writers.wait())
+        .await
+        .is_err()
+    {
+        let left: u64 = app.health().iter().map(|h| h.buffered).sum();
+        tracing::warn!(
+            not_stored = left,
+            "the store did not take everything in time; it will be read again from the agents on the next start"
+        );
+    } else {
+        tracing::info!("everything read is stored");
+    }
+    if tokio::time::timeout_at(deadline, server).await.is_err() {
+        tracing::warn!("connections still open at the deadline; closing them");
+    }
+    tracing::info!("stopped");
+}
 /// Drops observations older than the retention period, every minute.
 async fn prune(store: Arc<dyn Store>, retention: Duration) {
     let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
@@ -337,13 +378,30 @@ async fn replay_agent(args: ReplayArgs) -> anyhow::Result<()> {
     println!("factorydash: MTConnect agent at http://{address}/");
     warp::serve(agent::routes(agent::ReplayAgent::new(replay)))
         .incoming(listener)
-        .graceful(shutdown())
+        .graceful(stop_signal())
         .run()
         .await;
     Ok(())
 }
 
-async fn shutdown() {
+/// Waits for SIGTERM (what systemd, Docker and Kubernetes send) or SIGINT (Ctrl-C).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: stopping"),
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on Ctrl-C only")
+            }
+        }
+    }
     let _ = tokio::signal::ctrl_c().await;
-    tracing::info!("shutting down");
+    tracing::info!("Ctrl-C: stopping");
 }

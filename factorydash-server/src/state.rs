@@ -137,6 +137,12 @@ pub struct App {
     pub ingest: std::sync::OnceLock<crate::ingest::Ingest>,
     /// The agents followed now, with their tasks.
     pub followed: std::sync::Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    /// Cancelled when the process is asked to stop (SIGTERM, Ctrl-C): WebSocket clients
+    /// are closed with a close frame and the server stops accepting connections.
+    pub stopping: tokio_util::sync::CancellationToken,
+    /// The tasks that store what was read (one per followed agent): a clean stop waits for
+    /// them to store what waits in their queues.
+    pub writers: tokio_util::task::TaskTracker,
 }
 
 /// How many live messages are kept for clients that reconnect.
@@ -219,6 +225,8 @@ impl App {
             store_kind,
             ingest: std::sync::OnceLock::new(),
             followed: std::sync::Mutex::new(HashMap::new()),
+            stopping: tokio_util::sync::CancellationToken::new(),
+            writers: tokio_util::task::TaskTracker::new(),
         })
     }
 

@@ -361,13 +361,37 @@ async fn api_series(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
     Ok(answer(result))
 }
 
-/// `/api/utilization?device=&from=&to=&type=`: the intervals of an Event data item's states
-/// over a window (default the last hour) and the share of time in each: by default the
-/// device's `EXECUTION` (share ACTIVE is the utilization).
+/// The most state intervals or alarm episodes one answer holds, and the default.
+const MAX_INTERVALS: usize = 10_000;
+const DEFAULT_INTERVALS: usize = 1_000;
+
+/// `/api/utilization?device=&from=&to=&type=&cursor=&limit=`: the intervals of a
+/// state-like Event data item (a controlled vocabulary: `EXECUTION` by default,
+/// `AVAILABILITY`, `CONTROLLER_MODE`, …; anything else is refused) over a window (default
+/// the last hour) and the share of time in each state over the whole window (share ACTIVE
+/// of `EXECUTION` is the utilization). Computed in the store, so an answer costs the same
+/// memory whatever the window holds: the intervals come a page at a time (`limit`, default
+/// 1,000, at most 10,000; pass `next` back as `cursor`).
 async fn api_utilization(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
     let result = async {
         let device = q.get("device").filter(|s| !s.is_empty()).ok_or_else(|| ApiError::bad_request("device is required"))?;
         let kind = q.get("type").map_or("EXECUTION", String::as_str).to_ascii_uppercase();
+        if !factorydash_core::states::is_state_type(&kind) {
+            return Err(ApiError::bad_request(format!(
+                "type must be an Event with a controlled vocabulary (one of {}), got '{kind}'",
+                factorydash_core::states::STATE_TYPES.join(", ")
+            )));
+        }
+        let limit = match q.get("limit") {
+            None => DEFAULT_INTERVALS,
+            Some(s) => s.parse().ok().filter(|n| (1..=MAX_INTERVALS).contains(n)).ok_or_else(|| {
+                ApiError::bad_request(format!("limit must be a whole number from 1 to {MAX_INTERVALS}, got '{s}'"))
+            })?,
+        };
+        let after = match q.get("cursor").filter(|s| !s.is_empty()) {
+            None => None,
+            Some(c) => Some(interval_cursor(c).ok_or_else(|| ApiError::bad_request("invalid cursor"))?),
+        };
         let to = time_param(&q, "to")?.unwrap_or_else(Utc::now);
         let from = time_param(&q, "from")?.unwrap_or(to - chrono::Duration::hours(1));
         let window = TimeWindow::new(from, to).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -378,39 +402,54 @@ async fn api_utilization(app: Arc<App>, q: Query) -> Result<Response, Infallible
             .flat_map(|d| &d.data_items)
             .find(|i| i.kind == kind)
             .ok_or_else(|| ApiError::bad_request(format!("device '{device}' has no {kind} data item")))?;
-        let before = app.store.last_before(device, &item.id, window.from()).await?;
-        let observations: Vec<_> = app
-            .store
-            .series(device, &item.id, &window, 1_000_000)
-            .await?
-            .into_iter()
-            .map(|o| (o.timestamp, o.value))
-            .collect();
-        let intervals = factorydash_core::states::intervals(before.as_ref().map(|o| &o.value), &observations, &window);
-        let shares = factorydash_core::states::shares(&intervals);
+        let summary = app.store.state_summary(device, &item.id, &window, after, limit).await?;
+        let next = summary.next.map(|t| Cursor::from_key(&[t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)]));
         Ok::<_, ApiError>(reply::json(&json!({
             "device": device, "dataItemId": item.id, "type": kind, "from": window.from(), "to": window.to(),
-            "shares": shares, "intervals": intervals,
+            "shares": summary.shares, "intervals": summary.intervals, "next": next,
         })))
     }
     .await;
     Ok(answer(result))
 }
 
-/// `/api/alarms?device=&from=&to=`: the Condition episodes (each Warning or Fault with its
-/// start, end, duration in seconds, native code and message) that were active at any time
-/// in a window (default the last 24 hours), of one device or all, oldest first; those with
-/// no end are still active.
+/// The instant an intervals cursor holds.
+fn interval_cursor(cursor: &str) -> Option<chrono::DateTime<Utc>> {
+    let key = Cursor::from_string(cursor).key().ok()?;
+    match key.as_slice() {
+        [t] => chrono::DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
+        _ => None,
+    }
+}
+
+/// Condition observations read from the store per step of `/api/alarms`.
+const ALARMS_CHUNK: usize = 10_000;
+
+/// `/api/alarms?device=&from=&to=&limit=`: the Condition episodes (each Warning or Fault
+/// with its start, end, duration in seconds, native code and message) that were active at
+/// any time in a window (default the last 24 hours), of one device or all, oldest first;
+/// those with no end are still active. Folded from the store 10,000 observations at a
+/// time, keeping every active episode and the newest `limit` ended ones (default 1,000, at
+/// most 10,000; `omitted` counts the older ended ones left out), so an answer costs the
+/// same memory whatever the window holds.
 async fn api_alarms(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
     let result = async {
         let device = q
             .get("device")
             .filter(|s| !s.is_empty())
             .map(String::as_str);
+        let limit = match q.get("limit") {
+            None => DEFAULT_INTERVALS,
+            Some(s) => s.parse().ok().filter(|n| (1..=MAX_INTERVALS).contains(n)).ok_or_else(|| {
+                ApiError::bad_request(format!("limit must be a whole number from 1 to {MAX_INTERVALS}, got '{s}'"))
+            })?,
+        };
         let to = time_param(&q, "to")?.unwrap_or_else(Utc::now);
         let from = time_param(&q, "from")?.unwrap_or(to - chrono::Duration::hours(24));
         let window = TimeWindow::new(from, to).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let mut episodes = factorydash_core::episodes::Episodes::default();
+        let mut episodes = factorydash_core::episodes::Episodes::with_limit(limit);
         // What was active when the window began: the last observation before it of each
         // Condition data item.
         for d in app
@@ -434,9 +473,18 @@ async fn api_alarms(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
                 }
             }
         }
-        for o in app.store.conditions(device, &window, 1_000_000).await? {
-            episodes.observe(&o);
+        let mut after = None;
+        loop {
+            let chunk = app.store.conditions(device, &window, after, ALARMS_CHUNK).await?;
+            for o in &chunk {
+                episodes.observe(o);
+            }
+            match chunk.last() {
+                Some(last) if chunk.len() == ALARMS_CHUNK => after = Some((last.timestamp, last.sequence)),
+                _ => break,
+            }
         }
+        let omitted = episodes.omitted();
         let now = Utc::now();
         let episodes: Vec<_> = episodes
             .finish()
@@ -450,7 +498,7 @@ async fn api_alarms(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
             .collect();
         let active = episodes.iter().filter(|e| e["ended"].is_null()).count();
         Ok::<_, ApiError>(reply::json(&json!({
-            "from": window.from(), "to": window.to(), "active": active, "episodes": episodes,
+            "from": window.from(), "to": window.to(), "active": active, "omitted": omitted, "episodes": episodes,
         })))
     }
     .await;
@@ -724,16 +772,26 @@ async fn api_gaps(app: Arc<App>) -> Result<Response, Infallible> {
     Ok(answer(result))
 }
 
+/// `/healthz`, open to anyone (load balancers, service managers): the same cost whatever
+/// the store holds. The store is pinged (`SELECT 1`), never counted; `observations` is what
+/// this process's sources stored since it started, as ingest counted it.
 async fn healthz(app: Arc<App>) -> Result<Response, Infallible> {
-    let observations = app.store.observation_count().await;
+    let store = app.store.ping().await;
+    let sources = app.health();
+    let observations: u64 = sources.iter().map(|s| s.observations).sum();
     let body = json!({
-        "status": if observations.is_ok() { "ok" } else { "degraded" },
+        "status": if store.is_ok() { "ok" } else { "degraded" },
         "store": app.store_kind,
-        "observations": observations.ok(),
-        "sources": app.health(),
+        "store_error": store.err().map(|e| crate::ingest::error_chain(&e)),
+        "observations": observations,
+        "sources": sources,
     });
     Ok(reply::json(&body).into_response())
 }
+
+/// The largest WebSocket message a client may send, in bytes (a `subscribe` to a few
+/// hundred devices fits).
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
 /// How often the server shows a client it is alive (a `heartbeat` message and a ping).
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -782,6 +840,11 @@ async fn client(app: Arc<App>, socket: WebSocket, since: Option<(u64, u64)>) {
     let mut heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
+            () = app.stopping.cancelled() => {
+                let _ = tx.send(Message::close_with(1001u16, "server stopping")).await;
+                let _ = tx.close().await;
+                return;
+            }
             update = updates.recv() => {
                 let m = match update {
                     Ok(m) => m,
@@ -901,7 +964,11 @@ pub fn routes(
         .and(query)
         .map(|ws: warp::ws::Ws, app: Arc<App>, q: Query| {
             let since = parse_since(&q);
-            ws.on_upgrade(move |socket| client(app, socket, since))
+            // Clients only send small control messages (`subscribe`): a large one is refused
+            // as it arrives, not buffered (tungstenite's default allows 64 MiB).
+            ws.max_message_size(MAX_CLIENT_MESSAGE)
+                .max_frame_size(MAX_CLIENT_MESSAGE)
+                .on_upgrade(move |socket| client(app, socket, since))
                 .into_response()
         });
     let devices = warp::path!("api" / "devices")

@@ -47,6 +47,7 @@ pub mod postgres;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use factorydash_core::states::StateSummary;
 use factorydash_core::{
     page::InvalidCursor, Batch, Category, DeviceInfo, Gap, Observation, Page, PageRequest,
     ResumePoint, TimeWindow,
@@ -124,6 +125,17 @@ pub enum StoreError {
     /// The page cursor is not one this store wrote.
     #[error("invalid page cursor")]
     InvalidCursor(#[from] InvalidCursor),
+    /// A batch holds a `sequence`, `instanceId` or `nextSequence` above `i64::MAX`, which
+    /// PostgreSQL's `bigint` (and so every store, alike) cannot hold. MTConnect Part 1
+    /// gives sequences 64 bits, but no real agent comes near 2^63: such a value is an
+    /// agent's bug, refused rather than wrapped negative.
+    #[error("{what} {value} is beyond the largest storable sequence (2^63 - 1)")]
+    SequenceOutOfRange {
+        /// Which number: `sequence`, `instanceId` or `nextSequence`.
+        what: &'static str,
+        /// The value.
+        value: u64,
+    },
     /// The database failed or cannot be reached.
     #[cfg(feature = "postgres")]
     #[error("database error")]
@@ -265,8 +277,9 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<Observation>, StoreError>;
 
     /// The Condition observations with timestamps in `window`, of `device` or of every
-    /// device, ordered by timestamp then sequence, at most `limit` (the earliest ones): the
-    /// input of [`factorydash_core::episodes`].
+    /// device, ordered by timestamp then sequence, at most `limit` (the earliest ones) after
+    /// the (timestamp, sequence) `after`: the input of [`factorydash_core::episodes`], read
+    /// a chunk at a time (pass the last one's key as the next `after`).
     ///
     /// # Errors
     /// A database error.
@@ -274,8 +287,37 @@ pub trait Store: Send + Sync {
         &self,
         device: Option<&str>,
         window: &TimeWindow,
+        after: Option<(DateTime<Utc>, u64)>,
         limit: usize,
     ) -> Result<Vec<Observation>, StoreError>;
+
+    /// One data item's state intervals over `window` (UTC) and the time in each state,
+    /// computed where the data is (in SQL on PostgreSQL), so that the answer costs memory
+    /// bounded by `limit` whatever the window holds: the intervals that begin after
+    /// `after` (at most `limit`, oldest first; [`StateSummary::next`] continues) and the
+    /// seconds in each state over the whole window, starting from the value held when the
+    /// window began. The same result as [`factorydash_core::states::intervals`] and
+    /// [`factorydash_core::states::shares`] on the window's observations.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn state_summary(
+        &self,
+        device: &str,
+        data_item_id: &str,
+        window: &TimeWindow,
+        after: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<StateSummary, StoreError>;
+
+    /// Whether the store answers: a constant-cost check (`SELECT 1` on PostgreSQL) for a
+    /// health probe, whatever the store holds.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// The agents added at run time (not those given on the command line), in the order
     /// added.
@@ -315,6 +357,45 @@ pub trait Store: Send + Sync {
 }
 
 /// The keyset cursor of a latest-values row: (device, `dataItemId`).
+/// Refuses a batch whose numbers do not fit a signed 64-bit integer (see
+/// [`StoreError::SequenceOutOfRange`]).
+pub(crate) fn check_range(batch: &Batch) -> Result<(), StoreError> {
+    let too_big = |what, value: u64| {
+        if value > i64::MAX as u64 {
+            Err(StoreError::SequenceOutOfRange { what, value })
+        } else {
+            Ok(())
+        }
+    };
+    too_big("instanceId", batch.instance_id)?;
+    too_big("nextSequence", batch.next_sequence)?;
+    batch
+        .observations
+        .iter()
+        .try_for_each(|o| too_big("sequence", o.sequence))
+}
+
+/// The resume point after `batch`, given the stored one: within one `instanceId` it never
+/// goes back (an agent whose `nextSequence` went backwards must not make us read and store
+/// again what is stored), and it is past every sequence of the batch.
+pub(crate) fn resume_after(stored: Option<&ResumePoint>, batch: &Batch) -> ResumePoint {
+    let past_batch = batch
+        .observations
+        .iter()
+        .map(|o| o.sequence.saturating_add(1))
+        .max()
+        .unwrap_or(0);
+    let mut next = batch.next_sequence.max(past_batch);
+    if let Some(stored) = stored.filter(|s| s.instance_id == batch.instance_id) {
+        next = next.max(stored.next_sequence);
+    }
+    ResumePoint {
+        agent: batch.agent.clone(),
+        instance_id: batch.instance_id,
+        next_sequence: next,
+    }
+}
+
 pub(crate) fn latest_cursor(o: &Observation) -> factorydash_core::Cursor {
     factorydash_core::Cursor::from_key(&[o.device.as_str(), o.data_item_id.as_str()])
 }

@@ -11,6 +11,8 @@ use factorydash_core::{
     TimeWindow, Value,
 };
 
+use factorydash_core::states::{StateFold, StateSummary};
+
 use crate::{
     latest_after, latest_cursor, AppendOutcome, ConfiguredAgent, LatestFilter, Store, StoreError,
 };
@@ -256,6 +258,7 @@ impl Store for MemoryStore {
     }
 
     async fn append(&self, batch: &Batch) -> Result<AppendOutcome, StoreError> {
+        crate::check_range(batch)?;
         let mut inner = self.write();
         let inner = &mut *inner;
         let next_id = inner.agents.len() as u32;
@@ -290,9 +293,8 @@ impl Store for MemoryStore {
             let pos = series.partition_point(|s| (s.timestamp, s.sequence) <= at);
             series.insert(pos, stored);
         }
-        inner
-            .resume
-            .insert(batch.agent.clone(), batch.resume_point());
+        let resume = crate::resume_after(inner.resume.get(&batch.agent), batch);
+        inner.resume.insert(batch.agent.clone(), resume);
         if let Some(limit) = self.limit {
             if inner.seen.len() > limit {
                 inner.evict_oldest(inner.seen.len() - limit + limit / 10);
@@ -375,6 +377,7 @@ impl Store for MemoryStore {
         &self,
         device: Option<&str>,
         window: &TimeWindow,
+        after: Option<(DateTime<Utc>, u64)>,
         limit: usize,
     ) -> Result<Vec<Observation>, StoreError> {
         let inner = self.read();
@@ -383,7 +386,11 @@ impl Store for MemoryStore {
             if device.is_some_and(|device| device != d) {
                 continue;
             }
-            let start = series.partition_point(|s| s.timestamp < window.from());
+            let start = match after {
+                Some(key) => series.partition_point(|s| (s.timestamp, s.sequence) <= key),
+                None => 0,
+            }
+            .max(series.partition_point(|s| s.timestamp < window.from()));
             found.extend(
                 series[start..]
                     .iter()
@@ -397,6 +404,34 @@ impl Store for MemoryStore {
             .take(limit)
             .map(|s| inner.observation(s))
             .collect())
+    }
+
+    async fn state_summary(
+        &self,
+        device: &str,
+        data_item_id: &str,
+        window: &TimeWindow,
+        after: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<StateSummary, StoreError> {
+        let before = self
+            .last_before(device, data_item_id, window.from())
+            .await?;
+        let mut fold = StateFold::new(*window, before.as_ref().map(|o| &o.value), after, limit);
+        let inner = self.read();
+        if let Some(series) = inner
+            .series
+            .get(&(device.to_owned(), data_item_id.to_owned()))
+        {
+            let start = series.partition_point(|s| s.timestamp < window.from());
+            for s in series[start..]
+                .iter()
+                .take_while(|s| s.timestamp < window.to())
+            {
+                fold.push(s.timestamp, &s.value);
+            }
+        }
+        Ok(fold.finish())
     }
 
     async fn configured_agents(&self) -> Result<Vec<ConfiguredAgent>, StoreError> {

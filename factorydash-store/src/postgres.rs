@@ -7,6 +7,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
+use factorydash_core::states::{StateInterval, StateShare, StateSummary, MAX_STATES};
+
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use factorydash_core::downsample::{self, Bucket};
@@ -567,24 +569,7 @@ impl PgStore {
             let client = self.client().await?;
             self.agent_id(&*client, &batch.agent).await?
         };
-        // The newest observation of each data item in the batch, for `latest`.
-        let mut newest: HashMap<(&str, &str), &Observation> = HashMap::new();
-        for o in &batch.observations {
-            newest
-                .entry((&o.device, &o.data_item_id))
-                .and_modify(|n| {
-                    if o.sequence > n.sequence {
-                        *n = o;
-                    }
-                })
-                .or_insert(o);
-        }
-        let mut latest = Columns::default();
-        for o in newest.values() {
-            latest.push(o);
-        }
         let instance_id = batch.instance_id as i64;
-        let next_sequence = batch.next_sequence as i64;
         let new_days: Vec<NaiveDate> = {
             let known = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
             let days: BTreeSet<NaiveDate> = batch
@@ -598,6 +583,37 @@ impl PgStore {
         // A transaction needs exclusive use of the connection.
         let mut client = self.exclusive().await?;
         let tx = client.transaction().await?;
+        // The agent's row is locked until commit: appends of one agent are serialised, so
+        // what is checked here as stored stays true until this batch is.
+        let stored = tx
+            .query_opt(
+                "SELECT instance_id, next_sequence FROM agents WHERE id = $1 AND instance_id IS NOT NULL FOR UPDATE",
+                &[&agent_id],
+            )
+            .await?
+            .map(|r| ResumePoint {
+                agent: batch.agent.clone(),
+                instance_id: r.get::<_, i64>(0) as u64,
+                next_sequence: r.get::<_, i64>(1) as u64,
+            });
+        let resume = crate::resume_after(stored.as_ref(), batch);
+        let observations = unstored(&tx, agent_id, stored.as_ref(), batch).await?;
+        // The newest observation of each data item in the batch, for `latest`.
+        let mut newest: HashMap<(&str, &str), &Observation> = HashMap::new();
+        for &o in &observations {
+            newest
+                .entry((&o.device, &o.data_item_id))
+                .and_modify(|n| {
+                    if o.sequence > n.sequence {
+                        *n = o;
+                    }
+                })
+                .or_insert(o);
+        }
+        let mut latest = Columns::default();
+        for o in newest.values() {
+            latest.push(o);
+        }
         if !new_days.is_empty() {
             tx.execute(
                 "SELECT factorydash_observation_partition(day) FROM unnest($1::date[]) AS day",
@@ -619,7 +635,7 @@ impl PgStore {
             .await?;
         let writer = BinaryCopyInWriter::new(sink, &STAGING_TYPES);
         futures_util::pin_mut!(writer);
-        for o in &batch.observations {
+        for o in &observations {
             let c = o.condition.as_ref();
             let sequence = o.sequence as i64;
             writer
@@ -675,6 +691,7 @@ impl PgStore {
             &latest,
         )
         .await?;
+        let next_sequence = resume.next_sequence as i64;
         tx.execute(
             "UPDATE agents SET instance_id = $2, next_sequence = $3, updated_at = now() WHERE id = $1",
             &[&agent_id, &instance_id, &next_sequence],
@@ -682,8 +699,8 @@ impl PgStore {
         .await?;
         // Other processes on this database learn of the batch at commit (LISTEN).
         if let (Some(first), Some(last)) = (
-            batch.observations.iter().map(|o| o.sequence).min(),
-            batch.observations.iter().map(|o| o.sequence).max(),
+            observations.iter().map(|o| o.sequence).min(),
+            observations.iter().map(|o| o.sequence).max(),
         ) {
             let payload = format!(
                 "{instance_id} {first} {last} {next_sequence} {}",
@@ -702,6 +719,48 @@ impl PgStore {
             duplicates: batch.observations.len() as u64 - inserted,
         })
     }
+}
+
+/// The observations of `batch` not stored yet, in batch order: each `sequence` once (the
+/// first of a batch that repeats one), less those of the same `instanceId` already stored.
+/// An observation is identified by (agent, `instanceId`, `sequence`), whatever its
+/// timestamp; the table's key holds the timestamp too (a partitioned table's keys must
+/// hold the partition key), so an agent that sends a sequence again with another
+/// timestamp is caught here, not by the key. Only sequences below the stored resume point
+/// can be stored already (it is past every stored sequence), so the usual batch, all past
+/// it, costs no lookup; the others are looked up by the key's index in every partition.
+async fn unstored<'b>(
+    tx: &tokio_postgres::Transaction<'_>,
+    agent_id: i32,
+    stored: Option<&ResumePoint>,
+    batch: &'b Batch,
+) -> Result<Vec<&'b Observation>, tokio_postgres::Error> {
+    let mut seen = HashSet::with_capacity(batch.observations.len());
+    let mut out: Vec<&Observation> = batch
+        .observations
+        .iter()
+        .filter(|o| seen.insert(o.sequence))
+        .collect();
+    let Some(stored) = stored.filter(|s| s.instance_id == batch.instance_id) else {
+        return Ok(out);
+    };
+    let below: Vec<i64> = out
+        .iter()
+        .filter(|o| o.sequence < stored.next_sequence)
+        .map(|o| o.sequence as i64)
+        .collect();
+    if below.is_empty() {
+        return Ok(out);
+    }
+    let rows = tx
+        .query(
+            "SELECT sequence FROM observations WHERE agent_id = $1 AND instance_id = $2 AND sequence = ANY($3)",
+            &[&agent_id, &(batch.instance_id as i64), &below],
+        )
+        .await?;
+    let present: HashSet<u64> = rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect();
+    out.retain(|o| !present.contains(&o.sequence));
+    Ok(out)
 }
 
 #[async_trait]
@@ -803,6 +862,7 @@ impl Store for PgStore {
 
     async fn append(&self, batch: &Batch) -> Result<AppendOutcome, StoreError> {
         use tokio_postgres::error::SqlState;
+        crate::check_range(batch)?;
         let code = |r: &Result<AppendOutcome, StoreError>| match r {
             Err(StoreError::Database(e)) => e.code().cloned(),
             _ => None,
@@ -1009,15 +1069,21 @@ impl Store for PgStore {
         &self,
         device: Option<&str>,
         window: &TimeWindow,
+        after: Option<(DateTime<Utc>, u64)>,
         limit: usize,
     ) -> Result<Vec<Observation>, StoreError> {
         let client = self.client().await?;
+        let (after_ts, after_sequence) = match after {
+            Some((ts, sequence)) => (Some(ts), sequence.min(i64::MAX as u64) as i64),
+            None => (None, 0),
+        };
         let rows = client
             .query(
                 &format!(
                     "SELECT {OBSERVATION_COLUMNS} FROM observations
                      WHERE category = 'CONDITION' AND ts >= $1 AND ts < $2
                        AND ($3::text IS NULL OR device = $3)
+                       AND ($5::timestamptz IS NULL OR (ts, sequence) > ($5, $6))
                      ORDER BY ts, sequence LIMIT $4"
                 ),
                 &[
@@ -1025,10 +1091,111 @@ impl Store for PgStore {
                     &window.to(),
                     &device,
                     &(limit.min(i64::MAX as usize) as i64),
+                    &after_ts,
+                    &after_sequence,
                 ],
             )
             .await?;
         Ok(rows.iter().map(observation_from_row).collect())
+    }
+
+    async fn state_summary(
+        &self,
+        device: &str,
+        data_item_id: &str,
+        window: &TimeWindow,
+        after: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<StateSummary, StoreError> {
+        let before = self
+            .last_before(device, data_item_id, window.from())
+            .await?;
+        let before = before.map(|o| o.value.to_string());
+        let client = self.client().await?;
+        // The window's state changes (a value unlike the one before it, in (ts, sequence)
+        // order, starting from the state held when the window began), each an interval
+        // up to the next change; zero-length ones (two changes at one instant) dropped.
+        let intervals = "WITH held AS (
+                 SELECT $3::timestamptz AS ts, -1::bigint AS sequence, $5::text AS state
+                 WHERE $5::text IS NOT NULL
+                 UNION ALL
+                 SELECT ts, sequence, COALESCE(value, 'UNAVAILABLE') FROM observations
+                 WHERE device = $1 AND data_item_id = $2 AND ts >= $3 AND ts < $4
+             ), changes AS (
+                 SELECT ts, state FROM (
+                     SELECT ts, state, LAG(state) OVER (ORDER BY ts, sequence) AS prev FROM held
+                 ) h WHERE prev IS DISTINCT FROM state
+             ), intervals AS (
+                 SELECT state, ts AS start, LEAD(ts, 1, $4) OVER (ORDER BY ts) AS stop FROM changes
+             )";
+        let shares = client
+            .query(
+                &format!(
+                    "{intervals} SELECT state, sum(extract(epoch FROM stop - start))::float8 AS seconds
+                     FROM intervals WHERE stop > start GROUP BY state ORDER BY seconds DESC LIMIT {MAX_STATES}"
+                ),
+                &[&device, &data_item_id, &window.from(), &window.to(), &before],
+            )
+            .await?;
+        let shares: Vec<(String, f64)> = shares.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let total: f64 = shares.iter().map(|(_, s)| s).sum();
+        let shares = shares
+            .into_iter()
+            .map(|(state, seconds)| StateShare {
+                state,
+                seconds,
+                share: if total > 0.0 { seconds / total } else { 0.0 },
+            })
+            .collect();
+        // One more than a page, plus what merging equal neighbours (around a dropped
+        // zero-length interval) may take away: the page is cut after merging.
+        let rows = client
+            .query(
+                &format!(
+                    "{intervals} SELECT state, start, stop FROM intervals
+                     WHERE stop > start AND ($6::timestamptz IS NULL OR start > $6)
+                     ORDER BY start LIMIT $7"
+                ),
+                &[
+                    &device,
+                    &data_item_id,
+                    &window.from(),
+                    &window.to(),
+                    &before,
+                    &after,
+                    &(limit
+                        .saturating_mul(2)
+                        .saturating_add(1)
+                        .min(i64::MAX as usize) as i64),
+                ],
+            )
+            .await?;
+        let mut page: Vec<StateInterval> = Vec::with_capacity(rows.len().min(limit + 1));
+        for r in &rows {
+            let (state, from, to): (String, DateTime<Utc>, DateTime<Utc>) =
+                (r.get(0), r.get(1), r.get(2));
+            match page.last_mut() {
+                Some(last) if last.state == state && last.to == from => last.to = to,
+                _ => page.push(StateInterval { state, from, to }),
+            }
+        }
+        let more = page.len() > limit || rows.len() as u64 > limit.saturating_mul(2) as u64;
+        page.truncate(limit);
+        let next = if more {
+            page.last().map(|i| i.from)
+        } else {
+            None
+        };
+        Ok(StateSummary {
+            shares,
+            intervals: page,
+            next,
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client().await?.simple_query("SELECT 1").await?;
+        Ok(())
     }
 
     async fn configured_agents(&self) -> Result<Vec<ConfiguredAgent>, StoreError> {

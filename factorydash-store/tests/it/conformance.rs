@@ -81,6 +81,71 @@ pub async fn append_is_idempotent(store: &dyn Store) {
     assert_eq!(store.append(&other).await.unwrap().inserted, 10);
 }
 
+/// A misbehaving agent sends a sequence again with another timestamp (in a later page and
+/// twice in one page) and its `nextSequence` goes backwards: each (agent, `instanceId`,
+/// `sequence`) is stored once, whatever its timestamp, and the resume point never goes back
+/// within an instance.
+pub async fn a_sequence_is_stored_once_whatever_its_timestamp(store: &dyn Store) {
+    let obs = page_one();
+    let first = store.append(&batch(&obs[..100])).await.unwrap();
+    assert_eq!(first.inserted, 100);
+    let resumed = store.resume_point(AGENT).await.unwrap().unwrap();
+    // The same sequences again, each a day later (another UTC day: another partition on
+    // PostgreSQL), with new ones after them.
+    let mut again: Vec<Observation> = obs[50..150].to_vec();
+    for o in &mut again {
+        o.timestamp += Duration::days(1);
+    }
+    let mut b = batch(&again);
+    // Twice in one page, with another timestamp: the first one counts.
+    let mut twin = again[99].clone();
+    twin.timestamp += Duration::seconds(1);
+    b.observations.push(twin);
+    let second = store.append(&b).await.unwrap();
+    assert_eq!((second.inserted, second.duplicates), (50, 51));
+    // nextSequence went backwards: the resume point stays where it was.
+    let mut back = batch(&obs[..10]);
+    back.next_sequence = obs[10].sequence;
+    let third = store.append(&back).await.unwrap();
+    assert_eq!((third.inserted, third.duplicates), (0, 10));
+    let point = store.resume_point(AGENT).await.unwrap().unwrap();
+    assert_eq!(point.next_sequence, obs[149].sequence + 1);
+    assert!(point.next_sequence > resumed.next_sequence);
+    assert_eq!(store.observation_count().await.unwrap(), 150);
+    // Every stored observation of the twice-sent ones kept its first timestamp.
+    let latest = all_latest(store, &LatestFilter::default(), 1000).await;
+    let newest = latest
+        .iter()
+        .find(|o| o.sequence == obs[149].sequence)
+        .unwrap();
+    assert_eq!(newest.timestamp, obs[149].timestamp + Duration::days(1));
+}
+
+/// Sequences past what a signed 64-bit integer holds are refused (not wrapped negative),
+/// and nothing of the batch is stored.
+pub async fn sequences_beyond_i64_are_refused(store: &dyn Store) {
+    let obs = page_one();
+    let mut b = batch(&obs[..5]);
+    b.observations[4].sequence = 1 << 63;
+    b.next_sequence = (1 << 63) + 1;
+    let refused = store.append(&b).await;
+    assert!(
+        matches!(refused, Err(StoreError::SequenceOutOfRange { value, .. }) if value >= 1 << 63),
+        "{refused:?}"
+    );
+    assert_eq!(store.observation_count().await.unwrap(), 0);
+    assert_eq!(store.resume_point(AGENT).await.unwrap(), None);
+    let mut b = batch(&obs[..5]);
+    b.instance_id = u64::MAX;
+    assert!(matches!(
+        store.append(&b).await,
+        Err(StoreError::SequenceOutOfRange {
+            what: "instanceId",
+            ..
+        })
+    ));
+}
+
 pub async fn latest_pages_cover_every_data_item_once(store: &dyn Store) {
     let obs = page_one();
     store.append(&batch(&obs)).await.unwrap();
@@ -327,6 +392,71 @@ pub async fn prune_drops_whole_days_and_keeps_the_latest_values(store: &dyn Stor
     );
 }
 
+/// The store's state intervals and shares are core's on the same observations, a page at
+/// a time, starting from the state held when the window began.
+pub async fn state_summary_is_what_core_computes(store: &dyn Store) {
+    use factorydash_core::states::{intervals, shares};
+    let obs = page_one();
+    store.append(&batch(&obs)).await.unwrap();
+    // The data item reported most often on this page (the store computes the intervals of
+    // any data item's values; the server asks only of state-like Events, which in these
+    // minutes of one machine change a few times at most).
+    let mut changes: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for o in &obs {
+        *changes.entry((&o.device, &o.data_item_id)).or_default() += 1;
+    }
+    let (&(device, item), &n) = changes.iter().max_by_key(|(_, n)| **n).unwrap();
+    assert!(n >= 10, "{device} {item}: {n}");
+    let mut series: Vec<&Observation> = obs.iter().filter(|o| o.data_item_id == item).collect();
+    series.sort_by_key(|o| (o.timestamp, o.sequence));
+    // From the middle of the series (a state held before the window) to past its end.
+    let from = series[series.len() / 2].timestamp - Duration::milliseconds(1);
+    let window = TimeWindow::new(
+        from,
+        series.last().unwrap().timestamp + Duration::minutes(5),
+    )
+    .unwrap();
+    let before = series
+        .iter()
+        .rev()
+        .find(|o| o.timestamp < from)
+        .map(|o| &o.value);
+    let points: Vec<_> = series
+        .iter()
+        .map(|o| (o.timestamp, o.value.clone()))
+        .collect();
+    let want = intervals(before, &points, &window);
+    assert!(want.len() > 3, "{want:?}");
+    let mut got = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .state_summary(device, item, &window, after, 100)
+            .await
+            .unwrap();
+        assert!(page.intervals.len() <= 100);
+        let want_shares = shares(&want);
+        assert_eq!(page.shares.len(), want_shares.len());
+        for (g, w) in page.shares.iter().zip(&want_shares) {
+            assert_eq!(g.state, w.state);
+            assert!((g.seconds - w.seconds).abs() < 1e-6, "{g:?} {w:?}");
+        }
+        got.extend(page.intervals);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(got, want);
+    // A window before anything was stored holds no state.
+    let early = TimeWindow::new(from - Duration::days(400), from - Duration::days(399)).unwrap();
+    let empty = store
+        .state_summary(device, item, &early, None, 3)
+        .await
+        .unwrap();
+    assert!(empty.intervals.is_empty() && empty.shares.is_empty() && empty.next.is_none());
+}
+
 pub async fn last_before_is_the_value_as_of_an_instant(store: &dyn Store) {
     let obs = page_one();
     store.append(&batch(&obs)).await.unwrap();
@@ -469,11 +599,27 @@ pub async fn conditions_of_a_window_give_the_real_fault_episodes(store: &dyn Sto
         .filter(|o| o.category == Category::Condition && window.contains(o.timestamp))
         .collect();
     want.sort_by_key(|o| (o.timestamp, o.sequence));
-    let got = store.conditions(None, &window, 100_000).await.unwrap();
+    let got = store
+        .conditions(None, &window, None, 100_000)
+        .await
+        .unwrap();
     assert_eq!(got.iter().collect::<Vec<_>>(), want);
-    assert_eq!(store.conditions(None, &window, 3).await.unwrap(), got[..3]);
+    assert_eq!(
+        store.conditions(None, &window, None, 3).await.unwrap(),
+        got[..3]
+    );
+    // Read in chunks, keyset by (timestamp, sequence): the same observations.
+    let mut chunked = Vec::new();
+    let mut after = None;
+    loop {
+        let chunk = store.conditions(None, &window, after, 2).await.unwrap();
+        let Some(last) = chunk.last() else { break };
+        after = Some((last.timestamp, last.sequence));
+        chunked.extend(chunk);
+    }
+    assert_eq!(chunked, got);
     assert!(store
-        .conditions(Some("Mazak03"), &window, 100)
+        .conditions(Some("Mazak03"), &window, None, 100)
         .await
         .unwrap()
         .is_empty());

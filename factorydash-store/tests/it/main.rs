@@ -32,6 +32,8 @@ macro_rules! conformance_tests {
 
 conformance_tests!(
     append_is_idempotent,
+    a_sequence_is_stored_once_whatever_its_timestamp,
+    sequences_beyond_i64_are_refused,
     latest_pages_cover_every_data_item_once,
     latest_filters_by_component_category_type_and_text,
     latest_is_the_highest_sequence_whatever_the_order,
@@ -40,6 +42,7 @@ conformance_tests!(
     resume_point_and_gaps_are_kept,
     prune_drops_whole_days_and_keeps_the_latest_values,
     last_before_is_the_value_as_of_an_instant,
+    state_summary_is_what_core_computes,
     as_of_gives_every_data_item_at_an_instant,
     conditions_of_a_window_give_the_real_fault_episodes,
     configured_agents_are_kept,
