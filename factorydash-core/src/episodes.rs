@@ -110,7 +110,8 @@ impl Episodes {
         }
     }
 
-    /// How many ended episodes were dropped to keep within the limit (the oldest).
+    /// How many ended episodes were dropped so far to keep within the limit (the oldest);
+    /// [`Episodes::finish_counted`] gives the final count.
     pub fn omitted(&self) -> u64 {
         self.omitted
     }
@@ -196,9 +197,15 @@ impl Episodes {
     }
 
     /// Every episode kept, ordered by when it began; those still active have no end.
-    pub fn finish(mut self) -> Vec<ConditionEpisode> {
+    pub fn finish(self) -> Vec<ConditionEpisode> {
+        self.finish_counted().0
+    }
+
+    /// As [`Episodes::finish`], with the number of ended episodes left out to keep within
+    /// the limit (the oldest).
+    pub fn finish_counted(mut self) -> (Vec<ConditionEpisode>, u64) {
         self.compact(true);
-        self.done
+        (self.done, self.omitted)
     }
 }
 
@@ -241,10 +248,10 @@ mod tests {
             feed("flapping", ConditionLevel::Warning);
             feed("flapping", ConditionLevel::Normal);
         }
-        limited.compact(true);
-        assert_eq!(limited.omitted(), 46);
+        assert!(limited.omitted() < 46, "not all dropped before the end");
         let all = all.finish();
-        let kept = limited.finish();
+        let (kept, omitted) = limited.finish_counted();
+        assert_eq!(omitted, 46);
         assert_eq!(kept.len(), 4);
         assert_eq!(kept[0], all[0], "the active episode is kept");
         assert_eq!(kept[1..], all[all.len() - 3..]);

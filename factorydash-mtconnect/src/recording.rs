@@ -21,6 +21,7 @@ use crate::devices::{parse_devices, Devices};
 use crate::header::Header;
 use crate::problem::Problem;
 use crate::streams::parse_streams;
+use crate::ParseOptions;
 
 /// A recording loaded into memory.
 #[derive(Debug, Clone)]
@@ -75,19 +76,47 @@ pub enum RecordingError {
     },
 }
 
-/// Reads a file, gunzipping it when its name ends in `.gz`.
+/// Reads a file, gunzipping it when its name ends in `.gz`, up to the default document
+/// limit ([`ParseOptions::max_document_bytes`]); see [`read_limited`].
 ///
 /// # Errors
-/// The I/O or decompression error.
+/// As [`read_limited`].
 pub fn read_maybe_gzipped(path: &Path) -> std::io::Result<Vec<u8>> {
-    let raw = fs::read(path)?;
+    read_limited(path, ParseOptions::default().max_document_bytes)
+}
+
+/// Reads a file, gunzipping it when its name ends in `.gz`, refusing it as soon as it (or
+/// what it inflates to) passes `limit` bytes: never more than `limit` bytes are held, so a
+/// file such as `/dev/zero` or a gzip bomb costs no more memory than that.
+///
+/// # Errors
+/// The I/O or decompression error; an error of kind [`std::io::ErrorKind::FileTooLarge`]
+/// when the content passes `limit`.
+pub fn read_limited(path: &Path, limit: usize) -> std::io::Result<Vec<u8>> {
+    let file = fs::File::open(path)?;
     if path.extension().is_some_and(|e| e == "gz") {
-        let mut out = Vec::with_capacity(raw.len() * 12);
-        GzDecoder::new(raw.as_slice()).read_to_end(&mut out)?;
-        Ok(out)
+        read_to_limit(GzDecoder::new(std::io::BufReader::new(file)), limit)
     } else {
-        Ok(raw)
+        read_to_limit(file, limit)
     }
+}
+
+/// Reads `reader` to its end, refusing it as soon as it passes `limit` bytes.
+///
+/// # Errors
+/// The I/O error; [`std::io::ErrorKind::FileTooLarge`] past `limit`.
+pub fn read_to_limit(reader: impl Read, limit: usize) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    reader
+        .take((limit as u64).saturating_add(1))
+        .read_to_end(&mut out)?;
+    if out.len() > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("larger than the document limit of {limit} bytes"),
+        ));
+    }
+    Ok(out)
 }
 
 impl Recording {
@@ -97,6 +126,17 @@ impl Recording {
     /// See [`RecordingError`]. A page whose XML breaks off is kept up to the break, and
     /// the problem is listed in [`Recording::problems`].
     pub fn load(dir: &Path) -> Result<Recording, RecordingError> {
+        Self::load_with(dir, &ParseOptions::default())
+    }
+
+    /// Loads the recording in `dir`, each file (or what it inflates to) refused past
+    /// `options.max_document_bytes`.
+    ///
+    /// # Errors
+    /// As [`Recording::load`]; [`RecordingError::Io`] of kind
+    /// [`std::io::ErrorKind::FileTooLarge`] for a file past the limit.
+    pub fn load_with(dir: &Path, options: &ParseOptions) -> Result<Recording, RecordingError> {
+        let read = |path: &Path| read_limited(path, options.max_document_bytes);
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| RecordingError::Io { path, source }
@@ -124,7 +164,7 @@ impl Recording {
         }
         pages.sort();
         logs.sort();
-        let probe = read_maybe_gzipped(&probe_path).map_err(io(&probe_path))?;
+        let probe = read(&probe_path).map_err(io(&probe_path))?;
         let parsed = parse_devices(&probe).map_err(|source| RecordingError::Document {
             path: probe_path.clone(),
             source: Box::new(source),
@@ -138,7 +178,7 @@ impl Recording {
         let mut header = Header::default();
         let mut observations = Vec::new();
         for page in &pages {
-            let bytes = read_maybe_gzipped(page).map_err(io(page))?;
+            let bytes = read(page).map_err(io(page))?;
             let parsed = parse_streams(&bytes).map_err(|source| RecordingError::Document {
                 path: page.clone(),
                 source: Box::new(source),
@@ -151,7 +191,13 @@ impl Recording {
         observations.dedup_by_key(|o| o.sequence);
         if !logs.is_empty() {
             let first = observations.last().map_or(1, |o| o.sequence + 1);
-            let (shdr, start) = shdr_observations(&devices, &logs, first, &mut problems)?;
+            let (shdr, start) = shdr_observations(
+                &devices,
+                &logs,
+                first,
+                options.max_document_bytes,
+                &mut problems,
+            )?;
             if pages.is_empty() {
                 header = Header {
                     instance_id: start.timestamp().max(0) as u64,
@@ -172,12 +218,13 @@ impl Recording {
     }
 }
 
-/// The observations of SHDR `logs` (one per device), aligned to a common start, merged by
-/// timestamp and numbered from `first`; and that start.
+/// The observations of SHDR `logs` (one per device, each refused past `limit` bytes),
+/// aligned to a common start, merged by timestamp and numbered from `first`; and that start.
 fn shdr_observations(
     devices: &Devices,
     logs: &[PathBuf],
     first: u64,
+    limit: usize,
     problems: &mut Vec<String>,
 ) -> Result<(Vec<Observation>, chrono::DateTime<chrono::Utc>), RecordingError> {
     let mut decoded = Vec::new();
@@ -190,7 +237,7 @@ fn shdr_observations(
                 device: device.clone(),
             }
         })?;
-        let bytes = read_maybe_gzipped(path).map_err(|source| RecordingError::Io {
+        let bytes = read_limited(path, limit).map_err(|source| RecordingError::Io {
             path: path.clone(),
             source,
         })?;

@@ -1,11 +1,13 @@
 //! `factorydash inspect FILE`: a document's observations as NDJSON, problems on stderr.
 
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use anyhow::Context;
 use factorydash_mtconnect::{
-    parse_document, recording::read_maybe_gzipped, Document, ObservationRef, ParseOptions,
+    parse_document,
+    recording::{read_limited, read_to_limit},
+    Document, ObservationRef, ParseOptions,
 };
 use serde::Serialize;
 
@@ -24,17 +26,22 @@ struct Line<'o> {
 /// Prints the document in `path` (`-` for standard input; `.gz` is gunzipped): one JSON
 /// object per observation (Streams), per data item (Devices), per asset (Assets), or the
 /// error (Error). Problems go to stderr. Returns how many problems there were.
-pub fn run(path: &Path) -> anyhow::Result<usize> {
+///
+/// The file (or standard input, or what a `.gz` inflates to) is refused as soon as it
+/// passes `max_document` bytes: `inspect /dev/zero` ends with an error, not out of memory.
+pub fn run(path: &Path, max_document: usize) -> anyhow::Result<usize> {
     let bytes = if path == Path::new("-") {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .context("cannot read standard input")?;
-        buf
+        read_to_limit(std::io::stdin().lock(), max_document)
+            .context("cannot read standard input")?
     } else {
-        read_maybe_gzipped(path).with_context(|| format!("cannot read {}", path.display()))?
+        read_limited(path, max_document)
+            .with_context(|| format!("cannot read {}", path.display()))?
     };
-    let document = parse_document(&bytes, &ParseOptions::default())
+    let options = ParseOptions {
+        max_document_bytes: max_document,
+        ..ParseOptions::default()
+    };
+    let document = parse_document(&bytes, &options)
         .with_context(|| format!("{} is not a usable MTConnect document", path.display()))?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());

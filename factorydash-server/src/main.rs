@@ -30,6 +30,10 @@ use crate::ingest::FollowSettings;
 use crate::replay::Replay;
 use crate::state::App;
 
+/// The document limit when none is given: 64 MiB (a NIST `/sample` page of 10,000
+/// observations is 1.6 MB).
+const DEFAULT_MAX_DOCUMENT: usize = 64 << 20;
+
 /// The NIST Smart Manufacturing Systems Test Bed's public agent.
 const NIST_AGENT: &str = "https://smstestbed.nist.gov/vds";
 
@@ -74,6 +78,9 @@ enum Command {
     Inspect {
         /// The document (`-` for standard input; `.gz` files are gunzipped).
         file: PathBuf,
+        /// Refuse a document (or what a `.gz` inflates to) larger than this (e.g. 64MiB).
+        #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+        max_document: usize,
     },
 }
 
@@ -158,6 +165,38 @@ struct ReplayArgs {
     /// Replay speed: 1 is the recording's pace, 10 ten times faster.
     #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
     speed: f64,
+    /// Refuse a file of the recording (or what a `.gz` inflates to) larger than this.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    max_document: usize,
+}
+
+/// A size in bytes: a number with an optional unit, `B`, `KB`/`KiB`, `MB`/`MiB`, `GB`/`GiB`
+/// (e.g. `64MiB`, `10MB`, `4096`).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let unit: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" | "k" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" | "m" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" | "g" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "a size is a number and B, KiB, MiB or GiB, got '{s}'"
+            ))
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|n| *n >= 1024)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| format!("a size of at least 1 KiB, got '{s}'"))
 }
 
 fn parse_speed(s: &str) -> Result<f64, String> {
@@ -185,7 +224,9 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Serve(args)) => serve(args).await,
         Some(Command::Replay(args)) => replay_agent(args).await,
-        Some(Command::Inspect { file }) => inspect::run(&file).map(|_| ()),
+        Some(Command::Inspect { file, max_document }) => {
+            inspect::run(&file, max_document).map(|_| ())
+        }
         Some(Command::Record {
             url,
             out,
@@ -203,8 +244,12 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-fn load_recording(dir: &std::path::Path) -> anyhow::Result<Recording> {
-    let recording = Recording::load(dir)
+fn load_recording(dir: &std::path::Path, max_document: usize) -> anyhow::Result<Recording> {
+    let options = factorydash_mtconnect::ParseOptions {
+        max_document_bytes: max_document,
+        ..Default::default()
+    };
+    let recording = Recording::load_with(dir, &options)
         .with_context(|| format!("cannot load the recording in {}", dir.display()))?;
     for p in &recording.problems {
         tracing::warn!(problem = %p, "recording");
@@ -243,7 +288,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::warn!("no API tokens configured and listening on {}: anyone on the network can read and change this dashboard (give --token)", args.listen);
         }
     }
-    let recording = args.replay.as_deref().map(load_recording).transpose()?;
+    let recording = args
+        .replay
+        .as_deref()
+        .map(|dir| load_recording(dir, DEFAULT_MAX_DOCUMENT))
+        .transpose()?;
     let pg = open_store(args.database_url.as_deref()).await?;
     let (store, kind): (Arc<dyn Store>, _) = match &pg {
         Some(pg) => (pg.clone(), "postgresql"),
@@ -368,7 +417,7 @@ async fn prune(store: Arc<dyn Store>, retention: Duration) {
 }
 
 async fn replay_agent(args: ReplayArgs) -> anyhow::Result<()> {
-    let recording = load_recording(&args.dir)?;
+    let recording = load_recording(&args.dir, args.max_document)?;
     let replay = Arc::new(Replay::start(recording, args.speed, chrono::Utc::now()));
     let listener = TcpListener::bind(args.listen)
         .await
@@ -385,7 +434,7 @@ async fn replay_agent(args: ReplayArgs) -> anyhow::Result<()> {
 }
 
 /// Waits for SIGTERM (what systemd, Docker and Kubernetes send) or SIGINT (Ctrl-C).
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -33,11 +33,66 @@ fn write_gz(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Records until the duration is over or Ctrl-C. Returns the number of observations saved.
+/// What has been recorded so far.
+#[derive(Debug, Default)]
+struct Progress {
+    probed: bool,
+    pages: u64,
+    saved: u64,
+}
+
+/// Records until the duration is over, or SIGTERM or Ctrl-C, whatever the agent does
+/// (unreachable, slow, refusing): the duration bounds the whole run, the probe and every
+/// retry included. Returns the number of observations saved.
+///
+/// # Errors
+/// The directory or a file cannot be written; the agent's probe could not be read before
+/// the recording stopped (nothing was recorded).
 pub async fn run(settings: RecordSettings) -> anyhow::Result<u64> {
     std::fs::create_dir_all(&settings.out)
         .with_context(|| format!("cannot create {}", settings.out.display()))?;
     let client = AgentClient::new(&settings.url)?;
+    let deadline = settings.duration.map(|d| Instant::now() + d);
+    let mut progress = Progress::default();
+    {
+        // Files are written whole between awaits: stopping at any await leaves none cut.
+        let work = record(&client, &settings, &mut progress);
+        tokio::pin!(work);
+        tokio::select! {
+            done = &mut work => done?,
+            () = until(deadline) => tracing::info!("the recording's duration is over"),
+            () = crate::stop_signal() => {}
+        }
+    }
+    if !progress.probed {
+        anyhow::bail!(
+            "nothing recorded: the probe of {} could not be read before the recording stopped",
+            settings.url
+        );
+    }
+    println!(
+        "factorydash: recorded {} observations in {} pages to {}",
+        progress.saved,
+        progress.pages,
+        settings.out.display()
+    );
+    Ok(progress.saved)
+}
+
+/// Waits until `deadline`, forever without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads the probe, then `/sample` pages, writing each, forever (the caller stops it).
+async fn record(
+    client: &AgentClient,
+    settings: &RecordSettings,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
     let mut backoff = Backoff::default();
     let probe = loop {
         match client.get("/probe").await {
@@ -50,24 +105,14 @@ pub async fn run(settings: RecordSettings) -> anyhow::Result<u64> {
         }
     };
     write_gz(&settings.out.join("probe.xml.gz"), &probe)?;
-    let deadline = settings.duration.map(|d| Instant::now() + d);
-    let stop = tokio::signal::ctrl_c();
-    tokio::pin!(stop);
+    progress.probed = true;
     let mut next: Option<(u64, u64)> = None;
-    let (mut pages, mut saved) = (0u64, 0u64);
     loop {
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
-        }
         let path = match next {
             Some((_, from)) => format!("/sample?from={from}&count={}", settings.count),
             None => format!("/sample?count={}", settings.count),
         };
-        let answer = tokio::select! {
-            a = client.get(&path) => a,
-            _ = &mut stop => break,
-        };
-        let body = match answer {
+        let body = match client.get(&path).await {
             Ok(b) => b,
             Err(e) => {
                 if e.agent_code() == Some(&ErrorCode::OutOfRange) {
@@ -83,39 +128,35 @@ pub async fn run(settings: RecordSettings) -> anyhow::Result<u64> {
                 continue;
             }
         };
-        backoff.reset();
         let parsed = match parse_streams(&body) {
             Ok(p) if p.is_complete() => p,
             _ => {
-                tracing::warn!("an incomplete answer; asking again");
+                let wait = backoff.next_delay();
+                tracing::warn!(retry_in = ?wait, "an incomplete answer; asking again");
+                tokio::time::sleep(wait).await;
                 continue;
             }
         };
+        backoff.reset();
         let header = &parsed.value.header;
         if next.is_some_and(|(instance, _)| instance != header.instance_id) {
             tracing::warn!("the agent restarted; the recording goes on with its new instance");
         }
         let n = parsed.value.observations.len() as u64;
         if n > 0 {
-            pages += 1;
+            progress.pages += 1;
             write_gz(
-                &settings.out.join(format!("sample-{pages:06}.xml.gz")),
+                &settings
+                    .out
+                    .join(format!("sample-{:06}.xml.gz", progress.pages)),
                 &body,
             )?;
-            saved += n;
+            progress.saved += n;
         }
         let next_sequence = header.next_sequence.unwrap_or(0);
         next = Some((header.instance_id, next_sequence));
         if header.last_sequence.is_none_or(|last| next_sequence > last) {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = &mut stop => break,
-            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
-    println!(
-        "factorydash: recorded {saved} observations in {pages} pages to {}",
-        settings.out.display()
-    );
-    Ok(saved)
 }

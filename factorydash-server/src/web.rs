@@ -484,10 +484,9 @@ async fn api_alarms(app: Arc<App>, q: Query) -> Result<Response, Infallible> {
                 _ => break,
             }
         }
-        let omitted = episodes.omitted();
         let now = Utc::now();
+        let (episodes, omitted) = episodes.finish_counted();
         let episodes: Vec<_> = episodes
-            .finish()
             .into_iter()
             .map(|e| {
                 let seconds = e.duration_seconds(now.min(window.to()));
@@ -772,17 +771,25 @@ async fn api_gaps(app: Arc<App>) -> Result<Response, Infallible> {
     Ok(answer(result))
 }
 
+/// How long `/healthz` waits for the store's answer before it says the store is degraded.
+const HEALTH_PING_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// `/healthz`, open to anyone (load balancers, service managers): the same cost whatever
 /// the store holds. The store is pinged (`SELECT 1`), never counted; `observations` is what
 /// this process's sources stored since it started, as ingest counted it.
 async fn healthz(app: Arc<App>) -> Result<Response, Infallible> {
-    let store = app.store.ping().await;
+    let store = match tokio::time::timeout(HEALTH_PING_TIMEOUT, app.store.ping()).await {
+        Ok(answer) => answer.map_err(|e| crate::ingest::error_chain(&e)),
+        Err(_) => Err(format!(
+            "the store did not answer within {HEALTH_PING_TIMEOUT:?}"
+        )),
+    };
     let sources = app.health();
     let observations: u64 = sources.iter().map(|s| s.observations).sum();
     let body = json!({
         "status": if store.is_ok() { "ok" } else { "degraded" },
         "store": app.store_kind,
-        "store_error": store.err().map(|e| crate::ingest::error_chain(&e)),
+        "store_error": store.err(),
         "observations": observations,
         "sources": sources,
     });

@@ -6,5 +6,6 @@ mod api;
 mod browser;
 mod end_to_end;
 mod faults;
+mod hostile;
 mod live;
 mod support;

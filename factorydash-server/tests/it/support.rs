@@ -48,6 +48,38 @@ pub struct Running {
     pub base: String,
 }
 
+impl Running {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self._child.id().expect("running")
+    }
+
+    /// Sends SIGTERM (what systemd, Docker and Kubernetes send) and waits for the exit, at
+    /// most `within`.
+    pub async fn terminate(mut self, within: Duration) -> std::process::ExitStatus {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        tokio::time::timeout(within, self._child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("no exit within {within:?} of SIGTERM"))
+            .unwrap()
+    }
+
+    /// The process's resident memory, in bytes (`VmRSS` of `/proc/PID/status`).
+    pub fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS");
+        kib * 1024
+    }
+}
+
 /// Starts `factorydash replay` of the bundled NIST recording on a free port, at `speed`.
 pub async fn replay_agent(speed: &str) -> Running {
     let dir = recording();
