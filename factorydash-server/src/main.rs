@@ -378,6 +378,11 @@ async fn replay_agent(args: ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn shutdown() {
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down");
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_size;
@@ -394,9 +399,4 @@ mod tests {
         assert!(parse_size("-1").is_err());
         assert!(parse_size("99999999999999999999GiB").is_err());
     }
-}
-
-async fn shutdown() {
-    let _ = tokio::signal::ctrl_c().await;
-    tracing::info!("shutting down");
 }

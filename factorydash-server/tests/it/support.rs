@@ -48,6 +48,20 @@ pub struct Running {
     pub base: String,
 }
 
+impl Running {
+    /// The process's resident set size (`VmRSS` of `/proc/PID/status`), in bytes.
+    pub fn rss(&self) -> u64 {
+        let pid = self._child.id().expect("the process runs");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status");
+        kib * 1024
+    }
+}
+
 /// Starts `factorydash replay` of the bundled NIST recording on a free port, at `speed`.
 pub async fn replay_agent(speed: &str) -> Running {
     let dir = recording();
