@@ -89,6 +89,86 @@ pub enum ClientError {
         #[source]
         source: crate::multipart::MultipartError,
     },
+    /// The answer (a whole body, a streamed part, or a gzip body once inflated) passed the
+    /// document limit ([`AgentClient::with_max_document`]); it was refused while it was
+    /// read, with at most the limit held in memory.
+    #[error("the agent's answer to {url} passed the document limit of {} and was refused", size_text(*.limit))]
+    TooLarge {
+        /// The request URL.
+        url: String,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The agent's sequence numbers cannot be followed (MTConnect Part 1, "Header":
+    /// `nextSequence`, `firstSequence`, `lastSequence`; sequences only grow within one
+    /// `instanceId`): nothing of the answer was taken, and asking again at once would get the
+    /// same answer, so back off.
+    #[error("the agent at {url} sent unusable sequence numbers: {kind}")]
+    Sequence {
+        /// The request URL.
+        url: String,
+        /// What is wrong with them.
+        kind: SequenceFault,
+    },
+}
+
+/// What is wrong with an agent's sequence numbers (see [`ClientError::Sequence`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SequenceFault {
+    /// `nextSequence` does not advance although `lastSequence` says the agent holds more:
+    /// the agent is stuck, and following it would ask for the same page forever.
+    #[error("nextSequence stays at {next_sequence} although the agent holds up to {last_sequence} (instanceId {instance_id})")]
+    Stuck {
+        /// The agent's `instanceId`.
+        instance_id: u64,
+        /// The `nextSequence` answered, the same as asked for.
+        next_sequence: u64,
+        /// The `lastSequence` answered.
+        last_sequence: u64,
+    },
+    /// `nextSequence` went backwards within one `instanceId`: below a sequence the agent
+    /// already gave.
+    #[error(
+        "nextSequence went back from {expected} to {next_sequence} within instanceId {instance_id}"
+    )]
+    Backwards {
+        /// The agent's `instanceId`.
+        instance_id: u64,
+        /// The sequence asked for (`from`): the agent gave everything before it already.
+        expected: u64,
+        /// The `nextSequence` answered.
+        next_sequence: u64,
+    },
+    /// A sequence (of an observation, or `nextSequence`, `firstSequence`, `lastSequence`)
+    /// is above 2^63 − 1, the largest a store's signed 64-bit integer (PostgreSQL `bigint`)
+    /// holds.
+    #[error("sequence {sequence} is beyond 2^63 - 1, the largest that can be stored")]
+    Overflow {
+        /// The sequence.
+        sequence: u64,
+    },
+    /// The answer has neither `nextSequence` nor observations: where to go on is unknown.
+    #[error("the answer has no nextSequence")]
+    Missing,
+}
+
+/// The largest sequence accepted: 2^63 − 1 (`i64::MAX`, PostgreSQL `bigint`).
+pub const MAX_SEQUENCE: u64 = i64::MAX as u64;
+
+/// The default document limit of an [`AgentClient`]: 64 MiB. The largest real answers
+/// seen are a few MB (a 1,000-observation NIST `/sample` page is about 1.6 MB).
+pub const DEFAULT_MAX_DOCUMENT: usize = 64 << 20;
+
+/// `4194304` as `4 MiB (4194304 bytes)`.
+fn size_text(bytes: usize) -> String {
+    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+        format!("{} MiB ({bytes} bytes)", bytes >> 20)
+    } else if bytes >= 1 << 10 && bytes % (1 << 10) == 0 {
+        format!("{} KiB ({bytes} bytes)", bytes >> 10)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 impl ClientError {
@@ -119,6 +199,123 @@ fn refused(url: &str, status: reqwest::StatusCode, body: &[u8]) -> Result<(), Cl
     Ok(())
 }
 
+/// A sink for an answer's body that refuses to grow past the limit.
+struct Limited {
+    bytes: Vec<u8>,
+    limit: usize,
+    hit: bool,
+}
+
+impl Limited {
+    fn push(&mut self, chunk: &[u8]) -> bool {
+        if self.bytes.len() + chunk.len() > self.limit {
+            self.hit = true;
+            return false;
+        }
+        self.bytes.extend_from_slice(chunk);
+        true
+    }
+}
+
+impl std::io::Write for Limited {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.push(buf) {
+            Ok(buf.len())
+        } else {
+            Err(std::io::Error::other("the document limit"))
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads a whole answer's body chunk by chunk, refusing it as soon as it passes `limit`
+/// bytes (after inflating, for `Content-Encoding: gzip`): at most `limit` bytes (and one
+/// chunk) are ever held.
+async fn read_body(
+    url: &str,
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, ClientError> {
+    let too_large = || ClientError::TooLarge {
+        url: url.to_owned(),
+        limit,
+    };
+    let http_err = |source| ClientError::Http {
+        url: url.to_owned(),
+        source,
+    };
+    let gzip = response
+        .headers()
+        .get(reqwest::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip")
+        });
+    let declared = response.content_length();
+    if !gzip && declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let capacity = declared.map_or(64 << 10, |n| n as usize).min(limit);
+    let sink = Limited {
+        bytes: Vec::with_capacity(if gzip { 64 << 10 } else { capacity }.min(limit)),
+        limit,
+        hit: false,
+    };
+    if gzip {
+        let mut inflate = flate2::write::MultiGzDecoder::new(sink);
+        while let Some(chunk) = response.chunk().await.map_err(http_err)? {
+            if let Err(e) = std::io::Write::write_all(&mut inflate, &chunk) {
+                return Err(gzip_error(url, &inflate, limit, e));
+            }
+        }
+        match inflate.try_finish() {
+            Ok(()) => Ok(inflate
+                .finish()
+                .map_err(|e| ClientError::Document {
+                    url: url.to_owned(),
+                    source: crate::Error::NotMtconnect(format!(
+                        "a gzip answer that cannot be inflated: {e}"
+                    )),
+                })?
+                .bytes),
+            Err(e) => Err(gzip_error(url, &inflate, limit, e)),
+        }
+    } else {
+        let mut sink = sink;
+        while let Some(chunk) = response.chunk().await.map_err(http_err)? {
+            if !sink.push(&chunk) {
+                return Err(too_large());
+            }
+        }
+        Ok(sink.bytes)
+    }
+}
+
+fn gzip_error(
+    url: &str,
+    inflate: &flate2::write::MultiGzDecoder<Limited>,
+    limit: usize,
+    e: std::io::Error,
+) -> ClientError {
+    if inflate.get_ref().hit {
+        ClientError::TooLarge {
+            url: url.to_owned(),
+            limit,
+        }
+    } else {
+        ClientError::Document {
+            url: url.to_owned(),
+            source: crate::Error::NotMtconnect(format!(
+                "a gzip answer that cannot be inflated: {e}"
+            )),
+        }
+    }
+}
+
 /// One `/current` or `/sample` answer, owned.
 #[derive(Debug, Clone)]
 pub struct StreamsPage {
@@ -145,20 +342,25 @@ impl SampleStream {
     /// # Errors
     /// [`ClientError::Stalled`] when nothing arrives for `silence` (pass about twice the
     /// heartbeat); [`ClientError::Http`] when the connection breaks (a part cut off in the
-    /// middle is never returned); [`ClientError::Multipart`], [`ClientError::Incomplete`],
-    /// [`ClientError::Agent`] for a bad part.
+    /// middle is never returned); [`ClientError::TooLarge`] when a part (or what waits for
+    /// the next boundary) passes the document limit; [`ClientError::Multipart`],
+    /// [`ClientError::Incomplete`], [`ClientError::Agent`], [`ClientError::Sequence`] for a
+    /// bad part.
     pub async fn next_page(
         &mut self,
         silence: Duration,
     ) -> Result<Option<StreamsPage>, ClientError> {
         loop {
-            let part = self
-                .parts
-                .next_part()
-                .map_err(|source| ClientError::Multipart {
+            let part = self.parts.next_part().map_err(|source| match source {
+                crate::multipart::MultipartError::TooLarge { limit } => ClientError::TooLarge {
+                    url: self.url.clone(),
+                    limit,
+                },
+                source => ClientError::Multipart {
                     url: self.url.clone(),
                     source,
-                })?;
+                },
+            })?;
             if let Some(part) = part {
                 return self.client.page_of(&part, &self.url).map(Some);
             }
@@ -207,7 +409,8 @@ pub struct AgentClient {
 
 impl AgentClient {
     /// A client for the agent at `base_url` (e.g. `https://smstestbed.nist.gov/vds`), with a
-    /// 5 s connect timeout and a 30 s request timeout.
+    /// 5 s connect timeout, a 30 s timeout for a whole (non-streaming) request, and a
+    /// document limit of [`DEFAULT_MAX_DOCUMENT`].
     ///
     /// # Errors
     /// [`ClientError::InvalidUrl`] when `base_url` is not an `http` or `https` URL.
@@ -241,8 +444,26 @@ impl AgentClient {
             base,
             http,
             stream_http,
-            options: ParseOptions::default(),
+            options: ParseOptions {
+                max_document_bytes: DEFAULT_MAX_DOCUMENT,
+                ..ParseOptions::default()
+            },
         })
+    }
+
+    /// This client with a document limit of `bytes`: an answer, a streamed part, or a
+    /// gzip answer once inflated, larger than this is refused with
+    /// [`ClientError::TooLarge`] as soon as it passes the limit, while it is read; no more
+    /// than the limit (and one network read) is held for it. Default
+    /// [`DEFAULT_MAX_DOCUMENT`].
+    pub fn with_max_document(mut self, bytes: usize) -> Self {
+        self.options.max_document_bytes = bytes;
+        self
+    }
+
+    /// The document limit, in bytes (see [`AgentClient::with_max_document`]).
+    pub fn max_document(&self) -> usize {
+        self.options.max_document_bytes
     }
 
     /// The agent's base URL, without a trailing `/`.
@@ -250,20 +471,28 @@ impl AgentClient {
         &self.base
     }
 
-    /// GETs `path` (e.g. `/probe` or `/sample?from=1&count=10`) and returns the body.
-    /// An HTTP error status with an MTConnectError body becomes [`ClientError::Agent`].
+    /// GETs `path` (e.g. `/probe` or `/sample?from=1&count=10`) and returns the body,
+    /// read chunk by chunk up to the document limit (`Content-Encoding: gzip` is inflated
+    /// as it is read, and the limit applies to the inflated bytes). An MTConnectError body
+    /// (in either form, see [`crate::error`]) becomes [`ClientError::Agent`].
     ///
     /// # Errors
-    /// [`ClientError::Http`], [`ClientError::Status`], [`ClientError::Agent`].
+    /// [`ClientError::Http`] (including the 30 s total timeout), [`ClientError::Status`],
+    /// [`ClientError::Agent`], [`ClientError::TooLarge`] as soon as the body passes the
+    /// limit; [`ClientError::Document`] for a gzip body that cannot be inflated.
     pub async fn get(&self, path: &str) -> Result<Vec<u8>, ClientError> {
         let url = format!("{}{}", self.base, path);
-        let http_err = |source| ClientError::Http {
-            url: url.clone(),
-            source,
-        };
-        let response = self.http.get(&url).send().await.map_err(http_err)?;
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|source| ClientError::Http {
+                url: url.clone(),
+                source,
+            })?;
         let status = response.status();
-        let body = response.bytes().await.map_err(http_err)?.to_vec();
+        let body = read_body(&url, response, self.options.max_document_bytes).await?;
         refused(&url, status, &body)?;
         Ok(body)
     }
@@ -313,7 +542,8 @@ impl AgentClient {
     ///
     /// # Errors
     /// [`ClientError::StreamingUnsupported`] when the agent answers with a plain document;
-    /// [`ClientError::Agent`] when it refuses; [`ClientError::Http`], [`ClientError::Status`].
+    /// [`ClientError::Agent`] when it refuses; [`ClientError::Http`], [`ClientError::Status`],
+    /// [`ClientError::TooLarge`].
     pub async fn stream(
         &self,
         from: Option<u64>,
@@ -342,7 +572,7 @@ impl AgentClient {
             .and_then(|v| v.to_str().ok())
             .and_then(crate::multipart::boundary_of);
         let Some(boundary) = boundary else {
-            let body = response.bytes().await.map_err(http_err)?;
+            let body = read_body(&url, response, self.options.max_document_bytes).await?;
             refused(&url, status, &body)?;
             return Err(ClientError::StreamingUnsupported { url });
         };
@@ -364,6 +594,7 @@ impl AgentClient {
                 url: url(),
                 document,
             },
+            crate::Error::TooLarge { limit } => ClientError::TooLarge { url: url(), limit },
             source => ClientError::Document { url: url(), source },
         })?;
         if !parsed.is_complete() {
@@ -383,12 +614,49 @@ impl AgentClient {
                 problem,
             });
         }
+        let header = parsed.value.header.clone();
+        let overflow = [
+            header.next_sequence,
+            header.first_sequence,
+            header.last_sequence,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(parsed.value.observations.iter().map(|o| o.sequence))
+        .find(|&s| s > MAX_SEQUENCE);
+        if let Some(sequence) = overflow {
+            return Err(ClientError::Sequence {
+                url: url(),
+                kind: SequenceFault::Overflow { sequence },
+            });
+        }
+        let mut problems = parsed.problems;
         let mut observations = parsed.value.to_observations();
+        // Stable: of observations with the same sequence, the first in the document stays.
         observations.sort_by_key(|o| o.sequence);
+        let before = observations.len();
+        let mut repeated = Vec::new();
+        observations.dedup_by(|later, first| {
+            let same = later.sequence == first.sequence;
+            if same && repeated.len() < 10 {
+                repeated.push(later.sequence);
+            }
+            same
+        });
+        if observations.len() < before {
+            problems.push(Problem {
+                kind: crate::ProblemKind::Unexpected,
+                offset: 0,
+                message: format!(
+                    "{} observations repeat a sequence of the same answer (e.g. {repeated:?}); the first of each was kept (an observation is identified by instanceId and sequence)",
+                    before - observations.len()
+                ),
+            });
+        }
         Ok(StreamsPage {
-            header: parsed.value.header,
+            header,
             observations,
-            problems: parsed.problems,
+            problems,
         })
     }
 }
@@ -431,15 +699,32 @@ pub struct Step {
 ///
 /// On first contact (no resume point) it starts from the oldest observation the agent
 /// still holds (`firstSequence`), so history is there at once. When the agent's buffer
-/// has moved past the resume point (`OUT_OF_RANGE`, or `firstSequence` beyond it) it
-/// continues from `firstSequence` and reports a [`Gap`]; when the agent restarted (a new
-/// `instanceId`) it starts again from the new buffer's start and reports the restart.
+/// has moved past the resume point (`OUT_OF_RANGE` in either error form, or
+/// `firstSequence` beyond it) it continues from `firstSequence` and reports a [`Gap`];
+/// when the agent restarted (a new `instanceId`, told by an answer or by an error
+/// document's Header) it starts again from the new buffer's start at once and reports the
+/// restart and a gap of unknown end.
+///
+/// # Behavior with agents that misbehave
+/// - `count` is capped at the agent's `bufferSize` (the reference agent refuses a larger
+///   `count` with `OUT_OF_RANGE`): from the Header of every answer, and from the refusal
+///   itself (its `QueryParameter name="count"` `Maximum`, or its Header's `bufferSize`).
+/// - An observation is identified by (agent, `instanceId`, `sequence`), never by its
+///   timestamp: a sequence repeated within one answer is kept once (the first) and
+///   reported among the step's problems; a sequence already read (below the position) is
+///   dropped and reported; the position never goes back.
+/// - An answer whose `nextSequence` does not advance while `lastSequence` says there is
+///   more (stuck), goes backwards within one `instanceId`, or holds a sequence above
+///   2^63 − 1 is refused with [`ClientError::Sequence`]: nothing of it is taken, and the
+///   caller should back off as for any other error.
 #[derive(Debug, Clone)]
 pub struct Follower {
     client: AgentClient,
     config: FollowerConfig,
     position: Option<(u64, u64)>,
     model_change_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// The agent's `bufferSize`, when smaller than `config.count`.
+    count_cap: Option<u64>,
 }
 
 impl Follower {
@@ -450,12 +735,21 @@ impl Follower {
             config,
             position: None,
             model_change_time: None,
+            count_cap: None,
         }
     }
 
     /// Continue from a saved resume point (its `instanceId` and `nextSequence`).
     pub fn resume_from(&mut self, point: &ResumePoint) {
         self.position = Some((point.instance_id, point.next_sequence));
+    }
+
+    /// The `count` asked for: the configured one, capped at the agent's `bufferSize` once
+    /// known.
+    pub fn count(&self) -> u64 {
+        self.count_cap
+            .map_or(self.config.count, |cap| cap.min(self.config.count))
+            .max(1)
     }
 
     /// Opens a stream from the current position (after a [`Follower::step`] has set it).
@@ -469,30 +763,32 @@ impl Follower {
     ) -> Result<SampleStream, ClientError> {
         let from = self.position.map(|(_, next)| next);
         self.client
-            .stream(from, self.config.count, interval, heartbeat)
+            .stream(from, self.count(), interval, heartbeat)
             .await
     }
 
     /// Takes a streamed page as the next step, or `None` when it does not continue the
-    /// current position (the agent restarted, or observations are missing before it): then
-    /// reopen the stream after a [`Follower::step`], which detects and reports either.
+    /// current position (the agent restarted, observations are missing before it, or its
+    /// `nextSequence` is stuck or went back): then reopen the stream after a
+    /// [`Follower::step`], which detects and reports each.
     pub fn accept(&mut self, page: StreamsPage) -> Option<Step> {
         let (instance, next) = self.position?;
         if page.header.instance_id != instance {
             return None;
         }
+        if sequence_fault(&page.header, instance, next).is_some() {
+            return None;
+        }
+        let mut problems = page.problems;
         let mut observations = page.observations;
         // A part never starts before `next`; drop anything already read, defensively.
-        observations.retain(|o| o.sequence >= next);
+        drop_already_read(&mut observations, next, &mut problems);
         if observations.first().is_some_and(|o| o.sequence > next)
             && page.header.first_sequence.is_some_and(|f| f > next)
         {
             return None;
         }
-        let next_sequence = page
-            .header
-            .next_sequence
-            .or_else(|| observations.last().map(|o| o.sequence + 1))
+        let next_sequence = next_of(&page.header, &observations)
             .unwrap_or(next)
             .max(next);
         let caught_up = page
@@ -500,6 +796,7 @@ impl Follower {
             .last_sequence
             .is_none_or(|last| next_sequence > last);
         let model_changed = self.model_changed(page.header.device_model_change_time);
+        self.note_buffer_size(&page.header);
         self.position = Some((instance, next_sequence));
         Some(Step {
             batch: Batch {
@@ -512,7 +809,7 @@ impl Follower {
             gap: None,
             restarted: None,
             model_changed,
-            problems: page.problems,
+            problems,
         })
     }
 
@@ -532,43 +829,84 @@ impl Follower {
         self.position
     }
 
+    /// `/sample` from `from` with the current count; when the agent refuses the count
+    /// (above its `bufferSize`), the count is capped and the request made once more.
+    async fn sample(&mut self, from: Option<u64>) -> Result<StreamsPage, ClientError> {
+        let count = self.count();
+        let answer = self.client.sample(from, count).await;
+        let page = match answer {
+            Err(ClientError::Agent { ref document, .. }) => match count_cap(document, count) {
+                Some(cap) => {
+                    tracing::warn!(agent = %self.client.base, count, cap, "the agent refuses this count (its buffer is smaller); asking for fewer");
+                    self.count_cap = Some(cap);
+                    self.client.sample(from, self.count()).await?
+                }
+                None => answer?,
+            },
+            other => other?,
+        };
+        self.note_buffer_size(&page.header);
+        Ok(page)
+    }
+
+    fn note_buffer_size(&mut self, header: &Header) {
+        if let Some(size) = header.buffer_size.filter(|&s| s >= 1) {
+            if size < self.config.count {
+                self.count_cap = Some(size);
+            }
+        }
+    }
+
     /// Reads the next page of observations.
     ///
     /// # Errors
-    /// Any [`ClientError`] of the request; the position is unchanged, so the same step can
-    /// be retried (after a backoff).
+    /// Any [`ClientError`] of the request, and [`ClientError::Sequence`] for an answer
+    /// whose sequences cannot be followed (see [the type's docs](Follower)); the position
+    /// is unchanged, so the same step can be retried (after a backoff).
     pub async fn step(&mut self) -> Result<Step, ClientError> {
-        let count = self.config.count;
         let mut restarted = None;
         let mut gap = None;
-        let page = match self.position {
-            None => self.client.sample(None, count).await?,
+        let mut problems = Vec::new();
+        // The page and the sequence it was asked from, in the instance it continues.
+        let (page, from) = match self.position {
+            None => {
+                let page = self.sample(None).await?;
+                let from = page.header.first_sequence;
+                (page, from)
+            }
             Some((instance, next)) => {
-                let first_try = self.client.sample(Some(next), count).await;
-                let out_of_range =
-                    matches!(&first_try, Err(e) if e.agent_code() == Some(&ErrorCode::OutOfRange));
-                let page = if out_of_range {
-                    self.client.sample(None, count).await?
-                } else {
-                    first_try?
+                let first_try = self.sample(Some(next)).await;
+                let refused = match &first_try {
+                    Err(ClientError::Agent { document, .. })
+                        if document.has(&ErrorCode::OutOfRange) =>
+                    {
+                        Some(document.header.instance_id)
+                    }
+                    _ => None,
                 };
-                let header = &page.header;
-                if header.instance_id != instance {
-                    restarted = Some((instance, header.instance_id));
+                let mut page = match refused {
+                    // `from` is outside the agent's buffer: read its oldest.
+                    Some(_) => self.sample(None).await?,
+                    None => first_try?,
+                };
+                if page.header.instance_id != instance {
+                    restarted = Some((instance, page.header.instance_id));
                     gap = Some(Gap {
                         agent: self.client.base.clone(),
                         instance_id: instance,
                         from: next,
                         to: None,
                     });
-                    if out_of_range {
+                    let page = if refused.is_some() {
                         page
                     } else {
                         // `from` meant nothing to the new instance: start at its beginning.
-                        self.client.sample(None, count).await?
-                    }
+                        self.sample(None).await?
+                    };
+                    let from = page.header.first_sequence;
+                    (page, from)
                 } else {
-                    let first = header.first_sequence.unwrap_or(next);
+                    let first = page.header.first_sequence.unwrap_or(next);
                     if first > next {
                         gap = Some(Gap {
                             agent: self.client.base.clone(),
@@ -577,21 +915,32 @@ impl Follower {
                             to: Some(first),
                         });
                     }
-                    page
+                    if let Some(kind) = sequence_fault(&page.header, instance, next.max(first)) {
+                        return Err(self.sequence_error(next, kind));
+                    }
+                    drop_already_read(&mut page.observations, next, &mut problems);
+                    (page, Some(next.max(first)))
                 }
             }
         };
-        let header = page.header;
-        let model_changed = self.model_changed(header.device_model_change_time);
-        let next_sequence = match header.next_sequence {
+        let header = page.header.clone();
+        if let Some(from) = from {
+            // Within the new instance (or on first contact) too: stuck or backwards.
+            if let Some(kind) = sequence_fault(&header, header.instance_id, from) {
+                return Err(self.sequence_error(from, kind));
+            }
+        }
+        let next_sequence = match next_of(&header, &page.observations).or(from) {
             Some(n) => n,
-            None => page.observations.last().map_or(0, |o| o.sequence + 1),
+            None => return Err(self.sequence_error(0, SequenceFault::Missing)),
         };
+        let model_changed = self.model_changed(header.device_model_change_time);
         let caught_up = match header.last_sequence {
             Some(last) => next_sequence > last,
             None => page.observations.is_empty(),
         };
         self.position = Some((header.instance_id, next_sequence));
+        problems.extend(page.problems);
         Ok(Step {
             batch: Batch {
                 agent: self.client.base.clone(),
@@ -603,8 +952,19 @@ impl Follower {
             gap,
             restarted,
             model_changed,
-            problems: page.problems,
+            problems,
         })
+    }
+
+    fn sequence_error(&self, from: u64, kind: SequenceFault) -> ClientError {
+        ClientError::Sequence {
+            url: format!(
+                "{}/sample?from={from}&count={}",
+                self.client.base,
+                self.count()
+            ),
+            kind,
+        }
     }
 
     /// Whether `time` (a Header's `deviceModelChangeTime`) differs from the last one seen.
@@ -615,6 +975,74 @@ impl Follower {
             self.model_change_time = time;
         }
         changed
+    }
+}
+
+/// The count to ask for instead of `count` when `document` refuses it: the `Maximum` of
+/// its `count` QueryParameter (2.6+), or its Header's `bufferSize` when that is smaller
+/// than `count` (the older form names no parameter).
+fn count_cap(document: &ErrorDocument, count: u64) -> Option<u64> {
+    let error = document
+        .errors
+        .iter()
+        .find(|e| matches!(e.code, ErrorCode::OutOfRange | ErrorCode::TooMany))?;
+    let cap = match &error.query_parameter {
+        Some(p) if p.name == "count" => p
+            .maximum_integer()
+            .and_then(|m| u64::try_from(m).ok())
+            .or(document.header.buffer_size),
+        Some(_) => None,
+        None => document.header.buffer_size,
+    }?;
+    (1..count).contains(&cap).then_some(cap)
+}
+
+/// The `nextSequence` of an answer: its Header's, never below the sequence after its last
+/// observation (an agent that points back into its own answer would make the next request
+/// read observations again).
+fn next_of(header: &Header, observations: &[Observation]) -> Option<u64> {
+    let after_last = observations.last().map(|o| o.sequence + 1);
+    match (header.next_sequence, after_last) {
+        (Some(n), Some(a)) => Some(n.max(a)),
+        (n, a) => n.or(a),
+    }
+}
+
+/// What is wrong with an answer to `from=<from>` within `instance`, if anything: its
+/// `nextSequence` went back below `from`, or stayed at `from` although `lastSequence` says
+/// the agent holds more.
+fn sequence_fault(header: &Header, instance: u64, from: u64) -> Option<SequenceFault> {
+    let next = header.next_sequence?;
+    if next < from {
+        return Some(SequenceFault::Backwards {
+            instance_id: instance,
+            expected: from,
+            next_sequence: next,
+        });
+    }
+    match header.last_sequence {
+        Some(last) if next == from && last >= from => Some(SequenceFault::Stuck {
+            instance_id: instance,
+            next_sequence: next,
+            last_sequence: last,
+        }),
+        _ => None,
+    }
+}
+
+/// Drops the observations before `next` (read already), reporting them.
+fn drop_already_read(observations: &mut Vec<Observation>, next: u64, problems: &mut Vec<Problem>) {
+    let before = observations.len();
+    observations.retain(|o| o.sequence >= next);
+    if observations.len() < before {
+        problems.push(Problem {
+            kind: crate::ProblemKind::Unexpected,
+            offset: 0,
+            message: format!(
+                "{} observations before nextSequence {next} were sent again; they were read already and are dropped",
+                before - observations.len()
+            ),
+        });
     }
 }
 

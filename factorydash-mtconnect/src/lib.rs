@@ -83,7 +83,7 @@ pub use devices::{
     Devices,
 };
 pub use document::{parse_document, Document};
-pub use error::{parse_error, AgentError, Error, ErrorCode, ErrorDocument};
+pub use error::{parse_error, AgentError, Error, ErrorCode, ErrorDocument, QueryParameter};
 pub use header::Header;
 pub use problem::{Parsed, Problem, ProblemKind};
 pub use recording::{Recording, RecordingError};
@@ -92,7 +92,9 @@ pub use streams::{
     ObservationExtra, ObservationRef, Representation, Streams, StreamsBufReader, StreamsItem,
     StreamsReader, ValueRef,
 };
-pub use write::{write_devices, write_error, write_streams, StreamsWriter};
+pub use write::{
+    write_devices, write_error, write_error_document, write_streams, ErrorForm, StreamsWriter,
+};
 
 /// Limits the parsers apply, so that no input can make them allocate without bound.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -54,6 +54,11 @@ pub struct MultipartParts {
     buf: Vec<u8>,
     limit: usize,
     closed: bool,
+    /// How far (from the end of the marker) the search for the end of the headers got:
+    /// each read searches only the new bytes, so a part that never ends costs linear time.
+    headers_searched: usize,
+    /// How far (from the start of the body) the search for the next boundary got.
+    body_searched: usize,
 }
 
 impl MultipartParts {
@@ -64,10 +69,14 @@ impl MultipartParts {
             buf: Vec::new(),
             limit,
             closed: false,
+            headers_searched: 0,
+            body_searched: 0,
         }
     }
 
-    /// Adds bytes as they arrive.
+    /// Adds bytes as they arrive. [`MultipartParts::next_part`] refuses a part once what
+    /// waits for it passes the limit, so call it after each push: then no more than the
+    /// limit and one chunk are ever held.
     pub fn push(&mut self, chunk: &[u8]) {
         self.buf.extend_from_slice(chunk);
     }
@@ -96,6 +105,8 @@ impl MultipartParts {
             let keep = self.marker.len().min(self.buf.len());
             let drop = self.buf.len() - keep;
             self.buf.drain(..drop);
+            self.headers_searched = 0;
+            self.body_searched = 0;
             return Ok(None);
         };
         let after_marker = start + self.marker.len();
@@ -108,7 +119,10 @@ impl MultipartParts {
             return Ok(None);
         }
         // Headers end at the first blank line.
-        let Some((headers_end, body_start)) = blank_line(&self.buf[after_marker..]) else {
+        let searched = self.headers_searched;
+        let Some((headers_end, body_start)) = blank_line(&self.buf[after_marker..], searched)
+        else {
+            self.headers_searched = (self.buf.len() - after_marker).saturating_sub(3);
             return self.check_limit();
         };
         let headers = &self.buf[after_marker..after_marker + headers_end];
@@ -125,9 +139,12 @@ impl MultipartParts {
                 body_start + n
             }
             // No length: the body runs to the next boundary (less the CRLF before it).
-            None => match find(&self.buf[body_start..], &self.marker) {
+            None => match find(
+                &self.buf[body_start + self.body_searched.min(self.buf.len() - body_start)..],
+                &self.marker,
+            ) {
                 Some(i) => {
-                    let mut end = body_start + i;
+                    let mut end = body_start + self.body_searched + i;
                     if self.buf[..end].ends_with(b"\r\n") {
                         end -= 2;
                     } else if self.buf[..end].ends_with(b"\n") {
@@ -135,11 +152,17 @@ impl MultipartParts {
                     }
                     end
                 }
-                None => return self.check_limit(),
+                None => {
+                    self.body_searched =
+                        (self.buf.len() - body_start).saturating_sub(self.marker.len() - 1);
+                    return self.check_limit();
+                }
             },
         };
         let body = self.buf[body_start..body_end].to_vec();
         self.buf.drain(..body_end);
+        self.headers_searched = 0;
+        self.body_searched = 0;
         Ok(Some(body))
     }
 
@@ -156,12 +179,14 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(haystack, needle)
 }
 
-/// The end of the header block (after the marker line) and the start of the body.
-fn blank_line(after_marker: &[u8]) -> Option<(usize, usize)> {
-    if let Some(i) = find(after_marker, b"\r\n\r\n") {
-        return Some((i, i + 4));
+/// The end of the header block (after the marker line) and the start of the body,
+/// searching from `from` on (what came before was searched already).
+fn blank_line(after_marker: &[u8], from: usize) -> Option<(usize, usize)> {
+    let from = from.min(after_marker.len());
+    if let Some(i) = find(&after_marker[from..], b"\r\n\r\n") {
+        return Some((from + i, from + i + 4));
     }
-    find(after_marker, b"\n\n").map(|i| (i, i + 2))
+    find(&after_marker[from..], b"\n\n").map(|i| (from + i, from + i + 2))
 }
 
 fn content_length(headers: &[u8]) -> Result<Option<usize>, MultipartError> {

@@ -526,16 +526,101 @@ fn write_data_item(out: &mut String, d: &DataItem, pad: &str) {
     out.push_str("</Constraints></DataItem>\n");
 }
 
-/// Writes an MTConnectError document (MTConnect Part 1, "MTConnectError") with one error.
+/// Writes an MTConnectError document (MTConnect Part 1, "MTConnectError") with one error,
+/// in the 1.x–2.5 form (`<Error errorCode="…">text</Error>`).
 pub fn write_error(header: &Header, code: &crate::ErrorCode, text: &str) -> String {
+    let doc = crate::ErrorDocument {
+        header: header.clone(),
+        errors: vec![crate::AgentError::new(code.clone(), text)],
+    };
+    write_error_document(&doc, ErrorForm::Legacy)
+}
+
+/// The two forms of an MTConnectError document's errors (see [`crate::error`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ErrorForm {
+    /// MTConnect 1.1 to 2.5: `<Errors><Error errorCode="OUT_OF_RANGE">text</Error></Errors>`,
+    /// in the 1.3 namespace. Only the code and the text are written.
+    #[default]
+    Legacy,
+    /// MTConnect 2.6 and later: one element per error, named for its kind, with
+    /// `ErrorMessage`, `QueryParameter`, `Request`, `URI` (and `AssetId`) children and an
+    /// `errorCode` attribute as the reference agent writes it; the 2.7 namespace.
+    V2_6,
+}
+
+/// Writes an MTConnectError document with all of `doc`'s errors, in `form`.
+///
+/// ```
+/// use factorydash_mtconnect::write::{write_error_document, ErrorForm};
+/// use factorydash_mtconnect::{parse_error, AgentError, ErrorCode, ErrorDocument, Header};
+/// use factorydash_mtconnect::error::QueryParameter;
+///
+/// let error = AgentError::new(ErrorCode::OutOfRange, "'from' must be greater than 1082")
+///     .with_query_parameter(QueryParameter::new("from").with_value("518").with_range(Some(1083), Some(2107)))
+///     .with_request("MTConnectStreams", "/sample?count=1000&from=518");
+/// let doc = ErrorDocument { header: Header::default(), errors: vec![error] };
+/// let xml = write_error_document(&doc, ErrorForm::V2_6);
+/// assert!(xml.contains("<OutOfRange errorCode=\"OUT_OF_RANGE\">"));
+/// assert_eq!(parse_error(xml.as_bytes()).unwrap(), doc);
+/// ```
+pub fn write_error_document(doc: &crate::ErrorDocument, form: ErrorForm) -> String {
     let mut out = String::with_capacity(512);
-    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MTConnectError xmlns=\"urn:mtconnect.org:MTConnectError:1.3\">\n  ");
-    write_header(&mut out, header);
+    let version = match form {
+        ErrorForm::Legacy => "1.3",
+        ErrorForm::V2_6 => "2.7",
+    };
     let _ = write!(
         out,
-        "\n  <Errors>\n    <Error errorCode=\"{}\">{}</Error>\n  </Errors>\n</MTConnectError>\n",
-        escape(code.as_str()),
-        escape(text)
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MTConnectError xmlns=\"urn:mtconnect.org:MTConnectError:{version}\">\n  "
     );
+    write_header(&mut out, &doc.header);
+    out.push_str("\n  <Errors>\n");
+    for e in &doc.errors {
+        let code = escape(e.code.as_str());
+        match form {
+            ErrorForm::Legacy => {
+                let _ = writeln!(
+                    out,
+                    "    <Error errorCode=\"{code}\">{}</Error>",
+                    escape(&e.text)
+                );
+            }
+            ErrorForm::V2_6 => {
+                let element = e.code.element_name();
+                let _ = write!(out, "    <{element} errorCode=\"{code}\">");
+                if !e.text.is_empty() {
+                    let _ = write!(out, "<ErrorMessage>{}</ErrorMessage>", escape(&e.text));
+                }
+                if let Some(p) = &e.query_parameter {
+                    let _ = write!(out, "<QueryParameter name=\"{}\">", escape(&p.name));
+                    for (name, value) in [
+                        ("Maximum", &p.maximum),
+                        ("Minimum", &p.minimum),
+                        ("Value", &p.value),
+                        ("Type", &p.kind),
+                        ("Format", &p.format),
+                    ] {
+                        if let Some(v) = value {
+                            let _ = write!(out, "<{name}>{}</{name}>", escape(v));
+                        }
+                    }
+                    out.push_str("</QueryParameter>");
+                }
+                for (name, value) in [
+                    ("Request", &e.request),
+                    ("URI", &e.uri),
+                    ("AssetId", &e.asset_id),
+                ] {
+                    if let Some(v) = value {
+                        let _ = write!(out, "<{name}>{}</{name}>", escape(v));
+                    }
+                }
+                let _ = writeln!(out, "</{element}>");
+            }
+        }
+    }
+    out.push_str("  </Errors>\n</MTConnectError>\n");
     out
 }

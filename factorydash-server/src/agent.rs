@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use factorydash_core::Observation;
-use factorydash_mtconnect::{write_error, ErrorCode, Header, StreamsWriter};
+use factorydash_mtconnect::{
+    write_error_document, AgentError, ErrorCode, ErrorDocument, ErrorForm, Header, QueryParameter,
+    StreamsWriter,
+};
 use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
@@ -52,6 +55,29 @@ struct Faults {
     model_changes: AtomicU64,
     /// `/probe` requests answered.
     probes: AtomicU64,
+    /// `/sample` requests answered (polled and streamed).
+    samples: AtomicU64,
+    /// Errors in the MTConnect 2.6+ form.
+    error_form_v26: AtomicBool,
+    /// The `bufferSize` announced (0: the recording's, rounded up to a power of two).
+    buffer_size: AtomicU64,
+    huge_body: AtomicBool,
+    endless_body: AtomicBool,
+    gzip_bomb: AtomicBool,
+    endless_part: AtomicBool,
+    duplicate_sequence: AtomicBool,
+    next_sequence_backwards: AtomicBool,
+    sequence_overflow: AtomicBool,
+    stuck: AtomicBool,
+}
+
+impl Faults {
+    /// Whether a `/sample` body is to be one that no client should hold.
+    fn hostile_body(&self) -> bool {
+        self.huge_body.load(Ordering::SeqCst)
+            || self.endless_body.load(Ordering::SeqCst)
+            || self.gzip_bomb.load(Ordering::SeqCst)
+    }
 }
 
 /// `POST /_factorydash/faults` parameters; each given one is set.
@@ -73,6 +99,34 @@ pub struct FaultQuery {
     wrap: Option<u64>,
     /// Announce a device model change (MTConnect 2.x `deviceModelChangeTime` moves).
     model_change: Option<bool>,
+    /// `2.6`: answer errors in the MTConnect 2.6+ form (`<OutOfRange errorCode=…>` with
+    /// `ErrorMessage`, `QueryParameter`, `Request`, `URI`), as the reference agent does by
+    /// default; anything else: the older `<Error errorCode=…>text</Error>`.
+    error_form: Option<String>,
+    /// Announce this `bufferSize` and refuse a larger `count` with `OUT_OF_RANGE`, as the
+    /// reference agent does (0: back to the recording's size).
+    buffer_size: Option<u64>,
+    /// Every `/sample` answer is a 1 GiB body (an XML start, then blanks), made as it is
+    /// sent, never held.
+    huge_body: Option<bool>,
+    /// Every `/sample` answer is a chunked body that never ends.
+    endless_body: Option<bool>,
+    /// Every `/sample` answer is `Content-Encoding: gzip` that inflates to 1 GiB of zeros
+    /// (about 1 MB sent).
+    gzip_bomb: Option<bool>,
+    /// Streams send a part that never reaches its boundary (no `Content-length`, then
+    /// blanks forever).
+    endless_part: Option<bool>,
+    /// Each page repeats its first observation with another timestamp, and points its
+    /// `nextSequence` at its last observation so that it is sent again.
+    duplicate_sequence: Option<bool>,
+    /// `nextSequence` goes back: below the `from` asked.
+    next_sequence_backwards: Option<bool>,
+    /// Sequences beyond 2^63 (the observations' and the Header's).
+    sequence_overflow: Option<bool>,
+    /// `nextSequence` never advances (it answers the `from` asked, with no observations,
+    /// while `lastSequence` says it holds more).
+    stuck: Option<bool>,
 }
 
 /// What the faults endpoint answers.
@@ -80,6 +134,7 @@ pub struct FaultQuery {
 struct FaultState {
     instance_id: u64,
     probes: u64,
+    samples: u64,
     first_sequence: u64,
     last_sequence: u64,
     refuse_streaming: bool,
@@ -133,7 +188,7 @@ impl ReplayAgent {
             instance_id: self.instance_id(),
             sender: "factorydash-replay".into(),
             version: self.replay.recording.header.version.clone(),
-            buffer_size: Some(self.replay.observations().len().max(1).next_power_of_two() as u64),
+            buffer_size: Some(self.buffer_size()),
             next_sequence: Some(last + 1),
             first_sequence: Some(first),
             last_sequence: Some(last),
@@ -156,8 +211,30 @@ impl ReplayAgent {
         }
     }
 
+    /// The `bufferSize` announced.
+    fn buffer_size(&self) -> u64 {
+        match self.faults.buffer_size.load(Ordering::SeqCst) {
+            0 => self.replay.observations().len().max(1).next_power_of_two() as u64,
+            n => n,
+        }
+    }
+
     fn error(&self, status: StatusCode, code: &ErrorCode, text: &str) -> Response {
-        xml(status, write_error(&self.header(self.held()), code, text))
+        self.error_with(status, AgentError::new(code.clone(), text))
+    }
+
+    /// An error document in the form switched on (`error_form`).
+    fn error_with(&self, status: StatusCode, error: AgentError) -> Response {
+        let form = if self.faults.error_form_v26.load(Ordering::SeqCst) {
+            ErrorForm::V2_6
+        } else {
+            ErrorForm::Legacy
+        };
+        let doc = ErrorDocument {
+            header: self.header(self.held()),
+            errors: vec![error],
+        };
+        xml(status, write_error_document(&doc, form))
     }
 
     fn current(&self) -> Response {
@@ -189,20 +266,50 @@ impl ReplayAgent {
             head.first_sequence.unwrap_or(1),
             head.next_sequence.unwrap_or(1),
         );
+        let uri = match from {
+            Some(from) => format!("/sample?count={count}&from={from}"),
+            None => format!("/sample?count={count}"),
+        };
         let from = from.unwrap_or(first);
-        if count == 0 || count > MAX_COUNT {
-            return Err(Box::new(self.error(
-                StatusCode::BAD_REQUEST,
-                &ErrorCode::OutOfRange,
-                &format!("'count' must be between 1 and {MAX_COUNT}"),
-            )));
+        let max_count = MAX_COUNT.min(self.buffer_size());
+        if count == 0 || count > max_count {
+            return Err(Box::new(
+                self.error_with(
+                    StatusCode::BAD_REQUEST,
+                    AgentError::new(
+                        ErrorCode::OutOfRange,
+                        format!("'count' must be between 1 and {max_count}"),
+                    )
+                    .with_query_parameter(
+                        QueryParameter::new("count")
+                            .with_value(count.to_string())
+                            .with_range(Some(1), Some(max_count as i64)),
+                    )
+                    .with_request("MTConnectStreams", uri),
+                ),
+            ));
         }
         if from < first || from > next {
-            return Err(Box::new(self.error(
-                StatusCode::BAD_REQUEST,
-                &ErrorCode::OutOfRange,
-                &format!("'from' must be between {first} and {next}"),
-            )));
+            return Err(Box::new(
+                self.error_with(
+                    StatusCode::BAD_REQUEST,
+                    AgentError::new(
+                        ErrorCode::OutOfRange,
+                        format!("'from' must be between {first} and {next}"),
+                    )
+                    .with_query_parameter(
+                        QueryParameter::new("from")
+                            .with_value(from.to_string())
+                            .with_range(i64::try_from(first).ok(), i64::try_from(next).ok()),
+                    )
+                    .with_request("MTConnectStreams", uri),
+                ),
+            ));
+        }
+        if self.faults.stuck.load(Ordering::SeqCst) {
+            // Nothing, and nextSequence where it was asked, while lastSequence says more.
+            head.next_sequence = Some(from);
+            return Ok((head, &held[..0]));
         }
         let start = held.partition_point(|o| o.sequence < from);
         let page = &held[start..(start + count as usize).min(held.len())];
@@ -210,9 +317,48 @@ impl ReplayAgent {
         Ok((head, page))
     }
 
-    /// A page written out, broken off in the middle when the `malformed` fault is on.
+    /// A page written out, broken off in the middle when the `malformed` fault is on, and
+    /// with the sequence faults switched on.
     fn write_page(&self, head: &Header, page: &[Observation]) -> String {
-        let mut doc = self.writer().write(head, page);
+        let f = &self.faults;
+        let mut head = head.clone();
+        let mut owned;
+        let mut page = page;
+        if f.duplicate_sequence.load(Ordering::SeqCst) && !page.is_empty() {
+            owned = page.to_vec();
+            // The first observation again, later in the page, with another timestamp.
+            let mut again = owned[0].clone();
+            again.timestamp += chrono::Duration::seconds(1);
+            owned.push(again);
+            // The last one is asked for, and sent, again (with another timestamp).
+            owned[0].timestamp += chrono::Duration::milliseconds(1);
+            if page.len() > 1 {
+                head.next_sequence = page.last().map(|o| o.sequence);
+            }
+            page = &owned;
+        }
+        if f.next_sequence_backwards.load(Ordering::SeqCst) {
+            let from = page
+                .first()
+                .map_or(head.next_sequence.unwrap_or(1), |o| o.sequence);
+            head.next_sequence = Some(from.saturating_sub(1000));
+        }
+        if f.sequence_overflow.load(Ordering::SeqCst) {
+            const SHIFT: u64 = 1 << 63;
+            owned = page.to_vec();
+            for o in &mut owned {
+                o.sequence = o.sequence.wrapping_add(SHIFT);
+            }
+            for s in [
+                &mut head.next_sequence,
+                &mut head.first_sequence,
+                &mut head.last_sequence,
+            ] {
+                *s = s.map(|s| s.wrapping_add(SHIFT));
+            }
+            page = &owned;
+        }
+        let mut doc = self.writer().write(&head, page);
         if self.faults.malformed.swap(false, Ordering::SeqCst) {
             doc.truncate(doc.len() / 2);
         }
@@ -240,6 +386,10 @@ impl ReplayAgent {
             Ok(p) => p,
             Err(e) => return self.error(StatusCode::BAD_REQUEST, &ErrorCode::InvalidRequest, &e),
         };
+        self.faults.samples.fetch_add(1, Ordering::SeqCst);
+        if let Some(body) = hostile_body(&self.faults) {
+            return body;
+        }
         let count = count.unwrap_or(100);
         let Some(interval) = interval else {
             return match self.slice(from, count) {
@@ -292,8 +442,20 @@ fn stream(
         loop {
             if agent.instance_id() != instance
                 || agent.faults.first_floor.load(Ordering::SeqCst) > pos
+                || agent.faults.hostile_body()
             {
-                return; // restarted or wrapped past us: the connection ends
+                // Restarted or wrapped past us, or the next answer is to be a hostile
+                // body: the connection ends.
+                return;
+            }
+            if agent.faults.endless_part.load(Ordering::SeqCst) {
+                let head = format!("--{part_boundary}\r\nContent-type: text/xml\r\n\r\n<?xml version=\"1.0\"?>\n<MTConnectStreams>");
+                if tx.send(Ok(head.into_bytes())).await.is_err() {
+                    return;
+                }
+                // Blanks forever, never the boundary: until the client hangs up.
+                while tx.send(Ok(vec![b' '; FILLER])).await.is_ok() {}
+                return;
             }
             if !agent.faults.stall.load(Ordering::SeqCst) {
                 let held_end = agent.held().last().map_or(0, |o| o.sequence + 1);
@@ -348,6 +510,72 @@ fn stream(
     .into_response()
 }
 
+/// The size of each chunk of a hostile body.
+const FILLER: usize = 64 << 10;
+
+/// What `huge_body` sends: 1 GiB.
+const HUGE: u64 = 1 << 30;
+
+/// The answer of the body faults, if one is on: made chunk by chunk as it is sent, so the
+/// agent never holds more than a chunk.
+fn hostile_body(f: &Faults) -> Option<Response> {
+    let start = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MTConnectStreams xmlns=\"urn:mtconnect.org:MTConnectStreams:1.3\"><Streams>".to_vec();
+    let body: Box<
+        dyn futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + Sync + Unpin,
+    > = if f.gzip_bomb.load(Ordering::SeqCst) {
+        // One gzip member of 16 MiB of zeros (about 16 KB), sent 64 times: a client
+        // that inflates the concatenated members gets 1 GiB.
+        static MEMBER: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let member = MEMBER.get_or_init(|| {
+            use std::io::Write;
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            let zeros = vec![0u8; 1 << 20];
+            for _ in 0..16 {
+                gz.write_all(&zeros).expect("writing to memory");
+            }
+            gz.finish().expect("writing to memory")
+        });
+        Box::new(futures_util::stream::iter(
+            (0..64).map(move |_| Ok::<_, std::io::Error>(member.clone())),
+        ))
+    } else if f.huge_body.load(Ordering::SeqCst) {
+        let mut sent = 0u64;
+        let mut first = Some(start);
+        Box::new(futures_util::stream::poll_fn(move |_| {
+            if let Some(start) = first.take() {
+                sent += start.len() as u64;
+                return std::task::Poll::Ready(Some(Ok(start)));
+            }
+            if sent >= HUGE {
+                return std::task::Poll::Ready(None);
+            }
+            let n = FILLER.min((HUGE - sent) as usize);
+            sent += n as u64;
+            std::task::Poll::Ready(Some(Ok(vec![b' '; n])))
+        }))
+    } else if f.endless_body.load(Ordering::SeqCst) {
+        let mut first = Some(start);
+        Box::new(futures_util::stream::poll_fn(move |_| {
+            std::task::Poll::Ready(Some(Ok(first.take().unwrap_or_else(|| vec![b' '; FILLER]))))
+        }))
+    } else {
+        return None;
+    };
+    let mut response = warp::reply::with_header(
+        warp::reply::stream(body),
+        "content-type",
+        "text/xml; charset=utf-8",
+    )
+    .into_response();
+    if f.gzip_bomb.load(Ordering::SeqCst) {
+        response.headers_mut().insert(
+            "content-encoding",
+            warp::http::HeaderValue::from_static("gzip"),
+        );
+    }
+    Some(response)
+}
+
 fn framed(boundary: &str, doc: &str) -> Vec<u8> {
     let mut part = format!(
         "--{boundary}\r\nContent-type: text/xml\r\nContent-length: {}\r\n\r\n",
@@ -385,6 +613,14 @@ fn set_faults(agent: &ReplayAgent, q: FaultQuery) -> Response {
         (&f.stall, q.stall),
         (&f.drop_mid_part, q.drop_mid_part),
         (&f.malformed, q.malformed),
+        (&f.huge_body, q.huge_body),
+        (&f.endless_body, q.endless_body),
+        (&f.gzip_bomb, q.gzip_bomb),
+        (&f.endless_part, q.endless_part),
+        (&f.duplicate_sequence, q.duplicate_sequence),
+        (&f.next_sequence_backwards, q.next_sequence_backwards),
+        (&f.sequence_overflow, q.sequence_overflow),
+        (&f.stuck, q.stuck),
     ] {
         if let Some(v) = value {
             flag.store(v, Ordering::SeqCst);
@@ -392,6 +628,13 @@ fn set_faults(agent: &ReplayAgent, q: FaultQuery) -> Response {
     }
     if let Some(ms) = q.slow_ms {
         f.slow_ms.store(ms, Ordering::SeqCst);
+    }
+    if let Some(form) = &q.error_form {
+        f.error_form_v26
+            .store(form.trim() == "2.6", Ordering::SeqCst);
+    }
+    if let Some(size) = q.buffer_size {
+        f.buffer_size.store(size, Ordering::SeqCst);
     }
     let _buffer = agent.buffer.write().unwrap_or_else(|p| p.into_inner());
     let revealed_end = agent.replay.observations()[..agent.replay.revealed()]
@@ -419,6 +662,7 @@ fn set_faults(agent: &ReplayAgent, q: FaultQuery) -> Response {
     warp::reply::json(&FaultState {
         instance_id: head.instance_id,
         probes: f.probes.load(Ordering::SeqCst),
+        samples: f.samples.load(Ordering::SeqCst),
         first_sequence: head.first_sequence.unwrap_or(0),
         last_sequence: head.last_sequence.unwrap_or(0),
         refuse_streaming: f.refuse_streaming.load(Ordering::SeqCst),

@@ -2,7 +2,7 @@
 //!
 //! The file's keys are `serve`'s long options, with `-` or `_` (`listen`, `agent` or
 //! `agents`, `database-url`, `retention`, `buffer`, `memory-limit`, `count`,
-//! `poll-interval`, `interval`, `heartbeat`, `no-stream`, `replay`, `speed`); its values
+//! `poll-interval`, `interval`, `heartbeat`, `no-stream`, `max-document`, `replay`, `speed`); its values
 //! become those options' defaults, so a flag beats an environment variable, which beats the
 //! file, which beats the built-in default:
 //!

@@ -31,6 +31,8 @@ pub struct FollowSettings {
     /// Observations read but not yet stored that may wait for the store (at least one
     /// page is always held): the bound on memory while the database is down.
     pub buffer: u64,
+    /// The largest answer taken from the agent, in bytes (`--max-document`).
+    pub max_document: usize,
 }
 
 /// What the reading half of an agent's ingest hands the writing half, in order.
@@ -53,7 +55,7 @@ enum Work {
 /// stored with its resume point, so a restart continues after the last stored page.
 pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) {
     let client = match AgentClient::new(&url) {
-        Ok(c) => c,
+        Ok(c) => c.with_max_document(settings.max_document),
         Err(e) => {
             tracing::error!(agent = %url, error = %e, "not following this agent");
             app.update_health(&url, |h| h.last_error = Some(e.to_string()));
@@ -167,11 +169,17 @@ pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) 
                 }
                 Err(e) => {
                     let error = error_chain(&e);
+                    app.update_health(&url, |h| h.reconnects += 1);
+                    if matches!(
+                        e,
+                        ClientError::TooLarge { .. } | ClientError::Sequence { .. }
+                    ) {
+                        // Reconnecting at once would get the same answer: back off first.
+                        back_off(&app, &url, &mut backoff, error).await;
+                        break;
+                    }
                     tracing::warn!(agent = %url, %error, "stream lost; reconnecting from the last stored sequence");
-                    app.update_health(&url, |h| {
-                        h.reconnects += 1;
-                        h.last_error = Some(error);
-                    });
+                    app.update_health(&url, |h| h.last_error = Some(error));
                     break;
                 }
             }

@@ -30,10 +30,6 @@ use crate::ingest::FollowSettings;
 use crate::replay::Replay;
 use crate::state::App;
 
-/// The document limit when none is given: 64 MiB (a NIST `/sample` page of 10,000
-/// observations is 1.6 MB).
-const DEFAULT_MAX_DOCUMENT: usize = 64 << 20;
-
 /// The NIST Smart Manufacturing Systems Test Bed's public agent.
 const NIST_AGENT: &str = "https://smstestbed.nist.gov/vds";
 
@@ -136,9 +132,14 @@ struct ServeArgs {
     /// database is down) before reading pauses.
     #[arg(long, default_value_t = 100_000, env = "FACTORYDASH_BUFFER")]
     buffer: u64,
-    /// Observations asked for per `/sample` request.
+    /// Observations asked for per `/sample` request (capped at the agent's `bufferSize`).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     count: u64,
+    /// The largest answer taken from an agent (a document, a streamed part, or a gzip
+    /// answer once inflated), e.g. 64MiB, 512KiB, 1GiB or a number of bytes. A larger
+    /// answer is refused while it is read, so no agent can make `serve` hold more.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size, env = "FACTORYDASH_MAX_DOCUMENT")]
+    max_document: usize,
     /// Poll `/sample?from=` instead of streaming once caught up.
     #[arg(long)]
     no_stream: bool,
@@ -170,33 +171,33 @@ struct ReplayArgs {
     max_document: usize,
 }
 
-/// A size in bytes: a number with an optional unit, `B`, `KB`/`KiB`, `MB`/`MiB`, `GB`/`GiB`
-/// (e.g. `64MiB`, `10MB`, `4096`).
+/// A size in bytes: a whole number with an optional unit, `B`, `KiB`, `MiB`, `GiB` (powers
+/// of 1024; `K`, `M`, `G`, `KB`, `MB`, `GB` are taken as the same), e.g. `64MiB`, `4 MiB`.
 fn parse_size(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let unit: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1_000,
-        "kib" | "k" => 1 << 10,
-        "mb" => 1_000_000,
-        "mib" | "m" => 1 << 20,
-        "gb" => 1_000_000_000,
-        "gib" | "g" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "a size is a number and B, KiB, MiB or GiB, got '{s}'"
-            ))
-        }
+    let text = s.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let bad = || {
+        format!("a size is a whole number of bytes with an optional unit (B, KiB, MiB, GiB), e.g. 64MiB; got '{s}'")
     };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(unit))
-        .filter(|n| *n >= 1024)
-        .and_then(|n| usize::try_from(n).ok())
-        .ok_or_else(|| format!("a size of at least 1 KiB, got '{s}'"))
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(bad()),
+    };
+    let bytes = number
+        .checked_mul(1 << shift)
+        .and_then(|b| usize::try_from(b).ok())
+        .ok_or_else(bad)?;
+    if bytes < 1024 {
+        return Err(format!("the size must be at least 1KiB, got '{s}'"));
+    }
+    Ok(bytes)
 }
 
 fn parse_speed(s: &str) -> Result<f64, String> {
@@ -291,7 +292,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let recording = args
         .replay
         .as_deref()
-        .map(|dir| load_recording(dir, DEFAULT_MAX_DOCUMENT))
+        .map(|dir| load_recording(dir, args.max_document))
         .transpose()?;
     let pg = open_store(args.database_url.as_deref()).await?;
     let (store, kind): (Arc<dyn Store>, _) = match &pg {
@@ -325,6 +326,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 interval: args.interval,
                 heartbeat: args.heartbeat,
                 buffer: args.buffer,
+                max_document: args.max_document,
             };
             let _ = app.ingest.set(ingest::Ingest {
                 settings,
@@ -453,4 +455,22 @@ pub(crate) async fn stop_signal() {
     }
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("Ctrl-C: stopping");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("4 MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("2048"), Ok(2048));
+        assert!(parse_size("12").is_err(), "below 1 KiB");
+        assert!(parse_size("4 furlongs").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999999999999GiB").is_err());
+    }
 }

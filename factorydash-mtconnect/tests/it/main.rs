@@ -1,6 +1,7 @@
 //! Integration tests of factorydash-mtconnect on real agent documents.
 
 mod fixtures;
+mod hostile;
 mod lenient;
 mod roundtrip;
 mod series;

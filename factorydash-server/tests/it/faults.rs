@@ -545,3 +545,215 @@ async fn two_processes_on_one_database_one_ingests_both_show_and_the_other_takes
     drop(agent);
     db.drop().await;
 }
+
+// ---------------------------------------------------------------- agents that misbehave on purpose
+
+/// The replay agent at a speed that reveals the whole recording at once, with `faults`
+/// switched on, and a follower of it with `extra` options.
+async fn hostile_pair(faults: &str, extra: &[&str]) -> (Running, Running) {
+    let agent = replay_agent("100000").await;
+    if !faults.is_empty() {
+        fault(&agent, faults).await;
+    }
+    let (_, follower) = pair_with(&agent, extra).await;
+    (agent, follower)
+}
+
+async fn pair_with(agent: &Running, extra: &[&str]) -> ((), Running) {
+    let count = if extra.contains(&"--count") {
+        vec![]
+    } else {
+        vec!["--count", "5000"]
+    };
+    let mut args = vec![
+        "serve",
+        "--agent",
+        &agent.base,
+        "--listen",
+        "127.0.0.1:0",
+        "--poll-interval",
+        "100ms",
+    ];
+    args.extend(count);
+    args.extend_from_slice(&["--interval", "100ms", "--heartbeat", "300ms"]);
+    args.extend_from_slice(extra);
+    ((), start(&args).await)
+}
+
+async fn samples(agent: &Running) -> u64 {
+    fault(agent, "").await["samples"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_range_in_the_2_6_error_form_is_recovered_with_a_gap() {
+    let agent = replay_agent("1500").await;
+    fault(&agent, "error_form=2.6&slow_ms=1500").await;
+    let (_, follower) = pair_with(&agent, &["--count", "1000", "--no-stream"]).await;
+    wait_for(&follower.base, Duration::from_secs(30), "some data", |h| {
+        observations(h) > 0
+    })
+    .await;
+    // The follower lags (1.5 s an answer); the agent's buffer wraps past it.
+    let wrapped = fault(&agent, "wrap=100").await;
+    let floor = wrapped["first_sequence"].as_u64().unwrap();
+    fault(&agent, "slow_ms=0").await;
+    wait_for(&follower.base, Duration::from_secs(120), "the rest", |h| {
+        h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1)
+    })
+    .await;
+    let (_, gaps) = get_json(&format!("{}/api/gaps", follower.base)).await;
+    let gaps = gaps.as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(gaps[0]["to"].as_u64(), Some(floor), "{gaps:?}");
+    let lost_from = gaps[0]["from"].as_u64().unwrap();
+    let (set, rows) = stored(&follower.base).await;
+    assert_eq!(rows, set.len(), "no duplicates");
+    let want: Vec<u64> = (1..lost_from).chain(floor..=TOTAL).collect();
+    assert!(
+        sequences(&set) == want,
+        "everything but [{lost_from}, {floor})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_count_above_the_agents_buffer_size_still_ingests() {
+    // The agent announces bufferSize 1024 and refuses a larger count, as the reference
+    // agent does; serve asks for 5000.
+    let (_agent, follower) = hostile_pair("buffer_size=1024", &[]).await;
+    all_once(&follower).await;
+}
+
+/// RSS of `follower` while `switch` is on (steady before, peak during, after it is off),
+/// asserting the bound: steady + 2 × the 4 MiB limit.
+async fn memory_stays_bounded(switch: &str) {
+    const LIMIT: u64 = 4 << 20;
+    let (agent, follower) = hostile_pair("", &["--max-document", "4MiB"]).await;
+    all_once(&follower).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let steady = follower.rss();
+    fault(&agent, &format!("{switch}=true")).await;
+    let started = std::time::Instant::now();
+    let mut peak = 0;
+    let mut said = None;
+    while started.elapsed() < Duration::from_secs(8) {
+        peak = peak.max(follower.rss());
+        if said.is_none() {
+            let (_, h) = get_json(&format!("{}/healthz", follower.base)).await;
+            if let Some(e) = h["sources"][0]["last_error"].as_str() {
+                if e.contains("document limit") {
+                    said = Some(e.to_owned());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let said = said.unwrap_or_else(|| panic!("{switch}: the health never said the limit was hit"));
+    assert!(said.contains("4 MiB"), "{said}");
+    fault(&agent, &format!("{switch}=false")).await;
+    // Back to following: the agent's next answers are ordinary.
+    wait_for(
+        &follower.base,
+        Duration::from_secs(60),
+        "following again",
+        |h| {
+            h["sources"][0]["last_error"].is_null()
+                && matches!(
+                    h["sources"][0]["state"].as_str(),
+                    Some("streaming" | "polling")
+                )
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = follower.rss();
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    eprintln!(
+        "{switch}: RSS steady {:.1} MiB, peak {:.1} MiB, after {:.1} MiB ({} /sample requests)",
+        mib(steady),
+        mib(peak),
+        mib(after),
+        samples(&agent).await
+    );
+    assert!(
+        peak <= steady + 2 * LIMIT,
+        "{switch}: peak {:.1} MiB over steady {:.1} MiB + 2 × 4 MiB",
+        mib(peak),
+        mib(steady)
+    );
+    assert!(
+        after <= steady + 2 * LIMIT,
+        "{switch}: after {:.1} MiB, steady {:.1} MiB",
+        mib(after),
+        mib(steady)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_body_is_refused_at_the_document_limit_in_bounded_memory() {
+    memory_stays_bounded("huge_body").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_body_is_refused_at_the_document_limit_in_bounded_memory() {
+    memory_stays_bounded("endless_body").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gzip_bomb_is_refused_at_the_document_limit_in_bounded_memory() {
+    memory_stays_bounded("gzip_bomb").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_streamed_part_is_refused_at_the_document_limit_in_bounded_memory() {
+    memory_stays_bounded("endless_part").await;
+}
+
+/// An agent whose sequences cannot be followed: backed off (few requests), its health
+/// says why, nothing stored and no gap recorded.
+async fn refused_and_backed_off(switch: &str, reason: &str) {
+    let (agent, follower) = hostile_pair(&format!("{switch}=true"), &[]).await;
+    let health = wait_for(&follower.base, Duration::from_secs(20), reason, |h| {
+        h["sources"][0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains(reason))
+    })
+    .await;
+    assert_eq!(health["sources"][0]["state"], "backing_off", "{health}");
+    let before = samples(&agent).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let during = samples(&agent).await - before;
+    eprintln!("{switch}: {during} /sample requests in 10 s");
+    assert!(during <= 8, "{switch}: {during} requests in 10 s");
+    let (_, health) = get_json(&format!("{}/healthz", follower.base)).await;
+    assert_eq!(observations(&health), 0, "{health}");
+    let (_, gaps) = get_json(&format!("{}/api/gaps", follower.base)).await;
+    assert_eq!(gaps.as_array().unwrap().len(), 0, "no bogus gap: {gaps}");
+    // Once the agent behaves, everything is read, once.
+    fault(&agent, &format!("{switch}=false")).await;
+    all_once(&follower).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stuck_agent_is_backed_off_and_the_health_says_why() {
+    refused_and_backed_off("stuck", "nextSequence stays at").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn next_sequence_going_back_is_backed_off_and_the_health_says_why() {
+    refused_and_backed_off("next_sequence_backwards", "nextSequence went back").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sequences_beyond_2_pow_63_are_refused_and_backed_off() {
+    refused_and_backed_off("sequence_overflow", "beyond 2^63 - 1").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeated_sequence_is_stored_once() {
+    // Each page repeats its first observation with another timestamp, and points its
+    // nextSequence back at its last one, which the next page sends again.
+    let (_agent, follower) = hostile_pair("duplicate_sequence=true", &[]).await;
+    all_once(&follower).await;
+    let (_, health) = get_json(&format!("{}/healthz", follower.base)).await;
+    assert_eq!(observations(&health), TOTAL, "{health}");
+}
