@@ -7,4 +7,5 @@ mod browser;
 mod end_to_end;
 mod faults;
 mod live;
+mod security;
 mod support;
