@@ -36,9 +36,10 @@ impl Tokens {
     pub fn parse(items: &[String]) -> Result<Self, String> {
         let mut out = Vec::new();
         for item in items {
+            // Never quoted in an error: it may be a secret with a typo.
             let (role, secret) = item
                 .split_once(':')
-                .ok_or_else(|| format!("a token is ROLE:SECRET, got '{item}'"))?;
+                .ok_or("a token is ROLE:SECRET, with ROLE viewer or admin")?;
             let role = match role {
                 "viewer" => Role::Viewer,
                 "admin" => Role::Admin,
@@ -61,6 +62,30 @@ impl Tokens {
             out.push((role, secret.to_owned()));
         }
         Ok(Tokens(out))
+    }
+
+    /// Parses a token file: one `ROLE:SECRET` a line (as [`Tokens::parse`]), with blank
+    /// lines and lines starting with `#` skipped, and white space around each line trimmed.
+    ///
+    /// # Errors
+    /// A line that [`Tokens::parse`] refuses, by its number (its text is not repeated).
+    pub fn parse_file(text: &str) -> Result<Self, String> {
+        let mut out = Tokens::default();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            out.extend(
+                Tokens::parse(&[line.to_owned()]).map_err(|e| format!("line {}: {e}", n + 1))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Adds `other`'s tokens.
+    pub fn extend(&mut self, other: Tokens) {
+        self.0.extend(other.0);
     }
 
     /// Whether no token is configured (the dashboard is open).
@@ -88,6 +113,21 @@ fn needed(method: &Method, path: &str) -> Option<Role> {
         Some(Role::Viewer)
     } else {
         Some(Role::Admin)
+    }
+}
+
+/// `path` when it can only name a path of this server, else `/`: it starts with one `/`
+/// (`//host/x` and `/\host/x` are other hosts to a browser, RFC 3986 section 4.2 and the
+/// WHATWG URL Standard) and holds no `\` (a browser reads it as `/`) nor anything but
+/// visible ASCII. The `?token=` redirect goes there: never to another site.
+fn local_path(path: &str) -> &str {
+    let local = path.starts_with('/')
+        && !path.starts_with("//")
+        && path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    if local {
+        path
+    } else {
+        "/"
     }
 }
 
@@ -129,6 +169,7 @@ pub fn gate(
                                 form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k != "token"),
                             )
                             .finish();
+                        let path = local_path(path);
                         let to = if rest.is_empty() { path.to_owned() } else { format!("{path}?{rest}") };
                         let r = reply::with_header(
                             reply::with_header(StatusCode::SEE_OTHER, "location", to),
@@ -185,8 +226,30 @@ mod tests {
         assert!(Tokens::parse(&["admin:short".into()]).is_err());
         assert!(Tokens::parse(&["admin:0123456789abcdef; Path=/x".into()]).is_err());
         assert!(Tokens::default().is_open());
+        let file = Tokens::parse_file(
+            "# the plant's tokens\n\n  viewer:0123456789abcdefv  \nadmin:0123456789abcdefa\n",
+        )
+        .unwrap();
+        assert_eq!(file.role("0123456789abcdefa"), Some(Role::Admin));
+        assert_eq!(file.role("0123456789abcdefv"), Some(Role::Viewer));
+        let refused = Tokens::parse_file("viewer:0123456789abcdefv\nadmin=0123456789abcdefa\n");
+        assert_eq!(
+            refused.unwrap_err(),
+            "line 2: a token is ROLE:SECRET, with ROLE viewer or admin"
+        );
         assert_eq!(needed(&Method::GET, "/api/latest"), Some(Role::Viewer));
         assert_eq!(needed(&Method::POST, "/api/agents"), Some(Role::Admin));
         assert_eq!(needed(&Method::GET, "/healthz"), None);
+    }
+
+    #[test]
+    fn the_token_redirect_stays_on_this_server() {
+        assert_eq!(local_path("/device"), "/device");
+        assert_eq!(local_path("/"), "/");
+        assert_eq!(local_path("//evil.example/x"), "/");
+        assert_eq!(local_path("/\\evil.example/x"), "/");
+        assert_eq!(local_path("/a\\b"), "/");
+        assert_eq!(local_path("/%2F%2Fevil.example"), "/%2F%2Fevil.example");
+        assert_eq!(local_path("http://evil.example/"), "/");
     }
 }

@@ -4,13 +4,16 @@
 //! (memory or PostgreSQL) and warp (the page, the WebSocket, the JSON API).
 
 mod agent;
+mod assets;
 mod auth;
 mod config;
+mod csrf;
 mod ingest;
 mod inspect;
 mod metrics;
 mod page;
 mod record;
+mod redact;
 mod replay;
 mod state;
 mod web;
@@ -51,7 +54,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Follow agents (or play a recording) into a store and serve the live dashboard (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Serve a recording as an MTConnect agent over HTTP, revealed at the recording's pace.
     Replay(ReplayArgs),
     /// Record an agent: its probe and the `/sample` answers that follow it, into a directory
@@ -119,7 +122,9 @@ struct ServeArgs {
     #[arg(long, default_value_t = 2_000_000, env = "FACTORYDASH_MEMORY_LIMIT")]
     memory_limit: usize,
     /// An API token, ROLE:SECRET (`viewer:…` reads, `admin:…` also adds, pauses and removes
-    /// agents); repeat for several. Without tokens the dashboard is open.
+    /// agents); repeat for several. Without tokens the dashboard is open. A flag is seen
+    /// by anyone who lists processes (`ps`): prefer `FACTORYDASH_TOKENS` (comma-separated)
+    /// or `--token-file`.
     #[arg(
         long = "token",
         value_name = "ROLE:SECRET",
@@ -128,6 +133,10 @@ struct ServeArgs {
         hide_env_values = true
     )]
     tokens: Vec<String>,
+    /// A file of API tokens, one ROLE:SECRET a line; blank lines and lines starting with
+    /// `#` are skipped. Added to `--token`.
+    #[arg(long, value_name = "FILE", env = "FACTORYDASH_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
     /// Observations read from an agent that may wait for the store (e.g. while the
     /// database is down) before reading pauses.
     #[arg(long, default_value_t = 100_000, env = "FACTORYDASH_BUFFER")]
@@ -210,7 +219,8 @@ fn parse_speed(s: &str) -> Result<f64, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        // Agent URLs may carry credentials: no log line shows them.
+        .with_writer(redact::RedactedStderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,hyper=warn,warp=warn,tokio_postgres=warn".into()),
@@ -223,7 +233,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let cli = Cli::from_arg_matches(&command.get_matches_from(&args))?;
     match cli.command {
-        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Serve(args)) => serve(*args).await,
         Some(Command::Replay(args)) => replay_agent(args).await,
         Some(Command::Inspect { file, max_document }) => {
             inspect::run(&file, max_document).map(|_| ())
@@ -278,7 +288,16 @@ async fn open_store(database_url: Option<&str>) -> anyhow::Result<Option<Arc<PgS
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let tokens = Arc::new(auth::Tokens::parse(&args.tokens).map_err(anyhow::Error::msg)?);
+    let mut tokens = auth::Tokens::parse(&args.tokens).map_err(anyhow::Error::msg)?;
+    if let Some(path) = &args.token_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        tokens.extend(
+            auth::Tokens::parse_file(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        );
+    }
+    let tokens = Arc::new(tokens);
     if tokens.is_open() {
         if args.listen.ip().is_loopback() {
             tracing::info!(

@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 use crate::state::{App, SourceHealth};
 
 /// The route label of a request latency.
-pub type RouteLabels = Vec<(&'static str, String)>;
+pub type RouteLabels = Vec<(&'static str, &'static str)>;
 
 /// The registry and the request latency histograms it holds.
 pub struct Metrics {
@@ -54,21 +54,62 @@ impl Metrics {
     }
 }
 
-/// The route a path is counted under: its first one or two segments, so that the label
-/// set stays small whatever paths are asked for.
-pub fn route_of(path: &str) -> String {
-    match path
-        .trim_start_matches('/')
-        .split('/')
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        [""] => "/".into(),
-        ["api", name, ..] => format!("/api/{name}"),
-        ["assets", ..] => "/assets".into(),
-        [first @ ("agents" | "device" | "healthz" | "metrics" | "ws"), ..] => format!("/{first}"),
-        _ => "other".into(),
+/// The routes counted under their own label; every other path is `other`.
+const ROUTES: [&str; 18] = [
+    "/",
+    "/device",
+    "/agents",
+    "/ws",
+    "/healthz",
+    "/metrics",
+    "/api/devices",
+    "/api/latest",
+    "/api/series",
+    "/api/utilization",
+    "/api/alarms",
+    "/api/export",
+    "/api/gaps",
+    "/api/agents",
+    "/api/agents/pause",
+    "/api/agents/resume",
+    "/assets",
+    "other",
+];
+
+/// The route a path is counted under: one of a fixed set of labels, whatever paths are
+/// asked for (each label value is a series kept for the life of the process).
+pub fn route_of(path: &str) -> &'static str {
+    let route = if path.starts_with("/assets/") {
+        "/assets"
+    } else {
+        path
+    };
+    ROUTES
+        .iter()
+        .find(|r| **r == route)
+        .copied()
+        .unwrap_or("other")
+}
+
+/// `value` escaped as an OpenMetrics label value: `\\`, `\"` and `\n` for a backslash,
+/// a double quote and a line feed (OpenMetrics 1.0, "ABNF": `escaped-string`).
+/// prometheus-client writes label values as they are.
+pub fn label_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
     }
+    out
+}
+
+/// The `source` label of a source: its URL with credentials redacted, escaped.
+fn source_label(h: &SourceHealth) -> String {
+    label_value(&crate::redact::redacted(&h.source))
 }
 
 struct AppCollector(Arc<App>);
@@ -122,7 +163,7 @@ impl Collector for AppCollector {
                 prometheus_client::metrics::MetricType::Counter,
             )?;
             for h in &health {
-                let labels = [("source", h.source.as_str())];
+                let labels = [("source", source_label(h))];
                 ConstCounter::new(value(h)).encode(family.encode_family(&labels)?)?;
             }
         }
@@ -163,7 +204,7 @@ impl Collector for AppCollector {
                 prometheus_client::metrics::MetricType::Gauge,
             )?;
             for h in &health {
-                let labels = [("source", h.source.as_str())];
+                let labels = [("source", source_label(h))];
                 ConstGauge::new(value(h, now)).encode(family.encode_family(&labels)?)?;
             }
         }
@@ -180,15 +221,25 @@ impl Collector for AppCollector {
 
 #[cfg(test)]
 mod tests {
-    use super::route_of;
+    use super::{label_value, route_of};
 
     #[test]
     fn routes_are_few_whatever_the_paths() {
         assert_eq!(route_of("/"), "/");
         assert_eq!(route_of("/api/latest"), "/api/latest");
-        assert_eq!(route_of("/api/series/extra"), "/api/series");
+        assert_eq!(route_of("/api/agents/pause"), "/api/agents/pause");
+        assert_eq!(route_of("/api/series/extra"), "other");
+        assert_eq!(route_of("/api/anything-at-all"), "other");
         assert_eq!(route_of("/assets/uplot.js"), "/assets");
         assert_eq!(route_of("/device"), "/device");
         assert_eq!(route_of("/wp-admin/x"), "other");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(
+            label_value("http://h/\"x\"\n# EOF\\"),
+            r#"http://h/\"x\"\n# EOF\\"#
+        );
     }
 }

@@ -6,6 +6,8 @@ use factorydash_core::{Cursor, DeviceInfo, DeviceStatus, Value};
 use factorydash_store::LatestFilter;
 use maud::{html, Markup, DOCTYPE};
 
+use crate::assets;
+use crate::redact::{redacted, redacted_in};
 use crate::state::SourceHealth;
 use crate::web::LatestRow;
 
@@ -53,21 +55,21 @@ fn banner(sources: &[SourceHealth], store_error: Option<&str>) -> Markup {
             }
             @for s in sources.iter().filter(|s| s.store_unavailable_since.is_some()) {
                 p .alert {
-                    "Cannot store what " strong { (s.source) } " sends"
+                    "Cannot store what " strong { (redacted(&s.source)) } " sends"
                     @if let Some(since) = s.store_unavailable_since {
                         " since " time data-ts=(rfc3339(since)) { (rfc3339(since)) }
                     }
-                    @if let Some(e) = &s.store_error { " (" (e) ")" }
+                    @if let Some(e) = &s.store_error { " (" (redacted_in(e)) ")" }
                     ". " (s.buffered) " observations are waiting; retrying."
                 }
             }
             @for s in sources.iter().filter(|s| s.unreachable_since.is_some()) {
                 p .alert {
-                    "Cannot reach " strong { (s.source) }
+                    "Cannot reach " strong { (redacted(&s.source)) }
                     @if let Some(since) = s.unreachable_since {
                         " since " time data-ts=(rfc3339(since)) { (rfc3339(since)) }
                     }
-                    @if let Some(e) = &s.last_error { " (" (e) ")" }
+                    @if let Some(e) = &s.last_error { " (" (redacted_in(e)) ")" }
                     ". Retrying"
                     @if let Some(at) = s.retry_at { " at " time data-ts=(rfc3339(at)) data-mode="clock" { (rfc3339(at)) } }
                     "; showing the last data received."
@@ -95,20 +97,21 @@ fn alarms_section() -> Markup {
 }
 
 /// A page's `<head>`: its title, the stylesheet and the live script, and with `charts`
-/// uPlot and the device page's script. Every asset comes from the binary (no CDN).
+/// uPlot and the device page's script. Every asset comes from the binary (no CDN), under
+/// its content-hashed URL.
 fn page_head(title: &str, charts: bool) -> Markup {
     html! {
         head {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) }
-            script src="/assets/theme.js" {}
-            link rel="stylesheet" href="/assets/app.css";
-            @if charts { link rel="stylesheet" href="/assets/uplot.css"; }
-            script src="/assets/app.js" defer {}
+            script src=(assets::url("theme.js")) {}
+            link rel="stylesheet" href=(assets::url("app.css"));
+            @if charts { link rel="stylesheet" href=(assets::url("uplot.css")); }
+            script src=(assets::url("app.js")) defer {}
             @if charts {
-                script src="/assets/uplot.js" defer {}
-                script src="/assets/device.js" defer {}
+                script src=(assets::url("uplot.js")) defer {}
+                script src=(assets::url("device.js")) defer {}
             }
         }
     }
@@ -220,8 +223,8 @@ pub fn render(d: &Dashboard<'_>) -> String {
                 (banner(d.sources, d.store_error))
                 section #sources aria-label="Sources" {
                     @for s in d.sources {
-                        span .source data-source=(s.source) {
-                            (s.source) ": " span .state { (format!("{:?}", s.state).to_lowercase()) }
+                        span .source data-source=(redacted(&s.source)) {
+                            (redacted(&s.source)) ": " span .state { (format!("{:?}", s.state).to_lowercase()) }
                             " · " (s.observations) " observations"
                             @if s.gaps > 0 { " · " (s.gaps) " gaps (observations the agent lost)" }
                             @if s.restarts > 0 { " · agent restarted " (s.restarts) "×" }
@@ -439,8 +442,8 @@ pub fn render_agents(sources: &[SourceHealth], gaps: &[factorydash_core::Gap]) -
                 (banner(sources, None))
                 @if sources.is_empty() { p .muted { "No agents or recordings." } }
                 @for s in sources {
-                    section .agent aria-label=(s.source) {
-                        h2 { (s.source) " " span .state { (format!("{:?}", s.state).to_lowercase()) } }
+                    section .agent aria-label=(redacted(&s.source)) {
+                        h2 { (redacted(&s.source)) " " span .state { (format!("{:?}", s.state).to_lowercase()) } }
                         dl .health {
                             dt { "Observations stored" } dd { (s.observations) }
                             dt { "Per second" } dd { (format!("{:.0}", s.observations_per_second)) }
@@ -451,7 +454,7 @@ pub fn render_agents(sources: &[SourceHealth], gaps: &[factorydash_core::Gap]) -
                             dt { "Unreachable since" } dd { (when(s.unreachable_since)) }
                             dt { "Next attempt" } dd { (when(s.retry_at)) }
                             dt { "Store refusing since" } dd { (when(s.store_unavailable_since)) }
-                            dt { "Last error" } dd { (s.last_error.as_deref().or(s.store_error.as_deref()).unwrap_or("—")) }
+                            dt { "Last error" } dd { (redacted_in(s.last_error.as_deref().or(s.store_error.as_deref()).unwrap_or("—"))) }
                             dt { "Restarts / reconnects" } dd { (s.restarts) " / " (s.reconnects) }
                         }
                         @let own: Vec<&factorydash_core::Gap> = gaps.iter().filter(|g| g.agent == s.source).collect();

@@ -47,9 +47,13 @@ pub enum SourceState {
 }
 
 /// The health of one source (an agent or a recording), for the page, the API and logs.
+///
+/// Serialised with the credentials of the agent URL, in `source` and in the errors,
+/// redacted ([`crate::redact`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct SourceHealth {
-    /// The agent's base URL, or `replay:<dir>`.
+    /// The agent's base URL, or `replay:<dir>`: its identity, as given.
+    #[serde(serialize_with = "crate::redact::serialize_url")]
     pub source: String,
     /// What ingest is doing.
     pub state: SourceState,
@@ -58,6 +62,7 @@ pub struct SourceHealth {
     /// When the next attempt is due (UTC), while backing off.
     pub retry_at: Option<DateTime<Utc>>,
     /// The last error, while it lasts.
+    #[serde(serialize_with = "crate::redact::serialize_text")]
     pub last_error: Option<String>,
     /// The last successful answer (UTC).
     pub last_contact: Option<DateTime<Utc>>,
@@ -82,6 +87,7 @@ pub struct SourceHealth {
     /// Since when the store refuses what was read (UTC), while it does.
     pub store_unavailable_since: Option<DateTime<Utc>>,
     /// The store's last error, while it lasts.
+    #[serde(serialize_with = "crate::redact::serialize_text")]
     pub store_error: Option<String>,
 }
 

@@ -1,5 +1,6 @@
 //! The dashboard's HTTP routes: the page, its assets, the WebSocket and the JSON API.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -14,12 +15,13 @@ use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
-use warp::http::StatusCode;
+use warp::http::{HeaderValue, StatusCode};
 use warp::reply::{self, Reply, Response};
 use warp::ws::{Message, WebSocket};
 use warp::Filter;
 
 use crate::page;
+use crate::redact::redacted;
 use crate::state::App;
 
 /// The Content-Security-Policy of every answer: nothing but this server's own assets.
@@ -272,7 +274,11 @@ async fn api_devices(app: Arc<App>) -> Result<Response, Infallible> {
         let out: Vec<_> = devices
             .iter()
             .zip(&statuses)
-            .map(|(d, s)| json!({ "device": d, "status": s }))
+            .map(|(d, s)| {
+                let mut device = json!(d);
+                device["agent"] = json!(redacted(&d.agent));
+                json!({ "device": device, "status": s })
+            })
             .collect();
         Ok::<_, ApiError>(reply::json(&out))
     }
@@ -686,7 +692,7 @@ async fn api_agents(app: Arc<App>) -> Result<Response, Infallible> {
             .map(|url| {
                 let added = configured.iter().find(|a| a.url == *url);
                 json!({
-                    "url": url,
+                    "url": redacted(url),
                     "added_at_run_time": added.is_some(),
                     "paused": !followed.contains(url),
                     "health": health.iter().find(|h| h.source == *url),
@@ -702,7 +708,8 @@ async fn api_agents(app: Arc<App>) -> Result<Response, Infallible> {
 /// `POST /api/agents` with `{"url": "http://…"}` (admin): follows the agent from now on
 /// and after restarts. `POST /api/agents/pause?url=` and `/api/agents/resume?url=` stop
 /// and start following it; `DELETE /api/agents?url=` stops and forgets an agent added at
-/// run time (what was stored from it stays).
+/// run time (what was stored from it stays). An agent whose URL holds credentials may be
+/// named by its URL as given or as shown (redacted, as `GET /api/agents` lists it).
 async fn api_agents_change(
     app: Arc<App>,
     action: &'static str,
@@ -720,6 +727,10 @@ async fn api_agents_change(
         .filter(|u| !u.is_empty())
         .ok_or_else(|| ApiError::bad_request("url is required"))?;
         let url = url.trim_end_matches('/').to_owned();
+        if url.contains('\0') {
+            return Err(ApiError::bad_request("url holds a NUL character"));
+        }
+        let url = if action == "add" { url } else { known_agent(&app, url).await? };
         match action {
             "add" => {
                 factorydash_mtconnect::client::AgentClient::new(&url)
@@ -729,14 +740,14 @@ async fn api_agents_change(
                     .await?;
                 let started = crate::ingest::start_agent(&app, &url);
                 let status = if started { StatusCode::CREATED } else { StatusCode::OK };
-                Ok(reply::with_status(reply::json(&json!({ "url": url, "following": true })), status).into_response())
+                Ok(reply::with_status(reply::json(&json!({ "url": redacted(&url), "following": true })), status).into_response())
             }
             "pause" | "resume" => {
                 let paused = action == "pause";
                 let known = app.followed.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&url)
                     || app.store.configured_agents().await?.iter().any(|a| a.url == url);
                 if !known {
-                    return Err(ApiError::not_found(format!("no agent {url}")));
+                    return Err(ApiError::not_found(format!("no agent {}", redacted(&url))));
                 }
                 app.store
                     .put_configured_agent(&factorydash_store::ConfiguredAgent { url: url.clone(), paused })
@@ -747,13 +758,14 @@ async fn api_agents_change(
                 } else {
                     crate::ingest::start_agent(&app, &url);
                 }
-                Ok(reply::json(&json!({ "url": url, "following": !paused })).into_response())
+                Ok(reply::json(&json!({ "url": redacted(&url), "following": !paused })).into_response())
             }
             _ => {
                 let removed = app.store.remove_configured_agent(&url).await?;
                 if !removed {
                     return Err(ApiError::not_found(format!(
-                        "no agent {url} was added at run time (agents given on the command line stay; pause them instead)"
+                        "no agent {} was added at run time (agents given on the command line stay; pause them instead)",
+                        redacted(&url)
                     )));
                 }
                 crate::ingest::stop_agent(&app, &url);
@@ -766,8 +778,47 @@ async fn api_agents_change(
     Ok(answer(result))
 }
 
+/// The agent that `given` names: the URL of an agent followed or added at run time, as
+/// given or as shown with its credentials redacted (when one agent only is shown so);
+/// else `given` itself.
+async fn known_agent(app: &App, given: String) -> Result<String, ApiError> {
+    let mut known: Vec<String> = app
+        .followed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .keys()
+        .cloned()
+        .collect();
+    known.extend(
+        app.store
+            .configured_agents()
+            .await?
+            .into_iter()
+            .map(|a| a.url),
+    );
+    if known.contains(&given) {
+        return Ok(given);
+    }
+    known.sort();
+    known.dedup();
+    let mut shown_so = known.into_iter().filter(|u| redacted(u) == given.as_str());
+    match (shown_so.next(), shown_so.next()) {
+        (Some(url), None) => Ok(url),
+        _ => Ok(given),
+    }
+}
+
 async fn api_gaps(app: Arc<App>) -> Result<Response, Infallible> {
-    let result = async { Ok::<_, ApiError>(reply::json(&app.store.gaps().await?)) }.await;
+    let result = async {
+        let mut gaps = app.store.gaps().await?;
+        for g in &mut gaps {
+            if let Cow::Owned(shown) = redacted(&g.agent) {
+                g.agent = shown;
+            }
+        }
+        Ok::<_, ApiError>(reply::json(&gaps))
+    }
+    .await;
     Ok(answer(result))
 }
 
@@ -928,38 +979,6 @@ pub fn routes(
         .and(with.clone())
         .and(query)
         .and_then(dashboard);
-    let js = warp::path!("assets" / "app.js").map(|| {
-        asset(
-            include_str!("../assets/app.js"),
-            "text/javascript; charset=utf-8",
-        )
-    });
-    let css = warp::path!("assets" / "app.css")
-        .map(|| asset(include_str!("../assets/app.css"), "text/css; charset=utf-8"));
-    let theme_js = warp::path!("assets" / "theme.js").map(|| {
-        asset(
-            include_str!("../assets/theme.js"),
-            "text/javascript; charset=utf-8",
-        )
-    });
-    let device_js = warp::path!("assets" / "device.js").map(|| {
-        asset(
-            include_str!("../assets/device.js"),
-            "text/javascript; charset=utf-8",
-        )
-    });
-    let uplot_js = warp::path!("assets" / "uplot.js").map(|| {
-        asset(
-            include_str!("../assets/vendor/uplot/uPlot.iife.min.js"),
-            "text/javascript; charset=utf-8",
-        )
-    });
-    let uplot_css = warp::path!("assets" / "uplot.css").map(|| {
-        asset(
-            include_str!("../assets/vendor/uplot/uPlot.min.css"),
-            "text/css; charset=utf-8",
-        )
-    });
     let device = warp::path!("device")
         .and(warp::get())
         .and(with.clone())
@@ -1086,18 +1105,6 @@ pub fn routes(
         .and(with.clone())
         .and_then(agents_page);
     let pages = index.or(device).unify().or(agents_html).unify().boxed();
-    let assets = js
-        .or(css)
-        .unify()
-        .or(device_js)
-        .unify()
-        .or(theme_js)
-        .unify()
-        .or(uplot_js)
-        .unify()
-        .or(uplot_css)
-        .unify()
-        .boxed();
     let api = devices
         .or(latest)
         .unify()
@@ -1113,12 +1120,16 @@ pub fn routes(
         .unify()
         .boxed();
     let operations = health.or(metrics_route).unify().boxed();
-    crate::auth::gate(tokens)
+    crate::auth::gate(tokens.clone())
+        .or(crate::csrf::guard(tokens))
+        .unify()
+        .or(refuse_nul())
+        .unify()
         .or(pages)
         .unify()
         .or(agents_api)
         .unify()
-        .or(assets)
+        .or(crate::assets::routes())
         .unify()
         .or(ws)
         .unify()
@@ -1128,7 +1139,7 @@ pub fn routes(
         .unify()
         .or(not_found)
         .unify()
-        .map(|r: Response| reply::with_header(r, "content-security-policy", CSP).into_response())
+        .map(secured)
         .with(warp::log::custom(move |info| {
             if info.path() != "/ws" {
                 latency
@@ -1138,6 +1149,50 @@ pub fn routes(
         }))
 }
 
-fn asset(body: &'static str, content_type: &'static str) -> Response {
-    reply::with_header(body, "content-type", content_type).into_response()
+/// `r` with the headers every answer carries: the [`CSP`], `X-Content-Type-Options:
+/// nosniff` (a JSON or text answer is never run as a script or a style),
+/// `Referrer-Policy: no-referrer` (a page's address, which may hold `?token=` for a
+/// moment or a device's name, never leaves in a `Referer`), and `Cache-Control:
+/// no-store` unless the route chose (the assets do): pages and API answers hold plant
+/// data that a shared cache must not keep.
+fn secured(mut r: Response) -> Response {
+    let headers = r.headers_mut();
+    headers.insert("content-security-policy", HeaderValue::from_static(CSP));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    if !headers.contains_key("cache-control") {
+        headers.insert("cache-control", HeaderValue::from_static("no-store"));
+    }
+    r
+}
+
+/// Answers 400 to a request with a NUL character in a query parameter (its name or
+/// value, once percent-decoded) or in the key of its `cursor`; rejects every other
+/// request so that the routes answer. PostgreSQL's text cannot hold NUL: refused here,
+/// once for every route, rather than as a store failure (503) after.
+fn refuse_nul() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::query::raw().and_then(|query: String| async move {
+        let mut nul = None;
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            let in_cursor = name == "cursor"
+                && Cursor::from_string(value.as_ref())
+                    .key()
+                    .is_ok_and(|parts| parts.iter().any(|p| p.contains('\0')));
+            if name.contains('\0') || value.contains('\0') || in_cursor {
+                nul = Some(name.into_owned());
+                break;
+            }
+        }
+        match nul {
+            Some(name) => Ok(ApiError::bad_request(format!(
+                "the query parameter '{}' holds a NUL character",
+                name.replace('\0', "\\0")
+            ))
+            .into_response()),
+            None => Err(warp::reject()),
+        }
+    })
 }

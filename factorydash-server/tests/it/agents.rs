@@ -182,6 +182,7 @@ async fn tokens_guard_the_dashboard_and_admins_manage_agents_at_run_time() {
     let r = client
         .post(format!("{base}/api/agents"))
         .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
         .body(too_big)
         .send()
         .await

@@ -8,4 +8,5 @@ mod end_to_end;
 mod faults;
 mod hostile;
 mod live;
+mod security;
 mod support;

@@ -701,3 +701,50 @@ impl Browser {
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
+
+/// What a running `factorydash` wrote on standard error so far.
+pub type Log = std::sync::Arc<std::sync::Mutex<String>>;
+
+/// Starts `factorydash ARGS` with `env` added to its environment and `RUST_LOG=info`, and
+/// keeps what it logs on standard error (as well as passing it on to the test's).
+pub async fn start_logged(args: &[&str], env: &[(&str, &str)]) -> (Running, Log) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_factorydash"))
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the factorydash binary starts");
+    let log = Log::default();
+    let mut errors = BufReader::new(child.stderr.take().unwrap()).lines();
+    let keep = log.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = errors.next_line().await {
+            eprintln!("{line}");
+            let mut log = keep.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("factorydash prints its address within 60 s")
+        .unwrap()
+        .unwrap_or_else(|| panic!("no address on stdout: {}", log.lock().unwrap()));
+    let base = line
+        .split("http://")
+        .nth(1)
+        .map(|rest| format!("http://{}", rest.trim_end_matches('/')))
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (
+        Running {
+            _child: child,
+            base,
+        },
+        log,
+    )
+}
