@@ -420,38 +420,23 @@ struct Reading {
 impl Reading {
     fn field_text(&mut self, field: Field) -> &mut String {
         let e = &mut self.error;
-        let p = || QueryParameter::default();
-        match field {
-            Field::Text => &mut e.text,
-            Field::Request => e.request.get_or_insert_with(String::new),
-            Field::Uri => e.uri.get_or_insert_with(String::new),
-            Field::AssetId => e.asset_id.get_or_insert_with(String::new),
-            Field::Value => e
-                .query_parameter
-                .get_or_insert_with(p)
-                .value
-                .get_or_insert_with(String::new),
-            Field::Minimum => e
-                .query_parameter
-                .get_or_insert_with(p)
-                .minimum
-                .get_or_insert_with(String::new),
-            Field::Maximum => e
-                .query_parameter
-                .get_or_insert_with(p)
-                .maximum
-                .get_or_insert_with(String::new),
-            Field::Kind => e
-                .query_parameter
-                .get_or_insert_with(p)
-                .kind
-                .get_or_insert_with(String::new),
-            Field::Format => e
-                .query_parameter
-                .get_or_insert_with(p)
-                .format
-                .get_or_insert_with(String::new),
-        }
+        let slot = match field {
+            Field::Text => return &mut e.text,
+            Field::Request => &mut e.request,
+            Field::Uri => &mut e.uri,
+            Field::AssetId => &mut e.asset_id,
+            Field::Value | Field::Minimum | Field::Maximum | Field::Kind | Field::Format => {
+                let q = e.query_parameter.get_or_insert_with(QueryParameter::default);
+                match field {
+                    Field::Value => &mut q.value,
+                    Field::Minimum => &mut q.minimum,
+                    Field::Maximum => &mut q.maximum,
+                    Field::Kind => &mut q.kind,
+                    _ => &mut q.format,
+                }
+            }
+        };
+        slot.get_or_insert_with(String::new)
     }
 
     /// Appends text to the field being read, up to [`MAX_ERROR_TEXT`] bytes.

@@ -81,12 +81,23 @@
   async function utilization(r) {
     const timeline = document.getElementById("timeline");
     const shares = document.getElementById("shares");
-    const q = new URLSearchParams({ device, from: new Date(r.from).toISOString(), to: new Date(r.to).toISOString() });
+    const q = new URLSearchParams({ device, from: new Date(r.from).toISOString(), to: new Date(r.to).toISOString(), limit: "10000" });
     const res = await fetch("/api/utilization?" + q.toString());
     const body = await res.json();
     if (!res.ok) { shares.replaceChildren(); timeline.textContent = body.error || res.statusText; return; }
+    // The intervals come a page at a time: follow the pages up to 50,000 intervals (the
+    // shares always cover the whole window).
+    let intervals = body.intervals, next = body.next;
+    while (next && intervals.length < 50000) {
+      q.set("cursor", next);
+      const more = await fetch("/api/utilization?" + q.toString());
+      if (!more.ok) break;
+      const page = await more.json();
+      intervals = intervals.concat(page.intervals);
+      next = page.next;
+    }
     const span = r.to - r.from;
-    timeline.replaceChildren(...body.intervals.map((i) => {
+    timeline.replaceChildren(...intervals.map((i) => {
       const d = document.createElement("span");
       const from = Date.parse(i.from), to = Date.parse(i.to);
       d.style.left = ((from - r.from) / span * 100) + "%";

@@ -210,13 +210,7 @@ async fn summaries_of_a_million_rows_cost_no_memory() {
         tokio::spawn(async move {
             let mut peak = 0u64;
             while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-                let kib: u64 = status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                    .unwrap();
-                peak = peak.max(kib * 1024);
+                peak = peak.max(crate::support::rss_of(pid));
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             peak
@@ -286,4 +280,108 @@ async fn summaries_of_a_million_rows_cost_no_memory() {
     drop(serve);
     drop(agent);
     db.drop().await;
+}
+
+/// An agent that sends sequences again with other timestamps (in a later page and twice in
+/// one page) into PostgreSQL, whose key holds the timestamp (a partitioned table's key must
+/// hold its partition key): each (agent, instanceId, sequence) is stored once all the same.
+/// Before, this stored 603,220 rows for 879 sequences in 70 s.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeating_agent_is_stored_once_in_postgresql() {
+    let Some(server) = postgres_url("repeating") else {
+        return;
+    };
+    let db = FreshDb::create(&server, "repeating").await;
+    let agent = replay_agent("100000").await;
+    let (status, faults) = get_json(&format!(
+        "{}/_factorydash/faults?duplicate_sequence=true",
+        agent.base
+    ))
+    .await;
+    assert_eq!(status, 200, "{faults}");
+    let serve = serve_on(&agent, &db).await;
+    wait_for(&serve.base, Duration::from_secs(120), "the end", |h| {
+        h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1) && buffered(h) == 0
+    })
+    .await;
+    assert_every_observation_once(&db.url, TOTAL).await;
+    let (_, health) = get_json(&format!("{}/healthz", serve.base)).await;
+    assert_eq!(observations(&health), TOTAL, "{health}");
+    drop(serve);
+    drop(agent);
+    db.drop().await;
+}
+
+/// `inspect` of an endless file (`/dev/zero`) and of a gzip bomb ends at once with an error
+/// that names the limit, instead of growing until the kernel kills it.
+#[tokio::test]
+async fn inspect_refuses_what_passes_the_document_limit() {
+    let dir = std::env::temp_dir().join(format!("fd-inspect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bomb = dir.join("bomb.xml.gz");
+    {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&bomb).unwrap(),
+            flate2::Compression::best(),
+        );
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            gz.write_all(&zeros).unwrap();
+        }
+        gz.finish().unwrap();
+    }
+    for file in [std::path::Path::new("/dev/zero"), bomb.as_path()] {
+        let started = std::time::Instant::now();
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_factorydash"))
+            .args(["inspect", file.to_str().unwrap(), "--max-document", "4MiB"])
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{}: {stderr}", file.display());
+        assert!(
+            stderr.contains("larger than the document limit of 4194304 bytes"),
+            "{}: {stderr}",
+            file.display()
+        );
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `record --duration` ends on time while the agent cannot be reached (it used to retry
+/// the probe forever), and says that nothing was recorded.
+#[tokio::test]
+async fn record_holds_its_duration_while_the_agent_is_unreachable() {
+    let dir = std::env::temp_dir().join(format!("fd-record-{}", std::process::id()));
+    // A port nothing listens on: bound, then closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = std::time::Instant::now();
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_factorydash"))
+            .args([
+                "record",
+                &format!("http://127.0.0.1:{port}"),
+                "--out",
+                dir.to_str().unwrap(),
+                "--duration",
+                "2s",
+            ])
+            .output(),
+    )
+    .await
+    .expect("record ends")
+    .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(!out.status.success());
+    assert!(stderr.contains("nothing recorded"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

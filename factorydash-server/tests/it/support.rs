@@ -70,14 +70,19 @@ impl Running {
 
     /// The process's resident memory, in bytes (`VmRSS` of `/proc/PID/status`).
     pub fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS");
-        kib * 1024
+        rss_of(self.pid())
     }
+}
+
+/// The resident memory of process `pid`, in bytes (`VmRSS` of `/proc/PID/status`).
+pub fn rss_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
 }
 
 /// Starts `factorydash replay` of the bundled NIST recording on a free port, at `speed`.
