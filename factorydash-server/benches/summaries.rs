@@ -117,7 +117,7 @@ async fn main() {
             .execute(
                 "INSERT INTO observations (agent_id, instance_id, sequence, ts, device, component_id,
                      data_item_id, name, category, kind, value)
-                 SELECT 1, 7, 1000000000 + i, '2030-01-01'::timestamptz + i * $3 * interval '1 ms',
+                 SELECT 1, 7, 1000000000 + i, '2030-01-01'::timestamptz + i * $3::float8 * interval '1 ms',
                      'GFAgie01', 'GFAgie01-path', 'GFAgie01-path_basic_2', 'execution', 'EVENT',
                      'Execution', (ARRAY['ACTIVE', 'READY', 'STOPPED', 'ACTIVE'])[1 + i % 4]
                  FROM generate_series($1::bigint, $2::bigint - 1) AS i",
@@ -129,7 +129,7 @@ async fn main() {
             .execute(
                 "INSERT INTO observations (agent_id, instance_id, sequence, ts, device, component_id,
                      data_item_id, name, category, kind, value, level, native_code)
-                 SELECT 1, 7, 3000000000 + i, '2030-01-01'::timestamptz + i * $3 * interval '1 ms',
+                 SELECT 1, 7, 3000000000 + i, '2030-01-01'::timestamptz + i * $3::float8 * interval '1 ms',
                      'GFAgie01', 'GFAgie01', 'GFAgie01-system', 'system', 'CONDITION', 'SYSTEM',
                      'overheat', CASE WHEN i % 20 = 0 THEN 'Fault' ELSE 'Normal' END,
                      CASE WHEN i % 20 = 0 THEN 'E' || (i % 7) ELSE NULL END
