@@ -426,7 +426,9 @@ impl Reading {
             Field::Uri => &mut e.uri,
             Field::AssetId => &mut e.asset_id,
             Field::Value | Field::Minimum | Field::Maximum | Field::Kind | Field::Format => {
-                let q = e.query_parameter.get_or_insert_with(QueryParameter::default);
+                let q = e
+                    .query_parameter
+                    .get_or_insert_with(QueryParameter::default);
                 match field {
                     Field::Value => &mut q.value,
                     Field::Minimum => &mut q.minimum,

@@ -1115,24 +1115,31 @@ impl Store for PgStore {
         // The window's state changes (a value unlike the one before it, in (ts, sequence)
         // order, starting from the state held when the window began), each an interval
         // up to the next change; zero-length ones (two changes at one instant) dropped.
-        let intervals = "WITH held AS (
+        let held = "WITH held AS (
                  SELECT $3::timestamptz AS ts, -1::bigint AS sequence, $5::text AS state
                  WHERE $5::text IS NOT NULL
                  UNION ALL
                  SELECT ts, sequence, COALESCE(value, 'UNAVAILABLE') FROM observations
                  WHERE device = $1 AND data_item_id = $2 AND ts >= $3 AND ts < $4
-             ), changes AS (
+             )";
+        let intervals = format!(
+            "{held}, changes AS (
                  SELECT ts, state FROM (
                      SELECT ts, state, LAG(state) OVER (ORDER BY ts, sequence) AS prev FROM held
                  ) h WHERE prev IS DISTINCT FROM state
              ), intervals AS (
                  SELECT state, ts AS start, LEAD(ts, 1, $4) OVER (ORDER BY ts) AS stop FROM changes
-             )";
+             )"
+        );
+        // The time in each state: each observation's state lasts until the next one (the
+        // same sums as over the merged intervals, in one pass of one window function).
         let shares = client
             .query(
                 &format!(
-                    "{intervals} SELECT state, sum(extract(epoch FROM stop - start))::float8 AS seconds
-                     FROM intervals WHERE stop > start GROUP BY state ORDER BY seconds DESC LIMIT {MAX_STATES}"
+                    "{held} SELECT state, sum(extract(epoch FROM stop - ts))::float8 AS seconds
+                     FROM (SELECT state, ts, LEAD(ts, 1, $4) OVER (ORDER BY ts, sequence) AS stop FROM held) h
+                     GROUP BY state HAVING sum(stop - ts) > interval '0'
+                     ORDER BY seconds DESC LIMIT {MAX_STATES}"
                 ),
                 &[&device, &data_item_id, &window.from(), &window.to(), &before],
             )
