@@ -11,7 +11,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, Transaction};
 
-use super::columns::{CopyRow, ObservationArrays, ALL_COLUMNS, COLUMN_TYPES, UNNEST};
+use super::columns::{
+    set_excluded_except, CopyRow, ObservationArrays, ALL_COLUMNS, COLUMN_TYPES, UNNEST,
+};
 use super::coordination::APPENDED_CHANNEL;
 use super::PgStore;
 use crate::{AppendOutcome, StoreError};
@@ -171,17 +173,15 @@ async fn append_once(
     };
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&agent_id, &instance_id];
     params.extend(latest.params());
+    // The newest of each data item replaces the stored one unless that one is newer.
     tx.execute(
         &format!(
             "INSERT INTO latest ({}) SELECT $1::int, $2::bigint, u.* FROM {}
-             ON CONFLICT (device, data_item_id) DO UPDATE SET
-               agent_id = EXCLUDED.agent_id, instance_id = EXCLUDED.instance_id, sequence = EXCLUDED.sequence,
-               ts = EXCLUDED.ts, component_id = EXCLUDED.component_id, name = EXCLUDED.name,
-               category = EXCLUDED.category, kind = EXCLUDED.kind, sub_type = EXCLUDED.sub_type,
-               value = EXCLUDED.value, level = EXCLUDED.level, native_code = EXCLUDED.native_code,
-               native_severity = EXCLUDED.native_severity, qualifier = EXCLUDED.qualifier
+             ON CONFLICT (device, data_item_id) DO UPDATE SET {}
              WHERE (latest.instance_id, latest.sequence) < (EXCLUDED.instance_id, EXCLUDED.sequence)",
-            *ALL_COLUMNS, *UNNEST
+            *ALL_COLUMNS,
+            *UNNEST,
+            set_excluded_except(&["device", "data_item_id"]),
         ),
         &params,
     )

@@ -75,6 +75,17 @@ pub(super) static UNNEST: LazyLock<String> = LazyLock::new(|| {
     format!("UNNEST({arrays}) AS u({})", *OBSERVATION_COLUMNS)
 });
 
+/// `column = EXCLUDED.column` for every column but those of `key`: the `SET` list of an
+/// `INSERT … ON CONFLICT (key) DO UPDATE` that replaces the whole row.
+pub(super) fn set_excluded_except(key: &[&str]) -> String {
+    COLUMNS
+        .iter()
+        .filter(|(c, _)| !key.contains(c))
+        .map(|(c, _)| format!("{c} = EXCLUDED.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The observation's columns with each prefixed (`o.sequence, o.ts, …`).
 pub(super) fn prefixed_columns(prefix: &str) -> String {
     prefixed(observation_columns(), prefix)

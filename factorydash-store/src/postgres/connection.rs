@@ -25,8 +25,14 @@ const MIGRATION_LOCK: i64 = 0x6661_6374_6f72_7964;
 /// compiling costs more than it saves on them (200 ms on a day's M4 buckets). The
 /// grouping sort of [`Store::buckets`](crate::Store::buckets) over a day at 10 Hz needs
 /// ~40 MB: in memory it is 3x faster than spilled to disk; one such sort runs at a time
-/// per session.
+/// per session, so at most [`POOL_SIZE`] + 1 at once.
 const SESSION_SETTINGS: &str = "SET jit = off; SET work_mem = '64MB'";
+
+/// The most query connections open at once: enough for the pages, the health probe and
+/// the live relay to go on side by side, few enough to bound the memory their sorts may
+/// take (see [`SESSION_SETTINGS`]) whatever the number of CPUs. A read that finds all
+/// of them busy waits for one.
+const POOL_SIZE: usize = 8;
 
 /// Opens a connection of its own (driven by a task of its own), without session
 /// settings: for an advisory lock. The task sends `true` on the returned channel when
@@ -57,8 +63,7 @@ async fn open_ingest(config: &Config) -> Result<Client, tokio_postgres::Error> {
 
 /// The pool of query connections. A connection found closed when taken is replaced
 /// (deadpool's `RecyclingMethod::Fast` checks `Client::is_closed`); when the server is
-/// away, taking one fails at once with the connection's error. No more than deadpool's
-/// default (4 per CPU) are open at once.
+/// away, taking one fails at once with the connection's error.
 pub(super) fn pool(config: &Config) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
         config.clone(),
@@ -68,6 +73,7 @@ pub(super) fn pool(config: &Config) -> Result<Pool, StoreError> {
         },
     );
     Pool::builder(manager)
+        .max_size(POOL_SIZE)
         .post_create(Hook::async_fn(|client, _| {
             Box::pin(async move {
                 client
