@@ -140,6 +140,11 @@ pub enum StoreError {
     #[cfg(feature = "postgres")]
     #[error("database error")]
     Database(#[from] tokio_postgres::Error),
+    /// No pooled database connection could be had for a reason other than the
+    /// database's own error (the pool refused: closed, timed out or misconfigured).
+    #[cfg(feature = "postgres")]
+    #[error("no database connection available: {0}")]
+    Unavailable(String),
     /// The database holds a schema newer than this build knows.
     #[error("the database schema is at version {found}, newer than this build's {known}")]
     SchemaTooNew {

@@ -2,6 +2,7 @@
 //! PostgreSQL server (`FACTORYDASH_TEST_DATABASE_URL`, each test in its own schema).
 
 mod conformance;
+mod connections;
 mod coordination;
 mod pg;
 

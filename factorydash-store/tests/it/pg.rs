@@ -56,6 +56,13 @@ impl TestDb {
         PgStore::connect_with(self.config.clone()).await.unwrap()
     }
 
+    /// A session of its own in the test's schema, as another client of the database.
+    pub async fn session(&self) -> tokio_postgres::Client {
+        let (client, conn) = self.config.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client
+    }
+
     /// A connection to the server, outside the test's schema.
     pub fn admin(&self) -> &tokio_postgres::Client {
         &self.admin

@@ -1,0 +1,160 @@
+//! The store's connections: a pool for queries, one dedicated connection for ingest,
+//! the session settings of each, and the schema migrations run on connecting.
+
+use deadpool_postgres::{
+    Hook, HookError, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod,
+};
+use tokio_postgres::{Client, Config, NoTls};
+
+use super::columns::STAGING;
+use crate::StoreError;
+
+/// The embedded migrations, in order; the schema version is the number applied. They are
+/// applied by version (`factorydash_migrations` records the numbers, not the text).
+const MIGRATIONS: &[&str] = &[
+    include_str!("0001_initial.sql"),
+    include_str!("0002_configured_agents.sql"),
+];
+
+/// The advisory lock key that serialises migrations ("factorydash" in ASCII, folded).
+const MIGRATION_LOCK: i64 = 0x6661_6374_6f72_7964;
+// The next key, 0x6661_6374_6f72_7965, serialises partition creation (see
+// `factorydash_observation_partition` in the schema).
+
+/// Settings of every session of the store. Its queries are short or bounded: JIT
+/// compiling costs more than it saves on them (200 ms on a day's M4 buckets). The
+/// grouping sort of [`Store::buckets`](crate::Store::buckets) over a day at 10 Hz needs
+/// ~40 MB: in memory it is 3x faster than spilled to disk; one such sort runs at a time
+/// per session, so at most [`POOL_SIZE`] + 1 at once.
+const SESSION_SETTINGS: &str = "SET jit = off; SET work_mem = '64MB'";
+
+/// The most query connections open at once: enough for the pages, the health probe and
+/// the live relay to go on side by side, few enough to bound the memory their sorts may
+/// take (see [`SESSION_SETTINGS`]) whatever the number of CPUs. A read that finds all
+/// of them busy waits for one.
+const POOL_SIZE: usize = 8;
+
+/// Opens a connection of its own (driven by a task of its own), without session
+/// settings: for an advisory lock. The task sends `true` on the returned channel when
+/// the connection closes.
+pub(super) async fn open_plain(
+    config: &Config,
+    what: &'static str,
+) -> Result<(Client, tokio::sync::watch::Receiver<bool>), tokio_postgres::Error> {
+    let (client, connection) = config.connect(NoTls).await?;
+    let (tx, closed) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "{what} closed");
+        }
+        let _ = tx.send(true);
+    });
+    Ok((client, closed))
+}
+
+/// Opens the ingest connection: the store's settings and the staging table of
+/// [`append`](super::append).
+async fn open_ingest(config: &Config) -> Result<Client, tokio_postgres::Error> {
+    let (client, _closed) = open_plain(config, "the PostgreSQL ingest connection").await?;
+    client.batch_execute(&STAGING).await?;
+    client.batch_execute(SESSION_SETTINGS).await?;
+    Ok(client)
+}
+
+/// The pool of query connections. A connection found closed when taken is replaced
+/// (deadpool's `RecyclingMethod::Fast` checks `Client::is_closed`); when the server is
+/// away, taking one fails at once with the connection's error.
+pub(super) fn pool(config: &Config) -> Result<Pool, StoreError> {
+    let manager = Manager::from_config(
+        config.clone(),
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(POOL_SIZE)
+        .post_create(Hook::async_fn(|client, _| {
+            Box::pin(async move {
+                client
+                    .batch_execute(SESSION_SETTINGS)
+                    .await
+                    .map_err(HookError::Backend)
+            })
+        }))
+        .build()
+        // Building fails only when timeouts are set without a runtime; none are set.
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+impl From<PoolError> for StoreError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Backend(e) | PoolError::PostCreateHook(HookError::Backend(e)) => {
+                StoreError::Database(e)
+            }
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// The one connection that ingest uses (appends and device models: transactions, with
+/// the session's staging table). Held by one writer at a time; reopened when found lost.
+pub(super) struct Ingest {
+    config: Config,
+    client: tokio::sync::Mutex<Client>,
+}
+
+impl Ingest {
+    /// Opens the ingest connection and migrates the schema on it.
+    pub(super) async fn open(config: Config) -> Result<Self, StoreError> {
+        let mut client = open_ingest(&config).await?;
+        migrate(&mut client).await?;
+        Ok(Ingest {
+            config,
+            client: tokio::sync::Mutex::new(client),
+        })
+    }
+
+    /// Exclusive use of the connection, reconnecting first when it was lost.
+    pub(super) async fn lock(&self) -> Result<tokio::sync::MutexGuard<'_, Client>, StoreError> {
+        let mut client = self.client.lock().await;
+        if client.is_closed() {
+            *client = open_ingest(&self.config).await?;
+            tracing::info!("reconnected to PostgreSQL for ingest");
+        }
+        Ok(client)
+    }
+}
+
+async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS factorydash_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        .await?;
+    let current: i32 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM factorydash_migrations",
+            &[],
+        )
+        .await?
+        .get(0);
+    let known = MIGRATIONS.len() as i32;
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.batch_execute(sql).await?;
+        tx.execute(
+            "INSERT INTO factorydash_migrations (version) VALUES ($1)",
+            &[&(i as i32 + 1)],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! The PostgreSQL store, on tokio-postgres.
+//!
+//! The schema is created and migrated on [`PgStore::connect`]: versioned migrations are
+//! embedded in the crate and applied under a transaction-scoped advisory lock, so several
+//! processes may start at once.
+//!
+//! # Connections
+//! - Queries take a connection from a pool (deadpool-postgres): a slow append never
+//!   stalls a read, nor a read another.
+//! - Ingest (appends and device models, transactions with the session's staging table)
+//!   has one dedicated connection, used by one writer at a time and reopened when lost.
+//! - Each [`AgentLock`] and each [`PgStore::listen`] holds a connection of its own: a
+//!   session-level advisory lock lives as long as its session, and `LISTEN` belongs to
+//!   one session.
+//!
+//! # Modules
+//! `connection` (the pool, the ingest connection, migrations), `columns` (the one list
+//! of an observation row's columns and the SQL built from it), `append` (ingest),
+//! `queries` (reads), `coordination` (advisory locks, `LISTEN`/`NOTIFY`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use factorydash_core::downsample::Bucket;
+use factorydash_core::states::StateSummary;
+use factorydash_core::{
+    Batch, DeviceInfo, Gap, Observation, Page, PageRequest, ResumePoint, TimeWindow,
+};
+use tokio_postgres::Config;
+
+use crate::{AppendOutcome, ConfiguredAgent, LatestFilter, Store, StoreError};
+
+mod append;
+mod columns;
+mod connection;
+mod coordination;
+mod queries;
+
+pub use coordination::{AgentLock, Appended, APPENDED_CHANNEL};
+
+/// A [`Store`] on PostgreSQL.
+///
+/// Reads run on pooled connections, appends on one dedicated connection (see the
+/// [module docs](self)). A lost connection is replaced on the next call (which fails if
+/// the server is still away).
+pub struct PgStore {
+    /// For the connections of agent locks and `LISTEN`.
+    config: Config,
+    pool: deadpool_postgres::Pool,
+    ingest: connection::Ingest,
+    agent_ids: Mutex<HashMap<String, i32>>,
+    /// The UTC days known to have a partition of `observations`.
+    partitions: Mutex<HashSet<NaiveDate>>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (e.g. `postgres://postgres@127.0.0.1:5432/factorydash`) and
+    /// migrates the schema to this build's version.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the URL is invalid or the server unreachable;
+    /// [`StoreError::SchemaTooNew`] when the database was migrated by a newer build.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let config: Config = url.parse()?;
+        Self::connect_with(config).await
+    }
+
+    /// Connects with a prepared configuration (e.g. with `options` setting a
+    /// `search_path`) and migrates the schema.
+    ///
+    /// # Errors
+    /// As [`PgStore::connect`].
+    pub async fn connect_with(config: Config) -> Result<Self, StoreError> {
+        let ingest = connection::Ingest::open(config.clone()).await?;
+        Ok(PgStore {
+            pool: connection::pool(&config)?,
+            config,
+            ingest,
+            agent_ids: Mutex::new(HashMap::new()),
+            partitions: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// A pooled connection for queries: an idle one, or a new one.
+    async fn reader(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+/// Which connection each call runs on, and where its SQL is.
+#[async_trait]
+impl Store for PgStore {
+    async fn put_devices(&self, agent: &str, devices: &[DeviceInfo]) -> Result<(), StoreError> {
+        append::put_devices(self, agent, devices).await
+    }
+
+    async fn devices(&self) -> Result<Vec<DeviceInfo>, StoreError> {
+        queries::devices(&*self.reader().await?).await
+    }
+
+    async fn append(&self, batch: &Batch) -> Result<AppendOutcome, StoreError> {
+        append::append(self, batch).await
+    }
+
+    async fn resume_point(&self, agent: &str) -> Result<Option<ResumePoint>, StoreError> {
+        append::resume_point(&*self.reader().await?, agent).await
+    }
+
+    async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError> {
+        append::record_gap(self, &*self.reader().await?, gap).await
+    }
+
+    async fn gaps(&self) -> Result<Vec<Gap>, StoreError> {
+        queries::gaps(&*self.reader().await?).await
+    }
+
+    async fn latest(
+        &self,
+        filter: &LatestFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Observation>, StoreError> {
+        queries::latest_page(&*self.reader().await?, filter, None, page).await
+    }
+
+    async fn as_of(
+        &self,
+        filter: &LatestFilter,
+        at: DateTime<Utc>,
+        page: &PageRequest,
+    ) -> Result<Page<Observation>, StoreError> {
+        queries::latest_page(&*self.reader().await?, filter, Some(at), page).await
+    }
+
+    async fn series(
+        &self,
+        device: &str,
+        data_item_id: &str,
+        window: &TimeWindow,
+        limit: usize,
+    ) -> Result<Vec<Observation>, StoreError> {
+        queries::series(&*self.reader().await?, device, data_item_id, window, limit).await
+    }
+
+    async fn buckets(
+        &self,
+        device: &str,
+        data_item_id: &str,
+        window: &TimeWindow,
+        n: usize,
+    ) -> Result<Vec<Bucket>, StoreError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        queries::buckets(&*self.reader().await?, device, data_item_id, window, n).await
+    }
+
+    async fn last_before(
+        &self,
+        device: &str,
+        data_item_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Observation>, StoreError> {
+        queries::last_before(&*self.reader().await?, device, data_item_id, at).await
+    }
+
+    async fn conditions(
+        &self,
+        device: Option<&str>,
+        window: &TimeWindow,
+        after: Option<(DateTime<Utc>, u64)>,
+        limit: usize,
+    ) -> Result<Vec<Observation>, StoreError> {
+        queries::conditions(&*self.reader().await?, device, window, after, limit).await
+    }
+
+    async fn state_summary(
+        &self,
+        device: &str,
+        data_item_id: &str,
+        window: &TimeWindow,
+        after: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<StateSummary, StoreError> {
+        let client = self.reader().await?;
+        queries::state_summary(&client, device, data_item_id, window, after, limit).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        queries::ping(&*self.reader().await?).await
+    }
+
+    async fn configured_agents(&self) -> Result<Vec<ConfiguredAgent>, StoreError> {
+        queries::configured_agents(&*self.reader().await?).await
+    }
+
+    async fn put_configured_agent(&self, agent: &ConfiguredAgent) -> Result<(), StoreError> {
+        queries::put_configured_agent(&*self.reader().await?, agent).await
+    }
+
+    async fn remove_configured_agent(&self, url: &str) -> Result<bool, StoreError> {
+        queries::remove_configured_agent(&*self.reader().await?, url).await
+    }
+
+    async fn observation_count(&self) -> Result<u64, StoreError> {
+        queries::observation_count(&*self.reader().await?).await
+    }
+
+    async fn prune(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        append::prune(self, &*self.reader().await?, cutoff).await
+    }
+}

@@ -1,0 +1,451 @@
+//! The reads, each on a pooled connection: the latest values (now and as of an instant,
+//! keyset pages), a data item's series and M4 buckets, conditions, state summaries,
+//! devices and gaps; and the configured agents, read and written by the admin.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use factorydash_core::downsample::{self, Bucket};
+use factorydash_core::states::{StateInterval, StateShare, StateSummary, MAX_STATES};
+use factorydash_core::{
+    Category, DataItemInfo, DeviceInfo, Gap, Observation, Page, PageRequest, TimeWindow,
+};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Client;
+
+use super::columns::{observation_from_row, prefixed_columns, OBSERVATION_COLUMNS};
+use crate::{latest_after, latest_cursor, ConfiguredAgent, LatestFilter, StoreError};
+
+/// [`Store::latest`](crate::Store::latest) (`at` is `None`) and
+/// [`Store::as_of`](crate::Store::as_of): the rows of `latest` that pass the filter, as a
+/// keyset page by (device, `dataItemId`); as of `at`, each row's newest observation at or
+/// before it instead (one index probe per data item, the latest row standing in where
+/// retention dropped the history).
+pub(super) async fn latest_page(
+    client: &Client,
+    filter: &LatestFilter,
+    at: Option<DateTime<Utc>>,
+    page: &PageRequest,
+) -> Result<Page<Observation>, StoreError> {
+    let after = latest_after(page)?;
+    let limit = page.effective_limit();
+    let (after_device, after_item) = match &after {
+        Some((d, i)) => (Some(d.as_str()), Some(i.as_str())),
+        None => (None, None),
+    };
+    let l = prefixed_columns("l.");
+    let source = match at {
+        None => format!("SELECT {l} FROM latest l"),
+        Some(_) => {
+            let o = prefixed_columns("o.");
+            format!(
+                "SELECT h.* FROM latest l CROSS JOIN LATERAL (
+                   SELECT * FROM (
+                     (SELECT {o} FROM observations o
+                      WHERE o.device = l.device AND o.data_item_id = l.data_item_id
+                        AND o.ts <= $9
+                      ORDER BY o.ts DESC, o.sequence DESC LIMIT 1)
+                     UNION ALL
+                     (SELECT {l} WHERE l.ts <= $9)
+                   ) c ORDER BY ts DESC, sequence DESC LIMIT 1
+                 ) h"
+            )
+        }
+    };
+    let limit_param = (limit + 1) as i64;
+    let category = filter.category.map(|c| c.as_str());
+    let search = filter.search.as_ref().map(|s| s.to_lowercase());
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &filter.device,
+        &after_device,
+        &after_item,
+        &limit_param,
+        &filter.component_id,
+        &category,
+        &filter.kind,
+        &search,
+    ];
+    if let Some(at) = &at {
+        params.push(at);
+    }
+    let rows = client
+        .query(
+            &format!(
+                "{source}
+                 WHERE ($1::text IS NULL OR l.device = $1)
+                   AND ($2::text IS NULL OR (l.device, l.data_item_id) > ($2::text, $3::text))
+                   AND ($5::text IS NULL OR l.component_id = $5)
+                   AND ($6::text IS NULL OR l.category = $6)
+                   AND ($7::text IS NULL OR l.kind = $7)
+                   AND ($8::text IS NULL OR strpos(lower(l.data_item_id), $8) > 0
+                        OR strpos(lower(coalesce(l.name, '')), $8) > 0)
+                 ORDER BY l.device, l.data_item_id
+                 LIMIT $4"
+            ),
+            &params,
+        )
+        .await?;
+    let items = rows.iter().map(observation_from_row).collect();
+    Ok(Page::from_overfetch(items, limit, latest_cursor))
+}
+pub(super) async fn devices(client: &Client) -> Result<Vec<DeviceInfo>, StoreError> {
+    let devices = client
+        .query(
+            "SELECT a.url, d.agent_id, d.name, d.uuid, d.device_id FROM devices d JOIN agents a ON a.id = d.agent_id ORDER BY d.name, a.url",
+            &[],
+        )
+        .await?;
+    let items = client
+        .query(
+            "SELECT agent_id, device, id, name, category, kind, sub_type, units, component, component_id, component_name FROM data_items ORDER BY agent_id, device, ordinal",
+            &[],
+        )
+        .await?;
+    let mut by_device: HashMap<(i32, String), Vec<DataItemInfo>> = HashMap::new();
+    for r in items {
+        let category: &str = r.get(4);
+        by_device
+            .entry((r.get(0), r.get(1)))
+            .or_default()
+            .push(DataItemInfo {
+                id: r.get(2),
+                name: r.get(3),
+                category: category.parse().unwrap_or(Category::Event),
+                kind: r.get(5),
+                sub_type: r.get(6),
+                units: r.get(7),
+                component: r.get(8),
+                component_id: r.get(9),
+                component_name: r.get(10),
+            });
+    }
+    Ok(devices
+        .into_iter()
+        .map(|r| {
+            let agent_id: i32 = r.get(1);
+            let name: String = r.get(2);
+            DeviceInfo {
+                agent: r.get(0),
+                data_items: by_device
+                    .remove(&(agent_id, name.clone()))
+                    .unwrap_or_default(),
+                name,
+                uuid: r.get(3),
+                id: r.get(4),
+            }
+        })
+        .collect())
+}
+
+pub(super) async fn gaps(client: &Client) -> Result<Vec<Gap>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT a.url, g.instance_id, g.from_sequence, g.to_sequence FROM gaps g JOIN agents a ON a.id = g.agent_id ORDER BY g.id",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Gap {
+            agent: r.get(0),
+            instance_id: r.get::<_, i64>(1) as u64,
+            from: r.get::<_, i64>(2) as u64,
+            to: r.get::<_, Option<i64>>(3).map(|t| t as u64),
+        })
+        .collect())
+}
+
+pub(super) async fn series(
+    client: &Client,
+    device: &str,
+    data_item_id: &str,
+    window: &TimeWindow,
+    limit: usize,
+) -> Result<Vec<Observation>, StoreError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {cols} FROM observations
+                 WHERE device = $1 AND data_item_id = $2 AND ts >= $3 AND ts < $4
+                 ORDER BY ts, sequence LIMIT $5",
+                cols = *OBSERVATION_COLUMNS
+            ),
+            &[
+                &device,
+                &data_item_id,
+                &window.from(),
+                &window.to(),
+                &(limit.min(i64::MAX as usize) as i64),
+            ],
+        )
+        .await?;
+    Ok(rows.iter().map(observation_from_row).collect())
+}
+
+/// `n` is at least 1 (see the caller).
+pub(super) async fn buckets(
+    client: &Client,
+    device: &str,
+    data_item_id: &str,
+    window: &TimeWindow,
+    n: usize,
+) -> Result<Vec<Bucket>, StoreError> {
+    let width = downsample::bucket_width(window.from(), window.to(), n);
+    // One pass: times as exact microseconds in float8 (< 2^53), the first and last
+    // points as the least and greatest [time, sequence, value] arrays, the extremes as
+    // [value, ±time] (the earliest time among equal values). See
+    // `connection::SESSION_SETTINGS`.
+    let rows = client
+        .query(
+            r"WITH b AS (
+               SELECT (extract(epoch FROM ts - $3) * 1000000)::bigint / $5 AS k,
+                      (extract(epoch FROM ts) * 1000000)::float8 AS e,
+                      sequence::float8 AS s,
+                      value::float8 AS x
+               FROM observations
+               WHERE device = $1 AND data_item_id = $2 AND ts >= $3 AND ts < $4
+                 AND length(value) < 40
+                 AND value ~ '^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$'
+             )
+             SELECT k, count(*), min(x), max(x), avg(x),
+                    min(ARRAY[e, s, x]), max(ARRAY[e, s, x]),
+                    min(ARRAY[x, e]), max(ARRAY[x, -e])
+             FROM b GROUP BY k ORDER BY k",
+            &[&device, &data_item_id, &window.from(), &window.to(), &width],
+        )
+        .await?;
+    let at = |micros: f64| {
+        DateTime::from_timestamp_micros(micros as i64).unwrap_or(DateTime::<Utc>::MIN_UTC)
+    };
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let k: i64 = row.get(0);
+            let first: Vec<f64> = row.get(5);
+            let last: Vec<f64> = row.get(6);
+            let min: Vec<f64> = row.get(7);
+            let max: Vec<f64> = row.get(8);
+            Bucket {
+                start: window.from() + chrono::Duration::microseconds(k * width),
+                count: row.get::<_, i64>(1) as usize,
+                min: row.get(2),
+                max: row.get(3),
+                mean: row.get(4),
+                first: (at(first[0]), first[2]),
+                last: (at(last[0]), last[2]),
+                min_at: at(min[1]),
+                max_at: at(-max[1]),
+            }
+        })
+        .collect())
+}
+
+pub(super) async fn last_before(
+    client: &Client,
+    device: &str,
+    data_item_id: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<Observation>, StoreError> {
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {cols} FROM (
+                   (SELECT {cols} FROM observations
+                    WHERE device = $1 AND data_item_id = $2 AND ts < $3
+                    ORDER BY ts DESC, sequence DESC LIMIT 1)
+                   UNION ALL
+                   (SELECT {cols} FROM latest
+                    WHERE device = $1 AND data_item_id = $2 AND ts < $3)
+                 ) o ORDER BY ts DESC, sequence DESC LIMIT 1",
+                cols = *OBSERVATION_COLUMNS
+            ),
+            &[&device, &data_item_id, &at],
+        )
+        .await?;
+    Ok(row.as_ref().map(observation_from_row))
+}
+
+pub(super) async fn conditions(
+    client: &Client,
+    device: Option<&str>,
+    window: &TimeWindow,
+    after: Option<(DateTime<Utc>, u64)>,
+    limit: usize,
+) -> Result<Vec<Observation>, StoreError> {
+    let (after_ts, after_sequence) = match after {
+        Some((ts, sequence)) => (Some(ts), sequence.min(i64::MAX as u64) as i64),
+        None => (None, 0),
+    };
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {cols} FROM observations
+                 WHERE category = 'CONDITION' AND ts >= $1 AND ts < $2
+                   AND ($3::text IS NULL OR device = $3)
+                   AND ($5::timestamptz IS NULL OR (ts, sequence) > ($5, $6))
+                 ORDER BY ts, sequence LIMIT $4",
+                cols = *OBSERVATION_COLUMNS
+            ),
+            &[
+                &window.from(),
+                &window.to(),
+                &device,
+                &(limit.min(i64::MAX as usize) as i64),
+                &after_ts,
+                &after_sequence,
+            ],
+        )
+        .await?;
+    Ok(rows.iter().map(observation_from_row).collect())
+}
+
+pub(super) async fn state_summary(
+    client: &Client,
+    device: &str,
+    data_item_id: &str,
+    window: &TimeWindow,
+    after: Option<DateTime<Utc>>,
+    limit: usize,
+) -> Result<StateSummary, StoreError> {
+    let before = last_before(client, device, data_item_id, window.from()).await?;
+    let before = before.map(|o| o.value.to_string());
+    // The window's state changes (a value unlike the one before it, in (ts, sequence)
+    // order, starting from the state held when the window began), each an interval
+    // up to the next change; zero-length ones (two changes at one instant) dropped.
+    let held = "WITH held AS (
+             SELECT $3::timestamptz AS ts, -1::bigint AS sequence, $5::text AS state
+             WHERE $5::text IS NOT NULL
+             UNION ALL
+             SELECT ts, sequence, COALESCE(value, 'UNAVAILABLE') FROM observations
+             WHERE device = $1 AND data_item_id = $2 AND ts >= $3 AND ts < $4
+         )";
+    let intervals = format!(
+        "{held}, changes AS (
+             SELECT ts, state FROM (
+                 SELECT ts, state, LAG(state) OVER (ORDER BY ts, sequence) AS prev FROM held
+             ) h WHERE prev IS DISTINCT FROM state
+         ), intervals AS (
+             SELECT state, ts AS start, LEAD(ts, 1, $4) OVER (ORDER BY ts) AS stop FROM changes
+         )"
+    );
+    // The time in each state: each observation's state lasts until the next one (the same
+    // sums as over the merged intervals, in one pass of one window function).
+    let shares = client
+        .query(
+            &format!(
+                "{held} SELECT state, sum(extract(epoch FROM stop - ts))::float8 AS seconds
+                 FROM (SELECT state, ts, LEAD(ts, 1, $4) OVER (ORDER BY ts, sequence) AS stop FROM held) h
+                 GROUP BY state HAVING sum(stop - ts) > interval '0'
+                 ORDER BY seconds DESC LIMIT {MAX_STATES}"
+            ),
+            &[&device, &data_item_id, &window.from(), &window.to(), &before],
+        )
+        .await?;
+    let shares: Vec<(String, f64)> = shares.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let total: f64 = shares.iter().map(|(_, s)| s).sum();
+    let shares = shares
+        .into_iter()
+        .map(|(state, seconds)| StateShare {
+            state,
+            seconds,
+            share: if total > 0.0 { seconds / total } else { 0.0 },
+        })
+        .collect();
+    // One more than a page, plus what merging equal neighbours (around a dropped
+    // zero-length interval) may take away: the page is cut after merging.
+    let rows = client
+        .query(
+            &format!(
+                "{intervals} SELECT state, start, stop FROM intervals
+                 WHERE stop > start AND ($6::timestamptz IS NULL OR start > $6)
+                 ORDER BY start LIMIT $7"
+            ),
+            &[
+                &device,
+                &data_item_id,
+                &window.from(),
+                &window.to(),
+                &before,
+                &after,
+                &(limit
+                    .saturating_mul(2)
+                    .saturating_add(1)
+                    .min(i64::MAX as usize) as i64),
+            ],
+        )
+        .await?;
+    let mut page: Vec<StateInterval> = Vec::with_capacity(rows.len().min(limit + 1));
+    for r in &rows {
+        let (state, from, to): (String, DateTime<Utc>, DateTime<Utc>) =
+            (r.get(0), r.get(1), r.get(2));
+        match page.last_mut() {
+            Some(last) if last.state == state && last.to == from => last.to = to,
+            _ => page.push(StateInterval { state, from, to }),
+        }
+    }
+    let more = page.len() > limit || rows.len() as u64 > limit.saturating_mul(2) as u64;
+    page.truncate(limit);
+    let next = if more {
+        page.last().map(|i| i.from)
+    } else {
+        None
+    };
+    Ok(StateSummary {
+        shares,
+        intervals: page,
+        next,
+    })
+}
+
+pub(super) async fn ping(client: &Client) -> Result<(), StoreError> {
+    client.simple_query("SELECT 1").await?;
+    Ok(())
+}
+
+pub(super) async fn configured_agents(client: &Client) -> Result<Vec<ConfiguredAgent>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT url, paused FROM configured_agents ORDER BY added_at, url",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| ConfiguredAgent {
+            url: r.get(0),
+            paused: r.get(1),
+        })
+        .collect())
+}
+
+pub(super) async fn put_configured_agent(
+    client: &Client,
+    agent: &ConfiguredAgent,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO configured_agents (url, paused) VALUES ($1, $2)
+             ON CONFLICT (url) DO UPDATE SET paused = EXCLUDED.paused",
+            &[&agent.url, &agent.paused],
+        )
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn remove_configured_agent(
+    client: &Client,
+    url: &str,
+) -> Result<bool, StoreError> {
+    Ok(client
+        .execute("DELETE FROM configured_agents WHERE url = $1", &[&url])
+        .await?
+        > 0)
+}
+
+pub(super) async fn observation_count(client: &Client) -> Result<u64, StoreError> {
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM observations", &[])
+        .await?
+        .get(0);
+    Ok(n as u64)
+}
