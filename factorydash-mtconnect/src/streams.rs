@@ -103,6 +103,7 @@ impl ValueRef<'_> {
 /// `representation`, which Part 3 reflects in the element name's suffix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
 pub enum Representation {
     /// One value (a number, a vector such as `PathPosition`'s `x y z`, or a string).
     Value,
@@ -326,7 +327,8 @@ pub enum StreamsItem<'a> {
 /// # Errors
 /// - [`Error::Agent`] when the document is an MTConnectError (the agent refused the request).
 /// - [`Error::UnexpectedRoot`] when it is another MTConnect document (Devices, Assets).
-/// - [`Error::NotMtconnect`] when no root element can be read at all.
+/// - [`Error::Syntax`], [`Error::IllFormed`] or [`Error::NoRoot`] when no root element
+///   can be read at all.
 /// - [`Error::TooLarge`] when it is larger than [`ParseOptions::max_document_bytes`].
 ///
 /// ```
@@ -478,8 +480,8 @@ impl<'a> StreamsReader<'a> {
                     machine.root(&e, true).map_err(|r| r.into_error(input))?;
                     break;
                 }
-                Ok(Event::Eof) => return Err(Error::NotMtconnect("no root element".into())),
-                Err(e) => return Err(Error::NotMtconnect(e.to_string())),
+                Ok(Event::Eof) => return Err(Error::NoRoot),
+                Err(e) => return Err(Error::xml(e, reader.error_position(), Some(input))),
                 Ok(_) => {}
             }
         }
@@ -612,7 +614,7 @@ impl<R: BufRead> StreamsBufReader<R> {
     /// A reader of `source` with the default [`ParseOptions`]; reads up to the root element.
     ///
     /// # Errors
-    /// As [`parse_streams`]; an I/O error is [`Error::NotMtconnect`].
+    /// As [`parse_streams`]; an I/O error of `source` is [`Error::Io`].
     pub fn new(source: R) -> Result<Self, Error> {
         Self::with_options(source, &ParseOptions::default())
     }
@@ -631,8 +633,8 @@ impl<R: BufRead> StreamsBufReader<R> {
             let (e, empty) = match reader.read_event_into(&mut buf) {
                 Ok(Event::Start(e)) => (e, false),
                 Ok(Event::Empty(e)) => (e, true),
-                Ok(Event::Eof) => return Err(Error::NotMtconnect("no root element".into())),
-                Err(e) => return Err(Error::NotMtconnect(e.to_string())),
+                Ok(Event::Eof) => return Err(Error::NoRoot),
+                Err(e) => return Err(Error::xml(e, reader.error_position(), None)),
                 Ok(_) => continue,
             };
             match machine.root(&e, empty) {
