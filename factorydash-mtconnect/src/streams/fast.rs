@@ -185,7 +185,6 @@ impl<'r> Attributes<'r> {
     /// well-formed tag with plain attribute names (quick-xml then reads it and reports).
     // Its own function: inlined into the reader's loop, its position lived on the stack.
     #[inline(never)]
-    #[inline]
     pub(super) fn scan(&mut self, tag: &'r [u8], name_len: usize) -> Option<StartTag> {
         let mut pos = name_len;
         // The common shape first: one space, a known name, `="`, the value, `"`. The
