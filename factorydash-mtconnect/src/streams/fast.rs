@@ -34,116 +34,100 @@ pub(super) struct StartTag {
     pub(super) empty: bool,
 }
 
-/// The attributes of an observation the parser reads: MTConnect Part 3, "Observation"
-/// (`dataItemId`, `timestamp`, `sequence`, `name`, `subType`, a Condition's `type`,
-/// `nativeCode`, `nativeSeverity`, `qualifier`), "DataItem" (`compositionId`), statistics
-/// (`statistic`, `duration`), TIME_SERIES (`sampleCount`, `sampleRate`) and DataSet/Table
-/// (`count`). Every other attribute is kept as written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Key {
-    DataItemId,
-    Timestamp,
-    Sequence,
-    Name,
-    SubType,
-    Type,
-    NativeCode,
-    NativeSeverity,
-    Qualifier,
-    CompositionId,
-    Statistic,
-    Duration,
-    SampleCount,
-    SampleRate,
-    Count,
+/// The one list of the attribute names the parser reads: the [`Key`] enum, [`Key::NAMES`],
+/// and the dispatch of [`Key::of`] and [`Key::at`] are generated from it. The generated
+/// code is what was written by hand before the list: a `match` on the name's length and
+/// first byte (`of`) or on its first byte (`at`), each arm comparing against a constant of
+/// known length (a few word compares), in the order of the list.
+macro_rules! keys {
+    ($($key:ident = $name:literal,)*) => {
+        /// The attributes of an observation the parser reads: MTConnect Part 3,
+        /// "Observation" (`dataItemId`, `timestamp`, `sequence`, `name`, `subType`, a
+        /// Condition's `type`, `nativeCode`, `nativeSeverity`, `qualifier`), "DataItem"
+        /// (`compositionId`), statistics (`statistic`, `duration`), TIME_SERIES
+        /// (`sampleCount`, `sampleRate`) and DataSet/Table (`count`). Every other attribute
+        /// is kept as written.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(super) enum Key {
+            $($key,)*
+        }
+
+        /// Each name's length and first byte, and its first byte alone: the patterns of
+        /// [`Key::of`] and [`Key::at`].
+        #[allow(non_upper_case_globals)]
+        mod shape {
+            $(pub(super) const $key: (usize, u8) = ($name.len(), $name.as_bytes()[0]);)*
+            pub(super) mod first {
+                $(pub(in super::super) const $key: u8 = $name.as_bytes()[0];)*
+            }
+        }
+
+        impl Key {
+            pub(super) const COUNT: usize = [$($name),*].len();
+
+            /// Every key's attribute name, in the order of the variants.
+            #[cfg_attr(not(test), allow(dead_code))]
+            pub(super) const NAMES: [&'static str; Key::COUNT] = [$($name),*];
+
+            /// The key named `name`. Dispatched on length and first byte, then compared
+            /// whole: a comparison of a known length compiles to a few word compares.
+            pub(super) fn of(name: &[u8]) -> Option<Key> {
+                let key = match (name.len(), *name.first()?) {
+                    $(shape::$key if name == $name.as_bytes() => Key::$key,)*
+                    _ => return None,
+                };
+                Some(key)
+            }
+
+            /// The key whose name, followed by `=`, starts `bytes`, and the name's length:
+            /// what [`Key::of`] finds, without first searching for the `=`. Compares of
+            /// known lengths compile to a few word compares.
+            pub(super) fn at(bytes: &[u8]) -> Option<(Key, usize)> {
+                fn is<const N: usize>(bytes: &[u8], name: &[u8; N]) -> bool {
+                    bytes.get(..N) == Some(name)
+                }
+                let (key, name_and_eq) = match *bytes.first()? {
+                    $(shape::first::$key
+                        if is(bytes, &const { with_eq::<{ $name.len() + 1 }>($name) }) =>
+                    {
+                        (Key::$key, $name.len() + 1)
+                    })*
+                    _ => return None,
+                };
+                Some((key, name_and_eq - 1))
+            }
+        }
+    };
 }
 
-impl Key {
-    const COUNT: usize = Key::Count as usize + 1;
-
-    /// Every key's attribute name, in the order of the variants: the one list of the
-    /// names, which [`Key::of`] and [`Key::at`] compare against.
-    pub(super) const NAMES: [&'static [u8]; Key::COUNT] = [
-        b"dataItemId",
-        b"timestamp",
-        b"sequence",
-        b"name",
-        b"subType",
-        b"type",
-        b"nativeCode",
-        b"nativeSeverity",
-        b"qualifier",
-        b"compositionId",
-        b"statistic",
-        b"duration",
-        b"sampleCount",
-        b"sampleRate",
-        b"count",
-    ];
-
-    /// The key's attribute name, e.g. `dataItemId`.
-    #[inline(always)]
-    const fn name(self) -> &'static [u8] {
-        Key::NAMES[self as usize]
+/// `name` followed by `=`, as an array of its length (`N` is `name.len() + 1`).
+const fn with_eq<const N: usize>(name: &str) -> [u8; N] {
+    let name = name.as_bytes();
+    let mut out = [b'='; N];
+    let mut i = 0;
+    while i < name.len() {
+        out[i] = name[i];
+        i += 1;
     }
+    out
+}
 
-    /// The key named `name`. Dispatched on the first byte, then compared whole with a name
-    /// of known length (a constant of [`Key::NAMES`]): a few word compares.
-    #[inline]
-    pub(super) fn of(name: &[u8]) -> Option<Key> {
-        use Key::*;
-        let is = |key: Key| name == key.name();
-        let key = match name.first()? {
-            b'd' if is(DataItemId) => DataItemId,
-            b'd' if is(Duration) => Duration,
-            b't' if is(Timestamp) => Timestamp,
-            b't' if is(Type) => Type,
-            b's' if is(Sequence) => Sequence,
-            b's' if is(SubType) => SubType,
-            b's' if is(Statistic) => Statistic,
-            b's' if is(SampleCount) => SampleCount,
-            b's' if is(SampleRate) => SampleRate,
-            b'n' if is(Name) => Name,
-            b'n' if is(NativeCode) => NativeCode,
-            b'n' if is(NativeSeverity) => NativeSeverity,
-            b'q' if is(Qualifier) => Qualifier,
-            b'c' if is(CompositionId) => CompositionId,
-            b'c' if is(Count) => Count,
-            _ => return None,
-        };
-        Some(key)
-    }
-
-    /// The key whose name, followed by `=`, starts `bytes`, and the name's length: what
-    /// [`Key::of`] finds, without first searching for the `=`. Compares of known lengths
-    /// compile to a few word compares.
-    #[inline]
-    pub(super) fn at(bytes: &[u8]) -> Option<(Key, usize)> {
-        use Key::*;
-        let is = |key: Key| {
-            let name = key.name();
-            bytes.get(..name.len()) == Some(name) && bytes.get(name.len()) == Some(&b'=')
-        };
-        let key = match bytes.first()? {
-            b'd' if is(DataItemId) => DataItemId,
-            b'd' if is(Duration) => Duration,
-            b't' if is(Timestamp) => Timestamp,
-            b't' if is(Type) => Type,
-            b's' if is(Sequence) => Sequence,
-            b's' if is(SubType) => SubType,
-            b's' if is(Statistic) => Statistic,
-            b's' if is(SampleCount) => SampleCount,
-            b's' if is(SampleRate) => SampleRate,
-            b'n' if is(Name) => Name,
-            b'n' if is(NativeCode) => NativeCode,
-            b'n' if is(NativeSeverity) => NativeSeverity,
-            b'q' if is(Qualifier) => Qualifier,
-            b'c' if is(CompositionId) => CompositionId,
-            b'c' if is(Count) => Count,
-            _ => return None,
-        };
-        Some((key, key.name().len()))
-    }
+keys! {
+    DataItemId = "dataItemId",
+    Timestamp = "timestamp",
+    Sequence = "sequence",
+    Name = "name",
+    SubType = "subType",
+    Type = "type",
+    NativeCode = "nativeCode",
+    NativeSeverity = "nativeSeverity",
+    Qualifier = "qualifier",
+    CompositionId = "compositionId",
+    Statistic = "statistic",
+    Duration = "duration",
+    SampleCount = "sampleCount",
+    SampleRate = "sampleRate",
+    Count = "count",
 }
 
 /// The attributes of one start tag, sorted as they are read: the value's byte range (in the
@@ -342,6 +326,7 @@ impl<'a> Machine<'a> {
     /// Reads a start tag with a plain name outside a container (not an observation's), as
     /// quick-xml's Start or Empty event would be read, into [`Machine::start`]. Returns the
     /// bytes consumed.
+    #[inline]
     pub(super) fn plain_start(&mut self, rest: &'a [u8], offset: u64) -> Option<usize> {
         let tag = &rest[1..];
         let name_len = tag.iter().position(|&b| !PLAIN_NAME[usize::from(b)])?;
@@ -372,6 +357,7 @@ impl<'a> Machine<'a> {
     /// Reads the end tag at the start of `rest` when it closes an element that
     /// [`Machine::plain_start`] opened, checking its name as quick-xml does (trailing
     /// whitespace trimmed, the whole rest compared).
+    #[inline]
     pub(super) fn plain_end(&mut self, rest: &'a [u8]) -> Plain {
         let Some(&(name, depth)) = self.open.last() else {
             return Plain::Other;
@@ -413,6 +399,7 @@ impl<'a> Machine<'a> {
     /// functions handle the element, its text and its end, with the same offsets.
     ///
     /// `base` is the offset of `rest` in the document.
+    #[inline]
     pub(super) fn fast_observation(&mut self, rest: &'a [u8], base: u64) -> Option<usize> {
         let (category, _) = self.container?;
         let tag = &rest[1..];

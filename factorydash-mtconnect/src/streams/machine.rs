@@ -37,6 +37,7 @@ pub(super) enum Out<'a> {
 }
 
 impl<'a> Out<'a> {
+    #[inline]
     pub(super) fn push(&mut self, item: StreamsItem<'a>) {
         match self {
             Out::Queue(q) => q.push_back(item),
@@ -51,6 +52,7 @@ impl<'a> Out<'a> {
     }
 
     /// [`Out::push`] of an observation, without wrapping it in an item when collecting.
+    #[inline]
     pub(super) fn push_observation(&mut self, obs: ObservationRef<'a>) {
         match self {
             Out::Queue(q) => q.push_back(StreamsItem::Observation(obs)),
@@ -58,6 +60,7 @@ impl<'a> Out<'a> {
         }
     }
 
+    #[inline]
     pub(super) fn pop(&mut self) -> Option<StreamsItem<'a>> {
         match self {
             Out::Queue(q) => q.pop_front(),
@@ -73,6 +76,7 @@ pub(super) enum RootError {
 }
 
 impl RootError {
+    #[inline]
     pub(super) fn into_error(self, input: &[u8]) -> Error {
         match self {
             RootError::Error => parse_error_root(input),
@@ -128,6 +132,7 @@ pub(super) struct PendingEntry<'a> {
     pub(super) cell_key: Option<Cow<'a, str>>,
 }
 
+#[inline]
 pub(super) fn trimmed(text: Option<Cow<'_, str>>) -> Cow<'_, str> {
     match text {
         None => Cow::Borrowed(""),
@@ -138,6 +143,7 @@ pub(super) fn trimmed(text: Option<Cow<'_, str>>) -> Cow<'_, str> {
 }
 
 impl<'a> Machine<'a> {
+    #[inline]
     pub(super) fn new(input: &'a [u8], options: &ParseOptions) -> Self {
         Machine {
             input,
@@ -194,6 +200,7 @@ impl<'a> Machine<'a> {
 
     /// An attribute value (bytes `range` of the raw attributes), unescaped, borrowed when
     /// it can be.
+    #[inline]
     pub(super) fn attr(
         &self,
         raw: &[u8],
@@ -206,11 +213,13 @@ impl<'a> Machine<'a> {
         }
     }
 
+    #[inline]
     pub(super) fn report(&mut self, kind: ProblemKind, offset: u64, message: impl Into<String>) {
         self.out
             .push(StreamsItem::Problem(problem(kind, offset, message)));
     }
 
+    #[inline]
     pub(super) fn too_deep(&mut self, offset: u64) {
         let max = self.max_depth;
         self.report(
@@ -221,11 +230,13 @@ impl<'a> Machine<'a> {
     }
 
     /// Reports a syntax error; returns `true` (the reader is finished).
+    #[inline]
     pub(super) fn syntax(&mut self, offset: u64, err: &quick_xml::Error) -> bool {
         self.report(ProblemKind::Syntax, offset, format!("XML error: {err}"));
         true
     }
 
+    #[inline]
     pub(super) fn value(
         &self,
         attr: &quick_xml::events::attributes::Attribute<'_>,
@@ -235,6 +246,7 @@ impl<'a> Machine<'a> {
 
     /// The values of the attributes of `e` with the local names `names`, unescaped (the
     /// last one wins; a value that cannot be read counts as absent).
+    #[inline]
     pub(super) fn named_attributes<const N: usize>(
         &self,
         e: &BytesStart<'_>,
@@ -261,6 +273,7 @@ impl<'a> Machine<'a> {
         values
     }
 
+    #[inline]
     pub(super) fn root(&mut self, e: &BytesStart<'_>, empty: bool) -> Result<(), RootError> {
         match e.local_name().as_ref() {
             b"MTConnectStreams" => {}
@@ -284,6 +297,7 @@ impl<'a> Machine<'a> {
 
     /// Feeds one event; `own` turns text borrowed from the event into text that lives as
     /// long as `'a`. Returns `true` when the document has ended.
+    #[inline]
     pub(super) fn event<'e>(
         &mut self,
         event: Event<'e>,
@@ -357,6 +371,7 @@ impl<'a> Machine<'a> {
         false
     }
 
+    #[inline]
     pub(super) fn push_text(&mut self, text: Cow<'a, str>) {
         let Some(pending) = &mut self.pending else {
             return;
@@ -390,6 +405,7 @@ impl<'a> Machine<'a> {
         None
     }
 
+    #[inline]
     pub(super) fn start(&mut self, e: &BytesStart<'_>, offset: u64) {
         if let Some(pending) = &mut self.pending {
             if pending.obs.is_some() {
@@ -465,6 +481,7 @@ impl<'a> Machine<'a> {
         }
     }
 
+    #[inline]
     pub(super) fn start_observation(
         &mut self,
         category: Category,
@@ -518,6 +535,7 @@ impl<'a> Machine<'a> {
     /// unescaping). Its value is set from `content` when that is known (else by
     /// [`Machine::finish`] at the end tag). `None` when it is rejected (reported).
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(super) fn observation_attributes<'r>(
         &mut self,
         category: Category,
@@ -757,6 +775,7 @@ impl<'a> Machine<'a> {
     }
 
     /// Sets the value (and a Sample's number) from the collected text and entries.
+    #[inline]
     pub(super) fn finish(
         &mut self,
         obs: &mut ObservationRef<'a>,
@@ -786,6 +805,7 @@ impl<'a> Machine<'a> {
     /// whose text is not numeric (one number, or a vector or time series of numbers) is
     /// reported and kept as text.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(super) fn value_of(
         &mut self,
         category: Category,
@@ -848,6 +868,7 @@ pub(super) enum Content<'a> {
     Text(Option<Cow<'a, str>>),
 }
 
+#[inline]
 pub(super) fn entries_text(entries: &[EntryRef<'_>]) -> String {
     let mut out = String::new();
     for e in entries {
@@ -878,6 +899,7 @@ pub(super) fn entries_text(entries: &[EntryRef<'_>]) -> String {
 }
 
 /// An element inside an observation: a DataSet/Table `Entry` or a Table `Cell`.
+#[inline]
 pub(super) fn start_nested<'a>(
     input: &'a [u8],
     pending: &mut Pending<'a>,
@@ -920,6 +942,7 @@ pub(super) fn start_nested<'a>(
     }
 }
 
+#[inline]
 pub(super) fn end_nested(pending: &mut Pending<'_>, depth: usize) {
     match depth - pending.depth {
         1 => {

@@ -93,12 +93,12 @@ mod tests {
     fn every_key_is_found_by_its_one_name() {
         use super::fast::Key;
         for (i, name) in Key::NAMES.iter().enumerate() {
-            let key = Key::of(name).expect("a key");
+            let key = Key::of(name.as_bytes()).expect("a key");
             assert_eq!(key as usize, i);
-            let mut tag = name.to_vec();
+            let mut tag = name.as_bytes().to_vec();
             tag.extend_from_slice(b"=\"1\"");
             assert_eq!(Key::at(&tag), Some((key, name.len())));
-            assert_eq!(Key::at(name), None, "no `=`");
+            assert_eq!(Key::at(name.as_bytes()), None, "no `=`");
         }
         assert_eq!(Key::of(b"dataItemID"), None);
         assert_eq!(Key::at(b"names=\"x\""), None);

@@ -64,6 +64,7 @@ pub enum ValueRef<'a> {
 
 impl ValueRef<'_> {
     /// The owned [`Value`].
+    #[inline]
     pub fn to_value(&self) -> Value {
         match self {
             ValueRef::Unavailable => Value::Unavailable,
@@ -72,6 +73,7 @@ impl ValueRef<'_> {
     }
 
     /// The text, or `None` when unavailable.
+    #[inline]
     pub fn as_text(&self) -> Option<&str> {
         match self {
             ValueRef::Unavailable => None,
@@ -197,16 +199,19 @@ impl<'a> ObservationRef<'a> {
     /// The rarely present parts: extension namespace, `nativeSeverity`, `compositionId`,
     /// statistic and duration, `resetTriggered`, TIME_SERIES `sampleCount`/`sampleRate`,
     /// DataSet/Table `count` and entries, other attributes (all empty when absent).
+    #[inline]
     pub fn extra(&self) -> &ObservationExtra<'a> {
         self.extra.as_deref().unwrap_or(&NO_EXTRA)
     }
 
+    #[inline]
     pub(super) fn extra_mut(&mut self) -> &mut ObservationExtra<'a> {
         self.extra.get_or_insert_with(Default::default)
     }
 
     /// The observation's type: the element's name for Samples and Events (prefix kept, e.g.
     /// `x:Motion`), the `type` attribute for Conditions (e.g. `SYSTEM`).
+    #[inline]
     pub fn kind(&self) -> &str {
         match (&self.category, &self.type_attribute) {
             (Category::Condition, Some(t)) => t,
@@ -215,11 +220,13 @@ impl<'a> ObservationRef<'a> {
     }
 
     /// The element's local name, without a namespace prefix.
+    #[inline]
     pub fn local_name(&self) -> &str {
         local_part(&self.element)
     }
 
     /// The representation, from the element name's suffix (MTConnect Part 3).
+    #[inline]
     pub fn representation(&self) -> Representation {
         representation_of(self.local_name())
     }
@@ -227,6 +234,7 @@ impl<'a> ObservationRef<'a> {
 
 /// The representation of an element named `name` (with or without its prefix): by its
 /// suffix, looked at only when its last letter could end one.
+#[inline]
 pub(super) fn representation_of(name: &str) -> Representation {
     match name.as_bytes().last() {
         Some(b's') if name.ends_with("TimeSeries") => Representation::TimeSeries,

@@ -53,7 +53,7 @@ impl<'a> StreamsReader<'a> {
     /// A reader of `input` with the default [`ParseOptions`]; reads up to the root element.
     ///
     /// # Errors
-    /// As [`parse_streams`].
+    /// As [`parse_streams`](super::parse_streams).
     pub fn new(input: &'a [u8]) -> Result<Self, Error> {
         Self::with_options(input, &ParseOptions::default())
     }
@@ -61,7 +61,7 @@ impl<'a> StreamsReader<'a> {
     /// A reader of `input` with explicit limits; reads up to the root element.
     ///
     /// # Errors
-    /// As [`parse_streams`].
+    /// As [`parse_streams`](super::parse_streams).
     pub fn with_options(input: &'a [u8], options: &ParseOptions) -> Result<Self, Error> {
         let input = crate::xml::document_input(input, options)?;
         let mut reader = Reader::from_reader(input);
@@ -107,6 +107,7 @@ impl<'a> StreamsReader<'a> {
     /// quick-xml is left as if it had read the same bytes itself: it expects text next,
     /// and its stack of open names holds the elements it opened; the elements read here
     /// are closed here ([`Machine::open`]).
+    #[inline]
     fn read_plain(&mut self) -> bool {
         let all: &'a [u8] = self.reader.get_ref();
         let base = self.reader.buffer_position() + self.skipped;
@@ -156,6 +157,7 @@ impl<'a> StreamsReader<'a> {
 impl<'a> Iterator for StreamsReader<'a> {
     type Item = StreamsItem<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<StreamsItem<'a>> {
         loop {
             if let Some(item) = self.machine.out.pop() {
@@ -201,7 +203,7 @@ impl<R: BufRead> StreamsBufReader<R> {
     /// A reader of `source` with the default [`ParseOptions`]; reads up to the root element.
     ///
     /// # Errors
-    /// As [`parse_streams`]; an I/O error of `source` is [`Error::Io`].
+    /// As [`parse_streams`](super::parse_streams); an I/O error of `source` is [`Error::Io`].
     pub fn new(source: R) -> Result<Self, Error> {
         Self::with_options(source, &ParseOptions::default())
     }
@@ -251,6 +253,7 @@ impl<R: BufRead> StreamsBufReader<R> {
 impl<R: BufRead> Iterator for StreamsBufReader<R> {
     type Item = StreamsItem<'static>;
 
+    #[inline]
     fn next(&mut self) -> Option<StreamsItem<'static>> {
         loop {
             if let Some(item) = self.machine.out.pop() {
