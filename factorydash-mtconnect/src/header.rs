@@ -83,6 +83,13 @@ impl Header {
         self
     }
 
+    /// Sets `deviceModelChangeTime` (MTConnect 2.x).
+    #[must_use]
+    pub fn with_device_model_change_time(mut self, time: DateTime<Utc>) -> Self {
+        self.device_model_change_time = Some(time);
+        self
+    }
+
     /// Reads the Header element's attributes. Bad numbers and times are reported and left
     /// `None`; unknown attributes are ignored.
     pub(crate) fn parse(
