@@ -98,6 +98,15 @@ pub struct Problem {
     pub message: String,
 }
 
+impl Problem {
+    /// Where the problem was noticed in `input` (the document it was met in): its byte
+    /// offset, line and column. Problems keep only the offset, so that a document with many
+    /// problems costs no line counting until one is shown.
+    pub fn position_in(&self, input: &[u8]) -> Position {
+        Position::in_input(crate::xml::strip_bom(input), self.offset)
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "at byte {}: {}", self.offset, self.message)

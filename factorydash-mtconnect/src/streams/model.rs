@@ -294,6 +294,7 @@ pub fn owned_observation(
 // Observations are nearly every item: boxing them would allocate once per observation.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub enum StreamsItem<'a> {
     /// The Header.
     Header(Header),

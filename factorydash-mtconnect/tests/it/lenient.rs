@@ -282,3 +282,18 @@ fn input_that_is_not_xml_says_why_with_its_source() {
     assert!(matches!(err, Error::Io(_)), "{err:?}");
     assert_eq!(err.source().unwrap().to_string(), "disk gone");
 }
+
+#[test]
+fn a_problem_tells_its_line_and_column_on_request() {
+    let xml = "\u{feff}<MTConnectStreams><Header instanceId=\"1\"/><Streams>\n<DeviceStream name=\"M\"><ComponentStream component=\"Linear\" componentId=\"x\"><Samples>\n  <Position dataItemId=\"xp\" timestamp=\"2024-01-01T00:00:00Z\">1</Position>\n</Samples></ComponentStream></DeviceStream></Streams></MTConnectStreams>";
+    let parsed = parse_streams(xml.as_bytes()).unwrap();
+    let problem = &parsed.problems[0];
+    assert_eq!(problem.kind, ProblemKind::MissingAttribute, "{problem}");
+    let position = problem.position_in(xml.as_bytes());
+    assert_eq!(position.offset, problem.offset);
+    assert_eq!((position.line, position.column), (Some(3), Some(3)));
+    assert_eq!(
+        position.to_string(),
+        format!("line 3, column 3 (byte {})", problem.offset)
+    );
+}
