@@ -52,6 +52,18 @@
 //!   `/sample` page parses at about two thirds of the speed of a bare quick-xml event loop
 //!   over the same bytes (`benches/parse.rs`).
 //!
+//! # Errors
+//! A document that cannot be read at all is an [`Error`], which keeps its source: `Io`
+//! (the reader failed), `Syntax` and `IllFormed` (broken XML before the root element, with
+//! its [`Position`]), `NoRoot`, `UnexpectedRoot`, `TooLarge`, and `Agent` (the agent's
+//! MTConnectError document). Anything wrong *inside* a document is a [`Problem`] beside
+//! the result ([`Problem::position_in`] gives its line and column).
+//!
+//! # Examples
+//! The crate's `examples/` are recipes to run: `parse_file` (a Streams document's
+//! observations), `device_tree` (a Devices document), `follow_agent` (follow a live agent;
+//! feature `client`), e.g. `cargo run -p factorydash-mtconnect --example parse_file -- FILE`.
+//!
 //! # Features
 //! | feature | default | what it adds |
 //! |---|---|---|
