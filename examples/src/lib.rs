@@ -1,1 +1,2 @@
-//! Recipes live in the example targets.
+//! Cross-crate recipes live in the example targets; the recipes of one library crate live
+//! in that crate (see `README.md`).

@@ -27,7 +27,7 @@ fn root() -> PathBuf {
 /// The inputs: two of the twelve NIST `/sample` pages (~1.6 MB, ~10,000 observations) and
 /// the NIST `/current` (48 KB, 243 observations).
 fn inputs() -> Vec<(&'static str, Vec<u8>)> {
-    let rec = root().join("../recordings/nist-gfagie01-2016-05-02");
+    let rec = root().join("tests/fixtures/recordings/nist-gfagie01-2016-05-02");
     vec![
         (
             "nist-sample-page-001",

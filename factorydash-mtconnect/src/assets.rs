@@ -46,7 +46,8 @@ pub struct Asset {
 ///
 /// # Errors
 /// [`Error::Agent`] for an MTConnectError; [`Error::UnexpectedRoot`] for another document;
-/// [`Error::NotMtconnect`] when no root element can be read; [`Error::TooLarge`].
+/// [`Error::Syntax`], [`Error::IllFormed`] or
+/// [`Error::NoRoot`] when no root element can be read; [`Error::TooLarge`].
 pub fn parse_assets(input: &[u8]) -> Result<Parsed<Assets>, Error> {
     parse_assets_with(input, &ParseOptions::default())
 }
@@ -76,7 +77,7 @@ pub fn parse_assets_with(input: &[u8], options: &ParseOptions) -> Result<Parsed<
             }
             Ok(Event::Eof) => {
                 if depth == 0 && offset == 0 {
-                    return Err(Error::NotMtconnect("no root element".into()));
+                    return Err(Error::NoRoot);
                 }
                 if depth > 0 {
                     problems.push(problem(
@@ -90,7 +91,7 @@ pub fn parse_assets_with(input: &[u8], options: &ParseOptions) -> Result<Parsed<
             Ok(_) => continue,
             Err(err) => {
                 if depth == 0 {
-                    return Err(Error::NotMtconnect(err.to_string()));
+                    return Err(Error::xml(err, reader.error_position(), Some(input)));
                 }
                 problems.push(problem(
                     ProblemKind::Syntax,

@@ -64,6 +64,10 @@ pub enum ClientError {
     /// The base URL is not usable.
     #[error("invalid agent URL `{0}`")]
     InvalidUrl(String),
+    /// The HTTP client could not be built (its TLS backend could not be initialised, or
+    /// the system's configuration could not be read).
+    #[error("the HTTP client could not be built")]
+    Build(#[source] reqwest::Error),
     /// The agent answered a streaming request (`interval`) with a plain document: it does
     /// not stream (1.2-era agents); follow it by polling.
     #[error("the agent at {url} does not stream; poll it instead")]
@@ -277,9 +281,7 @@ async fn read_body(
                 .finish()
                 .map_err(|e| ClientError::Document {
                     url: url.to_owned(),
-                    source: crate::Error::NotMtconnect(format!(
-                        "a gzip answer that cannot be inflated: {e}"
-                    )),
+                    source: crate::Error::Io(std::sync::Arc::new(e)),
                 })?
                 .bytes),
             Err(e) => Err(gzip_error(url, &inflate, limit, e)),
@@ -309,15 +311,14 @@ fn gzip_error(
     } else {
         ClientError::Document {
             url: url.to_owned(),
-            source: crate::Error::NotMtconnect(format!(
-                "a gzip answer that cannot be inflated: {e}"
-            )),
+            source: crate::Error::Io(std::sync::Arc::new(e)),
         }
     }
 }
 
 /// One `/current` or `/sample` answer, owned.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct StreamsPage {
     /// The Header.
     pub header: Header,
@@ -413,21 +414,23 @@ impl AgentClient {
     /// document limit of [`DEFAULT_MAX_DOCUMENT`].
     ///
     /// # Errors
-    /// [`ClientError::InvalidUrl`] when `base_url` is not an `http` or `https` URL.
+    /// [`ClientError::InvalidUrl`] when `base_url` is not an `http` or `https` URL;
+    /// [`ClientError::Build`] when the HTTP client cannot be built.
     pub fn new(base_url: &str) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .user_agent(concat!("factorydash/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|_| ClientError::InvalidUrl(base_url.to_owned()))?;
+            .map_err(ClientError::Build)?;
         Self::with_http(base_url, http)
     }
 
     /// A client that uses the given reqwest client (its timeouts, proxy, TLS settings).
     ///
     /// # Errors
-    /// [`ClientError::InvalidUrl`] when `base_url` is not an `http` or `https` URL.
+    /// [`ClientError::InvalidUrl`] when `base_url` is not an `http` or `https` URL;
+    /// [`ClientError::Build`] when the HTTP client cannot be built.
     pub fn with_http(base_url: &str, http: reqwest::Client) -> Result<Self, ClientError> {
         let base = base_url.trim().trim_end_matches('/').to_owned();
         let parsed =
@@ -439,7 +442,7 @@ impl AgentClient {
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("factorydash/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|_| ClientError::InvalidUrl(base_url.to_owned()))?;
+            .map_err(ClientError::Build)?;
         Ok(AgentClient {
             base,
             http,
@@ -661,11 +664,26 @@ impl AgentClient {
     }
 }
 
-/// How a [`Follower`] asks for observations.
+/// How a [`Follower`] asks for observations: `FollowerConfig::new().with_count(500)`.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct FollowerConfig {
     /// Observations per `/sample` request (`count`). Default 1,000.
     pub count: u64,
+}
+
+impl FollowerConfig {
+    /// The default configuration (as [`FollowerConfig::default`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the observations asked for per `/sample` request (`count`).
+    #[must_use]
+    pub fn with_count(mut self, count: u64) -> Self {
+        self.count = count;
+        self
+    }
 }
 
 impl Default for FollowerConfig {
@@ -674,8 +692,19 @@ impl Default for FollowerConfig {
     }
 }
 
+/// An agent's restart, seen by a [`Follower`]: its `instanceId` changed (MTConnect Part 1,
+/// "Header": sequences are only comparable within one `instanceId`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Restart {
+    /// The `instanceId` followed until the restart.
+    pub previous_instance_id: u64,
+    /// The new `instanceId`.
+    pub instance_id: u64,
+}
+
 /// The outcome of one [`Follower::step`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Step {
     /// The observations read, with the agent's `instanceId` and the `nextSequence` to
     /// resume from. May be empty (nothing new).
@@ -685,8 +714,8 @@ pub struct Step {
     pub caught_up: bool,
     /// Observations the follower could not get, if any.
     pub gap: Option<Gap>,
-    /// `(old, new)` `instanceId`s when the agent restarted since the last step.
-    pub restarted: Option<(u64, u64)>,
+    /// The old and new `instanceId`s when the agent restarted since the last step.
+    pub restarted: Option<Restart>,
     /// The agent's device model changed since the last step (MTConnect 2.x Header
     /// `deviceModelChangeTime` moved): read `/probe` again.
     pub model_changed: bool,
@@ -813,10 +842,11 @@ impl Follower {
         })
     }
 
-    /// Sets the `(instanceId, nextSequence)` to continue from (`None`: the agent's oldest
-    /// observation). Used to repeat a step whose batch could not be stored.
-    pub fn set_position(&mut self, position: Option<(u64, u64)>) {
-        self.position = position;
+    /// Sets the `instanceId` and `nextSequence` to continue from (`None`: the agent's
+    /// oldest observation); the point's `agent` is not looked at. Used to repeat a step
+    /// whose batch could not be stored.
+    pub fn set_position(&mut self, position: Option<&ResumePoint>) {
+        self.position = position.map(|p| (p.instance_id, p.next_sequence));
     }
 
     /// The agent's client.
@@ -824,9 +854,15 @@ impl Follower {
         &self.client
     }
 
-    /// The `(instanceId, nextSequence)` the next step asks for, if known.
-    pub fn position(&self) -> Option<(u64, u64)> {
+    /// Where the next step continues (this agent's base URL, the `instanceId` and the
+    /// `nextSequence` it asks for), if known.
+    pub fn position(&self) -> Option<ResumePoint> {
         self.position
+            .map(|(instance_id, next_sequence)| ResumePoint {
+                agent: self.client.base.clone(),
+                instance_id,
+                next_sequence,
+            })
     }
 
     /// `/sample` from `from` with the current count; when the agent refuses the count
@@ -890,7 +926,10 @@ impl Follower {
                     None => first_try?,
                 };
                 if page.header.instance_id != instance {
-                    restarted = Some((instance, page.header.instance_id));
+                    restarted = Some(Restart {
+                        previous_instance_id: instance,
+                        instance_id: page.header.instance_id,
+                    });
                     gap = Some(Gap {
                         agent: self.client.base.clone(),
                         instance_id: instance,

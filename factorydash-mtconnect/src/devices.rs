@@ -225,7 +225,7 @@ enum Frame {
 ///
 /// # Errors
 /// [`Error::Agent`] for an MTConnectError; [`Error::UnexpectedRoot`] for another
-/// document; [`Error::NotMtconnect`] when no root element can be read;
+/// document; [`Error::Syntax`], [`Error::IllFormed`] or [`Error::NoRoot`] when no root element can be read;
 /// [`Error::TooLarge`] past [`ParseOptions::max_document_bytes`].
 pub fn parse_devices(input: &[u8]) -> Result<Parsed<Devices>, Error> {
     parse_devices_with(input, &ParseOptions::default())
@@ -293,7 +293,7 @@ pub fn parse_devices_with(input: &[u8], options: &ParseOptions) -> Result<Parsed
             }
             Ok(Event::Eof) => {
                 if !root_seen {
-                    return Err(Error::NotMtconnect("no root element".into()));
+                    return Err(Error::NoRoot);
                 }
                 if !stack.is_empty() {
                     problems.push(problem(
@@ -307,7 +307,7 @@ pub fn parse_devices_with(input: &[u8], options: &ParseOptions) -> Result<Parsed
             Ok(_) => continue,
             Err(err) => {
                 if !root_seen {
-                    return Err(Error::NotMtconnect(err.to_string()));
+                    return Err(Error::xml(err, reader.error_position(), Some(input)));
                 }
                 problems.push(problem(
                     ProblemKind::Syntax,

@@ -28,15 +28,16 @@ pub enum Document<'a> {
 /// Parses any MTConnect response document, choosing the parser by its root element.
 ///
 /// # Errors
-/// [`Error::UnexpectedRoot`] when the root is no MTConnect document; [`Error::NotMtconnect`]
-/// when no root element can be read; [`Error::TooLarge`].
+/// [`Error::UnexpectedRoot`] when the root is no MTConnect document; [`Error::Syntax`],
+/// [`Error::IllFormed`] or [`Error::NoRoot`] when no root element can be read; [`Error::TooLarge`].
 pub fn parse_document<'a>(input: &'a [u8], options: &ParseOptions) -> Result<Document<'a>, Error> {
-    let mut reader = Reader::from_reader(strip_bom(input));
+    let stripped = strip_bom(input);
+    let mut reader = Reader::from_reader(stripped);
     let root = loop {
         match reader.read_event() {
             Ok(Event::Start(e)) | Ok(Event::Empty(e)) => break e.local_name().as_ref().to_vec(),
-            Ok(Event::Eof) => return Err(Error::NotMtconnect("no root element".into())),
-            Err(e) => return Err(Error::NotMtconnect(e.to_string())),
+            Ok(Event::Eof) => return Err(Error::NoRoot),
+            Err(e) => return Err(Error::xml(e, reader.error_position(), Some(stripped))),
             Ok(_) => {}
         }
     };

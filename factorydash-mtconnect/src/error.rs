@@ -18,6 +18,7 @@ use quick_xml::Reader;
 use serde::Serialize;
 
 use crate::header::Header;
+use crate::problem::Position;
 use crate::xml::{attr_value, strip_bom};
 
 /// The longest text kept of one field of an error (message, URI, parameter value), in
@@ -356,6 +357,11 @@ impl fmt::Display for ErrorDocument {
 }
 
 /// The error of the parsers in this crate.
+///
+/// The cases follow quick-xml's own (`Io`, `Syntax`, `IllFormed`): the input could not
+/// be read, its XML is broken before the root element, or it holds no MTConnect document.
+/// XML broken *after* the root element is no error: the parsers keep what they read and
+/// report a [`ProblemKind::Syntax`](crate::ProblemKind::Syntax) problem.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -370,9 +376,33 @@ pub enum Error {
         /// The root element found.
         found: String,
     },
-    /// No root element could be read.
-    #[error("not an XML document: {0}")]
-    NotMtconnect(String),
+    /// The input could not be read: an I/O error of a [`std::io::BufRead`] source, or a
+    /// gzip body that cannot be inflated.
+    #[error("the document could not be read")]
+    Io(#[source] std::sync::Arc<std::io::Error>),
+    /// The input is not XML: it is broken at the lexical level (an unclosed tag, comment
+    /// or CDATA section) before its root element.
+    #[error("not an XML document: syntax error at {position}")]
+    Syntax {
+        /// Where the broken markup starts.
+        position: Position,
+        /// What is wrong.
+        #[source]
+        source: XmlError,
+    },
+    /// The input is XML that is not well-formed (a mismatched end tag, a malformed
+    /// attribute, an unknown entity, a bad encoding) before its root element.
+    #[error("not a well-formed XML document: error at {position}")]
+    IllFormed {
+        /// Where the error was noticed.
+        position: Position,
+        /// What is wrong.
+        #[source]
+        source: XmlError,
+    },
+    /// The input holds no root element (it is empty, or only a prolog or comments).
+    #[error("not an XML document: no root element")]
+    NoRoot,
     /// The document is larger than the configured limit.
     #[error("document larger than the limit of {limit} bytes")]
     TooLarge {
@@ -381,11 +411,51 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The error for a quick-xml error met before the root element, at byte `offset` of
+    /// `input` (the bytes the reader saw, when they are at hand, for the line and column).
+    pub(crate) fn xml(err: quick_xml::Error, offset: u64, input: Option<&[u8]>) -> Self {
+        let position = match input {
+            Some(input) => Position::in_input(input, offset),
+            None => Position::at(offset),
+        };
+        match err {
+            quick_xml::Error::Io(e) => Error::Io(e),
+            e @ quick_xml::Error::Syntax(_) => Error::Syntax {
+                position,
+                source: XmlError(e),
+            },
+            e => Error::IllFormed {
+                position,
+                source: XmlError(e),
+            },
+        }
+    }
+}
+
+/// What is wrong with a document's XML: the XML reader's own error, kept as the
+/// [`source`](std::error::Error::source) of [`Error::Syntax`] and [`Error::IllFormed`]
+/// (opaque, so that this crate's API does not depend on the XML reader's version).
+#[derive(Debug)]
+pub struct XmlError(quick_xml::Error);
+
+impl fmt::Display for XmlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for XmlError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
 /// Parses an MTConnectError document, in either form (see the [module docs](self)).
 ///
 /// # Errors
-/// [`Error::UnexpectedRoot`] when the root is not `MTConnectError`; [`Error::NotMtconnect`]
-/// when the XML cannot be read.
+/// [`Error::UnexpectedRoot`] when the root is not `MTConnectError`; [`Error::Syntax`],
+/// [`Error::IllFormed`] or [`Error::NoRoot`] when no root element can be read.
 pub fn parse_error(input: &[u8]) -> Result<ErrorDocument, Error> {
     match parse_error_root(input) {
         Error::Agent(doc) => Ok(*doc),
@@ -557,7 +627,7 @@ pub(crate) fn parse_error_root(input: &[u8]) -> Error {
                 continue;
             }
             Ok(Event::Eof) => break,
-            Err(e) if !root_seen => return Error::NotMtconnect(e.to_string()),
+            Err(e) if !root_seen => return Error::xml(e, reader.error_position(), Some(input)),
             Err(_) => break,
             Ok(_) => continue,
         };
@@ -638,7 +708,7 @@ pub(crate) fn parse_error_root(input: &[u8]) -> Error {
         errors.push(r.finish());
     }
     if !root_seen {
-        return Error::NotMtconnect("no root element".into());
+        return Error::NoRoot;
     }
     Error::Agent(Box::new(ErrorDocument { header, errors }))
 }

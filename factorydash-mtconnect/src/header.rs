@@ -13,6 +13,7 @@ use crate::xml::{attr_value, problem};
 /// (`nextSequence`, `firstSequence`, `lastSequence`) and absent from Devices and Error
 /// headers; `None` where the agent did not send them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Header {
     /// The agent's `instanceId`: changes on every agent restart (cppagent uses its start
     /// time in Unix seconds). Sequences are only comparable within one instanceId.
@@ -40,6 +41,55 @@ pub struct Header {
 }
 
 impl Header {
+    /// A Header with the agent's `instanceId`, `sender` and `version`, every other field
+    /// `None` (set them with the `with_` methods), e.g. to write a document.
+    ///
+    /// ```
+    /// use factorydash_mtconnect::Header;
+    /// let header = Header::new(1_795_839_656, "vm", "2.7.0.9")
+    ///     .with_buffer_size(1024)
+    ///     .with_sequences(1, 1083, 1084);
+    /// assert_eq!(header.next_sequence, Some(1084));
+    /// ```
+    pub fn new(instance_id: u64, sender: impl Into<String>, version: impl Into<String>) -> Self {
+        Header {
+            instance_id,
+            sender: sender.into(),
+            version: version.into(),
+            ..Header::default()
+        }
+    }
+
+    /// Sets `bufferSize`.
+    #[must_use]
+    pub fn with_buffer_size(mut self, buffer_size: u64) -> Self {
+        self.buffer_size = Some(buffer_size);
+        self
+    }
+
+    /// Sets `firstSequence`, `lastSequence` and `nextSequence`.
+    #[must_use]
+    pub fn with_sequences(mut self, first: u64, last: u64, next: u64) -> Self {
+        self.first_sequence = Some(first);
+        self.last_sequence = Some(last);
+        self.next_sequence = Some(next);
+        self
+    }
+
+    /// Sets `creationTime`.
+    #[must_use]
+    pub fn with_creation_time(mut self, time: DateTime<Utc>) -> Self {
+        self.creation_time = Some(time);
+        self
+    }
+
+    /// Sets `deviceModelChangeTime` (MTConnect 2.x).
+    #[must_use]
+    pub fn with_device_model_change_time(mut self, time: DateTime<Utc>) -> Self {
+        self.device_model_change_time = Some(time);
+        self
+    }
+
     /// Reads the Header element's attributes. Bad numbers and times are reported and left
     /// `None`; unknown attributes are ignored.
     pub(crate) fn parse(

@@ -52,12 +52,31 @@
 //!   `/sample` page parses at about two thirds of the speed of a bare quick-xml event loop
 //!   over the same bytes (`benches/parse.rs`).
 //!
+//! # Errors
+//! A document that cannot be read at all is an [`Error`], which keeps its source: `Io`
+//! (the reader failed), `Syntax` and `IllFormed` (broken XML before the root element, with
+//! its [`Position`]), `NoRoot`, `UnexpectedRoot`, `TooLarge`, and `Agent` (the agent's
+//! MTConnectError document). Anything wrong *inside* a document is a [`Problem`] beside
+//! the result ([`Problem::position_in`] gives its line and column).
+//!
+//! # Examples
+//! The crate's `examples/` are recipes to run: `parse_file` (a Streams document's
+//! observations), `device_tree` (a Devices document), `follow_agent` (follow a live agent;
+//! feature `client`), e.g. `cargo run -p factorydash-mtconnect --example parse_file -- FILE`.
+//!
 //! # Features
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `client` | yes | [`client::AgentClient`] and [`client::Follower`] on reqwest and tokio |
 //!
-//! Parser-only users: `default-features = false`.
+//! Parser-only users: `default-features = false`. On docs.rs, items that need a feature
+//! say so.
+//!
+//! The owned types of [`factorydash_core`] that appear in this crate's signatures
+//! ([`Observation`], [`Value`], [`Batch`], [`Gap`], [`ResumePoint`], [`DeviceInfo`], …) are
+//! re-exported here: this crate is the only dependency a user needs.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod assets;
 pub mod devices;
@@ -73,6 +92,7 @@ pub mod time;
 pub mod write;
 
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 
 mod xml;
@@ -83,9 +103,15 @@ pub use devices::{
     Devices,
 };
 pub use document::{parse_document, Document};
-pub use error::{parse_error, AgentError, Error, ErrorCode, ErrorDocument, QueryParameter};
+pub use error::{
+    parse_error, AgentError, Error, ErrorCode, ErrorDocument, QueryParameter, XmlError,
+};
+pub use factorydash_core::{
+    Batch, Category, ConditionLevel, ConditionState, DataItemInfo, DeviceInfo, Gap, Observation,
+    ResumePoint, Value,
+};
 pub use header::Header;
-pub use problem::{Parsed, Problem, ProblemKind};
+pub use problem::{Parsed, Position, Problem, ProblemKind};
 pub use recording::{Recording, RecordingError};
 pub use streams::{
     owned_observation, parse_streams, parse_streams_with, ComponentStream, DeviceStream, EntryRef,
@@ -97,13 +123,42 @@ pub use write::{
 };
 
 /// Limits the parsers apply, so that no input can make them allocate without bound.
+///
+/// ```
+/// let options = factorydash_mtconnect::ParseOptions::new()
+///     .with_max_document_bytes(16 << 20)
+///     .with_max_depth(32);
+/// assert_eq!(options.max_depth, 32);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ParseOptions {
     /// The largest document accepted, in bytes. Default 256 MiB.
     pub max_document_bytes: usize,
     /// The deepest element nesting followed; deeper elements are skipped and reported.
     /// Default 64 (real documents nest under 15).
     pub max_depth: usize,
+}
+
+impl ParseOptions {
+    /// The default limits (as [`ParseOptions::default`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the largest document accepted, in bytes.
+    #[must_use]
+    pub fn with_max_document_bytes(mut self, bytes: usize) -> Self {
+        self.max_document_bytes = bytes;
+        self
+    }
+
+    /// Sets the deepest element nesting followed.
+    #[must_use]
+    pub fn with_max_depth(mut self, depth: usize) -> Self {
+        self.max_depth = depth;
+        self
+    }
 }
 
 impl Default for ParseOptions {

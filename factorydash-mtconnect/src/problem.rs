@@ -35,6 +35,58 @@ pub enum ProblemKind {
     Unexpected,
 }
 
+/// Where in a document something was met: its byte offset, and its line and column when
+/// the document's bytes were at hand (the slice parsers; a [`std::io::BufRead`] reader
+/// knows only the offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub struct Position {
+    /// Byte offset from the start of the document (after a byte order mark).
+    pub offset: u64,
+    /// The line, counted from 1 (lines end at `\n`).
+    pub line: Option<u64>,
+    /// The column in bytes, counted from 1.
+    pub column: Option<u64>,
+}
+
+impl Position {
+    /// The position at byte `offset`, line and column unknown.
+    pub fn at(offset: u64) -> Self {
+        Position {
+            offset,
+            line: None,
+            column: None,
+        }
+    }
+
+    /// The position at byte `offset` of `input`, with its line and column (an offset
+    /// past the end is taken as the end).
+    pub fn in_input(input: &[u8], offset: u64) -> Self {
+        let end = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(input.len());
+        let before = &input[..end];
+        let line = memchr::memchr_iter(b'\n', before).count() as u64 + 1;
+        let line_start = memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
+        Position {
+            offset,
+            line: Some(line),
+            column: Some((end - line_start) as u64 + 1),
+        }
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => {
+                write!(f, "line {line}, column {column} (byte {})", self.offset)
+            }
+            _ => write!(f, "byte {}", self.offset),
+        }
+    }
+}
+
 /// One problem met while parsing, with the byte offset where it was noticed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
@@ -44,6 +96,15 @@ pub struct Problem {
     pub offset: u64,
     /// A human-readable description, naming the element and attribute.
     pub message: String,
+}
+
+impl Problem {
+    /// Where the problem was noticed in `input` (the document it was met in): its byte
+    /// offset, line and column. Problems keep only the offset, so that a document with many
+    /// problems costs no line counting until one is shown.
+    pub fn position_in(&self, input: &[u8]) -> Position {
+        Position::in_input(crate::xml::strip_bom(input), self.offset)
+    }
 }
 
 impl fmt::Display for Problem {

@@ -184,23 +184,18 @@ impl ReplayAgent {
             .first()
             .map_or(last + 1, |o| o.sequence)
             .max(recording_first);
-        Header {
-            instance_id: self.instance_id(),
-            sender: "factorydash-replay".into(),
-            version: self.replay.recording.header.version.clone(),
-            buffer_size: Some(self.buffer_size()),
-            next_sequence: Some(last + 1),
-            first_sequence: Some(first),
-            last_sequence: Some(last),
-            creation_time: Some(Utc::now()),
-            device_model_change_time: Some(
-                self.started
-                    + chrono::Duration::seconds(
-                        self.faults.model_changes.load(Ordering::SeqCst) as i64
-                    ),
-            ),
-            ..Header::default()
-        }
+        Header::new(
+            self.instance_id(),
+            "factorydash-replay",
+            self.replay.recording.header.version.clone(),
+        )
+        .with_buffer_size(self.buffer_size())
+        .with_sequences(first, last, last + 1)
+        .with_creation_time(Utc::now())
+        .with_device_model_change_time(
+            self.started
+                + chrono::Duration::seconds(self.faults.model_changes.load(Ordering::SeqCst) as i64),
+        )
     }
 
     fn writer(&self) -> StreamsWriter<'_> {

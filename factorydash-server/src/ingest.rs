@@ -62,12 +62,7 @@ pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) 
             return;
         }
     };
-    let mut follower = Follower::new(
-        client,
-        FollowerConfig {
-            count: settings.count,
-        },
-    );
+    let mut follower = Follower::new(client, FollowerConfig::new().with_count(settings.count));
     let pages = (settings.buffer / settings.count.max(1)).max(1) as usize;
     let (queue, rx) = mpsc::channel(pages);
     // Tracked, and never aborted: when the reader stops (paused, removed, the process
@@ -446,7 +441,8 @@ async fn store_step(
         for p in &step.problems {
             tracing::warn!(agent = %url, problem = %p, "skipped part of an answer");
         }
-        if let Some((old, new)) = step.restarted {
+        if let Some(restart) = step.restarted {
+            let (old, new) = (restart.previous_instance_id, restart.instance_id);
             tracing::warn!(agent = %url, old, new, "the agent restarted; reading its new buffer from the start");
         }
         if let Some(gap) = &step.gap {

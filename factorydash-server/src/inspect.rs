@@ -37,10 +37,7 @@ pub fn run(path: &Path, max_document: usize) -> anyhow::Result<usize> {
         read_limited(path, max_document)
             .with_context(|| format!("cannot read {}", path.display()))?
     };
-    let options = ParseOptions {
-        max_document_bytes: max_document,
-        ..ParseOptions::default()
-    };
+    let options = ParseOptions::new().with_max_document_bytes(max_document);
     let document = parse_document(&bytes, &options)
         .with_context(|| format!("{} is not a usable MTConnect document", path.display()))?;
     let stdout = std::io::stdout();

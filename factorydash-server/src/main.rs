@@ -256,10 +256,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn load_recording(dir: &std::path::Path, max_document: usize) -> anyhow::Result<Recording> {
-    let options = factorydash_mtconnect::ParseOptions {
-        max_document_bytes: max_document,
-        ..Default::default()
-    };
+    let options = factorydash_mtconnect::ParseOptions::new().with_max_document_bytes(max_document);
     let recording = Recording::load_with(dir, &options)
         .with_context(|| format!("cannot load the recording in {}", dir.display()))?;
     for p in &recording.problems {

@@ -9,10 +9,9 @@ use factorydash_mtconnect::{
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let options = ParseOptions {
-        max_document_bytes: 1 << 20,
-        max_depth: 32,
-    };
+    let options = ParseOptions::new()
+        .with_max_document_bytes(1 << 20)
+        .with_max_depth(32);
     let _ = parse_document(data, &options);
     if let Ok(parsed) = parse_streams_with(data, &options) {
         // Whatever parsed can be written and read back.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use factorydash_core::ResumePoint;
 use factorydash_mtconnect::client::{
-    AgentClient, ClientError, Follower, FollowerConfig, SequenceFault,
+    AgentClient, ClientError, Follower, FollowerConfig, Restart, SequenceFault,
 };
 use factorydash_mtconnect::error::MAX_ERROR_TEXT;
 use factorydash_mtconnect::{
@@ -122,13 +122,7 @@ fn every_2_6_error_element_is_read_with_or_without_its_error_code() {
             )
             .with_request("MTConnectStreams", "/sample?count=100000&from=1");
         let doc = ErrorDocument {
-            header: Header {
-                instance_id: 1_795_839_656,
-                sender: "vm".into(),
-                version: "2.7.0.9".into(),
-                buffer_size: Some(1024),
-                ..Header::default()
-            },
+            header: Header::new(1_795_839_656, "vm", "2.7.0.9").with_buffer_size(1024),
             errors: vec![error],
         };
         let written = write_error_document(&doc, ErrorForm::V2_6);
@@ -312,7 +306,10 @@ fn capture_with_instance(name: &str, instance: u64) -> Vec<u8> {
 }
 
 fn follower(base: &str, count: u64) -> Follower {
-    Follower::new(AgentClient::new(base).unwrap(), FollowerConfig { count })
+    Follower::new(
+        AgentClient::new(base).unwrap(),
+        FollowerConfig::new().with_count(count),
+    )
 }
 
 fn resume(f: &mut Follower, instance_id: u64, next_sequence: u64) {
@@ -353,7 +350,10 @@ async fn out_of_range_in_the_2_6_form_continues_from_the_buffers_start_with_a_ga
     );
     assert_eq!(step.restarted, None);
     assert_eq!(step.batch.observations[0].sequence, 1083);
-    assert_eq!(f.position(), Some((1_795_839_656, 1093)));
+    assert_eq!(
+        f.position().map(|p| (p.instance_id, p.next_sequence)),
+        Some((1_795_839_656, 1093))
+    );
     // And on from there.
     let step = f.step().await.unwrap();
     assert_eq!(step.gap, None);
@@ -379,13 +379,22 @@ async fn a_restarted_agent_is_read_from_its_new_start_at_once() {
         .step()
         .await
         .expect("no waiting for the new instance to pass 5000");
-    assert_eq!(step.restarted, Some((1, 2)));
+    assert_eq!(
+        step.restarted,
+        Some(Restart {
+            previous_instance_id: 1,
+            instance_id: 2
+        })
+    );
     let gap = step.gap.expect("a gap of unknown end");
     assert_eq!((gap.instance_id, gap.from, gap.to), (1, 5000, None));
     let sequences: Vec<u64> = step.batch.observations.iter().map(|o| o.sequence).collect();
     assert_eq!(sequences, (1..40).collect::<Vec<_>>());
     assert_eq!(step.batch.instance_id, 2);
-    assert_eq!(f.position(), Some((2, 40)));
+    assert_eq!(
+        f.position().map(|p| (p.instance_id, p.next_sequence)),
+        Some((2, 40))
+    );
 }
 
 #[tokio::test]
@@ -447,7 +456,11 @@ async fn a_stuck_agent_is_refused_with_a_sequence_error() {
         "{e}"
     );
     assert!(e.to_string().contains("nextSequence stays at 500"), "{e}");
-    assert_eq!(f.position(), Some((1, 500)), "unchanged");
+    assert_eq!(
+        f.position().map(|p| (p.instance_id, p.next_sequence)),
+        Some((1, 500)),
+        "unchanged"
+    );
 }
 
 #[tokio::test]
@@ -474,7 +487,10 @@ async fn next_sequence_going_back_is_refused() {
         ),
         "{e}"
     );
-    assert_eq!(f.position(), Some((1, 500)));
+    assert_eq!(
+        f.position().map(|p| (p.instance_id, p.next_sequence)),
+        Some((1, 500))
+    );
 }
 
 #[tokio::test]
@@ -532,7 +548,10 @@ async fn a_sequence_is_taken_once_whatever_its_timestamps() {
         step.problems
     );
     // The header said nextSequence 12, but 12 was in the page: go on from 13.
-    assert_eq!(f.position(), Some((1, 13)));
+    assert_eq!(
+        f.position().map(|p| (p.instance_id, p.next_sequence)),
+        Some((1, 13))
+    );
     let step = f.step().await.unwrap();
     assert_eq!(step.batch.observations[0].sequence, 13);
 }

@@ -109,10 +109,7 @@ fn depth_and_size_are_bounded() {
     let xml = doc(&format!("<Samples>{deep}</Samples>"));
     let parsed = parse_streams(xml.as_bytes()).unwrap();
     assert!(parsed.value.observations.is_empty());
-    let opts = factorydash_mtconnect::ParseOptions {
-        max_document_bytes: 10,
-        ..Default::default()
-    };
+    let opts = factorydash_mtconnect::ParseOptions::new().with_max_document_bytes(10);
     assert!(matches!(
         factorydash_mtconnect::parse_streams_with(xml.as_bytes(), &opts),
         Err(factorydash_mtconnect::Error::TooLarge { limit: 10 })
@@ -236,10 +233,7 @@ fn the_fast_path_gives_what_quick_xml_gives() {
         assert_eq!(fast, slow, "{doc}");
     }
     // Deeper than the limit: skipped by quick-xml, reported the same way.
-    let options = factorydash_mtconnect::ParseOptions {
-        max_depth: 6,
-        ..Default::default()
-    };
+    let options = factorydash_mtconnect::ParseOptions::new().with_max_depth(6);
     let doc = format!("{head}{obs}</Samples></ComponentStream>{component}<Samples><Position {a} sequence=\"2\"><x>1</x></Position>{obs}{tail}");
     let fast: Vec<_> = StreamsReader::with_options(doc.as_bytes(), &options)
         .unwrap()
@@ -249,4 +243,57 @@ fn the_fast_path_gives_what_quick_xml_gives() {
         .collect();
     assert_eq!(fast, slow);
     assert!(fast.iter().any(|i| matches!(i, StreamsItem::Problem(p) if p.kind == factorydash_mtconnect::ProblemKind::TooDeep)));
+}
+
+#[test]
+fn input_that_is_not_xml_says_why_with_its_source() {
+    use factorydash_mtconnect::{parse_streams, Error};
+    use std::error::Error as _;
+
+    assert!(matches!(parse_streams(b""), Err(Error::NoRoot)));
+    assert!(matches!(
+        parse_streams(b"<?xml version=\"1.0\"?>\n<!-- c -->\n"),
+        Err(Error::NoRoot)
+    ));
+    // Lexically broken before the root: a syntax error, with its line and column.
+    let err = parse_streams(b"<?xml version=\"1.0\"?>\n  <!-- never closed").unwrap_err();
+    let Error::Syntax { position, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((position.line, position.column), (Some(2), Some(3)));
+    assert!(
+        err.source().is_some(),
+        "the XML reader's error is the source"
+    );
+    // Well-formedness broken before the root: an end tag that closes nothing.
+    let err = parse_streams(b"</MTConnectStreams>").unwrap_err();
+    assert!(matches!(err, Error::IllFormed { .. }), "{err:?}");
+    assert!(err.source().is_some());
+    // An I/O error of a BufRead source is an I/O error, with its source.
+    struct Failing;
+    impl std::io::Read for Failing {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("disk gone"))
+        }
+    }
+    let err = factorydash_mtconnect::StreamsBufReader::new(std::io::BufReader::new(Failing))
+        .err()
+        .expect("an error");
+    assert!(matches!(err, Error::Io(_)), "{err:?}");
+    assert_eq!(err.source().unwrap().to_string(), "disk gone");
+}
+
+#[test]
+fn a_problem_tells_its_line_and_column_on_request() {
+    let xml = "\u{feff}<MTConnectStreams><Header instanceId=\"1\"/><Streams>\n<DeviceStream name=\"M\"><ComponentStream component=\"Linear\" componentId=\"x\"><Samples>\n  <Position dataItemId=\"xp\" timestamp=\"2024-01-01T00:00:00Z\">1</Position>\n</Samples></ComponentStream></DeviceStream></Streams></MTConnectStreams>";
+    let parsed = parse_streams(xml.as_bytes()).unwrap();
+    let problem = &parsed.problems[0];
+    assert_eq!(problem.kind, ProblemKind::MissingAttribute, "{problem}");
+    let position = problem.position_in(xml.as_bytes());
+    assert_eq!(position.offset, problem.offset);
+    assert_eq!((position.line, position.column), (Some(3), Some(3)));
+    assert_eq!(
+        position.to_string(),
+        format!("line 3, column 3 (byte {})", problem.offset)
+    );
 }

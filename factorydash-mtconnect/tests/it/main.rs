@@ -14,9 +14,11 @@ pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// The bundled NIST GFAgie01 recording (12 consecutive `/sample` pages, gzipped).
+/// The NIST GFAgie01 recording (12 consecutive `/sample` pages, gzipped): a copy of the
+/// repository's `recordings/nist-gfagie01-2016-05-02`, so that the packaged crate's tests
+/// read nothing outside the crate.
 pub fn nist_recording() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../recordings/nist-gfagie01-2016-05-02")
+    fixtures_dir().join("recordings/nist-gfagie01-2016-05-02")
 }
 
 /// A fixture's bytes.

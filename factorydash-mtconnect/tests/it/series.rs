@@ -62,8 +62,7 @@ fn the_recording_loads_whole() {
 
 #[test]
 fn the_shdr_recording_of_three_machines_merges_into_one_sequence() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../recordings/nist-3-machines-shdr-2016");
+    let dir = crate::fixtures_dir().join("recordings/nist-3-machines-shdr-2016");
     let rec = Recording::load(&dir).unwrap();
     let names: Vec<_> = rec
         .devices

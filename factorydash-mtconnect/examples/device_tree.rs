@@ -1,6 +1,6 @@
 //! Print the device tree of an MTConnectDevices document (a `/probe` answer).
 //!
-//! Run with: `cargo run -p factorydash-examples --example device_tree -- FILE`
+//! Run with: `cargo run -p factorydash-mtconnect --example device_tree -- FILE`
 //! (FILE may be gzipped, e.g. `recordings/nist-gfagie01-2016-05-02/probe.xml.gz`).
 
 use factorydash_mtconnect::{parse_devices, recording::read_maybe_gzipped, Component};

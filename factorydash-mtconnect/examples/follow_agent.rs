@@ -1,6 +1,6 @@
 //! Follow a live agent: every observation once, in order, with gaps and restarts reported.
 //!
-//! Run with: `cargo run -p factorydash-examples --example follow_agent -- [URL]`
+//! Run with: `cargo run -p factorydash-mtconnect --example follow_agent -- [URL]`
 //! (default: the NIST SMS Test Bed, <https://smstestbed.nist.gov/vds>; or a local
 //! `factorydash replay recordings/nist-gfagie01-2016-05-02`, at http://127.0.0.1:5000).
 
@@ -13,14 +13,20 @@ async fn main() -> anyhow::Result<()> {
     let url = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "https://smstestbed.nist.gov/vds".into());
-    let mut follower = Follower::new(AgentClient::new(&url)?, FollowerConfig::default());
+    let mut follower = Follower::new(
+        AgentClient::new(&url)?,
+        FollowerConfig::new().with_count(1000),
+    );
     let mut backoff = Backoff::default();
     loop {
         match follower.step().await {
             Ok(step) => {
                 backoff.reset();
-                if let Some((old, new)) = step.restarted {
-                    println!("agent restarted: instanceId {old} -> {new}");
+                if let Some(restart) = step.restarted {
+                    println!(
+                        "agent restarted: instanceId {} -> {}",
+                        restart.previous_instance_id, restart.instance_id
+                    );
                 }
                 if let Some(gap) = &step.gap {
                     println!("lost: sequences {}..{:?}", gap.from, gap.to);

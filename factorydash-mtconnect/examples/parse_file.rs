@@ -1,7 +1,7 @@
 //! Print the observations of an MTConnectStreams document (a `/current` or `/sample`
 //! answer) in sequence order, one per line, and its problems on stderr.
 //!
-//! Run with: `cargo run -p factorydash-examples --example observations -- FILE`
+//! Run with: `cargo run -p factorydash-mtconnect --example parse_file -- FILE`
 //! (FILE may be gzipped, e.g. `recordings/nist-gfagie01-2016-05-02/qdr_input001.xml.gz`).
 
 use factorydash_mtconnect::{parse_streams, recording::read_maybe_gzipped};
@@ -9,7 +9,7 @@ use factorydash_mtconnect::{parse_streams, recording::read_maybe_gzipped};
 fn main() -> anyhow::Result<()> {
     let path = std::env::args()
         .nth(1)
-        .ok_or_else(|| anyhow::anyhow!("usage: observations FILE"))?;
+        .ok_or_else(|| anyhow::anyhow!("usage: parse_file FILE"))?;
     let bytes = read_maybe_gzipped(path.as_ref())?;
     let parsed = parse_streams(&bytes)?;
     let doc = &parsed.value;
