@@ -251,7 +251,8 @@ async fn main() {
     );
     println!(
         "  ratio of memory grown, baseline (one request) / ours (ten): {:.1}x",
-        mb(baseline_peak.saturating_sub(before_baseline)) / mb(peak.saturating_sub(steady)).max(1.0)
+        mb(baseline_peak.saturating_sub(before_baseline))
+            / mb(peak.saturating_sub(steady)).max(1.0)
     );
     drop(serve_process);
     admin

@@ -12,6 +12,7 @@ use tokio::time::{sleep, sleep_until, Instant};
 
 use factorydash_store::postgres::PgStore;
 
+use crate::error_chain::error_chain;
 use crate::replay::Replay;
 use crate::state::{App, SourceState};
 
@@ -485,18 +486,6 @@ async fn back_off(app: &App, url: &str, backoff: &mut Backoff, error: String) {
         h.last_error = Some(error);
     });
     sleep(delay).await;
-}
-
-/// An error with its sources, for the page and the log.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// Plays `replay` into the store at its pace, in batches at most every 100 ms.

@@ -8,6 +8,7 @@ mod assets;
 mod auth;
 mod config;
 mod csrf;
+mod error_chain;
 mod ingest;
 mod inspect;
 mod metrics;
@@ -280,7 +281,7 @@ async fn open_store(database_url: Option<&str>) -> anyhow::Result<Option<Arc<PgS
             Err(e @ factorydash_store::StoreError::SchemaTooNew { .. }) => return Err(e.into()),
             Err(e) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(error = %ingest::error_chain(&e), retry_in = ?delay, "cannot open the PostgreSQL store; retrying");
+                tracing::warn!(error = %error_chain::error_chain(&e), retry_in = ?delay, "cannot open the PostgreSQL store; retrying");
                 tokio::time::sleep(delay).await;
             }
         }
@@ -366,7 +367,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %ingest::error_chain(&e), "cannot read the agents added at run time")
+                    tracing::warn!(error = %error_chain::error_chain(&e), "cannot read the agents added at run time")
                 }
             }
         }

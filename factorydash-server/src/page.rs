@@ -1,15 +1,68 @@
 //! The server-rendered dashboard page. Every agent-supplied string goes through maud's
 //! escaping; the page's script only ever sets `textContent`.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
-use factorydash_core::{Cursor, DeviceInfo, DeviceStatus, Value};
+use factorydash_core::{Cursor, DataItemInfo, DeviceInfo, DeviceStatus, Observation, Value};
 use factorydash_store::LatestFilter;
 use maud::{html, Markup, DOCTYPE};
+use serde::Serialize;
 
 use crate::assets;
 use crate::redact::{redacted, redacted_in};
 use crate::state::SourceHealth;
-use crate::web::LatestRow;
+
+/// The default latest-values page size of the dashboard.
+pub const PAGE_SIZE: usize = 50;
+
+/// A latest value with what the device model says of its data item: a row of the page's
+/// table, and an item of `/api/latest`.
+#[derive(Debug, Serialize)]
+pub struct LatestRow {
+    /// The observation.
+    #[serde(flatten)]
+    pub observation: Observation,
+    /// The data item's units, if the model gives them.
+    pub units: Option<String>,
+    /// The owning component's name (or element name), if the model knows the data item.
+    pub component: Option<String>,
+}
+
+/// The data items of every device, by (device, dataItemId).
+fn item_index(devices: &[DeviceInfo]) -> HashMap<(&str, &str), &DataItemInfo> {
+    devices
+        .iter()
+        .flat_map(|d| {
+            d.data_items
+                .iter()
+                .map(move |i| ((d.name.as_str(), i.id.as_str()), i))
+        })
+        .collect()
+}
+
+/// `observations` as rows, with their units and component from `devices`' models.
+pub fn rows(observations: Vec<Observation>, devices: &[DeviceInfo]) -> Vec<LatestRow> {
+    let index = item_index(devices);
+    observations
+        .into_iter()
+        .map(|observation| {
+            let item = index.get(&(
+                observation.device.as_str(),
+                observation.data_item_id.as_str(),
+            ));
+            LatestRow {
+                units: item.and_then(|i| i.units.clone()),
+                component: item.map(|i| {
+                    i.component_name
+                        .clone()
+                        .unwrap_or_else(|| i.component.clone())
+                }),
+                observation,
+            }
+        })
+        .collect()
+}
 
 /// What the page shows.
 pub struct Dashboard<'a> {
@@ -199,7 +252,7 @@ fn link(
             query.append_pair(key, value);
         }
     }
-    if limit != crate::web::PAGE_SIZE {
+    if limit != PAGE_SIZE {
         query.append_pair("limit", &limit.to_string());
     }
     format!("/?{}", query.finish())

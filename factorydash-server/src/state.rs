@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use factorydash_core::{DeviceStatus, Observation, PageRequest};
+use factorydash_core::{DeviceInfo, DeviceStatus, Observation, PageRequest};
 use factorydash_store::{LatestFilter, Store, StoreError};
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -401,5 +401,24 @@ impl App {
             device,
             &self.device_latest(device).await?,
         ))
+    }
+
+    /// The statuses of `devices`, in their order.
+    pub async fn statuses(&self, devices: &[DeviceInfo]) -> Result<Vec<DeviceStatus>, StoreError> {
+        let mut out = Vec::with_capacity(devices.len());
+        for d in devices {
+            out.push(self.device_status(&d.name).await?);
+        }
+        Ok(out)
+    }
+
+    /// The URLs of the agents followed now.
+    pub fn followed_agents(&self) -> Vec<String> {
+        self.followed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
     }
 }
