@@ -10,8 +10,8 @@ use maud::{html, Markup, DOCTYPE};
 use serde::Serialize;
 
 use crate::assets;
+use crate::health::SourceHealth;
 use crate::redact::{redacted, redacted_in};
-use crate::state::SourceHealth;
 
 /// The default latest-values page size of the dashboard.
 pub const PAGE_SIZE: usize = 50;
@@ -277,7 +277,7 @@ pub fn render(d: &Dashboard<'_>) -> String {
                 section #sources aria-label="Sources" {
                     @for s in d.sources {
                         span .source data-source=(redacted(&s.source)) {
-                            (redacted(&s.source)) ": " span .state { (format!("{:?}", s.state).to_lowercase()) }
+                            (redacted(&s.source)) ": " span .state { (s.state.label()) }
                             " · " (s.observations) " observations"
                             @if s.gaps > 0 { " · " (s.gaps) " gaps (observations the agent lost)" }
                             @if s.restarts > 0 { " · agent restarted " (s.restarts) "×" }
@@ -496,7 +496,7 @@ pub fn render_agents(sources: &[SourceHealth], gaps: &[factorydash_core::Gap]) -
                 @if sources.is_empty() { p .muted { "No agents or recordings." } }
                 @for s in sources {
                     section .agent aria-label=(redacted(&s.source)) {
-                        h2 { (redacted(&s.source)) " " span .state { (format!("{:?}", s.state).to_lowercase()) } }
+                        h2 { (redacted(&s.source)) " " span .state { (s.state.label()) } }
                         dl .health {
                             dt { "Observations stored" } dd { (s.observations) }
                             dt { "Per second" } dd { (format!("{:.0}", s.observations_per_second)) }

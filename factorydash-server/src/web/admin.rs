@@ -1,6 +1,6 @@
 //! `/api/agents`: the agents followed, and (admin) adding, pausing, resuming and removing
 //! them at run time. The change is kept in the store ([`factorydash_store::ConfiguredAgent`])
-//! and done by [`crate::ingest::start_agent`] / [`crate::ingest::stop_agent`].
+//! and done by the agent supervisor ([`crate::supervisor::Supervisor`]).
 
 use std::sync::Arc;
 
@@ -18,8 +18,8 @@ use crate::state::App;
 /// whether it is paused and its health.
 pub async fn list(app: Arc<App>) -> Result<Response, ApiError> {
     let configured = app.store.configured_agents().await?;
-    let health = app.health();
-    let followed = app.followed_agents();
+    let health = app.health.all();
+    let followed = app.agents.followed();
     let mut urls: Vec<String> = followed.clone();
     urls.extend(configured.iter().map(|a| a.url.clone()));
     urls.sort();
@@ -64,7 +64,7 @@ impl FromQuery for AgentUrl {
 
 /// Refused (409) when this server plays a recording: it follows no agents.
 fn following_agents(app: &App) -> Result<(), ApiError> {
-    if app.ingest.get().is_none() {
+    if !app.agents.follows_agents() {
         return Err(ApiError::conflict(
             "this factorydash plays a recording; it follows no agents",
         ));
@@ -85,7 +85,7 @@ pub async fn add(app: Arc<App>, body: RawAgentUrl) -> Result<Response, ApiError>
             paused: false,
         })
         .await?;
-    let started = crate::ingest::start_agent(&app, &url);
+    let started = app.agents.start(&url);
     let status = if started {
         StatusCode::CREATED
     } else {
@@ -103,7 +103,7 @@ pub async fn add(app: Arc<App>, body: RawAgentUrl) -> Result<Response, ApiError>
 pub async fn set_paused(app: Arc<App>, q: AgentUrl, paused: bool) -> Result<Response, ApiError> {
     following_agents(&app)?;
     let url = known_agent(&app, q.0).await?;
-    let known = app.followed_agents().contains(&url)
+    let known = app.agents.followed().contains(&url)
         || app
             .store
             .configured_agents()
@@ -120,10 +120,11 @@ pub async fn set_paused(app: Arc<App>, q: AgentUrl, paused: bool) -> Result<Resp
         })
         .await?;
     if paused {
-        crate::ingest::stop_agent(&app, &url);
-        app.update_health(&url, |h| h.state = crate::state::SourceState::Paused);
+        app.agents.stop(&url);
+        app.health
+            .update(&url, |h| h.state = crate::health::SourceState::Paused);
     } else {
-        crate::ingest::start_agent(&app, &url);
+        app.agents.start(&url);
     }
     Ok(reply::json(&json!({ "url": redacted(&url), "following": !paused })).into_response())
 }
@@ -140,8 +141,8 @@ pub async fn remove(app: Arc<App>, q: AgentUrl) -> Result<Response, ApiError> {
             redacted(&url)
         )));
     }
-    crate::ingest::stop_agent(&app, &url);
-    app.forget_source(&url);
+    app.agents.stop(&url);
+    app.health.forget(&url);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -149,7 +150,7 @@ pub async fn remove(app: Arc<App>, q: AgentUrl) -> Result<Response, ApiError> {
 /// given or as shown with its credentials redacted (when one agent only is shown so);
 /// else `given` itself.
 async fn known_agent(app: &App, given: String) -> Result<String, ApiError> {
-    let mut known = app.followed_agents();
+    let mut known = app.agents.followed();
     known.extend(
         app.store
             .configured_agents()

@@ -22,7 +22,7 @@ use crate::state::App;
 /// `/api/devices`: every device's model (its agent's credentials redacted) and status.
 pub async fn devices(app: Arc<App>) -> Result<Response, ApiError> {
     let devices = app.store.devices().await?;
-    let statuses = app.statuses(&devices).await?;
+    let statuses = crate::devices::statuses(&*app.store, &devices).await?;
     let out: Vec<_> = devices
         .iter()
         .zip(&statuses)

@@ -6,7 +6,7 @@
 //!   `/api/utilization`, `/api/alarms`, `/api/gaps`);
 //! - [`export`], `/api/export` (CSV or NDJSON, streamed);
 //! - [`admin`], `/api/agents` (list; add, pause, resume, remove);
-//! - [`live`], `/ws`, the live protocol;
+//! - [`crate::live::socket`], `/ws`, the live protocol;
 //! - [`operations`], `/healthz` and `/metrics`;
 //! - [`crate::assets`], `/assets/…`.
 //!
@@ -18,7 +18,6 @@ mod admin;
 mod api;
 mod errors;
 mod export;
-mod live;
 mod operations;
 mod pages;
 mod params;
@@ -33,6 +32,7 @@ use warp::Filter;
 
 use crate::state::App;
 use params::query;
+use serde::Deserialize;
 
 /// The Content-Security-Policy of every answer: nothing but this server's own assets.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -54,18 +54,27 @@ pub fn routes(
         .and(query())
         .then(pages::dashboard)
         .and_then(errors::or_reject)
+        .recover(errors::recover)
+        .unify()
+        .map(named("/"))
         .or(warp::path!("device")
             .and(warp::get())
             .and(with.clone())
             .and(query())
             .then(pages::device)
-            .and_then(errors::or_reject))
+            .and_then(errors::or_reject)
+            .recover(errors::recover)
+            .unify()
+            .map(named("/device")))
         .unify()
         .or(warp::path!("agents")
             .and(warp::get())
             .and(with.clone())
             .then(pages::agents)
-            .and_then(errors::or_reject))
+            .and_then(errors::or_reject)
+            .recover(errors::recover)
+            .unify()
+            .map(named("/agents")))
         .unify()
         .boxed();
     let api = warp::path!("api" / "devices")
@@ -73,46 +82,67 @@ pub fn routes(
         .and(with.clone())
         .then(api::devices)
         .and_then(errors::or_reject)
+        .recover(errors::recover)
+        .unify()
+        .map(named("/api/devices"))
         .or(warp::path!("api" / "latest")
             .and(warp::get())
             .and(with.clone())
             .and(query())
             .then(api::latest)
-            .and_then(errors::or_reject))
+            .and_then(errors::or_reject)
+            .recover(errors::recover)
+            .unify()
+            .map(named("/api/latest")))
         .unify()
         .or(warp::path!("api" / "series")
             .and(warp::get())
             .and(with.clone())
             .and(query())
             .then(api::series)
-            .and_then(errors::or_reject))
+            .and_then(errors::or_reject)
+            .recover(errors::recover)
+            .unify()
+            .map(named("/api/series")))
         .unify()
         .or(warp::path!("api" / "gaps")
             .and(warp::get())
             .and(with.clone())
             .then(api::gaps)
-            .and_then(errors::or_reject))
+            .and_then(errors::or_reject)
+            .recover(errors::recover)
+            .unify()
+            .map(named("/api/gaps")))
         .unify()
         .or(warp::path!("api" / "utilization")
             .and(warp::get())
             .and(with.clone())
             .and(query())
             .then(api::utilization)
-            .and_then(errors::or_reject))
+            .and_then(errors::or_reject)
+            .recover(errors::recover)
+            .unify()
+            .map(named("/api/utilization")))
         .unify()
         .or(warp::path!("api" / "alarms")
             .and(warp::get())
             .and(with.clone())
             .and(query())
             .then(api::alarms)
-            .and_then(errors::or_reject))
+            .and_then(errors::or_reject)
+            .recover(errors::recover)
+            .unify()
+            .map(named("/api/alarms")))
         .unify()
         .or(warp::path!("api" / "export")
             .and(warp::get())
             .and(with.clone())
             .and(query())
             .then(export::export)
-            .and_then(errors::or_reject))
+            .and_then(errors::or_reject)
+            .recover(errors::recover)
+            .unify()
+            .map(named("/api/export")))
         .unify()
         .boxed();
     let agents = warp::path!("api" / "agents")
@@ -120,50 +150,77 @@ pub fn routes(
         .and(with.clone())
         .then(admin::list)
         .and_then(errors::or_reject)
+        .recover(errors::recover)
+        .unify()
+        .map(named("/api/agents"))
         .or(warp::path!("api" / "agents")
             .and(warp::post())
             .and(with.clone())
             .and(params::json_body())
             .then(admin::add)
-            .and_then(errors::or_reject))
+            .and_then(errors::or_reject)
+            .recover(errors::recover)
+            .unify()
+            .map(named("/api/agents")))
         .unify()
         .or(warp::path!("api" / "agents")
             .and(warp::delete())
             .and(with.clone())
             .and(query())
             .then(admin::remove)
-            .and_then(errors::or_reject))
+            .and_then(errors::or_reject)
+            .recover(errors::recover)
+            .unify()
+            .map(named("/api/agents")))
         .unify()
         .or(warp::path!("api" / "agents" / "pause")
             .and(warp::post())
             .and(with.clone())
             .and(query())
             .then(|app, q| admin::set_paused(app, q, true))
-            .and_then(errors::or_reject))
+            .and_then(errors::or_reject)
+            .recover(errors::recover)
+            .unify()
+            .map(named("/api/agents/pause")))
         .unify()
         .or(warp::path!("api" / "agents" / "resume")
             .and(warp::post())
             .and(with.clone())
             .and(query())
             .then(|app, q| admin::set_paused(app, q, false))
-            .and_then(errors::or_reject))
+            .and_then(errors::or_reject)
+            .recover(errors::recover)
+            .unify()
+            .map(named("/api/agents/resume")))
         .unify()
         .boxed();
     let ws = warp::path!("ws")
         .and(warp::ws())
         .and(with.clone())
         .and(query())
-        .map(live::upgrade);
+        .map(|ws, app: Arc<App>, q: LiveQuery| {
+            let live = app.live.clone();
+            let stopping = app.agents.stopping.clone();
+            let health = move || {
+                serde_json::json!({ "type": "health", "sources": app.health.all() }).to_string()
+            };
+            crate::live::socket::upgrade(ws, live, health, stopping, q.since)
+        })
+        .recover(errors::recover)
+        .unify()
+        .map(named("/ws"));
     let operations = warp::path!("healthz")
         .and(warp::get())
         .and(with.clone())
         .and_then(operations::healthz)
+        .map(named("/healthz"))
         .or(warp::path!("metrics")
             .and(warp::get())
-            .map(move || operations::metrics(&metrics)))
+            .map(move || operations::metrics(&metrics))
+            .map(named("/metrics")))
         .unify()
         .boxed();
-    crate::auth::gate(tokens.clone())
+    let answer = crate::auth::gate(tokens.clone())
         .or(crate::csrf::guard(tokens))
         .unify()
         .or(refuse_nul())
@@ -172,7 +229,7 @@ pub fn routes(
         .unify()
         .or(agents)
         .unify()
-        .or(crate::assets::routes())
+        .or(crate::assets::routes().map(named("/assets")))
         .unify()
         .or(ws)
         .unify()
@@ -184,14 +241,59 @@ pub fn routes(
         .unify()
         .or(warp::any().map(errors::not_found))
         .unify()
-        .map(secured)
-        .with(warp::log::custom(move |info| {
-            if info.path() != "/ws" {
+        .map(secured);
+    // The latency of each answer, under the name of the route that gave it ([`Route`]);
+    // answers of no route (the 404, the gate's refusals) are `other`. `/ws` lasts as long
+    // as the connection and is not timed.
+    warp::any().map(std::time::Instant::now).and(answer).map(
+        move |start: std::time::Instant, r: Response| {
+            let route = r.extensions().get::<Route>().map_or("other", |r| r.0);
+            if route != "/ws" {
                 latency
-                    .get_or_create(&vec![("route", crate::metrics::route_of(info.path()))])
-                    .observe(info.elapsed().as_secs_f64());
+                    .get_or_create(&vec![("route", route)])
+                    .observe(start.elapsed().as_secs_f64());
             }
-        }))
+            r
+        },
+    )
+}
+
+/// The route an answer came from, as the route table names it: the `route` label of its
+/// latency in `/metrics`.
+#[derive(Debug, Clone, Copy)]
+struct Route(&'static str);
+
+/// Marks an answer as given by the route `name`.
+fn named(name: &'static str) -> impl Fn(Response) -> Response + Copy {
+    move |mut r: Response| {
+        r.extensions_mut().insert(Route(name));
+        r
+    }
+}
+
+/// What the client sent to `/ws`.
+#[derive(Debug, Deserialize)]
+pub struct RawLiveQuery {
+    since: Option<String>,
+}
+
+/// `/ws?since=EPOCH.ID`: the last message a reconnecting client saw (malformed: none).
+#[derive(Debug)]
+pub struct LiveQuery {
+    /// (epoch, id).
+    pub since: Option<(u64, u64)>,
+}
+
+impl params::FromQuery for LiveQuery {
+    type Raw = RawLiveQuery;
+
+    fn validate(q: RawLiveQuery) -> Result<Self, errors::ApiError> {
+        let since = q.since.as_deref().and_then(|s| {
+            let (epoch, id) = s.split_once('.')?;
+            Some((epoch.parse().ok()?, id.parse().ok()?))
+        });
+        Ok(LiveQuery { since })
+    }
 }
 
 /// `r` with the headers every answer carries: the [`CSP`], `X-Content-Type-Options:

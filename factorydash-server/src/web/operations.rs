@@ -23,7 +23,7 @@ pub async fn healthz(app: Arc<App>) -> Result<Response, Infallible> {
             "the store did not answer within {HEALTH_PING_TIMEOUT:?}"
         )),
     };
-    let sources = app.health();
+    let sources = app.health.all();
     let observations: u64 = sources.iter().map(|s| s.observations).sum();
     let body = json!({
         "status": if store.is_ok() { "ok" } else { "degraded" },

@@ -95,7 +95,7 @@ pub async fn dashboard(
     // When the store cannot be read, the page still comes, empty, saying why.
     let read = async {
         let devices = app.store.devices().await?;
-        let statuses = app.statuses(&devices).await?;
+        let statuses = crate::devices::statuses(&*app.store, &devices).await?;
         let latest = q.read(&app).await?;
         Ok::<_, StoreError>((devices, statuses, latest))
     }
@@ -115,7 +115,7 @@ pub async fn dashboard(
     let html = page::render(&page::Dashboard {
         store_kind: app.store_kind,
         store_error: store_error.as_deref(),
-        sources: &app.health(),
+        sources: &app.health.all(),
         devices: &devices,
         statuses: &statuses,
         rows: &page::rows(latest.items, &devices),
@@ -165,13 +165,13 @@ pub async fn device(app: Arc<App>, q: DeviceQuery) -> Result<Response, ApiError>
         )
         .into_response());
     };
-    let latest = app.device_latest(&name).await?;
+    let latest = crate::devices::device_latest(&*app.store, &name).await?;
     let status = DeviceStatus::from_latest(&name, &latest);
     let html = page::render_device(&page::DevicePage {
         device,
         status: &status,
         latest: &latest,
-        sources: &app.health(),
+        sources: &app.health.all(),
     });
     Ok(reply::html(html).into_response())
 }
@@ -179,5 +179,5 @@ pub async fn device(app: Arc<App>, q: DeviceQuery) -> Result<Response, ApiError>
 /// `/agents`: every source's health and the recorded gaps.
 pub async fn agents(app: Arc<App>) -> Result<Response, ApiError> {
     let gaps = app.store.gaps().await?;
-    Ok(reply::html(page::render_agents(&app.health(), &gaps)).into_response())
+    Ok(reply::html(page::render_agents(&app.health.all(), &gaps)).into_response())
 }

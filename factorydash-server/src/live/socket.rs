@@ -1,5 +1,5 @@
-//! `/ws`: the live protocol, one task per WebSocket client, fed by the live log
-//! ([`crate::state::App::subscribe`]).
+//! `/ws`: the live protocol, one task per WebSocket client, fed by the [`LiveHub`] and
+//! its log.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +11,9 @@ use tokio::sync::broadcast::error::RecvError;
 use warp::reply::{Reply, Response};
 use warp::ws::{Message, WebSocket};
 
-use super::errors::ApiError;
-use super::params::FromQuery;
-use crate::state::App;
+use tokio_util::sync::CancellationToken;
+
+use super::LiveHub;
 
 /// The largest WebSocket message a client may send, in bytes (a `subscribe` to a few
 /// hundred devices fits).
@@ -34,12 +34,18 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
 /// - every message carries its `id`; a `heartbeat` every 15 s; a client silent for 45 s
 ///   (no pong either) is closed, and so is one too slow to keep up (it would only grow
 ///   the server's memory): it reconnects with `since`.
-pub async fn client(app: Arc<App>, socket: WebSocket, since: Option<(u64, u64)>) {
+async fn client(
+    hub: Arc<LiveHub>,
+    health: impl FnOnce() -> String,
+    stopping: CancellationToken,
+    socket: WebSocket,
+    since: Option<(u64, u64)>,
+) {
     let (mut tx, mut rx) = socket.split();
-    let (mut updates, epoch, last, missed) = app.subscribe(since);
+    let (mut updates, epoch, last, missed) = hub.subscribe(since);
     let mut devices: Option<std::collections::HashSet<String>> = None;
     let hello = json!({ "type": "hello", "epoch": epoch, "id": last }).to_string();
-    let health = json!({ "type": "health", "sources": app.health() }).to_string();
+    let health = health();
     if tx.send(Message::text(hello)).await.is_err() || tx.send(Message::text(health)).await.is_err()
     {
         return;
@@ -66,7 +72,7 @@ pub async fn client(app: Arc<App>, socket: WebSocket, since: Option<(u64, u64)>)
     let mut heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            () = app.stopping.cancelled() => {
+            () = stopping.cancelled() => {
                 let _ = tx.send(Message::close_with(1001u16, "server stopping")).await;
                 let _ = tx.close().await;
                 return;
@@ -116,31 +122,6 @@ pub async fn client(app: Arc<App>, socket: WebSocket, since: Option<(u64, u64)>)
     }
 }
 
-/// What the client sent to `/ws`.
-#[derive(Debug, Deserialize)]
-pub struct RawLiveQuery {
-    since: Option<String>,
-}
-
-/// `/ws?since=EPOCH.ID`: the last message a reconnecting client saw (malformed: none).
-#[derive(Debug)]
-pub struct LiveQuery {
-    /// (epoch, id).
-    pub since: Option<(u64, u64)>,
-}
-
-impl FromQuery for LiveQuery {
-    type Raw = RawLiveQuery;
-
-    fn validate(q: RawLiveQuery) -> Result<Self, ApiError> {
-        let since = q.since.as_deref().and_then(|s| {
-            let (epoch, id) = s.split_once('.')?;
-            Some((epoch.parse().ok()?, id.parse().ok()?))
-        });
-        Ok(LiveQuery { since })
-    }
-}
-
 /// A message from a client.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -154,11 +135,20 @@ enum ClientMessage {
 }
 
 /// Upgrades `/ws` to one [`client`] of the live protocol.
-pub fn upgrade(ws: warp::ws::Ws, app: Arc<App>, q: LiveQuery) -> Response {
+///
+/// `health` gives every source's health (the client's first `health` message, read once
+/// it is subscribed); the client is closed when `stopping` is cancelled.
+pub fn upgrade(
+    ws: warp::ws::Ws,
+    hub: Arc<LiveHub>,
+    health: impl FnOnce() -> String + Send + 'static,
+    stopping: CancellationToken,
+    since: Option<(u64, u64)>,
+) -> Response {
     // Clients only send small control messages (`subscribe`): a large one is refused as it
     // arrives, not buffered (tungstenite's default allows 64 MiB).
     ws.max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| client(app, socket, q.since))
+        .on_upgrade(move |socket| client(hub, health, stopping, socket, since))
         .into_response()
 }
