@@ -149,8 +149,10 @@ fn alarms_section() -> Markup {
     }
 }
 
-/// A page's `<head>`: its title, the stylesheet and the live script, and with `charts`
-/// uPlot and the device page's script. Every asset comes from the binary (no CDN), under
+/// A page's `<head>`: its title, the stylesheet and the page scripts, one per concern and
+/// in this order (`dom.js` shared helpers, `controls.js`, `app.js` the board, `alarms.js`,
+/// `live.js` the WebSocket, which the others hear as events), and with `charts` uPlot and
+/// the device page's script. Every asset comes from the binary (no CDN), under
 /// its content-hashed URL.
 fn page_head(title: &str, charts: bool) -> Markup {
     html! {
@@ -161,7 +163,9 @@ fn page_head(title: &str, charts: bool) -> Markup {
             script src=(assets::url("theme.js")) {}
             link rel="stylesheet" href=(assets::url("app.css"));
             @if charts { link rel="stylesheet" href=(assets::url("uplot.css")); }
-            script src=(assets::url("app.js")) defer {}
+            @for script in ["dom.js", "controls.js", "app.js", "alarms.js", "live.js"] {
+                script src=(assets::url(script)) defer {}
+            }
             @if charts {
                 script src=(assets::url("uplot.js")) defer {}
                 script src=(assets::url("device.js")) defer {}
