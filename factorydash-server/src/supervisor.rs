@@ -2,7 +2,7 @@
 //! tasks that store what was read, and the process's stop.
 //!
 //! It knows nothing of how an agent is followed: `serve` gives it a starter
-//! ([`Supervisor::set_starter`], see [`crate::ingest::install`]) that spawns the task.
+//! ([`Supervisor::set_starter`], given by ingest's `install`) that spawns the task.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};

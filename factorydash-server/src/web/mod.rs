@@ -48,152 +48,137 @@ pub fn routes(
 
     // Grouped and boxed: one long chain of `or`s makes a type too deep to compile in
     // release builds.
-    let pages = warp::path::end()
-        .and(warp::get())
-        .and(with.clone())
-        .and(query())
-        .then(pages::dashboard)
-        .and_then(errors::or_reject)
-        .recover(errors::recover)
-        .unify()
-        .map(named("/"))
-        .or(warp::path!("device")
+    let pages = answered(
+        "/",
+        warp::path::end()
             .and(warp::get())
             .and(with.clone())
             .and(query())
-            .then(pages::device)
-            .and_then(errors::or_reject)
-            .recover(errors::recover)
-            .unify()
-            .map(named("/device")))
-        .unify()
-        .or(warp::path!("agents")
-            .and(warp::get())
-            .and(with.clone())
-            .then(pages::agents)
-            .and_then(errors::or_reject)
-            .recover(errors::recover)
-            .unify()
-            .map(named("/agents")))
-        .unify()
-        .boxed();
-    let api = warp::path!("api" / "devices")
-        .and(warp::get())
-        .and(with.clone())
-        .then(api::devices)
-        .and_then(errors::or_reject)
-        .recover(errors::recover)
-        .unify()
-        .map(named("/api/devices"))
-        .or(warp::path!("api" / "latest")
+            .then(pages::dashboard),
+    )
+    .or(answered(
+        "/device",
+        warp::path!("device")
             .and(warp::get())
             .and(with.clone())
             .and(query())
-            .then(api::latest)
-            .and_then(errors::or_reject)
-            .recover(errors::recover)
-            .unify()
-            .map(named("/api/latest")))
-        .unify()
-        .or(warp::path!("api" / "series")
+            .then(pages::device),
+    ))
+    .unify()
+    .or(answered(
+        "/agents",
+        warp::path!("agents")
+            .and(warp::get())
+            .and(with.clone())
+            .then(pages::agents),
+    ))
+    .unify()
+    .boxed();
+    let api = answered(
+        "/api/devices",
+        warp::path!("api" / "devices")
+            .and(warp::get())
+            .and(with.clone())
+            .then(api::devices),
+    )
+    .or(answered(
+        "/api/latest",
+        warp::path!("api" / "latest")
             .and(warp::get())
             .and(with.clone())
             .and(query())
-            .then(api::series)
-            .and_then(errors::or_reject)
-            .recover(errors::recover)
-            .unify()
-            .map(named("/api/series")))
-        .unify()
-        .or(warp::path!("api" / "gaps")
-            .and(warp::get())
-            .and(with.clone())
-            .then(api::gaps)
-            .and_then(errors::or_reject)
-            .recover(errors::recover)
-            .unify()
-            .map(named("/api/gaps")))
-        .unify()
-        .or(warp::path!("api" / "utilization")
+            .then(api::latest),
+    ))
+    .unify()
+    .or(answered(
+        "/api/series",
+        warp::path!("api" / "series")
             .and(warp::get())
             .and(with.clone())
             .and(query())
-            .then(api::utilization)
-            .and_then(errors::or_reject)
-            .recover(errors::recover)
-            .unify()
-            .map(named("/api/utilization")))
-        .unify()
-        .or(warp::path!("api" / "alarms")
+            .then(api::series),
+    ))
+    .unify()
+    .or(answered(
+        "/api/gaps",
+        warp::path!("api" / "gaps")
+            .and(warp::get())
+            .and(with.clone())
+            .then(api::gaps),
+    ))
+    .unify()
+    .or(answered(
+        "/api/utilization",
+        warp::path!("api" / "utilization")
             .and(warp::get())
             .and(with.clone())
             .and(query())
-            .then(api::alarms)
-            .and_then(errors::or_reject)
-            .recover(errors::recover)
-            .unify()
-            .map(named("/api/alarms")))
-        .unify()
-        .or(warp::path!("api" / "export")
+            .then(api::utilization),
+    ))
+    .unify()
+    .or(answered(
+        "/api/alarms",
+        warp::path!("api" / "alarms")
             .and(warp::get())
             .and(with.clone())
             .and(query())
-            .then(export::export)
-            .and_then(errors::or_reject)
-            .recover(errors::recover)
-            .unify()
-            .map(named("/api/export")))
-        .unify()
-        .boxed();
-    let agents = warp::path!("api" / "agents")
-        .and(warp::get())
-        .and(with.clone())
-        .then(admin::list)
-        .and_then(errors::or_reject)
-        .recover(errors::recover)
-        .unify()
-        .map(named("/api/agents"))
-        .or(warp::path!("api" / "agents")
+            .then(api::alarms),
+    ))
+    .unify()
+    .or(answered(
+        "/api/export",
+        warp::path!("api" / "export")
+            .and(warp::get())
+            .and(with.clone())
+            .and(query())
+            .then(export::export),
+    ))
+    .unify()
+    .boxed();
+    let agents = answered(
+        "/api/agents",
+        warp::path!("api" / "agents")
+            .and(warp::get())
+            .and(with.clone())
+            .then(admin::list),
+    )
+    .or(answered(
+        "/api/agents",
+        warp::path!("api" / "agents")
             .and(warp::post())
             .and(with.clone())
             .and(params::json_body())
-            .then(admin::add)
-            .and_then(errors::or_reject)
-            .recover(errors::recover)
-            .unify()
-            .map(named("/api/agents")))
-        .unify()
-        .or(warp::path!("api" / "agents")
+            .then(admin::add),
+    ))
+    .unify()
+    .or(answered(
+        "/api/agents",
+        warp::path!("api" / "agents")
             .and(warp::delete())
             .and(with.clone())
             .and(query())
-            .then(admin::remove)
-            .and_then(errors::or_reject)
-            .recover(errors::recover)
-            .unify()
-            .map(named("/api/agents")))
-        .unify()
-        .or(warp::path!("api" / "agents" / "pause")
+            .then(admin::remove),
+    ))
+    .unify()
+    .or(answered(
+        "/api/agents/pause",
+        warp::path!("api" / "agents" / "pause")
             .and(warp::post())
             .and(with.clone())
             .and(query())
-            .then(|app, q| admin::set_paused(app, q, true))
-            .and_then(errors::or_reject)
-            .recover(errors::recover)
-            .unify()
-            .map(named("/api/agents/pause")))
-        .unify()
-        .or(warp::path!("api" / "agents" / "resume")
+            .then(|app, q| admin::set_paused(app, q, true)),
+    ))
+    .unify()
+    .or(answered(
+        "/api/agents/resume",
+        warp::path!("api" / "agents" / "resume")
             .and(warp::post())
             .and(with.clone())
             .and(query())
-            .then(|app, q| admin::set_paused(app, q, false))
-            .and_then(errors::or_reject)
-            .recover(errors::recover)
-            .unify()
-            .map(named("/api/agents/resume")))
-        .unify()
-        .boxed();
+            .then(|app, q| admin::set_paused(app, q, false)),
+    ))
+    .unify()
+    .boxed();
     let ws = warp::path!("ws")
         .and(warp::ws())
         .and(with.clone())
@@ -262,6 +247,26 @@ pub fn routes(
 /// latency in `/metrics`.
 #[derive(Debug, Clone, Copy)]
 struct Route(&'static str);
+
+/// The route `name`: `route`'s handler answer, its [`errors::ApiError`] (from its request
+/// filters or its handler) answered by [`errors::recover`], marked with `name`.
+fn answered<F>(
+    name: &'static str,
+    route: F,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone
+where
+    F: Filter<Extract = (Result<Response, errors::ApiError>,), Error = warp::Rejection>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    route
+        .and_then(errors::or_reject)
+        .recover(errors::recover)
+        .unify()
+        .map(named(name))
+}
 
 /// Marks an answer as given by the route `name`.
 fn named(name: &'static str) -> impl Fn(Response) -> Response + Copy {
