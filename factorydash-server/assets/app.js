@@ -1,47 +1,14 @@
-// factorydash live updates. Agent data is untrusted: only textContent is ever set.
+// factorydash: the board (the latest-values table, the device cards, the sources and the
+// banner), kept current from the live events (live.js). Agent data is untrusted: only
+// textContent is ever set.
 "use strict";
 (function () {
+  const { cell, setTime, stateLabel, ages } = window.factorydash;
   const body = document.body;
   const limit = Number(body.dataset.limit || 50);
   const deviceFilter = body.dataset.device || "";
   const rows = new Map();
   const key = (device, item) => device + "\u001f" + item;
-
-  // "As of": the browser's local date and time in the form, UTC in the address (`at`).
-  const atLocal = document.getElementById("at-local");
-  const atField = document.getElementById("at");
-  if (atLocal && atField) {
-    const pad = (n) => String(n).padStart(2, "0");
-    if (atField.value) {
-      const d = new Date(atField.value);
-      atLocal.value = d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) +
-        "T" + pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
-    }
-    atLocal.form.addEventListener("submit", () => {
-      // A local date and time without a zone is read as the browser's own.
-      atField.value = atLocal.value ? new Date(atLocal.value).toISOString() : "";
-      atField.disabled = !atField.value;
-    });
-  }
-
-  // The theme switch: the system's → dark → light → the system's (theme.js applied the
-  // stored choice before the page was drawn).
-  const themeButton = document.getElementById("theme");
-  if (themeButton) {
-    const root = document.documentElement;
-    const show = () => { themeButton.textContent = "theme: " + (root.dataset.theme || "system"); };
-    themeButton.addEventListener("click", () => {
-      const next = { "": "dark", dark: "light", light: "" }[root.dataset.theme || ""];
-      if (next) root.dataset.theme = next; else delete root.dataset.theme;
-      try {
-        if (next) localStorage.setItem("factorydash-theme", next);
-        else localStorage.removeItem("factorydash-theme");
-      } catch (e) { /* not remembered */ }
-      show();
-      document.dispatchEvent(new Event("factorydash:theme"));
-    });
-    show();
-  }
 
   function indexRows() {
     rows.clear();
@@ -52,18 +19,6 @@
     const text = o.value === null ? (o.condition ? "" : "UNAVAILABLE") : o.value;
     if (o.condition) return o.condition.level + (text ? ": " + text : "");
     return text;
-  }
-
-  function setTime(el, iso) {
-    el.dataset.ts = iso;
-    el.textContent = iso;
-  }
-
-  function cell(text, cls) {
-    const td = document.createElement("td");
-    if (cls) td.className = cls;
-    td.textContent = text;
-    return td;
   }
 
   function buildRow(r) {
@@ -160,7 +115,7 @@
       list.replaceChildren(...lis);
       const cls = s.state;
       const state = card.querySelector('[data-field="state"]');
-      if (state) state.textContent = cls.replace("_", " ");
+      if (state) state.textContent = stateLabel(cls);
       card.classList.remove("running", "idle", "stopped", "faulted", "unavailable", "no_data");
       card.classList.add(cls);
     }
@@ -192,7 +147,7 @@
       const span = document.createElement("span");
       span.className = "source";
       span.dataset.source = s.source;
-      let text = s.source + ": " + s.state.replace("_", " ") + " · " + s.observations.toLocaleString() + " observations";
+      let text = s.source + ": " + stateLabel(s.state) + " · " + s.observations.toLocaleString() + " observations";
       if (s.observations_per_second >= 0.1) text += " · " + s.observations_per_second.toFixed(1) + "/s";
       if (s.gaps) text += " · " + s.gaps + " gap" + (s.gaps > 1 ? "s" : "") + " (observations the agent lost)";
       if (s.restarts) text += " · agent restarted " + s.restarts + "×";
@@ -201,146 +156,19 @@
     }));
   }
 
-  function age(ms) {
-    const s = Math.max(0, Math.round(ms / 1000));
-    if (s < 60) return s + " s ago";
-    if (s < 3600) return Math.round(s / 60) + " min ago";
-    if (s < 86400) return Math.round(s / 3600) + " h ago";
-    return Math.round(s / 86400) + " days ago";
-  }
-
-  function ages() {
-    const now = Date.now();
-    for (const t of document.querySelectorAll("time[data-ts]")) {
-      const when = Date.parse(t.dataset.ts);
-      if (Number.isNaN(when)) continue;
-      t.title = t.dataset.ts;
-      t.textContent = t.dataset.mode === "clock" ? new Date(when).toLocaleString() : age(now - when);
-    }
-    for (const card of document.querySelectorAll(".card")) {
-      const t = card.querySelector('[data-field="newest"] time');
-      card.classList.toggle("stale", !!t && now - Date.parse(t.dataset.ts) > 5 * 60 * 1000);
-    }
-  }
-
-  // The live protocol: after a reconnect, ask for what was missed (since=epoch.id); the
-  // server sends it, or "resync" when it no longer holds it. Only this page's devices are
-  // subscribed to. A silent server (no heartbeat for 40 s) is reconnected to.
-  let delay = 500;
-  let epoch = null;
-  let lastId = 0;
-  let watchdog = null;
+  // After a reconnect whose missed messages the server no longer holds: read again.
   async function resync() {
     refetchPage();
     const res = await fetch("/api/devices");
     if (res.ok) applyDevices((await res.json()).map((d) => d.status));
-    document.dispatchEvent(new CustomEvent("factorydash:resync"));
-  }
-  function connect() {
-    const live = document.getElementById("live");
-    const since = epoch === null ? "" : "?since=" + epoch + "." + lastId;
-    const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws" + since);
-    const alive = () => {
-      clearTimeout(watchdog);
-      watchdog = setTimeout(() => ws.close(), 40000);
-    };
-    ws.onopen = () => {
-      delay = 500;
-      live.textContent = "live";
-      alive();
-      ws.send(JSON.stringify({ type: "subscribe", devices: deviceFilter ? [deviceFilter] : null }));
-    };
-    ws.onmessage = (ev) => {
-      alive();
-      const msg = JSON.parse(ev.data);
-      if (msg.type === "hello") {
-        if (epoch !== null && msg.epoch !== epoch) { lastId = msg.id; }
-        epoch = msg.epoch;
-        if (lastId === 0) lastId = msg.id;
-        return;
-      }
-      if (typeof msg.id === "number") lastId = msg.id;
-      if (msg.type === "latest") {
-        applyLatest(msg.items); applyDevices(msg.devices); ages();
-        document.dispatchEvent(new CustomEvent("factorydash:latest", { detail: msg }));
-      }
-      else if (msg.type === "health") applyHealth(msg.sources);
-      else if (msg.type === "resync") resync();
-    };
-    ws.onclose = () => {
-      clearTimeout(watchdog);
-      live.textContent = "reconnecting…";
-      setTimeout(connect, delay);
-      delay = Math.min(delay * 2, 15000);
-    };
   }
 
   indexRows();
-  // Alarms: active first, then the last 24 hours' history; refreshed every 10 s and when
-  // a Condition changes. New Faults raise a browser notification when asked for.
-  const alarmRows = document.getElementById("alarm-rows");
-  const notify = document.getElementById("notify");
-  const seenFaults = new Set();
-  let firstAlarms = true;
-  function duration(seconds) {
-    if (seconds < 60) return Math.round(seconds) + " s";
-    if (seconds < 3600) return Math.round(seconds / 60) + " min";
-    return (seconds / 3600).toFixed(1) + " h";
-  }
-  async function loadAlarms() {
-    if (!alarmRows) return;
-    const q = new URLSearchParams();
-    if (deviceFilter) q.set("device", deviceFilter);
-    const res = await fetch("/api/alarms?" + q.toString());
-    if (!res.ok) return;
-    const body = await res.json();
-    const episodes = body.episodes.slice().sort((a, b) =>
-      (a.ended === null) === (b.ended === null) ? Date.parse(b.began) - Date.parse(a.began) : (a.ended === null ? -1 : 1));
-    document.getElementById("alarm-count").textContent = "(" + body.active + " active, " + episodes.length + " in the last 24 h)";
-    const trs = episodes.slice(0, 200).map((e) => {
-      const tr = document.createElement("tr");
-      tr.className = "alarm " + e.level.toLowerCase() + (e.ended === null ? " active" : "");
-      const began = document.createElement("time");
-      began.dataset.ts = e.began; began.dataset.mode = "clock"; began.textContent = e.began;
-      const ended = document.createElement("time");
-      if (e.ended) { ended.dataset.ts = e.ended; ended.dataset.mode = "clock"; ended.textContent = e.ended; } else ended.textContent = "active";
-      const tdB = cell(""); tdB.append(began);
-      const tdE = cell(""); tdE.append(ended);
-      tr.append(cell(e.device), cell(e.level), cell(e.kind), cell(e.native_code || ""), cell(e.message), tdB, tdE, cell(duration(e.duration_seconds)));
-      const key = e.device + "\u001f" + e.data_item_id + "\u001f" + e.began;
-      if (e.level === "Fault" && e.ended === null && !seenFaults.has(key)) {
-        seenFaults.add(key);
-        if (!firstAlarms && notify && notify.checked && window.Notification && Notification.permission === "granted") {
-          new Notification("Fault on " + e.device, { body: (e.native_code ? "[" + e.native_code + "] " : "") + e.message });
-        }
-      }
-      return tr;
-    });
-    if (!trs.length) {
-      const tr = document.createElement("tr");
-      const td = cell("No Warning or Fault in the last 24 hours.", "muted");
-      td.colSpan = 8;
-      tr.append(td);
-      trs.push(tr);
-    }
-    alarmRows.replaceChildren(...trs);
-    firstAlarms = false;
-    ages();
-  }
-  if (notify) {
-    notify.addEventListener("change", () => {
-      if (notify.checked && window.Notification && Notification.permission === "default") Notification.requestPermission();
-    });
-  }
-  let alarmsDue = false;
   document.addEventListener("factorydash:latest", (ev) => {
-    if (ev.detail.items.some((o) => o.category === "CONDITION")) alarmsDue = true;
+    applyLatest(ev.detail.items);
+    applyDevices(ev.detail.devices);
+    ages();
   });
-  setInterval(() => { if (alarmsDue) { alarmsDue = false; loadAlarms(); } }, 2000);
-  setInterval(loadAlarms, 10000);
-  loadAlarms();
-
-  ages();
-  setInterval(ages, 1000);
-  connect();
+  document.addEventListener("factorydash:health", (ev) => applyHealth(ev.detail));
+  document.addEventListener("factorydash:resync", resync);
 })();

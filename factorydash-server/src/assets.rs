@@ -33,8 +33,12 @@ struct Asset {
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
     const JS: &str = "text/javascript; charset=utf-8";
     const CSS: &str = "text/css; charset=utf-8";
-    let files: [(&str, &str, &str); 6] = [
+    let files: [(&str, &str, &str); 10] = [
+        ("dom.js", include_str!("../assets/dom.js"), JS),
+        ("controls.js", include_str!("../assets/controls.js"), JS),
         ("app.js", include_str!("../assets/app.js"), JS),
+        ("alarms.js", include_str!("../assets/alarms.js"), JS),
+        ("live.js", include_str!("../assets/live.js"), JS),
         ("app.css", include_str!("../assets/app.css"), CSS),
         ("theme.js", include_str!("../assets/theme.js"), JS),
         ("device.js", include_str!("../assets/device.js"), JS),

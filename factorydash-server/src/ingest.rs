@@ -10,10 +10,11 @@ use factorydash_mtconnect::client::{
 use tokio::sync::mpsc;
 use tokio::time::{sleep, sleep_until, Instant};
 
-use factorydash_store::postgres::PgStore;
-
+use crate::coordinator::Coordinator;
+use crate::error_chain::error_chain;
+use crate::health::SourceState;
 use crate::replay::Replay;
-use crate::state::{App, SourceState};
+use crate::state::App;
 
 /// How an agent is followed.
 #[derive(Debug, Clone)]
@@ -58,7 +59,8 @@ pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) 
         Ok(c) => c.with_max_document(settings.max_document),
         Err(e) => {
             tracing::error!(agent = %url, error = %e, "not following this agent");
-            app.update_health(&url, |h| h.last_error = Some(e.to_string()));
+            app.health
+                .update(&url, |h| h.last_error = Some(e.to_string()));
             return;
         }
     };
@@ -67,7 +69,9 @@ pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) 
     let (queue, rx) = mpsc::channel(pages);
     // Tracked, and never aborted: when the reader stops (paused, removed, the process
     // stopping), the writer stores what waits in the queue, then ends.
-    app.writers.spawn(write(app.clone(), url.clone(), rx));
+    app.agents
+        .writers
+        .spawn(write(app.clone(), url.clone(), rx));
     let mut backoff = Backoff::default();
     let mut resumed = false;
     let mut probed = false;
@@ -159,12 +163,12 @@ pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) 
                 }
                 Ok(None) => {
                     tracing::info!(agent = %url, "the agent ended the stream; reopening");
-                    app.update_health(&url, |h| h.reconnects += 1);
+                    app.health.update(&url, |h| h.reconnects += 1);
                     break;
                 }
                 Err(e) => {
                     let error = error_chain(&e);
-                    app.update_health(&url, |h| h.reconnects += 1);
+                    app.health.update(&url, |h| h.reconnects += 1);
                     if matches!(
                         e,
                         ClientError::TooLarge { .. } | ClientError::Sequence { .. }
@@ -174,7 +178,7 @@ pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) 
                         break;
                     }
                     tracing::warn!(agent = %url, %error, "stream lost; reconnecting from the last stored sequence");
-                    app.update_health(&url, |h| h.last_error = Some(error));
+                    app.health.update(&url, |h| h.last_error = Some(error));
                     break;
                 }
             }
@@ -182,74 +186,28 @@ pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) 
     }
 }
 
-/// How `serve` follows agents: what [`start_agent`] needs.
-#[derive(Clone)]
-pub struct Ingest {
-    /// How each agent is followed.
-    pub settings: FollowSettings,
-    /// The PostgreSQL store, when it is the store: agents are then followed under their
-    /// advisory lock.
-    pub pg: Option<Arc<PgStore>>,
-}
-
-/// Starts following `url` (under its lock on PostgreSQL). `false` when it is followed
-/// already or `serve` follows no agents (a replay).
-pub fn start_agent(app: &Arc<App>, url: &str) -> bool {
-    let Some(ingest) = app.ingest.get() else {
-        return false;
-    };
-    let mut followed = app.followed.lock().unwrap_or_else(|p| p.into_inner());
-    if followed.contains_key(url) {
-        return false;
-    }
-    tracing::info!(agent = %url, "following");
-    let task = match &ingest.pg {
-        Some(pg) => tokio::spawn(follow_agent_when_locked(
-            app.clone(),
-            pg.clone(),
-            url.to_owned(),
-            ingest.settings.clone(),
-        )),
-        None => tokio::spawn(follow_agent(
-            app.clone(),
-            url.to_owned(),
-            ingest.settings.clone(),
-        )),
-    };
-    followed.insert(url.to_owned(), task.abort_handle());
-    true
-}
-
-/// Stops following every agent, for a clean stop: the readers end at once, and each
-/// writer stores what waits in its queue (see [`App::writers`]).
-pub fn stop_all(app: &App) {
-    let followed: Vec<_> = app
-        .followed
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .drain()
-        .collect();
-    for (url, task) in followed {
-        task.abort();
-        tracing::info!(agent = %url, "stopped reading");
-    }
-}
-
-/// Stops following `url` (what was read is still stored). `false` when it was not followed.
-pub fn stop_agent(app: &App, url: &str) -> bool {
-    let task = app
-        .followed
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(url);
-    match task {
-        Some(task) => {
-            task.abort();
-            tracing::info!(agent = %url, "no longer following");
-            true
-        }
-        None => false,
-    }
+/// Makes `app`'s supervisor follow agents with `settings`: under each agent's advisory
+/// lock when the store coordinates several processes (PostgreSQL), so that one process of
+/// several ingests each agent; else each agent at once.
+pub fn install<C: Coordinator>(
+    app: &Arc<App>,
+    settings: FollowSettings,
+    coordinator: Option<Arc<C>>,
+) {
+    // Weak: the supervisor lives in the App the tasks hold.
+    let weak = Arc::downgrade(app);
+    app.agents.set_starter(Box::new(move |url: &str| {
+        let Some(app) = weak.upgrade() else {
+            return tokio::spawn(async {}).abort_handle();
+        };
+        let url = url.to_owned();
+        let settings = settings.clone();
+        let task = match &coordinator {
+            Some(c) => tokio::spawn(follow_agent_when_locked(app, c.clone(), url, settings)),
+            None => tokio::spawn(follow_agent(app, url, settings)),
+        };
+        task.abort_handle()
+    }));
 }
 
 /// A task aborted when this is dropped.
@@ -264,21 +222,21 @@ impl Drop for AbortOnDrop {
 /// How often a process in standby tries to take an agent's lock.
 const STANDBY_RETRY: Duration = Duration::from_secs(2);
 
-/// With PostgreSQL shared by several `factorydash serve` processes: follows `url` (as
+/// With a store shared by several `factorydash serve` processes (a [`Coordinator`]): follows `url` (as
 /// [`follow_agent`]) only while this process holds the agent's advisory lock, so that one
 /// process ingests each agent. The others stand by, try again every two seconds, and show
 /// what the ingesting one stores (see [`relay_appended`]). When the lock's connection is
 /// lost (the database went away), ingest goes on into its bounded queue while the lock is
 /// taken again; if another process took it meanwhile, this one stops and stands by.
-pub async fn follow_agent_when_locked(
+pub async fn follow_agent_when_locked<C: Coordinator>(
     app: Arc<App>,
-    pg: Arc<PgStore>,
+    coordinator: Arc<C>,
     url: String,
     settings: FollowSettings,
 ) {
     let mut backoff = Backoff::default();
     loop {
-        match pg.try_lock_agent(&url).await {
+        match coordinator.try_lock_agent(&url).await {
             Ok(Some(mut lock)) => {
                 backoff.reset();
                 tracing::info!(agent = %url, "this process ingests the agent");
@@ -292,10 +250,10 @@ pub async fn follow_agent_when_locked(
                 // the bounded queue and take the lock again when the database is back.
                 // If another process took it first, it ingests and this one stands by.
                 'held: loop {
-                    lock.lost().await;
+                    C::lost(&mut lock).await;
                     tracing::warn!(agent = %url, "lost the agent's lock with its database connection; taking it again");
                     loop {
-                        match pg.try_lock_agent(&url).await {
+                        match coordinator.try_lock_agent(&url).await {
                             Ok(Some(again)) => {
                                 lock = again;
                                 backoff.reset();
@@ -311,10 +269,10 @@ pub async fn follow_agent_when_locked(
                 backoff.reset();
             }
             Ok(None) => {
-                if app.source_state(&url) != Some(SourceState::Standby) {
+                if app.health.state(&url) != Some(SourceState::Standby) {
                     tracing::info!(agent = %url, "another process ingests the agent; standing by");
                 }
-                app.update_health(&url, |h| {
+                app.health.update(&url, |h| {
                     h.state = SourceState::Standby;
                     h.store_unavailable_since = None;
                     h.store_error = None;
@@ -326,7 +284,7 @@ pub async fn follow_agent_when_locked(
                 let error = format!("store: {}", error_chain(&e));
                 tracing::warn!(agent = %url, %error, retry_in = ?delay, "cannot take the agent's lock; retrying");
                 let now = Utc::now();
-                app.update_health(&url, |h| {
+                app.health.update(&url, |h| {
                     h.store_unavailable_since.get_or_insert(now);
                     h.store_error = Some(error);
                 });
@@ -339,10 +297,10 @@ pub async fn follow_agent_when_locked(
 /// Pushes to this process's browsers the batches that other processes store (heard over
 /// PostgreSQL `LISTEN`), for the agents this process does not ingest itself. Listens again
 /// with backoff when the connection is lost.
-pub async fn relay_appended(app: Arc<App>, pg: Arc<PgStore>) {
+pub async fn relay_appended<C: Coordinator>(app: Arc<App>, coordinator: Arc<C>) {
     let mut backoff = Backoff::default();
     loop {
-        let mut heard = match pg.listen(1024).await {
+        let mut heard = match coordinator.listen(1024).await {
             Ok(rx) => rx,
             Err(e) => {
                 let delay = backoff.next_delay();
@@ -353,17 +311,17 @@ pub async fn relay_appended(app: Arc<App>, pg: Arc<PgStore>) {
         };
         backoff.reset();
         while let Some(appended) = heard.recv().await {
-            match app.source_state(&appended.agent) {
+            match app.health.state(&appended.agent) {
                 None | Some(SourceState::Standby) | Some(SourceState::Connecting) => {}
                 Some(_) => continue, // this process stored it and has pushed it
             }
-            match pg.latest_of(&appended).await {
+            match coordinator.latest_of(&appended).await {
                 Ok(latest) => app.publish(&latest).await,
                 Err(e) => {
                     tracing::warn!(error = %error_chain(&e), "cannot read another process's batch")
                 }
             }
-            app.update_health(&appended.agent, |h| {
+            app.health.update(&appended.agent, |h| {
                 h.state = SourceState::Standby;
                 h.instance_id = Some(appended.instance_id);
                 h.next_sequence = Some(appended.next_sequence);
@@ -375,7 +333,7 @@ pub async fn relay_appended(app: Arc<App>, pg: Arc<PgStore>) {
 
 /// Shows a successful read from the agent in its health.
 fn read_ok(app: &App, url: &str, state: SourceState) {
-    app.update_health(url, |h| {
+    app.health.update(url, |h| {
         h.state = state;
         h.unreachable_since = None;
         h.retry_at = None;
@@ -390,7 +348,7 @@ async fn enqueue(app: &App, url: &str, queue: &mpsc::Sender<Work>, work: Work) {
         Work::Step(step) => step.batch.observations.len() as u64,
         Work::Devices(_) => 0,
     };
-    app.update_health(url, |h| h.buffered += n);
+    app.health.update(url, |h| h.buffered += n);
     if queue.send(work).await.is_err() {
         // The writer only ends when the runtime does.
         tracing::error!(agent = %url, "the store writer has stopped");
@@ -418,7 +376,7 @@ async fn write(app: Arc<App>, url: String, mut queue: mpsc::Receiver<Work>) {
                     let error = format!("store: {}", error_chain(&e));
                     tracing::warn!(agent = %url, %error, retry_in = ?delay, "cannot store; keeping what was read and retrying");
                     let now = Utc::now();
-                    app.update_health(&url, |h| {
+                    app.health.update(&url, |h| {
                         h.store_unavailable_since.get_or_insert(now);
                         h.store_error = Some(error);
                     });
@@ -454,7 +412,7 @@ async fn store_step(
     let outcome = app.store.append(&step.batch).await?;
     app.publish(&step.batch.observations).await;
     let now = Utc::now();
-    app.update_health(url, |h| {
+    app.health.update(url, |h| {
         h.record_rate(now, outcome.inserted);
         h.store_unavailable_since = None;
         h.store_error = None;
@@ -474,25 +432,13 @@ async fn back_off(app: &App, url: &str, backoff: &mut Backoff, error: String) {
     let delay = backoff.next_delay();
     tracing::warn!(agent = %url, %error, retry_in = ?delay, "ingest failed; retrying");
     let now = Utc::now();
-    app.update_health(url, |h| {
+    app.health.update(url, |h| {
         h.state = SourceState::BackingOff;
         h.unreachable_since.get_or_insert(now);
         h.retry_at = Some(now + chrono::Duration::from_std(delay).unwrap_or_default());
         h.last_error = Some(error);
     });
     sleep(delay).await;
-}
-
-/// An error with its sources, for the page and the log.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// Plays `replay` into the store at its pace, in batches at most every 100 ms.
@@ -506,7 +452,8 @@ pub async fn play_recording(app: Arc<App>, source: String, replay: Arc<Replay>) 
     let observations = replay.observations();
     let instance_id = replay.recording.header.instance_id;
     let mut done = 0;
-    app.update_health(&source, |h| h.state = SourceState::Replaying);
+    app.health
+        .update(&source, |h| h.state = SourceState::Replaying);
     while done < observations.len() {
         let revealed = replay.revealed();
         if revealed > done {
@@ -522,7 +469,7 @@ pub async fn play_recording(app: Arc<App>, source: String, replay: Arc<Replay>) 
                     app.publish(&batch.observations).await;
                     done = revealed;
                     let now = Utc::now();
-                    app.update_health(&source, |h| {
+                    app.health.update(&source, |h| {
                         h.record_rate(now, outcome.inserted);
                         h.observations += outcome.inserted;
                         h.last_contact = Some(now);
@@ -534,7 +481,8 @@ pub async fn play_recording(app: Arc<App>, source: String, replay: Arc<Replay>) 
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot store the replay's batch; retrying");
-                    app.update_health(&source, |h| h.last_error = Some(format!("store: {e}")));
+                    app.health
+                        .update(&source, |h| h.last_error = Some(format!("store: {e}")));
                     sleep(backoff.next_delay()).await;
                     continue;
                 }
@@ -544,5 +492,6 @@ pub async fn play_recording(app: Arc<App>, source: String, replay: Arc<Replay>) 
         sleep_until(next.max(Instant::now() + Duration::from_millis(100))).await;
     }
     tracing::info!(%source, observations = observations.len(), "replay finished");
-    app.update_health(&source, |h| h.state = SourceState::Finished);
+    app.health
+        .update(&source, |h| h.state = SourceState::Finished);
 }

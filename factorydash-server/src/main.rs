@@ -7,15 +7,21 @@ mod agent;
 mod assets;
 mod auth;
 mod config;
+mod coordinator;
 mod csrf;
+mod devices;
+mod error_chain;
+mod health;
 mod ingest;
 mod inspect;
+mod live;
 mod metrics;
 mod page;
 mod record;
 mod redact;
 mod replay;
 mod state;
+mod supervisor;
 mod web;
 
 use std::net::SocketAddr;
@@ -277,7 +283,7 @@ async fn open_store(database_url: Option<&str>) -> anyhow::Result<Option<Arc<PgS
             Err(e @ factorydash_store::StoreError::SchemaTooNew { .. }) => return Err(e.into()),
             Err(e) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(error = %ingest::error_chain(&e), retry_in = ?delay, "cannot open the PostgreSQL store; retrying");
+                tracing::warn!(error = %error_chain::error_chain(&e), retry_in = ?delay, "cannot open the PostgreSQL store; retrying");
                 tokio::time::sleep(delay).await;
             }
         }
@@ -344,26 +350,24 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 buffer: args.buffer,
                 max_document: args.max_document,
             };
-            let _ = app.ingest.set(ingest::Ingest {
-                settings,
-                pg: pg.clone(),
-            });
+            ingest::install(&app, settings, pg.clone());
             for url in &args.agents {
-                ingest::start_agent(&app, url);
+                app.agents.start(url);
             }
             // Agents added at run time (/api/agents) in an earlier run.
             match store.configured_agents().await {
                 Ok(agents) => {
                     for agent in agents {
                         if agent.paused {
-                            app.update_health(&agent.url, |h| h.state = state::SourceState::Paused);
+                            app.health
+                                .update(&agent.url, |h| h.state = health::SourceState::Paused);
                         } else {
-                            ingest::start_agent(&app, &agent.url);
+                            app.agents.start(&agent.url);
                         }
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %ingest::error_chain(&e), "cannot read the agents added at run time")
+                    tracing::warn!(error = %error_chain::error_chain(&e), "cannot read the agents added at run time")
                 }
             }
         }
@@ -372,7 +376,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     tracing::info!("dashboard at http://{address}/ (store: {kind})");
     println!("factorydash: dashboard at http://{address}/");
-    let stopping = app.stopping.clone();
+    let stopping = app.agents.stopping.clone();
     let server = tokio::spawn(
         warp::serve(web::routes(app.clone(), tokens))
             .incoming(listener)
@@ -391,20 +395,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// the last stored batch.
 async fn stop(app: &Arc<App>, server: tokio::task::JoinHandle<()>, timeout: Duration) {
     let deadline = tokio::time::Instant::now() + timeout;
-    let waiting: u64 = app.health().iter().map(|h| h.buffered).sum();
+    let waiting: u64 = app.health.all().iter().map(|h| h.buffered).sum();
     tracing::info!(
         buffered = waiting,
         ?timeout,
         "stopping: no more reading; storing what was read"
     );
-    ingest::stop_all(app);
-    app.stopping.cancel();
-    app.writers.close();
-    if tokio::time::timeout_at(deadline, app.writers.wait())
+    app.agents.stop_all();
+    app.agents.stopping.cancel();
+    app.agents.writers.close();
+    if tokio::time::timeout_at(deadline, app.agents.writers.wait())
         .await
         .is_err()
     {
-        let left: u64 = app.health().iter().map(|h| h.buffered).sum();
+        let left: u64 = app.health.all().iter().map(|h| h.buffered).sum();
         tracing::warn!(
             not_stored = left,
             "the store did not take everything in time; it will be read again from the agents on the next start"

@@ -14,7 +14,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::state::{App, SourceHealth};
+use crate::health::SourceHealth;
+use crate::state::App;
 
 /// The route label of a request latency.
 pub type RouteLabels = Vec<(&'static str, &'static str)>;
@@ -52,43 +53,6 @@ impl Metrics {
         }
         out
     }
-}
-
-/// The routes counted under their own label; every other path is `other`.
-const ROUTES: [&str; 18] = [
-    "/",
-    "/device",
-    "/agents",
-    "/ws",
-    "/healthz",
-    "/metrics",
-    "/api/devices",
-    "/api/latest",
-    "/api/series",
-    "/api/utilization",
-    "/api/alarms",
-    "/api/export",
-    "/api/gaps",
-    "/api/agents",
-    "/api/agents/pause",
-    "/api/agents/resume",
-    "/assets",
-    "other",
-];
-
-/// The route a path is counted under: one of a fixed set of labels, whatever paths are
-/// asked for (each label value is a series kept for the life of the process).
-pub fn route_of(path: &str) -> &'static str {
-    let route = if path.starts_with("/assets/") {
-        "/assets"
-    } else {
-        path
-    };
-    ROUTES
-        .iter()
-        .find(|r| **r == route)
-        .copied()
-        .unwrap_or("other")
 }
 
 /// `value` escaped as an OpenMetrics label value: `\\`, `\"` and `\n` for a backslash,
@@ -131,7 +95,7 @@ impl std::fmt::Debug for AppCollector {
 
 impl Collector for AppCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let health = self.0.health();
+        let health = self.0.health.all();
         let now = Utc::now();
         let counters: [SourceCounter; 4] = [
             (
@@ -208,7 +172,7 @@ impl Collector for AppCollector {
                 ConstGauge::new(value(h, now)).encode(family.encode_family(&labels)?)?;
             }
         }
-        let clients = ConstGauge::new(self.0.updates.receiver_count() as i64);
+        let clients = ConstGauge::new(self.0.live.clients() as i64);
         clients.encode(encoder.encode_descriptor(
             "factorydash_websocket_clients",
             "Browsers connected for live updates",
@@ -221,19 +185,7 @@ impl Collector for AppCollector {
 
 #[cfg(test)]
 mod tests {
-    use super::{label_value, route_of};
-
-    #[test]
-    fn routes_are_few_whatever_the_paths() {
-        assert_eq!(route_of("/"), "/");
-        assert_eq!(route_of("/api/latest"), "/api/latest");
-        assert_eq!(route_of("/api/agents/pause"), "/api/agents/pause");
-        assert_eq!(route_of("/api/series/extra"), "other");
-        assert_eq!(route_of("/api/anything-at-all"), "other");
-        assert_eq!(route_of("/assets/uplot.js"), "/assets");
-        assert_eq!(route_of("/device"), "/device");
-        assert_eq!(route_of("/wp-admin/x"), "other");
-    }
+    use super::label_value;
 
     #[test]
     fn label_values_are_escaped() {

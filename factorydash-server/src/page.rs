@@ -1,15 +1,68 @@
 //! The server-rendered dashboard page. Every agent-supplied string goes through maud's
 //! escaping; the page's script only ever sets `textContent`.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
-use factorydash_core::{Cursor, DeviceInfo, DeviceStatus, Value};
+use factorydash_core::{Cursor, DataItemInfo, DeviceInfo, DeviceStatus, Observation, Value};
 use factorydash_store::LatestFilter;
 use maud::{html, Markup, DOCTYPE};
+use serde::Serialize;
 
 use crate::assets;
+use crate::health::SourceHealth;
 use crate::redact::{redacted, redacted_in};
-use crate::state::SourceHealth;
-use crate::web::LatestRow;
+
+/// The default latest-values page size of the dashboard.
+pub const PAGE_SIZE: usize = 50;
+
+/// A latest value with what the device model says of its data item: a row of the page's
+/// table, and an item of `/api/latest`.
+#[derive(Debug, Serialize)]
+pub struct LatestRow {
+    /// The observation.
+    #[serde(flatten)]
+    pub observation: Observation,
+    /// The data item's units, if the model gives them.
+    pub units: Option<String>,
+    /// The owning component's name (or element name), if the model knows the data item.
+    pub component: Option<String>,
+}
+
+/// The data items of every device, by (device, dataItemId).
+fn item_index(devices: &[DeviceInfo]) -> HashMap<(&str, &str), &DataItemInfo> {
+    devices
+        .iter()
+        .flat_map(|d| {
+            d.data_items
+                .iter()
+                .map(move |i| ((d.name.as_str(), i.id.as_str()), i))
+        })
+        .collect()
+}
+
+/// `observations` as rows, with their units and component from `devices`' models.
+pub fn rows(observations: Vec<Observation>, devices: &[DeviceInfo]) -> Vec<LatestRow> {
+    let index = item_index(devices);
+    observations
+        .into_iter()
+        .map(|observation| {
+            let item = index.get(&(
+                observation.device.as_str(),
+                observation.data_item_id.as_str(),
+            ));
+            LatestRow {
+                units: item.and_then(|i| i.units.clone()),
+                component: item.map(|i| {
+                    i.component_name
+                        .clone()
+                        .unwrap_or_else(|| i.component.clone())
+                }),
+                observation,
+            }
+        })
+        .collect()
+}
 
 /// What the page shows.
 pub struct Dashboard<'a> {
@@ -96,8 +149,10 @@ fn alarms_section() -> Markup {
     }
 }
 
-/// A page's `<head>`: its title, the stylesheet and the live script, and with `charts`
-/// uPlot and the device page's script. Every asset comes from the binary (no CDN), under
+/// A page's `<head>`: its title, the stylesheet and the page scripts, one per concern and
+/// in this order (`dom.js` shared helpers, `controls.js`, `app.js` the board, `alarms.js`,
+/// `live.js` the WebSocket, which the others hear as events), and with `charts` uPlot and
+/// the device page's script. Every asset comes from the binary (no CDN), under
 /// its content-hashed URL.
 fn page_head(title: &str, charts: bool) -> Markup {
     html! {
@@ -108,7 +163,9 @@ fn page_head(title: &str, charts: bool) -> Markup {
             script src=(assets::url("theme.js")) {}
             link rel="stylesheet" href=(assets::url("app.css"));
             @if charts { link rel="stylesheet" href=(assets::url("uplot.css")); }
-            script src=(assets::url("app.js")) defer {}
+            @for script in ["dom.js", "controls.js", "app.js", "alarms.js", "live.js"] {
+                script src=(assets::url(script)) defer {}
+            }
             @if charts {
                 script src=(assets::url("uplot.js")) defer {}
                 script src=(assets::url("device.js")) defer {}
@@ -199,7 +256,7 @@ fn link(
             query.append_pair(key, value);
         }
     }
-    if limit != crate::web::PAGE_SIZE {
+    if limit != PAGE_SIZE {
         query.append_pair("limit", &limit.to_string());
     }
     format!("/?{}", query.finish())
@@ -224,7 +281,7 @@ pub fn render(d: &Dashboard<'_>) -> String {
                 section #sources aria-label="Sources" {
                     @for s in d.sources {
                         span .source data-source=(redacted(&s.source)) {
-                            (redacted(&s.source)) ": " span .state { (format!("{:?}", s.state).to_lowercase()) }
+                            (redacted(&s.source)) ": " span .state { (s.state.label()) }
                             " · " (s.observations) " observations"
                             @if s.gaps > 0 { " · " (s.gaps) " gaps (observations the agent lost)" }
                             @if s.restarts > 0 { " · agent restarted " (s.restarts) "×" }
@@ -443,7 +500,7 @@ pub fn render_agents(sources: &[SourceHealth], gaps: &[factorydash_core::Gap]) -
                 @if sources.is_empty() { p .muted { "No agents or recordings." } }
                 @for s in sources {
                     section .agent aria-label=(redacted(&s.source)) {
-                        h2 { (redacted(&s.source)) " " span .state { (format!("{:?}", s.state).to_lowercase()) } }
+                        h2 { (redacted(&s.source)) " " span .state { (s.state.label()) } }
                         dl .health {
                             dt { "Observations stored" } dd { (s.observations) }
                             dt { "Per second" } dd { (format!("{:.0}", s.observations_per_second)) }

@@ -99,7 +99,7 @@ async fn record(
             Ok(p) => break p,
             Err(e) => {
                 let wait = backoff.next_delay();
-                tracing::warn!(error = %crate::ingest::error_chain(&e), retry_in = ?wait, "cannot read the probe");
+                tracing::warn!(error = %crate::error_chain::error_chain(&e), retry_in = ?wait, "cannot read the probe");
                 tokio::time::sleep(wait).await;
             }
         }
@@ -123,7 +123,7 @@ async fn record(
                     continue;
                 }
                 let wait = backoff.next_delay();
-                tracing::warn!(error = %crate::ingest::error_chain(&e), retry_in = ?wait, "request failed");
+                tracing::warn!(error = %crate::error_chain::error_chain(&e), retry_in = ?wait, "request failed");
                 tokio::time::sleep(wait).await;
                 continue;
             }

@@ -1,0 +1,193 @@
+//! The health registry: how ingest from each source (an agent or a recording) is going,
+//! for the page, the API, `/metrics` and logs. Every change is pushed to the browsers
+//! through the [`LiveHub`].
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::live::LiveHub;
+
+/// How ingest from one source is going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceState {
+    /// Not yet in contact.
+    Connecting,
+    /// Reading the agent's backlog.
+    Backfilling,
+    /// Caught up, polling `/sample?from=` for new observations.
+    Polling,
+    /// Caught up, reading a `/sample?interval=` stream.
+    Streaming,
+    /// The last request failed; waiting before the next.
+    BackingOff,
+    /// Another factorydash process on the same database ingests this agent (it holds the
+    /// agent's lock); this one shows what that one stores.
+    Standby,
+    /// Paused through `/api/agents`: kept, not followed.
+    Paused,
+    /// Playing a recording.
+    Replaying,
+    /// The recording has been played to its end.
+    Finished,
+}
+
+impl SourceState {
+    /// How the page shows it: its JSON name (snake_case) with every `_` a space, e.g.
+    /// `backing off`. `assets/app.js` (`stateLabel`) shows the JSON name by the same rule.
+    pub fn label(self) -> &'static str {
+        match self {
+            SourceState::Connecting => "connecting",
+            SourceState::Backfilling => "backfilling",
+            SourceState::Polling => "polling",
+            SourceState::Streaming => "streaming",
+            SourceState::BackingOff => "backing off",
+            SourceState::Standby => "standby",
+            SourceState::Paused => "paused",
+            SourceState::Replaying => "replaying",
+            SourceState::Finished => "finished",
+        }
+    }
+}
+
+/// The health of one source (an agent or a recording), for the page, the API and logs.
+///
+/// Serialised with the credentials of the agent URL, in `source` and in the errors,
+/// redacted ([`crate::redact`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceHealth {
+    /// The agent's base URL, or `replay:<dir>`: its identity, as given.
+    #[serde(serialize_with = "crate::redact::serialize_url")]
+    pub source: String,
+    /// What ingest is doing.
+    pub state: SourceState,
+    /// Since when the source cannot be reached (UTC), while it cannot.
+    pub unreachable_since: Option<DateTime<Utc>>,
+    /// When the next attempt is due (UTC), while backing off.
+    pub retry_at: Option<DateTime<Utc>>,
+    /// The last error, while it lasts.
+    #[serde(serialize_with = "crate::redact::serialize_text")]
+    pub last_error: Option<String>,
+    /// The last successful answer (UTC).
+    pub last_contact: Option<DateTime<Utc>>,
+    /// Observations stored from this source since start.
+    pub observations: u64,
+    /// Gaps recorded since start.
+    pub gaps: u64,
+    /// Agent restarts seen since start.
+    pub restarts: u64,
+    /// Streams lost (stalled, dropped, ended) and reopened since start.
+    pub reconnects: u64,
+    /// Observations stored per second, averaged over about the last ten seconds.
+    pub observations_per_second: f64,
+    #[serde(skip)]
+    rate_since: Option<DateTime<Utc>>,
+    /// The agent's `instanceId` and the next sequence to read.
+    pub instance_id: Option<u64>,
+    /// The next sequence to read once what is stored (the resume point).
+    pub next_sequence: Option<u64>,
+    /// Observations read from the source and waiting to be stored.
+    pub buffered: u64,
+    /// Since when the store refuses what was read (UTC), while it does.
+    pub store_unavailable_since: Option<DateTime<Utc>>,
+    /// The store's last error, while it lasts.
+    #[serde(serialize_with = "crate::redact::serialize_text")]
+    pub store_error: Option<String>,
+}
+
+impl SourceHealth {
+    fn new(source: &str) -> Self {
+        SourceHealth {
+            source: source.to_owned(),
+            state: SourceState::Connecting,
+            unreachable_since: None,
+            retry_at: None,
+            last_error: None,
+            last_contact: None,
+            observations: 0,
+            gaps: 0,
+            restarts: 0,
+            reconnects: 0,
+            observations_per_second: 0.0,
+            rate_since: None,
+            instance_id: None,
+            next_sequence: None,
+            buffered: 0,
+            store_unavailable_since: None,
+            store_error: None,
+        }
+    }
+
+    /// Folds `stored` observations at `now` into the rate: an exponential moving average
+    /// with a ten-second time constant.
+    pub fn record_rate(&mut self, now: DateTime<Utc>, stored: u64) {
+        const TAU: f64 = 10.0;
+        if let Some(since) = self.rate_since {
+            let dt = (now - since).as_seconds_f64().max(1e-3);
+            let alpha = 1.0 - (-dt / TAU).exp();
+            self.observations_per_second +=
+                alpha * (stored as f64 / dt - self.observations_per_second);
+        }
+        self.rate_since = Some(now);
+    }
+}
+
+/// Every source's health, by source.
+pub struct HealthRegistry {
+    sources: RwLock<BTreeMap<String, SourceHealth>>,
+    live: Arc<LiveHub>,
+}
+
+impl HealthRegistry {
+    /// An empty registry that pushes its changes to `live`.
+    pub fn new(live: Arc<LiveHub>) -> Self {
+        HealthRegistry {
+            sources: RwLock::new(BTreeMap::new()),
+            live,
+        }
+    }
+
+    /// Every source's health, by source.
+    pub fn all(&self) -> Vec<SourceHealth> {
+        self.sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// A source's state, if it is known.
+    pub fn state(&self, source: &str) -> Option<SourceState> {
+        self.sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(source)
+            .map(|h| h.state)
+    }
+
+    /// Forgets a source's health (an agent removed).
+    pub fn forget(&self, source: &str) {
+        let all = {
+            let mut map = self.sources.write().unwrap_or_else(|p| p.into_inner());
+            map.remove(source);
+            map.values().cloned().collect::<Vec<_>>()
+        };
+        self.live.send_health(&all);
+    }
+
+    /// Changes a source's health and pushes the new state to the browsers.
+    pub fn update(&self, source: &str, f: impl FnOnce(&mut SourceHealth)) {
+        let all = {
+            let mut map = self.sources.write().unwrap_or_else(|p| p.into_inner());
+            f(map
+                .entry(source.to_owned())
+                .or_insert_with(|| SourceHealth::new(source)));
+            map.values().cloned().collect::<Vec<_>>()
+        };
+        self.live.send_health(&all);
+    }
+}

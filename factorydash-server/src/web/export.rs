@@ -1,0 +1,198 @@
+//! `/api/export`: one data item's observations in a window, streamed as CSV or NDJSON.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use factorydash_core::{Observation, TimeWindow};
+use serde::Deserialize;
+use warp::reply::{self, Reply, Response};
+
+use super::errors::ApiError;
+use super::params::{self, FromQuery};
+use crate::state::App;
+
+/// What the client sent to `/api/export`.
+#[derive(Debug, Deserialize)]
+pub struct RawExportQuery {
+    device: Option<String>,
+    #[serde(rename = "dataItemId")]
+    data_item_id: Option<String>,
+    format: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `/api/export?device=&dataItemId=&from=&to=&format=csv|ndjson`.
+#[derive(Debug)]
+pub struct ExportQuery {
+    device: String,
+    item: String,
+    /// CSV (else NDJSON).
+    csv: bool,
+    window: TimeWindow,
+}
+
+impl FromQuery for ExportQuery {
+    type Raw = RawExportQuery;
+
+    fn validate(q: RawExportQuery) -> Result<Self, ApiError> {
+        let device = params::required(q.device, "device")?;
+        let item = params::required(q.data_item_id, "dataItemId")?;
+        let csv = match q.format.as_deref().unwrap_or("csv") {
+            "csv" => true,
+            "ndjson" => false,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "format must be csv or ndjson, got '{other}'"
+                )))
+            }
+        };
+        let window = params::window(q.from, q.to, chrono::Duration::hours(24))?;
+        Ok(ExportQuery {
+            device,
+            item,
+            csv,
+            window,
+        })
+    }
+}
+
+/// Observations read from the store per step of an export.
+const EXPORT_CHUNK: usize = 10_000;
+
+/// `/api/export?device=&dataItemId=&from=&to=&format=csv|ndjson`: every observation of one
+/// data item in a window (default the last 24 hours), oldest first, streamed as CSV (with a
+/// header row) or NDJSON (one JSON observation per line), whatever its size: read from the
+/// store 10,000 at a time, keyset by (timestamp, sequence), and sent while the client reads.
+pub async fn export(app: Arc<App>, q: ExportQuery) -> Result<Response, ApiError> {
+    let ExportQuery {
+        device,
+        item,
+        csv,
+        window,
+    } = q;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let file: String = format!("{device}-{item}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    tokio::spawn(async move {
+        if csv {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            let _ = w.write_record(EXPORT_COLUMNS);
+            let head = w.into_inner().unwrap_or_default();
+            if tx.send(Ok(head)).await.is_err() {
+                return;
+            }
+        }
+        let mut after: Option<(DateTime<Utc>, u64)> = None;
+        let mut limit = EXPORT_CHUNK;
+        loop {
+            let from = after.map_or(window.from(), |(t, _)| t);
+            let Ok(step) = TimeWindow::new(from, window.to()) else {
+                return;
+            };
+            let items = match app.store.series(&device, &item, &step, limit).await {
+                Ok(items) => items,
+                Err(e) => {
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+            };
+            let full = items.len() == limit;
+            let fresh: Vec<&Observation> = items
+                .iter()
+                .filter(|o| after.is_none_or(|a| (o.timestamp, o.sequence) > a))
+                .collect();
+            if fresh.is_empty() && full {
+                // More than a chunk share one timestamp: read a larger chunk.
+                limit *= 2;
+                continue;
+            }
+            let chunk = if csv {
+                csv_rows(&fresh)
+            } else {
+                ndjson_rows(&fresh)
+            };
+            if let Some(last) = fresh.last() {
+                after = Some((last.timestamp, last.sequence));
+            }
+            if tx.send(Ok(chunk)).await.is_err() || !full {
+                return;
+            }
+            limit = EXPORT_CHUNK;
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let content_type = if csv {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/x-ndjson"
+    };
+    let extension = if csv { "csv" } else { "ndjson" };
+    let reply = reply::with_header(warp::reply::stream(body), "content-type", content_type);
+    let reply = reply::with_header(
+        reply,
+        "content-disposition",
+        format!("attachment; filename=\"{file}.{extension}\""),
+    );
+    Ok(reply.into_response())
+}
+
+/// The CSV export's columns.
+const EXPORT_COLUMNS: [&str; 12] = [
+    "timestamp",
+    "sequence",
+    "device",
+    "component_id",
+    "data_item_id",
+    "name",
+    "category",
+    "type",
+    "sub_type",
+    "value",
+    "condition_level",
+    "native_code",
+];
+
+fn csv_rows(items: &[&Observation]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::with_capacity(items.len() * 96));
+    for o in items {
+        let c = o.condition.as_ref();
+        let _ = w.write_record([
+            o.timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                .as_str(),
+            &o.sequence.to_string(),
+            &o.device,
+            &o.component_id,
+            &o.data_item_id,
+            o.name.as_deref().unwrap_or(""),
+            o.category.as_str(),
+            &o.kind,
+            o.sub_type.as_deref().unwrap_or(""),
+            o.value.as_text().unwrap_or("UNAVAILABLE"),
+            c.map_or("", |c| c.level.as_str()),
+            c.and_then(|c| c.native_code.as_deref()).unwrap_or(""),
+        ]);
+    }
+    w.into_inner().unwrap_or_default()
+}
+
+fn ndjson_rows(items: &[&Observation]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(items.len() * 200);
+    for o in items {
+        if serde_json::to_writer(&mut out, o).is_ok() {
+            out.push(b'\n');
+        }
+    }
+    out
+}

@@ -1,0 +1,350 @@
+//! The dashboard's HTTP routes: the router only. Each route is a path, a method, its
+//! validated request ([`params`]) and a handler:
+//!
+//! - [`pages`], the HTML pages (`/`, `/device`, `/agents`), rendered by [`crate::page`];
+//! - [`api`], the JSON API (`/api/devices`, `/api/latest`, `/api/series`,
+//!   `/api/utilization`, `/api/alarms`, `/api/gaps`);
+//! - [`export`], `/api/export` (CSV or NDJSON, streamed);
+//! - [`admin`], `/api/agents` (list; add, pause, resume, remove);
+//! - [`crate::live::socket`], `/ws`, the live protocol;
+//! - [`operations`], `/healthz` and `/metrics`;
+//! - [`crate::assets`], `/assets/…`.
+//!
+//! A request refused (by its parameters or its handler) is an [`errors::ApiError`],
+//! answered as `{"error": "..."}` by one [`errors::recover`]; a request no route takes is a
+//! 404 `{"error": "not found"}`. Every answer carries the [`secured`] headers.
+
+mod admin;
+mod api;
+mod errors;
+mod export;
+mod operations;
+mod pages;
+mod params;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use factorydash_core::Cursor;
+use warp::http::HeaderValue;
+use warp::reply::{Reply, Response};
+use warp::Filter;
+
+use crate::state::App;
+use params::query;
+use serde::Deserialize;
+
+/// The Content-Security-Policy of every answer: nothing but this server's own assets.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// All routes of the dashboard.
+pub fn routes(
+    app: Arc<App>,
+    tokens: Arc<crate::auth::Tokens>,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let metrics = Arc::new(crate::metrics::Metrics::new(app.clone()));
+    let latency = metrics.latency.clone();
+    let with = warp::any().map(move || app.clone());
+
+    // Grouped and boxed: one long chain of `or`s makes a type too deep to compile in
+    // release builds.
+    let pages = answered(
+        "/",
+        warp::path::end()
+            .and(warp::get())
+            .and(with.clone())
+            .and(query())
+            .then(pages::dashboard),
+    )
+    .or(answered(
+        "/device",
+        warp::path!("device")
+            .and(warp::get())
+            .and(with.clone())
+            .and(query())
+            .then(pages::device),
+    ))
+    .unify()
+    .or(answered(
+        "/agents",
+        warp::path!("agents")
+            .and(warp::get())
+            .and(with.clone())
+            .then(pages::agents),
+    ))
+    .unify()
+    .boxed();
+    let api = answered(
+        "/api/devices",
+        warp::path!("api" / "devices")
+            .and(warp::get())
+            .and(with.clone())
+            .then(api::devices),
+    )
+    .or(answered(
+        "/api/latest",
+        warp::path!("api" / "latest")
+            .and(warp::get())
+            .and(with.clone())
+            .and(query())
+            .then(api::latest),
+    ))
+    .unify()
+    .or(answered(
+        "/api/series",
+        warp::path!("api" / "series")
+            .and(warp::get())
+            .and(with.clone())
+            .and(query())
+            .then(api::series),
+    ))
+    .unify()
+    .or(answered(
+        "/api/gaps",
+        warp::path!("api" / "gaps")
+            .and(warp::get())
+            .and(with.clone())
+            .then(api::gaps),
+    ))
+    .unify()
+    .or(answered(
+        "/api/utilization",
+        warp::path!("api" / "utilization")
+            .and(warp::get())
+            .and(with.clone())
+            .and(query())
+            .then(api::utilization),
+    ))
+    .unify()
+    .or(answered(
+        "/api/alarms",
+        warp::path!("api" / "alarms")
+            .and(warp::get())
+            .and(with.clone())
+            .and(query())
+            .then(api::alarms),
+    ))
+    .unify()
+    .or(answered(
+        "/api/export",
+        warp::path!("api" / "export")
+            .and(warp::get())
+            .and(with.clone())
+            .and(query())
+            .then(export::export),
+    ))
+    .unify()
+    .boxed();
+    let agents = answered(
+        "/api/agents",
+        warp::path!("api" / "agents")
+            .and(warp::get())
+            .and(with.clone())
+            .then(admin::list),
+    )
+    .or(answered(
+        "/api/agents",
+        warp::path!("api" / "agents")
+            .and(warp::post())
+            .and(with.clone())
+            .and(params::json_body())
+            .then(admin::add),
+    ))
+    .unify()
+    .or(answered(
+        "/api/agents",
+        warp::path!("api" / "agents")
+            .and(warp::delete())
+            .and(with.clone())
+            .and(query())
+            .then(admin::remove),
+    ))
+    .unify()
+    .or(answered(
+        "/api/agents/pause",
+        warp::path!("api" / "agents" / "pause")
+            .and(warp::post())
+            .and(with.clone())
+            .and(query())
+            .then(|app, q| admin::set_paused(app, q, true)),
+    ))
+    .unify()
+    .or(answered(
+        "/api/agents/resume",
+        warp::path!("api" / "agents" / "resume")
+            .and(warp::post())
+            .and(with.clone())
+            .and(query())
+            .then(|app, q| admin::set_paused(app, q, false)),
+    ))
+    .unify()
+    .boxed();
+    let ws = warp::path!("ws")
+        .and(warp::ws())
+        .and(with.clone())
+        .and(query())
+        .map(|ws, app: Arc<App>, q: LiveQuery| {
+            let live = app.live.clone();
+            let stopping = app.agents.stopping.clone();
+            let health = move || {
+                serde_json::json!({ "type": "health", "sources": app.health.all() }).to_string()
+            };
+            crate::live::socket::upgrade(ws, live, health, stopping, q.since)
+        })
+        .recover(errors::recover)
+        .unify()
+        .map(named("/ws"));
+    let operations = warp::path!("healthz")
+        .and(warp::get())
+        .and(with.clone())
+        .and_then(operations::healthz)
+        .map(named("/healthz"))
+        .or(warp::path!("metrics")
+            .and(warp::get())
+            .map(move || operations::metrics(&metrics))
+            .map(named("/metrics")))
+        .unify()
+        .boxed();
+    let answer = crate::auth::gate(tokens.clone())
+        .or(crate::csrf::guard(tokens))
+        .unify()
+        .or(refuse_nul())
+        .unify()
+        .or(pages)
+        .unify()
+        .or(agents)
+        .unify()
+        .or(crate::assets::routes().map(named("/assets")))
+        .unify()
+        .or(ws)
+        .unify()
+        .or(api)
+        .unify()
+        .or(operations)
+        .unify()
+        .recover(errors::recover)
+        .unify()
+        .or(warp::any().map(errors::not_found))
+        .unify()
+        .map(secured);
+    // The latency of each answer, under the name of the route that gave it ([`Route`]);
+    // answers of no route (the 404, the gate's refusals) are `other`. `/ws` lasts as long
+    // as the connection and is not timed.
+    warp::any().map(std::time::Instant::now).and(answer).map(
+        move |start: std::time::Instant, r: Response| {
+            let route = r.extensions().get::<Route>().map_or("other", |r| r.0);
+            if route != "/ws" {
+                latency
+                    .get_or_create(&vec![("route", route)])
+                    .observe(start.elapsed().as_secs_f64());
+            }
+            r
+        },
+    )
+}
+
+/// The route an answer came from, as the route table names it: the `route` label of its
+/// latency in `/metrics`.
+#[derive(Debug, Clone, Copy)]
+struct Route(&'static str);
+
+/// The route `name`: `route`'s handler answer, its [`errors::ApiError`] (from its request
+/// filters or its handler) answered by [`errors::recover`], marked with `name`.
+fn answered<F>(
+    name: &'static str,
+    route: F,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone
+where
+    F: Filter<Extract = (Result<Response, errors::ApiError>,), Error = warp::Rejection>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    route
+        .and_then(errors::or_reject)
+        .recover(errors::recover)
+        .unify()
+        .map(named(name))
+}
+
+/// Marks an answer as given by the route `name`.
+fn named(name: &'static str) -> impl Fn(Response) -> Response + Copy {
+    move |mut r: Response| {
+        r.extensions_mut().insert(Route(name));
+        r
+    }
+}
+
+/// What the client sent to `/ws`.
+#[derive(Debug, Deserialize)]
+pub struct RawLiveQuery {
+    since: Option<String>,
+}
+
+/// `/ws?since=EPOCH.ID`: the last message a reconnecting client saw (malformed: none).
+#[derive(Debug)]
+pub struct LiveQuery {
+    /// (epoch, id).
+    pub since: Option<(u64, u64)>,
+}
+
+impl params::FromQuery for LiveQuery {
+    type Raw = RawLiveQuery;
+
+    fn validate(q: RawLiveQuery) -> Result<Self, errors::ApiError> {
+        let since = q.since.as_deref().and_then(|s| {
+            let (epoch, id) = s.split_once('.')?;
+            Some((epoch.parse().ok()?, id.parse().ok()?))
+        });
+        Ok(LiveQuery { since })
+    }
+}
+
+/// `r` with the headers every answer carries: the [`CSP`], `X-Content-Type-Options:
+/// nosniff` (a JSON or text answer is never run as a script or a style),
+/// `Referrer-Policy: no-referrer` (a page's address, which may hold `?token=` for a
+/// moment or a device's name, never leaves in a `Referer`), and `Cache-Control:
+/// no-store` unless the route chose (the assets do): pages and API answers hold plant
+/// data that a shared cache must not keep.
+fn secured(mut r: Response) -> Response {
+    let headers = r.headers_mut();
+    headers.insert("content-security-policy", HeaderValue::from_static(CSP));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    if !headers.contains_key("cache-control") {
+        headers.insert("cache-control", HeaderValue::from_static("no-store"));
+    }
+    r
+}
+
+/// Answers 400 to a request with a NUL character in a query parameter (its name or
+/// value, once percent-decoded) or in the key of its `cursor`; rejects every other
+/// request so that the routes answer. PostgreSQL's text cannot hold NUL: refused here,
+/// once for every route, rather than as a store failure (503) after.
+fn refuse_nul() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::query::raw().and_then(|query: String| async move {
+        let mut nul = None;
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            let in_cursor = name == "cursor"
+                && Cursor::from_string(value.as_ref())
+                    .key()
+                    .is_ok_and(|parts| parts.iter().any(|p| p.contains('\0')));
+            if name.contains('\0') || value.contains('\0') || in_cursor {
+                nul = Some(name.into_owned());
+                break;
+            }
+        }
+        match nul {
+            Some(name) => Ok(errors::ApiError::bad_request(format!(
+                "the query parameter '{}' holds a NUL character",
+                name.replace('\0', "\\0")
+            ))
+            .into_response()),
+            None => Err(warp::reject()),
+        }
+    })
+}

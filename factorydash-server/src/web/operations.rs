@@ -1,0 +1,46 @@
+//! The routes for operators: `/healthz` and `/metrics`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use warp::reply::{self, Reply, Response};
+
+use crate::error_chain::error_chain;
+use crate::state::App;
+
+/// How long `/healthz` waits for the store's answer before it says the store is degraded.
+const HEALTH_PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `/healthz`, open to anyone (load balancers, service managers): the same cost whatever
+/// the store holds. The store is pinged (`SELECT 1`), never counted; `observations` is what
+/// this process's sources stored since it started, as ingest counted it.
+pub async fn healthz(app: Arc<App>) -> Result<Response, Infallible> {
+    let store = match tokio::time::timeout(HEALTH_PING_TIMEOUT, app.store.ping()).await {
+        Ok(answer) => answer.map_err(|e| error_chain(&e)),
+        Err(_) => Err(format!(
+            "the store did not answer within {HEALTH_PING_TIMEOUT:?}"
+        )),
+    };
+    let sources = app.health.all();
+    let observations: u64 = sources.iter().map(|s| s.observations).sum();
+    let body = json!({
+        "status": if store.is_ok() { "ok" } else { "degraded" },
+        "store": app.store_kind,
+        "store_error": store.err(),
+        "observations": observations,
+        "sources": sources,
+    });
+    Ok(reply::json(&body).into_response())
+}
+
+/// `/metrics`: OpenMetrics text ([`crate::metrics::Metrics::encode`]).
+pub fn metrics(metrics: &crate::metrics::Metrics) -> Response {
+    reply::with_header(
+        metrics.encode(),
+        "content-type",
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+    )
+    .into_response()
+}
