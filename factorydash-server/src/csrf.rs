@@ -86,6 +86,17 @@ fn refusal(
             upgrade || open || header("authorization").is_some_and(|a| a.starts_with("Bearer "))
         }
     };
+    // DNS rebinding: a name of the attacker's, resolved to this server, makes its page
+    // this server's origin. Without tokens nothing else tells it apart, so an open
+    // dashboard takes changes only at an address or `localhost` (a name no attacker
+    // controls). With tokens the attacker's page has no token: its origin's cookie jar is
+    // its own.
+    if changes && open && !host.is_none_or(is_address_or_localhost) {
+        return Some((
+            StatusCode::FORBIDDEN,
+            "refused: an open dashboard (no --token) takes changes only at an IP address or localhost, never at a DNS name (DNS rebinding); give --token to change it by name",
+        ));
+    }
     if !from_here {
         return Some((
             StatusCode::FORBIDDEN,
@@ -111,6 +122,19 @@ fn refusal(
 /// Whether `origin` (`scheme://host[:port]`) names the server at `host` (the request's
 /// `Host`, `host[:port]`): the same host and port, the port implied by the scheme
 /// when not given. Host names compare case-insensitively.
+/// Whether a `Host` (`name[:port]`, `[v6]:port`) is an IP address or `localhost`.
+fn is_address_or_localhost(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => {
+            return v6
+                .split_once(']')
+                .is_some_and(|(a, _)| a.parse::<std::net::Ipv6Addr>().is_ok())
+        }
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
 fn same_origin(origin: &str, host: &str) -> bool {
     let Some((scheme, authority)) = origin.split_once("://") else {
         return false;
@@ -149,6 +173,28 @@ mod tests {
         let cross = headers(&[("sec-fetch-site", "cross-site"), ("origin", "http://evil")]);
         assert_eq!(refusal(&Method::GET, &cross, HOST, false), None);
         assert_eq!(refusal(&Method::HEAD, &cross, HOST, true), None);
+    }
+
+    #[test]
+    fn an_open_dashboard_takes_changes_only_at_an_address_or_localhost() {
+        let same = headers(&[("sec-fetch-site", "same-origin")]);
+        let at = |host: &str, open: bool| {
+            refusal(&Method::POST, &same, Some(host), open).map(|(s, _)| s.as_u16())
+        };
+        for host in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "LOCALHOST",
+            "[::1]:8080",
+            "10.0.0.5",
+        ] {
+            assert_eq!(at(host, true), None, "{host}");
+        }
+        // A rebinding attacker's name, resolved to 127.0.0.1: same origin to the browser.
+        assert_eq!(at("rebind.attacker.example:8080", true), Some(403));
+        assert_eq!(at("[::1", true), Some(403));
+        // With tokens, names are fine: the attacker has no token.
+        assert_eq!(at("dashboard.plant.example", false), None);
     }
 
     #[test]
