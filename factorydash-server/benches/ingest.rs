@@ -55,19 +55,7 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let recording = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../recordings/nist-gfagie01-2016-05-02"
-    );
-    let (_agent, agent) = start(&[
-        "replay",
-        recording,
-        "--listen",
-        "127.0.0.1:0",
-        "--speed",
-        "1000000",
-    ])
-    .await;
+    let (_agent, agent) = common::nist_replay_agent().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     println!("End-to-end ingest of {TOTAL} NIST observations over HTTP (best of 3):");
     let mut best = f64::MAX;

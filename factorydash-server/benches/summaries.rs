@@ -61,19 +61,7 @@ async fn main() {
     let db_url = db_url.to_string();
 
     // The device model (and a little real data) from the bundled NIST recording.
-    let recording = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../recordings/nist-gfagie01-2016-05-02"
-    );
-    let (agent_process, agent) = start(&[
-        "replay",
-        recording,
-        "--listen",
-        "127.0.0.1:0",
-        "--speed",
-        "1000000",
-    ])
-    .await;
+    let (agent_process, agent) = common::nist_replay_agent().await;
     let (serve_process, base) = start(&[
         "serve",
         "--agent",

@@ -24,3 +24,22 @@ pub async fn start(args: &[&str]) -> (Child, String) {
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, base)
 }
+
+/// `factorydash replay` of the bundled NIST GFAgie01 recording (112,762 observations), all
+/// revealed at once: `(the process, "http://HOST:PORT")`, killed when dropped.
+#[allow(dead_code)] // not every bench uses it
+pub async fn nist_replay_agent() -> (Child, String) {
+    let recording = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../recordings/nist-gfagie01-2016-05-02"
+    );
+    start(&[
+        "replay",
+        recording,
+        "--listen",
+        "127.0.0.1:0",
+        "--speed",
+        "1000000",
+    ])
+    .await
+}
