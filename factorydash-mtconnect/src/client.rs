@@ -625,8 +625,16 @@ impl AgentClient {
         ]
         .into_iter()
         .flatten()
-        .chain(parsed.value.observations.iter().map(|o| o.sequence))
-        .find(|&s| s > MAX_SEQUENCE);
+        .find(|&s| s > MAX_SEQUENCE)
+        // An observation's sequence must leave room for the `nextSequence` after it.
+        .or_else(|| {
+            parsed
+                .value
+                .observations
+                .iter()
+                .map(|o| o.sequence)
+                .find(|&s| s >= MAX_SEQUENCE)
+        });
         if let Some(sequence) = overflow {
             return Err(ClientError::Sequence {
                 url: url(),
@@ -646,7 +654,21 @@ impl AgentClient {
             }
             same
         });
-        if observations.len() < before {
+        // A NUL character is no text a store can keep (PostgreSQL refuses the whole batch):
+        // such an observation is reported and skipped, never the page.
+        let with_nul = observations.len();
+        observations.retain(|o| !has_nul(o));
+        if observations.len() < with_nul {
+            problems.push(Problem {
+                kind: crate::ProblemKind::InvalidValue,
+                offset: 0,
+                message: format!(
+                    "{} observations hold a NUL character in their text; skipped",
+                    with_nul - observations.len()
+                ),
+            });
+        }
+        if observations.len() < before - (with_nul - observations.len()) {
             problems.push(Problem {
                 kind: crate::ProblemKind::Unexpected,
                 offset: 0,
@@ -808,6 +830,10 @@ impl Follower {
         if sequence_fault(&page.header, instance, next).is_some() {
             return None;
         }
+        // A part larger than `count` is read again by polling, a page at a time.
+        if page.observations.len() as u64 > self.config.count.max(1) {
+            return None;
+        }
         let mut problems = page.problems;
         let mut observations = page.observations;
         // A part never starts before `next`; drop anything already read, defensively.
@@ -904,7 +930,7 @@ impl Follower {
         let mut gap = None;
         let mut problems = Vec::new();
         // The page and the sequence it was asked from, in the instance it continues.
-        let (page, from) = match self.position {
+        let (mut page, from) = match self.position {
             None => {
                 let page = self.sample(None).await?;
                 let from = page.header.first_sequence;
@@ -962,6 +988,7 @@ impl Follower {
                 }
             }
         };
+        cap_page(&mut page, self.config.count, &mut problems);
         let header = page.header.clone();
         if let Some(from) = from {
             // Within the new instance (or on first contact) too: stuck or backwards.
@@ -1034,6 +1061,44 @@ fn count_cap(document: &ErrorDocument, count: u64) -> Option<u64> {
         None => document.header.buffer_size,
     }?;
     (1..count).contains(&cap).then_some(cap)
+}
+
+/// Whether any text of `o` holds a NUL character.
+fn has_nul(o: &Observation) -> bool {
+    let nul = |t: &str| t.contains('\0');
+    nul(&o.device)
+        || nul(&o.component_id)
+        || nul(&o.data_item_id)
+        || nul(&o.kind)
+        || o.name.as_deref().is_some_and(nul)
+        || o.sub_type.as_deref().is_some_and(nul)
+        || o.value.as_text().is_some_and(nul)
+        || o.condition.as_ref().is_some_and(|c| {
+            c.native_code.as_deref().is_some_and(nul)
+                || c.native_severity.as_deref().is_some_and(nul)
+                || c.qualifier.as_deref().is_some_and(nul)
+        })
+}
+
+/// Keeps at most `count` observations of a page (an agent that ignores `count` could
+/// otherwise make each queued page as large as the document limit allows); what is cut is
+/// asked for again from the `nextSequence` returned.
+fn cap_page(page: &mut StreamsPage, count: u64, problems: &mut Vec<Problem>) {
+    let count = usize::try_from(count).unwrap_or(usize::MAX).max(1);
+    if page.observations.len() <= count {
+        return;
+    }
+    problems.push(Problem {
+        kind: crate::ProblemKind::Unexpected,
+        offset: 0,
+        message: format!(
+            "the agent sent {} observations for count={count}; the rest are asked for again",
+            page.observations.len()
+        ),
+    });
+    page.observations.truncate(count);
+    let next = page.observations.last().map(|o| o.sequence + 1);
+    page.header.next_sequence = next;
 }
 
 /// The `nextSequence` of an answer: its Header's, never below the sequence after its last
@@ -1126,5 +1191,52 @@ impl Default for Backoff {
     /// 500 ms doubling to at most 30 s.
     fn default() -> Self {
         Backoff::new(Duration::from_millis(500), Duration::from_secs(30))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(sequences: std::ops::Range<u64>, value: &str) -> StreamsPage {
+        let observations = sequences
+            .map(|sequence| Observation {
+                sequence,
+                timestamp: chrono::DateTime::from_timestamp(1_475_600_000, 0).unwrap(),
+                device: "d".into(),
+                component_id: "c".into(),
+                data_item_id: "i".into(),
+                name: None,
+                category: factorydash_core::Category::Event,
+                kind: "Program".into(),
+                sub_type: None,
+                value: factorydash_core::Value::Text(value.into()),
+                condition: None,
+            })
+            .collect();
+        StreamsPage {
+            header: Header::new(1, "agent", "2.7").with_sequences(1, 1000, 2000),
+            observations,
+            problems: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_page_past_count_is_cut_and_asked_again_from_the_cut() {
+        let mut p = page(1..501, "x");
+        let mut problems = Vec::new();
+        cap_page(&mut p, 100, &mut problems);
+        assert_eq!(p.observations.len(), 100);
+        assert_eq!(p.header.next_sequence, Some(101));
+        assert_eq!(problems.len(), 1);
+        let mut small = page(1..51, "x");
+        cap_page(&mut small, 100, &mut problems);
+        assert_eq!((small.observations.len(), problems.len()), (50, 1));
+    }
+
+    #[test]
+    fn text_with_a_nul_is_told() {
+        assert!(has_nul(&page(1..2, "a\0b").observations[0]));
+        assert!(!has_nul(&page(1..2, "ab").observations[0]));
     }
 }

@@ -346,11 +346,16 @@ impl fmt::Display for ErrorDocument {
         if self.errors.is_empty() {
             return f.write_str("an error document without errors");
         }
-        for (i, e) in self.errors.iter().enumerate() {
+        // The first few, so that an agent's thousand errors make no thousand-line health.
+        const SHOWN: usize = 3;
+        for (i, e) in self.errors.iter().take(SHOWN).enumerate() {
             if i > 0 {
                 f.write_str("; ")?;
             }
             write!(f, "{e}")?;
+        }
+        if self.errors.len() > SHOWN {
+            write!(f, "; and {} more", self.errors.len() - SHOWN)?;
         }
         Ok(())
     }

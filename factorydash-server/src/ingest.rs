@@ -371,6 +371,12 @@ async fn write(app: Arc<App>, url: String, mut queue: mpsc::Receiver<Work>) {
                     backoff.reset();
                     break;
                 }
+                Err(e) if e.is_permanent() => {
+                    // The data itself is refused: retrying would stop everything behind
+                    // it. Skipped, and recorded as a gap where its numbers can be kept.
+                    skip_refused(&app, &url, &work, &error_chain(&e)).await;
+                    break;
+                }
                 Err(e) => {
                     let delay = backoff.next_delay();
                     let error = format!("store: {}", error_chain(&e));
@@ -384,6 +390,35 @@ async fn write(app: Arc<App>, url: String, mut queue: mpsc::Receiver<Work>) {
                 }
             }
         }
+    }
+}
+
+/// Skips work the store refuses for good (see `StoreError::is_permanent`): shown in the
+/// health and the log, and, for a page, recorded as a gap over its sequences.
+async fn skip_refused(app: &App, url: &str, work: &Work, error: &str) {
+    let error = format!("store refused what the agent sent (skipped): {error}");
+    tracing::error!(agent = %url, %error, "skipping");
+    if let Work::Step(step) = work {
+        let batch = &step.batch;
+        if let Some(from) = batch.observations.iter().map(|o| o.sequence).min() {
+            let gap = factorydash_core::Gap {
+                agent: url.to_owned(),
+                instance_id: batch.instance_id,
+                from,
+                to: Some(batch.next_sequence),
+            };
+            if let Err(e) = app.store.record_gap(&gap).await {
+                tracing::warn!(agent = %url, error = %error_chain(&e), "cannot record the skipped page as a gap");
+            }
+        }
+        let n = batch.observations.len() as u64;
+        app.health.update(url, |h| {
+            h.buffered = h.buffered.saturating_sub(n);
+            h.gaps += 1;
+            h.store_error = Some(error);
+        });
+    } else {
+        app.health.update(url, |h| h.store_error = Some(error));
     }
 }
 

@@ -155,6 +155,22 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the same request will fail the same way however often it is tried: the data
+    /// itself is refused ([`StoreError::SequenceOutOfRange`], or a PostgreSQL data exception,
+    /// SQLSTATE class 22, such as text the database encoding cannot hold). Retrying such a
+    /// batch would stop everything behind it; an outage or a lost connection is not
+    /// permanent.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            StoreError::SequenceOutOfRange { .. } => true,
+            #[cfg(feature = "postgres")]
+            StoreError::Database(e) => e.code().is_some_and(|c| c.code().starts_with("22")),
+            _ => false,
+        }
+    }
+}
+
 /// Where factorydash keeps devices and observations.
 ///
 /// Implementations: [`MemoryStore`] (embedded, the default) and, with the `postgres`
