@@ -222,9 +222,10 @@ async fn append_once(
 /// An observation is identified by (agent, `instanceId`, `sequence`), whatever its
 /// timestamp; the table's key holds the timestamp too (a partitioned table's keys must
 /// hold the partition key), so an agent that sends a sequence again with another
-/// timestamp is caught here, not by the key. Only sequences below the stored resume point
-/// can be stored already (it is past every stored sequence), so the usual batch, all past
-/// it, costs no lookup; the others are looked up by the key's index in every partition.
+/// timestamp is caught here, not by the key. Of the stored resume point's instance, only
+/// sequences below it can be stored already (it is past every stored sequence), so the
+/// usual batch, all past it, costs no lookup; the others, and every sequence of a batch of
+/// another instance, are looked up by the key's index in every partition.
 async fn unstored<'b>(
     tx: &Transaction<'_>,
     agent_id: i32,
@@ -237,12 +238,19 @@ async fn unstored<'b>(
         .iter()
         .filter(|o| seen.insert(o.sequence))
         .collect();
-    let Some(stored) = stored.filter(|s| s.instance_id == batch.instance_id) else {
-        return Ok(out);
+    let Some(stored) = stored else {
+        return Ok(out); // nothing of this agent is stored
+    };
+    // Of the stored instance, only sequences below its resume point can be stored; of
+    // another one (an agent switching back to an earlier instanceId), any may be.
+    let bound = if stored.instance_id == batch.instance_id {
+        stored.next_sequence
+    } else {
+        u64::MAX
     };
     let below: Vec<i64> = out
         .iter()
-        .filter(|o| o.sequence < stored.next_sequence)
+        .filter(|o| o.sequence < bound)
         .map(|o| o.sequence as i64)
         .collect();
     if below.is_empty() {

@@ -121,6 +121,22 @@ pub async fn a_sequence_is_stored_once_whatever_its_timestamp(store: &dyn Store)
     assert_eq!(newest.timestamp, obs[149].timestamp + Duration::days(1));
 }
 
+/// An agent that switches back and forth between two `instanceId`s (two agents behind one
+/// address, or a broken one): what was stored under an instance is not stored again when
+/// that instance comes back.
+pub async fn an_instance_coming_back_is_not_stored_again(store: &dyn Store) {
+    let obs = page_one();
+    let a = batch(&obs[..10]);
+    let mut b = batch(&obs[..10]);
+    b.instance_id += 1;
+    assert_eq!(store.append(&a).await.unwrap().inserted, 10);
+    assert_eq!(store.append(&b).await.unwrap().inserted, 10);
+    let again = store.append(&a).await.unwrap();
+    assert_eq!((again.inserted, again.duplicates), (0, 10));
+    assert_eq!(store.append(&b).await.unwrap().inserted, 0);
+    assert_eq!(store.observation_count().await.unwrap(), 20);
+}
+
 /// Sequences past what a signed 64-bit integer holds are refused (not wrapped negative),
 /// and nothing of the batch is stored.
 pub async fn sequences_beyond_i64_are_refused(store: &dyn Store) {
