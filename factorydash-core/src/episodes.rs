@@ -85,6 +85,10 @@ impl ConditionEpisode {
 /// (device, dataItemId)
 type ItemKey = (String, String);
 
+/// The most episodes active at once on one data item (distinct `nativeCode`s); later ones
+/// are counted by [`Episodes::omitted`] (a real controller has a handful at a time).
+pub const MAX_ACTIVE_PER_ITEM: usize = 256;
+
 /// Builds episodes from Condition observations fed in time order.
 ///
 /// Memory: the active episodes and, with [`Episodes::with_limit`], at most that many ended
@@ -110,7 +114,8 @@ impl Episodes {
         }
     }
 
-    /// How many ended episodes were dropped so far to keep within the limit (the oldest);
+    /// How many episodes were left out so far: ended ones dropped to keep within the limit
+    /// (the oldest), and new ones past [`MAX_ACTIVE_PER_ITEM`];
     /// [`Episodes::finish_counted`] gives the final count.
     pub fn omitted(&self) -> u64 {
         self.omitted
@@ -160,6 +165,13 @@ impl Episodes {
                 if let Some((_, i)) = active.iter().find(|(code, _)| *code == c.native_code) {
                     let e = &mut self.done[*i];
                     e.level = e.level.max(c.level);
+                    return;
+                }
+                // An agent inventing a new code for every Fault it never clears would
+                // grow this without end (and its search with it): past the cap, new codes
+                // of the data item are counted, not kept.
+                if active.len() >= MAX_ACTIVE_PER_ITEM {
+                    self.omitted += 1;
                     return;
                 }
                 active.push((c.native_code.clone(), self.done.len()));
@@ -229,6 +241,19 @@ pub fn episodes<'a>(
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
+
+    #[test]
+    fn an_item_holds_at_most_max_active_episodes() {
+        let mut e = Episodes::default();
+        for n in 0..(MAX_ACTIVE_PER_ITEM as u32 + 10) {
+            let code = n.to_string();
+            let mut o = cond("i", 0, ConditionLevel::Fault, Some(&code));
+            o.sequence = u64::from(n);
+            e.observe(&o);
+        }
+        assert_eq!(e.omitted(), 10);
+        assert_eq!(e.finish().len(), MAX_ACTIVE_PER_ITEM);
+    }
 
     #[test]
     fn a_limit_keeps_the_active_and_the_newest_ended_episodes() {
