@@ -108,23 +108,30 @@ pub async fn start(args: &[&str]) -> Running {
         .kill_on_drop(true)
         .spawn()
         .expect("the factorydash binary starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
+    let base = address(&mut child, String::new).await;
+    Running {
+        _child: child,
+        base,
+    }
+}
+
+/// The address `child` prints first on stdout (`…http://HOST:PORT/`), waited for at most
+/// 60 s; the rest of stdout is drained. `log` tells what the process said when it printed
+/// none.
+async fn address(child: &mut Child, log: impl Fn() -> String) -> String {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
         .await
         .expect("factorydash prints its address within 60 s")
         .unwrap()
-        .expect("a line on stdout");
+        .unwrap_or_else(|| panic!("no address on stdout: {}", log()));
     let base = line
         .split("http://")
         .nth(1)
         .map(|rest| format!("http://{}", rest.trim_end_matches('/')))
         .unwrap_or_else(|| panic!("no address in {line:?}"));
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Running {
-        _child: child,
-        base,
-    }
+    base
 }
 
 pub async fn get_json(url: &str) -> (u16, Value) {
@@ -733,18 +740,7 @@ pub async fn start_logged(args: &[&str], env: &[(&str, &str)]) -> (Running, Log)
             log.push('\n');
         }
     });
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("factorydash prints its address within 60 s")
-        .unwrap()
-        .unwrap_or_else(|| panic!("no address on stdout: {}", log.lock().unwrap()));
-    let base = line
-        .split("http://")
-        .nth(1)
-        .map(|rest| format!("http://{}", rest.trim_end_matches('/')))
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let base = address(&mut child, || log.lock().unwrap().clone()).await;
     (
         Running {
             _child: child,
