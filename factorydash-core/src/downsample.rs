@@ -62,6 +62,7 @@ pub fn lttb(points: &[Point], threshold: usize) -> Vec<Point> {
 
 /// Summary of the points in one time bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Bucket {
     /// The bucket's start (UTC).
     pub start: DateTime<Utc>,

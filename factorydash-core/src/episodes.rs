@@ -20,7 +20,7 @@
 //!     data_item_id: "Mazak01-path_system".into(),
 //!     name: None,
 //!     category: Category::Condition,
-//!     kind: "SYSTEM".into(),
+//!     kind: "System".into(),
 //!     sub_type: None,
 //!     value: Value::Text(text.into()),
 //!     condition: Some(ConditionState {
@@ -50,12 +50,14 @@ use crate::{ConditionLevel, Observation};
 /// One Warning or Fault of one data item, from the observation that raised it to the one
 /// that cleared it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ConditionEpisode {
     /// The device's name.
     pub device: String,
     /// The Condition data item (`dataItemId`).
     pub data_item_id: String,
-    /// Its type (`SYSTEM`, `LOGIC_PROGRAM`, `TEMPERATURE`…).
+    /// Its type in element-name form (`System`, `LogicProgram`, `Temperature`…), serialised as `type`.
+    #[serde(rename = "type")]
     pub kind: String,
     /// The controller's code for the condition (`nativeCode`), if given.
     pub native_code: Option<String>,
@@ -298,7 +300,7 @@ mod tests {
             data_item_id: item.into(),
             name: None,
             category: Category::Condition,
-            kind: "SYSTEM".into(),
+            kind: "System".into(),
             sub_type: None,
             value: Value::Text(String::new()),
             condition: Some(ConditionState {

@@ -42,8 +42,8 @@ mod observation;
 
 pub use model::{DataItemInfo, DeviceInfo};
 pub use observation::{
-    Batch, Category, ConditionLevel, ConditionState, Gap, Observation, ParseEnumError, ResumePoint,
-    Value,
+    data_item_type, element_name, Batch, Category, ConditionLevel, ConditionState, Gap,
+    Observation, ParseEnumError, ResumePoint, Value,
 };
 pub use page::{Cursor, Page, PageRequest};
 pub use status::{ActiveCondition, DeviceState, DeviceStatus};

@@ -5,6 +5,7 @@ use crate::Category;
 /// A device as the dashboard and the stores see it: MTConnect Part 2, "Device", with
 /// its data items flattened out of the component tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DeviceInfo {
     /// The agent's base URL this device was probed from.
     pub agent: String,
@@ -20,6 +21,7 @@ pub struct DeviceInfo {
 
 /// A data item with the component it belongs to: MTConnect Part 2, "DataItem".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DataItemInfo {
     /// The data item's `id` (what observations carry as `dataItemId`).
     pub id: String,
@@ -27,7 +29,10 @@ pub struct DataItemInfo {
     pub name: Option<String>,
     /// `SAMPLE`, `EVENT` or `CONDITION`.
     pub category: Category,
-    /// The data item's `type`, e.g. `POSITION`, `EXECUTION`, `x:MOTION`.
+    /// The data item's `type` as the Devices document writes it, e.g. `POSITION`,
+    /// `EXECUTION`, `x:MOTION` (its observations' [`Observation::kind`](crate::Observation::kind)
+    /// is [`element_name`](crate::element_name) of it). Serialised as `type`.
+    #[serde(rename = "type")]
     pub kind: String,
     /// The `subType`, if any.
     pub sub_type: Option<String>,

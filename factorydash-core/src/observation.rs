@@ -120,6 +120,59 @@ impl fmt::Display for ConditionLevel {
     }
 }
 
+/// The element name MTConnect Part 3 gives the observations of a DataItem `type`
+/// ("Observation Information Model": the element is the type in Pascal case):
+/// `PATH_FEEDRATE` → `PathFeedrate`, `SYSTEM` → `System`, `x:MOTION` → `x:Motion`.
+///
+/// A word already in mixed case is kept as written (`x:MyThing` stays `x:MyThing`);
+/// a word of capitals and digits becomes one capital and the rest in lower case.
+/// [`Observation::kind`] holds this form for every category.
+pub fn element_name(data_item_type: &str) -> String {
+    let (prefix, local) = match data_item_type.split_once(':') {
+        Some((p, l)) => (Some(p), l),
+        None => (None, data_item_type),
+    };
+    let mut out = String::with_capacity(data_item_type.len());
+    if let Some(p) = prefix {
+        out.push_str(p);
+        out.push(':');
+    }
+    for word in local.split('_').filter(|w| !w.is_empty()) {
+        let mut chars = word.chars();
+        let Some(first) = chars.next() else { continue };
+        out.extend(first.to_uppercase());
+        if word.chars().any(char::is_lowercase) {
+            out.extend(chars);
+        } else {
+            out.extend(chars.flat_map(char::to_lowercase));
+        }
+    }
+    out
+}
+
+/// The DataItem `type` of an observation's element name, the inverse of [`element_name`]
+/// for MTConnect's own types: `PathFeedrate` → `PATH_FEEDRATE`, `x:Motion` → `x:MOTION`.
+/// Used where a document must say `type="..."` again (a Condition's `type` attribute).
+/// A type whose words began with digits (`X_2_AXIS`) does not come back exactly.
+pub fn data_item_type(element_name: &str) -> String {
+    let (prefix, local) = match element_name.split_once(':') {
+        Some((p, l)) => (Some(p), l),
+        None => (None, element_name),
+    };
+    let mut out = String::with_capacity(element_name.len() + 4);
+    if let Some(p) = prefix {
+        out.push_str(p);
+        out.push(':');
+    }
+    for (i, c) in local.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.extend(c.to_uppercase());
+    }
+    out
+}
+
 /// The value of an observation: MTConnect Part 3, "Observation" (the element's CDATA).
 ///
 /// `UNAVAILABLE` is the standard's marker for "the agent cannot determine a value"; it is
@@ -197,6 +250,7 @@ impl fmt::Display for Value {
 /// The state a Condition observation reports, beside its message text (the [`Value`]):
 /// MTConnect Part 3, section "Condition".
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ConditionState {
     /// `Normal`, `Warning`, `Fault` or `Unavailable`.
     pub level: ConditionLevel,
@@ -213,6 +267,7 @@ pub struct ConditionState {
 /// Identified within an agent by its `instanceId` (carried by the [`Batch`]) and its
 /// `sequence`. Timestamps are UTC.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Observation {
     /// The agent's sequence number for this observation, unique within an `instanceId`.
     pub sequence: u64,
@@ -228,10 +283,12 @@ pub struct Observation {
     pub name: Option<String>,
     /// Sample, Event or Condition.
     pub category: Category,
-    /// The observation's type as its element name, e.g. `Position`, `Execution`,
-    /// or `x:Motion` for an extension element (prefix kept as written). For a Condition
-    /// this is the data item's `type` attribute (e.g. `SYSTEM`), since the element name
-    /// is the level.
+    /// The observation's type in its element-name form (MTConnect Part 3: the DataItem
+    /// `type` in Pascal case), for every category: `Position`, `Execution`, `x:Motion`
+    /// for an extension element (prefix kept as written), and for a Condition, whose
+    /// element name is its level, its `type` attribute in the same form (`SYSTEM` →
+    /// `System`, see [`element_name`]). Serialised as `type`.
+    #[serde(rename = "type")]
     pub kind: String,
     /// The `subType`, e.g. `ACTUAL`, if any.
     pub sub_type: Option<String>,
@@ -244,6 +301,7 @@ pub struct Observation {
 /// What one ingest step hands a store: observations from one agent, of one `instanceId`,
 /// and where to continue from afterwards.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Batch {
     /// The agent's base URL (the key a store knows the agent by).
     pub agent: String,
@@ -269,6 +327,7 @@ impl Batch {
 /// Where ingest from an agent continues: saved with each stored batch so that a restarted
 /// factorydash continues where it stopped while the agent still holds the data.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ResumePoint {
     /// The agent's base URL.
     pub agent: String,
@@ -281,6 +340,7 @@ pub struct ResumePoint {
 /// Observations an agent held that a follower could not get: its buffer wrapped past them
 /// (`OUT_OF_RANGE`), or the agent restarted (a new `instanceId`) before they were read.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Gap {
     /// The agent's base URL.
     pub agent: String,
@@ -308,6 +368,24 @@ impl Gap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn element_names_and_types() {
+        for (ty, element) in [
+            ("PATH_FEEDRATE", "PathFeedrate"),
+            ("AVAILABILITY", "Availability"),
+            ("SYSTEM", "System"),
+            ("LOGIC_PROGRAM", "LogicProgram"),
+            ("x:MOTION", "x:Motion"),
+            ("CO2", "Co2"),
+        ] {
+            assert_eq!(element_name(ty), element, "{ty}");
+            assert_eq!(data_item_type(element), ty, "{element}");
+        }
+        // A word already in mixed case is kept.
+        assert_eq!(element_name("x:MyThing"), "x:MyThing");
+        assert_eq!(element_name("Temperature"), "Temperature");
+    }
 
     #[test]
     fn unavailable_is_its_own_value() {

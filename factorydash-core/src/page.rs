@@ -104,6 +104,7 @@ impl PageRequest {
 
 /// One page of a keyset-ordered listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Page<T> {
     /// The items, in key order.
     pub items: Vec<T>,

@@ -12,6 +12,7 @@ use crate::Value;
 
 /// A time interval `[from, to)` (UTC) during which a data item held one value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StateInterval {
     /// The state (`UNAVAILABLE` for [`Value::Unavailable`]).
     pub state: String,
@@ -23,6 +24,7 @@ pub struct StateInterval {
 
 /// The time a state was held within a window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StateShare {
     /// The state.
     pub state: String,
@@ -118,6 +120,7 @@ pub fn is_state_type(kind: &str) -> bool {
 /// A window's state intervals, a page at a time, and the time in each state over the whole
 /// window: what [`StateFold`] (and a store computing it in SQL) answers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StateSummary {
     /// The time in each state over the whole window, largest first (at most
     /// [`MAX_STATES`]).

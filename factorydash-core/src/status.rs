@@ -7,10 +7,12 @@ use crate::{Category, ConditionLevel, Observation, Value};
 
 /// An active (Warning or Fault) condition of a device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ActiveCondition {
     /// The condition's `dataItemId`.
     pub data_item_id: String,
-    /// Its type, e.g. `SYSTEM`.
+    /// Its type in element-name form, e.g. `System`; serialised as `type`.
+    #[serde(rename = "type")]
     pub kind: String,
     /// Warning or Fault.
     pub level: ConditionLevel,
@@ -52,11 +54,20 @@ impl DeviceState {
             DeviceState::Idle => "idle",
         }
     }
+
+    /// How a page shows it: its JSON name with every `_` a space (`no data`, `running`).
+    pub fn label(self) -> &'static str {
+        match self {
+            DeviceState::NoData => "no data",
+            other => other.as_str(),
+        }
+    }
 }
 
 /// A device's state at a glance (MTConnect Part 3 Events `Availability`, `Execution`,
 /// `ControllerMode`, `EmergencyStop`, and its Conditions).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DeviceStatus {
     /// The device name.
     pub device: String,

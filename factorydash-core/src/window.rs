@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// A half-open interval of time `[from, to)` in UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TimeWindow {
     from: DateTime<Utc>,
     to: DateTime<Utc>,

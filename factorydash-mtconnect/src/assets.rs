@@ -18,6 +18,7 @@ use crate::ParseOptions;
 
 /// A parsed MTConnectAssets document.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Assets {
     /// The Header.
     pub header: Header,
@@ -27,6 +28,7 @@ pub struct Assets {
 
 /// One asset (MTConnect Part 4, "Asset").
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Asset {
     /// The asset's type, its element name: `CuttingTool`, `File`, …
     pub kind: String,

@@ -14,6 +14,7 @@ use crate::ParseOptions;
 
 /// A parsed MTConnectDevices document (owned: probes are small).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Devices {
     /// The Header.
     pub header: Header,
@@ -23,6 +24,7 @@ pub struct Devices {
 
 /// A Device or Component: MTConnect Part 2, "Component" (a Device is the top component).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Component {
     /// The element name: `Device`, `Agent`, `Linear`, `Controller`, `Path`, or an
     /// extension element as written (`x:Pump`).
@@ -46,6 +48,7 @@ pub struct Component {
 
 /// A component's `Description` (MTConnect Part 2, "Description").
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Description {
     /// `manufacturer`, if given.
     pub manufacturer: Option<String>,
@@ -61,6 +64,7 @@ pub struct Description {
 
 /// A `Composition` of a component (MTConnect Part 2, "Composition"), e.g. a motor.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Composition {
     /// The `id`.
     pub id: String,
@@ -72,6 +76,7 @@ pub struct Composition {
 
 /// A DataItem's `Constraints` (MTConnect Part 2, "Constraints").
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Constraints {
     /// The allowed values (`Value` elements), if listed.
     pub values: Vec<String>,
@@ -85,6 +90,7 @@ pub struct Constraints {
 
 /// A DataItem: MTConnect Part 2, "DataItem".
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DataItem {
     /// The `id`, unique within the agent; observations refer to it as `dataItemId`.
     pub id: String,

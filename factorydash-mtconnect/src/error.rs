@@ -178,6 +178,7 @@ impl fmt::Display for ErrorCode {
 /// [`QueryParameter::minimum_integer`] and the like read them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
+#[serde(rename_all = "camelCase")]
 pub struct QueryParameter {
     /// The parameter's `name`: `from`, `to`, `count`, `interval`, `heartbeat`, `path`,
     /// `device`, …
@@ -248,6 +249,7 @@ fn integer(text: Option<&str>) -> Option<i64> {
 /// 2.6+ form, what the error is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
+#[serde(rename_all = "camelCase")]
 pub struct AgentError {
     /// The `errorCode` (in the 2.6+ form, from the element's name when the attribute is
     /// missing).
@@ -322,6 +324,7 @@ impl fmt::Display for AgentError {
 
 /// An MTConnectError document: the agent refused a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorDocument {
     /// The Header.
     pub header: Header,

@@ -14,6 +14,7 @@ use crate::xml::{attr_value, problem};
 /// headers; `None` where the agent did not send them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
+#[serde(rename_all = "camelCase")]
 pub struct Header {
     /// The agent's `instanceId`: changes on every agent restart (cppagent uses its start
     /// time in Unix seconds). Sequences are only comparable within one instanceId.

@@ -40,6 +40,7 @@ pub enum ProblemKind {
 /// knows only the offset).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[non_exhaustive]
+#[serde(rename_all = "camelCase")]
 pub struct Position {
     /// Byte offset from the start of the document (after a byte order mark).
     pub offset: u64,
@@ -89,6 +90,7 @@ impl fmt::Display for Position {
 
 /// One problem met while parsing, with the byte offset where it was noticed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Problem {
     /// What kind of problem.
     pub kind: ProblemKind,
@@ -116,6 +118,7 @@ impl fmt::Display for Problem {
 /// A parse result with the problems met on the way (rust-analyzer style: one bad element
 /// never loses a whole document).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Parsed<T> {
     /// What could be parsed.
     pub value: T,

@@ -40,28 +40,6 @@ pub struct ShdrLine {
     pub observations: Vec<Observation>,
 }
 
-/// The element name MTConnect Part 3 gives an observation of a data item `type`:
-/// `PATH_FEEDRATE` → `PathFeedrate`, `x:MOTION` → `x:Motion`.
-pub fn element_of(kind: &str) -> String {
-    let (prefix, local) = match kind.split_once(':') {
-        Some((p, l)) => (Some(p), l),
-        None => (None, kind),
-    };
-    let mut out = String::with_capacity(kind.len());
-    if let Some(p) = prefix {
-        out.push_str(p);
-        out.push(':');
-    }
-    for word in local.split('_').filter(|w| !w.is_empty()) {
-        let mut chars = word.chars();
-        if let Some(first) = chars.next() {
-            out.extend(first.to_uppercase());
-            out.extend(chars.flat_map(char::to_lowercase));
-        }
-    }
-    out
-}
-
 impl<'d> ShdrDecoder<'d> {
     /// A decoder for the device named `device` in `devices`, or `None` if there is none.
     pub fn new(devices: &'d Devices, device: &str) -> Option<Self> {
@@ -183,11 +161,7 @@ impl<'d> ShdrDecoder<'d> {
                 data_item_id: item.id.clone(),
                 name: item.name.clone(),
                 category,
-                kind: if category == Category::Condition {
-                    item.kind.clone()
-                } else {
-                    element_of(&item.kind)
-                },
+                kind: factorydash_core::element_name(&item.kind),
                 sub_type: item.sub_type.clone(),
                 value,
                 condition,
@@ -227,13 +201,6 @@ pub fn decode_log(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn element_names() {
-        assert_eq!(element_of("PATH_FEEDRATE"), "PathFeedrate");
-        assert_eq!(element_of("AVAILABILITY"), "Availability");
-        assert_eq!(element_of("x:MOTION"), "x:Motion");
-    }
 
     #[test]
     fn lines_by_the_device_model() {

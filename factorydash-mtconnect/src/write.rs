@@ -53,7 +53,8 @@ type DeviceGroup<'s, 'o> = (&'s str, Option<&'s str>, Vec<ComponentGroup<'s, 'o>
 struct Obs<'o> {
     category: Category,
     element: &'o str,
-    condition_type: Option<&'o str>,
+    /// A Condition's `type` attribute (its DataItem type, `SYSTEM`).
+    condition_type: Option<std::borrow::Cow<'o, str>>,
     data_item_id: &'o str,
     timestamp: DateTime<Utc>,
     sequence: u64,
@@ -78,7 +79,7 @@ impl<'o> Obs<'o> {
         Obs {
             category: o.category,
             element: c.map_or(o.kind.as_str(), |c| c.level.as_str()),
-            condition_type: c.map(|_| o.kind.as_str()),
+            condition_type: c.map(|_| factorydash_core::data_item_type(&o.kind).into()),
             data_item_id: &o.data_item_id,
             timestamp: o.timestamp,
             sequence: o.sequence,
@@ -106,7 +107,7 @@ impl<'o> Obs<'o> {
             category: o.category,
             element: &o.element,
             condition_type: if o.category == Category::Condition {
-                o.type_attribute.as_deref()
+                o.type_attribute.as_deref().map(std::borrow::Cow::Borrowed)
             } else {
                 None
             },
@@ -338,7 +339,7 @@ fn write_observation(out: &mut String, o: &Obs<'_>) {
     for (name, value) in [
         ("name", o.name),
         ("subType", o.sub_type),
-        ("type", o.condition_type),
+        ("type", o.condition_type.as_deref()),
         ("nativeCode", o.native_code),
         ("nativeSeverity", o.native_severity),
         ("qualifier", o.qualifier),

@@ -34,12 +34,12 @@
       if (e.ended) { ended.dataset.ts = e.ended; ended.dataset.mode = "clock"; ended.textContent = e.ended; } else ended.textContent = "active";
       const tdB = cell(""); tdB.append(began);
       const tdE = cell(""); tdE.append(ended);
-      tr.append(cell(e.device), cell(e.level), cell(e.kind), cell(e.native_code || ""), cell(e.message), tdB, tdE, cell(duration(e.duration_seconds)));
-      const key = e.device + "\u001f" + e.data_item_id + "\u001f" + e.began;
+      tr.append(cell(e.device), cell(e.level), cell(e.type), cell(e.nativeCode || ""), cell(e.message), tdB, tdE, cell(duration(e.durationSeconds)));
+      const key = e.device + "\u001f" + e.dataItemId + "\u001f" + e.began;
       if (e.level === "Fault" && e.ended === null && !seenFaults.has(key)) {
         seenFaults.add(key);
         if (!firstAlarms && notify && notify.checked && window.Notification && Notification.permission === "granted") {
-          new Notification("Fault on " + e.device, { body: (e.native_code ? "[" + e.native_code + "] " : "") + e.message });
+          new Notification("Fault on " + e.device, { body: (e.nativeCode ? "[" + e.nativeCode + "] " : "") + e.message });
         }
       }
       return tr;

@@ -1,9 +1,11 @@
-// factorydash: the board (the latest-values table, the device cards, the sources and the
-// banner), kept current from the live events (live.js). Agent data is untrusted: only
-// textContent is ever set.
+// factorydash: the board (the latest-values table, the device tiles, the sources and the
+// banner), kept current from the live events (live.js). The server renders everything
+// shown (src/page.rs): this script sets a value's text (`shown`) or places a fragment the
+// server rendered, and builds no markup of its own. Agent data reaches the page only
+// through the server's escaping renderer or textContent.
 "use strict";
 (function () {
-  const { cell, setTime, stateLabel, ages } = window.factorydash;
+  const { setTime, ages, fragment } = window.factorydash;
   const body = document.body;
   const limit = Number(body.dataset.limit || 50);
   const deviceFilter = body.dataset.device || "";
@@ -15,50 +17,29 @@
     for (const tr of document.querySelectorAll("tr[data-item]")) rows.set(key(tr.dataset.device, tr.dataset.item), tr);
   }
 
-  function valueText(o) {
-    const text = o.value === null ? (o.condition ? "" : "UNAVAILABLE") : o.value;
-    if (o.condition) return o.condition.level + (text ? ": " + text : "");
-    return text;
-  }
-
-  function buildRow(r) {
-    const tr = document.createElement("tr");
-    tr.dataset.device = r.device;
-    tr.dataset.item = r.data_item_id;
-    tr.append(cell(r.device), cell(r.component || r.component_id),
-      cell(r.data_item_id + (r.name ? " (" + r.name + ")" : "")),
-      cell(r.kind + (r.sub_type ? " " + r.sub_type : "")),
-      cell(valueText(r), "value" + (r.value === null ? " unavailable" : "")),
-      cell(r.units || ""));
-    const td = cell("", "ts");
-    const t = document.createElement("time");
-    t.dataset.mode = "clock";
-    setTime(t, r.timestamp);
-    td.append(t);
-    tr.append(td);
-    return tr;
-  }
-
-  // The first page grows as new data items appear: refetch it (at most once a second).
+  // Reads this page again (its own filters, first page) and takes the parts named by id
+  // from it: the table when new data items appear (at most once a second), everything
+  // after a reconnect whose missed messages the server no longer holds.
   let refetching = false;
-  async function refetchPage() {
-    if (refetching || !document.getElementById("rows")) return;
+  async function reload(ids) {
+    if (refetching) return;
     refetching = true;
     try {
-      // The page's own filters (device, component, category, type, q), first page.
       const q = new URLSearchParams(location.search);
       q.delete("cursor");
       q.set("limit", String(limit));
-      const res = await fetch("/api/latest?" + q.toString());
-      if (res.ok) {
-        const page = await res.json();
-        const tbody = document.getElementById("rows");
-        tbody.replaceChildren(...page.items.map(buildRow));
-        const empty = document.getElementById("empty");
-        if (empty && page.items.length) empty.remove();
-        indexRows();
-        ages();
+      const res = await fetch(location.pathname + "?" + q.toString());
+      if (!res.ok) return;
+      const page = new DOMParser().parseFromString(await res.text(), "text/html");
+      for (const id of ids) {
+        const shown = document.getElementById(id);
+        const fresh = page.getElementById(id);
+        if (shown && fresh) shown.replaceWith(document.adoptNode(fresh));
       }
+      const tbody = document.getElementById("rows");
+      if (tbody && tbody.children.length) document.getElementById("empty")?.remove();
+      indexRows();
+      ages();
     } finally {
       setTimeout(() => { refetching = false; }, 1000);
     }
@@ -70,105 +51,41 @@
     let missing = false;
     for (const o of items) {
       if (deviceFilter && o.device !== deviceFilter) continue;
-      const tr = rows.get(key(o.device, o.data_item_id));
+      const tr = rows.get(key(o.device, o.dataItemId));
       if (!tr) { missing = true; continue; }
       const v = tr.querySelector("td.value");
-      v.textContent = valueText(o);
+      v.textContent = o.shown;
       v.classList.toggle("unavailable", o.value === null);
       setTime(tr.querySelector("time"), o.timestamp);
       tr.classList.remove("changed");
       void tr.offsetWidth;
       tr.classList.add("changed");
     }
-    if (missing && body.dataset.firstPage === "1" && rows.size < limit) refetchPage();
+    if (missing && body.dataset.firstPage === "1" && rows.size < limit) reload(["rows"]);
   }
 
-  function text(v) { return v === undefined ? "—" : (v === null ? "UNAVAILABLE" : v); }
-
-  function applyDevices(statuses) {
-    for (const s of statuses) {
-      const card = document.querySelector('.card[data-device="' + CSS.escape(s.device) + '"]');
-      if (!card) continue;
-      for (const f of ["availability", "execution", "controller_mode", "emergency_stop", "program", "part_count"]) {
-        const el = card.querySelector('[data-field="' + f + '"]');
-        if (el) el.textContent = s[f] === undefined || (s[f] === null && s.observed_items === 0) ? "—" : text(s[f]);
-      }
-      const newest = card.querySelector('[data-field="newest"]');
-      if (newest && s.newest) {
-        const t = document.createElement("time");
-        setTime(t, s.newest);
-        newest.replaceChildren(t);
-      }
-      const list = card.querySelector('[data-field="conditions"]');
-      const lis = s.active_conditions.map((c) => {
-        const li = document.createElement("li");
-        li.className = c.level.toLowerCase();
-        li.textContent = c.level + " " + c.kind + (c.native_code ? " [" + c.native_code + "]" : "") + (c.message ? ": " + c.message : "");
-        return li;
-      });
-      if (!lis.length) {
-        const li = document.createElement("li");
-        li.className = "none";
-        li.textContent = "No active conditions";
-        lis.push(li);
-      }
-      list.replaceChildren(...lis);
-      const cls = s.state;
-      const state = card.querySelector('[data-field="state"]');
-      if (state) state.textContent = stateLabel(cls);
-      card.classList.remove("running", "idle", "stopped", "faulted", "unavailable", "no_data");
-      card.classList.add(cls);
+  // Each tile the server rendered replaces the shown one.
+  function applyCards(cards) {
+    for (const html of cards) {
+      const card = fragment(html);
+      const shown = document.querySelector('.card[data-device="' + CSS.escape(card.dataset.device) + '"]');
+      if (shown) shown.replaceWith(card);
     }
   }
 
-  function applyHealth(sources) {
-    const banner = document.getElementById("banner");
-    const alerts = sources.filter((s) => s.unreachable_since).map((s) => {
-      const p = document.createElement("p");
-      p.className = "alert";
-      const retry = s.retry_at ? " Retrying at " + new Date(s.retry_at).toLocaleTimeString() : " Retrying";
-      p.textContent = "Cannot reach " + s.source + " since " + new Date(s.unreachable_since).toLocaleString() +
-        (s.last_error ? " (" + s.last_error + ")" : "") + "." + retry + "; showing the last data received.";
-      return p;
-    });
-    for (const s of sources.filter((s) => s.store_unavailable_since)) {
-      const p = document.createElement("p");
-      p.className = "alert";
-      p.textContent = "Cannot store what " + s.source + " sends since " +
-        new Date(s.store_unavailable_since).toLocaleString() +
-        (s.store_error ? " (" + s.store_error + ")" : "") + ". " + s.buffered +
-        " observations are waiting; retrying.";
-      alerts.unshift(p);
-    }
-    banner.replaceChildren(...alerts);
+  function applyHealth(msg) {
+    document.getElementById("banner").replaceWith(fragment(msg.bannerHtml));
     const list = document.getElementById("sources");
-    if (!list) return;
-    list.replaceChildren(...sources.map((s) => {
-      const span = document.createElement("span");
-      span.className = "source";
-      span.dataset.source = s.source;
-      let text = s.source + ": " + stateLabel(s.state) + " · " + s.observations.toLocaleString() + " observations";
-      if (s.observations_per_second >= 0.1) text += " · " + s.observations_per_second.toFixed(1) + "/s";
-      if (s.gaps) text += " · " + s.gaps + " gap" + (s.gaps > 1 ? "s" : "") + " (observations the agent lost)";
-      if (s.restarts) text += " · agent restarted " + s.restarts + "×";
-      span.textContent = text;
-      return span;
-    }));
-  }
-
-  // After a reconnect whose missed messages the server no longer holds: read again.
-  async function resync() {
-    refetchPage();
-    const res = await fetch("/api/devices");
-    if (res.ok) applyDevices((await res.json()).map((d) => d.status));
+    if (list) list.replaceWith(fragment(msg.sourcesHtml));
+    ages();
   }
 
   indexRows();
   document.addEventListener("factorydash:latest", (ev) => {
     applyLatest(ev.detail.items);
-    applyDevices(ev.detail.devices);
+    applyCards(ev.detail.cardsHtml);
     ages();
   });
   document.addEventListener("factorydash:health", (ev) => applyHealth(ev.detail));
-  document.addEventListener("factorydash:resync", resync);
+  document.addEventListener("factorydash:resync", () => reload(["rows", "devices", "banner", "sources"]));
 })();

@@ -137,7 +137,7 @@
     if (custom || !plot) return;
     let changed = false;
     for (const o of ev.detail.items) {
-      if (o.device !== device || o.data_item_id !== select.value) continue;
+      if (o.device !== device || o.dataItemId !== select.value) continue;
       const v = Number(o.value);
       if (o.value === null || Number.isNaN(v)) continue;
       const t = Date.parse(o.timestamp) / 1000;

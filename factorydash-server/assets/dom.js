@@ -1,6 +1,7 @@
-// factorydash: what the page scripts share (table cells, times and their ages, state
-// labels), as window.factorydash; loaded first.
-// Agent data is untrusted: only textContent is ever set.
+// factorydash: what the page scripts share (table cells, times and their ages, fragments
+// the server rendered), as window.factorydash; loaded first.
+// Agent data is untrusted: only textContent is ever set, or markup the server rendered
+// (escaped there) is placed.
 "use strict";
 window.factorydash = (function () {
   function cell(text, cls) {
@@ -15,10 +16,11 @@ window.factorydash = (function () {
     el.textContent = iso;
   }
 
-  // A state's label: its JSON name with every "_" a space ("backing_off" → "backing off"),
-  // the rule the server's page follows (SourceState::label, DeviceState as_str).
-  function stateLabel(state) {
-    return state.replaceAll("_", " ");
+  // One element from HTML the server's renderer made (src/page.rs), parsed inertly (no
+  // script runs) and adopted into this document.
+  function fragment(html) {
+    const doc = new DOMParser().parseFromString(html, "text/html");
+    return document.adoptNode(doc.body.firstElementChild);
   }
 
   // Every <time data-ts> shows its clock time or its age, kept current.
@@ -39,12 +41,12 @@ window.factorydash = (function () {
       t.textContent = t.dataset.mode === "clock" ? new Date(when).toLocaleString() : age(now - when);
     }
     for (const card of document.querySelectorAll(".card")) {
-      const t = card.querySelector('[data-field="newest"] time');
+      const t = card.querySelector('.newest time');
       card.classList.toggle("stale", !!t && now - Date.parse(t.dataset.ts) > 5 * 60 * 1000);
     }
   }
 
   ages();
   setInterval(ages, 1000);
-  return { cell, setTime, stateLabel, ages };
+  return { cell, setTime, ages, fragment };
 })();

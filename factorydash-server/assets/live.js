@@ -38,7 +38,7 @@
       }
       if (typeof msg.id === "number") lastId = msg.id;
       if (msg.type === "latest") emit("factorydash:latest", msg);
-      else if (msg.type === "health") emit("factorydash:health", msg.sources);
+      else if (msg.type === "health") emit("factorydash:health", msg);
       else if (msg.type === "resync") emit("factorydash:resync", null);
     };
     ws.onclose = () => {

@@ -85,7 +85,7 @@ async fn client(address: String, measure_from: Instant, measure_to: Instant) -> 
         }
         seen.updates += 1;
         let v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
-        if let Some(at) = v["published_at"]
+        if let Some(at) = v["publishedAt"]
             .as_str()
             .and_then(|t| t.parse::<DateTime<Utc>>().ok())
         {

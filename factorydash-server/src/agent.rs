@@ -131,6 +131,7 @@ pub struct FaultQuery {
 
 /// What the faults endpoint answers.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 struct FaultState {
     instance_id: u64,
     probes: u64,

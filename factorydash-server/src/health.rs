@@ -37,7 +37,8 @@ pub enum SourceState {
 
 impl SourceState {
     /// How the page shows it: its JSON name (snake_case) with every `_` a space, e.g.
-    /// `backing off`. `assets/app.js` (`stateLabel`) shows the JSON name by the same rule.
+    /// `backing off`; the only place a source's state becomes text (the page's script
+    /// places the fragments [`crate::page`] renders).
     pub fn label(self) -> &'static str {
         match self {
             SourceState::Connecting => "connecting",
@@ -58,6 +59,7 @@ impl SourceState {
 /// Serialised with the credentials of the agent URL, in `source` and in the errors,
 /// redacted ([`crate::redact`]).
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SourceHealth {
     /// The agent's base URL, or `replay:<dir>`: its identity, as given.
     #[serde(serialize_with = "crate::redact::serialize_url")]

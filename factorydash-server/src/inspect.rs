@@ -13,6 +13,7 @@ use serde::Serialize;
 
 /// One line of output: an observation with its device and component.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Line<'o> {
     device: &'o str,
     device_uuid: Option<&'o str>,
@@ -65,7 +66,7 @@ pub fn run(path: &Path, max_document: usize) -> anyhow::Result<usize> {
             for d in &parsed.value.devices {
                 for (path, c) in d.walk() {
                     for item in &c.data_items {
-                        let line = serde_json::json!({ "device": d.name, "component_path": path, "component": c.element, "data_item": item });
+                        let line = serde_json::json!({ "device": d.name, "componentPath": path, "component": c.element, "dataItem": item });
                         serde_json::to_writer(&mut out, &line)?;
                         out.write_all(b"\n")?;
                     }

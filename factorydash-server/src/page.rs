@@ -1,5 +1,7 @@
-//! The server-rendered dashboard page. Every agent-supplied string goes through maud's
-//! escaping; the page's script only ever sets `textContent`.
+//! The dashboard's one renderer: the pages, and the fragments the live protocol carries
+//! so that the page's script never builds markup of its own ([`card_html`],
+//! [`banner_html`], [`sources_html`], [`shown_value`]). Every agent-supplied string goes
+//! through maud's escaping; the script sets `textContent`, or places these fragments.
 
 use std::collections::HashMap;
 
@@ -19,6 +21,7 @@ pub const PAGE_SIZE: usize = 50;
 /// A latest value with what the device model says of its data item: a row of the page's
 /// table, and an item of `/api/latest`.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LatestRow {
     /// The observation.
     #[serde(flatten)]
@@ -98,6 +101,37 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 /// To the nanosecond, for an instant that goes back to the server (a page link's `at`).
 fn rfc3339_exact(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// The banner (`#banner`) of `sources`' outages, as HTML.
+pub fn banner_html(sources: &[SourceHealth]) -> String {
+    banner(sources, None).into_string()
+}
+
+/// The source list (`#sources`), as HTML.
+pub fn sources_html(sources: &[SourceHealth]) -> String {
+    source_list(sources).into_string()
+}
+
+/// One device's tile (`article.card`), as HTML.
+pub fn card_html(status: &DeviceStatus) -> String {
+    card(status).into_string()
+}
+
+fn source_list(sources: &[SourceHealth]) -> Markup {
+    html! {
+        section #sources aria-label="Sources" {
+            @for s in sources {
+                span .source data-source=(redacted(&s.source)) {
+                    (redacted(&s.source)) ": " span .state { (s.state.label()) }
+                    " · " (s.observations) " observations"
+                    @if s.observations_per_second >= 0.1 { " · " (format!("{:.1}", s.observations_per_second)) "/s" }
+                    @if s.gaps > 0 { " · " (s.gaps) @if s.gaps == 1 { " gap" } @else { " gaps" } " (observations the agent lost)" }
+                    @if s.restarts > 0 { " · agent restarted " (s.restarts) "×" }
+                }
+            }
+        }
+    }
 }
 
 fn banner(sources: &[SourceHealth], store_error: Option<&str>) -> Markup {
@@ -184,9 +218,18 @@ fn theme_button() -> Markup {
 /// An observation's value as shown: a Condition's level and message, `UNAVAILABLE`, or
 /// the text.
 fn value_markup(o: &factorydash_core::Observation) -> Markup {
-    html! {
-        @if let Some(c) = &o.condition { (c.level.as_str()) @if !o.value.as_text().unwrap_or("").is_empty() { ": " } }
-        (o.value.as_text().unwrap_or(if o.condition.is_some() { "" } else { "UNAVAILABLE" }))
+    html! { (shown_value(o)) }
+}
+
+/// How a value is shown in the table (plain text): the value, `UNAVAILABLE`, or for a
+/// Condition its level and message (`Fault: Limit switch`).
+pub fn shown_value(o: &Observation) -> String {
+    let text = o.value.as_text();
+    match (&o.condition, text) {
+        (Some(c), Some(t)) if !t.is_empty() => format!("{}: {t}", c.level.as_str()),
+        (Some(c), _) => c.level.as_str().to_owned(),
+        (None, Some(t)) => t.to_owned(),
+        (None, None) => "UNAVAILABLE".to_owned(),
     }
 }
 
@@ -202,23 +245,23 @@ fn card(status: &DeviceStatus) -> Markup {
     let state_class = status.state.as_str();
     html! {
         article .card .(state_class) data-device=(status.device) {
-            h3 { a href=(device_link(&status.device)) { (status.device) } " " span .state data-field="state" { (status.state.as_str().replace('_', " ")) } }
+            h3 { a href=(device_link(&status.device)) { (status.device) } " " span .state { (status.state.label()) } }
             dl {
-                dt { "Availability" } dd data-field="availability" { (value_text(status.availability.as_ref())) }
-                dt { "Execution" } dd data-field="execution" { (execution) }
-                dt { "Controller mode" } dd data-field="controller_mode" { (value_text(status.controller_mode.as_ref())) }
-                dt { "Emergency stop" } dd data-field="emergency_stop" { (value_text(status.emergency_stop.as_ref())) }
-                dt { "Program" } dd data-field="program" { (value_text(status.program.as_ref())) }
-                dt { "Part count" } dd data-field="part_count" { (value_text(status.part_count.as_ref())) }
+                dt { "Availability" } dd { (value_text(status.availability.as_ref())) }
+                dt { "Execution" } dd { (execution) }
+                dt { "Controller mode" } dd { (value_text(status.controller_mode.as_ref())) }
+                dt { "Emergency stop" } dd { (value_text(status.emergency_stop.as_ref())) }
+                dt { "Program" } dd { (value_text(status.program.as_ref())) }
+                dt { "Part count" } dd { (value_text(status.part_count.as_ref())) }
                 dt { "Newest data" }
-                dd data-field="newest" {
+                dd .newest {
                     @match status.newest {
                         Some(t) => time data-ts=(rfc3339(t)) { (rfc3339(t)) },
                         None => "no data yet",
                     }
                 }
             }
-            ul .conditions data-field="conditions" {
+            ul .conditions {
                 @if status.active_conditions.is_empty() {
                     li .none { "No active conditions" }
                 }
@@ -245,7 +288,7 @@ fn link(
     let at = at.map(rfc3339_exact);
     for (key, value) in [
         ("device", filter.device.as_deref()),
-        ("component", filter.component_id.as_deref()),
+        ("componentId", filter.component_id.as_deref()),
         ("category", category),
         ("type", filter.kind.as_deref()),
         ("q", filter.search.as_deref()),
@@ -278,16 +321,7 @@ pub fn render(d: &Dashboard<'_>) -> String {
                     a href="/agents" { "agents" }
                 }
                 (banner(d.sources, d.store_error))
-                section #sources aria-label="Sources" {
-                    @for s in d.sources {
-                        span .source data-source=(redacted(&s.source)) {
-                            (redacted(&s.source)) ": " span .state { (s.state.label()) }
-                            " · " (s.observations) " observations"
-                            @if s.gaps > 0 { " · " (s.gaps) " gaps (observations the agent lost)" }
-                            @if s.restarts > 0 { " · agent restarted " (s.restarts) "×" }
-                        }
-                    }
-                }
+                (source_list(d.sources))
                 section #devices aria-label="Devices" {
                     @if d.statuses.is_empty() { p .muted { "No devices yet: waiting for the agent's device model." } }
                     @for s in d.statuses { (card(s)) }

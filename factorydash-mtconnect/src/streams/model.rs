@@ -16,6 +16,7 @@ use crate::xml::local_part;
 /// Observations are in document order (grouped by device and component, as agents write
 /// them), not in sequence order; sort by [`ObservationRef::sequence`] where order matters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Streams<'a> {
     /// The Header: `instanceId`, sequence range, creation time.
     pub header: Header,
@@ -30,6 +31,7 @@ pub struct Streams<'a> {
 /// A `DeviceStream`: the observations of one device (MTConnect Part 3, "DeviceStream").
 /// In MTConnect 2.x the agent itself is a device (`Agent`) with a stream of its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DeviceStream<'a> {
     /// The device's `name`.
     pub name: Cow<'a, str>,
@@ -39,6 +41,7 @@ pub struct DeviceStream<'a> {
 
 /// A `ComponentStream`: the observations of one component (MTConnect Part 3, "ComponentStream").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ComponentStream<'a> {
     /// Index of the owning DeviceStream, counted in document order from 0.
     pub device_stream: usize,
@@ -100,6 +103,7 @@ pub enum Representation {
 
 /// A DataSet or Table `Entry` (MTConnect Part 3, "DataSet", "Table").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct EntryRef<'a> {
     /// The entry's `key`.
     pub key: Cow<'a, str>,
@@ -114,6 +118,7 @@ pub struct EntryRef<'a> {
 /// One observation, borrowed from the document: MTConnect Part 3, "Observation" (Sample,
 /// Event or Condition).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ObservationRef<'a> {
     /// Index of the ComponentStream, counted in document order from 0.
     pub component_stream: usize,
@@ -153,6 +158,7 @@ pub struct ObservationRef<'a> {
 
 /// The rarely present parts of an observation (see [`ObservationRef::extra`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ObservationExtra<'a> {
     /// The namespace URI of a prefixed (extension) element, e.g.
     /// `urn:nist.gov:NistStreams:1.3` for `x:Motion`; `None` for MTConnect's own elements
@@ -209,13 +215,17 @@ impl<'a> ObservationRef<'a> {
         self.extra.get_or_insert_with(Default::default)
     }
 
-    /// The observation's type: the element's name for Samples and Events (prefix kept, e.g.
-    /// `x:Motion`), the `type` attribute for Conditions (e.g. `SYSTEM`).
+    /// The observation's type in its element-name form, as
+    /// [`Observation::kind`](factorydash_core::Observation::kind) holds it: the element's
+    /// name for Samples and Events (prefix kept, e.g. `x:Motion`), borrowed; for a
+    /// Condition its `type` attribute in the same form (`SYSTEM` → `System`,
+    /// [`factorydash_core::element_name`]), made anew. The attribute as written is
+    /// [`ObservationRef::type_attribute`].
     #[inline]
-    pub fn kind(&self) -> &str {
+    pub fn kind(&self) -> Cow<'a, str> {
         match (&self.category, &self.type_attribute) {
-            (Category::Condition, Some(t)) => t,
-            _ => &self.element,
+            (Category::Condition, Some(t)) => Cow::Owned(factorydash_core::element_name(t)),
+            _ => self.element.clone(),
         }
     }
 
@@ -278,7 +288,7 @@ pub fn owned_observation(
         data_item_id: obs.data_item_id.as_ref().to_owned(),
         name: obs.name.as_deref().map(str::to_owned),
         category: obs.category,
-        kind: obs.kind().to_owned(),
+        kind: obs.kind().into_owned(),
         sub_type: obs.sub_type.as_deref().map(str::to_owned),
         value: obs.value.to_value(),
         condition: obs.level.map(|level| ConditionState {

@@ -2,6 +2,10 @@
 //! given the next id of this process's stream (an epoch and ids from 1, no holes), kept in
 //! a log of the last [`HISTORY`] for clients that reconnect with `?since=`, and broadcast
 //! to every WebSocket client ([`socket`], the protocol).
+//!
+//! Messages carry data for API clients and, beside it, what the page shows, rendered by
+//! [`crate::page`] (the one renderer): each value's text (`shown`), each device's tile
+//! (`cardsHtml`), the banner and the source list (`bannerHtml`, `sourcesHtml`).
 
 pub mod socket;
 
@@ -12,6 +16,9 @@ use factorydash_core::{DeviceStatus, Observation};
 use factorydash_store::Store;
 use serde::Serialize;
 use tokio::sync::broadcast;
+
+use crate::health::SourceHealth;
+use crate::page;
 
 /// A random number, for the live protocol's epoch.
 fn rand_u32() -> u32 {
@@ -74,18 +81,53 @@ pub type Missed = Option<Vec<Arc<LiveMessage>>>;
 
 /// A live update message.
 #[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Update<'a, H> {
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
+enum Update<'a> {
     Latest {
         device: &'a str,
-        items: &'a [&'a Observation],
+        items: Vec<LiveItem<'a>>,
         devices: &'a [DeviceStatus],
+        /// The tiles of `devices`, rendered.
+        cards_html: Vec<String>,
         /// When the server published it, right after storing (UTC).
         published_at: chrono::DateTime<chrono::Utc>,
     },
     Health {
-        sources: &'a [H],
+        sources: &'a [SourceHealth],
+        /// The banner of outages, rendered.
+        banner_html: String,
+        /// The source list, rendered.
+        sources_html: String,
     },
+}
+
+/// An observation as the live protocol sends it: the observation and how the table shows
+/// its value ([`page::shown_value`]).
+#[derive(Serialize)]
+struct LiveItem<'a> {
+    #[serde(flatten)]
+    observation: &'a Observation,
+    shown: String,
+}
+
+impl<'a> Update<'a> {
+    fn health(sources: &'a [SourceHealth]) -> Self {
+        Update::Health {
+            sources,
+            banner_html: page::banner_html(sources),
+            sources_html: page::sources_html(sources),
+        }
+    }
+}
+
+/// The `health` message of `sources`, as a new client's first (without an `id`: it is
+/// not part of the stream).
+pub fn health_message(sources: &[SourceHealth]) -> String {
+    serde_json::to_string(&Update::health(sources)).unwrap_or_default()
 }
 
 /// The live messages: their ids, their log and their subscribers.
@@ -117,11 +159,20 @@ impl LiveHub {
     }
 
     /// Pushes every source's health to every client.
-    pub fn send_health<H: Serialize>(&self, sources: &[H]) {
-        self.send(&Update::Health { sources });
+    pub fn send_health(&self, sources: &[SourceHealth]) {
+        {
+            // Rendered only for listeners (as `send` serialises only for them).
+            let mut live = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            if !live.listened(self.updates.receiver_count()) {
+                live.last += 1;
+                live.recent.clear();
+                return;
+            }
+        }
+        self.send(&Update::health(sources));
     }
 
-    fn send<H: Serialize>(&self, update: &Update<'_, H>) {
+    fn send(&self, update: &Update<'_>) {
         let device = match update {
             Update::Latest { device, .. } => Some((*device).to_owned()),
             Update::Health { .. } => None,
@@ -215,9 +266,16 @@ impl LiveHub {
                     Vec::new()
                 }
             };
-            let update: Update<'_, ()> = Update::Latest {
+            let update = Update::Latest {
                 device,
-                items: chunk,
+                items: chunk
+                    .iter()
+                    .map(|o| LiveItem {
+                        observation: o,
+                        shown: page::shown_value(o),
+                    })
+                    .collect(),
+                cards_html: devices.iter().map(page::card_html).collect(),
                 devices: &devices,
                 published_at: chrono::Utc::now(),
             };

@@ -30,7 +30,7 @@ pub async fn list(app: Arc<App>) -> Result<Response, ApiError> {
             let added = configured.iter().find(|a| a.url == *url);
             json!({
                 "url": redacted(url),
-                "added_at_run_time": added.is_some(),
+                "addedAtRunTime": added.is_some(),
                 "paused": !followed.contains(url),
                 "health": health.iter().find(|h| h.source == *url),
             })

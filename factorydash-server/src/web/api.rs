@@ -330,7 +330,7 @@ pub async fn alarms(app: Arc<App>, q: AlarmsQuery) -> Result<Response, ApiError>
         .map(|e| {
             let seconds = e.duration_seconds(now.min(window.to()));
             let mut v = serde_json::to_value(&e).unwrap_or_default();
-            v["duration_seconds"] = json!(seconds);
+            v["durationSeconds"] = json!(seconds);
             v
         })
         .collect();

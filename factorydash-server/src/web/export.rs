@@ -152,15 +152,15 @@ const EXPORT_COLUMNS: [&str; 12] = [
     "timestamp",
     "sequence",
     "device",
-    "component_id",
-    "data_item_id",
+    "componentId",
+    "dataItemId",
     "name",
     "category",
     "type",
-    "sub_type",
+    "subType",
     "value",
-    "condition_level",
-    "native_code",
+    "conditionLevel",
+    "nativeCode",
 ];
 
 fn csv_rows(items: &[&Observation]) -> Vec<u8> {

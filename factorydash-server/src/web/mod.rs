@@ -186,9 +186,7 @@ pub fn routes(
         .map(|ws, app: Arc<App>, q: LiveQuery| {
             let live = app.live.clone();
             let stopping = app.agents.stopping.clone();
-            let health = move || {
-                serde_json::json!({ "type": "health", "sources": app.health.all() }).to_string()
-            };
+            let health = move || crate::live::health_message(&app.health.all());
             crate::live::socket::upgrade(ws, live, health, stopping, q.since)
         })
         .recover(errors::recover)

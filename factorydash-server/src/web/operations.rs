@@ -28,7 +28,7 @@ pub async fn healthz(app: Arc<App>) -> Result<Response, Infallible> {
     let body = json!({
         "status": if store.is_ok() { "ok" } else { "degraded" },
         "store": app.store_kind,
-        "store_error": store.err(),
+        "storeError": store.err(),
         "observations": observations,
         "sources": sources,
     });

@@ -22,7 +22,8 @@ pub struct RawLatestQuery {
     limit: Option<String>,
     cursor: Option<String>,
     device: Option<String>,
-    component: Option<String>,
+    #[serde(rename = "componentId")]
+    component_id: Option<String>,
     category: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -30,7 +31,7 @@ pub struct RawLatestQuery {
     at: Option<String>,
 }
 
-/// `?device=&component=&category=&type=&q=&at=&cursor=&limit=`: a page of latest values
+/// `?device=&componentId=&category=&type=&q=&at=&cursor=&limit=`: a page of latest values
 /// (or of the values as of `at`), `DEFAULT_LIMIT` rows unless `limit` says (at most
 /// [`factorydash_core::page::MAX_PAGE_LIMIT`]).
 #[derive(Debug)]
@@ -64,7 +65,7 @@ impl<const DEFAULT_LIMIT: usize> FromQuery for LatestQuery<DEFAULT_LIMIT> {
         };
         let filter = LatestFilter {
             device: params::text(q.device),
-            component_id: params::text(q.component),
+            component_id: params::text(q.component_id),
             category,
             kind: params::text(q.kind),
             search: params::text(q.q),

@@ -108,7 +108,7 @@ async fn tokens_guard_the_dashboard_and_admins_manage_agents_at_run_time() {
     .await;
     assert_eq!(status, 200, "{agents}");
     assert_eq!(agents[0]["url"], dead);
-    assert_eq!(agents[0]["added_at_run_time"], false);
+    assert_eq!(agents[0]["addedAtRunTime"], false);
     let add = json!({ "url": agent.base });
     assert_eq!(
         call(
@@ -203,11 +203,11 @@ async fn tokens_guard_the_dashboard_and_admins_manage_agents_at_run_time() {
         source(h, &agent.base).is_some_and(|s| s["state"] == "paused" && s["buffered"] == 0)
     })
     .await;
-    let stored = source(&health, &agent.base).unwrap()["next_sequence"].clone();
+    let stored = source(&health, &agent.base).unwrap()["nextSequence"].clone();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (_, health) = call(Method::GET, &format!("{base}/healthz"), None, None).await;
     assert_eq!(
-        source(&health, &agent.base).unwrap()["next_sequence"],
+        source(&health, &agent.base).unwrap()["nextSequence"],
         stored,
         "nothing read while paused"
     );
@@ -230,7 +230,7 @@ async fn tokens_guard_the_dashboard_and_admins_manage_agents_at_run_time() {
         .find(|a| a["url"] == agent.base.as_str())
         .unwrap();
     assert_eq!(
-        (added["added_at_run_time"].clone(), added["paused"].clone()),
+        (added["addedAtRunTime"].clone(), added["paused"].clone()),
         (json!(true), json!(true)),
         "{agents}"
     );
@@ -238,7 +238,7 @@ async fn tokens_guard_the_dashboard_and_admins_manage_agents_at_run_time() {
     let resume = format!("{base}/api/agents/resume?url={}", agent.base);
     assert_eq!(call(Method::POST, &resume, Some(ADMIN), None).await.0, 200);
     wait_for(base, Duration::from_secs(120), "the rest", |h| {
-        source(h, &agent.base).is_some_and(|s| s["next_sequence"] == 112_763)
+        source(h, &agent.base).is_some_and(|s| s["nextSequence"] == 112_763)
     })
     .await;
     let client_db = db.connect().await;

@@ -40,7 +40,7 @@ async fn bad_parameters_get_a_400_saying_what_is_wrong() {
         let (status, page) = get_json(&format!("{base}/api/latest?limit=4&cursor={cursor}")).await;
         assert_eq!(status, 200);
         for item in page["items"].as_array().unwrap() {
-            seen.push(item["data_item_id"].as_str().unwrap().to_owned());
+            seen.push(item["dataItemId"].as_str().unwrap().to_owned());
         }
         match page["next"].as_str() {
             Some(next) => cursor = next.to_owned(),
@@ -115,7 +115,7 @@ async fn bad_parameters_get_a_400_saying_what_is_wrong() {
     let (_, devices) = get_json(&format!("{base}/api/devices")).await;
     assert_eq!(devices[0]["device"]["name"], "GFAgie01");
     assert_eq!(
-        devices[0]["device"]["data_items"].as_array().unwrap().len(),
+        devices[0]["device"]["dataItems"].as_array().unwrap().len(),
         25
     );
 }
@@ -134,13 +134,13 @@ async fn an_unreachable_agent_is_shown_with_since_when_and_retried() {
         &server.base,
         Duration::from_secs(20),
         "the agent marked unreachable",
-        |h| h["sources"][0]["unreachable_since"].is_string(),
+        |h| h["sources"][0]["unreachableSince"].is_string(),
     )
     .await;
     let source = &health["sources"][0];
     assert_eq!(source["state"], "backing_off");
-    assert!(source["retry_at"].is_string());
-    assert!(source["last_error"].as_str().unwrap().contains(&agent));
+    assert!(source["retryAt"].is_string());
+    assert!(source["lastError"].as_str().unwrap().contains(&agent));
     let html = get_text(format!("{}/", server.base)).await;
     assert!(html.contains("Cannot reach"), "the page says so");
     assert!(html.contains("Retrying"));
@@ -165,16 +165,16 @@ fn inspect_prints_every_observation_as_ndjson_and_problems_on_stderr() {
         .iter()
         .find(|l| l["level"] == "Fault")
         .expect("a Fault");
-    assert!(fault["native_code"].is_string());
-    assert!(lines.iter().all(|l| l["device"].is_string()
-        && l["sequence"].is_u64()
-        && l["data_item_id"].is_string()));
+    assert!(fault["nativeCode"].is_string());
+    assert!(lines
+        .iter()
+        .all(|l| l["device"].is_string() && l["sequence"].is_u64() && l["dataItemId"].is_string()));
     let motion = lines
         .iter()
         .find(|l| l["element"] == "x:Motion")
         .expect("the NIST extension element");
     assert_eq!(
-        motion["component_id"].as_str().unwrap().split('-').next(),
+        motion["componentId"].as_str().unwrap().split('-').next(),
         motion["device"].as_str()
     );
     let stderr = String::from_utf8(out.stderr).unwrap();
@@ -205,14 +205,14 @@ async fn alarms_and_filtered_latest_values_on_the_real_recording() {
     // GFAgie01's limit switch fault, raised and cleared again and again in the recording.
     let y: Vec<_> = episodes
         .iter()
-        .filter(|e| e["native_code"] == "454A")
+        .filter(|e| e["nativeCode"] == "454A")
         .collect();
     assert!(y.len() >= 2, "{alarms}");
     for e in &y {
         assert_eq!(e["message"], "Limit switch Y+");
         assert_eq!(e["level"], "Fault");
         assert!(e["ended"].is_string(), "cleared by a Normal: {e}");
-        assert!(e["duration_seconds"].as_f64().unwrap() > 0.0);
+        assert!(e["durationSeconds"].as_f64().unwrap() > 0.0);
     }
     let (_, none) = get_json(&format!("{base}/api/alarms?{all}&device=Mazak03")).await;
     assert!(none["episodes"].as_array().unwrap().is_empty());
@@ -236,7 +236,7 @@ async fn alarms_and_filtered_latest_values_on_the_real_recording() {
         .unwrap_or("")
         .to_lowercase()
         .contains("avail")
-        || o["data_item_id"]
+        || o["dataItemId"]
             .as_str()
             .unwrap()
             .to_lowercase()

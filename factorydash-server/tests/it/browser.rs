@@ -160,6 +160,35 @@ async fn in_a_driven_browser_values_change_live_filters_pages_exports_and_the_th
                .map(tr => tr.dataset.item)",
         )
         .await;
+    // The device's tile is replaced by the one the server rendered for the update (the
+    // script builds none), and shows newer data; the source list is the server's too.
+    let tile = browser
+        .wait_until(
+            "the tile to be rendered again live",
+            Duration::from_secs(20),
+            "const card = document.querySelector('.card');
+             if (!window.firstCard) { window.firstCard = card; window.firstTs = card.querySelector('.newest time').dataset.ts; }
+             const now = document.querySelector('.card[data-device=\"' + window.firstCard.dataset.device + '\"]');
+             return now !== window.firstCard && Date.parse(now.querySelector('.newest time').dataset.ts) >= Date.parse(window.firstTs)
+               && now.querySelector('.state').textContent",
+        )
+        .await;
+    assert!(
+        [
+            "running",
+            "idle",
+            "stopped",
+            "faulted",
+            "unavailable",
+            "no data"
+        ]
+        .contains(&tile.as_str().unwrap()),
+        "{tile}"
+    );
+    let source = browser
+        .eval("return document.querySelector('#sources .source .state').textContent")
+        .await;
+    assert_eq!(source, "replaying");
     // The new value is one the store held: newer than the served one, and not newer than
     // what the API answers afterwards.
     let item = newer[0].as_str().unwrap().to_owned();
@@ -173,7 +202,7 @@ async fn in_a_driven_browser_values_change_live_filters_pages_exports_and_the_th
         .as_array()
         .unwrap()
         .iter()
-        .find(|o| o["data_item_id"] == item.as_str())
+        .find(|o| o["dataItemId"] == item.as_str())
         .unwrap()["timestamp"]
         .as_str()
         .unwrap()
@@ -197,7 +226,7 @@ async fn in_a_driven_browser_values_change_live_filters_pages_exports_and_the_th
         .as_array()
         .unwrap()
         .iter()
-        .map(|o| o["data_item_id"].as_str().unwrap())
+        .map(|o| o["dataItemId"].as_str().unwrap())
         .collect();
     assert!(!condition_ids.is_empty());
     browser.open(&format!("{base}/?category=CONDITION")).await;

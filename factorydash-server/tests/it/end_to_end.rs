@@ -61,13 +61,11 @@ async fn replay_agent_followed_over_http_stores_every_observation_once_like_serv
         "all observations via HTTP",
         // The store's count and the source's health are read one after the other, so wait
         // until both show the last batch.
-        |h| {
-            observations(h) >= TOTAL && h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1)
-        },
+        |h| observations(h) >= TOTAL && h["sources"][0]["nextSequence"].as_u64() == Some(TOTAL + 1),
     )
     .await;
     assert_eq!(observations(&health), TOTAL);
-    assert_eq!(health["sources"][0]["next_sequence"], TOTAL + 1);
+    assert_eq!(health["sources"][0]["nextSequence"], TOTAL + 1);
     assert_eq!(health["sources"][0]["state"], "streaming");
     wait_for(
         &direct.base,
@@ -218,7 +216,7 @@ async fn the_page_shows_the_device_and_values_change_live_over_the_websocket() {
         assert_eq!(v["devices"][0]["device"], "GFAgie01");
         for item in v["items"].as_array().unwrap() {
             values
-                .entry(item["data_item_id"].as_str().unwrap().to_owned())
+                .entry(item["dataItemId"].as_str().unwrap().to_owned())
                 .or_default()
                 .push(item["value"].clone());
         }
@@ -281,7 +279,7 @@ async fn the_three_machine_shdr_recording_replays_live() {
             .collect();
         let observed = devices
             .iter()
-            .filter(|d| d["status"]["observed_items"].as_u64().unwrap_or(0) > 0)
+            .filter(|d| d["status"]["observedItems"].as_u64().unwrap_or(0) > 0)
             .count();
         if names == ["GFAgie01", "Hurco01", "Mazak01"] && observed == 3 {
             break;

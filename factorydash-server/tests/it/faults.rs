@@ -54,9 +54,7 @@ async fn all_once(follower: &Running) {
         "every observation",
         // The store's count and the source's health are read one after the other: wait
         // until both show the last batch.
-        |h| {
-            observations(h) >= TOTAL && h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1)
-        },
+        |h| observations(h) >= TOTAL && h["sources"][0]["nextSequence"].as_u64() == Some(TOTAL + 1),
     )
     .await;
     let (set, rows) = stored(&follower.base).await;
@@ -154,22 +152,22 @@ async fn an_agent_restart_is_followed_and_what_it_lost_is_recorded() {
     })
     .await;
     let after = fault(&agent, "restart=true").await;
-    let floor = after["first_sequence"].as_u64().unwrap();
+    let floor = after["firstSequence"].as_u64().unwrap();
     // Everything from the new buffer's start on arrives; what the old instance held but was
     // not yet read is a gap of unknown end.
     wait_for(&follower.base, Duration::from_secs(120), "the rest", |h| {
-        h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1)
+        h["sources"][0]["nextSequence"].as_u64() == Some(TOTAL + 1)
     })
     .await;
     let (_, health) = get_json(&format!("{}/healthz", follower.base)).await;
     assert_eq!(health["sources"][0]["restarts"], 1, "{health}");
-    assert_eq!(health["sources"][0]["instance_id"], 1_475_083_574u64);
+    assert_eq!(health["sources"][0]["instanceId"], 1_475_083_574u64);
     let (_, gaps) = get_json(&format!("{}/api/gaps", follower.base)).await;
     let gaps = gaps.as_array().unwrap();
     assert_eq!(gaps.len(), 1, "{gaps:?}");
     let lost_from = gaps[0]["from"].as_u64().unwrap();
     assert!(gaps[0]["to"].is_null());
-    assert_eq!(gaps[0]["instance_id"], 1_475_083_573u64);
+    assert_eq!(gaps[0]["instanceId"], 1_475_083_573u64);
     // The agents page says so too.
     let page = get_text(format!("{}/agents", follower.base)).await;
     assert!(page.contains("Gaps (1)"), "{page}");
@@ -234,10 +232,10 @@ async fn killed_and_restarted_factorydash_continues_where_it_stopped_and_records
     // While it is down, the agent's buffer wraps past what was stored.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let wrapped = fault(&agent, "wrap=1000").await;
-    let first_held = wrapped["first_sequence"].as_u64().unwrap();
+    let first_held = wrapped["firstSequence"].as_u64().unwrap();
     let third = start(&args).await;
     wait_for(&third.base, Duration::from_secs(120), "the end", |h| {
-        h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1)
+        h["sources"][0]["nextSequence"].as_u64() == Some(TOTAL + 1)
     })
     .await;
     drop(third);
@@ -327,7 +325,7 @@ async fn a_dead_agent_never_delays_another() {
             observations(h) >= TOTAL
                 && h["sources"].as_array().is_some_and(|s| {
                     s.iter()
-                        .any(|s| s["next_sequence"].as_u64() == Some(TOTAL + 1))
+                        .any(|s| s["nextSequence"].as_u64() == Some(TOTAL + 1))
                 })
         },
     )
@@ -337,14 +335,13 @@ async fn a_dead_agent_never_delays_another() {
         .iter()
         .find(|s| s["source"] == dead.as_str())
         .unwrap();
-    assert!(dead_source["unreachable_since"].is_string(), "{health}");
+    assert!(dead_source["unreachableSince"].is_string(), "{health}");
     let live = sources
         .iter()
         .find(|s| s["source"] == agent.base.as_str())
         .unwrap();
     assert!(
-        live["unreachable_since"].is_null()
-            && live["observations_per_second"].as_f64().unwrap() > 0.0,
+        live["unreachableSince"].is_null() && live["observationsPerSecond"].as_f64().unwrap() > 0.0,
         "{health}"
     );
 }
@@ -396,7 +393,7 @@ async fn a_database_outage_loses_nothing_and_holds_at_most_the_buffer() {
         Duration::from_secs(30),
         "the outage shown",
         |h| {
-            h["sources"][0]["store_unavailable_since"].is_string()
+            h["sources"][0]["storeUnavailableSince"].is_string()
                 && h["sources"][0]["buffered"].as_u64().unwrap_or(0) > 0
         },
     )
@@ -412,8 +409,8 @@ async fn a_database_outage_loses_nothing_and_holds_at_most_the_buffer() {
     assert!(page.contains("Cannot store what"), "the page says so");
     db.allow_connections(true).await;
     wait_for(&follower.base, Duration::from_secs(120), "the end", |h| {
-        h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1)
-            && h["sources"][0]["store_unavailable_since"].is_null()
+        h["sources"][0]["nextSequence"].as_u64() == Some(TOTAL + 1)
+            && h["sources"][0]["storeUnavailableSince"].is_null()
     })
     .await;
     drop(follower);
@@ -450,7 +447,7 @@ async fn the_database_server_stopped_mid_ingest_and_started_again_loses_nothing(
         &follower.base,
         Duration::from_secs(30),
         "the outage shown",
-        |h| h["sources"][0]["store_unavailable_since"].is_string(),
+        |h| h["sources"][0]["storeUnavailableSince"].is_string(),
     )
     .await;
     assert_eq!(health["status"], "degraded", "{health}");
@@ -459,13 +456,13 @@ async fn the_database_server_stopped_mid_ingest_and_started_again_loses_nothing(
     let buffered = health["sources"][0]["buffered"].as_u64().unwrap();
     assert!(buffered <= 5 * 2000, "{health}");
     assert!(
-        health["sources"][0]["next_sequence"].as_u64().unwrap() < TOTAL,
+        health["sources"][0]["nextSequence"].as_u64().unwrap() < TOTAL,
         "reading waits while the database is down: {health}"
     );
     server.resume();
     wait_for(&follower.base, Duration::from_secs(120), "the end", |h| {
-        h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1)
-            && h["sources"][0]["store_unavailable_since"].is_null()
+        h["sources"][0]["nextSequence"].as_u64() == Some(TOTAL + 1)
+            && h["sources"][0]["storeUnavailableSince"].is_null()
     })
     .await;
     drop(follower);
@@ -536,7 +533,7 @@ async fn two_processes_on_one_database_one_ingests_both_show_and_the_other_takes
     );
     drop(first);
     wait_for(&second.base, Duration::from_secs(120), "the rest", |h| {
-        h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1)
+        h["sources"][0]["nextSequence"].as_u64() == Some(TOTAL + 1)
             && h["sources"][0]["state"] != "standby"
     })
     .await;
@@ -595,10 +592,10 @@ async fn out_of_range_in_the_2_6_error_form_is_recovered_with_a_gap() {
     .await;
     // The follower lags (1.5 s an answer); the agent's buffer wraps past it.
     let wrapped = fault(&agent, "wrap=100").await;
-    let floor = wrapped["first_sequence"].as_u64().unwrap();
+    let floor = wrapped["firstSequence"].as_u64().unwrap();
     fault(&agent, "slow_ms=0").await;
     wait_for(&follower.base, Duration::from_secs(120), "the rest", |h| {
-        h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1)
+        h["sources"][0]["nextSequence"].as_u64() == Some(TOTAL + 1)
     })
     .await;
     let (_, gaps) = get_json(&format!("{}/api/gaps", follower.base)).await;
@@ -639,7 +636,7 @@ async fn memory_stays_bounded(switch: &str) {
         peak = peak.max(follower.rss());
         if said.is_none() {
             let (_, h) = get_json(&format!("{}/healthz", follower.base)).await;
-            if let Some(e) = h["sources"][0]["last_error"].as_str() {
+            if let Some(e) = h["sources"][0]["lastError"].as_str() {
                 if e.contains("document limit") {
                     said = Some(e.to_owned());
                 }
@@ -656,7 +653,7 @@ async fn memory_stays_bounded(switch: &str) {
         Duration::from_secs(60),
         "following again",
         |h| {
-            h["sources"][0]["last_error"].is_null()
+            h["sources"][0]["lastError"].is_null()
                 && matches!(
                     h["sources"][0]["state"].as_str(),
                     Some("streaming" | "polling")
@@ -713,7 +710,7 @@ async fn an_endless_streamed_part_is_refused_at_the_document_limit_in_bounded_me
 async fn refused_and_backed_off(switch: &str, reason: &str) {
     let (agent, follower) = hostile_pair(&format!("{switch}=true"), &[]).await;
     let health = wait_for(&follower.base, Duration::from_secs(20), reason, |h| {
-        h["sources"][0]["last_error"]
+        h["sources"][0]["lastError"]
             .as_str()
             .is_some_and(|e| e.contains(reason))
     })

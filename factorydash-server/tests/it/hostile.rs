@@ -102,7 +102,7 @@ async fn sigterm_stores_what_was_read_closes_websockets_and_exits_0() {
     // Started again: on from the resume point to the end, nothing twice.
     let second = serve_on(&agent, &db).await;
     wait_for(&second.base, Duration::from_secs(120), "the end", |h| {
-        h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1) && buffered(h) == 0
+        h["sources"][0]["nextSequence"].as_u64() == Some(TOTAL + 1) && buffered(h) == 0
     })
     .await;
     let status = second.terminate(Duration::from_secs(12)).await;
@@ -136,7 +136,7 @@ async fn healthz_costs_a_ping_not_a_count() {
     let agent = replay_agent("1000").await;
     let serve = serve_on(&agent, &db).await;
     let done = wait_for(&serve.base, Duration::from_secs(120), "the end", |h| {
-        h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1) && buffered(h) == 0
+        h["sources"][0]["nextSequence"].as_u64() == Some(TOTAL + 1) && buffered(h) == 0
     })
     .await;
     assert_eq!(done["status"], "ok");
@@ -301,7 +301,7 @@ async fn a_repeating_agent_is_stored_once_in_postgresql() {
     assert_eq!(status, 200, "{faults}");
     let serve = serve_on(&agent, &db).await;
     wait_for(&serve.base, Duration::from_secs(120), "the end", |h| {
-        h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1) && buffered(h) == 0
+        h["sources"][0]["nextSequence"].as_u64() == Some(TOTAL + 1) && buffered(h) == 0
     })
     .await;
     assert_every_observation_once(&db.url, TOTAL).await;

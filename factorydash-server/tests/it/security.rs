@@ -338,7 +338,7 @@ async fn credentials_in_agent_urls_and_tokens_are_never_shown() {
     .await;
     assert_eq!(status, 200);
     let health = wait_for(base, Duration::from_secs(30), "the agent's failure", |h| {
-        h["sources"][0]["last_error"].is_string()
+        h["sources"][0]["lastError"].is_string()
     })
     .await;
     assert_eq!(health["sources"][0]["source"], shown, "{health}");
@@ -397,7 +397,7 @@ async fn metrics_cannot_be_injected_into_and_routes_are_few() {
         start_logged(&["serve", "--agent", agent, "--listen", "127.0.0.1:0"], &[]).await;
     let base = &fd.base;
     wait_for(base, Duration::from_secs(30), "the agent's failure", |h| {
-        h["sources"][0]["last_error"].is_string()
+        h["sources"][0]["lastError"].is_string()
     })
     .await;
     for name in ["zzz1", "zzz2", "zzz3"] {

@@ -173,7 +173,7 @@ pub async fn stored(base: &str) -> (BTreeSet<(u64, String, String, String)>, usi
         let url = format!(
             "{base}/api/series?device={}&dataItemId={}&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&limit=100000",
             item["device"].as_str().unwrap(),
-            item["data_item_id"].as_str().unwrap()
+            item["dataItemId"].as_str().unwrap()
         );
         let (status, series) = get_json(&url).await;
         assert_eq!(status, 200, "{series}");
@@ -181,9 +181,9 @@ pub async fn stored(base: &str) -> (BTreeSet<(u64, String, String, String)>, usi
             rows += 1;
             set.insert((
                 o["sequence"].as_u64().unwrap(),
-                o["data_item_id"].as_str().unwrap().to_owned(),
+                o["dataItemId"].as_str().unwrap().to_owned(),
                 o["value"].to_string(),
-                o["kind"].as_str().unwrap().to_owned(),
+                o["type"].as_str().unwrap().to_owned(),
             ));
         }
     }

@@ -14,6 +14,7 @@ use crate::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("0001_initial.sql"),
     include_str!("0002_configured_agents.sql"),
+    include_str!("0003_condition_types.sql"),
 ];
 
 /// The advisory lock key that serialises migrations ("factorydash" in ASCII, folded).

@@ -4,6 +4,7 @@
 mod conformance;
 mod connections;
 mod coordination;
+mod migrations;
 mod pg;
 
 /// Runs each conformance test against the memory store and PostgreSQL.
