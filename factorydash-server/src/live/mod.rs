@@ -42,8 +42,8 @@ pub struct LiveMessage {
     pub id: u64,
     /// The device it is about (`None`: about every client, e.g. health).
     pub device: Option<String>,
-    /// The JSON text sent.
-    pub json: Arc<str>,
+    /// The JSON text sent: shared by every client's send (a reference count, not a copy).
+    pub json: tokio_tungstenite::tungstenite::Utf8Bytes,
 }
 
 /// The ids given so far and the newest messages.
@@ -186,11 +186,15 @@ impl LiveHub {
             live.recent.clear();
             return;
         }
-        let json = match serde_json::to_value(update) {
-            Ok(mut v) => {
-                v["id"] = serde_json::json!(id);
-                v.to_string()
-            }
+        /// A message with its id, written in one pass.
+        #[derive(Serialize)]
+        struct WithId<'u, 'a> {
+            #[serde(flatten)]
+            update: &'u Update<'a>,
+            id: u64,
+        }
+        let json = match serde_json::to_string(&WithId { update, id }) {
+            Ok(json) => json,
             Err(e) => {
                 tracing::error!(error = %e, "cannot serialise an update");
                 live.recent.clear();
@@ -200,7 +204,7 @@ impl LiveHub {
         let message = Arc::new(LiveMessage {
             id,
             device,
-            json: Arc::from(json),
+            json: json.into(),
         });
         if live.recent.len() == HISTORY {
             live.recent.pop_front();

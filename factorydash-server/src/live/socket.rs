@@ -1,23 +1,158 @@
 //! `/ws`: the live protocol, one task per WebSocket client, fed by the [`LiveHub`] and
-//! its log.
+//! its log; and the upgrade to it ([`websocket`], [`Upgrade::into_response`]), our own
+//! rather than warp's so that an idle client costs a few KB (warp's fixes tungstenite's
+//! 128 KiB read buffer, zero-filled on the first read, for what clients send: a few
+//! hundred bytes).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use warp::http::{header, StatusCode};
+use warp::hyper::upgrade::OnUpgrade;
 use warp::reply::{Reply, Response};
-use warp::ws::{Message, WebSocket};
+use warp::{Filter, Rejection};
 
 use tokio_util::sync::CancellationToken;
 
 use super::LiveHub;
+use crate::web::errors::ApiError;
 
 /// The largest WebSocket message a client may send, in bytes (a `subscribe` to a few
 /// hundred devices fits).
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+
+/// The read buffer of a client's connection, in bytes: what clients send is small, and a
+/// larger message is read in several steps, not refused.
+const READ_BUFFER: usize = 4 * 1024;
+
+/// The most live clients at once; one more is answered `503` before its upgrade.
+pub const MAX_CLIENTS: usize = 20_000;
+
+/// How long one message may take to be taken by a client (its TCP window full: it stopped
+/// reading); then the client is closed, and reconnects with `since` if it is alive.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The settings of every client's connection.
+fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(MAX_CLIENT_MESSAGE))
+        .max_frame_size(Some(MAX_CLIENT_MESSAGE))
+}
+
+/// A request to become a WebSocket (RFC 6455, section 4.2.1), accepted by [`websocket`].
+pub struct Upgrade {
+    accept: String,
+    on_upgrade: OnUpgrade,
+}
+
+/// Accepts a WebSocket opening handshake (RFC 6455, 4.2.1: `GET`, `Connection: Upgrade`,
+/// `Upgrade: websocket`, `Sec-WebSocket-Version: 13`, a `Sec-WebSocket-Key`); anything else
+/// is refused with an [`ApiError`] (400).
+pub fn websocket() -> impl Filter<Extract = (Upgrade,), Error = Rejection> + Clone {
+    warp::get()
+        .and(warp::header::headers_cloned())
+        .and(warp::ext::optional::<OnUpgrade>())
+        .and_then(
+            |headers: warp::http::HeaderMap, on_upgrade: Option<OnUpgrade>| async move {
+                let has = |name: header::HeaderName, token: &str| {
+                    headers.get_all(name).iter().any(|v| {
+                        v.to_str().is_ok_and(|v| {
+                            v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))
+                        })
+                    })
+                };
+                let refuse = |why: &str| {
+                    Err(warp::reject::custom(ApiError::bad_request(format!(
+                        "/ws is a WebSocket: {why}"
+                    ))))
+                };
+                if !has(header::CONNECTION, "upgrade") || !has(header::UPGRADE, "websocket") {
+                    return refuse("the request must ask to upgrade to a websocket");
+                }
+                if !has(header::SEC_WEBSOCKET_VERSION, "13") {
+                    return refuse("Sec-WebSocket-Version must be 13");
+                }
+                let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+                    return refuse("Sec-WebSocket-Key is missing");
+                };
+                let Some(on_upgrade) = on_upgrade else {
+                    return refuse("this connection cannot be upgraded");
+                };
+                let accept =
+                    tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+                Ok(Upgrade { accept, on_upgrade })
+            },
+        )
+}
+
+impl Upgrade {
+    /// Answers `101 Switching Protocols` and, once the connection is switched, runs `run`
+    /// on the WebSocket.
+    fn into_response<F, Fut>(self, run: F) -> Response
+    where
+        F: FnOnce(WebSocketStream<hyper_util::rt::TokioIo<warp::hyper::upgrade::Upgraded>>) -> Fut
+            + Send
+            + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let Upgrade { accept, on_upgrade } = self;
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let io = hyper_util::rt::TokioIo::new(upgraded);
+                    let socket =
+                        WebSocketStream::from_raw_socket(io, Role::Server, Some(config())).await;
+                    run(socket).await;
+                }
+                Err(e) => tracing::debug!(error = %e, "a WebSocket upgrade did not complete"),
+            }
+        });
+        let mut response = Response::new(warp::hyper::body::Bytes::new().into());
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("upgrade"),
+        );
+        headers.insert(
+            header::UPGRADE,
+            header::HeaderValue::from_static("websocket"),
+        );
+        if let Ok(accept) = header::HeaderValue::from_str(&accept) {
+            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        response
+    }
+}
+
+/// A close message with `code` and `reason`.
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    }))
+}
+
+/// Sends `message`, unless the client takes longer than [`SEND_TIMEOUT`] to take it.
+async fn send<S>(tx: &mut S, message: Message) -> Result<(), ()>
+where
+    S: Sink<Message> + Unpin,
+{
+    match tokio::time::timeout(SEND_TIMEOUT, tx.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
 
 /// How often the server shows a client it is alive (a `heartbeat` message and a ping).
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -38,7 +173,7 @@ async fn client(
     hub: Arc<LiveHub>,
     health: impl FnOnce() -> String,
     stopping: CancellationToken,
-    socket: WebSocket,
+    socket: WebSocketStream<hyper_util::rt::TokioIo<warp::hyper::upgrade::Upgraded>>,
     since: Option<(u64, u64)>,
 ) {
     let (mut tx, mut rx) = socket.split();
@@ -46,21 +181,21 @@ async fn client(
     let mut devices: Option<std::collections::HashSet<String>> = None;
     let hello = json!({ "type": "hello", "epoch": epoch, "id": last }).to_string();
     let health = health();
-    if tx.send(Message::text(hello)).await.is_err() || tx.send(Message::text(health)).await.is_err()
+    if send(&mut tx, Message::text(hello)).await.is_err()
+        || send(&mut tx, Message::text(health)).await.is_err()
     {
         return;
     }
     match missed {
         Some(messages) => {
             for m in messages {
-                if tx.send(Message::text(m.json.as_ref())).await.is_err() {
+                if send(&mut tx, Message::Text(m.json.clone())).await.is_err() {
                     return;
                 }
             }
         }
         None => {
-            if tx
-                .send(Message::text(r#"{"type":"resync"}"#))
+            if send(&mut tx, Message::text(r#"{"type":"resync"}"#))
                 .await
                 .is_err()
             {
@@ -73,7 +208,7 @@ async fn client(
     loop {
         tokio::select! {
             () = stopping.cancelled() => {
-                let _ = tx.send(Message::close_with(1001u16, "server stopping")).await;
+                let _ = send(&mut tx, close(1001, "server stopping")).await;
                 let _ = tx.close().await;
                 return;
             }
@@ -81,7 +216,7 @@ async fn client(
                 let m = match update {
                     Ok(m) => m,
                     Err(RecvError::Lagged(_)) => {
-                        let _ = tx.send(Message::close_with(1008u16, "too slow; reconnect with since")).await;
+                        let _ = send(&mut tx, close(1008, "too slow; reconnect with since")).await;
                         return;
                     }
                     Err(RecvError::Closed) => return,
@@ -90,17 +225,17 @@ async fn client(
                     (Some(d), Some(set)) => set.contains(d),
                     _ => true,
                 };
-                if wanted && tx.send(Message::text(m.json.as_ref())).await.is_err() {
+                if wanted && send(&mut tx, Message::Text(m.json.clone())).await.is_err() {
                     return;
                 }
             }
             _ = beat.tick() => {
                 if heard.elapsed() > CLIENT_TIMEOUT {
-                    let _ = tx.send(Message::close_with(1001u16, "no answer")).await;
+                    let _ = send(&mut tx, close(1001, "no answer")).await;
                     return;
                 }
-                if tx.send(Message::text(r#"{"type":"heartbeat"}"#)).await.is_err()
-                    || tx.send(Message::ping(Vec::new())).await.is_err()
+                if send(&mut tx, Message::text(r#"{"type":"heartbeat"}"#)).await.is_err()
+                    || send(&mut tx, Message::Ping(Default::default())).await.is_err()
                 {
                     return;
                 }
@@ -111,7 +246,7 @@ async fn client(
                     heard = tokio::time::Instant::now();
                     // Anything else a client sends (not JSON, another type) is ignored.
                     if let Some(ClientMessage::Subscribe { devices: wanted }) =
-                        m.to_str().ok().and_then(|text| serde_json::from_str(text).ok())
+                        m.to_text().ok().and_then(|text| serde_json::from_str(text).ok())
                     {
                         devices = wanted.map(|list| list.into_iter().flatten().collect());
                     }
@@ -138,17 +273,21 @@ enum ClientMessage {
 ///
 /// `health` gives every source's health (the client's first `health` message, read once
 /// it is subscribed); the client is closed when `stopping` is cancelled.
+/// Clients only send small control messages (`subscribe`): a larger one than
+/// [`MAX_CLIENT_MESSAGE`] is refused as it arrives, not buffered. Past [`MAX_CLIENTS`]
+/// clients, a new one is answered `503`.
 pub fn upgrade(
-    ws: warp::ws::Ws,
+    ws: Upgrade,
     hub: Arc<LiveHub>,
     health: impl FnOnce() -> String + Send + 'static,
     stopping: CancellationToken,
     since: Option<(u64, u64)>,
 ) -> Response {
-    // Clients only send small control messages (`subscribe`): a large one is refused as it
-    // arrives, not buffered (tungstenite's default allows 64 MiB).
-    ws.max_message_size(MAX_CLIENT_MESSAGE)
-        .max_frame_size(MAX_CLIENT_MESSAGE)
-        .on_upgrade(move |socket| client(hub, health, stopping, socket, since))
-        .into_response()
+    if hub.clients() >= MAX_CLIENTS {
+        return ApiError::unavailable(format!(
+            "{MAX_CLIENTS} live clients are connected already; try again later"
+        ))
+        .into_response();
+    }
+    ws.into_response(move |socket| client(hub, health, stopping, socket, since))
 }

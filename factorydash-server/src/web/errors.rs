@@ -36,6 +36,14 @@ impl ApiError {
         }
     }
 
+    /// 503: the server cannot take this request now (`message` says why).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: message.into(),
+        }
+    }
+
     /// 409: the request cannot be done in this server's state.
     pub fn conflict(message: impl Into<String>) -> Self {
         ApiError {

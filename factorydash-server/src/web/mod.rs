@@ -16,7 +16,7 @@
 
 mod admin;
 mod api;
-mod errors;
+pub(crate) mod errors;
 mod export;
 mod operations;
 mod pages;
@@ -180,7 +180,7 @@ pub fn routes(
     .unify()
     .boxed();
     let ws = warp::path!("ws")
-        .and(warp::ws())
+        .and(crate::live::socket::websocket())
         .and(with.clone())
         .and(query())
         .map(|ws, app: Arc<App>, q: LiveQuery| {

@@ -113,3 +113,61 @@ async fn subscriptions_ids_and_resuming_after_a_reconnect() {
     assert_eq!(next_json(&mut ws).await["type"], "health");
     assert_eq!(next_json(&mut ws).await["type"], "resync");
 }
+
+/// `/ws` is only a WebSocket: a plain GET is told so (400, JSON); a client message past
+/// 64 KiB ends the connection rather than being buffered; the live messages carry what
+/// the page shows, rendered by the server.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_upgrade_is_checked_and_a_huge_client_message_ends_the_connection() {
+    let server = serve_replay(&recording(), "100").await;
+    let (status, body) = crate::support::get_json(&format!("{}/ws", server.base)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("WebSocket"),
+        "{body}"
+    );
+
+    let ws_url = format!("{}/ws", server.base.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "hello");
+    let health = next_json(&mut ws).await;
+    assert_eq!(health["type"], "health");
+    assert!(
+        health["sourcesHtml"]
+            .as_str()
+            .unwrap()
+            .starts_with("<section id=\"sources\""),
+        "{health}"
+    );
+    // Wait for a `latest` message: its values come with their text and tiles rendered.
+    let latest = loop {
+        let m = next_json(&mut ws).await;
+        if m["type"] == "latest" {
+            break m;
+        }
+    };
+    assert!(latest["items"][0]["shown"].is_string(), "{latest}");
+    assert!(
+        latest["cardsHtml"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("<article class=\"card"),
+        "{latest}"
+    );
+
+    let huge = format!(
+        r#"{{"type":"subscribe","devices":["{}"]}}"#,
+        "x".repeat(100 * 1024)
+    );
+    let _ = ws.send(Message::text(huge)).await;
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(ended, Ok(true), "the connection outlived a 100 KiB message");
+}
