@@ -388,6 +388,31 @@ impl SampleStream {
     }
 }
 
+/// An agent's base URL in the one form it is known by: parsed as reqwest and browsers
+/// parse it (the WHATWG URL Standard: scheme and host in lower case, a default port
+/// dropped, `http:/user:pw@host` read as `http://user:pw@host`), without a trailing `/`.
+/// [`AgentClient`]s, the batches they read ([`Batch::agent`](factorydash_core::Batch)) and
+/// the stores know an agent by this string, so that one agent written two ways is one,
+/// and credentials are always where redaction looks for them.
+///
+/// ```
+/// use factorydash_mtconnect::client::normalize_base_url;
+/// assert_eq!(normalize_base_url(" HTTP://Agent.Local:80/vds/ ").unwrap(), "http://agent.local/vds");
+/// assert_eq!(normalize_base_url("http:/user:pw@host:5000").unwrap(), "http://user:pw@host:5000");
+/// assert!(normalize_base_url("ftp://host").is_err());
+/// ```
+///
+/// # Errors
+/// [`ClientError::InvalidUrl`] when `base_url` is not an `http` or `https` URL with a host.
+pub fn normalize_base_url(base_url: &str) -> Result<String, ClientError> {
+    let invalid = || ClientError::InvalidUrl(base_url.to_owned());
+    let parsed = reqwest::Url::parse(base_url.trim()).map_err(|_| invalid())?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(invalid());
+    }
+    Ok(parsed.as_str().trim_end_matches('/').to_owned())
+}
+
 /// An HTTP client of one MTConnect agent.
 ///
 /// ```no_run
@@ -432,12 +457,7 @@ impl AgentClient {
     /// [`ClientError::InvalidUrl`] when `base_url` is not an `http` or `https` URL;
     /// [`ClientError::Build`] when the HTTP client cannot be built.
     pub fn with_http(base_url: &str, http: reqwest::Client) -> Result<Self, ClientError> {
-        let base = base_url.trim().trim_end_matches('/').to_owned();
-        let parsed =
-            reqwest::Url::parse(&base).map_err(|_| ClientError::InvalidUrl(base_url.to_owned()))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(ClientError::InvalidUrl(base_url.to_owned()));
-        }
+        let base = normalize_base_url(base_url)?;
         let stream_http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("factorydash/", env!("CARGO_PKG_VERSION")))

@@ -96,7 +96,7 @@ struct ServeArgs {
     #[arg(long, value_name = "FILE", env = "FACTORYDASH_CONFIG")]
     config: Option<PathBuf>,
     /// An MTConnect agent's base URL; repeat for several agents.
-    #[arg(long = "agent", value_name = "URL", default_value = NIST_AGENT, env = "FACTORYDASH_AGENTS", value_delimiter = ',')]
+    #[arg(long = "agent", value_name = "URL", default_value = NIST_AGENT, env = "FACTORYDASH_AGENTS", value_delimiter = ',', value_parser = parse_agent_url)]
     agents: Vec<String>,
     /// PostgreSQL URL (e.g. postgres://postgres@127.0.0.1:5432/factorydash); without it
     /// observations are kept in memory.
@@ -259,6 +259,12 @@ async fn main() -> anyhow::Result<()> {
         .map(|_| ()),
         None => serve(cli.serve).await,
     }
+}
+
+/// An agent's base URL in its one form (`normalize_base_url`).
+fn parse_agent_url(s: &str) -> Result<String, String> {
+    factorydash_mtconnect::client::normalize_base_url(s)
+        .map_err(|_| format!("'{s}' is not an http or https URL"))
 }
 
 fn load_recording(dir: &std::path::Path, max_document: usize) -> anyhow::Result<Recording> {

@@ -45,7 +45,9 @@ pub struct RawAgentUrl {
     url: Option<String>,
 }
 
-/// An agent's base URL as the client gave it: not empty, no trailing `/`, no NUL.
+/// An agent's base URL, in its one form
+/// ([`normalize_base_url`](factorydash_mtconnect::client::normalize_base_url)): an
+/// `http` or `https` URL, no NUL.
 #[derive(Debug)]
 pub struct AgentUrl(String);
 
@@ -54,10 +56,12 @@ impl FromQuery for AgentUrl {
 
     fn validate(q: RawAgentUrl) -> Result<Self, ApiError> {
         let url = params::required(q.url, "url")?;
-        let url = url.trim_end_matches('/').to_owned();
         if url.contains('\0') {
             return Err(ApiError::bad_request("url holds a NUL character"));
         }
+        let url = factorydash_mtconnect::client::normalize_base_url(&url).map_err(|_| {
+            ApiError::bad_request("url must be an http or https URL, e.g. http://10.0.0.5:5000")
+        })?;
         Ok(AgentUrl(url))
     }
 }

@@ -558,3 +558,55 @@ async fn a_nul_character_in_a_query_is_a_bad_request() {
         db.drop().await;
     }
 }
+
+/// An agent URL written the way browsers and reqwest still read as one with credentials
+/// (`HTTP:/user:pass@host/`, one slash) is taken in its one form, so the credentials are
+/// where redaction looks: never shown, whether given on the command line or through the
+/// API; a URL that is not http(s) is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_urls_are_taken_in_one_form_and_their_credentials_never_shown() {
+    const SECRET: &str = "0ne-slash-secret";
+    let given = format!("HTTP:/user:{SECRET}@127.0.0.1:9/");
+    let fd = start(&["serve", "--agent", &given, "--listen", "127.0.0.1:0"]).await;
+    let base = &fd.base;
+    let (status, body) = answer(
+        client()
+            .post(format!("{base}/api/agents"))
+            .json(&json!({ "url": format!("http:/{SECRET}@127.0.0.1:9") })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["url"], "http://***@127.0.0.1:9", "{body}");
+    let (status, body) = answer(
+        client()
+            .post(format!("{base}/api/agents"))
+            .json(&json!({ "url": "ftp://127.0.0.1:9" })),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let health = wait_for(
+        base,
+        Duration::from_secs(30),
+        "both agents' failures",
+        |h| {
+            h["sources"]
+                .as_array()
+                .is_some_and(|s| s.len() == 2 && s.iter().all(|s| s["lastError"].is_string()))
+        },
+    )
+    .await;
+    let text = health.to_string();
+    assert!(!text.contains(SECRET), "{text}");
+    assert!(text.contains("http://user:***@127.0.0.1:9"), "{text}");
+    for path in ["/", "/agents", "/api/agents", "/metrics"] {
+        let page = client()
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!page.contains(SECRET), "{path}: {page}");
+    }
+}
