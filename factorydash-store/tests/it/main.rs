@@ -5,6 +5,7 @@ mod conformance;
 mod connections;
 mod coordination;
 mod pg;
+mod tls;
 
 /// Runs each conformance test against the memory store and PostgreSQL.
 macro_rules! conformance_tests {
