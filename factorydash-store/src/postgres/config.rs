@@ -17,9 +17,11 @@
 //! `PGSSLMODE`, `PGSSLROOTCERT` and `PGPASSFILE`. Without a connection string, any of the
 //! first seven being set means PostgreSQL, configured from them. With one, each fills
 //! only what the string leaves out, as in libpq: a URL without a user takes `PGUSER`, a
-//! URL without host takes `PGHOST` and `PGPORT`, and so on. What neither gives defaults
-//! to: host `localhost` (libpq would try its Unix socket first), port 5432, the user
-//! `USER` (or `LOGNAME`), the database named as the user, `sslmode=prefer`.
+//! URL without host takes `PGHOST` and `PGPORT`, and so on (but a URL with a host and no
+//! port means 5432: tokio-postgres's parser says so, and `PGPORT` is not used). What
+//! neither gives defaults to: host `localhost` (libpq would try its Unix socket first),
+//! port 5432, the user `USER` (or `LOGNAME`), the database named as the user,
+//! `sslmode=prefer`.
 //!
 //! A password given nowhere is looked up in the password file, `PGPASSFILE` or
 //! `~/.pgpass` (`hostname:port:database:username:password` lines, `*` matching anything,

@@ -40,7 +40,7 @@ use crate::{AppendOutcome, ConfiguredAgent, LatestFilter, Store, StoreError};
 
 mod append;
 mod columns;
-mod config;
+pub mod config;
 mod connection;
 mod coordination;
 mod queries;
