@@ -30,12 +30,20 @@ struct TlsServer {
     dir: PathBuf,
     bin: PathBuf,
     port: u16,
+    /// `ssl = on`, and `hostssl` only in `pg_hba.conf`; else no TLS at all.
+    tls: bool,
 }
 
 impl TlsServer {
-    /// `None` (with a note) when PostgreSQL's programs or `openssl` are missing and
-    /// `FACTORYDASH_REQUIRE_POSTGRES` is not `1`.
+    /// A server that accepts TLS connections only.
     fn start(test: &str) -> Option<TlsServer> {
+        Self::start_with(test, true)
+    }
+
+    /// With `tls`, a server that accepts TLS connections only; without, one that has no
+    /// TLS. `None` (with a note) when PostgreSQL's programs or `openssl` are missing and
+    /// `FACTORYDASH_REQUIRE_POSTGRES` is not `1`.
+    fn start_with(test: &str, tls: bool) -> Option<TlsServer> {
         let bin = Command::new("pg_config")
             .arg("--bindir")
             .output()
@@ -68,7 +76,12 @@ impl TlsServer {
             .local_addr()
             .unwrap()
             .port();
-        let server = TlsServer { dir, bin, port };
+        let server = TlsServer {
+            dir,
+            bin,
+            port,
+            tls,
+        };
         server.make_certificates();
         std::fs::write(server.dir.join("pw"), PASSWORD).unwrap();
         server.chown();
@@ -90,12 +103,16 @@ impl TlsServer {
                 "--no-sync",
             ],
         );
-        // TLS connections only, with a password; the Unix socket for pg_ctl.
+        // TLS connections only (or plain only), with a password; the Unix socket for
+        // pg_ctl.
+        let kind = if tls { "hostssl" } else { "host" };
         std::fs::write(
             data.join("pg_hba.conf"),
-            "local all all trust\n\
-             hostssl all all 127.0.0.1/32 scram-sha-256\n\
-             hostssl all all ::1/128 scram-sha-256\n",
+            format!(
+                "local all all trust\n\
+                 {kind} all all 127.0.0.1/32 scram-sha-256\n\
+                 {kind} all all ::1/128 scram-sha-256\n"
+            ),
         )
         .unwrap();
         server.chown();
@@ -233,13 +250,20 @@ impl TlsServer {
     fn pg_ctl(&self, action: &[&str]) {
         let data = self.dir.join("data");
         let log = self.dir.join("log");
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+        let mut options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
             self.dir.display(),
-            self.dir.join("server.crt").display(),
-            self.dir.join("server.key").display(),
         );
+        if self.tls {
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                self.dir.join("server.crt").display(),
+                self.dir.join("server.key").display(),
+            ));
+        } else {
+            options.push_str(" -c ssl=off");
+        }
         let mut args = vec![
             "-D",
             data.to_str().unwrap(),
@@ -470,6 +494,32 @@ async fn pg_variables_give_a_working_store_over_tls() {
         "ingest, a pooled reader, the lock, LISTEN and this one: {sessions}"
     );
     drop(lock);
+}
+
+/// `prefer` (the default) against a server without TLS: plain, as libpq; `require`
+/// refuses it, saying so.
+#[tokio::test]
+async fn prefer_falls_back_to_plain_and_require_refuses_a_server_without_tls() {
+    let Some(server) = TlsServer::start_with("notls", false) else {
+        return;
+    };
+    assert_eq!(
+        session_is_encrypted(&server.url("localhost", "sslmode=prefer")).await,
+        Ok(false)
+    );
+    let store = connect(&server.url("localhost", "application_name=fd"))
+        .await
+        .expect("the default, prefer, connects in plain text");
+    store.ping().await.unwrap();
+    let e = connect(&server.url("localhost", "sslmode=require"))
+        .await
+        .expect_err("require needs TLS");
+    let text = chain(&e);
+    eprintln!("require against no TLS: {text}");
+    assert!(
+        text.contains("sslmode=require") && text.contains("TLS"),
+        "{text}"
+    );
 }
 
 #[test]
