@@ -32,7 +32,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use factorydash_mtconnect::Recording;
-use factorydash_store::{postgres::PgStore, MemoryStore, Store};
+use factorydash_store::postgres::{PgConfig, PgStore};
+use factorydash_store::{MemoryStore, Store};
 use tokio::net::TcpListener;
 
 use crate::ingest::FollowSettings;
@@ -98,8 +99,9 @@ struct ServeArgs {
     /// An MTConnect agent's base URL; repeat for several agents.
     #[arg(long = "agent", value_name = "URL", default_value = NIST_AGENT, env = "FACTORYDASH_AGENTS", value_delimiter = ',', value_parser = parse_agent_url)]
     agents: Vec<String>,
-    /// PostgreSQL URL (e.g. postgres://postgres@127.0.0.1:5432/factorydash); without it
-    /// observations are kept in memory.
+    /// PostgreSQL URL (e.g. postgres://postgres@127.0.0.1:5432/factorydash?sslmode=verify-full);
+    /// libpq's PG* variables fill what it leaves out. Without it, PostgreSQL as the PG*
+    /// variables say if any is set, else observations are kept in memory.
     #[arg(long, value_name = "URL", env = "FACTORYDASH_DATABASE_URL")]
     database_url: Option<String>,
     /// Address to serve the dashboard on.
@@ -277,16 +279,24 @@ fn load_recording(dir: &std::path::Path, max_document: usize) -> anyhow::Result<
     Ok(recording)
 }
 
-/// The memory store, or PostgreSQL (retried with backoff until it answers).
+/// The memory store, or PostgreSQL (retried with backoff until it answers): with
+/// `--database-url`, or when any of libpq's `PG*` variables is set.
 async fn open_store(database_url: Option<&str>) -> anyhow::Result<Option<Arc<PgStore>>> {
-    let Some(url) = database_url else {
+    let config = PgConfig::resolve(database_url, &PgConfig::process_env())
+        .context("invalid PostgreSQL configuration")?;
+    let Some(config) = config else {
+        tracing::info!("store=memory (no --database-url and no PG* environment variable)");
         return Ok(None);
     };
+    tracing::info!("store=postgresql {}", config.summary());
     let mut backoff = factorydash_mtconnect::client::Backoff::default();
     loop {
-        match PgStore::connect(url).await {
+        match PgStore::connect_config(&config).await {
             Ok(store) => return Ok(Some(Arc::new(store))),
-            Err(e @ factorydash_store::StoreError::SchemaTooNew { .. }) => return Err(e.into()),
+            Err(
+                e @ (factorydash_store::StoreError::SchemaTooNew { .. }
+                | factorydash_store::StoreError::Config(_)),
+            ) => return Err(e.into()),
             Err(e) => {
                 let delay = backoff.next_delay();
                 tracing::warn!(error = %error_chain::error_chain(&e), retry_in = ?delay, "cannot open the PostgreSQL store; retrying");

@@ -140,6 +140,24 @@ pub enum StoreError {
     #[cfg(feature = "postgres")]
     #[error("database error")]
     Database(#[from] tokio_postgres::Error),
+    /// A connection to the database could not be opened (unreachable, refused, TLS
+    /// failed, authentication failed): the source says why.
+    #[cfg(feature = "postgres")]
+    #[error("cannot connect to PostgreSQL at {server} (sslmode={ssl_mode})")]
+    Connect {
+        /// The servers tried, `host:port`.
+        server: String,
+        /// The `sslmode` in effect.
+        ssl_mode: &'static str,
+        /// Why.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// The PostgreSQL configuration cannot be used (connection string, environment
+    /// variable, CA file).
+    #[cfg(feature = "postgres")]
+    #[error("invalid PostgreSQL configuration")]
+    Config(#[from] postgres::ConfigError),
     /// No pooled database connection could be had for a reason other than the
     /// database's own error (the pool refused: closed, timed out or misconfigured).
     #[cfg(feature = "postgres")]

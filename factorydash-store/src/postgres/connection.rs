@@ -1,13 +1,60 @@
 //! The store's connections: a pool for queries, one dedicated connection for ingest,
-//! the session settings of each, and the schema migrations run on connecting.
+//! the session settings of each, and the schema migrations run on connecting. Every one
+//! is opened through one [`Connector`]: the same TLS and the same error.
 
 use deadpool_postgres::{
     Hook, HookError, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod,
 };
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{Client, Config, Connection, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::columns::STAGING;
+use super::config::{PgConfig, SslMode};
 use crate::StoreError;
+
+/// The stream of a connection, TLS or not.
+type Stream = <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream;
+
+/// Opens the store's connections: one configuration, one TLS connector (built once:
+/// loading the system's CA certificates is not free), and connection errors that say
+/// where and with which `sslmode`.
+#[derive(Clone)]
+pub(super) struct Connector {
+    config: Config,
+    tls: MakeRustlsConnect,
+    server: String,
+    ssl_mode: SslMode,
+}
+
+impl Connector {
+    /// The connector of `config`.
+    pub(super) fn new(config: &PgConfig) -> Result<Self, StoreError> {
+        Ok(Connector {
+            config: config.config().clone(),
+            tls: config.tls_connector()?,
+            server: config.server(),
+            ssl_mode: config.ssl_mode(),
+        })
+    }
+
+    /// A new connection; its `Connection` half is for the caller to drive.
+    pub(super) async fn connect(&self) -> Result<(Client, Connection<Socket, Stream>), StoreError> {
+        self.config
+            .connect(self.tls.clone())
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    /// `e`, which happened while connecting, as the store's error.
+    pub(super) fn error(&self, e: tokio_postgres::Error) -> StoreError {
+        StoreError::Connect {
+            server: self.server.clone(),
+            ssl_mode: self.ssl_mode.as_str(),
+            source: e,
+        }
+    }
+}
 
 /// The embedded migrations, in order; the schema version is the number applied. They are
 /// applied by version (`factorydash_migrations` records the numbers, not the text).
@@ -39,10 +86,10 @@ const POOL_SIZE: usize = 8;
 /// settings: for an advisory lock. The task sends `true` on the returned channel when
 /// the connection closes.
 pub(super) async fn open_plain(
-    config: &Config,
+    connector: &Connector,
     what: &'static str,
-) -> Result<(Client, tokio::sync::watch::Receiver<bool>), tokio_postgres::Error> {
-    let (client, connection) = config.connect(NoTls).await?;
+) -> Result<(Client, tokio::sync::watch::Receiver<bool>), StoreError> {
+    let (client, connection) = connector.connect().await?;
     let (tx, closed) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -55,8 +102,8 @@ pub(super) async fn open_plain(
 
 /// Opens the ingest connection: the store's settings and the staging table of
 /// [`append`](super::append).
-async fn open_ingest(config: &Config) -> Result<Client, tokio_postgres::Error> {
-    let (client, _closed) = open_plain(config, "the PostgreSQL ingest connection").await?;
+async fn open_ingest(connector: &Connector) -> Result<Client, StoreError> {
+    let (client, _closed) = open_plain(connector, "the PostgreSQL ingest connection").await?;
     client.batch_execute(&STAGING).await?;
     client.batch_execute(SESSION_SETTINGS).await?;
     Ok(client)
@@ -65,10 +112,10 @@ async fn open_ingest(config: &Config) -> Result<Client, tokio_postgres::Error> {
 /// The pool of query connections. A connection found closed when taken is replaced
 /// (deadpool's `RecyclingMethod::Fast` checks `Client::is_closed`); when the server is
 /// away, taking one fails at once with the connection's error.
-pub(super) fn pool(config: &Config) -> Result<Pool, StoreError> {
+pub(super) fn pool(connector: &Connector) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
-        config.clone(),
-        NoTls,
+        connector.config.clone(),
+        connector.tls.clone(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -102,17 +149,17 @@ impl From<PoolError> for StoreError {
 /// The one connection that ingest uses (appends and device models: transactions, with
 /// the session's staging table). Held by one writer at a time; reopened when found lost.
 pub(super) struct Ingest {
-    config: Config,
+    connector: Connector,
     client: tokio::sync::Mutex<Client>,
 }
 
 impl Ingest {
     /// Opens the ingest connection and migrates the schema on it.
-    pub(super) async fn open(config: Config) -> Result<Self, StoreError> {
-        let mut client = open_ingest(&config).await?;
+    pub(super) async fn open(connector: Connector) -> Result<Self, StoreError> {
+        let mut client = open_ingest(&connector).await?;
         migrate(&mut client).await?;
         Ok(Ingest {
-            config,
+            connector,
             client: tokio::sync::Mutex::new(client),
         })
     }
@@ -121,7 +168,7 @@ impl Ingest {
     pub(super) async fn lock(&self) -> Result<tokio::sync::MutexGuard<'_, Client>, StoreError> {
         let mut client = self.client.lock().await;
         if client.is_closed() {
-            *client = open_ingest(&self.config).await?;
+            *client = open_ingest(&self.connector).await?;
             tracing::info!("reconnected to PostgreSQL for ingest");
         }
         Ok(client)

@@ -3,7 +3,7 @@
 //! set ([`PgStore::latest_of`]).
 
 use factorydash_core::Observation;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use super::columns::{observation_from_row, OBSERVATION_COLUMNS};
 use super::connection::open_plain;
@@ -60,9 +60,9 @@ impl PgStore {
     /// advisory lock lives as long as its session.
     ///
     /// # Errors
-    /// [`StoreError::Database`] when the server cannot be reached.
+    /// [`StoreError::Connect`] when the server cannot be reached.
     pub async fn try_lock_agent(&self, agent: &str) -> Result<Option<AgentLock>, StoreError> {
-        let (client, closed) = open_plain(&self.config, "the agent lock's connection").await?;
+        let (client, closed) = open_plain(&self.connector, "the agent lock's connection").await?;
         let locked: bool = client
             .query_one(
                 "SELECT pg_try_advisory_lock($1, hashtext($2))",
@@ -82,12 +82,12 @@ impl PgStore {
     /// closes when the connection is lost; call again to listen again.
     ///
     /// # Errors
-    /// [`StoreError::Database`] when the server cannot be reached.
+    /// [`StoreError::Connect`] when the server cannot be reached.
     pub async fn listen(
         &self,
         capacity: usize,
     ) -> Result<tokio::sync::mpsc::Receiver<Appended>, StoreError> {
-        let (client, mut connection) = self.config.connect(NoTls).await?;
+        let (client, mut connection) = self.connector.connect().await?;
         let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
         let listening = async move {
             use futures_util::StreamExt;

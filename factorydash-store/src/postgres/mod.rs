@@ -13,8 +13,12 @@
 //!   session-level advisory lock lives as long as its session, and `LISTEN` belongs to
 //!   one session.
 //!
+//! - Every connection is opened alike (the same TLS connector, see [`PgConfig`] for
+//!   `sslmode`, `sslrootcert` and libpq's environment variables).
+//!
 //! # Modules
-//! `connection` (the pool, the ingest connection, migrations), `columns` (the one list
+//! `config` (connection strings, environment, TLS), `connection` (the pool, the ingest
+//! connection, migrations), `columns` (the one list
 //! of an observation row's columns and the SQL built from it), `append` (ingest),
 //! `queries` (reads), `coordination` (advisory locks, `LISTEN`/`NOTIFY`).
 
@@ -30,10 +34,13 @@ use factorydash_core::{
 };
 use tokio_postgres::Config;
 
+pub use config::{pgpass_lookup, ConfigError, PgConfig, SslMode, PG_ENV_VARS};
+
 use crate::{AppendOutcome, ConfiguredAgent, LatestFilter, Store, StoreError};
 
 mod append;
 mod columns;
+pub mod config;
 mod connection;
 mod coordination;
 mod queries;
@@ -47,7 +54,7 @@ pub use coordination::{AgentLock, Appended, APPENDED_CHANNEL};
 /// the server is still away).
 pub struct PgStore {
     /// For the connections of agent locks and `LISTEN`.
-    config: Config,
+    connector: connection::Connector,
     pool: deadpool_postgres::Pool,
     ingest: connection::Ingest,
     agent_ids: Mutex<HashMap<String, i32>>,
@@ -62,27 +69,38 @@ impl std::fmt::Debug for PgStore {
 }
 
 impl PgStore {
-    /// Connects to `url` (e.g. `postgres://postgres@127.0.0.1:5432/factorydash`) and
-    /// migrates the schema to this build's version.
+    /// Connects to `url` (e.g. `postgres://postgres@127.0.0.1:5432/factorydash`, with
+    /// `sslmode` and `sslrootcert` as [`PgConfig`] reads them; no environment variable is
+    /// read) and migrates the schema to this build's version.
     ///
     /// # Errors
-    /// [`StoreError::Database`] when the URL is invalid or the server unreachable;
+    /// [`StoreError::Config`] when the URL is invalid or its CA file unreadable;
+    /// [`StoreError::Connect`] when the server is unreachable or TLS fails;
     /// [`StoreError::SchemaTooNew`] when the database was migrated by a newer build.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let config: Config = url.parse()?;
-        Self::connect_with(config).await
+        Self::connect_config(&PgConfig::from_url(url)?).await
     }
 
-    /// Connects with a prepared configuration (e.g. with `options` setting a
-    /// `search_path`) and migrates the schema.
+    /// Connects with a prepared tokio-postgres configuration (e.g. with `options` setting
+    /// a `search_path`; its `sslmode`, without verification) and migrates the schema.
     ///
     /// # Errors
     /// As [`PgStore::connect`].
     pub async fn connect_with(config: Config) -> Result<Self, StoreError> {
-        let ingest = connection::Ingest::open(config.clone()).await?;
+        Self::connect_config(&PgConfig::from(config)).await
+    }
+
+    /// Connects as `config` says (see [`PgConfig::resolve`] for the environment) and
+    /// migrates the schema.
+    ///
+    /// # Errors
+    /// As [`PgStore::connect`].
+    pub async fn connect_config(config: &PgConfig) -> Result<Self, StoreError> {
+        let connector = connection::Connector::new(config)?;
+        let ingest = connection::Ingest::open(connector.clone()).await?;
         Ok(PgStore {
-            pool: connection::pool(&config)?,
-            config,
+            pool: connection::pool(&connector)?,
+            connector,
             ingest,
             agent_ids: Mutex::new(HashMap::new()),
             partitions: Mutex::new(HashSet::new()),
@@ -91,7 +109,11 @@ impl PgStore {
 
     /// A pooled connection for queries: an idle one, or a new one.
     async fn reader(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        Ok(self.pool.get().await?)
+        match self.pool.get().await {
+            Ok(client) => Ok(client),
+            Err(deadpool_postgres::PoolError::Backend(e)) => Err(self.connector.error(e)),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

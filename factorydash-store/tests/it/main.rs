@@ -6,6 +6,7 @@ mod connections;
 mod coordination;
 mod migrations;
 mod pg;
+mod tls;
 
 /// Runs each conformance test against the memory store and PostgreSQL.
 macro_rules! conformance_tests {
