@@ -163,6 +163,18 @@ const EXPORT_COLUMNS: [&str; 12] = [
     "nativeCode",
 ];
 
+/// `cell` as a spreadsheet will not run it: text an agent sent that begins with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return is a formula to Excel and LibreOffice (OWASP, "CSV
+/// Injection"), so it gets a leading `'`; a number (`-0.5`) is left as it is.
+fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') if cell.parse::<f64>().is_err() => {
+            format!("'{cell}").into()
+        }
+        _ => cell.into(),
+    }
+}
+
 fn csv_rows(items: &[&Observation]) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::with_capacity(items.len() * 96));
     for o in items {
@@ -172,16 +184,16 @@ fn csv_rows(items: &[&Observation]) -> Vec<u8> {
                 .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
                 .as_str(),
             &o.sequence.to_string(),
-            &o.device,
-            &o.component_id,
-            &o.data_item_id,
-            o.name.as_deref().unwrap_or(""),
+            spreadsheet_safe(&o.device).as_ref(),
+            spreadsheet_safe(&o.component_id).as_ref(),
+            spreadsheet_safe(&o.data_item_id).as_ref(),
+            spreadsheet_safe(o.name.as_deref().unwrap_or("")).as_ref(),
             o.category.as_str(),
-            &o.kind,
-            o.sub_type.as_deref().unwrap_or(""),
-            o.value.as_text().unwrap_or("UNAVAILABLE"),
+            spreadsheet_safe(&o.kind).as_ref(),
+            spreadsheet_safe(o.sub_type.as_deref().unwrap_or("")).as_ref(),
+            spreadsheet_safe(o.value.as_text().unwrap_or("UNAVAILABLE")).as_ref(),
             c.map_or("", |c| c.level.as_str()),
-            c.and_then(|c| c.native_code.as_deref()).unwrap_or(""),
+            spreadsheet_safe(c.and_then(|c| c.native_code.as_deref()).unwrap_or("")).as_ref(),
         ]);
     }
     w.into_inner().unwrap_or_default()
@@ -195,4 +207,26 @@ fn ndjson_rows(items: &[&Observation]) -> Vec<u8> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spreadsheet_safe;
+
+    #[test]
+    fn formulas_are_defused_and_numbers_kept() {
+        for (cell, shown) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("-", "'-"),
+            ("\tx", "'\tx"),
+            ("-0.25", "-0.25"),
+            ("+12", "+12"),
+            ("ACTIVE", "ACTIVE"),
+            ("", ""),
+        ] {
+            assert_eq!(spreadsheet_safe(cell), shown, "{cell}");
+        }
+    }
 }
