@@ -22,6 +22,9 @@ mod common;
 /// How long updates are counted, once every client is connected.
 const MEASURE: Duration = Duration::from_secs(10);
 
+/// How long the server runs before clients connect.
+const WARM_UP: Duration = Duration::from_secs(10);
+
 /// `factorydash serve` replaying the three-machine recording at 200 times its pace:
 /// `(the process, "HOST:PORT")`.
 async fn start() -> (Child, String) {
@@ -51,6 +54,27 @@ fn rss(pid: u32) -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// CPU seconds used so far by process `pid` (user + system, Linux `/proc`), or by this
+/// process for `None`.
+fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let path = pid.map_or("/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // The fields after the command (which may hold spaces) start after its `)`.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat(5): 11 and 12 after the state.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// What one client saw while measuring.
 #[derive(Default)]
 struct Seen {
@@ -59,10 +83,16 @@ struct Seen {
     closed_by_server: bool,
 }
 
-async fn client(address: String, measure_from: Instant, measure_to: Instant) -> Option<Seen> {
+async fn client(
+    address: String,
+    connected: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    measure_from: Instant,
+    measure_to: Instant,
+) -> Option<Seen> {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws"))
         .await
         .ok()?;
+    connected.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let mut seen = Seen::default();
     loop {
         let next = tokio::time::timeout_at(measure_to.into(), ws.next()).await;
@@ -117,14 +147,25 @@ async fn main() {
         counts = vec![1_000, 10_000];
     }
     println!(
-        "{:>8} {:>10} {:>8} {:>14} {:>9} {:>9} {:>12}",
-        "clients", "connected", "dropped", "updates/s", "p50 ms", "p99 ms", "RSS/client"
+        "{:>8} {:>10} {:>8} {:>14} {:>9} {:>9} {:>12} {:>11} {:>12}",
+        "clients",
+        "connected",
+        "dropped",
+        "updates/s",
+        "p50 ms",
+        "p99 ms",
+        "RSS/client",
+        "server CPU",
+        "clients CPU"
     );
     for n in counts {
         let (child, address) = start().await;
         let pid = child.id().unwrap();
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The server's memory grows as it stores the replay: it warms up first, and the
+        // clients' cost is what their connecting adds within a few seconds.
+        tokio::time::sleep(WARM_UP).await;
         let before = rss(pid);
+        let connected_now = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         // Connect every client (in waves, so the listen backlog keeps up), then measure.
         let connect_by = Instant::now() + Duration::from_secs(20);
         let measure_from = connect_by;
@@ -133,6 +174,7 @@ async fn main() {
         for i in 0..n {
             tasks.push(tokio::spawn(client(
                 address.clone(),
+                connected_now.clone(),
                 measure_from,
                 measure_to,
             )));
@@ -140,8 +182,16 @@ async fn main() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-        tokio::time::sleep_until(measure_from.into()).await;
+        while connected_now.load(std::sync::atomic::Ordering::SeqCst) < n
+            && Instant::now() < connect_by
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Every client has had its hello and first messages (the buffers are in use).
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let during = rss(pid);
+        tokio::time::sleep_until(measure_from.into()).await;
+        let (server_cpu, clients_cpu) = (cpu_seconds(Some(pid)), cpu_seconds(None));
         let mut latencies = Vec::new();
         let (mut connected, mut dropped, mut updates) = (0, 0, 0u64);
         for t in tasks {
@@ -152,16 +202,20 @@ async fn main() {
                 latencies.extend(seen.latencies_ms);
             }
         }
+        let server_cpu = (cpu_seconds(Some(pid)) - server_cpu) / MEASURE.as_secs_f64();
+        let clients_cpu = (cpu_seconds(None) - clients_cpu) / MEASURE.as_secs_f64();
         latencies.sort_by(f64::total_cmp);
         println!(
-            "{:>8} {:>10} {:>8} {:>14.0} {:>9.1} {:>9.1} {:>10.1} KB",
+            "{:>8} {:>10} {:>8} {:>14.0} {:>9.1} {:>9.1} {:>9.1} KB {:>10.0}% {:>11.0}%",
             n,
             connected,
             dropped,
             updates as f64 / MEASURE.as_secs_f64(),
             percentile(&latencies, 0.50),
             percentile(&latencies, 0.99),
-            during.saturating_sub(before) as f64 / n as f64 / 1024.0
+            during.saturating_sub(before) as f64 / n as f64 / 1024.0,
+            server_cpu * 100.0,
+            clients_cpu * 100.0
         );
         drop(child);
     }

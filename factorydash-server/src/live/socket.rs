@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::{Sink, SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
@@ -33,6 +33,10 @@ const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// larger message is read in several steps, not refused.
 const READ_BUFFER: usize = 4 * 1024;
 
+/// What is queued for a client before it is written, in bytes: a burst of messages goes in
+/// one write ([`feed`], [`flush`]).
+const WRITE_BUFFER: usize = 16 * 1024;
+
 /// The most live clients at once; one more is answered `503` before its upgrade.
 pub const MAX_CLIENTS: usize = 20_000;
 
@@ -44,7 +48,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 fn config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(Some(MAX_CLIENT_MESSAGE))
         .max_frame_size(Some(MAX_CLIENT_MESSAGE))
 }
@@ -135,6 +139,32 @@ impl Upgrade {
     }
 }
 
+/// The most messages written to a client at once.
+const MAX_BURST: usize = 64;
+
+/// Queues `message` to be written by the next [`flush`] (written now if the queue passes
+/// the write buffer), unless the client takes longer than [`SEND_TIMEOUT`].
+async fn feed<S>(tx: &mut S, message: Message) -> Result<(), ()>
+where
+    S: Sink<Message> + Unpin,
+{
+    match tokio::time::timeout(SEND_TIMEOUT, tx.feed(message)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// Writes what [`feed`] queued, unless the client takes longer than [`SEND_TIMEOUT`].
+async fn flush<S>(tx: &mut S) -> Result<(), ()>
+where
+    S: Sink<Message> + Unpin,
+{
+    match tokio::time::timeout(SEND_TIMEOUT, tx.flush()).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
 /// A close message with `code` and `reason`.
 fn close(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
@@ -213,19 +243,39 @@ async fn client(
                 return;
             }
             update = updates.recv() => {
-                let m = match update {
-                    Ok(m) => m,
-                    Err(RecvError::Lagged(_)) => {
-                        let _ = send(&mut tx, close(1008, "too slow; reconnect with since")).await;
-                        return;
+                // This message and any others already waiting, written at once (one write
+                // for a burst, not one per message).
+                let mut next = Some(update);
+                let mut fed = 0;
+                while let Some(update) = next.take() {
+                    let m = match update {
+                        Ok(m) => m,
+                        Err(RecvError::Lagged(_)) => {
+                            let _ = send(&mut tx, close(1008, "too slow; reconnect with since")).await;
+                            return;
+                        }
+                        Err(RecvError::Closed) => return,
+                    };
+                    let wanted = match (&m.device, &devices) {
+                        (Some(d), Some(set)) => set.contains(d),
+                        _ => true,
+                    };
+                    if wanted {
+                        if feed(&mut tx, Message::Text(m.json.clone())).await.is_err() {
+                            return;
+                        }
+                        fed += 1;
                     }
-                    Err(RecvError::Closed) => return,
-                };
-                let wanted = match (&m.device, &devices) {
-                    (Some(d), Some(set)) => set.contains(d),
-                    _ => true,
-                };
-                if wanted && send(&mut tx, Message::Text(m.json.clone())).await.is_err() {
+                    if fed < MAX_BURST {
+                        next = match updates.try_recv() {
+                            Err(TryRecvError::Empty) => None,
+                            Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                            Ok(m) => Some(Ok(m)),
+                        };
+                    }
+                }
+                if fed > 0 && flush(&mut tx).await.is_err() {
                     return;
                 }
             }
