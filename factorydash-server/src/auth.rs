@@ -146,12 +146,14 @@ pub fn gate(
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::cookie::optional::<String>(COOKIE))
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::optional::<String>("sec-fetch-site"))
         .and_then(
             move |method: Method,
                   path: warp::path::FullPath,
                   authorization: Option<String>,
                   cookie: Option<String>,
-                  query: String| {
+                  query: String,
+                  fetch_site: Option<String>| {
                 let tokens = tokens.clone();
                 async move {
                     if tokens.is_open() {
@@ -163,6 +165,23 @@ pub fn gate(
                     let from_query = form_urlencoded::parse(query.as_bytes())
                         .find(|(k, _)| k == "token")
                         .map(|(_, v)| v.into_owned());
+                    // A link on another site must not sign the browser in with the link's
+                    // token (login CSRF: the victim would then act in the attacker's
+                    // name): the address must be opened directly (typed, pasted, a
+                    // bookmark: `Sec-Fetch-Site: none`) or from this server's own pages.
+                    if from_query.is_some()
+                        && fetch_site
+                            .as_deref()
+                            .is_some_and(|s| !matches!(s, "none" | "same-origin"))
+                    {
+                        return Ok(reply::with_status(
+                            reply::json(&json!({
+                                "error": "a token in a link from another site is not taken: open the address yourself (type or paste it)"
+                            })),
+                            StatusCode::FORBIDDEN,
+                        )
+                        .into_response());
+                    }
                     if let Some(secret) = from_query.filter(|s| tokens.role(s).is_some()) {
                         let rest: String = form_urlencoded::Serializer::new(String::new())
                             .extend_pairs(

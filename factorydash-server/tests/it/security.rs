@@ -303,6 +303,29 @@ async fn the_token_redirect_stays_on_this_server() {
             .unwrap_or_else(|| panic!("{path}: {head}"));
         assert_eq!(to, location, "{path}");
     }
+    // A link from another site does not sign the browser in (login CSRF); opened
+    // directly, or from this server's pages, it does.
+    for (site, signed_in) in [
+        ("cross-site", false),
+        ("same-site", false),
+        ("none", true),
+        ("same-origin", true),
+    ] {
+        let head = raw_head(
+            base,
+            &format!("GET /?token={VIEWER} HTTP/1.1\r\nSec-Fetch-Site: {site}"),
+        )
+        .await;
+        assert_eq!(
+            head.starts_with("HTTP/1.1 303"),
+            signed_in,
+            "{site}: {head}"
+        );
+        assert_eq!(head.contains("set-cookie"), signed_in, "{site}: {head}");
+        if !signed_in {
+            assert!(head.starts_with("HTTP/1.1 403"), "{site}: {head}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
