@@ -73,6 +73,10 @@ pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) 
         .writers
         .spawn(write(app.clone(), url.clone(), rx));
     let mut backoff = Backoff::default();
+    // Streams that fail the same way (a part past the document limit, sequences that do
+    // not follow) back off by their own delay, reset only by a part taken: the poll
+    // between two attempts succeeds, and must not make the next attempt immediate.
+    let mut stream_backoff = Backoff::default();
     let mut resumed = false;
     let mut probed = false;
     let mut streaming = settings.stream;
@@ -153,6 +157,7 @@ pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) 
                         break;
                     };
                     let model_changed = step.model_changed;
+                    stream_backoff.reset();
                     read_ok(&app, &url, SourceState::Streaming);
                     enqueue(&app, &url, &queue, Work::Step(Box::new(step))).await;
                     if model_changed {
@@ -174,7 +179,7 @@ pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) 
                         ClientError::TooLarge { .. } | ClientError::Sequence { .. }
                     ) {
                         // Reconnecting at once would get the same answer: back off first.
-                        back_off(&app, &url, &mut backoff, error).await;
+                        back_off(&app, &url, &mut stream_backoff, error).await;
                         break;
                     }
                     tracing::warn!(agent = %url, %error, "stream lost; reconnecting from the last stored sequence");
