@@ -842,11 +842,13 @@ impl Follower {
     /// current position (the agent restarted, observations are missing before it, or its
     /// `nextSequence` is stuck or went back): then reopen the stream after a
     /// [`Follower::step`], which detects and reports each.
-    pub fn accept(&mut self, page: StreamsPage) -> Option<Step> {
+    pub fn accept(&mut self, mut page: StreamsPage) -> Option<Step> {
         let (instance, next) = self.position?;
         if page.header.instance_id != instance {
             return None;
         }
+        let mut problems = Vec::new();
+        distrust_beyond_last(&mut page, &mut problems);
         if sequence_fault(&page.header, instance, next).is_some() {
             return None;
         }
@@ -854,7 +856,7 @@ impl Follower {
         if page.observations.len() as u64 > self.config.count.max(1) {
             return None;
         }
-        let mut problems = page.problems;
+        problems.extend(page.problems);
         let mut observations = page.observations;
         // A part never starts before `next`; drop anything already read, defensively.
         drop_already_read(&mut observations, next, &mut problems);
@@ -1008,6 +1010,7 @@ impl Follower {
                 }
             }
         };
+        distrust_beyond_last(&mut page, &mut problems);
         cap_page(&mut page, self.config.count, &mut problems);
         let header = page.header.clone();
         if let Some(from) = from {
@@ -1103,6 +1106,44 @@ fn has_nul(o: &Observation) -> bool {
 /// Keeps at most `count` observations of a page (an agent that ignores `count` could
 /// otherwise make each queued page as large as the document limit allows); what is cut is
 /// asked for again from the `nextSequence` returned.
+/// Takes out of `page` what lies beyond the agent's own `lastSequence`: observations with a
+/// higher sequence (skipped, reported) and a `nextSequence` past `lastSequence + 1`
+/// (forgotten, reported; the next request then goes on after the last observation
+/// taken). An agent holds nothing beyond its `lastSequence` (MTConnect Part 1, Header):
+/// following such a number would jump past everything the agent will send next, and
+/// ask beyond its buffer ever after.
+fn distrust_beyond_last(page: &mut StreamsPage, problems: &mut Vec<Problem>) {
+    let Some(last) = page.header.last_sequence else {
+        return;
+    };
+    let before = page.observations.len();
+    page.observations.retain(|o| o.sequence <= last);
+    if page.observations.len() < before {
+        problems.push(Problem {
+            kind: crate::ProblemKind::Unexpected,
+            offset: 0,
+            message: format!(
+                "{} observations have a sequence beyond the agent's lastSequence {last}; skipped",
+                before - page.observations.len()
+            ),
+        });
+    }
+    if let Some(next) = page
+        .header
+        .next_sequence
+        .filter(|&n| n > last.saturating_add(1))
+    {
+        problems.push(Problem {
+            kind: crate::ProblemKind::Unexpected,
+            offset: 0,
+            message: format!(
+                "nextSequence {next} is beyond the agent's lastSequence {last} + 1; going on after the last observation read"
+            ),
+        });
+        page.header.next_sequence = None;
+    }
+}
+
 fn cap_page(page: &mut StreamsPage, count: u64, problems: &mut Vec<Problem>) {
     let count = usize::try_from(count).unwrap_or(usize::MAX).max(1);
     if page.observations.len() <= count {
@@ -1252,6 +1293,27 @@ mod tests {
         let mut small = page(1..51, "x");
         cap_page(&mut small, 100, &mut problems);
         assert_eq!((small.observations.len(), problems.len()), (50, 1));
+    }
+
+    #[test]
+    fn numbers_beyond_the_agents_last_sequence_are_not_followed() {
+        let client = AgentClient::new("http://127.0.0.1:9").unwrap();
+        let mut follower = Follower::new(client, FollowerConfig::new().with_count(1000));
+        follower.resume_from(&ResumePoint {
+            agent: "http://127.0.0.1:9".into(),
+            instance_id: 1,
+            next_sequence: 501,
+        });
+        // nextSequence far ahead, and one observation beyond lastSequence (1000).
+        let mut p = page(501..601, "x");
+        p.observations
+            .extend(page(5_000_000..5_000_001, "y").observations);
+        p.header = Header::new(1, "agent", "2.7").with_sequences(1, 1000, 1 << 40);
+        let step = follower.accept(p).expect("the part continues the position");
+        assert_eq!(step.batch.observations.len(), 100);
+        assert_eq!(step.batch.next_sequence, 601);
+        assert_eq!(step.problems.len(), 2, "{:?}", step.problems);
+        assert_eq!(follower.position().unwrap().next_sequence, 601);
     }
 
     #[test]

@@ -32,9 +32,10 @@
 //! let doc = &parsed.value;
 //! assert_eq!(doc.header.next_sequence, Some(62));
 //! let avail = &doc.observations[0];
-//! assert_eq!((avail.sequence, avail.kind()), (61, "Availability"));
+//! assert_eq!((avail.sequence, avail.kind().as_ref()), (61, "Availability"));
 //! assert_eq!(avail.value, ValueRef::Text("AVAILABLE".into()));
-//! assert_eq!(doc.observations[1].kind(), "SYSTEM");
+//! // A Condition's type, in the element-name form every observation's type has:
+//! assert_eq!(doc.observations[1].kind(), "System");
 //! # Ok::<(), factorydash_mtconnect::Error>(())
 //! ```
 //!

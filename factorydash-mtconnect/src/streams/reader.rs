@@ -30,7 +30,7 @@ use super::model::StreamsItem;
 /// let mut seen = 0;
 /// for item in StreamsReader::new(xml)? {
 ///     if let StreamsItem::Observation(o) = item {
-///         assert_eq!((o.sequence, o.kind()), (9, "Execution"));
+///         assert_eq!((o.sequence, o.kind().as_ref()), (9, "Execution"));
 ///         seen += 1;
 ///     }
 /// }
