@@ -447,7 +447,7 @@ async fn replay_agent(args: ReplayArgs) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(observations = replay.observations().len(), duration = ?replay.duration(), "replaying {}", args.dir.display());
     println!("factorydash: MTConnect agent at http://{address}/");
-    warp::serve(agent::routes(agent::ReplayAgent::new(replay)))
+    warp::serve(agent::routes(agent::Agent::replay(replay)))
         .incoming(listener)
         .graceful(stop_signal())
         .run()
