@@ -775,7 +775,7 @@ pub fn routes(agent: Arc<Agent>) -> impl Filter<Extract = (Response,), Error = I
 }
 
 /// An `INVALID_URI` answer for a URI no agent serves (no agent's header to give).
-fn unknown_uri() -> Response {
+pub fn unknown_uri() -> Response {
     let doc = ErrorDocument {
         header: Header::new(0, "factorydash", "1.3").with_creation_time(Utc::now()),
         errors: vec![AgentError::new(
