@@ -219,7 +219,7 @@ struct SimulateArgs {
     #[arg(long, default_value_t = 131_072, value_parser = clap::value_parser!(u64).range(16..=1 << 26))]
     buffer: u64,
     /// Warnings and Faults per machine per hour (they clear after 3 to 20 s); availability
-    /// drops are a quarter as frequent.
+    /// drops are a quarter as frequent (at most 6 an hour).
     #[arg(long, default_value_t = 2.0, value_parser = parse_fault_rate)]
     fault_rate: f64,
     /// The mean time of one program cycle (one part), e.g. 1m, 30s.

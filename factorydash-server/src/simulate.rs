@@ -60,7 +60,8 @@ pub struct SimSettings {
     pub duration: Option<Duration>,
     /// Observations each agent holds (its ring buffer, the `bufferSize`).
     pub buffer: usize,
-    /// Warnings and Faults per machine per hour (availability drops are a quarter of that).
+    /// Warnings and Faults per machine per hour (availability drops are a quarter of that,
+    /// at most 6 an hour).
     pub fault_rate: f64,
     /// The mean time of a program cycle (one part), in seconds of simulated time.
     pub cycle_time: Duration,
@@ -437,7 +438,7 @@ impl SimSource {
         }
         let instance_id = started.timestamp() as u64 * 1000 + u64::from(index);
         let ring = Ring {
-            recs: VecDeque::with_capacity(settings.buffer.min(1 << 20)),
+            recs: VecDeque::new(),
             first: 1,
             latest: vec![None; items.len()],
         };
@@ -1239,8 +1240,9 @@ impl Machine {
 
     /// Moves the state on by one tick of `dt` seconds.
     fn advance(&mut self, dt: f64) {
-        // Availability drops: a quarter of the alarm rate.
-        if self.phase != Phase::Down && self.rng.random_bool((self.fault_per_tick / 4.0).min(1.0)) {
+        // Availability drops: a quarter of the alarm rate, at most 6 an hour.
+        let drop_per_tick = (self.fault_per_tick / 4.0).min(6.0 / 3600.0 / self.rate_hz);
+        if self.phase != Phase::Down && self.rng.random_bool(drop_per_tick) {
             self.phase = Phase::Down;
             self.phase_left = ticks(self.rate_hz, self.rng.random_range(10.0..40.0));
             self.alarm = None;
