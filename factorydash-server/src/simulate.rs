@@ -67,10 +67,9 @@ pub struct SimSettings {
     pub cycle_time: Duration,
 }
 
-/// The path of agent `index` (0-based): `agent-01`, or `agent-001` with 100 or more agents.
-pub fn agent_name(index: u32, agents: u32) -> String {
-    let width = agents.to_string().len().max(2);
-    format!("agent-{:0width$}", index + 1)
+/// The path of agent `index` (0-based): `agent-01` … `agent-99`, `agent-100`, …
+pub fn agent_name(index: u32) -> String {
+    format!("agent-{:02}", index + 1)
 }
 
 /// Runs the simulator until `--duration` or a stop signal, serving on `listen`; prints the
@@ -83,7 +82,7 @@ pub async fn run(settings: SimSettings, listen: SocketAddr) -> anyhow::Result<()
     let started = Utc::now();
     let mut agents = Vec::new();
     for a in 0..settings.agents {
-        let name = agent_name(a, settings.agents);
+        let name = agent_name(a);
         let source = Arc::new(SimSource::new(&settings, &models, a, started));
         agents.push((name.clone(), source.clone(), Agent::new(source, name)));
     }
