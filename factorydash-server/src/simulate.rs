@@ -1400,3 +1400,64 @@ fn round(v: f32, decimals: i32) -> f32 {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(buffer: usize) -> SimSettings {
+        SimSettings {
+            agents: 1,
+            machines_per_agent: 3,
+            rate_hz: 10.0,
+            seed: 7,
+            duration: None,
+            buffer,
+            fault_rate: 60.0,
+            cycle_time: Duration::from_secs(5),
+        }
+    }
+
+    fn run_ticks(source: &SimSource, ticks: usize) -> Vec<(u32, u32, Val)> {
+        let mut batch = Vec::new();
+        for _ in 0..ticks {
+            source.tick(&mut batch);
+        }
+        let ring = source.ring.lock().unwrap();
+        ring.recs.iter().map(|r| (r.tick, r.item, r.val)).collect()
+    }
+
+    #[test]
+    fn every_data_item_is_published_at_the_first_tick() {
+        let source = SimSource::new(&settings(1 << 16), &models().unwrap(), 0, Utc::now());
+        assert_eq!(source.devices.devices.len(), 3);
+        run_ticks(&source, 1);
+        let ring = source.ring.lock().unwrap();
+        assert_eq!(ring.recs.len(), source.items.len());
+        assert!(ring.latest.iter().all(Option::is_some));
+    }
+
+    #[test]
+    fn the_same_seed_makes_the_same_observations() {
+        let models = models().unwrap();
+        let one = SimSource::new(&settings(1 << 16), &models, 0, Utc::now());
+        let two = SimSource::new(&settings(1 << 16), &models, 0, Utc::now());
+        let a = run_ticks(&one, 600);
+        assert_eq!(a, run_ticks(&two, 600));
+        // Machines move: far more than the first tick's one observation per data item.
+        assert!(a.len() > one.items.len() * 2, "{} observations", a.len());
+    }
+
+    #[test]
+    fn a_full_buffer_drops_the_oldest() {
+        let source = SimSource::new(&settings(100), &models().unwrap(), 0, Utc::now());
+        run_ticks(&source, 50);
+        let generated = source.generated.load(Ordering::SeqCst);
+        assert!(generated > 100);
+        let (first, last) = source.sequences(0);
+        assert_eq!((first, last), (generated - 99, generated));
+        let page = source.page(first, 10);
+        let sequences: Vec<u64> = page.iter().map(|o| o.sequence).collect();
+        assert_eq!(sequences, (first..first + 10).collect::<Vec<_>>());
+    }
+}
