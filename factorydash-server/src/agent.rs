@@ -1,11 +1,13 @@
-//! `factorydash replay`: a recording served as an MTConnect agent over HTTP (`/probe`,
-//! `/current`, `/sample?from=&count=`, and streaming `/sample?interval=&heartbeat=`),
-//! revealed at the recording's pace, with the recording's sequence numbers. Documents are
-//! written by factorydash-mtconnect.
+//! An MTConnect agent over HTTP (`/probe`, `/current`, `/sample?from=&count=`, streaming
+//! `/sample?interval=&heartbeat=`, and `/asset(s)` where the source has assets), serving
+//! the observations of a [`Source`]: a recording replayed at its own pace (`factorydash
+//! replay`, [`ReplaySource`]) or the simulator's ring buffers (`factorydash simulate`).
+//! Documents are written by factorydash-mtconnect.
 //!
 //! It can misbehave on demand, as real agents do, for tests and for anyone testing their
 //! own client: `POST /_factorydash/faults?…` (see [`FaultQuery`]).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,22 +17,135 @@ use std::time::Duration;
 use chrono::Utc;
 use factorydash_core::Observation;
 use factorydash_mtconnect::{
-    write_error_document, AgentError, ErrorCode, ErrorDocument, ErrorForm, Header, QueryParameter,
-    StreamsWriter,
+    write_error_document, AgentError, Devices, ErrorCode, ErrorDocument, ErrorForm, Header,
+    QueryParameter, StreamsWriter,
 };
 use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
-use warp::Filter;
+use warp::{Filter, Rejection};
 
 use crate::replay::Replay;
+
+/// Where an agent's observations come from. Sequences only grow; a source may forget its
+/// oldest observations (a ring buffer), never ones in the middle.
+pub trait Source: Send + Sync + 'static {
+    /// The `instanceId` at start (each `restart` fault adds one).
+    fn instance_id(&self) -> u64;
+    /// The Header's `sender`.
+    fn sender(&self) -> &str;
+    /// The Header's `version` (the MTConnect version the agent claims).
+    fn version(&self) -> &str;
+    /// The device model, for the Streams writer (DeviceStream `uuid`, component names).
+    fn devices(&self) -> &Devices;
+    /// The `/probe` answer.
+    fn probe(&self) -> String;
+    /// Namespaces of extension prefixes used in Streams documents.
+    fn extension_namespaces(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// The `bufferSize` announced (unless the `buffer_size` fault sets another).
+    fn buffer_size(&self) -> u64;
+    /// `(firstSequence, lastSequence)` now, holding nothing below `floor` (a restart or a
+    /// wrap moves it). With nothing held, `firstSequence` is `lastSequence + 1`.
+    fn sequences(&self, floor: u64) -> (u64, u64);
+    /// Up to `count` observations from sequence `from` on, in sequence order; `from` is at
+    /// least the `firstSequence` of [`Source::sequences`].
+    fn page(&self, from: u64, count: usize) -> Cow<'_, [Observation]>;
+    /// The latest observation of each data item held at or above `floor`, in sequence
+    /// order (`/current`).
+    fn latest(&self, floor: u64) -> Vec<Observation>;
+    /// The `/assets` answer (an MTConnectAssets document), or `None` when the source has
+    /// none to serve (`/assets` is then an unknown URI).
+    fn assets(&self) -> Option<String> {
+        None
+    }
+    /// Told how many observations a `/sample` answer (polled or a streamed part) carried.
+    fn served(&self, _observations: usize) {}
+}
+
+/// A recording being replayed, as a [`Source`]: observations appear as they are revealed.
+pub struct ReplaySource(pub Arc<Replay>);
+
+impl ReplaySource {
+    /// The revealed observations, not below `floor`.
+    fn held(&self, floor: u64) -> &[Observation] {
+        let obs = &self.0.observations()[..self.0.revealed()];
+        &obs[obs.partition_point(|o| o.sequence < floor)..]
+    }
+}
+
+impl Source for ReplaySource {
+    fn instance_id(&self) -> u64 {
+        self.0.recording.header.instance_id
+    }
+
+    fn sender(&self) -> &str {
+        "factorydash-replay"
+    }
+
+    fn version(&self) -> &str {
+        &self.0.recording.header.version
+    }
+
+    fn devices(&self) -> &Devices {
+        &self.0.recording.devices
+    }
+
+    fn probe(&self) -> String {
+        String::from_utf8_lossy(&self.0.recording.probe).into_owned()
+    }
+
+    fn extension_namespaces(&self) -> Vec<(String, String)> {
+        vec![("x".into(), "urn:nist.gov:NistStreams:1.3".into())]
+    }
+
+    /// The recording's size, rounded up to a power of two.
+    fn buffer_size(&self) -> u64 {
+        self.0.observations().len().max(1).next_power_of_two() as u64
+    }
+
+    fn sequences(&self, floor: u64) -> (u64, u64) {
+        let recording_first = self.0.observations().first().map_or(1, |o| o.sequence);
+        let revealed = &self.0.observations()[..self.0.revealed()];
+        let last = revealed
+            .last()
+            .map_or(recording_first.saturating_sub(1), |o| o.sequence);
+        let first = self
+            .held(floor)
+            .first()
+            .map_or(last + 1, |o| o.sequence)
+            .max(recording_first);
+        (first, last)
+    }
+
+    fn page(&self, from: u64, count: usize) -> Cow<'_, [Observation]> {
+        let held = self.held(from);
+        Cow::Borrowed(&held[..count.min(held.len())])
+    }
+
+    fn latest(&self, floor: u64) -> Vec<Observation> {
+        let mut seen = HashSet::new();
+        let mut latest: Vec<Observation> = self
+            .held(floor)
+            .iter()
+            .rev()
+            .filter(|o| seen.insert((&o.device, &o.data_item_id)))
+            .cloned()
+            .collect();
+        latest.reverse();
+        latest
+    }
+}
 
 /// The most observations one `/sample` answers, as cppagent's default limit.
 const MAX_COUNT: u64 = 10_000;
 
-/// A replay agent: the recording and the faults switched on.
-pub struct ReplayAgent {
-    replay: Arc<Replay>,
+/// An agent: its source of observations and the faults switched on.
+pub struct Agent {
+    source: Arc<dyn Source>,
+    /// What log lines call it, e.g. `replay agent` or `agent-01`.
+    name: String,
     faults: Faults,
     started: chrono::DateTime<Utc>,
     /// Held (shared) while a page is cut from the buffer, and exclusively while a restart or
@@ -59,7 +174,7 @@ struct Faults {
     samples: AtomicU64,
     /// Errors in the MTConnect 2.6+ form.
     error_form_v26: AtomicBool,
-    /// The `bufferSize` announced (0: the recording's, rounded up to a power of two).
+    /// The `bufferSize` announced (0: the source's).
     buffer_size: AtomicU64,
     huge_body: AtomicBool,
     endless_body: AtomicBool,
@@ -152,11 +267,17 @@ struct SampleQuery {
     heartbeat: Option<String>,
 }
 
-impl ReplayAgent {
-    /// An agent over `replay`, behaving well.
-    pub fn new(replay: Arc<Replay>) -> Arc<Self> {
-        Arc::new(ReplayAgent {
-            replay,
+impl Agent {
+    /// An agent serving `replay`, behaving well.
+    pub fn replay(replay: Arc<Replay>) -> Arc<Self> {
+        Self::new(Arc::new(ReplaySource(replay)), "replay agent")
+    }
+
+    /// An agent serving `source`, behaving well; `name` is what log lines call it.
+    pub fn new(source: Arc<dyn Source>, name: impl Into<String>) -> Arc<Self> {
+        Arc::new(Agent {
+            source,
+            name: name.into(),
             faults: Faults::default(),
             started: Utc::now(),
             buffer: std::sync::RwLock::new(()),
@@ -164,31 +285,21 @@ impl ReplayAgent {
     }
 
     fn instance_id(&self) -> u64 {
-        self.replay.recording.header.instance_id + self.faults.restarts.load(Ordering::SeqCst)
+        self.source.instance_id() + self.faults.restarts.load(Ordering::SeqCst)
     }
 
-    /// The observations the agent holds now: revealed, and not before the buffer's start.
-    fn held(&self) -> &[Observation] {
-        let obs = &self.replay.observations()[..self.replay.revealed()];
-        let floor = self.faults.first_floor.load(Ordering::SeqCst);
-        &obs[obs.partition_point(|o| o.sequence < floor)..]
+    /// The oldest sequence a restart or a wrap left.
+    fn floor(&self) -> u64 {
+        self.faults.first_floor.load(Ordering::SeqCst)
     }
 
-    /// The header when the agent holds `held`.
-    fn header(&self, held: &[Observation]) -> Header {
-        let recording_first = self.replay.observations().first().map_or(1, |o| o.sequence);
-        let revealed = &self.replay.observations()[..self.replay.revealed()];
-        let last = revealed
-            .last()
-            .map_or(recording_first.saturating_sub(1), |o| o.sequence);
-        let first = held
-            .first()
-            .map_or(last + 1, |o| o.sequence)
-            .max(recording_first);
+    /// The header now.
+    fn header(&self) -> Header {
+        let (first, last) = self.source.sequences(self.floor());
         Header::new(
             self.instance_id(),
-            "factorydash-replay",
-            self.replay.recording.header.version.clone(),
+            self.source.sender(),
+            self.source.version(),
         )
         .with_buffer_size(self.buffer_size())
         .with_sequences(first, last, last + 1)
@@ -201,8 +312,8 @@ impl ReplayAgent {
 
     fn writer(&self) -> StreamsWriter<'_> {
         StreamsWriter {
-            devices: Some(&self.replay.recording.devices),
-            extension_namespaces: vec![("x".into(), "urn:nist.gov:NistStreams:1.3".into())],
+            devices: Some(self.source.devices()),
+            extension_namespaces: self.source.extension_namespaces(),
             ..StreamsWriter::default()
         }
     }
@@ -210,7 +321,7 @@ impl ReplayAgent {
     /// The `bufferSize` announced.
     fn buffer_size(&self) -> u64 {
         match self.faults.buffer_size.load(Ordering::SeqCst) {
-            0 => self.replay.observations().len().max(1).next_power_of_two() as u64,
+            0 => self.source.buffer_size(),
             n => n,
         }
     }
@@ -227,26 +338,16 @@ impl ReplayAgent {
             ErrorForm::Legacy
         };
         let doc = ErrorDocument {
-            header: self.header(self.held()),
+            header: self.header(),
             errors: vec![error],
         };
         xml(status, write_error_document(&doc, form))
     }
 
     fn current(&self) -> Response {
-        let held = self.held();
-        let mut seen = HashSet::new();
-        let mut latest: Vec<Observation> = held
-            .iter()
-            .rev()
-            .filter(|o| seen.insert((&o.device, &o.data_item_id)))
-            .cloned()
-            .collect();
-        latest.reverse();
-        xml(
-            StatusCode::OK,
-            self.writer().write(&self.header(held), &latest),
-        )
+        let head = self.header();
+        let latest = self.source.latest(self.floor());
+        xml(StatusCode::OK, self.writer().write(&head, &latest))
     }
 
     /// The header and observations of a `/sample` page of up to `count` from `from` (from
@@ -255,9 +356,8 @@ impl ReplayAgent {
         &self,
         from: Option<u64>,
         count: u64,
-    ) -> Result<(Header, &[Observation]), Box<Response>> {
-        let held = self.held();
-        let mut head = self.header(held);
+    ) -> Result<(Header, Cow<'_, [Observation]>), Box<Response>> {
+        let mut head = self.header();
         let (first, next) = (
             head.first_sequence.unwrap_or(1),
             head.next_sequence.unwrap_or(1),
@@ -305,10 +405,9 @@ impl ReplayAgent {
         if self.faults.stuck.load(Ordering::SeqCst) {
             // Nothing, and nextSequence where it was asked, while lastSequence says more.
             head.next_sequence = Some(from);
-            return Ok((head, &held[..0]));
+            return Ok((head, Cow::Borrowed(&[])));
         }
-        let start = held.partition_point(|o| o.sequence < from);
-        let page = &held[start..(start + count as usize).min(held.len())];
+        let page = self.source.page(from, count as usize);
         head.next_sequence = Some(page.last().map_or(from, |o| o.sequence + 1));
         Ok((head, page))
     }
@@ -316,6 +415,7 @@ impl ReplayAgent {
     /// A page written out, broken off in the middle when the `malformed` fault is on, and
     /// with the sequence faults switched on.
     fn write_page(&self, head: &Header, page: &[Observation]) -> String {
+        self.source.served(page.len());
         let f = &self.faults;
         let mut head = head.clone();
         let mut owned;
@@ -389,7 +489,7 @@ impl ReplayAgent {
         let count = count.unwrap_or(100);
         let Some(interval) = interval else {
             return match self.slice(from, count) {
-                Ok((head, page)) => xml(StatusCode::OK, self.write_page(&head, page)),
+                Ok((head, page)) => xml(StatusCode::OK, self.write_page(&head, &page)),
                 Err(e) => *e,
             };
         };
@@ -421,7 +521,7 @@ fn xml(status: StatusCode, body: String) -> Response {
 /// A streaming answer: one part per page while there is data, an empty document every
 /// heartbeat while there is none (cppagent's `multipart/mixed` framing).
 fn stream(
-    agent: Arc<ReplayAgent>,
+    agent: Arc<Agent>,
     from: Option<u64>,
     count: u64,
     interval: Duration,
@@ -432,8 +532,7 @@ fn stream(
     let part_boundary = boundary.clone();
     tokio::spawn(async move {
         let instance = agent.instance_id();
-        let mut pos =
-            from.unwrap_or_else(|| agent.header(agent.held()).first_sequence.unwrap_or(1));
+        let mut pos = from.unwrap_or_else(|| agent.header().first_sequence.unwrap_or(1));
         let mut last_part = tokio::time::Instant::now() - heartbeat;
         loop {
             if agent.instance_id() != instance
@@ -454,14 +553,14 @@ fn stream(
                 return;
             }
             if !agent.faults.stall.load(Ordering::SeqCst) {
-                let held_end = agent.held().last().map_or(0, |o| o.sequence + 1);
+                let held_end = agent.source.sequences(agent.floor()).1 + 1;
                 let mut sent = false;
                 while pos < held_end {
                     let Ok((head, page)) = agent.slice(Some(pos), count) else {
                         return;
                     };
                     let next = head.next_sequence.unwrap_or(held_end);
-                    let part = framed(&part_boundary, &agent.write_page(&head, page));
+                    let part = framed(&part_boundary, &agent.write_page(&head, &page));
                     if agent.faults.drop_mid_part.swap(false, Ordering::SeqCst) {
                         let _ = tx.send(Ok(part[..part.len() / 2].to_vec())).await;
                         let _ = tx
@@ -485,7 +584,7 @@ fn stream(
                         return;
                     };
                     if tx
-                        .send(Ok(framed(&part_boundary, &agent.write_page(&head, page))))
+                        .send(Ok(framed(&part_boundary, &agent.write_page(&head, &page))))
                         .await
                         .is_err()
                     {
@@ -595,14 +694,14 @@ fn rand_u64() -> u64 {
     h.finish()
 }
 
-async fn slow(agent: &ReplayAgent) {
+async fn slow(agent: &Agent) {
     let ms = agent.faults.slow_ms.load(Ordering::SeqCst);
     if ms > 0 {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
 }
 
-fn set_faults(agent: &ReplayAgent, q: FaultQuery) -> Response {
+fn set_faults(agent: &Agent, q: FaultQuery) -> Response {
     let f = &agent.faults;
     for (flag, value) in [
         (&f.refuse_streaming, q.refuse_streaming),
@@ -633,28 +732,27 @@ fn set_faults(agent: &ReplayAgent, q: FaultQuery) -> Response {
         f.buffer_size.store(size, Ordering::SeqCst);
     }
     let _buffer = agent.buffer.write().unwrap_or_else(|p| p.into_inner());
-    let revealed_end = agent.replay.observations()[..agent.replay.revealed()]
-        .last()
-        .map_or(0, |o| o.sequence + 1);
+    let revealed_end = agent.source.sequences(0).1 + 1;
     if q.restart == Some(true) {
         f.restarts.fetch_add(1, Ordering::SeqCst);
         f.first_floor.fetch_max(revealed_end, Ordering::SeqCst);
         tracing::warn!(
-            "replay agent: restarted (instanceId {})",
+            "{}: restarted (instanceId {})",
+            agent.name,
             agent.instance_id()
         );
     }
     if q.model_change == Some(true) {
         f.model_changes.fetch_add(1, Ordering::SeqCst);
-        tracing::warn!("replay agent: device model changed");
+        tracing::warn!("{}: device model changed", agent.name);
     }
     if let Some(keep) = q.wrap {
         f.first_floor
             .fetch_max(revealed_end.saturating_sub(keep), Ordering::SeqCst);
-        tracing::warn!("replay agent: buffer wrapped, keeping the newest {keep}");
+        tracing::warn!("{}: buffer wrapped, keeping the newest {keep}", agent.name);
     }
     drop(_buffer);
-    let head = agent.header(agent.held());
+    let head = agent.header();
     warp::reply::json(&FaultState {
         instance_id: head.instance_id,
         probes: f.probes.load(Ordering::SeqCst),
@@ -668,42 +766,87 @@ fn set_faults(agent: &ReplayAgent, q: FaultQuery) -> Response {
     .into_response()
 }
 
-/// The agent's routes.
-pub fn routes(
-    agent: Arc<ReplayAgent>,
-) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
-    let with = warp::any().map(move || agent.clone());
-    let probe = warp::path!("probe")
+/// The agent's routes, at the root (`/probe`, `/current`, …).
+pub fn routes(agent: Arc<Agent>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let with = warp::any().and_then(move || {
+        let agent = agent.clone();
+        async move { Ok::<_, Rejection>(agent) }
+    });
+    routes_with(with).or(warp::any().map(unknown_uri)).unify()
+}
+
+/// An `INVALID_URI` answer for a URI no agent serves (no agent's header to give).
+pub fn unknown_uri() -> Response {
+    let doc = ErrorDocument {
+        header: Header::new(0, "factorydash", "1.3").with_creation_time(Utc::now()),
+        errors: vec![AgentError::new(
+            ErrorCode::InvalidUri,
+            "the URI is not one this agent serves",
+        )],
+    };
+    xml(
+        StatusCode::NOT_FOUND,
+        write_error_document(&doc, ErrorForm::Legacy),
+    )
+}
+
+/// The routes of the agent that `with` extracts (with its path prefix, if any, already
+/// matched): `probe`, `current`, `sample`, `asset`/`assets` (when its source has assets),
+/// `_factorydash/faults`, and an `INVALID_URI` error document for any other path. Rejects
+/// only when `with` does.
+pub fn routes_with<W>(with: W) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone
+where
+    W: Filter<Extract = (Arc<Agent>,), Error = Rejection> + Clone + Send + Sync + 'static,
+{
+    let probe = with
+        .clone()
+        .and(warp::path!("probe"))
         .and(warp::get())
-        .and(with.clone())
-        .then(|a: Arc<ReplayAgent>| async move {
+        .then(|a: Arc<Agent>| async move {
             slow(&a).await;
             a.faults.probes.fetch_add(1, Ordering::SeqCst);
-            xml(
-                StatusCode::OK,
-                String::from_utf8_lossy(&a.replay.recording.probe).into_owned(),
-            )
+            xml(StatusCode::OK, a.source.probe())
         });
-    let current = warp::path!("current")
+    let current = with
+        .clone()
+        .and(warp::path!("current"))
         .and(warp::get())
-        .and(with.clone())
-        .then(|a: Arc<ReplayAgent>| async move {
+        .then(|a: Arc<Agent>| async move {
             slow(&a).await;
             a.current()
         });
-    let sample = warp::path!("sample")
+    let sample = with
+        .clone()
+        .and(warp::path!("sample"))
         .and(warp::get())
         .and(warp::query::<SampleQuery>())
-        .and(with.clone())
-        .then(|q: SampleQuery, a: Arc<ReplayAgent>| async move {
+        .then(|a: Arc<Agent>, q: SampleQuery| async move {
             slow(&a).await;
             a.sample(q).await
         });
-    let faults = warp::path!("_factorydash" / "faults")
+    let assets = with
+        .clone()
+        .and(warp::path!("assets").or(warp::path!("asset")).unify())
+        .and(warp::get())
+        .and_then(|a: Arc<Agent>| async move {
+            match a.source.assets() {
+                Some(doc) => {
+                    slow(&a).await;
+                    Ok(xml(StatusCode::OK, doc))
+                }
+                None => Ok::<_, Rejection>(a.error(
+                    StatusCode::NOT_FOUND,
+                    &ErrorCode::InvalidUri,
+                    "the URI is not one this agent serves",
+                )),
+            }
+        });
+    let faults = with
+        .clone()
+        .and(warp::path!("_factorydash" / "faults"))
         .and(warp::query::<FaultQuery>())
-        .and(with.clone())
-        .map(|q: FaultQuery, a: Arc<ReplayAgent>| set_faults(&a, q));
-    let other = warp::any().and(with).map(|a: Arc<ReplayAgent>| {
+        .map(|a: Arc<Agent>, q: FaultQuery| set_faults(&a, q));
+    let other = with.map(|a: Arc<Agent>| {
         a.error(
             StatusCode::NOT_FOUND,
             &ErrorCode::InvalidUri,
@@ -714,6 +857,8 @@ pub fn routes(
         .or(current)
         .unify()
         .or(sample)
+        .unify()
+        .or(assets)
         .unify()
         .or(faults)
         .unify()

@@ -20,6 +20,7 @@ mod page;
 mod record;
 mod redact;
 mod replay;
+mod simulate;
 mod state;
 mod supervisor;
 mod web;
@@ -64,6 +65,12 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Serve a recording as an MTConnect agent over HTTP, revealed at the recording's pace.
     Replay(ReplayArgs),
+    /// Simulate machine tools and serve them as MTConnect agents on one listener, to try
+    /// the dashboard without a shop floor. Agent N is at /agent-NN/: probe, current,
+    /// sample?from=&count=, sample?interval=&heartbeat= (streaming, multipart/mixed),
+    /// asset(s) (CuttingTool assets) and _factorydash/faults (misbehaviour switches, as
+    /// `replay`); with --agents 1 also at the root (/probe, …).
+    Simulate(SimulateArgs),
     /// Record an agent: its probe and the `/sample` answers that follow it, into a directory
     /// that `replay` and `serve --replay` play back.
     Record {
@@ -188,6 +195,66 @@ struct ReplayArgs {
     max_document: usize,
 }
 
+#[derive(Debug, Args)]
+struct SimulateArgs {
+    /// Agents to serve, each at /agent-NN/ (agent-01, agent-02, …).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9999))]
+    agents: u32,
+    /// Machines (MTConnect devices) per agent, built in turn from the NIST test bed's GF
+    /// Agie, Mazak and Hurco device models.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    machines_per_agent: u32,
+    /// How often every Sample is computed (e.g. 10hz, 1hz, 0.5hz); a Sample is published
+    /// when its value changes, so moving axes publish at this rate.
+    #[arg(long, default_value = "10hz", value_parser = parse_rate)]
+    rate: f64,
+    /// Address to serve the agents on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000")]
+    listen: SocketAddr,
+    /// The seed: the same seed gives the same observations (values and sequences).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Stop after this long (e.g. 10m, 2h); without it, run until Ctrl-C.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Observations each agent holds (its bufferSize); the oldest fall out.
+    #[arg(long, default_value_t = 131_072, value_parser = clap::value_parser!(u64).range(16..=1 << 26))]
+    buffer: u64,
+    /// Warnings and Faults per machine per hour (they clear after 3 to 20 s); availability
+    /// drops are a quarter as frequent (at most 6 an hour).
+    #[arg(long, default_value_t = 2.0, value_parser = parse_fault_rate)]
+    fault_rate: f64,
+    /// The mean time of one program cycle (one part), e.g. 1m, 30s.
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+    cycle_time: Duration,
+}
+
+/// A rate in Hz: `10hz`, `0.5Hz` or a number, above 0 and at most 1000.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let number = t
+        .strip_suffix("hz")
+        .or_else(|| t.strip_suffix("Hz"))
+        .or_else(|| t.strip_suffix("HZ"))
+        .unwrap_or(t)
+        .trim();
+    match number.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1000.0 => Ok(v),
+        _ => Err(format!(
+            "a rate is a number of Hz above 0 and at most 1000, e.g. 10hz; got '{s}'"
+        )),
+    }
+}
+
+fn parse_fault_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!(
+            "the fault rate is a number of alarms per machine per hour, 0 or more; got '{s}'"
+        )),
+    }
+}
+
 /// A size in bytes: a whole number with an optional unit, `B`, `KiB`, `MiB`, `GiB` (powers
 /// of 1024; `K`, `M`, `G`, `KB`, `MB`, `GB` are taken as the same), e.g. `64MiB`, `4 MiB`.
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -243,6 +310,23 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Serve(args)) => serve(*args).await,
         Some(Command::Replay(args)) => replay_agent(args).await,
+        Some(Command::Simulate(args)) => {
+            let listen = args.listen;
+            simulate::run(
+                simulate::SimSettings {
+                    agents: args.agents,
+                    machines_per_agent: args.machines_per_agent,
+                    rate_hz: args.rate,
+                    seed: args.seed,
+                    duration: args.duration,
+                    buffer: args.buffer as usize,
+                    fault_rate: args.fault_rate,
+                    cycle_time: args.cycle_time,
+                },
+                listen,
+            )
+            .await
+        }
         Some(Command::Inspect { file, max_document }) => {
             inspect::run(&file, max_document).map(|_| ())
         }
@@ -463,7 +547,7 @@ async fn replay_agent(args: ReplayArgs) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(observations = replay.observations().len(), duration = ?replay.duration(), "replaying {}", args.dir.display());
     println!("factorydash: MTConnect agent at http://{address}/");
-    warp::serve(agent::routes(agent::ReplayAgent::new(replay)))
+    warp::serve(agent::routes(agent::Agent::replay(replay)))
         .incoming(listener)
         .graceful(stop_signal())
         .run()

@@ -9,4 +9,5 @@ mod faults;
 mod hostile;
 mod live;
 mod security;
+mod simulate;
 mod support;
