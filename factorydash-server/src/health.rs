@@ -3,12 +3,10 @@
 //! through the [`LiveHub`].
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-
-use crate::live::LiveHub;
 
 /// How ingest from one source is going.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -137,18 +135,22 @@ impl SourceHealth {
     }
 }
 
+/// What a [`HealthRegistry`] calls with every source's health after each change.
+pub type OnChange = Box<dyn Fn(&[SourceHealth]) + Send + Sync>;
+
 /// Every source's health, by source.
 pub struct HealthRegistry {
     sources: RwLock<BTreeMap<String, SourceHealth>>,
-    live: Arc<LiveHub>,
+    on_change: OnChange,
 }
 
 impl HealthRegistry {
-    /// An empty registry that pushes its changes to `live`.
-    pub fn new(live: Arc<LiveHub>) -> Self {
+    /// An empty registry that calls `on_change` with every source's health after each
+    /// change (the App pushes it to the browsers).
+    pub fn new(on_change: OnChange) -> Self {
         HealthRegistry {
             sources: RwLock::new(BTreeMap::new()),
-            live,
+            on_change,
         }
     }
 
@@ -178,7 +180,7 @@ impl HealthRegistry {
             map.remove(source);
             map.values().cloned().collect::<Vec<_>>()
         };
-        self.live.send_health(&all);
+        (self.on_change)(&all);
     }
 
     /// Changes a source's health and pushes the new state to the browsers.
@@ -190,6 +192,6 @@ impl HealthRegistry {
                 .or_insert_with(|| SourceHealth::new(source)));
             map.values().cloned().collect::<Vec<_>>()
         };
-        self.live.send_health(&all);
+        (self.on_change)(&all);
     }
 }

@@ -31,7 +31,10 @@ impl App {
         Arc::new(App {
             store,
             store_kind,
-            health: HealthRegistry::new(live.clone()),
+            health: HealthRegistry::new({
+                let live = live.clone();
+                Box::new(move |all| live.send_health(all))
+            }),
             live,
             agents: Supervisor::default(),
         })

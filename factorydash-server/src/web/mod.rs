@@ -16,11 +16,12 @@
 
 mod admin;
 mod api;
-pub(crate) mod errors;
+mod errors;
 mod export;
 mod operations;
 mod pages;
 mod params;
+pub mod upgrade;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -180,14 +181,14 @@ pub fn routes(
     .unify()
     .boxed();
     let ws = warp::path!("ws")
-        .and(crate::live::socket::websocket())
+        .and(upgrade::websocket())
         .and(with.clone())
         .and(query())
         .map(|ws, app: Arc<App>, q: LiveQuery| {
             let live = app.live.clone();
             let stopping = app.agents.stopping.clone();
             let health = move || crate::live::health_message(&app.health.all());
-            crate::live::socket::upgrade(ws, live, health, stopping, q.since)
+            upgrade::live(ws, live, health, stopping, q.since)
         })
         .recover(errors::recover)
         .unify()
