@@ -1,0 +1,101 @@
+//! What only the SQLite store does: a file kept across opens, one process at a time, and
+//! clear refusals.
+
+use factorydash_core::{Gap, PageRequest};
+use factorydash_store::sqlite::{lock_path, SqliteStore, SCHEMA_VERSION};
+use factorydash_store::{ConfiguredAgent, LatestFilter, Store, StoreError};
+
+use crate::conformance::{batch, page_one, AGENT};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_file_holds_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("factorydash.db");
+    let obs = page_one();
+    let gap = Gap {
+        agent: AGENT.into(),
+        instance_id: 7,
+        from: 10,
+        to: Some(20),
+    };
+    let agent = ConfiguredAgent {
+        url: "http://agent.example:5000".into(),
+        paused: true,
+    };
+    let (latest, resume) = {
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.append(&batch(&obs)).await.unwrap();
+        store.record_gap(&gap).await.unwrap();
+        store.put_configured_agent(&agent).await.unwrap();
+        let latest = store
+            .latest(&LatestFilter::default(), &PageRequest::first(1000))
+            .await
+            .unwrap();
+        (latest, store.resume_point(AGENT).await.unwrap())
+    };
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.observation_count().await.unwrap(), obs.len() as u64);
+    assert_eq!(
+        store
+            .latest(&LatestFilter::default(), &PageRequest::first(1000))
+            .await
+            .unwrap(),
+        latest
+    );
+    assert_eq!(store.resume_point(AGENT).await.unwrap(), resume);
+    assert!(resume.is_some());
+    assert_eq!(store.gaps().await.unwrap(), vec![gap]);
+    assert_eq!(store.configured_agents().await.unwrap(), vec![agent]);
+    // Everything stored is found again, and stored once.
+    let again = store.append(&batch(&obs)).await.unwrap();
+    assert_eq!((again.inserted, again.duplicates), (0, obs.len() as u64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_open_of_one_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("factorydash.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Locked { path: p } if *p == path),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("another factorydash"), "{err}");
+    assert!(!err.is_permanent());
+    drop(store);
+    // Released with the store.
+    SqliteStore::open(&path).await.unwrap();
+    assert!(lock_path(&path).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_cannot_be_written_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the file should be: neither the lock nor the database opens as
+    // a file, whoever runs the test (root ignores permission bits, so a read-only file
+    // would not do).
+    let path = dir.path().join("factorydash.db");
+    std::fs::create_dir(&path).unwrap();
+    std::fs::create_dir(lock_path(&path)).unwrap();
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(matches!(err, StoreError::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains("factorydash.db"), "{err}");
+    assert!(!err.is_permanent());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("factorydash.db");
+    drop(SqliteStore::open(&path).await.unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    drop(conn);
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found, known } if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION),
+        "{err:?}"
+    );
+}
