@@ -282,12 +282,7 @@ async fn main() {
     for m in table {
         println!(
             "| {} | {:.0} | {:.1} | {:.3} ms | {:.3} ms | {:.0} ms |",
-            m.store,
-            m.ingest_per_s,
-            m.bytes_each,
-            m.page1_p95_ms,
-            m.page500_p95_ms,
-            m.buckets_ms
+            m.store, m.ingest_per_s, m.bytes_each, m.page1_p95_ms, m.page500_p95_ms, m.buckets_ms
         );
     }
 }

@@ -118,12 +118,21 @@ pub(super) fn latest_page(
         None => (None, None),
     };
     let tx = c.unchecked_transaction()?;
+    // Conditions written only when they apply, so that the planner seeks the items'
+    // (device, dataItemId) index to the cursor instead of scanning from the start.
+    let mut conditions = vec!["true"];
+    if filter.device.is_some() {
+        conditions.push("i.device = ?1");
+    }
+    if after.is_some() {
+        conditions.push("(i.device, i.data_item_id) > (?2, ?3)");
+    }
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {OBS}, i.id FROM items i JOIN latest o ON o.item = i.id
          JOIN series s ON s.id = o.series JOIN latest c ON c.item = i.id
-         WHERE (?1 IS NULL OR i.device = ?1)
-           AND (?2 IS NULL OR (i.device, i.data_item_id) > (?2, ?3))
-         ORDER BY i.device, i.data_item_id"
+         WHERE {} AND ?1 IS ?1 AND ?2 IS ?2 AND ?3 IS ?3
+         ORDER BY i.device, i.data_item_id",
+        conditions.join(" AND ")
     ))?;
     let mut probe = tx.prepare_cached(&history(
         "o.ts <= ?2 ORDER BY o.ts DESC, o.sequence DESC LIMIT 1",

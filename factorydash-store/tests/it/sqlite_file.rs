@@ -99,3 +99,63 @@ async fn a_newer_schema_is_refused() {
         "{err:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_read_back_as_the_text_stored() {
+    use factorydash_core::{TimeWindow, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("factorydash.db"))
+        .await
+        .unwrap();
+    let texts = [
+        "12.5",
+        "0.000",
+        "-0",
+        "0",
+        "-0.0",
+        "1e3",
+        "007",
+        "-42",
+        "9223372036854775807",
+        "100000000000000000000",
+        "0.1",
+        "381.6404",
+        "NaN",
+        "inf",
+        "",
+        " x ",
+        "1,5",
+        "3.",
+        "1.0",
+        "-1.25e-7",
+        "0.00000125",
+    ];
+    let template = page_one().remove(0);
+    let mut obs: Vec<_> = texts
+        .iter()
+        .map(|t| Value::Text((*t).into()))
+        .chain([Value::Unavailable])
+        .enumerate()
+        .map(|(i, value)| {
+            let mut o = template.clone();
+            o.sequence = 1 + i as u64;
+            o.timestamp += chrono::Duration::milliseconds(i as i64);
+            o.value = value;
+            o
+        })
+        .collect();
+    store.append(&batch(&obs)).await.unwrap();
+    let window = TimeWindow::new(
+        template.timestamp,
+        template.timestamp + chrono::Duration::seconds(1),
+    )
+    .unwrap();
+    let read = store
+        .series(&template.device, &template.data_item_id, &window, 100)
+        .await
+        .unwrap();
+    let values =
+        |o: &[factorydash_core::Observation]| o.iter().map(|o| o.value.clone()).collect::<Vec<_>>();
+    obs.sort_by_key(|o| o.sequence);
+    assert_eq!(values(&read), values(&obs));
+}
