@@ -40,21 +40,21 @@ CREATE TABLE series (
 );
 
 -- One row per observation, identified by (run, sequence) = (agent, instanceId,
--- sequence) whatever its timestamp: INSERT OR IGNORE drops what is stored.
+-- sequence) whatever its timestamp: INSERT OR IGNORE drops what is stored. Its data item
+-- is its series' item: a data item's observations are read by its series (usually one).
 -- ts: microseconds since the Unix epoch, UTC. value: NULL for UNAVAILABLE, an INTEGER
 -- or REAL where the text is exactly that number's canonical text, TEXT otherwise (no
 -- declared type, so SQLite keeps each as given).
 CREATE TABLE observations (
     run      INTEGER NOT NULL,
     sequence INTEGER NOT NULL,
-    item     INTEGER NOT NULL,
     series   INTEGER NOT NULL,
     ts       INTEGER NOT NULL,
     value,
     PRIMARY KEY (run, sequence)
 ) WITHOUT ROWID;
 
-CREATE INDEX observations_item_ts ON observations (item, ts, sequence);
+CREATE INDEX observations_series_ts ON observations (series, ts, sequence);
 
 -- The Condition observations (category CONDITION), by time, with their condition state:
 -- what episodes are read from across all data items.

@@ -25,10 +25,10 @@
 //! - **One process.** Opening takes an exclusive advisory lock on `<file>.lock`, held as
 //!   long as the store lives: a second factorydash on the same file is refused with
 //!   [`StoreError::Locked`].
-//! - **Layout.** Each data item (device, `dataItemId`) and each of its shapes (component,
-//!   name, category, type, subType) is stored once; an observation row is its run (agent
-//!   and `instanceId`), sequence, data item, shape, timestamp (microseconds since the Unix
-//!   epoch, UTC) and value (an `INTEGER` or `REAL` where the text is exactly that number's
+//! - **Layout.** Each data item (device, `dataItemId`) and each of its series (its
+//!   component, name, category, type and subType; one unless they changed) is stored once;
+//!   an observation row is its run (agent and `instanceId`), sequence, series, timestamp
+//!   (microseconds since the Unix epoch, UTC) and value (an `INTEGER` or `REAL` where the text is exactly that number's
 //!   canonical text, `TEXT` otherwise, `NULL` for `UNAVAILABLE`). Condition states are
 //!   kept in a table of their own, by time. Schema: `0001_initial.sql`, its version in
 //!   `PRAGMA user_version`.
@@ -421,14 +421,14 @@ impl Store for SqliteStore {
             .and_time(chrono::NaiveTime::MIN)
             .and_utc()
             .timestamp_micros();
-        let items: Vec<i64> = self.read(read::item_ids).await?;
+        let all_series: Vec<i64> = self.read(read::all_series).await?;
         let mut dropped = 0u64;
-        for item in items {
+        for series in all_series {
             loop {
                 let shared = self.shared.clone();
                 let n = self
                     .write(move |w| {
-                        let n = w.prune_chunk(item, cutoff)?;
+                        let n = w.prune_chunk(series, cutoff)?;
                         shared.count.fetch_sub(n, Ordering::Relaxed);
                         Ok(n)
                     })

@@ -20,15 +20,62 @@ const OBS: &str = "o.sequence, o.ts, i.device, s.component_id, i.data_item_id, s
                    s.category, s.kind, s.sub_type, o.value, c.level, c.native_code, \
                    c.native_severity, c.qualifier";
 
-/// An observation of `item` (`?1`) with its shape and condition state: add the `WHERE`
-/// on `o.ts` and the order.
+/// Observations with their data item, series and condition state: `filter` is the
+/// `WHERE` (on `o.series`, see [`Of`], and `o.ts`) and the order.
 fn history(filter: &str) -> String {
     format!(
-        "SELECT {OBS} FROM observations o JOIN items i ON i.id = o.item
-         JOIN series s ON s.id = o.series
+        "SELECT {OBS} FROM observations o JOIN series s ON s.id = o.series
+         JOIN items i ON i.id = s.item
          LEFT JOIN conditions c ON c.ts = o.ts AND c.sequence = o.sequence AND c.run = o.run
-         WHERE o.item = ?1 AND {filter}"
+         WHERE {filter}"
     )
+}
+
+/// Which observation rows are a data item's, as a condition on `o.series` with its
+/// parameter `?1`: its one series (the index's first column, read in order), or, where
+/// its shape changed, all of its series (read and sorted).
+struct Of {
+    condition: &'static str,
+    param: i64,
+    /// The data item's series.
+    series: Vec<i64>,
+}
+
+impl Of {
+    fn item(c: &Connection, item: i64) -> rusqlite::Result<Of> {
+        let series: Vec<i64> = c
+            .prepare_cached("SELECT id FROM series WHERE item = ?1 ORDER BY id")?
+            .query_map([item], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(match series.as_slice() {
+            [one] => Of {
+                condition: "o.series = ?1",
+                param: *one,
+                series,
+            },
+            _ => Of {
+                condition: "o.series IN (SELECT id FROM series WHERE item = ?1)",
+                param: item,
+                series,
+            },
+        })
+    }
+
+    /// The data item's newest observation stamped `op` (`<` or `<=`) `at`: one index
+    /// probe per series.
+    fn newest(&self, c: &Connection, op: &str, at: i64) -> rusqlite::Result<Option<Observation>> {
+        let mut probe = c.prepare_cached(&history(&format!(
+            "o.series = ?1 AND o.ts {op} ?2 ORDER BY o.ts DESC, o.sequence DESC LIMIT 1"
+        )))?;
+        let mut found = None;
+        for &series in &self.series {
+            let held = probe
+                .query_row(params![series, at], observation)
+                .optional()?;
+            found = newer(found, held);
+        }
+        Ok(found)
+    }
 }
 
 /// A timestamp from microseconds since the Unix epoch, UTC.
@@ -79,9 +126,9 @@ fn item_id(c: &Connection, device: &str, data_item_id: &str) -> rusqlite::Result
         .optional()
 }
 
-/// Every data item's id.
-pub(super) fn item_ids(c: &Connection) -> Result<Vec<i64>, StoreError> {
-    let mut stmt = c.prepare("SELECT id FROM items ORDER BY id")?;
+/// Every series' id.
+pub(super) fn all_series(c: &Connection) -> Result<Vec<i64>, StoreError> {
+    let mut stmt = c.prepare("SELECT id FROM series ORDER BY id")?;
     let ids = stmt
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
@@ -134,9 +181,6 @@ pub(super) fn latest_page(
          ORDER BY i.device, i.data_item_id",
         conditions.join(" AND ")
     ))?;
-    let mut probe = tx.prepare_cached(&history(
-        "o.ts <= ?2 ORDER BY o.ts DESC, o.sequence DESC LIMIT 1",
-    ))?;
     let mut rows = stmt.query(params![filter.device, after_device, after_item])?;
     let mut items = Vec::with_capacity(limit + 1);
     while let Some(row) = rows.next()? {
@@ -145,9 +189,7 @@ pub(super) fn latest_page(
             None => latest,
             Some(at_time) => {
                 let item: i64 = row.get(14)?;
-                let held = probe
-                    .query_row(params![item, at_time.timestamp_micros()], observation)
-                    .optional()?;
+                let held = Of::item(&tx, item)?.newest(&tx, "<=", at_time.timestamp_micros())?;
                 let latest = (latest.timestamp <= at_time).then_some(latest);
                 match newer(held, latest) {
                     Some(o) => o,
@@ -175,13 +217,15 @@ pub(super) fn series(
     let Some(item) = item_id(c, device, data_item_id)? else {
         return Ok(Vec::new());
     };
-    let mut stmt = c.prepare_cached(&history(
-        "o.ts >= ?2 AND o.ts < ?3 ORDER BY o.ts, o.sequence LIMIT ?4",
-    ))?;
+    let of = Of::item(c, item)?;
+    let mut stmt = c.prepare_cached(&history(&format!(
+        "{} AND o.ts >= ?2 AND o.ts < ?3 ORDER BY o.ts, o.sequence LIMIT ?4",
+        of.condition
+    )))?;
     let out = stmt
         .query_map(
             params![
-                item,
+                of.param,
                 window.from().timestamp_micros(),
                 window.to().timestamp_micros(),
                 limit.min(i64::MAX as usize) as i64
@@ -194,8 +238,8 @@ pub(super) fn series(
 
 /// [`Store::buckets`](crate::Store::buckets) in one pass over the data item's index,
 /// reading only (timestamp, value) and folding each point into its bucket as
-/// [`factorydash_core::downsample::buckets`] does: memory bounded by the buckets, not the
-/// window.
+/// [`factorydash_core::downsample::buckets`] does (the same arithmetic, on microseconds):
+/// memory bounded by the buckets, not the window.
 pub(super) fn buckets(
     c: &Connection,
     device: &str,
@@ -211,16 +255,25 @@ pub(super) fn buckets(
         return Ok(Vec::new());
     };
     let width = bucket_width(from, to, n);
-    let mut stmt = c.prepare_cached(
-        "SELECT ts, value FROM observations WHERE item = ?1 AND ts >= ?2 AND ts < ?3
-         ORDER BY ts, sequence",
-    )?;
-    let mut rows = stmt.query(params![
-        item,
-        from.timestamp_micros(),
-        to.timestamp_micros()
-    ])?;
-    let mut out: Vec<Bucket> = Vec::new();
+    let from_micros = from.timestamp_micros();
+    let of = Of::item(c, item)?;
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT o.ts, o.value FROM observations o WHERE {} AND o.ts >= ?2 AND o.ts < ?3
+         ORDER BY o.ts, o.sequence",
+        of.condition
+    ))?;
+    let mut rows = stmt.query(params![of.param, from_micros, to.timestamp_micros()])?;
+    /// A bucket with its times in microseconds.
+    struct Open {
+        index: i64,
+        min: (f64, i64),
+        max: (f64, i64),
+        mean: f64,
+        count: usize,
+        first: (i64, f64),
+        last: (i64, f64),
+    }
+    let mut open: Vec<Open> = Vec::new();
     while let Some(row) = rows.next()? {
         let v = match row.get_ref(1)? {
             ValueRef::Integer(i) => i as f64,
@@ -234,35 +287,45 @@ pub(super) fn buckets(
         if !v.is_finite() {
             continue;
         }
-        let t = at(row.get(0)?);
-        let index = (t - from).num_microseconds().unwrap_or(0) / width;
-        let start = from + Duration::microseconds(index * width);
-        match out.last_mut() {
-            Some(b) if b.start == start => {
-                if v < b.min {
-                    (b.min, b.min_at) = (v, t);
+        let t: i64 = row.get(0)?;
+        let index = (t - from_micros) / width;
+        match open.last_mut() {
+            Some(b) if b.index == index => {
+                if v < b.min.0 {
+                    b.min = (v, t);
                 }
-                if v > b.max {
-                    (b.max, b.max_at) = (v, t);
+                if v > b.max.0 {
+                    b.max = (v, t);
                 }
                 b.mean += (v - b.mean) / (b.count + 1) as f64;
                 b.count += 1;
                 b.last = (t, v);
             }
-            _ => out.push(Bucket {
-                start,
-                min: v,
-                max: v,
+            _ => open.push(Open {
+                index,
+                min: (v, t),
+                max: (v, t),
                 mean: v,
                 count: 1,
                 first: (t, v),
                 last: (t, v),
-                min_at: t,
-                max_at: t,
             }),
         }
     }
-    Ok(out)
+    Ok(open
+        .into_iter()
+        .map(|b| Bucket {
+            start: from + Duration::microseconds(b.index * width),
+            min: b.min.0,
+            max: b.max.0,
+            mean: b.mean,
+            count: b.count,
+            first: (at(b.first.0), b.first.1),
+            last: (at(b.last.0), b.last.1),
+            min_at: at(b.min.1),
+            max_at: at(b.max.1),
+        })
+        .collect())
 }
 
 pub(super) fn last_before(
@@ -275,12 +338,7 @@ pub(super) fn last_before(
         return Ok(None);
     };
     let at_micros = at_time.timestamp_micros();
-    let held = c
-        .prepare_cached(&history(
-            "o.ts < ?2 ORDER BY o.ts DESC, o.sequence DESC LIMIT 1",
-        ))?
-        .query_row(params![item, at_micros], observation)
-        .optional()?;
+    let held = Of::item(c, item)?.newest(c, "<", at_micros)?;
     // Pruned history: the latest value still tells the state if it is older than `at`.
     let latest = c
         .prepare_cached(&format!(
@@ -345,12 +403,14 @@ pub(super) fn state_summary(
     let before = last_before(&tx, device, data_item_id, window.from())?;
     let mut fold = StateFold::new(*window, before.as_ref().map(|o| &o.value), after, limit);
     if let Some(item) = item_id(&tx, device, data_item_id)? {
-        let mut stmt = tx.prepare_cached(
-            "SELECT ts, value FROM observations WHERE item = ?1 AND ts >= ?2 AND ts < ?3
-             ORDER BY ts, sequence",
-        )?;
+        let of = Of::item(&tx, item)?;
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT o.ts, o.value FROM observations o WHERE {} AND o.ts >= ?2 AND o.ts < ?3
+             ORDER BY o.ts, o.sequence",
+            of.condition
+        ))?;
         let mut rows = stmt.query(params![
-            item,
+            of.param,
             window.from().timestamp_micros(),
             window.to().timestamp_micros()
         ])?;

@@ -276,14 +276,14 @@ impl Writer {
         result
     }
 
-    /// Deletes at most [`PRUNE_CHUNK`] observations of data item `item` stamped before
+    /// Deletes at most [`PRUNE_CHUNK`] observations of series `series` stamped before
     /// `cutoff` (microseconds, UTC), in one transaction; returns how many.
-    pub(super) fn prune_chunk(&mut self, item: i64, cutoff: i64) -> Result<u64, StoreError> {
+    pub(super) fn prune_chunk(&mut self, series: i64, cutoff: i64) -> Result<u64, StoreError> {
         in_transaction(&mut self.conn, |tx| {
             let n = tx.execute(
                 "DELETE FROM observations WHERE (run, sequence) IN (
-                   SELECT run, sequence FROM observations WHERE item = ?1 AND ts < ?2 LIMIT ?3)",
-                params![item, cutoff, PRUNE_CHUNK as i64],
+                   SELECT run, sequence FROM observations WHERE series = ?1 AND ts < ?2 LIMIT ?3)",
+                params![series, cutoff, PRUNE_CHUNK as i64],
             )? as u64;
             tx.execute(
                 "UPDATE counts SET observations = observations - ?1",
@@ -324,8 +324,8 @@ fn append(tx: &Transaction<'_>, ids: &mut Ids, batch: &Batch) -> Result<AppendOu
     let resume = crate::resume_after(stored.as_ref(), batch);
     let run = ids.run(tx, agent, instance)?;
     let mut insert = tx.prepare_cached(
-        "INSERT OR IGNORE INTO observations (run, sequence, item, series, ts, value)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR IGNORE INTO observations (run, sequence, series, ts, value)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     let mut condition = tx.prepare_cached(
         "INSERT OR REPLACE INTO conditions (ts, sequence, run, item, level, native_code, native_severity, qualifier)
@@ -340,7 +340,7 @@ fn append(tx: &Transaction<'_>, ids: &mut Ids, batch: &Batch) -> Result<AppendOu
         let ts = o.timestamp.timestamp_micros();
         let sequence = o.sequence as i64;
         let value = value_to_sql(&o.value);
-        if insert.execute(params![run, sequence, item, series, ts, value])? == 0 {
+        if insert.execute(params![run, sequence, series, ts, value])? == 0 {
             continue;
         }
         inserted += 1;

@@ -159,3 +159,52 @@ async fn values_read_back_as_the_text_stored() {
     obs.sort_by_key(|o| o.sequence);
     assert_eq!(values(&read), values(&obs));
 }
+
+/// A data item whose shape changes (here its name) has two series in SQLite; it reads as
+/// one, as in the memory store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_item_whose_shape_changes_reads_as_one() {
+    use factorydash_core::{TimeWindow, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(dir.path().join("factorydash.db"))
+        .await
+        .unwrap();
+    let memory = factorydash_store::MemoryStore::new();
+    let template = page_one().remove(0);
+    let obs: Vec<_> = (0..40u64)
+        .map(|i| {
+            let mut o = template.clone();
+            o.sequence = 1 + i;
+            // Out of sequence order in time now and then, and two shapes interleaved.
+            o.timestamp += chrono::Duration::seconds((i * 7 % 40) as i64);
+            o.name = Some(if i % 3 == 0 { "a" } else { "b" }.into());
+            o.value = Value::Text(format!("{}", (i * 13) % 17));
+            o
+        })
+        .collect();
+    let window = TimeWindow::new(
+        template.timestamp + chrono::Duration::seconds(3),
+        template.timestamp + chrono::Duration::seconds(33),
+    )
+    .unwrap();
+    let (d, i) = (template.device.as_str(), template.data_item_id.as_str());
+    let at = template.timestamp + chrono::Duration::seconds(20);
+    for store in [&sqlite as &dyn Store, &memory] {
+        store.append(&batch(&obs)).await.unwrap();
+    }
+    let mut answers = Vec::new();
+    for store in [&sqlite as &dyn Store, &memory] {
+        answers.push((
+            store.series(d, i, &window, 100).await.unwrap(),
+            store.buckets(d, i, &window, 7).await.unwrap(),
+            store.last_before(d, i, at).await.unwrap(),
+            store
+                .as_of(&LatestFilter::default(), at, &PageRequest::first(100))
+                .await
+                .unwrap(),
+            store.state_summary(d, i, &window, None, 100).await.unwrap(),
+        ));
+    }
+    assert_eq!(answers[0].0.len(), 30);
+    assert_eq!(answers[0], answers[1]);
+}
