@@ -208,3 +208,29 @@ async fn a_data_item_whose_shape_changes_reads_as_one() {
     assert_eq!(answers[0].0.len(), 30);
     assert_eq!(answers[0], answers[1]);
 }
+
+/// A busy, full, read-only or failing file passes (ingest retries with backoff); a
+/// constraint or a value too big is the batch's own fault.
+#[test]
+fn which_sqlite_errors_are_permanent() {
+    use rusqlite::ffi;
+    let error =
+        |code| StoreError::Sqlite(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None));
+    for code in [
+        ffi::SQLITE_BUSY,
+        ffi::SQLITE_LOCKED,
+        ffi::SQLITE_FULL,
+        ffi::SQLITE_READONLY,
+        ffi::SQLITE_IOERR,
+        ffi::SQLITE_CANTOPEN,
+    ] {
+        assert!(!error(code).is_permanent(), "{code}");
+    }
+    for code in [
+        ffi::SQLITE_CONSTRAINT,
+        ffi::SQLITE_TOOBIG,
+        ffi::SQLITE_MISMATCH,
+    ] {
+        assert!(error(code).is_permanent(), "{code}");
+    }
+}
