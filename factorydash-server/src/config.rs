@@ -1,7 +1,7 @@
 //! Configuration from a TOML file, beneath environment variables and flags.
 //!
 //! The file's keys are `serve`'s long options, with `-` or `_` (`listen`, `agent` or
-//! `agents`, `database-url`, `retention`, `buffer`, `memory-limit`, `count`,
+//! `agents`, `database-url`, `store`, `data-dir`, `retention`, `buffer`, `memory-limit`, `count`,
 //! `poll-interval`, `interval`, `heartbeat`, `no-stream`, `max-document`, `replay`, `speed`); its values
 //! become those options' defaults, so a flag beats an environment variable, which beats the
 //! file, which beats the built-in default:

@@ -34,7 +34,7 @@ use anyhow::Context;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use factorydash_mtconnect::Recording;
 use factorydash_store::postgres::{PgConfig, PgStore};
-use factorydash_store::{MemoryStore, Store};
+use factorydash_store::{sqlite::SqliteStore, MemoryStore, Store};
 use tokio::net::TcpListener;
 
 use crate::ingest::FollowSettings;
@@ -106,11 +106,27 @@ struct ServeArgs {
     /// An MTConnect agent's base URL; repeat for several agents.
     #[arg(long = "agent", value_name = "URL", default_value = NIST_AGENT, env = "FACTORYDASH_AGENTS", value_delimiter = ',', value_parser = parse_agent_url)]
     agents: Vec<String>,
-    /// PostgreSQL URL (e.g. postgres://postgres@127.0.0.1:5432/factorydash?sslmode=verify-full);
-    /// libpq's PG* variables fill what it leaves out. Without it, PostgreSQL as the PG*
-    /// variables say if any is set, else observations are kept in memory.
+    /// The database: a PostgreSQL URL
+    /// (postgres://postgres@127.0.0.1:5432/factorydash?sslmode=verify-full; libpq's PG*
+    /// variables fill what it leaves out) or an SQLite file (sqlite:///absolute/path.db,
+    /// sqlite:relative/path.db). Without it: PostgreSQL as the PG* variables say if any is
+    /// set, else the SQLite file factorydash.db in --data-dir.
     #[arg(long, value_name = "URL", env = "FACTORYDASH_DATABASE_URL")]
     database_url: Option<String>,
+    /// Which store: `sqlite` (a file, the default), `postgres` (needs --database-url) or
+    /// `memory` (nothing kept when factorydash stops; see --memory-limit). Without it, the
+    /// --database-url's scheme tells, and without that too, SQLite in --data-dir.
+    #[arg(long, value_enum, env = "FACTORYDASH_STORE")]
+    store: Option<StoreKind>,
+    /// Where the SQLite store keeps its file (factorydash.db) when no --database-url names
+    /// one; created if missing.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "./factorydash-data",
+        env = "FACTORYDASH_DATA_DIR"
+    )]
+    data_dir: PathBuf,
     /// Address to serve the dashboard on.
     #[arg(
         long,
@@ -132,7 +148,7 @@ struct ServeArgs {
     /// Wait between `/sample` requests once caught up with an agent.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     poll_interval: Duration,
-    /// With the in-memory store (no --database-url), the most observations kept; the
+    /// With the in-memory store (--store memory), the most observations kept; the
     /// oldest go first (latest values always stay). About 170 bytes each.
     #[arg(long, default_value_t = 2_000_000, env = "FACTORYDASH_MEMORY_LIMIT")]
     memory_limit: usize,
@@ -363,20 +379,96 @@ fn load_recording(dir: &std::path::Path, max_document: usize) -> anyhow::Result<
     Ok(recording)
 }
 
-/// The memory store, or PostgreSQL (retried with backoff until it answers): with
-/// `--database-url`, or when any of libpq's `PG*` variables is set.
-async fn open_store(database_url: Option<&str>) -> anyhow::Result<Option<Arc<PgStore>>> {
-    let config = PgConfig::resolve(database_url, &PgConfig::process_env())
-        .context("invalid PostgreSQL configuration")?;
-    let Some(config) = config else {
-        tracing::info!("store=memory (no --database-url and no PG* environment variable)");
-        return Ok(None);
+/// The store `serve` uses (see `--store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StoreKind {
+    /// An SQLite file.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+    /// In memory, nothing kept.
+    Memory,
+}
+
+/// Where the store is, from `--store`, `--database-url`, `--data-dir` and libpq's `PG*`
+/// variables.
+#[derive(Debug, PartialEq, Eq)]
+enum StoreSpec {
+    Memory,
+    Sqlite(PathBuf),
+    /// PostgreSQL at this URL, or (`None`) as the `PG*` variables say.
+    Postgres(Option<String>),
+}
+
+/// The store chosen: `--store` if given; else the `--database-url`'s scheme; else
+/// PostgreSQL when a `PG*` variable is set (`pg_env`); else SQLite in `data_dir`.
+fn store_spec(
+    kind: Option<StoreKind>,
+    database_url: Option<&str>,
+    data_dir: &std::path::Path,
+    pg_env: bool,
+) -> anyhow::Result<StoreSpec> {
+    let from_url = match database_url {
+        None => None,
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Some(StoreSpec::Postgres(Some(url.to_owned())))
+        }
+        Some(url) => match url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            Some(path) if !path.is_empty() => Some(StoreSpec::Sqlite(PathBuf::from(path))),
+            _ => anyhow::bail!(
+                "--database-url {url:?} is neither postgres://… nor sqlite:PATH (sqlite:///absolute/path.db)"
+            ),
+        },
     };
+    Ok(match (kind, from_url) {
+        (None, None) if pg_env => StoreSpec::Postgres(None),
+        (None | Some(StoreKind::Sqlite), None) => {
+            StoreSpec::Sqlite(data_dir.join("factorydash.db"))
+        }
+        (Some(StoreKind::Memory), None) => StoreSpec::Memory,
+        (Some(StoreKind::Postgres), None) if pg_env => StoreSpec::Postgres(None),
+        (Some(StoreKind::Postgres), None) => {
+            anyhow::bail!(
+                "--store postgres needs --database-url postgres://… or libpq's PG* variables"
+            )
+        }
+        (None, Some(spec)) => spec,
+        (Some(StoreKind::Sqlite), Some(spec @ StoreSpec::Sqlite(_)))
+        | (Some(StoreKind::Postgres), Some(spec @ StoreSpec::Postgres(_))) => spec,
+        (Some(kind), Some(_)) => {
+            anyhow::bail!("--store {kind:?} does not go with that --database-url")
+        }
+    })
+}
+
+/// Opens the SQLite file at `path`, creating its directory if missing. A file held by
+/// another factorydash, unwritable or of a newer schema is an error, not retried.
+async fn open_sqlite(path: &std::path::Path) -> anyhow::Result<Arc<SqliteStore>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    }
+    let store = SqliteStore::open(path)
+        .await
+        .with_context(|| format!("cannot open the SQLite store {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// PostgreSQL at `url` (libpq's `PG*` variables fill what it leaves out) or as the
+/// variables say, retried with backoff until it answers; a configuration error or a
+/// newer schema is not retried.
+async fn open_postgres(url: Option<&str>) -> anyhow::Result<Arc<PgStore>> {
+    let config = PgConfig::resolve(url, &PgConfig::process_env())
+        .context("invalid PostgreSQL configuration")?
+        .context("no PostgreSQL configured: give --database-url or libpq's PG* variables")?;
     tracing::info!("store=postgresql {}", config.summary());
     let mut backoff = factorydash_mtconnect::client::Backoff::default();
     loop {
         match PgStore::connect_config(&config).await {
-            Ok(store) => return Ok(Some(Arc::new(store))),
+            Ok(store) => return Ok(Arc::new(store)),
             Err(
                 e @ (factorydash_store::StoreError::SchemaTooNew { .. }
                 | factorydash_store::StoreError::Config(_)),
@@ -416,13 +508,38 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|dir| load_recording(dir, args.max_document))
         .transpose()?;
-    let pg = open_store(args.database_url.as_deref()).await?;
-    let (store, kind): (Arc<dyn Store>, _) = match &pg {
-        Some(pg) => (pg.clone(), "postgresql"),
-        None => (
-            Arc::new(MemoryStore::with_limit(args.memory_limit)),
-            "memory",
-        ),
+    let pg_env = PgConfig::resolve(None, &PgConfig::process_env())
+        .ok()
+        .flatten()
+        .is_some();
+    let spec = store_spec(
+        args.store,
+        args.database_url.as_deref(),
+        &args.data_dir,
+        pg_env,
+    )?;
+    let mut pg = None;
+    let (store, kind): (Arc<dyn Store>, _) = match &spec {
+        StoreSpec::Postgres(url) => {
+            let store = open_postgres(url.as_deref()).await?;
+            pg = Some(store.clone());
+            (store, "postgresql")
+        }
+        StoreSpec::Sqlite(path) => {
+            tracing::info!(store = "sqlite", path = %path.display(), "opening the store");
+            (open_sqlite(path).await?, "sqlite")
+        }
+        StoreSpec::Memory => {
+            tracing::info!(
+                store = "memory",
+                limit = args.memory_limit,
+                "observations kept in memory only"
+            );
+            (
+                Arc::new(MemoryStore::with_limit(args.memory_limit)),
+                "memory",
+            )
+        }
     };
     let app = App::new(store.clone(), kind);
     if let Some(pg) = &pg {
@@ -579,7 +696,52 @@ pub(crate) async fn stop_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_size, store_spec, StoreKind, StoreSpec};
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn the_store_from_store_database_url_and_data_dir() {
+        let dir = Path::new("data");
+        let spec = |kind, url| store_spec(kind, url, dir, false).map_err(|e| e.to_string());
+        let sqlite = |p: &str| Ok(StoreSpec::Sqlite(PathBuf::from(p)));
+        assert_eq!(spec(None, None), sqlite("data/factorydash.db"));
+        assert_eq!(
+            spec(Some(StoreKind::Sqlite), None),
+            sqlite("data/factorydash.db")
+        );
+        assert_eq!(spec(Some(StoreKind::Memory), None), Ok(StoreSpec::Memory));
+        assert_eq!(spec(None, Some("sqlite:///abs/f.db")), sqlite("/abs/f.db"));
+        assert_eq!(spec(None, Some("sqlite:rel/f.db")), sqlite("rel/f.db"));
+        let pg = "postgres://postgres@127.0.0.1:5432/factorydash";
+        assert_eq!(
+            spec(None, Some(pg)),
+            Ok(StoreSpec::Postgres(Some(pg.into())))
+        );
+        assert_eq!(
+            spec(Some(StoreKind::Postgres), Some(pg)),
+            Ok(StoreSpec::Postgres(Some(pg.into())))
+        );
+        assert!(spec(Some(StoreKind::Postgres), None).is_err());
+        assert!(spec(Some(StoreKind::Memory), Some(pg)).is_err());
+        assert!(spec(None, Some("mysql://x")).is_err());
+        assert!(spec(None, Some("sqlite:")).is_err());
+        // libpq's PG* variables: PostgreSQL unless the store or the URL says otherwise.
+        let with_env = |kind, url| store_spec(kind, url, dir, true).map_err(|e| e.to_string());
+        assert_eq!(with_env(None, None), Ok(StoreSpec::Postgres(None)));
+        assert_eq!(
+            with_env(Some(StoreKind::Postgres), None),
+            Ok(StoreSpec::Postgres(None))
+        );
+        assert_eq!(
+            with_env(Some(StoreKind::Memory), None),
+            Ok(StoreSpec::Memory)
+        );
+        assert_eq!(
+            with_env(Some(StoreKind::Sqlite), None),
+            sqlite("data/factorydash.db")
+        );
+        assert_eq!(with_env(None, Some("sqlite:rel/f.db")), sqlite("rel/f.db"));
+    }
 
     #[test]
     fn sizes() {

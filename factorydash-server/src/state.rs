@@ -14,7 +14,7 @@ use crate::supervisor::Supervisor;
 pub struct App {
     /// Where observations are kept.
     pub store: Arc<dyn Store>,
-    /// Which store this is, for the page ("memory" or "postgresql").
+    /// Which store this is, for the page ("memory", "sqlite" or "postgresql").
     pub store_kind: &'static str,
     /// What the browsers are told as it happens.
     pub live: Arc<LiveHub>,

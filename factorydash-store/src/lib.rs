@@ -31,7 +31,7 @@
 //! - An observation is identified by its agent, the agent's `instanceId` and its
 //!   `sequence`; appending it again is a no-op ([`AppendOutcome::duplicates`]).
 //! - A batch, the latest value of each of its data items and the agent's
-//!   [`ResumePoint`] are stored together (one transaction in PostgreSQL).
+//!   [`ResumePoint`] are stored together (one transaction in PostgreSQL and SQLite).
 //! - Listings are keyset pages ([`factorydash_core::Page`]): no `OFFSET`.
 //! - Retention: [`Store::prune`] drops whole UTC days of observations older than a
 //!   cutoff; the latest value of every data item is kept whatever its age.
@@ -40,10 +40,13 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `postgres` | yes | [`postgres::PgStore`] on tokio-postgres |
+//! | `sqlite` | yes | [`sqlite::SqliteStore`] on rusqlite, SQLite bundled (nothing to install) |
 
 mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -163,6 +166,32 @@ pub enum StoreError {
     #[cfg(feature = "postgres")]
     #[error("no database connection available: {0}")]
     Unavailable(String),
+    /// SQLite failed. [`StoreError::is_permanent`] tells a refused batch (a constraint,
+    /// a value too big) from a passing trouble (busy, disk full, I/O, read-only).
+    #[cfg(feature = "sqlite")]
+    #[error("SQLite error")]
+    Sqlite(#[from] rusqlite::Error),
+    /// Another process (or another store in this one) holds the SQLite file: only one
+    /// factorydash may use a file at a time.
+    #[error("{} is in use by another factorydash (its lock file {} is held)", path.display(), path.display().to_string() + ".lock")]
+    Locked {
+        /// The database file.
+        path: std::path::PathBuf,
+    },
+    /// The SQLite file (or its directory) cannot be written.
+    #[error("{} cannot be written (read-only file, directory or file system)", path.display())]
+    ReadOnly {
+        /// The database file.
+        path: std::path::PathBuf,
+    },
+    /// A file of the store (such as the SQLite lock file) cannot be created or locked.
+    #[error("cannot open {}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The database holds a schema newer than this build knows.
     #[error("the database schema is at version {found}, newer than this build's {known}")]
     SchemaTooNew {
@@ -175,15 +204,29 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether the same request will fail the same way however often it is tried: the data
-    /// itself is refused ([`StoreError::SequenceOutOfRange`], or a PostgreSQL data exception,
-    /// SQLSTATE class 22, such as text the database encoding cannot hold). Retrying such a
-    /// batch would stop everything behind it; an outage or a lost connection is not
-    /// permanent.
+    /// itself is refused ([`StoreError::SequenceOutOfRange`], a PostgreSQL data exception,
+    /// SQLSTATE class 22, such as text the database encoding cannot hold, or an SQLite
+    /// constraint, size or type error). Retrying such a batch would stop everything behind
+    /// it; an outage, a lost connection, a busy, full, read-only or failing SQLite file is
+    /// not permanent (ingest retries with backoff and loses nothing).
     pub fn is_permanent(&self) -> bool {
         match self {
             StoreError::SequenceOutOfRange { .. } => true,
             #[cfg(feature = "postgres")]
             StoreError::Database(e) => e.code().is_some_and(|c| c.code().starts_with("22")),
+            #[cfg(feature = "sqlite")]
+            StoreError::Sqlite(e) => {
+                use rusqlite::ErrorCode as C;
+                matches!(
+                    e.sqlite_error_code(),
+                    Some(
+                        C::ConstraintViolation
+                            | C::TooBig
+                            | C::TypeMismatch
+                            | C::ParameterOutOfRange
+                    )
+                )
+            }
             _ => false,
         }
     }
@@ -191,8 +234,9 @@ impl StoreError {
 
 /// Where factorydash keeps devices and observations.
 ///
-/// Implementations: [`MemoryStore`] (embedded, the default) and, with the `postgres`
-/// feature, [`postgres::PgStore`]. Both pass the same conformance tests.
+/// Implementations: [`MemoryStore`] (in memory, nothing kept), with the `sqlite` feature
+/// [`sqlite::SqliteStore`] (one file, the server's default) and, with the `postgres`
+/// feature, [`postgres::PgStore`]. All pass the same conformance tests.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Replaces the device model probed from `agent` (its base URL).

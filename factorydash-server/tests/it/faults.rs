@@ -276,6 +276,104 @@ async fn killed_and_restarted_factorydash_continues_where_it_stopped_and_records
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn killed_and_restarted_factorydash_on_sqlite_continues_where_it_stopped_and_records_a_wrap()
+{
+    use factorydash_store::{sqlite::SqliteStore, LatestFilter, Store, StoreError};
+
+    let dir = std::env::temp_dir().join(format!("factorydash-kill-{}", rand::random::<u32>()));
+    let agent = replay_agent("1000").await;
+    let args = [
+        "serve",
+        "--agent",
+        &agent.base,
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--count",
+        "2000",
+        "--interval",
+        "100ms",
+    ];
+    // First run: killed (SIGKILL) in the middle of the replay.
+    let first = start(&args).await;
+    wait_for(&first.base, Duration::from_secs(60), "some data", |h| {
+        observations(h) > 10_000
+    })
+    .await;
+    drop(first);
+    // Second run on the same file: nothing lost, nothing twice.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = start(&args).await;
+    wait_for(&second.base, Duration::from_secs(60), "more data", |h| {
+        observations(h) > 5_000
+    })
+    .await;
+    drop(second);
+    // While it is down, the agent's buffer wraps past what was stored.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let wrapped = fault(&agent, "wrap=1000").await;
+    let first_held = wrapped["first_sequence"].as_u64().unwrap();
+    let third = start(&args).await;
+    wait_for(&third.base, Duration::from_secs(120), "the end", |h| {
+        h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1)
+    })
+    .await;
+    drop(third);
+
+    // The killed process's lock goes with it.
+    let path = dir.join("factorydash.db");
+    let started = std::time::Instant::now();
+    let store = loop {
+        match SqliteStore::open(&path).await {
+            Ok(store) => break store,
+            Err(StoreError::Locked { .. }) if started.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    };
+    let gaps = store.gaps().await.unwrap();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    let (lost_from, lost_to) = (gaps[0].from, gaps[0].to);
+    assert_eq!(lost_to, Some(first_held));
+    // Every data item's whole series.
+    let window = factorydash_core::TimeWindow::new(
+        chrono::DateTime::from_timestamp(0, 0).unwrap(),
+        chrono::DateTime::from_timestamp(10_000_000_000, 0).unwrap(),
+    )
+    .unwrap();
+    let mut seqs: Vec<u64> = Vec::new();
+    let mut page = factorydash_core::PageRequest::first(1000);
+    loop {
+        let latest = store.latest(&LatestFilter::default(), &page).await.unwrap();
+        for item in &latest.items {
+            let series = store
+                .series(&item.device, &item.data_item_id, &window, usize::MAX)
+                .await
+                .unwrap();
+            seqs.extend(series.iter().map(|o| o.sequence));
+        }
+        match latest.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+    }
+    seqs.sort_unstable();
+    assert_eq!(store.observation_count().await.unwrap(), seqs.len() as u64);
+    let distinct: BTreeSet<u64> = seqs.iter().copied().collect();
+    assert_eq!(distinct.len(), seqs.len(), "no observation twice");
+    let want: Vec<u64> = (1..lost_from).chain(first_held..=TOTAL).collect();
+    assert_eq!(
+        seqs, want,
+        "everything but the wrapped range [{lost_from}, {first_held})"
+    );
+    drop(store);
+    drop(agent);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_device_model_change_reads_the_probe_again() {
     let (agent, follower) = pair("1500", &[]).await;
     wait_for(&follower.base, Duration::from_secs(30), "streaming", |h| {

@@ -99,10 +99,21 @@ pub async fn replay_agent(speed: &str) -> Running {
     .await
 }
 
+/// `FACTORYDASH_STORE=memory` unless `args` name a store or a database: `serve`'s
+/// default store is an SQLite file in `./factorydash-data`, which tests running at once
+/// must not share (the second would be refused), so they keep the memory store of old.
+fn memory_unless_a_database(args: &[&str]) -> Option<(&'static str, &'static str)> {
+    let named = args.iter().any(|a| {
+        ["--database-url", "--store", "--data-dir"].contains(&a.split('=').next().unwrap_or(a))
+    });
+    (!named).then_some(("FACTORYDASH_STORE", "memory"))
+}
+
 /// Starts `factorydash ARGS` and waits for the address it prints.
 pub async fn start(args: &[&str]) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_factorydash"))
         .args(args)
+        .envs(memory_unless_a_database(args))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -722,6 +733,7 @@ pub type Log = std::sync::Arc<std::sync::Mutex<String>>;
 pub async fn start_logged(args: &[&str], env: &[(&str, &str)]) -> (Running, Log) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_factorydash"))
         .args(args)
+        .envs(memory_unless_a_database(args))
         .envs(env.iter().copied())
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())

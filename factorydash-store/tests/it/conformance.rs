@@ -8,7 +8,7 @@ use factorydash_core::{Batch, Category, Cursor, Gap, Observation, PageRequest, T
 use factorydash_mtconnect::{parse_devices, parse_streams, recording::read_maybe_gzipped};
 use factorydash_store::{LatestFilter, Store, StoreError};
 
-const AGENT: &str = "http://127.0.0.1:5000";
+pub const AGENT: &str = "http://127.0.0.1:5000";
 const INSTANCE: u64 = 1_475_083_573;
 
 fn recording(file: &str) -> Vec<u8> {
@@ -19,14 +19,14 @@ fn recording(file: &str) -> Vec<u8> {
 }
 
 /// The first NIST page's observations (10,049), in sequence order.
-fn page_one() -> Vec<Observation> {
+pub fn page_one() -> Vec<Observation> {
     let bytes = recording("qdr_input001.xml.gz");
     let mut o = parse_streams(&bytes).unwrap().value.to_observations();
     o.sort_by_key(|o| o.sequence);
     o
 }
 
-fn batch(observations: &[Observation]) -> Batch {
+pub fn batch(observations: &[Observation]) -> Batch {
     Batch {
         agent: AGENT.into(),
         instance_id: INSTANCE,

@@ -1,14 +1,16 @@
-//! The store conformance suite, run against every store: the in-memory store and a real
-//! PostgreSQL server (`FACTORYDASH_TEST_DATABASE_URL`, each test in its own schema).
+//! The store conformance suite, run against every store: the in-memory store, SQLite
+//! (each test its own file in a temporary directory) and a real PostgreSQL server
+//! (`FACTORYDASH_TEST_DATABASE_URL`, each test in its own schema).
 
 mod conformance;
 mod connections;
 mod coordination;
 mod migrations;
 mod pg;
+mod sqlite_file;
 mod tls;
 
-/// Runs each conformance test against the memory store and PostgreSQL.
+/// Runs each conformance test against the memory store, SQLite and PostgreSQL.
 macro_rules! conformance_tests {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -16,6 +18,18 @@ macro_rules! conformance_tests {
                 #[tokio::test]
                 async fn $name() {
                     let store = factorydash_store::MemoryStore::new();
+                    crate::conformance::$name(&store).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = factorydash_store::sqlite::SqliteStore::open(dir.path().join("test.db"))
+                        .await
+                        .unwrap();
                     crate::conformance::$name(&store).await;
                 }
             )*

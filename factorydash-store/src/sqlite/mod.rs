@@ -1,0 +1,456 @@
+//! The SQLite store: one file, nothing to set up, kept across restarts (the default of the
+//! factorydash server).
+//!
+//! ```no_run
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), factorydash_store::StoreError> {
+//! use factorydash_store::{sqlite::SqliteStore, Store};
+//!
+//! let store = SqliteStore::open("factorydash-data/factorydash.db").await?;
+//! println!("{} observations", store.observation_count().await?);
+//! # Ok(()) }
+//! ```
+//!
+//! # Behavior
+//! - **Durability.** The file is in WAL mode with `synchronous=NORMAL`: a commit is
+//!   written to the write-ahead log but not flushed to disk on every commit. After a
+//!   crash of the process nothing committed is lost; after a power cut or an OS crash the
+//!   last commits (at most those since the last checkpoint) may be lost, but the file is
+//!   never corrupt. A batch, the latest values and the agent's resume point are committed
+//!   in one transaction, so whatever is lost is lost together: the resume point is never
+//!   past what is stored, and ingest reads the lost part again (exactly once).
+//! - **Connections.** One writer connection behind a mutex, and a pool of up to
+//!   [`READERS`] reader connections (WAL lets them read while the writer writes). Every
+//!   SQLite call runs on tokio's blocking threads (`spawn_blocking`), never on the async
+//!   runtime's workers.
+//! - **One process.** Opening takes an exclusive advisory lock on `<file>.lock`, held as
+//!   long as the store lives: a second factorydash on the same file is refused with
+//!   [`StoreError::Locked`].
+//! - **Layout.** Each data item (device, `dataItemId`) and each of its series (its
+//!   component, name, category, type and subType; one unless they changed) is stored once;
+//!   an observation row is its run (agent and `instanceId`), sequence, series, timestamp
+//!   (microseconds since the Unix epoch, UTC) and value (an `INTEGER` or `REAL` where the text is exactly that number's
+//!   canonical text, `TEXT` otherwise, `NULL` for `UNAVAILABLE`). Condition states are
+//!   kept in a table of their own, by time. Schema: `0001_initial.sql`, its version in
+//!   `PRAGMA user_version`.
+//! - **Retention.** [`Store::prune`] deletes whole UTC days in chunks of
+//!   [`PRUNE_CHUNK`] rows, one short transaction each: readers go on (WAL) and appends
+//!   interleave.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use factorydash_core::downsample::Bucket;
+use factorydash_core::states::StateSummary;
+use factorydash_core::{
+    Batch, DeviceInfo, Gap, Observation, Page, PageRequest, ResumePoint, TimeWindow,
+};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::{AppendOutcome, ConfiguredAgent, LatestFilter, Store, StoreError};
+
+mod read;
+mod write;
+
+/// The schema migrations, in order; migration `i` brings the schema to version `i + 1`.
+const MIGRATIONS: [&str; 1] = [include_str!("0001_initial.sql")];
+
+/// The schema version this build writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// The most reader connections kept open.
+pub const READERS: usize = 4;
+
+/// The most observation rows one prune transaction deletes.
+pub const PRUNE_CHUNK: usize = 5000;
+
+/// The most bytes of the file each connection maps into memory (`PRAGMA mmap_size`).
+const MMAP_BYTES: i64 = 1 << 30;
+
+/// How long a connection waits for a lock held by another connection before
+/// `SQLITE_BUSY`, in milliseconds.
+const BUSY_TIMEOUT_MS: u32 = 5000;
+
+/// A [`Store`] in one SQLite file (see the [module docs](self)).
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    writer: Mutex<write::Writer>,
+    readers: Mutex<Vec<Connection>>,
+    /// Observations stored, as in the `counts` table (kept by every append and prune).
+    count: AtomicU64,
+    /// The exclusive lock on `<file>.lock`, released when the store is dropped.
+    _lock: File,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.shared.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs `f` on tokio's blocking threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("a blocking SQLite task was cancelled: {e}"),
+        },
+    }
+}
+
+/// Opens a connection on `path` with the store's settings.
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    if conn.is_readonly(rusqlite::MAIN_DB)? {
+        return Err(StoreError::ReadOnly {
+            path: path.to_owned(),
+        });
+    }
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS.into()))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Reads of long windows go through memory-mapped pages rather than a read(2) a page,
+    // and each connection caches 16 MiB of pages.
+    conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
+    conn.pragma_update(None, "cache_size", -16_384)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// Brings the schema of `conn` to [`SCHEMA_VERSION`].
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let found: i32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for sql in &MIGRATIONS[found.max(0) as usize..] {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The sidecar lock file of the database at `path`: `<path>.lock`.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+impl SqliteStore {
+    /// Opens (creating it if missing) the database file at `path`, takes the exclusive
+    /// lock on `<path>.lock` and migrates the schema to this build's version. The
+    /// directory must exist.
+    ///
+    /// # Errors
+    /// [`StoreError::Locked`] when another process (or another store of this one) holds
+    /// the file; [`StoreError::Io`] when the lock file cannot be created;
+    /// [`StoreError::ReadOnly`] when the file cannot be written;
+    /// [`StoreError::SchemaTooNew`] when the file was written by a newer build;
+    /// [`StoreError::Sqlite`] when the file is not a database or SQLite fails.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_owned();
+        blocking(move || Self::open_blocking(path)).await
+    }
+
+    fn open_blocking(path: PathBuf) -> Result<Self, StoreError> {
+        let lock_path = lock_path(&path);
+        let io = |source| StoreError::Io {
+            path: lock_path.clone(),
+            source,
+        };
+        let lock_file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io)?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked { path }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let mut conn = connect(&path)?;
+        migrate(&mut conn)?;
+        let count: i64 = conn.query_row("SELECT observations FROM counts", [], |r| r.get(0))?;
+        Ok(SqliteStore {
+            shared: Arc::new(Shared {
+                path,
+                writer: Mutex::new(write::Writer::new(conn)),
+                readers: Mutex::new(Vec::new()),
+                count: AtomicU64::new(count.max(0) as u64),
+                _lock: lock_file,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// The bytes the database takes on disk (page count × page size, after a checkpoint
+    /// of the write-ahead log into the file): observations, indexes and everything else.
+    ///
+    /// # Errors
+    /// A database error.
+    pub async fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.write(|w| {
+            w.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            let pages: i64 = w
+                .conn
+                .pragma_query_value(None, "page_count", |r| r.get(0))?;
+            let size: i64 = w.conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+            Ok((pages * size) as u64)
+        })
+        .await
+    }
+
+    /// Runs `f` on a reader connection, on a blocking thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let shared = self.shared.clone();
+        blocking(move || {
+            let pooled = lock(&shared.readers).pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => connect(&shared.path)?,
+            };
+            let result = f(&conn);
+            let mut pool = lock(&shared.readers);
+            if pool.len() < READERS {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+    }
+
+    /// Runs `f` with the writer connection, on a blocking thread.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut write::Writer) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let shared = self.shared.clone();
+        blocking(move || f(&mut lock(&shared.writer))).await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn put_devices(&self, agent: &str, devices: &[DeviceInfo]) -> Result<(), StoreError> {
+        let (agent, devices) = (agent.to_owned(), devices.to_vec());
+        self.write(move |w| w.put_devices(&agent, &devices)).await
+    }
+
+    async fn devices(&self) -> Result<Vec<DeviceInfo>, StoreError> {
+        self.read(read::devices).await
+    }
+
+    async fn append(&self, batch: &Batch) -> Result<AppendOutcome, StoreError> {
+        crate::check_range(batch)?;
+        let batch = batch.clone();
+        let shared = self.shared.clone();
+        self.write(move |w| {
+            let outcome = w.append(&batch)?;
+            shared.count.fetch_add(outcome.inserted, Ordering::Relaxed);
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn resume_point(&self, agent: &str) -> Result<Option<ResumePoint>, StoreError> {
+        let agent = agent.to_owned();
+        self.read(move |c| read::resume_point(c, &agent)).await
+    }
+
+    async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError> {
+        let gap = gap.clone();
+        self.write(move |w| w.record_gap(&gap)).await
+    }
+
+    async fn gaps(&self) -> Result<Vec<Gap>, StoreError> {
+        self.read(read::gaps).await
+    }
+
+    async fn latest(
+        &self,
+        filter: &LatestFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Observation>, StoreError> {
+        let (filter, page) = (filter.clone(), page.clone());
+        self.read(move |c| read::latest_page(c, &filter, None, &page))
+            .await
+    }
+
+    async fn as_of(
+        &self,
+        filter: &LatestFilter,
+        at: DateTime<Utc>,
+        page: &PageRequest,
+    ) -> Result<Page<Observation>, StoreError> {
+        let (filter, page) = (filter.clone(), page.clone());
+        self.read(move |c| read::latest_page(c, &filter, Some(at), &page))
+            .await
+    }
+
+    async fn series(
+        &self,
+        device: &str,
+        data_item_id: &str,
+        window: &TimeWindow,
+        limit: usize,
+    ) -> Result<Vec<Observation>, StoreError> {
+        let (device, item, window) = (device.to_owned(), data_item_id.to_owned(), *window);
+        self.read(move |c| read::series(c, &device, &item, &window, limit))
+            .await
+    }
+
+    async fn buckets(
+        &self,
+        device: &str,
+        data_item_id: &str,
+        window: &TimeWindow,
+        n: usize,
+    ) -> Result<Vec<Bucket>, StoreError> {
+        let (device, item, window) = (device.to_owned(), data_item_id.to_owned(), *window);
+        self.read(move |c| read::buckets(c, &device, &item, &window, n))
+            .await
+    }
+
+    async fn last_before(
+        &self,
+        device: &str,
+        data_item_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Observation>, StoreError> {
+        let (device, item) = (device.to_owned(), data_item_id.to_owned());
+        self.read(move |c| read::last_before(c, &device, &item, at))
+            .await
+    }
+
+    async fn conditions(
+        &self,
+        device: Option<&str>,
+        window: &TimeWindow,
+        after: Option<(DateTime<Utc>, u64)>,
+        limit: usize,
+    ) -> Result<Vec<Observation>, StoreError> {
+        let (device, window) = (device.map(str::to_owned), *window);
+        self.read(move |c| read::conditions(c, device.as_deref(), &window, after, limit))
+            .await
+    }
+
+    async fn state_summary(
+        &self,
+        device: &str,
+        data_item_id: &str,
+        window: &TimeWindow,
+        after: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<StateSummary, StoreError> {
+        let (device, item, window) = (device.to_owned(), data_item_id.to_owned(), *window);
+        self.read(move |c| read::state_summary(c, &device, &item, &window, after, limit))
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
+    async fn configured_agents(&self) -> Result<Vec<ConfiguredAgent>, StoreError> {
+        self.read(read::configured_agents).await
+    }
+
+    async fn put_configured_agent(&self, agent: &ConfiguredAgent) -> Result<(), StoreError> {
+        let agent = agent.clone();
+        self.write(move |w| {
+            w.conn.execute(
+                "INSERT INTO configured_agents (url, paused) VALUES (?1, ?2)
+                 ON CONFLICT (url) DO UPDATE SET paused = excluded.paused",
+                rusqlite::params![agent.url, agent.paused],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_configured_agent(&self, url: &str) -> Result<bool, StoreError> {
+        let url = url.to_owned();
+        self.write(move |w| {
+            Ok(w.conn
+                .execute("DELETE FROM configured_agents WHERE url = ?1", [url])?
+                > 0)
+        })
+        .await
+    }
+
+    /// Constant cost: a counter kept by every append and prune (stored in the file with
+    /// them), not a count of rows.
+    async fn observation_count(&self) -> Result<u64, StoreError> {
+        Ok(self.shared.count.load(Ordering::Relaxed))
+    }
+
+    async fn prune(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        // Whole days: everything before midnight UTC of the cutoff's day.
+        let cutoff = cutoff
+            .date_naive()
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp_micros();
+        let all_series: Vec<i64> = self.read(read::all_series).await?;
+        let mut dropped = 0u64;
+        for series in all_series {
+            loop {
+                let shared = self.shared.clone();
+                let n = self
+                    .write(move |w| {
+                        let n = w.prune_chunk(series, cutoff)?;
+                        shared.count.fetch_sub(n, Ordering::Relaxed);
+                        Ok(n)
+                    })
+                    .await?;
+                dropped += n;
+                if n < PRUNE_CHUNK as u64 {
+                    break;
+                }
+            }
+        }
+        while self
+            .write(move |w| w.prune_conditions_chunk(cutoff))
+            .await?
+            >= PRUNE_CHUNK as u64
+        {}
+        Ok(dropped)
+    }
+}

@@ -1,0 +1,515 @@
+//! The reads, each on a pooled reader connection.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use factorydash_core::downsample::{bucket_width, Bucket};
+use factorydash_core::states::{StateFold, StateSummary};
+use factorydash_core::{
+    Category, ConditionLevel, ConditionState, DataItemInfo, DeviceInfo, Gap, Observation, Page,
+    PageRequest, ResumePoint, TimeWindow, Value,
+};
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::{latest_after, latest_cursor, ConfiguredAgent, LatestFilter, StoreError};
+
+/// The columns [`observation`] reads, from `o` (observations or latest), `i` (items),
+/// `s` (series) and `c` (conditions or latest).
+const OBS: &str = "o.sequence, o.ts, i.device, s.component_id, i.data_item_id, s.name, \
+                   s.category, s.kind, s.sub_type, o.value, c.level, c.native_code, \
+                   c.native_severity, c.qualifier";
+
+/// Observations with their data item, series and condition state: `filter` is the
+/// `WHERE` (on `o.series`, see [`Of`], and `o.ts`) and the order.
+fn history(filter: &str) -> String {
+    format!(
+        "SELECT {OBS} FROM observations o JOIN series s ON s.id = o.series
+         JOIN items i ON i.id = s.item
+         LEFT JOIN conditions c ON c.ts = o.ts AND c.sequence = o.sequence AND c.run = o.run
+         WHERE {filter}"
+    )
+}
+
+/// Which observation rows are a data item's, as a condition on `o.series` with its
+/// parameter `?1`: its one series (the index's first column, read in order), or, where
+/// its shape changed, all of its series (read and sorted).
+struct Of {
+    condition: &'static str,
+    param: i64,
+    /// The data item's series.
+    series: Vec<i64>,
+}
+
+impl Of {
+    fn item(c: &Connection, item: i64) -> rusqlite::Result<Of> {
+        let series: Vec<i64> = c
+            .prepare_cached("SELECT id FROM series WHERE item = ?1 ORDER BY id")?
+            .query_map([item], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(match series.as_slice() {
+            [one] => Of {
+                condition: "o.series = ?1",
+                param: *one,
+                series,
+            },
+            _ => Of {
+                condition: "o.series IN (SELECT id FROM series WHERE item = ?1)",
+                param: item,
+                series,
+            },
+        })
+    }
+
+    /// The data item's newest observation stamped `op` (`<` or `<=`) `at`: one index
+    /// probe per series.
+    fn newest(&self, c: &Connection, op: &str, at: i64) -> rusqlite::Result<Option<Observation>> {
+        let mut probe = c.prepare_cached(&history(&format!(
+            "o.series = ?1 AND o.ts {op} ?2 ORDER BY o.ts DESC, o.sequence DESC LIMIT 1"
+        )))?;
+        let mut found = None;
+        for &series in &self.series {
+            let held = probe
+                .query_row(params![series, at], observation)
+                .optional()?;
+            found = newer(found, held);
+        }
+        Ok(found)
+    }
+}
+
+/// A timestamp from microseconds since the Unix epoch, UTC.
+fn at(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// The value of a value column (see [`super::write::value_to_sql`]).
+fn value(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Unavailable,
+        ValueRef::Integer(i) => Value::Text(i.to_string()),
+        ValueRef::Real(f) => Value::Text(format!("{f}")),
+        ValueRef::Text(t) | ValueRef::Blob(t) => Value::Text(String::from_utf8_lossy(t).into()),
+    }
+}
+
+/// Reads an observation selected with [`OBS`].
+fn observation(r: &Row<'_>) -> rusqlite::Result<Observation> {
+    let category: String = r.get(6)?;
+    let level: Option<String> = r.get(10)?;
+    Ok(Observation {
+        sequence: r.get::<_, i64>(0)? as u64,
+        timestamp: at(r.get(1)?),
+        device: r.get(2)?,
+        component_id: r.get(3)?,
+        data_item_id: r.get(4)?,
+        name: r.get(5)?,
+        category: category.parse().unwrap_or(Category::Event),
+        kind: r.get(7)?,
+        sub_type: r.get(8)?,
+        value: value(r.get_ref(9)?),
+        condition: match level.and_then(|l| l.parse::<ConditionLevel>().ok()) {
+            Some(level) => Some(ConditionState {
+                level,
+                native_code: r.get(11)?,
+                native_severity: r.get(12)?,
+                qualifier: r.get(13)?,
+            }),
+            None => None,
+        },
+    })
+}
+
+fn item_id(c: &Connection, device: &str, data_item_id: &str) -> rusqlite::Result<Option<i64>> {
+    c.prepare_cached("SELECT id FROM items WHERE device = ?1 AND data_item_id = ?2")?
+        .query_row([device, data_item_id], |r| r.get(0))
+        .optional()
+}
+
+/// Every series' id.
+pub(super) fn all_series(c: &Connection) -> Result<Vec<i64>, StoreError> {
+    let mut stmt = c.prepare("SELECT id FROM series ORDER BY id")?;
+    let ids = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(ids)
+}
+
+/// The newer by (timestamp, sequence) of two candidates.
+fn newer(a: Option<Observation>, b: Option<Observation>) -> Option<Observation> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if (b.timestamp, b.sequence) > (a.timestamp, a.sequence) {
+            b
+        } else {
+            a
+        }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// [`Store::latest`](crate::Store::latest) (`at` is `None`) and
+/// [`Store::as_of`](crate::Store::as_of): the data items in (device, `dataItemId`) order
+/// after the cursor, read one at a time until a page (plus one) passes the filter; as of
+/// `at`, each one's newest observation at or before it (one index probe), the latest value
+/// standing in where retention dropped the history.
+pub(super) fn latest_page(
+    c: &Connection,
+    filter: &LatestFilter,
+    at_time: Option<DateTime<Utc>>,
+    page: &PageRequest,
+) -> Result<Page<Observation>, StoreError> {
+    let after = latest_after(page)?;
+    let limit = page.effective_limit();
+    let (after_device, after_item) = match &after {
+        Some((d, i)) => (Some(d.as_str()), Some(i.as_str())),
+        None => (None, None),
+    };
+    let tx = c.unchecked_transaction()?;
+    // Conditions written only when they apply, so that the planner seeks the items'
+    // (device, dataItemId) index to the cursor instead of scanning from the start.
+    let mut conditions = vec!["true"];
+    if filter.device.is_some() {
+        conditions.push("i.device = ?1");
+    }
+    if after.is_some() {
+        conditions.push("(i.device, i.data_item_id) > (?2, ?3)");
+    }
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {OBS}, i.id FROM items i JOIN latest o ON o.item = i.id
+         JOIN series s ON s.id = o.series JOIN latest c ON c.item = i.id
+         WHERE {} AND ?1 IS ?1 AND ?2 IS ?2 AND ?3 IS ?3
+         ORDER BY i.device, i.data_item_id",
+        conditions.join(" AND ")
+    ))?;
+    let mut rows = stmt.query(params![filter.device, after_device, after_item])?;
+    let mut items = Vec::with_capacity(limit + 1);
+    while let Some(row) = rows.next()? {
+        let latest = observation(row)?;
+        let o = match at_time {
+            None => latest,
+            Some(at_time) => {
+                let item: i64 = row.get(14)?;
+                let held = Of::item(&tx, item)?.newest(&tx, "<=", at_time.timestamp_micros())?;
+                let latest = (latest.timestamp <= at_time).then_some(latest);
+                match newer(held, latest) {
+                    Some(o) => o,
+                    None => continue,
+                }
+            }
+        };
+        if filter.matches(&o) {
+            items.push(o);
+            if items.len() > limit {
+                break;
+            }
+        }
+    }
+    Ok(Page::from_overfetch(items, limit, latest_cursor))
+}
+
+pub(super) fn series(
+    c: &Connection,
+    device: &str,
+    data_item_id: &str,
+    window: &TimeWindow,
+    limit: usize,
+) -> Result<Vec<Observation>, StoreError> {
+    let Some(item) = item_id(c, device, data_item_id)? else {
+        return Ok(Vec::new());
+    };
+    let of = Of::item(c, item)?;
+    let mut stmt = c.prepare_cached(&history(&format!(
+        "{} AND o.ts >= ?2 AND o.ts < ?3 ORDER BY o.ts, o.sequence LIMIT ?4",
+        of.condition
+    )))?;
+    let out = stmt
+        .query_map(
+            params![
+                of.param,
+                window.from().timestamp_micros(),
+                window.to().timestamp_micros(),
+                limit.min(i64::MAX as usize) as i64
+            ],
+            observation,
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(out)
+}
+
+/// [`Store::buckets`](crate::Store::buckets) in one pass over the data item's index,
+/// reading only (timestamp, value) and folding each point into its bucket as
+/// [`factorydash_core::downsample::buckets`] does (the same arithmetic, on microseconds):
+/// memory bounded by the buckets, not the window.
+pub(super) fn buckets(
+    c: &Connection,
+    device: &str,
+    data_item_id: &str,
+    window: &TimeWindow,
+    n: usize,
+) -> Result<Vec<Bucket>, StoreError> {
+    let (from, to) = (window.from(), window.to());
+    if n == 0 || to <= from {
+        return Ok(Vec::new());
+    }
+    let Some(item) = item_id(c, device, data_item_id)? else {
+        return Ok(Vec::new());
+    };
+    let width = bucket_width(from, to, n);
+    let from_micros = from.timestamp_micros();
+    let of = Of::item(c, item)?;
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT o.ts, o.value FROM observations o WHERE {} AND o.ts >= ?2 AND o.ts < ?3
+         ORDER BY o.ts, o.sequence",
+        of.condition
+    ))?;
+    let mut rows = stmt.query(params![of.param, from_micros, to.timestamp_micros()])?;
+    /// A bucket with its times in microseconds.
+    struct Open {
+        index: i64,
+        min: (f64, i64),
+        max: (f64, i64),
+        mean: f64,
+        count: usize,
+        first: (i64, f64),
+        last: (i64, f64),
+    }
+    let mut open: Vec<Open> = Vec::new();
+    while let Some(row) = rows.next()? {
+        let v = match row.get_ref(1)? {
+            ValueRef::Integer(i) => i as f64,
+            ValueRef::Real(f) => f,
+            ValueRef::Text(t) => match std::str::from_utf8(t).ok().and_then(|t| t.parse().ok()) {
+                Some(v) => v,
+                None => continue,
+            },
+            _ => continue,
+        };
+        if !v.is_finite() {
+            continue;
+        }
+        let t: i64 = row.get(0)?;
+        let index = (t - from_micros) / width;
+        match open.last_mut() {
+            Some(b) if b.index == index => {
+                if v < b.min.0 {
+                    b.min = (v, t);
+                }
+                if v > b.max.0 {
+                    b.max = (v, t);
+                }
+                b.mean += (v - b.mean) / (b.count + 1) as f64;
+                b.count += 1;
+                b.last = (t, v);
+            }
+            _ => open.push(Open {
+                index,
+                min: (v, t),
+                max: (v, t),
+                mean: v,
+                count: 1,
+                first: (t, v),
+                last: (t, v),
+            }),
+        }
+    }
+    Ok(open
+        .into_iter()
+        .map(|b| Bucket {
+            start: from + Duration::microseconds(b.index * width),
+            min: b.min.0,
+            max: b.max.0,
+            mean: b.mean,
+            count: b.count,
+            first: (at(b.first.0), b.first.1),
+            last: (at(b.last.0), b.last.1),
+            min_at: at(b.min.1),
+            max_at: at(b.max.1),
+        })
+        .collect())
+}
+
+pub(super) fn last_before(
+    c: &Connection,
+    device: &str,
+    data_item_id: &str,
+    at_time: DateTime<Utc>,
+) -> Result<Option<Observation>, StoreError> {
+    let Some(item) = item_id(c, device, data_item_id)? else {
+        return Ok(None);
+    };
+    let at_micros = at_time.timestamp_micros();
+    let held = Of::item(c, item)?.newest(c, "<", at_micros)?;
+    // Pruned history: the latest value still tells the state if it is older than `at`.
+    let latest = c
+        .prepare_cached(&format!(
+            "SELECT {OBS} FROM latest o JOIN items i ON i.id = o.item
+             JOIN series s ON s.id = o.series JOIN latest c ON c.item = o.item
+             WHERE o.item = ?1 AND o.ts < ?2"
+        ))?
+        .query_row(params![item, at_micros], observation)
+        .optional()?;
+    Ok(newer(held, latest))
+}
+
+pub(super) fn conditions(
+    c: &Connection,
+    device: Option<&str>,
+    window: &TimeWindow,
+    after: Option<(DateTime<Utc>, u64)>,
+    limit: usize,
+) -> Result<Vec<Observation>, StoreError> {
+    let (after_ts, after_sequence) = match after {
+        Some((ts, sequence)) => (
+            Some(ts.timestamp_micros()),
+            sequence.min(i64::MAX as u64) as i64,
+        ),
+        None => (None, 0),
+    };
+    let mut stmt = c.prepare_cached(&format!(
+        "SELECT {OBS} FROM conditions c
+         JOIN observations o ON o.run = c.run AND o.sequence = c.sequence
+         JOIN items i ON i.id = c.item JOIN series s ON s.id = o.series
+         WHERE c.ts >= ?1 AND c.ts < ?2 AND (?3 IS NULL OR i.device = ?3)
+           AND (?4 IS NULL OR (c.ts, c.sequence) > (?4, ?5))
+         ORDER BY c.ts, c.sequence LIMIT ?6"
+    ))?;
+    let out = stmt
+        .query_map(
+            params![
+                window.from().timestamp_micros(),
+                window.to().timestamp_micros(),
+                device,
+                after_ts,
+                after_sequence,
+                limit.min(i64::MAX as usize) as i64
+            ],
+            observation,
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(out)
+}
+
+/// [`Store::state_summary`](crate::Store::state_summary): the window's (timestamp, value)
+/// pairs folded as they are read ([`StateFold`]), in one read transaction.
+pub(super) fn state_summary(
+    c: &Connection,
+    device: &str,
+    data_item_id: &str,
+    window: &TimeWindow,
+    after: Option<DateTime<Utc>>,
+    limit: usize,
+) -> Result<StateSummary, StoreError> {
+    let tx = c.unchecked_transaction()?;
+    let before = last_before(&tx, device, data_item_id, window.from())?;
+    let mut fold = StateFold::new(*window, before.as_ref().map(|o| &o.value), after, limit);
+    if let Some(item) = item_id(&tx, device, data_item_id)? {
+        let of = Of::item(&tx, item)?;
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT o.ts, o.value FROM observations o WHERE {} AND o.ts >= ?2 AND o.ts < ?3
+             ORDER BY o.ts, o.sequence",
+            of.condition
+        ))?;
+        let mut rows = stmt.query(params![
+            of.param,
+            window.from().timestamp_micros(),
+            window.to().timestamp_micros()
+        ])?;
+        while let Some(row) = rows.next()? {
+            fold.push(at(row.get(0)?), &value(row.get_ref(1)?));
+        }
+    }
+    Ok(fold.finish())
+}
+
+pub(super) fn resume_point(c: &Connection, agent: &str) -> Result<Option<ResumePoint>, StoreError> {
+    Ok(c.query_row(
+        "SELECT instance_id, next_sequence FROM agents WHERE url = ?1 AND instance_id IS NOT NULL",
+        [agent],
+        |r| {
+            Ok(ResumePoint {
+                agent: agent.to_owned(),
+                instance_id: r.get::<_, i64>(0)? as u64,
+                next_sequence: r.get::<_, i64>(1)? as u64,
+            })
+        },
+    )
+    .optional()?)
+}
+
+pub(super) fn gaps(c: &Connection) -> Result<Vec<Gap>, StoreError> {
+    let mut stmt = c.prepare(
+        "SELECT a.url, g.instance_id, g.from_sequence, g.to_sequence FROM gaps g
+         JOIN agents a ON a.id = g.agent_id ORDER BY g.id",
+    )?;
+    let gaps = stmt
+        .query_map([], |r| {
+            Ok(Gap {
+                agent: r.get(0)?,
+                instance_id: r.get::<_, i64>(1)? as u64,
+                from: r.get::<_, i64>(2)? as u64,
+                to: r.get::<_, Option<i64>>(3)?.map(|t| t as u64),
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(gaps)
+}
+
+pub(super) fn devices(c: &Connection) -> Result<Vec<DeviceInfo>, StoreError> {
+    let tx = c.unchecked_transaction()?;
+    let mut by_device: HashMap<(i64, String), Vec<DataItemInfo>> = HashMap::new();
+    let mut stmt = tx.prepare(
+        "SELECT agent_id, device, id, name, category, kind, sub_type, units, component, component_id, component_name
+         FROM data_items ORDER BY agent_id, device, ordinal",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let category: String = r.get(4)?;
+        by_device
+            .entry((r.get(0)?, r.get(1)?))
+            .or_default()
+            .push(DataItemInfo {
+                id: r.get(2)?,
+                name: r.get(3)?,
+                category: category.parse().unwrap_or(Category::Event),
+                kind: r.get(5)?,
+                sub_type: r.get(6)?,
+                units: r.get(7)?,
+                component: r.get(8)?,
+                component_id: r.get(9)?,
+                component_name: r.get(10)?,
+            });
+    }
+    let mut stmt = tx.prepare(
+        "SELECT a.url, d.agent_id, d.name, d.uuid, d.device_id FROM devices d
+         JOIN agents a ON a.id = d.agent_id ORDER BY d.name, a.url",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let agent_id: i64 = r.get(1)?;
+        let name: String = r.get(2)?;
+        out.push(DeviceInfo {
+            agent: r.get(0)?,
+            data_items: by_device
+                .remove(&(agent_id, name.clone()))
+                .unwrap_or_default(),
+            name,
+            uuid: r.get(3)?,
+            id: r.get(4)?,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn configured_agents(c: &Connection) -> Result<Vec<ConfiguredAgent>, StoreError> {
+    let mut stmt = c.prepare("SELECT url, paused FROM configured_agents ORDER BY rowid")?;
+    let agents = stmt
+        .query_map([], |r| {
+            Ok(ConfiguredAgent {
+                url: r.get(0)?,
+                paused: r.get(1)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(agents)
+}

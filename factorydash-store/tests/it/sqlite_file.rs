@@ -1,0 +1,236 @@
+//! What only the SQLite store does: a file kept across opens, one process at a time, and
+//! clear refusals.
+
+use factorydash_core::{Gap, PageRequest};
+use factorydash_store::sqlite::{lock_path, SqliteStore, SCHEMA_VERSION};
+use factorydash_store::{ConfiguredAgent, LatestFilter, Store, StoreError};
+
+use crate::conformance::{batch, page_one, AGENT};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_file_holds_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("factorydash.db");
+    let obs = page_one();
+    let gap = Gap {
+        agent: AGENT.into(),
+        instance_id: 7,
+        from: 10,
+        to: Some(20),
+    };
+    let agent = ConfiguredAgent {
+        url: "http://agent.example:5000".into(),
+        paused: true,
+    };
+    let (latest, resume) = {
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.append(&batch(&obs)).await.unwrap();
+        store.record_gap(&gap).await.unwrap();
+        store.put_configured_agent(&agent).await.unwrap();
+        let latest = store
+            .latest(&LatestFilter::default(), &PageRequest::first(1000))
+            .await
+            .unwrap();
+        (latest, store.resume_point(AGENT).await.unwrap())
+    };
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.observation_count().await.unwrap(), obs.len() as u64);
+    assert_eq!(
+        store
+            .latest(&LatestFilter::default(), &PageRequest::first(1000))
+            .await
+            .unwrap(),
+        latest
+    );
+    assert_eq!(store.resume_point(AGENT).await.unwrap(), resume);
+    assert!(resume.is_some());
+    assert_eq!(store.gaps().await.unwrap(), vec![gap]);
+    assert_eq!(store.configured_agents().await.unwrap(), vec![agent]);
+    // Everything stored is found again, and stored once.
+    let again = store.append(&batch(&obs)).await.unwrap();
+    assert_eq!((again.inserted, again.duplicates), (0, obs.len() as u64));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_open_of_one_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("factorydash.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Locked { path: p } if *p == path),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("another factorydash"), "{err}");
+    assert!(!err.is_permanent());
+    drop(store);
+    // Released with the store.
+    SqliteStore::open(&path).await.unwrap();
+    assert!(lock_path(&path).exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_cannot_be_written_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the file should be: neither the lock nor the database opens as
+    // a file, whoever runs the test (root ignores permission bits, so a read-only file
+    // would not do).
+    let path = dir.path().join("factorydash.db");
+    std::fs::create_dir(&path).unwrap();
+    std::fs::create_dir(lock_path(&path)).unwrap();
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(matches!(err, StoreError::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains("factorydash.db"), "{err}");
+    assert!(!err.is_permanent());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("factorydash.db");
+    drop(SqliteStore::open(&path).await.unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    drop(conn);
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found, known } if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_read_back_as_the_text_stored() {
+    use factorydash_core::{TimeWindow, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("factorydash.db"))
+        .await
+        .unwrap();
+    let texts = [
+        "12.5",
+        "0.000",
+        "-0",
+        "0",
+        "-0.0",
+        "1e3",
+        "007",
+        "-42",
+        "9223372036854775807",
+        "100000000000000000000",
+        "0.1",
+        "381.6404",
+        "NaN",
+        "inf",
+        "",
+        " x ",
+        "1,5",
+        "3.",
+        "1.0",
+        "-1.25e-7",
+        "0.00000125",
+    ];
+    let template = page_one().remove(0);
+    let mut obs: Vec<_> = texts
+        .iter()
+        .map(|t| Value::Text((*t).into()))
+        .chain([Value::Unavailable])
+        .enumerate()
+        .map(|(i, value)| {
+            let mut o = template.clone();
+            o.sequence = 1 + i as u64;
+            o.timestamp += chrono::Duration::milliseconds(i as i64);
+            o.value = value;
+            o
+        })
+        .collect();
+    store.append(&batch(&obs)).await.unwrap();
+    let window = TimeWindow::new(
+        template.timestamp,
+        template.timestamp + chrono::Duration::seconds(1),
+    )
+    .unwrap();
+    let read = store
+        .series(&template.device, &template.data_item_id, &window, 100)
+        .await
+        .unwrap();
+    let values =
+        |o: &[factorydash_core::Observation]| o.iter().map(|o| o.value.clone()).collect::<Vec<_>>();
+    obs.sort_by_key(|o| o.sequence);
+    assert_eq!(values(&read), values(&obs));
+}
+
+/// A data item whose shape changes (here its name) has two series in SQLite; it reads as
+/// one, as in the memory store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_item_whose_shape_changes_reads_as_one() {
+    use factorydash_core::{TimeWindow, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(dir.path().join("factorydash.db"))
+        .await
+        .unwrap();
+    let memory = factorydash_store::MemoryStore::new();
+    let template = page_one().remove(0);
+    let obs: Vec<_> = (0..40u64)
+        .map(|i| {
+            let mut o = template.clone();
+            o.sequence = 1 + i;
+            // Out of sequence order in time now and then, and two shapes interleaved.
+            o.timestamp += chrono::Duration::seconds((i * 7 % 40) as i64);
+            o.name = Some(if i % 3 == 0 { "a" } else { "b" }.into());
+            o.value = Value::Text(format!("{}", (i * 13) % 17));
+            o
+        })
+        .collect();
+    let window = TimeWindow::new(
+        template.timestamp + chrono::Duration::seconds(3),
+        template.timestamp + chrono::Duration::seconds(33),
+    )
+    .unwrap();
+    let (d, i) = (template.device.as_str(), template.data_item_id.as_str());
+    let at = template.timestamp + chrono::Duration::seconds(20);
+    for store in [&sqlite as &dyn Store, &memory] {
+        store.append(&batch(&obs)).await.unwrap();
+    }
+    let mut answers = Vec::new();
+    for store in [&sqlite as &dyn Store, &memory] {
+        answers.push((
+            store.series(d, i, &window, 100).await.unwrap(),
+            store.buckets(d, i, &window, 7).await.unwrap(),
+            store.last_before(d, i, at).await.unwrap(),
+            store
+                .as_of(&LatestFilter::default(), at, &PageRequest::first(100))
+                .await
+                .unwrap(),
+            store.state_summary(d, i, &window, None, 100).await.unwrap(),
+        ));
+    }
+    assert_eq!(answers[0].0.len(), 30);
+    assert_eq!(answers[0], answers[1]);
+}
+
+/// A busy, full, read-only or failing file passes (ingest retries with backoff); a
+/// constraint or a value too big is the batch's own fault.
+#[test]
+fn which_sqlite_errors_are_permanent() {
+    use rusqlite::ffi;
+    let error =
+        |code| StoreError::Sqlite(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None));
+    for code in [
+        ffi::SQLITE_BUSY,
+        ffi::SQLITE_LOCKED,
+        ffi::SQLITE_FULL,
+        ffi::SQLITE_READONLY,
+        ffi::SQLITE_IOERR,
+        ffi::SQLITE_CANTOPEN,
+    ] {
+        assert!(!error(code).is_permanent(), "{code}");
+    }
+    for code in [
+        ffi::SQLITE_CONSTRAINT,
+        ffi::SQLITE_TOOBIG,
+        ffi::SQLITE_MISMATCH,
+    ] {
+        assert!(error(code).is_permanent(), "{code}");
+    }
+}
