@@ -313,10 +313,10 @@ async fn killed_and_restarted_factorydash_on_sqlite_continues_where_it_stopped_a
     // While it is down, the agent's buffer wraps past what was stored.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let wrapped = fault(&agent, "wrap=1000").await;
-    let first_held = wrapped["first_sequence"].as_u64().unwrap();
+    let first_held = wrapped["firstSequence"].as_u64().unwrap();
     let third = start(&args).await;
     wait_for(&third.base, Duration::from_secs(120), "the end", |h| {
-        h["sources"][0]["next_sequence"].as_u64() == Some(TOTAL + 1)
+        h["sources"][0]["nextSequence"].as_u64() == Some(TOTAL + 1)
     })
     .await;
     drop(third);
