@@ -33,9 +33,10 @@ pub struct ReplayAgent {
     replay: Arc<Replay>,
     faults: Faults,
     started: chrono::DateTime<Utc>,
-    /// Held (shared) while a page is cut from the buffer, and exclusively while a restart or
-    /// a wrap moves the buffer's start: no page of the old instance ever holds an
-    /// observation the new buffer holds too.
+    /// Held (shared) while the Header and the observations held are read
+    /// ([`ReplayAgent::view`]), and exclusively while a restart or a wrap moves the buffer's
+    /// start: no page of the old instance ever holds an observation the new buffer holds
+    /// too, and no page of the new instance one of the old buffer.
     buffer: std::sync::RwLock<()>,
 }
 
@@ -167,17 +168,21 @@ impl ReplayAgent {
         self.replay.recording.header.instance_id + self.faults.restarts.load(Ordering::SeqCst)
     }
 
-    /// The observations the agent holds now: revealed, and not before the buffer's start.
-    fn held(&self) -> &[Observation] {
-        let obs = &self.replay.observations()[..self.replay.revealed()];
+    /// The Header and the observations the agent holds now (revealed, and not before the
+    /// buffer's start), from one look at the clock, and under the buffer lock so that the
+    /// instanceId and the buffer's start are of one instance: a restart or a wrap never
+    /// falls between them, and an observation revealed meanwhile is in both or in neither.
+    fn view(&self) -> (Header, &[Observation]) {
+        let _buffer = self.buffer.read().unwrap_or_else(|p| p.into_inner());
+        let revealed = &self.replay.observations()[..self.replay.revealed()];
         let floor = self.faults.first_floor.load(Ordering::SeqCst);
-        &obs[obs.partition_point(|o| o.sequence < floor)..]
+        let held = &revealed[revealed.partition_point(|o| o.sequence < floor)..];
+        (self.header(revealed, held), held)
     }
 
-    /// The header when the agent holds `held`.
-    fn header(&self, held: &[Observation]) -> Header {
+    /// The Header when `revealed` are revealed and the agent holds `held` of them.
+    fn header(&self, revealed: &[Observation], held: &[Observation]) -> Header {
         let recording_first = self.replay.observations().first().map_or(1, |o| o.sequence);
-        let revealed = &self.replay.observations()[..self.replay.revealed()];
         let last = revealed
             .last()
             .map_or(recording_first.saturating_sub(1), |o| o.sequence);
@@ -227,14 +232,14 @@ impl ReplayAgent {
             ErrorForm::Legacy
         };
         let doc = ErrorDocument {
-            header: self.header(self.held()),
+            header: self.view().0,
             errors: vec![error],
         };
         xml(status, write_error_document(&doc, form))
     }
 
     fn current(&self) -> Response {
-        let held = self.held();
+        let (head, held) = self.view();
         let mut seen = HashSet::new();
         let mut latest: Vec<Observation> = held
             .iter()
@@ -243,10 +248,7 @@ impl ReplayAgent {
             .cloned()
             .collect();
         latest.reverse();
-        xml(
-            StatusCode::OK,
-            self.writer().write(&self.header(held), &latest),
-        )
+        xml(StatusCode::OK, self.writer().write(&head, &latest))
     }
 
     /// The header and observations of a `/sample` page of up to `count` from `from` (from
@@ -256,8 +258,7 @@ impl ReplayAgent {
         from: Option<u64>,
         count: u64,
     ) -> Result<(Header, &[Observation]), Box<Response>> {
-        let held = self.held();
-        let mut head = self.header(held);
+        let (mut head, held) = self.view();
         let (first, next) = (
             head.first_sequence.unwrap_or(1),
             head.next_sequence.unwrap_or(1),
@@ -432,8 +433,7 @@ fn stream(
     let part_boundary = boundary.clone();
     tokio::spawn(async move {
         let instance = agent.instance_id();
-        let mut pos =
-            from.unwrap_or_else(|| agent.header(agent.held()).first_sequence.unwrap_or(1));
+        let mut pos = from.unwrap_or_else(|| agent.view().0.first_sequence.unwrap_or(1));
         let mut last_part = tokio::time::Instant::now() - heartbeat;
         loop {
             if agent.instance_id() != instance
@@ -454,12 +454,16 @@ fn stream(
                 return;
             }
             if !agent.faults.stall.load(Ordering::SeqCst) {
-                let held_end = agent.held().last().map_or(0, |o| o.sequence + 1);
+                let held_end = agent.view().1.last().map_or(0, |o| o.sequence + 1);
                 let mut sent = false;
                 while pos < held_end {
                     let Ok((head, page)) = agent.slice(Some(pos), count) else {
                         return;
                     };
+                    if head.instance_id != instance {
+                        // Restarted since the check above: this connection ends.
+                        return;
+                    }
                     let next = head.next_sequence.unwrap_or(held_end);
                     let part = framed(&part_boundary, &agent.write_page(&head, page));
                     if agent.faults.drop_mid_part.swap(false, Ordering::SeqCst) {
@@ -484,6 +488,9 @@ fn stream(
                     let Ok((head, page)) = agent.slice(Some(pos), count) else {
                         return;
                     };
+                    if head.instance_id != instance {
+                        return;
+                    }
                     if tx
                         .send(Ok(framed(&part_boundary, &agent.write_page(&head, page))))
                         .await
@@ -603,6 +610,11 @@ async fn slow(agent: &ReplayAgent) {
 }
 
 fn set_faults(agent: &ReplayAgent, q: FaultQuery) -> Response {
+    warp::reply::json(&apply_faults(agent, q)).into_response()
+}
+
+/// Sets the faults of `q`, and tells the agent's state after.
+fn apply_faults(agent: &ReplayAgent, q: FaultQuery) -> FaultState {
     let f = &agent.faults;
     for (flag, value) in [
         (&f.refuse_streaming, q.refuse_streaming),
@@ -654,8 +666,8 @@ fn set_faults(agent: &ReplayAgent, q: FaultQuery) -> Response {
         tracing::warn!("replay agent: buffer wrapped, keeping the newest {keep}");
     }
     drop(_buffer);
-    let head = agent.header(agent.held());
-    warp::reply::json(&FaultState {
+    let (head, _) = agent.view();
+    FaultState {
         instance_id: head.instance_id,
         probes: f.probes.load(Ordering::SeqCst),
         samples: f.samples.load(Ordering::SeqCst),
@@ -664,8 +676,7 @@ fn set_faults(agent: &ReplayAgent, q: FaultQuery) -> Response {
         refuse_streaming: f.refuse_streaming.load(Ordering::SeqCst),
         stall: f.stall.load(Ordering::SeqCst),
         slow_ms: f.slow_ms.load(Ordering::SeqCst),
-    })
-    .into_response()
+    }
 }
 
 /// The agent's routes.
@@ -719,4 +730,93 @@ pub fn routes(
         .unify()
         .or(other)
         .unify()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test recording replayed so fast that it is all revealed in about `seconds`.
+    fn fast_agent(seconds: f64) -> Arc<ReplayAgent> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../recordings/nist-gfagie01-2016-05-02");
+        let recording =
+            factorydash_mtconnect::Recording::load(&dir).expect("the test recording loads");
+        let length = Replay::start(recording.clone(), 1.0, Utc::now())
+            .duration()
+            .as_secs_f64();
+        let speed = (length / seconds).max(1.0);
+        ReplayAgent::new(Arc::new(Replay::start(recording, speed, Utc::now())))
+    }
+
+    /// While observations are revealed every few microseconds, restart after restart: each
+    /// answer names where the new buffer starts (the first sequence the new instance
+    /// serves), and every page cut meanwhile holds only observations of the instance it
+    /// names. Before, the agent looked at the clock twice (what it holds, then its
+    /// lastSequence) and at the instance apart from the buffer's start, so an observation
+    /// revealed in between made it answer one past the new buffer's start, and a page cut
+    /// across a restart named the new instance with the old buffer's observations.
+    #[test]
+    fn a_restart_answers_where_the_new_buffer_starts_and_pages_never_mix_instances() {
+        let agent = fast_agent(0.3);
+        let base = agent.instance_id();
+        let recording_first = agent.replay.observations()[0].sequence;
+        let total = agent.replay.observations().len();
+        // The buffer's start of each instance (index: restarts so far).
+        let floors = std::sync::Mutex::new(vec![0u64]);
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut pages = 0u64;
+                while !done.load(Ordering::SeqCst) {
+                    let Ok((head, page)) = agent.slice(None, 1000) else {
+                        continue;
+                    };
+                    pages += 1;
+                    let k = (head.instance_id - base) as usize;
+                    let floor = loop {
+                        if let Some(&f) = floors.lock().unwrap().get(k) {
+                            break f;
+                        }
+                        std::thread::yield_now();
+                    };
+                    if let Some(o) = page.first() {
+                        assert!(
+                            o.sequence >= floor,
+                            "a page of instance {} holds {} of the buffer before its start {floor}",
+                            head.instance_id,
+                            o.sequence
+                        );
+                        assert_eq!(head.first_sequence, Some(o.sequence));
+                    }
+                }
+                assert!(pages > 0);
+            });
+            let mut restarts = 0;
+            let mut wrong = Vec::new();
+            while agent.replay.revealed() < total {
+                let state = apply_faults(
+                    &agent,
+                    FaultQuery {
+                        restart: Some(true),
+                        ..FaultQuery::default()
+                    },
+                );
+                let floor = agent.faults.first_floor.load(Ordering::SeqCst);
+                floors.lock().unwrap().push(floor);
+                restarts += 1;
+                if state.first_sequence != floor.max(recording_first) {
+                    wrong.push((floor, state.first_sequence));
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+            assert!(restarts > 100, "{restarts} restarts");
+            assert!(
+                wrong.is_empty(),
+                "{} of {restarts} restarts answered another firstSequence than the new buffer's start (start, answered): {:?}",
+                wrong.len(),
+                &wrong[..wrong.len().min(10)]
+            );
+        });
+    }
 }
