@@ -839,9 +839,11 @@ impl Follower {
     }
 
     /// Takes a streamed page as the next step, or `None` when it does not continue the
-    /// current position (the agent restarted, observations are missing before it, or its
-    /// `nextSequence` is stuck or went back): then reopen the stream after a
-    /// [`Follower::step`], which detects and reports each.
+    /// current position (the agent restarted, its first observation is beyond the
+    /// `nextSequence` followed, or its `nextSequence` is stuck or went back): then reopen
+    /// the stream after a [`Follower::step`], which detects and reports each (what the
+    /// agent still holds from the position on is read by polling; what it no longer holds
+    /// is a [`Gap`]).
     pub fn accept(&mut self, mut page: StreamsPage) -> Option<Step> {
         let (instance, next) = self.position?;
         if page.header.instance_id != instance {
@@ -860,9 +862,11 @@ impl Follower {
         let mut observations = page.observations;
         // A part never starts before `next`; drop anything already read, defensively.
         drop_already_read(&mut observations, next, &mut problems);
-        if observations.first().is_some_and(|o| o.sequence > next)
-            && page.header.first_sequence.is_some_and(|f| f > next)
-        {
+        // Nor after it: an agent's sequences follow one another within an instance, and a
+        // stream (without a `path`) sends every one. A part that starts beyond `next` skips
+        // observations, whether the agent still holds them or its buffer moved on: the
+        // polled step from `next` reads them, or records what is gone as a gap.
+        if observations.first().is_some_and(|o| o.sequence > next) {
             return None;
         }
         let next_sequence = next_of(&page.header, &observations)
@@ -973,6 +977,13 @@ impl Follower {
                     Some(_) => self.sample(None).await?,
                     None => first_try?,
                 };
+                if page.header.instance_id != instance && refused.is_none() {
+                    // `from` meant nothing to the new instance: start at its beginning.
+                    page = self.sample(None).await?;
+                }
+                // The instance of the page read decides: the agent may have restarted again
+                // since it told of the restart, or answer the followed instance after all
+                // (then the page is followed from `next` like any other).
                 if page.header.instance_id != instance {
                     restarted = Some(Restart {
                         previous_instance_id: instance,
@@ -984,12 +995,6 @@ impl Follower {
                         from: next,
                         to: None,
                     });
-                    let page = if refused.is_some() {
-                        page
-                    } else {
-                        // `from` meant nothing to the new instance: start at its beginning.
-                        self.sample(None).await?
-                    };
                     let from = page.header.first_sequence;
                     (page, from)
                 } else {
@@ -1304,6 +1309,38 @@ mod tests {
         assert_eq!(step.batch.next_sequence, 601);
         assert_eq!(step.problems.len(), 1, "{:?}", step.problems);
         assert_eq!(follower.position().unwrap().next_sequence, 601);
+    }
+
+    #[test]
+    fn a_streamed_part_that_skips_sequences_is_not_taken() {
+        let client = AgentClient::new("http://127.0.0.1:9").unwrap();
+        let mut follower = Follower::new(client, FollowerConfig::new().with_count(1000));
+        let at = |next_sequence| ResumePoint {
+            agent: "http://127.0.0.1:9".into(),
+            instance_id: 1,
+            next_sequence,
+        };
+        follower.resume_from(&at(501));
+        // The agent holds 1 … 1000 (firstSequence 1), but the part starts at 601: 501 … 600
+        // would be lost without a word.
+        let mut p = page(601..701, "x");
+        p.header = Header::new(1, "agent", "2.7").with_sequences(1, 1000, 701);
+        assert!(
+            follower.accept(p).is_none(),
+            "a part that skips is not taken"
+        );
+        assert_eq!(follower.position(), Some(at(501)), "the position stays");
+        // Nor when the agent's buffer moved past the position (the polled step tells the gap).
+        let mut p = page(601..701, "x");
+        p.header = Header::new(1, "agent", "2.7").with_sequences(550, 1000, 701);
+        assert!(follower.accept(p).is_none());
+        // The part that continues the position is taken.
+        let mut p = page(501..601, "x");
+        p.header = Header::new(1, "agent", "2.7").with_sequences(1, 1000, 601);
+        let step = follower.accept(p).expect("the part continues the position");
+        assert_eq!(step.batch.observations.len(), 100);
+        assert!(step.gap.is_none());
+        assert_eq!(follower.position(), Some(at(601)));
     }
 
     #[test]

@@ -107,12 +107,14 @@ impl Source for ReplaySource {
 
     fn sequences(&self, floor: u64) -> (u64, u64) {
         let recording_first = self.0.observations().first().map_or(1, |o| o.sequence);
+        // One look at the clock for both: an observation revealed between two looks would
+        // make firstSequence one past the buffer's real start after a restart.
         let revealed = &self.0.observations()[..self.0.revealed()];
+        let held = &revealed[revealed.partition_point(|o| o.sequence < floor)..];
         let last = revealed
             .last()
             .map_or(recording_first.saturating_sub(1), |o| o.sequence);
-        let first = self
-            .held(floor)
+        let first = held
             .first()
             .map_or(last + 1, |o| o.sequence)
             .max(recording_first);
@@ -148,9 +150,10 @@ pub struct Agent {
     name: String,
     faults: Faults,
     started: chrono::DateTime<Utc>,
-    /// Held (shared) while a page is cut from the buffer, and exclusively while a restart or
-    /// a wrap moves the buffer's start: no page of the old instance ever holds an
-    /// observation the new buffer holds too.
+    /// Held (shared) while the Header and the observations held are read (`slice`,
+    /// `current`), and exclusively while a restart or a wrap moves the buffer's
+    /// start: no page of the old instance ever holds an observation the new buffer holds
+    /// too, and no page of the new instance one of the old buffer.
     buffer: std::sync::RwLock<()>,
 }
 
@@ -345,6 +348,8 @@ impl Agent {
     }
 
     fn current(&self) -> Response {
+        // The instance and the buffer's start of one instant (see `buffer`).
+        let _buffer = self.buffer.read().unwrap_or_else(|p| p.into_inner());
         let head = self.header();
         let latest = self.source.latest(self.floor());
         xml(StatusCode::OK, self.writer().write(&head, &latest))
@@ -357,6 +362,9 @@ impl Agent {
         from: Option<u64>,
         count: u64,
     ) -> Result<(Header, Cow<'_, [Observation]>), Box<Response>> {
+        // The instance and the buffer's start of one instant (see `buffer`): a page never
+        // names one instance with the other's observations.
+        let _buffer = self.buffer.read().unwrap_or_else(|p| p.into_inner());
         let mut head = self.header();
         let (first, next) = (
             head.first_sequence.unwrap_or(1),
@@ -559,6 +567,10 @@ fn stream(
                     let Ok((head, page)) = agent.slice(Some(pos), count) else {
                         return;
                     };
+                    if head.instance_id != instance {
+                        // Restarted since the check above: this connection ends.
+                        return;
+                    }
                     let next = head.next_sequence.unwrap_or(held_end);
                     let part = framed(&part_boundary, &agent.write_page(&head, &page));
                     if agent.faults.drop_mid_part.swap(false, Ordering::SeqCst) {
@@ -583,6 +595,9 @@ fn stream(
                     let Ok((head, page)) = agent.slice(Some(pos), count) else {
                         return;
                     };
+                    if head.instance_id != instance {
+                        return;
+                    }
                     if tx
                         .send(Ok(framed(&part_boundary, &agent.write_page(&head, &page))))
                         .await
@@ -702,6 +717,11 @@ async fn slow(agent: &Agent) {
 }
 
 fn set_faults(agent: &Agent, q: FaultQuery) -> Response {
+    warp::reply::json(&apply_faults(agent, q)).into_response()
+}
+
+/// Sets the faults of `q`, and tells the agent's state after.
+fn apply_faults(agent: &Agent, q: FaultQuery) -> FaultState {
     let f = &agent.faults;
     for (flag, value) in [
         (&f.refuse_streaming, q.refuse_streaming),
@@ -753,7 +773,7 @@ fn set_faults(agent: &Agent, q: FaultQuery) -> Response {
     }
     drop(_buffer);
     let head = agent.header();
-    warp::reply::json(&FaultState {
+    FaultState {
         instance_id: head.instance_id,
         probes: f.probes.load(Ordering::SeqCst),
         samples: f.samples.load(Ordering::SeqCst),
@@ -762,8 +782,7 @@ fn set_faults(agent: &Agent, q: FaultQuery) -> Response {
         refuse_streaming: f.refuse_streaming.load(Ordering::SeqCst),
         stall: f.stall.load(Ordering::SeqCst),
         slow_ms: f.slow_ms.load(Ordering::SeqCst),
-    })
-    .into_response()
+    }
 }
 
 /// The agent's routes, at the root (`/probe`, `/current`, …).
@@ -864,4 +883,94 @@ where
         .unify()
         .or(other)
         .unify()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test recording replayed so fast that it is all revealed in about `seconds`.
+    fn fast_agent(seconds: f64) -> (Arc<Agent>, Arc<Replay>) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../recordings/nist-gfagie01-2016-05-02");
+        let recording =
+            factorydash_mtconnect::Recording::load(&dir).expect("the test recording loads");
+        let length = Replay::start(recording.clone(), 1.0, Utc::now())
+            .duration()
+            .as_secs_f64();
+        let speed = (length / seconds).max(1.0);
+        let replay = Arc::new(Replay::start(recording, speed, Utc::now()));
+        (Agent::replay(replay.clone()), replay)
+    }
+
+    /// While observations are revealed every few microseconds, restart after restart: each
+    /// answer names where the new buffer starts (the first sequence the new instance
+    /// serves), and every page cut meanwhile holds only observations of the instance it
+    /// names. Before, the agent looked at the clock twice (what it holds, then its
+    /// lastSequence) and at the instance apart from the buffer's start, so an observation
+    /// revealed in between made it answer one past the new buffer's start, and a page cut
+    /// across a restart named the new instance with the old buffer's observations.
+    #[test]
+    fn a_restart_answers_where_the_new_buffer_starts_and_pages_never_mix_instances() {
+        let (agent, replay) = fast_agent(0.3);
+        let base = agent.instance_id();
+        let recording_first = replay.observations()[0].sequence;
+        let total = replay.observations().len();
+        // The buffer's start of each instance (index: restarts so far).
+        let floors = std::sync::Mutex::new(vec![0u64]);
+        let done = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut pages = 0u64;
+                while !done.load(Ordering::SeqCst) {
+                    let Ok((head, page)) = agent.slice(None, 1000) else {
+                        continue;
+                    };
+                    pages += 1;
+                    let k = (head.instance_id - base) as usize;
+                    let floor = loop {
+                        if let Some(&f) = floors.lock().unwrap().get(k) {
+                            break f;
+                        }
+                        std::thread::yield_now();
+                    };
+                    if let Some(o) = page.first() {
+                        assert!(
+                            o.sequence >= floor,
+                            "a page of instance {} holds {} of the buffer before its start {floor}",
+                            head.instance_id,
+                            o.sequence
+                        );
+                        assert_eq!(head.first_sequence, Some(o.sequence));
+                    }
+                }
+                assert!(pages > 0);
+            });
+            let mut restarts = 0;
+            let mut wrong = Vec::new();
+            while replay.revealed() < total {
+                let state = apply_faults(
+                    &agent,
+                    FaultQuery {
+                        restart: Some(true),
+                        ..FaultQuery::default()
+                    },
+                );
+                let floor = agent.faults.first_floor.load(Ordering::SeqCst);
+                floors.lock().unwrap().push(floor);
+                restarts += 1;
+                if state.first_sequence != floor.max(recording_first) {
+                    wrong.push((floor, state.first_sequence));
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+            assert!(restarts > 100, "{restarts} restarts");
+            assert!(
+                wrong.is_empty(),
+                "{} of {restarts} restarts answered another firstSequence than the new buffer's start (start, answered): {:?}",
+                wrong.len(),
+                &wrong[..wrong.len().min(10)]
+            );
+        });
+    }
 }

@@ -398,6 +398,56 @@ async fn a_restarted_agent_is_read_from_its_new_start_at_once() {
 }
 
 #[tokio::test]
+async fn the_instance_of_the_page_read_after_a_restart_is_the_one_followed() {
+    // We stopped at 5000 of instance 1. The answer to `from=5000` comes from instance 2,
+    // which means nothing by 5000; by the time its start is read, it restarted again
+    // (instance 3, holding 1..=39): what is stored, and the restart told, are instance 3's.
+    let (base, _) = agent(|path| match query(path, "from") {
+        Some(from) => ok(streams(2, 1, 6001, 6000, &run(from, 10))),
+        None => ok(streams(3, 1, 40, 39, &run(1, 39))),
+    })
+    .await;
+    let mut f = follower(&base, 1000);
+    resume(&mut f, 1, 5000);
+    let step = f.step().await.unwrap();
+    assert_eq!(
+        step.restarted,
+        Some(Restart {
+            previous_instance_id: 1,
+            instance_id: 3
+        })
+    );
+    let gap = step.gap.expect("a gap of unknown end");
+    assert_eq!((gap.instance_id, gap.from, gap.to), (1, 5000, None));
+    assert_eq!(step.batch.instance_id, 3);
+    assert_eq!(step.batch.observations.len(), 39);
+    assert_eq!(
+        f.position().map(|p| (p.instance_id, p.next_sequence)),
+        Some((3, 40))
+    );
+
+    // Or the agent answers the followed instance again when its start is read (two agents
+    // behind one address, say): that page is not a new instance's, and what was read of it
+    // already is not taken again.
+    let (base, _) = agent(|path| match query(path, "from") {
+        Some(from) => ok(streams(2, 1, 6001, 6000, &run(from, 10))),
+        None => ok(streams(1, 1, 1001, 9000, &run(1, 1000))),
+    })
+    .await;
+    let mut f = follower(&base, 1000);
+    resume(&mut f, 1, 5000);
+    match f.step().await {
+        Err(ClientError::Sequence { .. }) => {}
+        other => panic!("expected a sequence error, got {other:?}"),
+    }
+    assert_eq!(
+        f.position().map(|p| (p.instance_id, p.next_sequence)),
+        Some((1, 5000)),
+        "the position stays"
+    );
+}
+
+#[tokio::test]
 async fn a_count_above_the_buffer_size_is_capped() {
     // The reference agent refuses count > bufferSize (1,024) as captured.
     let (base, requests) = agent(|path| {
