@@ -187,6 +187,36 @@ async fn an_agent_restart_is_followed_and_what_it_lost_is_recorded() {
     );
 }
 
+/// `serve` with `args`, killed (SIGKILL) in the middle of the replay, started again and
+/// killed again; then, while it is down, the agent's buffer wraps past what was stored,
+/// and a third run reads to the end. The agent's first sequence after the wrap.
+async fn kill_restart_and_wrap(agent: &Running, args: &[&str]) -> u64 {
+    let first = start(args).await;
+    wait_for(&first.base, Duration::from_secs(60), "some data", |h| {
+        observations(h) > 10_000
+    })
+    .await;
+    drop(first);
+    // Second run: nothing lost, nothing twice.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = start(args).await;
+    wait_for(&second.base, Duration::from_secs(60), "more data", |h| {
+        observations(h) > 5_000
+    })
+    .await;
+    drop(second);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let wrapped = fault(agent, "wrap=1000").await;
+    let first_held = wrapped["firstSequence"].as_u64().unwrap();
+    let third = start(args).await;
+    wait_for(&third.base, Duration::from_secs(120), "the end", |h| {
+        h["sources"][0]["nextSequence"].as_u64() == Some(TOTAL + 1)
+    })
+    .await;
+    drop(third);
+    first_held
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_and_restarted_factorydash_continues_where_it_stopped_and_records_a_wrap() {
     let Some(server) = crate::support::postgres_url("kill_and_restart") else {
@@ -214,31 +244,7 @@ async fn killed_and_restarted_factorydash_continues_where_it_stopped_and_records
     };
     let args = args(&db.url);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    // First run: killed in the middle of the replay.
-    let first = start(&args).await;
-    wait_for(&first.base, Duration::from_secs(60), "some data", |h| {
-        observations(h) > 10_000
-    })
-    .await;
-    drop(first);
-    // Second run: nothing lost, nothing twice.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let second = start(&args).await;
-    wait_for(&second.base, Duration::from_secs(60), "more data", |h| {
-        observations(h) > 5_000
-    })
-    .await;
-    drop(second);
-    // While it is down, the agent's buffer wraps past what was stored.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let wrapped = fault(&agent, "wrap=1000").await;
-    let first_held = wrapped["firstSequence"].as_u64().unwrap();
-    let third = start(&args).await;
-    wait_for(&third.base, Duration::from_secs(120), "the end", |h| {
-        h["sources"][0]["nextSequence"].as_u64() == Some(TOTAL + 1)
-    })
-    .await;
-    drop(third);
+    let first_held = kill_restart_and_wrap(&agent, &args).await;
 
     let client = db.connect().await;
     let gaps = client
@@ -295,31 +301,7 @@ async fn killed_and_restarted_factorydash_on_sqlite_continues_where_it_stopped_a
         "--interval",
         "100ms",
     ];
-    // First run: killed (SIGKILL) in the middle of the replay.
-    let first = start(&args).await;
-    wait_for(&first.base, Duration::from_secs(60), "some data", |h| {
-        observations(h) > 10_000
-    })
-    .await;
-    drop(first);
-    // Second run on the same file: nothing lost, nothing twice.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let second = start(&args).await;
-    wait_for(&second.base, Duration::from_secs(60), "more data", |h| {
-        observations(h) > 5_000
-    })
-    .await;
-    drop(second);
-    // While it is down, the agent's buffer wraps past what was stored.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let wrapped = fault(&agent, "wrap=1000").await;
-    let first_held = wrapped["firstSequence"].as_u64().unwrap();
-    let third = start(&args).await;
-    wait_for(&third.base, Duration::from_secs(120), "the end", |h| {
-        h["sources"][0]["nextSequence"].as_u64() == Some(TOTAL + 1)
-    })
-    .await;
-    drop(third);
+    let first_held = kill_restart_and_wrap(&agent, &args).await;
 
     // The killed process's lock goes with it.
     let path = dir.join("factorydash.db");
