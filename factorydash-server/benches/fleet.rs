@@ -1,6 +1,8 @@
 //! The scale curve (issue 15): `factorydash simulate` and `factorydash serve` as separate
 //! processes, swept over 1, 10, 100, 300 and 1,000 simulated machines (agents of 10
-//! machines; 1 machine is one agent of one) at 1 Hz and 10 Hz, on PostgreSQL. For each
+//! machines, at most `--max-agents` agents, 50 unless told: 1,000 machines are 50 agents of
+//! 20, since `serve` holds a PostgreSQL connection per agent; 1 machine is one agent of one)
+//! at 1 Hz and 10 Hz, on PostgreSQL. For each
 //! size, over a measured window after a warm-up:
 //!
 //! - observations per second offered (the agents' sequences advanced, from each agent's
@@ -20,7 +22,7 @@
 //! (`docs/fleet.md` says how to read them).
 //!
 //! Run with: `cargo bench -p factorydash-server --bench fleet [-- --quick] [--rates 1,10]
-//! [--store postgres|sqlite|memory] [SIZES…]`. PostgreSQL is `FLEET_DATABASE_URL` (default
+//! [--store postgres|sqlite|memory] [--max-agents 50] [SIZES…]`. PostgreSQL is `FLEET_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each size gets a database of its own,
 //! created and dropped by the bench.
 
@@ -62,6 +64,9 @@ struct Plan {
     window: Duration,
     store: StoreKind,
     database_url: String,
+    /// The most agents simulated: `serve` holds a PostgreSQL connection per agent (its
+    /// ingest lock), and PostgreSQL's default `max_connections` is 100.
+    max_agents: u32,
 }
 
 fn plan() -> Plan {
@@ -86,7 +91,9 @@ fn plan() -> Plan {
     let mut sizes: Vec<u32> = args
         .iter()
         .enumerate()
-        .filter(|(i, _)| *i == 0 || !matches!(args[i - 1].as_str(), "--store" | "--rates"))
+        .filter(|(i, _)| {
+            *i == 0 || !matches!(args[i - 1].as_str(), "--store" | "--rates" | "--max-agents")
+        })
         .filter_map(|(_, a)| a.parse().ok())
         .collect();
     if sizes.is_empty() {
@@ -103,6 +110,7 @@ fn plan() -> Plan {
         warm_up: Duration::from_secs(warm_up),
         window: Duration::from_secs(window),
         store,
+        max_agents: value("--max-agents").map_or(50, |v| v.parse().unwrap()),
         database_url: std::env::var("FLEET_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
     }
@@ -332,11 +340,13 @@ fn write_csv(path: &Path, rows: &[Row]) {
 
 /// One size at one rate: start both processes, measure, tear down.
 async fn run(plan: &Plan, machines: u32, rate: u32) -> Row {
-    let (agents, per_agent) = if machines < 10 {
-        (1, machines)
+    // Agents of 10 machines, or of more when that would make more than --max-agents.
+    let per_agent = if machines < 10 {
+        machines
     } else {
-        (machines.div_ceil(10), 10)
+        machines.div_ceil(plan.max_agents).max(10)
     };
+    let agents = machines.div_ceil(per_agent);
     let mut row = Row {
         machines,
         rate_hz: rate,
@@ -481,22 +491,28 @@ async fn stop(mut child: Child) {
 }
 
 /// The bench's own database for one size (PostgreSQL), or the flags of another store.
+///
+/// Its PostgreSQL connections are opened before `serve` starts, so that a `serve` that
+/// takes every connection the server allows cannot keep the bench from measuring.
 struct Database {
     kind: StoreKind,
     admin_url: String,
     name: String,
     sqlite: PathBuf,
+    /// To the server's own database, and to this one.
+    clients: Option<(tokio_postgres::Client, tokio_postgres::Client)>,
 }
 
 impl Database {
     async fn create(plan: &Plan, machines: u32, rate: u32) -> Self {
         let name = format!("fleet_{}_{machines}_{rate}hz", std::process::id());
         let sqlite = std::env::temp_dir().join(format!("{name}.db"));
-        let db = Database {
+        let mut db = Database {
             kind: plan.store,
             admin_url: plan.database_url.clone(),
             name,
             sqlite,
+            clients: None,
         };
         if db.kind == StoreKind::Postgres {
             let admin = connect(&db.admin_url).await;
@@ -504,6 +520,8 @@ impl Database {
                 .batch_execute(&format!("CREATE DATABASE {}", db.name))
                 .await
                 .unwrap();
+            let own = connect(&db.url()).await;
+            db.clients = Some((admin, own));
         }
         db
     }
@@ -527,10 +545,9 @@ impl Database {
 
     /// The PostgreSQL backends connected to this database (serve's pool).
     async fn backend_pids(&self) -> Vec<u32> {
-        if self.kind != StoreKind::Postgres {
+        let Some((admin, _)) = &self.clients else {
             return Vec::new();
-        }
-        let admin = connect(&self.admin_url).await;
+        };
         admin
             .query(
                 "SELECT pid FROM pg_stat_activity WHERE datname = $1",
@@ -554,10 +571,9 @@ impl Database {
         stored: u64,
         offered: u64,
     ) -> (i64, Option<i64>) {
-        if self.kind != StoreKind::Postgres {
+        let Some((_, client)) = &self.clients else {
             return (offered as i64 - stored as i64, None);
-        }
-        let client = connect(&self.url()).await;
+        };
         let ids: HashMap<String, i32> = client
             .query("SELECT url, id FROM agents", &[])
             .await
@@ -595,7 +611,8 @@ impl Database {
     async fn drop(self) {
         match self.kind {
             StoreKind::Postgres => {
-                let admin = connect(&self.admin_url).await;
+                let (admin, own) = self.clients.expect("connected in create");
+                drop(own);
                 admin
                     .batch_execute(&format!(
                         "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -614,12 +631,24 @@ impl Database {
     }
 }
 
+/// A connection to `url`, retried for 30 s (the server is shared: it may be full for a
+/// moment).
 async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
+    let mut tries = 0;
+    loop {
+        match tokio_postgres::connect(url, tokio_postgres::NoTls).await {
+            Ok((client, connection)) => {
+                tokio::spawn(connection);
+                return client;
+            }
+            Err(e) if tries < 60 => {
+                tries += 1;
+                eprintln!("fleet: cannot connect to PostgreSQL yet: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("cannot connect to PostgreSQL: {e}"),
+        }
+    }
 }
 
 /// Each agent's `nextSequence` (its `/current` Header), in `urls` order.
