@@ -22,7 +22,7 @@
 //! (`docs/fleet.md` says how to read them).
 //!
 //! Run with: `cargo bench -p factorydash-server --bench fleet [-- --quick] [--rates 1,10]
-//! [--store postgres|sqlite|memory] [--max-agents 50] [SIZES…]`. PostgreSQL is `FLEET_DATABASE_URL` (default
+//! [--store postgres|sqlite|memory] [--max-agents 50] [--clients 100] [SIZES…]`. PostgreSQL is `FLEET_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each size gets a database of its own,
 //! created and dropped by the bench.
 
@@ -39,8 +39,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 mod common;
 
-/// WebSocket clients connected to `serve` during each size.
-const WS_CLIENTS: usize = 100;
 /// Requests of each kind (latest-values page, chart) spread over the window.
 const REQUESTS: usize = 20;
 /// The longest wait for `serve` to store what was offered in the window.
@@ -64,6 +62,8 @@ struct Plan {
     window: Duration,
     store: StoreKind,
     database_url: String,
+    /// WebSocket clients connected to `serve` during each size (`--clients`, 100).
+    clients: usize,
     /// The most agents simulated: `serve` holds a PostgreSQL connection per agent (its
     /// ingest lock), and PostgreSQL's default `max_connections` is 100.
     max_agents: u32,
@@ -92,7 +92,11 @@ fn plan() -> Plan {
         .iter()
         .enumerate()
         .filter(|(i, _)| {
-            *i == 0 || !matches!(args[i - 1].as_str(), "--store" | "--rates" | "--max-agents")
+            *i == 0
+                || !matches!(
+                    args[i - 1].as_str(),
+                    "--store" | "--rates" | "--max-agents" | "--clients"
+                )
         })
         .filter_map(|(_, a)| a.parse().ok())
         .collect();
@@ -110,6 +114,7 @@ fn plan() -> Plan {
         warm_up: Duration::from_secs(warm_up),
         window: Duration::from_secs(window),
         store,
+        clients: value("--clients").map_or(100, |v| v.parse().unwrap()),
         max_agents: value("--max-agents").map_or(50, |v| v.parse().unwrap()),
         database_url: std::env::var("FLEET_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
@@ -195,7 +200,7 @@ async fn main() {
         plan.store,
         plan.warm_up,
         plan.window,
-        WS_CLIENTS,
+        plan.clients,
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
             .trim()
@@ -389,7 +394,7 @@ async fn run(plan: &Plan, machines: u32, rate: u32) -> Row {
     let measure_to = measure_from + plan.window;
     let connected = Arc::new(AtomicUsize::new(0));
     let ws_url = format!("{}/ws", base.replacen("http://", "ws://", 1));
-    let clients: Vec<_> = (0..WS_CLIENTS)
+    let clients: Vec<_> = (0..plan.clients)
         .map(|_| {
             tokio::spawn(ws_client(
                 ws_url.clone(),
@@ -455,8 +460,10 @@ async fn run(plan: &Plan, machines: u32, rate: u32) -> Row {
     row.series_p95_ms = percentile(&mut series, 0.95);
     row.http_errors = errors;
 
-    // The drain: until serve has read everything offered in the window and holds nothing
-    // for the store, then until the store holds all of it (or DRAIN has passed).
+    // The drain: until serve has read everything offered in the window, then until the
+    // store holds all of it (or DRAIN has passed). The simulator goes on meanwhile, so
+    // `buffered` need not reach 0; it is waited for only when there is no database to ask.
+    let postgres = plan.store == StoreKind::Postgres;
     loop {
         let h = healthz(&http, &base).await;
         let read_all = agent_urls.iter().zip(&seq1).all(|(url, s1)| {
@@ -464,7 +471,7 @@ async fn run(plan: &Plan, machines: u32, rate: u32) -> Row {
                 .iter()
                 .any(|(source, n)| source.trim_end_matches('/') == url && n >= s1)
         });
-        if (read_all && h.buffered == 0) || closed.elapsed() > DRAIN {
+        if (read_all && (postgres || h.buffered == 0)) || closed.elapsed() > DRAIN {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -473,7 +480,7 @@ async fn run(plan: &Plan, machines: u32, rate: u32) -> Row {
         let (lost, doubled) = db.check(&agent_urls, &seq0, &seq1, stored, offered).await;
         row.lost = lost;
         row.doubled = doubled;
-        if lost <= 0 || closed.elapsed() > DRAIN {
+        if lost <= 0 || !postgres || closed.elapsed() > DRAIN {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
