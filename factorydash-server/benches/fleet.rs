@@ -175,7 +175,7 @@ impl Row {
         if self.buffered_end as f64 > self.offered_per_s.max(1000.0) {
             why.push(format!("{} observations buffered", self.buffered_end));
         }
-        if self.ws_p99_ms > 1000.0 || self.ws_p99_ms.is_nan() {
+        if self.ws_p99_ms > 1000.0 || (self.ws_connected > 0 && self.ws_p99_ms.is_nan()) {
             why.push(format!("live p99 {:.0} ms", self.ws_p99_ms));
         }
         (!why.is_empty()).then(|| why.join(", "))
@@ -1010,8 +1010,10 @@ mod plot {
                     .x_label_area_size(40)
                     .y_label_area_size(70);
             }
-            let mut chart = builder
-                .build_cartesian_2d((1f64..max_machines).log_scale(), (y_min..y_max).log_scale())?;
+            let mut chart = builder.build_cartesian_2d(
+                (0.8f64..max_machines * 1.25).log_scale(),
+                (y_min..y_max).log_scale(),
+            )?;
             let mut mesh = chart.configure_mesh();
             if text {
                 mesh.x_desc("machines").y_desc(y_label);
