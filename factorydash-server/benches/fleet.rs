@@ -24,7 +24,8 @@
 //! Run with: `cargo bench -p factorydash-server --bench fleet [-- --quick] [--rates 1,10]
 //! [--store postgres|sqlite|memory] [--max-agents 50] [--clients 100] [SIZES…]`. PostgreSQL is `FLEET_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each size gets a database of its own,
-//! created and dropped by the bench.
+//! created and dropped by the bench. `-- --plot TABLE.csv` only redraws `TABLE.png` from a
+//! table written before.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -187,6 +188,26 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--plot") {
+        // Redraw from a table written before (or put together from several runs).
+        let csv = PathBuf::from(&args[i + 1]);
+        let png = csv.with_extension("png");
+        let rows = read_csv(&csv);
+        match plot::draw(&png, &rows) {
+            Ok(text) => println!(
+                "plot: {}{}",
+                png.display(),
+                if text {
+                    ""
+                } else {
+                    " (no font found: drawn without text)"
+                }
+            ),
+            Err(e) => println!("plot: not drawn: {e}"),
+        }
+        return;
+    }
     let plan = plan();
     let out_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(
@@ -311,11 +332,11 @@ fn cells(r: &Row) -> [String; 22] {
         r.buffered_max.to_string(),
         r.buffered_end.to_string(),
         format!("{:.1}", r.serve_cpu_per_m),
-        format!("{:.0}", r.serve_cpu_pct),
+        format!("{:.1}", r.serve_cpu_pct),
         format!("{:.0}", r.serve_rss_mb),
-        format!("{:.0}", r.sim_cpu_pct),
-        format!("{:.0}", r.pg_cpu_pct),
-        format!("{:.0}", r.bench_cpu_pct),
+        format!("{:.1}", r.sim_cpu_pct),
+        format!("{:.1}", r.pg_cpu_pct),
+        format!("{:.1}", r.bench_cpu_pct),
         r.ws_connected.to_string(),
         format!("{:.0}", r.ws_p50_ms),
         format!("{:.0}", r.ws_p99_ms),
@@ -341,6 +362,52 @@ fn write_csv(path: &Path, rows: &[Row]) {
         w.write_record(cells(r)).unwrap();
     }
     w.flush().unwrap();
+}
+
+/// The rows of a table [`write_csv`] wrote (what the plot needs, and the rest).
+fn read_csv(path: &Path) -> Vec<Row> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let headers = r.headers().unwrap().clone();
+    r.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            let get = |name: &str| {
+                headers
+                    .iter()
+                    .position(|h| h == name)
+                    .and_then(|i| rec.get(i))
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            let num = |name: &str| get(name).parse::<f64>().unwrap_or(f64::NAN);
+            let int = |name: &str| get(name).parse::<i64>().unwrap_or(0);
+            Row {
+                machines: int("machines") as u32,
+                agents: int("agents") as u32,
+                rate_hz: int("hz") as u32,
+                offered_per_s: num("offered/s"),
+                stored_per_s: num("stored/s"),
+                lost: int("lost"),
+                doubled: get("doubled").parse().ok(),
+                drain_s: num("drain s"),
+                buffered_max: int("buf max") as u64,
+                buffered_end: int("buf end") as u64,
+                serve_cpu_per_m: num("CPU s/M"),
+                serve_cpu_pct: num("serve %"),
+                serve_rss_mb: num("RSS MB"),
+                sim_cpu_pct: num("sim %"),
+                pg_cpu_pct: num("pg %"),
+                bench_cpu_pct: num("bench %"),
+                ws_connected: int("ws") as usize,
+                ws_p50_ms: num("p50 ms"),
+                ws_p99_ms: num("p99 ms"),
+                latest_p95_ms: num("latest p95"),
+                series_p95_ms: num("chart p95"),
+                http_errors: int("errors") as usize,
+                ..Row::default()
+            }
+        })
+        .collect()
 }
 
 /// One size at one rate: start both processes, measure, tear down.
