@@ -1,6 +1,7 @@
 //! The health registry: how ingest from each source (an agent or a recording) is going,
-//! for the page, the API, `/metrics` and logs. Every change is pushed to the browsers
-//! through the [`LiveHub`].
+//! for the page, the API, `/metrics` and logs. Every change is told to the callback the
+//! registry was made with ([`OnChange`]; the App's pushes it to the browsers through the
+//! live hub).
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;

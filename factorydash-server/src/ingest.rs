@@ -321,7 +321,7 @@ pub async fn relay_appended<C: Coordinator>(app: Arc<App>, coordinator: Arc<C>) 
                 Some(_) => continue, // this process stored it and has pushed it
             }
             match coordinator.latest_of(&appended).await {
-                Ok(latest) => app.publish(&latest).await,
+                Ok(latest) => app.publish(&latest),
                 Err(e) => {
                     tracing::warn!(error = %error_chain(&e), "cannot read another process's batch")
                 }
@@ -450,7 +450,7 @@ async fn store_step(
         *gap_recorded = true;
     }
     let outcome = app.store.append(&step.batch).await?;
-    app.publish(&step.batch.observations).await;
+    app.publish(&step.batch.observations);
     let now = Utc::now();
     app.health.update(url, |h| {
         h.record_rate(now, outcome.inserted);
@@ -506,7 +506,7 @@ pub async fn play_recording(app: Arc<App>, source: String, replay: Arc<Replay>) 
             match app.store.append(&batch).await {
                 Ok(outcome) => {
                     backoff.reset();
-                    app.publish(&batch.observations).await;
+                    app.publish(&batch.observations);
                     done = revealed;
                     let now = Utc::now();
                     app.health.update(&source, |h| {

@@ -79,7 +79,11 @@ pub fn agent_name(index: u32) -> String {
 /// When `listen` cannot be bound.
 pub async fn run(settings: SimSettings, listen: SocketAddr) -> anyhow::Result<()> {
     let models = models()?;
+    // Tick k is made at `origin + k / rate` and stamped `started + k / rate`: the two
+    // clocks read together, so an observation's timestamp is the wall-clock time at which
+    // it was due (the time it was made, unless the simulator runs late).
     let started = Utc::now();
+    let origin = tokio::time::Instant::now();
     let mut agents = Vec::new();
     for a in 0..settings.agents {
         let name = agent_name(a);
@@ -96,6 +100,7 @@ pub async fn run(settings: SimSettings, listen: SocketAddr) -> anyhow::Result<()
     for (_, source, _) in &agents {
         clocks.push(tokio::spawn(clock(
             source.clone(),
+            origin,
             settings.rate_hz,
             stop.clone(),
         )));
@@ -180,10 +185,16 @@ fn models() -> anyhow::Result<Vec<Component>> {
     Ok(parsed.value.devices)
 }
 
-/// One agent's clock: a tick every `1 / rate_hz` seconds, late ticks made at once (their
-/// timestamps are their own), until `stop`.
-async fn clock(source: Arc<SimSource>, rate_hz: f64, stop: CancellationToken) {
-    let mut every = tokio::time::interval(Duration::from_secs_f64(1.0 / rate_hz));
+/// One agent's clock: a tick every `1 / rate_hz` seconds from `origin` (tick 0, the
+/// agent's `started`), late ticks made at once (their timestamps are their own), until
+/// `stop`.
+async fn clock(
+    source: Arc<SimSource>,
+    origin: tokio::time::Instant,
+    rate_hz: f64,
+    stop: CancellationToken,
+) {
+    let mut every = tokio::time::interval_at(origin, Duration::from_secs_f64(1.0 / rate_hz));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut batch = Vec::new();
     loop {

@@ -28,6 +28,8 @@ impl App {
     /// The shared state over `store`.
     pub fn new(store: Arc<dyn Store>, store_kind: &'static str) -> Arc<Self> {
         let live = Arc::new(LiveHub::new());
+        // Sends what ingest publishes, off the ingest path (see `LiveHub::publish`).
+        tokio::spawn(live.clone().run_publisher(store.clone()));
         Arc::new(App {
             store,
             store_kind,
@@ -42,7 +44,7 @@ impl App {
 
     /// Pushes the newest observation of each data item in `observations`, and the status of
     /// its device, to the browsers ([`LiveHub::publish`]).
-    pub async fn publish(&self, observations: &[factorydash_core::Observation]) {
-        self.live.publish(&*self.store, observations).await;
+    pub fn publish(&self, observations: &[factorydash_core::Observation]) {
+        self.live.publish(observations);
     }
 }

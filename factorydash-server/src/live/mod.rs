@@ -136,6 +136,11 @@ pub struct LiveHub {
     updates: broadcast::Sender<Arc<LiveMessage>>,
     /// The last [`HISTORY`] messages, for clients that reconnect.
     log: std::sync::Mutex<LiveLog>,
+    /// What [`LiveHub::publish`] queued for the publisher task: the newest observation of
+    /// each data item, by device then `dataItemId`.
+    pending: std::sync::Mutex<HashMap<String, HashMap<String, Observation>>>,
+    /// Wakes the publisher task.
+    wake: tokio::sync::Notify,
 }
 
 impl LiveHub {
@@ -143,6 +148,8 @@ impl LiveHub {
     pub fn new() -> Self {
         let (updates, _) = broadcast::channel(256);
         LiveHub {
+            pending: std::sync::Mutex::new(HashMap::new()),
+            wake: tokio::sync::Notify::new(),
             updates,
             log: std::sync::Mutex::new(LiveLog {
                 epoch: u64::from(rand_u32()) << 20 | u64::from(std::process::id() & 0xf_ffff),
@@ -238,9 +245,14 @@ impl LiveHub {
         (rx, live.epoch, live.last, missed)
     }
 
-    /// Pushes the newest observation of each data item in `observations`, and the status of
-    /// its device, to the browsers: one message per device.
-    pub async fn publish(&self, store: &dyn Store, observations: &[Observation]) {
+    /// Queues the newest observation of each data item in `observations` for the browsers
+    /// and returns at once: ingest never waits for them. The publisher task
+    /// ([`LiveHub::run_publisher`]) sends what is queued, one message per device with its
+    /// status, read from the store then. Under load the queue keeps only the newest
+    /// observation of each data item (a later batch's replaces an earlier one's), so it is
+    /// bounded by the number of data items, and the store is asked once per device per
+    /// round however many batches came.
+    pub fn publish(&self, observations: &[Observation]) {
         if observations.is_empty() {
             return;
         }
@@ -259,31 +271,58 @@ impl LiveHub {
                 *e = o;
             }
         }
-        let mut items: Vec<&Observation> = newest.into_values().collect();
-        items.sort_by(|a, b| (&a.device, &a.data_item_id).cmp(&(&b.device, &b.data_item_id)));
-        for chunk in items.chunk_by(|a, b| a.device == b.device) {
-            let device = chunk[0].device.as_str();
-            let devices = match crate::devices::device_status(store, device).await {
-                Ok(s) => vec![s],
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read device status");
-                    Vec::new()
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            for ((device, item), o) in newest {
+                let items = match pending.get_mut(device) {
+                    Some(items) => items,
+                    None => pending.entry(device.to_owned()).or_default(),
+                };
+                match items.get_mut(item) {
+                    Some(held) => held.clone_from(o),
+                    None => {
+                        items.insert(item.to_owned(), o.clone());
+                    }
                 }
-            };
-            let update = Update::Latest {
-                device,
-                items: chunk
-                    .iter()
-                    .map(|o| LiveItem {
-                        observation: o,
-                        shown: page::shown_value(o),
-                    })
-                    .collect(),
-                cards_html: devices.iter().map(page::card_html).collect(),
-                devices: &devices,
-                published_at: chrono::Utc::now(),
-            };
-            self.send(&update);
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// Sends what [`LiveHub::publish`] queued, for as long as the hub lives: one message per
+    /// device, its items in `dataItemId` order, with the device's status read from `store`.
+    pub async fn run_publisher(self: Arc<Self>, store: Arc<dyn Store>) {
+        loop {
+            self.wake.notified().await;
+            let pending =
+                std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+            let mut devices: Vec<_> = pending.into_iter().collect();
+            devices.sort_by(|a, b| a.0.cmp(&b.0));
+            for (device, items) in devices {
+                let mut items: Vec<Observation> = items.into_values().collect();
+                items.sort_by(|a, b| a.data_item_id.cmp(&b.data_item_id));
+                let statuses = match crate::devices::device_status(&*store, &device).await {
+                    Ok(s) => vec![s],
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read device status");
+                        Vec::new()
+                    }
+                };
+                let update = Update::Latest {
+                    device: &device,
+                    items: items
+                        .iter()
+                        .map(|o| LiveItem {
+                            observation: o,
+                            shown: page::shown_value(o),
+                        })
+                        .collect(),
+                    cards_html: statuses.iter().map(page::card_html).collect(),
+                    devices: &statuses,
+                    published_at: chrono::Utc::now(),
+                };
+                self.send(&update);
+            }
         }
     }
 }

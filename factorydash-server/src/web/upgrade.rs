@@ -25,7 +25,7 @@ const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 const READ_BUFFER: usize = 4 * 1024;
 
 /// What is queued for a client before it is written, in bytes: a burst of messages goes in
-/// one write ([`feed`], [`flush`]).
+/// one write (`feed` then `flush`, in [`crate::live::socket`]).
 const WRITE_BUFFER: usize = 16 * 1024;
 
 /// The most live clients at once; one more is answered `503` before its upgrade.
