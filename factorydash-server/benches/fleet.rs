@@ -494,7 +494,7 @@ async fn run(plan: &Plan, machines: u32, rate: u32) -> Row {
     // The window closes.
     let (seq1, health1) = tokio::join!(next_sequences(&http, &agent_urls), healthz(&http, &base));
     let cpu1 = Cpu::read(serve_pid, sim_pid, &pg_pids);
-    row.serve_rss_mb = rss(serve_pid) as f64 / 1048576.0;
+    row.serve_rss_mb = common::rss(serve_pid) as f64 / 1048576.0;
     let closed = Instant::now();
     let window = plan.window.as_secs_f64();
     row.window_s = window;
@@ -958,43 +958,12 @@ struct Cpu {
 impl Cpu {
     fn read(serve: u32, simulate: u32, postgres: &[u32]) -> Self {
         Cpu {
-            serve: cpu_seconds(Some(serve)),
-            simulate: cpu_seconds(Some(simulate)),
-            postgres: postgres.iter().map(|&p| cpu_seconds(Some(p))).sum(),
-            bench: cpu_seconds(None),
+            serve: common::cpu_seconds(Some(serve)),
+            simulate: common::cpu_seconds(Some(simulate)),
+            postgres: postgres.iter().map(|&p| common::cpu_seconds(Some(p))).sum(),
+            bench: common::cpu_seconds(None),
         }
     }
-}
-
-/// CPU seconds used so far by process `pid` (user + system, Linux `/proc`), or by this
-/// process for `None`.
-fn cpu_seconds(pid: Option<u32>) -> f64 {
-    let path = pid.map_or("/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    // The fields after the command (which may hold spaces) start after its `)`.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of stat(5): 11 and 12 after the state.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// Resident memory in bytes (Linux `/proc`).
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }
 
 mod plot {

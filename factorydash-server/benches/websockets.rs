@@ -44,37 +44,6 @@ async fn start() -> (Child, String) {
     (child, address)
 }
 
-/// The server's resident memory in bytes (Linux `/proc`).
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
-/// CPU seconds used so far by process `pid` (user + system, Linux `/proc`), or by this
-/// process for `None`.
-fn cpu_seconds(pid: Option<u32>) -> f64 {
-    let path = pid.map_or("/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    // The fields after the command (which may hold spaces) start after its `)`.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of stat(5): 11 and 12 after the state.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// What one client saw while measuring.
 #[derive(Default)]
 struct Seen {
@@ -164,7 +133,7 @@ async fn main() {
         // The server's memory grows as it stores the replay: it warms up first, and the
         // clients' cost is what their connecting adds within a few seconds.
         tokio::time::sleep(WARM_UP).await;
-        let before = rss(pid);
+        let before = common::rss(pid);
         let connected_now = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         // Connect every client (in waves, so the listen backlog keeps up), then measure.
         let connect_by = Instant::now() + Duration::from_secs(20);
@@ -189,9 +158,9 @@ async fn main() {
         }
         // Every client has had its hello and first messages (the buffers are in use).
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let during = rss(pid);
+        let during = common::rss(pid);
         tokio::time::sleep_until(measure_from.into()).await;
-        let (server_cpu, clients_cpu) = (cpu_seconds(Some(pid)), cpu_seconds(None));
+        let (server_cpu, clients_cpu) = (common::cpu_seconds(Some(pid)), common::cpu_seconds(None));
         let mut latencies = Vec::new();
         let (mut connected, mut dropped, mut updates) = (0, 0, 0u64);
         for t in tasks {
@@ -202,8 +171,8 @@ async fn main() {
                 latencies.extend(seen.latencies_ms);
             }
         }
-        let server_cpu = (cpu_seconds(Some(pid)) - server_cpu) / MEASURE.as_secs_f64();
-        let clients_cpu = (cpu_seconds(None) - clients_cpu) / MEASURE.as_secs_f64();
+        let server_cpu = (common::cpu_seconds(Some(pid)) - server_cpu) / MEASURE.as_secs_f64();
+        let clients_cpu = (common::cpu_seconds(None) - clients_cpu) / MEASURE.as_secs_f64();
         latencies.sort_by(f64::total_cmp);
         println!(
             "{:>8} {:>10} {:>8} {:>14.0} {:>9.1} {:>9.1} {:>9.1} KB {:>10.0}% {:>11.0}%",

@@ -43,3 +43,36 @@ pub async fn nist_replay_agent() -> (Child, String) {
     ])
     .await
 }
+
+/// Resident memory of process `pid` in bytes (Linux `/proc`, `VmRSS`); 0 when unknown.
+#[allow(dead_code)] // not every bench reads it
+pub fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// CPU seconds used so far by process `pid` (user + system, Linux `/proc`), or by this
+/// process for `None`.
+#[allow(dead_code)] // not every bench reads it
+pub fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let path = pid.map_or("/proc/self/stat".to_owned(), |p| format!("/proc/{p}/stat"));
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // The fields after the command (which may hold spaces) start after its `)`.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat(5): 11 and 12 after the state.
+    (ticks(11) + ticks(12)) / 100.0
+}
