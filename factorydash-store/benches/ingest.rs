@@ -20,6 +20,8 @@
 //! items, most stamped 2016-05-02 and 03, a few with the agent's stale 2016-09-28 stamps),
 //! played again and again: each round continues the sequence numbers one day later.
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -216,17 +218,8 @@ async fn main() {
         println!("skipped: set FACTORYDASH_TEST_DATABASE_URL");
         return;
     };
-    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let name = format!("fdbench_ingest_{}", std::process::id());
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let mut config = url.parse::<tokio_postgres::Config>().unwrap();
-    config.dbname(&name);
+    let db = common::BenchDb::create(&url, "ingest").await;
+    let config = db.config.clone();
     let store = PgStore::connect_with(config.clone()).await.unwrap();
     let (client, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
@@ -377,8 +370,5 @@ async fn main() {
 
     drop(store);
     drop(client);
-    admin
-        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .unwrap();
+    db.drop().await;
 }

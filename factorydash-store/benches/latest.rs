@@ -10,6 +10,8 @@
 //! observations round robin, one second apart per machine. Pages of 5 items, so that page
 //! 500 exists.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
@@ -63,17 +65,8 @@ async fn main() {
         println!("skipped: set FACTORYDASH_TEST_DATABASE_URL");
         return;
     };
-    let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let name = format!("fdbench_latest_{}", std::process::id());
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let mut db_url = url.parse::<tokio_postgres::Config>().unwrap();
-    db_url.dbname(&name);
+    let db = common::BenchDb::create(&url, "latest").await;
+    let db_url = db.config.clone();
     let store = PgStore::connect_with(db_url.clone()).await.unwrap();
     let (client, conn) = db_url.connect(tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
@@ -169,8 +162,5 @@ async fn main() {
     }
     drop(store);
     drop(client);
-    admin
-        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .unwrap();
+    db.drop().await;
 }

@@ -21,6 +21,8 @@
 //! items) played again and again, each round continuing the sequence numbers one day
 //! later.
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -236,17 +238,8 @@ async fn main() {
     std::fs::remove_dir_all(&dir).unwrap();
 
     if let Ok(url) = std::env::var("FACTORYDASH_TEST_DATABASE_URL") {
-        let (admin, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let name = format!("fdbench_stores_{}", std::process::id());
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let mut config = url.parse::<tokio_postgres::Config>().unwrap();
-        config.dbname(&name);
+        let db = common::BenchDb::create(&url, "stores").await;
+        let config = db.config.clone();
         {
             let store = PgStore::connect_with(config.clone()).await.unwrap();
             let (client, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
@@ -266,10 +259,7 @@ async fn main() {
                 .await,
             );
         }
-        admin
-            .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .await
-            .unwrap();
+        db.drop().await;
     } else {
         println!("PostgreSQL left out: set FACTORYDASH_TEST_DATABASE_URL");
     }
