@@ -54,6 +54,10 @@ use crate::{ConditionLevel, Observation};
 pub struct ConditionEpisode {
     /// The device's name.
     pub device: String,
+    /// The agent that serves the device, as the caller named it to
+    /// [`Episodes::observe_from`] (empty when fed by [`Episodes::observe`]): with the name,
+    /// the device's identity ([`crate::DeviceKey`]).
+    pub agent: String,
     /// The Condition data item (`dataItemId`).
     pub data_item_id: String,
     /// Its type in element-name form (`System`, `LogicProgram`, `Temperature`…), serialised as `type`.
@@ -84,8 +88,8 @@ impl ConditionEpisode {
     }
 }
 
-/// (device, dataItemId)
-type ItemKey = (String, String);
+/// (agent, device, dataItemId)
+type ItemKey = (String, String, String);
 
 /// The most episodes active at once on one data item (distinct `nativeCode`s); later ones
 /// are counted by [`Episodes::omitted`] (a real controller has a handful at a time).
@@ -155,12 +159,20 @@ impl Episodes {
         }
     }
 
-    /// Feeds one observation. Observations that are not Conditions are ignored; feed them
-    /// in (timestamp, sequence) order.
+    /// Feeds one observation of a device whose agent is not told apart (one agent).
+    /// Observations that are not Conditions are ignored; feed them in (timestamp, sequence)
+    /// order.
     pub fn observe(&mut self, o: &Observation) {
+        self.observe_from("", o);
+    }
+
+    /// Feeds one observation from `agent` (however the caller names agents): devices of
+    /// one name at two agents have episodes of their own. Observations that are not
+    /// Conditions are ignored; feed them in (timestamp, sequence) order.
+    pub fn observe_from(&mut self, agent: &str, o: &Observation) {
         let Some(c) = &o.condition else { return };
         self.compact(false);
-        let key = (o.device.clone(), o.data_item_id.clone());
+        let key = (agent.to_owned(), o.device.clone(), o.data_item_id.clone());
         match c.level {
             ConditionLevel::Warning | ConditionLevel::Fault => {
                 let active = self.active.entry(key).or_default();
@@ -179,6 +191,7 @@ impl Episodes {
                 active.push((c.native_code.clone(), self.done.len()));
                 self.done.push(ConditionEpisode {
                     device: o.device.clone(),
+                    agent: agent.to_owned(),
                     data_item_id: o.data_item_id.clone(),
                     kind: o.kind.clone(),
                     native_code: c.native_code.clone(),

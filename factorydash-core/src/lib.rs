@@ -40,7 +40,7 @@ pub mod window;
 mod model;
 mod observation;
 
-pub use model::{DataItemInfo, DeviceInfo};
+pub use model::{DataItemInfo, DeviceInfo, DeviceKey};
 pub use observation::{
     data_item_type, element_name, Batch, Category, ConditionLevel, ConditionState, Gap,
     Observation, ParseEnumError, ResumePoint, Value,

@@ -71,6 +71,10 @@ impl DeviceState {
 pub struct DeviceStatus {
     /// The device name.
     pub device: String,
+    /// The agent that serves it, as the caller names it to its readers (the server gives
+    /// the agent's base URL with any credentials redacted). With the name, the device's
+    /// identity: two agents may each serve a device of the same name.
+    pub agent: String,
     /// `AVAILABLE` / `UNAVAILABLE` (`None`: never observed).
     pub availability: Option<Value>,
     /// `ACTIVE`, `READY`, `STOPPED`, `INTERRUPTED`, … (`None`: never observed).
@@ -95,15 +99,18 @@ pub struct DeviceStatus {
 }
 
 impl DeviceStatus {
-    /// Summarises `latest`, the latest observation of each data item of `device` (others
-    /// are ignored). When a device has several data items of one type (two `Execution`s of
+    /// Summarises `latest`, the latest observation of each data item of `device`, served by
+    /// `agent` (observations of other device names are ignored; the caller gives one
+    /// agent's). When a device has several data items of one type (two `Execution`s of
     /// two paths), the first in the listing's order wins.
     pub fn from_latest<'o>(
         device: &str,
+        agent: &str,
         latest: impl IntoIterator<Item = &'o Observation>,
     ) -> Self {
         let mut s = DeviceStatus {
             device: device.to_owned(),
+            agent: agent.to_owned(),
             availability: None,
             execution: None,
             controller_mode: None,
@@ -219,7 +226,7 @@ mod tests {
             normal,
             other,
         ];
-        let s = DeviceStatus::from_latest("M", &all);
+        let s = DeviceStatus::from_latest("M", "a", &all);
         assert_eq!(s.availability, Some(Value::Text("AVAILABLE".into())));
         assert_eq!(s.execution, Some(Value::Text("ACTIVE".into())));
         assert_eq!(s.controller_mode, Some(Value::Unavailable));
@@ -233,7 +240,7 @@ mod tests {
 
     #[test]
     fn the_state_at_a_glance() {
-        let state = |items: &[Observation]| DeviceStatus::from_latest("M", items).state;
+        let state = |items: &[Observation]| DeviceStatus::from_latest("M", "a", items).state;
         let avail = obs("Availability", Category::Event, "AVAILABLE", 1);
         let gone = obs("Availability", Category::Event, "UNAVAILABLE", 1);
         let exec = |v| obs("Execution", Category::Event, v, 2);
@@ -254,7 +261,7 @@ mod tests {
         assert_eq!(state(&[avail.clone(), exec("READY")]), DeviceState::Idle);
         let program = obs("Program", Category::Event, "O1234", 4);
         let parts = obs("PartCount", Category::Event, "17", 5);
-        let s = DeviceStatus::from_latest("M", &[avail, program, parts]);
+        let s = DeviceStatus::from_latest("M", "a", &[avail, program, parts]);
         assert_eq!(
             (s.program, s.part_count, s.state),
             (

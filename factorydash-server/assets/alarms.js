@@ -19,6 +19,7 @@
     if (!alarmRows) return;
     const q = new URLSearchParams();
     if (deviceFilter) q.set("device", deviceFilter);
+    if (document.body.dataset.agent) q.set("agent", document.body.dataset.agent);
     const res = await fetch("/api/alarms?" + q.toString());
     if (!res.ok) return;
     const body = await res.json();
@@ -35,7 +36,7 @@
       const tdB = cell(""); tdB.append(began);
       const tdE = cell(""); tdE.append(ended);
       tr.append(cell(e.device), cell(e.level), cell(e.type), cell(e.nativeCode || ""), cell(e.message), tdB, tdE, cell(duration(e.durationSeconds)));
-      const key = e.device + "\u001f" + e.dataItemId + "\u001f" + e.began;
+      const key = e.agent + "\u001f" + e.device + "\u001f" + e.dataItemId + "\u001f" + e.began;
       if (e.level === "Fault" && e.ended === null && !seenFaults.has(key)) {
         seenFaults.add(key);
         if (!firstAlarms && notify && notify.checked && window.Notification && Notification.permission === "granted") {

@@ -9,12 +9,14 @@
   const body = document.body;
   const limit = Number(body.dataset.limit || 50);
   const deviceFilter = body.dataset.device || "";
+  const agentFilter = body.dataset.agent || "";
   const rows = new Map();
-  const key = (device, item) => device + "\u001f" + item;
+  // A device is its agent and its name: two agents may serve devices of one name.
+  const key = (agent, device, item) => agent + "\u001f" + device + "\u001f" + item;
 
   function indexRows() {
     rows.clear();
-    for (const tr of document.querySelectorAll("tr[data-item]")) rows.set(key(tr.dataset.device, tr.dataset.item), tr);
+    for (const tr of document.querySelectorAll("tr[data-item]")) rows.set(key(tr.dataset.agent, tr.dataset.device, tr.dataset.item), tr);
   }
 
   // Reads this page again (its own filters, first page) and takes the parts named by id
@@ -45,13 +47,14 @@
     }
   }
 
-  function applyLatest(items) {
+  function applyLatest(agent, items) {
     // A table of a past instant (`?at=`) keeps its values.
     if (body.dataset.at) return;
+    if (agentFilter && agent.replace(/\/$/, "") !== agentFilter.replace(/\/$/, "")) return;
     let missing = false;
     for (const o of items) {
       if (deviceFilter && o.device !== deviceFilter) continue;
-      const tr = rows.get(key(o.device, o.dataItemId));
+      const tr = rows.get(key(agent, o.device, o.dataItemId));
       if (!tr) { missing = true; continue; }
       const v = tr.querySelector("td.value");
       v.textContent = o.shown;
@@ -68,7 +71,8 @@
   function applyCards(cards) {
     for (const html of cards) {
       const card = fragment(html);
-      const shown = document.querySelector('.card[data-device="' + CSS.escape(card.dataset.device) + '"]');
+      const shown = document.querySelector('.card[data-device="' + CSS.escape(card.dataset.device) +
+        '"][data-agent="' + CSS.escape(card.dataset.agent) + '"]');
       if (shown) shown.replaceWith(card);
     }
   }
@@ -82,7 +86,7 @@
 
   indexRows();
   document.addEventListener("factorydash:latest", (ev) => {
-    applyLatest(ev.detail.items);
+    applyLatest(ev.detail.agent, ev.detail.items);
     applyCards(ev.detail.cardsHtml);
     ages();
   });

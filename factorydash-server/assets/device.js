@@ -4,7 +4,9 @@
 // only textContent is ever set. Live values arrive through app.js ("factorydash:latest").
 "use strict";
 (function () {
+  // A device is its agent and its name: both go with every request.
   const device = document.body.dataset.device;
+  const agent = document.body.dataset.agent;
   const select = document.getElementById("item");
   const chartEl = document.getElementById("chart");
   const note = document.getElementById("chart-note");
@@ -18,7 +20,7 @@
 
   async function series(item, from, to, maxPoints) {
     const q = new URLSearchParams({
-      device, dataItemId: item, from: new Date(from).toISOString(),
+      device, agent, dataItemId: item, from: new Date(from).toISOString(),
       to: new Date(to).toISOString(), maxPoints: String(maxPoints),
     });
     const res = await fetch("/api/series?" + q.toString());
@@ -30,7 +32,7 @@
   function exportLinks(item, r) {
     for (const format of ["csv", "ndjson"]) {
       const q = new URLSearchParams({
-        device, dataItemId: item, from: new Date(r.from).toISOString(),
+        device, agent, dataItemId: item, from: new Date(r.from).toISOString(),
         to: new Date(r.to).toISOString(), format,
       });
       document.getElementById("export-" + format).href = "/api/export?" + q.toString();
@@ -81,7 +83,7 @@
   async function utilization(r) {
     const timeline = document.getElementById("timeline");
     const shares = document.getElementById("shares");
-    const q = new URLSearchParams({ device, from: new Date(r.from).toISOString(), to: new Date(r.to).toISOString(), limit: "10000" });
+    const q = new URLSearchParams({ device, agent, from: new Date(r.from).toISOString(), to: new Date(r.to).toISOString(), limit: "10000" });
     const res = await fetch("/api/utilization?" + q.toString());
     const body = await res.json();
     if (!res.ok) { shares.replaceChildren(); timeline.textContent = body.error || res.statusText; return; }
@@ -134,7 +136,7 @@
 
   // Live: append the chosen item's new values while following a window.
   document.addEventListener("factorydash:latest", (ev) => {
-    if (custom || !plot) return;
+    if (custom || !plot || ev.detail.agent !== agent) return;
     let changed = false;
     for (const o of ev.detail.items) {
       if (o.device !== device || o.dataItemId !== select.value) continue;

@@ -1,19 +1,81 @@
-//! What the store says of devices: every latest value of one, and its status.
+//! What the store says of devices: which device a request names, every latest value of
+//! one, and its status.
 
-use factorydash_core::{DeviceInfo, DeviceStatus, Observation, PageRequest};
+use factorydash_core::{DeviceInfo, DeviceKey, DeviceStatus, Observation, PageRequest};
 use factorydash_store::{LatestFilter, Store, StoreError};
+
+use crate::redact::redacted;
+
+/// Why a device name (and agent) given by a user names no single device.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unresolved {
+    /// No agent serves a device of that name (with that agent, if one was given).
+    #[error("no device named '{name}'{}", agent.as_ref().map(|a| format!(" at agent {a}")).unwrap_or_default())]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The agent asked for, if any.
+        agent: Option<String>,
+    },
+    /// Several agents serve a device of that name and none was chosen.
+    #[error("{} agents serve a device named '{name}': {}; say which with agent=", agents.len(), agents.join(", "))]
+    Ambiguous {
+        /// The name asked for.
+        name: String,
+        /// The agents serving one, their credentials redacted, in the store's order.
+        agents: Vec<String>,
+    },
+}
+
+/// Whether `given`, an agent as a user wrote it, is `url`: the URL itself or as the
+/// server shows it (credentials redacted), a trailing `/` or not.
+pub fn is_agent(url: &str, given: &str) -> bool {
+    let given = given.trim_end_matches('/');
+    url.trim_end_matches('/') == given || redacted(url).trim_end_matches('/') == given
+}
+
+/// The device a user names: by `name` when one agent serves a device of that name, or by
+/// `name` and `agent` (its base URL as the server shows it, [`redacted`]) when several do
+/// (MTConnect names are unique only within an agent; see [`DeviceKey`]).
+///
+/// # Errors
+/// [`Unresolved`]: no such device, or several and no agent given.
+pub fn resolve<'d>(
+    devices: &'d [DeviceInfo],
+    name: &str,
+    agent: Option<&str>,
+) -> Result<&'d DeviceInfo, Unresolved> {
+    let mut found = devices
+        .iter()
+        .filter(|d| d.name == name && agent.is_none_or(|a| is_agent(&d.agent, a)));
+    match (found.next(), found.next()) {
+        (Some(d), None) => Ok(d),
+        (None, _) => Err(Unresolved::Unknown {
+            name: name.to_owned(),
+            agent: agent.map(str::to_owned),
+        }),
+        (Some(a), Some(b)) => Err(Unresolved::Ambiguous {
+            name: name.to_owned(),
+            agents: [a, b]
+                .into_iter()
+                .chain(found)
+                .map(|d| redacted(&d.agent).into_owned())
+                .collect(),
+        }),
+    }
+}
 
 /// The latest observation of every data item of `device`.
 pub async fn device_latest(
     store: &dyn Store,
-    device: &str,
+    device: &DeviceKey,
 ) -> Result<Vec<Observation>, StoreError> {
     let filter = LatestFilter::device(device);
     let mut request = PageRequest::first(factorydash_core::page::MAX_PAGE_LIMIT);
     let mut out = Vec::new();
     loop {
         let page = store.latest(&filter, &request).await?;
-        out.extend(page.items);
+        out.extend(page.items.into_iter().map(|o| o.observation));
         match page.next {
             Some(next) => request.after = Some(next),
             None => return Ok(out),
@@ -21,12 +83,18 @@ pub async fn device_latest(
     }
 }
 
+/// A device's status from `latest`, its latest values, with its agent shown as the
+/// server shows agents (credentials redacted).
+pub fn status_of(device: &DeviceKey, latest: &[Observation]) -> DeviceStatus {
+    DeviceStatus::from_latest(&device.device, &redacted(&device.agent), latest)
+}
+
 /// A device's status from its latest values.
-pub async fn device_status(store: &dyn Store, device: &str) -> Result<DeviceStatus, StoreError> {
-    Ok(DeviceStatus::from_latest(
-        device,
-        &device_latest(store, device).await?,
-    ))
+pub async fn device_status(
+    store: &dyn Store,
+    device: &DeviceKey,
+) -> Result<DeviceStatus, StoreError> {
+    Ok(status_of(device, &device_latest(store, device).await?))
 }
 
 /// The statuses of `devices`, in their order.
@@ -36,7 +104,58 @@ pub async fn statuses(
 ) -> Result<Vec<DeviceStatus>, StoreError> {
     let mut out = Vec::with_capacity(devices.len());
     for d in devices {
-        out.push(device_status(store, &d.name).await?);
+        out.push(device_status(store, &d.key()).await?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(agent: &str, name: &str) -> DeviceInfo {
+        DeviceInfo {
+            agent: agent.into(),
+            name: name.into(),
+            uuid: None,
+            id: name.into(),
+            data_items: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_name_resolves_when_unique_and_names_the_agents_when_not() {
+        let devices = [
+            device("http://a:5000/", "Mazak"),
+            device("http://user:secret@b:5000/", "Mazak"),
+            device("http://a:5000/", "Hurco"),
+        ];
+        assert_eq!(
+            resolve(&devices, "Hurco", None).unwrap().agent,
+            "http://a:5000/"
+        );
+        let Err(Unresolved::Ambiguous { agents, .. }) = resolve(&devices, "Mazak", None) else {
+            panic!("two agents serve Mazak");
+        };
+        assert_eq!(agents.len(), 2);
+        assert!(agents.iter().all(|a| !a.contains("secret")), "{agents:?}");
+        // By the URL as shown (redacted), with or without the trailing slash.
+        let shown = agents[1].trim_end_matches('/').to_owned();
+        let d = resolve(&devices, "Mazak", Some(&shown)).unwrap();
+        assert_eq!(d.agent, "http://user:secret@b:5000/");
+        assert_eq!(
+            resolve(&devices, "Mazak", Some("http://a:5000"))
+                .unwrap()
+                .agent,
+            "http://a:5000/"
+        );
+        assert!(matches!(
+            resolve(&devices, "Mazak", Some("http://c:5000/")),
+            Err(Unresolved::Unknown { .. })
+        ));
+        assert!(matches!(
+            resolve(&devices, "Okuma", None),
+            Err(Unresolved::Unknown { .. })
+        ));
+    }
 }

@@ -321,7 +321,7 @@ pub async fn relay_appended<C: Coordinator>(app: Arc<App>, coordinator: Arc<C>) 
                 Some(_) => continue, // this process stored it and has pushed it
             }
             match coordinator.latest_of(&appended).await {
-                Ok(latest) => app.publish(&latest),
+                Ok(latest) => app.publish(&appended.agent, &latest),
                 Err(e) => {
                     tracing::warn!(error = %error_chain(&e), "cannot read another process's batch")
                 }
@@ -368,7 +368,11 @@ async fn write(app: Arc<App>, url: String, mut queue: mpsc::Receiver<Work>) {
         let mut gap_recorded = false;
         loop {
             let stored = match &work {
-                Work::Devices(devices) => app.store.put_devices(&url, devices).await,
+                Work::Devices(devices) => {
+                    let stored = app.store.put_devices(&url, devices).await;
+                    app.devices_changed();
+                    stored
+                }
                 Work::Step(step) => store_step(&app, &url, step, &mut gap_recorded).await,
             };
             match stored {
@@ -450,7 +454,7 @@ async fn store_step(
         *gap_recorded = true;
     }
     let outcome = app.store.append(&step.batch).await?;
-    app.publish(&step.batch.observations);
+    app.publish(&step.batch.agent, &step.batch.observations);
     let now = Utc::now();
     app.health.update(url, |h| {
         h.record_rate(now, outcome.inserted);
@@ -489,6 +493,7 @@ pub async fn play_recording(app: Arc<App>, source: String, replay: Arc<Replay>) 
         tracing::warn!(error = %e, "cannot store the device model; retrying");
         sleep(backoff.next_delay()).await;
     }
+    app.devices_changed();
     let observations = replay.observations();
     let instance_id = replay.recording.header.instance_id;
     let mut done = 0;
@@ -506,7 +511,7 @@ pub async fn play_recording(app: Arc<App>, source: String, replay: Arc<Replay>) 
             match app.store.append(&batch).await {
                 Ok(outcome) => {
                     backoff.reset();
-                    app.publish(&batch.observations);
+                    app.publish(&batch.agent, &batch.observations);
                     done = revealed;
                     let now = Utc::now();
                     app.health.update(&source, |h| {

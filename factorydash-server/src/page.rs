@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use factorydash_core::{Cursor, DataItemInfo, DeviceInfo, DeviceStatus, Observation, Value};
-use factorydash_store::LatestFilter;
+use factorydash_store::{AgentObservation, LatestFilter};
 use maud::{html, Markup, DOCTYPE};
 use serde::Serialize;
 
@@ -23,6 +23,9 @@ pub const PAGE_SIZE: usize = 50;
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LatestRow {
+    /// The agent the observation came from, its credentials redacted: with the device's
+    /// name, the device's identity.
+    pub agent: String,
     /// The observation.
     #[serde(flatten)]
     pub observation: Observation,
@@ -32,29 +35,31 @@ pub struct LatestRow {
     pub component: Option<String>,
 }
 
-/// The data items of every device, by (device, dataItemId).
-fn item_index(devices: &[DeviceInfo]) -> HashMap<(&str, &str), &DataItemInfo> {
+/// The data items of every device, by (agent, device, dataItemId).
+fn item_index(devices: &[DeviceInfo]) -> HashMap<(&str, &str, &str), &DataItemInfo> {
     devices
         .iter()
         .flat_map(|d| {
             d.data_items
                 .iter()
-                .map(move |i| ((d.name.as_str(), i.id.as_str()), i))
+                .map(move |i| ((d.agent.as_str(), d.name.as_str(), i.id.as_str()), i))
         })
         .collect()
 }
 
 /// `observations` as rows, with their units and component from `devices`' models.
-pub fn rows(observations: Vec<Observation>, devices: &[DeviceInfo]) -> Vec<LatestRow> {
+pub fn rows(observations: Vec<AgentObservation>, devices: &[DeviceInfo]) -> Vec<LatestRow> {
     let index = item_index(devices);
     observations
         .into_iter()
-        .map(|observation| {
+        .map(|AgentObservation { agent, observation }| {
             let item = index.get(&(
+                agent.as_str(),
                 observation.device.as_str(),
                 observation.data_item_id.as_str(),
             ));
             LatestRow {
+                agent: redacted(&agent).into_owned(),
                 units: item.and_then(|i| i.units.clone()),
                 component: item.map(|i| {
                     i.component_name
@@ -233,19 +238,30 @@ pub fn shown_value(o: &Observation) -> String {
     }
 }
 
-/// The device page's address.
-pub fn device_link(device: &str) -> String {
+/// The device page's address: `/device?name=&agent=`, `agent` as the server shows agents
+/// (credentials redacted).
+pub fn device_link(device: &str, agent: &str) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
     query.append_pair("name", device);
+    query.append_pair("agent", agent);
     format!("/device?{}", query.finish())
+}
+
+/// How a tile or a row names an agent: its host and port (and path, if any), without the
+/// scheme or credentials; the whole redacted URL is its `title`.
+fn agent_label(agent: &str) -> &str {
+    let rest = agent.split_once("://").map_or(agent, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.trim_end_matches('/')
 }
 
 fn card(status: &DeviceStatus) -> Markup {
     let execution = value_text(status.execution.as_ref());
     let state_class = status.state.as_str();
     html! {
-        article .card .(state_class) data-device=(status.device) {
-            h3 { a href=(device_link(&status.device)) { (status.device) } " " span .state { (status.state.label()) } }
+        article .card .(state_class) data-device=(status.device) data-agent=(status.agent) {
+            h3 { a href=(device_link(&status.device, &status.agent)) { (status.device) } " " span .state { (status.state.label()) } }
+            p .agent .muted title=(status.agent) { (agent_label(&status.agent)) }
             dl {
                 dt { "Availability" } dd { (value_text(status.availability.as_ref())) }
                 dt { "Execution" } dd { (execution) }
@@ -288,6 +304,7 @@ fn link(
     let at = at.map(rfc3339_exact);
     for (key, value) in [
         ("device", filter.device.as_deref()),
+        ("agent", filter.agent.as_deref()),
         ("componentId", filter.component_id.as_deref()),
         ("category", category),
         ("type", filter.kind.as_deref()),
@@ -312,7 +329,7 @@ pub fn render(d: &Dashboard<'_>) -> String {
         (DOCTYPE)
         html lang="en" {
             (page_head("factorydash", false))
-            body data-limit=(d.limit) data-device=(device_filter) data-open-ended=(if d.next.is_none() { "1" } else { "0" }) data-first-page=(if d.first_page { "1" } else { "0" }) data-at=[d.at.map(rfc3339_exact)] {
+            body data-limit=(d.limit) data-device=(device_filter) data-agent=(d.filter.agent.as_deref().map(redacted).unwrap_or_default()) data-open-ended=(if d.next.is_none() { "1" } else { "0" }) data-first-page=(if d.first_page { "1" } else { "0" }) data-at=[d.at.map(rfc3339_exact)] {
                 header {
                     h1 { "factorydash" }
                     span #live .muted { "connecting…" }
@@ -336,10 +353,14 @@ pub fn render(d: &Dashboard<'_>) -> String {
                         label for="device" { "Device " }
                         select #device name="device" {
                             option value="" selected[device_filter.is_empty()] { "all" }
-                            @for dev in d.devices {
-                                option value=(dev.name) selected[dev.name == device_filter] { (dev.name) }
+                            // One entry per name: devices come ordered by name (then agent).
+                            @for (i, dev) in d.devices.iter().enumerate() {
+                                @if i == 0 || d.devices[i - 1].name != dev.name {
+                                    option value=(dev.name) selected[dev.name == device_filter] { (dev.name) }
+                                }
                             }
                         }
+                        @if let Some(agent) = &d.filter.agent { input type="hidden" name="agent" value=(redacted(agent)); }
                         @let category = d.filter.category.map(|c| c.as_str()).unwrap_or("");
                         label for="category" { " Category " }
                         select #category name="category" {
@@ -363,8 +384,8 @@ pub fn render(d: &Dashboard<'_>) -> String {
                         tbody #rows {
                             @for r in d.rows {
                                 @let o = &r.observation;
-                                tr data-device=(o.device) data-item=(o.data_item_id) {
-                                    td { (o.device) }
+                                tr data-device=(o.device) data-agent=(r.agent) data-item=(o.data_item_id) {
+                                    td title=(r.agent) { (o.device) }
                                     td { (r.component.as_deref().unwrap_or(&o.component_id)) }
                                     td { (o.data_item_id) @if let Some(n) = &o.name { " " span .muted { "(" (n) ")" } } }
                                     td { (o.kind) @if let Some(s) = &o.sub_type { " " span .muted { (s) } } }
@@ -434,9 +455,9 @@ pub fn render_device(d: &DevicePage<'_>) -> String {
         (DOCTYPE)
         html lang="en" {
             (page_head(&format!("{} · factorydash", d.device.name), true))
-            body .device-page data-device=(d.device.name) {
+            body .device-page data-device=(d.device.name) data-agent=(redacted(&d.device.agent)) {
                 header {
-                    h1 { a href="/" { "factorydash" } " › " (d.device.name) }
+                    h1 { a href="/" { "factorydash" } " › " (d.device.name) " " span .muted title=(redacted(&d.device.agent)) { "at " (agent_label(&redacted(&d.device.agent))) } }
                     span #live .muted { "connecting…" }
                     (theme_button())
                 }
@@ -484,7 +505,7 @@ pub fn render_device(d: &DevicePage<'_>) -> String {
                                 tbody {
                                     @for i in items {
                                         @let o = latest.get(i.id.as_str());
-                                        tr data-device=(d.device.name) data-item=(i.id) {
+                                        tr data-device=(d.device.name) data-agent=(redacted(&d.device.agent)) data-item=(i.id) {
                                             td { (i.id) @if let Some(n) = &i.name { " " span .muted { "(" (n) ")" } } }
                                             td { (i.kind) @if let Some(s) = &i.sub_type { " " span .muted { (s) } } }
                                             td .value .unavailable[o.is_some_and(|o| o.value.is_unavailable())] {

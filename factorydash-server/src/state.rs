@@ -2,9 +2,11 @@
 //! hub ([`LiveHub`]), the health registry ([`HealthRegistry`]) and the agent supervisor
 //! ([`Supervisor`]), with the store.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use factorydash_store::Store;
+use factorydash_core::DeviceInfo;
+use factorydash_store::{Store, StoreError};
 
 use crate::health::HealthRegistry;
 use crate::live::LiveHub;
@@ -22,6 +24,19 @@ pub struct App {
     pub health: HealthRegistry,
     /// The agents followed now, the writers' tasks and the process's stop.
     pub agents: Supervisor,
+    /// The device models as last read ([`App::devices`]).
+    devices: Mutex<DevicesCopy>,
+}
+
+/// How long a copy of the device models is used before it is read again.
+const DEVICES_FRESH: Duration = Duration::from_secs(1);
+
+/// The device models as last read, and which change of them this process last made.
+#[derive(Default)]
+struct DevicesCopy {
+    read: Option<(Instant, Arc<Vec<DeviceInfo>>)>,
+    /// Counts [`App::devices_changed`]: a read that began before a change is not kept.
+    generation: u64,
 }
 
 impl App {
@@ -39,12 +54,50 @@ impl App {
             }),
             live,
             agents: Supervisor::default(),
+            devices: Mutex::default(),
         })
     }
 
-    /// Pushes the newest observation of each data item in `observations`, and the status of
-    /// its device, to the browsers ([`LiveHub::publish`]).
-    pub fn publish(&self, observations: &[factorydash_core::Observation]) {
-        self.live.publish(observations);
+    fn devices_copy(&self) -> std::sync::MutexGuard<'_, DevicesCopy> {
+        self.devices.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every agent's device models ([`Store::devices`]), read from the store at most once a
+    /// second: they change only when an agent is probed (this process then forgets its
+    /// copy, [`App::devices_changed`]; another process's probe is seen within a second).
+    /// Requests that name a device resolve it here, so they cost no read of every model.
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn devices(&self) -> Result<Arc<Vec<DeviceInfo>>, StoreError> {
+        let generation = {
+            let copy = self.devices_copy();
+            if let Some((at, devices)) = &copy.read {
+                if at.elapsed() < DEVICES_FRESH {
+                    return Ok(devices.clone());
+                }
+            }
+            copy.generation
+        };
+        let devices = Arc::new(self.store.devices().await?);
+        let mut copy = self.devices_copy();
+        if copy.generation == generation {
+            copy.read = Some((Instant::now(), devices.clone()));
+        }
+        Ok(devices)
+    }
+
+    /// Forgets the copy of the device models: this process has just stored new ones.
+    pub fn devices_changed(&self) {
+        let mut copy = self.devices_copy();
+        copy.generation += 1;
+        copy.read = None;
+    }
+
+    /// Pushes the newest observation of each data item in `observations`, read from
+    /// `agent` (its base URL), and the status of its device, to the browsers
+    /// ([`LiveHub::publish`]).
+    pub fn publish(&self, agent: &str, observations: &[factorydash_core::Observation]) {
+        self.live.publish(agent, observations);
     }
 }

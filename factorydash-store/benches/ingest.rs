@@ -336,7 +336,12 @@ async fn main() {
     let window = TimeWindow::new(day, day + chrono::Duration::days(1)).unwrap();
     let t = Instant::now();
     let read = store
-        .series("Hurco01", "Hurco01-Xpos", &window, points)
+        .series(
+            &factorydash_core::DeviceKey::new("http://bench", "Hurco01"),
+            "Hurco01-Xpos",
+            &window,
+            points,
+        )
         .await
         .unwrap();
     let read_time = t.elapsed();
@@ -351,7 +356,12 @@ async fn main() {
     // The same day summarised in the database: 500 buckets, at most 2,000 M4 points.
     let t = Instant::now();
     let buckets = store
-        .buckets("Hurco01", "Hurco01-Xpos", &window, 500)
+        .buckets(
+            &factorydash_core::DeviceKey::new("http://bench", "Hurco01"),
+            "Hurco01-Xpos",
+            &window,
+            500,
+        )
         .await
         .unwrap();
     let m4 = factorydash_core::downsample::m4_line(&buckets);

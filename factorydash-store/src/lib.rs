@@ -23,7 +23,8 @@
 //! assert_eq!(store.append(&batch).await?.inserted, 1);
 //! assert_eq!(store.append(&batch).await?.duplicates, 1); // idempotent
 //! let page = store.latest(&LatestFilter::default(), &PageRequest::first(10)).await?;
-//! assert_eq!(page.items[0].value, Value::Text("AVAILABLE".into()));
+//! assert_eq!(page.items[0].observation.value, Value::Text("AVAILABLE".into()));
+//! assert_eq!(page.items[0].agent, "http://agent");
 //! # Ok(()) }
 //! ```
 //!
@@ -52,8 +53,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use factorydash_core::states::StateSummary;
 use factorydash_core::{
-    page::InvalidCursor, Batch, Category, DeviceInfo, Gap, Observation, Page, PageRequest,
-    ResumePoint, TimeWindow,
+    page::InvalidCursor, Batch, Category, DeviceInfo, DeviceKey, Gap, Observation, Page,
+    PageRequest, ResumePoint, TimeWindow,
 };
 
 pub use memory::MemoryStore;
@@ -67,11 +68,32 @@ pub struct AppendOutcome {
     pub duplicates: u64,
 }
 
+/// An observation read back with the agent it came from (its base URL): a row of
+/// [`Store::latest`], [`Store::as_of`] and [`Store::conditions`], where data items of
+/// several agents' devices are listed together and a device name alone may be ambiguous
+/// (see [`DeviceKey`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentObservation {
+    /// The agent's base URL, as its batches named it ([`Batch::agent`]).
+    pub agent: String,
+    /// The observation.
+    pub observation: Observation,
+}
+
+impl AgentObservation {
+    /// Its device's identity.
+    pub fn device_key(&self) -> DeviceKey {
+        DeviceKey::new(&self.agent, &self.observation.device)
+    }
+}
+
 /// Which latest values to list. Every field set must match (AND); `None` matches all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LatestFilter {
-    /// Only this device (by name).
+    /// Only devices of this name (of any agent unless [`LatestFilter::agent`] says).
     pub device: Option<String>,
+    /// Only data items from this agent (its base URL, as [`Batch::agent`]).
+    pub agent: Option<String>,
     /// Only data items of this component (its `id` in the Devices document).
     pub component_id: Option<String>,
     /// Only this category (Sample, Event or Condition; MTConnect Part 2, 7.2.2.1).
@@ -85,17 +107,19 @@ pub struct LatestFilter {
 }
 
 impl LatestFilter {
-    /// Only the data items of `device`.
-    pub fn device(device: impl Into<String>) -> Self {
+    /// Only the data items of one device.
+    pub fn device(device: &DeviceKey) -> Self {
         LatestFilter {
-            device: Some(device.into()),
+            device: Some(device.device.clone()),
+            agent: Some(device.agent.clone()),
             ..Self::default()
         }
     }
 
-    /// Whether `o` passes this filter.
-    pub fn matches(&self, o: &Observation) -> bool {
-        self.device.as_ref().is_none_or(|d| *d == o.device)
+    /// Whether `o`, read from `agent`, passes this filter.
+    pub fn matches(&self, agent: &str, o: &Observation) -> bool {
+        self.agent.as_ref().is_none_or(|a| a == agent)
+            && self.device.as_ref().is_none_or(|d| *d == o.device)
             && self
                 .component_id
                 .as_ref()
@@ -245,7 +269,7 @@ pub trait Store: Send + Sync {
     /// A database error.
     async fn put_devices(&self, agent: &str, devices: &[DeviceInfo]) -> Result<(), StoreError>;
 
-    /// Every device of every agent, ordered by device name.
+    /// Every device of every agent, ordered by device name, then agent.
     ///
     /// # Errors
     /// A database error.
@@ -276,8 +300,9 @@ pub trait Store: Send + Sync {
     /// A database error.
     async fn gaps(&self) -> Result<Vec<Gap>, StoreError>;
 
-    /// The latest observation of every data item, ordered by (device, `dataItemId`),
-    /// as a keyset page.
+    /// The latest observation of every data item of every device, with its agent, ordered
+    /// by (device name, agent, `dataItemId`), as a keyset page. Devices are told apart by
+    /// agent and name ([`DeviceKey`]): two agents' devices of one name are two devices.
     ///
     /// # Errors
     /// [`StoreError::InvalidCursor`] for a cursor this store did not write; a database error.
@@ -285,11 +310,11 @@ pub trait Store: Send + Sync {
         &self,
         filter: &LatestFilter,
         page: &PageRequest,
-    ) -> Result<Page<Observation>, StoreError>;
+    ) -> Result<Page<AgentObservation>, StoreError>;
 
     /// The value of every data item as of the instant `at` (UTC): for each data item, its
     /// newest observation with a timestamp at or before `at` (the highest sequence among
-    /// equal timestamps), ordered by (device, `dataItemId`) as a keyset page like
+    /// equal timestamps), ordered by (device, agent, `dataItemId`) as a keyset page like
     /// [`Store::latest`], with the same filter. Data items with nothing at or before `at`
     /// are left out. Where retention has dropped the history, a latest value older than
     /// `at` still answers (it is still the value held then).
@@ -301,7 +326,7 @@ pub trait Store: Send + Sync {
         filter: &LatestFilter,
         at: DateTime<Utc>,
         page: &PageRequest,
-    ) -> Result<Page<Observation>, StoreError>;
+    ) -> Result<Page<AgentObservation>, StoreError>;
 
     /// The observations of one data item with timestamps in `window`, ordered by timestamp
     /// then sequence, at most `limit` (the earliest ones).
@@ -310,7 +335,7 @@ pub trait Store: Send + Sync {
     /// A database error.
     async fn series(
         &self,
-        device: &str,
+        device: &DeviceKey,
         data_item_id: &str,
         window: &TimeWindow,
         limit: usize,
@@ -327,7 +352,7 @@ pub trait Store: Send + Sync {
     /// A database error.
     async fn buckets(
         &self,
-        device: &str,
+        device: &DeviceKey,
         data_item_id: &str,
         window: &TimeWindow,
         n: usize,
@@ -354,25 +379,28 @@ pub trait Store: Send + Sync {
     /// A database error.
     async fn last_before(
         &self,
-        device: &str,
+        device: &DeviceKey,
         data_item_id: &str,
         at: DateTime<Utc>,
     ) -> Result<Option<Observation>, StoreError>;
 
     /// The Condition observations with timestamps in `window`, of `device` or of every
-    /// device, ordered by timestamp then sequence, at most `limit` (the earliest ones) after
-    /// the (timestamp, sequence) `after`: the input of [`factorydash_core::episodes`], read
-    /// a chunk at a time (pass the last one's key as the next `after`).
+    /// device, with their agents, ordered by timestamp then sequence, at most `limit` (the
+    /// earliest ones) after the (timestamp, sequence) `after`: the input of
+    /// [`factorydash_core::episodes`], read a chunk at a time: pass the last one's
+    /// (timestamp, sequence, agent) as the next `after`. Observations of several agents
+    /// with equal timestamps and sequences come in an order of the store's choosing, the
+    /// same on every call.
     ///
     /// # Errors
     /// A database error.
     async fn conditions(
         &self,
-        device: Option<&str>,
+        device: Option<&DeviceKey>,
         window: &TimeWindow,
-        after: Option<(DateTime<Utc>, u64)>,
+        after: Option<(DateTime<Utc>, u64, &str)>,
         limit: usize,
-    ) -> Result<Vec<Observation>, StoreError>;
+    ) -> Result<Vec<AgentObservation>, StoreError>;
 
     /// One data item's state intervals over `window` (UTC) and the time in each state,
     /// computed where the data is (in SQL on PostgreSQL), so that the answer costs memory
@@ -386,7 +414,7 @@ pub trait Store: Send + Sync {
     /// A database error.
     async fn state_summary(
         &self,
-        device: &str,
+        device: &DeviceKey,
         data_item_id: &str,
         window: &TimeWindow,
         after: Option<DateTime<Utc>>,
@@ -439,7 +467,6 @@ pub trait Store: Send + Sync {
     async fn prune(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
-/// The keyset cursor of a latest-values row: (device, `dataItemId`).
 /// Refuses a batch whose numbers do not fit a signed 64-bit integer (see
 /// [`StoreError::SequenceOutOfRange`]).
 pub(crate) fn check_range(batch: &Batch) -> Result<(), StoreError> {
@@ -479,22 +506,25 @@ pub(crate) fn resume_after(stored: Option<&ResumePoint>, batch: &Batch) -> Resum
     }
 }
 
-pub(crate) fn latest_cursor(o: &Observation) -> factorydash_core::Cursor {
-    factorydash_core::Cursor::from_key(&[o.device.as_str(), o.data_item_id.as_str()])
+/// The keyset cursor of a latest-values row: (device, agent, `dataItemId`).
+pub(crate) fn latest_cursor(o: &AgentObservation) -> factorydash_core::Cursor {
+    factorydash_core::Cursor::from_key(&[
+        o.observation.device.as_str(),
+        o.agent.as_str(),
+        o.observation.data_item_id.as_str(),
+    ])
 }
 
-/// The (device, `dataItemId`) a cursor points after.
-pub(crate) fn latest_after(page: &PageRequest) -> Result<Option<(String, String)>, StoreError> {
+/// The (device, agent, `dataItemId`) a cursor points after.
+pub(crate) fn latest_after(
+    page: &PageRequest,
+) -> Result<Option<(String, String, String)>, StoreError> {
     match &page.after {
         None => Ok(None),
         Some(c) => {
-            let mut key = c.key()?;
-            if key.len() != 2 {
-                return Err(InvalidCursor.into());
-            }
-            let item = key.pop().expect("two parts");
-            let device = key.pop().expect("two parts");
-            Ok(Some((device, item)))
+            let key = c.key()?;
+            let [device, agent, item]: [String; 3] = key.try_into().map_err(|_| InvalidCursor)?;
+            Ok(Some((device, agent, item)))
         }
     }
 }

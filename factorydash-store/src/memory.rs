@@ -7,14 +7,15 @@ use std::sync::RwLock;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use factorydash_core::{
-    Batch, Category, ConditionState, DeviceInfo, Gap, Observation, Page, PageRequest, ResumePoint,
-    TimeWindow, Value,
+    Batch, Category, ConditionState, DeviceInfo, DeviceKey, Gap, Observation, Page, PageRequest,
+    ResumePoint, TimeWindow, Value,
 };
 
 use factorydash_core::states::{StateFold, StateSummary};
 
 use crate::{
-    latest_after, latest_cursor, AppendOutcome, ConfiguredAgent, LatestFilter, Store, StoreError,
+    latest_after, latest_cursor, AgentObservation, AppendOutcome, ConfiguredAgent, LatestFilter,
+    Store, StoreError,
 };
 
 /// An in-memory [`Store`]: the embedded default, nothing to set up. Everything is lost when
@@ -34,13 +35,23 @@ pub struct MemoryStore {
     limit: Option<usize>,
 }
 
-/// (device, dataItemId)
-type ItemKey = (String, String);
+/// (device, agent, dataItemId): the order of [`Store::latest`].
+type ItemKey = (String, String, String);
+
+fn item_key(device: &DeviceKey, data_item_id: &str) -> ItemKey {
+    (
+        device.device.clone(),
+        device.agent.clone(),
+        data_item_id.to_owned(),
+    )
+}
 
 #[derive(Debug, Default)]
 struct Inner {
     devices: BTreeMap<(String, String), DeviceInfo>,
     agents: HashMap<String, u32>,
+    /// The agents' base URLs, by their number in `agents`.
+    agent_urls: Vec<String>,
     /// (agent, instanceId, sequence) of every stored observation.
     seen: HashSet<(u32, u64, u64)>,
     /// Per data item, its stored observations ordered by (timestamp, sequence).
@@ -150,6 +161,13 @@ impl Inner {
         self.series.retain(|_, s| !s.is_empty());
     }
 
+    fn with_agent(&self, s: &Stored) -> AgentObservation {
+        AgentObservation {
+            agent: self.agent_urls[s.agent as usize].clone(),
+            observation: self.observation(s),
+        }
+    }
+
     fn observation(&self, s: &Stored) -> Observation {
         let shape = &self.shapes[s.shape as usize];
         Observation {
@@ -208,7 +226,7 @@ impl MemoryStore {
         filter: &LatestFilter,
         at: Option<DateTime<Utc>>,
         page: &PageRequest,
-    ) -> Result<Page<Observation>, StoreError> {
+    ) -> Result<Page<AgentObservation>, StoreError> {
         let after = latest_after(page)?;
         let limit = page.effective_limit();
         let inner = self.read();
@@ -216,10 +234,13 @@ impl MemoryStore {
             Some(key) => Bound::Excluded(key.clone()),
             None => Bound::Unbounded,
         };
-        let items: Vec<Observation> = inner
+        let items: Vec<AgentObservation> = inner
             .latest
             .range((lower, Bound::Unbounded))
-            .filter(|((device, _), _)| filter.device.as_ref().is_none_or(|d| d == device))
+            .filter(|((device, agent, _), _)| {
+                filter.device.as_ref().is_none_or(|d| d == device)
+                    && filter.agent.as_ref().is_none_or(|a| a == agent)
+            })
             .filter_map(|(key, latest)| {
                 let Some(at) = at else {
                     return Some(latest);
@@ -230,8 +251,8 @@ impl MemoryStore {
                 });
                 held.or_else(|| (latest.timestamp <= at).then_some(latest))
             })
-            .map(|s| inner.observation(s))
-            .filter(|o| filter.matches(o))
+            .map(|s| inner.with_agent(s))
+            .filter(|o| filter.matches(&o.agent, &o.observation))
             .take(limit + 1)
             .collect();
         Ok(Page::from_overfetch(items, limit, latest_cursor))
@@ -261,8 +282,15 @@ impl Store for MemoryStore {
         crate::check_range(batch)?;
         let mut inner = self.write();
         let inner = &mut *inner;
-        let next_id = inner.agents.len() as u32;
-        let agent = *inner.agents.entry(batch.agent.clone()).or_insert(next_id);
+        let agent = match inner.agents.get(&batch.agent) {
+            Some(&id) => id,
+            None => {
+                let id = inner.agent_urls.len() as u32;
+                inner.agents.insert(batch.agent.clone(), id);
+                inner.agent_urls.push(batch.agent.clone());
+                id
+            }
+        };
         let mut outcome = AppendOutcome::default();
         for o in &batch.observations {
             if !inner.seen.insert((agent, batch.instance_id, o.sequence)) {
@@ -270,7 +298,11 @@ impl Store for MemoryStore {
                 continue;
             }
             outcome.inserted += 1;
-            let key = (o.device.clone(), o.data_item_id.clone());
+            let key = (
+                o.device.clone(),
+                batch.agent.clone(),
+                o.data_item_id.clone(),
+            );
             let stored = Stored {
                 agent,
                 shape: inner.shape(&key, o),
@@ -320,7 +352,7 @@ impl Store for MemoryStore {
         &self,
         filter: &LatestFilter,
         page: &PageRequest,
-    ) -> Result<Page<Observation>, StoreError> {
+    ) -> Result<Page<AgentObservation>, StoreError> {
         self.latest_page(filter, None, page)
     }
 
@@ -329,22 +361,19 @@ impl Store for MemoryStore {
         filter: &LatestFilter,
         at: DateTime<Utc>,
         page: &PageRequest,
-    ) -> Result<Page<Observation>, StoreError> {
+    ) -> Result<Page<AgentObservation>, StoreError> {
         self.latest_page(filter, Some(at), page)
     }
 
     async fn series(
         &self,
-        device: &str,
+        device: &DeviceKey,
         data_item_id: &str,
         window: &TimeWindow,
         limit: usize,
     ) -> Result<Vec<Observation>, StoreError> {
         let inner = self.read();
-        let Some(series) = inner
-            .series
-            .get(&(device.to_owned(), data_item_id.to_owned()))
-        else {
+        let Some(series) = inner.series.get(&item_key(device, data_item_id)) else {
             return Ok(Vec::new());
         };
         let start = series.partition_point(|s| s.timestamp < window.from());
@@ -358,12 +387,12 @@ impl Store for MemoryStore {
 
     async fn last_before(
         &self,
-        device: &str,
+        device: &DeviceKey,
         data_item_id: &str,
         at: DateTime<Utc>,
     ) -> Result<Option<Observation>, StoreError> {
         let inner = self.read();
-        let key = (device.to_owned(), data_item_id.to_owned());
+        let key = item_key(device, data_item_id);
         let stored = inner.series.get(&key).and_then(|series| {
             let end = series.partition_point(|s| s.timestamp < at);
             end.checked_sub(1).map(|i| &series[i])
@@ -375,19 +404,24 @@ impl Store for MemoryStore {
 
     async fn conditions(
         &self,
-        device: Option<&str>,
+        device: Option<&DeviceKey>,
         window: &TimeWindow,
-        after: Option<(DateTime<Utc>, u64)>,
+        after: Option<(DateTime<Utc>, u64, &str)>,
         limit: usize,
-    ) -> Result<Vec<Observation>, StoreError> {
+    ) -> Result<Vec<AgentObservation>, StoreError> {
         let inner = self.read();
+        // Ties between agents go by the agent's number here.
+        let after = after.map(|(ts, sequence, agent)| {
+            let agent = inner.agents.get(agent).copied().unwrap_or(u32::MAX);
+            (ts, sequence, agent)
+        });
         let mut found: Vec<&Stored> = Vec::new();
-        for ((d, _), series) in &inner.series {
-            if device.is_some_and(|device| device != d) {
+        for ((d, a, _), series) in &inner.series {
+            if device.is_some_and(|device| device.device != *d || device.agent != *a) {
                 continue;
             }
             let start = match after {
-                Some(key) => series.partition_point(|s| (s.timestamp, s.sequence) <= key),
+                Some(key) => series.partition_point(|s| (s.timestamp, s.sequence, s.agent) <= key),
                 None => 0,
             }
             .max(series.partition_point(|s| s.timestamp < window.from()));
@@ -398,17 +432,17 @@ impl Store for MemoryStore {
                     .filter(|s| inner.shapes[s.shape as usize].category == Category::Condition),
             );
         }
-        found.sort_by_key(|s| (s.timestamp, s.sequence));
+        found.sort_by_key(|s| (s.timestamp, s.sequence, s.agent));
         Ok(found
             .into_iter()
             .take(limit)
-            .map(|s| inner.observation(s))
+            .map(|s| inner.with_agent(s))
             .collect())
     }
 
     async fn state_summary(
         &self,
-        device: &str,
+        device: &DeviceKey,
         data_item_id: &str,
         window: &TimeWindow,
         after: Option<DateTime<Utc>>,
@@ -419,10 +453,7 @@ impl Store for MemoryStore {
             .await?;
         let mut fold = StateFold::new(*window, before.as_ref().map(|o| &o.value), after, limit);
         let inner = self.read();
-        if let Some(series) = inner
-            .series
-            .get(&(device.to_owned(), data_item_id.to_owned()))
-        {
+        if let Some(series) = inner.series.get(&item_key(device, data_item_id)) {
             let start = series.partition_point(|s| s.timestamp < window.from());
             for s in series[start..]
                 .iter()

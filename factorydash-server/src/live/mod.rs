@@ -12,7 +12,7 @@ pub mod socket;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use factorydash_core::{DeviceStatus, Observation};
+use factorydash_core::{DeviceKey, DeviceStatus, Observation};
 use factorydash_store::Store;
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -89,6 +89,8 @@ pub type Missed = Option<Vec<Arc<LiveMessage>>>;
 enum Update<'a> {
     Latest {
         device: &'a str,
+        /// The device's agent, as the server shows it (credentials redacted).
+        agent: &'a str,
         items: Vec<LiveItem<'a>>,
         devices: &'a [DeviceStatus],
         /// The tiles of `devices`, rendered.
@@ -137,8 +139,8 @@ pub struct LiveHub {
     /// The last [`HISTORY`] messages, for clients that reconnect.
     log: std::sync::Mutex<LiveLog>,
     /// What [`LiveHub::publish`] queued for the publisher task: the newest observation of
-    /// each data item, by device then `dataItemId`.
-    pending: std::sync::Mutex<HashMap<String, HashMap<String, Observation>>>,
+    /// each data item, by device (agent, name) then `dataItemId`.
+    pending: std::sync::Mutex<HashMap<DeviceKey, HashMap<String, Observation>>>,
     /// Wakes the publisher task.
     wake: tokio::sync::Notify,
 }
@@ -252,7 +254,7 @@ impl LiveHub {
     /// observation of each data item (a later batch's replaces an earlier one's), so it is
     /// bounded by the number of data items, and the store is asked once per device per
     /// round however many batches came.
-    pub fn publish(&self, observations: &[Observation]) {
+    pub fn publish(&self, agent: &str, observations: &[Observation]) {
         if observations.is_empty() {
             return;
         }
@@ -273,10 +275,12 @@ impl LiveHub {
         }
         {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let mut key = DeviceKey::new(agent, "");
             for ((device, item), o) in newest {
-                let items = match pending.get_mut(device) {
+                device.clone_into(&mut key.device);
+                let items = match pending.get_mut(&key) {
                     Some(items) => items,
-                    None => pending.entry(device.to_owned()).or_default(),
+                    None => pending.entry(key.clone()).or_default(),
                 };
                 match items.get_mut(item) {
                     Some(held) => held.clone_from(o),
@@ -308,8 +312,10 @@ impl LiveHub {
                         Vec::new()
                     }
                 };
+                let agent = crate::redact::redacted(&device.agent);
                 let update = Update::Latest {
-                    device: &device,
+                    device: &device.device,
+                    agent: &agent,
                     items: items
                         .iter()
                         .map(|o| LiveItem {

@@ -21,7 +21,7 @@ use crate::state::App;
 
 /// `/api/devices`: every device's model (its agent's credentials redacted) and status.
 pub async fn devices(app: Arc<App>) -> Result<Response, ApiError> {
-    let devices = app.store.devices().await?;
+    let devices = app.devices().await?;
     let statuses = crate::devices::statuses(&*app.store, &devices).await?;
     let out: Vec<_> = devices
         .iter()
@@ -39,7 +39,7 @@ pub async fn devices(app: Arc<App>) -> Result<Response, ApiError> {
 /// component.
 pub async fn latest(app: Arc<App>, q: LatestQuery<100>) -> Result<Response, ApiError> {
     let page = q.read(&app).await?;
-    let devices = app.store.devices().await?;
+    let devices = app.devices().await?;
     Ok(reply::json(&json!({
         "items": page::rows(page.items, &devices),
         "next": page.next,
@@ -51,6 +51,7 @@ pub async fn latest(app: Arc<App>, q: LatestQuery<100>) -> Result<Response, ApiE
 #[derive(Debug, Deserialize)]
 pub struct RawSeriesQuery {
     device: Option<String>,
+    agent: Option<String>,
     #[serde(rename = "dataItemId")]
     data_item_id: Option<String>,
     from: Option<String>,
@@ -60,10 +61,12 @@ pub struct RawSeriesQuery {
     max_points: Option<String>,
 }
 
-/// `/api/series?device=&dataItemId=&from=&to=&limit=&maxPoints=`.
+/// `/api/series?device=&agent=&dataItemId=&from=&to=&limit=&maxPoints=`: `agent` (as the
+/// server shows it) only where several agents serve a device of that name.
 #[derive(Debug)]
 pub struct SeriesQuery {
     device: String,
+    agent: Option<String>,
     item: String,
     window: TimeWindow,
     /// At most this many observations (1..=100,000; 10,000 by default).
@@ -86,6 +89,7 @@ impl FromQuery for SeriesQuery {
         };
         Ok(SeriesQuery {
             device,
+            agent: params::text(q.agent),
             item,
             window,
             limit,
@@ -99,15 +103,19 @@ impl FromQuery for SeriesQuery {
 pub async fn series(app: Arc<App>, q: SeriesQuery) -> Result<Response, ApiError> {
     let SeriesQuery {
         device,
+        agent,
         item,
         window,
         limit,
         max_points,
     } = q;
+    let devices = app.devices().await?;
+    let key = crate::devices::resolve(&devices, &device, agent.as_deref())?.key();
+    let agent = redacted(&key.agent);
     let Some(max_points) = max_points else {
-        let items = app.store.series(&device, &item, &window, limit).await?;
+        let items = app.store.series(&key, &item, &window, limit).await?;
         return Ok(reply::json(&json!({
-            "device": device, "dataItemId": item, "from": window.from(), "to": window.to(), "items": items,
+            "device": device, "agent": agent, "dataItemId": item, "from": window.from(), "to": window.to(), "items": items,
         }))
         .into_response());
     };
@@ -116,12 +124,12 @@ pub async fn series(app: Arc<App>, q: SeriesQuery) -> Result<Response, ApiError>
     // a bucket), the band their min/max/mean.
     let band = app
         .store
-        .buckets(&device, &item, &window, (max_points / 4).max(1))
+        .buckets(&key, &item, &window, (max_points / 4).max(1))
         .await?;
     let line = factorydash_core::downsample::m4_line(&band);
     let numeric: usize = band.iter().map(|b| b.count).sum();
     Ok(reply::json(&json!({
-        "device": device, "dataItemId": item, "from": window.from(), "to": window.to(),
+        "device": device, "agent": agent, "dataItemId": item, "from": window.from(), "to": window.to(),
         "numeric": numeric, "points": line, "buckets": band,
     }))
     .into_response())
@@ -135,6 +143,7 @@ const DEFAULT_INTERVALS: usize = 1_000;
 #[derive(Debug, Deserialize)]
 pub struct RawUtilizationQuery {
     device: Option<String>,
+    agent: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
     limit: Option<String>,
@@ -143,10 +152,11 @@ pub struct RawUtilizationQuery {
     to: Option<String>,
 }
 
-/// `/api/utilization?device=&from=&to=&type=&cursor=&limit=`.
+/// `/api/utilization?device=&agent=&from=&to=&type=&cursor=&limit=`.
 #[derive(Debug)]
 pub struct UtilizationQuery {
     device: String,
+    agent: Option<String>,
     /// A state-like Event type (upper case).
     kind: String,
     limit: usize,
@@ -180,6 +190,7 @@ impl FromQuery for UtilizationQuery {
         let window = params::window(q.from, q.to, chrono::Duration::hours(1))?;
         Ok(UtilizationQuery {
             device,
+            agent: params::text(q.agent),
             kind,
             limit,
             after,
@@ -197,29 +208,31 @@ impl FromQuery for UtilizationQuery {
 pub async fn utilization(app: Arc<App>, q: UtilizationQuery) -> Result<Response, ApiError> {
     let UtilizationQuery {
         device,
+        agent,
         kind,
         limit,
         after,
         window,
     } = q;
-    let devices = app.store.devices().await?;
-    let item = devices
+    let devices = app.devices().await?;
+    let found = crate::devices::resolve(&devices, &device, agent.as_deref())?;
+    let item = found
+        .data_items
         .iter()
-        .filter(|d| d.name == device)
-        .flat_map(|d| &d.data_items)
         .find(|i| i.kind == kind)
         .ok_or_else(|| {
             ApiError::bad_request(format!("device '{device}' has no {kind} data item"))
         })?;
     let summary = app
         .store
-        .state_summary(&device, &item.id, &window, after, limit)
+        .state_summary(&found.key(), &item.id, &window, after, limit)
         .await?;
+    let agent = redacted(&found.agent);
     let next = summary
         .next
         .map(|t| Cursor::from_key(&[t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)]));
     Ok(reply::json(&json!({
-        "device": device, "dataItemId": item.id, "type": kind, "from": window.from(), "to": window.to(),
+        "device": device, "agent": agent, "dataItemId": item.id, "type": kind, "from": window.from(), "to": window.to(),
         "shares": summary.shares, "intervals": summary.intervals, "next": next,
     }))
     .into_response())
@@ -243,16 +256,19 @@ const ALARMS_CHUNK: usize = 10_000;
 #[derive(Debug, Deserialize)]
 pub struct RawAlarmsQuery {
     device: Option<String>,
+    agent: Option<String>,
     limit: Option<String>,
     from: Option<String>,
     to: Option<String>,
 }
 
-/// `/api/alarms?device=&from=&to=&limit=`.
+/// `/api/alarms?device=&agent=&from=&to=&limit=`.
 #[derive(Debug)]
 pub struct AlarmsQuery {
     /// One device, or every device.
     device: Option<String>,
+    /// The agent of `device`, where several serve one of that name.
+    agent: Option<String>,
     limit: usize,
     window: TimeWindow,
 }
@@ -263,6 +279,7 @@ impl FromQuery for AlarmsQuery {
     fn validate(q: RawAlarmsQuery) -> Result<Self, ApiError> {
         Ok(AlarmsQuery {
             device: params::text(q.device),
+            agent: params::text(q.agent),
             limit: params::number(q.limit, "limit", 1..=MAX_INTERVALS, DEFAULT_INTERVALS)?,
             window: params::window(q.from, q.to, chrono::Duration::hours(24))?,
         })
@@ -279,20 +296,23 @@ impl FromQuery for AlarmsQuery {
 pub async fn alarms(app: Arc<App>, q: AlarmsQuery) -> Result<Response, ApiError> {
     let AlarmsQuery {
         device,
+        agent,
         limit,
         window,
     } = q;
-    let device = device.as_deref();
+    let devices = app.devices().await?;
+    let device = match &device {
+        Some(name) => Some(crate::devices::resolve(&devices, name, agent.as_deref())?.key()),
+        None => None,
+    };
     let mut episodes = factorydash_core::episodes::Episodes::with_limit(limit);
     // What was active when the window began: the last observation before it of each
     // Condition data item.
-    for d in app
-        .store
-        .devices()
-        .await?
-        .iter()
-        .filter(|d| device.is_none_or(|n| n == d.name))
-    {
+    for d in devices.iter().filter(|d| {
+        device
+            .as_ref()
+            .is_none_or(|k| k.device == d.name && k.agent == d.agent)
+    }) {
         for item in d
             .data_items
             .iter()
@@ -300,25 +320,34 @@ pub async fn alarms(app: Arc<App>, q: AlarmsQuery) -> Result<Response, ApiError>
         {
             if let Some(o) = app
                 .store
-                .last_before(&d.name, &item.id, window.from())
+                .last_before(&d.key(), &item.id, window.from())
                 .await?
             {
-                episodes.observe(&o);
+                episodes.observe_from(&redacted(&d.agent), &o);
             }
         }
     }
-    let mut after = None;
+    let mut after: Option<(chrono::DateTime<Utc>, u64, String)> = None;
     loop {
         let chunk = app
             .store
-            .conditions(device, &window, after, ALARMS_CHUNK)
+            .conditions(
+                device.as_ref(),
+                &window,
+                after.as_ref().map(|(t, s, a)| (*t, *s, a.as_str())),
+                ALARMS_CHUNK,
+            )
             .await?;
         for o in &chunk {
-            episodes.observe(o);
+            episodes.observe_from(&redacted(&o.agent), &o.observation);
         }
         match chunk.last() {
             Some(last) if chunk.len() == ALARMS_CHUNK => {
-                after = Some((last.timestamp, last.sequence))
+                after = Some((
+                    last.observation.timestamp,
+                    last.observation.sequence,
+                    last.agent.clone(),
+                ))
             }
             _ => break,
         }

@@ -55,6 +55,17 @@ impl ApiError {
 
 impl warp::reject::Reject for ApiError {}
 
+impl From<crate::devices::Unresolved> for ApiError {
+    /// 404 for a device no agent serves, 409 for a name several agents serve (the message
+    /// names them).
+    fn from(e: crate::devices::Unresolved) -> Self {
+        match e {
+            e @ crate::devices::Unresolved::Unknown { .. } => ApiError::not_found(e.to_string()),
+            e @ crate::devices::Unresolved::Ambiguous { .. } => ApiError::conflict(e.to_string()),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -15,6 +15,7 @@ use crate::state::App;
 #[derive(Debug, Deserialize)]
 pub struct RawExportQuery {
     device: Option<String>,
+    agent: Option<String>,
     #[serde(rename = "dataItemId")]
     data_item_id: Option<String>,
     format: Option<String>,
@@ -22,10 +23,12 @@ pub struct RawExportQuery {
     to: Option<String>,
 }
 
-/// `/api/export?device=&dataItemId=&from=&to=&format=csv|ndjson`.
+/// `/api/export?device=&agent=&dataItemId=&from=&to=&format=csv|ndjson`.
 #[derive(Debug)]
 pub struct ExportQuery {
     device: String,
+    /// The device's agent (as the server shows it), where several serve one of that name.
+    agent: Option<String>,
     item: String,
     /// CSV (else NDJSON).
     csv: bool,
@@ -50,6 +53,7 @@ impl FromQuery for ExportQuery {
         let window = params::window(q.from, q.to, chrono::Duration::hours(24))?;
         Ok(ExportQuery {
             device,
+            agent: params::text(q.agent),
             item,
             csv,
             window,
@@ -60,17 +64,20 @@ impl FromQuery for ExportQuery {
 /// Observations read from the store per step of an export.
 const EXPORT_CHUNK: usize = 10_000;
 
-/// `/api/export?device=&dataItemId=&from=&to=&format=csv|ndjson`: every observation of one
+/// `/api/export?device=&agent=&dataItemId=&from=&to=&format=csv|ndjson`: every observation of one
 /// data item in a window (default the last 24 hours), oldest first, streamed as CSV (with a
 /// header row) or NDJSON (one JSON observation per line), whatever its size: read from the
 /// store 10,000 at a time, keyset by (timestamp, sequence), and sent while the client reads.
 pub async fn export(app: Arc<App>, q: ExportQuery) -> Result<Response, ApiError> {
     let ExportQuery {
         device,
+        agent,
         item,
         csv,
         window,
     } = q;
+    let devices = app.devices().await?;
+    let key = crate::devices::resolve(&devices, &device, agent.as_deref())?.key();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let file: String = format!("{device}-{item}")
         .chars()
@@ -98,7 +105,7 @@ pub async fn export(app: Arc<App>, q: ExportQuery) -> Result<Response, ApiError>
             let Ok(step) = TimeWindow::new(from, window.to()) else {
                 return;
             };
-            let items = match app.store.series(&device, &item, &step, limit).await {
+            let items = match app.store.series(&key, &item, &step, limit).await {
                 Ok(items) => items,
                 Err(e) => {
                     let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use factorydash_core::{DeviceStatus, Page, PageRequest};
-use factorydash_store::{LatestFilter, StoreError};
+use factorydash_core::{Page, PageRequest};
+use factorydash_store::{AgentObservation, LatestFilter, StoreError};
 use serde::Deserialize;
 use warp::http::StatusCode;
 use warp::reply::{self, Reply, Response};
@@ -22,6 +22,7 @@ pub struct RawLatestQuery {
     limit: Option<String>,
     cursor: Option<String>,
     device: Option<String>,
+    agent: Option<String>,
     #[serde(rename = "componentId")]
     component_id: Option<String>,
     category: Option<String>,
@@ -31,12 +32,13 @@ pub struct RawLatestQuery {
     at: Option<String>,
 }
 
-/// `?device=&componentId=&category=&type=&q=&at=&cursor=&limit=`: a page of latest values
-/// (or of the values as of `at`), `DEFAULT_LIMIT` rows unless `limit` says (at most
-/// [`factorydash_core::page::MAX_PAGE_LIMIT`]).
+/// `?device=&agent=&componentId=&category=&type=&q=&at=&cursor=&limit=`: a page of latest
+/// values (or of the values as of `at`), `DEFAULT_LIMIT` rows unless `limit` says (at most
+/// [`factorydash_core::page::MAX_PAGE_LIMIT`]). `device` keeps the devices of that name
+/// at every agent, `agent` (its base URL as the server shows it) those of one agent.
 #[derive(Debug)]
 pub struct LatestQuery<const DEFAULT_LIMIT: usize> {
-    /// Which values.
+    /// Which values, `agent` as the user wrote it.
     pub filter: LatestFilter,
     /// Which page of them.
     pub request: PageRequest,
@@ -65,6 +67,7 @@ impl<const DEFAULT_LIMIT: usize> FromQuery for LatestQuery<DEFAULT_LIMIT> {
         };
         let filter = LatestFilter {
             device: params::text(q.device),
+            agent: params::text(q.agent),
             component_id: params::text(q.component_id),
             category,
             kind: params::text(q.kind),
@@ -79,11 +82,22 @@ impl<const DEFAULT_LIMIT: usize> FromQuery for LatestQuery<DEFAULT_LIMIT> {
 }
 
 impl<const DEFAULT_LIMIT: usize> LatestQuery<DEFAULT_LIMIT> {
-    /// The page of values this asks for.
-    pub async fn read(&self, app: &App) -> Result<Page<factorydash_core::Observation>, StoreError> {
+    /// The page of values this asks for, an `agent` given as the server shows it (see
+    /// [`crate::devices::is_agent`]) read as the agent's URL.
+    pub async fn read(&self, app: &App) -> Result<Page<AgentObservation>, StoreError> {
+        let mut filter = self.filter.clone();
+        if let Some(given) = &self.filter.agent {
+            let devices = app.devices().await?;
+            if let Some(d) = devices
+                .iter()
+                .find(|d| crate::devices::is_agent(&d.agent, given))
+            {
+                filter.agent = Some(d.agent.clone());
+            }
+        }
         match self.at {
-            Some(at) => app.store.as_of(&self.filter, at, &self.request).await,
-            None => app.store.latest(&self.filter, &self.request).await,
+            Some(at) => app.store.as_of(&filter, at, &self.request).await,
+            None => app.store.latest(&filter, &self.request).await,
         }
     }
 }
@@ -95,7 +109,7 @@ pub async fn dashboard(
 ) -> Result<Response, ApiError> {
     // When the store cannot be read, the page still comes, empty, saying why.
     let read = async {
-        let devices = app.store.devices().await?;
+        let devices = app.devices().await?;
         let statuses = crate::devices::statuses(&*app.store, &devices).await?;
         let latest = q.read(&app).await?;
         Ok::<_, StoreError>((devices, statuses, latest))
@@ -110,7 +124,7 @@ pub async fn dashboard(
                 items: Vec::new(),
                 next: None,
             };
-            (Vec::new(), Vec::new(), empty, Some(error_chain(&e)))
+            (Arc::default(), Vec::new(), empty, Some(error_chain(&e)))
         }
     };
     let html = page::render(&page::Dashboard {
@@ -134,12 +148,14 @@ pub async fn dashboard(
 #[derive(Debug, Deserialize)]
 pub struct RawDeviceQuery {
     name: Option<String>,
+    agent: Option<String>,
 }
 
-/// `/device?name=`.
+/// `/device?name=&agent=`.
 #[derive(Debug)]
 pub struct DeviceQuery {
     name: String,
+    agent: Option<String>,
 }
 
 impl FromQuery for DeviceQuery {
@@ -148,26 +164,39 @@ impl FromQuery for DeviceQuery {
     fn validate(q: RawDeviceQuery) -> Result<Self, ApiError> {
         Ok(DeviceQuery {
             name: params::required(q.name, "name")?,
+            agent: params::text(q.agent),
         })
     }
 }
 
-/// `/device?name=`: one device, its status and every latest value.
+/// `/device?name=&agent=`: one device, its status and every latest value. `agent` (as
+/// the server shows it) is needed only when several agents serve a device of that name:
+/// then, without it, the page lists them, each a link.
 pub async fn device(app: Arc<App>, q: DeviceQuery) -> Result<Response, ApiError> {
-    let name = q.name;
-    let devices = app.store.devices().await?;
-    let Some(device) = devices.iter().find(|d| d.name == name) else {
-        return Ok(reply::with_status(
-            reply::html(format!(
-                "<!DOCTYPE html><p>No device named {}. <a href=\"/\">All devices</a></p>",
-                maud::html! { (name) }.into_string()
-            )),
-            StatusCode::NOT_FOUND,
-        )
-        .into_response());
+    let devices = app.devices().await?;
+    let device = match crate::devices::resolve(&devices, &q.name, q.agent.as_deref()) {
+        Ok(device) => device,
+        Err(e) => {
+            let (status, agents) = match &e {
+                crate::devices::Unresolved::Unknown { .. } => (StatusCode::NOT_FOUND, &[][..]),
+                crate::devices::Unresolved::Ambiguous { agents, .. } => {
+                    (StatusCode::CONFLICT, agents.as_slice())
+                }
+            };
+            let html = maud::html! {
+                (maud::DOCTYPE)
+                p { (e.to_string()) }
+                @if !agents.is_empty() {
+                    ul { @for a in agents { li { a href=(page::device_link(&q.name, a)) { (a) } } } }
+                }
+                p { a href="/" { "All devices" } }
+            };
+            return Ok(reply::with_status(reply::html(html.into_string()), status).into_response());
+        }
     };
-    let latest = crate::devices::device_latest(&*app.store, &name).await?;
-    let status = DeviceStatus::from_latest(&name, &latest);
+    let key = device.key();
+    let latest = crate::devices::device_latest(&*app.store, &key).await?;
+    let status = crate::devices::status_of(&key, &latest);
     let html = page::render_device(&page::DevicePage {
         device,
         status: &status,

@@ -331,7 +331,12 @@ async fn killed_and_restarted_factorydash_on_sqlite_continues_where_it_stopped_a
         let latest = store.latest(&LatestFilter::default(), &page).await.unwrap();
         for item in &latest.items {
             let series = store
-                .series(&item.device, &item.data_item_id, &window, usize::MAX)
+                .series(
+                    &item.device_key(),
+                    &item.observation.data_item_id,
+                    &window,
+                    usize::MAX,
+                )
                 .await
                 .unwrap();
             seqs.extend(series.iter().map(|o| o.sequence));

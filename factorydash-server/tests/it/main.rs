@@ -7,6 +7,7 @@ mod browser;
 mod end_to_end;
 mod faults;
 mod hostile;
+mod identity;
 mod live;
 mod security;
 mod simulate;

@@ -181,10 +181,13 @@ pub async fn stored(base: &str) -> (BTreeSet<(u64, String, String, String)>, usi
     let mut set = BTreeSet::new();
     let mut rows = 0;
     for item in latest["items"].as_array().unwrap() {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("device", item["device"].as_str().unwrap())
+            .append_pair("agent", item["agent"].as_str().unwrap())
+            .append_pair("dataItemId", item["dataItemId"].as_str().unwrap())
+            .finish();
         let url = format!(
-            "{base}/api/series?device={}&dataItemId={}&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&limit=100000",
-            item["device"].as_str().unwrap(),
-            item["dataItemId"].as_str().unwrap()
+            "{base}/api/series?{query}&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z&limit=100000"
         );
         let (status, series) = get_json(&url).await;
         assert_eq!(status, 200, "{series}");

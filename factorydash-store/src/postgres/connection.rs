@@ -62,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0001_initial.sql"),
     include_str!("0002_configured_agents.sql"),
     include_str!("0003_condition_types.sql"),
+    include_str!("0004_device_identity.sql"),
 ];
 
 /// The advisory lock key that serialises migrations ("factorydash" in ASCII, folded).

@@ -30,13 +30,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 use factorydash_core::downsample::Bucket;
 use factorydash_core::states::StateSummary;
 use factorydash_core::{
-    Batch, DeviceInfo, Gap, Observation, Page, PageRequest, ResumePoint, TimeWindow,
+    Batch, DeviceInfo, DeviceKey, Gap, Observation, Page, PageRequest, ResumePoint, TimeWindow,
 };
 use tokio_postgres::Config;
 
 pub use config::{pgpass_lookup, ConfigError, PgConfig, SslMode, PG_ENV_VARS};
 
-use crate::{AppendOutcome, ConfiguredAgent, LatestFilter, Store, StoreError};
+use crate::{AgentObservation, AppendOutcome, ConfiguredAgent, LatestFilter, Store, StoreError};
 
 mod append;
 mod columns;
@@ -148,7 +148,7 @@ impl Store for PgStore {
         &self,
         filter: &LatestFilter,
         page: &PageRequest,
-    ) -> Result<Page<Observation>, StoreError> {
+    ) -> Result<Page<AgentObservation>, StoreError> {
         queries::latest_page(&*self.reader().await?, filter, None, page).await
     }
 
@@ -157,13 +157,13 @@ impl Store for PgStore {
         filter: &LatestFilter,
         at: DateTime<Utc>,
         page: &PageRequest,
-    ) -> Result<Page<Observation>, StoreError> {
+    ) -> Result<Page<AgentObservation>, StoreError> {
         queries::latest_page(&*self.reader().await?, filter, Some(at), page).await
     }
 
     async fn series(
         &self,
-        device: &str,
+        device: &DeviceKey,
         data_item_id: &str,
         window: &TimeWindow,
         limit: usize,
@@ -173,7 +173,7 @@ impl Store for PgStore {
 
     async fn buckets(
         &self,
-        device: &str,
+        device: &DeviceKey,
         data_item_id: &str,
         window: &TimeWindow,
         n: usize,
@@ -186,7 +186,7 @@ impl Store for PgStore {
 
     async fn last_before(
         &self,
-        device: &str,
+        device: &DeviceKey,
         data_item_id: &str,
         at: DateTime<Utc>,
     ) -> Result<Option<Observation>, StoreError> {
@@ -195,17 +195,17 @@ impl Store for PgStore {
 
     async fn conditions(
         &self,
-        device: Option<&str>,
+        device: Option<&DeviceKey>,
         window: &TimeWindow,
-        after: Option<(DateTime<Utc>, u64)>,
+        after: Option<(DateTime<Utc>, u64, &str)>,
         limit: usize,
-    ) -> Result<Vec<Observation>, StoreError> {
+    ) -> Result<Vec<AgentObservation>, StoreError> {
         queries::conditions(&*self.reader().await?, device, window, after, limit).await
     }
 
     async fn state_summary(
         &self,
-        device: &str,
+        device: &DeviceKey,
         data_item_id: &str,
         window: &TimeWindow,
         after: Option<DateTime<Utc>>,

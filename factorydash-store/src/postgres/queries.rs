@@ -8,17 +8,25 @@ use chrono::{DateTime, Utc};
 use factorydash_core::downsample::{self, Bucket};
 use factorydash_core::states::{StateInterval, StateShare, StateSummary, MAX_STATES};
 use factorydash_core::{
-    Category, DataItemInfo, DeviceInfo, Gap, Observation, Page, PageRequest, TimeWindow,
+    Category, DataItemInfo, DeviceInfo, DeviceKey, Gap, Observation, Page, PageRequest, TimeWindow,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 
 use super::columns::{observation_from_row, prefixed_columns, OBSERVATION_COLUMNS};
-use crate::{latest_after, latest_cursor, ConfiguredAgent, LatestFilter, StoreError};
+use crate::{
+    latest_after, latest_cursor, AgentObservation, ConfiguredAgent, LatestFilter, StoreError,
+};
+
+/// An `agent_id` from the agent's base URL, as SQL on the parameter `$n` (`NULL`, so
+/// matching nothing, for an agent never seen).
+fn agent_id_of(n: usize) -> String {
+    format!("(SELECT id FROM agents WHERE url = ${n}::text)")
+}
 
 /// [`Store::latest`](crate::Store::latest) (`at` is `None`) and
 /// [`Store::as_of`](crate::Store::as_of): the rows of `latest` that pass the filter, as a
-/// keyset page by (device, `dataItemId`); as of `at`, each row's newest observation at or
+/// keyset page by (device, agent, `dataItemId`); as of `at`, each row's newest observation at or
 /// before it instead (one index probe per data item, the latest row standing in where
 /// retention dropped the history).
 pub(super) async fn latest_page(
@@ -26,27 +34,27 @@ pub(super) async fn latest_page(
     filter: &LatestFilter,
     at: Option<DateTime<Utc>>,
     page: &PageRequest,
-) -> Result<Page<Observation>, StoreError> {
+) -> Result<Page<AgentObservation>, StoreError> {
     let after = latest_after(page)?;
     let limit = page.effective_limit();
-    let (after_device, after_item) = match &after {
-        Some((d, i)) => (Some(d.as_str()), Some(i.as_str())),
-        None => (None, None),
+    let (after_device, after_agent, after_item) = match &after {
+        Some((d, a, i)) => (Some(d.as_str()), Some(a.as_str()), Some(i.as_str())),
+        None => (None, None, None),
     };
     let l = prefixed_columns("l.");
     let source = match at {
-        None => format!("SELECT {l} FROM latest l"),
+        None => format!("SELECT {l}, l.agent FROM latest l"),
         Some(_) => {
             let o = prefixed_columns("o.");
             format!(
-                "SELECT h.* FROM latest l CROSS JOIN LATERAL (
+                "SELECT h.*, l.agent FROM latest l CROSS JOIN LATERAL (
                    SELECT * FROM (
                      (SELECT {o} FROM observations o
                       WHERE o.device = l.device AND o.data_item_id = l.data_item_id
-                        AND o.ts <= $9
+                        AND o.agent_id = l.agent_id AND o.ts <= $11
                       ORDER BY o.ts DESC, o.sequence DESC LIMIT 1)
                      UNION ALL
-                     (SELECT {l} WHERE l.ts <= $9)
+                     (SELECT {l} WHERE l.ts <= $11)
                    ) c ORDER BY ts DESC, sequence DESC LIMIT 1
                  ) h"
             )
@@ -64,6 +72,8 @@ pub(super) async fn latest_page(
         &category,
         &filter.kind,
         &search,
+        &filter.agent,
+        &after_agent,
     ];
     if let Some(at) = &at {
         params.push(at);
@@ -73,19 +83,27 @@ pub(super) async fn latest_page(
             &format!(
                 "{source}
                  WHERE ($1::text IS NULL OR l.device = $1)
-                   AND ($2::text IS NULL OR (l.device, l.data_item_id) > ($2::text, $3::text))
+                   AND ($9::text IS NULL OR l.agent = $9)
+                   AND ($2::text IS NULL
+                        OR (l.device, l.agent, l.data_item_id) > ($2::text, $10::text, $3::text))
                    AND ($5::text IS NULL OR l.component_id = $5)
                    AND ($6::text IS NULL OR l.category = $6)
                    AND ($7::text IS NULL OR l.kind = $7)
                    AND ($8::text IS NULL OR strpos(lower(l.data_item_id), $8) > 0
                         OR strpos(lower(coalesce(l.name, '')), $8) > 0)
-                 ORDER BY l.device, l.data_item_id
+                 ORDER BY l.device, l.agent, l.data_item_id
                  LIMIT $4"
             ),
             &params,
         )
         .await?;
-    let items = rows.iter().map(observation_from_row).collect();
+    let items = rows
+        .iter()
+        .map(|r| AgentObservation {
+            agent: r.get("agent"),
+            observation: observation_from_row(r),
+        })
+        .collect();
     Ok(Page::from_overfetch(items, limit, latest_cursor))
 }
 pub(super) async fn devices(client: &Client) -> Result<Vec<DeviceInfo>, StoreError> {
@@ -157,7 +175,7 @@ pub(super) async fn gaps(client: &Client) -> Result<Vec<Gap>, StoreError> {
 
 pub(super) async fn series(
     client: &Client,
-    device: &str,
+    device: &DeviceKey,
     data_item_id: &str,
     window: &TimeWindow,
     limit: usize,
@@ -167,15 +185,18 @@ pub(super) async fn series(
             &format!(
                 "SELECT {cols} FROM observations
                  WHERE device = $1 AND data_item_id = $2 AND ts >= $3 AND ts < $4
+                   AND agent_id = {agent}
                  ORDER BY ts, sequence LIMIT $5",
-                cols = *OBSERVATION_COLUMNS
+                cols = *OBSERVATION_COLUMNS,
+                agent = agent_id_of(6),
             ),
             &[
-                &device,
+                &device.device,
                 &data_item_id,
                 &window.from(),
                 &window.to(),
                 &(limit.min(i64::MAX as usize) as i64),
+                &device.agent,
             ],
         )
         .await?;
@@ -185,7 +206,7 @@ pub(super) async fn series(
 /// `n` is at least 1 (see the caller).
 pub(super) async fn buckets(
     client: &Client,
-    device: &str,
+    device: &DeviceKey,
     data_item_id: &str,
     window: &TimeWindow,
     n: usize,
@@ -197,21 +218,32 @@ pub(super) async fn buckets(
     // `connection::SESSION_SETTINGS`.
     let rows = client
         .query(
-            r"WITH b AS (
+            &format!(
+                r"WITH b AS (
                SELECT (extract(epoch FROM ts - $3) * 1000000)::bigint / $5 AS k,
                       (extract(epoch FROM ts) * 1000000)::float8 AS e,
                       sequence::float8 AS s,
                       value::float8 AS x
                FROM observations
                WHERE device = $1 AND data_item_id = $2 AND ts >= $3 AND ts < $4
+                 AND agent_id = {agent}
                  AND length(value) < 40
-                 AND value ~ '^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,2})?$'
+                 AND value ~ '^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{{1,2}})?$'
              )
              SELECT k, count(*), min(x), max(x), avg(x),
                     min(ARRAY[e, s, x]), max(ARRAY[e, s, x]),
                     min(ARRAY[x, e]), max(ARRAY[x, -e])
              FROM b GROUP BY k ORDER BY k",
-            &[&device, &data_item_id, &window.from(), &window.to(), &width],
+                agent = agent_id_of(6)
+            ),
+            &[
+                &device.device,
+                &data_item_id,
+                &window.from(),
+                &window.to(),
+                &width,
+                &device.agent,
+            ],
         )
         .await?;
     let at = |micros: f64| {
@@ -242,7 +274,7 @@ pub(super) async fn buckets(
 
 pub(super) async fn last_before(
     client: &Client,
-    device: &str,
+    device: &DeviceKey,
     data_item_id: &str,
     at: DateTime<Utc>,
 ) -> Result<Option<Observation>, StoreError> {
@@ -252,14 +284,16 @@ pub(super) async fn last_before(
                 "SELECT {cols} FROM (
                    (SELECT {cols} FROM observations
                     WHERE device = $1 AND data_item_id = $2 AND ts < $3
+                      AND agent_id = {agent}
                     ORDER BY ts DESC, sequence DESC LIMIT 1)
                    UNION ALL
                    (SELECT {cols} FROM latest
-                    WHERE device = $1 AND data_item_id = $2 AND ts < $3)
+                    WHERE device = $1 AND agent = $4 AND data_item_id = $2 AND ts < $3)
                  ) o ORDER BY ts DESC, sequence DESC LIMIT 1",
-                cols = *OBSERVATION_COLUMNS
+                cols = *OBSERVATION_COLUMNS,
+                agent = agent_id_of(4),
             ),
-            &[&device, &data_item_id, &at],
+            &[&device.device, &data_item_id, &at, &device.agent],
         )
         .await?;
     Ok(row.as_ref().map(observation_from_row))
@@ -267,41 +301,54 @@ pub(super) async fn last_before(
 
 pub(super) async fn conditions(
     client: &Client,
-    device: Option<&str>,
+    device: Option<&DeviceKey>,
     window: &TimeWindow,
-    after: Option<(DateTime<Utc>, u64)>,
+    after: Option<(DateTime<Utc>, u64, &str)>,
     limit: usize,
-) -> Result<Vec<Observation>, StoreError> {
-    let (after_ts, after_sequence) = match after {
-        Some((ts, sequence)) => (Some(ts), sequence.min(i64::MAX as u64) as i64),
-        None => (None, 0),
+) -> Result<Vec<AgentObservation>, StoreError> {
+    let (after_ts, after_sequence, after_agent) = match after {
+        Some((ts, sequence, agent)) => {
+            (Some(ts), sequence.min(i64::MAX as u64) as i64, Some(agent))
+        }
+        None => (None, 0, None),
     };
+    // Ties between agents (equal timestamp and sequence) go by `agent_id`.
     let rows = client
         .query(
             &format!(
-                "SELECT {cols} FROM observations
+                "SELECT {cols}, a.url AS agent FROM observations o JOIN agents a ON a.id = o.agent_id
                  WHERE category = 'CONDITION' AND ts >= $1 AND ts < $2
-                   AND ($3::text IS NULL OR device = $3)
-                   AND ($5::timestamptz IS NULL OR (ts, sequence) > ($5, $6))
-                 ORDER BY ts, sequence LIMIT $4",
-                cols = *OBSERVATION_COLUMNS
+                   AND ($3::text IS NULL OR (device = $3 AND a.url = $7))
+                   AND ($5::timestamptz IS NULL OR (ts, sequence, o.agent_id) >
+                        ($5, $6, coalesce({after_agent}, 2147483647)))
+                 ORDER BY ts, sequence, o.agent_id LIMIT $4",
+                cols = prefixed_columns("o."),
+                after_agent = agent_id_of(8),
             ),
             &[
                 &window.from(),
                 &window.to(),
-                &device,
+                &device.map(|d| &d.device),
                 &(limit.min(i64::MAX as usize) as i64),
                 &after_ts,
                 &after_sequence,
+                &device.map(|d| &d.agent),
+                &after_agent,
             ],
         )
         .await?;
-    Ok(rows.iter().map(observation_from_row).collect())
+    Ok(rows
+        .iter()
+        .map(|r| AgentObservation {
+            agent: r.get("agent"),
+            observation: observation_from_row(r),
+        })
+        .collect())
 }
 
 pub(super) async fn state_summary(
     client: &Client,
-    device: &str,
+    device: &DeviceKey,
     data_item_id: &str,
     window: &TimeWindow,
     after: Option<DateTime<Utc>>,
@@ -312,15 +359,23 @@ pub(super) async fn state_summary(
     // The window's state changes (a value unlike the one before it, in (ts, sequence)
     // order, starting from the state held when the window began), each an interval
     // up to the next change; zero-length ones (two changes at one instant) dropped.
-    let held = "WITH held AS (
+    // `agent` is the parameter holding the agent's URL.
+    let held = |agent: usize| {
+        format!(
+            "WITH held AS (
              SELECT $3::timestamptz AS ts, -1::bigint AS sequence, $5::text AS state
              WHERE $5::text IS NOT NULL
              UNION ALL
              SELECT ts, sequence, COALESCE(value, 'UNAVAILABLE') FROM observations
              WHERE device = $1 AND data_item_id = $2 AND ts >= $3 AND ts < $4
-         )";
+               AND agent_id = {agent}
+         )",
+            agent = agent_id_of(agent)
+        )
+    };
+    let intervals_held = held(8);
     let intervals = format!(
-        "{held}, changes AS (
+        "{intervals_held}, changes AS (
              SELECT ts, state FROM (
                  SELECT ts, state, LAG(state) OVER (ORDER BY ts, sequence) AS prev FROM held
              ) h WHERE prev IS DISTINCT FROM state
@@ -333,12 +388,20 @@ pub(super) async fn state_summary(
     let shares = client
         .query(
             &format!(
-                "{held} SELECT state, sum(extract(epoch FROM stop - ts))::float8 AS seconds
+                "{shares_held} SELECT state, sum(extract(epoch FROM stop - ts))::float8 AS seconds
                  FROM (SELECT state, ts, LEAD(ts, 1, $4) OVER (ORDER BY ts, sequence) AS stop FROM held) h
                  GROUP BY state HAVING sum(stop - ts) > interval '0'
-                 ORDER BY seconds DESC LIMIT {MAX_STATES}"
+                 ORDER BY seconds DESC LIMIT {MAX_STATES}",
+                shares_held = held(6)
             ),
-            &[&device, &data_item_id, &window.from(), &window.to(), &before],
+            &[
+                &device.device,
+                &data_item_id,
+                &window.from(),
+                &window.to(),
+                &before,
+                &device.agent,
+            ],
         )
         .await?;
     let shares: Vec<(String, f64)> = shares.iter().map(|r| (r.get(0), r.get(1))).collect();
@@ -361,7 +424,7 @@ pub(super) async fn state_summary(
                  ORDER BY start LIMIT $7"
             ),
             &[
-                &device,
+                &device.device,
                 &data_item_id,
                 &window.from(),
                 &window.to(),
@@ -371,6 +434,7 @@ pub(super) async fn state_summary(
                     .saturating_mul(2)
                     .saturating_add(1)
                     .min(i64::MAX as usize) as i64),
+                &device.agent,
             ],
         )
         .await?;

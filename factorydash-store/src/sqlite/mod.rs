@@ -25,13 +25,14 @@
 //! - **One process.** Opening takes an exclusive advisory lock on `<file>.lock`, held as
 //!   long as the store lives: a second factorydash on the same file is refused with
 //!   [`StoreError::Locked`].
-//! - **Layout.** Each data item (device, `dataItemId`) and each of its series (its
+//! - **Layout.** Each data item (device, agent, `dataItemId`: a device is its agent and
+//!   its name, [`DeviceKey`]) and each of its series (its
 //!   component, name, category, type and subType; one unless they changed) is stored once;
 //!   an observation row is its run (agent and `instanceId`), sequence, series, timestamp
 //!   (microseconds since the Unix epoch, UTC) and value (an `INTEGER` or `REAL` where the text is exactly that number's
 //!   canonical text, `TEXT` otherwise, `NULL` for `UNAVAILABLE`). Condition states are
-//!   kept in a table of their own, by time. Schema: `0001_initial.sql`, its version in
-//!   `PRAGMA user_version`.
+//!   kept in a table of their own, by time. Schema: `0001_initial.sql` and the migrations
+//!   after it (`0002_device_identity.sql`), its version in `PRAGMA user_version`.
 //! - **Retention.** [`Store::prune`] deletes whole UTC days in chunks of
 //!   [`PRUNE_CHUNK`] rows, one short transaction each: readers go on (WAL) and appends
 //!   interleave.
@@ -46,17 +47,20 @@ use chrono::{DateTime, Utc};
 use factorydash_core::downsample::Bucket;
 use factorydash_core::states::StateSummary;
 use factorydash_core::{
-    Batch, DeviceInfo, Gap, Observation, Page, PageRequest, ResumePoint, TimeWindow,
+    Batch, DeviceInfo, DeviceKey, Gap, Observation, Page, PageRequest, ResumePoint, TimeWindow,
 };
 use rusqlite::{Connection, OpenFlags};
 
-use crate::{AppendOutcome, ConfiguredAgent, LatestFilter, Store, StoreError};
+use crate::{AgentObservation, AppendOutcome, ConfiguredAgent, LatestFilter, Store, StoreError};
 
 mod read;
 mod write;
 
 /// The schema migrations, in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: [&str; 1] = [include_str!("0001_initial.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("0001_initial.sql"),
+    include_str!("0002_device_identity.sql"),
+];
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
@@ -306,7 +310,7 @@ impl Store for SqliteStore {
         &self,
         filter: &LatestFilter,
         page: &PageRequest,
-    ) -> Result<Page<Observation>, StoreError> {
+    ) -> Result<Page<AgentObservation>, StoreError> {
         let (filter, page) = (filter.clone(), page.clone());
         self.read(move |c| read::latest_page(c, &filter, None, &page))
             .await
@@ -317,7 +321,7 @@ impl Store for SqliteStore {
         filter: &LatestFilter,
         at: DateTime<Utc>,
         page: &PageRequest,
-    ) -> Result<Page<Observation>, StoreError> {
+    ) -> Result<Page<AgentObservation>, StoreError> {
         let (filter, page) = (filter.clone(), page.clone());
         self.read(move |c| read::latest_page(c, &filter, Some(at), &page))
             .await
@@ -325,60 +329,64 @@ impl Store for SqliteStore {
 
     async fn series(
         &self,
-        device: &str,
+        device: &DeviceKey,
         data_item_id: &str,
         window: &TimeWindow,
         limit: usize,
     ) -> Result<Vec<Observation>, StoreError> {
-        let (device, item, window) = (device.to_owned(), data_item_id.to_owned(), *window);
+        let (device, item, window) = (device.clone(), data_item_id.to_owned(), *window);
         self.read(move |c| read::series(c, &device, &item, &window, limit))
             .await
     }
 
     async fn buckets(
         &self,
-        device: &str,
+        device: &DeviceKey,
         data_item_id: &str,
         window: &TimeWindow,
         n: usize,
     ) -> Result<Vec<Bucket>, StoreError> {
-        let (device, item, window) = (device.to_owned(), data_item_id.to_owned(), *window);
+        let (device, item, window) = (device.clone(), data_item_id.to_owned(), *window);
         self.read(move |c| read::buckets(c, &device, &item, &window, n))
             .await
     }
 
     async fn last_before(
         &self,
-        device: &str,
+        device: &DeviceKey,
         data_item_id: &str,
         at: DateTime<Utc>,
     ) -> Result<Option<Observation>, StoreError> {
-        let (device, item) = (device.to_owned(), data_item_id.to_owned());
+        let (device, item) = (device.clone(), data_item_id.to_owned());
         self.read(move |c| read::last_before(c, &device, &item, at))
             .await
     }
 
     async fn conditions(
         &self,
-        device: Option<&str>,
+        device: Option<&DeviceKey>,
         window: &TimeWindow,
-        after: Option<(DateTime<Utc>, u64)>,
+        after: Option<(DateTime<Utc>, u64, &str)>,
         limit: usize,
-    ) -> Result<Vec<Observation>, StoreError> {
-        let (device, window) = (device.map(str::to_owned), *window);
-        self.read(move |c| read::conditions(c, device.as_deref(), &window, after, limit))
-            .await
+    ) -> Result<Vec<AgentObservation>, StoreError> {
+        let (device, window) = (device.cloned(), *window);
+        let after = after.map(|(ts, sequence, agent)| (ts, sequence, agent.to_owned()));
+        self.read(move |c| {
+            let after = after.as_ref().map(|(ts, s, a)| (*ts, *s, a.as_str()));
+            read::conditions(c, device.as_ref(), &window, after, limit)
+        })
+        .await
     }
 
     async fn state_summary(
         &self,
-        device: &str,
+        device: &DeviceKey,
         data_item_id: &str,
         window: &TimeWindow,
         after: Option<DateTime<Utc>>,
         limit: usize,
     ) -> Result<StateSummary, StoreError> {
-        let (device, item, window) = (device.to_owned(), data_item_id.to_owned(), *window);
+        let (device, item, window) = (device.clone(), data_item_id.to_owned(), *window);
         self.read(move |c| read::state_summary(c, &device, &item, &window, after, limit))
             .await
     }

@@ -6,13 +6,15 @@ use chrono::{DateTime, Duration, Utc};
 use factorydash_core::downsample::{bucket_width, Bucket};
 use factorydash_core::states::{StateFold, StateSummary};
 use factorydash_core::{
-    Category, ConditionLevel, ConditionState, DataItemInfo, DeviceInfo, Gap, Observation, Page,
-    PageRequest, ResumePoint, TimeWindow, Value,
+    Category, ConditionLevel, ConditionState, DataItemInfo, DeviceInfo, DeviceKey, Gap,
+    Observation, Page, PageRequest, ResumePoint, TimeWindow, Value,
 };
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::{latest_after, latest_cursor, ConfiguredAgent, LatestFilter, StoreError};
+use crate::{
+    latest_after, latest_cursor, AgentObservation, ConfiguredAgent, LatestFilter, StoreError,
+};
 
 /// The columns [`observation`] reads, from `o` (observations or latest), `i` (items),
 /// `s` (series) and `c` (conditions or latest).
@@ -120,9 +122,13 @@ fn observation(r: &Row<'_>) -> rusqlite::Result<Observation> {
     })
 }
 
-fn item_id(c: &Connection, device: &str, data_item_id: &str) -> rusqlite::Result<Option<i64>> {
-    c.prepare_cached("SELECT id FROM items WHERE device = ?1 AND data_item_id = ?2")?
-        .query_row([device, data_item_id], |r| r.get(0))
+fn item_id(
+    c: &Connection,
+    device: &DeviceKey,
+    data_item_id: &str,
+) -> rusqlite::Result<Option<i64>> {
+    c.prepare_cached("SELECT id FROM items WHERE device = ?1 AND agent = ?2 AND data_item_id = ?3")?
+        .query_row([&device.device, &device.agent, data_item_id], |r| r.get(0))
         .optional()
 }
 
@@ -148,7 +154,7 @@ fn newer(a: Option<Observation>, b: Option<Observation>) -> Option<Observation> 
 }
 
 /// [`Store::latest`](crate::Store::latest) (`at` is `None`) and
-/// [`Store::as_of`](crate::Store::as_of): the data items in (device, `dataItemId`) order
+/// [`Store::as_of`](crate::Store::as_of): the data items in (device, agent, `dataItemId`) order
 /// after the cursor, read one at a time until a page (plus one) passes the filter; as of
 /// `at`, each one's newest observation at or before it (one index probe), the latest value
 /// standing in where retention dropped the history.
@@ -157,34 +163,44 @@ pub(super) fn latest_page(
     filter: &LatestFilter,
     at_time: Option<DateTime<Utc>>,
     page: &PageRequest,
-) -> Result<Page<Observation>, StoreError> {
+) -> Result<Page<AgentObservation>, StoreError> {
     let after = latest_after(page)?;
     let limit = page.effective_limit();
-    let (after_device, after_item) = match &after {
-        Some((d, i)) => (Some(d.as_str()), Some(i.as_str())),
-        None => (None, None),
+    let (after_device, after_agent, after_item) = match &after {
+        Some((d, a, i)) => (Some(d.as_str()), Some(a.as_str()), Some(i.as_str())),
+        None => (None, None, None),
     };
     let tx = c.unchecked_transaction()?;
     // Conditions written only when they apply, so that the planner seeks the items'
-    // (device, dataItemId) index to the cursor instead of scanning from the start.
+    // (device, agent, dataItemId) index to the cursor instead of scanning from the start.
     let mut conditions = vec!["true"];
     if filter.device.is_some() {
         conditions.push("i.device = ?1");
     }
+    if filter.agent.is_some() {
+        conditions.push("i.agent = ?5");
+    }
     if after.is_some() {
-        conditions.push("(i.device, i.data_item_id) > (?2, ?3)");
+        conditions.push("(i.device, i.agent, i.data_item_id) > (?2, ?3, ?4)");
     }
     let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {OBS}, i.id FROM items i JOIN latest o ON o.item = i.id
+        "SELECT {OBS}, i.id, i.agent FROM items i JOIN latest o ON o.item = i.id
          JOIN series s ON s.id = o.series JOIN latest c ON c.item = i.id
-         WHERE {} AND ?1 IS ?1 AND ?2 IS ?2 AND ?3 IS ?3
-         ORDER BY i.device, i.data_item_id",
+         WHERE {} AND ?1 IS ?1 AND ?2 IS ?2 AND ?3 IS ?3 AND ?4 IS ?4 AND ?5 IS ?5
+         ORDER BY i.device, i.agent, i.data_item_id",
         conditions.join(" AND ")
     ))?;
-    let mut rows = stmt.query(params![filter.device, after_device, after_item])?;
+    let mut rows = stmt.query(params![
+        filter.device,
+        after_device,
+        after_agent,
+        after_item,
+        filter.agent
+    ])?;
     let mut items = Vec::with_capacity(limit + 1);
     while let Some(row) = rows.next()? {
         let latest = observation(row)?;
+        let agent: String = row.get(15)?;
         let o = match at_time {
             None => latest,
             Some(at_time) => {
@@ -197,8 +213,11 @@ pub(super) fn latest_page(
                 }
             }
         };
-        if filter.matches(&o) {
-            items.push(o);
+        if filter.matches(&agent, &o) {
+            items.push(AgentObservation {
+                agent,
+                observation: o,
+            });
             if items.len() > limit {
                 break;
             }
@@ -209,7 +228,7 @@ pub(super) fn latest_page(
 
 pub(super) fn series(
     c: &Connection,
-    device: &str,
+    device: &DeviceKey,
     data_item_id: &str,
     window: &TimeWindow,
     limit: usize,
@@ -242,7 +261,7 @@ pub(super) fn series(
 /// memory bounded by the buckets, not the window.
 pub(super) fn buckets(
     c: &Connection,
-    device: &str,
+    device: &DeviceKey,
     data_item_id: &str,
     window: &TimeWindow,
     n: usize,
@@ -330,7 +349,7 @@ pub(super) fn buckets(
 
 pub(super) fn last_before(
     c: &Connection,
-    device: &str,
+    device: &DeviceKey,
     data_item_id: &str,
     at_time: DateTime<Utc>,
 ) -> Result<Option<Observation>, StoreError> {
@@ -351,39 +370,50 @@ pub(super) fn last_before(
     Ok(newer(held, latest))
 }
 
+/// Ties between agents (equal timestamp and sequence) go by the agent's row id.
 pub(super) fn conditions(
     c: &Connection,
-    device: Option<&str>,
+    device: Option<&DeviceKey>,
     window: &TimeWindow,
-    after: Option<(DateTime<Utc>, u64)>,
+    after: Option<(DateTime<Utc>, u64, &str)>,
     limit: usize,
-) -> Result<Vec<Observation>, StoreError> {
-    let (after_ts, after_sequence) = match after {
-        Some((ts, sequence)) => (
+) -> Result<Vec<AgentObservation>, StoreError> {
+    let (after_ts, after_sequence, after_agent) = match after {
+        Some((ts, sequence, agent)) => (
             Some(ts.timestamp_micros()),
             sequence.min(i64::MAX as u64) as i64,
+            Some(agent),
         ),
-        None => (None, 0),
+        None => (None, 0, None),
     };
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT {OBS} FROM conditions c
+        "SELECT {OBS}, a.url FROM conditions c
          JOIN observations o ON o.run = c.run AND o.sequence = c.sequence
          JOIN items i ON i.id = c.item JOIN series s ON s.id = o.series
-         WHERE c.ts >= ?1 AND c.ts < ?2 AND (?3 IS NULL OR i.device = ?3)
-           AND (?4 IS NULL OR (c.ts, c.sequence) > (?4, ?5))
-         ORDER BY c.ts, c.sequence LIMIT ?6"
+         JOIN runs r ON r.id = c.run JOIN agents a ON a.id = r.agent_id
+         WHERE c.ts >= ?1 AND c.ts < ?2 AND (?3 IS NULL OR (i.device = ?3 AND i.agent = ?7))
+           AND (?4 IS NULL OR (c.ts, c.sequence, a.id) >
+                (?4, ?5, coalesce((SELECT id FROM agents WHERE url = ?8), 9223372036854775807)))
+         ORDER BY c.ts, c.sequence, a.id LIMIT ?6"
     ))?;
     let out = stmt
         .query_map(
             params![
                 window.from().timestamp_micros(),
                 window.to().timestamp_micros(),
-                device,
+                device.map(|d| &d.device),
                 after_ts,
                 after_sequence,
-                limit.min(i64::MAX as usize) as i64
+                limit.min(i64::MAX as usize) as i64,
+                device.map(|d| &d.agent),
+                after_agent,
             ],
-            observation,
+            |r| {
+                Ok(AgentObservation {
+                    observation: observation(r)?,
+                    agent: r.get(14)?,
+                })
+            },
         )?
         .collect::<rusqlite::Result<_>>()?;
     Ok(out)
@@ -393,7 +423,7 @@ pub(super) fn conditions(
 /// pairs folded as they are read ([`StateFold`]), in one read transaction.
 pub(super) fn state_summary(
     c: &Connection,
-    device: &str,
+    device: &DeviceKey,
     data_item_id: &str,
     window: &TimeWindow,
     after: Option<DateTime<Utc>>,

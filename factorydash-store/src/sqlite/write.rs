@@ -21,8 +21,8 @@ struct Ids {
     agents: HashMap<String, i64>,
     /// (agent id, instanceId) → run id
     runs: HashMap<(i64, i64), i64>,
-    /// device → dataItemId → item id
-    items: HashMap<String, HashMap<String, i64>>,
+    /// agent id → device → dataItemId → item id
+    items: HashMap<i64, HashMap<String, HashMap<String, i64>>>,
     /// item id → its shapes and their series ids
     series: HashMap<i64, Vec<(Shape, i64)>>,
 }
@@ -118,23 +118,35 @@ impl Ids {
         Ok(id)
     }
 
-    fn item(&mut self, tx: &Connection, o: &Observation) -> rusqlite::Result<i64> {
+    /// The item of `o`'s data item at the agent numbered `agent` (base URL `url`).
+    fn item(
+        &mut self,
+        tx: &Connection,
+        (agent, url): (i64, &str),
+        o: &Observation,
+    ) -> rusqlite::Result<i64> {
         // Borrowed lookup first: no allocation for the usual, known data item.
         if let Some(&id) = self
             .items
-            .get(&o.device)
+            .get(&agent)
+            .and_then(|a| a.get(&o.device))
             .and_then(|d| d.get(&o.data_item_id))
         {
             return Ok(id);
         }
         tx.prepare_cached(
-            "INSERT INTO items (device, data_item_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            "INSERT INTO items (device, agent, data_item_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT DO NOTHING",
         )?
-        .execute([&o.device, &o.data_item_id])?;
+        .execute([&o.device, url, &o.data_item_id])?;
         let id = tx
-            .prepare_cached("SELECT id FROM items WHERE device = ?1 AND data_item_id = ?2")?
-            .query_row([&o.device, &o.data_item_id], |r| r.get(0))?;
+            .prepare_cached(
+                "SELECT id FROM items WHERE device = ?1 AND agent = ?2 AND data_item_id = ?3",
+            )?
+            .query_row([&o.device, url, &o.data_item_id], |r| r.get(0))?;
         self.items
+            .entry(agent)
+            .or_default()
             .entry(o.device.clone())
             .or_default()
             .insert(o.data_item_id.clone(), id);
@@ -335,7 +347,7 @@ fn append(tx: &Transaction<'_>, ids: &mut Ids, batch: &Batch) -> Result<AppendOu
     let mut newest: HashMap<i64, (i64, &Observation)> = HashMap::new();
     let mut inserted = 0u64;
     for o in &batch.observations {
-        let item = ids.item(tx, o)?;
+        let item = ids.item(tx, (agent, &batch.agent), o)?;
         let series = ids.series(tx, item, o)?;
         let ts = o.timestamp.timestamp_micros();
         let sequence = o.sequence as i64;

@@ -4,11 +4,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chrono::{Duration, TimeZone, Utc};
-use factorydash_core::{Batch, Category, Cursor, Gap, Observation, PageRequest, TimeWindow};
+use factorydash_core::{
+    Batch, Category, Cursor, DeviceKey, Gap, Observation, PageRequest, TimeWindow,
+};
 use factorydash_mtconnect::{parse_devices, parse_streams, recording::read_maybe_gzipped};
 use factorydash_store::{LatestFilter, Store, StoreError};
 
 pub const AGENT: &str = "http://127.0.0.1:5000";
+
+/// A device of [`AGENT`].
+pub fn at_agent(device: &str) -> DeviceKey {
+    DeviceKey::new(AGENT, device)
+}
 const INSTANCE: u64 = 1_475_083_573;
 
 fn recording(file: &str) -> Vec<u8> {
@@ -54,7 +61,7 @@ async fn all_pages(
             Some(at) => store.as_of(filter, at, &request).await.unwrap(),
         };
         assert!(page.items.len() <= limit);
-        out.extend(page.items);
+        out.extend(page.items.into_iter().map(|o| o.observation));
         match page.next {
             Some(next) => request.after = Some(next),
             None => return out,
@@ -182,9 +189,9 @@ pub async fn latest_pages_cover_every_data_item_once(store: &dyn Store) {
             "limit {limit}"
         );
     }
-    let only = LatestFilter::device("GFAgie01");
+    let only = LatestFilter::device(&at_agent("GFAgie01"));
     assert_eq!(all_latest(store, &only, 5).await.len(), items.len());
-    let none = LatestFilter::device("Mazak03");
+    let none = LatestFilter::device(&at_agent("Mazak03"));
     assert!(all_latest(store, &none, 5).await.is_empty());
 }
 
@@ -224,7 +231,10 @@ pub async fn latest_filters_by_component_category_type_and_text(store: &dyn Stor
         },
     ];
     for filter in filters {
-        let want: Vec<&Observation> = everything.iter().filter(|o| filter.matches(o)).collect();
+        let want: Vec<&Observation> = everything
+            .iter()
+            .filter(|o| filter.matches(AGENT, o))
+            .collect();
         assert!(!want.is_empty(), "{filter:?} matches something");
         assert!(
             want.len() < everything.len(),
@@ -264,14 +274,17 @@ pub async fn series_is_the_window_in_time_order(store: &dyn Store) {
     want.sort_by_key(|o| (o.timestamp, o.sequence));
     assert!(want.len() > 100, "the window holds data: {}", want.len());
     let got = store
-        .series("GFAgie01", item, &window, 100_000)
+        .series(&at_agent("GFAgie01"), item, &window, 100_000)
         .await
         .unwrap();
     assert_eq!(got.iter().collect::<Vec<_>>(), want);
-    let capped = store.series("GFAgie01", item, &window, 10).await.unwrap();
+    let capped = store
+        .series(&at_agent("GFAgie01"), item, &window, 10)
+        .await
+        .unwrap();
     assert_eq!(capped.iter().collect::<Vec<_>>(), want[..10]);
     assert!(store
-        .series("GFAgie01", "nope", &window, 10)
+        .series(&at_agent("GFAgie01"), "nope", &window, 10)
         .await
         .unwrap()
         .is_empty());
@@ -301,7 +314,10 @@ pub async fn buckets_summarise_a_window_as_core_does(store: &dyn Store) {
     assert!(points.len() > 100 && points.len() < window_obs.len() + 1);
     for n in [1, 7, 60, 100_000] {
         let want = buckets(&points, window.from(), window.to(), n);
-        let got = store.buckets("GFAgie01", item, &window, n).await.unwrap();
+        let got = store
+            .buckets(&at_agent("GFAgie01"), item, &window, n)
+            .await
+            .unwrap();
         assert_eq!(got.len(), want.len(), "{n} buckets");
         for (g, w) in got.iter().zip(&want) {
             let mean_ok = (g.mean - w.mean).abs() <= 1e-9 * w.mean.abs().max(1.0);
@@ -314,7 +330,7 @@ pub async fn buckets_summarise_a_window_as_core_does(store: &dyn Store) {
     }
     // UNAVAILABLE and text are left out: an Event's buckets are empty.
     assert!(store
-        .buckets("GFAgie01", "GFAgie01-dtop_1", &window, 10)
+        .buckets(&at_agent("GFAgie01"), "GFAgie01-dtop_1", &window, 10)
         .await
         .unwrap()
         .is_empty());
@@ -421,8 +437,9 @@ pub async fn state_summary_is_what_core_computes(store: &dyn Store) {
     for o in &obs {
         *changes.entry((&o.device, &o.data_item_id)).or_default() += 1;
     }
-    let (&(device, item), &n) = changes.iter().max_by_key(|(_, n)| **n).unwrap();
-    assert!(n >= 10, "{device} {item}: {n}");
+    let (&(name, item), &n) = changes.iter().max_by_key(|(_, n)| **n).unwrap();
+    assert!(n >= 10, "{name} {item}: {n}");
+    let device = &at_agent(name);
     let mut series: Vec<&Observation> = obs.iter().filter(|o| o.data_item_id == item).collect();
     series.sort_by_key(|o| (o.timestamp, o.sequence));
     // From the middle of the series (a state held before the window) to past its end.
@@ -485,7 +502,7 @@ pub async fn last_before_is_the_value_as_of_an_instant(store: &dyn Store) {
         .unwrap();
     assert_eq!(
         store
-            .last_before("GFAgie01", item, at)
+            .last_before(&at_agent("GFAgie01"), item, at)
             .await
             .unwrap()
             .as_ref(),
@@ -493,7 +510,10 @@ pub async fn last_before_is_the_value_as_of_an_instant(store: &dyn Store) {
     );
     let early = Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap();
     assert_eq!(
-        store.last_before("GFAgie01", item, early).await.unwrap(),
+        store
+            .last_before(&at_agent("GFAgie01"), item, early)
+            .await
+            .unwrap(),
         None
     );
     // After retention dropped the history, the latest value still answers for later instants.
@@ -503,7 +523,7 @@ pub async fn last_before_is_the_value_as_of_an_instant(store: &dyn Store) {
         .unwrap();
     let late = Utc.with_ymd_and_hms(2030, 1, 2, 0, 0, 0).unwrap();
     let latest = store
-        .last_before("GFAgie01", item, late)
+        .last_before(&at_agent("GFAgie01"), item, late)
         .await
         .unwrap()
         .unwrap();
@@ -573,7 +593,7 @@ pub async fn as_of_gives_every_data_item_at_an_instant(store: &dyn Store) {
     let exact = &want[want.len() / 2];
     let again = all_as_of(
         store,
-        &LatestFilter::device(&exact.device),
+        &LatestFilter::device(&at_agent(&exact.device)),
         exact.timestamp,
         100,
     )
@@ -615,27 +635,41 @@ pub async fn conditions_of_a_window_give_the_real_fault_episodes(store: &dyn Sto
         .filter(|o| o.category == Category::Condition && window.contains(o.timestamp))
         .collect();
     want.sort_by_key(|o| (o.timestamp, o.sequence));
-    let got = store
+    let got_from = store
         .conditions(None, &window, None, 100_000)
         .await
         .unwrap();
+    assert!(got_from.iter().all(|o| o.agent == AGENT));
+    let got: Vec<Observation> = got_from.iter().map(|o| o.observation.clone()).collect();
     assert_eq!(got.iter().collect::<Vec<_>>(), want);
     assert_eq!(
         store.conditions(None, &window, None, 3).await.unwrap(),
-        got[..3]
+        got_from[..3]
     );
-    // Read in chunks, keyset by (timestamp, sequence): the same observations.
+    // Read in chunks, keyset by (timestamp, sequence, agent): the same observations.
     let mut chunked = Vec::new();
-    let mut after = None;
+    let mut after: Option<(chrono::DateTime<Utc>, u64, String)> = None;
     loop {
-        let chunk = store.conditions(None, &window, after, 2).await.unwrap();
+        let chunk = store
+            .conditions(
+                None,
+                &window,
+                after.as_ref().map(|(t, s, a)| (*t, *s, a.as_str())),
+                2,
+            )
+            .await
+            .unwrap();
         let Some(last) = chunk.last() else { break };
-        after = Some((last.timestamp, last.sequence));
+        after = Some((
+            last.observation.timestamp,
+            last.observation.sequence,
+            last.agent.clone(),
+        ));
         chunked.extend(chunk);
     }
-    assert_eq!(chunked, got);
+    assert_eq!(chunked, got_from);
     assert!(store
-        .conditions(Some("Mazak03"), &window, None, 100)
+        .conditions(Some(&at_agent("Mazak03")), &window, None, 100)
         .await
         .unwrap()
         .is_empty());
@@ -672,6 +706,140 @@ pub async fn conditions_of_a_window_give_the_real_fault_episodes(store: &dyn Sto
             Utc.with_ymd_and_hms(2016, 5, 2, 20, 36, 55).unwrap() + Duration::microseconds(51_397)
         )
     );
+}
+
+/// Two agents that both serve a device named `GFAgie01` (the same recording, the second
+/// agent's values marked): every data item is kept twice, once per agent, and each read of
+/// one device gives that agent's observations only.
+pub async fn two_agents_serving_one_device_name_are_kept_apart(store: &dyn Store) {
+    const OTHER: &str = "http://127.0.0.2:5000";
+    let obs = page_one();
+    let theirs: Vec<Observation> = obs
+        .iter()
+        .map(|o| Observation {
+            value: factorydash_core::Value::Text(format!("other {}", o.sequence)),
+            ..o.clone()
+        })
+        .collect();
+    store.append(&batch(&obs)).await.unwrap();
+    let mut b = batch(&theirs);
+    b.agent = OTHER.into();
+    assert_eq!(store.append(&b).await.unwrap().inserted, obs.len() as u64);
+    assert_eq!(
+        store.observation_count().await.unwrap(),
+        2 * obs.len() as u64
+    );
+
+    // Every data item twice, in (device, agent, dataItemId) order, paged in small pages.
+    let items: BTreeSet<(&str, &str)> = obs
+        .iter()
+        .map(|o| (o.device.as_str(), o.data_item_id.as_str()))
+        .collect();
+    let mut want = Vec::new();
+    for (device, item) in &items {
+        for agent in [AGENT, OTHER] {
+            want.push((device.to_string(), agent.to_string(), item.to_string()));
+        }
+    }
+    want.sort();
+    let mut got = Vec::new();
+    let mut request = PageRequest::first(7);
+    loop {
+        let page = store
+            .latest(&LatestFilter::default(), &request)
+            .await
+            .unwrap();
+        for o in &page.items {
+            let marked = o
+                .observation
+                .value
+                .as_text()
+                .unwrap_or("")
+                .starts_with("other ");
+            assert_eq!(marked, o.agent == OTHER, "{o:?}");
+        }
+        got.extend(
+            page.items
+                .into_iter()
+                .map(|o| (o.observation.device, o.agent, o.observation.data_item_id)),
+        );
+        match page.next {
+            Some(next) => request.after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(got, want);
+
+    // One device: that agent's only.
+    let other = DeviceKey::new(OTHER, "GFAgie01");
+    let mine = at_agent("GFAgie01");
+    let their_latest = all_latest(store, &LatestFilter::device(&other), 50).await;
+    assert_eq!(their_latest.len(), items.len());
+    assert!(their_latest
+        .iter()
+        .all(|o| o.value.as_text().unwrap_or("").starts_with("other ")));
+    let by_agent = LatestFilter {
+        agent: Some(OTHER.into()),
+        ..LatestFilter::default()
+    };
+    assert_eq!(all_latest(store, &by_agent, 50).await, their_latest);
+
+    let window = TimeWindow::new(
+        Utc.with_ymd_and_hms(2016, 1, 1, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(2017, 1, 1, 0, 0, 0).unwrap(),
+    )
+    .unwrap();
+    let item = obs
+        .iter()
+        .find(|o| o.category == Category::Sample && o.value.as_f64().is_some())
+        .unwrap()
+        .data_item_id
+        .clone();
+    let own = store.series(&mine, &item, &window, 100_000).await.unwrap();
+    let others = store.series(&other, &item, &window, 100_000).await.unwrap();
+    assert_eq!(own.len(), others.len());
+    assert!(own.iter().any(|o| o.value.as_f64().is_some()));
+    assert!(others
+        .iter()
+        .all(|o| o.value.as_text().unwrap_or("").starts_with("other ")));
+    // The other agent's values are not numbers: no buckets; ours are.
+    assert!(store
+        .buckets(&other, &item, &window, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!store
+        .buckets(&mine, &item, &window, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let at = window.to();
+    let held = store.last_before(&other, &item, at).await.unwrap().unwrap();
+    assert_eq!(held.value, others.last().unwrap().value);
+    let summary = store
+        .state_summary(&other, &item, &window, None, 10_000)
+        .await
+        .unwrap();
+    assert!(summary.shares.iter().all(|s| s.state.starts_with("other ")));
+    // Conditions of one device, and of all with their agents.
+    let conditions = store
+        .conditions(Some(&other), &window, None, 100_000)
+        .await
+        .unwrap();
+    assert!(!conditions.is_empty());
+    assert!(conditions.iter().all(|o| o.agent == OTHER));
+    let all = store
+        .conditions(None, &window, None, 100_000)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2 * conditions.len());
+    // An agent never seen has nothing.
+    let nobody = DeviceKey::new("http://127.0.0.3:5000", "GFAgie01");
+    assert!(store
+        .series(&nobody, &item, &window, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn configured_agents_are_kept(store: &dyn Store) {
@@ -753,7 +921,7 @@ pub async fn a_capped_memory_store_keeps_the_newest_and_every_latest_value() {
     }
     for (device, item) in items {
         for o in capped
-            .series(device, item, &everything, usize::MAX)
+            .series(&at_agent(device), item, &everything, usize::MAX)
             .await
             .unwrap()
         {

@@ -66,7 +66,7 @@ async fn reads_answer_while_an_append_waits() {
     .expect("a read does not wait behind the append")
     .unwrap();
     assert_eq!(latest.items.len(), 1);
-    assert_eq!(latest.items[0].sequence, 1);
+    assert_eq!(latest.items[0].observation.sequence, 1);
     blocker.batch_execute("COMMIT").await.unwrap();
     let outcome = tokio::time::timeout(Duration::from_secs(10), &mut append)
         .await

@@ -63,6 +63,7 @@ conformance_tests!(
     state_summary_is_what_core_computes,
     as_of_gives_every_data_item_at_an_instant,
     conditions_of_a_window_give_the_real_fault_episodes,
+    two_agents_serving_one_device_name_are_kept_apart,
     configured_agents_are_kept,
     devices_round_trip,
     a_forged_cursor_is_an_error,

@@ -5,7 +5,7 @@ use factorydash_core::{Gap, PageRequest};
 use factorydash_store::sqlite::{lock_path, SqliteStore, SCHEMA_VERSION};
 use factorydash_store::{ConfiguredAgent, LatestFilter, Store, StoreError};
 
-use crate::conformance::{batch, page_one, AGENT};
+use crate::conformance::{at_agent, batch, page_one, AGENT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reopened_file_holds_everything() {
@@ -151,7 +151,12 @@ async fn values_read_back_as_the_text_stored() {
     )
     .unwrap();
     let read = store
-        .series(&template.device, &template.data_item_id, &window, 100)
+        .series(
+            &at_agent(&template.device),
+            &template.data_item_id,
+            &window,
+            100,
+        )
         .await
         .unwrap();
     let values =
@@ -187,7 +192,7 @@ async fn a_data_item_whose_shape_changes_reads_as_one() {
         template.timestamp + chrono::Duration::seconds(33),
     )
     .unwrap();
-    let (d, i) = (template.device.as_str(), template.data_item_id.as_str());
+    let (d, i) = (&at_agent(&template.device), template.data_item_id.as_str());
     let at = template.timestamp + chrono::Duration::seconds(20);
     for store in [&sqlite as &dyn Store, &memory] {
         store.append(&batch(&obs)).await.unwrap();
@@ -233,4 +238,52 @@ fn which_sqlite_errors_are_permanent() {
     ] {
         assert!(error(code).is_permanent(), "{code}");
     }
+}
+
+/// A file made at schema version 1 (data items keyed by device and `dataItemId`, no agent)
+/// opens at version 2: each data item is given the agent of its observations, and a second
+/// agent serving a device of the same name is kept apart from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_file_gives_its_data_items_their_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("factorydash.db");
+    let obs = page_one();
+    {
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.append(&batch(&obs[..500])).await.unwrap();
+    }
+    {
+        // Back to version 1's items table.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE items_v1 (id INTEGER PRIMARY KEY, device TEXT NOT NULL,
+               data_item_id TEXT NOT NULL, UNIQUE (device, data_item_id));
+             INSERT INTO items_v1 SELECT id, device, data_item_id FROM items;
+             DROP TABLE items;
+             ALTER TABLE items_v1 RENAME TO items;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    async fn all(store: &SqliteStore) -> Vec<factorydash_store::AgentObservation> {
+        store
+            .latest(&LatestFilter::default(), &PageRequest::first(1000))
+            .await
+            .unwrap()
+            .items
+    }
+    let before = all(&store).await;
+    assert!(!before.is_empty());
+    assert!(before.iter().all(|o| o.agent == AGENT));
+    let mut other = batch(&obs[..500]);
+    other.agent = "http://127.0.0.2:5000".into();
+    store.append(&other).await.unwrap();
+    let after = all(&store).await;
+    assert_eq!(after.len(), 2 * before.len());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
 }
