@@ -10,7 +10,11 @@
 //! - latest-values page, p95 of 200 reads, page 1 and page 500 (pages of 5, over a shop of
 //!   2,500 data items stored beside the NIST ones);
 //! - one day of a 10 Hz series (864,000 observations) summarised as 500 M4 buckets (at most
-//!   2,000 points), [`Store::buckets`].
+//!   2,000 points), [`Store::buckets`];
+//! - resident memory while the store fills: this process's RSS after `ROWS` more
+//!   observations are streamed in (made batch by batch, nothing kept between batches), and
+//!   after `2 × ROWS`, over the RSS before: a store that keeps its rows on disk stays flat
+//!   (ratio ≈ 1), one that keeps them in memory doubles.
 //!
 //! Run with: `cargo bench -p factorydash-store --bench stores [-- ROWS]` (default
 //! 1,000,000; e.g. `-- 10_000_000`). PostgreSQL from `FACTORYDASH_TEST_DATABASE_URL`, in a
@@ -149,6 +153,37 @@ async fn latest_p95(store: &dyn Store) -> (f64, f64) {
     (out[0], out[1])
 }
 
+/// This process's RSS added after `obs.len()` and `2 × obs.len()` more observations are
+/// streamed into `store` (another agent, the same shapes, made a batch at a time).
+async fn rss_while_filling(store: &dyn Store, obs: &[Observation]) -> (u64, u64) {
+    let before = resident_bytes();
+    let mut at = [0u64; 2];
+    let mut sequence = 0u64;
+    for slot in &mut at {
+        for chunk in obs.chunks(BATCH) {
+            let observations: Vec<Observation> = chunk
+                .iter()
+                .map(|o| {
+                    sequence += 1;
+                    Observation {
+                        sequence,
+                        ..o.clone()
+                    }
+                })
+                .collect();
+            let batch = Batch {
+                agent: "http://stream".into(),
+                instance_id: 1,
+                next_sequence: sequence + 1,
+                observations,
+            };
+            store.append(&batch).await.unwrap();
+        }
+        *slot = resident_bytes().saturating_sub(before);
+    }
+    (at[0], at[1])
+}
+
 fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
@@ -161,6 +196,8 @@ fn resident_bytes() -> u64 {
 
 struct Measured {
     store: &'static str,
+    /// RSS added (bytes) after `rows` and `2 × rows` more observations streamed in.
+    rss_growth: (u64, u64),
     ingest_per_s: f64,
     bytes_each: f64,
     page1_p95_ms: f64,
@@ -184,13 +221,21 @@ async fn measure(
     ingest(store, "http://hurco", &day).await;
     let t_buckets = Instant::now();
     let buckets = store
-        .buckets("Hurco01", "Hurco01-Xpos", &window, 500)
+        .buckets(
+            &factorydash_core::DeviceKey::new("http://hurco", "Hurco01"),
+            "Hurco01-Xpos",
+            &window,
+            500,
+        )
         .await
         .unwrap();
     let buckets_time = t_buckets.elapsed();
     assert_eq!(buckets.iter().map(|b| b.count).sum::<usize>(), day.len());
+    drop(day);
+    let rss_growth = rss_while_filling(store, obs).await;
     let m = Measured {
         store: name,
+        rss_growth,
         ingest_per_s: obs.len() as f64 / t.as_secs_f64(),
         bytes_each: bytes as f64 / obs.len() as f64,
         page1_p95_ms: page1,
@@ -266,13 +311,24 @@ async fn main() {
 
     println!("{rows} NIST-shaped observations, batches of {BATCH}");
     println!(
-        "| store | ingest obs/s | bytes/obs (incl. indexes) | latest page 1 p95 | latest page 500 p95 | 10 Hz day → 500 M4 buckets |"
+        "| store | ingest obs/s | bytes/obs (incl. indexes) | latest page 1 p95 | latest page 500 p95 | 10 Hz day → 500 M4 buckets | RSS added: +{rows} / +{} obs (ratio) |",
+        2 * rows
     );
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let mb = |b: u64| b as f64 / 1e6;
     for m in table {
+        let (once, twice) = m.rss_growth;
         println!(
-            "| {} | {:.0} | {:.1} | {:.3} ms | {:.3} ms | {:.0} ms |",
-            m.store, m.ingest_per_s, m.bytes_each, m.page1_p95_ms, m.page500_p95_ms, m.buckets_ms
+            "| {} | {:.0} | {:.1} | {:.3} ms | {:.3} ms | {:.0} ms | {:.1} MB / {:.1} MB ({:.2}×) |",
+            m.store,
+            m.ingest_per_s,
+            m.bytes_each,
+            m.page1_p95_ms,
+            m.page500_p95_ms,
+            m.buckets_ms,
+            mb(once),
+            mb(twice),
+            twice as f64 / once.max(1) as f64
         );
     }
 }

@@ -15,7 +15,8 @@ const HEALTH_PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `/healthz`, open to anyone (load balancers, service managers): the same cost whatever
 /// the store holds. The store is pinged (`SELECT 1`), never counted; `observations` is what
-/// this process's sources stored since it started, as ingest counted it.
+/// this process's sources stored since it started, as ingest counted it. `degraded` when
+/// the store does not answer or refuses a source's writes (`storeError` says why).
 pub async fn healthz(app: Arc<App>) -> Result<Response, Infallible> {
     let store = match tokio::time::timeout(HEALTH_PING_TIMEOUT, app.store.ping()).await {
         Ok(answer) => answer.map_err(|e| error_chain(&e)),
@@ -25,10 +26,17 @@ pub async fn healthz(app: Arc<App>) -> Result<Response, Infallible> {
     };
     let sources = app.health.all();
     let observations: u64 = sources.iter().map(|s| s.observations).sum();
+    // A store that answers reads may still refuse writes (an SQLite file on a full disk):
+    // degraded too, with the writes' error.
+    let refused = sources
+        .iter()
+        .find(|s| s.store_unavailable_since.is_some())
+        .and_then(|s| s.store_error.clone());
+    let store_error = store.err().or(refused);
     let body = json!({
-        "status": if store.is_ok() { "ok" } else { "degraded" },
+        "status": if store_error.is_none() { "ok" } else { "degraded" },
         "store": app.store_kind,
-        "storeError": store.err(),
+        "storeError": store_error,
         "observations": observations,
         "sources": sources,
     });

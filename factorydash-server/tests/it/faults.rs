@@ -847,3 +847,117 @@ async fn a_repeated_sequence_is_stored_once() {
     let (_, health) = get_json(&format!("{}/healthz", follower.base)).await;
     assert_eq!(observations(&health), TOTAL, "{health}");
 }
+
+/// A private tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk {
+    dir: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    /// A tmpfs of `size` (e.g. `3m`) at a new directory, or `None` when this process may
+    /// not mount (not root); then the test is skipped, unless `FACTORYDASH_REQUIRE_MOUNT`
+    /// is set (as `.ci/run` sets it), which makes it fail.
+    fn mount(test: &str, size: &str) -> Option<SmallDisk> {
+        let dir = std::env::temp_dir().join(format!("factorydash-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            assert!(
+                std::env::var_os("FACTORYDASH_REQUIRE_MOUNT").is_none(),
+                "{test}: cannot mount a tmpfs, and FACTORYDASH_REQUIRE_MOUNT is set"
+            );
+            eprintln!("{test}: skipped, cannot mount a tmpfs (needs root)");
+            let _ = std::fs::remove_dir(&dir);
+            return None;
+        }
+        Some(SmallDisk { dir })
+    }
+
+    /// Gives the file system `size` in all.
+    fn grow(&self, size: &str) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// The disk under the SQLite file fills up in the middle of ingest (a tmpfs of 3 MB; the
+/// recording needs about 8): the page and `/healthz` say so, what was read waits in the
+/// bounded queue, and once there is room again every observation is stored, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_under_the_sqlite_store_loses_nothing() {
+    let Some(disk) = SmallDisk::mount("full_disk", "3m") else {
+        return;
+    };
+    let agent = replay_agent("1500").await;
+    let follower = start(&[
+        "serve",
+        "--agent",
+        &agent.base,
+        "--data-dir",
+        disk.dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--count",
+        "2000",
+        "--buffer",
+        "6000",
+        "--interval",
+        "100ms",
+        "--heartbeat",
+        "300ms",
+    ])
+    .await;
+    let health = wait_for(
+        &follower.base,
+        Duration::from_secs(60),
+        "the full disk shown",
+        |h| h["sources"][0]["storeUnavailableSince"].is_string(),
+    )
+    .await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(
+        health.to_string().contains("full"),
+        "the error says the disk is full: {health}"
+    );
+    let stored_then = observations(&health);
+    assert!(stored_then > 0 && stored_then < TOTAL, "{health}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, health) = get_json(&format!("{}/healthz", follower.base)).await;
+    assert!(
+        health["sources"][0]["buffered"].as_u64().unwrap() <= 5 * 2000,
+        "{health}"
+    );
+    let page = get_text(format!("{}/", follower.base)).await;
+    assert!(page.contains("Cannot store what"), "the page says so");
+    disk.grow("64m");
+    wait_for(&follower.base, Duration::from_secs(120), "the end", |h| {
+        h["sources"][0]["nextSequence"].as_u64() == Some(TOTAL + 1)
+            && h["sources"][0]["storeUnavailableSince"].is_null()
+            && observations(h) == TOTAL
+    })
+    .await;
+    let (set, rows) = stored(&follower.base).await;
+    assert_eq!(rows as u64, TOTAL, "rows read back");
+    let sequences: Vec<u64> = set.iter().map(|(s, ..)| *s).collect();
+    assert_eq!(sequences, (1..=TOTAL).collect::<Vec<_>>());
+    drop(follower);
+    drop(agent);
+}
