@@ -11,10 +11,12 @@
 //!   2,500 data items stored beside the NIST ones);
 //! - one day of a 10 Hz series (864,000 observations) summarised as 500 M4 buckets (at most
 //!   2,000 points), [`Store::buckets`];
-//! - resident memory while the store fills: this process's RSS after `ROWS` more
-//!   observations are streamed in (made batch by batch, nothing kept between batches), and
-//!   after `2 × ROWS`, over the RSS before: a store that keeps its rows on disk stays flat
-//!   (ratio ≈ 1), one that keeps them in memory doubles.
+//! - resident memory while the store fills: a process of its own per store (so that
+//!   memory the bench freed cannot hide growth) opens a new store, stores one batch, then
+//!   streams `2 × ROWS` observations in (made batch by batch, nothing kept between
+//!   batches); its RSS after the first batch, after `ROWS` and after `2 × ROWS`. A store
+//!   that keeps its rows on disk stays flat; one that keeps them in memory grows by its
+//!   bytes per observation.
 //!
 //! Run with: `cargo bench -p factorydash-store --bench stores [-- ROWS]` (default
 //! 1,000,000; e.g. `-- 10_000_000`). PostgreSQL from `FACTORYDASH_TEST_DATABASE_URL`, in a
@@ -153,24 +155,50 @@ async fn latest_p95(store: &dyn Store) -> (f64, f64) {
     (out[0], out[1])
 }
 
-/// This process's RSS added after `obs.len()` and `2 × obs.len()` more observations are
-/// streamed into `store` (another agent, the same shapes, made a batch at a time).
-async fn rss_while_filling(store: &dyn Store, obs: &[Observation]) -> (u64, u64) {
-    let before = resident_bytes();
-    let mut at = [0u64; 2];
+/// `--rss STORE ROWS`, run by [`rss_of_a_child`] in a process of its own: opens a new
+/// `STORE` (memory, sqlite or postgresql), stores one batch, streams `2 × ROWS` NIST-shaped
+/// observations in (made a batch at a time) and prints `rss AFTER_ONE AFTER_ROWS
+/// AFTER_2ROWS` (bytes).
+async fn rss_child(kind: &str, rows: usize) {
+    let base = nist();
+    let dir = std::env::temp_dir().join(format!("fdbench-rss-{}", std::process::id()));
+    let db = match kind {
+        "postgresql" => Some(
+            common::BenchDb::create(
+                &std::env::var("FACTORYDASH_TEST_DATABASE_URL").unwrap(),
+                "stores_rss",
+            )
+            .await,
+        ),
+        _ => None,
+    };
+    let store: Box<dyn Store> = match kind {
+        "memory" => Box::new(MemoryStore::new()),
+        "sqlite" => {
+            std::fs::create_dir_all(&dir).unwrap();
+            Box::new(SqliteStore::open(dir.join("bench.db")).await.unwrap())
+        }
+        _ => Box::new(
+            PgStore::connect_with(db.as_ref().unwrap().config.clone())
+                .await
+                .unwrap(),
+        ),
+    };
     let mut sequence = 0u64;
-    for slot in &mut at {
-        for chunk in obs.chunks(BATCH) {
-            let observations: Vec<Observation> = chunk
-                .iter()
-                .map(|o| {
+    let mut stream = async |n: usize| {
+        let mut left = n;
+        while left > 0 {
+            let observations: Vec<Observation> = (0..left.min(BATCH))
+                .map(|_| {
+                    let round = sequence as usize / base.len();
+                    let mut o = base[sequence as usize % base.len()].clone();
                     sequence += 1;
-                    Observation {
-                        sequence,
-                        ..o.clone()
-                    }
+                    o.sequence = sequence;
+                    o.timestamp += chrono::Duration::days(round as i64);
+                    o
                 })
                 .collect();
+            left -= observations.len();
             let batch = Batch {
                 agent: "http://stream".into(),
                 instance_id: 1,
@@ -179,9 +207,31 @@ async fn rss_while_filling(store: &dyn Store, obs: &[Observation]) -> (u64, u64)
             };
             store.append(&batch).await.unwrap();
         }
-        *slot = resident_bytes().saturating_sub(before);
+        resident_bytes()
+    };
+    let at = [stream(BATCH).await, stream(rows).await, stream(rows).await];
+    println!("rss {} {} {}", at[0], at[1], at[2]);
+    drop(store);
+    if let Some(db) = db {
+        db.drop().await;
     }
-    (at[0], at[1])
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The RSS at the three points of [`rss_child`], run as `--rss STORE ROWS` in a process
+/// of its own.
+fn rss_of_a_child(kind: &str, rows: usize) -> [u64; 3] {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--rss", kind, &rows.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("rss "))
+        .unwrap_or_else(|| panic!("{kind}: no rss line: {text}"));
+    let mut n = line.split(' ').map(|n| n.parse().unwrap());
+    [n.next().unwrap(), n.next().unwrap(), n.next().unwrap()]
 }
 
 fn resident_bytes() -> u64 {
@@ -196,8 +246,9 @@ fn resident_bytes() -> u64 {
 
 struct Measured {
     store: &'static str,
-    /// RSS added (bytes) after `rows` and `2 × rows` more observations streamed in.
-    rss_growth: (u64, u64),
+    /// RSS (bytes) of a process of its own filling this store: after one batch, after
+    /// `rows` and after `2 × rows` observations ([`rss_child`]).
+    rss: [u64; 3],
     ingest_per_s: f64,
     bytes_each: f64,
     page1_p95_ms: f64,
@@ -231,11 +282,9 @@ async fn measure(
         .unwrap();
     let buckets_time = t_buckets.elapsed();
     assert_eq!(buckets.iter().map(|b| b.count).sum::<usize>(), day.len());
-    drop(day);
-    let rss_growth = rss_while_filling(store, obs).await;
     let m = Measured {
         store: name,
-        rss_growth,
+        rss: rss_of_a_child(name, obs.len()),
         ingest_per_s: obs.len() as f64 / t.as_secs_f64(),
         bytes_each: bytes as f64 / obs.len() as f64,
         page1_p95_ms: page1,
@@ -250,6 +299,10 @@ async fn measure(
 async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--rss") {
+        return rss_child(&args[i + 1], args[i + 2].parse().unwrap()).await;
     }
     let rows: usize = std::env::args()
         .skip(1)
@@ -311,24 +364,24 @@ async fn main() {
 
     println!("{rows} NIST-shaped observations, batches of {BATCH}");
     println!(
-        "| store | ingest obs/s | bytes/obs (incl. indexes) | latest page 1 p95 | latest page 500 p95 | 10 Hz day → 500 M4 buckets | RSS added: +{rows} / +{} obs (ratio) |",
+        "| store | ingest obs/s | bytes/obs (incl. indexes) | latest page 1 p95 | latest page 500 p95 | 10 Hz day → 500 M4 buckets | RSS filling: 1 batch → {rows} → {} obs |",
         2 * rows
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let mb = |b: u64| b as f64 / 1e6;
     for m in table {
-        let (once, twice) = m.rss_growth;
+        let [first, once, twice] = m.rss;
         println!(
-            "| {} | {:.0} | {:.1} | {:.3} ms | {:.3} ms | {:.0} ms | {:.1} MB / {:.1} MB ({:.2}×) |",
+            "| {} | {:.0} | {:.1} | {:.3} ms | {:.3} ms | {:.0} ms | {:.0} → {:.0} → {:.0} MB |",
             m.store,
             m.ingest_per_s,
             m.bytes_each,
             m.page1_p95_ms,
             m.page500_p95_ms,
             m.buckets_ms,
+            mb(first),
             mb(once),
-            mb(twice),
-            twice as f64 / once.max(1) as f64
+            mb(twice)
         );
     }
 }

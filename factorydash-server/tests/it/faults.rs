@@ -434,24 +434,29 @@ async fn a_dead_agent_never_delays_another() {
 /// A follower of `agent` into the database at `url` for the outage tests: pages of 2,000
 /// and a queue of 6,000 (three pages), so that what waits is small and known.
 async fn buffered_follower(agent: &Running, url: &str) -> Running {
-    start(&[
-        "serve",
-        "--agent",
-        &agent.base,
-        "--database-url",
-        url,
-        "--listen",
-        "127.0.0.1:0",
-        "--count",
-        "2000",
-        "--buffer",
-        "6000",
-        "--interval",
-        "100ms",
-        "--heartbeat",
-        "300ms",
-    ])
-    .await
+    buffered_follower_on(agent, &["--database-url", url]).await
+}
+
+/// [`buffered_follower`] on the store `store` says (flags of `serve`).
+async fn buffered_follower_on(agent: &Running, store: &[&str]) -> Running {
+    let args = [
+        &["serve", "--agent", &agent.base][..],
+        store,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--count",
+            "2000",
+            "--buffer",
+            "6000",
+            "--interval",
+            "100ms",
+            "--heartbeat",
+            "300ms",
+        ],
+    ]
+    .concat();
+    start(&args).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -907,24 +912,7 @@ async fn a_full_disk_under_the_sqlite_store_loses_nothing() {
         return;
     };
     let agent = replay_agent("1500").await;
-    let follower = start(&[
-        "serve",
-        "--agent",
-        &agent.base,
-        "--data-dir",
-        disk.dir.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--count",
-        "2000",
-        "--buffer",
-        "6000",
-        "--interval",
-        "100ms",
-        "--heartbeat",
-        "300ms",
-    ])
-    .await;
+    let follower = buffered_follower_on(&agent, &["--data-dir", disk.dir.to_str().unwrap()]).await;
     let health = wait_for(
         &follower.base,
         Duration::from_secs(60),
