@@ -84,6 +84,28 @@ async fn a_file_that_cannot_be_written_is_a_clear_error() {
     assert!(!err.is_permanent());
 }
 
+/// A file that is not an SQLite database (or a damaged one) is refused when opened, with
+/// SQLite's own word for it, and left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_file_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("factorydash.db");
+    let garbage: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(&path, &garbage).unwrap();
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    let chain = format!(
+        "{err}: {}",
+        std::error::Error::source(&err)
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    );
+    assert!(chain.contains("not a database"), "{chain}");
+    assert_eq!(std::fs::read(&path).unwrap(), garbage, "left as it was");
+    // The lock is released: a repaired file opens.
+    std::fs::remove_file(&path).unwrap();
+    SqliteStore::open(&path).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().unwrap();
