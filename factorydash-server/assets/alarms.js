@@ -21,7 +21,11 @@
     if (deviceFilter) q.set("device", deviceFilter);
     if (document.body.dataset.agent) q.set("agent", document.body.dataset.agent);
     const res = await fetch("/api/alarms?" + q.toString());
-    if (!res.ok) return;
+    if (!res.ok) {
+      const failed = await res.json().catch(() => ({}));
+      document.getElementById("alarm-count").textContent = "(" + (failed.error || res.statusText) + ")";
+      return;
+    }
     const body = await res.json();
     const episodes = body.episodes.slice().sort((a, b) =>
       (a.ended === null) === (b.ended === null) ? Date.parse(b.began) - Date.parse(a.began) : (a.ended === null ? -1 : 1));

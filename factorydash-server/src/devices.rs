@@ -27,16 +27,19 @@ pub enum Unresolved {
     },
 }
 
-/// Whether `given`, an agent as a user wrote it, is `url`: the URL itself or as the
-/// server shows it (credentials redacted), a trailing `/` or not.
+/// Whether `given`, an agent as a user wrote it, is `url` as the server shows it
+/// (credentials redacted, [`redacted`]), a trailing `/` or not. Only the shown form is
+/// compared: accepting the URL itself would let a reader test guesses of its password.
 pub fn is_agent(url: &str, given: &str) -> bool {
-    let given = given.trim_end_matches('/');
-    url.trim_end_matches('/') == given || redacted(url).trim_end_matches('/') == given
+    redacted(url).trim_end_matches('/') == given.trim_end_matches('/')
 }
 
 /// The device a user names: by `name` when one agent serves a device of that name, or by
 /// `name` and `agent` (its base URL as the server shows it, [`redacted`]) when several do
-/// (MTConnect names are unique only within an agent; see [`DeviceKey`]).
+/// (MTConnect names are unique only within an agent; see [`DeviceKey`]). Where several
+/// agents have a device of that name but only one of them is followed now (`followed`
+/// says which; the others' device models stay in the store after an agent is removed or
+/// its URL changed), the name means that one.
 ///
 /// # Errors
 /// [`Unresolved`]: no such device, or several and no agent given.
@@ -44,25 +47,41 @@ pub fn resolve<'d>(
     devices: &'d [DeviceInfo],
     name: &str,
     agent: Option<&str>,
+    followed: impl Fn(&str) -> bool,
 ) -> Result<&'d DeviceInfo, Unresolved> {
-    let mut found = devices
-        .iter()
-        .filter(|d| d.name == name && agent.is_none_or(|a| is_agent(&d.agent, a)));
-    match (found.next(), found.next()) {
-        (Some(d), None) => Ok(d),
-        (None, _) => Err(Unresolved::Unknown {
+    let found: Vec<&DeviceInfo> = matching(devices, Some(name), agent).collect();
+    match found.as_slice() {
+        [d] => Ok(d),
+        [] => Err(Unresolved::Unknown {
             name: name.to_owned(),
             agent: agent.map(str::to_owned),
         }),
-        (Some(a), Some(b)) => Err(Unresolved::Ambiguous {
-            name: name.to_owned(),
-            agents: [a, b]
-                .into_iter()
-                .chain(found)
-                .map(|d| redacted(&d.agent).into_owned())
-                .collect(),
-        }),
+        several => {
+            let mut live = several.iter().filter(|d| followed(&d.agent));
+            match (live.next(), live.next()) {
+                (Some(d), None) => Ok(d),
+                _ => Err(Unresolved::Ambiguous {
+                    name: name.to_owned(),
+                    agents: several
+                        .iter()
+                        .map(|d| redacted(&d.agent).into_owned())
+                        .collect(),
+                }),
+            }
+        }
     }
+}
+
+/// The devices of `name` (every name when `None`) at `agent` (as the server shows it;
+/// every agent when `None`): what a listing filtered by name and agent covers.
+pub fn matching<'d, 'q>(
+    devices: &'d [DeviceInfo],
+    name: Option<&'q str>,
+    agent: Option<&'q str>,
+) -> impl Iterator<Item = &'d DeviceInfo> + use<'d, 'q> {
+    devices.iter().filter(move |d| {
+        name.is_none_or(|n| d.name == n) && agent.is_none_or(|a| is_agent(&d.agent, a))
+    })
 }
 
 /// The latest observation of every data item of `device`.
@@ -130,32 +149,40 @@ mod tests {
             device("http://user:secret@b:5000/", "Mazak"),
             device("http://a:5000/", "Hurco"),
         ];
-        assert_eq!(
-            resolve(&devices, "Hurco", None).unwrap().agent,
-            "http://a:5000/"
-        );
-        let Err(Unresolved::Ambiguous { agents, .. }) = resolve(&devices, "Mazak", None) else {
+        let all = |_: &str| true;
+        let agent_of = |name, agent| resolve(&devices, name, agent, all).map(|d| &d.agent);
+        assert_eq!(agent_of("Hurco", None).unwrap(), "http://a:5000/");
+        let Err(Unresolved::Ambiguous { agents, .. }) = agent_of("Mazak", None) else {
             panic!("two agents serve Mazak");
         };
         assert_eq!(agents.len(), 2);
         assert!(agents.iter().all(|a| !a.contains("secret")), "{agents:?}");
         // By the URL as shown (redacted), with or without the trailing slash.
         let shown = agents[1].trim_end_matches('/').to_owned();
-        let d = resolve(&devices, "Mazak", Some(&shown)).unwrap();
-        assert_eq!(d.agent, "http://user:secret@b:5000/");
         assert_eq!(
-            resolve(&devices, "Mazak", Some("http://a:5000"))
-                .unwrap()
-                .agent,
+            agent_of("Mazak", Some(&shown)).unwrap(),
+            "http://user:secret@b:5000/"
+        );
+        assert_eq!(
+            agent_of("Mazak", Some("http://a:5000")).unwrap(),
             "http://a:5000/"
         );
-        assert!(matches!(
-            resolve(&devices, "Mazak", Some("http://c:5000/")),
-            Err(Unresolved::Unknown { .. })
-        ));
-        assert!(matches!(
-            resolve(&devices, "Okuma", None),
-            Err(Unresolved::Unknown { .. })
-        ));
+        // Never by the URL with its credentials: no password guessing.
+        for unknown in [
+            agent_of("Mazak", Some("http://user:secret@b:5000/")),
+            agent_of("Mazak", Some("http://c:5000/")),
+            agent_of("Okuma", None),
+        ] {
+            assert!(
+                matches!(unknown, Err(Unresolved::Unknown { .. })),
+                "{unknown:?}"
+            );
+        }
+        // An agent no longer followed leaves the name to the one that is.
+        let followed = |a: &str| a == "http://a:5000/";
+        assert_eq!(
+            resolve(&devices, "Mazak", None, followed).unwrap().agent,
+            "http://a:5000/"
+        );
     }
 }

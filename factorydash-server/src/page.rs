@@ -251,7 +251,9 @@ pub fn device_link(device: &str, agent: &str) -> String {
 /// scheme or credentials; the whole redacted URL is its `title`.
 fn agent_label(agent: &str) -> &str {
     let rest = agent.split_once("://").map_or(agent, |(_, r)| r);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    // Credentials end at the last `@` of the authority, not of the path.
+    let authority = rest.find(['/', '?', '#']).map_or(rest, |end| &rest[..end]);
+    let rest = authority.rfind('@').map_or(rest, |at| &rest[at + 1..]);
     rest.trim_end_matches('/')
 }
 
@@ -594,4 +596,28 @@ pub fn render_agents(sources: &[SourceHealth], gaps: &[factorydash_core::Gap]) -
         }
     }
     .into_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::agent_label;
+
+    #[test]
+    fn an_agent_is_labelled_by_host_port_and_path() {
+        for (url, label) in [
+            ("http://127.0.0.1:5000", "127.0.0.1:5000"),
+            (
+                "https://user:***@cell-2.example:5000/",
+                "cell-2.example:5000",
+            ),
+            (
+                "https://smstestbed.nist.gov/vds/",
+                "smstestbed.nist.gov/vds",
+            ),
+            ("http://host/a@b", "host/a@b"),
+            ("http://***@gw/x@y?z", "gw/x@y?z"),
+        ] {
+            assert_eq!(agent_label(url), label, "{url}");
+        }
+    }
 }

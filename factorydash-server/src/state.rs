@@ -87,6 +87,12 @@ impl App {
         Ok(devices)
     }
 
+    /// Whether `agent` (its base URL) is followed now: where several agents have a device
+    /// of one name, a name alone means the followed one ([`crate::devices::resolve`]).
+    pub fn is_followed(&self, agent: &str) -> bool {
+        self.agents.followed().iter().any(|f| f == agent)
+    }
+
     /// Forgets the copy of the device models: this process has just stored new ones.
     pub fn devices_changed(&self) {
         let mut copy = self.devices_copy();

@@ -92,7 +92,8 @@ impl AgentObservation {
 pub struct LatestFilter {
     /// Only devices of this name (of any agent unless [`LatestFilter::agent`] says).
     pub device: Option<String>,
-    /// Only data items from this agent (its base URL, as [`Batch::agent`]).
+    /// Only data items from this agent (its base URL, as [`Batch::agent`]; an agent the
+    /// store never saw matches nothing).
     pub agent: Option<String>,
     /// Only data items of this component (its `id` in the Devices document).
     pub component_id: Option<String>,
@@ -301,8 +302,11 @@ pub trait Store: Send + Sync {
     async fn gaps(&self) -> Result<Vec<Gap>, StoreError>;
 
     /// The latest observation of every data item of every device, with its agent, ordered
-    /// by (device name, agent, `dataItemId`), as a keyset page. Devices are told apart by
-    /// agent and name ([`DeviceKey`]): two agents' devices of one name are two devices.
+    /// by (device name, agent, `dataItemId`), as a keyset page; agents of one device name
+    /// come in the store's order of agents (the order it first saw them), the same on every
+    /// call. Devices are told apart by agent and name ([`DeviceKey`]): two agents' devices
+    /// of one name are two devices. The page's cursor names no agent URL (only the store's
+    /// number for it), so it can be shown to anyone.
     ///
     /// # Errors
     /// [`StoreError::InvalidCursor`] for a cursor this store did not write; a database error.
@@ -506,24 +510,38 @@ pub(crate) fn resume_after(stored: Option<&ResumePoint>, batch: &Batch) -> Resum
     }
 }
 
-/// The keyset cursor of a latest-values row: (device, agent, `dataItemId`).
-pub(crate) fn latest_cursor(o: &AgentObservation) -> factorydash_core::Cursor {
-    factorydash_core::Cursor::from_key(&[
-        o.observation.device.as_str(),
-        o.agent.as_str(),
-        o.observation.data_item_id.as_str(),
-    ])
+/// A page of latest values from the rows a store read, each with its agent's number in
+/// that store (`limit + 1` at most: one more tells there is a next page). The cursor is
+/// (device, agent number, `dataItemId`): the store's own order of agents, never the
+/// agent's URL, which may hold credentials and a cursor is shown to every reader.
+pub(crate) fn latest_page_of(
+    rows: Vec<(i64, AgentObservation)>,
+    limit: usize,
+) -> Page<AgentObservation> {
+    let page = Page::from_overfetch(rows, limit, |(agent, o)| {
+        factorydash_core::Cursor::from_key(&[
+            o.observation.device.as_str(),
+            agent.to_string().as_str(),
+            o.observation.data_item_id.as_str(),
+        ])
+    });
+    Page {
+        items: page.items.into_iter().map(|(_, o)| o).collect(),
+        next: page.next,
+    }
 }
 
-/// The (device, agent, `dataItemId`) a cursor points after.
+/// The (device, agent number, `dataItemId`) a latest-values cursor points after (see
+/// [`latest_page_of`]).
 pub(crate) fn latest_after(
     page: &PageRequest,
-) -> Result<Option<(String, String, String)>, StoreError> {
+) -> Result<Option<(String, i64, String)>, StoreError> {
     match &page.after {
         None => Ok(None),
         Some(c) => {
             let key = c.key()?;
             let [device, agent, item]: [String; 3] = key.try_into().map_err(|_| InvalidCursor)?;
+            let agent = agent.parse().map_err(|_| InvalidCursor)?;
             Ok(Some((device, agent, item)))
         }
     }

@@ -14,7 +14,7 @@ use factorydash_core::{
 use factorydash_core::states::{StateFold, StateSummary};
 
 use crate::{
-    latest_after, latest_cursor, AgentObservation, AppendOutcome, ConfiguredAgent, LatestFilter,
+    latest_after, latest_page_of, AgentObservation, AppendOutcome, ConfiguredAgent, LatestFilter,
     Store, StoreError,
 };
 
@@ -35,16 +35,8 @@ pub struct MemoryStore {
     limit: Option<usize>,
 }
 
-/// (device, agent, dataItemId): the order of [`Store::latest`].
-type ItemKey = (String, String, String);
-
-fn item_key(device: &DeviceKey, data_item_id: &str) -> ItemKey {
-    (
-        device.device.clone(),
-        device.agent.clone(),
-        data_item_id.to_owned(),
-    )
-}
+/// (device, agent's number, dataItemId): the order of [`Store::latest`].
+type ItemKey = (String, u32, String);
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -161,6 +153,12 @@ impl Inner {
         self.series.retain(|_, s| !s.is_empty());
     }
 
+    /// The key of `device`'s data item `data_item_id`, if the agent was ever seen.
+    fn item_key(&self, device: &DeviceKey, data_item_id: &str) -> Option<ItemKey> {
+        let agent = *self.agents.get(&device.agent)?;
+        Some((device.device.clone(), agent, data_item_id.to_owned()))
+    }
+
     fn with_agent(&self, s: &Stored) -> AgentObservation {
         AgentObservation {
             agent: self.agent_urls[s.agent as usize].clone(),
@@ -230,16 +228,27 @@ impl MemoryStore {
         let after = latest_after(page)?;
         let limit = page.effective_limit();
         let inner = self.read();
-        let lower = match &after {
-            Some(key) => Bound::Excluded(key.clone()),
+        let lower = match after {
+            Some((device, agent, item)) => {
+                // A number past any agent's is past them all.
+                let agent = u32::try_from(agent).unwrap_or(u32::MAX);
+                Bound::Excluded((device, agent, item))
+            }
             None => Bound::Unbounded,
         };
-        let items: Vec<AgentObservation> = inner
+        let only_agent = match &filter.agent {
+            Some(url) => match inner.agents.get(url) {
+                Some(&agent) => Some(agent),
+                None => return Ok(latest_page_of(Vec::new(), limit)),
+            },
+            None => None,
+        };
+        let items: Vec<(i64, AgentObservation)> = inner
             .latest
             .range((lower, Bound::Unbounded))
             .filter(|((device, agent, _), _)| {
                 filter.device.as_ref().is_none_or(|d| d == device)
-                    && filter.agent.as_ref().is_none_or(|a| a == agent)
+                    && only_agent.is_none_or(|a| a == *agent)
             })
             .filter_map(|(key, latest)| {
                 let Some(at) = at else {
@@ -251,11 +260,11 @@ impl MemoryStore {
                 });
                 held.or_else(|| (latest.timestamp <= at).then_some(latest))
             })
-            .map(|s| inner.with_agent(s))
-            .filter(|o| filter.matches(&o.agent, &o.observation))
+            .map(|s| (i64::from(s.agent), inner.with_agent(s)))
+            .filter(|(_, o)| filter.matches(&o.agent, &o.observation))
             .take(limit + 1)
             .collect();
-        Ok(Page::from_overfetch(items, limit, latest_cursor))
+        Ok(latest_page_of(items, limit))
     }
 }
 
@@ -298,11 +307,7 @@ impl Store for MemoryStore {
                 continue;
             }
             outcome.inserted += 1;
-            let key = (
-                o.device.clone(),
-                batch.agent.clone(),
-                o.data_item_id.clone(),
-            );
+            let key = (o.device.clone(), agent, o.data_item_id.clone());
             let stored = Stored {
                 agent,
                 shape: inner.shape(&key, o),
@@ -373,7 +378,10 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<Vec<Observation>, StoreError> {
         let inner = self.read();
-        let Some(series) = inner.series.get(&item_key(device, data_item_id)) else {
+        let Some(series) = inner
+            .item_key(device, data_item_id)
+            .and_then(|key| inner.series.get(&key))
+        else {
             return Ok(Vec::new());
         };
         let start = series.partition_point(|s| s.timestamp < window.from());
@@ -392,7 +400,9 @@ impl Store for MemoryStore {
         at: DateTime<Utc>,
     ) -> Result<Option<Observation>, StoreError> {
         let inner = self.read();
-        let key = item_key(device, data_item_id);
+        let Some(key) = inner.item_key(device, data_item_id) else {
+            return Ok(None);
+        };
         let stored = inner.series.get(&key).and_then(|series| {
             let end = series.partition_point(|s| s.timestamp < at);
             end.checked_sub(1).map(|i| &series[i])
@@ -416,8 +426,15 @@ impl Store for MemoryStore {
             (ts, sequence, agent)
         });
         let mut found: Vec<&Stored> = Vec::new();
+        let only = match device {
+            Some(device) => match inner.agents.get(&device.agent) {
+                Some(&agent) => Some((device.device.as_str(), agent)),
+                None => return Ok(Vec::new()),
+            },
+            None => None,
+        };
         for ((d, a, _), series) in &inner.series {
-            if device.is_some_and(|device| device.device != *d || device.agent != *a) {
+            if only.is_some_and(|(device, agent)| device != d || agent != *a) {
                 continue;
             }
             let start = match after {
@@ -453,7 +470,10 @@ impl Store for MemoryStore {
             .await?;
         let mut fold = StateFold::new(*window, before.as_ref().map(|o| &o.value), after, limit);
         let inner = self.read();
-        if let Some(series) = inner.series.get(&item_key(device, data_item_id)) {
+        if let Some(series) = inner
+            .item_key(device, data_item_id)
+            .and_then(|key| inner.series.get(&key))
+        {
             let start = series.partition_point(|s| s.timestamp < window.from());
             for s in series[start..]
                 .iter()

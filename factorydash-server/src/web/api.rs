@@ -19,6 +19,21 @@ use crate::page;
 use crate::redact::redacted;
 use crate::state::App;
 
+/// The device a request names ([`crate::devices::resolve`]; the agents followed now take
+/// a shared name).
+///
+/// # Errors
+/// The store's; 404 or 409 when the name resolves to no single device.
+pub(super) async fn resolve_device(
+    app: &App,
+    name: &str,
+    agent: Option<&str>,
+) -> Result<factorydash_core::DeviceInfo, ApiError> {
+    let devices = app.devices().await?;
+    let device = crate::devices::resolve(&devices, name, agent, |a| app.is_followed(a))?;
+    Ok(device.clone())
+}
+
 /// `/api/devices`: every device's model (its agent's credentials redacted) and status.
 pub async fn devices(app: Arc<App>) -> Result<Response, ApiError> {
     let devices = app.devices().await?;
@@ -109,8 +124,7 @@ pub async fn series(app: Arc<App>, q: SeriesQuery) -> Result<Response, ApiError>
         limit,
         max_points,
     } = q;
-    let devices = app.devices().await?;
-    let key = crate::devices::resolve(&devices, &device, agent.as_deref())?.key();
+    let key = resolve_device(&app, &device, agent.as_deref()).await?.key();
     let agent = redacted(&key.agent);
     let Some(max_points) = max_points else {
         let items = app.store.series(&key, &item, &window, limit).await?;
@@ -214,8 +228,7 @@ pub async fn utilization(app: Arc<App>, q: UtilizationQuery) -> Result<Response,
         after,
         window,
     } = q;
-    let devices = app.devices().await?;
-    let found = crate::devices::resolve(&devices, &device, agent.as_deref())?;
+    let found = resolve_device(&app, &device, agent.as_deref()).await?;
     let item = found
         .data_items
         .iter()
@@ -265,9 +278,9 @@ pub struct RawAlarmsQuery {
 /// `/api/alarms?device=&agent=&from=&to=&limit=`.
 #[derive(Debug)]
 pub struct AlarmsQuery {
-    /// One device, or every device.
+    /// Only devices of this name (at every agent unless `agent` says).
     device: Option<String>,
-    /// The agent of `device`, where several serve one of that name.
+    /// Only this agent's devices (its URL as the server shows it).
     agent: Option<String>,
     limit: usize,
     window: TimeWindow,
@@ -286,9 +299,10 @@ impl FromQuery for AlarmsQuery {
     }
 }
 
-/// `/api/alarms`: the Condition episodes (each Warning or Fault with its start, end,
-/// duration in seconds, native code and message) that were active at any time in a window
-/// (default the last 24 hours), of one device or all, oldest first; those with no end are
+/// `/api/alarms`: the Condition episodes (each Warning or Fault with its device, agent,
+/// start, end, duration in seconds, native code and message) that were active at any time
+/// in a window (default the last 24 hours), of the devices of one name (`device`), of one
+/// agent (`agent`), of both or of all, oldest first; those with no end are
 /// still active. Folded from the store 10,000 observations at a time, keeping every active
 /// episode and the newest `limit` ended ones (default 1,000, at most 10,000; `omitted`
 /// counts the older ended ones left out), so an answer costs the same memory whatever the
@@ -301,18 +315,31 @@ pub async fn alarms(app: Arc<App>, q: AlarmsQuery) -> Result<Response, ApiError>
         window,
     } = q;
     let devices = app.devices().await?;
-    let device = match &device {
-        Some(name) => Some(crate::devices::resolve(&devices, name, agent.as_deref())?.key()),
-        None => None,
+    // A listing: `device` keeps every agent's devices of that name, `agent` one agent's.
+    let chosen: Vec<&factorydash_core::DeviceInfo> =
+        crate::devices::matching(&devices, device.as_deref(), agent.as_deref()).collect();
+    if chosen.is_empty() && (device.is_some() || agent.is_some()) {
+        return Err(ApiError::not_found(match (&device, &agent) {
+            (Some(d), Some(a)) => format!("no device named '{d}' at agent {a}"),
+            (Some(d), None) => format!("no device named '{d}'"),
+            _ => format!("no agent {}", agent.as_deref().unwrap_or_default()),
+        }));
+    }
+    let filtered = device.is_some() || agent.is_some();
+    let wanted: std::collections::HashSet<factorydash_core::DeviceKey> =
+        chosen.iter().map(|d| d.key()).collect();
+    // One device: the store reads only its conditions; several: all, those kept here.
+    let one = match chosen.as_slice() {
+        [d] => Some(d.key()),
+        _ => None,
     };
     let mut episodes = factorydash_core::episodes::Episodes::with_limit(limit);
     // What was active when the window began: the last observation before it of each
     // Condition data item.
-    for d in devices.iter().filter(|d| {
-        device
-            .as_ref()
-            .is_none_or(|k| k.device == d.name && k.agent == d.agent)
-    }) {
+    for d in devices
+        .iter()
+        .filter(|d| !filtered || wanted.contains(&d.key()))
+    {
         for item in d
             .data_items
             .iter()
@@ -332,13 +359,16 @@ pub async fn alarms(app: Arc<App>, q: AlarmsQuery) -> Result<Response, ApiError>
         let chunk = app
             .store
             .conditions(
-                device.as_ref(),
+                one.as_ref(),
                 &window,
                 after.as_ref().map(|(t, s, a)| (*t, *s, a.as_str())),
                 ALARMS_CHUNK,
             )
             .await?;
         for o in &chunk {
+            if filtered && one.is_none() && !wanted.contains(&o.device_key()) {
+                continue;
+            }
             episodes.observe_from(&redacted(&o.agent), &o.observation);
         }
         match chunk.last() {

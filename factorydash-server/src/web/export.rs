@@ -76,8 +76,9 @@ pub async fn export(app: Arc<App>, q: ExportQuery) -> Result<Response, ApiError>
         csv,
         window,
     } = q;
-    let devices = app.devices().await?;
-    let key = crate::devices::resolve(&devices, &device, agent.as_deref())?.key();
+    let key = super::api::resolve_device(&app, &device, agent.as_deref())
+        .await?
+        .key();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     let file: String = format!("{device}-{item}")
         .chars()

@@ -8,6 +8,7 @@ use serde_json::json;
 use warp::reply::{self, Reply, Response};
 
 use crate::error_chain::error_chain;
+use crate::redact::redacted_in;
 use crate::state::App;
 
 /// How long `/healthz` waits for the store's answer before it says the store is degraded.
@@ -28,10 +29,10 @@ pub async fn healthz(app: Arc<App>) -> Result<Response, Infallible> {
     let observations: u64 = sources.iter().map(|s| s.observations).sum();
     // A store that answers reads may still refuse writes (an SQLite file on a full disk):
     // degraded too, with the writes' error.
-    let refused = sources
-        .iter()
-        .find(|s| s.store_unavailable_since.is_some())
-        .and_then(|s| s.store_error.clone());
+    let refused = sources.iter().find_map(|s| {
+        s.store_unavailable_since?;
+        Some(redacted_in(s.store_error.as_deref()?).into_owned())
+    });
     let store_error = store.err().or(refused);
     let body = json!({
         "status": if store_error.is_none() { "ok" } else { "degraded" },

@@ -88,12 +88,14 @@ impl<const DEFAULT_LIMIT: usize> LatestQuery<DEFAULT_LIMIT> {
         let mut filter = self.filter.clone();
         if let Some(given) = &self.filter.agent {
             let devices = app.devices().await?;
-            if let Some(d) = devices
-                .iter()
-                .find(|d| crate::devices::is_agent(&d.agent, given))
-            {
-                filter.agent = Some(d.agent.clone());
-            }
+            // No agent shows as `given`: an empty URL, which no agent has, matches nothing
+            // (the user's text is never compared with the URLs themselves).
+            filter.agent = Some(
+                crate::devices::matching(&devices, None, Some(given))
+                    .next()
+                    .map(|d| d.agent.clone())
+                    .unwrap_or_default(),
+            );
         }
         match self.at {
             Some(at) => app.store.as_of(&filter, at, &self.request).await,
@@ -174,7 +176,9 @@ impl FromQuery for DeviceQuery {
 /// then, without it, the page lists them, each a link.
 pub async fn device(app: Arc<App>, q: DeviceQuery) -> Result<Response, ApiError> {
     let devices = app.devices().await?;
-    let device = match crate::devices::resolve(&devices, &q.name, q.agent.as_deref()) {
+    let device = match crate::devices::resolve(&devices, &q.name, q.agent.as_deref(), |a| {
+        app.is_followed(a)
+    }) {
         Ok(device) => device,
         Err(e) => {
             let (status, agents) = match &e {

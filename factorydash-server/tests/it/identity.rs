@@ -121,6 +121,32 @@ async fn two_agents_serving_one_device_name_are_stored_and_shown_apart() {
     .await;
     assert_eq!(status, 404);
 
+    // A listing takes the name as every agent's devices of that name, and `agent` as one
+    // agent's: the alarms of both, each episode with its agent, the same recording's.
+    let all_time = "from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z";
+    let (status, alarms) = get_json(&format!(
+        "{}/api/alarms?{}&{all_time}",
+        serve.base,
+        query(&[("device", "GFAgie01")])
+    ))
+    .await;
+    assert_eq!(status, 200, "{alarms}");
+    let episodes = alarms["episodes"].as_array().unwrap();
+    let per_agent = |a: &str| episodes.iter().filter(|e| e["agent"] == a).count();
+    assert!(per_agent(&agents[0]) > 0, "{alarms}");
+    assert_eq!(per_agent(&agents[0]), per_agent(&agents[1]));
+    assert_eq!(episodes.len(), 2 * per_agent(&agents[0]));
+    let (status, one) = get_json(&format!(
+        "{}/api/alarms?{}&{all_time}",
+        serve.base,
+        query(&[("device", "GFAgie01"), ("agent", &agents[1])])
+    ))
+    .await;
+    assert_eq!(status, 200, "{one}");
+    let theirs = one["episodes"].as_array().unwrap();
+    assert_eq!(theirs.len(), per_agent(&agents[1]));
+    assert!(theirs.iter().all(|e| e["agent"] == agents[1].as_str()));
+
     // The board: two tiles of one name, labelled with their agents, each linking to its
     // own device page.
     let html = get_text(format!("{}/", serve.base)).await;

@@ -173,19 +173,16 @@ async fn append_once(
     };
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&agent_id, &instance_id];
     params.extend(latest.params());
-    let agent_param = params.len() + 1;
-    params.push(&batch.agent);
     // The newest of each data item replaces the stored one unless that one is newer. A
     // latest row is the agent's (a device is its agent and its name).
     tx.execute(
         &format!(
-            "INSERT INTO latest ({}, agent) SELECT $1::int, $2::bigint, u.*, ${agent_param}::text
-             FROM {}
-             ON CONFLICT (device, agent, data_item_id) DO UPDATE SET {}
+            "INSERT INTO latest ({}) SELECT $1::int, $2::bigint, u.* FROM {}
+             ON CONFLICT (device, agent_id, data_item_id) DO UPDATE SET {}
              WHERE (latest.instance_id, latest.sequence) < (EXCLUDED.instance_id, EXCLUDED.sequence)",
             *ALL_COLUMNS,
             *UNNEST,
-            set_excluded_except(&["device", "data_item_id"]),
+            set_excluded_except(&["device", "agent_id", "data_item_id"]),
         ),
         &params,
     )

@@ -15,7 +15,7 @@ use tokio_postgres::Client;
 
 use super::columns::{observation_from_row, prefixed_columns, OBSERVATION_COLUMNS};
 use crate::{
-    latest_after, latest_cursor, AgentObservation, ConfiguredAgent, LatestFilter, StoreError,
+    latest_after, latest_page_of, AgentObservation, ConfiguredAgent, LatestFilter, StoreError,
 };
 
 /// An `agent_id` from the agent's base URL, as SQL on the parameter `$n` (`NULL`, so
@@ -38,16 +38,24 @@ pub(super) async fn latest_page(
     let after = latest_after(page)?;
     let limit = page.effective_limit();
     let (after_device, after_agent, after_item) = match &after {
-        Some((d, a, i)) => (Some(d.as_str()), Some(a.as_str()), Some(i.as_str())),
+        Some((d, a, i)) => (
+            Some(d.as_str()),
+            Some(i32::try_from(*a).unwrap_or(i32::MAX)),
+            Some(i.as_str()),
+        ),
         None => (None, None, None),
     };
     let l = prefixed_columns("l.");
     let source = match at {
-        None => format!("SELECT {l}, l.agent FROM latest l"),
+        None => format!(
+            "SELECT {l}, a.url AS agent, l.agent_id AS agent_no
+             FROM latest l JOIN agents a ON a.id = l.agent_id"
+        ),
         Some(_) => {
             let o = prefixed_columns("o.");
             format!(
-                "SELECT h.*, l.agent FROM latest l CROSS JOIN LATERAL (
+                "SELECT h.*, a.url AS agent, l.agent_id AS agent_no
+                 FROM latest l JOIN agents a ON a.id = l.agent_id CROSS JOIN LATERAL (
                    SELECT * FROM (
                      (SELECT {o} FROM observations o
                       WHERE o.device = l.device AND o.data_item_id = l.data_item_id
@@ -83,28 +91,35 @@ pub(super) async fn latest_page(
             &format!(
                 "{source}
                  WHERE ($1::text IS NULL OR l.device = $1)
-                   AND ($9::text IS NULL OR l.agent = $9)
+                   AND ($9::text IS NULL OR l.agent_id = {agent})
                    AND ($2::text IS NULL
-                        OR (l.device, l.agent, l.data_item_id) > ($2::text, $10::text, $3::text))
+                        OR (l.device, l.agent_id, l.data_item_id) > ($2::text, $10::int, $3::text))
                    AND ($5::text IS NULL OR l.component_id = $5)
                    AND ($6::text IS NULL OR l.category = $6)
                    AND ($7::text IS NULL OR l.kind = $7)
                    AND ($8::text IS NULL OR strpos(lower(l.data_item_id), $8) > 0
                         OR strpos(lower(coalesce(l.name, '')), $8) > 0)
-                 ORDER BY l.device, l.agent, l.data_item_id
-                 LIMIT $4"
+                 ORDER BY l.device, l.agent_id, l.data_item_id
+                 LIMIT $4",
+                agent = agent_id_of(9),
             ),
             &params,
         )
         .await?;
     let items = rows
         .iter()
-        .map(|r| AgentObservation {
-            agent: r.get("agent"),
-            observation: observation_from_row(r),
+        .map(|r| {
+            let agent_no: i32 = r.get("agent_no");
+            (
+                i64::from(agent_no),
+                AgentObservation {
+                    agent: r.get("agent"),
+                    observation: observation_from_row(r),
+                },
+            )
         })
         .collect();
-    Ok(Page::from_overfetch(items, limit, latest_cursor))
+    Ok(latest_page_of(items, limit))
 }
 pub(super) async fn devices(client: &Client) -> Result<Vec<DeviceInfo>, StoreError> {
     let devices = client
@@ -288,7 +303,7 @@ pub(super) async fn last_before(
                     ORDER BY ts DESC, sequence DESC LIMIT 1)
                    UNION ALL
                    (SELECT {cols} FROM latest
-                    WHERE device = $1 AND agent = $4 AND data_item_id = $2 AND ts < $3)
+                    WHERE device = $1 AND agent_id = {agent} AND data_item_id = $2 AND ts < $3)
                  ) o ORDER BY ts DESC, sequence DESC LIMIT 1",
                 cols = *OBSERVATION_COLUMNS,
                 agent = agent_id_of(4),

@@ -13,7 +13,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::{
-    latest_after, latest_cursor, AgentObservation, ConfiguredAgent, LatestFilter, StoreError,
+    latest_after, latest_page_of, AgentObservation, ConfiguredAgent, LatestFilter, StoreError,
 };
 
 /// The columns [`observation`] reads, from `o` (observations or latest), `i` (items),
@@ -127,9 +127,13 @@ fn item_id(
     device: &DeviceKey,
     data_item_id: &str,
 ) -> rusqlite::Result<Option<i64>> {
-    c.prepare_cached("SELECT id FROM items WHERE device = ?1 AND agent = ?2 AND data_item_id = ?3")?
-        .query_row([&device.device, &device.agent, data_item_id], |r| r.get(0))
-        .optional()
+    c.prepare_cached(
+        "SELECT id FROM items
+         WHERE device = ?1 AND agent_id = (SELECT id FROM agents WHERE url = ?2)
+           AND data_item_id = ?3",
+    )?
+    .query_row([&device.device, &device.agent, data_item_id], |r| r.get(0))
+    .optional()
 }
 
 /// Every series' id.
@@ -167,7 +171,7 @@ pub(super) fn latest_page(
     let after = latest_after(page)?;
     let limit = page.effective_limit();
     let (after_device, after_agent, after_item) = match &after {
-        Some((d, a, i)) => (Some(d.as_str()), Some(a.as_str()), Some(i.as_str())),
+        Some((d, a, i)) => (Some(d.as_str()), Some(*a), Some(i.as_str())),
         None => (None, None, None),
     };
     let tx = c.unchecked_transaction()?;
@@ -178,16 +182,18 @@ pub(super) fn latest_page(
         conditions.push("i.device = ?1");
     }
     if filter.agent.is_some() {
-        conditions.push("i.agent = ?5");
+        conditions.push("i.agent_id = (SELECT id FROM agents WHERE url = ?5)");
     }
     if after.is_some() {
-        conditions.push("(i.device, i.agent, i.data_item_id) > (?2, ?3, ?4)");
+        conditions.push("(i.device, i.agent_id, i.data_item_id) > (?2, ?3, ?4)");
     }
     let mut stmt = tx.prepare_cached(&format!(
-        "SELECT {OBS}, i.id, i.agent FROM items i JOIN latest o ON o.item = i.id
+        "SELECT {OBS}, i.id, coalesce(a.url, ''), i.agent_id FROM items i
+         JOIN latest o ON o.item = i.id
          JOIN series s ON s.id = o.series JOIN latest c ON c.item = i.id
+         LEFT JOIN agents a ON a.id = i.agent_id
          WHERE {} AND ?1 IS ?1 AND ?2 IS ?2 AND ?3 IS ?3 AND ?4 IS ?4 AND ?5 IS ?5
-         ORDER BY i.device, i.agent, i.data_item_id",
+         ORDER BY i.device, i.agent_id, i.data_item_id",
         conditions.join(" AND ")
     ))?;
     let mut rows = stmt.query(params![
@@ -201,6 +207,7 @@ pub(super) fn latest_page(
     while let Some(row) = rows.next()? {
         let latest = observation(row)?;
         let agent: String = row.get(15)?;
+        let agent_no: i64 = row.get(16)?;
         let o = match at_time {
             None => latest,
             Some(at_time) => {
@@ -214,16 +221,19 @@ pub(super) fn latest_page(
             }
         };
         if filter.matches(&agent, &o) {
-            items.push(AgentObservation {
-                agent,
-                observation: o,
-            });
+            items.push((
+                agent_no,
+                AgentObservation {
+                    agent,
+                    observation: o,
+                },
+            ));
             if items.len() > limit {
                 break;
             }
         }
     }
-    Ok(Page::from_overfetch(items, limit, latest_cursor))
+    Ok(latest_page_of(items, limit))
 }
 
 pub(super) fn series(
@@ -391,7 +401,7 @@ pub(super) fn conditions(
          JOIN observations o ON o.run = c.run AND o.sequence = c.sequence
          JOIN items i ON i.id = c.item JOIN series s ON s.id = o.series
          JOIN runs r ON r.id = c.run JOIN agents a ON a.id = r.agent_id
-         WHERE c.ts >= ?1 AND c.ts < ?2 AND (?3 IS NULL OR (i.device = ?3 AND i.agent = ?7))
+         WHERE c.ts >= ?1 AND c.ts < ?2 AND (?3 IS NULL OR (i.device = ?3 AND a.url = ?7))
            AND (?4 IS NULL OR (c.ts, c.sequence, a.id) >
                 (?4, ?5, coalesce((SELECT id FROM agents WHERE url = ?8), 9223372036854775807)))
          ORDER BY c.ts, c.sequence, a.id LIMIT ?6"

@@ -118,13 +118,8 @@ impl Ids {
         Ok(id)
     }
 
-    /// The item of `o`'s data item at the agent numbered `agent` (base URL `url`).
-    fn item(
-        &mut self,
-        tx: &Connection,
-        (agent, url): (i64, &str),
-        o: &Observation,
-    ) -> rusqlite::Result<i64> {
+    /// The item of `o`'s data item at the agent numbered `agent`.
+    fn item(&mut self, tx: &Connection, agent: i64, o: &Observation) -> rusqlite::Result<i64> {
         // Borrowed lookup first: no allocation for the usual, known data item.
         if let Some(&id) = self
             .items
@@ -135,15 +130,15 @@ impl Ids {
             return Ok(id);
         }
         tx.prepare_cached(
-            "INSERT INTO items (device, agent, data_item_id) VALUES (?1, ?2, ?3)
+            "INSERT INTO items (device, agent_id, data_item_id) VALUES (?1, ?2, ?3)
              ON CONFLICT DO NOTHING",
         )?
-        .execute([&o.device, url, &o.data_item_id])?;
+        .execute(params![o.device, agent, o.data_item_id])?;
         let id = tx
             .prepare_cached(
-                "SELECT id FROM items WHERE device = ?1 AND agent = ?2 AND data_item_id = ?3",
+                "SELECT id FROM items WHERE device = ?1 AND agent_id = ?2 AND data_item_id = ?3",
             )?
-            .query_row([&o.device, url, &o.data_item_id], |r| r.get(0))?;
+            .query_row(params![o.device, agent, o.data_item_id], |r| r.get(0))?;
         self.items
             .entry(agent)
             .or_default()
@@ -347,7 +342,7 @@ fn append(tx: &Transaction<'_>, ids: &mut Ids, batch: &Batch) -> Result<AppendOu
     let mut newest: HashMap<i64, (i64, &Observation)> = HashMap::new();
     let mut inserted = 0u64;
     for o in &batch.observations {
-        let item = ids.item(tx, (agent, &batch.agent), o)?;
+        let item = ids.item(tx, agent, o)?;
         let series = ids.series(tx, item, o)?;
         let ts = o.timestamp.timestamp_micros();
         let sequence = o.sequence as i64;

@@ -712,7 +712,8 @@ pub async fn conditions_of_a_window_give_the_real_fault_episodes(store: &dyn Sto
 /// agent's values marked): every data item is kept twice, once per agent, and each read of
 /// one device gives that agent's observations only.
 pub async fn two_agents_serving_one_device_name_are_kept_apart(store: &dyn Store) {
-    const OTHER: &str = "http://127.0.0.2:5000";
+    // With credentials, which no page cursor may carry (cursors are shown to readers).
+    const OTHER: &str = "http://user:s3cret@127.0.0.2:5000";
     let obs = page_one();
     let theirs: Vec<Observation> = obs
         .iter()
@@ -764,7 +765,14 @@ pub async fn two_agents_serving_one_device_name_are_kept_apart(store: &dyn Store
                 .map(|o| (o.observation.device, o.agent, o.observation.data_item_id)),
         );
         match page.next {
-            Some(next) => request.after = Some(next),
+            Some(next) => {
+                assert!(
+                    !next.key().unwrap().concat().contains("s3cret"),
+                    "{:?}",
+                    next.key()
+                );
+                request.after = Some(next)
+            }
             None => break,
         }
     }

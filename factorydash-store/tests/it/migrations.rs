@@ -72,16 +72,15 @@ async fn version_3_gives_conditions_the_element_name_form() {
 }
 
 /// Takes a database back to the `latest` table of schema version 3 (keyed by device and
-/// `dataItemId`, no agent URL): what version 4 migrates.
+/// `dataItemId`): what version 4 migrates.
 const VERSION_3_LATEST: &str = "
     ALTER TABLE latest DROP CONSTRAINT latest_pkey;
-    ALTER TABLE latest DROP COLUMN agent;
     ALTER TABLE latest ADD PRIMARY KEY (device, data_item_id);
     DELETE FROM factorydash_migrations WHERE version = 4;";
 
 /// A database at schema version 3 keys latest values by (device, `dataItemId`); version 4
-/// by (device, agent, `dataItemId`), the agent taken from each row's `agent_id`, so that a
-/// second agent serving a device of the same name is kept apart from then on.
+/// by (device, `agent_id`, `dataItemId`), so that a second agent serving a device of the
+/// same name is kept apart from then on.
 #[tokio::test]
 async fn version_4_keys_latest_values_by_agent_too() {
     let Some(db) = crate::pg::TestDb::create("migration_4").await else {
