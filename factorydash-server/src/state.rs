@@ -30,16 +30,25 @@ impl App {
         let live = Arc::new(LiveHub::new());
         // Sends what ingest publishes, off the ingest path (see `LiveHub::publish`).
         tokio::spawn(live.clone().run_publisher(store.clone()));
-        Arc::new(App {
+        let app = Arc::new(App {
             store,
             store_kind,
             health: HealthRegistry::new({
                 let live = live.clone();
-                Box::new(move |all| live.send_health(all))
+                Box::new(move || live.health_changed())
             }),
             live,
             agents: Supervisor::default(),
-        })
+        });
+        // Sends the sources' health when it changed, at most once a second (ingest changes
+        // it several times per page).
+        let weak = Arc::downgrade(&app);
+        tokio::spawn(
+            app.live
+                .clone()
+                .run_health_publisher(move || weak.upgrade().map(|app| app.health.all())),
+        );
+        app
     }
 
     /// Pushes the newest observation of each data item in `observations`, and the status of
