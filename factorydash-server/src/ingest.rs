@@ -361,7 +361,7 @@ async fn enqueue(app: &App, url: &str, queue: &mpsc::Sender<Work>, work: Work) {
 }
 
 /// The most observations the writer stores in one append when pages wait in its queue
-/// (see [`write`]).
+/// (see [`write()`]).
 const MERGED_PAGES_LIMIT: usize = 10_000;
 
 /// Whether `next`, read after `step`, may be stored in one append with it: the same run
