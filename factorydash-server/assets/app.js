@@ -47,14 +47,15 @@
     }
   }
 
-  function applyLatest(agent, items) {
+  function applyLatest(items) {
     // A table of a past instant (`?at=`) keeps its values.
     if (body.dataset.at) return;
-    if (agentFilter && agent.replace(/\/$/, "") !== agentFilter.replace(/\/$/, "")) return;
+    const sameAgent = (a) => a.replace(/\/$/, "") === agentFilter.replace(/\/$/, "");
     let missing = false;
     for (const o of items) {
       if (deviceFilter && o.device !== deviceFilter) continue;
-      const tr = rows.get(key(agent, o.device, o.dataItemId));
+      if (agentFilter && !sameAgent(o.agent)) continue;
+      const tr = rows.get(key(o.agent, o.device, o.dataItemId));
       if (!tr) { missing = true; continue; }
       const v = tr.querySelector("td.value");
       v.textContent = o.shown;
@@ -86,7 +87,7 @@
 
   indexRows();
   document.addEventListener("factorydash:latest", (ev) => {
-    applyLatest(ev.detail.agent, ev.detail.items);
+    applyLatest(ev.detail.items);
     applyCards(ev.detail.cardsHtml);
     ages();
   });

@@ -136,10 +136,10 @@
 
   // Live: append the chosen item's new values while following a window.
   document.addEventListener("factorydash:latest", (ev) => {
-    if (custom || !plot || ev.detail.agent !== agent) return;
+    if (custom || !plot) return;
     let changed = false;
     for (const o of ev.detail.items) {
-      if (o.device !== device || o.dataItemId !== select.value) continue;
+      if (o.device !== device || o.agent !== agent || o.dataItemId !== select.value) continue;
       const v = Number(o.value);
       if (o.value === null || Number.isNaN(v)) continue;
       const t = Date.parse(o.timestamp) / 1000;

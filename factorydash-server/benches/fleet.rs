@@ -1,7 +1,7 @@
 //! The scale curve (issue 15): `factorydash simulate` and `factorydash serve` as separate
 //! processes, swept over 1, 10, 100, 300 and 1,000 simulated machines (agents of 10
-//! machines, at most `--max-agents` agents, 50 unless told: 1,000 machines are 50 agents of
-//! 20, since `serve` holds a PostgreSQL connection per agent; 1 machine is one agent of one)
+//! machines: 1,000 machines are 100 agents; `--max-agents N` caps the agents, making them
+//! larger; 1 machine is one agent of one)
 //! at 1 Hz and 10 Hz, on PostgreSQL. For each
 //! size, over a measured window after a warm-up:
 //!
@@ -22,7 +22,7 @@
 //! (`docs/fleet.md` says how to read them).
 //!
 //! Run with: `cargo bench -p factorydash-server --bench fleet [-- --quick] [--rates 1,10]
-//! [--store postgres|sqlite|memory] [--max-agents 50] [--clients 100] [SIZES…]`. PostgreSQL is `FLEET_DATABASE_URL` (default
+//! [--store postgres|sqlite|memory] [--max-agents N] [--clients 100] [SIZES…]`. PostgreSQL is `FLEET_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each size gets a database of its own,
 //! created and dropped by the bench. `-- --plot TABLE.csv` only redraws `TABLE.png` from a
 //! table written before.
@@ -65,8 +65,9 @@ struct Plan {
     database_url: String,
     /// WebSocket clients connected to `serve` during each size (`--clients`, 100).
     clients: usize,
-    /// The most agents simulated: `serve` holds a PostgreSQL connection per agent (its
-    /// ingest lock), and PostgreSQL's default `max_connections` is 100.
+    /// The most agents simulated (`--max-agents`; no limit unless told). `serve` holds its
+    /// agents' locks on one PostgreSQL connection, so the agents are not limited by
+    /// PostgreSQL's `max_connections`.
     max_agents: u32,
 }
 
@@ -116,7 +117,7 @@ fn plan() -> Plan {
         window: Duration::from_secs(window),
         store,
         clients: value("--clients").map_or(100, |v| v.parse().unwrap()),
-        max_agents: value("--max-agents").map_or(50, |v| v.parse().unwrap()),
+        max_agents: value("--max-agents").map_or(u32::MAX, |v| v.parse().unwrap()),
         database_url: std::env::var("FLEET_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
     }

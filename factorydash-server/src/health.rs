@@ -136,8 +136,10 @@ impl SourceHealth {
     }
 }
 
-/// What a [`HealthRegistry`] calls with every source's health after each change.
-pub type OnChange = Box<dyn Fn(&[SourceHealth]) + Send + Sync>;
+/// What a [`HealthRegistry`] calls after each change (it is told, not given, the sources'
+/// health: ingest changes it several times per page read and stored, and whoever listens
+/// reads it with [`HealthRegistry::all`] when it needs it).
+pub type OnChange = Box<dyn Fn() + Send + Sync>;
 
 /// Every source's health, by source.
 pub struct HealthRegistry {
@@ -146,8 +148,8 @@ pub struct HealthRegistry {
 }
 
 impl HealthRegistry {
-    /// An empty registry that calls `on_change` with every source's health after each
-    /// change (the App pushes it to the browsers).
+    /// An empty registry that calls `on_change` after each change (the App's live hub
+    /// pushes the sources' health to the browsers, at most once a second).
     pub fn new(on_change: OnChange) -> Self {
         HealthRegistry {
             sources: RwLock::new(BTreeMap::new()),
@@ -176,23 +178,21 @@ impl HealthRegistry {
 
     /// Forgets a source's health (an agent removed).
     pub fn forget(&self, source: &str) {
-        let all = {
-            let mut map = self.sources.write().unwrap_or_else(|p| p.into_inner());
-            map.remove(source);
-            map.values().cloned().collect::<Vec<_>>()
-        };
-        (self.on_change)(&all);
+        self.sources
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(source);
+        (self.on_change)();
     }
 
-    /// Changes a source's health and pushes the new state to the browsers.
+    /// Changes a source's health and tells the registry's callback.
     pub fn update(&self, source: &str, f: impl FnOnce(&mut SourceHealth)) {
-        let all = {
+        {
             let mut map = self.sources.write().unwrap_or_else(|p| p.into_inner());
             f(map
                 .entry(source.to_owned())
                 .or_insert_with(|| SourceHealth::new(source)));
-            map.values().cloned().collect::<Vec<_>>()
-        };
-        (self.on_change)(&all);
+        }
+        (self.on_change)();
     }
 }

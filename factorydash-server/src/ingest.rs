@@ -360,11 +360,60 @@ async fn enqueue(app: &App, url: &str, queue: &mpsc::Sender<Work>, work: Work) {
     }
 }
 
+/// The most observations the writer stores in one append when pages wait in its queue
+/// (see [`write()`]).
+const MERGED_PAGES_LIMIT: usize = 10_000;
+
+/// Whether `next`, read after `step`, may be stored in one append with it: the same run
+/// of the agent (`instanceId`), nothing lost or restarted in between, no device model to
+/// store first.
+fn continues(step: &Step, next: &Step) -> bool {
+    next.gap.is_none()
+        && next.restarted.is_none()
+        && !step.model_changed
+        && next.batch.instance_id == step.batch.instance_id
+        && next.batch.agent == step.batch.agent
+}
+
+/// Adds `next` (which [`continues`] `step`) to `step`: its observations, its resume point.
+fn absorb(step: &mut Step, next: Step) {
+    step.batch.observations.extend(next.batch.observations);
+    step.batch.next_sequence = next.batch.next_sequence;
+    step.problems.extend(next.problems);
+    step.caught_up = next.caught_up;
+    step.model_changed = next.model_changed;
+}
+
 /// The writing half of an agent's ingest: stores each piece of work in order, retrying it
 /// with backoff until the store takes it; nothing read is dropped.
+///
+/// Pages already waiting behind the one taken are stored with it in one append (up to
+/// [`MERGED_PAGES_LIMIT`] observations, while they [`continue`](continues) it): a writer
+/// that fell behind catches up with fewer, larger transactions rather than one per
+/// streamed part, since every append of the process goes through one connection.
 async fn write(app: Arc<App>, url: String, mut queue: mpsc::Receiver<Work>) {
     let mut backoff = Backoff::default();
-    while let Some(work) = queue.recv().await {
+    let mut held: Option<Work> = None;
+    loop {
+        let mut work = match held.take() {
+            Some(work) => work,
+            None => match queue.recv().await {
+                Some(work) => work,
+                None => break,
+            },
+        };
+        if let Work::Step(step) = &mut work {
+            while step.batch.observations.len() < MERGED_PAGES_LIMIT {
+                match queue.try_recv() {
+                    Ok(Work::Step(next)) if continues(step, &next) => absorb(step, *next),
+                    Ok(other) => {
+                        held = Some(other);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
         let mut gap_recorded = false;
         loop {
             let stored = match &work {

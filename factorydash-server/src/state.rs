@@ -45,17 +45,26 @@ impl App {
         let live = Arc::new(LiveHub::new());
         // Sends what ingest publishes, off the ingest path (see `LiveHub::publish`).
         tokio::spawn(live.clone().run_publisher(store.clone()));
-        Arc::new(App {
+        let app = Arc::new(App {
             store,
             store_kind,
             health: HealthRegistry::new({
                 let live = live.clone();
-                Box::new(move |all| live.send_health(all))
+                Box::new(move || live.health_changed())
             }),
             live,
             agents: Supervisor::default(),
             devices: Mutex::default(),
-        })
+        });
+        // Sends the sources' health when it changed, at most once a second (ingest changes
+        // it several times per page).
+        let weak = Arc::downgrade(&app);
+        tokio::spawn(
+            app.live
+                .clone()
+                .run_health_publisher(move || weak.upgrade().map(|app| app.health.all())),
+        );
+        app
     }
 
     fn devices_copy(&self) -> std::sync::MutexGuard<'_, DevicesCopy> {

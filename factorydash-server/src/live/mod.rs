@@ -6,11 +6,19 @@
 //! Messages carry data for API clients and, beside it, what the page shows, rendered by
 //! [`crate::page`] (the one renderer): each value's text (`shown`), each device's tile
 //! (`cardsHtml`), the banner and the source list (`bannerHtml`, `sourcesHtml`).
+//!
+//! Nothing here runs on the ingest path beyond queueing: ingest hands over observations
+//! ([`LiveHub::publish`]) and says that health changed ([`LiveHub::health_changed`]); two
+//! tasks make the messages, in rounds: [`LiveHub::run_publisher`] (values and device
+//! statuses, at most every [`ROUND`]) and [`LiveHub::run_health_publisher`] (every source's
+//! health, at most every [`HEALTH_ROUND`]). What a message costs is paid once per round and
+//! sent to every client, so it is bounded by the rounds, not by how often ingest stores.
 
 pub mod socket;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use factorydash_core::{DeviceKey, DeviceStatus, Observation};
 use factorydash_store::Store;
@@ -19,6 +27,7 @@ use tokio::sync::broadcast;
 
 use crate::health::SourceHealth;
 use crate::page;
+use crate::redact::redacted;
 
 /// A random number, for the live protocol's epoch.
 fn rand_u32() -> u32 {
@@ -35,13 +44,25 @@ fn rand_u32() -> u32 {
 /// How many live messages are kept for clients that reconnect.
 pub const HISTORY: usize = 1024;
 
+/// Which clients a live message is for (see [`socket::client`] for the subscriptions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    /// Every client (health).
+    Everyone,
+    /// Clients subscribed to every device: a round's `latest` values of many devices.
+    AllDevices,
+    /// Clients subscribed to devices of this name: the `latest` values of one device of
+    /// that name alone (the message says which agent's).
+    Device(String),
+}
+
 /// One live message, serialised once for every client.
 #[derive(Debug)]
 pub struct LiveMessage {
     /// Its place in this process's stream of messages (from 1, no holes).
     pub id: u64,
-    /// The device it is about (`None`: about every client, e.g. health).
-    pub device: Option<String>,
+    /// The clients it is for.
+    pub audience: Audience,
     /// The JSON text sent: shared by every client's send (a reference count, not a copy).
     pub json: tokio_tungstenite::tungstenite::Utf8Bytes,
 }
@@ -88,9 +109,15 @@ pub type Missed = Option<Vec<Arc<LiveMessage>>>;
 )]
 enum Update<'a> {
     Latest {
-        device: &'a str,
-        /// The device's agent, as the server shows it (credentials redacted).
-        agent: &'a str,
+        /// The device, when the message is about one (a subscriber's); absent in a
+        /// round's message about many.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        device: Option<&'a str>,
+        /// That device's agent, as the server shows it (credentials redacted).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent: Option<&'a str>,
+        /// Its items (the bench's clients find them by text: `items` comes before
+        /// `devices`).
         items: Vec<LiveItem<'a>>,
         devices: &'a [DeviceStatus],
         /// The tiles of `devices`, rendered.
@@ -107,10 +134,12 @@ enum Update<'a> {
     },
 }
 
-/// An observation as the live protocol sends it: the observation and how the table shows
-/// its value ([`page::shown_value`]).
+/// An observation as the live protocol sends it: the observation, its agent (as the server
+/// shows it: with the device's name, the device's identity) and how the table shows its
+/// value ([`page::shown_value`]).
 #[derive(Serialize)]
 struct LiveItem<'a> {
+    agent: &'a str,
     #[serde(flatten)]
     observation: &'a Observation,
     shown: String,
@@ -139,10 +168,15 @@ pub struct LiveHub {
     /// The last [`HISTORY`] messages, for clients that reconnect.
     log: std::sync::Mutex<LiveLog>,
     /// What [`LiveHub::publish`] queued for the publisher task: the newest observation of
-    /// each data item, by device (agent, name) then `dataItemId`.
+    /// each data item, by device (agent and name) then `dataItemId`.
     pending: std::sync::Mutex<HashMap<DeviceKey, HashMap<String, Observation>>>,
     /// Wakes the publisher task.
     wake: tokio::sync::Notify,
+    /// Wakes the health publisher task: a source's health changed.
+    health_wake: tokio::sync::Notify,
+    /// How many clients subscribed to each device name (see [`Subscription`]): the devices
+    /// of those names get messages of their own beside the rounds' messages about many.
+    subscribed: std::sync::Mutex<HashMap<String, usize>>,
 }
 
 impl LiveHub {
@@ -152,6 +186,8 @@ impl LiveHub {
         LiveHub {
             pending: std::sync::Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
+            health_wake: tokio::sync::Notify::new(),
+            subscribed: std::sync::Mutex::new(HashMap::new()),
             updates,
             log: std::sync::Mutex::new(LiveLog {
                 epoch: u64::from(rand_u32()) << 20 | u64::from(std::process::id() & 0xf_ffff),
@@ -167,7 +203,29 @@ impl LiveHub {
         self.updates.receiver_count()
     }
 
-    /// Pushes every source's health to every client.
+    /// Says that a source's health changed: the health publisher task
+    /// ([`LiveHub::run_health_publisher`]) sends every source's health within
+    /// [`HEALTH_ROUND`]. Returns at once (ingest calls it several times per page).
+    pub fn health_changed(&self) {
+        self.health_wake.notify_one();
+    }
+
+    /// Sends every source's health to every client, each time [`LiveHub::health_changed`]
+    /// was called, at most once per [`HEALTH_ROUND`] (changes meanwhile are sent together,
+    /// at the round's end), for as long as `sources` gives them (`None`: the app is gone).
+    pub async fn run_health_publisher(
+        self: Arc<Self>,
+        sources: impl Fn() -> Option<Vec<SourceHealth>> + Send + 'static,
+    ) {
+        loop {
+            self.health_wake.notified().await;
+            let Some(all) = sources() else { return };
+            self.send_health(&all);
+            tokio::time::sleep(HEALTH_ROUND).await;
+        }
+    }
+
+    /// Pushes every source's health to every client, now.
     pub fn send_health(&self, sources: &[SourceHealth]) {
         {
             // Rendered only for listeners (as `send` serialises only for them).
@@ -178,14 +236,10 @@ impl LiveHub {
                 return;
             }
         }
-        self.send(&Update::health(sources));
+        self.send(&Update::health(sources), Audience::Everyone);
     }
 
-    fn send(&self, update: &Update<'_>) {
-        let device = match update {
-            Update::Latest { device, .. } => Some((*device).to_owned()),
-            Update::Health { .. } => None,
-        };
+    fn send(&self, update: &Update<'_>, audience: Audience) {
         let mut live = self.log.lock().unwrap_or_else(|p| p.into_inner());
         live.last += 1;
         let id = live.last;
@@ -212,7 +266,7 @@ impl LiveHub {
         };
         let message = Arc::new(LiveMessage {
             id,
-            device,
+            audience,
             json: json.into(),
         });
         if live.recent.len() == HISTORY {
@@ -247,13 +301,13 @@ impl LiveHub {
         (rx, live.epoch, live.last, missed)
     }
 
-    /// Queues the newest observation of each data item in `observations` for the browsers
-    /// and returns at once: ingest never waits for them. The publisher task
+    /// Queues the newest observation of each data item in `observations`, read from
+    /// `agent` (its base URL), for the browsers and returns at once: ingest never waits for
+    /// them. The publisher task
     /// ([`LiveHub::run_publisher`]) sends what is queued, one message per device with its
-    /// status, read from the store then. Under load the queue keeps only the newest
+    /// status, in rounds at most every [`ROUND`]. The queue keeps only the newest
     /// observation of each data item (a later batch's replaces an earlier one's), so it is
-    /// bounded by the number of data items, and the store is asked once per device per
-    /// round however many batches came.
+    /// bounded by the number of data items.
     pub fn publish(&self, agent: &str, observations: &[Observation]) {
         if observations.is_empty() {
             return;
@@ -293,43 +347,212 @@ impl LiveHub {
         self.wake.notify_one();
     }
 
-    /// Sends what [`LiveHub::publish`] queued, for as long as the hub lives: one message per
-    /// device, its items in `dataItemId` order, with the device's status read from `store`.
+    /// Sends what [`LiveHub::publish`] queued, for as long as the hub lives, in rounds: for
+    /// the clients that follow every device, one message per [`ROUND_DEVICES`] devices
+    /// (their items, by device then `dataItemId`, and their statuses); for a device some
+    /// client follows alone, a message of its own.
+    ///
+    /// Rounds start at most every [`ROUND`]; what is queued meanwhile waits for the next
+    /// one (the newest value of each data item only). A device's status is computed from
+    /// the latest value of each of its data items kept here ([`Devices`]): read from
+    /// `store` once, the first time the device is published, then kept up to date with
+    /// what is published. The store is not asked again per round.
     pub async fn run_publisher(self: Arc<Self>, store: Arc<dyn Store>) {
+        let mut devices = Devices::default();
         loop {
             self.wake.notified().await;
+            let started = tokio::time::Instant::now();
             let pending =
                 std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
-            let mut devices: Vec<_> = pending.into_iter().collect();
-            devices.sort_by(|a, b| a.0.cmp(&b.0));
-            for (device, items) in devices {
+            let mut pending: Vec<_> = pending.into_iter().collect();
+            pending.sort_by(|a, b| (&a.0.device, &a.0.agent).cmp(&(&b.0.device, &b.0.agent)));
+            let subscribed: std::collections::HashSet<String> = self
+                .subscribed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .cloned()
+                .collect();
+            let mut round = Vec::with_capacity(pending.len());
+            for (device, items) in pending {
                 let mut items: Vec<Observation> = items.into_values().collect();
                 items.sort_by(|a, b| a.data_item_id.cmp(&b.data_item_id));
-                let statuses = match crate::devices::device_status(&*store, &device).await {
-                    Ok(s) => vec![s],
+                let status = devices.update(&*store, &device, &items).await;
+                // The agent as shown (`status.agent`): computed once per device and round.
+                round.push((device, items, status));
+            }
+            // A device some client follows (by name) alone: a message of its own.
+            for (device, items, status) in round
+                .iter()
+                .filter(|(d, ..)| subscribed.contains(&d.device))
+            {
+                let update = latest_update(
+                    Some((&device.device, &status.agent)),
+                    items.iter().map(|o| (status.agent.as_str(), o)),
+                    std::slice::from_ref(status),
+                );
+                self.send(&update, Audience::Device(device.device.clone()));
+            }
+            // Every device, for the clients that follow them all: a message per
+            // ROUND_DEVICES devices.
+            for chunk in round.chunks(ROUND_DEVICES) {
+                let statuses: Vec<DeviceStatus> = chunk.iter().map(|(_, _, s)| s.clone()).collect();
+                let update = latest_update(
+                    None,
+                    chunk
+                        .iter()
+                        .flat_map(|(_, items, s)| items.iter().map(|o| (s.agent.as_str(), o))),
+                    &statuses,
+                );
+                self.send(&update, Audience::AllDevices);
+            }
+            tokio::time::sleep_until(started + ROUND).await;
+        }
+    }
+}
+
+/// The shortest time between two rounds of [`LiveHub::run_publisher`]: a client gets at
+/// most one message per device per round, whatever the agents' rates.
+pub const ROUND: Duration = Duration::from_millis(250);
+
+/// The most devices in one `latest` message of a round (at 1,000 devices publishing every
+/// 500 ms, 20 messages a round rather than 1,000: a client is woken and written to per
+/// message).
+pub const ROUND_DEVICES: usize = 50;
+
+/// The `latest` message of `items` (each with its agent as shown) and `statuses` (with
+/// `device` and its agent when it is about one device only).
+fn latest_update<'a>(
+    device: Option<(&'a str, &'a str)>,
+    items: impl Iterator<Item = (&'a str, &'a Observation)>,
+    statuses: &'a [DeviceStatus],
+) -> Update<'a> {
+    Update::Latest {
+        device: device.map(|(name, _)| name),
+        agent: device.map(|(_, agent)| agent),
+        items: items
+            .map(|(agent, o)| LiveItem {
+                agent,
+                observation: o,
+                shown: page::shown_value(o),
+            })
+            .collect(),
+        cards_html: statuses.iter().map(page::card_html).collect(),
+        devices: statuses,
+        published_at: chrono::Utc::now(),
+    }
+}
+
+/// A client's subscription (see [`socket::client`]): every device (`None`, the start), or
+/// the devices of the names given (at every agent: the messages say which agent's).
+/// Counted in its hub while it lives, so that the publisher knows which devices need
+/// messages of their own.
+pub struct Subscription {
+    hub: Arc<LiveHub>,
+    devices: Option<std::collections::HashSet<String>>,
+}
+
+impl Subscription {
+    /// A subscription to every device.
+    pub fn new(hub: Arc<LiveHub>) -> Self {
+        Subscription { hub, devices: None }
+    }
+
+    /// Subscribes to the devices of the names `devices` instead (`None`: every device).
+    pub fn set(&mut self, devices: Option<std::collections::HashSet<String>>) {
+        self.count(false);
+        self.devices = devices;
+        self.count(true);
+    }
+
+    /// Whether a message for `audience` is for this client.
+    pub fn wants(&self, audience: &Audience) -> bool {
+        match (audience, &self.devices) {
+            (Audience::Everyone, _) | (Audience::AllDevices, None) => true,
+            (Audience::Device(d), Some(set)) => set.contains(d),
+            (Audience::AllDevices, Some(_)) | (Audience::Device(_), None) => false,
+        }
+    }
+
+    /// Adds this subscription's devices to its hub's counts (`add`), or takes them away.
+    fn count(&self, add: bool) {
+        let Some(devices) = &self.devices else { return };
+        let mut counts = self
+            .hub
+            .subscribed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for d in devices {
+            if add {
+                *counts.entry(d.clone()).or_default() += 1;
+            } else if let Some(n) = counts.get_mut(d) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(d);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.count(false);
+    }
+}
+
+/// The shortest time between two `health` messages ([`LiveHub::run_health_publisher`]).
+pub const HEALTH_ROUND: Duration = Duration::from_secs(1);
+
+/// The latest value of each data item of every device published, for the devices'
+/// statuses ([`DeviceStatus::from_latest`]): a device's are read from the store the first
+/// time it is published, then replaced by what is published. Its size is bounded by the
+/// number of data items.
+#[derive(Default)]
+struct Devices {
+    /// By device, then `dataItemId` (the order of the store's listing, which decides
+    /// between two data items of one type).
+    latest: HashMap<DeviceKey, BTreeMap<String, Observation>>,
+}
+
+impl Devices {
+    /// Takes `items` (the newest published of some of `device`'s data items) as the latest
+    /// values, and returns the device's status. The first time a device is seen, its
+    /// latest values are read from `store` (once: a failed read is logged, and the status
+    /// is then made of what is published).
+    async fn update(
+        &mut self,
+        store: &dyn Store,
+        device: &DeviceKey,
+        items: &[Observation],
+    ) -> DeviceStatus {
+        let latest = match self.latest.get_mut(device) {
+            Some(latest) => latest,
+            None => {
+                let stored = match crate::devices::device_latest(store, device).await {
+                    Ok(stored) => stored,
                     Err(e) => {
-                        tracing::warn!(error = %e, "cannot read device status");
+                        tracing::warn!(device = device.device, agent = %redacted(&device.agent), error = %e, "cannot read the device's latest values");
                         Vec::new()
                     }
                 };
-                let agent = crate::redact::redacted(&device.agent);
-                let update = Update::Latest {
-                    device: &device.device,
-                    agent: &agent,
-                    items: items
-                        .iter()
-                        .map(|o| LiveItem {
-                            observation: o,
-                            shown: page::shown_value(o),
-                        })
-                        .collect(),
-                    cards_html: statuses.iter().map(page::card_html).collect(),
-                    devices: &statuses,
-                    published_at: chrono::Utc::now(),
-                };
-                self.send(&update);
+                self.latest.entry(device.clone()).or_insert_with(|| {
+                    stored
+                        .into_iter()
+                        .map(|o| (o.data_item_id.clone(), o))
+                        .collect()
+                })
+            }
+        };
+        for o in items {
+            match latest.get_mut(&o.data_item_id) {
+                Some(held) => held.clone_from(o),
+                None => {
+                    latest.insert(o.data_item_id.clone(), o.clone());
+                }
             }
         }
+        DeviceStatus::from_latest(&device.device, &redacted(&device.agent), latest.values())
     }
 }
 

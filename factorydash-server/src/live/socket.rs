@@ -77,7 +77,9 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
 /// - `?since=E.N` (the last message a reconnecting client saw): the messages it missed, in
 ///   order, or `{"type":"resync"}` when they are no longer held (it reloads what it shows);
 /// - the client sends `{"type":"subscribe","devices":[…]}` to get only those devices'
-///   `latest` messages (no list: every device); health messages go to every client;
+///   `latest` messages, one message per device (no list: every device, the start: a
+///   message per round for many devices, without `device`); health messages go to every
+///   client;
 /// - every message carries its `id`; a `heartbeat` every 15 s; a client silent for 45 s
 ///   (no pong either) is closed, and so is one too slow to keep up (it would only grow
 ///   the server's memory): it reconnects with `since`.
@@ -94,7 +96,7 @@ pub async fn client<S>(
 {
     let (mut tx, mut rx) = socket.split();
     let (mut updates, epoch, last, missed) = hub.subscribe(since);
-    let mut devices: Option<std::collections::HashSet<String>> = None;
+    let mut subscription = super::Subscription::new(hub.clone());
     let hello = json!({ "type": "hello", "epoch": epoch, "id": last }).to_string();
     let health = health();
     if send(&mut tx, Message::text(hello)).await.is_err()
@@ -142,11 +144,7 @@ pub async fn client<S>(
                         }
                         Err(RecvError::Closed) => return,
                     };
-                    let wanted = match (&m.device, &devices) {
-                        (Some(d), Some(set)) => set.contains(d),
-                        _ => true,
-                    };
-                    if wanted {
+                    if subscription.wants(&m.audience) {
                         if feed(&mut tx, Message::Text(m.json.clone())).await.is_err() {
                             return;
                         }
@@ -184,7 +182,7 @@ pub async fn client<S>(
                     if let Some(ClientMessage::Subscribe { devices: wanted }) =
                         m.to_text().ok().and_then(|text| serde_json::from_str(text).ok())
                     {
-                        devices = wanted.map(|list| list.into_iter().flatten().collect());
+                        subscription.set(wanted.map(|list| list.into_iter().flatten().collect()));
                     }
                 }
                 Some(Err(_)) | None => return,

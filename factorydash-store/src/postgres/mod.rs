@@ -60,6 +60,8 @@ pub struct PgStore {
     agent_ids: Mutex<HashMap<String, i32>>,
     /// The UTC days known to have a partition of `observations`.
     partitions: Mutex<HashSet<NaiveDate>>,
+    /// The agent locks, all on one connection (see [`PgStore::try_lock_agent`]).
+    agent_locks: coordination::AgentLocks,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -104,6 +106,7 @@ impl PgStore {
             ingest,
             agent_ids: Mutex::new(HashMap::new()),
             partitions: Mutex::new(HashSet::new()),
+            agent_locks: coordination::AgentLocks::default(),
         })
     }
 

@@ -51,6 +51,14 @@ impl TestDb {
         })
     }
 
+    /// Another store on the same schema, its sessions named `application_name` (to count
+    /// them in `pg_stat_activity`).
+    pub async fn another_named(&self, application_name: &str) -> PgStore {
+        let mut config = self.config.clone();
+        config.application_name(application_name);
+        PgStore::connect_with(config).await.unwrap()
+    }
+
     /// Another store on the same schema, as another process would open.
     pub async fn another(&self) -> PgStore {
         PgStore::connect_with(self.config.clone()).await.unwrap()
