@@ -114,7 +114,7 @@ async fn append_once(
             next_sequence: r.get::<_, i64>(1) as u64,
         });
     let resume = crate::resume_after(stored.as_ref(), batch);
-    let observations = unstored(&tx, agent_id, stored.as_ref(), batch).await?;
+    let observations = claim_unstored(&tx, agent_id, batch).await?;
     // The newest observation of each data item in the batch, for `latest`.
     let mut newest: HashMap<(&str, &str), &Observation> = HashMap::new();
     for &o in &observations {
@@ -218,19 +218,22 @@ async fn append_once(
     })
 }
 
-/// The observations of `batch` not stored yet, in batch order: each `sequence` once (the
-/// first of a batch that repeats one), less those of the same `instanceId` already stored.
+/// The observations of `batch` not stored yet, in batch order (each `sequence` once: the
+/// first of a batch that repeats one), with their sequences claimed in
+/// `stored_sequences` (schema version 5) in the same transaction.
+///
 /// An observation is identified by (agent, `instanceId`, `sequence`), whatever its
-/// timestamp; the table's key holds the timestamp too (a partitioned table's keys must
-/// hold the partition key), so an agent that sends a sequence again with another
-/// timestamp is caught here, not by the key. Of the stored resume point's instance, only
-/// sequences below it can be stored already (it is past every stored sequence), so the
-/// usual batch, all past it, costs no lookup; the others, and every sequence of a batch of
-/// another instance, are looked up by the key's index in every partition.
-async fn unstored<'b>(
+/// timestamp. `observations` cannot say so by its key (a partitioned table's keys must hold
+/// the partition key, `ts`), so `stored_sequences` does: the stored sequences of each run
+/// as ranges that an exclusion constraint keeps from overlapping. One index probe reads
+/// the ranges that overlap or touch the batch's span; what falls inside one is stored
+/// already; each stretch of the rest between two stored ranges is claimed from its first
+/// to its last sequence, merged with the ranges it touches (usually: the run's last range
+/// grows). A claim that overlaps another (a bug, or a process that appends without the
+/// agent's row lock) fails the transaction at commit, never stores a copy.
+async fn claim_unstored<'b>(
     tx: &Transaction<'_>,
     agent_id: i32,
-    stored: Option<&ResumePoint>,
     batch: &'b Batch,
 ) -> Result<Vec<&'b Observation>, tokio_postgres::Error> {
     let mut seen = HashSet::with_capacity(batch.observations.len());
@@ -239,33 +242,118 @@ async fn unstored<'b>(
         .iter()
         .filter(|o| seen.insert(o.sequence))
         .collect();
-    let Some(stored) = stored else {
-        return Ok(out); // nothing of this agent is stored
-    };
-    // Of the stored instance, only sequences below its resume point can be stored; of
-    // another one (an agent switching back to an earlier instanceId), any may be.
-    let bound = if stored.instance_id == batch.instance_id {
-        stored.next_sequence
-    } else {
-        u64::MAX
-    };
-    let below: Vec<i64> = out
-        .iter()
-        .filter(|o| o.sequence < bound)
-        .map(|o| o.sequence as i64)
-        .collect();
-    if below.is_empty() {
+    let (Some(low), Some(high)) = (
+        out.iter().map(|o| o.sequence as i64).min(),
+        out.iter().map(|o| o.sequence as i64).max(),
+    ) else {
         return Ok(out);
-    }
+    };
+    let instance_id = batch.instance_id as i64;
     let rows = tx
         .query(
-            "SELECT sequence FROM observations WHERE agent_id = $1 AND instance_id = $2 AND sequence = ANY($3)",
-            &[&agent_id, &(batch.instance_id as i64), &below],
+            "SELECT first_sequence, last_sequence FROM stored_sequences
+             WHERE numrange(agent_id, agent_id, '[]') && numrange($1::int, $1::int, '[]')
+               AND numrange(instance_id, instance_id, '[]') && numrange($2::bigint, $2::bigint, '[]')
+               AND numrange(first_sequence, last_sequence, '[]')
+                   && numrange($3::bigint - 1::numeric, $4::bigint + 1::numeric, '[]')
+             ORDER BY first_sequence",
+            &[&agent_id, &instance_id, &low, &high],
         )
         .await?;
-    let present: HashSet<u64> = rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect();
-    out.retain(|o| !present.contains(&o.sequence));
+    let stored: Vec<(i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let plan = ClaimPlan::new(&stored, out.iter().map(|o| o.sequence as i64));
+    out.retain(|o| !plan.is_stored(o.sequence as i64));
+    if !plan.merged.is_empty() {
+        let (first, last): (Vec<i64>, Vec<i64>) = plan.merged.iter().copied().unzip();
+        tx.execute(
+            "WITH merged AS (
+                 DELETE FROM stored_sequences
+                 WHERE agent_id = $1 AND instance_id = $2 AND first_sequence = ANY($3)
+             )
+             INSERT INTO stored_sequences (agent_id, instance_id, first_sequence, last_sequence)
+             SELECT $1, $2, f, l FROM unnest($4::bigint[], $5::bigint[]) AS u(f, l)",
+            &[&agent_id, &instance_id, &plan.replaced, &first, &last],
+        )
+        .await?;
+    }
     Ok(out)
+}
+
+/// What a batch's sequences do to the stored ranges of its run (see [`claim_unstored`]):
+/// which are stored already, which stored ranges are replaced and by what.
+#[derive(Debug, PartialEq, Eq)]
+struct ClaimPlan {
+    /// The stored ranges near the batch, (first, last) inclusive, by first.
+    stored: Vec<(i64, i64)>,
+    /// The first sequences of the stored ranges merged into a new one.
+    replaced: Vec<i64>,
+    /// The ranges to store (new claims with the stored ranges they touch), by first.
+    merged: Vec<(i64, i64)>,
+}
+
+impl ClaimPlan {
+    /// The plan for `sequences` (any order, distinct) against `stored` (inclusive ranges
+    /// that neither overlap nor touch, by first).
+    fn new(stored: &[(i64, i64)], sequences: impl Iterator<Item = i64>) -> Self {
+        let within = |s: i64| {
+            let i = stored.partition_point(|&(first, _)| first <= s);
+            i > 0 && stored[i - 1].1 >= s
+        };
+        let mut new: Vec<i64> = sequences.filter(|&s| !within(s)).collect();
+        new.sort_unstable();
+        // Stretches of new sequences with no stored range between them: one claim each.
+        let mut claims: Vec<(i64, i64)> = Vec::new();
+        for s in new {
+            match claims.last_mut() {
+                Some((_, last))
+                    if stored
+                        .get(stored.partition_point(|&(first, _)| first <= *last))
+                        .is_none_or(|&(first, _)| first > s) =>
+                {
+                    *last = s
+                }
+                _ => claims.push((s, s)),
+            }
+        }
+        // Every range, old and new, by first; touching ones that hold a claim are merged.
+        let mut all: Vec<(i64, i64, bool)> = stored
+            .iter()
+            .map(|&(f, l)| (f, l, false))
+            .chain(claims.iter().map(|&(f, l)| (f, l, true)))
+            .collect();
+        all.sort_unstable();
+        let mut replaced = Vec::new();
+        let mut merged: Vec<(i64, i64)> = Vec::new();
+        let mut group: Vec<(i64, i64, bool)> = Vec::new();
+        let mut flush = |group: &mut Vec<(i64, i64, bool)>| {
+            if group.iter().any(|&(_, _, new)| new) {
+                replaced.extend(group.iter().filter(|g| !g.2).map(|g| g.0));
+                merged.push((group[0].0, group[group.len() - 1].1));
+            }
+            group.clear();
+        };
+        for range in all {
+            if group
+                .last()
+                .is_some_and(|&(_, last, _)| last.checked_add(1) != Some(range.0))
+            {
+                flush(&mut group);
+            }
+            group.push(range);
+        }
+        flush(&mut group);
+        ClaimPlan {
+            stored: stored.to_vec(),
+            replaced,
+            merged,
+        }
+    }
+
+    /// Whether `sequence` is in a stored range.
+    fn is_stored(&self, sequence: i64) -> bool {
+        let i = self.stored.partition_point(|&(first, _)| first <= sequence);
+        i > 0 && self.stored[i - 1].1 >= sequence
+    }
 }
 
 /// [`Store::put_devices`](crate::Store::put_devices), in one transaction on the ingest
@@ -400,4 +488,51 @@ pub(super) async fn prune(
         dropped += n as u64;
     }
     Ok(dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClaimPlan;
+
+    fn plan(stored: &[(i64, i64)], sequences: &[i64]) -> (Vec<i64>, Vec<(i64, i64)>) {
+        let p = ClaimPlan::new(stored, sequences.iter().copied());
+        (p.replaced, p.merged)
+    }
+
+    #[test]
+    fn a_run_read_in_order_is_one_growing_range() {
+        assert_eq!(plan(&[], &[1, 2, 3]), (vec![], vec![(1, 3)]));
+        assert_eq!(plan(&[(1, 3)], &[4, 5, 6]), (vec![1], vec![(1, 6)]));
+        // Skipped sequences inside a batch are claimed with it (never read later).
+        assert_eq!(plan(&[(1, 3)], &[4, 9]), (vec![1], vec![(1, 9)]));
+    }
+
+    #[test]
+    fn stored_sequences_are_not_claimed_again() {
+        let p = ClaimPlan::new(&[(1, 10)], [3, 4, 5].into_iter());
+        assert!(p.merged.is_empty() && p.replaced.is_empty());
+        assert!(p.is_stored(3) && p.is_stored(10) && !p.is_stored(11) && !p.is_stored(0));
+    }
+
+    #[test]
+    fn claims_stop_at_stored_ranges_and_merge_what_they_touch() {
+        // 5..=6 and 10..=12 stored; a batch of 1..=15 fills around them.
+        let (replaced, merged) = plan(&[(5, 6), (10, 12)], &(1..=15).collect::<Vec<_>>());
+        assert_eq!(replaced, vec![5, 10]);
+        assert_eq!(merged, vec![(1, 15)]);
+        // Not touching: a separate claim, nothing replaced.
+        assert_eq!(plan(&[(5, 6)], &[9, 10]), (vec![], vec![(9, 10)]));
+        // Between two stored ranges with a hole left: two claims.
+        assert_eq!(
+            plan(&[(5, 6), (20, 30)], &[2, 3, 8, 9]),
+            (vec![], vec![(2, 3), (8, 9)])
+        );
+    }
+
+    #[test]
+    fn the_largest_sequence_does_not_overflow() {
+        let max = i64::MAX;
+        assert_eq!(plan(&[(max - 1, max)], &[max]), (vec![], vec![]));
+        assert_eq!(plan(&[], &[max - 1, max]), (vec![], vec![(max - 1, max)]));
+    }
 }

@@ -63,6 +63,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0002_configured_agents.sql"),
     include_str!("0003_condition_types.sql"),
     include_str!("0004_device_identity.sql"),
+    include_str!("0005_stored_once.sql"),
 ];
 
 /// The advisory lock key that serialises migrations ("factorydash" in ASCII, folded).

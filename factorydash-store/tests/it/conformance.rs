@@ -144,6 +144,36 @@ pub async fn an_instance_coming_back_is_not_stored_again(store: &dyn Store) {
     assert_eq!(store.observation_count().await.unwrap(), 20);
 }
 
+/// The case an agent alternating two `instanceId`s made on PostgreSQL (30 million rows
+/// for 150,000 observations): each switch back read the instance from its oldest
+/// observation again, which moved the resume point back within that instance, and the
+/// next pages (sent with new timestamps, in another day's partition) were taken as new.
+/// Each (agent, `instanceId`, `sequence`) is stored once whatever the resume point says.
+pub async fn an_instance_read_again_from_its_start_is_stored_once(store: &dyn Store) {
+    let obs = page_one();
+    let later = |range: std::ops::Range<usize>| {
+        let mut again = obs[range].to_vec();
+        for o in &mut again {
+            o.timestamp += Duration::days(1);
+        }
+        again
+    };
+    assert_eq!(
+        store.append(&batch(&obs[..100])).await.unwrap().inserted,
+        100
+    );
+    let mut b = batch(&obs[..10]);
+    b.instance_id += 1;
+    assert_eq!(store.append(&b).await.unwrap().inserted, 10);
+    // The first instance again, from its start, a page at a time, new timestamps.
+    for range in [0..50, 50..100, 100..120] {
+        store.append(&batch(&later(range))).await.unwrap();
+    }
+    assert_eq!(store.observation_count().await.unwrap(), 100 + 10 + 20);
+    let point = store.resume_point(AGENT).await.unwrap().unwrap();
+    assert_eq!(point.next_sequence, obs[119].sequence + 1);
+}
+
 /// Sequences past what a signed 64-bit integer holds are refused (not wrapped negative),
 /// and nothing of the batch is stored.
 pub async fn sequences_beyond_i64_are_refused(store: &dyn Store) {

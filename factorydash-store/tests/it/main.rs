@@ -52,6 +52,7 @@ conformance_tests!(
     a_sequence_is_stored_once_whatever_its_timestamp,
     sequences_beyond_i64_are_refused,
     an_instance_coming_back_is_not_stored_again,
+    an_instance_read_again_from_its_start_is_stored_once,
     latest_pages_cover_every_data_item_once,
     latest_filters_by_component_category_type_and_text,
     latest_is_the_highest_sequence_whatever_the_order,

@@ -4,6 +4,9 @@ use chrono::Utc;
 use factorydash_core::{Batch, Category, ConditionLevel, ConditionState, Observation, Value};
 use factorydash_store::{LatestFilter, Store};
 
+/// The schema version this build migrates to.
+const LATEST_VERSION: i32 = 5;
+
 /// A database at schema version 2 holds Conditions typed as their `type` attribute
 /// (`LOGIC_PROGRAM`); version 3 gives them the element-name form of every other type.
 #[tokio::test]
@@ -67,7 +70,7 @@ async fn version_3_gives_conditions_the_element_name_form() {
         .query_one("SELECT max(version) FROM factorydash_migrations", &[])
         .await
         .unwrap();
-    assert_eq!(version.get::<_, i32>(0), 4);
+    assert_eq!(version.get::<_, i32>(0), LATEST_VERSION);
     db.drop().await;
 }
 
@@ -76,7 +79,8 @@ async fn version_3_gives_conditions_the_element_name_form() {
 const VERSION_3_LATEST: &str = "
     ALTER TABLE latest DROP CONSTRAINT latest_pkey;
     ALTER TABLE latest ADD PRIMARY KEY (device, data_item_id);
-    DELETE FROM factorydash_migrations WHERE version = 4;";
+    DROP TABLE stored_sequences;
+    DELETE FROM factorydash_migrations WHERE version >= 4;";
 
 /// A database at schema version 3 keys latest values by (device, `dataItemId`); version 4
 /// by (device, `agent_id`, `dataItemId`), so that a second agent serving a device of the
@@ -116,7 +120,7 @@ async fn version_4_keys_latest_values_by_agent_too() {
         .query_one("SELECT max(version) FROM factorydash_migrations", &[])
         .await
         .unwrap();
-    assert_eq!(version.get::<_, i32>(0), 4);
+    assert_eq!(version.get::<_, i32>(0), LATEST_VERSION);
     migrated
         .append(&batch("http://cell-2:5000/", "STOPPED"))
         .await
@@ -139,6 +143,123 @@ async fn version_4_keys_latest_values_by_agent_too() {
             ("http://cell-1:5000/", "ACTIVE"),
             ("http://cell-2:5000/", "STOPPED")
         ]
+    );
+    db.drop().await;
+}
+
+/// A database at schema version 4 may hold one observation several times (an agent that
+/// sent a sequence again with another timestamp got past a key that holds `ts`); version 5
+/// keeps the first of each (agent, instanceId, sequence), records what is stored in
+/// `stored_sequences`, and from then on the same observation with yet another timestamp,
+/// in another partition, is not stored again.
+#[tokio::test]
+async fn version_5_removes_the_copies_and_stores_each_observation_once() {
+    let Some(db) = crate::pg::TestDb::create("migration_5").await else {
+        return;
+    };
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-30T23:59:59Z")
+        .unwrap()
+        .to_utc();
+    let sample = |sequence: u64, seconds: i64| Observation {
+        sequence,
+        timestamp: t0 + chrono::Duration::seconds(seconds),
+        device: "Mazak".into(),
+        component_id: "x".into(),
+        data_item_id: "Xact".into(),
+        name: None,
+        category: Category::Sample,
+        kind: "Position".into(),
+        sub_type: None,
+        value: Value::Text(format!("{sequence}.5")),
+        condition: None,
+    };
+    let batch = |instance_id, observations: Vec<Observation>| Batch {
+        agent: "http://cell-1:5000/".into(),
+        instance_id,
+        next_sequence: observations.last().map_or(1, |o| o.sequence + 1),
+        observations,
+    };
+    // Two runs: 1..=100 of instance 7 with a hole at 50, and 1..=10 of instance 8.
+    db.store
+        .append(&batch(
+            7,
+            (1..=100)
+                .filter(|&s| s != 50)
+                .map(|s| sample(s, 0))
+                .collect(),
+        ))
+        .await
+        .unwrap();
+    db.store
+        .append(&batch(8, (1..=10).map(|s| sample(s, 0)).collect()))
+        .await
+        .unwrap();
+    // Back to version 4, and the copies version 4 let in: 1..=30 of instance 7 again, a
+    // day later (another partition), twice.
+    let session = db.session().await;
+    session
+        .batch_execute(
+            "DROP TABLE stored_sequences;
+             DELETE FROM factorydash_migrations WHERE version >= 5;
+             SELECT factorydash_observation_partition('2026-12-01');
+             SELECT factorydash_observation_partition('2026-12-02');
+             INSERT INTO observations
+                 SELECT agent_id, instance_id, sequence, ts + interval '1 day', device,
+                        component_id, data_item_id, name, category, kind, sub_type, value,
+                        level, native_code, native_severity, qualifier
+                 FROM observations WHERE instance_id = 7 AND sequence <= 30;
+             INSERT INTO observations
+                 SELECT agent_id, instance_id, sequence, ts + interval '2 days', device,
+                        component_id, data_item_id, name, category, kind, sub_type, value,
+                        level, native_code, native_severity, qualifier
+                 FROM observations WHERE instance_id = 7 AND sequence <= 30
+                   AND ts < '2026-12-01';",
+        )
+        .await
+        .unwrap();
+    let count = |sql: &'static str| {
+        let session = &session;
+        async move { session.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(
+        count("SELECT count(*) FROM observations").await,
+        99 + 10 + 60
+    );
+    let migrated = db.another().await;
+    assert_eq!(
+        count("SELECT max(version)::bigint FROM factorydash_migrations").await,
+        LATEST_VERSION as i64
+    );
+    assert_eq!(count("SELECT count(*) FROM observations").await, 99 + 10);
+    assert_eq!(
+        count("SELECT count(*) FROM observations WHERE ts >= '2026-12-01'").await,
+        0,
+        "the first of each is kept"
+    );
+    let ranges = session
+        .query(
+            "SELECT instance_id, first_sequence, last_sequence FROM stored_sequences
+             ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, i64>(2)))
+        .collect::<Vec<_>>();
+    assert_eq!(ranges, [(7, 1, 49), (7, 51, 100), (8, 1, 10)]);
+    // The same observations yet again, with another timestamp: nothing stored.
+    let again = migrated
+        .append(&batch(
+            7,
+            (1..=100).map(|s| sample(s, 3 * 86_400)).collect(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(again.inserted, 1, "only sequence 50, never stored before");
+    assert_eq!(
+        count("SELECT count(*) FROM observations").await,
+        99 + 10 + 1
     );
     db.drop().await;
 }
