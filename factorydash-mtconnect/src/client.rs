@@ -2,6 +2,7 @@
 //! `/current`, `/sample?from=&count=`, and a [`Follower`] that reads an agent's whole
 //! sequence without losing or repeating an observation.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use factorydash_core::{Batch, Gap, Observation, ResumePoint};
@@ -159,6 +160,10 @@ pub enum SequenceFault {
 
 /// The largest sequence accepted: 2^63 − 1 (`i64::MAX`, PostgreSQL `bigint`).
 pub const MAX_SEQUENCE: u64 = i64::MAX as u64;
+
+/// How many instances a [`Follower`] remembers besides the one it follows (where each was
+/// left), to take one up again where it stopped when the agent answers with it.
+pub const KNOWN_INSTANCES: usize = 16;
 
 /// The default document limit of an [`AgentClient`]: 64 MiB. The largest real answers
 /// seen are a few MB (a 1,000-observation NIST `/sample` page is about 1.6 MB).
@@ -758,6 +763,12 @@ pub struct Step {
     pub gap: Option<Gap>,
     /// The old and new `instanceId`s when the agent restarted since the last step.
     pub restarted: Option<Restart>,
+    /// The `instanceId` left and the one taken up again when the agent answered with an
+    /// `instanceId` followed before (an agent that alternates between instances, such as
+    /// two agents behind one address): not a restart, and no gap; the batch is empty and
+    /// the follower continues that instance where it stopped (the batch's
+    /// `nextSequence`).
+    pub switched: Option<Restart>,
     /// The agent's device model changed since the last step (MTConnect 2.x Header
     /// `deviceModelChangeTime` moved): read `/probe` again.
     pub model_changed: bool,
@@ -776,6 +787,12 @@ pub struct Step {
 /// document's Header) it starts again from the new buffer's start at once and reports the
 /// restart and a gap of unknown end.
 ///
+/// It remembers where it stopped in the last [`KNOWN_INSTANCES`] `instanceId`s it
+/// followed: an agent that answers with one of them again (one that alternates between
+/// two instances, or two agents behind one address) is followed on from where that
+/// instance was left, reported as [`Step::switched`], not as a restart, and without a gap
+/// or a second read of what it held.
+///
 /// # Behavior with agents that misbehave
 /// - `count` is capped at the agent's `bufferSize` (the reference agent refuses a larger
 ///   `count` with `OUT_OF_RANGE`): from the Header of every answer, and from the refusal
@@ -793,6 +810,9 @@ pub struct Follower {
     client: AgentClient,
     config: FollowerConfig,
     position: Option<(u64, u64)>,
+    /// (`instanceId`, `nextSequence`) of the instances followed before the current one,
+    /// the most recently left last; at most [`KNOWN_INSTANCES`].
+    left: VecDeque<(u64, u64)>,
     model_change_time: Option<chrono::DateTime<chrono::Utc>>,
     /// The agent's `bufferSize`, when smaller than `config.count`.
     count_cap: Option<u64>,
@@ -805,6 +825,7 @@ impl Follower {
             client,
             config,
             position: None,
+            left: VecDeque::new(),
             model_change_time: None,
             count_cap: None,
         }
@@ -813,6 +834,35 @@ impl Follower {
     /// Continue from a saved resume point (its `instanceId` and `nextSequence`).
     pub fn resume_from(&mut self, point: &ResumePoint) {
         self.position = Some((point.instance_id, point.next_sequence));
+    }
+
+    /// Remembers where an instance other than the current one was left (e.g. the resume
+    /// points a store kept for the agent's earlier instances): if the
+    /// agent answers with that `instanceId` again, the follower continues it from
+    /// `point.next_sequence` instead of reading it from its oldest observation. The
+    /// current instance (see [`Follower::resume_from`]) is not taken here; at most
+    /// [`KNOWN_INSTANCES`] are kept (the oldest given is forgotten first).
+    pub fn remember_instance(&mut self, point: &ResumePoint) {
+        if self.position.is_some_and(|(i, _)| i == point.instance_id) {
+            return;
+        }
+        self.leave(point.instance_id, point.next_sequence);
+    }
+
+    /// Notes that `instance` was left at `next`.
+    fn leave(&mut self, instance: u64, next: u64) {
+        self.left.retain(|&(i, _)| i != instance);
+        if self.left.len() == KNOWN_INSTANCES {
+            self.left.pop_front();
+        }
+        self.left.push_back((instance, next));
+    }
+
+    /// Where `instance` was left, if it was followed before; forgotten here (it becomes the
+    /// current one).
+    fn take_left(&mut self, instance: u64) -> Option<u64> {
+        let at = self.left.iter().position(|&(i, _)| i == instance)?;
+        self.left.remove(at).map(|(_, next)| next)
     }
 
     /// The `count` asked for: the configured one, capped at the agent's `bufferSize` once
@@ -889,6 +939,7 @@ impl Follower {
             caught_up,
             gap: None,
             restarted: None,
+            switched: None,
             model_changed,
             problems,
         })
@@ -985,6 +1036,33 @@ impl Follower {
                 // since it told of the restart, or answer the followed instance after all
                 // (then the page is followed from `next` like any other).
                 if page.header.instance_id != instance {
+                    let taken_up = page.header.instance_id;
+                    self.leave(instance, next);
+                    if let Some(left_at) = self.take_left(taken_up) {
+                        // Followed before: go on from where it was left (the page read is
+                        // of its oldest observations, or of `from` meant for another
+                        // instance). The next step asks for `left_at` in it.
+                        self.position = Some((taken_up, left_at));
+                        let model_changed =
+                            self.model_changed(page.header.device_model_change_time);
+                        return Ok(Step {
+                            batch: Batch {
+                                agent: self.client.base.clone(),
+                                instance_id: taken_up,
+                                next_sequence: left_at,
+                                observations: Vec::new(),
+                            },
+                            caught_up: false,
+                            gap: None,
+                            restarted: None,
+                            switched: Some(Restart {
+                                previous_instance_id: instance,
+                                instance_id: taken_up,
+                            }),
+                            model_changed,
+                            problems: Vec::new(),
+                        });
+                    }
                     restarted = Some(Restart {
                         previous_instance_id: instance,
                         instance_id: page.header.instance_id,
@@ -1045,6 +1123,7 @@ impl Follower {
             caught_up,
             gap,
             restarted,
+            switched: None,
             model_changed,
             problems,
         })

@@ -187,6 +187,8 @@ struct Faults {
     next_sequence_backwards: AtomicBool,
     sequence_overflow: AtomicBool,
     stuck: AtomicBool,
+    /// Alternate between two instanceIds every this many milliseconds (0: off).
+    alternate_instance_ms: AtomicU64,
 }
 
 impl Faults {
@@ -245,6 +247,10 @@ pub struct FaultQuery {
     /// `nextSequence` never advances (it answers the `from` asked, with no observations,
     /// while `lastSequence` says it holds more).
     stuck: Option<bool>,
+    /// Alternate between two `instanceId`s (the agent's and the next) every this many
+    /// milliseconds, both serving the same buffer, and send every observation with a new
+    /// timestamp each time it is sent, as two agents behind one address would (0: off).
+    alternate_instance_ms: Option<u64>,
 }
 
 /// What the faults endpoint answers.
@@ -288,7 +294,15 @@ impl Agent {
     }
 
     fn instance_id(&self) -> u64 {
-        self.source.instance_id() + self.faults.restarts.load(Ordering::SeqCst)
+        let base = self.source.instance_id() + self.faults.restarts.load(Ordering::SeqCst);
+        match self.faults.alternate_instance_ms.load(Ordering::SeqCst) {
+            0 => base,
+            period => {
+                let elapsed = (Utc::now() - self.started).num_milliseconds().max(0) as u64;
+                // The other instance is far from the next restart's.
+                base + ((elapsed / period) % 2) * 1_000_000
+            }
+        }
     }
 
     /// The oldest sequence a restart or a wrap left.
@@ -438,6 +452,17 @@ impl Agent {
             owned[0].timestamp += chrono::Duration::milliseconds(1);
             if page.len() > 1 {
                 head.next_sequence = page.last().map(|o| o.sequence);
+            }
+            page = &owned;
+        }
+        if f.alternate_instance_ms.load(Ordering::SeqCst) > 0 && !page.is_empty() {
+            // Each observation sent again has a timestamp it was never sent with.
+            let shift = chrono::Duration::microseconds(
+                (Utc::now() - self.started).num_microseconds().unwrap_or(0),
+            );
+            owned = page.to_vec();
+            for o in &mut owned {
+                o.timestamp += shift;
             }
             page = &owned;
         }
@@ -750,6 +775,9 @@ fn apply_faults(agent: &Agent, q: FaultQuery) -> FaultState {
     }
     if let Some(size) = q.buffer_size {
         f.buffer_size.store(size, Ordering::SeqCst);
+    }
+    if let Some(ms) = q.alternate_instance_ms {
+        f.alternate_instance_ms.store(ms, Ordering::SeqCst);
     }
     let _buffer = agent.buffer.write().unwrap_or_else(|p| p.into_inner());
     let revealed_end = agent.source.sequences(0).1 + 1;

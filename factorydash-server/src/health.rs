@@ -80,6 +80,9 @@ pub struct SourceHealth {
     pub gaps: u64,
     /// Agent restarts seen since start.
     pub restarts: u64,
+    /// Times the agent answered with an `instanceId` followed before since start (an agent
+    /// alternating between instances): each instance is followed on where it was left.
+    pub instance_switches: u64,
     /// Streams lost (stalled, dropped, ended) and reopened since start.
     pub reconnects: u64,
     /// Observations stored per second, averaged over about the last ten seconds.
@@ -111,6 +114,7 @@ impl SourceHealth {
             observations: 0,
             gaps: 0,
             restarts: 0,
+            instance_switches: 0,
             reconnects: 0,
             observations_per_second: 0.0,
             rate_since: None,
@@ -174,6 +178,16 @@ impl HealthRegistry {
             .unwrap_or_else(|p| p.into_inner())
             .get(source)
             .map(|h| h.state)
+    }
+
+    /// How often a source's agent switched between instances followed before, since start
+    /// (0 for a source not known).
+    pub fn instance_switches(&self, source: &str) -> u64 {
+        self.sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(source)
+            .map_or(0, |h| h.instance_switches)
     }
 
     /// Forgets a source's health (an agent removed).

@@ -496,6 +496,17 @@ async fn store_step(
             let (old, new) = (restart.previous_instance_id, restart.instance_id);
             tracing::warn!(agent = %url, old, new, "the agent restarted; reading its new buffer from the start");
         }
+        if let Some(switch) = step.switched {
+            let (old, new) = (switch.previous_instance_id, switch.instance_id);
+            let next_sequence = step.batch.next_sequence;
+            // Once at WARN: an agent that alternates does so all the time (counted in the
+            // health), and the log must not grow with it.
+            if app.health.instance_switches(url) == 0 {
+                tracing::warn!(agent = %url, old, new, next_sequence, "the agent answers with an instanceId followed before (two agents behind one address?); going on with it where it was left, each instance from where it stopped");
+            } else {
+                tracing::debug!(agent = %url, old, new, next_sequence, "instance switched back");
+            }
+        }
         if let Some(gap) = &step.gap {
             tracing::warn!(agent = %url, from = gap.from, to = ?gap.to, "observations lost by the agent before they could be read");
             app.store.record_gap(gap).await?;
@@ -515,6 +526,7 @@ async fn store_step(
         h.observations += outcome.inserted;
         h.gaps += u64::from(step.gap.is_some());
         h.restarts += u64::from(step.restarted.is_some());
+        h.instance_switches += u64::from(step.switched.is_some());
         h.instance_id = Some(step.batch.instance_id);
         h.next_sequence = Some(step.batch.next_sequence);
     });

@@ -949,3 +949,101 @@ async fn a_full_disk_under_the_sqlite_store_loses_nothing() {
     drop(follower);
     drop(agent);
 }
+
+/// An agent that alternates between two `instanceId`s (every 300 ms, both serving the same
+/// buffer, every observation sent with a new timestamp each time), followed by `serve`
+/// with `store_args`, until both instances' observations are stored: each (instanceId,
+/// sequence) once, one restart and one gap at most (the first sight of the second
+/// instance), each switch back followed on where that instance was left. Returns the
+/// follower and its health once both instances are stored.
+async fn follow_an_alternating_agent(store_args: &[&str]) -> (Running, Running, Value) {
+    let agent = replay_agent("2000").await;
+    let state = fault(&agent, "alternate_instance_ms=300").await;
+    assert!(state["instanceId"].as_u64().is_some(), "{state}");
+    let mut args = vec![
+        "serve",
+        "--agent",
+        &agent.base,
+        "--listen",
+        "127.0.0.1:0",
+        "--poll-interval",
+        "100ms",
+        "--count",
+        "5000",
+        "--interval",
+        "100ms",
+        "--heartbeat",
+        "300ms",
+    ];
+    args.extend_from_slice(store_args);
+    let follower = start(&args).await;
+    let done = |h: &Value| observations(h) >= 2 * TOTAL;
+    wait_for(
+        &follower.base,
+        Duration::from_secs(180),
+        "both instances stored",
+        done,
+    )
+    .await;
+    // Switching goes on: nothing more is stored.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, health) = get_json(&format!("{}/healthz", follower.base)).await;
+    assert_eq!(observations(&health), 2 * TOTAL, "{health}");
+    let source = &health["sources"][0];
+    assert!(source["instanceSwitches"].as_u64().unwrap() > 0, "{source}");
+    assert!(source["restarts"].as_u64().unwrap() <= 1, "{source}");
+    assert!(source["gaps"].as_u64().unwrap() <= 1, "{source}");
+    (agent, follower, health)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_alternating_instances_is_stored_once_on_sqlite() {
+    use factorydash_store::{sqlite::SqliteStore, Store};
+
+    let dir = std::env::temp_dir().join(format!("factorydash-flip-{}", rand::random::<u32>()));
+    let (agent, follower, _) =
+        follow_an_alternating_agent(&["--data-dir", dir.to_str().unwrap()]).await;
+    let status = follower.terminate(Duration::from_secs(12)).await;
+    assert!(status.success(), "exit status {status}");
+    drop(agent);
+    let store = SqliteStore::open(&dir.join("factorydash.db"))
+        .await
+        .unwrap();
+    assert_eq!(store.observation_count().await.unwrap(), 2 * TOTAL);
+    assert!(store.gaps().await.unwrap().len() <= 1);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_alternating_instances_is_stored_once_on_postgres() {
+    let Some(server) = crate::support::postgres_url("alternating") else {
+        return;
+    };
+    let db = FreshDb::create(&server, "alternating").await;
+    let (agent, follower, _) = follow_an_alternating_agent(&["--database-url", &db.url]).await;
+    drop(follower);
+    drop(agent);
+    let client = db.connect().await;
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT (instance_id, sequence)), count(DISTINCT instance_id)
+             FROM observations",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (rows, distinct, instances): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(
+        (rows, distinct, instances),
+        (2 * TOTAL as i64, 2 * TOTAL as i64, 2)
+    );
+    let gaps: i64 = client
+        .query_one("SELECT count(*) FROM gaps", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(gaps <= 1, "{gaps} gaps");
+    drop(client);
+    db.drop().await;
+}
