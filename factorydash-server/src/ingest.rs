@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use factorydash_mtconnect::client::{
-    AgentClient, Backoff, ClientError, Follower, FollowerConfig, Step,
+    AgentClient, Backoff, ClientError, Follower, FollowerConfig, Step, KNOWN_INSTANCES,
 };
 use tokio::sync::mpsc;
 use tokio::time::{sleep, sleep_until, Instant};
@@ -86,6 +86,12 @@ pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) 
                 if let Some(point) = app.store.resume_point(&url).await.map_err(|e| format!("store: {e}"))? {
                     tracing::info!(agent = %url, instance_id = point.instance_id, next_sequence = point.next_sequence, "resuming");
                     follower.resume_from(&point);
+                }
+                // Earlier instances, oldest first so that the newest are kept: an agent
+                // that answers with one again is followed on from where it was left.
+                let earlier = app.store.instances(&url, KNOWN_INSTANCES).await.map_err(|e| format!("store: {e}"))?;
+                for point in earlier.iter().rev() {
+                    follower.remember_instance(point);
                 }
                 resumed = true;
             }

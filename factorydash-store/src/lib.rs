@@ -289,6 +289,17 @@ pub trait Store: Send + Sync {
     /// A database error.
     async fn resume_point(&self, agent: &str) -> Result<Option<ResumePoint>, StoreError>;
 
+    /// Where each of `agent`'s instances (`instanceId`s) with observations stored was
+    /// left: for each, the sequence after the highest one stored; at most `limit`, the
+    /// highest `instanceId` first (agents number their instances by start time). A
+    /// follower given these (`Follower::remember_instance` in factorydash-mtconnect) takes
+    /// an instance the agent answers with again up from there, after a restart of
+    /// factorydash too, instead of reading it from its oldest observation.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn instances(&self, agent: &str, limit: usize) -> Result<Vec<ResumePoint>, StoreError>;
+
     /// Records observations an agent lost before they could be read.
     ///
     /// # Errors

@@ -53,6 +53,8 @@ struct Inner {
     shapes: Vec<Shape>,
     shapes_of: HashMap<ItemKey, Vec<u32>>,
     resume: HashMap<String, ResumePoint>,
+    /// Per run (agent, instanceId), the sequence after the highest stored.
+    runs: HashMap<(u32, u64), u64>,
     gaps: Vec<Gap>,
     /// Agents added at run time, in the order added.
     configured: Vec<ConfiguredAgent>,
@@ -307,6 +309,8 @@ impl Store for MemoryStore {
                 continue;
             }
             outcome.inserted += 1;
+            let next = inner.runs.entry((agent, batch.instance_id)).or_default();
+            *next = (*next).max(o.sequence.saturating_add(1));
             let key = (o.device.clone(), agent, o.data_item_id.clone());
             let stored = Stored {
                 agent,
@@ -342,6 +346,26 @@ impl Store for MemoryStore {
 
     async fn resume_point(&self, agent: &str) -> Result<Option<ResumePoint>, StoreError> {
         Ok(self.read().resume.get(agent).cloned())
+    }
+
+    async fn instances(&self, agent: &str, limit: usize) -> Result<Vec<ResumePoint>, StoreError> {
+        let inner = self.read();
+        let Some(&id) = inner.agents.get(agent) else {
+            return Ok(Vec::new());
+        };
+        let mut points: Vec<ResumePoint> = inner
+            .runs
+            .iter()
+            .filter(|((a, _), _)| *a == id)
+            .map(|(&(_, instance_id), &next_sequence)| ResumePoint {
+                agent: agent.to_owned(),
+                instance_id,
+                next_sequence,
+            })
+            .collect();
+        points.sort_unstable_by_key(|p| std::cmp::Reverse(p.instance_id));
+        points.truncate(limit);
+        Ok(points)
     }
 
     async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError> {

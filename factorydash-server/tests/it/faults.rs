@@ -1005,6 +1005,30 @@ async fn an_agent_alternating_instances_is_stored_once_on_sqlite() {
         follow_an_alternating_agent(&["--data-dir", dir.to_str().unwrap()]).await;
     let status = follower.terminate(Duration::from_secs(12)).await;
     assert!(status.success(), "exit status {status}");
+    // Started again: both instances are known from the store, so whichever the agent
+    // answers with is followed on from where it was left: no restart, nothing more.
+    let again = start(&[
+        "serve",
+        "--agent",
+        &agent.base,
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--poll-interval",
+        "100ms",
+    ])
+    .await;
+    let health = wait_for(&again.base, Duration::from_secs(30), "switches", |h| {
+        h["sources"][0]["instanceSwitches"].as_u64() >= Some(3)
+    })
+    .await;
+    // (The health counts what this process stored: nothing.)
+    assert_eq!(observations(&health), 0, "{health}");
+    assert_eq!(health["sources"][0]["restarts"].as_u64(), Some(0), "{health}");
+    assert_eq!(health["sources"][0]["gaps"].as_u64(), Some(0), "{health}");
+    let status = again.terminate(Duration::from_secs(12)).await;
+    assert!(status.success(), "exit status {status}");
     drop(agent);
     let store = SqliteStore::open(&dir.join("factorydash.db"))
         .await

@@ -424,6 +424,31 @@ pub(super) async fn resume_point(
     }))
 }
 
+/// [`Store::instances`](crate::Store::instances): from `stored_sequences`, whatever the
+/// retention dropped.
+pub(super) async fn instances(
+    client: &Client,
+    agent: &str,
+    limit: usize,
+) -> Result<Vec<ResumePoint>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT s.instance_id, max(s.last_sequence) FROM stored_sequences s
+             JOIN agents a ON a.id = s.agent_id WHERE a.url = $1
+             GROUP BY s.instance_id ORDER BY s.instance_id DESC LIMIT $2",
+            &[&agent, &(limit.min(i64::MAX as usize) as i64)],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| ResumePoint {
+            agent: agent.to_owned(),
+            instance_id: r.get::<_, i64>(0) as u64,
+            next_sequence: r.get::<_, i64>(1) as u64 + 1,
+        })
+        .collect())
+}
+
 /// [`Store::record_gap`](crate::Store::record_gap).
 pub(super) async fn record_gap(
     store: &PgStore,

@@ -139,6 +139,10 @@ impl Store for PgStore {
         append::resume_point(&*self.reader().await?, agent).await
     }
 
+    async fn instances(&self, agent: &str, limit: usize) -> Result<Vec<ResumePoint>, StoreError> {
+        append::instances(&*self.reader().await?, agent, limit).await
+    }
+
     async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError> {
         append::record_gap(self, &*self.reader().await?, gap).await
     }

@@ -297,6 +297,11 @@ impl Store for SqliteStore {
         self.read(move |c| read::resume_point(c, &agent)).await
     }
 
+    async fn instances(&self, agent: &str, limit: usize) -> Result<Vec<ResumePoint>, StoreError> {
+        let agent = agent.to_owned();
+        self.read(move |c| read::instances(c, &agent, limit)).await
+    }
+
     async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError> {
         let gap = gap.clone();
         self.write(move |w| w.record_gap(&gap)).await

@@ -476,6 +476,38 @@ pub(super) fn resume_point(c: &Connection, agent: &str) -> Result<Option<ResumeP
     .optional()?)
 }
 
+/// [`Store::instances`](crate::Store::instances): each run's highest stored sequence, one
+/// probe of the observations' key (run, sequence) per run.
+pub(super) fn instances(
+    c: &Connection,
+    agent: &str,
+    limit: usize,
+) -> Result<Vec<ResumePoint>, StoreError> {
+    let mut stmt = c.prepare(
+        "SELECT r.instance_id, (SELECT max(o.sequence) FROM observations o WHERE o.run = r.id)
+         FROM runs r JOIN agents a ON a.id = r.agent_id
+         WHERE a.url = ?1 ORDER BY r.instance_id DESC",
+    )?;
+    let rows = stmt.query_map([agent], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
+    })?;
+    let mut points = Vec::new();
+    for row in rows {
+        let (instance_id, last) = row?;
+        if let Some(last) = last {
+            points.push(ResumePoint {
+                agent: agent.to_owned(),
+                instance_id: instance_id as u64,
+                next_sequence: last as u64 + 1,
+            });
+        }
+        if points.len() == limit {
+            break;
+        }
+    }
+    Ok(points)
+}
+
 pub(super) fn gaps(c: &Connection) -> Result<Vec<Gap>, StoreError> {
     let mut stmt = c.prepare(
         "SELECT a.url, g.instance_id, g.from_sequence, g.to_sequence FROM gaps g

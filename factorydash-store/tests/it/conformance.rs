@@ -172,6 +172,25 @@ pub async fn an_instance_read_again_from_its_start_is_stored_once(store: &dyn St
     assert_eq!(store.observation_count().await.unwrap(), 100 + 10 + 20);
     let point = store.resume_point(AGENT).await.unwrap().unwrap();
     assert_eq!(point.next_sequence, obs[119].sequence + 1);
+    // Where each instance was left, the highest instanceId first.
+    let left = store.instances(AGENT, 16).await.unwrap();
+    let left: Vec<(u64, u64)> = left
+        .iter()
+        .map(|p| (p.instance_id, p.next_sequence))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            (INSTANCE + 1, obs[9].sequence + 1),
+            (INSTANCE, obs[119].sequence + 1)
+        ]
+    );
+    assert_eq!(store.instances(AGENT, 1).await.unwrap().len(), 1);
+    assert!(store
+        .instances("http://nobody", 16)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// Sequences past what a signed 64-bit integer holds are refused (not wrapped negative),
