@@ -1025,7 +1025,11 @@ async fn an_agent_alternating_instances_is_stored_once_on_sqlite() {
     .await;
     // (The health counts what this process stored: nothing.)
     assert_eq!(observations(&health), 0, "{health}");
-    assert_eq!(health["sources"][0]["restarts"].as_u64(), Some(0), "{health}");
+    assert_eq!(
+        health["sources"][0]["restarts"].as_u64(),
+        Some(0),
+        "{health}"
+    );
     assert_eq!(health["sources"][0]["gaps"].as_u64(), Some(0), "{health}");
     let status = again.terminate(Duration::from_secs(12)).await;
     assert!(status.success(), "exit status {status}");
