@@ -97,7 +97,8 @@ fn memory_of(pid: u32) -> (u64, u64) {
 /// as it comes (never whole), and checks it: the header, then every sequence from 1 to
 /// `ROWS` exactly once, in order, each stamped `at`.
 async fn export_and_check(base: String, at: DateTime<Utc>) {
-    let from = (at - chrono::Duration::minutes(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let from =
+        (at - chrono::Duration::minutes(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let to = (at + chrono::Duration::minutes(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let url = format!(
         "{base}/api/export?device={DEVICE}&dataItemId={ITEM}&format=csv&from={from}&to={to}"

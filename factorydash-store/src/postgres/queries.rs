@@ -15,7 +15,8 @@ use tokio_postgres::Client;
 
 use super::columns::{observation_from_row, prefixed_columns, OBSERVATION_COLUMNS};
 use crate::{
-    latest_after, latest_page_of, AgentObservation, ConfiguredAgent, LatestFilter, StoreError,
+    latest_after, latest_page_of, AgentObservation, ConfiguredAgent, LatestFilter, SeriesChunk,
+    SeriesKey, StoreError,
 };
 
 /// An `agent_id` from the agent's base URL, as SQL on the parameter `$n` (`NULL`, so
@@ -216,6 +217,73 @@ pub(super) async fn series(
         )
         .await?;
     Ok(rows.iter().map(observation_from_row).collect())
+}
+
+/// [`Store::series_after`](crate::Store::series_after), `limit + 1` rows at most, in two
+/// ranges of the index `observations_item_ts` (device, data_item_id, ts, sequence) that
+/// the planner estimates well (a row comparison is estimated by its first column alone,
+/// which made it sort a whole partition where many rows share the start's timestamp):
+/// the rest of the start's instant (`ts = $3`, `sequence >= $5`, the few rows of that
+/// very sequence left out by `instance_id`), then what follows it (`ts >= $9`, the next
+/// microsecond), each in key order (incremental sorts by `instance_id` of the rows of
+/// one (ts, sequence)), merged.
+pub(super) async fn series_after(
+    client: &Client,
+    device: &DeviceKey,
+    data_item_id: &str,
+    window: &TimeWindow,
+    after: Option<SeriesKey>,
+    limit: usize,
+) -> Result<SeriesChunk, StoreError> {
+    let limit = limit.max(1);
+    let (start, sequence, instance) = crate::series_start(window, after);
+    if start >= window.to() {
+        return Ok(SeriesChunk::default());
+    }
+    let next_instant = start + chrono::Duration::microseconds(1);
+    let rows = client
+        .query(
+            &format!(
+                "SELECT * FROM (
+                   (SELECT {cols}, instance_id FROM observations
+                    WHERE device = $1 AND data_item_id = $2 AND agent_id = {agent}
+                      AND ts = $3 AND sequence >= $5 AND (sequence, instance_id) > ($5, $6)
+                    ORDER BY sequence, instance_id LIMIT $7)
+                   UNION ALL
+                   (SELECT {cols}, instance_id FROM observations
+                    WHERE device = $1 AND data_item_id = $2 AND agent_id = {agent}
+                      AND ts >= $9 AND ts < $4
+                    ORDER BY ts, sequence, instance_id LIMIT $7)
+                 ) o ORDER BY ts, sequence, instance_id LIMIT $7",
+                cols = *OBSERVATION_COLUMNS,
+                agent = agent_id_of(8),
+            ),
+            &[
+                &device.device,
+                &data_item_id,
+                &start,
+                &window.to(),
+                &sequence,
+                &instance,
+                &((limit + 1).min(i64::MAX as usize) as i64),
+                &device.agent,
+                &next_instant,
+            ],
+        )
+        .await?;
+    let rows = rows
+        .iter()
+        .map(|r| {
+            let o = observation_from_row(r);
+            let key = SeriesKey {
+                timestamp: o.timestamp,
+                sequence: o.sequence,
+                instance_id: r.get::<_, i64>("instance_id") as u64,
+            };
+            (key, o)
+        })
+        .collect();
+    Ok(crate::series_chunk(rows, limit))
 }
 
 /// `n` is at least 1 (see the caller).
