@@ -107,8 +107,8 @@ pub struct SeriesKey {
 pub struct SeriesChunk {
     /// The observations, in [`SeriesKey`] order.
     pub observations: Vec<Observation>,
-    /// The key of the last observation when more of the window follow it: pass it as the
-    /// next call's `after`. `None` when this chunk ends the window.
+    /// The key of the last observation when more of the window may follow it: pass it as
+    /// the next call's `after`. `None` when this chunk ends the window.
     pub next: Option<SeriesKey>,
 }
 
@@ -382,15 +382,18 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<Observation>, StoreError>;
 
     /// One data item's observations with timestamps in `window` (UTC, `from` included,
-    /// `to` not), a chunk at a time: the first `limit` (at least 1) whose [`SeriesKey`]
-    /// (timestamp, `sequence`, `instanceId`) is greater than `after` (from the window's
-    /// start when `None`), in that order, and where the next chunk starts
-    /// ([`SeriesChunk::next`]). Reading chunk after chunk from `after: None` until `next`
-    /// is `None` reads every observation of the window exactly once, however many share
-    /// one timestamp, even one (timestamp, `sequence`).
+    /// `to` not), a chunk at a time, in [`SeriesKey`] order (timestamp, `sequence`,
+    /// `instanceId`): those whose key is greater than `after` (from the window's start
+    /// when `None`), at most `limit` (taken as at least 1), and where the next chunk
+    /// starts ([`SeriesChunk::next`]). Reading chunk after chunk from `after: None`, each
+    /// time passing the last `next`, until `next` is `None`, reads every observation of
+    /// the window exactly once, however many share one timestamp, even one (timestamp,
+    /// `sequence`). A chunk may hold fewer than `limit` before the end (PostgreSQL leaves
+    /// the rows of one (timestamp, `sequence`) that a chunk would split to the next one,
+    /// and rarely the last chunk is empty): only `next` tells the end.
     ///
-    /// Each call reads at most `limit + 1` rows by a range of the data item's index
-    /// (on SQLite, one range per shape the data item has had): its cost and memory are
+    /// Each call reads at most `limit + 1` rows by one or two ranges of the data item's
+    /// index (on SQLite, per shape the data item has had), so its time and memory are
     /// bounded by `limit` whatever the window holds. An export reads a window of any size
     /// this way.
     ///
