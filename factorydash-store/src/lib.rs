@@ -87,6 +87,31 @@ impl AgentObservation {
     }
 }
 
+/// Where an observation stands in one data item's series, as [`Store::series_after`] orders
+/// it: its timestamp (UTC), then its `sequence`, then its agent's `instanceId`. Unique
+/// within one data item of one device ([`DeviceKey`]: the agent is fixed): an observation
+/// is (agent, `instanceId`, `sequence`), and two instances of one agent may repeat a
+/// (timestamp, `sequence`). Ordered field by field, in that order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeriesKey {
+    /// The observation's timestamp, UTC.
+    pub timestamp: DateTime<Utc>,
+    /// Its `sequence` (MTConnect Part 1: unique within the agent's instance).
+    pub sequence: u64,
+    /// The `instanceId` of the agent that stored it ([`Batch::instance_id`]).
+    pub instance_id: u64,
+}
+
+/// A chunk of one data item's observations: the answer of [`Store::series_after`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SeriesChunk {
+    /// The observations, in [`SeriesKey`] order.
+    pub observations: Vec<Observation>,
+    /// The key of the last observation when more of the window may follow it: pass it as
+    /// the next call's `after`. `None` when this chunk ends the window.
+    pub next: Option<SeriesKey>,
+}
+
 /// Which latest values to list. Every field set must match (AND); `None` matches all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LatestFilter {
@@ -356,6 +381,33 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Observation>, StoreError>;
 
+    /// One data item's observations with timestamps in `window` (UTC, `from` included,
+    /// `to` not), a chunk at a time, in [`SeriesKey`] order (timestamp, `sequence`,
+    /// `instanceId`): those whose key is greater than `after` (from the window's start
+    /// when `None`), at most `limit` (taken as at least 1), and where the next chunk
+    /// starts ([`SeriesChunk::next`]). Reading chunk after chunk from `after: None`, each
+    /// time passing the last `next`, until `next` is `None`, reads every observation of
+    /// the window exactly once, however many share one timestamp, even one (timestamp,
+    /// `sequence`). A chunk may hold fewer than `limit` before the end (PostgreSQL leaves
+    /// the rows of one (timestamp, `sequence`) that a chunk would split to the next one,
+    /// and rarely the last chunk is empty): only `next` tells the end.
+    ///
+    /// Each call reads at most `limit + 1` rows by one or two ranges of the data item's
+    /// index (on SQLite, per shape the data item has had), so its time and memory are
+    /// bounded by `limit` whatever the window holds. An export reads a window of any size
+    /// this way.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn series_after(
+        &self,
+        device: &DeviceKey,
+        data_item_id: &str,
+        window: &TimeWindow,
+        after: Option<SeriesKey>,
+        limit: usize,
+    ) -> Result<SeriesChunk, StoreError>;
+
     /// One data item's numeric values with timestamps in `window`, summarised in `n`
     /// equal-width time buckets: [`factorydash_core::downsample::buckets`] (count, min,
     /// max, mean and the M4 points), empty buckets left out. Values that are not finite
@@ -518,6 +570,61 @@ pub(crate) fn resume_after(stored: Option<&ResumePoint>, batch: &Batch) -> Resum
         agent: batch.agent.clone(),
         instance_id: batch.instance_id,
         next_sequence: next,
+    }
+}
+
+/// Where [`Store::series_after`] starts in a database whose timestamps are whole
+/// microseconds (SQLite, PostgreSQL) and numbers signed 64-bit: the key `(ts, sequence,
+/// instance_id)` that the rows read are greater than. Before the window, or with no
+/// `after`: the window's start with sequence and `instanceId` -1, below any stored. A key
+/// between two microseconds starts at the next one, and numbers past `i64::MAX` (which no
+/// stored row holds) saturate, so that the comparison keeps its meaning.
+pub(crate) fn series_start(
+    window: &TimeWindow,
+    after: Option<SeriesKey>,
+) -> (DateTime<Utc>, i64, i64) {
+    let from_instant = |t: DateTime<Utc>| {
+        let whole = DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t);
+        let start = if whole < t {
+            whole + chrono::Duration::microseconds(1)
+        } else {
+            whole
+        };
+        (start, -1, -1)
+    };
+    match after {
+        Some(after) if after.timestamp >= window.from() => {
+            if DateTime::from_timestamp_micros(after.timestamp.timestamp_micros())
+                != Some(after.timestamp)
+            {
+                return from_instant(after.timestamp);
+            }
+            match i64::try_from(after.sequence) {
+                Ok(sequence) => (
+                    after.timestamp,
+                    sequence,
+                    i64::try_from(after.instance_id).unwrap_or(i64::MAX),
+                ),
+                // Past every stored sequence at that instant.
+                Err(_) => (after.timestamp, i64::MAX, i64::MAX),
+            }
+        }
+        _ => from_instant(window.from()),
+    }
+}
+
+/// A chunk from rows read in key order, up to `limit + 1` (one more tells that more
+/// follow).
+pub(crate) fn series_chunk(mut rows: Vec<(SeriesKey, Observation)>, limit: usize) -> SeriesChunk {
+    let next = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|(key, _)| *key)
+    } else {
+        None
+    };
+    SeriesChunk {
+        observations: rows.into_iter().map(|(_, o)| o).collect(),
+        next,
     }
 }
 

@@ -15,7 +15,7 @@ use factorydash_core::states::{StateFold, StateSummary};
 
 use crate::{
     latest_after, latest_page_of, AgentObservation, AppendOutcome, ConfiguredAgent, LatestFilter,
-    Store, StoreError,
+    SeriesChunk, SeriesKey, Store, StoreError,
 };
 
 /// An in-memory [`Store`]: the embedded default, nothing to set up. Everything is lost when
@@ -46,7 +46,8 @@ struct Inner {
     agent_urls: Vec<String>,
     /// (agent, instanceId, sequence) of every stored observation.
     seen: HashSet<(u32, u64, u64)>,
-    /// Per data item, its stored observations ordered by (timestamp, sequence).
+    /// Per data item, its stored observations ordered by (timestamp, sequence,
+    /// `instanceId`): [`SeriesKey`] order.
     series: HashMap<ItemKey, Vec<Stored>>,
     latest: BTreeMap<ItemKey, Stored>,
     /// The distinct shapes of observations, and per data item the shapes it has had.
@@ -106,6 +107,16 @@ struct Stored {
     timestamp: DateTime<Utc>,
     value: Value,
     condition: Option<Box<ConditionState>>,
+}
+
+impl Stored {
+    fn key(&self) -> SeriesKey {
+        SeriesKey {
+            timestamp: self.timestamp,
+            sequence: self.sequence,
+            instance_id: self.instance_id,
+        }
+    }
 }
 
 impl Inner {
@@ -329,9 +340,13 @@ impl Store for MemoryStore {
                 inner.latest.insert(key.clone(), stored.clone());
             }
             let series = inner.series.entry(key).or_default();
-            let at = (o.timestamp, o.sequence);
+            let at = SeriesKey {
+                timestamp: o.timestamp,
+                sequence: o.sequence,
+                instance_id: batch.instance_id,
+            };
             // Usually an append at the end; timestamps out of sequence order are placed.
-            let pos = series.partition_point(|s| (s.timestamp, s.sequence) <= at);
+            let pos = series.partition_point(|s| s.key() <= at);
             series.insert(pos, stored);
         }
         let resume = crate::resume_after(inner.resume.get(&batch.agent), batch);
@@ -415,6 +430,36 @@ impl Store for MemoryStore {
             .take(limit)
             .map(|s| inner.observation(s))
             .collect())
+    }
+
+    async fn series_after(
+        &self,
+        device: &DeviceKey,
+        data_item_id: &str,
+        window: &TimeWindow,
+        after: Option<SeriesKey>,
+        limit: usize,
+    ) -> Result<SeriesChunk, StoreError> {
+        let limit = limit.max(1);
+        let inner = self.read();
+        let Some(series) = inner
+            .item_key(device, data_item_id)
+            .and_then(|key| inner.series.get(&key))
+        else {
+            return Ok(SeriesChunk::default());
+        };
+        let start = match after {
+            Some(after) => series.partition_point(|s| s.key() <= after),
+            None => 0,
+        }
+        .max(series.partition_point(|s| s.timestamp < window.from()));
+        let rows = series[start..]
+            .iter()
+            .take_while(|s| s.timestamp < window.to())
+            .take(limit + 1)
+            .map(|s| (s.key(), inner.observation(s)))
+            .collect();
+        Ok(crate::series_chunk(rows, limit))
     }
 
     async fn last_before(

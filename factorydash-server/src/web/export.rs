@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use factorydash_core::{Observation, TimeWindow};
 use serde::Deserialize;
 use warp::reply::{self, Reply, Response};
@@ -67,7 +66,9 @@ const EXPORT_CHUNK: usize = 10_000;
 /// `/api/export?device=&agent=&dataItemId=&from=&to=&format=csv|ndjson`: every observation of one
 /// data item in a window (default the last 24 hours), oldest first, streamed as CSV (with a
 /// header row) or NDJSON (one JSON observation per line), whatever its size: read from the
-/// store 10,000 at a time, keyset by (timestamp, sequence), and sent while the client reads.
+/// store 10,000 at a time ([`factorydash_store::Store::series_after`], keyset by
+/// (timestamp, sequence, `instanceId`)), each chunk sent before the next is read, at most
+/// four chunks waiting for a slow client.
 pub async fn export(app: Arc<App>, q: ExportQuery) -> Result<Response, ApiError> {
     let ExportQuery {
         device,
@@ -99,42 +100,35 @@ pub async fn export(app: Arc<App>, q: ExportQuery) -> Result<Response, ApiError>
                 return;
             }
         }
-        let mut after: Option<(DateTime<Utc>, u64)> = None;
-        let mut limit = EXPORT_CHUNK;
+        // One chunk read, turned into bytes and sent at a time: what the export holds is
+        // bounded by the chunk (and the channel's four chunks of bytes), whatever the
+        // window holds and however many observations share a timestamp.
+        let mut after = None;
         loop {
-            let from = after.map_or(window.from(), |(t, _)| t);
-            let Ok(step) = TimeWindow::new(from, window.to()) else {
-                return;
-            };
-            let items = match app.store.series(&key, &item, &step, limit).await {
-                Ok(items) => items,
+            let chunk = match app
+                .store
+                .series_after(&key, &item, &window, after, EXPORT_CHUNK)
+                .await
+            {
+                Ok(chunk) => chunk,
                 Err(e) => {
                     let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
                     return;
                 }
             };
-            let full = items.len() == limit;
-            let fresh: Vec<&Observation> = items
-                .iter()
-                .filter(|o| after.is_none_or(|a| (o.timestamp, o.sequence) > a))
-                .collect();
-            if fresh.is_empty() && full {
-                // More than a chunk share one timestamp: read a larger chunk.
-                limit *= 2;
-                continue;
-            }
-            let chunk = if csv {
-                csv_rows(&fresh)
+            let bytes = if csv {
+                csv_rows(&chunk.observations)
             } else {
-                ndjson_rows(&fresh)
+                ndjson_rows(&chunk.observations)
             };
-            if let Some(last) = fresh.last() {
-                after = Some((last.timestamp, last.sequence));
-            }
-            if tx.send(Ok(chunk)).await.is_err() || !full {
+            drop(chunk.observations);
+            if tx.send(Ok(bytes)).await.is_err() {
                 return;
             }
-            limit = EXPORT_CHUNK;
+            match chunk.next {
+                Some(next) => after = Some(next),
+                None => return,
+            }
         }
     });
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -183,7 +177,7 @@ fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn csv_rows(items: &[&Observation]) -> Vec<u8> {
+fn csv_rows(items: &[Observation]) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::with_capacity(items.len() * 96));
     for o in items {
         let c = o.condition.as_ref();
@@ -207,7 +201,7 @@ fn csv_rows(items: &[&Observation]) -> Vec<u8> {
     w.into_inner().unwrap_or_default()
 }
 
-fn ndjson_rows(items: &[&Observation]) -> Vec<u8> {
+fn ndjson_rows(items: &[Observation]) -> Vec<u8> {
     let mut out = Vec::with_capacity(items.len() * 200);
     for o in items {
         if serde_json::to_writer(&mut out, o).is_ok() {

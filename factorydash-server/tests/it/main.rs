@@ -5,6 +5,7 @@ mod agents;
 mod api;
 mod browser;
 mod end_to_end;
+mod export;
 mod faults;
 mod hostile;
 mod identity;

@@ -36,7 +36,10 @@ use tokio_postgres::Config;
 
 pub use config::{pgpass_lookup, ConfigError, PgConfig, SslMode, PG_ENV_VARS};
 
-use crate::{AgentObservation, AppendOutcome, ConfiguredAgent, LatestFilter, Store, StoreError};
+use crate::{
+    AgentObservation, AppendOutcome, ConfiguredAgent, LatestFilter, SeriesChunk, SeriesKey, Store,
+    StoreError,
+};
 
 mod append;
 mod columns;
@@ -176,6 +179,18 @@ impl Store for PgStore {
         limit: usize,
     ) -> Result<Vec<Observation>, StoreError> {
         queries::series(&*self.reader().await?, device, data_item_id, window, limit).await
+    }
+
+    async fn series_after(
+        &self,
+        device: &DeviceKey,
+        data_item_id: &str,
+        window: &TimeWindow,
+        after: Option<SeriesKey>,
+        limit: usize,
+    ) -> Result<SeriesChunk, StoreError> {
+        let client = self.reader().await?;
+        queries::series_after(&client, device, data_item_id, window, after, limit).await
     }
 
     async fn buckets(

@@ -15,7 +15,8 @@ use tokio_postgres::Client;
 
 use super::columns::{observation_from_row, prefixed_columns, OBSERVATION_COLUMNS};
 use crate::{
-    latest_after, latest_page_of, AgentObservation, ConfiguredAgent, LatestFilter, StoreError,
+    latest_after, latest_page_of, AgentObservation, ConfiguredAgent, LatestFilter, SeriesChunk,
+    SeriesKey, StoreError,
 };
 
 /// An `agent_id` from the agent's base URL, as SQL on the parameter `$n` (`NULL`, so
@@ -216,6 +217,142 @@ pub(super) async fn series(
         )
         .await?;
     Ok(rows.iter().map(observation_from_row).collect())
+}
+
+/// [`Store::series_after`](crate::Store::series_after): `limit + 1` rows at most, in two
+/// ranges of the index `observations_item_ts` (device, data_item_id, ts, sequence), each
+/// read in the index's order so that no plan has to sort a range: the rest of the start's
+/// instant (`ts = $3`, `sequence >= $5`, the rows of that very sequence left out by
+/// `instance_id`), then what follows it (`ts >= $9`, the next microsecond), merged. Both
+/// conditions are plain ranges the planner estimates well, with or without statistics (a
+/// row comparison `(ts, sequence, instance_id) > …` is estimated by its first column
+/// alone, which made it sort a whole partition where many rows share the start's
+/// timestamp). The index does not order the rows of one (ts, sequence) by `instance_id`:
+/// they are sorted here, and where the rows read end inside such a group, the group is
+/// left for the next chunk (read alone by [`series_group`] when it fills a chunk).
+pub(super) async fn series_after(
+    client: &Client,
+    device: &DeviceKey,
+    data_item_id: &str,
+    window: &TimeWindow,
+    after: Option<SeriesKey>,
+    limit: usize,
+) -> Result<SeriesChunk, StoreError> {
+    let limit = limit.max(1);
+    let (start, sequence, instance) = crate::series_start(window, after);
+    if start >= window.to() {
+        return Ok(SeriesChunk::default());
+    }
+    let next_instant = start + chrono::Duration::microseconds(1);
+    let rows = client
+        .query(
+            &format!(
+                "SELECT * FROM (
+                   (SELECT {cols}, instance_id FROM observations
+                    WHERE device = $1 AND data_item_id = $2 AND agent_id = {agent}
+                      AND ts = $3 AND sequence >= $5 AND (sequence, instance_id) > ($5, $6)
+                    ORDER BY sequence LIMIT $7)
+                   UNION ALL
+                   (SELECT {cols}, instance_id FROM observations
+                    WHERE device = $1 AND data_item_id = $2 AND agent_id = {agent}
+                      AND ts >= $9 AND ts < $4
+                    ORDER BY ts, sequence LIMIT $7)
+                 ) o ORDER BY ts, sequence LIMIT $7",
+                cols = *OBSERVATION_COLUMNS,
+                agent = agent_id_of(8),
+            ),
+            &[
+                &device.device,
+                &data_item_id,
+                &start,
+                &window.to(),
+                &sequence,
+                &instance,
+                &((limit + 1).min(i64::MAX as usize) as i64),
+                &device.agent,
+                &next_instant,
+            ],
+        )
+        .await?;
+    let mut rows = keyed(&rows);
+    rows.sort_by_key(|(key, _)| *key);
+    if rows.len() <= limit {
+        return Ok(crate::series_chunk(rows, limit));
+    }
+    // The last (ts, sequence) read may have rows of other instances past the limit.
+    let last = rows[rows.len() - 1].0;
+    let same = |key: &SeriesKey| (key.timestamp, key.sequence) == (last.timestamp, last.sequence);
+    let whole = rows
+        .iter()
+        .rposition(|(key, _)| !same(key))
+        .map_or(0, |i| i + 1);
+    if whole > 0 {
+        rows.truncate(whole);
+        let next = rows.last().map(|(key, _)| *key);
+        return Ok(SeriesChunk {
+            observations: rows.into_iter().map(|(_, o)| o).collect(),
+            next,
+        });
+    }
+    // More than a chunk of instances share one (ts, sequence).
+    let first = (start, sequence) == (last.timestamp, last.sequence as i64);
+    let after_instance = if first { instance } else { -1 };
+    series_group(client, device, data_item_id, last, after_instance, limit).await
+}
+
+/// The rows of one (ts, sequence) of a data item (those of `key`) whose `instance_id` is
+/// above `after_instance`, `limit` at most, in `instance_id` order, with the key of the last
+/// as `next` (what follows the group may be more).
+async fn series_group(
+    client: &Client,
+    device: &DeviceKey,
+    data_item_id: &str,
+    key: SeriesKey,
+    after_instance: i64,
+    limit: usize,
+) -> Result<SeriesChunk, StoreError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {cols}, instance_id FROM observations
+                 WHERE device = $1 AND data_item_id = $2 AND agent_id = {agent}
+                   AND ts = $3 AND sequence = $4 AND instance_id > $5
+                 ORDER BY instance_id LIMIT $6",
+                cols = *OBSERVATION_COLUMNS,
+                agent = agent_id_of(7),
+            ),
+            &[
+                &device.device,
+                &data_item_id,
+                &key.timestamp,
+                &(key.sequence as i64),
+                &after_instance,
+                &(limit.min(i64::MAX as usize) as i64),
+                &device.agent,
+            ],
+        )
+        .await?;
+    let rows = keyed(&rows);
+    let next = rows.last().map(|(key, _)| *key);
+    Ok(SeriesChunk {
+        observations: rows.into_iter().map(|(_, o)| o).collect(),
+        next,
+    })
+}
+
+/// Observations read with their `instance_id`, with their keys.
+fn keyed(rows: &[tokio_postgres::Row]) -> Vec<(SeriesKey, Observation)> {
+    rows.iter()
+        .map(|r| {
+            let o = observation_from_row(r);
+            let key = SeriesKey {
+                timestamp: o.timestamp,
+                sequence: o.sequence,
+                instance_id: r.get::<_, i64>("instance_id") as u64,
+            };
+            (key, o)
+        })
+        .collect()
 }
 
 /// `n` is at least 1 (see the caller).

@@ -51,7 +51,10 @@ use factorydash_core::{
 };
 use rusqlite::{Connection, OpenFlags};
 
-use crate::{AgentObservation, AppendOutcome, ConfiguredAgent, LatestFilter, Store, StoreError};
+use crate::{
+    AgentObservation, AppendOutcome, ConfiguredAgent, LatestFilter, SeriesChunk, SeriesKey, Store,
+    StoreError,
+};
 
 mod read;
 mod write;
@@ -341,6 +344,19 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Observation>, StoreError> {
         let (device, item, window) = (device.clone(), data_item_id.to_owned(), *window);
         self.read(move |c| read::series(c, &device, &item, &window, limit))
+            .await
+    }
+
+    async fn series_after(
+        &self,
+        device: &DeviceKey,
+        data_item_id: &str,
+        window: &TimeWindow,
+        after: Option<SeriesKey>,
+        limit: usize,
+    ) -> Result<SeriesChunk, StoreError> {
+        let (device, item, window) = (device.clone(), data_item_id.to_owned(), *window);
+        self.read(move |c| read::series_after(c, &device, &item, &window, after, limit))
             .await
     }
 

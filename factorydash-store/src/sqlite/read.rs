@@ -13,7 +13,8 @@ use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::{
-    latest_after, latest_page_of, AgentObservation, ConfiguredAgent, LatestFilter, StoreError,
+    latest_after, latest_page_of, AgentObservation, ConfiguredAgent, LatestFilter, SeriesChunk,
+    SeriesKey, StoreError,
 };
 
 /// The columns [`observation`] reads, from `o` (observations or latest), `i` (items),
@@ -263,6 +264,77 @@ pub(super) fn series(
         )?
         .collect::<rusqlite::Result<_>>()?;
     Ok(out)
+}
+
+/// [`Store::series_after`](crate::Store::series_after): per series of the data item (usually
+/// one), a range of its index (series, ts, sequence) from the start key, `limit + 1` rows
+/// at most ([`series_after_sql`]); where the data item has several series, their rows
+/// merged by key and cut to `limit + 1` again.
+pub(super) fn series_after(
+    c: &Connection,
+    device: &DeviceKey,
+    data_item_id: &str,
+    window: &TimeWindow,
+    after: Option<SeriesKey>,
+    limit: usize,
+) -> Result<SeriesChunk, StoreError> {
+    let limit = limit.max(1);
+    let Some(item) = item_id(c, device, data_item_id)? else {
+        return Ok(SeriesChunk::default());
+    };
+    let (from, sequence, instance) = crate::series_start(window, after);
+    let tx = c.unchecked_transaction()?;
+    let mut stmt = tx.prepare_cached(&series_after_sql())?;
+    let mut rows: Vec<(SeriesKey, Observation)> = Vec::new();
+    let of = Of::item(&tx, item)?;
+    for &series in &of.series {
+        let read = stmt.query_map(
+            params![
+                series,
+                from.timestamp_micros(),
+                sequence,
+                instance,
+                window.to().timestamp_micros(),
+                (limit + 1).min(i64::MAX as usize) as i64,
+            ],
+            |r| {
+                let o = observation(r)?;
+                let key = SeriesKey {
+                    timestamp: o.timestamp,
+                    sequence: o.sequence,
+                    instance_id: r.get::<_, i64>(14)? as u64,
+                };
+                Ok((key, o))
+            },
+        )?;
+        for row in read {
+            rows.push(row?);
+        }
+    }
+    rows.sort_by_key(|(key, _)| *key);
+    rows.truncate(limit + 1);
+    Ok(crate::series_chunk(rows, limit))
+}
+
+/// One series' observations after the start key (`?2` ts, `?3` sequence, `?4`
+/// instanceId) and before `?5`, at most `?6`, in no particular order (the caller sorts
+/// them): the inner query reads the range `(ts, sequence) >= (?2, ?3)` of the index
+/// (series, ts, sequence) in its order, sorting only the rows of one (ts, sequence) by
+/// instanceId, and stops at `?6`; the series and item (one row each, `s.id = ?1`) and the
+/// condition state are joined to those rows only.
+fn series_after_sql() -> String {
+    format!(
+        "SELECT {OBS}, o.instance_id FROM (
+             SELECT o.run, o.sequence, o.ts, o.series, o.value, r.instance_id
+             FROM observations o JOIN runs r ON r.id = o.run
+             WHERE o.series = ?1 AND (o.ts, o.sequence) >= (?2, ?3) AND o.ts < ?5
+               AND (o.ts, o.sequence, r.instance_id) > (?2, ?3, ?4)
+             ORDER BY o.ts, o.sequence, r.instance_id LIMIT ?6
+         ) o
+         JOIN series s ON s.id = o.series JOIN items i ON i.id = s.item
+         LEFT JOIN conditions c ON c.ts = o.ts AND c.sequence = o.sequence AND c.run = o.run
+         WHERE s.id = ?1"
+    )
 }
 
 /// [`Store::buckets`](crate::Store::buckets) in one pass over the data item's index,
@@ -584,4 +656,43 @@ pub(super) fn configured_agents(c: &Connection) -> Result<Vec<ConfiguredAgent>, 
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(agents)
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    /// The plan of [`super::series_after_sql`]: a range of the index, sorting at most the
+    /// rows of one (ts, sequence) ("RIGHT PART OF ORDER BY"), never the window.
+    #[test]
+    fn series_after_reads_a_range_of_the_index_and_sorts_no_window() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::migrate(&mut c).unwrap();
+        let plan: Vec<String> = c
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", super::series_after_sql()))
+            .unwrap()
+            .query_map([1, 0, 0, 0, 1, 10], |r| r.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|step| step.starts_with(
+                "SEARCH o USING INDEX observations_series_ts (series=? AND (ts,sequence)>"
+            )),
+            "{plan:#?}"
+        );
+        assert!(
+            !plan
+                .iter()
+                .any(|step| step == "USE TEMP B-TREE FOR ORDER BY"),
+            "{plan:#?}"
+        );
+        // The only scan is of the inner query's rows (at most `?6`).
+        assert!(
+            plan.iter()
+                .filter(|step| step.starts_with("SCAN"))
+                .all(|step| step == "SCAN o"),
+            "{plan:#?}"
+        );
+    }
 }

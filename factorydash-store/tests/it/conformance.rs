@@ -8,7 +8,7 @@ use factorydash_core::{
     Batch, Category, Cursor, DeviceKey, Gap, Observation, PageRequest, TimeWindow,
 };
 use factorydash_mtconnect::{parse_devices, parse_streams, recording::read_maybe_gzipped};
-use factorydash_store::{LatestFilter, Store, StoreError};
+use factorydash_store::{LatestFilter, SeriesChunk, SeriesKey, Store, StoreError};
 
 pub const AGENT: &str = "http://127.0.0.1:5000";
 
@@ -337,6 +337,225 @@ pub async fn series_is_the_window_in_time_order(store: &dyn Store) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Every chunk of `series_after` over `window`, `limit` at a time, from the start: the
+/// observations, each chunk checked to hold at most `limit` and to end where `next` says.
+async fn all_chunks(
+    store: &dyn Store,
+    device: &DeviceKey,
+    item: &str,
+    window: &TimeWindow,
+    limit: usize,
+) -> Vec<Observation> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let chunk = store
+            .series_after(device, item, window, after, limit)
+            .await
+            .unwrap();
+        assert!(chunk.observations.len() <= limit.max(1));
+        out.extend(chunk.observations);
+        match chunk.next {
+            Some(next) => {
+                let last = out.last().expect("a chunk with a next key holds something");
+                assert_eq!(
+                    (next.timestamp, next.sequence),
+                    (last.timestamp, last.sequence)
+                );
+                after = Some(next);
+            }
+            None => return out,
+        }
+    }
+}
+
+pub async fn series_after_reads_a_window_chunk_by_chunk_in_order(store: &dyn Store) {
+    let obs = page_one();
+    store.append(&batch(&obs)).await.unwrap();
+    let item = "GFAgie01-X_2";
+    let from = Utc.with_ymd_and_hms(2016, 5, 2, 14, 50, 0).unwrap();
+    let window = TimeWindow::new(from, from + Duration::minutes(10)).unwrap();
+    let mut want: Vec<&Observation> = obs
+        .iter()
+        .filter(|o| o.data_item_id == item && window.contains(o.timestamp))
+        .collect();
+    want.sort_by_key(|o| (o.timestamp, o.sequence));
+    assert!(want.len() > 100, "the window holds data: {}", want.len());
+    let device = at_agent("GFAgie01");
+    for limit in [1, 7, want.len() - 1, want.len(), 100_000] {
+        let got = all_chunks(store, &device, item, &window, limit).await;
+        assert_eq!(got.iter().collect::<Vec<_>>(), want, "chunks of {limit}");
+    }
+    // The last chunk says it is the last, even when exactly full.
+    let whole = store
+        .series_after(&device, item, &window, None, want.len())
+        .await
+        .unwrap();
+    assert_eq!(whole.observations.len(), want.len());
+    assert_eq!(whole.next, None);
+    // A key before the window starts at the window; nothing of another data item, device
+    // or agent.
+    let early = SeriesKey {
+        timestamp: from - Duration::days(1),
+        sequence: u64::MAX,
+        instance_id: u64::MAX,
+    };
+    let chunk = store
+        .series_after(&device, item, &window, Some(early), 3)
+        .await
+        .unwrap();
+    assert_eq!(chunk.observations.iter().collect::<Vec<_>>(), want[..3]);
+    for (device, item) in [
+        (device.clone(), "nope"),
+        (at_agent("nope"), item),
+        (DeviceKey::new("http://nope", "GFAgie01"), item),
+    ] {
+        let chunk = store
+            .series_after(&device, item, &window, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(chunk, SeriesChunk::default(), "{device:?} {item}");
+    }
+}
+
+/// The case the old export could not bound: far more observations than a chunk sharing
+/// ONE timestamp, and two instances of the agent repeating each (timestamp, sequence)
+/// (an agent restarted with its clock and sequences reset, or two agents behind one
+/// address), beside another agent's device of the same name with the same rows.
+pub async fn series_after_reads_rows_at_one_instant_once_each(store: &dyn Store) {
+    const OTHER: &str = "http://127.0.0.2:5000";
+    const ROWS: u64 = 2_500;
+    let at = Utc.with_ymd_and_hms(2016, 5, 2, 15, 0, 0).unwrap();
+    let window = TimeWindow::new(at - Duration::seconds(10), at + Duration::seconds(10)).unwrap();
+    let make = |instance: u64, sequence: u64, timestamp| Observation {
+        sequence,
+        timestamp,
+        device: "Flood".into(),
+        component_id: "x".into(),
+        data_item_id: "flood_x".into(),
+        name: Some("Xpos".into()),
+        category: Category::Sample,
+        kind: "Position".into(),
+        sub_type: None,
+        value: factorydash_core::Value::Text(format!("{instance}/{sequence}")),
+        condition: None,
+    };
+    // Per instance: one row before the window, one just before `at`, ROWS at `at`, one
+    // after it, one at the window's end (outside).
+    let rows = |instance: u64| -> Vec<Observation> {
+        let mut rows = vec![
+            make(instance, 1, window.from() - Duration::microseconds(1)),
+            make(instance, 2, at - Duration::seconds(1)),
+        ];
+        rows.extend((3..3 + ROWS).map(|s| make(instance, s, at)));
+        rows.push(make(instance, 3 + ROWS, at + Duration::seconds(1)));
+        rows.push(make(instance, 4 + ROWS, window.to()));
+        rows
+    };
+    // The higher instance stored first: the order read is the key's, not the order stored.
+    for (agent, instance) in [(AGENT, INSTANCE + 1), (AGENT, INSTANCE), (OTHER, INSTANCE)] {
+        let observations = rows(instance);
+        let b = Batch {
+            agent: agent.into(),
+            instance_id: instance,
+            next_sequence: observations.len() as u64 + 1,
+            observations,
+        };
+        assert_eq!(store.append(&b).await.unwrap().inserted, ROWS + 4);
+    }
+    // In key order: (timestamp, sequence, instanceId).
+    let mut want: Vec<(chrono::DateTime<Utc>, u64, u64)> = Vec::new();
+    for instance in [INSTANCE, INSTANCE + 1] {
+        for o in rows(instance) {
+            if window.contains(o.timestamp) {
+                want.push((o.timestamp, o.sequence, instance));
+            }
+        }
+    }
+    want.sort();
+    assert_eq!(want.len() as u64, 2 * (ROWS + 2));
+    let device = DeviceKey::new(AGENT, "Flood");
+    for limit in [0, 7, 1000, 2 * ROWS as usize + 4] {
+        let got: Vec<(chrono::DateTime<Utc>, u64, u64)> =
+            all_chunks(store, &device, "flood_x", &window, limit)
+                .await
+                .iter()
+                .map(|o| {
+                    let text = o.value.as_text().unwrap();
+                    let (instance, sequence) = text.split_once('/').unwrap();
+                    assert_eq!(sequence, o.sequence.to_string(), "{o:?}");
+                    (o.timestamp, o.sequence, instance.parse().unwrap())
+                })
+                .collect();
+        assert_eq!(got.len(), want.len(), "chunks of {limit}");
+        assert!(
+            got == want,
+            "chunks of {limit}: every row once, in key order"
+        );
+    }
+    // After one instance's row, the other's of the same (timestamp, sequence) comes next;
+    // a chunk ends with a whole (timestamp, sequence) or says where it stopped.
+    let chunk = store
+        .series_after(
+            &device,
+            "flood_x",
+            &window,
+            Some(SeriesKey {
+                timestamp: at,
+                sequence: 10,
+                instance_id: INSTANCE,
+            }),
+            3,
+        )
+        .await
+        .unwrap();
+    let values: Vec<&str> = chunk
+        .observations
+        .iter()
+        .map(|o| o.value.as_text().unwrap())
+        .collect();
+    assert!(values.len() <= 3);
+    assert_eq!(values[0], format!("{}/10", INSTANCE + 1));
+    let last = chunk.observations.last().unwrap();
+    let instance: u64 = values[values.len() - 1]
+        .split_once('/')
+        .unwrap()
+        .0
+        .parse()
+        .unwrap();
+    assert_eq!(
+        chunk.next,
+        Some(SeriesKey {
+            timestamp: last.timestamp,
+            sequence: last.sequence,
+            instance_id: instance,
+        })
+    );
+    // Numbers past what a store holds, or an instant between two microseconds (what the
+    // databases store): after everything at `at`.
+    for (timestamp, sequence, instance_id) in [
+        (at, u64::MAX, 0),
+        (at, ROWS + 2, u64::MAX),
+        (at + Duration::nanoseconds(500), 0, 0),
+    ] {
+        let after = SeriesKey {
+            timestamp,
+            sequence,
+            instance_id,
+        };
+        let chunk = store
+            .series_after(&device, "flood_x", &window, Some(after), 1)
+            .await
+            .unwrap();
+        assert_eq!(chunk.observations.len(), 1, "{after:?}");
+        assert_eq!(chunk.observations[0].timestamp, at + Duration::seconds(1));
+        assert_eq!(
+            chunk.observations[0].value.as_text(),
+            Some(format!("{INSTANCE}/{}", ROWS + 3).as_str())
+        );
+    }
 }
 
 pub async fn buckets_summarise_a_window_as_core_does(store: &dyn Store) {

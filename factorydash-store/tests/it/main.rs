@@ -57,6 +57,8 @@ conformance_tests!(
     latest_filters_by_component_category_type_and_text,
     latest_is_the_highest_sequence_whatever_the_order,
     series_is_the_window_in_time_order,
+    series_after_reads_a_window_chunk_by_chunk_in_order,
+    series_after_reads_rows_at_one_instant_once_each,
     buckets_summarise_a_window_as_core_does,
     resume_point_and_gaps_are_kept,
     prune_drops_whole_days_and_keeps_the_latest_values,
