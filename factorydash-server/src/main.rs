@@ -16,6 +16,7 @@ mod host;
 mod ingest;
 mod inspect;
 mod live;
+mod logging;
 mod metrics;
 mod page;
 mod record;
@@ -333,14 +334,7 @@ async fn main() {
 }
 
 async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        // Agent URLs may carry credentials: no log line shows them.
-        .with_writer(redact::RedactedStderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,hyper=warn,warp=warn,tokio_postgres=warn".into()),
-        )
-        .init();
+    logging::init();
     let args: Vec<String> = std::env::args().collect();
     let mut command = Cli::command();
     if let Some(path) = config::config_path(&args) {
