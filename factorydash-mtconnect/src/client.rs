@@ -159,7 +159,7 @@ pub enum SequenceFault {
     /// or another Header number is a whole number beyond 2^64 − 1: the parser left it
     /// out ([`crate::ProblemKind::OutOfRange`]), and going on without it would take the
     /// answer for one that holds nothing.
-    #[error("{} (and beyond 2^63 - 1, the largest that can be stored)", .problem.message)]
+    #[error("{}", .problem.message)]
     OutOfRange {
         /// The parser's problem: where, and which number.
         problem: Problem,

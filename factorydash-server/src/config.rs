@@ -2,7 +2,8 @@
 //!
 //! The file's keys are `serve`'s long options, with `-` or `_` (`listen`, `agent` or
 //! `agents`, `database-url`, `store`, `data-dir`, `retention`, `buffer`, `memory-limit`, `count`,
-//! `poll-interval`, `interval`, `heartbeat`, `no-stream`, `max-document`, `replay`, `speed`); its values
+//! `poll-interval`, `interval`, `heartbeat`, `no-stream`, `max-document`, `replay`, `speed`,
+//! `allowed-host` or `allowed-hosts`, …); its values
 //! become those options' defaults, so a flag beats an environment variable, which beats the
 //! file, which beats the built-in default:
 //!
@@ -48,7 +49,8 @@ pub fn read_bounded(path: &Path, limit: usize, what: &str) -> anyhow::Result<Str
             limit >> 10
         );
     }
-    String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{what} {} is not UTF-8 text", path.display()))
+    String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{what} {} is not UTF-8 text", path.display()))
 }
 
 /// The configuration file named by `--config PATH` (or `--config=PATH`) among `args`, or

@@ -643,9 +643,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tokens,
             Arc::new(host::AllowedHosts::new(&args.allowed_hosts)),
         ))
-            .incoming(listener)
-            .graceful(async move { stopping.cancelled().await })
-            .run(),
+        .incoming(listener)
+        .graceful(async move { stopping.cancelled().await })
+        .run(),
     );
     stop_signal().await;
     stop(&app, server, args.shutdown_timeout).await;

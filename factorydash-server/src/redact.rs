@@ -258,8 +258,14 @@ mod tests {
             ("mysql://u:PW@h/db", "mysql://u:***@h/db"),
             ("sqlite://u:PW@h/db", "sqlite://u:***@h/db"),
             ("host=h password=PW user=u", "host=h password=*** user=u"),
-            ("host=h PASSWORD = 'P W\\'X' user=u", "host=h PASSWORD = *** user=u"),
-            ("postgres://h/db?password=PW&x=1 y", "postgres://h/db?password=*** y"),
+            (
+                "host=h PASSWORD = 'P W\\'X' user=u",
+                "host=h PASSWORD = *** user=u",
+            ),
+            (
+                "postgres://h/db?password=PW&x=1 y",
+                "postgres://h/db?password=*** y",
+            ),
             ("the password file is open", "the password file is open"),
             ("password=", "password="),
         ] {

@@ -578,8 +578,11 @@ async fn sequences_beyond_2_pow_64_are_refused() {
     ];
     for (name, attribute) in cases {
         let key = attribute.split('=').next().unwrap();
-        let doc = streams(1, 1, 4, 3, &[(1, 1), (2, 2), (3, 3)])
-            .replacen(attribute, &format!(r#"{key}="{BEYOND}""#), 1);
+        let doc = streams(1, 1, 4, 3, &[(1, 1), (2, 2), (3, 3)]).replacen(
+            attribute,
+            &format!(r#"{key}="{BEYOND}""#),
+            1,
+        );
         assert!(doc.contains(BEYOND), "{name}");
         let (base, _) = agent(move |_| ok(doc.clone())).await;
         let mut f = follower(&base, 100);

@@ -6,6 +6,7 @@ mod api;
 mod browser;
 mod end_to_end;
 mod faults;
+mod hardening;
 mod hostile;
 mod identity;
 mod live;
