@@ -37,7 +37,7 @@ pub enum ProblemKind {
     /// `sequence` (the observation was skipped) or a Header number (`nextSequence`,
     /// `instanceId`, `bufferSize`, …; left unset). Unlike a malformed value, it is what a
     /// broken or hostile agent counts to: a client following the agent cannot go on from
-    /// such an answer ([`crate::client::SequenceFault::OutOfRange`]).
+    /// such an answer (`client::SequenceFault::OutOfRange`, feature `client`).
     OutOfRange,
 }
 
