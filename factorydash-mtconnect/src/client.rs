@@ -156,6 +156,15 @@ pub enum SequenceFault {
     /// The answer has neither `nextSequence` nor observations: where to go on is unknown.
     #[error("the answer has no nextSequence")]
     Missing,
+    /// A sequence (of an observation, or `nextSequence`, `firstSequence`, `lastSequence`)
+    /// or another Header number is a whole number beyond 2^64 − 1: the parser left it
+    /// out ([`crate::ProblemKind::OutOfRange`]), and going on without it would take the
+    /// answer for one that holds nothing.
+    #[error("{}", .problem.message)]
+    OutOfRange {
+        /// The parser's problem: where, and which number.
+        problem: Problem,
+    },
 }
 
 /// The largest sequence accepted: 2^63 − 1 (`i64::MAX`, PostgreSQL `bigint`).
@@ -642,6 +651,18 @@ impl AgentClient {
                 problem,
             });
         }
+        if let Some(problem) = parsed
+            .problems
+            .iter()
+            .find(|p| p.kind == crate::ProblemKind::OutOfRange)
+        {
+            return Err(ClientError::Sequence {
+                url: url(),
+                kind: SequenceFault::OutOfRange {
+                    problem: problem.clone(),
+                },
+            });
+        }
         let header = parsed.value.header.clone();
         let overflow = [
             header.next_sequence,
@@ -802,8 +823,9 @@ pub struct Step {
 ///   reported among the step's problems; a sequence already read (below the position) is
 ///   dropped and reported; the position never goes back.
 /// - An answer whose `nextSequence` does not advance while `lastSequence` says there is
-///   more (stuck), goes backwards within one `instanceId`, or holds a sequence above
-///   2^63 − 1 is refused with [`ClientError::Sequence`]: nothing of it is taken, and the
+///   more (stuck), goes backwards within one `instanceId`, holds a sequence above
+///   2^63 − 1, or a sequence or Header number beyond 2^64 − 1 (which the parser cannot
+///   read: [`SequenceFault::OutOfRange`]) is refused with [`ClientError::Sequence`]: nothing of it is taken, and the
 ///   caller should back off as for any other error.
 #[derive(Debug, Clone)]
 pub struct Follower {

@@ -92,7 +92,8 @@ impl Header {
     }
 
     /// Reads the Header element's attributes. Bad numbers and times are reported and left
-    /// `None`; unknown attributes are ignored.
+    /// `None` (a whole number beyond 2^64 − 1 as [`ProblemKind::OutOfRange`], which a
+    /// client must take as an error of the answer); unknown attributes are ignored.
     pub(crate) fn parse(
         input: &[u8],
         e: &BytesStart<'_>,
@@ -121,6 +122,14 @@ impl Header {
             let name = String::from_utf8_lossy(key.as_ref());
             let number = |problems: &mut Vec<Problem>| match value.trim().parse::<u64>() {
                 Ok(n) => Some(n),
+                Err(_) if crate::xml::is_whole_number(value.as_bytes()) => {
+                    problems.push(problem(
+                        ProblemKind::OutOfRange,
+                        offset,
+                        format!("Header {name}=\"{value}\" is beyond 2^64 - 1"),
+                    ));
+                    None
+                }
                 Err(_) => {
                     problems.push(problem(
                         ProblemKind::InvalidAttribute,

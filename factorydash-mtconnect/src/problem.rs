@@ -33,6 +33,12 @@ pub enum ProblemKind {
     TooLarge,
     /// Something the parser does not understand where a known element belongs. Skipped.
     Unexpected,
+    /// A whole number beyond 2^64 − 1, which no 64-bit integer holds: an observation's
+    /// `sequence` (the observation was skipped) or a Header number (`nextSequence`,
+    /// `instanceId`, `bufferSize`, …; left unset). Unlike a malformed value, it is what a
+    /// broken or hostile agent counts to: a client following the agent cannot go on from
+    /// such an answer (`client::SequenceFault::OutOfRange`, feature `client`).
+    OutOfRange,
 }
 
 /// Where in a document something was met: its byte offset, and its line and column when

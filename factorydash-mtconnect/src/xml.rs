@@ -134,6 +134,13 @@ pub(crate) fn attr_text<'a>(
     }
 }
 
+/// Whether `bytes` are ASCII digits (surrounding whitespace allowed): a whole number, which
+/// [`parse_u64`] refuses only when it is beyond 2^64 − 1.
+pub(crate) fn is_whole_number(bytes: &[u8]) -> bool {
+    let digits = bytes.trim_ascii();
+    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+}
+
 /// A whole number from ASCII digits (surrounding whitespace allowed), `None` on anything else
 /// or overflow.
 pub(crate) fn parse_u64(bytes: &[u8]) -> Option<u64> {
@@ -264,6 +271,8 @@ mod tests {
         }
         assert_eq!(parse_u64(b" 42 "), Some(42));
         assert_eq!(parse_u64(b"18446744073709551616"), None);
+        assert!(is_whole_number(b" 18446744073709551616 "));
+        assert!(!is_whole_number(b"-1") && !is_whole_number(b"") && !is_whole_number(b"1e3"));
         assert_eq!(parse_u64(b"4x"), None);
         assert_eq!(parse_u64(b""), None);
     }

@@ -5,7 +5,9 @@
 //! Documents are written by factorydash-mtconnect.
 //!
 //! It can misbehave on demand, as real agents do, for tests and for anyone testing their
-//! own client: `POST /_factorydash/faults?…` (see [`FaultQuery`]).
+//! own client: `POST /_factorydash/faults?…` (see [`FaultQuery`]); any other method is a
+//! 405. The switches are on when the agent listens on a loopback address, and otherwise
+//! only when asked for (`--faults`, see [`fault_switches`]): a 403 says so.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -150,6 +152,8 @@ pub struct Agent {
     name: String,
     faults: Faults,
     started: chrono::DateTime<Utc>,
+    /// Whether `POST /_factorydash/faults` may switch faults on ([`Agent::allow_faults`]).
+    switches: AtomicBool,
     /// Held (shared) while the Header and the observations held are read (`slice`,
     /// `current`), and exclusively while a restart or a wrap moves the buffer's
     /// start: no page of the old instance ever holds an observation the new buffer holds
@@ -289,8 +293,15 @@ impl Agent {
             name: name.into(),
             faults: Faults::default(),
             started: Utc::now(),
+            switches: AtomicBool::new(false),
             buffer: std::sync::RwLock::new(()),
         })
+    }
+
+    /// Lets `POST /_factorydash/faults` switch faults on (`true`), or answers it with a 403
+    /// (`false`, the default: see [`fault_switches`]).
+    pub fn allow_faults(&self, allowed: bool) {
+        self.switches.store(allowed, Ordering::SeqCst);
     }
 
     fn instance_id(&self) -> u64 {
@@ -741,6 +752,26 @@ async fn slow(agent: &Agent) {
     }
 }
 
+/// A plain-text answer.
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    warp::reply::with_status(text, status).into_response()
+}
+
+/// Whether an agent listening on `listen` takes fault switches: always on a loopback
+/// address; beyond it only when `asked` (`--faults`), with a warning, since anyone who
+/// reaches the port can then break the agent. Told in the log either way.
+pub fn fault_switches(listen: std::net::SocketAddr, asked: bool) -> bool {
+    if listen.ip().is_loopback() {
+        return true;
+    }
+    if asked {
+        tracing::warn!("--faults: the fault switches are on and {listen} is not a loopback address: anyone who reaches it can break this agent (POST /_factorydash/faults)");
+    } else {
+        tracing::info!("the fault switches are off ({listen} is not a loopback address); --faults switches them on");
+    }
+    asked
+}
+
 fn set_faults(agent: &Agent, q: FaultQuery) -> Response {
     warp::reply::json(&apply_faults(agent, q)).into_response()
 }
@@ -891,8 +922,37 @@ where
     let faults = with
         .clone()
         .and(warp::path!("_factorydash" / "faults"))
+        .and(warp::post())
         .and(warp::query::<FaultQuery>())
-        .map(|a: Arc<Agent>, q: FaultQuery| set_faults(&a, q));
+        .map(|a: Arc<Agent>, q: FaultQuery| {
+            if a.switches.load(Ordering::SeqCst) {
+                set_faults(&a, q)
+            } else {
+                plain(
+                    StatusCode::FORBIDDEN,
+                    "the fault switches are off: this agent listens beyond 127.0.0.1; start it with --faults to switch them on",
+                )
+            }
+        });
+    // A change is never a GET (a link, a crawler, an image on a page must not break the
+    // agent); a POST whose query does not parse is a 400.
+    let not_faults = with
+        .clone()
+        .and(warp::path!("_factorydash" / "faults"))
+        .and(warp::method())
+        .map(|_: Arc<Agent>, method: warp::http::Method| {
+            if method == warp::http::Method::POST {
+                plain(StatusCode::BAD_REQUEST, "unknown fault switch or bad value")
+            } else {
+                let mut r = plain(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "the fault switches take POST, e.g. curl -X POST 'HOST/_factorydash/faults?stall=true'",
+                );
+                r.headers_mut()
+                    .insert(warp::http::header::ALLOW, "POST".parse().expect("a header"));
+                r
+            }
+        });
     let other = with.map(|a: Arc<Agent>| {
         a.error(
             StatusCode::NOT_FOUND,
@@ -908,6 +968,8 @@ where
         .or(assets)
         .unify()
         .or(faults)
+        .unify()
+        .or(not_faults)
         .unify()
         .or(other)
         .unify()

@@ -2,7 +2,8 @@
 //!
 //! The file's keys are `serve`'s long options, with `-` or `_` (`listen`, `agent` or
 //! `agents`, `database-url`, `store`, `data-dir`, `retention`, `buffer`, `memory-limit`, `count`,
-//! `poll-interval`, `interval`, `heartbeat`, `no-stream`, `max-document`, `replay`, `speed`); its values
+//! `poll-interval`, `interval`, `heartbeat`, `no-stream`, `max-document`, `replay`, `speed`,
+//! `allowed-host` or `allowed-hosts`, …); its values
 //! become those options' defaults, so a flag beats an environment variable, which beats the
 //! file, which beats the built-in default:
 //!
@@ -13,12 +14,44 @@
 //! retention = "30d"
 //! ```
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
 /// The environment variable naming the configuration file (as `--config` does).
 pub const CONFIG_VAR: &str = "FACTORYDASH_CONFIG";
+
+/// The largest configuration file read: 1 MiB (a real one is a few hundred bytes).
+pub const CONFIG_FILE_LIMIT: usize = 1 << 20;
+
+/// The largest token file read (`--token-file`): 64 KiB, about a thousand tokens.
+pub const TOKEN_FILE_LIMIT: usize = 64 << 10;
+
+/// The text of the file at `path` (`what` names it in errors, e.g. `the token file`),
+/// refused as soon as it passes `limit` bytes: never more than `limit` + 1 bytes are held,
+/// so `/dev/zero`, a FIFO that never ends or a huge file cost no more memory than that.
+///
+/// # Errors
+/// The file cannot be opened or read, is larger than `limit` bytes, or is not UTF-8; each
+/// message names the file.
+pub fn read_bounded(path: &Path, limit: usize, what: &str) -> anyhow::Result<String> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take((limit as u64).saturating_add(1))
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    if bytes.len() > limit {
+        bail!(
+            "{what} {} is larger than {} KiB; refused",
+            path.display(),
+            limit >> 10
+        );
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{what} {} is not UTF-8 text", path.display()))
+}
 
 /// The configuration file named by `--config PATH` (or `--config=PATH`) among `args`, or
 /// else by [`CONFIG_VAR`].
@@ -39,11 +72,10 @@ pub fn config_path(args: &[String]) -> Option<PathBuf> {
 /// both at the top level and under the `serve` subcommand.
 ///
 /// # Errors
-/// The file cannot be read or is not TOML; a key is not one of `serve`'s options; a value
+/// The file cannot be read, is larger than [`CONFIG_FILE_LIMIT`] or is not TOML; a key is not one of `serve`'s options; a value
 /// is neither a string, a number, a boolean nor an array of strings.
 pub fn apply(cmd: clap::Command, path: &Path) -> anyhow::Result<clap::Command> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+    let text = read_bounded(path, CONFIG_FILE_LIMIT, "the configuration file")?;
     let table: toml::Table = text
         .parse()
         .with_context(|| format!("{} is not valid TOML", path.display()))?;

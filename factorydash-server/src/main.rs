@@ -12,9 +12,11 @@ mod csrf;
 mod devices;
 mod error_chain;
 mod health;
+mod host;
 mod ingest;
 mod inspect;
 mod live;
+mod logging;
 mod metrics;
 mod page;
 mod record;
@@ -168,6 +170,11 @@ struct ServeArgs {
     /// `#` are skipped. Added to `--token`.
     #[arg(long, value_name = "FILE", env = "FACTORYDASH_TOKEN_FILE")]
     token_file: Option<PathBuf>,
+    /// A host name the dashboard answers for (the `Host` a browser sends), besides IP
+    /// addresses, `localhost` and this machine's name; repeat for several. Any other name
+    /// is refused with 421 (a defence against DNS rebinding).
+    #[arg(long = "allowed-host", value_name = "NAME", env = "FACTORYDASH_ALLOWED_HOSTS", value_delimiter = ',', value_parser = host::parse_name)]
+    allowed_hosts: Vec<String>,
     /// Observations read from an agent that may wait for the store (e.g. while the
     /// database is down) before reading pauses.
     #[arg(long, default_value_t = 100_000, env = "FACTORYDASH_BUFFER")]
@@ -209,6 +216,11 @@ struct ReplayArgs {
     /// Refuse a file of the recording (or what a `.gz` inflates to) larger than this.
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     max_document: usize,
+    /// Take the fault switches (`POST /_factorydash/faults`) although --listen is not a
+    /// loopback address: anyone who reaches the port can then break the agent. On
+    /// 127.0.0.1 and ::1 they are always on.
+    #[arg(long)]
+    faults: bool,
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +255,11 @@ struct SimulateArgs {
     /// The mean time of one program cycle (one part), e.g. 1m, 30s.
     #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
     cycle_time: Duration,
+    /// Take the fault switches (`POST /_factorydash/faults`) although --listen is not a
+    /// loopback address: anyone who reaches the port can then break the agent. On
+    /// 127.0.0.1 and ::1 they are always on.
+    #[arg(long)]
+    faults: bool,
 }
 
 /// A rate in Hz: `10hz`, `0.5Hz` or a number, above 0 and at most 1000.
@@ -308,21 +325,25 @@ fn parse_speed(s: &str) -> Result<f64, String> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        // Agent URLs may carry credentials: no log line shows them.
-        .with_writer(redact::RedactedStderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,hyper=warn,warp=warn,tokio_postgres=warn".into()),
-        )
-        .init();
+async fn main() {
+    if let Err(e) = run().await {
+        // Not `main`'s own report: a URL or connection string quoted in the error keeps no
+        // password.
+        redact::exit_with(&e);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    logging::init();
     let args: Vec<String> = std::env::args().collect();
     let mut command = Cli::command();
     if let Some(path) = config::config_path(&args) {
         command = config::apply(command, &path)?;
     }
-    let cli = Cli::from_arg_matches(&command.get_matches_from(&args))?;
+    let matches = command
+        .try_get_matches_from(&args)
+        .unwrap_or_else(|e| redact::exit_clap(e));
+    let cli = Cli::from_arg_matches(&matches)?;
     match cli.command {
         Some(Command::Serve(args)) => serve(*args).await,
         Some(Command::Replay(args)) => replay_agent(args).await,
@@ -338,6 +359,7 @@ async fn main() -> anyhow::Result<()> {
                     buffer: args.buffer as usize,
                     fault_rate: args.fault_rate,
                     cycle_time: args.cycle_time,
+                    faults: agent::fault_switches(listen, args.faults),
                 },
                 listen,
             )
@@ -408,21 +430,7 @@ fn store_spec(
     data_dir: &std::path::Path,
     pg_env: bool,
 ) -> anyhow::Result<StoreSpec> {
-    let from_url = match database_url {
-        None => None,
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Some(StoreSpec::Postgres(Some(url.to_owned())))
-        }
-        Some(url) => match url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
-            Some(path) if !path.is_empty() => Some(StoreSpec::Sqlite(PathBuf::from(path))),
-            _ => anyhow::bail!(
-                "--database-url {url:?} is neither postgres://… nor sqlite:PATH (sqlite:///absolute/path.db)"
-            ),
-        },
-    };
+    let from_url = database_url.map(store_of_url).transpose()?;
     Ok(match (kind, from_url) {
         (None, None) if pg_env => StoreSpec::Postgres(None),
         (None | Some(StoreKind::Sqlite), None) => {
@@ -442,6 +450,42 @@ fn store_spec(
             anyhow::bail!("--store {kind:?} does not go with that --database-url")
         }
     })
+}
+
+/// The store a `--database-url` names: `postgres://` or `postgresql://` (the scheme in any
+/// case, RFC 3986 section 3.1; handed on in lower case), or an SQLite file,
+/// `sqlite:///absolute/path.db` or `sqlite:relative/path.db`. Anything else is refused,
+/// the URL quoted with its password hidden (`redact::redacted_in`).
+fn store_of_url(url: &str) -> anyhow::Result<StoreSpec> {
+    let shown = || redact::redacted_in(url).into_owned();
+    let (scheme, rest) = url.split_once(':').unwrap_or(("", url));
+    let scheme = scheme.to_ascii_lowercase();
+    match scheme.as_str() {
+        "postgres" | "postgresql" if rest.starts_with("//") => {
+            Ok(StoreSpec::Postgres(Some(format!("{scheme}:{rest}"))))
+        }
+        "sqlite" => {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            let authority = path.split('/').next().unwrap_or("");
+            if authority.contains('@') {
+                anyhow::bail!(
+                    "--database-url '{}': an SQLite file has no user or password (sqlite:///absolute/path.db or sqlite:relative/path.db)",
+                    shown()
+                );
+            }
+            if path.is_empty() {
+                anyhow::bail!(
+                    "--database-url '{}' names no file (sqlite:///absolute/path.db or sqlite:relative/path.db)",
+                    shown()
+                );
+            }
+            Ok(StoreSpec::Sqlite(PathBuf::from(path)))
+        }
+        _ => anyhow::bail!(
+            "--database-url '{}' is neither postgres://… nor sqlite:PATH (sqlite:///absolute/path.db)",
+            shown()
+        ),
+    }
 }
 
 /// Opens the SQLite file at `path`, creating its directory if missing. A file held by
@@ -485,8 +529,7 @@ async fn open_postgres(url: Option<&str>) -> anyhow::Result<Arc<PgStore>> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut tokens = auth::Tokens::parse(&args.tokens).map_err(anyhow::Error::msg)?;
     if let Some(path) = &args.token_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        let text = config::read_bounded(path, config::TOKEN_FILE_LIMIT, "the token file")?;
         tokens.extend(
             auth::Tokens::parse_file(&text)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
@@ -595,10 +638,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("factorydash: dashboard at http://{address}/");
     let stopping = app.agents.stopping.clone();
     let server = tokio::spawn(
-        warp::serve(web::routes(app.clone(), tokens))
-            .incoming(listener)
-            .graceful(async move { stopping.cancelled().await })
-            .run(),
+        warp::serve(web::routes(
+            app.clone(),
+            tokens,
+            Arc::new(host::AllowedHosts::new(&args.allowed_hosts)),
+        ))
+        .incoming(listener)
+        .graceful(async move { stopping.cancelled().await })
+        .run(),
     );
     stop_signal().await;
     stop(&app, server, args.shutdown_timeout).await;
@@ -664,7 +711,9 @@ async fn replay_agent(args: ReplayArgs) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     tracing::info!(observations = replay.observations().len(), duration = ?replay.duration(), "replaying {}", args.dir.display());
     println!("factorydash: MTConnect agent at http://{address}/");
-    warp::serve(agent::routes(agent::Agent::replay(replay)))
+    let agent = agent::Agent::replay(replay);
+    agent.allow_faults(agent::fault_switches(args.listen, args.faults));
+    warp::serve(agent::routes(agent))
         .incoming(listener)
         .graceful(stop_signal())
         .run()
@@ -725,6 +774,22 @@ mod tests {
         assert!(spec(Some(StoreKind::Memory), Some(pg)).is_err());
         assert!(spec(None, Some("mysql://x")).is_err());
         assert!(spec(None, Some("sqlite:")).is_err());
+        // Schemes in any case; an SQLite URL with credentials, or any other scheme, is
+        // refused without showing the password.
+        assert_eq!(
+            spec(None, Some("POSTGRES://u:PW@h/db")),
+            Ok(StoreSpec::Postgres(Some("postgres://u:PW@h/db".into())))
+        );
+        assert_eq!(spec(None, Some("SQLite:rel/f.db")), sqlite("rel/f.db"));
+        for url in [
+            "mysql://u:PW@h/db",
+            "sqlite://u:PW@h/db",
+            "host=h user=u password=PW",
+        ] {
+            let refused = spec(None, Some(url)).unwrap_err();
+            assert!(!refused.contains("PW"), "{refused}");
+            assert!(refused.contains("--database-url"), "{refused}");
+        }
         // libpq's PG* variables: PostgreSQL unless the store or the URL says otherwise.
         let with_env = |kind, url| store_spec(kind, url, dir, true).map_err(|e| e.to_string());
         assert_eq!(with_env(None, None), Ok(StoreSpec::Postgres(None)));

@@ -9,7 +9,13 @@
 //!
 //! The authority ends at the first `/`, `\`, `?` or `#` after `://` (RFC 3986 section
 //! 3.2, and the WHATWG URL Standard, which also ends it at `\` for `http` and `https`);
-//! the user information is what comes before its last `@`.
+//! the user information is what comes before its last `@`. This holds for every scheme
+//! (`mysql://`, `POSTGRES://`, `sqlite://`, …): a database URL given by mistake is
+//! redacted as well as an agent's.
+//!
+//! In free text (errors, log lines) a `password=VALUE` (libpq's `key=value` connection
+//! strings, a URL's `?password=`; any case, blanks around `=`, a value in single quotes
+//! with `\'` escapes as libpq reads it) is hidden too, up to the next blank.
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -30,14 +36,95 @@ pub fn redacted(url: &str) -> Cow<'_, str> {
 }
 
 /// `text` (an error message, a log line) with every URL in it redacted as [`redacted`]
-/// does; in free text an authority also ends at white space, a quote or `<`/`>`.
+/// does, and every `password=VALUE` (of a `key=value` connection string or a URL's query)
+/// as `password=***`; in free text an authority also ends at white space, a quote or
+/// `<`/`>`.
 pub fn redacted_in(text: &str) -> Cow<'_, str> {
-    redact_urls(text, |b| {
+    let urls = redact_urls(text, |b| {
         matches!(
             b,
             b'/' | b'\\' | b'?' | b'#' | b'"' | b'\'' | b'<' | b'>' | b'`'
         ) || b.is_ascii_whitespace()
-    })
+    });
+    match redact_passwords(&urls) {
+        Cow::Borrowed(_) => urls,
+        Cow::Owned(o) => Cow::Owned(o),
+    }
+}
+
+/// `text` with the value of every `password=` (any case, blanks around `=`) replaced by
+/// `***`: a value in single quotes up to its closing quote (`\'` and `\\` escaped, as
+/// libpq reads `key=value` strings), any other up to the next blank (more than a URL's
+/// query parameter, never less).
+fn redact_passwords(text: &str) -> Cow<'_, str> {
+    const KEY: &[u8] = b"password";
+    let bytes = text.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i + KEY.len() <= bytes.len() {
+        if !bytes[i..i + KEY.len()].eq_ignore_ascii_case(KEY) {
+            i += 1;
+            continue;
+        }
+        let mut j = i + KEY.len();
+        while j < bytes.len() && matches!(bytes[j], b' ' | b'\t') {
+            j += 1;
+        }
+        if bytes.get(j) != Some(&b'=') {
+            i += KEY.len();
+            continue;
+        }
+        j += 1;
+        while j < bytes.len() && matches!(bytes[j], b' ' | b'\t') {
+            j += 1;
+        }
+        let start = j;
+        if bytes.get(j) == Some(&b'\'') {
+            j += 1;
+            while j < bytes.len() && bytes[j] != b'\'' {
+                j += if bytes[j] == b'\\' { 2 } else { 1 };
+            }
+            j = (j + 1).min(bytes.len());
+        } else {
+            while j < bytes.len() && !bytes[j].is_ascii_whitespace() {
+                j += 1;
+            }
+        }
+        if j > start {
+            let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+            o.push_str(&text[copied..start]);
+            o.push_str(HIDDEN);
+            copied = j;
+        }
+        i = j.max(i + KEY.len());
+    }
+    match out {
+        None => Cow::Borrowed(text),
+        Some(mut o) => {
+            o.push_str(&text[copied..]);
+            Cow::Owned(o)
+        }
+    }
+}
+
+/// Ends the process for an error met at start (or later, returned from `main`): the error
+/// and its sources on standard error, redacted as [`redacted_in`] (a database URL or a
+/// connection string quoted in it keeps no password), and exit status 1.
+pub fn exit_with(error: &anyhow::Error) -> ! {
+    eprintln!("Error: {}", redacted_in(&format!("{error:#}")));
+    std::process::exit(1)
+}
+
+/// Ends the process for a command line clap refused (its message redacted as
+/// [`redacted_in`]: a refused value is quoted in it), or prints the help or the version
+/// asked for, with clap's exit status.
+pub fn exit_clap(error: clap::Error) -> ! {
+    if !error.use_stderr() {
+        error.exit()
+    }
+    eprint!("{}", redacted_in(&error.render().to_string()));
+    std::process::exit(error.exit_code())
 }
 
 fn redact_urls(text: &str, ends_authority: impl Fn(u8) -> bool) -> Cow<'_, str> {
@@ -162,6 +249,28 @@ mod tests {
             "agent=\"http://a:***@h\" x"
         );
         assert_eq!(redacted_in("no urls: a@b"), "no urls: a@b");
+    }
+
+    #[test]
+    fn database_urls_of_any_scheme_and_key_value_passwords() {
+        for (given, shown) in [
+            ("POSTGRES://u:PW@h/db", "POSTGRES://u:***@h/db"),
+            ("mysql://u:PW@h/db", "mysql://u:***@h/db"),
+            ("sqlite://u:PW@h/db", "sqlite://u:***@h/db"),
+            ("host=h password=PW user=u", "host=h password=*** user=u"),
+            (
+                "host=h PASSWORD = 'P W\\'X' user=u",
+                "host=h PASSWORD = *** user=u",
+            ),
+            (
+                "postgres://h/db?password=PW&x=1 y",
+                "postgres://h/db?password=*** y",
+            ),
+            ("the password file is open", "the password file is open"),
+            ("password=", "password="),
+        ] {
+            assert_eq!(redacted_in(given), shown, "{given}");
+        }
     }
 
     #[test]

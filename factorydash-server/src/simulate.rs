@@ -65,6 +65,8 @@ pub struct SimSettings {
     pub fault_rate: f64,
     /// The mean time of a program cycle (one part), in seconds of simulated time.
     pub cycle_time: Duration,
+    /// Whether the agents take fault switches (`agent::fault_switches`).
+    pub faults: bool,
 }
 
 /// The path of agent `index` (0-based): `agent-01` … `agent-99`, `agent-100`, …
@@ -88,7 +90,9 @@ pub async fn run(settings: SimSettings, listen: SocketAddr) -> anyhow::Result<()
     for a in 0..settings.agents {
         let name = agent_name(a);
         let source = Arc::new(SimSource::new(&settings, &models, a, started));
-        agents.push((name.clone(), source.clone(), Agent::new(source, name)));
+        let agent = Agent::new(source.clone(), name.clone());
+        agent.allow_faults(settings.faults);
+        agents.push((name, source, agent));
     }
     let listener = TcpListener::bind(listen)
         .await
@@ -1424,6 +1428,7 @@ mod tests {
             buffer,
             fault_rate: 60.0,
             cycle_time: Duration::from_secs(5),
+            faults: true,
         }
     }
 

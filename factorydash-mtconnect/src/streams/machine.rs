@@ -627,11 +627,19 @@ impl<'a> Machine<'a> {
         };
         let Some(seq) = parse_u64(seq_bytes) else {
             let what = what(sequence, Some(&data_item_id));
-            self.report(
-                ProblemKind::InvalidAttribute,
-                offset,
-                format!("{what}: sequence is not a whole number; skipped"),
-            );
+            if crate::xml::is_whole_number(seq_bytes) {
+                self.report(
+                    ProblemKind::OutOfRange,
+                    offset,
+                    format!("{what}: sequence is beyond 2^64 - 1; skipped"),
+                );
+            } else {
+                self.report(
+                    ProblemKind::InvalidAttribute,
+                    offset,
+                    format!("{what}: sequence is not a whole number; skipped"),
+                );
+            }
             return None;
         };
         let Some(ts_bytes) = timestamp else {

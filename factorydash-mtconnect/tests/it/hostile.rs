@@ -14,7 +14,7 @@ use factorydash_mtconnect::client::{
 use factorydash_mtconnect::error::MAX_ERROR_TEXT;
 use factorydash_mtconnect::{
     parse_error, write_error_document, AgentError, ErrorCode, ErrorDocument, ErrorForm, Header,
-    QueryParameter,
+    ProblemKind, QueryParameter,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -560,6 +560,50 @@ async fn sequences_beyond_2_pow_63_are_refused() {
         "{e}"
     );
     assert_eq!(f.position(), None);
+}
+
+/// Numbers no 64-bit integer holds: each of the Header's sequences, and an observation's
+/// sequence, at 2^64. They used to be left out as problems (the Header field absent, the
+/// observation skipped), so the follower took the answer for one holding nothing and asked
+/// again at once, for ever, in good health.
+#[tokio::test]
+async fn sequences_beyond_2_pow_64_are_refused() {
+    const BEYOND: &str = "18446744073709551616";
+    let cases = [
+        ("nextSequence", r#"nextSequence="4""#),
+        ("firstSequence", r#"firstSequence="1""#),
+        ("lastSequence", r#"lastSequence="3""#),
+        ("instanceId", r#"instanceId="1""#),
+        ("sequence=", r#"sequence="3""#),
+    ];
+    for (name, attribute) in cases {
+        let key = attribute.split('=').next().unwrap();
+        let doc = streams(1, 1, 4, 3, &[(1, 1), (2, 2), (3, 3)]).replacen(
+            attribute,
+            &format!(r#"{key}="{BEYOND}""#),
+            1,
+        );
+        assert!(doc.contains(BEYOND), "{name}");
+        let (base, _) = agent(move |_| ok(doc.clone())).await;
+        let mut f = follower(&base, 100);
+        let e = f.step().await.unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                ClientError::Sequence {
+                    kind: SequenceFault::OutOfRange { problem },
+                    ..
+                } if problem.kind == ProblemKind::OutOfRange
+            ),
+            "{name}: {e}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains(BEYOND) && text.contains("beyond 2^64 - 1"),
+            "{name}: {text}"
+        );
+        assert_eq!(f.position(), None, "{name}: nothing taken");
+    }
 }
 
 #[tokio::test]

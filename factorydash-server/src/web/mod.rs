@@ -10,6 +10,8 @@
 //! - [`operations`], `/healthz` and `/metrics`;
 //! - [`crate::assets`], `/assets/…`.
 //!
+//! Before any route: the `Host` check ([`crate::host`]: 421 for a name that is not this
+//! server's), the token gate ([`crate::auth`]) and the CSRF guard ([`crate::csrf`]).
 //! A request refused (by its parameters or its handler) is an [`errors::ApiError`],
 //! answered as `{"error": "..."}` by one [`errors::recover`]; a request no route takes is a
 //! 404 `{"error": "not found"}`. Every answer carries the [`secured`] headers.
@@ -42,6 +44,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 pub fn routes(
     app: Arc<App>,
     tokens: Arc<crate::auth::Tokens>,
+    hosts: Arc<crate::host::AllowedHosts>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let metrics = Arc::new(crate::metrics::Metrics::new(app.clone()));
     let latency = metrics.latency.clone();
@@ -204,7 +207,9 @@ pub fn routes(
             .map(named("/metrics")))
         .unify()
         .boxed();
-    let answer = crate::auth::gate(tokens.clone())
+    let answer = crate::host::guard(hosts)
+        .or(crate::auth::gate(tokens.clone()))
+        .unify()
         .or(crate::csrf::guard(tokens))
         .unify()
         .or(refuse_nul())

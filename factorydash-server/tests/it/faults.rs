@@ -14,10 +14,13 @@ fn observations(health: &Value) -> u64 {
     health["observations"].as_u64().unwrap_or(0)
 }
 
+/// Sets the agent's faults of `query` (a POST: the switches take no GET), and tells its
+/// state after.
 async fn fault(agent: &Running, query: &str) -> Value {
-    get_json(&format!("{}/_factorydash/faults?{query}", agent.base))
-        .await
-        .1
+    let url = format!("{}/_factorydash/faults?{query}", agent.base);
+    let r = reqwest::Client::new().post(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200, "POST {url}");
+    r.json().await.unwrap()
 }
 
 /// A replay agent at `speed` and a follower of it with a short heartbeat.

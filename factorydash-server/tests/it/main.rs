@@ -7,6 +7,7 @@ mod browser;
 mod end_to_end;
 mod export;
 mod faults;
+mod hardening;
 mod hostile;
 mod identity;
 mod live;
