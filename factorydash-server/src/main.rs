@@ -334,6 +334,7 @@ async fn main() {
 }
 
 async fn run() -> anyhow::Result<()> {
+    private_files();
     logging::init();
     let args: Vec<String> = std::env::args().collect();
     let mut command = Cli::command();
@@ -383,6 +384,13 @@ async fn run() -> anyhow::Result<()> {
         .map(|_| ()),
         None => serve(cli.serve).await,
     }
+}
+
+/// Every file and directory this process creates is its owner's only (umask 077): the
+/// store's files, recordings, anything a library makes on our behalf.
+fn private_files() {
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
 /// An agent's base URL in its one form (`normalize_base_url`).
@@ -488,13 +496,10 @@ fn store_of_url(url: &str) -> anyhow::Result<StoreSpec> {
     }
 }
 
-/// Opens the SQLite file at `path`, creating its directory if missing. A file held by
-/// another factorydash, unwritable or of a newer schema is an error, not retried.
+/// Opens the SQLite file at `path` (the store creates its directory if missing, its
+/// owner's only). A file held by another factorydash, unwritable or of a newer schema is
+/// an error, not retried.
 async fn open_sqlite(path: &std::path::Path) -> anyhow::Result<Arc<SqliteStore>> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-    }
     let store = SqliteStore::open(path)
         .await
         .with_context(|| format!("cannot open the SQLite store {}", path.display()))?;

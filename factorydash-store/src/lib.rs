@@ -221,9 +221,9 @@ pub enum StoreError {
     #[cfg(feature = "sqlite")]
     #[error("SQLite error")]
     Sqlite(#[from] rusqlite::Error),
-    /// Another process (or another store in this one) holds the SQLite file: only one
-    /// factorydash may use a file at a time.
-    #[error("{} is in use by another factorydash (its lock file {} is held)", path.display(), path.display().to_string() + ".lock")]
+    /// Another process (or another store in this one) holds the SQLite file, by this path
+    /// or another (a link): only one factorydash may use a file at a time.
+    #[error("{} is in use by another factorydash (the file is locked)", path.display())]
     Locked {
         /// The database file.
         path: std::path::PathBuf,
@@ -234,7 +234,8 @@ pub enum StoreError {
         /// The database file.
         path: std::path::PathBuf,
     },
-    /// A file of the store (such as the SQLite lock file) cannot be created or locked.
+    /// A file of the store (the SQLite file or its directory) cannot be created, opened or
+    /// locked.
     #[error("cannot open {}", path.display())]
     Io {
         /// The file.

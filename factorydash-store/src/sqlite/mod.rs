@@ -22,9 +22,16 @@
 //!   [`READERS`] reader connections (WAL lets them read while the writer writes). Every
 //!   SQLite call runs on tokio's blocking threads (`spawn_blocking`), never on the async
 //!   runtime's workers.
-//! - **One process.** Opening takes an exclusive advisory lock on `<file>.lock`, held as
-//!   long as the store lives: a second factorydash on the same file is refused with
-//!   [`StoreError::Locked`].
+//! - **One process.** Opening takes an exclusive advisory lock (`flock`) on the database
+//!   file itself, held as long as the store lives: a second factorydash on the same file,
+//!   by whatever path (a hard or symbolic link too), is refused with
+//!   [`StoreError::Locked`]. The lock does not meet SQLite's own (`fcntl`) locks, except
+//!   on NFS, where SQLite does not belong anyway. A second store of the same file in one
+//!   process is refused before it opens the file (closing a descriptor of a file drops
+//!   the process's `fcntl` locks on it, SQLite's included).
+//! - **Private files.** The database and its `-wal` and `-shm` files are their owner's
+//!   only (`0600`), in a directory the store creates owner-only (`0700`); existing files
+//!   others may read are brought back to that, with a warning.
 //! - **Layout.** Each data item (device, agent, `dataItemId`: a device is its agent and
 //!   its name, [`DeviceKey`]) and each of its series (its
 //!   component, name, category, type and subType; one unless they changed) is stored once;
@@ -37,7 +44,6 @@
 //!   [`PRUNE_CHUNK`] rows, one short transaction each: readers go on (WAL) and appends
 //!   interleave.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -56,6 +62,7 @@ use crate::{
     StoreError,
 };
 
+mod file;
 mod read;
 mod write;
 
@@ -92,8 +99,9 @@ struct Shared {
     readers: Mutex<Vec<Connection>>,
     /// Observations stored, as in the `counts` table (kept by every append and prune).
     count: AtomicU64,
-    /// The exclusive lock on `<file>.lock`, released when the store is dropped.
-    _lock: File,
+    /// The exclusive lock on the file, released when the store is dropped, after every
+    /// connection (fields drop in order).
+    _lock: file::FileLock,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -163,21 +171,23 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The sidecar lock file of the database at `path`: `<path>.lock`.
-pub fn lock_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".lock");
-    PathBuf::from(name)
-}
+pub use file::lock_path;
 
 impl SqliteStore {
-    /// Opens (creating it if missing) the database file at `path`, takes the exclusive
-    /// lock on `<path>.lock` and migrates the schema to this build's version. The
-    /// directory must exist.
+    /// Opens (creating it if missing) the database file at `path`, locks it and migrates
+    /// the schema to this build's version. A missing directory is created, readable by
+    /// its owner only (an existing one is left as it is); a new file is made readable and
+    /// writable by its owner only (`0600`, which SQLite gives its `-wal` and `-shm` files
+    /// too), and an existing file, `-wal` or `-shm` that group or others may read is
+    /// brought back to its owner's permissions (with a warning in the log).
+    ///
+    /// The lock is on the file itself (see the [module docs](self)): the same file by
+    /// another path (a hard or symbolic link) is refused as well.
     ///
     /// # Errors
     /// [`StoreError::Locked`] when another process (or another store of this one) holds
-    /// the file; [`StoreError::Io`] when the lock file cannot be created;
+    /// the file, or an older factorydash holds its `<path>.lock`; [`StoreError::Io`] when
+    /// the directory or the file cannot be created or locked;
     /// [`StoreError::ReadOnly`] when the file cannot be written;
     /// [`StoreError::SchemaTooNew`] when the file was written by a newer build;
     /// [`StoreError::Sqlite`] when the file is not a database or SQLite fails.
@@ -187,22 +197,7 @@ impl SqliteStore {
     }
 
     fn open_blocking(path: PathBuf) -> Result<Self, StoreError> {
-        let lock_path = lock_path(&path);
-        let io = |source| StoreError::Io {
-            path: lock_path.clone(),
-            source,
-        };
-        let lock_file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io)?;
-        match lock_file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked { path }),
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
-        }
+        let lock = file::prepare(&path)?;
         let mut conn = connect(&path)?;
         migrate(&mut conn)?;
         let count: i64 = conn.query_row("SELECT observations FROM counts", [], |r| r.get(0))?;
@@ -212,7 +207,7 @@ impl SqliteStore {
                 writer: Mutex::new(write::Writer::new(conn)),
                 readers: Mutex::new(Vec::new()),
                 count: AtomicU64::new(count.max(0) as u64),
-                _lock: lock_file,
+                _lock: lock,
             }),
         })
     }

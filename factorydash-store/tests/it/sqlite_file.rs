@@ -64,20 +64,19 @@ async fn a_second_open_of_one_file_is_refused() {
     assert!(err.to_string().contains("another factorydash"), "{err}");
     assert!(!err.is_permanent());
     drop(store);
-    // Released with the store.
+    // Released with the store; the file itself is locked, no lock file beside it.
     SqliteStore::open(&path).await.unwrap();
-    assert!(lock_path(&path).exists());
+    assert!(!lock_path(&path).exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_that_cannot_be_written_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    // A directory where the file should be: neither the lock nor the database opens as
-    // a file, whoever runs the test (root ignores permission bits, so a read-only file
-    // would not do).
+    // A directory where the file should be: the database does not open as a file,
+    // whoever runs the test (root ignores permission bits, so a read-only file would not
+    // do).
     let path = dir.path().join("factorydash.db");
     std::fs::create_dir(&path).unwrap();
-    std::fs::create_dir(lock_path(&path)).unwrap();
     let err = SqliteStore::open(&path).await.unwrap_err();
     assert!(matches!(err, StoreError::Io { .. }), "{err:?}");
     assert!(err.to_string().contains("factorydash.db"), "{err}");
@@ -308,4 +307,193 @@ async fn a_version_1_file_gives_its_data_items_their_agent() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
+}
+
+/// The permission bits of `path` (`0o600`, …).
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// `path` with `suffix` after its file name (`-wal`, `-shm`).
+fn beside(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
+/// The store's directory, database, `-wal` and `-shm` are their owner's only, whatever
+/// the process's umask (a library user's is usually 022): agent data and the agents'
+/// credentials are not for other users of the machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_files_are_their_owners_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let path = data.join("factorydash.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.append(&batch(&page_one())).await.unwrap();
+    store
+        .put_configured_agent(&ConfiguredAgent {
+            url: "http://agent.example:5000".into(),
+            paused: false,
+        })
+        .await
+        .unwrap();
+    // While the store is open: the -wal and -shm exist (they go when the last connection
+    // closes).
+    let modes = [
+        mode(&data),
+        mode(&path),
+        mode(&beside(&path, "-wal")),
+        mode(&beside(&path, "-shm")),
+    ];
+    assert_eq!(modes, [0o700, 0o600, 0o600, 0o600], "{modes:?}");
+}
+
+/// Files an earlier version left readable by others (0644 beside a 0755 directory) are
+/// taken back to their owner when the store opens them; the directory, which may be
+/// anyone's (`/tmp`), is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readable_files_left_by_an_earlier_version_are_taken_back() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join("factorydash.db");
+    // A plain SQLite connection keeps the -wal and -shm there while the store opens.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other
+        .pragma_update(None, "journal_mode", "WAL")
+        .unwrap();
+    other.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);").unwrap();
+    let files = [
+        path.clone(),
+        beside(&path, "-wal"),
+        beside(&path, "-shm"),
+    ];
+    for f in &files {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.append(&batch(&page_one())).await.unwrap();
+    let modes: Vec<u32> = files.iter().map(|f| mode(f)).collect();
+    assert_eq!(modes, [0o600; 3], "{modes:?}");
+    assert_eq!(mode(dir.path()), 0o755);
+    drop(other);
+}
+
+/// The lock is on the file, not on a path: the same file by a hard link, a symbolic link
+/// or a roundabout path is refused while a store has it, and opens once that store is
+/// gone. No lock file is made beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_file_by_another_path_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let path = sub.join("factorydash.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.append(&batch(&page_one())).await.unwrap();
+    let hard = dir.path().join("hard.db");
+    std::fs::hard_link(&path, &hard).unwrap();
+    let soft = dir.path().join("soft.db");
+    std::os::unix::fs::symlink(&path, &soft).unwrap();
+    let roundabout = sub.join("..").join("sub").join("factorydash.db");
+    for other in [&hard, &soft, &roundabout] {
+        let err = SqliteStore::open(other).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Locked { path: p } if p == other),
+            "{}: {err:?}",
+            other.display()
+        );
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{} is in use by another factorydash", other.display())),
+            "{err}"
+        );
+    }
+    // The refusals left the store whole.
+    let count = store.observation_count().await.unwrap();
+    assert_eq!(count, page_one().len() as u64);
+    drop(store);
+    for p in [&path, &hard, &soft, &roundabout] {
+        assert!(!lock_path(p).exists(), "{}", p.display());
+    }
+    let again = SqliteStore::open(&hard).await.unwrap();
+    assert_eq!(again.observation_count().await.unwrap(), count);
+}
+
+/// The environment variable that makes [`open_in_a_child_process`] open a file: set only
+/// by [`a_second_process_is_refused`] for the copy of this test binary it runs.
+const CHILD_OPENS: &str = "FACTORYDASH_TEST_CHILD_OPENS";
+
+/// In a child process (see [`a_second_process_is_refused`]): opens the file named by
+/// [`CHILD_OPENS`] and prints what happened. Without it (a normal test run), nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_in_a_child_process() {
+    let Some(path) = std::env::var_os(CHILD_OPENS) else {
+        return;
+    };
+    match SqliteStore::open(&path).await {
+        Ok(store) => println!("child: opened, {}", store.observation_count().await.unwrap()),
+        Err(e) => println!("child: refused: {e}"),
+    }
+}
+
+/// Another process (this test binary again) is refused the file a store holds, by its
+/// path and by a hard link, and opens it once the store is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("factorydash.db");
+    let hard = dir.path().join("hard.db");
+    let child = |p: &std::path::Path| {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "sqlite_file::open_in_a_child_process",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_OPENS, p)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        stdout
+            .lines()
+            .find_map(|l| l.find("child: ").map(|at| l[at..].to_owned()))
+            .unwrap_or_else(|| panic!("the child said nothing: {stdout}"))
+    };
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.append(&batch(&page_one())).await.unwrap();
+    std::fs::hard_link(&path, &hard).unwrap();
+    for p in [&path, &hard] {
+        assert_eq!(
+            child(p),
+            format!(
+                "child: refused: {} is in use by another factorydash (the file is locked)",
+                p.display()
+            )
+        );
+    }
+    drop(store);
+    assert_eq!(
+        child(&hard),
+        format!("child: opened, {}", page_one().len())
+    );
+}
+
+/// A lock file an older version made beside the database: removed when free, and a
+/// refusal while held (that older version is using the file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_versions_lock_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("factorydash.db");
+    let old = std::fs::File::create(lock_path(&path)).unwrap();
+    old.try_lock().unwrap();
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Locked { .. }), "{err:?}");
+    drop(old);
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert!(!lock_path(&path).exists());
+    drop(store);
 }
