@@ -36,6 +36,10 @@
 //! - Listings are keyset pages ([`factorydash_core::Page`]): no `OFFSET`.
 //! - Retention: [`Store::prune`] drops whole UTC days of observations older than a
 //!   cutoff; the latest value of every data item is kept whatever its age.
+//! - Credentials: an agent is known by its URL without user information; the user and
+//!   password of an agent added at run time are kept apart from its URL
+//!   ([`Store::agent_credentials`]), so that no URL a store keeps, lists or puts in a
+//!   cursor holds a password ([`split_credentials`]).
 //!
 //! # Features
 //! | feature | default | what it adds |
@@ -43,6 +47,7 @@
 //! | `postgres` | yes | [`postgres::PgStore`] on tokio-postgres |
 //! | `sqlite` | yes | [`sqlite::SqliteStore`] on rusqlite, SQLite bundled (nothing to install) |
 
+mod credentials;
 mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -57,6 +62,7 @@ use factorydash_core::{
     PageRequest, ResumePoint, TimeWindow,
 };
 
+pub use credentials::{split_credentials, Credentials};
 pub use memory::MemoryStore;
 
 /// What an append did.
@@ -165,7 +171,9 @@ impl LatestFilter {
 /// An agent added at run time, kept so that it is followed again after a restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfiguredAgent {
-    /// The agent's base URL.
+    /// The agent's base URL. Given to [`Store::put_configured_agent`], it may hold
+    /// credentials (`http://user:password@host`), which the store keeps apart; read from
+    /// [`Store::configured_agents`], it holds none.
     pub url: String,
     /// Kept, but not followed.
     pub paused: bool,
@@ -499,24 +507,34 @@ pub trait Store: Send + Sync {
     }
 
     /// The agents added at run time (not those given on the command line), in the order
-    /// added.
+    /// added, their URLs without credentials ([`Store::agent_credentials`] has those).
     ///
     /// # Errors
     /// A database error.
     async fn configured_agents(&self) -> Result<Vec<ConfiguredAgent>, StoreError>;
 
-    /// Adds an agent, or sets whether it is paused.
+    /// Adds an agent, or sets whether it is paused. The agent is its URL without
+    /// credentials ([`split_credentials`]): that is what is stored as its URL. Credentials
+    /// in `agent.url` are stored apart, replacing those kept for it; a URL without
+    /// credentials leaves those kept as they are (pausing an agent by its URL keeps them).
     ///
     /// # Errors
     /// A database error.
     async fn put_configured_agent(&self, agent: &ConfiguredAgent) -> Result<(), StoreError>;
 
-    /// Removes an agent added at run time; `false` when there was none with that URL. What
-    /// was stored from it stays.
+    /// Removes an agent added at run time, and its credentials; `false` when there was none
+    /// with that URL (compared without credentials). What was stored from it stays.
     ///
     /// # Errors
     /// A database error.
     async fn remove_configured_agent(&self, url: &str) -> Result<bool, StoreError>;
+
+    /// The credentials kept for the agent added at run time at `url` (compared without
+    /// credentials), if any: what its follower needs to connect, and read for nothing else.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn agent_credentials(&self, url: &str) -> Result<Option<Credentials>, StoreError>;
 
     /// How many observations are stored.
     ///

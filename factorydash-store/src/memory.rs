@@ -14,8 +14,8 @@ use factorydash_core::{
 use factorydash_core::states::{StateFold, StateSummary};
 
 use crate::{
-    latest_after, latest_page_of, AgentObservation, AppendOutcome, ConfiguredAgent, LatestFilter,
-    SeriesChunk, SeriesKey, Store, StoreError,
+    latest_after, latest_page_of, AgentObservation, AppendOutcome, ConfiguredAgent, Credentials,
+    LatestFilter, SeriesChunk, SeriesKey, Store, StoreError,
 };
 
 /// An in-memory [`Store`]: the embedded default, nothing to set up. Everything is lost when
@@ -57,8 +57,10 @@ struct Inner {
     /// Per run (agent, instanceId), the sequence after the highest stored.
     runs: HashMap<(u32, u64), u64>,
     gaps: Vec<Gap>,
-    /// Agents added at run time, in the order added.
+    /// Agents added at run time, in the order added (their URLs without credentials).
     configured: Vec<ConfiguredAgent>,
+    /// Their credentials, by URL without credentials.
+    credentials: HashMap<String, Credentials>,
 }
 
 /// What observations of one data item share.
@@ -559,19 +561,33 @@ impl Store for MemoryStore {
     }
 
     async fn put_configured_agent(&self, agent: &ConfiguredAgent) -> Result<(), StoreError> {
+        let (url, credentials) = crate::split_credentials(&agent.url);
         let mut inner = self.write();
-        match inner.configured.iter_mut().find(|a| a.url == agent.url) {
+        match inner.configured.iter_mut().find(|a| a.url == url) {
             Some(a) => a.paused = agent.paused,
-            None => inner.configured.push(agent.clone()),
+            None => inner.configured.push(ConfiguredAgent {
+                url: url.to_string(),
+                paused: agent.paused,
+            }),
+        }
+        if let Some(c) = credentials {
+            inner.credentials.insert(url.into_owned(), c);
         }
         Ok(())
     }
 
     async fn remove_configured_agent(&self, url: &str) -> Result<bool, StoreError> {
+        let (url, _) = crate::split_credentials(url);
         let mut inner = self.write();
         let before = inner.configured.len();
         inner.configured.retain(|a| a.url != url);
+        inner.credentials.remove(url.as_ref());
         Ok(inner.configured.len() < before)
+    }
+
+    async fn agent_credentials(&self, url: &str) -> Result<Option<Credentials>, StoreError> {
+        let (url, _) = crate::split_credentials(url);
+        Ok(self.read().credentials.get(url.as_ref()).cloned())
     }
 
     async fn observation_count(&self) -> Result<u64, StoreError> {

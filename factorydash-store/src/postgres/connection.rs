@@ -56,15 +56,22 @@ impl Connector {
     }
 }
 
-/// The embedded migrations, in order; the schema version is the number applied. They are
-/// applied by version (`factorydash_migrations` records the numbers, not the text).
-const MIGRATIONS: &[&str] = &[
-    include_str!("0001_initial.sql"),
-    include_str!("0002_configured_agents.sql"),
-    include_str!("0003_condition_types.sql"),
-    include_str!("0004_device_identity.sql"),
-    include_str!("0005_stored_once.sql"),
+/// The embedded migrations by version (the number in the file's name), in ascending
+/// order. `factorydash_migrations` records the versions applied (the numbers, not the
+/// text); each one not applied yet is applied, in ascending order, so a version written
+/// on one branch and merged after a higher one (already applied to a database) is applied
+/// then. Versions need not be contiguous.
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("0001_initial.sql")),
+    (2, include_str!("0002_configured_agents.sql")),
+    (3, include_str!("0003_condition_types.sql")),
+    (4, include_str!("0004_device_identity.sql")),
+    (5, include_str!("0005_stored_once.sql")),
+    (6, include_str!("0006_agent_credentials.sql")),
 ];
+
+/// The newest schema version this build knows (its highest migration).
+pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 /// The advisory lock key that serialises migrations ("factorydash" in ASCII, folded).
 const MIGRATION_LOCK: i64 = 0x6661_6374_6f72_7964;
@@ -183,25 +190,31 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
         .await?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS factorydash_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
         .await?;
-    let current: i32 = tx
-        .query_one(
-            "SELECT coalesce(max(version), 0) FROM factorydash_migrations",
-            &[],
-        )
+    let applied: Vec<i32> = tx
+        .query("SELECT version FROM factorydash_migrations", &[])
         .await?
-        .get(0);
-    let known = MIGRATIONS.len() as i32;
-    if current > known {
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // A version this build does not know was applied by a newer build.
+    if let Some(&found) = applied
+        .iter()
+        .filter(|v| !MIGRATIONS.iter().any(|(known, _)| known == *v))
+        .max()
+    {
         return Err(StoreError::SchemaTooNew {
-            found: current,
-            known,
+            found,
+            known: SCHEMA_VERSION,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    for (version, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
         tx.batch_execute(sql).await?;
         tx.execute(
             "INSERT INTO factorydash_migrations (version) VALUES ($1)",
-            &[&(i as i32 + 1)],
+            &[version],
         )
         .await?;
     }

@@ -37,9 +37,11 @@ use tokio_postgres::Config;
 pub use config::{pgpass_lookup, ConfigError, PgConfig, SslMode, PG_ENV_VARS};
 
 use crate::{
-    AgentObservation, AppendOutcome, ConfiguredAgent, LatestFilter, SeriesChunk, SeriesKey, Store,
-    StoreError,
+    AgentObservation, AppendOutcome, ConfiguredAgent, Credentials, LatestFilter, SeriesChunk,
+    SeriesKey, Store, StoreError,
 };
+
+pub use connection::SCHEMA_VERSION;
 
 mod append;
 mod columns;
@@ -251,6 +253,10 @@ impl Store for PgStore {
 
     async fn remove_configured_agent(&self, url: &str) -> Result<bool, StoreError> {
         queries::remove_configured_agent(&*self.reader().await?, url).await
+    }
+
+    async fn agent_credentials(&self, url: &str) -> Result<Option<Credentials>, StoreError> {
+        queries::agent_credentials(&*self.reader().await?, url).await
     }
 
     async fn observation_count(&self) -> Result<u64, StoreError> {

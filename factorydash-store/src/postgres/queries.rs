@@ -15,8 +15,8 @@ use tokio_postgres::Client;
 
 use super::columns::{observation_from_row, prefixed_columns, OBSERVATION_COLUMNS};
 use crate::{
-    latest_after, latest_page_of, AgentObservation, ConfiguredAgent, LatestFilter, SeriesChunk,
-    SeriesKey, StoreError,
+    latest_after, latest_page_of, AgentObservation, ConfiguredAgent, Credentials, LatestFilter,
+    SeriesChunk, SeriesKey, StoreError,
 };
 
 /// An `agent_id` from the agent's base URL, as SQL on the parameter `$n` (`NULL`, so
@@ -638,11 +638,23 @@ pub(super) async fn put_configured_agent(
     client: &Client,
     agent: &ConfiguredAgent,
 ) -> Result<(), StoreError> {
+    let (url, credentials) = crate::split_credentials(&agent.url);
+    let (username, password) = match &credentials {
+        Some(c) => (Some(c.username()), c.password()),
+        None => (None, None),
+    };
+    // One statement: the agent and its credentials together.
     client
         .execute(
-            "INSERT INTO configured_agents (url, paused) VALUES ($1, $2)
-             ON CONFLICT (url) DO UPDATE SET paused = EXCLUDED.paused",
-            &[&agent.url, &agent.paused],
+            "WITH agent AS (
+                 INSERT INTO configured_agents (url, paused) VALUES ($1, $2)
+                 ON CONFLICT (url) DO UPDATE SET paused = EXCLUDED.paused
+                 RETURNING url)
+             INSERT INTO agent_credentials (url, username, password)
+             SELECT url, $3, $4 FROM agent WHERE $3::text IS NOT NULL
+             ON CONFLICT (url) DO UPDATE SET username = EXCLUDED.username,
+                                             password = EXCLUDED.password",
+            &[&url.as_ref(), &agent.paused, &username, &password],
         )
         .await?;
     Ok(())
@@ -652,10 +664,29 @@ pub(super) async fn remove_configured_agent(
     client: &Client,
     url: &str,
 ) -> Result<bool, StoreError> {
+    let url = crate::split_credentials(url).0;
     Ok(client
-        .execute("DELETE FROM configured_agents WHERE url = $1", &[&url])
+        .execute(
+            "WITH credentials AS (DELETE FROM agent_credentials WHERE url = $1)
+             DELETE FROM configured_agents WHERE url = $1",
+            &[&url.as_ref()],
+        )
         .await?
         > 0)
+}
+
+pub(super) async fn agent_credentials(
+    client: &Client,
+    url: &str,
+) -> Result<Option<Credentials>, StoreError> {
+    let url = crate::split_credentials(url).0;
+    Ok(client
+        .query_opt(
+            "SELECT username, password FROM agent_credentials WHERE url = $1",
+            &[&url.as_ref()],
+        )
+        .await?
+        .map(|r| Credentials::new(r.get::<_, String>(0), r.get(1))))
 }
 
 pub(super) async fn observation_count(client: &Client) -> Result<u64, StoreError> {

@@ -38,8 +38,10 @@
 //!   an observation row is its run (agent and `instanceId`), sequence, series, timestamp
 //!   (microseconds since the Unix epoch, UTC) and value (an `INTEGER` or `REAL` where the text is exactly that number's
 //!   canonical text, `TEXT` otherwise, `NULL` for `UNAVAILABLE`). Condition states are
-//!   kept in a table of their own, by time. Schema: `0001_initial.sql` and the migrations
-//!   after it (`0002_device_identity.sql`), its version in `PRAGMA user_version`.
+//!   kept in a table of their own, by time. Agents are their URLs without credentials;
+//!   the credentials of agents added at run time are in a table of their own. Schema:
+//!   `0001_initial.sql` and the migrations after it (`0002_device_identity.sql`,
+//!   `0003_agent_credentials.sql`), its version in `PRAGMA user_version`.
 //! - **Retention.** [`Store::prune`] deletes whole UTC days in chunks of
 //!   [`PRUNE_CHUNK`] rows, one short transaction each: readers go on (WAL) and appends
 //!   interleave.
@@ -58,8 +60,8 @@ use factorydash_core::{
 use rusqlite::{Connection, OpenFlags};
 
 use crate::{
-    AgentObservation, AppendOutcome, ConfiguredAgent, LatestFilter, SeriesChunk, SeriesKey, Store,
-    StoreError,
+    AgentObservation, AppendOutcome, ConfiguredAgent, Credentials, LatestFilter, SeriesChunk,
+    SeriesKey, Store, StoreError,
 };
 
 mod file;
@@ -67,9 +69,10 @@ mod read;
 mod write;
 
 /// The schema migrations, in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("0001_initial.sql"),
     include_str!("0002_device_identity.sql"),
+    include_str!("0003_agent_credentials.sql"),
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`).
@@ -145,6 +148,10 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS.into()))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // What is deleted from a page that is written anyway is overwritten with zeros
+    // (credentials replaced or removed leave no trace in the b-tree pages), at no cost in
+    // I/O.
+    conn.pragma_update(None, "secure_delete", "FAST")?;
     // Reads of long windows go through memory-mapped pages rather than a read(2) a page,
     // and each connection caches 16 MiB of pages.
     conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
@@ -163,11 +170,93 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             known: SCHEMA_VERSION,
         });
     }
-    for sql in &MIGRATIONS[found.max(0) as usize..] {
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
         tx.execute_batch(sql)?;
+        if i + 1 == 3 {
+            move_credentials(&tx)?;
+        }
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
+    Ok(())
+}
+
+/// Version 3's move of the credentials out of the URLs written before it (see
+/// `0003_agent_credentials.sql` for what happens where two URLs become one).
+fn move_credentials(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    use std::collections::{HashMap, HashSet};
+    // configured_agents: the one added last (highest rowid) of each URL keeps it.
+    let rows: Vec<(i64, String)> = tx
+        .prepare("SELECT rowid, url FROM configured_agents ORDER BY rowid DESC")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut kept: HashSet<String> = HashSet::new();
+    for (rowid, url) in rows {
+        let (bare, credentials) = crate::split_credentials(&url);
+        if !kept.insert(bare.to_string()) {
+            tx.execute("DELETE FROM configured_agents WHERE rowid = ?1", [rowid])?;
+            continue;
+        }
+        let Some(c) = credentials else { continue };
+        // The URL without credentials may still be held by a row added earlier: it goes.
+        tx.execute(
+            "DELETE FROM configured_agents WHERE url = ?1 AND rowid <> ?2",
+            rusqlite::params![bare, rowid],
+        )?;
+        tx.execute(
+            "UPDATE configured_agents SET url = ?1 WHERE rowid = ?2",
+            rusqlite::params![bare, rowid],
+        )?;
+        tx.execute(
+            "INSERT INTO agent_credentials (url, username, password) VALUES (?1, ?2, ?3)",
+            rusqlite::params![bare, c.username(), c.password()],
+        )?;
+    }
+    // agents: each URL without credentials goes to one agent (the one that had none, else
+    // the first seen); the others of that URL are told apart by their number.
+    let rows: Vec<(i64, String)> = tx
+        .prepare("SELECT id, url FROM agents ORDER BY id")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut groups: HashMap<String, Vec<(i64, bool)>> = HashMap::new();
+    for (id, url) in &rows {
+        let (bare, credentials) = crate::split_credentials(url);
+        groups
+            .entry(bare.into_owned())
+            .or_default()
+            .push((*id, credentials.is_some()));
+    }
+    let mut renames = Vec::new();
+    for (bare, agents) in groups {
+        if agents.iter().all(|(_, had)| !had) {
+            continue;
+        }
+        let keeper = agents
+            .iter()
+            .find(|(_, had)| !had)
+            .unwrap_or(&agents[0])
+            .0;
+        for (id, _) in agents {
+            if id == keeper {
+                renames.push((id, bare.clone()));
+            } else {
+                renames.push((id, format!("{bare}#agent-{id}")));
+            }
+        }
+    }
+    // Apart first, so that no URL is held twice on the way.
+    for (id, url) in renames.iter().filter(|(_, u)| u.contains("#agent-")) {
+        tx.execute(
+            "UPDATE agents SET url = ?1 WHERE id = ?2",
+            rusqlite::params![url, id],
+        )?;
+    }
+    for (id, url) in renames.iter().filter(|(_, u)| !u.contains("#agent-")) {
+        tx.execute(
+            "UPDATE agents SET url = ?1 WHERE id = ?2",
+            rusqlite::params![url, id],
+        )?;
+    }
     Ok(())
 }
 
@@ -417,24 +506,51 @@ impl Store for SqliteStore {
     }
 
     async fn put_configured_agent(&self, agent: &ConfiguredAgent) -> Result<(), StoreError> {
-        let agent = agent.clone();
+        let (url, credentials) = crate::split_credentials(&agent.url);
+        let (url, paused) = (url.into_owned(), agent.paused);
         self.write(move |w| {
-            w.conn.execute(
+            let tx = w.conn.transaction()?;
+            tx.execute(
                 "INSERT INTO configured_agents (url, paused) VALUES (?1, ?2)
                  ON CONFLICT (url) DO UPDATE SET paused = excluded.paused",
-                rusqlite::params![agent.url, agent.paused],
+                rusqlite::params![url, paused],
             )?;
+            if let Some(c) = credentials {
+                tx.execute(
+                    "INSERT INTO agent_credentials (url, username, password) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (url) DO UPDATE SET username = excluded.username,
+                                                     password = excluded.password",
+                    rusqlite::params![url, c.username(), c.password()],
+                )?;
+            }
+            tx.commit()?;
             Ok(())
         })
         .await
     }
 
     async fn remove_configured_agent(&self, url: &str) -> Result<bool, StoreError> {
-        let url = url.to_owned();
+        let url = crate::split_credentials(url).0.into_owned();
         self.write(move |w| {
-            Ok(w.conn
-                .execute("DELETE FROM configured_agents WHERE url = ?1", [url])?
-                > 0)
+            let tx = w.conn.transaction()?;
+            let removed = tx.execute("DELETE FROM configured_agents WHERE url = ?1", [&url])?;
+            tx.execute("DELETE FROM agent_credentials WHERE url = ?1", [&url])?;
+            tx.commit()?;
+            Ok(removed > 0)
+        })
+        .await
+    }
+
+    async fn agent_credentials(&self, url: &str) -> Result<Option<Credentials>, StoreError> {
+        let url = crate::split_credentials(url).0.into_owned();
+        self.read(move |c| {
+            use rusqlite::OptionalExtension;
+            Ok(c.query_row(
+                "SELECT username, password FROM agent_credentials WHERE url = ?1",
+                [url],
+                |r| Ok(Credentials::new(r.get::<_, String>(0)?, r.get(1)?)),
+            )
+            .optional()?)
         })
         .await
     }

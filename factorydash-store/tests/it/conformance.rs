@@ -1141,7 +1141,56 @@ pub async fn configured_agents_are_kept(store: &dyn Store) {
     );
     assert!(store.remove_configured_agent(&a.url).await.unwrap());
     assert!(!store.remove_configured_agent(&a.url).await.unwrap());
-    assert_eq!(store.configured_agents().await.unwrap(), vec![b]);
+    assert_eq!(store.configured_agents().await.unwrap(), vec![b.clone()]);
+}
+
+/// An agent's credentials are kept apart from its URL: listed without them, read back
+/// only by `agent_credentials`, kept when the agent is paused by its bare URL, replaced
+/// when given again, and forgotten with the agent.
+pub async fn configured_agents_keep_their_credentials_apart(store: &dyn Store) {
+    use factorydash_store::{ConfiguredAgent, Credentials};
+    let bare = "http://10.0.0.7:5000/vds";
+    let with = |userinfo: &str, paused| ConfiguredAgent {
+        url: format!("http://{userinfo}@10.0.0.7:5000/vds"),
+        paused,
+    };
+    store
+        .put_configured_agent(&with("user:s%40cret", false))
+        .await
+        .unwrap();
+    let listed = ConfiguredAgent {
+        url: bare.into(),
+        paused: false,
+    };
+    assert_eq!(store.configured_agents().await.unwrap(), vec![listed.clone()]);
+    let secret = Some(Credentials::new("user", Some("s%40cret".into())));
+    assert_eq!(store.agent_credentials(bare).await.unwrap(), secret);
+    // Paused by its URL as listed: the credentials stay.
+    let paused = ConfiguredAgent {
+        paused: true,
+        ..listed.clone()
+    };
+    store.put_configured_agent(&paused).await.unwrap();
+    assert_eq!(store.configured_agents().await.unwrap(), vec![paused]);
+    assert_eq!(store.agent_credentials(bare).await.unwrap(), secret);
+    // Given again with others: one agent, the new credentials.
+    store
+        .put_configured_agent(&with("token", false))
+        .await
+        .unwrap();
+    assert_eq!(store.configured_agents().await.unwrap(), vec![listed]);
+    assert_eq!(
+        store.agent_credentials(bare).await.unwrap(),
+        Some(Credentials::new("token", None))
+    );
+    assert_eq!(store.agent_credentials("http://10.0.0.8:5000").await.unwrap(), None);
+    // Removed (by either form): its credentials go too.
+    assert!(store
+        .remove_configured_agent(&with("token", false).url)
+        .await
+        .unwrap());
+    assert_eq!(store.configured_agents().await.unwrap(), vec![]);
+    assert_eq!(store.agent_credentials(bare).await.unwrap(), None);
 }
 
 pub async fn devices_round_trip(store: &dyn Store) {

@@ -68,6 +68,7 @@ conformance_tests!(
     conditions_of_a_window_give_the_real_fault_episodes,
     two_agents_serving_one_device_name_are_kept_apart,
     configured_agents_are_kept,
+    configured_agents_keep_their_credentials_apart,
     devices_round_trip,
     a_forged_cursor_is_an_error,
 );

@@ -2,10 +2,11 @@
 
 use chrono::Utc;
 use factorydash_core::{Batch, Category, ConditionLevel, ConditionState, Observation, Value};
-use factorydash_store::{LatestFilter, Store};
+use factorydash_store::postgres::SCHEMA_VERSION;
+use factorydash_store::{ConfiguredAgent, Credentials, LatestFilter, Store};
 
 /// The schema version this build migrates to.
-const LATEST_VERSION: i32 = 5;
+const LATEST_VERSION: i32 = SCHEMA_VERSION;
 
 /// A database at schema version 2 holds Conditions typed as their `type` attribute
 /// (`LOGIC_PROGRAM`); version 3 gives them the element-name form of every other type.
@@ -44,7 +45,7 @@ async fn version_3_gives_conditions_the_element_name_form() {
     let session = db.session().await;
     session.batch_execute(VERSION_3_LATEST).await.unwrap();
     session
-        .batch_execute("DELETE FROM factorydash_migrations WHERE version >= 3")
+        .batch_execute("DELETE FROM factorydash_migrations WHERE version = 3")
         .await
         .unwrap();
     let migrated = db.another().await;
@@ -261,5 +262,112 @@ async fn version_5_removes_the_copies_and_stores_each_observation_once() {
         count("SELECT count(*) FROM observations").await,
         99 + 10 + 1
     );
+
+/// The URLs an earlier version stored, credentials and all: agents `one` and `two` of
+/// host h differ only by their passwords (the same agent followed twice), `k` is alone.
+pub const H_ONE: &str = "http://u:pw-one-7f3a@h:5000";
+pub const H_TWO: &str = "http://u:pw-two-9c1e@h:5000";
+pub const K: &str = "http://token-5d2b@k:5000";
+
+/// A batch of one observation from `agent`.
+pub fn one_from(agent: &str, sequence: u64) -> Batch {
+    Batch {
+        agent: agent.into(),
+        instance_id: 1,
+        next_sequence: sequence + 1,
+        observations: vec![Observation {
+            sequence,
+            timestamp: Utc::now(),
+            device: "Mazak".into(),
+            component_id: "path".into(),
+            data_item_id: "execution".into(),
+            name: None,
+            category: Category::Event,
+            kind: "Execution".into(),
+            sub_type: None,
+            value: Value::Text("ACTIVE".into()),
+            condition: None,
+        }],
+    }
+}
+
+/// What a store holds once the credentials of [`H_ONE`], [`H_TWO`] and [`K`] (stored
+/// by an earlier version as agents, in that order, and as agents added at run time,
+/// `H_TWO` last and paused) are moved out of their URLs: one agent per URL (the one added
+/// last keeps its credentials, paused state and place in the order added); observations under URLs without
+/// credentials, the second agent of h told apart by its number, nothing merged or lost.
+pub async fn assert_credentials_moved(store: &dyn Store) {
+    assert_eq!(
+        store.configured_agents().await.unwrap(),
+        [
+            ConfiguredAgent {
+                url: "http://k:5000".into(),
+                paused: false
+            },
+            ConfiguredAgent {
+                url: "http://h:5000".into(),
+                paused: true
+            },
+        ]
+    );
+    assert_eq!(
+        store.agent_credentials("http://h:5000").await.unwrap(),
+        Some(Credentials::new("u", Some("pw-two-9c1e".into())))
+    );
+    assert_eq!(
+        store.agent_credentials("http://k:5000").await.unwrap(),
+        Some(Credentials::new("token-5d2b", None))
+    );
+    let latest = store
+        .latest(
+            &LatestFilter::default(),
+            &factorydash_core::PageRequest::first(10),
+        )
+        .await
+        .unwrap();
+    let agents: Vec<_> = latest.items.iter().map(|o| o.agent.as_str()).collect();
+    assert_eq!(
+        agents,
+        ["http://h:5000", "http://h:5000#agent-2", "http://k:5000"]
+    );
+    let resume = store.resume_point("http://h:5000").await.unwrap().unwrap();
+    assert_eq!(resume.next_sequence, 2, "agent one's resume point");
+}
+
+/// Schema version 6 moves the credentials out of the URLs stored before it (agents and
+/// agents added at run time), as [`assert_credentials_moved`] says.
+#[tokio::test]
+async fn version_6_moves_credentials_out_of_urls() {
+    let Some(db) = crate::pg::TestDb::create("migration_6").await else {
+        return;
+    };
+    for (i, agent) in [H_ONE, H_TWO, K].into_iter().enumerate() {
+        db.store.append(&one_from(agent, 1 + i as u64)).await.unwrap();
+    }
+    // Back to version 5's tables, as an earlier version wrote them.
+    let session = db.session().await;
+    session
+        .batch_execute(&format!(
+            "DROP TABLE agent_credentials;
+             DELETE FROM factorydash_migrations WHERE version = 6;
+             INSERT INTO configured_agents (url, paused, added_at) VALUES
+                 ('{H_ONE}', false, now() - interval '2 hours'),
+                 ('{K}', false, now() - interval '1 hour'),
+                 ('{H_TWO}', true, now());"
+        ))
+        .await
+        .unwrap();
+    let migrated = db.another().await;
+    assert_credentials_moved(&migrated).await;
+    for table in ["agents", "configured_agents"] {
+        let rows = session
+            .query(&format!("SELECT url FROM {table}"), &[])
+            .await
+            .unwrap();
+        for row in rows {
+            let url: String = row.get(0);
+            assert!(!url.contains('@'), "{table}: {url}");
+        }
+    }
     db.drop().await;
 }

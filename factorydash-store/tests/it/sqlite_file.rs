@@ -282,6 +282,7 @@ async fn a_version_1_file_gives_its_data_items_their_agent() {
              INSERT INTO items_v1 SELECT id, device, data_item_id FROM items;
              DROP TABLE items;
              ALTER TABLE items_v1 RENAME TO items;
+             DROP TABLE agent_credentials;
              PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -496,4 +497,40 @@ async fn an_older_versions_lock_file() {
     let store = SqliteStore::open(&path).await.unwrap();
     assert!(!lock_path(&path).exists());
     drop(store);
+}
+
+/// A file made at schema version 2, whose agents' URLs hold their credentials, opens at
+/// version 3 with the credentials moved out of every URL (as
+/// [`assert_credentials_moved`](crate::migrations::assert_credentials_moved) says), and
+/// the password dropped (the first of two agents that became one) is not left in the
+/// file's bytes (deleted rows are overwritten, `secure_delete`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_2_file_moves_credentials_out_of_urls() {
+    use crate::migrations::{assert_credentials_moved, one_from, H_ONE, H_TWO, K};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("factorydash.db");
+    {
+        let store = SqliteStore::open(&path).await.unwrap();
+        for (i, agent) in [H_ONE, H_TWO, K].into_iter().enumerate() {
+            store.append(&one_from(agent, 1 + i as u64)).await.unwrap();
+        }
+    }
+    {
+        // Back to version 2, as an earlier version wrote it.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(&format!(
+            "DROP TABLE agent_credentials;
+             INSERT INTO configured_agents (url, paused) VALUES
+                 ('{H_ONE}', 0), ('{K}', 0), ('{H_TWO}', 1);
+             PRAGMA user_version = 2;"
+        ))
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_credentials_moved(&store).await;
+    store.size_on_disk().await.unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let holds = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+    assert!(!holds("pw-one-7f3a"), "the dropped password is still in the file");
+    assert!(holds("pw-two-9c1e"), "the kept one is, in agent_credentials");
 }
