@@ -405,9 +405,10 @@ impl SampleStream {
 /// An agent's base URL in the one form it is known by: parsed as reqwest and browsers
 /// parse it (the WHATWG URL Standard: scheme and host in lower case, a default port
 /// dropped, `http:/user:pw@host` read as `http://user:pw@host`), without a trailing `/`.
-/// [`AgentClient`]s, the batches they read ([`Batch::agent`](factorydash_core::Batch)) and
-/// the stores know an agent by this string, so that one agent written two ways is one,
-/// and credentials are always where redaction looks for them.
+/// Credentials (`user:password@`) are kept, percent-encoded, where redaction looks for
+/// them; [`AgentClient`]s, the batches they read ([`Batch::agent`](factorydash_core::Batch))
+/// and the stores know an agent by this string without them
+/// ([`AgentClient::base_url`]), so that one agent written two ways is one.
 ///
 /// ```
 /// use factorydash_mtconnect::client::normalize_base_url;
@@ -427,6 +428,40 @@ pub fn normalize_base_url(base_url: &str) -> Result<String, ClientError> {
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
 
+/// The user and password of an agent URL (`http://user:password@host`), percent-decoded,
+/// sent as HTTP basic authentication (RFC 7617) with every request. Its `Debug` form
+/// hides the password.
+#[derive(Clone)]
+struct BasicAuth {
+    user: String,
+    password: Option<String>,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicAuth")
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+/// `url` without its user information, and that information decoded.
+fn take_credentials(url: &mut reqwest::Url) -> Option<BasicAuth> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let auth = BasicAuth {
+        user: decode(url.username()),
+        password: url.password().map(decode),
+    };
+    // An http(s) URL with a host can always lose its user information.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Some(auth)
+}
+
 /// An HTTP client of one MTConnect agent.
 ///
 /// ```no_run
@@ -440,7 +475,10 @@ pub fn normalize_base_url(base_url: &str) -> Result<String, ClientError> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct AgentClient {
+    /// The base URL without user information: the agent's identity.
     base: String,
+    /// The user information of the URL given, sent as basic authentication.
+    auth: Option<BasicAuth>,
     http: reqwest::Client,
     /// For streams: no total timeout (a stream lasts); silence is caught per read.
     stream_http: reqwest::Client,
@@ -451,6 +489,11 @@ impl AgentClient {
     /// A client for the agent at `base_url` (e.g. `https://smstestbed.nist.gov/vds`), with a
     /// 5 s connect timeout, a 30 s timeout for a whole (non-streaming) request, and a
     /// document limit of [`DEFAULT_MAX_DOCUMENT`].
+    ///
+    /// Credentials in the URL (`http://user:password@host:5000`) are taken out of it and
+    /// sent as HTTP basic authentication (RFC 7617) with every request: the client's
+    /// [`base_url`](AgentClient::base_url), the URLs in its errors and the
+    /// [`Batch::agent`](factorydash_core::Batch) of what it reads hold none.
     ///
     /// # Errors
     /// [`ClientError::InvalidUrl`] when `base_url` is not an `http` or `https` URL;
@@ -471,7 +514,11 @@ impl AgentClient {
     /// [`ClientError::InvalidUrl`] when `base_url` is not an `http` or `https` URL;
     /// [`ClientError::Build`] when the HTTP client cannot be built.
     pub fn with_http(base_url: &str, http: reqwest::Client) -> Result<Self, ClientError> {
-        let base = normalize_base_url(base_url)?;
+        let normal = normalize_base_url(base_url)?;
+        let mut url = reqwest::Url::parse(&normal)
+            .map_err(|_| ClientError::InvalidUrl(base_url.to_owned()))?;
+        let auth = take_credentials(&mut url);
+        let base = url.as_str().trim_end_matches('/').to_owned();
         let stream_http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("factorydash/", env!("CARGO_PKG_VERSION")))
@@ -479,6 +526,7 @@ impl AgentClient {
             .map_err(ClientError::Build)?;
         Ok(AgentClient {
             base,
+            auth,
             http,
             stream_http,
             options: ParseOptions {
@@ -503,9 +551,19 @@ impl AgentClient {
         self.options.max_document_bytes
     }
 
-    /// The agent's base URL, without a trailing `/`.
+    /// The agent's base URL, without a trailing `/` and without credentials (the agent as
+    /// it is known: [`Batch::agent`](factorydash_core::Batch) of what this client reads).
     pub fn base_url(&self) -> &str {
         &self.base
+    }
+
+    /// A GET of `url` by `http`, with this client's basic authentication if any.
+    fn request(&self, http: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
+        let request = http.get(url);
+        match &self.auth {
+            Some(a) => request.basic_auth(&a.user, a.password.as_ref()),
+            None => request,
+        }
     }
 
     /// GETs `path` (e.g. `/probe` or `/sample?from=1&count=10`) and returns the body,
@@ -520,8 +578,7 @@ impl AgentClient {
     pub async fn get(&self, path: &str) -> Result<Vec<u8>, ClientError> {
         let url = format!("{}{}", self.base, path);
         let response = self
-            .http
-            .get(&url)
+            .request(&self.http, &url)
             .send()
             .await
             .map_err(|source| ClientError::Http {
@@ -601,7 +658,11 @@ impl AgentClient {
             url: url.clone(),
             source,
         };
-        let response = self.stream_http.get(&url).send().await.map_err(http_err)?;
+        let response = self
+            .request(&self.stream_http, &url)
+            .send()
+            .await
+            .map_err(http_err)?;
         let status = response.status();
         let boundary = response
             .headers()

@@ -805,3 +805,41 @@ fn a_part_that_never_ends_is_searched_once_and_refused_at_the_limit() {
         started.elapsed()
     );
 }
+
+// ---------------------------------------------------------------- credentials
+
+/// Credentials in an agent URL go to the agent as basic authentication (decoded), and
+/// nowhere else: not in the client's base URL (the agent's identity, what its batches are
+/// stored under), not in the request line, not in the client's `Debug` form.
+#[tokio::test]
+async fn credentials_in_the_url_go_as_basic_auth_only() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = socket.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the request ended early");
+            head.extend_from_slice(&buf[..n]);
+        }
+        socket
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            .await
+            .unwrap();
+        String::from_utf8(head).unwrap()
+    });
+    let client = AgentClient::new(&format!("http://us%40er:p%3Ass@127.0.0.1:{port}/vds/")).unwrap();
+    assert_eq!(client.base_url(), format!("http://127.0.0.1:{port}/vds"));
+    assert!(!format!("{client:?}").contains("p%3Ass"), "{client:?}");
+    assert_eq!(client.get("/probe").await.unwrap(), b"ok");
+    let head = server.await.unwrap();
+    assert!(head.starts_with("GET /vds/probe HTTP/1.1\r\n"), "{head}");
+    // base64 of "us@er:p:ss"
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("\r\nauthorization: basic dxnazxi6cdpzcw==\r\n"),
+        "{head}"
+    );
+}
