@@ -15,6 +15,7 @@ use crate::error_chain::error_chain;
 use crate::health::SourceState;
 use crate::replay::Replay;
 use crate::state::App;
+use crate::supervisor::identity;
 
 /// How an agent is followed.
 #[derive(Debug, Clone)]
@@ -44,7 +45,9 @@ enum Work {
     Step(Box<Step>),
 }
 
-/// Follows the agent at `url` forever: backfills what it holds by polling `/sample`, then
+/// Follows the agent at `connect` (its URL to connect with, credentials and all) forever,
+/// under its identity ([`identity`]: the URL without credentials, what it is stored,
+/// shown and logged by): backfills what it holds by polling `/sample`, then
 /// streams (`/sample?interval=&heartbeat=`), or polls `/sample?from=<nextSequence>` when
 /// the agent does not stream. Errors are retried with backoff and shown in the source's
 /// health.
@@ -54,8 +57,9 @@ enum Work {
 /// writer retries the page at the head of the queue with backoff; once the queue is full,
 /// the reader stops reading, and the agent's own buffer holds the rest. Each page is
 /// stored with its resume point, so a restart continues after the last stored page.
-pub async fn follow_agent(app: Arc<App>, url: String, settings: FollowSettings) {
-    let client = match AgentClient::new(&url) {
+pub async fn follow_agent(app: Arc<App>, connect: String, settings: FollowSettings) {
+    let url = identity(&connect);
+    let client = match AgentClient::new(&connect) {
         Ok(c) => c.with_max_document(settings.max_document),
         Err(e) => {
             tracing::error!(agent = %url, error = %e, "not following this agent");
@@ -233,8 +237,8 @@ impl Drop for AbortOnDrop {
 /// How often a process in standby tries to take an agent's lock.
 const STANDBY_RETRY: Duration = Duration::from_secs(2);
 
-/// With a store shared by several `factorydash serve` processes (a [`Coordinator`]): follows `url` (as
-/// [`follow_agent`]) only while this process holds the agent's advisory lock, so that one
+/// With a store shared by several `factorydash serve` processes (a [`Coordinator`]): follows
+/// the agent at `connect` (as [`follow_agent`], its lock taken by its identity) only while this process holds the agent's advisory lock, so that one
 /// process ingests each agent. The others stand by, try again every two seconds, and show
 /// what the ingesting one stores (see [`relay_appended`]). When the lock's connection is
 /// lost (the database went away), ingest goes on into its bounded queue while the lock is
@@ -242,9 +246,10 @@ const STANDBY_RETRY: Duration = Duration::from_secs(2);
 pub async fn follow_agent_when_locked<C: Coordinator>(
     app: Arc<App>,
     coordinator: Arc<C>,
-    url: String,
+    connect: String,
     settings: FollowSettings,
 ) {
+    let url = identity(&connect);
     let mut backoff = Backoff::default();
     loop {
         match coordinator.try_lock_agent(&url).await {
@@ -254,7 +259,7 @@ pub async fn follow_agent_when_locked<C: Coordinator>(
                 // Aborted with this task too (an agent paused or removed).
                 let task = AbortOnDrop(tokio::spawn(follow_agent(
                     app.clone(),
-                    url.clone(),
+                    connect.clone(),
                     settings.clone(),
                 )));
                 // While the database is away nobody can take the lock: keep reading into

@@ -532,6 +532,8 @@ async fn open_postgres(url: Option<&str>) -> anyhow::Result<Arc<PgStore>> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // One agent per URL without credentials (`--agent`, FACTORYDASH_AGENTS, the file).
+    supervisor::one_per_url(&args.agents).context("--agent")?;
     let mut tokens = auth::Tokens::parse(&args.tokens).map_err(anyhow::Error::msg)?;
     if let Some(path) = &args.token_file {
         let text = config::read_bounded(path, config::TOKEN_FILE_LIMIT, "the token file")?;
@@ -617,17 +619,28 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             };
             ingest::install(&app, settings, pg.clone());
             for url in &args.agents {
-                app.agents.start(url);
+                app.agents.start(url)?;
             }
-            // Agents added at run time (/api/agents) in an earlier run.
+            // Agents added at run time (/api/agents) in an earlier run, with the
+            // credentials kept for them; one given on the command line too is followed as
+            // the command line says.
             match store.configured_agents().await {
                 Ok(agents) => {
                     for agent in agents {
                         if agent.paused {
                             app.health
                                 .update(&agent.url, |h| h.state = health::SourceState::Paused);
-                        } else {
-                            app.agents.start(&agent.url);
+                        } else if !app.agents.followed().contains(&agent.url) {
+                            let connect = match store.agent_credentials(&agent.url).await {
+                                Ok(c) => c.map_or(agent.url.clone(), |c| c.in_url(&agent.url)),
+                                Err(e) => {
+                                    tracing::warn!(agent = %agent.url, error = %error_chain::error_chain(&e), "cannot read the agent's credentials");
+                                    agent.url.clone()
+                                }
+                            };
+                            if let Err(e) = app.agents.start(&connect) {
+                                tracing::warn!(error = %e, "not following an agent added at run time");
+                            }
                         }
                     }
                 }

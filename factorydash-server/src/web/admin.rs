@@ -13,6 +13,7 @@ use super::errors::ApiError;
 use super::params::{self, FromQuery};
 use crate::redact::redacted;
 use crate::state::App;
+use crate::supervisor::identity;
 
 /// `GET /api/agents`: every agent, from the command line or added at run time, with
 /// whether it is paused and its health.
@@ -77,99 +78,107 @@ fn following_agents(app: &App) -> Result<(), ApiError> {
 }
 
 /// `POST /api/agents` with `{"url": "http://…"}` (admin): follows the agent from now on
-/// and after restarts (201, or 200 when it was followed already).
+/// and after restarts (201, or 200 when it was followed already, with the same URL). The
+/// agent is its URL without credentials: one known with other credentials (given on the
+/// command line or added before) is refused (409), so that every agent is one URL as
+/// shown.
 pub async fn add(app: Arc<App>, body: RawAgentUrl) -> Result<Response, ApiError> {
     following_agents(&app)?;
     let AgentUrl(url) = AgentUrl::validate(body)?;
     factorydash_mtconnect::client::AgentClient::new(&url)
         .map_err(|e| ApiError::bad_request(format!("not an agent URL: {e}")))?;
+    let agent = identity(&url);
+    let known = match app.agents.url_to_connect(&agent) {
+        Some(connect) => Some(connect),
+        None => stored_url_to_connect(&app, &agent).await?,
+    };
+    if known.is_some_and(|known| known != url) {
+        return Err(conflict(&agent));
+    }
     app.store
         .put_configured_agent(&factorydash_store::ConfiguredAgent {
             url: url.clone(),
             paused: false,
         })
         .await?;
-    let started = app.agents.start(&url);
+    let started = app.agents.start(&url).map_err(|e| conflict(&e.agent))?;
     let status = if started {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
     Ok(reply::with_status(
-        reply::json(&json!({ "url": redacted(&url), "following": true })),
+        reply::json(&json!({ "url": redacted(&agent), "following": true })),
         status,
     )
     .into_response())
 }
 
+/// The 409 of an agent added twice with other credentials.
+fn conflict(agent: &str) -> ApiError {
+    ApiError::conflict(format!(
+        "the agent {} is followed already, with other credentials; remove it first (or pause it and add it again) to change them",
+        redacted(agent)
+    ))
+}
+
+/// The URL to connect with of an agent added at run time (its identity): with the
+/// credentials the store keeps for it; `None` when it was not added at run time.
+async fn stored_url_to_connect(app: &App, agent: &str) -> Result<Option<String>, ApiError> {
+    if !app
+        .store
+        .configured_agents()
+        .await?
+        .iter()
+        .any(|a| a.url == agent)
+    {
+        return Ok(None);
+    }
+    Ok(Some(match app.store.agent_credentials(agent).await? {
+        Some(c) => c.in_url(agent),
+        None => agent.to_owned(),
+    }))
+}
+
 /// `POST /api/agents/pause?url=` (`paused`) and `/api/agents/resume?url=`: stops or starts
-/// following a known agent, and keeps that across restarts.
+/// following a known agent, and keeps that across restarts. The agent is named by its URL
+/// (credentials in it, shown redacted or not, are not looked at): one agent at most.
 pub async fn set_paused(app: Arc<App>, q: AgentUrl, paused: bool) -> Result<Response, ApiError> {
     following_agents(&app)?;
-    let url = known_agent(&app, q.0).await?;
-    let known = app.agents.followed().contains(&url)
-        || app
-            .store
-            .configured_agents()
-            .await?
-            .iter()
-            .any(|a| a.url == url);
-    if !known {
-        return Err(ApiError::not_found(format!("no agent {}", redacted(&url))));
-    }
+    let agent = identity(&q.0);
+    let stored = stored_url_to_connect(&app, &agent).await?;
+    let Some(connect) = app.agents.url_to_connect(&agent).or(stored) else {
+        return Err(ApiError::not_found(format!("no agent {}", redacted(&agent))));
+    };
     app.store
         .put_configured_agent(&factorydash_store::ConfiguredAgent {
-            url: url.clone(),
+            url: agent.clone(),
             paused,
         })
         .await?;
     if paused {
-        app.agents.stop(&url);
+        app.agents.stop(&agent);
         app.health
-            .update(&url, |h| h.state = crate::health::SourceState::Paused);
+            .update(&agent, |h| h.state = crate::health::SourceState::Paused);
     } else {
-        app.agents.start(&url);
+        app.agents.start(&connect).map_err(|e| conflict(&e.agent))?;
     }
-    Ok(reply::json(&json!({ "url": redacted(&url), "following": !paused })).into_response())
+    Ok(reply::json(&json!({ "url": redacted(&agent), "following": !paused })).into_response())
 }
 
-/// `DELETE /api/agents?url=`: stops and forgets an agent added at run time (what was
-/// stored from it stays).
+/// `DELETE /api/agents?url=`: stops and forgets an agent added at run time, and its
+/// credentials (what was stored from it stays).
 pub async fn remove(app: Arc<App>, q: AgentUrl) -> Result<Response, ApiError> {
     following_agents(&app)?;
-    let url = known_agent(&app, q.0).await?;
-    let removed = app.store.remove_configured_agent(&url).await?;
+    let agent = identity(&q.0);
+    let removed = app.store.remove_configured_agent(&agent).await?;
     if !removed {
         return Err(ApiError::not_found(format!(
             "no agent {} was added at run time (agents given on the command line stay; pause them instead)",
-            redacted(&url)
+            redacted(&agent)
         )));
     }
-    app.agents.stop(&url);
-    app.health.forget(&url);
+    app.agents.forget(&agent);
+    app.health.forget(&agent);
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// The agent that `given` names: the URL of an agent followed or added at run time, as
-/// given or as shown with its credentials redacted (when one agent only is shown so);
-/// else `given` itself.
-async fn known_agent(app: &App, given: String) -> Result<String, ApiError> {
-    let mut known = app.agents.followed();
-    known.extend(
-        app.store
-            .configured_agents()
-            .await?
-            .into_iter()
-            .map(|a| a.url),
-    );
-    if known.contains(&given) {
-        return Ok(given);
-    }
-    known.sort();
-    known.dedup();
-    let mut shown_so = known.into_iter().filter(|u| redacted(u) == given.as_str());
-    match (shown_so.next(), shown_so.next()) {
-        (Some(url), None) => Ok(url),
-        _ => Ok(given),
-    }
 }
