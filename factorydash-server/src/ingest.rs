@@ -58,16 +58,18 @@ enum Work {
 /// the reader stops reading, and the agent's own buffer holds the rest. Each page is
 /// stored with its resume point, so a restart continues after the last stored page.
 pub async fn follow_agent(app: Arc<App>, connect: String, settings: FollowSettings) {
-    let url = identity(&connect);
     let client = match AgentClient::new(&connect) {
         Ok(c) => c.with_max_document(settings.max_document),
         Err(e) => {
+            let url = identity(&connect);
             tracing::error!(agent = %url, error = %e, "not following this agent");
             app.health
                 .update(&url, |h| h.last_error = Some(e.to_string()));
             return;
         }
     };
+    // What the agent is stored, shown and logged by: what the batches read name.
+    let url = client.base_url().to_owned();
     let mut follower = Follower::new(client, FollowerConfig::new().with_count(settings.count));
     let pages = (settings.buffer / settings.count.max(1)).max(1) as usize;
     let (queue, rx) = mpsc::channel(pages);
@@ -238,8 +240,8 @@ impl Drop for AbortOnDrop {
 const STANDBY_RETRY: Duration = Duration::from_secs(2);
 
 /// With a store shared by several `factorydash serve` processes (a [`Coordinator`]): follows
-/// the agent at `connect` (as [`follow_agent`], its lock taken by its identity) only while this process holds the agent's advisory lock, so that one
-/// process ingests each agent. The others stand by, try again every two seconds, and show
+/// the agent at `connect` (as [`follow_agent`]) only while this process holds the agent's
+/// advisory lock (taken by its identity), so that one process ingests each agent. The others stand by, try again every two seconds, and show
 /// what the ingesting one stores (see [`relay_appended`]). When the lock's connection is
 /// lost (the database went away), ingest goes on into its bounded queue while the lock is
 /// taken again; if another process took it meanwhile, this one stops and stands by.

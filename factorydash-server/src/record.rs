@@ -67,7 +67,7 @@ pub async fn run(settings: RecordSettings) -> anyhow::Result<u64> {
     if !progress.probed {
         anyhow::bail!(
             "nothing recorded: the probe of {} could not be read before the recording stopped",
-            settings.url
+            client.base_url()
         );
     }
     println!(

@@ -1,9 +1,12 @@
 //! Credentials in agent URLs, hidden wherever they are shown.
 //!
-//! An agent URL may carry a user and password (`http://user:pass@host:5000`). The URL as
-//! given stays the agent's identity (in the store, in `followed`, in `?url=` of the admin
-//! API); only what is shown is redacted: pages, JSON answers, `/metrics` labels, the live
-//! protocol's health messages and the log. A password becomes `***`
+//! An agent URL may carry a user and password (`http://user:pass@host:5000`). The agent's
+//! identity is its URL without them ([`crate::supervisor::identity`]: in the store, in
+//! `followed`, in what is shown), and they go to the HTTP client only; redaction is the
+//! second line: whatever is shown is redacted all the same (pages, JSON answers,
+//! `/metrics` labels, the live protocol's health messages and the log), so that a URL
+//! that comes another way (an error quoting the URL as given) shows none. A password
+//! becomes `***`
 //! (`http://user:***@host`); a user without a password becomes `***` too
 //! (`http://***@host`), since a lone user name is often a token.
 //!

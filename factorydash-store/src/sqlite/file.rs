@@ -46,8 +46,8 @@ impl Drop for FileLock {
     }
 }
 
-/// The sidecar lock file `<path>.lock` that factorydash versions before 0.2 made next to
-/// the database file at `path`; no longer made (the database file itself is locked), and
+/// The sidecar lock file `<path>.lock` that earlier factorydash builds made next to the
+/// database file at `path`; no longer made (the database file itself is locked), and
 /// removed when found by a store that holds the database (see [`SqliteStore::open`](super::SqliteStore::open)).
 pub fn lock_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();

@@ -262,6 +262,8 @@ async fn version_5_removes_the_copies_and_stores_each_observation_once() {
         count("SELECT count(*) FROM observations").await,
         99 + 10 + 1
     );
+    db.drop().await;
+}
 
 /// The URLs an earlier version stored, credentials and all: agents `one` and `two` of
 /// host h differ only by their passwords (the same agent followed twice), `k` is alone.

@@ -7,8 +7,17 @@ use factorydash_store::{ConfiguredAgent, LatestFilter, Store, StoreError};
 
 use crate::conformance::{at_agent, batch, page_one, AGENT};
 
+/// Held (written) by the test that starts a process, and (read) by every test that
+/// closes a file and opens it again: a process started forks this one, and the child
+/// holds a copy of every descriptor of this process (other tests' locked files included)
+/// until it runs the new program, which on a loaded machine may take a while. A test that
+/// reopened a file then would find it still locked (as `flock` says it is).
+/// factorydash itself starts no process.
+static SPAWNING: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reopened_file_holds_everything() {
+    let _no_fork = SPAWNING.read().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("factorydash.db");
     let obs = page_one();
@@ -53,6 +62,7 @@ async fn a_reopened_file_holds_everything() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_open_of_one_file_is_refused() {
+    let _no_fork = SPAWNING.read().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("factorydash.db");
     let store = SqliteStore::open(&path).await.unwrap();
@@ -87,6 +97,7 @@ async fn a_file_that_cannot_be_written_is_a_clear_error() {
 /// SQLite's own word for it, and left as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_file_is_refused_and_left_alone() {
+    let _no_fork = SPAWNING.read().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("factorydash.db");
     let garbage: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 7919 % 251) as u8).collect();
@@ -107,6 +118,7 @@ async fn a_corrupt_file_is_refused_and_left_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newer_schema_is_refused() {
+    let _no_fork = SPAWNING.read().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("factorydash.db");
     drop(SqliteStore::open(&path).await.unwrap());
@@ -266,6 +278,7 @@ fn which_sqlite_errors_are_permanent() {
 /// agent serving a device of the same name is kept apart from then on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_1_file_gives_its_data_items_their_agent() {
+    let _no_fork = SPAWNING.read().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("factorydash.db");
     let obs = page_one();
@@ -387,6 +400,7 @@ async fn readable_files_left_by_an_earlier_version_are_taken_back() {
 /// gone. No lock file is made beside it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_file_by_another_path_is_refused() {
+    let _no_fork = SPAWNING.read().await;
     let dir = tempfile::tempdir().unwrap();
     let sub = dir.path().join("sub");
     std::fs::create_dir(&sub).unwrap();
@@ -443,6 +457,7 @@ async fn open_in_a_child_process() {
 /// path and by a hard link, and opens it once the store is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_process_is_refused() {
+    let _forks = SPAWNING.write().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("factorydash.db");
     let hard = dir.path().join("hard.db");
@@ -487,6 +502,7 @@ async fn a_second_process_is_refused() {
 /// refusal while held (that older version is using the file).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_versions_lock_file() {
+    let _no_fork = SPAWNING.read().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("factorydash.db");
     let old = std::fs::File::create(lock_path(&path)).unwrap();
@@ -506,6 +522,7 @@ async fn an_older_versions_lock_file() {
 /// file's bytes (deleted rows are overwritten, `secure_delete`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_2_file_moves_credentials_out_of_urls() {
+    let _no_fork = SPAWNING.read().await;
     use crate::migrations::{assert_credentials_moved, one_from, H_ONE, H_TWO, K};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("factorydash.db");
