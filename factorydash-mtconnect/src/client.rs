@@ -451,7 +451,11 @@ fn take_credentials(url: &mut reqwest::Url) -> Option<BasicAuth> {
     if url.username().is_empty() && url.password().is_none() {
         return None;
     }
-    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
     let auth = BasicAuth {
         user: decode(url.username()),
         password: url.password().map(decode),

@@ -180,9 +180,18 @@ mod tests {
     #[test]
     fn one_agent_per_url_without_credentials() {
         let urls = |u: &[&str]| u.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(one_per_url(&urls(&["http://a:1@h:5000", "http://a:1@h:5000", "http://k"])).is_ok());
+        assert!(one_per_url(&urls(&[
+            "http://a:1@h:5000",
+            "http://a:1@h:5000",
+            "http://k"
+        ]))
+        .is_ok());
         assert_eq!(
-            one_per_url(&urls(&["http://k", "http://a:1@h:5000", "http://a:2@h:5000"])),
+            one_per_url(&urls(&[
+                "http://k",
+                "http://a:1@h:5000",
+                "http://a:2@h:5000"
+            ])),
             Err(Conflict {
                 agent: "http://h:5000".into()
             })

@@ -123,11 +123,19 @@ mod tests {
         ] {
             let (b, c) = split_credentials(url);
             let c = c.unwrap();
-            assert_eq!((b.as_ref(), c.username(), c.password()), (bare, user, password));
+            assert_eq!(
+                (b.as_ref(), c.username(), c.password()),
+                (bare, user, password)
+            );
             assert_eq!(c.in_url(&b), url);
             assert!(!format!("{c:?}").contains("p@ss"));
         }
-        for url in ["http://h/a@b", "http://h\\@x", "replay:/data/r@x", "http://h#@"] {
+        for url in [
+            "http://h/a@b",
+            "http://h\\@x",
+            "replay:/data/r@x",
+            "http://h#@",
+        ] {
             assert_eq!(split_credentials(url), (url.into(), None));
         }
     }

@@ -148,7 +148,10 @@ pub async fn set_paused(app: Arc<App>, q: AgentUrl, paused: bool) -> Result<Resp
     let agent = identity(&q.0);
     let stored = stored_url_to_connect(&app, &agent).await?;
     let Some(connect) = app.agents.url_to_connect(&agent).or(stored) else {
-        return Err(ApiError::not_found(format!("no agent {}", redacted(&agent))));
+        return Err(ApiError::not_found(format!(
+            "no agent {}",
+            redacted(&agent)
+        )));
     };
     app.store
         .put_configured_agent(&factorydash_store::ConfiguredAgent {

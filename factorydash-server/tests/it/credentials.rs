@@ -149,9 +149,12 @@ async fn no_password_in_the_sqlite_file() {
         "127.0.0.1:0",
     ])
     .await;
-    wait_for(&serve.base, Duration::from_secs(60), "observations stored", |h| {
-        h["observations"].as_u64() > Some(1000)
-    })
+    wait_for(
+        &serve.base,
+        Duration::from_secs(60),
+        "observations stored",
+        |h| h["observations"].as_u64() > Some(1000),
+    )
     .await;
     let (status, body) = call(
         Method::POST,
@@ -201,9 +204,12 @@ async fn no_password_in_postgresql() {
         "127.0.0.1:0",
     ])
     .await;
-    wait_for(&serve.base, Duration::from_secs(60), "observations stored", |h| {
-        h["observations"].as_u64() > Some(1000)
-    })
+    wait_for(
+        &serve.base,
+        Duration::from_secs(60),
+        "observations stored",
+        |h| h["observations"].as_u64() > Some(1000),
+    )
     .await;
     let (status, body) = call(
         Method::POST,
@@ -221,7 +227,7 @@ async fn no_password_in_postgresql() {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        assert_eq!(urls, [agent.base.clone()], "{table}");
+        assert_eq!(urls, std::slice::from_ref(&agent.base), "{table}");
     }
     let credentials: i64 = client
         .query_one("SELECT count(*) FROM agent_credentials", &[])

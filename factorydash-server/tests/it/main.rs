@@ -2,9 +2,9 @@
 //! bundled NIST recording, with the in-memory store and a real PostgreSQL.
 
 mod agents;
-mod credentials;
 mod api;
 mod browser;
+mod credentials;
 mod end_to_end;
 mod export;
 mod faults;

@@ -231,11 +231,7 @@ fn move_credentials(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
         if agents.iter().all(|(_, had)| !had) {
             continue;
         }
-        let keeper = agents
-            .iter()
-            .find(|(_, had)| !had)
-            .unwrap_or(&agents[0])
-            .0;
+        let keeper = agents.iter().find(|(_, had)| !had).unwrap_or(&agents[0]).0;
         for (id, _) in agents {
             if id == keeper {
                 renames.push((id, bare.clone()));

@@ -1162,7 +1162,10 @@ pub async fn configured_agents_keep_their_credentials_apart(store: &dyn Store) {
         url: bare.into(),
         paused: false,
     };
-    assert_eq!(store.configured_agents().await.unwrap(), vec![listed.clone()]);
+    assert_eq!(
+        store.configured_agents().await.unwrap(),
+        vec![listed.clone()]
+    );
     let secret = Some(Credentials::new("user", Some("s%40cret".into())));
     assert_eq!(store.agent_credentials(bare).await.unwrap(), secret);
     // Paused by its URL as listed: the credentials stay.
@@ -1183,7 +1186,13 @@ pub async fn configured_agents_keep_their_credentials_apart(store: &dyn Store) {
         store.agent_credentials(bare).await.unwrap(),
         Some(Credentials::new("token", None))
     );
-    assert_eq!(store.agent_credentials("http://10.0.0.8:5000").await.unwrap(), None);
+    assert_eq!(
+        store
+            .agent_credentials("http://10.0.0.8:5000")
+            .await
+            .unwrap(),
+        None
+    );
     // Removed (by either form): its credentials go too.
     assert!(store
         .remove_configured_agent(&with("token", false).url)

@@ -344,7 +344,10 @@ async fn version_6_moves_credentials_out_of_urls() {
         return;
     };
     for (i, agent) in [H_ONE, H_TWO, K].into_iter().enumerate() {
-        db.store.append(&one_from(agent, 1 + i as u64)).await.unwrap();
+        db.store
+            .append(&one_from(agent, 1 + i as u64))
+            .await
+            .unwrap();
     }
     // Back to version 5's tables, as an earlier version wrote them.
     let session = db.session().await;

@@ -375,15 +375,11 @@ async fn readable_files_left_by_an_earlier_version_are_taken_back() {
     let path = dir.path().join("factorydash.db");
     // A plain SQLite connection keeps the -wal and -shm there while the store opens.
     let other = rusqlite::Connection::open(&path).unwrap();
+    other.pragma_update(None, "journal_mode", "WAL").unwrap();
     other
-        .pragma_update(None, "journal_mode", "WAL")
+        .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
         .unwrap();
-    other.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);").unwrap();
-    let files = [
-        path.clone(),
-        beside(&path, "-wal"),
-        beside(&path, "-shm"),
-    ];
+    let files = [path.clone(), beside(&path, "-wal"), beside(&path, "-shm")];
     for f in &files {
         std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
@@ -420,8 +416,10 @@ async fn the_same_file_by_another_path_is_refused() {
             other.display()
         );
         assert!(
-            err.to_string()
-                .starts_with(&format!("{} is in use by another factorydash", other.display())),
+            err.to_string().starts_with(&format!(
+                "{} is in use by another factorydash",
+                other.display()
+            )),
             "{err}"
         );
     }
@@ -448,7 +446,10 @@ async fn open_in_a_child_process() {
         return;
     };
     match SqliteStore::open(&path).await {
-        Ok(store) => println!("child: opened, {}", store.observation_count().await.unwrap()),
+        Ok(store) => println!(
+            "child: opened, {}",
+            store.observation_count().await.unwrap()
+        ),
         Err(e) => println!("child: refused: {e}"),
     }
 }
@@ -492,10 +493,7 @@ async fn a_second_process_is_refused() {
         );
     }
     drop(store);
-    assert_eq!(
-        child(&hard),
-        format!("child: opened, {}", page_one().len())
-    );
+    assert_eq!(child(&hard), format!("child: opened, {}", page_one().len()));
 }
 
 /// A lock file an older version made beside the database: removed when free, and a
@@ -548,6 +546,12 @@ async fn a_version_2_file_moves_credentials_out_of_urls() {
     store.size_on_disk().await.unwrap();
     let bytes = std::fs::read(&path).unwrap();
     let holds = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
-    assert!(!holds("pw-one-7f3a"), "the dropped password is still in the file");
-    assert!(holds("pw-two-9c1e"), "the kept one is, in agent_credentials");
+    assert!(
+        !holds("pw-one-7f3a"),
+        "the dropped password is still in the file"
+    );
+    assert!(
+        holds("pw-two-9c1e"),
+        "the kept one is, in agent_credentials"
+    );
 }
