@@ -97,7 +97,7 @@ impl Collector for AppCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let health = self.0.health.all();
         let now = Utc::now();
-        let counters: [SourceCounter; 4] = [
+        let counters: [SourceCounter; 5] = [
             (
                 "factorydash_source_observations_stored",
                 "Observations stored from the source since this process started",
@@ -112,6 +112,11 @@ impl Collector for AppCollector {
                 "factorydash_source_restarts",
                 "Agent restarts seen (instanceId changes)",
                 |h| h.restarts,
+            ),
+            (
+                "factorydash_source_instance_switches",
+                "Answers with an instanceId followed before (an agent alternating instances)",
+                |h| h.instance_switches,
             ),
             (
                 "factorydash_source_reconnects",

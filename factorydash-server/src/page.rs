@@ -570,6 +570,9 @@ pub fn render_agents(sources: &[SourceHealth], gaps: &[factorydash_core::Gap]) -
                             dt { "Store refusing since" } dd { (when(s.store_unavailable_since)) }
                             dt { "Last error" } dd { (redacted_in(s.last_error.as_deref().or(s.store_error.as_deref()).unwrap_or("—"))) }
                             dt { "Restarts / reconnects" } dd { (s.restarts) " / " (s.reconnects) }
+                            @if s.instance_switches > 0 {
+                                dt { "Instance switches" } dd { (s.instance_switches) " (the agent alternates between instanceIds; each is followed on where it was left)" }
+                            }
                         }
                         @let own: Vec<&factorydash_core::Gap> = gaps.iter().filter(|g| g.agent == s.source).collect();
                         h3 { "Gaps (" (own.len()) ")" }
