@@ -27,6 +27,9 @@ CREATE TABLE stored_sequences (
         numrange(first_sequence, last_sequence, '[]') WITH &&
     ) DEFERRABLE INITIALLY DEFERRED
 );
+-- The ranges of one run, for the append's replacement of the ranges a batch merges and
+-- for Store::instances (the exclusion constraint's GiST index is on expressions).
+CREATE INDEX stored_sequences_run ON stored_sequences (agent_id, instance_id, first_sequence);
 
 -- The copies an earlier version stored: one of each (agent, instanceId, sequence) is
 -- kept, the one with the earliest timestamp (the first stored).
