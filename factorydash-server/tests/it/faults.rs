@@ -960,26 +960,9 @@ async fn a_full_disk_under_the_sqlite_store_loses_nothing() {
 /// instance), each switch back followed on where that instance was left. Returns the
 /// follower and its health once both instances are stored.
 async fn follow_an_alternating_agent(store_args: &[&str]) -> (Running, Running, Value) {
-    let agent = replay_agent("2000").await;
+    let (agent, follower) = pair("2000", store_args).await;
     let state = fault(&agent, "alternate_instance_ms=300").await;
     assert!(state["instanceId"].as_u64().is_some(), "{state}");
-    let mut args = vec![
-        "serve",
-        "--agent",
-        &agent.base,
-        "--listen",
-        "127.0.0.1:0",
-        "--poll-interval",
-        "100ms",
-        "--count",
-        "5000",
-        "--interval",
-        "100ms",
-        "--heartbeat",
-        "300ms",
-    ];
-    args.extend_from_slice(store_args);
-    let follower = start(&args).await;
     let done = |h: &Value| observations(h) >= 2 * TOTAL;
     wait_for(
         &follower.base,
