@@ -340,6 +340,15 @@ pub trait Store: Send + Sync {
     /// A database error.
     async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError>;
 
+    /// Withdraws the gaps of unknown end (`to` is `None`) recorded for `agent`'s
+    /// `instance_id`: recorded when the agent answered with another instance, they were
+    /// not losses once the agent answers with `instance_id` again (an agent that
+    /// alternates between instances). Returns how many were withdrawn.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn withdraw_open_gaps(&self, agent: &str, instance_id: u64) -> Result<u64, StoreError>;
+
     /// Every recorded gap, oldest first.
     ///
     /// # Errors

@@ -390,6 +390,13 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn withdraw_open_gaps(&self, agent: &str, instance_id: u64) -> Result<u64, StoreError> {
+        let gaps = &mut self.write().gaps;
+        let before = gaps.len();
+        gaps.retain(|g| !(g.agent == agent && g.instance_id == instance_id && g.to.is_none()));
+        Ok((before - gaps.len()) as u64)
+    }
+
     async fn gaps(&self) -> Result<Vec<Gap>, StoreError> {
         Ok(self.read().gaps.clone())
     }

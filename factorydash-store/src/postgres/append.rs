@@ -59,10 +59,17 @@ pub(super) async fn append(store: &PgStore, batch: &Batch) -> Result<AppendOutco
     // through staging, which drops what is stored.
     let mut direct = true;
     let mut forgot_partitions = false;
+    let mut overlaps = 0;
     loop {
         let result = append_once(store, batch, direct).await;
         match code(&result) {
             Some(SqlState::UNIQUE_VIOLATION) if direct => direct = false,
+            // Another process stored part of the batch's sequences between this one's
+            // look and its insert (their islands overlap): look again, a few times.
+            Some(SqlState::EXCLUSION_VIOLATION) if overlaps < 3 => {
+                overlaps += 1;
+                direct = false;
+            }
             // Another process dropped a partition this one knew of (retention): forget
             // what it knew and create what is missing.
             Some(SqlState::CHECK_VIOLATION) if !forgot_partitions => {
@@ -102,17 +109,21 @@ async fn append_once(
     let tx = client.transaction().await?;
     // The agent's row is locked until commit: appends of one agent are serialised, so
     // what is checked here as stored stays true until this batch is.
-    let stored = tx
-        .query_opt(
-            "SELECT instance_id, next_sequence FROM agents WHERE id = $1 AND instance_id IS NOT NULL FOR UPDATE",
+    // Locked also before the agent's first batch (no resume point yet).
+    let row = tx
+        .query_one(
+            "SELECT instance_id, next_sequence FROM agents WHERE id = $1 FOR UPDATE",
             &[&agent_id],
         )
-        .await?
-        .map(|r| ResumePoint {
+        .await?;
+    let stored = match (row.get::<_, Option<i64>>(0), row.get::<_, Option<i64>>(1)) {
+        (Some(instance_id), Some(next_sequence)) => Some(ResumePoint {
             agent: batch.agent.clone(),
-            instance_id: r.get::<_, i64>(0) as u64,
-            next_sequence: r.get::<_, i64>(1) as u64,
-        });
+            instance_id: instance_id as u64,
+            next_sequence: next_sequence as u64,
+        }),
+        _ => None,
+    };
     let resume = crate::resume_after(stored.as_ref(), batch);
     let observations = claim_unstored(&tx, agent_id, batch).await?;
     // The newest observation of each data item in the batch, for `latest`.

@@ -679,7 +679,18 @@ fn password_from_file(config: &Config, env: &HashMap<String, String>) -> Option<
             return None;
         }
     }
-    let text = std::fs::read_to_string(&path).ok()?;
+    // A password file is a few lines: one larger than 1 MiB is not read.
+    const MAX_PASSFILE: u64 = 1 << 20;
+    if meta.len() > MAX_PASSFILE {
+        tracing::warn!(file = %path.display(), bytes = meta.len(), "the password file is larger than 1 MiB; not used");
+        return None;
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(std::fs::File::open(&path).ok()?, MAX_PASSFILE),
+        &mut text,
+    )
+    .ok()?;
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(h)) => h.clone(),
         #[cfg(unix)]

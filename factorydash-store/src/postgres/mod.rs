@@ -152,6 +152,19 @@ impl Store for PgStore {
         append::record_gap(self, &*self.reader().await?, gap).await
     }
 
+    async fn withdraw_open_gaps(&self, agent: &str, instance_id: u64) -> Result<u64, StoreError> {
+        let n = self
+            .reader()
+            .await?
+            .execute(
+                "DELETE FROM gaps WHERE to_sequence IS NULL AND instance_id = $2
+                 AND agent_id = (SELECT id FROM agents WHERE url = $1)",
+                &[&agent, &(instance_id.min(i64::MAX as u64) as i64)],
+            )
+            .await?;
+        Ok(n)
+    }
+
     async fn gaps(&self) -> Result<Vec<Gap>, StoreError> {
         queries::gaps(&*self.reader().await?).await
     }

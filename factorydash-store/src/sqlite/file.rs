@@ -78,6 +78,8 @@ pub(super) fn prepare(path: &Path) -> Result<FileLock, StoreError> {
                 path: dir.to_owned(),
                 source,
             })?;
+        } else {
+            warn_if_open(dir);
         }
     }
     // Held while the file is looked at, opened and locked: one store of this process
@@ -138,6 +140,27 @@ fn create_dir(dir: &Path) -> std::io::Result<()> {
         .mode(DIR_MODE)
         .create(dir)
 }
+
+/// Warns when an existing data directory lets other users in: the files in it are its
+/// owner's only, but others can see their names, and where they may write, replace them.
+/// The directory is left as its owner chose.
+#[cfg(unix)]
+fn warn_if_open(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(dir) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                mode = format_args!("{:o}", mode & 0o7777),
+                "the data directory is open to other users (the files in it are not); `chmod 700` it unless it is shared on purpose"
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_open(_dir: &Path) {}
 
 #[cfg(not(unix))]
 fn create_dir(dir: &Path) -> std::io::Result<()> {

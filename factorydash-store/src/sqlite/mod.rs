@@ -162,6 +162,22 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
 
 /// Brings the schema of `conn` to [`SCHEMA_VERSION`].
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found: i32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    // Version 3 takes the passwords out of the URLs: what they were written in is zeroed,
+    // not left in free pages or the write-ahead log.
+    let moves_credentials = (1..3).contains(&found);
+    if moves_credentials {
+        conn.pragma_update(None, "secure_delete", "ON")?;
+    }
+    migrate_in_transaction(conn)?;
+    if moves_credentials {
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        conn.pragma_update(None, "secure_delete", "FAST")?;
+    }
+    Ok(())
+}
+
+fn migrate_in_transaction(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let found: i32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if found > SCHEMA_VERSION {
@@ -388,6 +404,12 @@ impl Store for SqliteStore {
     async fn record_gap(&self, gap: &Gap) -> Result<(), StoreError> {
         let gap = gap.clone();
         self.write(move |w| w.record_gap(&gap)).await
+    }
+
+    async fn withdraw_open_gaps(&self, agent: &str, instance_id: u64) -> Result<u64, StoreError> {
+        let agent = agent.to_owned();
+        self.write(move |w| w.withdraw_open_gaps(&agent, instance_id))
+            .await
     }
 
     async fn gaps(&self) -> Result<Vec<Gap>, StoreError> {

@@ -555,6 +555,9 @@ pub(super) fn instances(
     agent: &str,
     limit: usize,
 ) -> Result<Vec<ResumePoint>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
     let mut stmt = c.prepare(
         "SELECT r.instance_id, (SELECT max(o.sequence) FROM observations o WHERE o.run = r.id)
          FROM runs r JOIN agents a ON a.id = r.agent_id

@@ -283,6 +283,19 @@ impl Writer {
         result
     }
 
+    pub(super) fn withdraw_open_gaps(
+        &mut self,
+        agent: &str,
+        instance_id: u64,
+    ) -> Result<u64, StoreError> {
+        let n = self.conn.execute(
+            "DELETE FROM gaps WHERE to_sequence IS NULL AND instance_id = ?2
+             AND agent_id = (SELECT id FROM agents WHERE url = ?1)",
+            params![agent, instance_id.min(i64::MAX as u64) as i64],
+        )?;
+        Ok(n as u64)
+    }
+
     /// Deletes at most [`PRUNE_CHUNK`] observations of series `series` stamped before
     /// `cutoff` (microseconds, UTC), in one transaction; returns how many.
     pub(super) fn prune_chunk(&mut self, series: i64, cutoff: i64) -> Result<u64, StoreError> {

@@ -640,7 +640,32 @@ pub async fn resume_point_and_gaps_are_kept(store: &dyn Store) {
     };
     store.record_gap(&gap).await.unwrap();
     store.record_gap(&restart).await.unwrap();
-    assert_eq!(store.gaps().await.unwrap(), vec![gap, restart]);
+    assert_eq!(
+        store.gaps().await.unwrap(),
+        vec![gap.clone(), restart.clone()]
+    );
+    // The agent answers with that instance again: its gap of unknown end was no loss; a
+    // known one stays, and so does another agent's or another instance's.
+    let elsewhere = [
+        Gap {
+            agent: "http://other.example".into(),
+            ..restart.clone()
+        },
+        Gap {
+            instance_id: INSTANCE + 1,
+            ..restart.clone()
+        },
+    ];
+    for g in &elsewhere {
+        store.record_gap(g).await.unwrap();
+    }
+    assert_eq!(store.withdraw_open_gaps(AGENT, INSTANCE).await.unwrap(), 1);
+    assert_eq!(store.withdraw_open_gaps(AGENT, INSTANCE).await.unwrap(), 0);
+    let [other_agent, other_instance] = elsewhere;
+    assert_eq!(
+        store.gaps().await.unwrap(),
+        vec![gap, other_agent, other_instance]
+    );
 }
 
 pub async fn prune_drops_whole_days_and_keeps_the_latest_values(store: &dyn Store) {

@@ -517,7 +517,8 @@ async fn an_older_versions_lock_file() {
 /// version 3 with the credentials moved out of every URL (as
 /// [`assert_credentials_moved`](crate::migrations::assert_credentials_moved) says), and
 /// the password dropped (the first of two agents that became one) is not left in the
-/// file's bytes (deleted rows are overwritten, `secure_delete`).
+/// file's bytes nor in its write-ahead log (deleted rows are overwritten, `secure_delete`,
+/// and the log is checkpointed and emptied).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_2_file_moves_credentials_out_of_urls() {
     let _no_fork = SPAWNING.read().await;
@@ -544,7 +545,11 @@ async fn a_version_2_file_moves_credentials_out_of_urls() {
     let store = SqliteStore::open(&path).await.unwrap();
     assert_credentials_moved(&store).await;
     store.size_on_disk().await.unwrap();
-    let bytes = std::fs::read(&path).unwrap();
+    // The file and its write-ahead log (emptied once the move is written to the file).
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    bytes.extend(std::fs::read(wal).unwrap_or_default());
     let holds = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
     assert!(
         !holds("pw-one-7f3a"),
