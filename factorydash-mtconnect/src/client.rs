@@ -420,12 +420,26 @@ impl SampleStream {
 /// # Errors
 /// [`ClientError::InvalidUrl`] when `base_url` is not an `http` or `https` URL with a host.
 pub fn normalize_base_url(base_url: &str) -> Result<String, ClientError> {
-    let invalid = || ClientError::InvalidUrl(base_url.to_owned());
+    let invalid = || ClientError::InvalidUrl(redact_userinfo(base_url));
     let parsed = reqwest::Url::parse(base_url.trim()).map_err(|_| invalid())?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(invalid());
     }
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
+}
+
+/// `url` with what stands before an `@` in its authority (a user and password) replaced by
+/// `***`, read as text: for URLs that do not parse, so that an error never quotes a
+/// password.
+fn redact_userinfo(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_owned(),
+    }
 }
 
 /// The user and password of an agent URL (`http://user:password@host`), percent-decoded,
@@ -520,7 +534,7 @@ impl AgentClient {
     pub fn with_http(base_url: &str, http: reqwest::Client) -> Result<Self, ClientError> {
         let normal = normalize_base_url(base_url)?;
         let mut url = reqwest::Url::parse(&normal)
-            .map_err(|_| ClientError::InvalidUrl(base_url.to_owned()))?;
+            .map_err(|_| ClientError::InvalidUrl(redact_userinfo(base_url)))?;
         let auth = take_credentials(&mut url);
         let base = url.as_str().trim_end_matches('/').to_owned();
         let stream_http = reqwest::Client::builder()
@@ -903,6 +917,26 @@ pub struct Follower {
     model_change_time: Option<chrono::DateTime<chrono::Utc>>,
     /// The agent's `bufferSize`, when smaller than `config.count`.
     count_cap: Option<u64>,
+    /// Answers in a row from instances followed before that did not hold where each was
+    /// left (see [`Follower::pass_over`]).
+    passed_over: u32,
+    /// Answers read so far (steps and streamed parts).
+    answers: u64,
+    /// The answer at which an instance followed before was last seen holding more than
+    /// where it was left: until a few answers later, no step is caught up, so that an
+    /// agent alternating instances gets both read without waiting for a poll interval.
+    other_behind_at: Option<u64>,
+}
+
+/// For how many answers an instance seen behind keeps the steps from being caught up.
+const BEHIND_ANSWERS: u64 = 4;
+
+/// What a step tells besides its page.
+#[derive(Debug, Default)]
+struct Taken {
+    gap: Option<Gap>,
+    restarted: Option<Restart>,
+    switched: Option<Restart>,
 }
 
 impl Follower {
@@ -915,6 +949,9 @@ impl Follower {
             left: VecDeque::new(),
             model_change_time: None,
             count_cap: None,
+            passed_over: 0,
+            answers: 0,
+            other_behind_at: None,
         }
     }
 
@@ -943,6 +980,25 @@ impl Follower {
             self.left.pop_front();
         }
         self.left.push_back((instance, next));
+    }
+
+    /// Notes `header` of an instance other than the current one: if it was followed before
+    /// and holds more than where it was left, the steps are not caught up for a while.
+    fn note_other(&mut self, header: &Header) {
+        let behind = self
+            .left_at(header.instance_id)
+            .is_some_and(|left| header.last_sequence.is_some_and(|last| last >= left));
+        if behind {
+            self.other_behind_at = Some(self.answers);
+        }
+    }
+
+    /// Where `instance` was left, if it was followed before.
+    fn left_at(&self, instance: u64) -> Option<u64> {
+        self.left
+            .iter()
+            .find(|&&(i, _)| i == instance)
+            .map(|&(_, next)| next)
     }
 
     /// Where `instance` was left, if it was followed before; forgotten here (it becomes the
@@ -983,7 +1039,9 @@ impl Follower {
     /// is a [`Gap`]).
     pub fn accept(&mut self, mut page: StreamsPage) -> Option<Step> {
         let (instance, next) = self.position?;
+        self.answers += 1;
         if page.header.instance_id != instance {
+            self.note_other(&page.header);
             return None;
         }
         let mut problems = Vec::new();
@@ -1012,7 +1070,8 @@ impl Follower {
         let caught_up = page
             .header
             .last_sequence
-            .is_none_or(|last| next_sequence > last);
+            .is_none_or(|last| next_sequence > last)
+            && !self.other_behind();
         let model_changed = self.model_changed(page.header.device_model_change_time);
         self.note_buffer_size(&page.header);
         self.position = Some((instance, next_sequence));
@@ -1090,130 +1149,275 @@ impl Follower {
     /// whose sequences cannot be followed (see [the type's docs](Follower)); the position
     /// is unchanged, so the same step can be retried (after a backoff).
     pub async fn step(&mut self) -> Result<Step, ClientError> {
-        let mut restarted = None;
-        let mut gap = None;
-        let mut problems = Vec::new();
-        // The page and the sequence it was asked from, in the instance it continues.
-        let (mut page, from) = match self.position {
-            None => {
-                let page = self.sample(None).await?;
-                let from = page.header.first_sequence;
-                (page, from)
-            }
-            Some((instance, next)) => {
-                let first_try = self.sample(Some(next)).await;
-                let refused = match &first_try {
-                    Err(ClientError::Agent { document, .. })
-                        if document.has(&ErrorCode::OutOfRange) =>
-                    {
-                        Some(document.header.instance_id)
-                    }
-                    _ => None,
-                };
-                let mut page = match refused {
-                    // `from` is outside the agent's buffer: read its oldest.
-                    Some(_) => self.sample(None).await?,
-                    None => first_try?,
-                };
-                if page.header.instance_id != instance && refused.is_none() {
-                    // `from` meant nothing to the new instance: start at its beginning.
-                    page = self.sample(None).await?;
-                }
-                // The instance of the page read decides: the agent may have restarted again
-                // since it told of the restart, or answer the followed instance after all
-                // (then the page is followed from `next` like any other).
-                if page.header.instance_id != instance {
-                    let taken_up = page.header.instance_id;
-                    self.leave(instance, next);
-                    if let Some(left_at) = self.take_left(taken_up) {
-                        // Followed before: go on from where it was left (the page read is
-                        // of its oldest observations, or of `from` meant for another
-                        // instance). The next step asks for `left_at` in it.
-                        self.position = Some((taken_up, left_at));
-                        let model_changed =
-                            self.model_changed(page.header.device_model_change_time);
-                        return Ok(Step {
-                            batch: Batch {
-                                agent: self.client.base.clone(),
-                                instance_id: taken_up,
-                                next_sequence: left_at,
-                                observations: Vec::new(),
-                            },
-                            caught_up: false,
-                            gap: None,
-                            restarted: None,
-                            switched: Some(Restart {
-                                previous_instance_id: instance,
-                                instance_id: taken_up,
-                            }),
-                            model_changed,
-                            problems: Vec::new(),
-                        });
-                    }
-                    restarted = Some(Restart {
-                        previous_instance_id: instance,
-                        instance_id: page.header.instance_id,
-                    });
-                    gap = Some(Gap {
-                        agent: self.client.base.clone(),
-                        instance_id: instance,
-                        from: next,
-                        to: None,
-                    });
-                    let from = page.header.first_sequence;
-                    (page, from)
-                } else {
-                    let first = page.header.first_sequence.unwrap_or(next);
-                    if first > next {
-                        gap = Some(Gap {
-                            agent: self.client.base.clone(),
-                            instance_id: instance,
-                            from: next,
-                            to: Some(first),
-                        });
-                    }
-                    if let Some(kind) = sequence_fault(&page.header, instance, next.max(first)) {
-                        return Err(self.sequence_error(next, kind));
-                    }
-                    drop_already_read(&mut page.observations, next, &mut problems);
-                    (page, Some(next.max(first)))
-                }
-            }
+        self.answers += 1;
+        let Some((instance, next)) = self.position else {
+            // First contact: from the oldest observation the agent holds.
+            let page = self.sample(None).await?;
+            let from = page.header.first_sequence;
+            return self.take(page, from, Vec::new(), Taken::default());
         };
+        let first_try = self.sample(Some(next)).await;
+        let (page, asked, refused_by) = match first_try {
+            Err(ClientError::Agent { ref document, .. })
+                if document.has(&ErrorCode::OutOfRange) =>
+            {
+                let told = document.header.instance_id;
+                if told != instance && self.left_at(told).is_some() {
+                    self.note_other(&document.header);
+                    // Another instance followed before, which does not hold `next`.
+                    let time = document.header.device_model_change_time;
+                    return Ok(self.pass_over(instance, next, told, time));
+                }
+                // `from` is outside the buffer: read the oldest the agent holds.
+                (self.sample(None).await?, None, Some(told))
+            }
+            other => (other?, Some(next), None),
+        };
+        let answered = page.header.instance_id;
+        if answered == instance {
+            if asked.is_none() && refused_by != Some(instance) {
+                // Refused by another instance, then answered by this one from its oldest:
+                // nothing learnt; ask for `next` again.
+                let time = page.header.device_model_change_time;
+                return Ok(self.empty_step(time, None, None));
+            }
+            return self.continue_instance(page, instance, next);
+        }
+        if self.left_at(answered).is_some() {
+            return self.take_up(page, asked, instance, next);
+        }
+        // An instance never followed: the agent restarted (or a second agent answers at
+        // this address). Read it from its start.
+        let (first_time, first_sequence) = (
+            page.header.device_model_change_time,
+            page.header.first_sequence,
+        );
+        let page = match asked {
+            Some(_) => self.sample(None).await?,
+            None => page,
+        };
+        let taken_up = page.header.instance_id;
+        if taken_up == instance {
+            // Its start was answered by the followed instance (two agents behind one
+            // address, answering in turn): follow the new one from its first sequence,
+            // told by its own answer; the next step asks for it.
+            let Some(first) = first_sequence else {
+                return Ok(self.empty_step(first_time, None, None));
+            };
+            self.leave(instance, next);
+            self.position = Some((answered, first));
+            let restarted = Restart {
+                previous_instance_id: instance,
+                instance_id: answered,
+            };
+            let gap = self.open_gap(instance, next);
+            return Ok(self.empty_step(first_time, Some(restarted), Some(gap)));
+        }
+        if self.left_at(taken_up).is_some() {
+            return self.take_up(page, None, instance, next);
+        }
+        // The instance of the page read decides: the agent may have restarted again since
+        // it told of the restart.
+        self.leave(instance, next);
+        let from = page.header.first_sequence;
+        let taken = Taken {
+            restarted: Some(Restart {
+                previous_instance_id: instance,
+                instance_id: taken_up,
+            }),
+            gap: Some(self.open_gap(instance, next)),
+            switched: None,
+        };
+        self.take(page, from, Vec::new(), taken)
+    }
+
+    /// The page of the followed instance asked from `next` (or read from its oldest after
+    /// it refused `next`): what is new in it, and the gap when its buffer moved past
+    /// `next`.
+    fn continue_instance(
+        &mut self,
+        mut page: StreamsPage,
+        instance: u64,
+        next: u64,
+    ) -> Result<Step, ClientError> {
+        let mut problems = Vec::new();
+        let first = page.header.first_sequence.unwrap_or(next);
+        let gap = (first > next).then(|| Gap {
+            agent: self.client.base.clone(),
+            instance_id: instance,
+            from: next,
+            to: Some(first),
+        });
+        if let Some(kind) = sequence_fault(&page.header, instance, next.max(first)) {
+            return Err(self.sequence_error(next, kind));
+        }
+        drop_already_read(&mut page.observations, next, &mut problems);
+        let taken = Taken {
+            gap,
+            ..Taken::default()
+        };
+        self.take(page, Some(next.max(first)), problems, taken)
+    }
+
+    /// A page of an instance followed before (`page.header.instance_id`), answered to a
+    /// request for `from=asked` (`None`: its oldest) while `instance` was followed at
+    /// `next`: taken up from where it was left when the page holds that point, else the
+    /// follower passes over to it (see [`Follower::pass_over`]).
+    fn take_up(
+        &mut self,
+        mut page: StreamsPage,
+        asked: Option<u64>,
+        instance: u64,
+        next: u64,
+    ) -> Result<Step, ClientError> {
+        let taken_up = page.header.instance_id;
+        let Some(left_at) = self.left_at(taken_up) else {
+            unreachable!("take_up is called for an instance followed before");
+        };
+        self.note_other(&page.header);
+        let header = &page.header;
+        let start = asked.or(header.first_sequence);
+        let holds = start.is_some_and(|s| s <= left_at)
+            && header.first_sequence.is_none_or(|f| f <= left_at)
+            && next_of(header, &page.observations).is_some_and(|n| n >= left_at)
+            && sequence_fault(header, taken_up, left_at).is_none();
+        // Holding nothing new, it is passed over too: an agent alternating at every request
+        // answers the request after a pass-over with the instance left, and taking that up
+        // would keep the two in step, each request answered by the other instance.
+        let new = page.observations.iter().any(|o| o.sequence >= left_at);
+        if !holds || !new {
+            let time = header.device_model_change_time;
+            return Ok(self.pass_over(instance, next, taken_up, time));
+        }
+        self.leave(instance, next);
+        self.take_left(taken_up);
+        // Read already when that instance was followed: not a problem of the answer.
+        page.observations.retain(|o| o.sequence >= left_at);
+        let taken = Taken {
+            switched: Some(Restart {
+                previous_instance_id: instance,
+                instance_id: taken_up,
+            }),
+            ..Taken::default()
+        };
+        self.take(page, Some(left_at), Vec::new(), taken)
+    }
+
+    /// The agent answered with `other`, an instance followed before, but not with the
+    /// observations where it was left. An agent that alternates in time answers with it
+    /// for a while: the follower switches to it (the next step asks for its `nextSequence`).
+    /// One that alternates at every request answers that with the instance just left: the
+    /// second such answer in a row is passed over, so the next step asks again and the
+    /// instance followed is answered. Either way the step is empty.
+    fn pass_over(
+        &mut self,
+        instance: u64,
+        next: u64,
+        other: u64,
+        time: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Step {
+        self.passed_over += 1;
+        if self.passed_over % 2 == 0 {
+            return self.empty_step(time, None, None);
+        }
+        self.leave(instance, next);
+        let left_at = self.take_left(other).unwrap_or(1);
+        self.position = Some((other, left_at));
+        let mut step = self.empty_step(time, None, None);
+        step.switched = Some(Restart {
+            previous_instance_id: instance,
+            instance_id: other,
+        });
+        step
+    }
+
+    /// A step that reads nothing, at the current position.
+    fn empty_step(
+        &mut self,
+        time: Option<chrono::DateTime<chrono::Utc>>,
+        restarted: Option<Restart>,
+        gap: Option<Gap>,
+    ) -> Step {
+        let (instance_id, next_sequence) = self.position.unwrap_or((0, 1));
+        Step {
+            batch: Batch {
+                agent: self.client.base.clone(),
+                instance_id,
+                next_sequence,
+                observations: Vec::new(),
+            },
+            caught_up: false,
+            gap,
+            restarted,
+            switched: None,
+            model_changed: self.model_changed(time),
+            problems: Vec::new(),
+        }
+    }
+
+    /// The gap left in `instance` from `next` when another instance is taken up: of
+    /// unknown end (withdrawn if the agent answers with `instance` again).
+    fn open_gap(&self, instance: u64, next: u64) -> Gap {
+        Gap {
+            agent: self.client.base.clone(),
+            instance_id: instance,
+            from: next,
+            to: None,
+        }
+    }
+
+    /// Takes `page` as the step, read from `from` within its instance: checks its
+    /// sequences and moves the position to its `nextSequence`.
+    fn take(
+        &mut self,
+        mut page: StreamsPage,
+        from: Option<u64>,
+        mut problems: Vec<Problem>,
+        taken: Taken,
+    ) -> Result<Step, ClientError> {
         distrust_far_next(&mut page, &mut problems);
         cap_page(&mut page, self.config.count, &mut problems);
-        let header = page.header.clone();
+        let header = &page.header;
         if let Some(from) = from {
-            // Within the new instance (or on first contact) too: stuck or backwards.
-            if let Some(kind) = sequence_fault(&header, header.instance_id, from) {
+            // Within a new instance (or on first contact) too: stuck or backwards.
+            if let Some(kind) = sequence_fault(header, header.instance_id, from) {
                 return Err(self.sequence_error(from, kind));
             }
         }
-        let next_sequence = match next_of(&header, &page.observations).or(from) {
+        let next_sequence = match next_of(header, &page.observations).or(from) {
             Some(n) => n,
             None => return Err(self.sequence_error(0, SequenceFault::Missing)),
         };
-        let model_changed = self.model_changed(header.device_model_change_time);
+        let instance_id = header.instance_id;
         let caught_up = match header.last_sequence {
             Some(last) => next_sequence > last,
             None => page.observations.is_empty(),
-        };
-        self.position = Some((header.instance_id, next_sequence));
+        } && !self.other_behind();
+        let model_changed = self.model_changed(header.device_model_change_time);
+        self.position = Some((instance_id, next_sequence));
+        self.passed_over = 0;
         problems.extend(page.problems);
         Ok(Step {
             batch: Batch {
                 agent: self.client.base.clone(),
-                instance_id: header.instance_id,
+                instance_id,
                 next_sequence,
                 observations: page.observations,
             },
             caught_up,
-            gap,
-            restarted,
-            switched: None,
+            gap: taken.gap,
+            restarted: taken.restarted,
+            switched: taken.switched,
             model_changed,
             problems,
         })
+    }
+
+    /// Whether an instance followed before was seen holding more than where it was left,
+    /// within the last [`BEHIND_ANSWERS`] answers.
+    fn other_behind(&self) -> bool {
+        self.other_behind_at
+            .is_some_and(|at| self.answers - at <= BEHIND_ANSWERS)
     }
 
     fn sequence_error(&self, from: u64, kind: SequenceFault) -> ClientError {
@@ -1507,6 +1711,20 @@ mod tests {
         assert_eq!(step.batch.observations.len(), 100);
         assert!(step.gap.is_none());
         assert_eq!(follower.position(), Some(at(601)));
+    }
+
+    #[test]
+    fn an_invalid_url_is_quoted_without_its_password() {
+        for (url, shown) in [
+            ("ftp://user:secret@host/x", "ftp://***@host/x"),
+            ("http://u:p@ss@ho st", "http://***@ho st"),
+            ("user:secret@host", "***@host"),
+            ("nonsense", "nonsense"),
+        ] {
+            let e = normalize_base_url(url).unwrap_err();
+            assert_eq!(e.to_string(), format!("invalid agent URL `{shown}`"));
+            assert!(!e.to_string().contains("secret"));
+        }
     }
 
     #[test]

@@ -426,9 +426,11 @@ async fn the_instance_of_the_page_read_after_a_restart_is_the_one_followed() {
         Some((3, 40))
     );
 
-    // Or the agent answers the followed instance again when its start is read (two agents
-    // behind one address, say): that page is not a new instance's, and what was read of it
-    // already is not taken again.
+    // Or the agent answers the followed instance again when the new one's start is read
+    // (two agents behind one address, answering in turn): that page is not the new
+    // instance's, and what was read of it already is not taken again. The new instance
+    // is followed from its own first sequence (its first answer's Header), asked for at
+    // the next step.
     let (base, _) = agent(|path| match query(path, "from") {
         Some(from) => ok(streams(2, 1, 6001, 6000, &run(from, 10))),
         None => ok(streams(1, 1, 1001, 9000, &run(1, 1000))),
@@ -436,15 +438,75 @@ async fn the_instance_of_the_page_read_after_a_restart_is_the_one_followed() {
     .await;
     let mut f = follower(&base, 1000);
     resume(&mut f, 1, 5000);
-    match f.step().await {
-        Err(ClientError::Sequence { .. }) => {}
-        other => panic!("expected a sequence error, got {other:?}"),
-    }
+    let step = f.step().await.unwrap();
+    assert!(step.batch.observations.is_empty());
+    assert_eq!(
+        step.restarted,
+        Some(Restart {
+            previous_instance_id: 1,
+            instance_id: 2
+        })
+    );
     assert_eq!(
         f.position().map(|p| (p.instance_id, p.next_sequence)),
-        Some((1, 5000)),
-        "the position stays"
+        Some((2, 1))
     );
+    let step = f.step().await.unwrap();
+    assert_eq!(step.batch.instance_id, 2);
+    let sequences: Vec<u64> = step.batch.observations.iter().map(|o| o.sequence).collect();
+    assert_eq!(sequences, (1..11).collect::<Vec<_>>());
+}
+
+/// Two agents behind one round-robin address: every answer comes from the other instance
+/// than the last. Both are followed to their ends, each observation once, without a
+/// restart or a sequence error after the first sight of the second; no step says it is
+/// caught up while the other instance holds more (a caller would wait a poll interval).
+#[tokio::test]
+async fn an_agent_alternating_at_every_request_is_followed_without_stalling() {
+    let turn = Arc::new(AtomicUsize::new(0));
+    let (base, requests) = agent(move |path| {
+        // Instance 1 holds 1..=300 and instance 2 holds 1..=200.
+        let instance = 1 + (turn.fetch_add(1, Ordering::SeqCst) % 2) as u64;
+        let last = if instance == 1 { 300 } else { 200 };
+        let from = query(path, "from").unwrap_or(1);
+        if from > last + 1 {
+            return refuse(capture_with_instance(
+                "cppagent-2.7-live-error-out-of-range-from.xml",
+                instance,
+            ));
+        }
+        let n = 25.min(last + 1 - from);
+        ok(streams(instance, 1, from + n, last, &run(from, n)))
+    })
+    .await;
+    let mut f = follower(&base, 25);
+    let mut seen = std::collections::BTreeMap::<u64, Vec<u64>>::new();
+    let mut restarts = 0;
+    let mut caught_up_early = 0;
+    for _ in 0..200 {
+        let step = f.step().await.expect("no sequence error");
+        restarts += usize::from(step.restarted.is_some());
+        let list = seen.entry(step.batch.instance_id).or_default();
+        list.extend(step.batch.observations.iter().map(|o| o.sequence));
+        if seen.get(&1).map(Vec::len) == Some(300) && seen.get(&2).map(Vec::len) == Some(200) {
+            break;
+        }
+        caught_up_early += usize::from(step.caught_up);
+    }
+    assert_eq!(caught_up_early, 0, "caught up while an instance held more");
+    assert_eq!(
+        seen[&1],
+        (1..=300).collect::<Vec<_>>(),
+        "instance 1, each once"
+    );
+    assert_eq!(
+        seen[&2],
+        (1..=200).collect::<Vec<_>>(),
+        "instance 2, each once"
+    );
+    assert_eq!(restarts, 1, "the first sight of the second instance");
+    let asked = requests.load(Ordering::SeqCst);
+    assert!(asked < 80, "{asked} requests for 20 pages");
 }
 
 #[tokio::test]
