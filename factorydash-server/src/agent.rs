@@ -193,6 +193,8 @@ struct Faults {
     stuck: AtomicBool,
     /// Alternate between two instanceIds every this many milliseconds (0: off).
     alternate_instance_ms: AtomicU64,
+    /// Alternate between two instanceIds at every `/sample` request.
+    alternate_instance_per_request: AtomicBool,
 }
 
 impl Faults {
@@ -255,6 +257,11 @@ pub struct FaultQuery {
     /// milliseconds, both serving the same buffer, and send every observation with a new
     /// timestamp each time it is sent, as two agents behind one address would (0: off).
     alternate_instance_ms: Option<u64>,
+    /// Alternate between the two `instanceId`s at every `/sample` request, as two agents
+    /// behind a round-robin balancer would (each observation with a new timestamp each
+    /// time it is sent, as for `alternate_instance_ms`); a stream ends after its first
+    /// part, as behind a balancer that ends each connection after one answer.
+    alternate_instance_per_request: Option<bool>,
 }
 
 /// What the faults endpoint answers.
@@ -306,6 +313,14 @@ impl Agent {
 
     fn instance_id(&self) -> u64 {
         let base = self.source.instance_id() + self.faults.restarts.load(Ordering::SeqCst);
+        if self
+            .faults
+            .alternate_instance_per_request
+            .load(Ordering::SeqCst)
+        {
+            // The other instance is far from the next restart's.
+            return base + (self.faults.samples.load(Ordering::SeqCst) % 2) * 1_000_000;
+        }
         match self.faults.alternate_instance_ms.load(Ordering::SeqCst) {
             0 => base,
             period => {
@@ -466,7 +481,9 @@ impl Agent {
             }
             page = &owned;
         }
-        if f.alternate_instance_ms.load(Ordering::SeqCst) > 0 && !page.is_empty() {
+        let alternating = f.alternate_instance_ms.load(Ordering::SeqCst) > 0
+            || f.alternate_instance_per_request.load(Ordering::SeqCst);
+        if alternating && !page.is_empty() {
             // Each observation sent again has a timestamp it was never sent with.
             let shift = chrono::Duration::microseconds(
                 (Utc::now() - self.started).num_microseconds().unwrap_or(0),
@@ -578,13 +595,20 @@ fn stream(
         let instance = agent.instance_id();
         let mut pos = from.unwrap_or_else(|| agent.header().first_sequence.unwrap_or(1));
         let mut last_part = tokio::time::Instant::now() - heartbeat;
+        let mut answered = false;
         loop {
+            let per_request = agent
+                .faults
+                .alternate_instance_per_request
+                .load(Ordering::SeqCst);
             if agent.instance_id() != instance
                 || agent.faults.first_floor.load(Ordering::SeqCst) > pos
                 || agent.faults.hostile_body()
+                || (per_request && answered)
             {
-                // Restarted or wrapped past us, or the next answer is to be a hostile
-                // body: the connection ends.
+                // Restarted or wrapped past us, the next answer is to be a hostile body,
+                // or a balancer in front that ends each connection after one answer: the
+                // connection ends.
                 return;
             }
             if agent.faults.endless_part.load(Ordering::SeqCst) {
@@ -627,6 +651,7 @@ fn stream(
                 }
                 if sent {
                     last_part = tokio::time::Instant::now();
+                    answered = true;
                 } else if last_part.elapsed() >= heartbeat {
                     let Ok((head, page)) = agent.slice(Some(pos), count) else {
                         return;
@@ -642,6 +667,7 @@ fn stream(
                         return;
                     }
                     last_part = tokio::time::Instant::now();
+                    answered = true;
                 }
             }
             tokio::time::sleep(interval).await;
@@ -810,6 +836,9 @@ fn apply_faults(agent: &Agent, q: FaultQuery) -> FaultState {
     if let Some(ms) = q.alternate_instance_ms {
         f.alternate_instance_ms.store(ms, Ordering::SeqCst);
     }
+    if let Some(on) = q.alternate_instance_per_request {
+        f.alternate_instance_per_request.store(on, Ordering::SeqCst);
+    }
     let _buffer = agent.buffer.write().unwrap_or_else(|p| p.into_inner());
     let revealed_end = agent.source.sequences(0).1 + 1;
     if q.restart == Some(true) {
@@ -923,9 +952,18 @@ where
         .clone()
         .and(warp::path!("_factorydash" / "faults"))
         .and(warp::post())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("sec-fetch-site"))
         .and(warp::query::<FaultQuery>())
-        .map(|a: Arc<Agent>, q: FaultQuery| {
-            if a.switches.load(Ordering::SeqCst) {
+        .map(|a: Arc<Agent>, origin: Option<String>, site: Option<String>, q: FaultQuery| {
+            if origin.is_some() || site.is_some() {
+                // A browser sends these on every POST: a page (of any origin, or one
+                // whose name was rebound to this address) must not break the agent.
+                plain(
+                    StatusCode::FORBIDDEN,
+                    "the fault switches are for scripts (curl -X POST), not for pages in a browser",
+                )
+            } else if a.switches.load(Ordering::SeqCst) {
                 set_faults(&a, q)
             } else {
                 plain(

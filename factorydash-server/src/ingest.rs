@@ -86,6 +86,12 @@ pub async fn follow_agent(app: Arc<App>, connect: String, settings: FollowSettin
     let mut resumed = false;
     let mut probed = false;
     let mut streaming = settings.stream;
+    // A stream whose first part did not continue what was read is opened again only after
+    // a poll interval: an agent whose streams never continue (two instances behind a
+    // balancer) must not make a loop of requests.
+    let mut wait_before_stream = false;
+    // Streams in a row whose first part did not continue: logged once, not at every one.
+    let mut not_continuing = 0u64;
     loop {
         let polled: Result<bool, String> = async {
             if !resumed {
@@ -140,7 +146,7 @@ pub async fn follow_agent(app: Arc<App>, connect: String, settings: FollowSettin
         if !caught_up {
             continue;
         }
-        if !streaming {
+        if !streaming || std::mem::take(&mut wait_before_stream) {
             sleep(settings.poll_interval).await;
             continue;
         }
@@ -161,13 +167,26 @@ pub async fn follow_agent(app: Arc<App>, connect: String, settings: FollowSettin
         };
         // About twice the heartbeat without a part means the stream is dead.
         let silence = settings.heartbeat * 2 + Duration::from_secs(1);
+        let mut parts = 0u64;
         loop {
             match stream.next_page(silence).await {
                 Ok(Some(page)) => {
                     let Some(step) = follower.accept(page) else {
-                        tracing::info!(agent = %url, "the stream no longer continues what was read; reopening");
+                        wait_before_stream = parts == 0;
+                        not_continuing = if wait_before_stream {
+                            not_continuing + 1
+                        } else {
+                            1
+                        };
+                        if not_continuing == 1 {
+                            tracing::info!(agent = %url, "the stream no longer continues what was read; reopening");
+                        } else {
+                            tracing::debug!(agent = %url, in_a_row = not_continuing, "the stream no longer continues what was read; reopening after a poll interval");
+                        }
                         break;
                     };
+                    parts += 1;
+                    not_continuing = 0;
                     let model_changed = step.model_changed;
                     stream_backoff.reset();
                     read_ok(&app, &url, SourceState::Streaming);
@@ -518,6 +537,16 @@ async fn store_step(
                 tracing::warn!(agent = %url, old, new, next_sequence, "the agent answers with an instanceId followed before (two agents behind one address?); going on with it where it was left, each instance from where it stopped");
             } else {
                 tracing::debug!(agent = %url, old, new, next_sequence, "instance switched back");
+            }
+            // Taken up again: the gap of unknown end recorded when the agent first answered
+            // with another instance (taken then for a restart) was no loss.
+            let withdrawn = app.store.withdraw_open_gaps(&step.batch.agent, new).await?;
+            if withdrawn > 0 {
+                tracing::info!(agent = %url, instance_id = new, withdrawn, "the instance left is answered again: its gap of unknown end is withdrawn, and its restart taken back");
+                app.health.update(url, |h| {
+                    h.gaps = h.gaps.saturating_sub(withdrawn);
+                    h.restarts = h.restarts.saturating_sub(1);
+                });
             }
         }
         if let Some(gap) = &step.gap {

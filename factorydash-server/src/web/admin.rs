@@ -67,6 +67,11 @@ impl FromQuery for AgentUrl {
     }
 }
 
+/// Held while an agent is added, paused, resumed or removed: each change looks at what is
+/// known and then writes, and two at once (the same agent added twice with other
+/// credentials) must not both pass the look.
+static CHANGING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Refused (409) when this server plays a recording: it follows no agents.
 fn following_agents(app: &App) -> Result<(), ApiError> {
     if !app.agents.follows_agents() {
@@ -84,6 +89,7 @@ fn following_agents(app: &App) -> Result<(), ApiError> {
 /// shown.
 pub async fn add(app: Arc<App>, body: RawAgentUrl) -> Result<Response, ApiError> {
     following_agents(&app)?;
+    let _changing = CHANGING.lock().await;
     let AgentUrl(url) = AgentUrl::validate(body)?;
     factorydash_mtconnect::client::AgentClient::new(&url)
         .map_err(|e| ApiError::bad_request(format!("not an agent URL: {e}")))?;
@@ -145,6 +151,7 @@ async fn stored_url_to_connect(app: &App, agent: &str) -> Result<Option<String>,
 /// (credentials in it, shown redacted or not, are not looked at): one agent at most.
 pub async fn set_paused(app: Arc<App>, q: AgentUrl, paused: bool) -> Result<Response, ApiError> {
     following_agents(&app)?;
+    let _changing = CHANGING.lock().await;
     let agent = identity(&q.0);
     let stored = stored_url_to_connect(&app, &agent).await?;
     let Some(connect) = app.agents.url_to_connect(&agent).or(stored) else {
@@ -173,6 +180,7 @@ pub async fn set_paused(app: Arc<App>, q: AgentUrl, paused: bool) -> Result<Resp
 /// credentials (what was stored from it stays).
 pub async fn remove(app: Arc<App>, q: AgentUrl) -> Result<Response, ApiError> {
     following_agents(&app)?;
+    let _changing = CHANGING.lock().await;
     let agent = identity(&q.0);
     let removed = app.store.remove_configured_agent(&agent).await?;
     if !removed {

@@ -95,6 +95,60 @@ async fn an_agent_differing_only_by_its_password_is_refused() {
     .await;
 }
 
+/// Eight adds of one agent at once, each with another password: one is followed (201),
+/// the others refused (409), and the credentials kept are the one followed's, so that a
+/// restart connects as the running process does.
+#[tokio::test(flavor = "multi_thread")]
+async fn adds_at_once_with_other_passwords_keep_the_one_followed() {
+    use reqwest::Method;
+    let agent = replay_agent("1000").await;
+    let dir = tempfile_dir();
+    let data = dir.join("data");
+    let serve = start(&[
+        "serve",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .await;
+    let adds = (0..8).map(|i| {
+        let url = with_userinfo(&agent.base, &format!("user:pw-race-{i}"));
+        let api = format!("{}/api/agents", serve.base);
+        async move {
+            (
+                i,
+                call(Method::POST, &api, Some(json!({ "url": url }))).await,
+            )
+        }
+    });
+    let answers = futures_util::future::join_all(adds).await;
+    let created: Vec<usize> = answers
+        .iter()
+        .filter(|(_, (status, _))| *status == 201)
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(created.len(), 1, "{answers:?}");
+    assert!(
+        answers.iter().all(|(_, (s, _))| *s == 201 || *s == 409),
+        "{answers:?}"
+    );
+    serve.terminate(Duration::from_secs(10)).await;
+    let store = factorydash_store::sqlite::SqliteStore::open(&data.join("factorydash.db"))
+        .await
+        .unwrap();
+    let kept = factorydash_store::Store::agent_credentials(&store, &agent.base)
+        .await
+        .unwrap()
+        .expect("credentials kept");
+    assert_eq!(
+        kept.in_url(&agent.base),
+        with_userinfo(&agent.base, &format!("user:pw-race-{}", created[0]))
+    );
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `--agent` twice for one agent with other credentials: `serve` refuses to start, naming
 /// the agent without them.
 #[tokio::test(flavor = "multi_thread")]

@@ -410,7 +410,8 @@ async fn over_long_uris_cannot_flood_the_log() {
 }
 
 /// The fault switches take POST only (a GET, which any link or crawler sends, is a 405),
-/// and on an address beyond loopback they are off (403) unless `--faults` is given, with a
+/// never from a page in a browser (any `Origin` or `Sec-Fetch-Site`: 403), and on an
+/// address beyond loopback they are off (403) unless `--faults` is given, with a
 /// warning then.
 #[tokio::test(flavor = "multi_thread")]
 async fn fault_switches_take_post_and_are_off_beyond_loopback() {
@@ -420,6 +421,18 @@ async fn fault_switches_take_post_and_are_off_beyond_loopback() {
     let r = client.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 405);
     assert_eq!(r.headers()["allow"], "POST");
+    // What a page of another origin sends with `fetch(url, {method: "POST", mode:
+    // "no-cors"})`, or a page whose name was rebound to 127.0.0.1: refused.
+    for (name, value) in [
+        ("origin", "http://evil.example"),
+        ("origin", "null"),
+        ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-origin"),
+    ] {
+        let r = client.post(&url).header(name, value).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{name}: {value}");
+        assert!(r.text().await.unwrap().contains("not for pages"));
+    }
     let r = client.post(&url).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let state: serde_json::Value = r.json().await.unwrap();
