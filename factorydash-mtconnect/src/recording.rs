@@ -136,95 +136,133 @@ impl Recording {
     /// As [`Recording::load`]; [`RecordingError::Io`] of kind
     /// [`std::io::ErrorKind::FileTooLarge`] for a file past the limit.
     pub fn load_with(dir: &Path, options: &ParseOptions) -> Result<Recording, RecordingError> {
-        let read = |path: &Path| read_limited(path, options.max_document_bytes);
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| RecordingError::Io { path, source }
         };
-        let mut probe_path = None;
-        let mut pages = Vec::new();
-        let mut logs = Vec::new();
+        let mut paths = Vec::new();
         for entry in fs::read_dir(dir).map_err(io(dir))? {
-            let path = entry.map_err(io(dir))?.path();
+            paths.push(entry.map_err(io(dir))?.path());
+        }
+        let limit = options.max_document_bytes;
+        assemble(dir, paths, &|path: &Path| read_limited(path, limit))
+    }
+
+    /// Loads a recording from files held in memory (e.g. built into a binary with
+    /// `include_bytes!`): `(file name, content)` pairs laid out as a recording directory
+    /// (see [the module's docs](self)), gzipped where the name ends in `.gz`. `label`
+    /// names the recording in errors and problems. Each file (or what it inflates to) is
+    /// refused past `options.max_document_bytes`.
+    ///
+    /// # Errors
+    /// As [`Recording::load_with`].
+    pub fn from_files(
+        label: &Path,
+        files: &[(&str, &[u8])],
+        options: &ParseOptions,
+    ) -> Result<Recording, RecordingError> {
+        let limit = options.max_document_bytes;
+        let paths = files.iter().map(|(name, _)| label.join(name)).collect();
+        assemble(label, paths, &|path: &Path| {
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name == "probe.xml" || name == "probe.xml.gz" {
-                probe_path = Some(path);
-            } else if name.ends_with(".xml") || name.ends_with(".xml.gz") {
-                pages.push(path);
-            } else if [".shdr", ".shdr.gz", ".shdr.txt", ".shdr.txt.gz"]
-                .iter()
-                .any(|e| name.ends_with(e))
-            {
-                logs.push(path);
+            let Some((_, bytes)) = files.iter().find(|(n, _)| *n == name) else {
+                return Err(std::io::ErrorKind::NotFound.into());
+            };
+            if name.ends_with(".gz") {
+                read_to_limit(GzDecoder::new(*bytes), limit)
+            } else {
+                read_to_limit(*bytes, limit)
             }
-        }
-        let probe_path = probe_path.ok_or_else(|| RecordingError::NoProbe(dir.to_owned()))?;
-        if pages.is_empty() && logs.is_empty() {
-            return Err(RecordingError::NoPages(dir.to_owned()));
-        }
-        pages.sort();
-        logs.sort();
-        let probe = read(&probe_path).map_err(io(&probe_path))?;
-        let parsed = parse_devices(&probe).map_err(|source| RecordingError::Document {
-            path: probe_path.clone(),
-            source: Box::new(source),
-        })?;
-        let mut problems: Vec<String> = parsed
-            .problems
-            .iter()
-            .map(|p| format!("{}: {p}", probe_path.display()))
-            .collect();
-        let devices = parsed.value;
-        let mut header = Header::default();
-        let mut observations = Vec::new();
-        for page in &pages {
-            let bytes = read(page).map_err(io(page))?;
-            let parsed = parse_streams(&bytes).map_err(|source| RecordingError::Document {
-                path: page.clone(),
-                source: Box::new(source),
-            })?;
-            problems.extend(report(page, &parsed.problems));
-            header = parsed.value.header.clone();
-            observations.extend(parsed.value.to_observations());
-        }
-        observations.sort_by_key(|o| o.sequence);
-        observations.dedup_by_key(|o| o.sequence);
-        if !logs.is_empty() {
-            let first = observations.last().map_or(1, |o| o.sequence + 1);
-            let (shdr, start) = shdr_observations(
-                &devices,
-                &logs,
-                first,
-                options.max_document_bytes,
-                &mut problems,
-            )?;
-            if pages.is_empty() {
-                header = Header {
-                    instance_id: start.timestamp().max(0) as u64,
-                    sender: "factorydash-shdr".into(),
-                    version: "1.3.0".into(),
-                    ..Header::default()
-                };
-            }
-            observations.extend(shdr);
-        }
-        Ok(Recording {
-            probe,
-            devices,
-            header,
-            observations,
-            problems,
         })
     }
 }
 
-/// The observations of SHDR `logs` (one per device, each refused past `limit` bytes),
-/// aligned to a common start, merged by timestamp and numbered from `first`; and that start.
+/// A recording from the files at `paths` (of the recording `dir`), each read with `read`.
+fn assemble(
+    dir: &Path,
+    paths: Vec<PathBuf>,
+    read: &dyn Fn(&Path) -> std::io::Result<Vec<u8>>,
+) -> Result<Recording, RecordingError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| RecordingError::Io { path, source }
+    };
+    let mut probe_path = None;
+    let mut pages = Vec::new();
+    let mut logs = Vec::new();
+    for path in paths {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name == "probe.xml" || name == "probe.xml.gz" {
+            probe_path = Some(path);
+        } else if name.ends_with(".xml") || name.ends_with(".xml.gz") {
+            pages.push(path);
+        } else if [".shdr", ".shdr.gz", ".shdr.txt", ".shdr.txt.gz"]
+            .iter()
+            .any(|e| name.ends_with(e))
+        {
+            logs.push(path);
+        }
+    }
+    let probe_path = probe_path.ok_or_else(|| RecordingError::NoProbe(dir.to_owned()))?;
+    if pages.is_empty() && logs.is_empty() {
+        return Err(RecordingError::NoPages(dir.to_owned()));
+    }
+    pages.sort();
+    logs.sort();
+    let probe = read(&probe_path).map_err(io(&probe_path))?;
+    let parsed = parse_devices(&probe).map_err(|source| RecordingError::Document {
+        path: probe_path.clone(),
+        source: Box::new(source),
+    })?;
+    let mut problems: Vec<String> = parsed
+        .problems
+        .iter()
+        .map(|p| format!("{}: {p}", probe_path.display()))
+        .collect();
+    let devices = parsed.value;
+    let mut header = Header::default();
+    let mut observations = Vec::new();
+    for page in &pages {
+        let bytes = read(page).map_err(io(page))?;
+        let parsed = parse_streams(&bytes).map_err(|source| RecordingError::Document {
+            path: page.clone(),
+            source: Box::new(source),
+        })?;
+        problems.extend(report(page, &parsed.problems));
+        header = parsed.value.header.clone();
+        observations.extend(parsed.value.to_observations());
+    }
+    observations.sort_by_key(|o| o.sequence);
+    observations.dedup_by_key(|o| o.sequence);
+    if !logs.is_empty() {
+        let first = observations.last().map_or(1, |o| o.sequence + 1);
+        let (shdr, start) = shdr_observations(&devices, &logs, first, read, &mut problems)?;
+        if pages.is_empty() {
+            header = Header {
+                instance_id: start.timestamp().max(0) as u64,
+                sender: "factorydash-shdr".into(),
+                version: "1.3.0".into(),
+                ..Header::default()
+            };
+        }
+        observations.extend(shdr);
+    }
+    Ok(Recording {
+        probe,
+        devices,
+        header,
+        observations,
+        problems,
+    })
+}
+
+/// The observations of SHDR `logs` (one per device, each read with `read`), aligned to a
+/// common start, merged by timestamp and numbered from `first`; and that start.
 fn shdr_observations(
     devices: &Devices,
     logs: &[PathBuf],
     first: u64,
-    limit: usize,
+    read: &dyn Fn(&Path) -> std::io::Result<Vec<u8>>,
     problems: &mut Vec<String>,
 ) -> Result<(Vec<Observation>, chrono::DateTime<chrono::Utc>), RecordingError> {
     let mut decoded = Vec::new();
@@ -237,7 +275,7 @@ fn shdr_observations(
                 device: device.clone(),
             }
         })?;
-        let bytes = read_limited(path, limit).map_err(|source| RecordingError::Io {
+        let bytes = read(path).map_err(|source| RecordingError::Io {
             path: path.clone(),
             source,
         })?;

@@ -578,6 +578,12 @@ async fn store_step(
 async fn back_off(app: &App, url: &str, backoff: &mut Backoff, error: String) {
     let delay = backoff.next_delay();
     tracing::warn!(agent = %url, %error, retry_in = ?delay, "ingest failed; retrying");
+    // Once a run: no agent answers yet (no network, a wrong URL): say how to see data.
+    static HINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let never_reached = app.health.all().iter().all(|h| h.last_contact.is_none());
+    if never_reached && !HINTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::info!("no agent has answered yet; to see the dashboard without a network or a machine, run `factorydash serve --demo` (a built-in recording of three NIST test bed machines) or `factorydash simulate` and `factorydash serve --agent http://127.0.0.1:5000`");
+    }
     let now = Utc::now();
     app.health.update(url, |h| {
         h.state = SourceState::BackingOff;

@@ -84,17 +84,37 @@ impl Visit for Text {
     }
 }
 
-/// Installs the log (see the module's docs) and starts the task that tells of connection
-/// errors. Call once, within the Tokio runtime.
-pub fn init() {
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people: coloured only when standard error is a terminal and `NO_COLOR`
+    /// is unset (no escape codes in files and journals).
+    #[default]
+    Text,
+    /// One JSON object a line (timestamp, level, target, fields), for journald and log
+    /// shippers; never coloured.
+    Json,
+}
+
+/// Installs the log (see the module's docs) in `format` and starts the task that tells of
+/// connection errors. Call once, within the Tokio runtime.
+pub fn init(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let errors = Arc::new(ConnectionErrors::default());
+    // Agent URLs may carry credentials: no log line shows them.
+    let lines = tracing_subscriber::fmt::layer().with_writer(crate::redact::RedactedStderr);
+    let lines = match format {
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            lines.with_ansi(colour).boxed()
+        }
+        LogFormat::Json => lines.json().with_ansi(false).boxed(),
+    };
     tracing_subscriber::registry()
         .with(
-            tracing_subscriber::fmt::layer()
-                // Agent URLs may carry credentials: no log line shows them.
-                .with_writer(crate::redact::RedactedStderr)
+            lines
                 .with_filter(filter)
                 .with_filter(filter_fn(|m| !is_connection_error(m))),
         )

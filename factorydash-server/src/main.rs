@@ -24,6 +24,7 @@ mod redact;
 mod replay;
 mod simulate;
 mod state;
+mod store_env;
 mod supervisor;
 mod web;
 
@@ -56,6 +57,7 @@ const NIST_AGENT: &str = "https://smstestbed.nist.gov/vds";
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+
     /// `serve`'s options, when no subcommand is given.
     #[command(flatten)]
     serve: ServeArgs,
@@ -87,6 +89,20 @@ enum Command {
         /// Observations per `/sample` request.
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         count: u64,
+    },
+    /// Ask a running `serve` whether it is healthy: GET /healthz on 127.0.0.1 at the port
+    /// of --listen (FACTORYDASH_LISTEN); exit 0 when it answers 200 within 5 s, else 1.
+    /// For container health checks, where no curl is at hand.
+    Healthcheck {
+        /// The address `serve` listens on (an unspecified address such as 0.0.0.0 is
+        /// asked at 127.0.0.1).
+        #[arg(
+            long,
+            value_name = "ADDR",
+            default_value = "127.0.0.1:8080",
+            env = "FACTORYDASH_LISTEN"
+        )]
+        listen: SocketAddr,
     },
     /// Print an MTConnect document's observations as NDJSON (one JSON object a line) and
     /// its problems on stderr: a debugging tool.
@@ -138,8 +154,13 @@ struct ServeArgs {
     )]
     listen: SocketAddr,
     /// Play the recording in DIR instead of following agents.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "demo")]
     replay: Option<PathBuf>,
+    /// Play the demo recording built into the binary (three NIST test bed machines,
+    /// 2016: a GF Agie, a Mazak and a Hurco) instead of following agents: data without a
+    /// network or a machine.
+    #[arg(long, env = "FACTORYDASH_DEMO")]
+    demo: bool,
     /// Replay speed: 1 is the recording's pace, 10 ten times faster.
     #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
     speed: f64,
@@ -201,6 +222,16 @@ struct ServeArgs {
     /// connections to close before exiting anyway.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, env = "FACTORYDASH_SHUTDOWN_TIMEOUT")]
     shutdown_timeout: Duration,
+    /// How log lines are written (on standard error): `text`, coloured only on a terminal
+    /// (and without `NO_COLOR`), or `json`, one object a line for journald and log
+    /// shippers. The other commands take FACTORYDASH_LOG_FORMAT.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "text",
+        env = "FACTORYDASH_LOG_FORMAT"
+    )]
+    log_format: logging::LogFormat,
 }
 
 #[derive(Debug, Args)]
@@ -335,7 +366,6 @@ async fn main() {
 
 async fn run() -> anyhow::Result<()> {
     private_files();
-    logging::init();
     let args: Vec<String> = std::env::args().collect();
     let mut command = Cli::command();
     if let Some(path) = config::config_path(&args) {
@@ -345,6 +375,14 @@ async fn run() -> anyhow::Result<()> {
         .try_get_matches_from(&args)
         .unwrap_or_else(|e| redact::exit_clap(e));
     let cli = Cli::from_arg_matches(&matches)?;
+    logging::init(match &cli.command {
+        Some(Command::Serve(args)) => args.log_format,
+        None => cli.serve.log_format,
+        Some(_) => match std::env::var("FACTORYDASH_LOG_FORMAT").as_deref() {
+            Ok("json") => logging::LogFormat::Json,
+            _ => logging::LogFormat::Text,
+        },
+    });
     match cli.command {
         Some(Command::Serve(args)) => serve(*args).await,
         Some(Command::Replay(args)) => replay_agent(args).await,
@@ -382,8 +420,86 @@ async fn run() -> anyhow::Result<()> {
         })
         .await
         .map(|_| ()),
+        Some(Command::Healthcheck { listen }) => healthcheck(listen).await,
         None => serve(cli.serve).await,
     }
+}
+
+/// `factorydash healthcheck`: GET /healthz at `listen` (loopback for an unspecified
+/// address), at most 5 s; an error unless the answer is 200.
+async fn healthcheck(listen: SocketAddr) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut address = listen;
+    if address.ip().is_unspecified() {
+        address.set_ip(match address {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        let request =
+            format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        // The status line is all that is looked at: at most 1 KiB is read.
+        let mut head = vec![0u8; 1024];
+        let mut read = 0;
+        while read < head.len() && !head[..read].contains(&b'\n') {
+            let n = stream.read(&mut head[read..]).await?;
+            if n == 0 {
+                break;
+            }
+            read += n;
+        }
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&head[..read]).into_owned())
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(5), ask)
+        .await
+        .map_err(|_| anyhow::anyhow!("http://{address}/healthz: no answer within 5 s"))?
+        .with_context(|| format!("http://{address}/healthz"))?;
+    let status = answer.lines().next().unwrap_or("").trim();
+    if status.split(' ').nth(1) == Some("200") {
+        println!("healthy: http://{address}/healthz answered {status}");
+        Ok(())
+    } else {
+        anyhow::bail!("http://{address}/healthz answered '{status}'")
+    }
+}
+
+/// The demo recording built into the binary: three NIST test bed machines (see its
+/// README.md in `demo/`).
+const DEMO: [(&str, &[u8]); 4] = [
+    (
+        "probe.xml.gz",
+        include_bytes!("../demo/nist-3-machines-shdr-2016/probe.xml.gz"),
+    ),
+    (
+        "GFAgie01.shdr.txt.gz",
+        include_bytes!("../demo/nist-3-machines-shdr-2016/GFAgie01.shdr.txt.gz"),
+    ),
+    (
+        "Hurco01.shdr.txt.gz",
+        include_bytes!("../demo/nist-3-machines-shdr-2016/Hurco01.shdr.txt.gz"),
+    ),
+    (
+        "Mazak01.shdr.txt.gz",
+        include_bytes!("../demo/nist-3-machines-shdr-2016/Mazak01.shdr.txt.gz"),
+    ),
+];
+
+/// The demo recording, loaded.
+fn demo_recording(max_document: usize) -> anyhow::Result<Recording> {
+    let options = factorydash_mtconnect::ParseOptions::new().with_max_document_bytes(max_document);
+    let recording = Recording::from_files(
+        std::path::Path::new("demo:nist-3-machines-2016"),
+        &DEMO,
+        &options,
+    )
+    .context("cannot load the built-in demo recording")?;
+    // Its logs hold keys of data items the probe lacks (reported once each): known, and
+    // not the user's concern.
+    tracing::debug!(problems = recording.problems.len(), "demo recording loaded");
+    Ok(recording)
 }
 
 /// Every file and directory this process creates is its owner's only (umask 077): the
@@ -428,6 +544,15 @@ enum StoreSpec {
     Sqlite(PathBuf),
     /// PostgreSQL at this URL, or (`None`) as the `PG*` variables say.
     Postgres(Option<String>),
+}
+
+/// The name of the store `spec` chooses, for the log.
+fn spec_kind(spec: &StoreSpec) -> &'static str {
+    match spec {
+        StoreSpec::Memory => "memory",
+        StoreSpec::Sqlite(_) => "sqlite",
+        StoreSpec::Postgres(_) => "postgresql",
+    }
 }
 
 /// The store chosen: `--store` if given; else the `--database-url`'s scheme; else
@@ -509,8 +634,11 @@ async fn open_sqlite(path: &std::path::Path) -> anyhow::Result<Arc<SqliteStore>>
 /// PostgreSQL at `url` (libpq's `PG*` variables fill what it leaves out) or as the
 /// variables say, retried with backoff until it answers; a configuration error or a
 /// newer schema is not retried.
-async fn open_postgres(url: Option<&str>) -> anyhow::Result<Arc<PgStore>> {
-    let config = PgConfig::resolve(url, &PgConfig::process_env())
+async fn open_postgres(
+    url: Option<&str>,
+    env: &std::collections::HashMap<String, String>,
+) -> anyhow::Result<Arc<PgStore>> {
+    let config = PgConfig::resolve(url, env)
         .context("invalid PostgreSQL configuration")?
         .context("no PostgreSQL configured: give --database-url or libpq's PG* variables")?;
     tracing::info!("store=postgresql {}", config.summary());
@@ -553,25 +681,62 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::warn!("no API tokens configured and listening on {}: anyone on the network can read and change this dashboard (give --token)", args.listen);
         }
     }
-    let recording = args
-        .replay
-        .as_deref()
-        .map(|dir| load_recording(dir, args.max_document))
-        .transpose()?;
-    let pg_env = PgConfig::resolve(None, &PgConfig::process_env())
-        .ok()
-        .flatten()
+    let recording = match (&args.replay, args.demo) {
+        (Some(dir), _) => Some((
+            format!("replay:{}", dir.display()),
+            load_recording(dir, args.max_document)?,
+        )),
+        (None, true) => Some((
+            "demo:nist-3-machines-2016".to_owned(),
+            demo_recording(args.max_document)?,
+        )),
+        (None, false) => None,
+    };
+    let mut process_env = PgConfig::process_env();
+    for name in store_env::READ_VARS {
+        if let Ok(value) = std::env::var(name) {
+            process_env.insert(name.to_owned(), value);
+        }
+    }
+    let env = store_env::store_env(&process_env, store_env::read_small_file)?;
+    let (database_url, url_from) = match (&args.database_url, &env.database_url) {
+        (Some(url), _) => (
+            Some(url.as_str()),
+            "--database-url (FACTORYDASH_DATABASE_URL)",
+        ),
+        (None, Some(url)) if args.store != Some(StoreKind::Memory) => {
+            (Some(url.as_str()), "DATABASE_URL")
+        }
+        _ => (None, ""),
+    };
+    let pg_env = PgConfig::resolve(None, &env.pg)
+        .with_context(|| {
+            if env.postgres_vars.is_empty() {
+                "libpq's PG* variables".to_owned()
+            } else {
+                env.postgres_vars.join(", ")
+            }
+        })?
         .is_some();
-    let spec = store_spec(
-        args.store,
-        args.database_url.as_deref(),
-        &args.data_dir,
-        pg_env,
-    )?;
+    let spec = store_spec(args.store, database_url, &args.data_dir, pg_env)
+        .with_context(|| format!("the store from {url_from}"))?;
+    let why = match (&spec, database_url) {
+        (StoreSpec::Memory, _) => "--store memory".to_owned(),
+        (_, Some(_)) => format!("from {url_from}"),
+        (StoreSpec::Postgres(None), None) if !env.postgres_vars.is_empty() => {
+            format!("from {}", env.postgres_vars.join(", "))
+        }
+        (StoreSpec::Postgres(None), None) => "from libpq's PG* variables".to_owned(),
+        (_, None) => format!(
+            "no database configured (--database-url, DATABASE_URL, POSTGRES_* or PG* variables): the SQLite file in --data-dir {}",
+            args.data_dir.display()
+        ),
+    };
+    tracing::info!(store = ?spec_kind(&spec), why = %why, "store chosen");
     let mut pg = None;
     let (store, kind): (Arc<dyn Store>, _) = match &spec {
         StoreSpec::Postgres(url) => {
-            let store = open_postgres(url.as_deref()).await?;
+            let store = open_postgres(url.as_deref(), &env.pg).await?;
             pg = Some(store.clone());
             (store, "postgresql")
         }
@@ -600,14 +765,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
 
-    match (recording, &args.replay) {
-        (Some(recording), Some(dir)) => {
-            let source = format!("replay:{}", dir.display());
+    match recording {
+        Some((source, recording)) => {
             let replay = Arc::new(Replay::start(recording, args.speed, chrono::Utc::now()));
             tracing::info!(%source, observations = replay.observations().len(), duration = ?replay.duration(), "playing a recording");
             tokio::spawn(ingest::play_recording(app.clone(), source, replay));
         }
-        _ => {
+        None => {
             let settings = FollowSettings {
                 count: args.count,
                 poll_interval: args.poll_interval,

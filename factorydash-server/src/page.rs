@@ -167,8 +167,27 @@ fn banner(sources: &[SourceHealth], store_error: Option<&str>) -> Markup {
                     "; showing the last data received."
                 }
             }
+            @if never_reached(sources) {
+                p .hint #demo-hint {
+                    "No agent has answered yet. To see the dashboard without a network or a machine: "
+                    code { "factorydash serve --demo" }
+                    " plays a recording of three NIST test bed machines built into factorydash, and "
+                    code { "factorydash simulate" }
+                    " serves simulated machines at http://127.0.0.1:5000 to follow with "
+                    code { "factorydash serve --agent http://127.0.0.1:5000" } "."
+                }
+            }
         }
     }
+}
+
+/// Whether agents are followed and none has ever answered (a machine without a network,
+/// a first start with a wrong URL): then the page says how to see data anyway.
+pub fn never_reached(sources: &[SourceHealth]) -> bool {
+    !sources.is_empty()
+        && sources
+            .iter()
+            .all(|s| s.last_contact.is_none() && s.unreachable_since.is_some())
 }
 
 /// The alarms: active Warnings and Faults and their history over the last 24 hours,

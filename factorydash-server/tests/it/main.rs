@@ -11,6 +11,7 @@ mod faults;
 mod hardening;
 mod hostile;
 mod identity;
+mod install;
 mod live;
 mod security;
 mod simulate;
