@@ -19,6 +19,7 @@ mod live;
 mod logging;
 mod metrics;
 mod page;
+mod pending;
 mod record;
 mod redact;
 mod replay;
@@ -41,6 +42,7 @@ use factorydash_store::{sqlite::SqliteStore, MemoryStore, Store};
 use tokio::net::TcpListener;
 
 use crate::ingest::FollowSettings;
+use crate::pending::PendingStore;
 use crate::replay::Replay;
 use crate::state::App;
 
@@ -634,17 +636,26 @@ async fn open_sqlite(path: &std::path::Path) -> anyhow::Result<Arc<SqliteStore>>
 /// PostgreSQL at `url` (libpq's `PG*` variables fill what it leaves out) or as the
 /// variables say, retried with backoff until it answers; a configuration error or a
 /// newer schema is not retried.
-async fn open_postgres(
+/// The PostgreSQL configuration of `url` (libpq's variables in `env` fill what it leaves
+/// out) or of the variables alone.
+fn postgres_config(
     url: Option<&str>,
     env: &std::collections::HashMap<String, String>,
-) -> anyhow::Result<Arc<PgStore>> {
+) -> anyhow::Result<PgConfig> {
     let config = PgConfig::resolve(url, env)
         .context("invalid PostgreSQL configuration")?
         .context("no PostgreSQL configured: give --database-url or libpq's PG* variables")?;
     tracing::info!("store=postgresql {}", config.summary());
+    Ok(config)
+}
+
+/// Opens PostgreSQL as `config` says, retried with backoff until it answers (each error
+/// noted in `pending`, which the page and `/healthz` show meanwhile); a configuration error
+/// or a newer schema is not retried.
+async fn open_postgres(config: &PgConfig, pending: &PendingStore) -> anyhow::Result<Arc<PgStore>> {
     let mut backoff = factorydash_mtconnect::client::Backoff::default();
     loop {
-        match PgStore::connect_config(&config).await {
+        match PgStore::connect_config(config).await {
             Ok(store) => return Ok(Arc::new(store)),
             Err(
                 e @ (factorydash_store::StoreError::SchemaTooNew { .. }
@@ -652,7 +663,9 @@ async fn open_postgres(
             ) => return Err(e.into()),
             Err(e) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(error = %error_chain::error_chain(&e), retry_in = ?delay, "cannot open the PostgreSQL store; retrying");
+                let error = error_chain::error_chain(&e);
+                tracing::warn!(%error, retry_in = ?delay, "cannot open the PostgreSQL store; retrying");
+                pending.note(error);
                 tokio::time::sleep(delay).await;
             }
         }
@@ -733,12 +746,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
     };
     tracing::info!(store = ?spec_kind(&spec), why = %why, "store chosen");
-    let mut pg = None;
+    // PostgreSQL is opened once the dashboard listens: meanwhile the page and /healthz
+    // say it is unavailable, and why.
+    let mut opening = None;
     let (store, kind): (Arc<dyn Store>, _) = match &spec {
         StoreSpec::Postgres(url) => {
-            let store = open_postgres(url.as_deref(), &env.pg).await?;
-            pg = Some(store.clone());
-            (store, "postgresql")
+            let config = postgres_config(url.as_deref(), &env.pg)?;
+            let pending = Arc::new(PendingStore::new(format!(
+                "PostgreSQL ({})",
+                config.summary()
+            )));
+            opening = Some((config, pending.clone()));
+            (pending, "postgresql")
         }
         StoreSpec::Sqlite(path) => {
             tracing::info!(store = "sqlite", path = %path.display(), "opening the store");
@@ -757,13 +776,62 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let app = App::new(store.clone(), kind);
-    if let Some(pg) = &pg {
-        tokio::spawn(ingest::relay_appended(app.clone(), pg.clone()));
+    if let Some((_, pending)) = &opening {
+        let _ = app.pending.set(pending.clone());
     }
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
+    tracing::info!("dashboard at http://{address}/ (store: {kind})");
+    println!("factorydash: dashboard at http://{address}/");
+    let stopping = app.agents.stopping.clone();
+    let server = tokio::spawn(
+        warp::serve(web::routes(
+            app.clone(),
+            tokens,
+            Arc::new(host::AllowedHosts::new(&args.allowed_hosts)),
+        ))
+        .incoming(listener)
+        .graceful(async move { stopping.cancelled().await })
+        .run(),
+    );
+    let started = tokio::select! {
+        started = start_ingest(&app, &args, store, opening, recording) => started,
+        () = stop_signal() => {
+            stop(&app, server, args.shutdown_timeout).await;
+            return Ok(());
+        }
+    };
+    if let Err(e) = started {
+        app.agents.stopping.cancel();
+        let _ = tokio::time::timeout(args.shutdown_timeout, server).await;
+        return Err(e);
+    }
+    stop_signal().await;
+    stop(&app, server, args.shutdown_timeout).await;
+    Ok(())
+}
+
+/// Once the store is open (PostgreSQL, `opening`, is waited for here): plays the
+/// `recording`, or follows the agents given and those added at run time; and prunes.
+async fn start_ingest(
+    app: &Arc<App>,
+    args: &ServeArgs,
+    store: Arc<dyn Store>,
+    opening: Option<(PgConfig, Arc<PendingStore>)>,
+    recording: Option<(String, Recording)>,
+) -> anyhow::Result<()> {
+    let mut pg = None;
+    if let Some((config, pending)) = opening {
+        let store = open_postgres(&config, &pending).await?;
+        pending.open(store.clone());
+        tracing::info!("the PostgreSQL store is open");
+        // The banner of the pages open loses its outage.
+        app.live.health_changed();
+        tokio::spawn(ingest::relay_appended(app.clone(), store.clone()));
+        pg = Some(store);
+    }
 
     match recording {
         Some((source, recording)) => {
@@ -815,22 +883,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     tokio::spawn(prune(store, args.retention));
-
-    tracing::info!("dashboard at http://{address}/ (store: {kind})");
-    println!("factorydash: dashboard at http://{address}/");
-    let stopping = app.agents.stopping.clone();
-    let server = tokio::spawn(
-        warp::serve(web::routes(
-            app.clone(),
-            tokens,
-            Arc::new(host::AllowedHosts::new(&args.allowed_hosts)),
-        ))
-        .incoming(listener)
-        .graceful(async move { stopping.cancelled().await })
-        .run(),
-    );
-    stop_signal().await;
-    stop(&app, server, args.shutdown_timeout).await;
     Ok(())
 }
 

@@ -108,9 +108,10 @@ fn rfc3339_exact(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
-/// The banner (`#banner`) of `sources`' outages, as HTML.
-pub fn banner_html(sources: &[SourceHealth]) -> String {
-    banner(sources, None).into_string()
+/// The banner (`#banner`) of `sources`' outages and the store's (`store_error`: why it
+/// cannot be read, e.g. not open yet), as HTML.
+pub fn banner_html(sources: &[SourceHealth], store_error: Option<&str>) -> String {
+    banner(sources, store_error).into_string()
 }
 
 /// The source list (`#sources`), as HTML.

@@ -26,6 +26,8 @@ pub struct App {
     pub agents: Supervisor,
     /// The device models as last read ([`App::devices`]).
     devices: Mutex<DevicesCopy>,
+    /// The store being opened, when `serve` listens before it is open.
+    pub pending: std::sync::OnceLock<Arc<crate::pending::PendingStore>>,
 }
 
 /// How long a copy of the device models is used before it is read again.
@@ -40,6 +42,12 @@ struct DevicesCopy {
 }
 
 impl App {
+    /// Why the store cannot be read because it is not open yet (see
+    /// [`crate::pending::PendingStore`]), if so.
+    pub fn store_outage(&self) -> Option<String> {
+        self.pending.get()?.outage()
+    }
+
     /// The shared state over `store`.
     pub fn new(store: Arc<dyn Store>, store_kind: &'static str) -> Arc<Self> {
         let live = Arc::new(LiveHub::new());
@@ -55,15 +63,15 @@ impl App {
             live,
             agents: Supervisor::default(),
             devices: Mutex::default(),
+            pending: std::sync::OnceLock::new(),
         });
         // Sends the sources' health when it changed, at most once a second (ingest changes
         // it several times per page).
         let weak = Arc::downgrade(&app);
-        tokio::spawn(
-            app.live
-                .clone()
-                .run_health_publisher(move || weak.upgrade().map(|app| app.health.all())),
-        );
+        tokio::spawn(app.live.clone().run_health_publisher(move || {
+            weak.upgrade()
+                .map(|app| (app.health.all(), app.store_outage()))
+        }));
         app
     }
 

@@ -146,19 +146,19 @@ struct LiveItem<'a> {
 }
 
 impl<'a> Update<'a> {
-    fn health(sources: &'a [SourceHealth]) -> Self {
+    fn health(sources: &'a [SourceHealth], store_error: Option<&str>) -> Self {
         Update::Health {
             sources,
-            banner_html: page::banner_html(sources),
+            banner_html: page::banner_html(sources, store_error),
             sources_html: page::sources_html(sources),
         }
     }
 }
 
-/// The `health` message of `sources`, as a new client's first (without an `id`: it is
-/// not part of the stream).
-pub fn health_message(sources: &[SourceHealth]) -> String {
-    serde_json::to_string(&Update::health(sources)).unwrap_or_default()
+/// The `health` message of `sources` (and of the store: `store_error`, why it cannot be
+/// read), as a new client's first (without an `id`: it is not part of the stream).
+pub fn health_message(sources: &[SourceHealth], store_error: Option<&str>) -> String {
+    serde_json::to_string(&Update::health(sources, store_error)).unwrap_or_default()
 }
 
 /// The live messages: their ids, their log and their subscribers.
@@ -212,21 +212,25 @@ impl LiveHub {
 
     /// Sends every source's health to every client, each time [`LiveHub::health_changed`]
     /// was called, at most once per [`HEALTH_ROUND`] (changes meanwhile are sent together,
-    /// at the round's end), for as long as `sources` gives them (`None`: the app is gone).
+    /// at the round's end), for as long as `sources` gives them (`None`: the app is gone),
+    /// with the store's outage (why it cannot be read), if any.
     pub async fn run_health_publisher(
         self: Arc<Self>,
-        sources: impl Fn() -> Option<Vec<SourceHealth>> + Send + 'static,
+        sources: impl Fn() -> Option<(Vec<SourceHealth>, Option<String>)> + Send + 'static,
     ) {
         loop {
             self.health_wake.notified().await;
-            let Some(all) = sources() else { return };
-            self.send_health(&all);
+            let Some((all, store_error)) = sources() else {
+                return;
+            };
+            self.send_health(&all, store_error.as_deref());
             tokio::time::sleep(HEALTH_ROUND).await;
         }
     }
 
-    /// Pushes every source's health to every client, now.
-    pub fn send_health(&self, sources: &[SourceHealth]) {
+    /// Pushes every source's health (and the store's outage, `store_error`) to every
+    /// client, now.
+    pub fn send_health(&self, sources: &[SourceHealth], store_error: Option<&str>) {
         {
             // Rendered only for listeners (as `send` serialises only for them).
             let mut live = self.log.lock().unwrap_or_else(|p| p.into_inner());
@@ -236,7 +240,7 @@ impl LiveHub {
                 return;
             }
         }
-        self.send(&Update::health(sources), Audience::Everyone);
+        self.send(&Update::health(sources, store_error), Audience::Everyone);
     }
 
     fn send(&self, update: &Update<'_>, audience: Audience) {

@@ -190,7 +190,9 @@ pub fn routes(
         .map(|ws, app: Arc<App>, q: LiveQuery| {
             let live = app.live.clone();
             let stopping = app.agents.stopping.clone();
-            let health = move || crate::live::health_message(&app.health.all());
+            let health = move || {
+                crate::live::health_message(&app.health.all(), app.store_outage().as_deref())
+            };
             upgrade::live(ws, live, health, stopping, q.since)
         })
         .recover(errors::recover)

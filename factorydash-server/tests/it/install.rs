@@ -221,3 +221,83 @@ async fn database_url_and_postgres_variables_choose_postgresql() {
     drop(serve);
     db.drop().await;
 }
+
+/// PostgreSQL unreachable when `serve` starts (its port closed; later opened onto the test
+/// server): the dashboard listens at once, the page and `/healthz` say the store is
+/// unavailable and why, and ingest begins when the database comes.
+#[tokio::test]
+async fn serve_listens_while_postgresql_is_down_and_ingests_once_it_comes() {
+    let Some(server) = postgres_url("serve_listens_while_postgresql_is_down") else {
+        return;
+    };
+    let db = FreshDb::create(&server, "late").await;
+    let config: tokio_postgres::Config = db.url.parse().unwrap();
+    let tokio_postgres::config::Host::Tcp(host) = config.get_hosts()[0].clone() else {
+        panic!("a TCP host");
+    };
+    let real = format!(
+        "{host}:{}",
+        config.get_ports().first().copied().unwrap_or(5432)
+    );
+    // A port nothing listens on, for now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let password = config
+        .get_password()
+        .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+        .unwrap_or_default();
+    let late = format!(
+        "postgres://{}{password}@127.0.0.1:{port}/{}",
+        config.get_user().unwrap_or("postgres"),
+        db.name
+    );
+    let unused = std::env::temp_dir().join(format!("factorydash-unused-{}", db.name));
+    let (serve, _log) = start_logged(
+        &[
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            unused.to_str().unwrap(),
+        ],
+        &[("DATABASE_URL", &late)],
+    )
+    .await;
+    let health = wait_for(&serve.base, Duration::from_secs(30), "degraded", |h| {
+        h["status"] == "degraded"
+    })
+    .await;
+    let why = health["storeError"].as_str().unwrap();
+    assert!(
+        why.contains("unavailable since") && why.contains("retrying"),
+        "{why}"
+    );
+    let page = get_text(format!("{}/", serve.base)).await;
+    assert!(page.contains("unavailable since"), "the page says so");
+
+    // The database comes: a forwarder from the port to the real server.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let real = real.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(real).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    let health = wait_for(&serve.base, Duration::from_secs(90), "ingest", |h| {
+        h["status"] == "ok" && h["observations"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    assert_eq!(health["store"], "postgresql");
+    drop(serve);
+    db.drop().await;
+}
