@@ -849,7 +849,7 @@ async fn start_ingest(
                 buffer: args.buffer,
                 max_document: args.max_document,
             };
-            ingest::install(&app, settings, pg.clone());
+            ingest::install(app, settings, pg.clone());
             for url in &args.agents {
                 app.agents.start(url)?;
             }
