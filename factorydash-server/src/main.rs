@@ -161,7 +161,12 @@ struct ServeArgs {
     /// Play the demo recording built into the binary (three NIST test bed machines,
     /// 2016: a GF Agie, a Mazak and a Hurco) instead of following agents: data without a
     /// network or a machine.
-    #[arg(long, env = "FACTORYDASH_DEMO")]
+    #[arg(
+        long,
+        env = "FACTORYDASH_DEMO",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
+    )]
     demo: bool,
     /// Replay speed: 1 is the recording's pace, 10 ten times faster.
     #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
