@@ -92,6 +92,39 @@ enum Command {
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         count: u64,
     },
+    /// Copy the SQLite store into a new file while `serve` runs (SQLite's online backup:
+    /// the database as of one commit). PostgreSQL is backed up with pg_dump (see
+    /// docs/install.md#backups).
+    Backup {
+        /// The file to write (refused if it exists).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        store: StoreLocation,
+    },
+    /// Write a backup (from `factorydash backup`) into the SQLite store's file, which no
+    /// `serve` may be running on; `serve` then continues each agent from where the backup
+    /// was taken.
+    Restore {
+        /// The backup.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// Replace a store that is there already.
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        store: StoreLocation,
+    },
+    /// Bring the store's schema to this build's, as `serve` does when it starts; with
+    /// --check, only say what that would change. A store written by a newer release is
+    /// refused, never changed.
+    Migrate {
+        /// Say what would change, change nothing.
+        #[arg(long)]
+        check: bool,
+        #[command(flatten)]
+        store: StoreLocation,
+    },
     /// Ask a running `serve` whether it is healthy: GET /healthz on 127.0.0.1 at the port
     /// of --listen (FACTORYDASH_LISTEN); exit 0 when it answers 200 within 5 s, else 1.
     /// For container health checks, where no curl is at hand.
@@ -239,6 +272,49 @@ struct ServeArgs {
         env = "FACTORYDASH_LOG_FORMAT"
     )]
     log_format: logging::LogFormat,
+}
+
+/// Where the SQLite store is, as `serve` is told.
+#[derive(Debug, Args)]
+struct StoreLocation {
+    /// The directory of the SQLite file factorydash.db.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "./factorydash-data",
+        env = "FACTORYDASH_DATA_DIR"
+    )]
+    data_dir: PathBuf,
+    /// An SQLite file (sqlite:PATH) instead of the one in --data-dir.
+    #[arg(long, value_name = "URL", env = "FACTORYDASH_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+impl StoreLocation {
+    /// The SQLite file; an error for PostgreSQL (named here, by `DATABASE_URL`, or by the
+    /// `POSTGRES_*`/`PG*` variables a `serve` would follow).
+    fn sqlite_file(&self) -> anyhow::Result<PathBuf> {
+        let url = self
+            .database_url
+            .clone()
+            .or_else(|| std::env::var("DATABASE_URL").ok());
+        let postgres = "the store is PostgreSQL: back it up with pg_dump and restore it with pg_restore (docs/install.md#backups)";
+        match url.as_deref().map(store_of_url).transpose()? {
+            Some(StoreSpec::Sqlite(path)) => Ok(path),
+            Some(_) => anyhow::bail!(postgres),
+            None => {
+                let pg_env = store_env::READ_VARS
+                    .iter()
+                    .skip(1)
+                    .chain(&["PGHOST", "PGDATABASE", "PGUSER"])
+                    .any(|v| std::env::var_os(v).is_some());
+                if pg_env {
+                    anyhow::bail!(postgres);
+                }
+                Ok(self.data_dir.join("factorydash.db"))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -428,8 +504,112 @@ async fn run() -> anyhow::Result<()> {
         .await
         .map(|_| ()),
         Some(Command::Healthcheck { listen }) => healthcheck(listen).await,
+        Some(Command::Migrate { check, store }) => migrate(&store, check).await,
+        Some(Command::Backup { out, store }) => {
+            let source = store.sqlite_file()?;
+            let copied = factorydash_store::sqlite::backup::backup(&source, &out)
+                .await
+                .with_context(|| format!("cannot back up {}", source.display()))?;
+            println!(
+                "backed up {} into {}: {} observations, {} bytes, schema version {}",
+                source.display(),
+                out.display(),
+                copied.observations,
+                copied.bytes,
+                copied.schema_version
+            );
+            Ok(())
+        }
+        Some(Command::Restore {
+            from,
+            replace,
+            store,
+        }) => {
+            let target = store.sqlite_file()?;
+            let copied = factorydash_store::sqlite::backup::restore(&from, &target, replace)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot restore {} into {}",
+                        from.display(),
+                        target.display()
+                    )
+                })?;
+            println!(
+                "restored {} into {}: {} observations, schema version {} (migrated when serve opens it)",
+                from.display(),
+                target.display(),
+                copied.observations,
+                copied.schema_version
+            );
+            Ok(())
+        }
         None => serve(cli.serve).await,
     }
+}
+
+/// `factorydash migrate`: the store `location` names (as `serve` would choose it: a
+/// database URL, `DATABASE_URL`, the `POSTGRES_*` or `PG*` variables, else the SQLite file
+/// in the data directory) brought to this build's schema, or (`check`) what that would
+/// change, printed.
+async fn migrate(location: &StoreLocation, check: bool) -> anyhow::Result<()> {
+    let mut process_env = PgConfig::process_env();
+    for name in store_env::READ_VARS {
+        if let Ok(value) = std::env::var(name) {
+            process_env.insert(name.to_owned(), value);
+        }
+    }
+    let env = store_env::store_env(&process_env, store_env::read_small_file)?;
+    let url = location
+        .database_url
+        .as_deref()
+        .or(env.database_url.as_deref());
+    let pg_env = PgConfig::resolve(None, &env.pg)?.is_some();
+    let spec = store_spec(None, url, &location.data_dir, pg_env)?;
+    let plan = match &spec {
+        StoreSpec::Sqlite(path) if !path.exists() => {
+            println!("no store at {} yet: `serve` makes one", path.display());
+            return Ok(());
+        }
+        StoreSpec::Sqlite(path) => factorydash_store::sqlite::migration_plan(path).await,
+        StoreSpec::Postgres(url) => {
+            PgStore::migration_plan(&postgres_config(url.as_deref(), &env.pg)?).await
+        }
+        StoreSpec::Memory => unreachable!("store_spec without --store never chooses memory"),
+    }
+    .context("the store's schema")?;
+    let what = match &spec {
+        StoreSpec::Sqlite(path) => format!("the SQLite store {}", path.display()),
+        _ => "the PostgreSQL store".to_owned(),
+    };
+    if plan.pending.is_empty() {
+        println!(
+            "{what} is at schema version {} (this build's is {}): nothing to change",
+            plan.found, plan.known
+        );
+        return Ok(());
+    }
+    println!(
+        "{what} is at schema version {} (this build's is {}); {} would apply: {}",
+        plan.found,
+        plan.known,
+        if check { "migrating" } else { "migrating now" },
+        plan.pending.join(", ")
+    );
+    if check {
+        return Ok(());
+    }
+    match &spec {
+        StoreSpec::Sqlite(path) => drop(open_sqlite(path).await?),
+        StoreSpec::Postgres(url) => drop(
+            PgStore::connect_config(&postgres_config(url.as_deref(), &env.pg)?)
+                .await
+                .context("cannot migrate the PostgreSQL store")?,
+        ),
+        StoreSpec::Memory => {}
+    }
+    println!("{what} is now at schema version {}", plan.known);
+    Ok(())
 }
 
 /// `factorydash healthcheck`: GET /healthz at `listen` (loopback for an unspecified

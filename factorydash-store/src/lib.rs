@@ -251,6 +251,10 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
+    /// A file given as a store (a backup to restore) is not a usable factorydash store:
+    /// what is wrong with it.
+    #[error("not a usable factorydash store: {0}")]
+    NotAStore(String),
     /// The database holds a schema newer than this build knows.
     #[error("the database schema is at version {found}, newer than this build's {known}")]
     SchemaTooNew {
@@ -289,6 +293,18 @@ impl StoreError {
             _ => false,
         }
     }
+}
+
+/// What opening a store would change in its schema: see
+/// `sqlite::migration_plan` and `postgres::migration_plan`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationPlan {
+    /// The schema version the store holds (0: none yet, a new store).
+    pub found: i32,
+    /// The newest version this build knows.
+    pub known: i32,
+    /// The migrations opening it would apply, in order (their file names).
+    pub pending: Vec<&'static str>,
 }
 
 /// Where factorydash keeps devices and observations.

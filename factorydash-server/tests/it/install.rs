@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crate::support::{get_text, postgres_url, start_logged, wait_for, FreshDb};
 
-/// `factorydash ARGS` with `env` added, run to its end (at most 30 s): (exit code, stderr).
+/// `factorydash ARGS` with `env` added, run to its end (at most 30 s): (exit code, what
+/// it wrote on stdout then stderr).
 async fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let out = tokio::time::timeout(
         Duration::from_secs(30),
@@ -21,7 +22,11 @@ async fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     .expect("factorydash runs");
     (
         out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 
@@ -299,5 +304,286 @@ async fn serve_listens_while_postgresql_is_down_and_ingests_once_it_comes() {
     .await;
     assert_eq!(health["store"], "postgresql");
     drop(serve);
+    db.drop().await;
+}
+
+/// `factorydash backup` while `serve` ingests (SQLite's online backup), then `restore`
+/// into another data directory: a `serve` started there continues the agent from where the
+/// backup was taken, and every observation is stored once, without a gap.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_taken_during_ingest_restores_to_a_store_serve_continues() {
+    use factorydash_store::{sqlite::SqliteStore, Store};
+    const TOTAL: u64 = 112_762;
+    let root = std::env::temp_dir().join(format!("factorydash-backup-{}", rand::random::<u32>()));
+    let (first, second) = (root.join("first"), root.join("second"));
+    let copy = root.join("copy.db");
+    // At 1000 times its pace the recording takes about 17 s to reveal.
+    let agent = crate::support::replay_agent("1000").await;
+    let serve_on = |dir: &std::path::Path| {
+        vec![
+            "serve".to_owned(),
+            "--agent".to_owned(),
+            agent.base.clone(),
+            "--listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+            "--poll-interval".to_owned(),
+            "100ms".to_owned(),
+            "--data-dir".to_owned(),
+            dir.to_str().unwrap().to_owned(),
+        ]
+    };
+    let args = serve_on(&first);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (serve, _) = start_logged(&args, &[]).await;
+    wait_for(&serve.base, Duration::from_secs(60), "some stored", |h| {
+        h["observations"].as_u64().unwrap_or(0) > 5_000
+    })
+    .await;
+    let (code, said) = run(
+        &[
+            "backup",
+            "--data-dir",
+            first.to_str().unwrap(),
+            "--out",
+            copy.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 0, "{said}");
+    // "backed up … into …: N observations, …"
+    let backed_up: u64 = said
+        .split(": ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    let (code, stderr) = run(
+        &[
+            "backup",
+            "--data-dir",
+            first.to_str().unwrap(),
+            "--out",
+            copy.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert_ne!(code, 0, "an existing file is not overwritten: {stderr}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the copy is its owner's only");
+    }
+    let status = serve.terminate(Duration::from_secs(15)).await;
+    assert!(status.success());
+    assert!(
+        backed_up > 0 && backed_up < TOTAL,
+        "taken during ingest: {backed_up}"
+    );
+
+    let (code, stderr) = run(
+        &[
+            "restore",
+            "--from",
+            copy.to_str().unwrap(),
+            "--data-dir",
+            second.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let args = serve_on(&second);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (serve, _) = start_logged(&args, &[]).await;
+    // A restore into a store in use is refused.
+    let (code, stderr) = run(
+        &[
+            "restore",
+            "--from",
+            copy.to_str().unwrap(),
+            "--data-dir",
+            second.to_str().unwrap(),
+            "--replace",
+        ],
+        &[],
+    )
+    .await;
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("in use"), "{stderr}");
+    wait_for(
+        &serve.base,
+        Duration::from_secs(120),
+        "the rest stored",
+        |h| {
+            h["observations"].as_u64().unwrap_or(0) >= TOTAL - backed_up
+                && h["sources"][0]["nextSequence"].as_u64() == Some(TOTAL + 1)
+        },
+    )
+    .await;
+    let status = serve.terminate(Duration::from_secs(15)).await;
+    assert!(status.success());
+    let store = SqliteStore::open(second.join("factorydash.db"))
+        .await
+        .unwrap();
+    assert_eq!(store.observation_count().await.unwrap(), TOTAL, "each once");
+    assert_eq!(store.gaps().await.unwrap(), vec![], "no gap");
+    drop(store);
+    drop(agent);
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The observations of the database `client` is connected to.
+async fn count(client: &tokio_postgres::Client) -> i64 {
+    client
+        .query_one("SELECT count(*) FROM public.observations", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// The fixture at `tests/data/upgrade/NAME`, gunzipped.
+fn upgrade_fixture(name: &str) -> Vec<u8> {
+    use std::io::Read;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/upgrade")
+        .join(name);
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
+        .read_to_end(&mut bytes)
+        .unwrap();
+    bytes
+}
+
+/// An SQLite store made by the previous release: `migrate --check` changes nothing and
+/// says what would change; `migrate` (as `serve` on start) keeps every observation and
+/// resume point. The same store marked by a newer release is refused, byte for byte
+/// unchanged.
+#[tokio::test]
+async fn an_sqlite_store_of_the_previous_release_is_migrated_and_a_newer_one_refused() {
+    use factorydash_store::{sqlite::SqliteStore, Store};
+    let dir = std::env::temp_dir().join(format!("factorydash-upgrade-{}", rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("factorydash.db");
+    let fixture = upgrade_fixture("sqlite-schema-3.db.gz");
+    std::fs::write(&file, &fixture).unwrap();
+    let data_dir = dir.to_str().unwrap();
+
+    let (code, said) = run(&["migrate", "--check", "--data-dir", data_dir], &[]).await;
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("schema version 3"), "{said}");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        fixture,
+        "--check changes nothing"
+    );
+    // What the fixture holds, read by a backup (which writes nothing to its source).
+    let copy = dir.join("before.db");
+    let (code, said) = run(
+        &[
+            "backup",
+            "--data-dir",
+            data_dir,
+            "--out",
+            copy.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(code, 0, "{said}");
+    let held: u64 = said
+        .split(": ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(held > 1000, "{said}");
+
+    let (code, said) = run(&["migrate", "--data-dir", data_dir], &[]).await;
+    assert_eq!(code, 0, "{said}");
+    let store = SqliteStore::open(&file).await.unwrap();
+    assert_eq!(store.observation_count().await.unwrap(), held);
+    let agent = store.devices().await.unwrap()[0].agent.clone();
+    assert!(store.resume_point(&agent).await.unwrap().is_some());
+    drop(store);
+
+    // A newer release's store: its user_version (bytes 60..64 of the header) is 99.
+    let mut newer = fixture.clone();
+    newer[60..64].copy_from_slice(&99u32.to_be_bytes());
+    std::fs::remove_file(&file).unwrap();
+    for side in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.join(format!("factorydash.db{side}")));
+    }
+    std::fs::write(&file, &newer).unwrap();
+    let (code, said) = run(&["migrate", "--check", "--data-dir", data_dir], &[]).await;
+    assert_ne!(code, 0, "{said}");
+    assert!(said.contains("newer"), "{said}");
+    let (code, said) = run(
+        &[
+            "serve",
+            "--data-dir",
+            data_dir,
+            "--listen",
+            "127.0.0.1:0",
+            "--demo",
+        ],
+        &[],
+    )
+    .await;
+    assert_ne!(code, 0, "{said}");
+    assert!(said.contains("version 99, newer than this build"), "{said}");
+    assert_eq!(std::fs::read(&file).unwrap(), newer, "left as it was");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A PostgreSQL store made by the previous release (a `pg_dump` of it): `migrate --check`
+/// changes nothing, `migrate` keeps every row; marked by a newer release, it is refused.
+#[tokio::test]
+async fn a_postgresql_store_of_the_previous_release_is_migrated_and_a_newer_one_refused() {
+    let Some(server) = postgres_url("postgresql_store_of_the_previous_release") else {
+        return;
+    };
+    let db = FreshDb::create(&server, "upgrade").await;
+    let client = db.connect().await;
+    let dump = String::from_utf8(upgrade_fixture("postgres-schema-6.sql.gz")).unwrap();
+    client.batch_execute(&dump).await.unwrap();
+    let held = count(&client).await;
+    assert!(held > 1000);
+    let url = db.url.as_str();
+    let (code, said) = run(&["migrate", "--check", "--database-url", url], &[]).await;
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("schema version 6"), "{said}");
+    let (code, said) = run(&["migrate", "--database-url", url], &[]).await;
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(count(&client).await, held, "every row kept");
+
+    client
+        .execute(
+            "INSERT INTO public.factorydash_migrations (version) VALUES (99)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (code, said) = run(&["migrate", "--check", "--database-url", url], &[]).await;
+    assert_ne!(code, 0, "{said}");
+    assert!(said.contains("newer"), "{said}");
+    let (code, said) = run(
+        &[
+            "serve",
+            "--database-url",
+            url,
+            "--listen",
+            "127.0.0.1:0",
+            "--demo",
+        ],
+        &[],
+    )
+    .await;
+    assert_ne!(code, 0, "{said}");
+    assert!(said.contains("version 99, newer than this build"), "{said}");
+    assert_eq!(count(&client).await, held, "left as it was");
+    drop(client);
     db.drop().await;
 }

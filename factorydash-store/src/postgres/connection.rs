@@ -184,6 +184,62 @@ impl Ingest {
     }
 }
 
+/// The file names of [`MIGRATIONS`] by version.
+const MIGRATION_NAMES: &[(i32, &str)] = &[
+    (1, "0001_initial.sql"),
+    (2, "0002_configured_agents.sql"),
+    (3, "0003_condition_types.sql"),
+    (4, "0004_device_identity.sql"),
+    (5, "0005_stored_once.sql"),
+    (6, "0006_agent_credentials.sql"),
+];
+
+const _: () = assert!(MIGRATION_NAMES.len() == MIGRATIONS.len());
+
+/// What opening the database would change in its schema, found without changing
+/// anything.
+pub(super) async fn migration_plan(
+    connector: &Connector,
+) -> Result<crate::MigrationPlan, StoreError> {
+    let (client, _closed) = open_plain(connector, "the migration check connection").await?;
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('factorydash_migrations') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    let applied: Vec<i32> = if exists {
+        client
+            .query("SELECT version FROM factorydash_migrations", &[])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if let Some(&found) = applied
+        .iter()
+        .filter(|v| !MIGRATIONS.iter().any(|(known, _)| known == *v))
+        .max()
+    {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    Ok(crate::MigrationPlan {
+        found: applied.iter().copied().max().unwrap_or(0),
+        known: SCHEMA_VERSION,
+        pending: MIGRATION_NAMES
+            .iter()
+            .filter(|(v, _)| !applied.contains(v))
+            .map(|(_, name)| *name)
+            .collect(),
+    })
+}
+
 async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])

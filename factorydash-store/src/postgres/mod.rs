@@ -115,6 +115,16 @@ impl PgStore {
         })
     }
 
+    /// What [`PgStore::connect_config`] would change in the schema of the database
+    /// `config` names, found without changing anything.
+    ///
+    /// # Errors
+    /// [`StoreError::SchemaTooNew`] when a newer build migrated it; a connection error.
+    pub async fn migration_plan(config: &PgConfig) -> Result<crate::MigrationPlan, StoreError> {
+        let connector = connection::Connector::new(config)?;
+        connection::migration_plan(&connector).await
+    }
+
     /// A pooled connection for queries: an idle one, or a new one.
     async fn reader(&self) -> Result<deadpool_postgres::Object, StoreError> {
         match self.pool.get().await {

@@ -64,6 +64,7 @@ use crate::{
     SeriesKey, Store, StoreError,
 };
 
+pub mod backup;
 mod file;
 mod read;
 mod write;
@@ -74,6 +75,48 @@ const MIGRATIONS: [&str; 3] = [
     include_str!("0002_device_identity.sql"),
     include_str!("0003_agent_credentials.sql"),
 ];
+
+/// The names of [`MIGRATIONS`], in the same order.
+const MIGRATION_NAMES: [&str; 3] = [
+    "0001_initial.sql",
+    "0002_device_identity.sql",
+    "0003_agent_credentials.sql",
+];
+
+/// What [`SqliteStore::open`] would change in the schema of the file at `path`, found
+/// without changing anything (the file is not created, locked or written).
+///
+/// # Errors
+/// [`StoreError::SchemaTooNew`] when a newer build wrote it; [`StoreError::Io`] when it
+/// does not exist; [`StoreError::Sqlite`] when it is not a database.
+pub async fn migration_plan(path: impl AsRef<Path>) -> Result<crate::MigrationPlan, StoreError> {
+    let path = path.as_ref().to_owned();
+    blocking(move || {
+        if !path.is_file() {
+            return Err(StoreError::Io {
+                path,
+                source: std::io::ErrorKind::NotFound.into(),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let found: i32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        Ok(crate::MigrationPlan {
+            found,
+            known: SCHEMA_VERSION,
+            pending: MIGRATION_NAMES[found.max(0) as usize..].to_vec(),
+        })
+    })
+    .await
+}
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
