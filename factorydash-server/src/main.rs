@@ -900,7 +900,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (database_url, url_from) = match (&args.database_url, &env.database_url) {
         (Some(url), _) => (
             Some(url.as_str()),
-            "--database-url (FACTORYDASH_DATABASE_URL)",
+            "database-url (the flag, FACTORYDASH_DATABASE_URL or the configuration file)",
         ),
         (None, Some(url)) if args.store != Some(StoreKind::Memory) => {
             (Some(url.as_str()), "DATABASE_URL")

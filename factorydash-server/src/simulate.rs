@@ -39,7 +39,7 @@ use crate::agent::{self, Agent, Source};
 
 /// The device models: GFAgie01, Mazak01 and Hurco01 of the NIST test bed (see the
 /// recording's README for their origin).
-const MODELS: &[u8] = include_bytes!("../../recordings/nist-3-machines-shdr-2016/probe.xml.gz");
+const MODELS: &[u8] = include_bytes!("../demo/nist-3-machines-shdr-2016/probe.xml.gz");
 
 /// The namespace of the NIST extension types (`x:MOTION`, `x:UNIT`, …).
 const NIST_NAMESPACE: &str = "urn:nist.gov:NistStreams:1.3";
