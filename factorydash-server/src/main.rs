@@ -851,7 +851,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 let plain_address = plain.local_addr()?;
                 tracing::info!("redirecting http://{plain_address}/ to HTTPS");
                 println!("factorydash: redirecting http://{plain_address}/ to HTTPS");
-                tokio::spawn(tls::serve_redirect(plain, hosts, address.port(), stopping.clone()));
+                tokio::spawn(tls::serve_redirect(
+                    plain,
+                    hosts,
+                    address.port(),
+                    stopping.clone(),
+                ));
             }
             certificates.clone().watch(stopping.clone());
             let config = tls::server_config(certificates)?;

@@ -402,11 +402,10 @@ pub async fn serve<F, R>(
                     }
                 },
             };
-            let http = hyper_util::server::conn::auto::Builder::new(
-                hyper_util::rt::TokioExecutor::new(),
-            );
-            let connection = http
-                .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service);
+            let http =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let connection =
+                http.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service);
             if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "HTTPS connection error");
             }
@@ -541,9 +540,9 @@ pub fn redirect(
 /// A `Host` (`name[:port]`, `[v6][:port]`, already allowed) without its port.
 fn without_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split_once(']').map_or(host, |(v6, _)| {
-            &host[..v6.len() + 1]
-        });
+        return host
+            .split_once(']')
+            .map_or(host, |(v6, _)| &host[..v6.len() + 1]);
     }
     host.rsplit_once(':').map_or(host, |(name, _)| name)
 }
@@ -599,8 +598,16 @@ pub fn self_signed_files(data_dir: &Path, names: &[String]) -> anyhow::Result<Fi
         (false, false) => {}
         (cert, _) => anyhow::bail!(
             "--tls-self-signed: {} is there without {}; remove it to have a new pair made",
-            if cert { files.cert.display() } else { files.key.display() },
-            if cert { files.key.display() } else { files.cert.display() },
+            if cert {
+                files.cert.display()
+            } else {
+                files.key.display()
+            },
+            if cert {
+                files.key.display()
+            } else {
+                files.cert.display()
+            },
         ),
     }
     let mut sans = vec![
@@ -686,7 +693,10 @@ mod tests {
     #[test]
     fn cookies_become_secure() {
         let mut h = warp::http::HeaderMap::new();
-        h.append(header::SET_COOKIE, HeaderValue::from_static("a=1; Path=/; HttpOnly"));
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("a=1; Path=/; HttpOnly"),
+        );
         h.append(header::SET_COOKIE, HeaderValue::from_static("b=2; secure"));
         secure_cookies(&mut h);
         let all: Vec<_> = h.get_all(header::SET_COOKIE).iter().collect();
@@ -711,16 +721,25 @@ mod tests {
             .map_err(|e| e.to_string())
         };
         assert_eq!(s(None, None, false, false, None), Ok(false));
-        assert!(s(None, None, false, true, None).unwrap_err().contains("--hsts"));
+        assert!(s(None, None, false, true, None)
+            .unwrap_err()
+            .contains("--hsts"));
         assert!(s(None, None, false, false, Some("127.0.0.1:80"))
             .unwrap_err()
             .contains("--http-redirect"));
-        assert!(s(Some("c"), None, false, false, None).unwrap_err().contains("--tls-key"));
-        assert!(s(None, Some("k"), false, false, None).unwrap_err().contains("--tls-cert"));
+        assert!(s(Some("c"), None, false, false, None)
+            .unwrap_err()
+            .contains("--tls-key"));
+        assert!(s(None, Some("k"), false, false, None)
+            .unwrap_err()
+            .contains("--tls-cert"));
         assert!(s(Some("c"), Some("k"), true, false, None)
             .unwrap_err()
             .contains("--tls-self-signed"));
-        assert_eq!(s(Some("c"), Some("k"), false, true, Some("127.0.0.1:80")), Ok(true));
+        assert_eq!(
+            s(Some("c"), Some("k"), false, true, Some("127.0.0.1:80")),
+            Ok(true)
+        );
     }
 
     #[test]
