@@ -492,10 +492,19 @@ async fn healthcheck(listen: SocketAddr) -> anyhow::Result<()> {
         }
         Ok::<_, std::io::Error>(String::from_utf8_lossy(&head[..read]).into_owned())
     };
-    let answer = tokio::time::timeout(Duration::from_secs(5), ask)
-        .await
-        .map_err(|_| anyhow::anyhow!("http://{address}/healthz: no answer within 5 s"))?
-        .with_context(|| format!("http://{address}/healthz"))?;
+    let plain = tokio::time::timeout(Duration::from_secs(5), ask).await;
+    // Not HTTP on that port: `serve` with HTTPS (--tls-cert, --tls-self-signed)?
+    let https = match &plain {
+        Ok(Ok(a)) if a.starts_with("HTTP/") => None,
+        Err(_) => None,
+        Ok(_) => tls::status_line(address).await.ok(),
+    };
+    let answer = match https {
+        Some(answer) => answer,
+        None => plain
+            .map_err(|_| anyhow::anyhow!("http://{address}/healthz: no answer within 5 s"))?
+            .with_context(|| format!("http://{address}/healthz"))?,
+    };
     let status = answer.lines().next().unwrap_or("").trim();
     if status.split(' ').nth(1) == Some("200") {
         println!("healthy: http://{address}/healthz answered {status}");

@@ -630,6 +630,17 @@ async fn a_self_signed_certificate_is_made_once_and_kept() {
         .await
         .unwrap();
     assert_eq!(health.status().as_u16(), 200);
+    // `factorydash healthcheck` finds HTTPS on the port.
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_factorydash"))
+        .args(["healthcheck", "--listen", server.address()])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("200"));
     server.stop().await;
 
     // A second start keeps it.
