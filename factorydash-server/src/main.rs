@@ -27,6 +27,7 @@ mod simulate;
 mod state;
 mod store_env;
 mod supervisor;
+mod tls;
 mod web;
 
 use std::net::SocketAddr;
@@ -272,6 +273,37 @@ struct ServeArgs {
         env = "FACTORYDASH_LOG_FORMAT"
     )]
     log_format: logging::LogFormat,
+    /// Serve HTTPS with this certificate: a PEM file, the server's certificate first, then
+    /// its intermediates; needs --tls-key. Reloaded on SIGHUP and when the file changes
+    /// (see docs/security.md).
+    #[arg(long, value_name = "FILE", env = "FACTORYDASH_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert: a PEM file (PKCS#8, RSA or EC).
+    #[arg(long, value_name = "FILE", env = "FACTORYDASH_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a self-signed certificate made on the first start and kept in
+    /// --data-dir (tls-cert.pem, tls-key.pem); its SHA-256 fingerprint is printed, to
+    /// compare with what the browser shows.
+    #[arg(
+        long,
+        env = "FACTORYDASH_TLS_SELF_SIGNED",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
+    )]
+    tls_self_signed: bool,
+    /// Over HTTPS, send Strict-Transport-Security (a year): browsers then use HTTPS only
+    /// for this host name.
+    #[arg(
+        long,
+        env = "FACTORYDASH_HSTS",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        action = clap::ArgAction::SetTrue
+    )]
+    hsts: bool,
+    /// With HTTPS, also listen on ADDR for plain HTTP and redirect every request there
+    /// (308) to HTTPS.
+    #[arg(long, value_name = "ADDR", env = "FACTORYDASH_HTTP_REDIRECT")]
+    http_redirect: Option<SocketAddr>,
 }
 
 /// Where the SQLite store is, as `serve` is told.
@@ -640,10 +672,19 @@ async fn healthcheck(listen: SocketAddr) -> anyhow::Result<()> {
         }
         Ok::<_, std::io::Error>(String::from_utf8_lossy(&head[..read]).into_owned())
     };
-    let answer = tokio::time::timeout(Duration::from_secs(5), ask)
-        .await
-        .map_err(|_| anyhow::anyhow!("http://{address}/healthz: no answer within 5 s"))?
-        .with_context(|| format!("http://{address}/healthz"))?;
+    let plain = tokio::time::timeout(Duration::from_secs(5), ask).await;
+    // Not HTTP on that port: `serve` with HTTPS (--tls-cert, --tls-self-signed)?
+    let https = match &plain {
+        Ok(Ok(a)) if a.starts_with("HTTP/") => None,
+        Err(_) => None,
+        Ok(_) => tls::status_line(address).await.ok(),
+    };
+    let answer = match https {
+        Some(answer) => answer,
+        None => plain
+            .map_err(|_| anyhow::anyhow!("http://{address}/healthz: no answer within 5 s"))?
+            .with_context(|| format!("http://{address}/healthz"))?,
+    };
     let status = answer.lines().next().unwrap_or("").trim();
     if status.split(' ').nth(1) == Some("200") {
         println!("healthy: http://{address}/healthz answered {status}");
@@ -964,23 +1005,59 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some((_, pending)) = &opening {
         let _ = app.pending.set(pending.clone());
     }
+    let https = tls::settings(
+        args.tls_cert.as_deref(),
+        args.tls_key.as_deref(),
+        args.tls_self_signed,
+        args.hsts,
+        args.http_redirect,
+        &args.data_dir,
+        &args.allowed_hosts,
+    )?;
+    let certificates = https
+        .as_ref()
+        .map(|h| tls::Certificates::open(h.files.clone()))
+        .transpose()?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
-    tracing::info!("dashboard at http://{address}/ (store: {kind})");
-    println!("factorydash: dashboard at http://{address}/");
+    let scheme = if https.is_some() { "https" } else { "http" };
+    tracing::info!("dashboard at {scheme}://{address}/ (store: {kind})");
+    println!("factorydash: dashboard at {scheme}://{address}/");
     let stopping = app.agents.stopping.clone();
-    let server = tokio::spawn(
-        warp::serve(web::routes(
-            app.clone(),
-            tokens,
-            Arc::new(host::AllowedHosts::new(&args.allowed_hosts)),
-        ))
-        .incoming(listener)
-        .graceful(async move { stopping.cancelled().await })
-        .run(),
-    );
+    let hosts = Arc::new(host::AllowedHosts::new(&args.allowed_hosts));
+    let routes = web::routes(app.clone(), tokens, hosts.clone());
+    let server = match (&https, certificates) {
+        (Some(https), Some(certificates)) => {
+            let fingerprint = certificates.fingerprint();
+            tracing::info!(cert = %https.files.cert.display(), self_signed = https.self_signed, %fingerprint, "TLS certificate (SHA-256 fingerprint)");
+            println!("factorydash: TLS certificate SHA-256 fingerprint {fingerprint}");
+            if let Some(redirect) = https.redirect {
+                let plain = TcpListener::bind(redirect)
+                    .await
+                    .with_context(|| format!("cannot listen on {redirect} (--http-redirect)"))?;
+                let plain_address = plain.local_addr()?;
+                tracing::info!("redirecting http://{plain_address}/ to HTTPS");
+                println!("factorydash: redirecting http://{plain_address}/ to HTTPS");
+                tokio::spawn(tls::serve_redirect(
+                    plain,
+                    hosts,
+                    address.port(),
+                    stopping.clone(),
+                ));
+            }
+            certificates.clone().watch(stopping.clone());
+            let config = tls::server_config(certificates)?;
+            tokio::spawn(tls::serve(listener, config, https.hsts, routes, stopping))
+        }
+        _ => tokio::spawn(
+            warp::serve(routes)
+                .incoming(listener)
+                .graceful(async move { stopping.cancelled().await })
+                .run(),
+        ),
+    };
     let started = tokio::select! {
         started = start_ingest(&app, &args, store, opening, recording) => started,
         () = stop_signal() => {

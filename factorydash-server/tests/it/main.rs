@@ -16,3 +16,4 @@ mod live;
 mod security;
 mod simulate;
 mod support;
+mod tls;

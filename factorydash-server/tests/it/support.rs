@@ -126,9 +126,9 @@ pub async fn start(args: &[&str]) -> Running {
     }
 }
 
-/// The address `child` prints first on stdout (`…http://HOST:PORT/`), waited for at most
-/// 60 s; the rest of stdout is drained. `log` tells what the process said when it printed
-/// none.
+/// The address `child` prints first on stdout (`…http://HOST:PORT/`, or `https://` with
+/// TLS), waited for at most 60 s; the rest of stdout is drained. `log` tells what the
+/// process said when it printed none.
 async fn address(child: &mut Child, log: impl Fn() -> String) -> String {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
@@ -136,10 +136,12 @@ async fn address(child: &mut Child, log: impl Fn() -> String) -> String {
         .expect("factorydash prints its address within 60 s")
         .unwrap()
         .unwrap_or_else(|| panic!("no address on stdout: {}", log()));
-    let base = line
-        .split("http://")
-        .nth(1)
-        .map(|rest| format!("http://{}", rest.trim_end_matches('/')))
+    let base = ["http://", "https://"]
+        .iter()
+        .find_map(|scheme| {
+            let rest = line.split(scheme).nth(1)?;
+            Some(format!("{scheme}{}", rest.trim_end_matches('/')))
+        })
         .unwrap_or_else(|| panic!("no address in {line:?}"));
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     base
