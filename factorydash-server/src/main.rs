@@ -1018,6 +1018,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|h| tls::Certificates::open(h.files.clone()))
         .transpose()?;
+    // One SIGTERM listener for the whole run, made before the address is printed: a signal
+    // that comes while the server or ingest starts is neither lost nor fatal.
+    let signal = stop_signal();
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -1058,9 +1061,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .run(),
         ),
     };
+    tokio::pin!(signal);
     let started = tokio::select! {
         started = start_ingest(&app, &args, store, opening, recording) => started,
-        () = stop_signal() => {
+        () = &mut signal => {
             stop(&app, server, args.shutdown_timeout).await;
             return Ok(());
         }
@@ -1070,7 +1074,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(args.shutdown_timeout, server).await;
         return Err(e);
     }
-    stop_signal().await;
+    signal.await;
     stop(&app, server, args.shutdown_timeout).await;
     Ok(())
 }
@@ -1217,12 +1221,15 @@ async fn replay_agent(args: ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits for SIGTERM (what systemd, Docker and Kubernetes send) or SIGINT (Ctrl-C).
-pub(crate) async fn stop_signal() {
+/// Waits for SIGTERM (what systemd, Docker and Kubernetes send) or SIGINT (Ctrl-C). The
+/// SIGTERM listener is made when this is called, not when the future is first polled: a
+/// signal that comes in between is not lost (nor does it kill the process).
+pub(crate) fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        #[cfg(unix)]
+        match term {
             Ok(mut term) => {
                 tokio::select! {
                     _ = term.recv() => tracing::info!("SIGTERM: stopping"),
@@ -1234,9 +1241,9 @@ pub(crate) async fn stop_signal() {
                 tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on Ctrl-C only")
             }
         }
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("Ctrl-C: stopping");
     }
-    let _ = tokio::signal::ctrl_c().await;
-    tracing::info!("Ctrl-C: stopping");
 }
 
 #[cfg(test)]
