@@ -972,7 +972,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
     };
     tracing::info!(store = ?spec_kind(&spec), why = %why, "store chosen");
-    // PostgreSQL is opened once the dashboard listens: meanwhile the page and /healthz
+    // PostgreSQL is tried once (at most 5 s) before the dashboard listens; if it does not
+    // answer, it is opened once the dashboard listens: meanwhile the page and /healthz
     // say it is unavailable, and why.
     let mut opening = None;
     let (store, kind): (Arc<dyn Store>, _) = match &spec {
@@ -982,7 +983,33 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 "PostgreSQL ({})",
                 config.summary()
             )));
-            opening = Some((config, pending.clone()));
+            let first =
+                tokio::time::timeout(Duration::from_secs(5), PgStore::connect_config(&config))
+                    .await;
+            let open = match first {
+                Ok(Ok(store)) => {
+                    let store = Arc::new(store);
+                    pending.open(store.clone());
+                    Some(store)
+                }
+                Ok(Err(
+                    e @ (factorydash_store::StoreError::SchemaTooNew { .. }
+                    | factorydash_store::StoreError::Config(_)),
+                )) => return Err(e.into()),
+                Ok(Err(e)) => {
+                    let error = error_chain::error_chain(&e);
+                    tracing::warn!(%error, "cannot open the PostgreSQL store yet: the dashboard listens meanwhile and says so; retrying");
+                    pending.note(error);
+                    None
+                }
+                Err(_) => {
+                    let error = "no answer within 5 s".to_owned();
+                    tracing::warn!(%error, "cannot open the PostgreSQL store yet: the dashboard listens meanwhile and says so; retrying");
+                    pending.note(error);
+                    None
+                }
+            };
+            opening = Some((config, pending.clone(), open));
             (pending, "postgresql")
         }
         StoreSpec::Sqlite(path) => {
@@ -1001,9 +1028,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             )
         }
     };
+    // One SIGTERM listener for the whole run, made before ingest starts and the address is
+    // printed: a signal that comes while they start is neither lost nor fatal.
+    let signal = stop_signal();
     let app = App::new(store.clone(), kind);
-    if let Some((_, pending)) = &opening {
+    if let Some((_, pending, _)) = &opening {
         let _ = app.pending.set(pending.clone());
+    }
+    // With the store open, ingest starts before the dashboard listens (its first answer
+    // shows the sources); else once the store opens.
+    let ready = opening.as_ref().is_none_or(|(_, _, open)| open.is_some());
+    let mut ingest = Some((store, opening, recording));
+    if ready {
+        if let Some((store, opening, recording)) = ingest.take() {
+            start_ingest(&app, &args, store, opening, recording).await?;
+        }
     }
     let https = tls::settings(
         args.tls_cert.as_deref(),
@@ -1018,9 +1057,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|h| tls::Certificates::open(h.files.clone()))
         .transpose()?;
-    // One SIGTERM listener for the whole run, made before the address is printed: a signal
-    // that comes while the server or ingest starts is neither lost nor fatal.
-    let signal = stop_signal();
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -1062,17 +1098,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
     };
     tokio::pin!(signal);
-    let started = tokio::select! {
-        started = start_ingest(&app, &args, store, opening, recording) => started,
-        () = &mut signal => {
-            stop(&app, server, args.shutdown_timeout).await;
-            return Ok(());
+    if let Some((store, opening, recording)) = ingest {
+        let started = tokio::select! {
+            started = start_ingest(&app, &args, store, opening, recording) => started,
+            () = &mut signal => {
+                stop(&app, server, args.shutdown_timeout).await;
+                return Ok(());
+            }
+        };
+        if let Err(e) = started {
+            app.agents.stopping.cancel();
+            let _ = tokio::time::timeout(args.shutdown_timeout, server).await;
+            return Err(e);
         }
-    };
-    if let Err(e) = started {
-        app.agents.stopping.cancel();
-        let _ = tokio::time::timeout(args.shutdown_timeout, server).await;
-        return Err(e);
     }
     signal.await;
     stop(&app, server, args.shutdown_timeout).await;
@@ -1085,16 +1123,22 @@ async fn start_ingest(
     app: &Arc<App>,
     args: &ServeArgs,
     store: Arc<dyn Store>,
-    opening: Option<(PgConfig, Arc<PendingStore>)>,
+    opening: Option<(PgConfig, Arc<PendingStore>, Option<Arc<PgStore>>)>,
     recording: Option<(String, Recording)>,
 ) -> anyhow::Result<()> {
     let mut pg = None;
-    if let Some((config, pending)) = opening {
-        let store = open_postgres(&config, &pending).await?;
-        pending.open(store.clone());
-        tracing::info!("the PostgreSQL store is open");
-        // The banner of the pages open loses its outage.
-        app.live.health_changed();
+    if let Some((config, pending, open)) = opening {
+        let store = match open {
+            Some(store) => store,
+            None => {
+                let store = open_postgres(&config, &pending).await?;
+                pending.open(store.clone());
+                tracing::info!("the PostgreSQL store is open");
+                // The banner of the pages open loses its outage.
+                app.live.health_changed();
+                store
+            }
+        };
         tokio::spawn(ingest::relay_appended(app.clone(), store.clone()));
         pg = Some(store);
     }
