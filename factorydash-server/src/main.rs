@@ -326,27 +326,84 @@ impl StoreLocation {
     /// The SQLite file; an error for PostgreSQL (named here, by `DATABASE_URL`, or by the
     /// `POSTGRES_*`/`PG*` variables a `serve` would follow).
     fn sqlite_file(&self) -> anyhow::Result<PathBuf> {
-        let url = self
-            .database_url
-            .clone()
-            .or_else(|| std::env::var("DATABASE_URL").ok());
-        let postgres = "the store is PostgreSQL: back it up with pg_dump and restore it with pg_restore (docs/install.md#backups)";
-        match url.as_deref().map(store_of_url).transpose()? {
-            Some(StoreSpec::Sqlite(path)) => Ok(path),
-            Some(_) => anyhow::bail!(postgres),
-            None => {
-                let pg_env = store_env::READ_VARS
-                    .iter()
-                    .skip(1)
-                    .chain(&["PGHOST", "PGDATABASE", "PGUSER"])
-                    .any(|v| std::env::var_os(v).is_some());
-                if pg_env {
-                    anyhow::bail!(postgres);
-                }
-                Ok(self.data_dir.join("factorydash.db"))
-            }
+        match self.choose()?.spec {
+            StoreSpec::Sqlite(path) => Ok(path),
+            _ => anyhow::bail!("the store is PostgreSQL: back it up with pg_dump and restore it with pg_restore (docs/install.md#backups)"),
         }
     }
+
+    /// The store as `serve` would choose it.
+    fn choose(&self) -> anyhow::Result<StoreChoice> {
+        choose_store(None, self.database_url.as_deref(), &self.data_dir)
+    }
+}
+
+/// The store chosen from the options and the environment, and why.
+struct StoreChoice {
+    spec: StoreSpec,
+    /// Why, for the log.
+    why: String,
+    /// The variables for libpq (`PG*`, with the `POSTGRES_*` ones added).
+    pg: std::collections::HashMap<String, String>,
+}
+
+/// The store as `serve` chooses it: `--store` (`kind`), `--database-url` (`database_url`),
+/// else `DATABASE_URL` (unless `--store memory`), else PostgreSQL as the `POSTGRES_*` or
+/// `PG*` variables say if any is set, else the SQLite file in `data_dir`.
+///
+/// # Errors
+/// A variable or URL set but unusable (see [`store_env`]), or `--store` at odds with the
+/// URL.
+fn choose_store(
+    kind: Option<StoreKind>,
+    database_url: Option<&str>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<StoreChoice> {
+    let mut process_env = PgConfig::process_env();
+    for name in store_env::READ_VARS {
+        if let Ok(value) = std::env::var(name) {
+            process_env.insert(name.to_owned(), value);
+        }
+    }
+    let env = store_env::store_env(&process_env, store_env::read_small_file)?;
+    let (database_url, url_from) = match (database_url, &env.database_url) {
+        (Some(url), _) => (
+            Some(url),
+            "database-url (the flag, FACTORYDASH_DATABASE_URL or the configuration file)",
+        ),
+        (None, Some(url)) if kind != Some(StoreKind::Memory) => {
+            (Some(url.as_str()), "DATABASE_URL")
+        }
+        _ => (None, ""),
+    };
+    let pg_env = PgConfig::resolve(None, &env.pg)
+        .with_context(|| {
+            if env.postgres_vars.is_empty() {
+                "libpq's PG* variables".to_owned()
+            } else {
+                env.postgres_vars.join(", ")
+            }
+        })?
+        .is_some();
+    let spec = store_spec(kind, database_url, data_dir, pg_env)
+        .with_context(|| format!("the store from {url_from}"))?;
+    let why = match (&spec, database_url) {
+        (StoreSpec::Memory, _) => "--store memory".to_owned(),
+        (_, Some(_)) => format!("from {url_from}"),
+        (StoreSpec::Postgres(None), None) if !env.postgres_vars.is_empty() => {
+            format!("from {}", env.postgres_vars.join(", "))
+        }
+        (StoreSpec::Postgres(None), None) => "from libpq's PG* variables".to_owned(),
+        (_, None) => format!(
+            "no database configured (--database-url, DATABASE_URL, POSTGRES_* or PG* variables): the SQLite file in --data-dir {}",
+            data_dir.display()
+        ),
+    };
+    Ok(StoreChoice {
+        spec,
+        why,
+        pg: env.pg,
+    })
 }
 
 #[derive(Debug, Args)]
@@ -585,19 +642,7 @@ async fn run() -> anyhow::Result<()> {
 /// in the data directory) brought to this build's schema, or (`check`) what that would
 /// change, printed.
 async fn migrate(location: &StoreLocation, check: bool) -> anyhow::Result<()> {
-    let mut process_env = PgConfig::process_env();
-    for name in store_env::READ_VARS {
-        if let Ok(value) = std::env::var(name) {
-            process_env.insert(name.to_owned(), value);
-        }
-    }
-    let env = store_env::store_env(&process_env, store_env::read_small_file)?;
-    let url = location
-        .database_url
-        .as_deref()
-        .or(env.database_url.as_deref());
-    let pg_env = PgConfig::resolve(None, &env.pg)?.is_some();
-    let spec = store_spec(None, url, &location.data_dir, pg_env)?;
+    let StoreChoice { spec, pg, .. } = location.choose()?;
     let plan = match &spec {
         StoreSpec::Sqlite(path) if !path.exists() => {
             println!("no store at {} yet: `serve` makes one", path.display());
@@ -605,7 +650,7 @@ async fn migrate(location: &StoreLocation, check: bool) -> anyhow::Result<()> {
         }
         StoreSpec::Sqlite(path) => factorydash_store::sqlite::migration_plan(path).await,
         StoreSpec::Postgres(url) => {
-            PgStore::migration_plan(&postgres_config(url.as_deref(), &env.pg)?).await
+            PgStore::migration_plan(&postgres_config(url.as_deref(), &pg)?).await
         }
         StoreSpec::Memory => unreachable!("store_spec without --store never chooses memory"),
     }
@@ -634,7 +679,7 @@ async fn migrate(location: &StoreLocation, check: bool) -> anyhow::Result<()> {
     match &spec {
         StoreSpec::Sqlite(path) => drop(open_sqlite(path).await?),
         StoreSpec::Postgres(url) => drop(
-            PgStore::connect_config(&postgres_config(url.as_deref(), &env.pg)?)
+            PgStore::connect_config(&postgres_config(url.as_deref(), &pg)?)
                 .await
                 .context("cannot migrate the PostgreSQL store")?,
         ),
@@ -931,46 +976,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )),
         (None, false) => None,
     };
-    let mut process_env = PgConfig::process_env();
-    for name in store_env::READ_VARS {
-        if let Ok(value) = std::env::var(name) {
-            process_env.insert(name.to_owned(), value);
-        }
-    }
-    let env = store_env::store_env(&process_env, store_env::read_small_file)?;
-    let (database_url, url_from) = match (&args.database_url, &env.database_url) {
-        (Some(url), _) => (
-            Some(url.as_str()),
-            "database-url (the flag, FACTORYDASH_DATABASE_URL or the configuration file)",
-        ),
-        (None, Some(url)) if args.store != Some(StoreKind::Memory) => {
-            (Some(url.as_str()), "DATABASE_URL")
-        }
-        _ => (None, ""),
-    };
-    let pg_env = PgConfig::resolve(None, &env.pg)
-        .with_context(|| {
-            if env.postgres_vars.is_empty() {
-                "libpq's PG* variables".to_owned()
-            } else {
-                env.postgres_vars.join(", ")
-            }
-        })?
-        .is_some();
-    let spec = store_spec(args.store, database_url, &args.data_dir, pg_env)
-        .with_context(|| format!("the store from {url_from}"))?;
-    let why = match (&spec, database_url) {
-        (StoreSpec::Memory, _) => "--store memory".to_owned(),
-        (_, Some(_)) => format!("from {url_from}"),
-        (StoreSpec::Postgres(None), None) if !env.postgres_vars.is_empty() => {
-            format!("from {}", env.postgres_vars.join(", "))
-        }
-        (StoreSpec::Postgres(None), None) => "from libpq's PG* variables".to_owned(),
-        (_, None) => format!(
-            "no database configured (--database-url, DATABASE_URL, POSTGRES_* or PG* variables): the SQLite file in --data-dir {}",
-            args.data_dir.display()
-        ),
-    };
+    let StoreChoice {
+        spec,
+        why,
+        pg: pg_env,
+    } = choose_store(args.store, args.database_url.as_deref(), &args.data_dir)?;
     tracing::info!(store = ?spec_kind(&spec), why = %why, "store chosen");
     // PostgreSQL is tried once (at most 5 s) before the dashboard listens; if it does not
     // answer, it is opened once the dashboard listens: meanwhile the page and /healthz
@@ -978,7 +988,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut opening = None;
     let (store, kind): (Arc<dyn Store>, _) = match &spec {
         StoreSpec::Postgres(url) => {
-            let config = postgres_config(url.as_deref(), &env.pg)?;
+            let config = postgres_config(url.as_deref(), &pg_env)?;
             let pending = Arc::new(PendingStore::new(format!(
                 "PostgreSQL ({})",
                 config.summary()
