@@ -442,12 +442,19 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> Result<SeriesChunk, StoreError>;
 
-    /// One data item's numeric values with timestamps in `window`, summarised in `n`
-    /// equal-width time buckets: [`factorydash_core::downsample::buckets`] (count, min,
-    /// max, mean and the M4 points), empty buckets left out. Values that are not finite
-    /// numbers (`UNAVAILABLE`, text) are left out. The PostgreSQL store computes them in
-    /// the database in one pass, so a window of millions of observations is never read
-    /// out; this default reads the window's observations and summarises them here.
+    /// One data item's observations with timestamps in `window` (UTC), summarised for a
+    /// chart in `n` equal-width time buckets, empty buckets left out:
+    /// [`factorydash_core::downsample::buckets`] over each observation's
+    /// [`line_value`](factorydash_core::downsample::line_value). Each bucket's first and
+    /// last points are its first and last observations of a number or `UNAVAILABLE` (a
+    /// point without a value, where the chart's line breaks), in (timestamp, `sequence`,
+    /// `instanceId`) order; its count, min, max and mean are of the finite numbers, and
+    /// `unavailable` counts the rest; a bucket of only `UNAVAILABLE` is kept. Text that is
+    /// not a number is left out. Every store answers the same buckets (the mean to within
+    /// floating-point rounding: PostgreSQL sums in its own order). Each store folds the
+    /// window in one pass where the data is (in SQL on PostgreSQL), so a window of millions
+    /// of observations is never read out; this default reads the window's observations and
+    /// folds them here.
     ///
     /// # Errors
     /// A database error.
@@ -458,19 +465,17 @@ pub trait Store: Send + Sync {
         window: &TimeWindow,
         n: usize,
     ) -> Result<Vec<factorydash_core::downsample::Bucket>, StoreError> {
+        use factorydash_core::downsample::{line_value, BucketFold};
         let observations = self
             .series(device, data_item_id, window, usize::MAX)
             .await?;
-        let points: Vec<factorydash_core::downsample::Point> = observations
-            .iter()
-            .filter_map(|o| Some((o.timestamp, o.value.as_f64().filter(|v| v.is_finite())?)))
-            .collect();
-        Ok(factorydash_core::downsample::buckets(
-            &points,
-            window.from(),
-            window.to(),
-            n,
-        ))
+        let mut fold = BucketFold::new(window.from(), window.to(), n);
+        for o in &observations {
+            if let Some(v) = line_value(&o.value) {
+                fold.push(o.timestamp, v);
+            }
+        }
+        Ok(fold.finish())
     }
 
     /// The newest observation of one data item with a timestamp before `at` (UTC), if any:

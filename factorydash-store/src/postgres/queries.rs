@@ -355,7 +355,8 @@ fn keyed(rows: &[tokio_postgres::Row]) -> Vec<(SeriesKey, Observation)> {
         .collect()
 }
 
-/// `n` is at least 1 (see the caller).
+/// [`Store::buckets`](crate::Store::buckets) in one pass, in SQL. `n` is at least 1 (see
+/// the caller).
 pub(super) async fn buckets(
     client: &Client,
     device: &DeviceKey,
@@ -364,10 +365,12 @@ pub(super) async fn buckets(
     n: usize,
 ) -> Result<Vec<Bucket>, StoreError> {
     let width = downsample::bucket_width(window.from(), window.to(), n);
-    // One pass: times as exact microseconds in float8 (< 2^53), the first and last
-    // points as the least and greatest [time, sequence, value] arrays, the extremes as
-    // [value, ±time] (the earliest time among equal values). See
-    // `connection::SESSION_SETTINGS`.
+    // One pass over the numbers and the UNAVAILABLEs (NULL): times as exact microseconds
+    // in float8 (< 2^53); the first and last observations as the least and greatest
+    // [time, sequence, instance, value] arrays (the key is unique within a data item, so
+    // the value, NULL for UNAVAILABLE, never decides); the extremes as [value, ±time] over
+    // the numbers only (the earliest time among equal values). count(x) counts the
+    // numbers, count(*) − count(x) the UNAVAILABLEs. See `connection::SESSION_SETTINGS`.
     let rows = client
         .query(
             &format!(
@@ -375,16 +378,19 @@ pub(super) async fn buckets(
                SELECT (extract(epoch FROM ts - $3) * 1000000)::bigint / $5 AS k,
                       (extract(epoch FROM ts) * 1000000)::float8 AS e,
                       sequence::float8 AS s,
+                      instance_id::float8 AS i,
                       value::float8 AS x
                FROM observations
                WHERE device = $1 AND data_item_id = $2 AND ts >= $3 AND ts < $4
                  AND agent_id = {agent}
-                 AND length(value) < 40
-                 AND value ~ '^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{{1,2}})?$'
+                 AND (value IS NULL
+                      OR (length(value) < 40
+                          AND value ~ '^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{{1,2}})?$'))
              )
-             SELECT k, count(*), min(x), max(x), avg(x),
-                    min(ARRAY[e, s, x]), max(ARRAY[e, s, x]),
-                    min(ARRAY[x, e]), max(ARRAY[x, -e])
+             SELECT k, count(x), count(*) - count(x), min(x), max(x), avg(x),
+                    min(ARRAY[e, s, i, x]), max(ARRAY[e, s, i, x]),
+                    min(ARRAY[x, e]) FILTER (WHERE x IS NOT NULL),
+                    max(ARRAY[x, -e]) FILTER (WHERE x IS NOT NULL)
              FROM b GROUP BY k ORDER BY k",
                 agent = agent_id_of(6)
             ),
@@ -405,20 +411,22 @@ pub(super) async fn buckets(
         .iter()
         .map(|row| {
             let k: i64 = row.get(0);
-            let first: Vec<f64> = row.get(5);
-            let last: Vec<f64> = row.get(6);
-            let min: Vec<f64> = row.get(7);
-            let max: Vec<f64> = row.get(8);
+            let first: Vec<Option<f64>> = row.get(6);
+            let last: Vec<Option<f64>> = row.get(7);
+            let min: Option<Vec<f64>> = row.get(8);
+            let max: Option<Vec<f64>> = row.get(9);
+            let point = |a: &[Option<f64>]| (at(a[0].unwrap_or_default()), a[3]);
             Bucket {
                 start: window.from() + chrono::Duration::microseconds(k * width),
                 count: row.get::<_, i64>(1) as usize,
-                min: row.get(2),
-                max: row.get(3),
-                mean: row.get(4),
-                first: (at(first[0]), first[2]),
-                last: (at(last[0]), last[2]),
-                min_at: at(min[1]),
-                max_at: at(-max[1]),
+                unavailable: row.get::<_, i64>(2) as usize,
+                min: row.get(3),
+                max: row.get(4),
+                mean: row.get(5),
+                first: point(&first),
+                last: point(&last),
+                min_at: min.map(|m| at(m[1])),
+                max_at: max.map(|m| at(-m[1])),
             }
         })
         .collect())

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, Utc};
-use factorydash_core::downsample::{bucket_width, Bucket};
+use chrono::{DateTime, Utc};
+use factorydash_core::downsample::{Bucket, BucketFold};
 use factorydash_core::states::{StateFold, StateSummary};
 use factorydash_core::{
     Category, ConditionLevel, ConditionState, DataItemInfo, DeviceInfo, DeviceKey, Gap,
@@ -338,9 +338,9 @@ fn series_after_sql() -> String {
 }
 
 /// [`Store::buckets`](crate::Store::buckets) in one pass over the data item's index,
-/// reading only (timestamp, value) and folding each point into its bucket as
-/// [`factorydash_core::downsample::buckets`] does (the same arithmetic, on microseconds):
-/// memory bounded by the buckets, not the window.
+/// reading only (timestamp, value) in (timestamp, `sequence`, `instanceId`) order and
+/// folding each number or `UNAVAILABLE` into its bucket with core's
+/// [`BucketFold`]: memory bounded by the buckets, not the window.
 pub(super) fn buckets(
     c: &Connection,
     device: &DeviceKey,
@@ -355,78 +355,32 @@ pub(super) fn buckets(
     let Some(item) = item_id(c, device, data_item_id)? else {
         return Ok(Vec::new());
     };
-    let width = bucket_width(from, to, n);
-    let from_micros = from.timestamp_micros();
     let of = Of::item(c, item)?;
+    // The index gives (ts, sequence); the run's instance orders the rare rows of two
+    // instances at one (ts, sequence), as the other stores do.
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT o.ts, o.value FROM observations o WHERE {} AND o.ts >= ?2 AND o.ts < ?3
-         ORDER BY o.ts, o.sequence",
+        "SELECT o.ts, o.value FROM observations o JOIN runs r ON r.id = o.run
+         WHERE {} AND o.ts >= ?2 AND o.ts < ?3
+         ORDER BY o.ts, o.sequence, r.instance_id",
         of.condition
     ))?;
-    let mut rows = stmt.query(params![of.param, from_micros, to.timestamp_micros()])?;
-    /// A bucket with its times in microseconds.
-    struct Open {
-        index: i64,
-        min: (f64, i64),
-        max: (f64, i64),
-        mean: f64,
-        count: usize,
-        first: (i64, f64),
-        last: (i64, f64),
-    }
-    let mut open: Vec<Open> = Vec::new();
+    let mut rows = stmt.query(params![of.param, from.timestamp_micros(), to.timestamp_micros()])?;
+    let mut fold = BucketFold::new(from, to, n);
     while let Some(row) = rows.next()? {
         let v = match row.get_ref(1)? {
-            ValueRef::Integer(i) => i as f64,
-            ValueRef::Real(f) => f,
+            ValueRef::Null => None,
+            ValueRef::Integer(i) => Some(i as f64),
+            ValueRef::Real(f) => Some(f),
             ValueRef::Text(t) => match std::str::from_utf8(t).ok().and_then(|t| t.parse().ok()) {
-                Some(v) => v,
+                Some(v) => Some(v),
                 None => continue,
             },
-            _ => continue,
+            ValueRef::Blob(_) => continue,
         };
-        if !v.is_finite() {
-            continue;
-        }
-        let t: i64 = row.get(0)?;
-        let index = (t - from_micros) / width;
-        match open.last_mut() {
-            Some(b) if b.index == index => {
-                if v < b.min.0 {
-                    b.min = (v, t);
-                }
-                if v > b.max.0 {
-                    b.max = (v, t);
-                }
-                b.mean += (v - b.mean) / (b.count + 1) as f64;
-                b.count += 1;
-                b.last = (t, v);
-            }
-            _ => open.push(Open {
-                index,
-                min: (v, t),
-                max: (v, t),
-                mean: v,
-                count: 1,
-                first: (t, v),
-                last: (t, v),
-            }),
-        }
+        // Non-finite numbers are left out by the fold.
+        fold.push(at(row.get(0)?), v);
     }
-    Ok(open
-        .into_iter()
-        .map(|b| Bucket {
-            start: from + Duration::microseconds(b.index * width),
-            min: b.min.0,
-            max: b.max.0,
-            mean: b.mean,
-            count: b.count,
-            first: (at(b.first.0), b.first.1),
-            last: (at(b.last.0), b.last.1),
-            min_at: at(b.min.1),
-            max_at: at(b.max.1),
-        })
-        .collect())
+    Ok(fold.finish())
 }
 
 pub(super) fn last_before(

@@ -559,10 +559,9 @@ pub async fn series_after_reads_rows_at_one_instant_once_each(store: &dyn Store)
 }
 
 pub async fn buckets_summarise_a_window_as_core_does(store: &dyn Store) {
-    use factorydash_core::downsample::{buckets, Point};
+    use factorydash_core::downsample::{buckets, line_value, LinePoint};
     let obs = page_one();
     store.append(&batch(&obs)).await.unwrap();
-    let item = "GFAgie01-X_2";
     let from = Utc.with_ymd_and_hms(2016, 5, 2, 14, 50, 0).unwrap();
     // 10 minutes and 7 µs: not a multiple of the bucket count, so a short last bucket.
     let window = TimeWindow::new(
@@ -570,38 +569,69 @@ pub async fn buckets_summarise_a_window_as_core_does(store: &dyn Store) {
         from + Duration::minutes(10) + Duration::microseconds(7),
     )
     .unwrap();
-    let mut window_obs: Vec<&Observation> = obs
-        .iter()
-        .filter(|o| o.data_item_id == item && window.contains(o.timestamp))
-        .collect();
-    window_obs.sort_by_key(|o| (o.timestamp, o.sequence));
-    let points: Vec<Point> = window_obs
-        .iter()
-        .filter_map(|o| Some((o.timestamp, o.value.as_f64()?)))
-        .collect();
-    assert!(points.len() > 100 && points.len() < window_obs.len() + 1);
+    let drawn = |item: &str| -> Vec<LinePoint> {
+        let mut window_obs: Vec<&Observation> = obs
+            .iter()
+            .filter(|o| o.data_item_id == item && window.contains(o.timestamp))
+            .collect();
+        window_obs.sort_by_key(|o| (o.timestamp, o.sequence));
+        window_obs
+            .iter()
+            .filter_map(|o| Some((o.timestamp, line_value(&o.value)?)))
+            .collect()
+    };
+    let item = "GFAgie01-X_2";
+    let points = drawn(item);
+    assert!(points.len() > 100);
+    let numbers = points.iter().filter(|p| p.1.is_some()).count();
     for n in [1, 7, 60, 100_000] {
         let want = buckets(&points, window.from(), window.to(), n);
         let got = store
             .buckets(&at_agent("GFAgie01"), item, &window, n)
             .await
             .unwrap();
-        assert_eq!(got.len(), want.len(), "{n} buckets");
-        for (g, w) in got.iter().zip(&want) {
-            let mean_ok = (g.mean - w.mean).abs() <= 1e-9 * w.mean.abs().max(1.0);
-            assert!(mean_ok, "{n}: mean {} vs {}", g.mean, w.mean);
-            let (mut g, mut w) = (*g, *w);
-            (g.mean, w.mean) = (0.0, 0.0);
-            assert_eq!(g, w, "{n} buckets");
-        }
-        assert_eq!(got.iter().map(|b| b.count).sum::<usize>(), points.len());
+        assert_same_buckets(&got, &want, &format!("{n} buckets"));
+        assert_eq!(got.iter().map(|b| b.count).sum::<usize>(), numbers);
     }
-    // UNAVAILABLE and text are left out: an Event's buckets are empty.
-    assert!(store
+    // Text is left out, UNAVAILABLE kept: an Event's buckets hold only its UNAVAILABLEs,
+    // without numbers.
+    let availability = drawn("GFAgie01-dtop_1");
+    let got = store
         .buckets(&at_agent("GFAgie01"), "GFAgie01-dtop_1", &window, 10)
         .await
-        .unwrap()
-        .is_empty());
+        .unwrap();
+    assert_eq!(
+        got,
+        buckets(&availability, window.from(), window.to(), 10),
+        "{availability:?}"
+    );
+    assert!(got.iter().all(|b| b.count == 0 && b.min.is_none()));
+    assert_eq!(
+        got.iter().map(|b| b.unavailable).sum::<usize>(),
+        availability.len()
+    );
+}
+
+/// `got` and `want` are the same buckets; the means may differ by floating-point rounding
+/// (PostgreSQL sums in its own order), nothing else may.
+pub fn assert_same_buckets(
+    got: &[factorydash_core::downsample::Bucket],
+    want: &[factorydash_core::downsample::Bucket],
+    what: &str,
+) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    for (g, w) in got.iter().zip(want) {
+        match (g.mean, w.mean) {
+            (Some(g), Some(w)) => assert!(
+                (g - w).abs() <= 1e-9 * w.abs().max(1.0),
+                "{what}: mean {g} vs {w}"
+            ),
+            (g, w) => assert_eq!(g, w, "{what}: mean"),
+        }
+        let (mut g, mut w) = (*g, *w);
+        (g.mean, w.mean) = (None, None);
+        assert_eq!(g, w, "{what}");
+    }
 }
 
 pub async fn resume_point_and_gaps_are_kept(store: &dyn Store) {

@@ -1,10 +1,12 @@
 //! The store conformance suite, run against every store: the in-memory store, SQLite
 //! (each test its own file in a temporary directory) and a real PostgreSQL server
-//! (`FACTORYDASH_TEST_DATABASE_URL`, each test in its own schema).
+//! (`FACTORYDASH_TEST_DATABASE_URL`, each test in its own schema); `cross_store` compares
+//! the three stores' answers to the same observations with each other.
 
 mod conformance;
 mod connections;
 mod coordination;
+mod cross_store;
 mod migrations;
 mod pg;
 mod sqlite_file;
