@@ -379,9 +379,15 @@ mod tests {
                 assert_eq!(bucket.mean.is_none(), bucket.min_at.is_none(), "{n}");
             }
             let drawn = m4_line(&b);
-            assert!(drawn.windows(2).all(|w| w[0].0 <= w[1].0), "{n}: time order");
             assert!(
-                drawn.iter().enumerate().all(|(i, p)| !drawn[..i].contains(p)),
+                drawn.windows(2).all(|w| w[0].0 <= w[1].0),
+                "{n}: time order"
+            );
+            assert!(
+                drawn
+                    .iter()
+                    .enumerate()
+                    .all(|(i, p)| !drawn[..i].contains(p)),
                 "{n}: never the same point twice"
             );
             assert!(drawn.len() <= 4 * b.len(), "{n}");

@@ -13,6 +13,7 @@ use serde_json::json;
 use warp::reply::{self, Reply, Response};
 
 use super::errors::ApiError;
+use super::export;
 use super::pages::LatestQuery;
 use super::params::{self, FromQuery};
 use crate::page;
@@ -62,89 +63,210 @@ pub async fn latest(app: Arc<App>, q: LatestQuery<100>) -> Result<Response, ApiE
     .into_response())
 }
 
-/// What the client sent to `/api/series`.
-#[derive(Debug, Deserialize)]
-pub struct RawSeriesQuery {
-    device: Option<String>,
-    agent: Option<String>,
-    #[serde(rename = "dataItemId")]
-    data_item_id: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    limit: Option<String>,
-    #[serde(rename = "maxPoints")]
-    max_points: Option<String>,
+/// A data item a request named ([`params::NamedItem`]), looked up in its device's model.
+#[derive(Debug, Clone)]
+pub(super) struct Item {
+    /// Its device.
+    pub key: factorydash_core::DeviceKey,
+    /// Its device's agent as the server shows it (credentials redacted).
+    pub agent: String,
+    /// The data item in its device's model (`units`, `category`, `type`, …).
+    pub info: factorydash_core::DataItemInfo,
 }
 
-/// `/api/series?device=&agent=&dataItemId=&from=&to=&limit=&maxPoints=`: `agent` (as the
-/// server shows it) only where several agents serve a device of that name.
+/// The data items a request names, looked up: each device resolved as
+/// [`resolve_device`] does, each data item found in its device's model, in the order
+/// given; a data item named twice (the same agent, device and `dataItemId`, however the
+/// device was named) is taken once, where it was first named.
+///
+/// A data item the model lacks but the store holds observations of (agents send some
+/// they never declared: the NIST GFAgie01 recording's `path_basic_8`) is taken too, as
+/// its newest observation describes it (`category`, `type` in its element-name form, no
+/// `units`), so that what the latest values list can be charted and exported.
+///
+/// # Errors
+/// The store's; 404 or 409 when a device name resolves to no single device; 404 naming
+/// the data item and the device when neither the device's model nor the store knows the
+/// data item.
+pub(super) async fn resolve_items(
+    app: &App,
+    named: &[params::NamedItem],
+) -> Result<Vec<Item>, ApiError> {
+    let devices = app.devices().await?;
+    let mut out: Vec<Item> = Vec::with_capacity(named.len());
+    for n in named {
+        let device = crate::devices::resolve(&devices, &n.device, n.agent.as_deref(), |a| {
+            app.is_followed(a)
+        })?;
+        let key = device.key();
+        if out
+            .iter()
+            .any(|i| i.key == key && i.info.id == n.data_item_id)
+        {
+            continue;
+        }
+        let info = match device.data_items.iter().find(|i| i.id == n.data_item_id) {
+            Some(info) => info.clone(),
+            None => undeclared(app, &key, &n.data_item_id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "device '{}' at agent {} has no data item '{}'",
+                        device.name,
+                        redacted(&device.agent),
+                        n.data_item_id
+                    ))
+                })?,
+        };
+        out.push(Item {
+            key,
+            agent: redacted(&device.agent).into_owned(),
+            info,
+        });
+    }
+    Ok(out)
+}
+
+/// A data item of `device` its model lacks, as its newest stored observation describes
+/// it, if the store holds any.
+async fn undeclared(
+    app: &App,
+    device: &factorydash_core::DeviceKey,
+    data_item_id: &str,
+) -> Result<Option<factorydash_core::DataItemInfo>, ApiError> {
+    // The end of year 9999: after any observation an agent may stamp.
+    let end = chrono::DateTime::from_timestamp(253_402_300_799, 0)
+        .unwrap_or(chrono::DateTime::<Utc>::MAX_UTC);
+    let newest = app.store.last_before(device, data_item_id, end).await?;
+    Ok(newest.map(|o| factorydash_core::DataItemInfo {
+        id: o.data_item_id,
+        name: o.name,
+        category: o.category,
+        kind: o.kind,
+        sub_type: o.sub_type,
+        units: None,
+        component: String::new(),
+        component_id: o.component_id,
+        component_name: None,
+    }))
+}
+
+/// The most observations, or chart points, one `/api/series` answer holds over all its
+/// data items.
+const MAX_SERIES_ANSWER: usize = 100_000;
+
+/// `/api/series?dataItemId=&device=&agent=&from=&to=&limit=&maxPoints=`: one or several
+/// data items ([`params::items`]: `dataItemId` repeated, `device` and `agent` once or
+/// paired by position), `agent` (as the server shows it) only where several agents serve
+/// a device of that name.
 #[derive(Debug)]
 pub struct SeriesQuery {
-    device: String,
-    agent: Option<String>,
-    item: String,
+    items: Vec<params::NamedItem>,
     window: TimeWindow,
-    /// At most this many observations (1..=100,000; 10,000 by default).
+    /// At most this many observations of each data item (1..=100,000 / data items;
+    /// 10,000 by default, or that most if smaller).
     limit: usize,
-    /// Downsampled to about this many points (3..=100,000), or every observation.
+    /// Downsampled to about this many points each (3..=100,000 / data items), or every
+    /// observation.
     max_points: Option<usize>,
 }
 
-impl FromQuery for SeriesQuery {
-    type Raw = RawSeriesQuery;
+/// `value` (`name` in the request) for each of `n` data items, so that an answer holds at
+/// most [`MAX_SERIES_ANSWER`] of them in all.
+fn per_item(value: usize, name: &str, n: usize) -> Result<usize, ApiError> {
+    let most = MAX_SERIES_ANSWER / n.max(1);
+    if value > most {
+        return Err(ApiError::bad_request(format!(
+            "{name} is per data item and an answer holds at most {MAX_SERIES_ANSWER} in all: \
+             with {n} data items, {name} must be at most {most}, got {value}"
+        )));
+    }
+    Ok(value)
+}
 
-    fn validate(q: RawSeriesQuery) -> Result<Self, ApiError> {
-        let device = params::required(q.device, "device")?;
-        let item = params::required(q.data_item_id, "dataItemId")?;
-        let window = params::window(q.from, q.to, chrono::Duration::hours(1))?;
-        let limit = params::number(q.limit, "limit", 1..=100_000, 10_000)?;
-        let max_points = match q.max_points {
+impl FromQuery for SeriesQuery {
+    type Raw = params::QueryPairs;
+
+    fn validate(q: params::QueryPairs) -> Result<Self, ApiError> {
+        let items = params::items(&q)?;
+        let n = items.len();
+        let window = params::window(q.one("from")?, q.one("to")?, chrono::Duration::hours(1))?;
+        let default = 10_000.min(MAX_SERIES_ANSWER / n);
+        let limit = params::number(q.one("limit")?, "limit", 1..=MAX_SERIES_ANSWER, default)?;
+        let max_points = match q.one("maxPoints")? {
             None => None,
-            some => Some(params::number(some, "maxPoints", 3..=100_000, 0)?),
+            some => Some(params::number(some, "maxPoints", 3..=MAX_SERIES_ANSWER, 0)?),
         };
         Ok(SeriesQuery {
-            device,
-            agent: params::text(q.agent),
-            item,
+            items,
             window,
-            limit,
-            max_points,
+            limit: per_item(limit, "limit", n)?,
+            max_points: max_points
+                .map(|m| per_item(m, "maxPoints", n))
+                .transpose()?,
         })
     }
 }
 
-/// `/api/series`: one data item's observations in a window, or, with `maxPoints`, its
-/// numeric values downsampled for a chart.
+/// `/api/series`: the observations of one or several data items (of one or several
+/// devices) in a window (UTC; default the last hour), or, with `maxPoints`, each one's
+/// values downsampled for a chart. Answers
+/// `{"from", "to", "series": [...]}`, one object in `series` per data item, in the order
+/// named (a data item named twice is answered once), each with its `device`, `agent`,
+/// `dataItemId`, `units` (the device model's, `null` if none), `category` and `type`, and:
+///
+/// - without `maxPoints`: `items`, its observations (oldest first, at most `limit`);
+/// - with `maxPoints`: `buckets`, its observations summarised in `maxPoints / 4` time
+///   buckets by the store ([`factorydash_store::Store::buckets`]: `count` numbers and
+///   `unavailable` UNAVAILABLEs, `min`, `max`, `mean`, `minAt`, `maxAt`, and `first` and
+///   `last` as `[time, value]`), `points`, the M4 line through them (`[time, value]`,
+///   value `null` where the data item was UNAVAILABLE: the line breaks there), and
+///   `numeric`, how many numbers the window holds.
+///
+/// # Errors
+/// 404 for a device or a data item of its model that does not exist (naming it), 409 for
+/// a device name several agents serve; 503 when the store fails.
 pub async fn series(app: Arc<App>, q: SeriesQuery) -> Result<Response, ApiError> {
     let SeriesQuery {
-        device,
-        agent,
-        item,
+        items,
         window,
         limit,
         max_points,
     } = q;
-    let key = resolve_device(&app, &device, agent.as_deref()).await?.key();
-    let agent = redacted(&key.agent);
-    let Some(max_points) = max_points else {
-        let items = app.store.series(&key, &item, &window, limit).await?;
-        return Ok(reply::json(&json!({
-            "device": device, "agent": agent, "dataItemId": item, "from": window.from(), "to": window.to(), "items": items,
-        }))
-        .into_response());
-    };
-    // Downsampled for a chart, in the store (in the database on PostgreSQL): numeric
-    // values only, in max_points / 4 buckets; the line is their M4 points (at most four
-    // a bucket), the band their min/max/mean.
-    let band = app
-        .store
-        .buckets(&key, &item, &window, (max_points / 4).max(1))
-        .await?;
-    let line = factorydash_core::downsample::m4_line(&band);
-    let numeric: usize = band.iter().map(|b| b.count).sum();
+    let items = resolve_items(&app, &items).await?;
+    let mut series = Vec::with_capacity(items.len());
+    for item in &items {
+        let mut answer = json!({
+            "device": item.key.device, "agent": item.agent, "dataItemId": item.info.id,
+            "units": item.info.units, "category": item.info.category, "type": item.info.kind,
+        });
+        match max_points {
+            None => {
+                let observations = app
+                    .store
+                    .series(&item.key, &item.info.id, &window, limit)
+                    .await?;
+                answer["items"] = json!(observations);
+            }
+            Some(max_points) => {
+                // Downsampled for a chart, in the store (in the database on PostgreSQL):
+                // max_points / 4 buckets; the line is their M4 points (at most four a
+                // bucket), the band their min/max/mean.
+                let band = app
+                    .store
+                    .buckets(&item.key, &item.info.id, &window, (max_points / 4).max(1))
+                    .await?;
+                let line = factorydash_core::downsample::m4_line(&band);
+                let numeric: usize = band.iter().map(|b| b.count).sum();
+                answer["numeric"] = json!(numeric);
+                answer["points"] = json!(line);
+                answer["buckets"] = json!(band);
+            }
+        }
+        series.push(answer);
+    }
     Ok(reply::json(&json!({
-        "device": device, "agent": agent, "dataItemId": item, "from": window.from(), "to": window.to(),
-        "numeric": numeric, "points": line, "buckets": band,
+        "from": window.from(), "to": window.to(), "series": series,
     }))
     .into_response())
 }
@@ -164,9 +286,10 @@ pub struct RawUtilizationQuery {
     cursor: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    format: Option<String>,
 }
 
-/// `/api/utilization?device=&agent=&from=&to=&type=&cursor=&limit=`.
+/// `/api/utilization?device=&agent=&from=&to=&type=&cursor=&limit=&format=json|csv`.
 #[derive(Debug)]
 pub struct UtilizationQuery {
     device: String,
@@ -176,6 +299,8 @@ pub struct UtilizationQuery {
     limit: usize,
     after: Option<chrono::DateTime<Utc>>,
     window: TimeWindow,
+    /// The intervals as CSV (else the JSON answer).
+    csv: bool,
 }
 
 impl FromQuery for UtilizationQuery {
@@ -209,6 +334,7 @@ impl FromQuery for UtilizationQuery {
             limit,
             after,
             window,
+            csv: params::csv_format(q.format)?,
         })
     }
 }
@@ -219,6 +345,11 @@ impl FromQuery for UtilizationQuery {
 /// over the whole window (share ACTIVE of `EXECUTION` is the utilization). Computed in the
 /// store, so an answer costs the same memory whatever the window holds: the intervals come
 /// a page at a time (`limit`, default 1,000, at most 10,000; pass `next` back as `cursor`).
+///
+/// With `format=csv`, the page's intervals as a CSV download (columns `device`, `agent`,
+/// `dataItemId`, `type`, `state`, `from`, `to` (RFC 3339, UTC), `seconds`), named after
+/// the device and the window; the next page's cursor, if any, in the `X-Next-Cursor`
+/// header. The shares are the JSON answer's only.
 pub async fn utilization(app: Arc<App>, q: UtilizationQuery) -> Result<Response, ApiError> {
     let UtilizationQuery {
         device,
@@ -227,6 +358,7 @@ pub async fn utilization(app: Arc<App>, q: UtilizationQuery) -> Result<Response,
         limit,
         after,
         window,
+        csv,
     } = q;
     let found = resolve_device(&app, &device, agent.as_deref()).await?;
     let item = found
@@ -244,6 +376,42 @@ pub async fn utilization(app: Arc<App>, q: UtilizationQuery) -> Result<Response,
     let next = summary
         .next
         .map(|t| Cursor::from_key(&[t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)]));
+    if csv {
+        let time =
+            |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        let rows = summary.intervals.iter().map(|i| {
+            let seconds = (i.to - i.from).as_seconds_f64();
+            vec![
+                Cow::from(found.name.as_str()),
+                Cow::from(agent.as_ref()),
+                Cow::from(item.id.as_str()),
+                Cow::from(kind.as_str()),
+                Cow::from(i.state.as_str()),
+                Cow::from(time(i.from)),
+                Cow::from(time(i.to)),
+                Cow::from(seconds.to_string()),
+            ]
+        });
+        let file = export::file_name(&format!("utilization_{}", found.name), &window, "csv");
+        let mut answer = export::csv_answer(
+            &[
+                "device",
+                "agent",
+                "dataItemId",
+                "type",
+                "state",
+                "from",
+                "to",
+                "seconds",
+            ],
+            rows,
+            &file,
+        );
+        if let Some(next) = next.and_then(|c| warp::http::HeaderValue::from_str(c.as_str()).ok()) {
+            answer.headers_mut().insert("x-next-cursor", next);
+        }
+        return Ok(answer);
+    }
     Ok(reply::json(&json!({
         "device": device, "agent": agent, "dataItemId": item.id, "type": kind, "from": window.from(), "to": window.to(),
         "shares": summary.shares, "intervals": summary.intervals, "next": next,
@@ -273,9 +441,10 @@ pub struct RawAlarmsQuery {
     limit: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    format: Option<String>,
 }
 
-/// `/api/alarms?device=&agent=&from=&to=&limit=`.
+/// `/api/alarms?device=&agent=&from=&to=&limit=&format=json|csv`.
 #[derive(Debug)]
 pub struct AlarmsQuery {
     /// Only devices of this name (at every agent unless `agent` says).
@@ -284,6 +453,8 @@ pub struct AlarmsQuery {
     agent: Option<String>,
     limit: usize,
     window: TimeWindow,
+    /// The episodes as CSV (else the JSON answer).
+    csv: bool,
 }
 
 impl FromQuery for AlarmsQuery {
@@ -295,6 +466,7 @@ impl FromQuery for AlarmsQuery {
             agent: params::text(q.agent),
             limit: params::number(q.limit, "limit", 1..=MAX_INTERVALS, DEFAULT_INTERVALS)?,
             window: params::window(q.from, q.to, chrono::Duration::hours(24))?,
+            csv: params::csv_format(q.format)?,
         })
     }
 }
@@ -307,12 +479,19 @@ impl FromQuery for AlarmsQuery {
 /// episode and the newest `limit` ended ones (default 1,000, at most 10,000; `omitted`
 /// counts the older ended ones left out), so an answer costs the same memory whatever the
 /// window holds.
+///
+/// With `format=csv`, the same episodes as a CSV download (columns `device`, `agent`,
+/// `dataItemId`, `type`, `level`, `nativeCode`, `nativeSeverity`, `message`, `began`,
+/// `beganSequence`, `ended` (empty while active), `endedBy`, `durationSeconds`; times RFC
+/// 3339, UTC), named after the device (or `all-devices`) and the window; how many were
+/// left out in the `X-Omitted` header.
 pub async fn alarms(app: Arc<App>, q: AlarmsQuery) -> Result<Response, ApiError> {
     let AlarmsQuery {
         device,
         agent,
         limit,
         window,
+        csv,
     } = q;
     let devices = app.devices().await?;
     // A listing: `device` keeps every agent's devices of that name, `agent` one agent's.
@@ -384,6 +563,52 @@ pub async fn alarms(app: Arc<App>, q: AlarmsQuery) -> Result<Response, ApiError>
     }
     let now = Utc::now();
     let (episodes, omitted) = episodes.finish_counted();
+    if csv {
+        let time =
+            |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        let rows = episodes.iter().map(|e| {
+            let seconds = e.duration_seconds(now.min(window.to()));
+            vec![
+                Cow::from(e.device.as_str()),
+                Cow::from(e.agent.as_str()),
+                Cow::from(e.data_item_id.as_str()),
+                Cow::from(e.kind.as_str()),
+                Cow::from(e.level.as_str()),
+                Cow::from(e.native_code.as_deref().unwrap_or("")),
+                Cow::from(e.native_severity.as_deref().unwrap_or("")),
+                Cow::from(e.message.as_str()),
+                Cow::from(time(e.began)),
+                Cow::from(e.began_sequence.to_string()),
+                Cow::from(e.ended.map(time).unwrap_or_default()),
+                Cow::from(e.ended_by.map_or("", |l| l.as_str())),
+                Cow::from(seconds.to_string()),
+            ]
+        });
+        let what = format!("alarms_{}", device.as_deref().unwrap_or("all-devices"));
+        let mut answer = export::csv_answer(
+            &[
+                "device",
+                "agent",
+                "dataItemId",
+                "type",
+                "level",
+                "nativeCode",
+                "nativeSeverity",
+                "message",
+                "began",
+                "beganSequence",
+                "ended",
+                "endedBy",
+                "durationSeconds",
+            ],
+            rows,
+            &export::file_name(&what, &window, "csv"),
+        );
+        answer
+            .headers_mut()
+            .insert("x-omitted", warp::http::HeaderValue::from(omitted));
+        return Ok(answer);
+    }
     let episodes: Vec<_> = episodes
         .into_iter()
         .map(|e| {

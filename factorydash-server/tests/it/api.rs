@@ -58,6 +58,7 @@ async fn bad_parameters_get_a_400_saying_what_is_wrong() {
     .await;
     let url = format!("{base}/api/series?device=GFAgie01&dataItemId=GFAgie01-X_2&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z");
     let (_, so_far) = get_json(&url).await;
+    let so_far = &so_far["series"][0];
     // The replay goes on: the window ends just after what was stored then, so that both
     // answers below see the same observations.
     let last = so_far["items"].as_array().unwrap().last().unwrap()["timestamp"]
@@ -68,10 +69,12 @@ async fn bad_parameters_get_a_400_saying_what_is_wrong() {
     let end = end.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
     let url = format!("{base}/api/series?device=GFAgie01&dataItemId=GFAgie01-X_2&from=2000-01-01T00:00:00Z&to={end}");
     let (_, full) = get_json(&url).await;
+    let full = &full["series"][0];
     let n = full["items"].as_array().unwrap().len();
     assert!(n > 50, "{n}");
     let (status, small) = get_json(&format!("{url}&maxPoints=20")).await;
     assert_eq!(status, 200, "{small}");
+    let small = &small["series"][0];
     let points = small["points"].as_array().unwrap();
     assert!(points.len() <= 20 && points.len() >= 4, "{small}");
     let numeric: Vec<(&str, f64)> = full["items"]
@@ -84,12 +87,23 @@ async fn bad_parameters_get_a_400_saying_what_is_wrong() {
         })
         .collect();
     assert_eq!(small["numeric"], numeric.len());
-    // M4: the first and last points, and the smallest and largest values, are drawn.
-    let drawn = |p: &(&str, f64)| points.iter().any(|q| q[0] == p.0 && q[1] == p.1);
-    assert!(
-        drawn(&numeric[0]) && drawn(numeric.last().unwrap()),
-        "{small}"
-    );
+    // M4: the first and last observations (a number, or UNAVAILABLE drawn as a point
+    // without a value, where the line breaks), and the smallest and largest values, are
+    // drawn.
+    let drawable: Vec<serde_json::Value> = full["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| {
+            let v = match o["value"].as_str() {
+                None => serde_json::Value::Null,
+                Some(v) => json!(v.parse::<f64>().ok()?),
+            };
+            Some(json!([o["timestamp"], v]))
+        })
+        .collect();
+    assert_eq!(points.first(), drawable.first(), "{small}");
+    assert_eq!(points.last(), drawable.last(), "{small}");
     let min = numeric.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
     let max = numeric
         .iter()
@@ -264,7 +278,7 @@ async fn alarms_and_filtered_latest_values_on_the_real_recording() {
         "{base}/api/series?device=GFAgie01&dataItemId=GFAgie01-dtop_1&{all}"
     ))
     .await;
-    let series = series["items"].as_array().unwrap().clone();
+    let series = series["series"][0]["items"].as_array().unwrap().clone();
     let ts = |o: &serde_json::Value| {
         chrono::DateTime::parse_from_rfc3339(o["timestamp"].as_str().unwrap()).unwrap()
     };
@@ -342,7 +356,7 @@ async fn the_device_page_and_exports_of_any_size() {
     let window =
         "device=GFAgie01&dataItemId=GFAgie01-X_2&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z";
     let (_, series) = get_json(&format!("{base}/api/series?{window}&limit=100000")).await;
-    let want: Vec<u64> = series["items"]
+    let want: Vec<u64> = series["series"][0]["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -357,7 +371,7 @@ async fn the_device_page_and_exports_of_any_size() {
     assert!(r.headers()["content-disposition"]
         .to_str()
         .unwrap()
-        .contains("GFAgie01-GFAgie01-X_2.csv"));
+        .contains("factorydash_GFAgie01_2000-01-01T00-00-00Z_2100-01-01T00-00-00Z.csv"));
     let body = r.text().await.unwrap();
     let mut reader = csv::Reader::from_reader(body.as_bytes());
     assert_eq!(&reader.headers().unwrap()[1], "sequence");

@@ -267,7 +267,7 @@ async fn in_a_driven_browser_values_change_live_filters_pages_exports_and_the_th
         "{base}/api/series?device=GFAgie01&dataItemId=GFAgie01-dtop_1&from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z"
     ))
     .await;
-    let became = series["items"]
+    let became = series["series"][0]["items"]
         .as_array()
         .unwrap()
         .iter()

@@ -98,8 +98,8 @@ async fn two_agents_serving_one_device_name_are_stored_and_shown_apart() {
         ))
         .await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(body["agent"], a.as_str());
-        counts.push(body["items"].as_array().unwrap().len());
+        assert_eq!(body["series"][0]["agent"], a.as_str());
+        counts.push(body["series"][0]["items"].as_array().unwrap().len());
     }
     assert!(counts[0] > 0 && counts[0] == counts[1], "{counts:?}");
     let (status, _) = get_json(&format!(

@@ -9,6 +9,7 @@ mod end_to_end;
 mod export;
 mod faults;
 mod hardening;
+mod history;
 mod hostile;
 mod identity;
 mod install;

@@ -193,7 +193,7 @@ pub async fn stored(base: &str) -> (BTreeSet<(u64, String, String, String)>, usi
         );
         let (status, series) = get_json(&url).await;
         assert_eq!(status, 200, "{series}");
-        for o in series["items"].as_array().unwrap() {
+        for o in series["series"][0]["items"].as_array().unwrap() {
             rows += 1;
             set.insert((
                 o["sequence"].as_u64().unwrap(),

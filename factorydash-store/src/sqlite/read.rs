@@ -338,9 +338,12 @@ fn series_after_sql() -> String {
 }
 
 /// [`Store::buckets`](crate::Store::buckets) in one pass over the data item's index,
-/// reading only (timestamp, value) in (timestamp, `sequence`, `instanceId`) order and
-/// folding each number or `UNAVAILABLE` into its bucket with core's
-/// [`BucketFold`]: memory bounded by the buckets, not the window.
+/// reading (timestamp, sequence, run, value) in the index's (timestamp, `sequence`) order
+/// and folding each number or `UNAVAILABLE` into its bucket with core's [`BucketFold`]:
+/// memory bounded by the buckets, not the window. The rare rows of two instances at one
+/// (timestamp, `sequence`), adjacent in that order, are folded by `instanceId` as the
+/// other stores do (their runs' instances looked up only then), rather than joining every
+/// row to its run and sorting.
 pub(super) fn buckets(
     c: &Connection,
     device: &DeviceKey,
@@ -356,18 +359,23 @@ pub(super) fn buckets(
         return Ok(Vec::new());
     };
     let of = Of::item(c, item)?;
-    // The index gives (ts, sequence); the run's instance orders the rare rows of two
-    // instances at one (ts, sequence), as the other stores do.
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT o.ts, o.value FROM observations o JOIN runs r ON r.id = o.run
-         WHERE {} AND o.ts >= ?2 AND o.ts < ?3
-         ORDER BY o.ts, o.sequence, r.instance_id",
+        "SELECT o.ts, o.sequence, o.run, o.value FROM observations o
+         WHERE {} AND o.ts >= ?2 AND o.ts < ?3 ORDER BY o.ts, o.sequence",
         of.condition
     ))?;
-    let mut rows = stmt.query(params![of.param, from.timestamp_micros(), to.timestamp_micros()])?;
+    let mut rows = stmt.query(params![
+        of.param,
+        from.timestamp_micros(),
+        to.timestamp_micros()
+    ])?;
     let mut fold = BucketFold::new(from, to, n);
+    // The rows of one (ts, sequence) so far: (run, value).
+    let mut at_once: Vec<(i64, Option<f64>)> = Vec::new();
+    let mut key: Option<(i64, i64)> = None;
+    let mut instances: HashMap<i64, i64> = HashMap::new();
     while let Some(row) = rows.next()? {
-        let v = match row.get_ref(1)? {
+        let v = match row.get_ref(3)? {
             ValueRef::Null => None,
             ValueRef::Integer(i) => Some(i as f64),
             ValueRef::Real(f) => Some(f),
@@ -377,10 +385,55 @@ pub(super) fn buckets(
             },
             ValueRef::Blob(_) => continue,
         };
-        // Non-finite numbers are left out by the fold.
-        fold.push(at(row.get(0)?), v);
+        let row_key = (row.get(0)?, row.get(1)?);
+        if key != Some(row_key) {
+            if let Some((ts, _)) = key {
+                fold_at_once(c, &mut fold, at(ts), &mut at_once, &mut instances)?;
+            }
+            key = Some(row_key);
+        }
+        at_once.push((row.get(2)?, v));
+    }
+    if let Some((ts, _)) = key {
+        fold_at_once(c, &mut fold, at(ts), &mut at_once, &mut instances)?;
     }
     Ok(fold.finish())
+}
+
+/// Folds the values of one (timestamp, sequence), `at_once` as (run, value), in the order
+/// of their runs' `instanceId`s (looked up into `instances` when there are several), and
+/// empties it. Non-finite numbers are left out by the fold.
+fn fold_at_once(
+    c: &Connection,
+    fold: &mut BucketFold,
+    t: DateTime<Utc>,
+    at_once: &mut Vec<(i64, Option<f64>)>,
+    instances: &mut HashMap<i64, i64>,
+) -> rusqlite::Result<()> {
+    if at_once.len() > 1 {
+        let mut keyed = Vec::with_capacity(at_once.len());
+        for &(run, v) in at_once.iter() {
+            let instance = match instances.get(&run) {
+                Some(&i) => i,
+                None => {
+                    let i: i64 = c
+                        .prepare_cached("SELECT instance_id FROM runs WHERE id = ?1")?
+                        .query_row([run], |r| r.get(0))?;
+                    instances.insert(run, i);
+                    i
+                }
+            };
+            keyed.push((instance, v));
+        }
+        keyed.sort_by_key(|&(instance, _)| instance);
+        for (_, v) in keyed {
+            fold.push(t, v);
+        }
+    } else if let Some(&(_, v)) = at_once.first() {
+        fold.push(t, v);
+    }
+    at_once.clear();
+    Ok(())
 }
 
 pub(super) fn last_before(

@@ -73,7 +73,11 @@ fn observations() -> Vec<Batch> {
         }
         first.push(observation(s, at, value));
         if i % 250 == 0 && !(1200..2400).contains(&i) {
-            first.push(observation(next(), at, Value::Text(format!("{}.25", i / 250))));
+            first.push(observation(
+                next(),
+                at,
+                Value::Text(format!("{}.25", i / 250)),
+            ));
         }
     }
     // The other instance: at 10:20:00 a number (the first's is UNAVAILABLE), at 10:40:00
