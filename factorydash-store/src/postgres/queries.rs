@@ -368,9 +368,11 @@ pub(super) async fn buckets(
     // One pass over the numbers and the UNAVAILABLEs (NULL): times as exact microseconds
     // in float8 (< 2^53); the first and last observations as the least and greatest
     // [time, sequence, instance, value] arrays (the key is unique within a data item, so
-    // the value, NULL for UNAVAILABLE, never decides); the extremes as [value, ±time] over
-    // the numbers only (the earliest time among equal values). count(x) counts the
-    // numbers, count(*) − count(x) the UNAVAILABLEs. See `connection::SESSION_SETTINGS`.
+    // the value, NULL for UNAVAILABLE, never decides); the smallest and largest values as
+    // the least [value, time] and [−value, time] (the earliest time among equal values;
+    // an array with a NULL value sorts after every number, so it is the least only in a
+    // bucket of UNAVAILABLEs; cheaper than a FILTER). count(x) counts the numbers,
+    // count(*) − count(x) the UNAVAILABLEs. See `connection::SESSION_SETTINGS`.
     let rows = client
         .query(
             &format!(
@@ -387,10 +389,9 @@ pub(super) async fn buckets(
                       OR (length(value) < 40
                           AND value ~ '^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{{1,2}})?$'))
              )
-             SELECT k, count(x), count(*) - count(x), min(x), max(x), avg(x),
+             SELECT k, count(x), count(*) - count(x), avg(x),
                     min(ARRAY[e, s, i, x]), max(ARRAY[e, s, i, x]),
-                    min(ARRAY[x, e]) FILTER (WHERE x IS NOT NULL),
-                    max(ARRAY[x, -e]) FILTER (WHERE x IS NOT NULL)
+                    min(ARRAY[x, e]), min(ARRAY[-x, e])
              FROM b GROUP BY k ORDER BY k",
                 agent = agent_id_of(6)
             ),
@@ -411,22 +412,25 @@ pub(super) async fn buckets(
         .iter()
         .map(|row| {
             let k: i64 = row.get(0);
-            let first: Vec<Option<f64>> = row.get(6);
-            let last: Vec<Option<f64>> = row.get(7);
-            let min: Option<Vec<f64>> = row.get(8);
-            let max: Option<Vec<f64>> = row.get(9);
+            let first: Vec<Option<f64>> = row.get(4);
+            let last: Vec<Option<f64>> = row.get(5);
+            let min: Vec<Option<f64>> = row.get(6);
+            let max: Vec<Option<f64>> = row.get(7);
             let point = |a: &[Option<f64>]| (at(a[0].unwrap_or_default()), a[3]);
+            // (value, time) of an extreme, none in a bucket of UNAVAILABLEs.
+            let extreme = |a: &[Option<f64>]| Some((a[0]?, at(a[1]?)));
+            let (min, max) = (extreme(&min), extreme(&max));
             Bucket {
                 start: window.from() + chrono::Duration::microseconds(k * width),
                 count: row.get::<_, i64>(1) as usize,
                 unavailable: row.get::<_, i64>(2) as usize,
-                min: row.get(3),
-                max: row.get(4),
-                mean: row.get(5),
+                min: min.map(|m| m.0),
+                max: max.map(|m| -m.0),
+                mean: row.get(3),
                 first: point(&first),
                 last: point(&last),
-                min_at: min.map(|m| at(m[1])),
-                max_at: max.map(|m| at(-m[1])),
+                min_at: min.map(|m| m.1),
+                max_at: max.map(|m| m.1),
             }
         })
         .collect())
