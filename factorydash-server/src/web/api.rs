@@ -63,14 +63,15 @@ pub async fn latest(app: Arc<App>, q: LatestQuery<100>) -> Result<Response, ApiE
     .into_response())
 }
 
-/// A data item a request named ([`params::NamedItem`]), looked up in its device's model.
+/// A data item a request named ([`params::NamedItem`]), looked up ([`resolve_items`]).
 #[derive(Debug, Clone)]
 pub(super) struct Item {
     /// Its device.
     pub key: factorydash_core::DeviceKey,
     /// Its device's agent as the server shows it (credentials redacted).
     pub agent: String,
-    /// The data item in its device's model (`units`, `category`, `type`, …).
+    /// The data item in its device's model (`units`, `category`, `type`, …), or as its
+    /// newest observation describes it where the model lacks it.
     pub info: factorydash_core::DataItemInfo,
 }
 
