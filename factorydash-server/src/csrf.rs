@@ -43,24 +43,24 @@ use crate::auth::Tokens;
 pub fn guard(
     tokens: Arc<Tokens>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    warp::method()
-        .and(warp::header::headers_cloned())
-        .and(warp::host::optional())
-        .and_then(
-            move |method: Method, headers: HeaderMap, host: Option<warp::host::Authority>| {
-                let open = tokens.is_open();
-                async move {
-                    match refusal(&method, &headers, host.as_ref().map(|h| h.as_str()), open) {
-                        Some((status, message)) => Ok(reply::with_status(
-                            reply::json(&json!({ "error": message })),
-                            status,
-                        )
-                        .into_response()),
-                        None => Err(warp::reject()),
-                    }
+    // Fails closed: nothing read here can reject (which would let the request go on
+    // unchecked). The `Host` is the header that `crate::host` let in (absent or text).
+    warp::method().and(warp::header::headers_cloned()).and_then(
+        move |method: Method, headers: HeaderMap| {
+            let open = tokens.is_open();
+            async move {
+                let host = headers.get("host").and_then(|h| h.to_str().ok());
+                match refusal(&method, &headers, host, open) {
+                    Some((status, message)) => Ok(reply::with_status(
+                        reply::json(&json!({ "error": message })),
+                        status,
+                    )
+                    .into_response()),
+                    None => Err(warp::reject()),
                 }
-            },
-        )
+            }
+        },
+    )
 }
 
 /// Why a request is refused (its status and message), or `None` when it may go on.
