@@ -3,6 +3,7 @@
 //! also changes (adds, pauses, removes agents). A token is sent as `Authorization: Bearer
 //! <token>`, or once in a browser as `?token=<token>`, which sets an HTTP-only cookie.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -155,6 +156,22 @@ fn role_of(tokens: &Tokens, headers: &HeaderMap) -> Option<Role> {
     bearer(authorization)
         .and_then(|s| tokens.role(s))
         .or_else(|| cookie(headers).and_then(|s| tokens.role(s)))
+}
+
+/// The role the [`gate`] let a request in with: that of its bearer token or cookie, and
+/// [`Role::Admin`] on an open dashboard (no tokens: anyone who reaches it may change it,
+/// within the CSRF guard's rules). For a page that offers changes to admins only (the
+/// agents page); the API checks the role again, in the gate, whatever a page shows.
+pub fn role(
+    tokens: Arc<Tokens>,
+) -> impl Filter<Extract = (Option<Role>,), Error = Infallible> + Clone {
+    warp::header::headers_cloned().map(move |headers: HeaderMap| {
+        if tokens.is_open() {
+            Some(Role::Admin)
+        } else {
+            role_of(&tokens, &headers)
+        }
+    })
 }
 
 /// Answers the requests that may not go on (401 without a valid token, 403 for a viewer
