@@ -55,6 +55,30 @@ impl DeviceState {
         }
     }
 
+    /// Where a board that orders machines by what needs attention puts this state: 0 first.
+    /// Faulted, then stopped (a person stopped it or must restart it), then unavailable,
+    /// no data, idle, and running last.
+    pub fn attention_rank(self) -> u8 {
+        match self {
+            DeviceState::Faulted => 0,
+            DeviceState::Stopped => 1,
+            DeviceState::Unavailable => 2,
+            DeviceState::NoData => 3,
+            DeviceState::Idle => 4,
+            DeviceState::Running => 5,
+        }
+    }
+
+    /// Every state, in [`DeviceState::attention_rank`] order.
+    pub const BY_ATTENTION: [DeviceState; 6] = [
+        DeviceState::Faulted,
+        DeviceState::Stopped,
+        DeviceState::Unavailable,
+        DeviceState::NoData,
+        DeviceState::Idle,
+        DeviceState::Running,
+    ];
+
     /// How a page shows it: its JSON name with every `_` a space (`no data`, `running`).
     pub fn label(self) -> &'static str {
         match self {

@@ -30,6 +30,8 @@
     const episodes = body.episodes.slice().sort((a, b) =>
       (a.ended === null) === (b.ended === null) ? Date.parse(b.began) - Date.parse(a.began) : (a.ended === null ? -1 : 1));
     document.getElementById("alarm-count").textContent = "(" + body.active + " active, " + episodes.length + " in the last 24 h)";
+    const badge = document.getElementById("alarm-badge");
+    if (badge) { badge.textContent = body.active ? String(body.active) : ""; badge.title = body.active + " active"; }
     const trs = episodes.slice(0, 200).map((e) => {
       const tr = document.createElement("tr");
       tr.className = "alarm " + e.level.toLowerCase() + (e.ended === null ? " active" : "");

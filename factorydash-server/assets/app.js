@@ -1,7 +1,8 @@
-// factorydash: the board (the latest-values table, the device tiles, the sources and the
-// banner), kept current from the live events (live.js). The server renders everything
-// shown (src/page.rs): this script sets a value's text (`shown`) or places a fragment the
-// server rendered, and builds no markup of its own. Agent data reaches the page only
+// factorydash: the board (the latest-values table, the device tiles, the summary, the
+// sources and the banner), kept current from the live events (live.js). The server
+// renders everything shown (src/page.rs): this script sets a value's text (`shown`),
+// places a fragment the server rendered, or orders, counts, hides and sizes what the
+// server rendered; it builds no markup of its own. Agent data reaches the page only
 // through the server's escaping renderer or textContent.
 "use strict";
 (function () {
@@ -11,6 +12,9 @@
   const deviceFilter = body.dataset.device || "";
   const agentFilter = body.dataset.agent || "";
   const rows = new Map();
+  const params = new URLSearchParams(location.search);
+  const byName = params.get("order") === "name";
+  const wall = body.classList.contains("wall");
   // A device is its agent and its name: two agents may serve devices of one name.
   const key = (agent, device, item) => agent + "\u001f" + device + "\u001f" + item;
 
@@ -41,6 +45,7 @@
       const tbody = document.getElementById("rows");
       if (tbody && tbody.children.length) document.getElementById("empty")?.remove();
       indexRows();
+      arrange();
       ages();
     } finally {
       setTimeout(() => { refetching = false; }, 1000);
@@ -76,6 +81,7 @@
         '"][data-agent="' + CSS.escape(card.dataset.agent) + '"]');
       if (shown) shown.replaceWith(card);
     }
+    if (cards.length) arrange();
   }
 
   function applyHealth(msg) {
@@ -85,7 +91,84 @@
     ages();
   }
 
+  // The tiles: ordered by what needs attention (the server's order at load; kept as states
+  // change) unless `order=name`, counted by state in the summary, filtered to one state
+  // by `state=` (the summary's links), told apart by agent where two agents serve one
+  // name, and on the wall board sized to fill the screen.
+  const stateFilter = params.get("state") || "";
+  // The wall board keeps to what needs attention when all tiles would not be readable:
+  // above this many, running and idle machines are counted, not tiled.
+  const WALL_TILES = 60;
+  function arrange() {
+    const grid = document.getElementById("devices");
+    if (!grid) return;
+    const cards = [...grid.querySelectorAll(".card")];
+    if (!byName) {
+      const sorted = cards.slice().sort((a, b) => Number(a.dataset.rank) - Number(b.dataset.rank) ||
+        (a.dataset.device < b.dataset.device ? -1 : a.dataset.device > b.dataset.device ? 1 : 0) ||
+        (a.dataset.agent < b.dataset.agent ? -1 : a.dataset.agent > b.dataset.agent ? 1 : 0));
+      if (sorted.some((c, i) => c !== cards[i])) grid.append(...sorted);
+    }
+    const counts = {};
+    const names = new Map();
+    for (const c of cards) {
+      counts[c.dataset.state] = (counts[c.dataset.state] || 0) + 1;
+      names.set(c.dataset.device, (names.get(c.dataset.device) || 0) + 1);
+    }
+    const summary = document.getElementById("summary");
+    if (summary) {
+      for (const a of summary.querySelectorAll("a.count")) {
+        const n = counts[a.dataset.state] || 0;
+        a.querySelector(".n").textContent = String(n);
+        a.hidden = n === 0 && a.dataset.state !== stateFilter;
+        a.setAttribute("aria-current", String(a.dataset.state === stateFilter));
+        const q = new URLSearchParams(location.search);
+        if (a.dataset.state === stateFilter) q.delete("state"); else q.set("state", a.dataset.state);
+        a.href = "?" + q.toString();
+      }
+      summary.querySelector(".total .n").textContent = String(cards.length);
+      const all = summary.querySelector("a.all");
+      if (all) {
+        const q = new URLSearchParams(location.search);
+        q.delete("state");
+        all.href = "?" + q.toString();
+      }
+    }
+    const calm = (c) => c.dataset.state === "running" || c.dataset.state === "idle";
+    const crowded = wall && !stateFilter && cards.length > WALL_TILES;
+    let shown = 0;
+    for (const c of cards) {
+      c.classList.toggle("ambiguous", names.get(c.dataset.device) > 1);
+      c.hidden = (stateFilter && c.dataset.state !== stateFilter) || (crowded && calm(c));
+      if (!c.hidden) shown++;
+    }
+    const all = summary && summary.querySelector("a.all");
+    if (all) {
+      all.hidden = !stateFilter && !crowded;
+      all.textContent = crowded ? "running and idle machines are counted, not shown: show all" : "show all";
+    }
+    if (wall) fit(grid, shown);
+  }
+
+  // The wall board: the columns and rows that give `n` tiles the largest size on the
+  // screen, each tile about twice as wide as high; the type follows the tile (app.css).
+  function fit(grid, n) {
+    const w = grid.clientWidth, h = grid.clientHeight;
+    if (!w || !h || !n) return;
+    let best = { cols: 1, rows: n, size: 0 };
+    for (let cols = 1; cols <= n; cols++) {
+      const rows = Math.ceil(n / cols);
+      const tileW = w / cols, tileH = h / rows;
+      const size = Math.min(tileW / 2, tileH);
+      if (size > best.size) best = { cols, rows, size };
+    }
+    grid.style.setProperty("--cols", String(best.cols));
+    grid.style.setProperty("--rows", String(best.rows));
+  }
+
   indexRows();
+  arrange();
+  window.addEventListener("resize", () => arrange());
   document.addEventListener("factorydash:latest", (ev) => {
     applyLatest(ev.detail.items);
     applyCards(ev.detail.cardsHtml);

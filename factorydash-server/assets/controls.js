@@ -2,19 +2,16 @@
 // Agent data is untrusted: only textContent is ever set.
 "use strict";
 (function () {
-  // "As of": the browser's local date and time in the form, UTC in the address (`at`).
+  // "As of": a date and time in the zone the page shows (the plant's or this browser's)
+  // in the form, UTC in the address (`at`).
+  const { fromZoned, toZoned } = window.factorydash;
   const atLocal = document.getElementById("at-local");
   const atField = document.getElementById("at");
   if (atLocal && atField) {
-    const pad = (n) => String(n).padStart(2, "0");
-    if (atField.value) {
-      const d = new Date(atField.value);
-      atLocal.value = d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) +
-        "T" + pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
-    }
+    if (atField.value) atLocal.value = toZoned(Date.parse(atField.value));
     atLocal.form.addEventListener("submit", () => {
-      // A local date and time without a zone is read as the browser's own.
-      atField.value = atLocal.value ? new Date(atLocal.value).toISOString() : "";
+      const at = fromZoned(atLocal.value);
+      atField.value = Number.isNaN(at) ? "" : new Date(at).toISOString();
       atField.disabled = !atField.value;
     });
   }

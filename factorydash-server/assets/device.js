@@ -1,198 +1,500 @@
-// factorydash device page: a chart of one data item over a window (uPlot, drawn from the
-// server's downsampled series, never more than about twice the chart's width in points),
-// appended live, zoomable by dragging; sparklines of every Sample. Agent data is untrusted:
-// only textContent is ever set. Live values arrive through app.js ("factorydash:latest").
+// factorydash device page: a chart of one or several data items (of this device or of
+// others) over a window, drawn with uPlot from the server's downsampled series (M4, never
+// more than about twice the chart's width in points per series); the state bands of the
+// device under it (Execution, Availability, Controller mode, Condition) on the same time
+// axis; sparklines of every Sample.
+//
+// A value holds until the next observation (MTConnect Part 3: observations are reported
+// when they change), so a Sample is drawn as steps, and UNAVAILABLE (a null point from the
+// server) as a break in the line, never as a zero. Axis labels always show the number in
+// full: as many decimals as the tick spacing needs, the axis as wide as its widest label,
+// the data item's units on it.
+//
+// Everything the view is (its series, its window, the zoom) is in the address, so a view
+// can be bookmarked or sent, and a wall screen opened on it follows live.
+// Agent data is untrusted: only textContent is ever set. Live values arrive through
+// app.js ("factorydash:latest").
 "use strict";
 (function () {
+  const { clock, fromZoned, toZoned, zone } = window.factorydash;
   // A device is its agent and its name: both go with every request.
   const device = document.body.dataset.device;
   const agent = document.body.dataset.agent;
   const select = document.getElementById("item");
   const chartEl = document.getElementById("chart");
   const note = document.getElementById("chart-note");
-  let windowSeconds = 3600;
-  let custom = null; // {from, to} in ms since the epoch, when a range is chosen
-  let plot = null;
-  let data = [[], []];
+  const list = document.getElementById("series-list");
+  const palette = ["#0969da", "#d1242f", "#1a7f37", "#8250df", "#bc4c00", "#1b7c83", "#bf3989", "#6e7781"];
+  const PRESETS = { "5m": 300, "15m": 900, "1h": 3600, "8h": 28800, "24h": 86400, "7d": 604800, "30d": 2592000 };
+  const MAX_SERIES = 8;
 
-  const range = () => custom || { from: Date.now() - windowSeconds * 1000, to: Date.now() };
-  const width = () => Math.max(300, chartEl.clientWidth || 800);
-
-  async function series(item, from, to, maxPoints) {
-    const q = new URLSearchParams({
-      device, agent, dataItemId: item, from: new Date(from).toISOString(),
-      to: new Date(to).toISOString(), maxPoints: String(maxPoints),
-    });
-    const res = await fetch("/api/series?" + q.toString());
-    const body = await res.json();
-    if (!res.ok) throw new Error(body.error || res.statusText);
-    return body;
+  // "90m", "3h", "2d": a window of that length ending now, as Grafana's "last N".
+  function windowSeconds(text) {
+    const m = /^(\d{1,5})(m|h|d)$/.exec(text || "");
+    if (!m) return null;
+    const s = Number(m[1]) * { m: 60, h: 3600, d: 86400 }[m[2]];
+    return s >= 60 && s <= 366 * 86400 ? s : null;
   }
 
-  function exportLinks(item, r) {
-    for (const format of ["csv", "ndjson"]) {
-      const q = new URLSearchParams({
-        device, agent, dataItemId: item, from: new Date(r.from).toISOString(),
-        to: new Date(r.to).toISOString(), format,
-      });
-      document.getElementById("export-" + format).href = "/api/export?" + q.toString();
+  // The view, read from and written to the address.
+  // item=ID (this device), item=DEVICE|ID (another device) or item=AGENT|DEVICE|ID.
+  function readView() {
+    const q = new URLSearchParams(location.search);
+    const series = [];
+    for (const spec of q.getAll("item")) {
+      const parts = spec.split("|");
+      const id = parts.pop();
+      const dev = parts.length ? parts.pop() : device;
+      const ag = parts.length ? parts.join("|") : (dev === device ? agent : "");
+      if (id && !series.some((s) => s.device === dev && s.agent === ag && s.id === id)) series.push({ device: dev, agent: ag, id });
+    }
+    const from = Date.parse(q.get("from") || ""), to = Date.parse(q.get("to") || "");
+    const custom = !Number.isNaN(from) && !Number.isNaN(to) && to > from ? { from, to } : null;
+    const win = windowSeconds(q.get("window")) ? q.get("window") : "1h";
+    return { series: series.slice(0, MAX_SERIES), window: win, custom };
+  }
+  function writeView() {
+    const q = new URLSearchParams(location.search);
+    q.delete("item"); q.delete("window"); q.delete("from"); q.delete("to");
+    for (const s of view.series) {
+      q.append("item", s.device === device && s.agent === agent ? s.id : (s.agent ? s.agent + "|" : "") + s.device + "|" + s.id);
+    }
+    if (view.custom) {
+      q.set("from", new Date(view.custom.from).toISOString());
+      q.set("to", new Date(view.custom.to).toISOString());
+    } else {
+      q.set("window", view.window);
+    }
+    history.replaceState(null, "", "?" + q.toString() + location.hash);
+  }
+
+  const view = readView();
+  if (!view.series.length && select && select.value) view.series.push({ device, agent, id: select.value });
+
+  const range = () => view.custom || { from: Date.now() - windowSeconds(view.window) * 1000, to: Date.now() };
+  const width = () => Math.max(280, chartEl.clientWidth || 800);
+
+  // What the page knows of every data item (units, type, name), by "agent|device|id":
+  // this device's from the item list, others' from /api/devices when first needed.
+  const known = new Map();
+  const itemKey = (s) => s.agent + "\u001f" + s.device + "\u001f" + s.id;
+  if (select) {
+    for (const o of select.options) known.set(itemKey({ device, agent, id: o.value }), { units: o.dataset.units || "", name: o.dataset.name || o.value, type: o.dataset.type || "" });
+  }
+  let devicesLoaded = null;
+  function loadDevices() {
+    devicesLoaded = devicesLoaded || fetch("/api/devices").then((r) => r.ok ? r.json() : []).then((all) => {
+      for (const { device: d } of all) {
+        for (const i of d.dataItems || []) {
+          known.set(itemKey({ device: d.name, agent: d.agent, id: i.id }), { units: i.units || "", name: i.name || i.id, type: i.type, category: i.category });
+        }
+      }
+      return all;
+    }).catch(() => []);
+    return devicesLoaded;
+  }
+
+  async function fetchSeries(s, from, to, maxPoints) {
+    const q = new URLSearchParams({ device: s.device, dataItemId: s.id, from: new Date(from).toISOString(),
+      to: new Date(to).toISOString(), maxPoints: String(maxPoints) });
+    if (s.agent) q.set("agent", s.agent);
+    const res = await fetch("/api/series?" + q.toString());
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Error(body.error || res.statusText);
+    return body.series ? body.series[0] : body;
+  }
+
+  function exportLinks(r) {
+    const base = new URLSearchParams({ from: new Date(r.from).toISOString(), to: new Date(r.to).toISOString() });
+    for (const s of view.series) {
+      base.append("device", s.device);
+      base.append("agent", s.agent);
+      base.append("dataItemId", s.id);
+    }
+    for (const [id, extra] of [["export-csv", { format: "csv" }], ["export-wide", { format: "csv", shape: "wide" }], ["export-ndjson", { format: "ndjson" }]]) {
+      const a = document.getElementById(id);
+      if (!a) continue;
+      const q = new URLSearchParams(base);
+      for (const [k, v] of Object.entries(extra)) q.set(k, v);
+      a.href = "/api/export?" + q.toString();
+      a.hidden = !view.series.length;
     }
   }
 
-  // The chart's axes in the page's colours (light or dark theme), read when drawn.
-  function axes() {
+  // Tick labels: the decimals the spacing needs (2.5 → one, 0.001 → three), grouped
+  // thousands, and distinct from each other; never cut (the axis is sized to fit them).
+  function decimalsOf(step) {
+    if (!Number.isFinite(step) || step <= 0) return 0;
+    const text = String(Number(step.toPrecision(10)));
+    const e = /e-(\d+)$/.exec(text);
+    if (e) return Math.min(20, Number(e[1]) + ((text.split("e")[0].split(".")[1] || "").length));
+    return Math.min(20, (text.split(".")[1] || "").length);
+  }
+  const formats = new Map();
+  function fmt(v, d) {
+    if (!formats.has(d)) formats.set(d, new Intl.NumberFormat(undefined, { minimumFractionDigits: d, maximumFractionDigits: d }));
+    return formats.get(d).format(v);
+  }
+  function tickLabels(u, splits) {
+    if (!splits.length) return [];
+    const step = splits.length > 1 ? Math.abs(splits[1] - splits[0]) : Math.abs(splits[0]) || 1;
+    let d = decimalsOf(step);
+    let labels = splits.map((v) => v == null ? "" : fmt(v, d));
+    while (new Set(labels).size < labels.length && d < 20) labels = splits.map((v) => v == null ? "" : fmt(v, ++d));
+    return labels;
+  }
+  // The axis as wide as its widest label (uPlot's autosize recipe), plus its units label.
+  function axisSize(u, values, i, cycle) {
+    const axis = u.axes[i];
+    if (cycle > 1) return axis._size;
+    let size = axis.ticks.size + axis.gap;
+    const longest = (values || []).reduce((a, v) => (v && v.length > a.length ? v : a), "");
+    if (longest) {
+      u.ctx.font = axis.font[0];
+      size += u.ctx.measureText(longest).width / devicePixelRatio;
+    }
+    return Math.ceil(size) + 4;
+  }
+  const legendValue = (units) => (u, v) => v == null ? "—" : v.toLocaleString(undefined, { maximumFractionDigits: 6 }) + (units ? " " + units : "");
+
+  let plot = null;
+  let loaded = []; // per series: { s, xs, ys, units, label, error }
+  let drawnRange = null;
+
+  function colours() {
     const css = getComputedStyle(document.documentElement);
-    const fg = css.getPropertyValue("--fg").trim() || "#1b1f24";
-    const line = css.getPropertyValue("--line").trim() || "#d8dde3";
-    const axis = { stroke: fg, grid: { stroke: line, width: 1 }, ticks: { stroke: line, width: 1 } };
-    return [axis, Object.assign({}, axis)];
+    return { fg: css.getPropertyValue("--fg").trim() || "#1b1f24", line: css.getPropertyValue("--line").trim() || "#d8dde3" };
   }
 
-  let drawn = null;
+  // The loaded series as uPlot data: one time axis (joined; a series without a point at a
+  // time is skipped there, not broken), each value holding until the next (steps), the
+  // last one held to the window's end or now, UNAVAILABLE kept as null (a break).
+  function chartData(r) {
+    const shown = loaded.filter((l) => !l.error);
+    const end = Math.min(r.to, Date.now()) / 1000;
+    const tables = shown.map((l) => {
+      const xs = l.xs.slice(), ys = l.ys.slice();
+      if (xs.length && ys[ys.length - 1] != null && xs[xs.length - 1] < end) { xs.push(end); ys.push(ys[ys.length - 1]); }
+      return [xs, ys];
+    });
+    if (!tables.length) return { shown, data: [[]] };
+    return { shown, data: uPlot.join(tables, tables.map(() => [1])) };
+  }
+
   function draw(r) {
-    drawn = r;
-    const label = select.selectedOptions[0] ? select.selectedOptions[0].textContent : "";
+    drawnRange = r;
+    const { shown, data } = chartData(r);
+    const { fg, line } = colours();
+    // One y scale per unit: the first on the left, the second on the right.
+    const units = [...new Set(shown.map((l) => l.units))];
+    const scaleOf = (l) => (units.indexOf(l.units) === 0 ? "y" : "y2");
+    const axis = { stroke: fg, grid: { stroke: line, width: 1 }, ticks: { stroke: line, width: 1 }, font: "13px system-ui, sans-serif", labelFont: "600 13px system-ui, sans-serif" };
+    const axes = [Object.assign({}, axis, {
+      // As precise as the ticks are apart: seconds, minutes, or the day and time.
+      values: (u, splits, i, space, incr) => splits.map((t) => {
+        const text = clock(t * 1000, false);
+        if (incr < 60) return text.slice(11, 19);
+        if (incr < 86400) return u.scales.x.max - u.scales.x.min > 86400 ? text.slice(5, 16) : text.slice(11, 16);
+        return text.slice(0, 10);
+      }),
+    })];
+    units.slice(0, 2).forEach((unit, i) => {
+      axes.push(Object.assign({}, axis, {
+        scale: i === 0 ? "y" : "y2", side: i === 0 ? 3 : 1, label: unit || "(no units)", labelSize: 20,
+        values: tickLabels, size: axisSize, grid: i === 0 ? axis.grid : { show: false },
+      }));
+    });
+    const scales = { x: { time: true, min: r.from / 1000, max: r.to / 1000 } };
+    for (const k of ["y", "y2"]) scales[k] = { auto: true };
+    const tz = zone();
     const opts = {
-      width: width(), height: 320,
-      scales: { x: { time: true, min: r.from / 1000, max: r.to / 1000 } },
-      axes: axes(),
-      series: [{}, { label, stroke: "#0969da", width: 1.5, spanGaps: false }],
+      width: width(), height: 340,
+      // Ticks at round times of the zone shown (midnight, the hour), not of the browser's.
+      tzDate: (t) => uPlot.tzDate(new Date(t * 1000), tz),
+      scales, axes,
+      series: [{ value: (u, t) => t == null ? "—" : clock(t * 1000, true) }].concat(shown.map((l) => ({
+        label: l.label, stroke: l.colour, width: 2, scale: scaleOf(l), spanGaps: false,
+        paths: uPlot.paths.stepped({ align: 1 }), points: { show: false }, value: legendValue(l.units),
+      }))),
+      legend: { live: true },
       cursor: { drag: { x: true, y: false, setScale: false } },
       hooks: {
         setSelect: [(u) => {
           if (u.select.width < 5) return;
           const from = u.posToVal(u.select.left, "x") * 1000;
           const to = u.posToVal(u.select.left + u.select.width, "x") * 1000;
-          custom = { from, to };
+          view.custom = { from, to };
           load();
         }],
+        draw: [() => alignBands()],
       },
     };
     if (plot) plot.destroy();
     plot = new uPlot(opts, data, chartEl);
   }
 
-  // A theme switched in the header or in the system: the chart again in its colours.
-  const redraw = () => { if (drawn && plot) draw(drawn); };
-  document.addEventListener("factorydash:theme", redraw);
-  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", redraw);
+  // The bands under the chart share its time axis: their tracks span the plot area.
+  function alignBands() {
+    const bands = document.getElementById("bands");
+    if (!plot || !bands) return;
+    const o = plot.over.getBoundingClientRect(), b = bands.getBoundingClientRect();
+    bands.style.setProperty("--plot-left", Math.max(0, o.left - b.left) + "px");
+    bands.style.setProperty("--plot-width", o.width + "px");
+  }
 
-  // Utilization: the Execution states over the window as a timeline, and their shares.
-  const colours = { ACTIVE: "var(--active)", READY: "var(--idle)", STOPPED: "var(--stopped)",
-    INTERRUPTED: "var(--stopped)", FEED_HOLD: "var(--stopped)", UNAVAILABLE: "var(--unavail)" };
-  async function utilization(r) {
-    const timeline = document.getElementById("timeline");
-    const shares = document.getElementById("shares");
-    const q = new URLSearchParams({ device, agent, from: new Date(r.from).toISOString(), to: new Date(r.to).toISOString(), limit: "10000" });
-    const res = await fetch("/api/utilization?" + q.toString());
-    const body = await res.json();
-    if (!res.ok) { shares.replaceChildren(); timeline.textContent = body.error || res.statusText; return; }
-    // The intervals come a page at a time: follow the pages up to 50,000 intervals (the
-    // shares always cover the whole window).
-    let intervals = body.intervals, next = body.next;
-    while (next && intervals.length < 50000) {
-      q.set("cursor", next);
-      const more = await fetch("/api/utilization?" + q.toString());
-      if (!more.ok) break;
-      const page = await more.json();
-      intervals = intervals.concat(page.intervals);
-      next = page.next;
-    }
-    const span = r.to - r.from;
-    timeline.replaceChildren(...intervals.map((i) => {
-      const d = document.createElement("span");
-      const from = Date.parse(i.from), to = Date.parse(i.to);
-      d.style.left = ((from - r.from) / span * 100) + "%";
-      d.style.width = Math.max(0.1, (to - from) / span * 100) + "%";
-      d.style.background = colours[i.state] || "var(--muted)";
-      d.title = i.state + ": " + new Date(from).toLocaleString() + " – " + new Date(to).toLocaleString();
-      return d;
-    }));
-    shares.replaceChildren(...body.shares.map((s) => {
+  function renderChips() {
+    if (!list) return;
+    list.replaceChildren(...view.series.map((s, i) => {
       const li = document.createElement("li");
-      li.textContent = s.state + " " + (s.share * 100).toFixed(1) + "%";
-      li.dataset.state = s.state;
+      const info = known.get(itemKey(s)) || {};
+      li.style.borderColor = palette[i % palette.length];
+      li.textContent = (s.device === device ? "" : s.device + " · ") + (info.name || s.id) + (info.units ? " (" + info.units + ")" : "");
+      li.title = s.agent + " · " + s.device + " · " + s.id;
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.textContent = "×";
+      remove.title = "Remove from the chart";
+      remove.setAttribute("aria-label", "Remove " + li.textContent);
+      remove.addEventListener("click", () => { view.series.splice(i, 1); changed(); });
+      li.append(remove);
       return li;
     }));
   }
 
+  let loading = 0;
   async function load() {
-    const item = select.value;
-    utilization(range()).catch(() => {});
-    if (!item) return;
+    const mine = ++loading;
+    const started = performance.now();
     const r = range();
-    exportLinks(item, r);
-    try {
-      const s = await series(item, r.from, r.to, 2 * width());
-      data = [s.points.map((p) => Date.parse(p[0]) / 1000), s.points.map((p) => p[1])];
-      note.textContent = s.numeric.toLocaleString() + " numeric observations in the window, " + s.points.length +
-        " points drawn" + (s.numeric > s.points.length ? " (downsampled on the server, M4)" : "") +
-        (custom ? ". Drag to zoom; pick a window to follow live again." : ". Following live; drag to zoom.");
-      draw(r);
-    } catch (e) {
-      note.textContent = "Cannot load the series: " + e.message;
+    writeView();
+    exportLinks(r);
+    renderChips();
+    for (const b of document.querySelectorAll("button.window")) b.setAttribute("aria-pressed", String(!view.custom && b.dataset.window === view.window));
+    document.getElementById("from").value = toZoned(r.from).slice(0, 16);
+    document.getElementById("to").value = toZoned(r.to).slice(0, 16);
+    bands(r).catch(() => {});
+    if (!view.series.length) { if (plot) { plot.destroy(); plot = null; } note.textContent = "Add a data item to chart it."; return; }
+    if (view.series.some((s) => !known.has(itemKey(s)))) await loadDevices();
+    const results = await Promise.all(view.series.map(async (s, i) => {
+      const info = known.get(itemKey(s)) || {};
+      const base = { s, colour: palette[i % palette.length], units: info.units || "",
+        label: (s.device === device ? "" : s.device + " · ") + (info.name || s.id) };
+      try {
+        const body = await fetchSeries(s, r.from, r.to, 2 * width());
+        const xs = [], ys = [];
+        for (const p of body.points) { xs.push(Date.parse(p[0]) / 1000); ys.push(p[1] == null ? null : Number(p[1])); }
+        return Object.assign(base, { xs, ys, numeric: body.numeric || 0, units: body.units != null ? body.units || "" : base.units });
+      } catch (e) {
+        return Object.assign(base, { error: e.message, xs: [], ys: [] });
+      }
+    }));
+    if (mine !== loading) return;
+    loaded = results;
+    const units = new Set(loaded.filter((l) => !l.error).map((l) => l.units));
+    const errors = loaded.filter((l) => l.error).map((l) => l.label + ": " + l.error);
+    if (units.size > 2) errors.push("at most two kinds of units on one chart: remove a series of other units");
+    if (units.size > 2) loaded = loaded.filter((l) => l.error || [...units].slice(0, 2).includes(l.units));
+    const numeric = loaded.reduce((n, l) => n + (l.numeric || 0), 0);
+    const points = loaded.reduce((n, l) => n + l.xs.length, 0);
+    draw(r);
+    window.factorydashChart = { drawnMs: performance.now() - started, points, numeric };
+    note.textContent = numeric.toLocaleString() + " numeric observations in the window, " + points.toLocaleString() +
+      " points drawn" + (numeric > points ? " (downsampled on the server, M4)" : "") +
+      (view.custom ? ". Drag to zoom; pick a window to follow live again." : ". Following live; drag to zoom.") +
+      (errors.length ? " Cannot show " + errors.join("; ") + "." : "");
+  }
+
+  function changed() { load(); }
+
+  // The state bands: Execution (with its shares of the window), Availability and
+  // Controller mode from /api/utilization, Condition from /api/alarms.
+  const stateColours = { ACTIVE: "var(--active)", READY: "var(--idle)", STOPPED: "var(--stopped)",
+    INTERRUPTED: "var(--stopped)", FEED_HOLD: "var(--stopped)", OPTIONAL_STOP: "var(--stopped)", PROGRAM_STOPPED: "var(--stopped)",
+    PROGRAM_COMPLETED: "var(--idle)", WAIT: "var(--idle)", UNAVAILABLE: "var(--unavail)", AVAILABLE: "var(--active)",
+    AUTOMATIC: "var(--active)", MANUAL: "var(--idle)", MANUAL_DATA_INPUT: "var(--idle)", SEMI_AUTOMATIC: "var(--idle)", EDIT: "var(--idle)",
+    Fault: "var(--fault)", Warning: "var(--idle)" };
+  function segment(from, to, r, state) {
+    const span = r.to - r.from;
+    const d = document.createElement("span");
+    const a = Math.max(from, r.from), b = Math.min(to, r.to);
+    d.style.left = ((a - r.from) / span * 100) + "%";
+    d.style.width = Math.max(0.1, (b - a) / span * 100) + "%";
+    d.style.background = stateColours[state] || "var(--muted)";
+    d.title = state + ": " + clock(from, true) + " – " + clock(to, true);
+    d.dataset.state = state;
+    return d;
+  }
+  async function intervals(type, r) {
+    const q = new URLSearchParams({ device, agent, type, from: new Date(r.from).toISOString(), to: new Date(r.to).toISOString(), limit: "10000" });
+    const res = await fetch("/api/utilization?" + q.toString());
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Error(body.error || res.statusText);
+    // The intervals come a page at a time: follow the pages up to 50,000 intervals (the
+    // shares always cover the whole window).
+    let all = body.intervals, next = body.next;
+    while (next && all.length < 50000) {
+      q.set("cursor", next);
+      const more = await fetch("/api/utilization?" + q.toString());
+      if (!more.ok) break;
+      const page = await more.json();
+      all = all.concat(page.intervals);
+      next = page.next;
+    }
+    return { intervals: all, shares: body.shares };
+  }
+  async function bands(r) {
+    for (const [id, type] of [["timeline", "EXECUTION"], ["band-availability", "AVAILABILITY"], ["band-mode", "CONTROLLER_MODE"]]) {
+      const track = document.getElementById(id);
+      if (!track) continue;
+      intervals(type, r).then(({ intervals: all, shares }) => {
+        track.replaceChildren(...all.map((i) => segment(Date.parse(i.from), Date.parse(i.to), r, i.state)));
+        track.title = "";
+        if (type === "EXECUTION") {
+          document.getElementById("shares").replaceChildren(...shares.map((s) => {
+            const li = document.createElement("li");
+            li.textContent = s.state + " " + (s.share * 100).toFixed(1) + " %";
+            li.dataset.state = s.state;
+            li.style.setProperty("--swatch", stateColours[s.state] || "var(--muted)");
+            return li;
+          }));
+        }
+      }).catch((e) => { track.replaceChildren(); track.title = e.message; track.closest(".band")?.classList.add("absent"); });
+    }
+    const cond = document.getElementById("band-condition");
+    if (cond) {
+      const q = new URLSearchParams({ device, agent, from: new Date(r.from).toISOString(), to: new Date(r.to).toISOString(), limit: "10000" });
+      const res = await fetch("/api/alarms?" + q.toString());
+      if (res.ok) {
+        const body = await res.json();
+        // Faults drawn over Warnings.
+        const episodes = body.episodes.slice().sort((a, b) => (a.level === "Fault") - (b.level === "Fault"));
+        cond.replaceChildren(...episodes.map((e) => {
+          const d = segment(Date.parse(e.began), e.ended ? Date.parse(e.ended) : Date.now(), r, e.level);
+          d.title += " · " + e.type + (e.nativeCode ? " [" + e.nativeCode + "]" : "") + (e.message ? ": " + e.message : "");
+          return d;
+        }));
+      }
     }
   }
 
-  // Live: append the chosen item's new values while following a window.
+  // Live: append each charted series' new values while following a window (redrawn at
+  // most once a second).
+  let dirty = false;
   document.addEventListener("factorydash:latest", (ev) => {
-    if (custom || !plot) return;
-    let changed = false;
+    if (view.custom || !plot) return;
     for (const o of ev.detail.items) {
-      if (o.device !== device || o.agent !== agent || o.dataItemId !== select.value) continue;
-      const v = Number(o.value);
-      if (o.value === null || Number.isNaN(v)) continue;
+      const l = loaded.find((l) => !l.error && l.s.device === o.device && l.s.agent === o.agent && l.s.id === o.dataItemId);
+      if (!l) continue;
       const t = Date.parse(o.timestamp) / 1000;
-      if (data[0].length && t <= data[0][data[0].length - 1]) continue;
-      data[0].push(t);
-      data[1].push(v);
-      changed = true;
+      if (l.xs.length && t <= l.xs[l.xs.length - 1]) continue;
+      const v = o.value === null ? null : Number(o.value);
+      if (v !== null && Number.isNaN(v)) continue;
+      l.xs.push(t);
+      l.ys.push(v);
+      dirty = true;
     }
-    const r = range();
-    while (data[0].length && data[0][0] < r.from / 1000) { data[0].shift(); data[1].shift(); }
-    if (changed) plot.setData(data, false);
-    plot.setScale("x", { min: r.from / 1000, max: r.to / 1000 });
   });
+  setInterval(() => {
+    if (view.custom || !plot) return;
+    const r = range();
+    for (const l of loaded) {
+      while (l.xs.length && l.xs[0] < r.from / 1000) { l.xs.shift(); l.ys.shift(); }
+    }
+    if (dirty) { dirty = false; plot.setData(chartData(r).data, false); }
+    plot.setScale("x", { min: r.from / 1000, max: r.to / 1000 });
+  }, 1000);
 
   for (const b of document.querySelectorAll("button.window")) {
-    b.addEventListener("click", () => {
-      windowSeconds = Number(b.dataset.seconds);
-      custom = null;
-      for (const o of document.querySelectorAll("button.window")) o.setAttribute("aria-pressed", String(o === b));
-      load();
-    });
+    b.addEventListener("click", () => { view.window = b.dataset.window; view.custom = null; load(); });
   }
-  document.getElementById("chart-form").addEventListener("submit", (ev) => {
+  const last = document.getElementById("last");
+  if (last) {
+    last.addEventListener("change", () => {
+      if (windowSeconds(last.value.trim())) { view.window = last.value.trim(); view.custom = null; last.setCustomValidity(""); load(); }
+      else { last.setCustomValidity("A number and m, h or d: 90m, 3h, 2d"); last.reportValidity(); }
+    });
+    if (!PRESETS[view.window]) last.value = view.window;
+  }
+  document.getElementById("chart-form").addEventListener("submit", (ev) => ev.preventDefault());
+  document.getElementById("range-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
-    const from = Date.parse(document.getElementById("from").value);
-    const to = Date.parse(document.getElementById("to").value);
-    if (Number.isNaN(from) || Number.isNaN(to) || to <= from) {
-      note.textContent = "Choose a start before the end.";
-      return;
-    }
-    custom = { from, to };
+    const from = fromZoned(document.getElementById("from").value);
+    const to = fromZoned(document.getElementById("to").value);
+    if (Number.isNaN(from) || Number.isNaN(to) || to <= from) { note.textContent = "Choose a start before the end."; return; }
+    view.custom = { from, to };
     load();
   });
-  select.addEventListener("change", load);
-  window.addEventListener("resize", () => { if (plot) plot.setSize({ width: width(), height: 320 }); });
+  function add(s) {
+    if (view.series.some((x) => itemKey(x) === itemKey(s))) return;
+    if (view.series.length >= MAX_SERIES) { note.textContent = "At most " + MAX_SERIES + " series on one chart."; return; }
+    view.series.push(s);
+    changed();
+  }
+  document.getElementById("add")?.addEventListener("click", () => { if (select.value) add({ device, agent, id: select.value }); });
+  // Another device's Samples: the devices and their data items from /api/devices.
+  const otherDevice = document.getElementById("other-device");
+  const otherItem = document.getElementById("other-item");
+  if (otherDevice && otherItem) {
+    loadDevices().then((all) => {
+      for (const { device: d } of all) {
+        const o = document.createElement("option");
+        o.value = JSON.stringify([d.agent, d.name]);
+        o.textContent = d.name + (all.filter((x) => x.device.name === d.name).length > 1 ? " (" + d.agent + ")" : "");
+        otherDevice.append(o);
+      }
+      otherDevice.dispatchEvent(new Event("change"));
+    });
+    otherDevice.addEventListener("change", () => {
+      if (!otherDevice.value) return;
+      const [ag, name] = JSON.parse(otherDevice.value);
+      devicesLoaded.then((all) => {
+        const d = all.find((x) => x.device.name === name && x.device.agent === ag);
+        otherItem.replaceChildren(...(d ? d.device.dataItems : []).filter((i) => i.category === "SAMPLE").map((i) => {
+          const o = document.createElement("option");
+          o.value = i.id;
+          o.textContent = (i.name || i.id) + " (" + i.type + (i.units ? ", " + i.units : "") + ")";
+          return o;
+        }));
+      });
+    });
+    document.getElementById("add-other")?.addEventListener("click", () => {
+      if (!otherDevice.value || !otherItem.value) return;
+      const [ag, name] = JSON.parse(otherDevice.value);
+      add({ device: name, agent: ag, id: otherItem.value });
+    });
+  }
 
-  // Sparklines: the last hour of every Sample, 60 points each.
+  // A theme or a time zone switched: the chart again in its colours and clock.
+  const redraw = () => { if (drawnRange && plot) draw(drawnRange); };
+  document.addEventListener("factorydash:theme", redraw);
+  document.addEventListener("factorydash:zone", () => { redraw(); bands(range()).catch(() => {}); });
+  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", redraw);
+  window.addEventListener("resize", () => { if (plot) { plot.setSize({ width: width(), height: 340 }); alignBands(); } });
+
+  // Sparklines: the last hour of every Sample, 60 points each, as steps; UNAVAILABLE
+  // leaves a break.
   async function sparkline(canvas) {
     const to = Date.now();
     try {
-      const s = await series(canvas.dataset.item, to - 3600 * 1000, to, 60);
-      const ys = s.points.map((p) => p[1]);
-      canvas.dataset.points = String(ys.length);
-      if (ys.length < 2) return;
+      const s = await fetchSeries({ device, agent, id: canvas.dataset.item }, to - 3600 * 1000, to, 60);
+      const pts = s.points.map((p) => [Date.parse(p[0]), p[1] == null ? null : Number(p[1])]);
+      canvas.dataset.points = String(pts.length);
+      const ys = pts.map((p) => p[1]).filter((y) => y != null);
+      if (!ys.length) return;
       const min = Math.min(...ys);
       const span = Math.max(...ys) - min || 1;
       const g = canvas.getContext("2d");
       g.strokeStyle = "#0969da";
       g.beginPath();
-      ys.forEach((y, i) => {
-        const px = (i / (ys.length - 1)) * (canvas.width - 2) + 1;
-        const py = canvas.height - 2 - ((y - min) / span) * (canvas.height - 4);
-        if (i === 0) g.moveTo(px, py); else g.lineTo(px, py);
+      const px = (t) => ((t - (to - 3600 * 1000)) / (3600 * 1000)) * (canvas.width - 2) + 1;
+      const py = (y) => canvas.height - 2 - ((y - min) / span) * (canvas.height - 4);
+      let prev = null;
+      pts.forEach(([t, y], i) => {
+        if (prev != null) g.lineTo(px(t), py(prev));
+        if (y == null) { prev = null; return; }
+        if (prev == null) g.moveTo(px(t), py(y)); else g.lineTo(px(t), py(y));
+        prev = y;
+        if (i === pts.length - 1) g.lineTo(px(to), py(y));
       });
       g.stroke();
     } catch (e) {

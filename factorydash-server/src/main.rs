@@ -28,6 +28,7 @@ mod simulate;
 mod state;
 mod store_env;
 mod supervisor;
+mod time_zone;
 mod tls;
 mod web;
 
@@ -305,6 +306,10 @@ struct ServeArgs {
     /// (308) to HTTPS.
     #[arg(long, value_name = "ADDR", env = "FACTORYDASH_HTTP_REDIRECT")]
     http_redirect: Option<SocketAddr>,
+    /// The plant's time zone, an IANA name (e.g. Europe/Berlin): the pages show times in
+    /// it, labelled (a viewer may switch to the browser's own). Default: the server's.
+    #[arg(long, value_name = "ZONE", env = "FACTORYDASH_TIME_ZONE")]
+    time_zone: Option<time_zone::PlantTimeZone>,
 }
 
 /// Where the SQLite store is, as `serve` is told.
@@ -1042,6 +1047,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // One SIGTERM listener for the whole run, made before ingest starts and the address is
     // printed: a signal that comes while they start is neither lost nor fatal.
     let signal = stop_signal();
+    let zone = args
+        .time_zone
+        .clone()
+        .unwrap_or_else(time_zone::PlantTimeZone::system);
+    tracing::info!(time_zone = %zone, "pages show times in the plant's time zone");
+    time_zone::set_plant(zone);
     let app = App::new(store.clone(), kind);
     if let Some((_, pending, _)) = &opening {
         let _ = app.pending.set(pending.clone());

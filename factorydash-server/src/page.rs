@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use factorydash_core::{Cursor, DataItemInfo, DeviceInfo, DeviceStatus, Observation, Value};
+use factorydash_core::{
+    Cursor, DataItemInfo, DeviceInfo, DeviceState, DeviceStatus, Observation, Value,
+};
 use factorydash_store::{AgentObservation, LatestFilter};
 use maud::{html, Markup, DOCTYPE};
 use serde::Serialize;
@@ -89,6 +91,9 @@ pub struct Dashboard<'a> {
     pub first_page: bool,
     pub limit: usize,
     pub now: DateTime<Utc>,
+    /// The wall board (`?wall=1`): the tiles in large type, filling the screen, without
+    /// the tables.
+    pub wall: bool,
 }
 
 fn value_text(v: Option<&Value>) -> String {
@@ -201,7 +206,7 @@ fn alarms_section() -> Markup {
                 label { input #notify type="checkbox"; " Notify me of new Faults" }
             }
             table {
-                thead { tr { th { "Device" } th { "Level" } th { "Type" } th { "Code" } th { "Message" } th { "Began" } th { "Ended" } th { "Duration" } } }
+                thead { tr { th { "Device" } th { "Level" } th { "Type" } th { "Code" } th { "Message" } th { "Began" span .tz-abbr {} } th { "Ended" span .tz-abbr {} } th { "Duration" } } }
                 tbody #alarm-rows { tr { td colspan="8" .muted { "Loading…" } } }
             }
         }
@@ -224,6 +229,8 @@ pub(crate) fn page_head_with(title: &str, charts: bool, own: &[&str]) -> Markup 
         head {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
+            // The plant's time zone, which dom.js shows every time in (see time_zone.rs).
+            meta name="factorydash-tz" content=(crate::time_zone::plant().name());
             title { (title) }
             script src=(assets::url("theme.js")) {}
             link rel="stylesheet" href=(assets::url("app.css"));
@@ -290,26 +297,35 @@ fn agent_label(agent: &str) -> &str {
 }
 
 fn card(status: &DeviceStatus) -> Markup {
-    let execution = value_text(status.execution.as_ref());
     let state_class = status.state.as_str();
+    let program = value_text(status.program.as_ref());
+    // Each field is classed (`f-…`) so that a layout can choose among them: the wall
+    // board shows execution, program and part count in large type, a phone all of them.
+    let field = |class: &'static str, label: &'static str, value: Markup| {
+        html! { dt .(class) { (label) } dd .(class) { (value) } }
+    };
     html! {
-        article .card .(state_class) data-device=(status.device) data-agent=(status.agent) {
-            h3 { a href=(device_link(&status.device, &status.agent)) { (status.device) } " " span .state { (status.state.label()) } }
+        article .card .(state_class) data-device=(status.device) data-agent=(status.agent) data-state=(state_class) data-rank=(status.state.attention_rank()) {
+            h3 title=(status.agent) {
+                a href=(device_link(&status.device, &status.agent)) { (status.device) }
+                " " span .state { (status.state.label()) }
+            }
+            // Shown only where two agents serve devices of one name (app.js marks those
+            // tiles); always in the title, and on the device page.
             p .agent .muted title=(status.agent) { (agent_label(&status.agent)) }
             dl {
-                dt { "Availability" } dd { (value_text(status.availability.as_ref())) }
-                dt { "Execution" } dd { (execution) }
-                dt { "Controller mode" } dd { (value_text(status.controller_mode.as_ref())) }
-                dt { "Emergency stop" } dd { (value_text(status.emergency_stop.as_ref())) }
-                dt { "Program" } dd { (value_text(status.program.as_ref())) }
-                dt { "Part count" } dd { (value_text(status.part_count.as_ref())) }
-                dt { "Newest data" }
-                dd .newest {
+                (field("f-availability", "Availability", html! { (value_text(status.availability.as_ref())) }))
+                (field("f-execution", "Execution", html! { (value_text(status.execution.as_ref())) }))
+                (field("f-mode", "Controller mode", html! { (value_text(status.controller_mode.as_ref())) }))
+                (field("f-estop", "Emergency stop", html! { (value_text(status.emergency_stop.as_ref())) }))
+                (field("f-program", "Program", html! { span title=(program) { (program) } }))
+                (field("f-parts", "Part count", html! { (value_text(status.part_count.as_ref())) }))
+                (field("f-newest newest", "Newest data", html! {
                     @match status.newest {
                         Some(t) => time data-ts=(rfc3339(t)) { (rfc3339(t)) },
                         None => "no data yet",
                     }
-                }
+                }))
             }
             ul .conditions {
                 @if status.active_conditions.is_empty() {
@@ -323,6 +339,24 @@ fn card(status: &DeviceStatus) -> Markup {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The machines counted by state, most urgent first (`#summary`): each count a link that
+/// shows only that state's tiles (`?state=`, applied by app.js, which also keeps the
+/// counts current as tiles change).
+fn summary(statuses: &[DeviceStatus]) -> Markup {
+    html! {
+        section #summary aria-label="Machines by state" {
+            @for state in DeviceState::BY_ATTENTION {
+                @let n = statuses.iter().filter(|s| s.state == state).count();
+                a .count .(state.as_str()) href={ "?state=" (state.as_str()) } data-state=(state.as_str()) hidden[n == 0] {
+                    strong .n { (n) } " " (state.label())
+                }
+            }
+            span .total .muted { span .n { (statuses.len()) } " machines" }
+            a .all href="?" hidden { "show all" }
         }
     }
 }
@@ -356,27 +390,54 @@ fn link(
     format!("/?{}", query.finish())
 }
 
-/// The whole page.
+/// The page's footer: when it was rendered, and the time zone times are shown in (filled
+/// and switched by dom.js: the plant's, or this browser's).
+fn footer(note: &str, now: Option<DateTime<Utc>>) -> Markup {
+    html! {
+        footer .muted {
+            @if let Some(now) = now { "Rendered " time data-ts=(rfc3339(now)) data-mode="clock" { (rfc3339(now)) } ". " }
+            (note) " "
+            span #tz-note { "Times in UTC." } " "
+            button #tz-switch type="button" hidden { "use this browser's time zone" }
+        }
+    }
+}
+
+/// The whole page: the board (tiles, alarms, latest values), or with `wall` the wall
+/// board (tiles only, sized by app.js to fill the screen).
 pub fn render(d: &Dashboard<'_>) -> String {
     let device_filter = d.filter.device.as_deref().unwrap_or("");
     html! {
         (DOCTYPE)
         html lang="en" {
             (page_head("factorydash", false))
-            body data-limit=(d.limit) data-device=(device_filter) data-agent=(d.filter.agent.as_deref().map(redacted).unwrap_or_default()) data-open-ended=(if d.next.is_none() { "1" } else { "0" }) data-first-page=(if d.first_page { "1" } else { "0" }) data-at=[d.at.map(rfc3339_exact)] {
+            body .wall[d.wall] data-limit=(d.limit) data-device=(device_filter) data-agent=(d.filter.agent.as_deref().map(redacted).unwrap_or_default()) data-open-ended=(if d.next.is_none() { "1" } else { "0" }) data-first-page=(if d.first_page { "1" } else { "0" }) data-at=[d.at.map(rfc3339_exact)] {
                 header {
                     h1 { "factorydash" }
                     span #live .muted { "connecting…" }
-                    (theme_button())
-                    span .muted { "store: " (d.store_kind) }
-                    a href="/agents" { "agents" }
+                    (summary(d.statuses))
+                    @if d.wall {
+                        span #clock .clock {}
+                        a .exit-wall href="/" { "leave wall mode" }
+                    } @else {
+                        nav .jump aria-label="On this page" {
+                            a href="#alarms" { "Alarms " span #alarm-badge {} }
+                            a href="#latest" { "Values" }
+                            a href="/agents" { "Agents" }
+                            a href="/?wall=1" title="Large type, every machine on one screen" { "Wall" }
+                        }
+                        (theme_button())
+                        span .muted .store { "store: " (d.store_kind) }
+                    }
                 }
                 (banner(d.sources, d.store_error))
-                (source_list(d.sources))
+                @if !d.wall { (source_list(d.sources)) }
                 section #devices aria-label="Devices" {
                     @if d.statuses.is_empty() { p .muted { "No devices yet: waiting for the agent's device model." } }
                     @for s in d.statuses { (card(s)) }
                 }
+                @if d.wall { (footer("", None)) }
+                @if !d.wall {
                 (alarms_section())
                 section #latest aria-label="Latest values" {
                     @match d.at {
@@ -408,13 +469,13 @@ pub fn render(d: &Dashboard<'_>) -> String {
                         label for="q" { " Search " }
                         input #q type="search" name="q" size="14" placeholder="id or name" value=(d.filter.search.as_deref().unwrap_or(""));
                         // The browser's local time, sent as UTC by app.js (`at`); empty: live.
-                        label for="at-local" { " As of " }
+                        label for="at-local" { " As of" span .tz-abbr {} " " }
                         input #at-local type="datetime-local" step="1" title="Empty: the latest values, live";
                         input #at type="hidden" name="at" value=(d.at.map(rfc3339_exact).unwrap_or_default());
                         button type="submit" { "Show" }
                     }
                     table {
-                        thead { tr { th { "Device" } th { "Component" } th { "Data item" } th { "Type" } th { "Value" } th { "Units" } th { "Timestamp" } } }
+                        thead { tr { th { "Device" } th { "Component" } th { "Data item" } th { "Type" } th { "Value" } th { "Units" } th { "Timestamp" span .tz-abbr {} } } }
                         tbody #rows {
                             @for r in d.rows {
                                 @let o = &r.observation;
@@ -438,9 +499,7 @@ pub fn render(d: &Dashboard<'_>) -> String {
                         @if let Some(next) = d.next { a href=(link(d.filter, d.at, Some(next), d.limit)) rel="next" { "Next page »" } }
                     }
                 }
-                footer .muted {
-                    "Rendered " (rfc3339(d.now)) ". "
-                    @if d.at.is_some() { "The table shows a past instant; the tiles update live." } @else { "Values update live." }
+                (footer(if d.at.is_some() { "The table shows a past instant; the tiles update live." } else { "Values update live." }, Some(d.now)))
                 }
             }
         }
@@ -500,29 +559,47 @@ pub fn render_device(d: &DevicePage<'_>) -> String {
                 section #chart-section aria-label="Chart" {
                     h2 { "Chart" }
                     form #chart-form {
-                        label for="item" { "Data item " }
+                        label for="item" { "Data item" }
                         select #item name="item" {
                             @for i in &numeric {
-                                option value=(i.id) { (i.name.as_deref().unwrap_or(&i.id)) " (" (i.kind) @if let Some(u) = &i.units { ", " (u) } ")" }
+                                option value=(i.id) data-units=(i.units.as_deref().unwrap_or("")) data-name=(i.name.as_deref().unwrap_or(&i.id)) data-type=(i.kind) {
+                                    (i.name.as_deref().unwrap_or(&i.id)) " (" (i.kind) @if let Some(u) = &i.units { ", " (u) } ")"
+                                }
                             }
                         }
-                        " "
-                        @for (label, seconds) in [("15 min", 900), ("1 h", 3600), ("8 h", 28_800), ("24 h", 86_400), ("7 days", 604_800)] {
-                            button type="button" .window data-seconds=(seconds) aria-pressed=(if seconds == 3600 { "true" } else { "false" }) { (label) }
-                            " "
+                        button #add type="button" { "Add to chart" }
+                        label for="other-device" { "or of device" }
+                        select #other-device { option value="" { "—" } }
+                        select #other-item aria-label="Data item of that device" {}
+                        button #add-other type="button" { "Add" }
+                    }
+                    ul #series-list .chips aria-label="Charted series" {}
+                    form #window-form .windows onsubmit="return false" {
+                        @for (label, window) in [("5 min", "5m"), ("15 min", "15m"), ("1 h", "1h"), ("8 h", "8h"), ("24 h", "24h"), ("7 d", "7d"), ("30 d", "30d")] {
+                            button type="button" .window data-window=(window) aria-pressed="false" { (label) }
                         }
-                        label for="from" { "from " } input #from type="datetime-local";
-                        label for="to" { " to " } input #to type="datetime-local";
-                        " " button type="submit" { "Show range" }
-                        " " a #export-csv href="#" download { "CSV" } " " a #export-ndjson href="#" download { "NDJSON" }
+                        label for="last" { "last" }
+                        input #last type="text" size="6" placeholder="90m" title="A window ending now: a number and m, h or d (90m, 3h, 2d)" pattern="[0-9]{1,5}[mhd]";
+                    }
+                    form #range-form {
+                        label for="from" { "from" span .tz-abbr {} } input #from type="datetime-local";
+                        label for="to" { "to" span .tz-abbr {} } input #to type="datetime-local";
+                        button type="submit" { "Show range" }
+                        span .exports {
+                            "Export: " a #export-csv href="#" download { "CSV" } " · "
+                            a #export-wide href="#" download title="One row per time, one column per series, each value held until the next" { "CSV, aligned" } " · "
+                            a #export-ndjson href="#" download { "NDJSON" }
+                        }
                     }
                     @if numeric.is_empty() { p .muted { "This device has no Samples to chart." } }
-                    div #chart role="img" aria-label="Chart of the chosen data item" {}
+                    div #chart role="img" aria-label="Chart of the chosen data items" {}
                     p #chart-note .muted {}
-                }
-                section #utilization aria-label="Utilization" {
-                    h2 { "Utilization " span .muted { "(Execution over the chart's window)" } }
-                    div #timeline .timeline role="img" aria-label="Execution states over time" {}
+                    div #bands .bands aria-label="States over the chart's window" {
+                        @for (id, label) in [("timeline", "Execution"), ("band-availability", "Availability"), ("band-mode", "Controller mode"), ("band-condition", "Condition")] {
+                            div .band { div id=(id) .timeline role="img" aria-label={ (label) " over time" } {} span .band-label { (label) } }
+                        }
+                    }
+                    h3 { "Utilization " span .muted { "(Execution over the chart's window)" } }
                     ul #shares .shares {}
                 }
                 section #components aria-label="Components" {
@@ -535,7 +612,7 @@ pub fn render_device(d: &DevicePage<'_>) -> String {
                                 span .muted { " · " (items.len()) " data items" }
                             }
                             table {
-                                thead { tr { th { "Data item" } th { "Type" } th { "Value" } th { "Units" } th { "Timestamp" } th { "Last hour" } } }
+                                thead { tr { th { "Data item" } th { "Type" } th { "Value" } th { "Units" } th { "Timestamp" span .tz-abbr {} } th { "Last hour" } } }
                                 tbody {
                                     @for i in items {
                                         @let o = latest.get(i.id.as_str());
@@ -558,7 +635,7 @@ pub fn render_device(d: &DevicePage<'_>) -> String {
                         }
                     }
                 }
-                footer .muted { "Times are shown in this browser's time zone." }
+                (footer("", None))
             }
         }
     }

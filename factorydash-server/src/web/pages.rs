@@ -107,11 +107,68 @@ impl<const DEFAULT_LIMIT: usize> LatestQuery<DEFAULT_LIMIT> {
     }
 }
 
+/// What the client sent to `/`: a latest-values page's parameters and the board's.
+#[derive(Debug, Deserialize)]
+pub struct RawBoardQuery {
+    #[serde(flatten)]
+    latest: RawLatestQuery,
+    wall: Option<String>,
+    order: Option<String>,
+}
+
+/// How the board orders its tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoardOrder {
+    /// What needs attention first ([`factorydash_core::DeviceState::attention_rank`]),
+    /// then by name: the default.
+    Attention,
+    /// By name (then agent), a place that never moves.
+    Name,
+}
+
+/// `/?wall=&order=attention|name` and a latest-values page's parameters
+/// ([`LatestQuery`]). `wall` is `1`/`true` for the wall board. The state filter
+/// (`state=`) is the page script's.
+#[derive(Debug)]
+pub struct BoardQuery {
+    latest: LatestQuery<{ page::PAGE_SIZE }>,
+    wall: bool,
+    order: BoardOrder,
+}
+
+impl FromQuery for BoardQuery {
+    type Raw = RawBoardQuery;
+
+    fn validate(q: RawBoardQuery) -> Result<Self, ApiError> {
+        let wall = match params::text(q.wall).as_deref() {
+            None | Some("0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "wall must be 1 or 0, got '{other}'"
+                )))
+            }
+        };
+        let order = match params::text(q.order).as_deref() {
+            None | Some("attention") => BoardOrder::Attention,
+            Some("name") => BoardOrder::Name,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "order must be attention or name, got '{other}'"
+                )))
+            }
+        };
+        Ok(BoardQuery {
+            latest: LatestQuery::validate(q.latest)?,
+            wall,
+            order,
+        })
+    }
+}
+
 /// `/`: the dashboard.
-pub async fn dashboard(
-    app: Arc<App>,
-    q: LatestQuery<{ page::PAGE_SIZE }>,
-) -> Result<Response, ApiError> {
+pub async fn dashboard(app: Arc<App>, board: BoardQuery) -> Result<Response, ApiError> {
+    let q = &board.latest;
     // When the store cannot be read, the page still comes, empty, saying why.
     let read = async {
         let devices = app.devices().await?;
@@ -120,7 +177,7 @@ pub async fn dashboard(
         Ok::<_, StoreError>((devices, statuses, latest))
     }
     .await;
-    let (devices, statuses, latest, store_error) = match read {
+    let (devices, mut statuses, latest, store_error) = match read {
         Ok((d, s, l)) => (d, s, l, None),
         Err(e @ StoreError::InvalidCursor(_)) => return Err(e.into()),
         Err(e) => {
@@ -132,6 +189,10 @@ pub async fn dashboard(
             (Arc::default(), Vec::new(), empty, Some(error_chain(&e)))
         }
     };
+    // Statuses come ordered by name, then agent: a stable sort keeps that within a state.
+    if board.order == BoardOrder::Attention {
+        statuses.sort_by_key(|s| s.state.attention_rank());
+    }
     let html = page::render(&page::Dashboard {
         store_kind: app.store_kind,
         store_error: store_error.as_deref(),
@@ -145,6 +206,7 @@ pub async fn dashboard(
         first_page: q.request.after.is_none(),
         limit: q.request.limit,
         now: Utc::now(),
+        wall: board.wall,
     });
     Ok(reply::html(html).into_response())
 }
