@@ -12,7 +12,7 @@ use factorydash_core::Gap;
 use maud::{html, Markup, DOCTYPE};
 
 use crate::health::{SourceHealth, SourceState};
-use crate::page::{banner, page_head_with, rfc3339, theme_button};
+use crate::page::{banner, footer, page_head_with, rfc3339, theme_button};
 use crate::redact::{redacted, redacted_in};
 
 /// What the reader of the page may do with the agents. Whatever the page shows, the API
@@ -215,16 +215,18 @@ fn gaps(url: &str, all: &[Gap]) -> Markup {
                     } }
                     tbody {
                         @for g in own {
+                            // `data-label`: a cell's column on a phone, where app.css
+                            // stacks a row's cells.
                             tr {
-                                td .num { (g.instance_id) }
-                                td .num { (thousands(g.from)) }
+                                td .num data-label="instanceId" { (g.instance_id) }
+                                td .num data-label="From" { (thousands(g.from)) }
                                 @match g.to {
-                                    Some(to) => td .num { (thousands(to)) },
-                                    None => td .unknown { "unknown (agent restarted)" },
+                                    Some(to) => td .num data-label="To" { (thousands(to)) },
+                                    None => td .unknown data-label="To" { "unknown (agent restarted)" },
                                 }
                                 @match g.len() {
-                                    Some(n) => td .num { (thousands(n)) },
-                                    None => td .unknown { "unknown" },
+                                    Some(n) => td .num data-label="Lost" { (thousands(n)) },
+                                    None => td .unknown data-label="Lost" { "unknown" },
                                 }
                             }
                         }
@@ -346,7 +348,7 @@ pub fn render_agents(p: &AgentsPage<'_>) -> String {
                 section #agent-list aria-label="Agents" {
                     @for a in p.agents { (card(a, p.gaps, p.controls)) }
                 }
-                footer .muted { "Times are shown in this browser's time zone. Numbers update live." }
+                (footer("Numbers update live.", None))
             }
         }
     }

@@ -392,7 +392,7 @@ fn link(
 
 /// The page's footer: when it was rendered, and the time zone times are shown in (filled
 /// and switched by dom.js: the plant's, or this browser's).
-fn footer(note: &str, now: Option<DateTime<Utc>>) -> Markup {
+pub(crate) fn footer(note: &str, now: Option<DateTime<Utc>>) -> Markup {
     html! {
         footer .muted {
             @if let Some(now) = now { "Rendered " time data-ts=(rfc3339(now)) data-mode="clock" { (rfc3339(now)) } ". " }

@@ -88,11 +88,16 @@ fn card<'a>(page: &'a str, agent: &str) -> &'a str {
     &page[start..end]
 }
 
-/// The text of every element of class `num` in `html` (`class="num"`, alone or first).
+/// The text of every element of class `num` in `html` (`class="num"`, its only class)
+/// but the column headers (`th`).
 fn numbers(html: &str) -> Vec<&str> {
-    html.split(r#"class="num">"#)
-        .skip(1)
-        .map(|rest| &rest[..rest.find('<').unwrap()])
+    html.match_indices(r#"class="num""#)
+        .filter(|(at, _)| !html[..*at].ends_with("<th "))
+        .map(|(at, _)| {
+            let text = &html[at..];
+            let text = &text[text.find('>').unwrap() + 1..];
+            &text[..text.find('<').unwrap()]
+        })
         .collect()
 }
 
@@ -276,7 +281,7 @@ async fn the_agents_page_formats_numbers_colours_states_tables_gaps_and_offers_c
     assert!(live.contains(r#"<table class="gap-table">"#), "{live}");
     assert!(
         live.contains(&format!(
-            r#"<td class="num">{}</td><td class="num">{}</td><td class="num">{}</td>"#,
+            r#"<td class="num" data-label="From">{}</td><td class="num" data-label="To">{}</td><td class="num" data-label="Lost">{}</td>"#,
             thousands(from),
             thousands(to),
             thousands(to - from)
@@ -285,7 +290,7 @@ async fn the_agents_page_formats_numbers_colours_states_tables_gaps_and_offers_c
     );
     assert!(
         live.contains(
-            r#"<td class="unknown">unknown (agent restarted)</td><td class="unknown">unknown</td>"#
+            r#"<td class="unknown" data-label="To">unknown (agent restarted)</td><td class="unknown" data-label="Lost">unknown</td>"#
         ),
         "{live}"
     );

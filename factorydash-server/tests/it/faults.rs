@@ -177,7 +177,7 @@ async fn an_agent_restart_is_followed_and_what_it_lost_is_recorded() {
     assert!(page.contains("unknown (agent restarted)"), "{page}");
     assert!(
         page.contains(&format!(
-            r#"<td class="num">{}</td>"#,
+            r#"<td class="num" data-label="From">{}</td>"#,
             crate::agents_page::thousands(lost_from)
         )),
         "{page}"
