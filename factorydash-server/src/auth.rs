@@ -3,11 +3,12 @@
 //! also changes (adds, pauses, removes agents). A token is sent as `Authorization: Bearer
 //! <token>`, or once in a browser as `?token=<token>`, which sets an HTTP-only cookie.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use serde_json::json;
 use subtle::ConstantTimeEq;
-use warp::http::{Method, StatusCode};
+use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::{self, Reply, Response};
 use warp::Filter;
 
@@ -135,31 +136,73 @@ fn bearer(header: Option<&str>) -> Option<&str> {
     header?.strip_prefix("Bearer ").map(str::trim)
 }
 
+/// The value of the browser's token cookie among `headers`' `Cookie` headers, if any.
+fn cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all("cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            (name.trim() == COOKIE).then(|| value.trim())
+        })
+}
+
+/// The role that a request's credentials give: its `Authorization: Bearer` token, else
+/// its token cookie; `None` without a valid one. A header that is not text gives none.
+fn role_of(tokens: &Tokens, headers: &HeaderMap) -> Option<Role> {
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+    bearer(authorization)
+        .and_then(|s| tokens.role(s))
+        .or_else(|| cookie(headers).and_then(|s| tokens.role(s)))
+}
+
+/// The role the [`gate`] let a request in with: that of its bearer token or cookie, and
+/// [`Role::Admin`] on an open dashboard (no tokens: anyone who reaches it may change it,
+/// within the CSRF guard's rules). For a page that offers changes to admins only (the
+/// agents page); the API checks the role again, in the gate, whatever a page shows.
+pub fn role(
+    tokens: Arc<Tokens>,
+) -> impl Filter<Extract = (Option<Role>,), Error = Infallible> + Clone {
+    warp::header::headers_cloned().map(move |headers: HeaderMap| {
+        if tokens.is_open() {
+            Some(Role::Admin)
+        } else {
+            role_of(&tokens, &headers)
+        }
+    })
+}
+
 /// Answers the requests that may not go on (401 without a valid token, 403 for a viewer
 /// asking to change something) and turns `?token=` into a cookie; rejects (so that the
 /// routes answer) every request that may go on.
+///
+/// It fails closed: what it reads of a request cannot make it reject (which would let the
+/// request go on unchecked). Headers are read from the whole map, and one that is not
+/// text counts as no credentials (`Authorization`, `Cookie`) or as another site
+/// (`Sec-Fetch-Site`).
 pub fn gate(
     tokens: Arc<Tokens>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::method()
         .and(warp::path::full())
-        .and(warp::header::optional::<String>("authorization"))
-        .and(warp::cookie::optional::<String>(COOKIE))
+        .and(warp::header::headers_cloned())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
-        .and(warp::header::optional::<String>("sec-fetch-site"))
         .and_then(
             move |method: Method,
                   path: warp::path::FullPath,
-                  authorization: Option<String>,
-                  cookie: Option<String>,
-                  query: String,
-                  fetch_site: Option<String>| {
+                  headers: HeaderMap,
+                  query: String| {
                 let tokens = tokens.clone();
                 async move {
                     if tokens.is_open() {
                         return Err(warp::reject());
                     }
                     let path = path.as_str();
+                    let fetch_site = headers
+                        .get("sec-fetch-site")
+                        .map(|v| v.to_str().unwrap_or("(not text)"));
                     // `?token=` once in a browser: keep it in a cookie, and drop it from
                     // the address.
                     let from_query = form_urlencoded::parse(query.as_bytes())
@@ -170,9 +213,7 @@ pub fn gate(
                     // name): the address must be opened directly (typed, pasted, a
                     // bookmark: `Sec-Fetch-Site: none`) or from this server's own pages.
                     if from_query.is_some()
-                        && fetch_site
-                            .as_deref()
-                            .is_some_and(|s| !matches!(s, "none" | "same-origin"))
+                        && fetch_site.is_some_and(|s| !matches!(s, "none" | "same-origin"))
                     {
                         return Ok(reply::with_status(
                             reply::json(&json!({
@@ -200,10 +241,7 @@ pub fn gate(
                     let Some(need) = needed(&method, path) else {
                         return Err(warp::reject());
                     };
-                    let role = bearer(authorization.as_deref())
-                        .and_then(|s| tokens.role(s))
-                        .or_else(|| cookie.as_deref().and_then(|s| tokens.role(s)));
-                    match role {
+                    match role_of(&tokens, &headers) {
                         Some(r) if r >= need => Err(warp::reject()),
                         Some(_) => Ok(reply::with_status(
                             reply::json(&json!({ "error": "this needs an admin token" })),
@@ -259,6 +297,47 @@ mod tests {
         assert_eq!(needed(&Method::GET, "/api/latest"), Some(Role::Viewer));
         assert_eq!(needed(&Method::POST, "/api/agents"), Some(Role::Admin));
         assert_eq!(needed(&Method::GET, "/healthz"), None);
+    }
+
+    #[test]
+    fn credentials_come_from_the_bearer_header_or_the_cookie() {
+        let t = Tokens::parse(&[
+            "viewer:0123456789abcdefv".into(),
+            "admin:0123456789abcdefa".into(),
+        ])
+        .unwrap();
+        let headers = |pairs: &[(&'static str, &[u8])]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.append(*k, warp::http::HeaderValue::from_bytes(v).unwrap());
+            }
+            h
+        };
+        let admin = b"Bearer 0123456789abcdefa";
+        assert_eq!(
+            role_of(&t, &headers(&[("authorization", admin)])),
+            Some(Role::Admin)
+        );
+        assert_eq!(
+            role_of(
+                &t,
+                &headers(&[
+                    ("cookie", b"a=1"),
+                    ("cookie", b"x=2; factorydash_token=0123456789abcdefv")
+                ])
+            ),
+            Some(Role::Viewer)
+        );
+        // Not text: no credentials, never an error that would skip the check.
+        assert_eq!(
+            role_of(&t, &headers(&[("authorization", b"Bearer \xff")])),
+            None
+        );
+        assert_eq!(
+            role_of(&t, &headers(&[("cookie", b"factorydash_token=\xff")])),
+            None
+        );
+        assert_eq!(role_of(&t, &headers(&[])), None);
     }
 
     #[test]

@@ -43,24 +43,24 @@ use crate::auth::Tokens;
 pub fn guard(
     tokens: Arc<Tokens>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
-    warp::method()
-        .and(warp::header::headers_cloned())
-        .and(warp::host::optional())
-        .and_then(
-            move |method: Method, headers: HeaderMap, host: Option<warp::host::Authority>| {
-                let open = tokens.is_open();
-                async move {
-                    match refusal(&method, &headers, host.as_ref().map(|h| h.as_str()), open) {
-                        Some((status, message)) => Ok(reply::with_status(
-                            reply::json(&json!({ "error": message })),
-                            status,
-                        )
-                        .into_response()),
-                        None => Err(warp::reject()),
-                    }
+    // Fails closed: nothing read here can reject (which would let the request go on
+    // unchecked). The `Host` is the header that `crate::host` let in (absent or text).
+    warp::method().and(warp::header::headers_cloned()).and_then(
+        move |method: Method, headers: HeaderMap| {
+            let open = tokens.is_open();
+            async move {
+                let host = headers.get("host").and_then(|h| h.to_str().ok());
+                match refusal(&method, &headers, host, open) {
+                    Some((status, message)) => Ok(reply::with_status(
+                        reply::json(&json!({ "error": message })),
+                        status,
+                    )
+                    .into_response()),
+                    None => Err(warp::reject()),
                 }
-            },
-        )
+            }
+        },
+    )
 }
 
 /// Why a request is refused (its status and message), or `None` when it may go on.
@@ -91,7 +91,7 @@ fn refusal(
     // dashboard takes changes only at an address or `localhost` (a name no attacker
     // controls). With tokens the attacker's page has no token: its origin's cookie jar is
     // its own.
-    if changes && open && !host.is_none_or(is_address_or_localhost) {
+    if changes && !takes_changes(open, host) {
         return Some((
             StatusCode::FORBIDDEN,
             "refused: an open dashboard (no --token) takes changes only at an IP address or localhost, never at a DNS name (DNS rebinding); give --token to change it by name",
@@ -119,9 +119,25 @@ fn refusal(
     None
 }
 
-/// Whether `origin` (`scheme://host[:port]`) names the server at `host` (the request's
-/// `Host`, `host[:port]`): the same host and port, the port implied by the scheme
-/// when not given. Host names compare case-insensitively.
+/// Whether a dashboard asked for at `host` (the request's `Host`) takes changes at all
+/// (from its own pages or from scripts): always with tokens; without (`open`), only at an
+/// IP address or `localhost` (DNS rebinding, see [`guard`]).
+pub fn takes_changes(open: bool, host: Option<&str>) -> bool {
+    !open || host.is_none_or(is_address_or_localhost)
+}
+
+/// Whether the request's dashboard takes changes ([`takes_changes`], by its `Host`): for
+/// a page that offers them (the agents page says why it does not, rather than offering
+/// buttons that every change would be refused by).
+pub fn takes_changes_here(
+    tokens: Arc<Tokens>,
+) -> impl Filter<Extract = (bool,), Error = std::convert::Infallible> + Clone {
+    warp::header::headers_cloned().map(move |headers: HeaderMap| {
+        let host = headers.get("host").and_then(|h| h.to_str().ok());
+        takes_changes(tokens.is_open(), host)
+    })
+}
+
 /// Whether a `Host` (`name[:port]`, `[v6]:port`) is an IP address or `localhost`.
 fn is_address_or_localhost(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
@@ -135,6 +151,9 @@ fn is_address_or_localhost(host: &str) -> bool {
     name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
 }
 
+/// Whether `origin` (`scheme://host[:port]`) names the server at `host` (the request's
+/// `Host`, `host[:port]`): the same host and port, the port implied by the scheme
+/// when not given. Host names compare case-insensitively.
 fn same_origin(origin: &str, host: &str) -> bool {
     let Some((scheme, authority)) = origin.split_once("://") else {
         return false;

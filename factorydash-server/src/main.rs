@@ -4,6 +4,7 @@
 //! (memory or PostgreSQL) and warp (the page, the WebSocket, the JSON API).
 
 mod agent;
+mod agents_page;
 mod assets;
 mod auth;
 mod config;

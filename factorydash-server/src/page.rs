@@ -104,7 +104,7 @@ fn value_text(v: Option<&Value>) -> String {
     }
 }
 
-fn rfc3339(t: DateTime<Utc>) -> String {
+pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
@@ -145,7 +145,7 @@ fn source_list(sources: &[SourceHealth]) -> Markup {
     }
 }
 
-fn banner(sources: &[SourceHealth], store_error: Option<&str>) -> Markup {
+pub(crate) fn banner(sources: &[SourceHealth], store_error: Option<&str>) -> Markup {
     html! {
         div #banner role="status" aria-live="polite" {
             @if let Some(e) = store_error {
@@ -219,6 +219,12 @@ fn alarms_section() -> Markup {
 /// the device page's script. Every asset comes from the binary (no CDN), under
 /// its content-hashed URL.
 fn page_head(title: &str, charts: bool) -> Markup {
+    page_head_with(title, charts, &[])
+}
+
+/// [`page_head`] with the assets of a page of its own (`own`, names under `/assets/`):
+/// its stylesheets after `app.css`, its scripts after the shared ones.
+pub(crate) fn page_head_with(title: &str, charts: bool, own: &[&str]) -> Markup {
     html! {
         head {
             meta charset="utf-8";
@@ -229,7 +235,13 @@ fn page_head(title: &str, charts: bool) -> Markup {
             script src=(assets::url("theme.js")) {}
             link rel="stylesheet" href=(assets::url("app.css"));
             @if charts { link rel="stylesheet" href=(assets::url("uplot.css")); }
+            @for sheet in own.iter().filter(|a| a.ends_with(".css")) {
+                link rel="stylesheet" href=(assets::url(sheet));
+            }
             @for script in ["dom.js", "controls.js", "app.js", "alarms.js", "live.js"] {
+                script src=(assets::url(script)) defer {}
+            }
+            @for script in own.iter().filter(|a| a.ends_with(".js")) {
                 script src=(assets::url(script)) defer {}
             }
             @if charts {
@@ -241,7 +253,7 @@ fn page_head(title: &str, charts: bool) -> Markup {
 }
 
 /// The header's theme switch (app.js cycles system → dark → light).
-fn theme_button() -> Markup {
+pub(crate) fn theme_button() -> Markup {
     html! {
         button #theme type="button" title="Colour theme: the system's, dark or light" { "theme: system" }
     }
@@ -380,7 +392,7 @@ fn link(
 
 /// The page's footer: when it was rendered, and the time zone times are shown in (filled
 /// and switched by dom.js: the plant's, or this browser's).
-fn footer(note: &str, now: Option<DateTime<Utc>>) -> Markup {
+pub(crate) fn footer(note: &str, now: Option<DateTime<Utc>>) -> Markup {
     html! {
         footer .muted {
             @if let Some(now) = now { "Rendered " time data-ts=(rfc3339(now)) data-mode="clock" { (rfc3339(now)) } ". " }
@@ -624,74 +636,6 @@ pub fn render_device(d: &DevicePage<'_>) -> String {
                     }
                 }
                 (footer("", None))
-            }
-        }
-    }
-    .into_string()
-}
-
-/// The agents page: every source's health in full, and the gaps recorded for it.
-pub fn render_agents(sources: &[SourceHealth], gaps: &[factorydash_core::Gap]) -> String {
-    let when = |t: Option<DateTime<Utc>>| -> Markup {
-        html! {
-            @match t {
-                Some(t) => time data-ts=(rfc3339(t)) data-mode="clock" { (rfc3339(t)) },
-                None => "—",
-            }
-        }
-    };
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            (page_head("Agents · factorydash", false))
-            body data-device="" {
-                header {
-                    h1 { a href="/" { "factorydash" } " › agents" }
-                    span #live .muted { "connecting…" }
-                    (theme_button())
-                }
-                (banner(sources, None))
-                @if sources.is_empty() { p .muted { "No agents or recordings." } }
-                @for s in sources {
-                    section .agent aria-label=(redacted(&s.source)) {
-                        h2 { (redacted(&s.source)) " " span .state { (s.state.label()) } }
-                        dl .health {
-                            dt { "Observations stored" } dd { (s.observations) }
-                            dt { "Per second" } dd { (format!("{:.0}", s.observations_per_second)) }
-                            dt { "Waiting to be stored" } dd { (s.buffered) }
-                            dt { "Next sequence" } dd { (s.next_sequence.map_or("—".to_owned(), |n| n.to_string())) }
-                            dt { "instanceId" } dd { (s.instance_id.map_or("—".to_owned(), |n| n.to_string())) }
-                            dt { "Last contact" } dd { (when(s.last_contact)) }
-                            dt { "Unreachable since" } dd { (when(s.unreachable_since)) }
-                            dt { "Next attempt" } dd { (when(s.retry_at)) }
-                            dt { "Store refusing since" } dd { (when(s.store_unavailable_since)) }
-                            dt { "Last error" } dd { (redacted_in(s.last_error.as_deref().or(s.store_error.as_deref()).unwrap_or("—"))) }
-                            dt { "Restarts / reconnects" } dd { (s.restarts) " / " (s.reconnects) }
-                            @if s.instance_switches > 0 {
-                                dt { "Instance switches" } dd { (s.instance_switches) " (the agent alternates between instanceIds; each is followed on where it was left)" }
-                            }
-                        }
-                        @let own: Vec<&factorydash_core::Gap> = gaps.iter().filter(|g| g.agent == s.source).collect();
-                        h3 { "Gaps (" (own.len()) ")" }
-                        @if own.is_empty() {
-                            p .muted { "None: every observation the agent published was read." }
-                        } @else {
-                            table {
-                                thead { tr { th { "instanceId" } th { "From sequence" } th { "To sequence" } th { "Lost" } } }
-                                tbody {
-                                    @for g in own {
-                                        tr {
-                                            td { (g.instance_id) }
-                                            td { (g.from) }
-                                            td { (g.to.map_or("unknown (agent restarted)".to_owned(), |t| t.to_string())) }
-                                            td { (g.to.map_or("?".to_owned(), |t| t.saturating_sub(g.from).to_string())) }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
             }
         }
     }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use factorydash_store::StoreError;
 use serde::Deserialize;
 use serde_json::json;
 use warp::http::StatusCode;
@@ -11,13 +12,15 @@ use warp::reply::{self, Reply, Response};
 
 use super::errors::ApiError;
 use super::params::{self, FromQuery};
+use crate::agents_page::AgentEntry;
 use crate::redact::redacted;
 use crate::state::App;
 use crate::supervisor::identity;
 
-/// `GET /api/agents`: every agent, from the command line or added at run time, with
-/// whether it is paused and its health.
-pub async fn list(app: Arc<App>) -> Result<Response, ApiError> {
+/// Every agent, from the command line or added at run time, by URL (without
+/// credentials): whether it was added at run time, whether it is paused, and its health.
+/// What `GET /api/agents` lists and the agents page shows.
+pub(super) async fn known(app: &App) -> Result<Vec<AgentEntry>, StoreError> {
     let configured = app.store.configured_agents().await?;
     let health = app.health.all();
     let followed = app.agents.followed();
@@ -25,15 +28,29 @@ pub async fn list(app: Arc<App>) -> Result<Response, ApiError> {
     urls.extend(configured.iter().map(|a| a.url.clone()));
     urls.sort();
     urls.dedup();
-    let out: Vec<_> = urls
+    Ok(urls
+        .into_iter()
+        .map(|url| AgentEntry {
+            added_at_run_time: configured.iter().any(|a| a.url == url),
+            paused: !followed.contains(&url),
+            health: health.iter().find(|h| h.source == url).cloned(),
+            url,
+        })
+        .collect())
+}
+
+/// `GET /api/agents`: every agent, from the command line or added at run time, with
+/// whether it is paused and its health.
+pub async fn list(app: Arc<App>) -> Result<Response, ApiError> {
+    let out: Vec<_> = known(&app)
+        .await?
         .iter()
-        .map(|url| {
-            let added = configured.iter().find(|a| a.url == *url);
+        .map(|a| {
             json!({
-                "url": redacted(url),
-                "addedAtRunTime": added.is_some(),
-                "paused": !followed.contains(url),
-                "health": health.iter().find(|h| h.source == *url),
+                "url": redacted(&a.url),
+                "addedAtRunTime": a.added_at_run_time,
+                "paused": a.paused,
+                "health": a.health,
             })
         })
         .collect();

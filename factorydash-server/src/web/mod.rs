@@ -1,7 +1,8 @@
 //! The dashboard's HTTP routes: the router only. Each route is a path, a method, its
 //! validated request ([`params`]) and a handler:
 //!
-//! - [`pages`], the HTML pages (`/`, `/device`, `/agents`), rendered by [`crate::page`];
+//! - [`pages`], the HTML pages (`/`, `/device`, `/agents`), rendered by [`crate::page`]
+//!   and [`crate::agents_page`];
 //! - [`api`], the JSON API (`/api/devices`, `/api/latest`, `/api/series`,
 //!   `/api/utilization`, `/api/alarms`, `/api/gaps`);
 //! - [`export`], `/api/export` (CSV or NDJSON, streamed);
@@ -74,6 +75,8 @@ pub fn routes(
         warp::path!("agents")
             .and(warp::get())
             .and(with.clone())
+            .and(crate::auth::role(tokens.clone()))
+            .and(crate::csrf::takes_changes_here(tokens.clone()))
             .then(pages::agents),
     ))
     .unify()

@@ -1,5 +1,6 @@
 //! The HTML pages: the dashboard (`/`), a device (`/device?name=`) and the agents
-//! (`/agents`). Each reads the store and hands its view model to [`crate::page`].
+//! (`/agents`). Each reads the store and hands its view model to [`crate::page`] (the
+//! agents page to [`crate::agents_page`]).
 
 use std::sync::Arc;
 
@@ -12,6 +13,8 @@ use warp::reply::{self, Reply, Response};
 
 use super::errors::ApiError;
 use super::params::{self, FromQuery};
+use crate::agents_page::{self, AgentEntry, AgentsPage, Controls};
+use crate::auth::Role;
 use crate::error_chain::error_chain;
 use crate::page;
 use crate::state::App;
@@ -272,8 +275,44 @@ pub async fn device(app: Arc<App>, q: DeviceQuery) -> Result<Response, ApiError>
     Ok(reply::html(html).into_response())
 }
 
-/// `/agents`: every source's health and the recorded gaps.
-pub async fn agents(app: Arc<App>) -> Result<Response, ApiError> {
+/// `/agents`: every agent (and recording) with its health and its recorded gaps; for a
+/// reader whose `role` may change agents (and a dashboard that `takes_changes` at the
+/// address it was asked for, [`crate::csrf::takes_changes`]), the buttons and the form
+/// that call `/api/agents`.
+pub async fn agents(
+    app: Arc<App>,
+    role: Option<Role>,
+    takes_changes: bool,
+) -> Result<Response, ApiError> {
     let gaps = app.store.gaps().await?;
-    Ok(reply::html(page::render_agents(&app.health.all(), &gaps)).into_response())
+    let sources = app.health.all();
+    let mut agents = super::admin::known(&app).await?;
+    // Recordings played (`serve --replay`) are sources too, though not agents.
+    let recordings: Vec<AgentEntry> = sources
+        .iter()
+        .filter(|s| !agents.iter().any(|a| a.url == s.source))
+        .map(|s| AgentEntry {
+            url: s.source.clone(),
+            added_at_run_time: false,
+            paused: false,
+            health: Some(s.clone()),
+        })
+        .collect();
+    agents.extend(recordings);
+    let controls = if !app.agents.follows_agents() {
+        Controls::Recording
+    } else if role != Some(Role::Admin) {
+        Controls::ViewOnly
+    } else if !takes_changes {
+        Controls::OpenByName
+    } else {
+        Controls::Change
+    };
+    let html = agents_page::render_agents(&AgentsPage {
+        agents: &agents,
+        gaps: &gaps,
+        sources: &sources,
+        controls,
+    });
+    Ok(reply::html(html).into_response())
 }

@@ -175,7 +175,13 @@ async fn an_agent_restart_is_followed_and_what_it_lost_is_recorded() {
     let page = get_text(format!("{}/agents", follower.base)).await;
     assert!(page.contains("Gaps (1)"), "{page}");
     assert!(page.contains("unknown (agent restarted)"), "{page}");
-    assert!(page.contains(&format!("<td>{lost_from}</td>")), "{page}");
+    assert!(
+        page.contains(&format!(
+            r#"<td class="num" data-label="From">{}</td>"#,
+            crate::agents_page::thousands(lost_from)
+        )),
+        "{page}"
+    );
     let (set, rows) = stored(&follower.base).await;
     assert_eq!(rows, set.len(), "no duplicates");
     let want: Vec<u64> = (1..lost_from).chain(floor..=TOTAL).collect();

@@ -2,6 +2,7 @@
 //! bundled NIST recording, with the in-memory store and a real PostgreSQL.
 
 mod agents;
+mod agents_page;
 mod api;
 mod browser;
 mod credentials;

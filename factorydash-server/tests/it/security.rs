@@ -634,3 +634,102 @@ async fn agent_urls_are_taken_in_one_form_and_their_credentials_never_shown() {
         assert!(!page.contains(SECRET), "{path}: {page}");
     }
 }
+
+/// The status line of the answer to `head` (request line and headers, without the end of
+/// the head) and `body`, written as bytes: headers that no HTTP client library would send.
+async fn raw_status(base: &str, head: &[u8], body: &str) -> String {
+    let address = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut request = head.to_vec();
+    request.extend_from_slice(
+        format!(
+            "\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    stream.write_all(&request).await.unwrap();
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn headers_that_are_not_text_never_let_a_request_past_the_gate_or_the_guard() {
+    // The gate and the guard once read these headers with filters that reject what is
+    // not text, and a rejection there means "go on": a request with `Authorization:
+    // Bearer \xff` read and changed everything without a token.
+    let fd = serve(&[
+        "--token",
+        &format!("viewer:{VIEWER}"),
+        "--token",
+        &format!("admin:{ADMIN}"),
+    ])
+    .await;
+    let base = &fd.base;
+    let add = r#"{"url": "http://127.0.0.1:7/raw"}"#;
+    let json = b"\r\nContent-Type: application/json";
+    let cases: [(Vec<u8>, &str, &str); 6] = [
+        (
+            b"GET /api/agents HTTP/1.1\r\nAuthorization: Bearer \xff".to_vec(),
+            "",
+            "401",
+        ),
+        (
+            [
+                &b"POST /api/agents HTTP/1.1\r\nAuthorization: Bearer \xff\r\nSec-Fetch-Site: same-origin"[..],
+                json,
+            ]
+            .concat(),
+            add,
+            "401",
+        ),
+        (
+            b"GET /api/agents HTTP/1.1\r\nCookie: factorydash_token=\xff".to_vec(),
+            "",
+            "401",
+        ),
+        // A viewer's change, its origin header not text: still a viewer's.
+        (
+            [
+                format!("POST /api/agents HTTP/1.1\r\nAuthorization: Bearer {VIEWER}\r\nSec-Fetch-Site: ").as_bytes(),
+                b"\xff",
+                json,
+            ]
+            .concat(),
+            add,
+            "403",
+        ),
+        // `?token=` from a page whose Sec-Fetch-Site is not text: not taken.
+        (
+            [
+                format!("GET /?token={ADMIN} HTTP/1.1\r\nSec-Fetch-Site: ").as_bytes(),
+                b"\xff",
+            ]
+            .concat(),
+            "",
+            "403",
+        ),
+        // The admin's cookie without a proof of origin, in a request whose target names
+        // another authority than its Host (which warp's host filter rejects): refused.
+        (
+            [
+                format!("POST http://127.0.0.1:1/api/agents HTTP/1.1\r\nCookie: factorydash_token={ADMIN}").as_bytes(),
+                json,
+            ]
+            .concat(),
+            add,
+            "403",
+        ),
+    ];
+    for (head, body, status) in cases {
+        let line = raw_status(base, &head, body).await;
+        assert!(
+            line.starts_with(&format!("HTTP/1.1 {status}")),
+            "{}: {line}",
+            String::from_utf8_lossy(&head)
+        );
+    }
+    assert_eq!(agents(base).await, [(DEAD.to_owned(), false)]);
+}

@@ -722,6 +722,80 @@ impl Browser {
         .await;
     }
 
+    /// Sets the size of the viewport, in CSS pixels: the window's, made taller by what
+    /// the browser draws above the page (headless Chromium draws nothing beside it).
+    pub async fn resize(&self, width: u64, height: u64) {
+        let rect = |h: u64| serde_json::json!({ "width": width, "height": h });
+        self.command(reqwest::Method::POST, "/window/rect", rect(height))
+            .await;
+        let inner = self.eval("return window.innerHeight").await;
+        let above = height.saturating_sub(inner.as_u64().unwrap_or(height));
+        if above > 0 {
+            self.command(reqwest::Method::POST, "/window/rect", rect(height + above))
+                .await;
+        }
+    }
+
+    /// Types `text` into the element that `css` selects (after what it holds).
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css).await;
+        self.command(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            serde_json::json!({ "text": text }),
+        )
+        .await;
+    }
+
+    /// The text of the open `alert`/`confirm` dialog.
+    pub async fn dialog_text(&self) -> String {
+        let text = self
+            .command(reqwest::Method::GET, "/alert/text", serde_json::Value::Null)
+            .await;
+        text.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Answers the open `confirm` dialog: OK (`accept`) or Cancel.
+    pub async fn answer_dialog(&self, accept: bool) {
+        let path = if accept {
+            "/alert/accept"
+        } else {
+            "/alert/dismiss"
+        };
+        self.command(reqwest::Method::POST, path, serde_json::json!({}))
+            .await;
+    }
+
+    /// Saves what the window shows as `target/browser-screenshots/NAME.png`; returns its
+    /// path.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self
+            .command(reqwest::Method::GET, "/screenshot", serde_json::Value::Null)
+            .await;
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/browser-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(format!("{name}.png"));
+        std::fs::write(&file, base64_decode(png.as_str().expect("base64 PNG"))).unwrap();
+        file
+    }
+
+    /// The WebDriver id of the element that `css` selects.
+    async fn element(&self, css: &str) -> String {
+        let element = self
+            .command(
+                reqwest::Method::POST,
+                "/element",
+                serde_json::json!({ "using": "css selector", "value": css }),
+            )
+            .await;
+        element
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|v| v.as_str())
+            .unwrap_or_else(|| panic!("no element {css}: {element}"))
+            .to_owned()
+    }
+
     /// Ends the session and the driver.
     pub async fn quit(mut self) {
         let _ = self.http.delete(&self.session).send().await;
@@ -765,4 +839,30 @@ pub async fn start_logged(args: &[&str], env: &[(&str, &str)]) -> (Running, Log)
         },
         log,
     )
+}
+
+/// Standard base64 (RFC 4648 section 4, padded), as WebDriver sends screenshots.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {c}"),
+    };
+    let digits: Vec<u8> = text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .map(value)
+        .collect();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, d)| n | u32::from(*d) << (18 - 6 * i));
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
 }
