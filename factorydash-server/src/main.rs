@@ -28,6 +28,8 @@ mod state;
 mod store_env;
 mod supervisor;
 mod tls;
+mod tool_ingest;
+mod tools;
 mod web;
 
 use std::net::SocketAddr;

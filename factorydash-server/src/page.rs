@@ -311,6 +311,7 @@ fn card(status: &DeviceStatus) -> Markup {
                     }
                 }
             }
+            (crate::tools::view::card_line(status))
         }
     }
 }
@@ -446,6 +447,8 @@ pub struct DevicePage<'a> {
     pub latest: &'a [factorydash_core::Observation],
     /// Every source's health, for the banner.
     pub sources: &'a [SourceHealth],
+    /// Its cutting tools (`crate::tools`).
+    pub tools: &'a crate::tools::DeviceTools,
 }
 
 /// The page of one device: its status, its components with every data item's latest
@@ -508,6 +511,7 @@ pub fn render_device(d: &DevicePage<'_>) -> String {
                     div #chart role="img" aria-label="Chart of the chosen data item" {}
                     p #chart-note .muted {}
                 }
+                (crate::tools::view::section(d.tools))
                 section #utilization aria-label="Utilization" {
                     h2 { "Utilization " span .muted { "(Execution over the chart's window)" } }
                     div #timeline .timeline role="img" aria-label="Execution states over time" {}

@@ -17,3 +17,4 @@ mod security;
 mod simulate;
 mod support;
 mod tls;
+mod tools;
