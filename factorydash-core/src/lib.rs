@@ -24,6 +24,8 @@
 //! - [`pace`]: the schedule of a recording replayed at its own pace.
 //! - [`episodes`]: Condition episodes (when each Warning or Fault began and ended);
 //!   [`states`]: state intervals and utilization; [`downsample`]: LTTB and buckets.
+//! - [`tools`]: cutting tools (MTConnect Part 4, CuttingTool assets) and when one is
+//!   near its life limit.
 //!
 //! # Architecture invariant
 //! This crate does no I/O, no async and knows no wire format: everything here is a
@@ -35,6 +37,7 @@ pub mod pace;
 pub mod page;
 pub mod states;
 pub mod status;
+pub mod tools;
 pub mod window;
 
 mod model;

@@ -39,8 +39,8 @@ impl fmt::Display for Category {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} `{found}`")]
 pub struct ParseEnumError {
-    what: &'static str,
-    found: String,
+    pub(crate) what: &'static str,
+    pub(crate) found: String,
 }
 
 impl FromStr for Category {

@@ -120,6 +120,10 @@ pub struct DeviceStatus {
     pub newest: Option<DateTime<Utc>>,
     /// How many data items have a latest value.
     pub observed_items: usize,
+    /// The tools of the device near their life limit, by label (`T12`; see
+    /// [`crate::tools::near_limit_labels`]). Empty from [`DeviceStatus::from_latest`]:
+    /// tools are assets, not observations, and whoever holds them fills this in.
+    pub tools_near_limit: Vec<String>,
 }
 
 impl DeviceStatus {
@@ -145,6 +149,7 @@ impl DeviceStatus {
             active_conditions: Vec::new(),
             newest: None,
             observed_items: 0,
+            tools_near_limit: Vec::new(),
         };
         for o in latest.into_iter().filter(|o| o.device == device) {
             s.observed_items += 1;
@@ -176,6 +181,12 @@ impl DeviceStatus {
         }
         s.state = s.classify();
         s
+    }
+
+    /// The line a tile shows of [`DeviceStatus::tools_near_limit`]: `Tool T12 near life
+    /// limit`, `2 tools near life limit`, or `None`.
+    pub fn tools_line(&self) -> Option<String> {
+        crate::tools::near_limit_line(&self.tools_near_limit)
     }
 
     fn classify(&self) -> DeviceState {

@@ -1,6 +1,6 @@
 //! An MTConnect agent client over HTTP (MTConnect Part 1, "REST Protocol"): `/probe`,
-//! `/current`, `/sample?from=&count=`, and a [`Follower`] that reads an agent's whole
-//! sequence without losing or repeating an observation.
+//! `/current`, `/sample?from=&count=`, `/assets?type=&count=`, and a [`Follower`] that
+//! reads an agent's whole sequence without losing or repeating an observation.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use factorydash_core::{Batch, Gap, Observation, ResumePoint};
 use rand::Rng;
 
+use crate::assets::{parse_assets_with, Assets};
 use crate::devices::{parse_devices_with, Devices};
 use crate::error::{ErrorCode, ErrorDocument};
 use crate::header::Header;
@@ -190,6 +191,18 @@ fn size_text(bytes: usize) -> String {
 }
 
 impl ClientError {
+    /// Whether the agent refused the request itself: an MTConnectError document
+    /// ([`ClientError::Agent`]) or an HTTP 4xx status ([`ClientError::Status`]), as an
+    /// agent that does not serve a request (`/assets` on an agent without assets) answers.
+    /// Asking again at once gets the same answer.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            ClientError::Agent { .. } => true,
+            ClientError::Status { status, .. } => (400..500).contains(status),
+            _ => false,
+        }
+    }
+
     /// The MTConnect error code, when the agent answered with an MTConnectError.
     pub fn agent_code(&self) -> Option<&ErrorCode> {
         match self {
@@ -642,6 +655,68 @@ impl AgentClient {
             None => format!("/sample?count={count}"),
         };
         self.streams(&path).await
+    }
+
+    /// `/assets?type=<kind>&count=<count>`: at most `count` of the agent's assets of type
+    /// `kind` (e.g. `CuttingTool`; MTConnect Part 1, "Asset" requests, answered with an
+    /// MTConnectAssets document, Part 4), parsed ([`crate::assets`]). Bounded as every
+    /// request: the 30 s timeout and the document limit
+    /// ([`AgentClient::with_max_document`]), applied as the answer is read.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), factorydash_mtconnect::client::ClientError> {
+    /// let agent = factorydash_mtconnect::client::AgentClient::new("http://127.0.0.1:5000")?;
+    /// match agent.assets("CuttingTool", 100).await {
+    ///     Ok(parsed) => {
+    ///         for tool in &parsed.value.cutting_tools {
+    ///             println!("{} near its life limit: {}", tool.label(), tool.near_life_limit());
+    ///         }
+    ///     }
+    ///     // An agent that serves no assets: 404, or an MTConnectError.
+    ///     Err(e) if e.is_refusal() => println!("no assets here"),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`AgentClient::get`] (an agent without `/assets` answers [`ClientError::Status`]
+    /// 404 or [`ClientError::Agent`]: see [`ClientError::is_refusal`]);
+    /// [`ClientError::Document`] when the answer is not an MTConnectAssets document;
+    /// [`ClientError::Incomplete`] when it breaks off.
+    pub async fn assets(&self, kind: &str, count: u32) -> Result<Parsed<Assets>, ClientError> {
+        let path = format!(
+            "/assets?type={}&count={count}",
+            percent_encoding::utf8_percent_encode(kind, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let url = format!("{}{}", self.base, path);
+        let body = self.get(&path).await?;
+        let parsed = parse_assets_with(&body, &self.options).map_err(|source| match source {
+            crate::Error::Agent(document) => ClientError::Agent {
+                url: url.clone(),
+                document,
+            },
+            crate::Error::TooLarge { limit } => ClientError::TooLarge {
+                url: url.clone(),
+                limit,
+            },
+            source => ClientError::Document {
+                url: url.clone(),
+                source,
+            },
+        })?;
+        if let Some(problem) = parsed.problems.iter().find(|p| {
+            matches!(
+                p.kind,
+                crate::ProblemKind::Syntax | crate::ProblemKind::TooLarge
+            )
+        }) {
+            return Err(ClientError::Incomplete {
+                url,
+                problem: problem.clone(),
+            });
+        }
+        Ok(parsed)
     }
 
     async fn streams(&self, path: &str) -> Result<StreamsPage, ClientError> {

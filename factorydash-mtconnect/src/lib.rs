@@ -4,8 +4,10 @@
 //! which CNC machines publish their data. An *Agent* serves XML documents over HTTP:
 //! `/probe` answers an **MTConnectDevices** document (the device model: Devices,
 //! Components, DataItems; Part 2), `/current` and `/sample` answer **MTConnectStreams**
-//! documents (Observations: Samples, Events, Conditions; Part 3), and a refused request
-//! gets an **MTConnectError** document (Part 1).
+//! documents (Observations: Samples, Events, Conditions; Part 3), `/assets` answers an
+//! **MTConnectAssets** document (cutting tools and other assets; Part 4, read by
+//! [`parse_assets`] into [`CuttingTool`]s), and a refused request gets an
+//! **MTConnectError** document (Part 1).
 //!
 //! ```
 //! use factorydash_mtconnect::{parse_streams, ValueRef};
@@ -74,7 +76,8 @@
 //! say so.
 //!
 //! The owned types of [`factorydash_core`] that appear in this crate's signatures
-//! ([`Observation`], [`Value`], [`Batch`], [`Gap`], [`ResumePoint`], [`DeviceInfo`], …) are
+//! ([`Observation`], [`Value`], [`Batch`], [`Gap`], [`ResumePoint`], [`DeviceInfo`],
+//! [`CuttingTool`], …) are
 //! re-exported here: this crate is the only dependency a user needs.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -106,6 +109,9 @@ pub use devices::{
 pub use document::{parse_document, Document};
 pub use error::{
     parse_error, AgentError, Error, ErrorCode, ErrorDocument, QueryParameter, XmlError,
+};
+pub use factorydash_core::tools::{
+    CountDirection, CuttingTool, ToolLife, ToolLifeKind, ToolLocation,
 };
 pub use factorydash_core::{
     Batch, Category, ConditionLevel, ConditionState, DataItemInfo, DeviceInfo, Gap, Observation,

@@ -238,12 +238,28 @@ pub fn install<C: Coordinator>(
         };
         let url = url.to_owned();
         let settings = settings.clone();
+        // The agent's cutting tools are read by every process that follows it, even one
+        // standing by, as each shows its own tiles.
+        let tools =
+            crate::tool_ingest::follow_tools(app.clone(), url.clone(), settings.max_document);
         let task = match &coordinator {
-            Some(c) => tokio::spawn(follow_agent_when_locked(app, c.clone(), url, settings)),
-            None => tokio::spawn(follow_agent(app, url, settings)),
+            Some(c) => tokio::spawn(beside(
+                follow_agent_when_locked(app, c.clone(), url, settings),
+                tools,
+            )),
+            None => tokio::spawn(beside(follow_agent(app, url, settings), tools)),
         };
         task.abort_handle()
     }));
+}
+
+/// Runs `ingest` and `tools` in one task, so that stopping the agent (its task aborted)
+/// stops both.
+async fn beside(
+    ingest: impl std::future::Future<Output = ()>,
+    tools: impl std::future::Future<Output = ()>,
+) {
+    tokio::join!(ingest, tools);
 }
 
 /// A task aborted when this is dropped.

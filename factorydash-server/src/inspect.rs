@@ -75,7 +75,12 @@ pub fn run(path: &Path, max_document: usize) -> anyhow::Result<usize> {
             &parsed.problems
         }
         Document::Assets(parsed) => {
-            for a in &parsed.value.assets {
+            for t in &parsed.value.cutting_tools {
+                let line = serde_json::json!({ "type": "CuttingTool", "cuttingTool": t });
+                serde_json::to_writer(&mut out, &line)?;
+                out.write_all(b"\n")?;
+            }
+            for a in &parsed.value.other {
                 serde_json::to_writer(&mut out, a)?;
                 out.write_all(b"\n")?;
             }

@@ -30,6 +30,8 @@ mod store_env;
 mod supervisor;
 mod time_zone;
 mod tls;
+mod tool_ingest;
+mod tools;
 mod web;
 
 use std::net::SocketAddr;

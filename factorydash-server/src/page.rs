@@ -339,6 +339,7 @@ fn card(status: &DeviceStatus) -> Markup {
                     }
                 }
             }
+            (crate::tools::view::card_line(status))
         }
     }
 }
@@ -517,6 +518,8 @@ pub struct DevicePage<'a> {
     pub latest: &'a [factorydash_core::Observation],
     /// Every source's health, for the banner.
     pub sources: &'a [SourceHealth],
+    /// Its cutting tools (`crate::tools`).
+    pub tools: &'a crate::tools::DeviceTools,
 }
 
 /// The page of one device: its status, its components with every data item's latest
@@ -602,6 +605,7 @@ pub fn render_device(d: &DevicePage<'_>) -> String {
                     h3 { "Utilization " span .muted { "(Execution over the chart's window)" } }
                     ul #shares .shares {}
                 }
+                (crate::tools::view::section(d.tools))
                 section #components aria-label="Components" {
                     h2 { "Components and data items" }
                     @for (component_id, items) in &components {

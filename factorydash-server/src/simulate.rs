@@ -647,13 +647,14 @@ impl Source for SimSource {
         for (m, t) in tools {
             let device = &self.items[m.first_item].device;
             out.push_str(&format!(
-                "    <CuttingTool serialNumber=\"{serial}\" toolId=\"T{tool}\" timestamp=\"{now}\" deviceUuid=\"{uuid}\" assetId=\"{device}.T{tool}\">\n      <Description>{desc}</Description>\n      <CuttingToolLifeCycle>\n        <CutterStatus><Status>{status}</Status></CutterStatus>\n        <ToolLife type=\"PART_COUNT\" countDirection=\"UP\" initial=\"0\" limit=\"{limit}\">{parts}</ToolLife>\n        <ToolLife type=\"MINUTES\" countDirection=\"UP\" initial=\"0\" limit=\"{minutes_limit}\">{minutes:.1}</ToolLife>\n        <ProgramToolNumber>{tool}</ProgramToolNumber>\n        <ProgramSpindleSpeed>{rpm}</ProgramSpindleSpeed>\n        <Measurements>\n          <CuttingDiameterMax code=\"DC\" nominal=\"{dia:.1}\">{dia:.3}</CuttingDiameterMax>\n        </Measurements>\n      </CuttingToolLifeCycle>\n    </CuttingTool>\n",
+                "    <CuttingTool serialNumber=\"{serial}\" toolId=\"T{tool}\" timestamp=\"{now}\" deviceUuid=\"{uuid}\" assetId=\"{device}.T{tool}\">\n      <Description>{desc}</Description>\n      <CuttingToolLifeCycle>\n        <CutterStatus><Status>{status}</Status></CutterStatus>\n        <ToolLife type=\"PART_COUNT\" countDirection=\"UP\" initial=\"0\" limit=\"{limit}\" warning=\"{warning}\">{parts}</ToolLife>\n        <ToolLife type=\"MINUTES\" countDirection=\"UP\" initial=\"0\" limit=\"{minutes_limit}\">{minutes:.1}</ToolLife>\n        <ProgramToolNumber>{tool}</ProgramToolNumber>\n        <ProgramSpindleSpeed>{rpm}</ProgramSpindleSpeed>\n        <Measurements>\n          <CuttingDiameterMax code=\"DC\" nominal=\"{dia:.1}\">{dia:.3}</CuttingDiameterMax>\n        </Measurements>\n      </CuttingToolLifeCycle>\n    </CuttingTool>\n",
                 serial = 1000 + t.tool,
                 tool = t.tool,
                 uuid = m.uuid,
                 desc = if t.diameter >= 16.0 { "Shell mill" } else { "Solid carbide end mill" },
                 status = if t.parts == 0 { "NEW" } else if t.parts >= t.limit { "EXPIRED" } else { "USED" },
                 limit = t.limit,
+                warning = t.limit / 10 * 9,
                 parts = t.parts,
                 minutes_limit = t.limit / 4,
                 minutes = t.seconds / 60.0,
@@ -947,7 +948,7 @@ impl Machine {
     ) -> Self {
         let rate_hz = settings.rate_hz;
         let cycle_ticks = (settings.cycle_time.as_secs_f64() * rate_hz).max(20.0);
-        let tools: Vec<ToolUse> = (0..6)
+        let mut tools: Vec<ToolUse> = (0..6)
             .map(|i| {
                 let diameter = [6.0, 8.0, 10.0, 12.0, 16.0, 25.0][i];
                 ToolUse {
@@ -960,6 +961,11 @@ impl Machine {
                 }
             })
             .collect();
+        // The largest tool starts past its warning (90 % of its life), so that every
+        // machine shows a tool near its life limit from the start.
+        if let Some(worn) = tools.last_mut() {
+            worn.parts = worn.limit - worn.limit / 20;
+        }
         let n = roles.len();
         let mut m = Machine {
             uuid,

@@ -1,6 +1,6 @@
-//! [`App`]: what the ingest tasks and the web handlers share, as its three parts: the live
-//! hub ([`LiveHub`]), the health registry ([`HealthRegistry`]) and the agent supervisor
-//! ([`Supervisor`]), with the store.
+//! [`App`]: what the ingest tasks and the web handlers share, as its parts: the live hub
+//! ([`LiveHub`]), the health registry ([`HealthRegistry`]), the agent supervisor
+//! ([`Supervisor`]) and the agents' cutting tools ([`ToolBoard`]), with the store.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use factorydash_store::{Store, StoreError};
 use crate::health::HealthRegistry;
 use crate::live::LiveHub;
 use crate::supervisor::Supervisor;
+use crate::tools::ToolBoard;
 
 /// The shared state.
 pub struct App {
@@ -24,6 +25,8 @@ pub struct App {
     pub health: HealthRegistry,
     /// The agents followed now, the writers' tasks and the process's stop.
     pub agents: Supervisor,
+    /// Each followed agent's cutting tools, read from its `/assets` (in memory only).
+    pub tools: Arc<ToolBoard>,
     /// The device models as last read ([`App::devices`]).
     devices: Mutex<DevicesCopy>,
     /// The store being opened, when `serve` listens before it is open.
@@ -51,8 +54,13 @@ impl App {
     /// The shared state over `store`.
     pub fn new(store: Arc<dyn Store>, store_kind: &'static str) -> Arc<Self> {
         let live = Arc::new(LiveHub::new());
-        // Sends what ingest publishes, off the ingest path (see `LiveHub::publish`).
-        tokio::spawn(live.clone().run_publisher(store.clone()));
+        let tools = Arc::new(ToolBoard::default());
+        // Sends what ingest publishes, off the ingest path (see `LiveHub::publish`), each
+        // tile with its line of tools near their life limit.
+        tokio::spawn(live.clone().run_publisher(store.clone(), {
+            let tools = tools.clone();
+            move |device, status| tools.annotate(device, status)
+        }));
         let app = Arc::new(App {
             store,
             store_kind,
@@ -62,6 +70,7 @@ impl App {
             }),
             live,
             agents: Supervisor::default(),
+            tools,
             devices: Mutex::default(),
             pending: std::sync::OnceLock::new(),
         });
@@ -121,6 +130,8 @@ impl App {
     /// `agent` (its base URL), and the status of its device, to the browsers
     /// ([`LiveHub::publish`]).
     pub fn publish(&self, agent: &str, observations: &[factorydash_core::Observation]) {
+        // An AssetChanged or AssetRemoved among them: the agent's tools are read again.
+        self.tools.observed(agent, observations);
         self.live.publish(agent, observations);
     }
 }

@@ -70,11 +70,11 @@ fn summarize(bytes: &[u8]) -> Value {
         Ok(Document::Assets(parsed)) => json!({
             "document": "MTConnectAssets",
             "header": parsed.value.header,
-            "assets": parsed.value.assets.iter().map(|a| json!({
-                "kind": a.kind, "asset_id": a.asset_id, "timestamp": a.timestamp,
-                "device_uuid": a.device_uuid, "removed": a.removed, "xml_bytes": a.xml.len(),
-                "xml_start": a.xml.chars().take(60).collect::<String>(),
-            })).collect::<Vec<_>>(),
+            "cutting_tools": parsed.value.cutting_tools.len(),
+            "near_life_limit": parsed.value.cutting_tools.iter()
+                .filter(|t| t.near_life_limit()).map(|t| &t.asset_id).collect::<Vec<_>>(),
+            "tools": parsed.value.cutting_tools,
+            "other": parsed.value.other,
             "problems": parsed.problems,
         }),
         Ok(Document::Error(doc)) => json!({ "document": "MTConnectError", "error": doc }),
@@ -205,4 +205,66 @@ fn error_documents_are_typed() {
         Err(Error::Agent(d)) => assert_eq!(*d, doc),
         other => panic!("expected the agent's error, got {other:?}"),
     }
+}
+
+#[test]
+fn cutting_tools_of_the_reference_agent_and_of_a_demo_shaped_document() {
+    use factorydash_mtconnect::{parse_assets, CountDirection, ToolLifeKind};
+    // The reference agent's 1.2 test document: one tool, removed, counting down from its
+    // `maximum` (read as `initial`), 24 cutting items.
+    let parsed = parse_assets(&crate::fixture(
+        "cppagent-sample-assets-cuttingtool-v1.2.xml",
+    ))
+    .unwrap();
+    assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+    let [tool] = parsed.value.cutting_tools.as_slice() else {
+        panic!("{:?}", parsed.value)
+    };
+    assert!(tool.removed);
+    assert_eq!(tool.tool_id.as_deref(), Some("KSSP300R4SD43L240"));
+    assert_eq!(tool.status, ["NEW"]);
+    assert_eq!(tool.cutting_items, Some(24));
+    let life = &tool.lives[0];
+    assert_eq!(
+        (life.kind, life.direction, life.value, life.initial),
+        (
+            ToolLifeKind::PartCount,
+            CountDirection::Down,
+            Some(200.0),
+            Some(300.0)
+        )
+    );
+    assert_eq!(life.remaining(), Some(200.0));
+    assert!(!tool.near_life_limit());
+
+    // demo.mtconnect.org's shape: Okuma tools with `limit="0"` (none set) are near only
+    // when EXPIRED; Mazak tools keep their life in CuttingItem/ItemLife (not read).
+    let parsed = parse_assets(&crate::fixture("factorydash-assets-cuttingtools-v2.0.xml")).unwrap();
+    assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+    let tools = &parsed.value.cutting_tools;
+    assert_eq!(tools.len(), 6);
+    assert_eq!(
+        tools
+            .iter()
+            .filter(|t| t.device_uuid.as_deref() == Some("OKUMA.778201"))
+            .count(),
+        3
+    );
+    let near: Vec<String> = tools
+        .iter()
+        .filter(|t| t.near_life_limit())
+        .map(|t| t.label())
+        .collect();
+    assert_eq!(
+        near,
+        ["T27", "T23"],
+        "EXPIRED; DOWN at 42 below its warning 50"
+    );
+    assert_eq!(tools[3].status, ["USED", "AVAILABLE", "ALLOCATED"]);
+    assert_eq!(tools[3].label(), "0", "no ProgramToolNumber: the toolId");
+    assert_eq!(
+        tools[5].cutting_items,
+        Some(4),
+        "`count`, not the one listed"
+    );
 }

@@ -905,3 +905,90 @@ async fn credentials_in_the_url_go_as_basic_auth_only() {
         "{head}"
     );
 }
+
+// ---------------------------------------------------------------- assets
+
+#[tokio::test]
+async fn assets_are_asked_by_type_and_count_bounded_and_refusals_told_apart() {
+    let fixture = crate::fixture("factorydash-assets-cuttingtools-v2.0.xml");
+    let (base, _) = agent(move |path| {
+        if path == "/assets?type=CuttingTool&count=50" {
+            Answer {
+                status: 200,
+                body: Body::Doc(fixture.clone()),
+            }
+        } else {
+            Answer {
+                status: 200,
+                body: Body::Doc(format!("<MTConnectStreams>{path}</MTConnectStreams>").into()),
+            }
+        }
+    })
+    .await;
+    let client = AgentClient::new(&base).unwrap();
+    let parsed = client.assets("CuttingTool", 50).await.unwrap();
+    assert_eq!(parsed.value.cutting_tools.len(), 6);
+    // Another document than MTConnectAssets is no answer.
+    let other = client.assets("File", 50).await.unwrap_err();
+    assert!(
+        matches!(other, ClientError::Document { .. }) && !other.is_refusal(),
+        "{other:?}"
+    );
+
+    // An agent without assets: a 404, or an MTConnectError document.
+    let (base, _) = agent(|_| Answer {
+        status: 404,
+        body: Body::Doc(b"not found".to_vec()),
+    })
+    .await;
+    let e = AgentClient::new(&base)
+        .unwrap()
+        .assets("CuttingTool", 50)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ClientError::Status { status: 404, .. }) && e.is_refusal(),
+        "{e:?}"
+    );
+    let (base, _) = agent(|_| refuse(crate::fixture("error-no-device.xml"))).await;
+    let e = AgentClient::new(&base)
+        .unwrap()
+        .assets("CuttingTool", 50)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ClientError::Agent { .. }) && e.is_refusal(),
+        "{e:?}"
+    );
+
+    // Bounded as every request: an answer that never ends is refused at the limit.
+    let (base, _) = agent(|_| Answer {
+        status: 200,
+        body: Body::Endless,
+    })
+    .await;
+    let e = AgentClient::new(&base)
+        .unwrap()
+        .with_max_document(LIMIT)
+        .assets("CuttingTool", 50)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ClientError::TooLarge { limit: LIMIT, .. }) && !e.is_refusal(),
+        "{e:?}"
+    );
+
+    // An answer cut short is incomplete, not an empty set of tools.
+    let cut = crate::fixture("factorydash-assets-cuttingtools-v2.0.xml");
+    let (base, _) = agent(move |_| Answer {
+        status: 200,
+        body: Body::Doc(cut[..cut.len() / 2].to_vec()),
+    })
+    .await;
+    let e = AgentClient::new(&base)
+        .unwrap()
+        .assets("CuttingTool", 50)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ClientError::Incomplete { .. }), "{e:?}");
+}

@@ -351,6 +351,25 @@ impl LiveHub {
         self.wake.notify_one();
     }
 
+    /// Queues `device`'s tile to be sent again with the next round although none of its
+    /// values changed (its tools did), and returns at once.
+    pub fn refresh(&self, device: DeviceKey) {
+        {
+            let mut live = self.log.lock().unwrap_or_else(|p| p.into_inner());
+            if !live.listened(self.updates.receiver_count()) {
+                live.last += 1;
+                live.recent.clear();
+                return;
+            }
+        }
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(device)
+            .or_default();
+        self.wake.notify_one();
+    }
+
     /// Sends what [`LiveHub::publish`] queued, for as long as the hub lives, in rounds: for
     /// the clients that follow every device, one message per [`ROUND_DEVICES`] devices
     /// (their items, by device then `dataItemId`, and their statuses); for a device some
@@ -361,7 +380,14 @@ impl LiveHub {
     /// the latest value of each of its data items kept here ([`Devices`]): read from
     /// `store` once, the first time the device is published, then kept up to date with
     /// what is published. The store is not asked again per round.
-    pub async fn run_publisher(self: Arc<Self>, store: Arc<dyn Store>) {
+    ///
+    /// `annotate` completes each status with what the store does not hold (the device's
+    /// tools near their life limit, [`crate::tools::ToolBoard::annotate`]).
+    pub async fn run_publisher(
+        self: Arc<Self>,
+        store: Arc<dyn Store>,
+        annotate: impl Fn(&DeviceKey, &mut DeviceStatus) + Send + 'static,
+    ) {
         let mut devices = Devices::default();
         loop {
             self.wake.notified().await;
@@ -381,7 +407,8 @@ impl LiveHub {
             for (device, items) in pending {
                 let mut items: Vec<Observation> = items.into_values().collect();
                 items.sort_by(|a, b| a.data_item_id.cmp(&b.data_item_id));
-                let status = devices.update(&*store, &device, &items).await;
+                let mut status = devices.update(&*store, &device, &items).await;
+                annotate(&device, &mut status);
                 // The agent as shown (`status.agent`): computed once per device and round.
                 round.push((device, items, status));
             }

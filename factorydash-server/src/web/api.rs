@@ -38,7 +38,8 @@ pub(super) async fn resolve_device(
 /// `/api/devices`: every device's model (its agent's credentials redacted) and status.
 pub async fn devices(app: Arc<App>) -> Result<Response, ApiError> {
     let devices = app.devices().await?;
-    let statuses = crate::devices::statuses(&*app.store, &devices).await?;
+    let mut statuses = crate::devices::statuses(&*app.store, &devices).await?;
+    app.tools.annotate_all(&devices, &mut statuses);
     let out: Vec<_> = devices
         .iter()
         .zip(&statuses)

@@ -172,7 +172,8 @@ pub async fn dashboard(app: Arc<App>, board: BoardQuery) -> Result<Response, Api
     // When the store cannot be read, the page still comes, empty, saying why.
     let read = async {
         let devices = app.devices().await?;
-        let statuses = crate::devices::statuses(&*app.store, &devices).await?;
+        let mut statuses = crate::devices::statuses(&*app.store, &devices).await?;
+        app.tools.annotate_all(&devices, &mut statuses);
         let latest = q.read(&app).await?;
         Ok::<_, StoreError>((devices, statuses, latest))
     }
@@ -265,12 +266,14 @@ pub async fn device(app: Arc<App>, q: DeviceQuery) -> Result<Response, ApiError>
     };
     let key = device.key();
     let latest = crate::devices::device_latest(&*app.store, &key).await?;
-    let status = crate::devices::status_of(&key, &latest);
+    let mut status = crate::devices::status_of(&key, &latest);
+    app.tools.annotate(&key, &mut status);
     let html = page::render_device(&page::DevicePage {
         device,
         status: &status,
         latest: &latest,
         sources: &app.health.all(),
+        tools: &app.tools.device_tools(&key),
     });
     Ok(reply::html(html).into_response())
 }

@@ -19,3 +19,4 @@ mod security;
 mod simulate;
 mod support;
 mod tls;
+mod tools;

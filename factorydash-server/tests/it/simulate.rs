@@ -140,8 +140,8 @@ async fn the_probe_has_three_machines_per_agent_with_unique_names_and_ids() {
         // CuttingTool assets.
         let text = get_text(format!("{}/{agent}/assets", sim.base)).await;
         let assets = parse_assets(text.as_bytes()).unwrap().value;
-        assert!(!assets.assets.is_empty());
-        assert!(assets.assets.iter().all(|a| a.kind == "CuttingTool"));
+        assert!(!assets.cutting_tools.is_empty());
+        assert!(assets.other.is_empty());
     }
     assert_eq!(names.len(), 6);
     // With two agents nothing is served at the root.
