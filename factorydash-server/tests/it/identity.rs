@@ -151,7 +151,7 @@ async fn two_agents_serving_one_device_name_are_stored_and_shown_apart() {
     // own device page.
     let html = get_text(format!("{}/", serve.base)).await;
     for a in &agents {
-        let tile = format!(r#"data-device="GFAgie01" data-agent="{a}"><h3>"#);
+        let tile = format!(r#"data-device="GFAgie01" data-agent="{a}" data-state="#);
         assert_eq!(html.matches(&tile).count(), 1, "one tile for {a}");
         let host = a.trim_start_matches("http://").trim_end_matches('/');
         assert!(html.contains(&format!(">{host}<")), "tile labelled {host}");
