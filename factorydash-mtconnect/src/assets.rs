@@ -265,16 +265,8 @@ pub fn parse_assets_with(input: &[u8], options: &ParseOptions) -> Result<Parsed<
                     options.max_depth
                 ),
             ));
-            if !empty {
-                let end = e.to_end().into_owned();
-                if let Err(err) = reader.read_to_end(end.name()) {
-                    problems.push(problem(
-                        ProblemKind::Syntax,
-                        offset,
-                        format!("XML error: {err}"),
-                    ));
-                    break;
-                }
+            if !empty && !skip_content(&mut reader, &e, offset, &mut problems) {
+                break;
             }
             continue;
         }
@@ -294,16 +286,8 @@ pub fn parse_assets_with(input: &[u8], options: &ParseOptions) -> Result<Parsed<
                 if let Some(asset) = other_asset(input, &e, offset, &mut problems) {
                     doc.other.push(asset);
                 }
-                if !empty {
-                    let end = e.to_end().into_owned();
-                    if let Err(err) = reader.read_to_end(end.name()) {
-                        problems.push(problem(
-                            ProblemKind::Syntax,
-                            offset,
-                            format!("XML error: {err}"),
-                        ));
-                        break;
-                    }
+                if !empty && !skip_content(&mut reader, &e, offset, &mut problems) {
+                    break;
                 }
                 continue;
             }
@@ -365,6 +349,28 @@ pub fn parse_assets_with(input: &[u8], options: &ParseOptions) -> Result<Parsed<
 
 /// Appends `s` to `text`, keeping at most one byte more than [`MAX_ASSET_TEXT`]: enough
 /// to tell that the text is too long, never more.
+/// Reads past the content of the element `e` starts, unread; `false`, with the XML error
+/// reported, when the document breaks before its end.
+fn skip_content(
+    reader: &mut Reader<&[u8]>,
+    e: &BytesStart<'_>,
+    offset: u64,
+    problems: &mut Vec<Problem>,
+) -> bool {
+    let end = e.to_end().into_owned();
+    match reader.read_to_end(end.name()) {
+        Ok(_) => true,
+        Err(err) => {
+            problems.push(problem(
+                ProblemKind::Syntax,
+                offset,
+                format!("XML error: {err}"),
+            ));
+            false
+        }
+    }
+}
+
 fn push_limited(text: &mut String, s: &str) {
     let room = (MAX_ASSET_TEXT + 1).saturating_sub(text.len());
     if room == 0 || s.is_empty() {

@@ -255,7 +255,7 @@
       remove.textContent = "×";
       remove.title = "Remove from the chart";
       remove.setAttribute("aria-label", "Remove " + li.textContent);
-      remove.addEventListener("click", () => { view.series.splice(i, 1); changed(); });
+      remove.addEventListener("click", () => { view.series.splice(i, 1); load(); });
       li.append(remove);
       return li;
     }));
@@ -303,8 +303,6 @@
       (view.custom ? ". Drag to zoom; pick a window to follow live again." : ". Following live; drag to zoom.") +
       (errors.length ? " Cannot show " + errors.join("; ") + "." : "");
   }
-
-  function changed() { load(); }
 
   // The state bands: Execution (with its shares of the window), Availability and
   // Controller mode from /api/utilization, Condition from /api/alarms.
@@ -428,7 +426,7 @@
     if (view.series.some((x) => itemKey(x) === itemKey(s))) return;
     if (view.series.length >= MAX_SERIES) { note.textContent = "At most " + MAX_SERIES + " series on one chart."; return; }
     view.series.push(s);
-    changed();
+    load();
   }
   document.getElementById("add")?.addEventListener("click", () => { if (select.value) add({ device, agent, id: select.value }); });
   // Another device's Samples: the devices and their data items from /api/devices.
