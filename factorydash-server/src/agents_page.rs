@@ -261,7 +261,7 @@ fn card(entry: &AgentEntry, all_gaps: &[Gap], controls: Controls) -> Markup {
     html! {
         article .agent-card .(tone(entry)) data-agent=(shown) {
             div .agent-head data-part="head" {
-                h2 { (shown) }
+                h2 { (crate::page::breakable(&shown)) }
                 span .agent-state { (state_words(entry)) }
             }
             (health(entry))

@@ -134,7 +134,9 @@ fn source_list(sources: &[SourceHealth]) -> Markup {
         section #sources aria-label="Sources" {
             @for s in sources {
                 span .source data-source=(redacted(&s.source)) {
-                    (redacted(&s.source)) ": " span .state { (s.state.label()) }
+                    // A long URL is cut with an ellipsis (the whole in its title), not
+                    // broken over lines.
+                    span .url title=(redacted(&s.source)) { (redacted(&s.source)) } ": " span .state { (s.state.label()) }
                     " · " (s.observations) " observations"
                     @if s.observations_per_second >= 0.1 { " · " (format!("{:.1}", s.observations_per_second)) "/s" }
                     @if s.gaps > 0 { " · " (s.gaps) @if s.gaps == 1 { " gap" } @else { " gaps" } " (observations the agent lost)" }
@@ -585,8 +587,8 @@ pub fn render_device(d: &DevicePage<'_>) -> String {
                         input #last type="text" size="6" placeholder="90m" title="A window ending now: a number and m, h or d (90m, 3h, 2d)" pattern="[0-9]{1,5}[mhd]";
                     }
                     form #range-form {
-                        label for="from" { "from" span .tz-abbr {} } input #from type="datetime-local";
-                        label for="to" { "to" span .tz-abbr {} } input #to type="datetime-local";
+                        label for="from" { "from" span .tz-abbr {} } input #from type="datetime-local" step="1";
+                        label for="to" { "to" span .tz-abbr {} } input #to type="datetime-local" step="1";
                         button type="submit" { "Show range" }
                         span .exports {
                             "Export: " a #export-csv href="#" download { "CSV" } " · "
@@ -621,15 +623,15 @@ pub fn render_device(d: &DevicePage<'_>) -> String {
                                     @for i in items {
                                         @let o = latest.get(i.id.as_str());
                                         tr data-device=(d.device.name) data-agent=(redacted(&d.device.agent)) data-item=(i.id) {
-                                            td { (i.id) @if let Some(n) = &i.name { " " span .muted { "(" (n) ")" } } }
-                                            td { (i.kind) @if let Some(s) = &i.sub_type { " " span .muted { (s) } } }
+                                            td { (breakable(&i.id)) @if let Some(n) = &i.name { " " span .muted { "(" (breakable(n)) ")" } } }
+                                            td { (breakable(&i.kind)) @if let Some(s) = &i.sub_type { " " span .muted { (breakable(s)) } } }
                                             td .value .unavailable[o.is_some_and(|o| o.value.is_unavailable())] {
                                                 @match o {
                                                     Some(o) => (value_markup(o)),
                                                     None => "—",
                                                 }
                                             }
-                                            td { (i.units.as_deref().unwrap_or("")) }
+                                            td { (breakable(i.units.as_deref().unwrap_or(""))) }
                                             td .ts { @if let Some(o) = o { time data-ts=(rfc3339(o.timestamp)) data-mode="clock" { (rfc3339(o.timestamp)) } } }
                                             td { @if i.category == factorydash_core::Category::Sample { canvas .spark width="120" height="24" data-item=(i.id) {} } }
                                         }
@@ -646,9 +648,35 @@ pub fn render_device(d: &DevicePage<'_>) -> String {
     .into_string()
 }
 
+/// `text` with a line-break opportunity (`<wbr>`) after each `_` and `/`: a narrow screen
+/// breaks `ROTARY_VELOCITY_OVERRIDE` or `REVOLUTION/MINUTE` between its parts, never inside
+/// one.
+pub(crate) fn breakable(text: &str) -> Markup {
+    html! {
+        @for (i, part) in text.split_inclusive(['_', '/']).enumerate() {
+            @if i > 0 { wbr; }
+            (part)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::agent_label;
+    use super::{agent_label, breakable};
+
+    #[test]
+    fn names_break_after_underscores_and_slashes_only() {
+        assert_eq!(
+            breakable("ROTARY_VELOCITY_OVERRIDE").into_string(),
+            "ROTARY_<wbr>VELOCITY_<wbr>OVERRIDE"
+        );
+        assert_eq!(
+            breakable("REVOLUTION/MINUTE").into_string(),
+            "REVOLUTION/<wbr>MINUTE"
+        );
+        assert_eq!(breakable("x<y").into_string(), "x&lt;y");
+        assert_eq!(breakable("").into_string(), "");
+    }
 
     #[test]
     fn an_agent_is_labelled_by_host_port_and_path() {

@@ -20,3 +20,4 @@ mod simulate;
 mod support;
 mod tls;
 mod tools;
+mod views;
