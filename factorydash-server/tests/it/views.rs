@@ -23,7 +23,8 @@ fn chart_recording() -> PathBuf {
 /// What is wrong with the page's layout as a person would see it (a script for
 /// [`Browser::eval`]): `wide`, elements reaching past the right edge of the viewport;
 /// `overlaps`, pairs of visible texts drawn over each other; `broken`, words or numbers
-/// wrapped over two lines (other than after a hyphen, an underscore or a slash).
+/// wrapped over two lines (other than after a hyphen, an underscore or a slash);
+/// `contrast`, texts below WCAG AA contrast on their background.
 const LAYOUT_PROBLEMS: &str = r#"
 const visible = (el) => {
   for (let e = el; e; e = e.parentElement) {
@@ -76,6 +77,31 @@ while (walker.nextNode()) {
     if (c.right - c.left > 1 && c.bottom - c.top > 1) texts.push({ node, c, text: text.slice(0, 40) + ' (' + node.parentElement.tagName + '.' + node.parentElement.className + ' ' + Math.round(c.left) + ',' + Math.round(c.top) + ')' });
   }
 }
+// WCAG 2.1 contrast (1.4.3, AA): 4.5:1 for text, 3:1 for large text (24 px, or 18.66 px
+// bold), of each text's colour on the first opaque background behind it.
+const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+const luminance = ([r, g, b]) => {
+  const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+};
+const contrast = [];
+const seen = new Set();
+for (const { node } of texts) {
+  const el = node.parentElement;
+  if (seen.has(el)) continue;
+  seen.add(el);
+  let bg = null;
+  for (let e = el; e; e = e.parentElement) {
+    const c = rgb(getComputedStyle(e).backgroundColor);
+    if (c.length === 3 || (c.length === 4 && c[3] > 0.9)) { bg = c; break; }
+  }
+  if (!bg) bg = [255, 255, 255];
+  const cs = getComputedStyle(el), fg = rgb(cs.color);
+  const [a, b] = [luminance(fg), luminance(bg)].sort((x, y) => y - x);
+  const ratio = (a + 0.05) / (b + 0.05), size = parseFloat(cs.fontSize), bold = Number(cs.fontWeight) >= 700;
+  const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+  if (ratio < needed) contrast.push(node.textContent.trim().slice(0, 30) + ' ' + ratio.toFixed(2) + ' < ' + needed + ' (' + el.tagName + '.' + el.className + ' ' + cs.color + ' on ' + bg + ')');
+}
 const overlaps = [];
 for (let i = 0; i < texts.length; i++) {
   for (let j = i + 1; j < texts.length; j++) {
@@ -86,14 +112,14 @@ for (let i = 0; i < texts.length; i++) {
     if (w > 2 && h > 2) overlaps.push(texts[i].text + ' / ' + texts[j].text);
   }
 }
-return { wide, overlaps: overlaps.slice(0, 20), broken: broken.slice(0, 20),
+return { wide, overlaps: overlaps.slice(0, 20), broken: broken.slice(0, 20), contrast: contrast.slice(0, 20),
   scrollWidth: document.documentElement.scrollWidth, innerWidth };
 "#;
 
 /// Asserts that the page in `browser` has none of [`LAYOUT_PROBLEMS`]; `what` names it.
 async fn assert_laid_out(browser: &Browser, what: &str) {
     let problems = browser.eval(LAYOUT_PROBLEMS).await;
-    for key in ["wide", "overlaps", "broken"] {
+    for key in ["wide", "overlaps", "broken", "contrast"] {
         assert_eq!(
             problems[key].as_array().map(Vec::len),
             Some(0),
