@@ -804,6 +804,21 @@ impl Browser {
     }
 }
 
+impl Drop for Browser {
+    /// A test that fails before [`Browser::quit`] leaves no Chromium behind: the driver is
+    /// killed (`kill_on_drop`), and the browsers it started, which would outlive it, are
+    /// found by their profile directory (unique to this session) and killed.
+    fn drop(&mut self) {
+        if self.profile.exists() {
+            let _ = std::process::Command::new("pkill")
+                .arg("-f")
+                .arg(format!("--user-data-dir={}", self.profile.display()))
+                .status();
+            let _ = std::fs::remove_dir_all(&self.profile);
+        }
+    }
+}
+
 /// What a running `factorydash` wrote on standard error so far.
 pub type Log = std::sync::Arc<std::sync::Mutex<String>>;
 
