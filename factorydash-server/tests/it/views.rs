@@ -309,6 +309,19 @@ async fn chart_axes_read_every_number_samples_are_steps_and_a_bookmark_restores_
         );
     }
     browser.screenshot("chart-steps").await;
+    // A window of seconds has time ticks less than a second apart: each reads its own
+    // time, with its fraction of a second.
+    let times = browser
+        .eval("return window.factorydashChart.plot.axes[0]._values")
+        .await;
+    let times: Vec<&str> = times
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let distinct: std::collections::BTreeSet<&&str> = times.iter().collect();
+    assert_eq!(distinct.len(), times.len(), "time labels repeat: {times:?}");
 
     // Two series of different units: two y axes, each with its units. The address says
     // all of it, and opening it again restores the view.
