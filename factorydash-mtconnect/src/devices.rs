@@ -52,6 +52,10 @@ pub struct Component {
     pub specifications: Vec<Specification>,
 }
 
+/// A data item's limits, for charts: its `id` and its limits from the top down (see
+/// [`Component::data_item_limits`]).
+pub type ItemLimits = (String, Vec<Limit>);
+
 /// How many `Specification`s and `ProcessSpecification`s of one component are kept.
 pub const MAX_SPECIFICATIONS: usize = 256;
 
@@ -210,8 +214,8 @@ impl Component {
     /// `type`, of its `subType` when it gives one and of its `compositionIdRef` when it
     /// gives one; never to a CONDITION (MTConnect Part 2, "Specification": "`type`: same
     /// as DataItem `type`"). Only numbers are limits: a Constraints' `Value` list is not.
-    pub fn data_item_limits(&self) -> Vec<(String, Vec<Limit>)> {
-        let mut out: Vec<(String, Vec<Limit>)> = Vec::new();
+    pub fn data_item_limits(&self) -> Vec<ItemLimits> {
+        let mut out: Vec<ItemLimits> = Vec::new();
         let all = self.walk();
         for (_, c) in &all {
             for d in &c.data_items {
@@ -319,7 +323,7 @@ impl Devices {
 
     /// Each device's data items with limits ([`Component::data_item_limits`]), by the
     /// device's name (its `id` when it has none, as in [`Devices::device_infos`]).
-    pub fn limits(&self) -> Vec<(String, Vec<(String, Vec<Limit>)>)> {
+    pub fn limits(&self) -> Vec<(String, Vec<ItemLimits>)> {
         self.devices
             .iter()
             .map(|d| {
@@ -870,7 +874,7 @@ mod tests {
         include_bytes!("../tests/fixtures/cppagent-sample-devices-simplecnc-v1.4.xml");
 
     fn limits_of<'d>(
-        devices: &'d [(String, Vec<(String, Vec<Limit>)>)],
+        devices: &'d [(String, Vec<ItemLimits>)],
         device: &str,
         item: &str,
     ) -> Option<&'d [Limit]> {

@@ -104,7 +104,7 @@ mod xml;
 pub use assets::{parse_assets, parse_assets_with, Asset, Assets};
 pub use devices::{
     parse_devices, parse_devices_with, Component, Composition, Constraints, DataItem, Description,
-    Devices, Specification, SpecificationLimit,
+    Devices, ItemLimits, Specification, SpecificationLimit,
 };
 pub use document::{parse_document, Document};
 pub use error::{

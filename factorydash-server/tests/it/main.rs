@@ -18,5 +18,6 @@ mod live;
 mod security;
 mod simulate;
 mod support;
+mod thresholds;
 mod tls;
 mod tools;
