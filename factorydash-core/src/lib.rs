@@ -24,6 +24,8 @@
 //! - [`pace`]: the schedule of a recording replayed at its own pace.
 //! - [`episodes`]: Condition episodes (when each Warning or Fault began and ended);
 //!   [`states`]: state intervals and utilization; [`downsample`]: LTTB and buckets.
+//! - [`limits`]: the limits a device model sets on a data item's values (MTConnect
+//!   Part 2, Constraints and Specifications), for charts.
 //! - [`tools`]: cutting tools (MTConnect Part 4, CuttingTool assets) and when one is
 //!   near its life limit.
 //!
@@ -33,6 +35,7 @@
 
 pub mod downsample;
 pub mod episodes;
+pub mod limits;
 pub mod pace;
 pub mod page;
 pub mod states;

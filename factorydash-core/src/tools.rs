@@ -306,6 +306,36 @@ pub struct CuttingTool {
     /// How many cutting items (inserts, edges) it has: `CuttingItems`' `count`, or the
     /// `CuttingItem`s listed when `count` is missing.
     pub cutting_items: Option<u32>,
+    /// Its `CuttingItem`s with their `ItemLife`s (MTConnect Part 4,
+    /// `CuttingToolLifeCycle/CuttingItems/CuttingItem`), in document order; left out of
+    /// the JSON when none is listed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<CuttingItem>,
+}
+
+/// One cutting item of a tool, an insert or an edge (MTConnect Part 4, "CuttingItem"),
+/// and its lives. Its measurements and description are not kept.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CuttingItem {
+    /// `indices`: which of the tool's items it describes, `1` or a range such as `1-4`.
+    pub indices: String,
+    /// `itemId`, if given.
+    pub item_id: Option<String>,
+    /// Its `ItemLife`s (a `LifeType` like [`ToolLife`]: at most one of each kind), in
+    /// document order.
+    pub lives: Vec<ToolLife>,
+}
+
+impl CuttingItem {
+    /// How a page names the item: `item 1`, `items 1-4`.
+    pub fn label(&self) -> String {
+        if self.indices.contains(['-', ',', ' ']) {
+            format!("items {}", self.indices)
+        } else {
+            format!("item {}", self.indices)
+        }
+    }
 }
 
 impl CuttingTool {
@@ -316,10 +346,15 @@ impl CuttingTool {
             .any(|s| s.eq_ignore_ascii_case("EXPIRED") || s.eq_ignore_ascii_case("BROKEN"))
     }
 
-    /// Whether the tool is near its life limit: any of its lives is
-    /// ([`ToolLife::near_limit`]), or its status is `EXPIRED` or `BROKEN`.
+    /// Whether the tool is near its life limit: any of its lives or of its cutting
+    /// items' lives is ([`ToolLife::near_limit`]), or its status is `EXPIRED` or `BROKEN`.
     pub fn near_life_limit(&self) -> bool {
-        self.is_expired_or_broken() || self.lives.iter().any(ToolLife::near_limit)
+        self.is_expired_or_broken()
+            || self.lives.iter().any(ToolLife::near_limit)
+            || self
+                .items
+                .iter()
+                .any(|i| i.lives.iter().any(ToolLife::near_limit))
     }
 
     /// How a page names the tool in a line: `T` and its `ProgramToolNumber` (`T12`), else

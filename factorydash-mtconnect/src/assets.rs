@@ -4,7 +4,8 @@
 //! CuttingTool assets are read into [`CuttingTool`]s (Part 4, "CuttingTool": the
 //! attributes `assetId`, `toolId`, `serialNumber`, `deviceUuid`, `timestamp`, `removed`;
 //! of `CuttingToolLifeCycle`, `CutterStatus`/`Status`, `ToolLife`, `ProgramToolNumber`,
-//! `ProgramToolGroup`, `Location` and how many `CuttingItems`). Every other asset (File,
+//! `ProgramToolGroup`, `Location`, how many `CuttingItems`, and each `CuttingItem`'s
+//! `indices`, `itemId` and `ItemLife`s). Every other asset (File,
 //! QIF documents, CuttingToolArchetype, …) is kept as its identity only ([`Asset`]: type,
 //! `assetId`, `deviceUuid`, `timestamp`, `removed`).
 //!
@@ -39,12 +40,12 @@
 //! As the other parsers: the document's size ([`ParseOptions::max_document_bytes`]) and
 //! its depth ([`ParseOptions::max_depth`]; deeper elements are skipped and reported).
 //! Within an asset, a kept text (an id, a status, a number) is at most
-//! [`MAX_ASSET_TEXT`] bytes, and a tool keeps at most [`MAX_TOOL_ENTRIES`] `ToolLife`s and
-//! as many `Status` values.
+//! [`MAX_ASSET_TEXT`] bytes, and a tool keeps at most [`MAX_TOOL_ENTRIES`] `ToolLife`s,
+//! as many `Status` values, as many `CuttingItem`s and as many `ItemLife`s of each.
 //!
 //! # Problems
 //! A malformed asset (no `assetId`, a kept text over [`MAX_ASSET_TEXT`]) is reported and
-//! skipped; the rest of the document is kept. A `ToolLife` without a valid `type` or
+//! skipped; the rest of the document is kept. A `ToolLife` (or `ItemLife`) without a valid `type` or
 //! `countDirection` is reported and skipped, its tool kept; a number that does not parse
 //! is reported and left `None`. The reference agent's 1.2 test documents write a
 //! `ToolLife`'s `maximum`, which no schema has: it is read as the MTConnectAssets schemas'
@@ -52,7 +53,9 @@
 //! "from maximum to 0" (`initial`, and `limit` 0), where those are absent.
 
 use chrono::{DateTime, Utc};
-use factorydash_core::tools::{CountDirection, CuttingTool, ToolLife, ToolLifeKind, ToolLocation};
+use factorydash_core::tools::{
+    CountDirection, CuttingItem, CuttingTool, ToolLife, ToolLifeKind, ToolLocation,
+};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use serde::Serialize;
@@ -127,6 +130,8 @@ enum Frame {
     CutterStatus,
     /// `CuttingItems`: `CuttingItem` children are counted.
     CuttingItems,
+    /// A `CuttingItem` that was kept: its `ItemLife`s are read.
+    CuttingItem,
     /// An element whose text is kept.
     Text(Field),
 }
@@ -136,6 +141,7 @@ enum Frame {
 enum Field {
     Status,
     ToolLife,
+    ItemLife,
     ProgramToolNumber,
     ProgramToolGroup,
     Location,
@@ -324,11 +330,25 @@ pub fn parse_assets_with(input: &[u8], options: &ParseOptions) -> Result<Parsed<
                 }
                 Frame::CuttingItems
             }
-            (Some(Frame::CuttingItems), b"CuttingItem") => {
-                if let Some(t) = tool.as_mut() {
+            (Some(Frame::CuttingItems), b"CuttingItem") => match tool.as_mut() {
+                Some(t) => {
                     t.items_listed = t.items_listed.saturating_add(1);
+                    if t.tool.items.len() >= MAX_TOOL_ENTRIES {
+                        too_many(t, "CuttingItem elements", &mut problems);
+                        Frame::Other
+                    } else {
+                        let item = cutting_item(input, &e, offset, &mut problems);
+                        t.tool.items.push(item);
+                        Frame::CuttingItem
+                    }
                 }
-                Frame::Other
+                None => Frame::Other,
+            },
+            (Some(Frame::CuttingItem), b"ItemLife") => {
+                if let Some(t) = tool.as_mut() {
+                    t.life = Some(start_life(input, &e, offset, &mut problems));
+                }
+                Frame::Text(Field::ItemLife)
             }
             _ => Frame::Other,
         };
@@ -410,7 +430,11 @@ fn close(
                 set_field(t, field, value, problems);
             }
         }
-        Frame::Other | Frame::AssetList | Frame::LifeCycle | Frame::CutterStatus => {}
+        Frame::Other
+        | Frame::AssetList
+        | Frame::LifeCycle
+        | Frame::CutterStatus
+        | Frame::CuttingItem => {}
     }
 }
 
@@ -446,7 +470,11 @@ fn set_field(t: &mut ToolBuild, field: Field, value: String, problems: &mut Vec<
                 value: trimmed.to_owned(),
             });
         }
-        Field::ToolLife => {
+        Field::ToolLife | Field::ItemLife => {
+            let what = match field {
+                Field::ItemLife => "ItemLife",
+                _ => "ToolLife",
+            };
             let Some(life) = t.life.take() else { return };
             let (Some(kind), Some(direction)) = (life.kind, life.direction) else {
                 // Reported when its attributes were read.
@@ -461,25 +489,33 @@ fn set_field(t: &mut ToolBuild, field: Field, value: String, problems: &mut Vec<
                         ProblemKind::InvalidValue,
                         offset,
                         format!(
-                            "CuttingTool {}: ToolLife value \"{trimmed}\" is not a number",
+                            "CuttingTool {}: {what} value \"{trimmed}\" is not a number",
                             t.tool.asset_id
                         ),
                     ));
                 }
                 n
             };
-            if t.tool.lives.len() >= MAX_TOOL_ENTRIES {
-                too_many(t, "ToolLife elements", problems);
-                return;
-            }
-            t.tool.lives.push(ToolLife {
+            let life = ToolLife {
                 kind,
                 direction,
                 value,
                 limit: life.limit,
                 warning: life.warning,
                 initial: life.initial,
-            });
+            };
+            let lives = match field {
+                Field::ItemLife => match t.tool.items.last_mut() {
+                    Some(item) => &mut item.lives,
+                    None => return,
+                },
+                _ => &mut t.tool.lives,
+            };
+            if lives.len() >= MAX_TOOL_ENTRIES {
+                too_many(t, &format!("{what} elements"), problems);
+                return;
+            }
+            lives.push(life);
         }
     }
 }
@@ -671,7 +707,30 @@ fn other_asset(
     })
 }
 
-/// A `ToolLife`'s attributes; a missing or unknown `type` or `countDirection`, or a number
+/// A `CuttingItem`'s identity: `indices` (required; reported when missing) and `itemId`.
+fn cutting_item(
+    input: &[u8],
+    e: &BytesStart<'_>,
+    offset: u64,
+    problems: &mut Vec<Problem>,
+) -> CuttingItem {
+    let limited = |v: Option<String>| v.filter(|v| v.len() <= MAX_ASSET_TEXT);
+    let indices = limited(attribute(input, e, b"indices"));
+    if indices.is_none() {
+        problems.push(problem(
+            ProblemKind::MissingAttribute,
+            offset,
+            format!("CuttingItem without indices (or longer than {MAX_ASSET_TEXT} bytes)"),
+        ));
+    }
+    CuttingItem {
+        indices: indices.unwrap_or_default(),
+        item_id: limited(attribute(input, e, b"itemId")),
+        lives: Vec::new(),
+    }
+}
+
+/// A `ToolLife`'s (or `ItemLife`'s) attributes; a missing or unknown `type` or `countDirection`, or a number
 /// that does not parse, is reported.
 fn start_life(
     input: &[u8],
@@ -770,6 +829,92 @@ mod tests {
             r#"<?xml version="1.0"?><MTConnectAssets xmlns="urn:mtconnect.org:MTConnectAssets:2.0"><Header creationTime="2025-04-13T00:08:14Z" sender="s" instanceId="1" version="2.2"/><Assets>{assets}</Assets></MTConnectAssets>"#
         )
         .into_bytes()
+    }
+
+    #[test]
+    fn cutting_items_keep_their_item_lives() {
+        let parsed = parse_assets(include_bytes!(
+            "../tests/fixtures/factorydash-assets-cuttingtools-v2.0.xml"
+        ))
+        .unwrap();
+        assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+        let tools = &parsed.value.cutting_tools;
+        let face_mill = tools
+            .iter()
+            .find(|t| t.items.iter().any(|i| i.lives.len() == 2))
+            .unwrap();
+        let item = &face_mill.items[0];
+        assert_eq!(
+            (item.indices.as_str(), item.label()),
+            ("1", "item 1".into())
+        );
+        assert_eq!(
+            item.lives
+                .iter()
+                .map(|l| (l.kind, l.direction, l.value, l.limit, l.warning))
+                .collect::<Vec<_>>(),
+            [
+                (
+                    ToolLifeKind::Minutes,
+                    CountDirection::Up,
+                    Some(54.0),
+                    Some(0.0),
+                    Some(120.0)
+                ),
+                (
+                    ToolLifeKind::PartCount,
+                    CountDirection::Up,
+                    Some(97.0),
+                    Some(0.0),
+                    Some(120.0)
+                ),
+            ]
+        );
+        assert!(face_mill.lives.is_empty(), "its life is its item's");
+        // An item listed without ItemLife is kept, with its indices.
+        let inserts = tools
+            .iter()
+            .find(|t| t.asset_id == "H6025R440ZN1.23")
+            .unwrap();
+        assert_eq!(inserts.items.len(), 1);
+        assert_eq!(inserts.items[0].label(), "items 1-4");
+        assert!(inserts.items[0].lives.is_empty());
+        assert_eq!(inserts.cutting_items, Some(4));
+    }
+
+    #[test]
+    fn item_lives_are_bounded_and_bad_ones_reported() {
+        let mut items = String::new();
+        for i in 0..MAX_TOOL_ENTRIES + 2 {
+            items.push_str(&format!(r#"<CuttingItem indices="{i}"><ItemLife type="MINUTES" countDirection="UP" limit="10">{i}</ItemLife></CuttingItem>"#));
+        }
+        let input = doc(&format!(
+            r#"<CuttingTool assetId="a"><CuttingToolLifeCycle><CuttingItems>
+              <CuttingItem><ItemLife type="SECONDS" countDirection="UP">1</ItemLife><ItemLife type="WEAR" countDirection="DOWN">x</ItemLife></CuttingItem>
+              {items}</CuttingItems></CuttingToolLifeCycle></CuttingTool>"#
+        ));
+        let parsed = parse_assets(&input).unwrap();
+        let tool = &parsed.value.cutting_tools[0];
+        assert_eq!(tool.items.len(), MAX_TOOL_ENTRIES);
+        assert_eq!(tool.cutting_items, Some(MAX_TOOL_ENTRIES as u32 + 3));
+        // The first: no indices, an unknown type skipped, a value that is no number kept as None.
+        assert_eq!(tool.items[0].lives.len(), 1);
+        assert_eq!(tool.items[0].lives[0].value, None);
+        let messages: Vec<&str> = parsed.problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(messages.len(), 4, "{messages:?}");
+        assert!(
+            messages[0].starts_with("CuttingItem without indices"),
+            "{messages:?}"
+        );
+        assert!(
+            messages[1].starts_with("ToolLife type \"SECONDS\""),
+            "{messages:?}"
+        );
+        assert_eq!(
+            messages[2],
+            "CuttingTool a: ItemLife value \"x\" is not a number"
+        );
+        assert_eq!(messages[3], format!("CuttingTool a: more than {MAX_TOOL_ENTRIES} CuttingItem elements; the rest ignored"));
     }
 
     #[test]

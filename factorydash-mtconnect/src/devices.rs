@@ -1,6 +1,7 @@
 //! MTConnectDevices documents, the answer to `/probe`: MTConnect Part 2, "Device
 //! Information Model".
 
+use factorydash_core::limits::{Limit, LimitKind, LimitSource};
 use factorydash_core::{Category, DataItemInfo, DeviceInfo};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
@@ -44,6 +45,62 @@ pub struct Component {
     pub data_items: Vec<DataItem>,
     /// The components directly under this component (`Components`).
     pub components: Vec<Component>,
+    /// Its `Configuration/Specifications` (Part 2, "Specifications"), in document
+    /// order, at most [`MAX_SPECIFICATIONS`] (the rest reported and ignored). Left out
+    /// of the JSON when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub specifications: Vec<Specification>,
+}
+
+/// A data item's limits, for charts: its `id` and its limits from the top down (see
+/// [`Component::data_item_limits`]).
+pub type ItemLimits = (String, Vec<Limit>);
+
+/// How many `Specification`s and `ProcessSpecification`s of one component are kept.
+pub const MAX_SPECIFICATIONS: usize = 256;
+
+/// A component's `Specification` or, since MTConnect 1.8, `ProcessSpecification`
+/// (MTConnect Part 2, "Specifications"): the design limits of a kind of value of the
+/// component (`type`, `subType`, as a DataItem's), or of one data item (`dataItemIdRef`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Specification {
+    /// The element name: `Specification` or `ProcessSpecification`.
+    pub element: String,
+    /// The `id`.
+    pub id: String,
+    /// The `type`, a DataItem type (`LENGTH`, `ANGLE`, `TEMPERATURE`, …).
+    pub kind: String,
+    /// The `subType`, if any.
+    pub sub_type: Option<String>,
+    /// The `dataItemIdRef`: the data item it is about, if it names one.
+    pub data_item_id_ref: Option<String>,
+    /// The `compositionIdRef`: the composition it is about, if any.
+    pub composition_id_ref: Option<String>,
+    /// The `units` of its values (MTConnect units), if given.
+    pub units: Option<String>,
+    /// The `name`, if any.
+    pub name: Option<String>,
+    /// The `originator` (`MANUFACTURER` or `USER`), if given.
+    pub originator: Option<String>,
+    /// Its limits in document order: a `Specification`'s own children, or a
+    /// `ProcessSpecification`'s, each with its group. A value that is not a number is
+    /// reported and left out.
+    pub limits: Vec<SpecificationLimit>,
+}
+
+/// One value of a [`Specification`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpecificationLimit {
+    /// Which limit (the element's name); serialised as `type`.
+    #[serde(rename = "type")]
+    pub kind: LimitKind,
+    /// Its value, finite, in the specification's `units`.
+    pub value: f64,
+    /// A `ProcessSpecification`'s group: `ControlLimits`, `SpecificationLimits` or
+    /// `AlarmLimits`; `None` in a `Specification`.
+    pub group: Option<&'static str>,
 }
 
 /// A component's `Description` (MTConnect Part 2, "Description").
@@ -145,6 +202,81 @@ impl Component {
         go(self, &mut Vec::new(), &mut out);
         out
     }
+
+    /// The limits of the data items of this component and all below it, for charts:
+    /// each data item with limits, by `id`, in document order, with its limits from
+    /// the top down ([`LimitKind`]'s order).
+    ///
+    /// A data item's own `Constraints` (`Minimum`, `Maximum`, `Nominal`) are
+    /// [`LimitSource::Constraints`]. A component's specification applies
+    /// ([`LimitSource::Specification`]) to the data item its `dataItemIdRef` names
+    /// (anywhere below this component), else to the component's own data items of its
+    /// `type`, of its `subType` when it gives one and of its `compositionIdRef` when it
+    /// gives one; never to a CONDITION (MTConnect Part 2, "Specification": "`type`: same
+    /// as DataItem `type`"). Only numbers are limits: a Constraints' `Value` list is not.
+    pub fn data_item_limits(&self) -> Vec<ItemLimits> {
+        let mut out: Vec<ItemLimits> = Vec::new();
+        let all = self.walk();
+        for (_, c) in &all {
+            for d in &c.data_items {
+                let mut limits = Vec::new();
+                if let Some(k) = &d.constraints {
+                    for (kind, value) in [
+                        (LimitKind::Maximum, k.maximum),
+                        (LimitKind::Nominal, k.nominal),
+                        (LimitKind::Minimum, k.minimum),
+                    ] {
+                        if let Some(v) = value.filter(|v| v.is_finite()) {
+                            limits.push(Limit::new(kind, v, LimitSource::Constraints));
+                        }
+                    }
+                }
+                for (_, owner) in &all {
+                    for spec in owner
+                        .specifications
+                        .iter()
+                        .filter(|s| s.applies_to(owner, c, d))
+                    {
+                        for l in &spec.limits {
+                            limits.push(Limit {
+                                specification_id: Some(spec.id.clone()),
+                                name: spec.name.clone(),
+                                group: l.group.map(str::to_owned),
+                                units: spec.units.clone(),
+                                ..Limit::new(l.kind, l.value, LimitSource::Specification)
+                            });
+                        }
+                    }
+                }
+                if !limits.is_empty() {
+                    limits.sort_by_key(|l| l.kind);
+                    out.push((d.id.clone(), limits));
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Specification {
+    /// Whether this specification of component `owner` is about data item `d` of
+    /// component `c` (see [`Component::data_item_limits`]).
+    fn applies_to(&self, owner: &Component, c: &Component, d: &DataItem) -> bool {
+        if let Some(r) = &self.data_item_id_ref {
+            return *r == d.id;
+        }
+        std::ptr::eq(owner, c)
+            && d.category != Some(Category::Condition)
+            && d.kind == self.kind
+            && self
+                .sub_type
+                .as_ref()
+                .is_none_or(|s| d.sub_type.as_ref() == Some(s))
+            && self
+                .composition_id_ref
+                .as_ref()
+                .is_none_or(|s| d.composition_id.as_ref() == Some(s))
+    }
 }
 
 impl Devices {
@@ -189,6 +321,20 @@ impl Devices {
             .find_map(|(path, c)| c.data_items.iter().find(|d| d.id == id).map(|d| (path, d)))
     }
 
+    /// Each device's data items with limits ([`Component::data_item_limits`]), by the
+    /// device's name (its `id` when it has none, as in [`Devices::device_infos`]).
+    pub fn limits(&self) -> Vec<(String, Vec<ItemLimits>)> {
+        self.devices
+            .iter()
+            .map(|d| {
+                (
+                    d.name.clone().unwrap_or_else(|| d.id.clone()),
+                    d.data_item_limits(),
+                )
+            })
+            .collect()
+    }
+
     /// The component with this `id`, if any.
     pub fn component(&self, id: &str) -> Option<&Component> {
         self.devices
@@ -223,6 +369,16 @@ enum Frame {
     Description,
     /// A component's `Compositions`.
     CompositionList,
+    /// A component's `Configuration`.
+    Configuration,
+    /// Its `Specifications`.
+    Specifications,
+    /// A `Specification` or `ProcessSpecification` that was kept.
+    Specification,
+    /// A `ProcessSpecification`'s `ControlLimits`, `SpecificationLimits` or `AlarmLimits`.
+    LimitGroup(&'static str),
+    /// A limit of a specification: text follows.
+    LimitText(LimitKind, Option<&'static str>),
     /// Anything else (Description, Configuration, DataItem content, …): skipped.
     Other,
 }
@@ -265,6 +421,29 @@ pub fn parse_devices_with(input: &[u8], options: &ParseOptions) -> Result<Parsed
                             set_constraint(item, field, value.trim(), offset, &mut problems);
                         }
                     }
+                    Some(Frame::LimitText(kind, group)) => {
+                        let value = std::mem::take(&mut text);
+                        if let Some(spec) =
+                            open.last_mut().and_then(|c| c.specifications.last_mut())
+                        {
+                            match value.trim().parse::<f64>().ok().filter(|v| v.is_finite()) {
+                                Some(value) => {
+                                    spec.limits.push(SpecificationLimit { kind, value, group })
+                                }
+                                None => problems.push(problem(
+                                    ProblemKind::InvalidValue,
+                                    offset,
+                                    format!(
+                                        "{} {}: {} \"{}\" is not a number; ignored",
+                                        spec.element,
+                                        spec.id,
+                                        kind.as_str(),
+                                        value.trim()
+                                    ),
+                                )),
+                            }
+                        }
+                    }
                     Some(Frame::Description) => {
                         let value = std::mem::take(&mut text);
                         if let Some(d) = open.last_mut().and_then(|c| c.description.as_mut()) {
@@ -278,7 +457,7 @@ pub fn parse_devices_with(input: &[u8], options: &ParseOptions) -> Result<Parsed
             Ok(Event::Text(t)) => {
                 if matches!(
                     stack.last(),
-                    Some(Frame::ConstraintText(_) | Frame::Description)
+                    Some(Frame::ConstraintText(_) | Frame::Description | Frame::LimitText(..))
                 ) {
                     if let Ok(s) = t.decode() {
                         text.push_str(&s);
@@ -289,7 +468,7 @@ pub fn parse_devices_with(input: &[u8], options: &ParseOptions) -> Result<Parsed
             Ok(Event::GeneralRef(r)) => {
                 if matches!(
                     stack.last(),
-                    Some(Frame::ConstraintText(_) | Frame::Description)
+                    Some(Frame::ConstraintText(_) | Frame::Description | Frame::LimitText(..))
                 ) {
                     if let Some(c) = crate::xml::resolve_reference(&r) {
                         text.push(c);
@@ -406,6 +585,58 @@ pub fn parse_devices_with(input: &[u8], options: &ParseOptions) -> Result<Parsed
                 Frame::Description
             }
             (Some(Frame::Component), b"Compositions") => Frame::CompositionList,
+            (Some(Frame::Component), b"Configuration") => Frame::Configuration,
+            (Some(Frame::Configuration), b"Specifications") => Frame::Specifications,
+            (
+                Some(Frame::Specifications),
+                element @ (b"Specification" | b"ProcessSpecification"),
+            ) => match open.last_mut() {
+                Some(owner) if owner.specifications.len() < MAX_SPECIFICATIONS => {
+                    let spec = specification(input, &e, element, offset, &mut problems);
+                    match spec {
+                        Some(spec) => {
+                            owner.specifications.push(spec);
+                            Frame::Specification
+                        }
+                        None => Frame::Other,
+                    }
+                }
+                Some(owner) => {
+                    problems.push(problem(
+                        ProblemKind::Unexpected,
+                        offset,
+                        format!(
+                            "{}: more than {MAX_SPECIFICATIONS} specifications; the rest ignored",
+                            owner.id
+                        ),
+                    ));
+                    Frame::Other
+                }
+                None => Frame::Other,
+            },
+            (
+                Some(Frame::Specification),
+                group @ (b"ControlLimits" | b"SpecificationLimits" | b"AlarmLimits"),
+            ) => Frame::LimitGroup(match group {
+                b"ControlLimits" => "ControlLimits",
+                b"SpecificationLimits" => "SpecificationLimits",
+                _ => "AlarmLimits",
+            }),
+            (Some(Frame::Specification), name) if LimitKind::from_element(name).is_some() => {
+                text.clear();
+                Frame::LimitText(
+                    LimitKind::from_element(name).unwrap_or(LimitKind::Nominal),
+                    None,
+                )
+            }
+            (Some(Frame::LimitGroup(group)), name) if LimitKind::from_element(name).is_some() => {
+                text.clear();
+                let group = *group;
+                Frame::LimitText(
+                    LimitKind::from_element(name).unwrap_or(LimitKind::Nominal),
+                    Some(group),
+                )
+            }
             (Some(Frame::CompositionList), b"Composition") => {
                 if let Some(owner) = open.last_mut() {
                     owner.compositions.push(composition(input, &e));
@@ -524,6 +755,49 @@ fn data_item(
     Some(d)
 }
 
+/// A `Specification`'s or `ProcessSpecification`'s attributes; one without `id` or
+/// `type` is reported and skipped.
+fn specification(
+    input: &[u8],
+    e: &BytesStart<'_>,
+    element: &[u8],
+    offset: u64,
+    problems: &mut Vec<Problem>,
+) -> Option<Specification> {
+    let mut s = Specification {
+        element: String::from_utf8_lossy(element).into_owned(),
+        ..Specification::default()
+    };
+    for attr in e.attributes().with_checks(false).flatten() {
+        let Ok(value) = attr_value(input, &attr) else {
+            continue;
+        };
+        let value = value.into_owned();
+        match attr.key.local_name().as_ref() {
+            b"id" => s.id = value,
+            b"type" => s.kind = value,
+            b"subType" => s.sub_type = Some(value),
+            b"dataItemIdRef" => s.data_item_id_ref = Some(value),
+            b"compositionIdRef" => s.composition_id_ref = Some(value),
+            b"units" => s.units = Some(value),
+            b"name" => s.name = Some(value),
+            b"originator" => s.originator = Some(value),
+            _ => {}
+        }
+    }
+    let missing = match (s.id.is_empty(), s.kind.is_empty()) {
+        (true, _) => "id",
+        (false, true) => "type",
+        (false, false) => return Some(s),
+    };
+    problems.push(problem(
+        ProblemKind::MissingAttribute,
+        offset,
+        format!("<{}> without {missing}; skipped", s.element),
+    ));
+    None
+}
+
 fn description(input: &[u8], e: &BytesStart<'_>) -> Description {
     let mut d = Description::default();
     for attr in e.attributes().with_checks(false).flatten() {
@@ -587,5 +861,185 @@ fn set_constraint(
         ConstraintField::Minimum => c.minimum = number(problems),
         ConstraintField::Maximum => c.maximum = number(problems),
         ConstraintField::Nominal => c.nominal = number(problems),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OKUMA_MAZAK: &[u8] =
+        include_bytes!("../tests/fixtures/cppagent-demo-devices-okuma-mazak-v2.7.xml");
+    const SIMPLE_CNC: &[u8] =
+        include_bytes!("../tests/fixtures/cppagent-sample-devices-simplecnc-v1.4.xml");
+
+    fn limits_of<'d>(
+        devices: &'d [(String, Vec<ItemLimits>)],
+        device: &str,
+        item: &str,
+    ) -> Option<&'d [Limit]> {
+        let (_, items) = devices.iter().find(|(d, _)| d == device)?;
+        items
+            .iter()
+            .find(|(i, _)| i == item)
+            .map(|(_, l)| l.as_slice())
+    }
+
+    #[test]
+    fn specifications_are_read_from_the_reference_demo_devices() {
+        let parsed = parse_devices(OKUMA_MAZAK).unwrap();
+        assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+        let doc = &parsed.value;
+        let x = doc.component("Lx1").unwrap();
+        let ids: Vec<&str> = x.specifications.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "x1LengthSpec",
+                "x1LinearForceSpec",
+                "x1RapidVelSpec",
+                "x1ProgrammedVelSpec"
+            ]
+        );
+        let length = &x.specifications[0];
+        assert_eq!(
+            (
+                length.element.as_str(),
+                length.kind.as_str(),
+                length.units.as_deref()
+            ),
+            ("Specification", "LENGTH", Some("MILLIMETER"))
+        );
+        assert_eq!(
+            length.limits,
+            [SpecificationLimit {
+                kind: LimitKind::Nominal,
+                value: 650.0,
+                group: None
+            }]
+        );
+        let rapid = &x.specifications[2];
+        assert_eq!(rapid.sub_type.as_deref(), Some("RAPID"));
+        assert_eq!(
+            rapid
+                .limits
+                .iter()
+                .map(|l| (l.kind, l.value))
+                .collect::<Vec<_>>(),
+            [(LimitKind::Maximum, 7000.0), (LimitKind::Minimum, 1.0)]
+        );
+        // MTConnect 1.8's ProcessSpecification, here without limits.
+        let z = doc.component("z").unwrap();
+        let proc = z.specifications.iter().find(|s| s.id == "proc").unwrap();
+        assert_eq!(
+            (proc.element.as_str(), proc.kind.as_str(), proc.limits.len()),
+            ("ProcessSpecification", "TEMPERATURE", 0)
+        );
+        let count: usize = doc
+            .devices
+            .iter()
+            .flat_map(Component::walk)
+            .map(|(_, c)| c.specifications.len())
+            .sum();
+        assert_eq!(count, 34, "every Specification of the file");
+    }
+
+    #[test]
+    fn a_specification_applies_to_the_data_items_of_its_type_in_its_component() {
+        let doc = parse_devices(OKUMA_MAZAK).unwrap().value;
+        let limits = doc.limits();
+        // Mazak's B axis: ANGLE, -30 to 120 degrees, on both ANGLE samples, not on the
+        // ANGLE condition.
+        for item in ["Babs", "Bpos"] {
+            let l = limits_of(&limits, "Mazak", item).unwrap();
+            assert_eq!(
+                l.iter()
+                    .map(|l| (l.kind, l.value, l.source))
+                    .collect::<Vec<_>>(),
+                [
+                    (LimitKind::Maximum, 120.0, LimitSource::Specification),
+                    (LimitKind::Minimum, -30.0, LimitSource::Specification)
+                ],
+                "{item}"
+            );
+            assert_eq!(l[0].specification_id.as_deref(), Some("spec027"));
+            assert_eq!(l[0].units.as_deref(), Some("DEGREE"));
+        }
+        assert_eq!(limits_of(&limits, "Mazak", "Btravel"), None);
+        // LENGTH, LINEAR_FORCE and VELOCITY name no data item type of the axes: no limit
+        // is guessed onto POSITION or LOAD.
+        assert_eq!(limits_of(&limits, "OKUMA", "LX1actm"), None);
+        assert_eq!(limits_of(&limits, "Mazak", "Xabs"), None);
+    }
+
+    #[test]
+    fn constraints_are_limits_and_a_data_item_id_ref_is_followed() {
+        let doc = parse_devices(SIMPLE_CNC).unwrap().value;
+        let limits = doc.limits();
+        let name = doc.devices[0].name.clone().unwrap();
+        let l = limits_of(&limits, &name, "vee9c2d0").unwrap();
+        assert_eq!(
+            l.iter()
+                .map(|l| (l.kind, l.value, l.source))
+                .collect::<Vec<_>>(),
+            [
+                (LimitKind::Maximum, 7000.0, LimitSource::Constraints),
+                (LimitKind::Minimum, 0.0, LimitSource::Constraints)
+            ]
+        );
+        // A Value list is no limit.
+        assert_eq!(limits_of(&limits, &name, "bbe3f010"), None);
+
+        // Written here: `dataItemIdRef` (a data item of a child component), a
+        // ProcessSpecification's groups, and a value that is not a number.
+        let xml = br#"<MTConnectDevices><Header/><Devices><Device id="d" name="M"><Configuration><Specifications>
+            <ProcessSpecification id="p" type="TEMPERATURE" dataItemIdRef="t" units="CELSIUS">
+              <ControlLimits><UpperLimit>60</UpperLimit><UpperWarning>55</UpperWarning><LowerLimit>x</LowerLimit></ControlLimits>
+              <AlarmLimits><UpperLimit>70</UpperLimit></AlarmLimits>
+            </ProcessSpecification>
+            <Specification type="LOAD"><Maximum>1</Maximum></Specification>
+          </Specifications></Configuration>
+          <Components><Axes id="a"><DataItems><DataItem id="t" type="TEMPERATURE" category="SAMPLE" units="CELSIUS"/></DataItems></Axes></Components>
+        </Device></Devices></MTConnectDevices>"#;
+        let parsed = parse_devices(xml).unwrap();
+        let messages: Vec<&str> = parsed.problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "ProcessSpecification p: LowerLimit \"x\" is not a number; ignored",
+                "<Specification> without id; skipped"
+            ]
+        );
+        let limits = parsed.value.limits();
+        let l = limits_of(&limits, "M", "t").unwrap();
+        assert_eq!(
+            l.iter()
+                .map(|l| (l.kind, l.value, l.group.as_deref()))
+                .collect::<Vec<_>>(),
+            [
+                (LimitKind::UpperLimit, 60.0, Some("ControlLimits")),
+                (LimitKind::UpperLimit, 70.0, Some("AlarmLimits")),
+                (LimitKind::UpperWarning, 55.0, Some("ControlLimits")),
+            ]
+        );
+    }
+
+    #[test]
+    fn specifications_are_bounded() {
+        let mut xml = String::from(
+            r#"<MTConnectDevices><Devices><Device id="d" name="M"><Configuration><Specifications>"#,
+        );
+        for i in 0..MAX_SPECIFICATIONS + 5 {
+            xml.push_str(&format!(
+                r#"<Specification id="s{i}" type="LOAD"><Maximum>{i}</Maximum></Specification>"#
+            ));
+        }
+        xml.push_str("</Specifications></Configuration></Device></Devices></MTConnectDevices>");
+        let parsed = parse_devices(xml.as_bytes()).unwrap();
+        assert_eq!(
+            parsed.value.devices[0].specifications.len(),
+            MAX_SPECIFICATIONS
+        );
+        assert_eq!(parsed.problems.len(), 5);
     }
 }

@@ -104,14 +104,15 @@ mod xml;
 pub use assets::{parse_assets, parse_assets_with, Asset, Assets};
 pub use devices::{
     parse_devices, parse_devices_with, Component, Composition, Constraints, DataItem, Description,
-    Devices,
+    Devices, ItemLimits, Specification, SpecificationLimit,
 };
 pub use document::{parse_document, Document};
 pub use error::{
     parse_error, AgentError, Error, ErrorCode, ErrorDocument, QueryParameter, XmlError,
 };
+pub use factorydash_core::limits::{Limit, LimitKind, LimitSource};
 pub use factorydash_core::tools::{
-    CountDirection, CuttingTool, ToolLife, ToolLifeKind, ToolLocation,
+    CountDirection, CuttingItem, CuttingTool, ToolLife, ToolLifeKind, ToolLocation,
 };
 pub use factorydash_core::{
     Batch, Category, ConditionLevel, ConditionState, DataItemInfo, DeviceInfo, Gap, Observation,

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use factorydash_core::{Category, Observation, Value};
 use quick_xml::escape::escape;
 
-use crate::devices::{Component, DataItem, Devices};
+use crate::devices::{Component, DataItem, Devices, Specification};
 use crate::header::Header;
 use crate::streams::{EntryRef, ObservationRef, Streams, ValueRef};
 use crate::time::format_timestamp;
@@ -400,7 +400,8 @@ fn write_observation(out: &mut String, o: &Obs<'_>) {
 }
 
 /// Writes an MTConnectDevices document (MTConnect Part 2): the Header, every device and
-/// component with its Description, Compositions and DataItems (with Constraints).
+/// component with its Description, Specifications (in `Configuration`), Compositions and
+/// DataItems (with Constraints).
 /// Parsing the result gives back the same [`Devices`].
 pub fn write_devices(devices: &Devices, schema_version: &str) -> String {
     let v = schema_version;
@@ -441,6 +442,13 @@ fn write_component(out: &mut String, c: &Component, depth: usize) {
         }
         let _ = writeln!(out, ">{}</Description>", escape(&d.text));
     }
+    if !c.specifications.is_empty() {
+        let _ = writeln!(out, "{pad}  <Configuration>\n{pad}    <Specifications>");
+        for spec in &c.specifications {
+            write_specification(out, spec, &pad);
+        }
+        let _ = writeln!(out, "{pad}    </Specifications>\n{pad}  </Configuration>");
+    }
     if !c.data_items.is_empty() {
         let _ = writeln!(out, "{pad}  <DataItems>");
         for item in &c.data_items {
@@ -472,6 +480,48 @@ fn write_component(out: &mut String, c: &Component, depth: usize) {
         let _ = writeln!(out, "{pad}  </Components>");
     }
     let _ = writeln!(out, "{pad}</{}>", c.element);
+}
+
+/// A `Specification` or `ProcessSpecification`, its limits in order (a
+/// `ProcessSpecification`'s in their groups).
+fn write_specification(out: &mut String, s: &Specification, pad: &str) {
+    let _ = write!(
+        out,
+        "{pad}      <{} id=\"{}\" type=\"{}\"",
+        s.element,
+        escape(&s.id),
+        escape(&s.kind)
+    );
+    for (name, value) in [
+        ("subType", &s.sub_type),
+        ("dataItemIdRef", &s.data_item_id_ref),
+        ("compositionIdRef", &s.composition_id_ref),
+        ("units", &s.units),
+        ("name", &s.name),
+        ("originator", &s.originator),
+    ] {
+        if let Some(v) = value {
+            let _ = write!(out, " {name}=\"{}\"", escape(v));
+        }
+    }
+    out.push('>');
+    let mut open: Option<&str> = None;
+    for l in &s.limits {
+        if open != l.group {
+            if let Some(g) = open {
+                let _ = write!(out, "</{g}>");
+            }
+            if let Some(g) = l.group {
+                let _ = write!(out, "<{g}>");
+            }
+            open = l.group;
+        }
+        let _ = write!(out, "<{0}>{1}</{0}>", l.kind.as_str(), l.value);
+    }
+    if let Some(g) = open {
+        let _ = write!(out, "</{g}>");
+    }
+    let _ = writeln!(out, "</{}>", s.element);
 }
 
 fn write_data_item(out: &mut String, d: &DataItem, pad: &str) {

@@ -10,8 +10,16 @@
 // full: as many decimals as the tick spacing needs, the axis as wide as its widest label,
 // the data item's units on it.
 //
-// Everything the view is (its series, its window, the zoom) is in the address, so a view
-// can be bookmarked or sent, and a wall screen opened on it follows live.
+// Each charted series' limits from the device model (MTConnect Part 2: its DataItem's
+// Constraints, its Component's Specifications; served by /api/devices) are drawn as
+// dashed lines of its colour on its own y axis, labelled; the y scale takes in every
+// limit near the data, and a limit the data went past is drawn thicker, "crossed", with
+// the side beyond it shaded. Thresholds set by hand (the form under the chart) are drawn
+// the same way in the text colour on the left axis.
+//
+// Everything the view is (its series, its window, the zoom, the thresholds set by hand,
+// whether the model's limits are shown) is in the address, so a view can be bookmarked or
+// sent, and a wall screen opened on it follows live.
 // Agent data is untrusted: only textContent is ever set. Live values arrive through
 // app.js ("factorydash:latest").
 "use strict";
@@ -27,6 +35,22 @@
   const palette = ["#0969da", "#d1242f", "#1a7f37", "#8250df", "#bc4c00", "#1b7c83", "#bf3989", "#6e7781"];
   const PRESETS = { "5m": 300, "15m": 900, "1h": 3600, "8h": 28800, "24h": 86400, "7d": 604800, "30d": 2592000 };
   const MAX_SERIES = 8;
+  const MAX_THRESHOLDS = 8;
+  const MAX_LABEL = 40;
+
+  // th=VALUE or th=VALUE|LABEL, at most MAX_THRESHOLDS; a value that is not a finite
+  // number is left out, a label cut to MAX_LABEL characters.
+  function readThresholds(q) {
+    const out = [];
+    for (const spec of q.getAll("th")) {
+      const bar = spec.indexOf("|");
+      const text = (bar < 0 ? spec : spec.slice(0, bar)).trim();
+      const value = Number(text);
+      if (!text || !Number.isFinite(value) || out.length >= MAX_THRESHOLDS) continue;
+      out.push({ value, label: bar < 0 ? "" : spec.slice(bar + 1).trim().slice(0, MAX_LABEL) });
+    }
+    return out;
+  }
 
   // "90m", "3h", "2d": a window of that length ending now, as Grafana's "last N".
   function windowSeconds(text) {
@@ -51,11 +75,11 @@
     const from = Date.parse(q.get("from") || ""), to = Date.parse(q.get("to") || "");
     const custom = !Number.isNaN(from) && !Number.isNaN(to) && to > from ? { from, to } : null;
     const win = windowSeconds(q.get("window")) ? q.get("window") : "1h";
-    return { series: series.slice(0, MAX_SERIES), window: win, custom };
+    return { series: series.slice(0, MAX_SERIES), window: win, custom, thresholds: readThresholds(q), limits: q.get("limits") !== "off" };
   }
   function writeView() {
     const q = new URLSearchParams(location.search);
-    q.delete("item"); q.delete("window"); q.delete("from"); q.delete("to");
+    q.delete("item"); q.delete("window"); q.delete("from"); q.delete("to"); q.delete("th"); q.delete("limits");
     for (const s of view.series) {
       q.append("item", s.device === device && s.agent === agent ? s.id : (s.agent ? s.agent + "|" : "") + s.device + "|" + s.id);
     }
@@ -65,6 +89,8 @@
     } else {
       q.set("window", view.window);
     }
+    for (const t of view.thresholds) q.append("th", String(t.value) + (t.label ? "|" + t.label : ""));
+    if (!view.limits) q.set("limits", "off");
     history.replaceState(null, "", "?" + q.toString() + location.hash);
   }
 
@@ -86,7 +112,7 @@
     devicesLoaded = devicesLoaded || fetch("/api/devices").then((r) => r.ok ? r.json() : []).then((all) => {
       for (const { device: d } of all) {
         for (const i of d.dataItems || []) {
-          known.set(itemKey({ device: d.name, agent: d.agent, id: i.id }), { units: i.units || "", name: i.name || i.id, type: i.type, category: i.category });
+          known.set(itemKey({ device: d.name, agent: d.agent, id: i.id }), { units: i.units || "", name: i.name || i.id, type: i.type, category: i.category, limits: i.limits || [] });
         }
       }
       return all;
@@ -163,7 +189,123 @@
 
   function colours() {
     const css = getComputedStyle(document.documentElement);
-    return { fg: css.getPropertyValue("--fg").trim() || "#1b1f24", line: css.getPropertyValue("--line").trim() || "#d8dde3" };
+    return { fg: css.getPropertyValue("--fg").trim() || "#1b1f24", line: css.getPropertyValue("--line").trim() || "#d8dde3",
+      card: css.getPropertyValue("--card").trim() || "#fff" };
+  }
+
+  // Limits and thresholds. MTConnect units as a label writes them ("max 500 mm").
+  const SHORT_UNITS = { MILLIMETER: "mm", DEGREE: "°", PERCENT: "%", CELSIUS: "°C", "MILLIMETER/SECOND": "mm/s",
+    "REVOLUTION/MINUTE": "rpm", NEWTON: "N", NEWTON_METER: "N·m", AMPERE: "A", VOLT: "V", WATT: "W", SECOND: "s",
+    "DEGREE/SECOND": "°/s", KILOGRAM: "kg", PASCAL: "Pa", LITER: "l", "MILLIMETER/SECOND^2": "mm/s²", HERTZ: "Hz" };
+  const KIND_LABELS = { Maximum: "max", UpperLimit: "upper limit", UpperWarning: "upper warning", Nominal: "nominal",
+    LowerWarning: "lower warning", LowerLimit: "lower limit", Minimum: "min" };
+  const UPPER = new Set(["Maximum", "UpperLimit", "UpperWarning"]);
+  const LOWER = new Set(["Minimum", "LowerLimit", "LowerWarning"]);
+  const GROUPS = { ControlLimits: "control", SpecificationLimits: "specification", AlarmLimits: "alarm" };
+  const number = (v) => v.toLocaleString(undefined, { maximumFractionDigits: 6 });
+  function limitLabel(lim, units) {
+    const u = lim.units || units;
+    return (KIND_LABELS[lim.type] || lim.type) + " " + number(lim.value) + (u ? " " + (SHORT_UNITS[u] || u) : "") +
+      (lim.group ? " (" + (GROUPS[lim.group] || lim.group) + ")" : "");
+  }
+  // What the chart draws over the series: each shown series' limits (unless hidden), then
+  // the thresholds set by hand, each with its scale, colour and whether the data in the
+  // window went past it (beyond an upper or lower limit; across a hand-set threshold).
+  function thresholdsOf(shown, scaleOf, fg) {
+    const out = [];
+    const ys = (ls) => ls.flatMap((l) => l.ys).filter((y) => y != null);
+    if (view.limits) {
+      for (const l of shown) {
+        const mine = ys([l]);
+        for (const lim of l.limits || []) {
+          const upper = UPPER.has(lim.type), lower = LOWER.has(lim.type);
+          out.push({ value: lim.value, label: limitLabel(lim, l.units), type: lim.type, source: lim.source, series: l.label,
+            colour: l.colour, scale: scaleOf(l), side: upper ? 1 : lower ? -1 : 0,
+            crossed: upper ? mine.some((y) => y > lim.value) : lower ? mine.some((y) => y < lim.value) : false });
+        }
+      }
+    }
+    const left = ys(shown.filter((l) => scaleOf(l) === "y"));
+    for (const t of view.thresholds) {
+      out.push({ value: t.value, label: t.label || "threshold " + number(t.value), type: "threshold", source: "hand",
+        series: null, colour: fg, scale: "y", side: 0,
+        crossed: left.some((y) => y > t.value) && left.some((y) => y < t.value) });
+    }
+    return out;
+  }
+  let drawn = []; // what thresholdsOf gave for the chart drawn now
+  let rethreshold = () => {}; // thresholdsOf again over the data as it is now (live)
+  // A scale's range: the data's, widened to every hand-set threshold and to each limit
+  // near the data (within the data's span, or a quarter of its magnitude, of it); a limit
+  // far off (a 7,000 mm/s rapid rate over a feed of 20) would flatten the data and is not
+  // taken in. Without data, every threshold on the scale is.
+  function yRange(key, dmin, dmax) {
+    let lo = dmin, hi = dmax;
+    const data = lo != null && hi != null && Number.isFinite(lo) && Number.isFinite(hi);
+    const reach = data ? Math.max(hi - lo, 0.25 * Math.max(Math.abs(lo), Math.abs(hi)), 1e-9) : Infinity;
+    for (const t of drawn) {
+      if (t.scale !== key) continue;
+      const near = t.source === "hand" || !data || (t.value >= lo - reach && t.value <= hi + reach);
+      t.inRange = near;
+      if (!near) continue;
+      lo = lo == null || !Number.isFinite(lo) ? t.value : Math.min(lo, t.value);
+      hi = hi == null || !Number.isFinite(hi) ? t.value : Math.max(hi, t.value);
+    }
+    if (lo == null || hi == null || !Number.isFinite(lo) || !Number.isFinite(hi)) return [0, 1];
+    return uPlot.rangeNum(lo, hi, 0.1, true);
+  }
+  // The lines, on the canvas after the series: dashed, in their colour, each labelled at
+  // the right end (moved left where labels would overlap); a crossed one thicker, with the
+  // side beyond it shaded.
+  function drawThresholds(u) {
+    const { ctx } = u;
+    const { left, top, width, height } = u.bbox;
+    const dpr = devicePixelRatio || 1;
+    const { card } = colours();
+    ctx.save();
+    ctx.beginPath(); ctx.rect(left, top, width, height); ctx.clip();
+    ctx.font = (12 * dpr) + "px system-ui, sans-serif";
+    const placed = [];
+    for (const t of drawn) {
+      const sc = u.scales[t.scale];
+      t.visible = false;
+      if (!sc || sc.min == null || sc.max == null || t.value < sc.min || t.value > sc.max) continue;
+      t.visible = true;
+      const y = Math.round(u.valToPos(t.value, t.scale, true)) + 0.5;
+      if (t.crossed && t.side) {
+        ctx.globalAlpha = 0.08;
+        ctx.fillStyle = t.colour;
+        if (t.side > 0) ctx.fillRect(left, top, width, y - top); else ctx.fillRect(left, y, width, top + height - y);
+        ctx.globalAlpha = 1;
+      }
+      ctx.strokeStyle = t.colour;
+      ctx.lineWidth = (t.crossed ? 2.5 : 1.5) * dpr;
+      ctx.setLineDash([6 * dpr, 4 * dpr]);
+      ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(left + width, y); ctx.stroke();
+      ctx.setLineDash([]);
+      const text = t.label + (t.crossed ? " · crossed" : "");
+      const w = ctx.measureText(text).width + 8 * dpr, h = 16 * dpr;
+      const above = y - top > h + 2 * dpr;
+      let box = { x: left + width - w - 4 * dpr, y: above ? y - h - 2 * dpr : y + 2 * dpr, w, h };
+      for (let moved = true; moved;) {
+        moved = false;
+        for (const p of placed) {
+          if (box.x < p.x + p.w && p.x < box.x + box.w && box.y < p.y + p.h && p.y < box.y + box.h) {
+            box.x = p.x - box.w - 4 * dpr;
+            moved = true;
+          }
+        }
+      }
+      placed.push(box);
+      ctx.globalAlpha = 0.85;
+      ctx.fillStyle = card;
+      ctx.fillRect(box.x, box.y, box.w, box.h);
+      ctx.globalAlpha = 1;
+      ctx.fillStyle = t.colour;
+      ctx.textBaseline = "middle";
+      ctx.fillText(text, box.x + 4 * dpr, box.y + h / 2);
+    }
+    ctx.restore();
   }
 
   // The loaded series as uPlot data: one time axis (joined; a series without a point at a
@@ -188,11 +330,13 @@
     // One y scale per unit: the first on the left, the second on the right.
     const units = [...new Set(shown.map((l) => l.units))];
     const scaleOf = (l) => (units.indexOf(l.units) === 0 ? "y" : "y2");
+    drawn = thresholdsOf(shown, scaleOf, fg);
+    rethreshold = () => { drawn = thresholdsOf(chartData(drawnRange).shown, scaleOf, fg); };
     const axis = { stroke: fg, grid: { stroke: line, width: 1 }, ticks: { stroke: line, width: 1 }, font: "13px system-ui, sans-serif", labelFont: "600 13px system-ui, sans-serif" };
     const axes = [Object.assign({}, axis, {
       // As precise as the ticks are apart: fractions of a second, seconds, minutes, or
       // the day and time; never two ticks with one label. Ticks far enough apart for the
-      // widest of these labels.
+      // widest of these labels (uPlot's default 50 px let them touch).
       space: 100,
       values: (u, splits, i, space, incr) => splits.map((t) => {
         const ms = Math.round(t * 1000);
@@ -213,7 +357,7 @@
       }));
     });
     const scales = { x: { time: true, min: r.from / 1000, max: r.to / 1000 } };
-    for (const k of ["y", "y2"]) scales[k] = { auto: true };
+    for (const k of ["y", "y2"]) scales[k] = { auto: true, range: (u, dmin, dmax) => yRange(k, dmin, dmax) };
     const tz = zone();
     const opts = {
       width: width(), height: 340,
@@ -234,12 +378,11 @@
           view.custom = { from, to };
           load();
         }],
-        draw: [() => alignBands()],
+        draw: [(u) => { drawThresholds(u); alignBands(); }],
       },
     };
     if (plot) plot.destroy();
     plot = new uPlot(opts, data, chartEl);
-    if (window.factorydashChart) window.factorydashChart.plot = plot;
   }
 
   // The bands under the chart share its time axis: their tracks span the plot area.
@@ -283,10 +426,11 @@
     document.getElementById("to").value = toZoned(r.to).slice(0, 19);
     bands(r).catch(() => {});
     if (!view.series.length) { if (plot) { plot.destroy(); plot = null; } note.textContent = "Add a data item to chart it."; return; }
-    if (view.series.some((s) => !known.has(itemKey(s)))) await loadDevices();
+    // The model's limits come with /api/devices, read once.
+    await loadDevices();
     const results = await Promise.all(view.series.map(async (s, i) => {
       const info = known.get(itemKey(s)) || {};
-      const base = { s, colour: palette[i % palette.length], units: info.units || "",
+      const base = { s, colour: palette[i % palette.length], units: info.units || "", limits: info.limits || [],
         label: (s.device === device ? "" : s.device + " · ") + (info.name || s.id) };
       try {
         const body = await fetchSeries(s, r.from, r.to, 2 * width());
@@ -306,8 +450,13 @@
     const numeric = loaded.reduce((n, l) => n + (l.numeric || 0), 0);
     const points = loaded.reduce((n, l) => n + l.xs.length, 0);
     draw(r);
+    renderThresholds();
     // What was drawn, for people measuring the page and for the browser tests.
-    window.factorydashChart = { drawnMs: performance.now() - started, points, numeric, plot };
+    window.factorydashChart = { drawnMs: performance.now() - started, points, numeric,
+      get plot() { return plot; },
+      // What is drawn over the series (see thresholdsOf), read as it is now.
+      get thresholds() { return drawn.map(({ value, label, type, source, series, colour, scale, crossed, visible, inRange }) =>
+        ({ value, label, type, source, series, colour, scale, crossed, visible, inRange })); } };
     note.textContent = numeric.toLocaleString() + " numeric observations in the window, " + points.toLocaleString() +
       " points drawn" + (numeric > points ? " (downsampled on the server, M4)" : "") +
       (view.custom ? ". Drag to zoom; pick a window to follow live again." : ". Following live; drag to zoom.") +
@@ -385,10 +534,44 @@
     }
   }
 
+  // Tools: the section as the server renders it (src/tools/view.rs), read again from this
+  // page's own address: 11 s after this device's AssetChanged or AssetRemoved is heard
+  // (the server reads the agent's assets at most every 10 s after one, MTConnect Part 2
+  // ASSET_CHANGED), and every 30 s besides while the page is shown. One read at a time.
+  const TOOLS_EVERY = 30000, AFTER_ASSET_CHANGE = 11000;
+  let toolsTimer = null, toolsDue = 0, toolsHtml = null;
+  async function reloadTools() {
+    const shown = document.getElementById("tools");
+    if (!shown || document.hidden) return;
+    const res = await fetch(location.pathname + location.search);
+    if (!res.ok) return;
+    const fresh = new DOMParser().parseFromString(await res.text(), "text/html").getElementById("tools");
+    if (!fresh || fresh.outerHTML === toolsHtml) return;
+    toolsHtml = fresh.outerHTML;
+    document.getElementById("tools")?.replaceWith(document.adoptNode(fresh));
+    window.factorydash.ages();
+  }
+  // A read already due sooner is kept: changes heard more often than every 11 s do not
+  // put it off.
+  function scheduleTools(ms) {
+    if (toolsTimer && toolsDue <= Date.now() + ms) return;
+    clearTimeout(toolsTimer);
+    toolsDue = Date.now() + ms;
+    toolsTimer = setTimeout(() => {
+      toolsTimer = null;
+      reloadTools().catch(() => {}).finally(() => scheduleTools(TOOLS_EVERY));
+    }, ms);
+  }
+  scheduleTools(TOOLS_EVERY);
+  const ASSET_EVENTS = new Set(["ASSET_CHANGED", "ASSET_REMOVED"]);
+
   // Live: append each charted series' new values while following a window (redrawn at
   // most once a second).
   let dirty = false;
   document.addEventListener("factorydash:latest", (ev) => {
+    if (ev.detail.items.some((o) => o.device === device && o.agent === agent && ASSET_EVENTS.has((known.get(itemKey({ device, agent, id: o.dataItemId })) || {}).type))) {
+      scheduleTools(AFTER_ASSET_CHANGE);
+    }
     if (view.custom || !plot) return;
     for (const o of ev.detail.items) {
       const l = loaded.find((l) => !l.error && l.s.device === o.device && l.s.agent === o.agent && l.s.id === o.dataItemId);
@@ -408,7 +591,7 @@
     for (const l of loaded) {
       while (l.xs.length && l.xs[0] < r.from / 1000) { l.xs.shift(); l.ys.shift(); }
     }
-    if (dirty) { dirty = false; plot.setData(chartData(r).data, false); }
+    if (dirty) { dirty = false; rethreshold(); plot.setData(chartData(r).data, false); }
     plot.setScale("x", { min: r.from / 1000, max: r.to / 1000 });
   }, 1000);
 
@@ -438,6 +621,41 @@
     view.series.push(s);
     load();
   }
+  // Thresholds set by hand: the form under the chart, each listed with a remove button.
+  function renderThresholds() {
+    const tl = document.getElementById("threshold-list");
+    if (!tl) return;
+    tl.replaceChildren(...view.thresholds.map((t, i) => {
+      const li = document.createElement("li");
+      li.textContent = (t.label ? t.label + ": " : "threshold ") + number(t.value);
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.textContent = "×";
+      remove.title = "Remove this threshold";
+      remove.setAttribute("aria-label", "Remove " + li.textContent);
+      remove.addEventListener("click", () => { view.thresholds.splice(i, 1); writeView(); renderThresholds(); redraw(); });
+      li.append(remove);
+      return li;
+    }));
+    const box = document.getElementById("show-limits");
+    if (box) box.checked = view.limits;
+  }
+  document.getElementById("threshold-form")?.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const valueEl = document.getElementById("th-value"), labelEl = document.getElementById("th-label");
+    const value = Number(valueEl.value);
+    if (valueEl.value.trim() === "" || !Number.isFinite(value)) { valueEl.setCustomValidity("A number"); valueEl.reportValidity(); return; }
+    valueEl.setCustomValidity("");
+    if (view.thresholds.length >= MAX_THRESHOLDS) { note.textContent = "At most " + MAX_THRESHOLDS + " thresholds on one chart."; return; }
+    // "|" separates the value from the label in the address: not part of a label.
+    view.thresholds.push({ value, label: labelEl.value.replace(/\|/g, "/").trim().slice(0, MAX_LABEL) });
+    valueEl.value = ""; labelEl.value = "";
+    writeView(); renderThresholds(); redraw();
+  });
+  document.getElementById("show-limits")?.addEventListener("change", (ev) => {
+    view.limits = ev.target.checked;
+    writeView(); redraw();
+  });
   document.getElementById("add")?.addEventListener("click", () => { if (select.value) add({ device, agent, id: select.value }); });
   // Another device's Samples: the devices and their data items from /api/devices.
   const otherDevice = document.getElementById("other-device");

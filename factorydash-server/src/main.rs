@@ -16,6 +16,7 @@ mod health;
 mod host;
 mod ingest;
 mod inspect;
+mod limits;
 mod live;
 mod logging;
 mod metrics;

@@ -599,6 +599,16 @@ pub fn render_device(d: &DevicePage<'_>) -> String {
                     @if numeric.is_empty() { p .muted { "This device has no Samples to chart." } }
                     div #chart role="img" aria-label="Chart of the chosen data items" {}
                     p #chart-note .muted {}
+                    // Thresholds set by hand (kept in the address as `th=VALUE|LABEL`),
+                    // and whether the model's limits are drawn: device.js.
+                    form #threshold-form .thresholds {
+                        label for="th-value" { "Threshold" }
+                        input #th-value type="number" step="any" required placeholder="value" size="8";
+                        input #th-label type="text" maxlength="40" placeholder="label (optional)" aria-label="Threshold label";
+                        button type="submit" { "Add threshold" }
+                        label .limits-toggle { input #show-limits type="checkbox" checked; " limits from the device model" }
+                    }
+                    ul #threshold-list .chips aria-label="Thresholds set by hand" {}
                     div #bands .bands aria-label="States over the chart's window" {
                         @for (id, label) in [("timeline", "Execution"), ("band-availability", "Availability"), ("band-mode", "Controller mode"), ("band-condition", "Condition")] {
                             div .band { div id=(id) .timeline role="img" aria-label={ (label) " over time" } {} span .band-label { (label) } }

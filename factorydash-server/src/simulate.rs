@@ -647,7 +647,7 @@ impl Source for SimSource {
         for (m, t) in tools {
             let device = &self.items[m.first_item].device;
             out.push_str(&format!(
-                "    <CuttingTool serialNumber=\"{serial}\" toolId=\"T{tool}\" timestamp=\"{now}\" deviceUuid=\"{uuid}\" assetId=\"{device}.T{tool}\">\n      <Description>{desc}</Description>\n      <CuttingToolLifeCycle>\n        <CutterStatus><Status>{status}</Status></CutterStatus>\n        <ToolLife type=\"PART_COUNT\" countDirection=\"UP\" initial=\"0\" limit=\"{limit}\" warning=\"{warning}\">{parts}</ToolLife>\n        <ToolLife type=\"MINUTES\" countDirection=\"UP\" initial=\"0\" limit=\"{minutes_limit}\">{minutes:.1}</ToolLife>\n        <ProgramToolNumber>{tool}</ProgramToolNumber>\n        <ProgramSpindleSpeed>{rpm}</ProgramSpindleSpeed>\n        <Measurements>\n          <CuttingDiameterMax code=\"DC\" nominal=\"{dia:.1}\">{dia:.3}</CuttingDiameterMax>\n        </Measurements>\n      </CuttingToolLifeCycle>\n    </CuttingTool>\n",
+                "    <CuttingTool serialNumber=\"{serial}\" toolId=\"T{tool}\" timestamp=\"{now}\" deviceUuid=\"{uuid}\" assetId=\"{device}.T{tool}\">\n      <Description>{desc}</Description>\n      <CuttingToolLifeCycle>\n        <CutterStatus><Status>{status}</Status></CutterStatus>\n        <ToolLife type=\"PART_COUNT\" countDirection=\"UP\" initial=\"0\" limit=\"{limit}\" warning=\"{warning}\">{parts}</ToolLife>\n        <ToolLife type=\"MINUTES\" countDirection=\"UP\" initial=\"0\" limit=\"{minutes_limit}\">{minutes:.1}</ToolLife>\n        <ProgramToolNumber>{tool}</ProgramToolNumber>\n        <ProgramSpindleSpeed>{rpm}</ProgramSpindleSpeed>\n        <Measurements>\n          <CuttingDiameterMax code=\"DC\" nominal=\"{dia:.1}\">{dia:.3}</CuttingDiameterMax>\n        </Measurements>\n        <CuttingItems count=\"{inserts}\">\n          <CuttingItem indices=\"1-{inserts}\">\n            <ItemLife type=\"MINUTES\" countDirection=\"UP\" initial=\"0\" limit=\"{minutes_limit}\" warning=\"{minutes_warning}\">{minutes:.1}</ItemLife>\n          </CuttingItem>\n        </CuttingItems>\n      </CuttingToolLifeCycle>\n    </CuttingTool>\n",
                 serial = 1000 + t.tool,
                 tool = t.tool,
                 uuid = m.uuid,
@@ -657,6 +657,9 @@ impl Source for SimSource {
                 warning = t.limit / 10 * 9,
                 parts = t.parts,
                 minutes_limit = t.limit / 4,
+                // The edges of its inserts (MTConnect Part 4, CuttingItem), worn with it.
+                inserts = if t.diameter >= 16.0 { 4 } else { 2 },
+                minutes_warning = t.limit / 40 * 9,
                 minutes = t.seconds / 60.0,
                 rpm = t.rpm,
                 dia = t.diameter,

@@ -9,6 +9,7 @@ use factorydash_core::DeviceInfo;
 use factorydash_store::{Store, StoreError};
 
 use crate::health::HealthRegistry;
+use crate::limits::LimitBoard;
 use crate::live::LiveHub;
 use crate::supervisor::Supervisor;
 use crate::tools::ToolBoard;
@@ -27,6 +28,9 @@ pub struct App {
     pub agents: Supervisor,
     /// Each followed agent's cutting tools, read from its `/assets` (in memory only).
     pub tools: Arc<ToolBoard>,
+    /// Each device model's limits on its data items, from the last probe (in memory
+    /// only).
+    pub limits: LimitBoard,
     /// The device models as last read ([`App::devices`]).
     devices: Mutex<DevicesCopy>,
     /// The store being opened, when `serve` listens before it is open.
@@ -71,6 +75,7 @@ impl App {
             live,
             agents: Supervisor::default(),
             tools,
+            limits: LimitBoard::default(),
             devices: Mutex::default(),
             pending: std::sync::OnceLock::new(),
         });

@@ -2,7 +2,7 @@
 //! the device page's Tools section, a table per tool, and a tile's line of the tools near
 //! their life limit. Every agent-supplied string goes through maud's escaping.
 
-use factorydash_core::tools::{CuttingTool, ToolLife};
+use factorydash_core::tools::{CuttingItem, CuttingTool, ToolLife};
 use factorydash_core::DeviceStatus;
 use maud::{html, Markup};
 
@@ -80,20 +80,28 @@ fn tool_table(t: &CuttingTool) -> Markup {
             }
             thead { tr { th { "Life" } th { "Value / limit" } th { "Remaining" } th { "Warning at" } } }
             tbody {
-                @if t.lives.is_empty() {
+                @if t.lives.is_empty() && t.items.iter().all(|i| i.lives.is_empty()) {
                     tr { td colspan="4" .muted { "No ToolLife" } }
                 }
-                @for life in &t.lives { (life_row(life)) }
+                @for life in &t.lives { (life_row(life, None)) }
+                // Each cutting item's ItemLife (MTConnect Part 4, CuttingItem).
+                @for item in &t.items {
+                    @for life in &item.lives { (life_row(life, Some(item))) }
+                }
             }
         }
     }
 }
 
-fn life_row(life: &ToolLife) -> Markup {
+/// A row of a `ToolLife`, or of an `ItemLife` of `item`.
+fn life_row(life: &ToolLife, item: Option<&CuttingItem>) -> Markup {
     let unit = life.kind.label();
     html! {
-        tr class=[life.near_limit().then_some("near")] {
-            td { (life.kind.as_str()) " " span .muted { "counting " (life.direction.as_str()) } }
+        tr class=[life.near_limit().then_some("near")] data-item=[item.map(|i| i.indices.as_str())] {
+            td {
+                @if let Some(item) = item { span .item { (item.label()) } " " }
+                (life.kind.as_str()) " " span .muted { "counting " (life.direction.as_str()) }
+            }
             td .value { (optional(life.value)) " / " (optional(life.limit)) " " (unit) }
             td .remaining {
                 @match (life.remaining(), life.remaining_share()) {

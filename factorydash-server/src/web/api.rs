@@ -35,7 +35,11 @@ pub(super) async fn resolve_device(
     Ok(device.clone())
 }
 
-/// `/api/devices`: every device's model (its agent's credentials redacted) and status.
+/// `/api/devices`: every device's model (its agent's credentials redacted) and status;
+/// each data item with its `limits` from the device model (MTConnect Part 2: a DataItem's
+/// `Constraints`, a Component's `Specification`s; see
+/// [`factorydash_mtconnect::Devices::limits`]): `[{"type": "Maximum", "value": 120,
+/// "source": "specification", "specificationId": …, "units": "DEGREE"}, …]`, `[]` for none.
 pub async fn devices(app: Arc<App>) -> Result<Response, ApiError> {
     let devices = app.devices().await?;
     let mut statuses = crate::devices::statuses(&*app.store, &devices).await?;
@@ -46,6 +50,18 @@ pub async fn devices(app: Arc<App>) -> Result<Response, ApiError> {
         .map(|(d, s)| {
             let mut device = json!(d);
             device["agent"] = json!(redacted(&d.agent));
+            // Each data item's limits from the model (Constraints, Specifications),
+            // each saying where it came from: `[]` for none.
+            let limits = app.limits.of(&d.key());
+            if let Some(items) = device["dataItems"].as_array_mut() {
+                for item in items {
+                    let of = item["id"]
+                        .as_str()
+                        .and_then(|id| limits.as_ref()?.get(id))
+                        .map_or_else(|| json!([]), |l| json!(l));
+                    item["limits"] = of;
+                }
+            }
             json!({ "device": device, "status": s })
         })
         .collect();

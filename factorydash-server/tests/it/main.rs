@@ -18,6 +18,7 @@ mod live;
 mod security;
 mod simulate;
 mod support;
+mod thresholds;
 mod tls;
 mod tools;
 mod views;
