@@ -29,6 +29,9 @@ pub struct App {
     pub tools: Arc<ToolBoard>,
     /// The device models as last read ([`App::devices`]).
     devices: Mutex<DevicesCopy>,
+    /// The plant's cells and lines (the configuration file's `[[cell]]` tables), by which
+    /// the board groups its tiles; empty when none is configured.
+    pub layout: Arc<factorydash_core::layout::Layout>,
     /// The store being opened, when `serve` listens before it is open.
     pub pending: std::sync::OnceLock<Arc<crate::pending::PendingStore>>,
 }
@@ -51,8 +54,12 @@ impl App {
         self.pending.get()?.outage()
     }
 
-    /// The shared state over `store`.
-    pub fn new(store: Arc<dyn Store>, store_kind: &'static str) -> Arc<Self> {
+    /// The shared state over `store`, the board laid out by `layout`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        store_kind: &'static str,
+        layout: factorydash_core::layout::Layout,
+    ) -> Arc<Self> {
         let live = Arc::new(LiveHub::new());
         let tools = Arc::new(ToolBoard::default());
         // Sends what ingest publishes, off the ingest path (see `LiveHub::publish`), each
@@ -72,6 +79,7 @@ impl App {
             agents: Supervisor::default(),
             tools,
             devices: Mutex::default(),
+            layout: Arc::new(layout),
             pending: std::sync::OnceLock::new(),
         });
         // Sends the sources' health when it changed, at most once a second (ingest changes
