@@ -127,7 +127,7 @@ pub enum BoardOrder {
     Attention,
     /// By name (then agent), a place that never moves.
     Name,
-    /// Under the layout's cells (line › cell, as [`Layout::shown_order`] says, the
+    /// Under the layout's cells (line › cell, as [`factorydash_core::layout::Layout::shown_order`] says, the
     /// unassigned devices last), by attention within a cell: the default when the
     /// configuration lays out the plant.
     Layout,

@@ -44,7 +44,7 @@ devices = ["*-001?", "*-000?"]
 
 /// The cell of a device by the layout's rules, written out by hand: the first that
 /// matches, in the file's order.
-fn cell_of(agent: &str, name: &str) -> &'static str {
+fn cell_of(agent: &str, name: &str) -> String {
     // `*-001?` or `*-000?`: the fifth to second last characters.
     let early = name.len() >= 5
         && name.is_char_boundary(name.len() - 5)
@@ -58,10 +58,14 @@ fn cell_of(agent: &str, name: &str) -> &'static str {
     } else {
         "Unassigned"
     }
+    .to_owned()
 }
 
-/// Each cell's machines by state, from `/api/devices`.
-async fn expected(base: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
+/// A device's cell by a test's layout, from its agent and name.
+type CellOf = fn(&str, &str) -> String;
+
+/// Each cell's machines by state, from `/api/devices`, placed by `cell_of`.
+async fn expected(base: &str, cell_of: CellOf) -> BTreeMap<String, BTreeMap<String, u64>> {
     let (status, devices) = get_json(&format!("{base}/api/devices")).await;
     assert_eq!(status, 200);
     let mut out: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
@@ -71,10 +75,7 @@ async fn expected(base: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
             d["device"]["name"].as_str().unwrap(),
         );
         let state = d["status"]["state"].as_str().unwrap().to_owned();
-        *out.entry(cell.to_owned())
-            .or_default()
-            .entry(state)
-            .or_default() += 1;
+        *out.entry(cell).or_default().entry(state).or_default() += 1;
     }
     out
 }
@@ -99,14 +100,19 @@ fn counts(v: &Value) -> BTreeMap<String, BTreeMap<String, u64>> {
     serde_json::from_value(v.clone()).unwrap()
 }
 
-/// Reads the page's counts and `/api/devices` until they agree (states change while the
-/// two are read), for at most 30 s; returns them.
-async fn agreeing(browser: &Browser, base: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
+/// Reads the page's counts and `/api/devices` (placed by `cell_of`) until they agree
+/// (states change while the two are read), for at most `limit`; returns them.
+async fn agreeing(
+    browser: &Browser,
+    base: &str,
+    cell_of: CellOf,
+    limit: Duration,
+) -> BTreeMap<String, BTreeMap<String, u64>> {
     let started = Instant::now();
     loop {
-        let before = expected(base).await;
+        let before = expected(base, cell_of).await;
         let shown = counts(&browser.eval(SHOWN_COUNTS).await);
-        let after = expected(base).await;
+        let after = expected(base, cell_of).await;
         if shown == before || shown == after {
             return shown;
         }
@@ -118,7 +124,7 @@ async fn agreeing(browser: &Browser, base: &str) -> BTreeMap<String, BTreeMap<St
         };
         assert_eq!(total(&shown), total(&after), "each cell's machines");
         assert!(
-            started.elapsed() < Duration::from_secs(30),
+            started.elapsed() < limit,
             "the page's counts {shown:?} never agreed with /api/devices {after:?}"
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -180,7 +186,7 @@ async fn the_wall_shows_each_cell_and_drills_down_and_the_board_groups_by_cell()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let totals: BTreeMap<String, u64> = expected(base)
+    let totals: BTreeMap<String, u64> = expected(base, cell_of)
         .await
         .into_iter()
         .map(|(k, v)| (k, v.values().sum()))
@@ -252,7 +258,7 @@ async fn the_wall_shows_each_cell_and_drills_down_and_the_board_groups_by_cell()
             )
             .await;
         assert_eq!(said, true, "each box is its worst state, written");
-        let shown = agreeing(&browser, base).await;
+        let shown = agreeing(&browser, base, cell_of, Duration::from_secs(30)).await;
         let shown_totals: BTreeMap<String, u64> = shown
             .iter()
             .map(|(k, v)| (k.clone(), v.values().sum()))
@@ -326,7 +332,7 @@ async fn the_wall_shows_each_cell_and_drills_down_and_the_board_groups_by_cell()
     let misplaced: Vec<(String, String, String)> = serde_json::from_value(misplaced).unwrap();
     assert_eq!(misplaced.len(), 128);
     for (cell, agent, device) in &misplaced {
-        assert_eq!(cell, cell_of(agent, device), "{agent} {device}");
+        assert_eq!(cell, &cell_of(agent, device), "{agent} {device}");
     }
     // Within a cell, what needs attention first.
     let sorted = browser
@@ -337,7 +343,7 @@ async fn the_wall_shows_each_cell_and_drills_down_and_the_board_groups_by_cell()
         )
         .await;
     assert_eq!(sorted, true, "tiles by attention within each cell");
-    let shown = agreeing(&browser, base).await;
+    let shown = agreeing(&browser, base, cell_of, Duration::from_secs(30)).await;
     assert_eq!(
         shown
             .iter()
@@ -374,6 +380,168 @@ async fn the_wall_shows_each_cell_and_drills_down_and_the_board_groups_by_cell()
         .await;
     assert_eq!(browser.eval(NO_SCROLL).await, true, "the wall on a phone");
     browser.screenshot("layout-wall-390").await;
+    browser.quit().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Waits until `/api/devices` at `base` lists `n` machines, each with data.
+async fn machines_with_data(base: &str, n: usize) {
+    let started = Instant::now();
+    loop {
+        let (_, devices) = get_json(&format!("{base}/api/devices")).await;
+        let ready = devices
+            .as_array()
+            .is_some_and(|d| d.len() == n && d.iter().all(|d| d["status"]["state"] != "no_data"));
+        if ready {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "{n} machines with data: {}",
+            devices.as_array().map_or(0, Vec::len)
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_wall_fits_a_1920_by_1080_screen_at_1000_machines() {
+    let sim = start(&[
+        "simulate",
+        "--listen",
+        "127.0.0.1:0",
+        "--agents",
+        "10",
+        "--machines-per-agent",
+        "100",
+        "--rate",
+        "0.2hz",
+        // Quiet machines (no alarms, hour-long cycles): at 1,000 machines the page's counts
+        // are compared with /api/devices once they stand still; the test above checks
+        // them as they change.
+        "--fault-rate",
+        "0",
+        "--cycle-time",
+        "1h",
+        "--seed",
+        "1000",
+    ])
+    .await;
+    // Ten cells, one per agent, on two lines.
+    let mut text = String::from("agents = [");
+    for i in 1..=10 {
+        text += &format!("{:?}, ", format!("{}/agent-{i:02}", sim.base));
+    }
+    text += "]\n";
+    for i in 1..=10 {
+        let line = if i <= 5 { "Line A" } else { "Line B" };
+        text += &format!(
+            "[[cell]]\nname = \"Cell {i}\"\nline = \"{line}\"\ndevices = [\"*/agent-{i:02}|*\"]\n"
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("fd-layout-{}", rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("factorydash.toml");
+    std::fs::write(&file, text).unwrap();
+    let serve = start(&[
+        "serve",
+        "--config",
+        file.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .await;
+    let base = &serve.base;
+    machines_with_data(base, 1000).await;
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    browser.resize(1920, 1080).await;
+    browser.open(&format!("{base}/?wall=1")).await;
+    browser
+        .wait_until(
+            "the wall's cells",
+            Duration::from_secs(30),
+            "const o = document.getElementById('overview'); \
+             return o && !o.hidden && document.getElementById('live').textContent === 'live'",
+        )
+        .await;
+    assert_eq!(
+        browser
+            .eval("return document.querySelectorAll('#overview .box:not([hidden])').length")
+            .await,
+        10
+    );
+    assert_eq!(browser.eval(NO_SCROLL).await, true, "the wall scrolls");
+    // Cell N is agent-0N's.
+    let by_agent: CellOf = |agent, _| {
+        let n = agent.rsplit("/agent-").next().unwrap_or_default();
+        format!("Cell {}", n.trim_start_matches('0'))
+    };
+    // A thousand machines' live updates reach a page some seconds behind the store on a
+    // loaded test machine (a debug build): the counts get the time to catch up.
+    let shown = agreeing(&browser, base, by_agent, Duration::from_secs(120)).await;
+    assert!(
+        shown.values().all(|c| c.values().sum::<u64>() == 100),
+        "{shown:?}"
+    );
+    browser.screenshot("layout-wall-1920-1000-machines").await;
+    // One cell of 100 tiles fills the screen without scrolling.
+    browser.click("#overview .box[data-cell=\"Cell 7\"]").await;
+    browser
+        .wait_until(
+            "Cell 7's tiles",
+            Duration::from_secs(30),
+            "return new URLSearchParams(location.search).get('cell') === 'Cell 7' \
+             && !document.getElementById('devices').hidden \
+             && document.querySelectorAll('#devices .card').length === 100",
+        )
+        .await;
+    assert_eq!(browser.eval(NO_SCROLL).await, true, "a cell of 100 scrolls");
+    browser.screenshot("layout-wall-1920-cell-of-100").await;
+    browser.quit().await;
+    drop(serve);
+
+    // Without a layout: one box per state, which opens that state's tiles.
+    let agents: Vec<String> = (1..=10)
+        .map(|i| format!("{}/agent-{i:02}", sim.base))
+        .collect();
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+    for a in &agents {
+        args.extend(["--agent", a.as_str()]);
+    }
+    let plain = start(&args).await;
+    machines_with_data(&plain.base, 1000).await;
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    browser.resize(1920, 1080).await;
+    browser.open(&format!("{}/?wall=1", plain.base)).await;
+    browser
+        .wait_until(
+            "the wall's states",
+            Duration::from_secs(30),
+            "const o = document.getElementById('overview'); return o && !o.hidden",
+        )
+        .await;
+    assert_eq!(
+        browser.eval(NO_SCROLL).await,
+        true,
+        "the wall by state scrolls"
+    );
+    let by_state = browser
+        .eval(
+            "const s = {}; for (const b of document.querySelectorAll('#overview .box:not([hidden])')) \
+             s[b.dataset.state] = Number(b.querySelector('.gtotal .n').textContent); \
+             const sum = {}; for (const a of document.querySelectorAll('#summary a.count:not([hidden])')) \
+             sum[a.dataset.state] = Number(a.querySelector('.n').textContent); return [s, sum]",
+        )
+        .await;
+    assert_eq!(
+        by_state[0], by_state[1],
+        "the boxes count what the summary does"
+    );
+    browser.screenshot("layout-wall-1920-1000-by-state").await;
     browser.quit().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
