@@ -24,6 +24,7 @@
 //! - [`pace`]: the schedule of a recording replayed at its own pace.
 //! - [`episodes`]: Condition episodes (when each Warning or Fault began and ended);
 //!   [`states`]: state intervals and utilization; [`downsample`]: LTTB and buckets.
+//! - [`layout`]: the plant's cells and lines, and which cell a device belongs to.
 //! - [`limits`]: the limits a device model sets on a data item's values (MTConnect
 //!   Part 2, Constraints and Specifications), for charts.
 //! - [`tools`]: cutting tools (MTConnect Part 4, CuttingTool assets) and when one is
@@ -35,6 +36,7 @@
 
 pub mod downsample;
 pub mod episodes;
+pub mod layout;
 pub mod limits;
 pub mod pace;
 pub mod page;

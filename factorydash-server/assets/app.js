@@ -92,32 +92,55 @@
   }
 
   // The tiles: ordered by what needs attention (the server's order at load; kept as states
-  // change) unless `order=name`, counted by state in the summary, filtered to one state
-  // by `state=` (the summary's links), told apart by agent where two agents serve one
-  // name, and on the wall board sized to fill the screen.
+  // change) unless `order=name`, within their cell where the board is laid out by cells
+  // (a tile never leaves its cell's section), counted by state in the summary and under
+  // each cell's heading, filtered to one state by `state=` (the summary's links), told
+  // apart by agent where two agents serve one name, and on the wall board sized to fill
+  // the screen.
   const stateFilter = params.get("state") || "";
-  // The wall board keeps to what needs attention when all tiles would not be readable:
-  // above this many, running and idle machines are counted, not tiled.
+  const cellFilter = params.get("cell") || "";
+  // The wall board shows tiles while they stay readable: above this many (page.rs's
+  // WALL_TILES) it shows one box per cell, or per state, with the counts (#overview).
   const WALL_TILES = 60;
+  const byAttention = (a, b) => Number(a.dataset.rank) - Number(b.dataset.rank) ||
+    (a.dataset.device < b.dataset.device ? -1 : a.dataset.device > b.dataset.device ? 1 : 0) ||
+    (a.dataset.agent < b.dataset.agent ? -1 : a.dataset.agent > b.dataset.agent ? 1 : 0);
+  const countStates = (cards) => {
+    const counts = {};
+    for (const c of cards) counts[c.dataset.state] = (counts[c.dataset.state] || 0) + 1;
+    return counts;
+  };
+  // Sets the `.gc` counts (and the total) under `el` from `counts`.
+  function showCounts(el, counts, total) {
+    for (const gc of el.querySelectorAll(".gc")) {
+      const n = counts[gc.dataset.state] || 0;
+      gc.querySelector(".n").textContent = String(n);
+      gc.hidden = n === 0;
+    }
+    const t = el.querySelector(".gtotal .n");
+    if (t) t.textContent = String(total);
+  }
   function arrange() {
     const grid = document.getElementById("devices");
     if (!grid) return;
-    const cards = [...grid.querySelectorAll(".card")];
+    const groups = [...grid.querySelectorAll(".group")];
+    const boxes = groups.length ? groups.map((g) => g.querySelector(".tiles")) : [grid];
     if (!byName) {
-      const sorted = cards.slice().sort((a, b) => Number(a.dataset.rank) - Number(b.dataset.rank) ||
-        (a.dataset.device < b.dataset.device ? -1 : a.dataset.device > b.dataset.device ? 1 : 0) ||
-        (a.dataset.agent < b.dataset.agent ? -1 : a.dataset.agent > b.dataset.agent ? 1 : 0));
-      if (sorted.some((c, i) => c !== cards[i])) grid.append(...sorted);
+      for (const box of boxes) {
+        const inBox = [...box.querySelectorAll(":scope > .card")];
+        const sorted = inBox.slice().sort(byAttention);
+        if (sorted.some((c, i) => c !== inBox[i])) box.append(...sorted);
+      }
     }
-    const counts = {};
+    const cards = [...grid.querySelectorAll(".card")];
+    const counts = countStates(cards);
     const names = new Map();
-    for (const c of cards) {
-      counts[c.dataset.state] = (counts[c.dataset.state] || 0) + 1;
-      names.set(c.dataset.device, (names.get(c.dataset.device) || 0) + 1);
-    }
+    for (const c of cards) names.set(c.dataset.device, (names.get(c.dataset.device) || 0) + 1);
     const summary = document.getElementById("summary");
+    const labels = {};
     if (summary) {
       for (const a of summary.querySelectorAll("a.count")) {
+        labels[a.dataset.state] = a.dataset.label;
         const n = counts[a.dataset.state] || 0;
         a.querySelector(".n").textContent = String(n);
         a.hidden = n === 0 && a.dataset.state !== stateFilter;
@@ -132,22 +155,49 @@
         const q = new URLSearchParams(location.search);
         q.delete("state");
         all.href = "?" + q.toString();
+        all.hidden = !stateFilter;
       }
     }
-    const calm = (c) => c.dataset.state === "running" || c.dataset.state === "idle";
-    const crowded = wall && !stateFilter && cards.length > WALL_TILES;
     let shown = 0;
     for (const c of cards) {
       c.classList.toggle("ambiguous", names.get(c.dataset.device) > 1);
-      c.hidden = (stateFilter && c.dataset.state !== stateFilter) || (crowded && calm(c));
+      c.hidden = Boolean(stateFilter) && c.dataset.state !== stateFilter;
       if (!c.hidden) shown++;
     }
-    const all = summary && summary.querySelector("a.all");
-    if (all) {
-      all.hidden = !stateFilter && !crowded;
-      all.textContent = crowded ? "running and idle machines are counted, not shown: show all" : "show all";
+    // Each cell's counts, under its heading and in its overview box.
+    const overview = document.getElementById("overview");
+    const cellCounts = new Map();
+    for (const g of groups) {
+      const inCell = [...g.querySelectorAll(".card")];
+      const n = countStates(inCell);
+      cellCounts.set(g.dataset.cell, { counts: n, total: inCell.length });
+      showCounts(g.querySelector(".group-counts"), n, inCell.length);
+      g.hidden = inCell.every((c) => c.hidden);
     }
-    if (wall) fit(grid, shown);
+    if (!wall) return;
+    const crowded = !stateFilter && !cellFilter && cards.length > WALL_TILES;
+    grid.hidden = crowded;
+    if (overview) {
+      overview.hidden = !crowded;
+      let boxesShown = 0;
+      for (const box of overview.querySelectorAll(".box")) {
+        const mine = box.dataset.cell !== undefined
+          ? cellCounts.get(box.dataset.cell) || { counts: {}, total: 0 }
+          : { counts: { [box.dataset.state]: counts[box.dataset.state] || 0 }, total: counts[box.dataset.state] || 0 };
+        showCounts(box, mine.counts, mine.total);
+        box.hidden = mine.total === 0;
+        if (!box.hidden) boxesShown++;
+        // Coloured by its most urgent state, which it also says.
+        const worst = Object.keys(labels).find((s) => mine.counts[s] > 0);
+        if (worst && box.dataset.cell !== undefined) {
+          for (const s of Object.keys(labels)) box.classList.toggle(s, s === worst);
+          const said = box.querySelector(".box-worst");
+          if (said) said.textContent = labels[worst];
+        }
+      }
+      if (crowded) { fit(overview, boxesShown); return; }
+    }
+    fit(grid, shown);
   }
 
   // The wall board: the columns and rows that give `n` tiles the largest size on the
@@ -175,5 +225,5 @@
     ages();
   });
   document.addEventListener("factorydash:health", (ev) => applyHealth(ev.detail));
-  document.addEventListener("factorydash:resync", () => reload(["rows", "devices", "banner", "sources"]));
+  document.addEventListener("factorydash:resync", () => reload(["rows", "devices", "overview", "banner", "sources"]));
 })();

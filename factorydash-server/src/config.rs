@@ -13,11 +13,31 @@
 //! database-url = "postgres://postgres@127.0.0.1:5432/factorydash"
 //! retention = "30d"
 //! ```
+//!
+//! # The layout
+//!
+//! Beside the options, the file may lay out the plant: one `[[cell]]` table per cell,
+//! each with a `name` (unique; not `Unassigned`), an optional `line`, and `devices`, the
+//! glob patterns (`*` any run of characters, `?` one character, case-sensitive) of the
+//! device names it holds; `AGENT|NAME` also asks the agent's base URL to match `AGENT`:
+//!
+//! ```toml
+//! [[cell]]
+//! name = "Cell 1"
+//! line = "Line A"
+//! devices = ["Mazak*", "Hurco0?", "http://10.0.0.5:5000|GFAgie01"]
+//! ```
+//!
+//! A device goes to the **first** cell, in the file's order, with a pattern it matches;
+//! one that matches none is shown under `Unassigned`. The board groups its tiles by line
+//! and cell ([`factorydash_core::layout`] has the rules and the bounds: at most 1,000
+//! cells of at most 1,000 patterns of at most 200 bytes).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use factorydash_core::layout::{CellSpec, Layout, LayoutError};
 
 /// The environment variable naming the configuration file (as `--config` does).
 pub const CONFIG_VAR: &str = "FACTORYDASH_CONFIG";
@@ -69,12 +89,14 @@ pub fn config_path(args: &[String]) -> Option<PathBuf> {
 }
 
 /// `cmd` with the values of the TOML file at `path` as the defaults of `serve`'s options,
-/// both at the top level and under the `serve` subcommand.
+/// both at the top level and under the `serve` subcommand, and the file's layout (its
+/// `[[cell]]` tables; the empty layout without them).
 ///
 /// # Errors
 /// The file cannot be read, is larger than [`CONFIG_FILE_LIMIT`] or is not TOML; a key is not one of `serve`'s options; a value
-/// is neither a string, a number, a boolean nor an array of strings.
-pub fn apply(cmd: clap::Command, path: &Path) -> anyhow::Result<clap::Command> {
+/// is neither a string, a number, a boolean nor an array of strings; the layout is not
+/// one ([`layout`]).
+pub fn apply(cmd: clap::Command, path: &Path) -> anyhow::Result<(clap::Command, Layout)> {
     let text = read_bounded(path, CONFIG_FILE_LIMIT, "the configuration file")?;
     let table: toml::Table = text
         .parse()
@@ -84,7 +106,12 @@ pub fn apply(cmd: clap::Command, path: &Path) -> anyhow::Result<clap::Command> {
         .find_subcommand("serve")
         .context("the serve command")?
         .clone();
+    let mut plant = Layout::default();
     for (key, value) in &table {
+        if key == "cell" {
+            plant = layout(value).with_context(|| format!("{}: the layout", path.display()))?;
+            continue;
+        }
         let wanted = key.replace('_', "-");
         let Some(arg) = serve.get_arguments().find(|a| {
             a.get_long() == Some(wanted.as_str()) || a.get_id().as_str().replace('_', "-") == wanted
@@ -95,7 +122,7 @@ pub fn apply(cmd: clap::Command, path: &Path) -> anyhow::Result<clap::Command> {
                 .filter(|l| l != "config" && l != "help")
                 .collect();
             bail!(
-                "{}: unknown key '{key}'; the keys are serve's options: {}",
+                "{}: unknown key '{key}'; the keys are serve's options: {}; and [[cell]] tables lay out the plant",
                 path.display(),
                 known.join(", ")
             );
@@ -136,12 +163,149 @@ pub fn apply(cmd: clap::Command, path: &Path) -> anyhow::Result<clap::Command> {
         c
     };
     let set_top = set.clone();
-    Ok(set_top(cmd).mut_subcommand("serve", set))
+    Ok((set_top(cmd).mut_subcommand("serve", set), plant))
+}
+
+/// The layout that the `cell` key's value (an array of tables: `[[cell]]`) gives.
+///
+/// # Errors
+/// The value is not an array of tables; a table has a key other than `name`, `line` and
+/// `devices`, lacks `name` or `devices`, or holds a value of the wrong kind (`name` and
+/// `line` strings, `devices` an array of strings); more than
+/// [`factorydash_core::layout::MAX_CELLS`] cells; [`Layout::new`]'s refusals. Each
+/// message names the cell by its place (from 1).
+pub fn layout(value: &toml::Value) -> anyhow::Result<Layout> {
+    let toml::Value::Array(cells) = value else {
+        bail!(
+            "'cell' must be tables ([[cell]]), not a {}",
+            value.type_str()
+        );
+    };
+    if cells.len() > factorydash_core::layout::MAX_CELLS {
+        return Err(LayoutError::TooManyCells(cells.len()).into());
+    }
+    let mut specs = Vec::with_capacity(cells.len());
+    for (i, cell) in cells.iter().enumerate() {
+        let index = i + 1;
+        let toml::Value::Table(table) = cell else {
+            bail!(
+                "cell {index} must be a table ([[cell]]), not a {}",
+                cell.type_str()
+            );
+        };
+        let text = |key: &str| -> anyhow::Result<Option<String>> {
+            match table.get(key) {
+                None => Ok(None),
+                Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => bail!(
+                    "cell {index}: '{key}' must be a string, not a {}",
+                    other.type_str()
+                ),
+            }
+        };
+        if let Some(key) = table
+            .keys()
+            .find(|k| !["name", "line", "devices"].contains(&k.as_str()))
+        {
+            bail!("cell {index}: unknown key '{key}'; a cell has name, line and devices");
+        }
+        let name = text("name")?.with_context(|| format!("cell {index} has no name"))?;
+        let devices = match table.get("devices") {
+            None => bail!("cell {index} ('{name}') has no devices"),
+            Some(toml::Value::Array(items)) => {
+                if items.len() > factorydash_core::layout::MAX_PATTERNS {
+                    return Err(LayoutError::TooManyPatterns {
+                        index,
+                        name,
+                        count: items.len(),
+                    }
+                    .into());
+                }
+                items
+                    .iter()
+                    .map(|v| match v {
+                        toml::Value::String(s) => Ok(s.clone()),
+                        other => bail!(
+                            "cell {index} ('{name}'): devices holds a {}, not a string",
+                            other.type_str()
+                        ),
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?
+            }
+            Some(other) => bail!(
+                "cell {index} ('{name}'): devices must be an array of strings, not a {}",
+                other.type_str()
+            ),
+        };
+        specs.push(CellSpec {
+            name,
+            line: text("line")?,
+            devices,
+        });
+    }
+    Ok(Layout::new(specs)?)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::config_path;
+    use super::{config_path, layout};
+    use factorydash_core::layout::Placement;
+
+    fn parse(text: &str) -> anyhow::Result<factorydash_core::layout::Layout> {
+        let table: toml::Table = text.parse()?;
+        layout(table.get("cell").expect("a cell key"))
+    }
+
+    #[test]
+    fn a_layout_from_cell_tables() {
+        let plant = parse(
+            r#"
+            [[cell]]
+            name = "Cell 1"
+            line = "Line A"
+            devices = ["Mazak*", "Hurco0?"]
+
+            [[cell]]
+            name = "Cell 2"
+            devices = ["http://10.0.0.5:5000|GFAgie01", "*"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(plant.cells().len(), 2);
+        assert_eq!(plant.cells()[0].line(), Some("Line A"));
+        assert_eq!(plant.place("http://a", "Hurco01"), Placement::Cell(0));
+        assert_eq!(
+            plant.place("http://10.0.0.5:5000", "GFAgie01"),
+            Placement::Cell(1)
+        );
+        assert_eq!(plant.place("http://a", "Okuma"), Placement::Cell(1));
+    }
+
+    #[test]
+    fn a_bad_layout_is_named() {
+        let err = |text: &str| format!("{:#}", parse(text).unwrap_err());
+        assert_eq!(
+            err("cell = 3"),
+            "'cell' must be tables ([[cell]]), not a integer"
+        );
+        assert_eq!(err("[[cell]]\ndevices = [\"a\"]"), "cell 1 has no name");
+        assert_eq!(
+            err("[[cell]]\nname = \"A\"\ndevices = [\"a\"]\nmachines = 2"),
+            "cell 1: unknown key 'machines'; a cell has name, line and devices"
+        );
+        assert_eq!(
+            err("[[cell]]\nname = \"A\"\ndevices = [1]"),
+            "cell 1 ('A'): devices holds a integer, not a string"
+        );
+        assert_eq!(
+            err("[[cell]]\nname = \"A\"\ndevices = [\"a\"]\n[[cell]]\nname = \"A\"\ndevices = [\"b\"]"),
+            "cell 2: another cell is already named 'A'"
+        );
+        assert_eq!(
+            err("[[cell]]\nname = \"\"\ndevices = [\"a\"]"),
+            "cell 1: its name is empty"
+        );
+    }
 
     #[test]
     fn the_config_flag_in_both_spellings() {

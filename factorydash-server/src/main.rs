@@ -549,8 +549,10 @@ async fn run() -> anyhow::Result<()> {
     private_files();
     let args: Vec<String> = std::env::args().collect();
     let mut command = Cli::command();
+    // The plant's cells and lines, from the file's `[[cell]]` tables (none without).
+    let mut layout = factorydash_core::layout::Layout::default();
     if let Some(path) = config::config_path(&args) {
-        command = config::apply(command, &path)?;
+        (command, layout) = config::apply(command, &path)?;
     }
     let matches = command
         .try_get_matches_from(&args)
@@ -565,7 +567,7 @@ async fn run() -> anyhow::Result<()> {
         },
     });
     match cli.command {
-        Some(Command::Serve(args)) => serve(*args).await,
+        Some(Command::Serve(args)) => serve(*args, layout).await,
         Some(Command::Replay(args)) => replay_agent(args).await,
         Some(Command::Simulate(args)) => {
             let listen = args.listen;
@@ -642,7 +644,7 @@ async fn run() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        None => serve(cli.serve).await,
+        None => serve(cli.serve, layout).await,
     }
 }
 
@@ -952,7 +954,7 @@ async fn open_postgres(config: &PgConfig, pending: &PendingStore) -> anyhow::Res
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs, layout: factorydash_core::layout::Layout) -> anyhow::Result<()> {
     // One agent per URL without credentials (`--agent`, FACTORYDASH_AGENTS, the file).
     supervisor::one_per_url(&args.agents).context("--agent")?;
     let mut tokens = auth::Tokens::parse(&args.tokens).map_err(anyhow::Error::msg)?;
@@ -1056,7 +1058,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(time_zone::PlantTimeZone::system);
     tracing::info!(time_zone = %zone, "pages show times in the plant's time zone");
     time_zone::set_plant(zone);
-    let app = App::new(store.clone(), kind);
+    let app = App::new(store.clone(), kind, layout);
     if let Some((_, pending, _)) = &opening {
         let _ = app.pending.set(pending.clone());
     }

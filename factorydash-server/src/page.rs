@@ -92,9 +92,30 @@ pub struct Dashboard<'a> {
     pub limit: usize,
     pub now: DateTime<Utc>,
     /// The wall board (`?wall=1`): the tiles in large type, filling the screen, without
-    /// the tables.
+    /// the tables; above [`WALL_TILES`] machines, one box per group instead ([`overview`]).
     pub wall: bool,
+    /// The tiles under the layout's cells, in the order shown (`statuses` holds the same
+    /// tiles); `None` for one list of tiles.
+    pub groups: Option<&'a [Group<'a>]>,
+    /// The one cell shown (`?cell=`), if one was asked for.
+    pub cell: Option<&'a str>,
 }
+
+/// A cell's tiles on the board: a cell of the layout, or the devices no cell takes
+/// ([`factorydash_core::layout::UNASSIGNED`]).
+pub struct Group<'a> {
+    /// The cell's name, as `?cell=` takes it.
+    pub name: &'a str,
+    /// The line it belongs to, if the layout says.
+    pub line: Option<&'a str>,
+    /// Its devices, in the order shown.
+    pub statuses: Vec<&'a DeviceStatus>,
+}
+
+/// Above this many machines the wall board shows one box per cell (or per state) with
+/// its counts, not the tiles, which would be too small to read on one screen; app.js
+/// applies the same bound as tiles come and go.
+pub const WALL_TILES: usize = 60;
 
 fn value_text(v: Option<&Value>) -> String {
     match v {
@@ -346,6 +367,83 @@ fn card(status: &DeviceStatus) -> Markup {
     }
 }
 
+/// `statuses` counted by state, most urgent first: one `.gc` per state (hidden at 0)
+/// and the total, which app.js keeps current from the tiles.
+fn state_counts<'a>(statuses: impl Iterator<Item = &'a DeviceStatus> + Clone) -> Markup {
+    html! {
+        @for state in DeviceState::BY_ATTENTION {
+            @let n = statuses.clone().filter(|s| s.state == state).count();
+            span .gc .(state.as_str()) data-state=(state.as_str()) hidden[n == 0] {
+                strong .n { (n) } " " (state.label())
+            }
+        }
+        span .gtotal .muted { span .n { (statuses.count()) } " machines" }
+    }
+}
+
+/// The board's link to one cell: the wall board of that cell when `wall`.
+fn cell_link(name: &str, wall: bool) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if wall {
+        query.append_pair("wall", "1");
+    }
+    query.append_pair("cell", name);
+    format!("/?{}", query.finish())
+}
+
+/// A cell's heading and tiles (`section.group`): the line › the cell, a link to the cell
+/// alone, and its machines counted by state.
+fn group(g: &Group<'_>, wall: bool) -> Markup {
+    html! {
+        section .group data-cell=(g.name) aria-label=(g.name) {
+            h2 .group-head {
+                @if let Some(line) = g.line { span .line { (line) } " › " }
+                a .cell-name href=(cell_link(g.name, wall)) { (g.name) }
+                " " span .group-counts { (state_counts(g.statuses.iter().copied())) }
+            }
+            div .tiles { @for s in &g.statuses { (card(s)) } }
+        }
+    }
+}
+
+/// The wall board's overview (`#overview`), shown instead of the tiles when they are
+/// too many to read (`crowded`): one box per cell (`groups`), or without them one per
+/// state, each with its machines counted by state, coloured by its most urgent state
+/// and saying it, a link to the wall board of its tiles alone (`?cell=`, `?state=`).
+fn overview(statuses: &[DeviceStatus], groups: Option<&[Group<'_>]>, crowded: bool) -> Markup {
+    let worst = |members: &[&DeviceStatus]| {
+        members
+            .iter()
+            .map(|s| s.state)
+            .min_by_key(|s| s.attention_rank())
+            .unwrap_or(DeviceState::NoData)
+    };
+    html! {
+        section #overview aria-label=(if groups.is_some() { "Machines by cell" } else { "Machines by state" }) hidden[!crowded] {
+            @match groups {
+                Some(groups) => @for g in groups {
+                    @let state = worst(&g.statuses);
+                    a .box .(state.as_str()) href=(cell_link(g.name, true)) data-cell=(g.name) {
+                        span .box-title {
+                            @if let Some(line) = g.line { span .box-line { (line) " › " } }
+                            span .box-name { (g.name) }
+                        }
+                        span .box-worst { (state.label()) }
+                        span .box-counts { (state_counts(g.statuses.iter().copied())) }
+                    }
+                },
+                None => @for state in DeviceState::BY_ATTENTION {
+                    @let n = statuses.iter().filter(|s| s.state == state).count();
+                    a .box .(state.as_str()) href={ "/?wall=1&state=" (state.as_str()) } data-state=(state.as_str()) hidden[n == 0] {
+                        span .box-title { span .box-name { (state.label()) } }
+                        span .box-counts { span .gtotal { span .n { (n) } " machines" } }
+                    }
+                },
+            }
+        }
+    }
+}
+
 /// The machines counted by state, most urgent first (`#summary`): each count a link that
 /// shows only that state's tiles (`?state=`, applied by app.js, which also keeps the
 /// counts current as tiles change).
@@ -354,7 +452,7 @@ fn summary(statuses: &[DeviceStatus]) -> Markup {
         section #summary aria-label="Machines by state" {
             @for state in DeviceState::BY_ATTENTION {
                 @let n = statuses.iter().filter(|s| s.state == state).count();
-                a .count .(state.as_str()) href={ "?state=" (state.as_str()) } data-state=(state.as_str()) hidden[n == 0] {
+                a .count .(state.as_str()) href={ "?state=" (state.as_str()) } data-state=(state.as_str()) data-label=(state.label()) hidden[n == 0] {
                     strong .n { (n) } " " (state.label())
                 }
             }
@@ -410,6 +508,7 @@ pub(crate) fn footer(note: &str, now: Option<DateTime<Utc>>) -> Markup {
 /// board (tiles only, sized by app.js to fill the screen).
 pub fn render(d: &Dashboard<'_>) -> String {
     let device_filter = d.filter.device.as_deref().unwrap_or("");
+    let crowded = d.wall && d.cell.is_none() && d.statuses.len() > WALL_TILES;
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -417,6 +516,9 @@ pub fn render(d: &Dashboard<'_>) -> String {
             body .wall[d.wall] data-limit=(d.limit) data-device=(device_filter) data-agent=(d.filter.agent.as_deref().map(redacted).unwrap_or_default()) data-open-ended=(if d.next.is_none() { "1" } else { "0" }) data-first-page=(if d.first_page { "1" } else { "0" }) data-at=[d.at.map(rfc3339_exact)] {
                 header {
                     h1 { "factorydash" }
+                    @if let Some(cell) = d.cell {
+                        span .drill { a .up href=(if d.wall { "/?wall=1" } else { "/" }) { "all cells" } " › " strong .cell-shown { (cell) } }
+                    }
                     span #live .muted { "connecting…" }
                     (summary(d.statuses))
                     @if d.wall {
@@ -435,10 +537,16 @@ pub fn render(d: &Dashboard<'_>) -> String {
                 }
                 (banner(d.sources, d.store_error))
                 @if !d.wall { (source_list(d.sources)) }
-                section #devices aria-label="Devices" {
-                    @if d.statuses.is_empty() { p .muted { "No devices yet: waiting for the agent's device model." } }
-                    @for s in d.statuses { (card(s)) }
+                section #devices .grouped[d.groups.is_some()] aria-label="Devices" hidden[crowded] {
+                    @if d.statuses.is_empty() {
+                        p .muted { @if d.cell.is_some() { "No device is in this cell." } @else { "No devices yet: waiting for the agent's device model." } }
+                    }
+                    @match d.groups {
+                        Some(groups) => @for g in groups { (group(g, d.wall)) },
+                        None => @for s in d.statuses { (card(s)) },
+                    }
                 }
+                @if d.wall { (overview(d.statuses, d.groups, crowded)) }
                 @if d.wall { (footer("", None)) }
                 @if !d.wall {
                 (alarms_section())

@@ -33,6 +33,9 @@ pub struct App {
     pub limits: LimitBoard,
     /// The device models as last read ([`App::devices`]).
     devices: Mutex<DevicesCopy>,
+    /// The plant's cells and lines (the configuration file's `[[cell]]` tables), by which
+    /// the board groups its tiles; empty when none is configured.
+    pub layout: Arc<factorydash_core::layout::Layout>,
     /// The store being opened, when `serve` listens before it is open.
     pub pending: std::sync::OnceLock<Arc<crate::pending::PendingStore>>,
 }
@@ -55,8 +58,12 @@ impl App {
         self.pending.get()?.outage()
     }
 
-    /// The shared state over `store`.
-    pub fn new(store: Arc<dyn Store>, store_kind: &'static str) -> Arc<Self> {
+    /// The shared state over `store`, the board laid out by `layout`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        store_kind: &'static str,
+        layout: factorydash_core::layout::Layout,
+    ) -> Arc<Self> {
         let live = Arc::new(LiveHub::new());
         let tools = Arc::new(ToolBoard::default());
         // Sends what ingest publishes, off the ingest path (see `LiveHub::publish`), each
@@ -77,6 +84,7 @@ impl App {
             tools,
             limits: LimitBoard::default(),
             devices: Mutex::default(),
+            layout: Arc::new(layout),
             pending: std::sync::OnceLock::new(),
         });
         // Sends the sources' health when it changed, at most once a second (ingest changes

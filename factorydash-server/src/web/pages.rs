@@ -13,6 +13,8 @@ use warp::reply::{self, Reply, Response};
 
 use super::errors::ApiError;
 use super::params::{self, FromQuery};
+use factorydash_core::layout::{Placement, UNASSIGNED};
+
 use crate::agents_page::{self, AgentEntry, AgentsPage, Controls};
 use crate::auth::Role;
 use crate::error_chain::error_chain;
@@ -114,6 +116,7 @@ pub struct RawBoardQuery {
     latest: RawLatestQuery,
     wall: Option<String>,
     order: Option<String>,
+    cell: Option<String>,
 }
 
 /// How the board orders its tiles.
@@ -124,16 +127,23 @@ pub enum BoardOrder {
     Attention,
     /// By name (then agent), a place that never moves.
     Name,
+    /// Under the layout's cells (line › cell, as [`factorydash_core::layout::Layout::shown_order`] says, the
+    /// unassigned devices last), by attention within a cell: the default when the
+    /// configuration lays out the plant.
+    Layout,
 }
 
-/// `/?wall=&order=attention|name` and a latest-values page's parameters
-/// ([`LatestQuery`]). `wall` is `1`/`true` for the wall board. The state filter
-/// (`state=`) is the page script's.
+/// `/?wall=&order=attention|name|layout&cell=` and a latest-values page's parameters
+/// ([`LatestQuery`]). `wall` is `1`/`true` for the wall board; `order` is `layout` unless
+/// no layout is configured, else `attention`; `cell` (a cell's name, or
+/// [`factorydash_core::layout::UNASSIGNED`]) keeps that cell's tiles only. The state
+/// filter (`state=`) is the page script's.
 #[derive(Debug)]
 pub struct BoardQuery {
     latest: LatestQuery<{ page::PAGE_SIZE }>,
     wall: bool,
-    order: BoardOrder,
+    order: Option<BoardOrder>,
+    cell: Option<String>,
 }
 
 impl FromQuery for BoardQuery {
@@ -150,11 +160,14 @@ impl FromQuery for BoardQuery {
             }
         };
         let order = match params::text(q.order).as_deref() {
-            None | Some("attention") => BoardOrder::Attention,
-            Some("name") => BoardOrder::Name,
+            None => None,
+            Some("attention") => Some(BoardOrder::Attention),
+            Some("name") => Some(BoardOrder::Name),
+            Some("layout") => Some(BoardOrder::Layout),
             Some(other) => {
                 return Err(ApiError::bad_request(format!(
-                    "order must be attention or name, got '{other}'"
+                    "order must be attention, name or layout, got '{}'",
+                    cut(other)
                 )))
             }
         };
@@ -162,12 +175,42 @@ impl FromQuery for BoardQuery {
             latest: LatestQuery::validate(q.latest)?,
             wall,
             order,
+            cell: params::text(q.cell),
         })
     }
 }
 
+/// `s` cut to at most [`factorydash_core::layout::MAX_NAME_LEN`] bytes, for an error
+/// message that quotes what the client sent.
+fn cut(s: &str) -> &str {
+    let mut end = s.len().min(factorydash_core::layout::MAX_NAME_LEN);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// `/`: the dashboard.
 pub async fn dashboard(app: Arc<App>, board: BoardQuery) -> Result<Response, ApiError> {
+    let layout = app.layout.clone();
+    let order = match board.order {
+        Some(BoardOrder::Layout) if layout.is_empty() => {
+            return Err(ApiError::bad_request(
+                "order=layout needs a layout: [[cell]] tables in the configuration file",
+            ))
+        }
+        Some(order) => order,
+        None if layout.is_empty() => BoardOrder::Attention,
+        None => BoardOrder::Layout,
+    };
+    // The cell asked for: one of the layout's, or the devices no cell takes.
+    let cell = match board.cell.as_deref() {
+        None => None,
+        Some(UNASSIGNED) => Some(Placement::Unassigned),
+        Some(name) => Some(Placement::Cell(layout.cell_named(name).ok_or_else(
+            || ApiError::bad_request(format!("no cell is named '{}'", cut(name))),
+        )?)),
+    };
     let q = &board.latest;
     // When the store cannot be read, the page still comes, empty, saying why.
     let read = async {
@@ -190,10 +233,44 @@ pub async fn dashboard(app: Arc<App>, board: BoardQuery) -> Result<Response, Api
             (Arc::default(), Vec::new(), empty, Some(error_chain(&e)))
         }
     };
+    // Where each device goes: its cell, placed once for the filter and the grouping.
+    let mut placed: Vec<(Placement, factorydash_core::DeviceStatus)> = statuses
+        .drain(..)
+        .map(|s| (layout.place(&s.agent, &s.device), s))
+        .filter(|(p, _)| cell.is_none_or(|c| c == *p))
+        .collect();
     // Statuses come ordered by name, then agent: a stable sort keeps that within a state.
-    if board.order == BoardOrder::Attention {
-        statuses.sort_by_key(|s| s.state.attention_rank());
+    if order != BoardOrder::Name {
+        placed.sort_by_key(|(_, s)| s.state.attention_rank());
     }
+    let groups = (order == BoardOrder::Layout).then(|| {
+        let mut by_place: Vec<Vec<usize>> = vec![Vec::new(); layout.cells().len() + 1];
+        for (i, (p, _)) in placed.iter().enumerate() {
+            match p {
+                Placement::Cell(c) => by_place[*c].push(i),
+                Placement::Unassigned => by_place[layout.cells().len()].push(i),
+            }
+        }
+        (by_place, layout.shown_order())
+    });
+    let statuses: Vec<factorydash_core::DeviceStatus> =
+        placed.into_iter().map(|(_, s)| s).collect();
+    let groups: Option<Vec<page::Group<'_>>> = groups.map(|(by_place, shown)| {
+        let cells = shown.into_iter().map(|c| {
+            let cell = &layout.cells()[c];
+            (cell.name(), cell.line(), &by_place[c])
+        });
+        let unassigned = std::iter::once((UNASSIGNED, None, &by_place[layout.cells().len()]));
+        cells
+            .chain(unassigned)
+            .filter(|(_, _, members)| !members.is_empty())
+            .map(|(name, line, members)| page::Group {
+                name,
+                line,
+                statuses: members.iter().map(|&i| &statuses[i]).collect(),
+            })
+            .collect()
+    });
     let html = page::render(&page::Dashboard {
         store_kind: app.store_kind,
         store_error: store_error.as_deref(),
@@ -208,6 +285,8 @@ pub async fn dashboard(app: Arc<App>, board: BoardQuery) -> Result<Response, Api
         limit: q.request.limit,
         now: Utc::now(),
         wall: board.wall,
+        groups: groups.as_deref(),
+        cell: board.cell.as_deref(),
     });
     Ok(reply::html(html).into_response())
 }

@@ -14,6 +14,7 @@ mod history;
 mod hostile;
 mod identity;
 mod install;
+mod layout;
 mod live;
 mod security;
 mod simulate;
