@@ -84,14 +84,15 @@ async fn the_simulated_tools_are_on_each_device_page_and_a_worn_one_on_the_board
         .await
         .unwrap();
 
-    // Every simulated machine starts with its largest tool past its warning (90 %).
+    // One simulated machine in three (here the first) starts with its largest tool past
+    // its warning (90 %).
     let devices = devices_until(
         &serve.base,
         Duration::from_secs(120),
-        "both machines with a tool near its life limit",
+        "the first machine with a tool near its life limit",
         |devices| {
             devices.len() == 2
-                && devices.iter().all(|d| {
+                && devices.iter().any(|d| {
                     d["status"]["toolsNearLimit"]
                         .as_array()
                         .is_some_and(|t| !t.is_empty())
@@ -131,10 +132,15 @@ async fn the_simulated_tools_are_on_each_device_page_and_a_worn_one_on_the_board
             .iter()
             .filter(|t| t.device_uuid.as_deref() != Some(uuid.as_str()))
             .all(|t| !page.contains(&format!(r#"data-asset="{}""#, t.asset_id))));
-        assert!(page.contains("near its life limit"), "{page}");
         assert!(page.contains("<meter"), "a bar of the life left");
-        // Its tile, on its page and on the board.
         let near = d["status"]["toolsNearLimit"].as_array().unwrap();
+        if near.is_empty() {
+            // The second machine's tools are fresh: its tile says nothing of them.
+            assert!(!page.contains("near life limit"), "{name}: {page}");
+            continue;
+        }
+        assert!(page.contains("near its life limit"), "{page}");
+        // Its tile, on its page and on the board.
         let line = if near.len() == 1 {
             format!("Tool {} near life limit", near[0].as_str().unwrap())
         } else {
