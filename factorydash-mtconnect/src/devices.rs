@@ -1,6 +1,8 @@
 //! MTConnectDevices documents, the answer to `/probe`: MTConnect Part 2, "Device
 //! Information Model".
 
+use std::collections::HashMap;
+
 use factorydash_core::limits::{Limit, LimitKind, LimitSource};
 use factorydash_core::{Category, DataItemInfo, DeviceInfo};
 use quick_xml::events::{BytesStart, Event};
@@ -58,6 +60,19 @@ pub type ItemLimits = (String, Vec<Limit>);
 
 /// How many `Specification`s and `ProcessSpecification`s of one component are kept.
 pub const MAX_SPECIFICATIONS: usize = 256;
+
+/// How many limits of one specification are kept (the rest reported and ignored): a
+/// `ProcessSpecification` has at most seven limits in each of its three groups.
+pub const MAX_SPECIFICATION_LIMITS: usize = 24;
+
+/// The longest attribute of a specification (`id`, `name`, `units`, …), in bytes: a
+/// specification with a longer one is reported and skipped (each of its limits copies
+/// some of them onto every data item it applies to).
+pub const MAX_SPECIFICATION_TEXT: usize = 256;
+
+/// The most limits [`Component::data_item_limits`] gives one data item, and the most
+/// specifications it considers for one (whatever a hostile device model holds).
+pub const MAX_LIMITS_PER_ITEM: usize = 32;
 
 /// A component's `Specification` or, since MTConnect 1.8, `ProcessSpecification`
 /// (MTConnect Part 2, "Specifications"): the design limits of a kind of value of the
@@ -214,9 +229,22 @@ impl Component {
     /// `type`, of its `subType` when it gives one and of its `compositionIdRef` when it
     /// gives one; never to a CONDITION (MTConnect Part 2, "Specification": "`type`: same
     /// as DataItem `type`"). Only numbers are limits: a Constraints' `Value` list is not.
+    ///
+    /// Bounded whatever the document: the specifications that name a data item are found
+    /// by its id (not by trying each on every data item), at most
+    /// [`MAX_SPECIFICATIONS`] are considered for one data item, and it gets at most
+    /// [`MAX_LIMITS_PER_ITEM`] limits.
     pub fn data_item_limits(&self) -> Vec<ItemLimits> {
-        let mut out: Vec<ItemLimits> = Vec::new();
         let all = self.walk();
+        let mut by_ref: HashMap<&str, Vec<&Specification>> = HashMap::new();
+        for (_, owner) in &all {
+            for spec in &owner.specifications {
+                if let Some(r) = &spec.data_item_id_ref {
+                    by_ref.entry(r.as_str()).or_default().push(spec);
+                }
+            }
+        }
+        let mut out: Vec<ItemLimits> = Vec::new();
         for (_, c) in &all {
             for d in &c.data_items {
                 let mut limits = Vec::new();
@@ -231,23 +259,22 @@ impl Component {
                         }
                     }
                 }
-                for (_, owner) in &all {
-                    for spec in owner
-                        .specifications
-                        .iter()
-                        .filter(|s| s.applies_to(owner, c, d))
-                    {
-                        for l in &spec.limits {
-                            limits.push(Limit {
-                                specification_id: Some(spec.id.clone()),
-                                name: spec.name.clone(),
-                                group: l.group.map(str::to_owned),
-                                units: spec.units.clone(),
-                                ..Limit::new(l.kind, l.value, LimitSource::Specification)
-                            });
-                        }
-                    }
-                }
+                let named = by_ref.get(d.id.as_str()).into_iter().flatten().copied();
+                let own = c
+                    .specifications
+                    .iter()
+                    .filter(|s| s.data_item_id_ref.is_none() && s.applies_to(c, c, d));
+                let limits_of_specs = named.chain(own).take(MAX_SPECIFICATIONS).flat_map(|spec| {
+                    spec.limits.iter().map(move |l| Limit {
+                        specification_id: Some(spec.id.clone()),
+                        name: spec.name.clone(),
+                        group: l.group.map(str::to_owned),
+                        units: spec.units.clone(),
+                        ..Limit::new(l.kind, l.value, LimitSource::Specification)
+                    })
+                });
+                let room = MAX_LIMITS_PER_ITEM.saturating_sub(limits.len());
+                limits.extend(limits_of_specs.take(room));
                 if !limits.is_empty() {
                     limits.sort_by_key(|l| l.kind);
                     out.push((d.id.clone(), limits));
@@ -402,6 +429,8 @@ pub fn parse_devices_with(input: &[u8], options: &ParseOptions) -> Result<Parsed
     let mut reader = Reader::from_reader(input);
     let mut doc = Devices::default();
     let mut problems = Vec::new();
+    // Whether the open specification's limits past MAX_SPECIFICATION_LIMITS were reported.
+    let mut limits_full = false;
     let mut stack: Vec<Frame> = Vec::new();
     // The components being built, outermost first, parallel to the Component frames.
     let mut open: Vec<Component> = Vec::new();
@@ -427,6 +456,20 @@ pub fn parse_devices_with(input: &[u8], options: &ParseOptions) -> Result<Parsed
                             open.last_mut().and_then(|c| c.specifications.last_mut())
                         {
                             match value.trim().parse::<f64>().ok().filter(|v| v.is_finite()) {
+                                Some(_) if spec.limits.len() >= MAX_SPECIFICATION_LIMITS => {
+                                    // Reported once per specification.
+                                    if !limits_full {
+                                        limits_full = true;
+                                        problems.push(problem(
+                                            ProblemKind::Unexpected,
+                                            offset,
+                                            format!(
+                                                "{} {}: more than {MAX_SPECIFICATION_LIMITS} limits; the rest ignored",
+                                                spec.element, spec.id
+                                            ),
+                                        ));
+                                    }
+                                }
                                 Some(value) => {
                                     spec.limits.push(SpecificationLimit { kind, value, group })
                                 }
@@ -596,6 +639,7 @@ pub fn parse_devices_with(input: &[u8], options: &ParseOptions) -> Result<Parsed
                     match spec {
                         Some(spec) => {
                             owner.specifications.push(spec);
+                            limits_full = false;
                             Frame::Specification
                         }
                         None => Frame::Other,
@@ -772,6 +816,17 @@ fn specification(
         let Ok(value) = attr_value(input, &attr) else {
             continue;
         };
+        if value.len() > MAX_SPECIFICATION_TEXT {
+            problems.push(problem(
+                ProblemKind::InvalidValue,
+                offset,
+                format!(
+                    "<{}> with an attribute longer than {MAX_SPECIFICATION_TEXT} bytes; skipped",
+                    s.element
+                ),
+            ));
+            return None;
+        }
         let value = value.into_owned();
         match attr.key.local_name().as_ref() {
             b"id" => s.id = value,
@@ -1041,5 +1096,62 @@ mod tests {
             MAX_SPECIFICATIONS
         );
         assert_eq!(parsed.problems.len(), 5);
+    }
+
+    /// A hostile device model: thousands of data items of one type, a specification of
+    /// that type with thousands of limits, another naming one data item thousands of
+    /// times, and one with an enormous name. What it costs is bounded by the caps, not
+    /// by the product of the counts (10⁸ limits before them).
+    #[test]
+    fn a_hostile_model_gives_each_data_item_a_bounded_number_of_limits() {
+        const ITEMS: usize = 5_000;
+        let mut xml =
+            String::from(r#"<MTConnectDevices><Devices><Device id="d" name="M"><DataItems>"#);
+        for i in 0..ITEMS {
+            xml.push_str(&format!(
+                r#"<DataItem id="x{i}" type="LOAD" category="SAMPLE"/>"#
+            ));
+        }
+        xml.push_str(
+            r#"</DataItems><Configuration><Specifications><Specification id="many" type="LOAD">"#,
+        );
+        for i in 0..5_000 {
+            xml.push_str(&format!("<Maximum>{i}</Maximum>"));
+        }
+        xml.push_str("</Specification>");
+        for _ in 0..100 {
+            xml.push_str(r#"<Specification id="ref" type="LOAD" dataItemIdRef="x7"><Minimum>1</Minimum><Maximum>2</Maximum></Specification>"#);
+        }
+        xml.push_str(&format!(
+            r#"<Specification id="long" type="LOAD" name="{}"><Maximum>1</Maximum></Specification>"#,
+            "n".repeat(MAX_SPECIFICATION_TEXT + 1)
+        ));
+        xml.push_str("</Specifications></Configuration></Device></Devices></MTConnectDevices>");
+        let parsed = parse_devices(xml.as_bytes()).unwrap();
+        let specs = &parsed.value.devices[0].specifications;
+        assert_eq!(specs.len(), 101, "the long one is skipped");
+        assert_eq!(specs[0].limits.len(), MAX_SPECIFICATION_LIMITS);
+        let messages: Vec<&str> = parsed.problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                format!("Specification many: more than {MAX_SPECIFICATION_LIMITS} limits; the rest ignored"),
+                format!("<Specification> with an attribute longer than {MAX_SPECIFICATION_TEXT} bytes; skipped"),
+            ]
+        );
+        let limits = parsed.value.limits();
+        let items = &limits[0].1;
+        assert_eq!(items.len(), ITEMS);
+        assert!(items.iter().all(|(_, l)| l.len() <= MAX_LIMITS_PER_ITEM));
+        assert_eq!(
+            items.iter().find(|(id, _)| id == "x0").unwrap().1.len(),
+            MAX_SPECIFICATION_LIMITS
+        );
+        // x7: its own specifications first (by id), then the component's, to the cap.
+        let x7 = &items.iter().find(|(id, _)| id == "x7").unwrap().1;
+        assert_eq!(x7.len(), MAX_LIMITS_PER_ITEM);
+        assert!(x7
+            .iter()
+            .all(|l| l.specification_id.as_deref() == Some("ref")));
     }
 }
