@@ -18,8 +18,8 @@
 //! # Behavior
 //! - A pattern is a glob on the device's name: `*` is any run of characters (none
 //!   included), `?` exactly one character, everything else itself, case included.
-//!   `AGENT|NAME` also asks the agent's base URL (as the dashboard shows it, its
-//!   credentials hidden, without a final `/`) to match `AGENT`, a glob too.
+//!   `AGENT|NAME` also asks the agent's base URL (as the dashboard shows it,
+//!   without its user and password and without a final `/`) to match `AGENT`, a glob too.
 //! - A device goes to the **first** cell, in the layout's order, one of whose patterns it
 //!   matches; a device that matches none is [`Placement::Unassigned`].
 //! - Matching takes at most (pattern length + 1) × (name length + 1) steps, whatever the

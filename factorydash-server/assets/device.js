@@ -203,10 +203,13 @@
   const LOWER = new Set(["Minimum", "LowerLimit", "LowerWarning"]);
   const GROUPS = { ControlLimits: "control", SpecificationLimits: "specification", AlarmLimits: "alarm" };
   const number = (v) => v.toLocaleString(undefined, { maximumFractionDigits: 6 });
+  // A table's own entry, or the text itself: agent text such as "constructor" is never
+  // looked up on Object.prototype.
+  const own = (table, key) => (Object.hasOwn(table, key) ? table[key] : key);
   function limitLabel(lim, units) {
     const u = lim.units || units;
-    return (KIND_LABELS[lim.type] || lim.type) + " " + number(lim.value) + (u ? " " + (SHORT_UNITS[u] || u) : "") +
-      (lim.group ? " (" + (GROUPS[lim.group] || lim.group) + ")" : "");
+    return own(KIND_LABELS, lim.type) + " " + number(lim.value) + (u ? " " + own(SHORT_UNITS, u) : "") +
+      (lim.group ? " (" + own(GROUPS, lim.group) + ")" : "");
   }
   // What the chart draws over the series: each shown series' limits (unless hidden), then
   // the thresholds set by hand, each with its scale, colour and whether the data in the
@@ -476,7 +479,7 @@
     const a = Math.max(from, r.from), b = Math.min(to, r.to);
     d.style.left = ((a - r.from) / span * 100) + "%";
     d.style.width = Math.max(0.1, (b - a) / span * 100) + "%";
-    d.style.background = stateColours[state] || "var(--muted)";
+    d.style.background = Object.hasOwn(stateColours, state) ? stateColours[state] : "var(--muted)";
     d.title = state + ": " + clock(from, true) + " – " + clock(to, true);
     d.dataset.state = state;
     return d;
@@ -511,7 +514,7 @@
             const li = document.createElement("li");
             li.textContent = s.state + " " + (s.share * 100).toFixed(1) + " %";
             li.dataset.state = s.state;
-            li.style.setProperty("--swatch", stateColours[s.state] || "var(--muted)");
+            li.style.setProperty("--swatch", Object.hasOwn(stateColours, s.state) ? stateColours[s.state] : "var(--muted)");
             return li;
           }));
         }

@@ -13,7 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use warp::Filter;
 
 use crate::support::{
-    get_json, postgres_url, recording, replay_agent, start, start_logged, wait_for, FreshDb,
+    get_json, postgres_url, recording, replay_agent, simulate, start, start_logged, wait_for,
+    FreshDb,
 };
 
 /// An agent that never answers (the discard port).
@@ -468,16 +469,7 @@ async fn fault_switches_take_post_and_are_off_beyond_loopback() {
     assert!(log.contains("anyone who reaches"), "{log}");
 
     // The simulator's agents likewise.
-    let sim = start(&[
-        "simulate",
-        "--agents",
-        "2",
-        "--machines-per-agent",
-        "1",
-        "--listen",
-        "127.0.0.1:0",
-    ])
-    .await;
+    let sim = simulate(&["--agents", "2", "--machines-per-agent", "1"]).await;
     let url = format!("{}/agent-02/_factorydash/faults?slow_ms=1", sim.base);
     assert_eq!(client.get(&url).send().await.unwrap().status(), 405);
     assert_eq!(client.post(&url).send().await.unwrap().status(), 200);

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{get_json, start, Browser};
+use crate::support::{
+    get_json, serve_following, serve_with_config, simulate, simulated_agents, Browser,
+};
 
 /// The cells of the test's layout, in the order they are shown (by line, then as written):
 /// Line A's two cells, Line B's, then the devices no cell takes.
@@ -136,10 +138,7 @@ const NO_SCROLL: &str = "return document.documentElement.scrollHeight <= window.
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_wall_shows_each_cell_and_drills_down_and_the_board_groups_by_cell() {
-    let sim = start(&[
-        "simulate",
-        "--listen",
-        "127.0.0.1:0",
+    let sim = simulate(&[
         "--agents",
         "4",
         "--machines-per-agent",
@@ -152,21 +151,7 @@ async fn the_wall_shows_each_cell_and_drills_down_and_the_board_groups_by_cell()
         "22",
     ])
     .await;
-    let agents: Vec<String> = (1..=4)
-        .map(|i| format!("{}/agent-{i:02}", sim.base))
-        .collect();
-    let dir = std::env::temp_dir().join(format!("fd-layout-{}", rand::random::<u32>()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("factorydash.toml");
-    std::fs::write(&file, config(&agents)).unwrap();
-    let serve = start(&[
-        "serve",
-        "--config",
-        file.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ])
-    .await;
+    let serve = serve_with_config(&config(&simulated_agents(&sim, 4))).await;
     let base = &serve.base;
 
     // Every machine known, each with data.
@@ -381,7 +366,6 @@ async fn the_wall_shows_each_cell_and_drills_down_and_the_board_groups_by_cell()
     assert_eq!(browser.eval(NO_SCROLL).await, true, "the wall on a phone");
     browser.screenshot("layout-wall-390").await;
     browser.quit().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Waits until `/api/devices` at `base` lists `n` machines, each with data.
@@ -406,10 +390,7 @@ async fn machines_with_data(base: &str, n: usize) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_wall_fits_a_1920_by_1080_screen_at_1000_machines() {
-    let sim = start(&[
-        "simulate",
-        "--listen",
-        "127.0.0.1:0",
+    let sim = simulate(&[
         "--agents",
         "10",
         "--machines-per-agent",
@@ -439,18 +420,7 @@ async fn the_wall_fits_a_1920_by_1080_screen_at_1000_machines() {
             "[[cell]]\nname = \"Cell {i}\"\nline = \"{line}\"\ndevices = [\"*/agent-{i:02}|*\"]\n"
         );
     }
-    let dir = std::env::temp_dir().join(format!("fd-layout-{}", rand::random::<u32>()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("factorydash.toml");
-    std::fs::write(&file, text).unwrap();
-    let serve = start(&[
-        "serve",
-        "--config",
-        file.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ])
-    .await;
+    let serve = serve_with_config(&text).await;
     let base = &serve.base;
     machines_with_data(base, 1000).await;
     let Some(browser) = Browser::start().await else {
@@ -503,14 +473,7 @@ async fn the_wall_fits_a_1920_by_1080_screen_at_1000_machines() {
     drop(serve);
 
     // Without a layout: one box per state, which opens that state's tiles.
-    let agents: Vec<String> = (1..=10)
-        .map(|i| format!("{}/agent-{i:02}", sim.base))
-        .collect();
-    let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
-    for a in &agents {
-        args.extend(["--agent", a.as_str()]);
-    }
-    let plain = start(&args).await;
+    let plain = serve_following(&simulated_agents(&sim, 10), &[]).await;
     machines_with_data(&plain.base, 1000).await;
     let Some(browser) = Browser::start().await else {
         return;
@@ -543,5 +506,4 @@ async fn the_wall_fits_a_1920_by_1080_screen_at_1000_machines() {
     );
     browser.screenshot("layout-wall-1920-1000-by-state").await;
     browser.quit().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

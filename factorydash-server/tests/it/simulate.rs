@@ -7,14 +7,7 @@ use std::time::{Duration, Instant};
 
 use factorydash_mtconnect::{parse_assets, parse_devices, parse_streams, Header, ValueRef};
 
-use crate::support::{get_text, start, stored, wait_for, Running};
-
-/// Starts `factorydash simulate --listen 127.0.0.1:0 ARGS`.
-async fn simulate(args: &[&str]) -> Running {
-    let mut all = vec!["simulate", "--listen", "127.0.0.1:0"];
-    all.extend_from_slice(args);
-    start(&all).await
-}
+use crate::support::{get_text, serve_following, simulate, stored, wait_for};
 
 /// One observation as a test compares it (no timestamp).
 #[derive(Debug, Clone, PartialEq)]
@@ -363,20 +356,7 @@ async fn serve_follows_a_simulated_agent_and_stores_what_it_serves() {
     ])
     .await;
     let agent = format!("{}/agent-01", sim.base);
-    let follower = start(&[
-        "serve",
-        "--agent",
-        &agent,
-        "--listen",
-        "127.0.0.1:0",
-        "--poll-interval",
-        "100ms",
-        "--interval",
-        "100ms",
-        "--heartbeat",
-        "1s",
-    ])
-    .await;
+    let follower = serve_following(std::slice::from_ref(&agent), &["--heartbeat", "1s"]).await;
     const N: u64 = 400;
     wait_for(
         &follower.base,

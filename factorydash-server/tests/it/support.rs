@@ -126,6 +126,58 @@ pub async fn start(args: &[&str]) -> Running {
     }
 }
 
+/// Starts `factorydash simulate --listen 127.0.0.1:0 ARGS`.
+pub async fn simulate(args: &[&str]) -> Running {
+    let mut all = vec!["simulate", "--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    start(&all).await
+}
+
+/// The base URLs of the simulator `sim`'s agents 1 to `n` (`…/agent-01`, `…/agent-02`, …).
+pub fn simulated_agents(sim: &Running, n: usize) -> Vec<String> {
+    (1..=n)
+        .map(|i| format!("{}/agent-{i:02}", sim.base))
+        .collect()
+}
+
+/// Starts `serve` on 127.0.0.1 following `agents`, asking every 100 ms (polling and
+/// streaming), with `extra` arguments after those.
+pub async fn serve_following(agents: &[String], extra: &[&str]) -> Running {
+    let agents = agents.join(",");
+    let mut all = vec![
+        "serve",
+        "--agent",
+        &agents,
+        "--listen",
+        "127.0.0.1:0",
+        "--poll-interval",
+        "100ms",
+        "--interval",
+        "100ms",
+    ];
+    all.extend_from_slice(extra);
+    start(&all).await
+}
+
+/// Starts `serve --config FILE --listen 127.0.0.1:0`, FILE a new file in a directory of
+/// its own holding `text`, removed once `serve` has started (it reads the file only then).
+pub async fn serve_with_config(text: &str) -> Running {
+    let dir = std::env::temp_dir().join(format!("fd-config-{}", rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("factorydash.toml");
+    std::fs::write(&file, text).unwrap();
+    let running = start(&[
+        "serve",
+        "--config",
+        file.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    running
+}
+
 /// The address `child` prints first on stdout (`…http://HOST:PORT/`, or `https://` with
 /// TLS), waited for at most 60 s; the rest of stdout is drained. `log` tells what the
 /// process said when it printed none.

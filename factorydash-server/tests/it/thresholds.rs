@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::{get_json, serve_replay, start, wait_for, Browser};
+use crate::support::{get_json, serve_following, serve_replay, simulate, wait_for, Browser};
 
 /// A recording of demo.mtconnect.org (agent 2.7, OKUMA and Mazak) made of real fixtures:
 /// its `/probe` (whose Mazak axes have `Specification`s) and two of its `/sample` pages
@@ -209,10 +209,7 @@ async fn the_chart_draws_the_model_limits_and_thresholds_from_the_address() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_tools_section_shows_item_life_and_follows_it_live() {
-    let sim = start(&[
-        "simulate",
-        "--listen",
-        "127.0.0.1:0",
+    let sim = simulate(&[
         "--agents",
         "1",
         "--machines-per-agent",
@@ -224,18 +221,7 @@ async fn the_tools_section_shows_item_life_and_follows_it_live() {
     ])
     .await;
     let agent = format!("{}/agent-01", sim.base);
-    let serve = start(&[
-        "serve",
-        "--agent",
-        &agent,
-        "--listen",
-        "127.0.0.1:0",
-        "--poll-interval",
-        "100ms",
-        "--interval",
-        "100ms",
-    ])
-    .await;
+    let serve = serve_following(std::slice::from_ref(&agent), &[]).await;
     // The simulated Hurco: of the three models, the one whose agent publishes
     // AssetChanged (MTConnect Part 2), after which the server reads the tools again.
     let (_, devices) = wait_for_devices(&serve.base).await;

@@ -9,7 +9,9 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{get_json, get_text, replay_agent, start, start_logged, wait_for};
+use crate::support::{
+    get_json, get_text, replay_agent, serve_following, simulate, start_logged, wait_for,
+};
 
 /// `/api/devices` until `done` holds for it, at most `limit`.
 async fn devices_until(
@@ -35,10 +37,7 @@ async fn devices_until(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_simulated_tools_are_on_each_device_page_and_a_worn_one_on_the_board() {
-    let sim = start(&[
-        "simulate",
-        "--listen",
-        "127.0.0.1:0",
+    let sim = simulate(&[
         "--agents",
         "1",
         "--machines-per-agent",
@@ -63,20 +62,7 @@ async fn the_simulated_tools_are_on_each_device_page_and_a_worn_one_on_the_board
         factorydash_mtconnect::parse_devices(get_text(format!("{agent}/probe")).await.as_bytes())
             .unwrap()
             .value;
-    let serve = start(&[
-        "serve",
-        "--agent",
-        &agent,
-        "--listen",
-        "127.0.0.1:0",
-        "--poll-interval",
-        "100ms",
-        "--interval",
-        "100ms",
-        "--heartbeat",
-        "1s",
-    ])
-    .await;
+    let serve = serve_following(std::slice::from_ref(&agent), &["--heartbeat", "1s"]).await;
 
     // A live client from the start: the tiles it is sent carry the line too.
     let ws_url = format!("{}/ws", serve.base.replace("http://", "ws://"));
@@ -100,6 +86,19 @@ async fn the_simulated_tools_are_on_each_device_page_and_a_worn_one_on_the_board
         },
     )
     .await;
+    // Only the first is worn: the second's tools start well inside their life (at least
+    // half an hour of cutting from their warning).
+    let worn: Vec<&str> = devices
+        .iter()
+        .filter(|d| {
+            d["status"]["toolsNearLimit"]
+                .as_array()
+                .is_some_and(|t| !t.is_empty())
+        })
+        .map(|d| d["device"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(worn.len(), 1, "{worn:?}");
+    assert!(worn[0].ends_with("-0001"), "{worn:?}");
     for d in &devices {
         let name = d["device"]["name"].as_str().unwrap();
         let uuid = probe

@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::{
-    get_json, postgres_url, recording, replay_finished, serve_replay, start, wait_for, Browser,
-    FreshDb,
+    get_json, postgres_url, recording, replay_finished, serve_following, serve_replay, simulate,
+    simulated_agents, start, wait_for, Browser, FreshDb,
 };
 
 /// A lathe recorded for these tests: X about 17.85184 mm, a spindle about 10,000 rpm and a
@@ -513,10 +513,7 @@ async fn the_summary_counts_what_the_api_says_and_the_board_reads_on_a_desktop_a
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_wall_board_fits_fifty_machines_on_a_1080p_screen() {
-    let sim = start(&[
-        "simulate",
-        "--listen",
-        "127.0.0.1:0",
+    let sim = simulate(&[
         "--agents",
         "5",
         "--machines-per-agent",
@@ -527,21 +524,7 @@ async fn the_wall_board_fits_fifty_machines_on_a_1080p_screen() {
         "22",
     ])
     .await;
-    let agents: Vec<String> = (1..=5)
-        .map(|i| format!("{}/agent-{i:02}", sim.base))
-        .collect();
-    let server = start(&[
-        "serve",
-        "--agent",
-        &agents.join(","),
-        "--listen",
-        "127.0.0.1:0",
-        "--poll-interval",
-        "200ms",
-        "--interval",
-        "200ms",
-    ])
-    .await;
+    let server = serve_following(&simulated_agents(&sim, 5), &[]).await;
     let base = &server.base;
     wait_for(base, Duration::from_secs(60), "five agents followed", |h| {
         h["sources"].as_array().is_some_and(|s| {
