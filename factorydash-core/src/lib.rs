@@ -34,6 +34,7 @@
 //! This crate does no I/O, no async and knows no wire format: everything here is a
 //! plain value that the parser, the stores and the server share.
 
+pub mod accounts;
 pub mod downsample;
 pub mod episodes;
 pub mod layout;

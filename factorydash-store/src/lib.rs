@@ -47,6 +47,7 @@
 //! | `postgres` | yes | [`postgres::PgStore`] on tokio-postgres |
 //! | `sqlite` | yes | [`sqlite::SqliteStore`] on rusqlite, SQLite bundled (nothing to install) |
 
+mod accounts;
 mod credentials;
 mod memory;
 #[cfg(feature = "postgres")]
@@ -62,6 +63,7 @@ use factorydash_core::{
     PageRequest, ResumePoint, TimeWindow,
 };
 
+pub use accounts::{AccountStore, MAX_AUDIT_PAGE};
 pub use credentials::{split_credentials, Credentials};
 pub use memory::MemoryStore;
 
@@ -136,7 +138,15 @@ pub struct LatestFilter {
     /// Only data items whose `dataItemId` or `name` contains this text, compared without
     /// regard to case (Unicode simple lower-casing).
     pub search: Option<String>,
+    /// Only data items of these devices (an allow-list: a user's scope resolved to the
+    /// devices known); `Some` of an empty list matches nothing. At most
+    /// [`MAX_FILTER_DEVICES`].
+    pub devices: Option<Vec<DeviceKey>>,
 }
+
+/// The most devices a [`LatestFilter::devices`] allow-list or a [`Store::conditions`]
+/// call names.
+pub const MAX_FILTER_DEVICES: usize = 10_000;
 
 impl LatestFilter {
     /// Only the data items of one device.
@@ -158,6 +168,10 @@ impl LatestFilter {
                 .is_none_or(|c| *c == o.component_id)
             && self.category.is_none_or(|c| c == o.category)
             && self.kind.as_ref().is_none_or(|k| *k == o.kind)
+            && self
+                .devices
+                .as_ref()
+                .is_none_or(|ds| ds.iter().any(|d| d.agent == agent && d.device == o.device))
             && self.search.as_ref().is_none_or(|s| {
                 let s = s.to_lowercase();
                 o.data_item_id.to_lowercase().contains(&s)
@@ -224,6 +238,10 @@ pub enum StoreError {
     #[cfg(feature = "postgres")]
     #[error("no database connection available: {0}")]
     Unavailable(String),
+    /// A request the store refuses as asked (too many devices in a filter, a name too
+    /// long): the text says why.
+    #[error("{0}")]
+    Invalid(String),
     /// SQLite failed. [`StoreError::is_permanent`] tells a refused batch (a constraint,
     /// a value too big) from a passing trouble (busy, disk full, I/O, read-only).
     #[cfg(feature = "sqlite")]
@@ -274,7 +292,7 @@ impl StoreError {
     /// not permanent (ingest retries with backoff and loses nothing).
     pub fn is_permanent(&self) -> bool {
         match self {
-            StoreError::SequenceOutOfRange { .. } => true,
+            StoreError::SequenceOutOfRange { .. } | StoreError::Invalid(_) => true,
             #[cfg(feature = "postgres")]
             StoreError::Database(e) => e.code().is_some_and(|c| c.code().starts_with("22")),
             #[cfg(feature = "sqlite")]
@@ -313,7 +331,7 @@ pub struct MigrationPlan {
 /// [`sqlite::SqliteStore`] (one file, the server's default) and, with the `postgres`
 /// feature, [`postgres::PgStore`]. All pass the same conformance tests.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: AccountStore + Send + Sync {
     /// Replaces the device model probed from `agent` (its base URL).
     ///
     /// # Errors
