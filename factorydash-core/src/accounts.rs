@@ -163,7 +163,10 @@ impl FromStr for ScopeRule {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         let bad = || AccountError::Scope(s.chars().take(60).collect());
-        if s.is_empty() || s.len() > crate::layout::MAX_PATTERN_LEN || s.chars().any(char::is_control) {
+        if s.is_empty()
+            || s.len() > crate::layout::MAX_PATTERN_LEN
+            || s.chars().any(char::is_control)
+        {
             return Err(bad());
         }
         if s == "*" {
@@ -175,13 +178,14 @@ impl FromStr for ScopeRule {
             Some(("cell", n)) => ScopeRule::Cell(n.to_owned()),
             Some(("line", n)) => ScopeRule::Line(n.to_owned()),
             // A URL-like rule without its kind is a mistake, not a device name.
-            Some((kind, _)) if kind.chars().all(|c| c.is_ascii_alphabetic()) => {
-                return Err(bad())
-            }
+            Some((kind, _)) if kind.chars().all(|c| c.is_ascii_alphabetic()) => return Err(bad()),
             _ => ScopeRule::Device(s.to_owned()),
         };
         match &rule {
-            ScopeRule::Device(x) | ScopeRule::Agent(x) | ScopeRule::Cell(x) | ScopeRule::Line(x)
+            ScopeRule::Device(x)
+            | ScopeRule::Agent(x)
+            | ScopeRule::Cell(x)
+            | ScopeRule::Line(x)
                 if x.is_empty() =>
             {
                 Err(bad())
@@ -391,6 +395,21 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+impl AuditEntry {
+    /// An entry from `address`, now, to fill in (`actor`, `action`, `target`, `detail`).
+    pub fn new(address: &str) -> Self {
+        AuditEntry {
+            id: 0,
+            at: Utc::now(),
+            actor: String::new(),
+            address: address.to_owned(),
+            action: String::new(),
+            target: String::new(),
+            detail: String::new(),
+        }
+    }
+}
+
 /// Which audit entries to list, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditQuery {
@@ -423,10 +442,19 @@ mod tests {
 
     #[test]
     fn scope_rules_read_and_write_back() {
-        for text in ["*", "device:Mazak*", "agent:http://10.0.0.5:5000", "cell:Cell 1", "line:A"] {
+        for text in [
+            "*",
+            "device:Mazak*",
+            "agent:http://10.0.0.5:5000",
+            "cell:Cell 1",
+            "line:A",
+        ] {
             assert_eq!(text.parse::<ScopeRule>().unwrap().to_string(), text);
         }
-        assert_eq!("Hurco0?".parse::<ScopeRule>().unwrap(), ScopeRule::Device("Hurco0?".into()));
+        assert_eq!(
+            "Hurco0?".parse::<ScopeRule>().unwrap(),
+            ScopeRule::Device("Hurco0?".into())
+        );
         assert!("room:x".parse::<ScopeRule>().is_err());
         assert!("device:".parse::<ScopeRule>().is_err());
         assert!("".parse::<ScopeRule>().is_err());
@@ -450,13 +478,25 @@ mod tests {
         let operators = Group {
             name: "hurco01".into(),
             role: Role::Operator,
-            scope: vec!["Hurco01".parse().unwrap(), "agent:http://b:5000".parse().unwrap()],
+            scope: vec![
+                "Hurco01".parse().unwrap(),
+                "agent:http://b:5000".parse().unwrap(),
+            ],
             members: vec![],
         };
         let a = Access::of_groups([&viewers, &operators]);
-        assert_eq!(a.role_for("http://a:5000", "Hurco02", &layout), Some(Role::Viewer));
-        assert_eq!(a.role_for("http://a:5000", "Hurco01", &layout), Some(Role::Operator));
-        assert_eq!(a.role_for("http://b:5000/", "Mazak01", &layout), Some(Role::Operator));
+        assert_eq!(
+            a.role_for("http://a:5000", "Hurco02", &layout),
+            Some(Role::Viewer)
+        );
+        assert_eq!(
+            a.role_for("http://a:5000", "Hurco01", &layout),
+            Some(Role::Operator)
+        );
+        assert_eq!(
+            a.role_for("http://b:5000/", "Mazak01", &layout),
+            Some(Role::Operator)
+        );
         assert_eq!(a.role_for("http://a:5000", "Mazak01", &layout), None);
         assert!(!a.sees_everything());
         assert!(!a.is_admin());

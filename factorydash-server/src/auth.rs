@@ -1,7 +1,12 @@
-//! Optional API tokens with two roles. Without tokens, factorydash is open (and says so in
-//! its log); with them, every request but `/healthz` needs one: `viewer` reads, `admin`
-//! also changes (adds, pauses, removes agents). A token is sent as `Authorization: Bearer
-//! <token>`, or once in a browser as `?token=<token>`, which sets an HTTP-only cookie.
+//! The gate before every route, and the fixed API tokens of the command line.
+//!
+//! Fixed tokens have two roles: `viewer` reads, `admin` also changes (adds, pauses,
+//! removes agents). A token is sent as `Authorization: Bearer <token>`, or once in a
+//! browser as `?token=<token>`, which sets an HTTP-only cookie. Users (see
+//! [`crate::accounts`]) sign in at `/login` or send a personal token. Without fixed
+//! tokens and without users, factorydash is open (and says so in its log). Otherwise
+//! every request but `/healthz`, `/login` and the assets needs credentials: the [`gate`]
+//! decides what a request may do, [`scope`] what devices it may see.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,6 +16,8 @@ use subtle::ConstantTimeEq;
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::{self, Reply, Response};
 use warp::Filter;
+
+use crate::accounts::{Auth, Principal, Refusal, Scope};
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -25,8 +32,8 @@ pub enum Role {
 #[derive(Debug, Clone, Default)]
 pub struct Tokens(Vec<(Role, String)>);
 
-/// The cookie a browser keeps its token in.
-const COOKIE: &str = "factorydash_token";
+/// The cookie a browser keeps its fixed token in.
+pub const COOKIE: &str = "factorydash_token";
 
 impl Tokens {
     /// Parses `ROLE:SECRET` items (`viewer:…`, `admin:…`); a secret has at least 16
@@ -106,22 +113,49 @@ impl Tokens {
     }
 }
 
+/// What a request needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Nothing: anyone may (`/healthz`, the sign-in page, the assets).
+    Nothing,
+    /// Someone signed in (or a fixed token): reading, and a user's own account.
+    Someone,
+    /// An admin: changes, and the administration's pages and API.
+    Admin,
+}
+
 /// What the request needs.
-fn needed(method: &Method, path: &str) -> Option<Role> {
-    if path == "/healthz" {
-        None
+fn needed(method: &Method, path: &str) -> Need {
+    let under = |prefix: &str| {
+        path == prefix
+            || path
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    if path == "/healthz" || path == "/login" || under("/assets") {
+        Need::Nothing
+    } else if path == "/logout" || under("/account") || under("/api/tokens") {
+        Need::Someone
+    } else if path == "/metrics"
+        || under("/admin")
+        || under("/api/users")
+        || under("/api/groups")
+        || under("/api/audit")
+    {
+        Need::Admin
     } else if method == Method::GET || method == Method::HEAD {
-        Some(Role::Viewer)
+        Need::Someone
     } else {
-        Some(Role::Admin)
+        Need::Admin
     }
 }
 
 /// `path` when it can only name a path of this server, else `/`: it starts with one `/`
 /// (`//host/x` and `/\host/x` are other hosts to a browser, RFC 3986 section 4.2 and the
 /// WHATWG URL Standard) and holds no `\` (a browser reads it as `/`) nor anything but
-/// visible ASCII. The `?token=` redirect goes there: never to another site.
-fn local_path(path: &str) -> &str {
+/// visible ASCII. The `?token=` redirect and the sign-in's `next` go there: never to
+/// another site.
+pub fn local_path(path: &str) -> &str {
     let local = path.starts_with('/')
         && !path.starts_with("//")
         && path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
@@ -132,82 +166,86 @@ fn local_path(path: &str) -> &str {
     }
 }
 
-fn bearer(header: Option<&str>) -> Option<&str> {
-    header?.strip_prefix("Bearer ").map(str::trim)
-}
-
-/// The value of the browser's token cookie among `headers`' `Cookie` headers, if any.
-fn cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all("cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            (name.trim() == COOKIE).then(|| value.trim())
+/// The request's principal (see [`crate::accounts::Auth::principal`]), `None` when it has
+/// none or cannot have one: for a page that shows who is signed in and offers changes to
+/// admins only. Access is decided by the [`gate`] and by [`scope`], whatever a page shows.
+pub fn principal(
+    auth: Arc<Auth>,
+) -> impl Filter<Extract = (Option<Principal>,), Error = Infallible> + Clone {
+    warp::header::headers_cloned()
+        .and(crate::accounts::peer())
+        .then(move |headers: HeaderMap, peer| {
+            let auth = auth.clone();
+            async move { auth.principal(&headers, peer).await.ok().flatten() }
         })
 }
 
-/// The role that a request's credentials give: its `Authorization: Bearer` token, else
-/// its token cookie; `None` without a valid one. A header that is not text gives none.
-fn role_of(tokens: &Tokens, headers: &HeaderMap) -> Option<Role> {
-    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
-    bearer(authorization)
-        .and_then(|s| tokens.role(s))
-        .or_else(|| cookie(headers).and_then(|s| tokens.role(s)))
-}
-
-/// The role the [`gate`] let a request in with: that of its bearer token or cookie, and
-/// [`Role::Admin`] on an open dashboard (no tokens: anyone who reaches it may change it,
-/// within the CSRF guard's rules). For a page that offers changes to admins only (the
-/// agents page); the API checks the role again, in the gate, whatever a page shows.
-pub fn role(
-    tokens: Arc<Tokens>,
-) -> impl Filter<Extract = (Option<Role>,), Error = Infallible> + Clone {
-    warp::header::headers_cloned().map(move |headers: HeaderMap| {
-        if tokens.is_open() {
-            Some(Role::Admin)
-        } else {
-            role_of(&tokens, &headers)
-        }
+/// The devices the request may see: its principal's [`Scope`] (nothing, should it have
+/// none: the [`gate`] has answered such a request before any route runs).
+pub fn scope(auth: Arc<Auth>) -> impl Filter<Extract = (Scope,), Error = Infallible> + Clone {
+    let layout = auth.layout.clone();
+    principal(auth).map(move |p: Option<Principal>| match p {
+        Some(p) => Scope::new(p.access, layout.clone()),
+        None => Scope::nothing(),
     })
 }
 
-/// Answers the requests that may not go on (401 without a valid token, 403 for a viewer
-/// asking to change something) and turns `?token=` into a cookie; rejects (so that the
-/// routes answer) every request that may go on.
+fn refused(status: StatusCode, message: &str) -> Response {
+    reply::with_status(reply::json(&json!({ "error": message })), status).into_response()
+}
+
+/// Whether a request is a browser asking for a page (then a sign-in page answers it
+/// rather than a 401).
+fn wants_page(method: &Method, path: &str, headers: &HeaderMap) -> bool {
+    (method == Method::GET || method == Method::HEAD)
+        && !path.starts_with("/api/")
+        && path != "/ws"
+        && headers
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
+}
+
+/// Answers the requests that may not go on (a browser without credentials asking for a
+/// page is sent to `/login`; otherwise 401 without valid credentials, 403 for a request
+/// its principal may not make, 503 when the store cannot tell) and turns `?token=` into a
+/// cookie; rejects (so that the routes answer) every request that may go on.
 ///
 /// It fails closed: what it reads of a request cannot make it reject (which would let the
 /// request go on unchecked). Headers are read from the whole map, and one that is not
 /// text counts as no credentials (`Authorization`, `Cookie`) or as another site
 /// (`Sec-Fetch-Site`).
 pub fn gate(
-    tokens: Arc<Tokens>,
+    auth: Arc<Auth>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     warp::method()
         .and(warp::path::full())
         .and(warp::header::headers_cloned())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(crate::accounts::peer())
         .and_then(
             move |method: Method,
                   path: warp::path::FullPath,
                   headers: HeaderMap,
-                  query: String| {
-                let tokens = tokens.clone();
+                  query: String,
+                  peer: Option<std::net::IpAddr>| {
+                let auth = auth.clone();
                 async move {
-                    if tokens.is_open() {
-                        return Err(warp::reject());
-                    }
                     let path = path.as_str();
+                    let need = needed(&method, path);
+                    let tokens = &auth.tokens;
                     let fetch_site = headers
                         .get("sec-fetch-site")
                         .map(|v| v.to_str().unwrap_or("(not text)"));
                     // `?token=` once in a browser: keep it in a cookie, and drop it from
                     // the address.
-                    let from_query = form_urlencoded::parse(query.as_bytes())
-                        .find(|(k, _)| k == "token")
-                        .map(|(_, v)| v.into_owned());
+                    let from_query = (!tokens.is_open())
+                        .then(|| {
+                            form_urlencoded::parse(query.as_bytes())
+                                .find(|(k, _)| k == "token")
+                                .map(|(_, v)| v.into_owned())
+                        })
+                        .flatten();
                     // A link on another site must not sign the browser in with the link's
                     // token (login CSRF: the victim would then act in the attacker's
                     // name): the address must be opened directly (typed, pasted, a
@@ -215,13 +253,10 @@ pub fn gate(
                     if from_query.is_some()
                         && fetch_site.is_some_and(|s| !matches!(s, "none" | "same-origin"))
                     {
-                        return Ok(reply::with_status(
-                            reply::json(&json!({
-                                "error": "a token in a link from another site is not taken: open the address yourself (type or paste it)"
-                            })),
+                        return Ok(refused(
                             StatusCode::FORBIDDEN,
-                        )
-                        .into_response());
+                            "a token in a link from another site is not taken: open the address yourself (type or paste it)",
+                        ));
                     }
                     if let Some(secret) = from_query.filter(|s| tokens.role(s).is_some()) {
                         let rest: String = form_urlencoded::Serializer::new(String::new())
@@ -238,20 +273,55 @@ pub fn gate(
                         );
                         return Ok::<Response, warp::Rejection>(r.into_response());
                     }
-                    let Some(need) = needed(&method, path) else {
+                    if need == Need::Nothing {
                         return Err(warp::reject());
+                    }
+                    let principal = match auth.principal(&headers, peer).await {
+                        Ok(p) => p,
+                        Err(Ok(Refusal::ProxyHeaderFromElsewhere)) => {
+                            return Ok(refused(
+                                StatusCode::FORBIDDEN,
+                                "the auth proxy's header is taken only from the proxy's addresses (--auth-proxy-from)",
+                            ))
+                        }
+                        Err(Ok(Refusal::ProxyUserRefused)) => {
+                            return Ok(refused(
+                                StatusCode::FORBIDDEN,
+                                "the user named by the auth proxy is disabled or not a valid name",
+                            ))
+                        }
+                        Err(Err(e)) => {
+                            tracing::warn!(error = %e, "cannot read credentials from the store");
+                            return Ok(refused(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "the store cannot be read to check credentials; retry shortly",
+                            ));
+                        }
                     };
-                    match role_of(&tokens, &headers) {
-                        Some(r) if r >= need => Err(warp::reject()),
-                        Some(_) => Ok(reply::with_status(
-                            reply::json(&json!({ "error": "this needs an admin token" })),
-                            StatusCode::FORBIDDEN,
-                        )
-                        .into_response()),
+                    match principal {
+                        Some(p) if need == Need::Someone || p.access.is_admin() => {
+                            Err(warp::reject())
+                        }
+                        Some(_) => Ok(refused(StatusCode::FORBIDDEN, "this needs an admin")),
+                        None if wants_page(&method, path, &headers) => {
+                            let next = if query.is_empty() {
+                                path.to_owned()
+                            } else {
+                                format!("{path}?{query}")
+                            };
+                            let to = format!(
+                                "/login?{}",
+                                form_urlencoded::Serializer::new(String::new())
+                                    .append_pair("next", local_path(&next))
+                                    .finish()
+                            );
+                            Ok(reply::with_header(StatusCode::SEE_OTHER, "location", to)
+                                .into_response())
+                        }
                         None => Ok(reply::with_header(
                             reply::with_status(
                                 reply::json(&json!({
-                                    "error": "a token is required: send Authorization: Bearer <token>, or open /?token=<token> once in the browser"
+                                    "error": "sign in first: send Authorization: Bearer <token>, or sign in at /login in a browser"
                                 })),
                                 StatusCode::UNAUTHORIZED,
                             ),
@@ -294,50 +364,17 @@ mod tests {
             refused.unwrap_err(),
             "line 2: a token is ROLE:SECRET, with ROLE viewer or admin"
         );
-        assert_eq!(needed(&Method::GET, "/api/latest"), Some(Role::Viewer));
-        assert_eq!(needed(&Method::POST, "/api/agents"), Some(Role::Admin));
-        assert_eq!(needed(&Method::GET, "/healthz"), None);
-    }
-
-    #[test]
-    fn credentials_come_from_the_bearer_header_or_the_cookie() {
-        let t = Tokens::parse(&[
-            "viewer:0123456789abcdefv".into(),
-            "admin:0123456789abcdefa".into(),
-        ])
-        .unwrap();
-        let headers = |pairs: &[(&'static str, &[u8])]| {
-            let mut h = HeaderMap::new();
-            for (k, v) in pairs {
-                h.append(*k, warp::http::HeaderValue::from_bytes(v).unwrap());
-            }
-            h
-        };
-        let admin = b"Bearer 0123456789abcdefa";
-        assert_eq!(
-            role_of(&t, &headers(&[("authorization", admin)])),
-            Some(Role::Admin)
-        );
-        assert_eq!(
-            role_of(
-                &t,
-                &headers(&[
-                    ("cookie", b"a=1"),
-                    ("cookie", b"x=2; factorydash_token=0123456789abcdefv")
-                ])
-            ),
-            Some(Role::Viewer)
-        );
-        // Not text: no credentials, never an error that would skip the check.
-        assert_eq!(
-            role_of(&t, &headers(&[("authorization", b"Bearer \xff")])),
-            None
-        );
-        assert_eq!(
-            role_of(&t, &headers(&[("cookie", b"factorydash_token=\xff")])),
-            None
-        );
-        assert_eq!(role_of(&t, &headers(&[])), None);
+        assert_eq!(needed(&Method::GET, "/api/latest"), Need::Someone);
+        assert_eq!(needed(&Method::POST, "/api/agents"), Need::Admin);
+        assert_eq!(needed(&Method::GET, "/healthz"), Need::Nothing);
+        assert_eq!(needed(&Method::POST, "/login"), Need::Nothing);
+        assert_eq!(needed(&Method::GET, "/assets/app.js"), Need::Nothing);
+        assert_eq!(needed(&Method::GET, "/assetsx"), Need::Someone);
+        assert_eq!(needed(&Method::POST, "/api/tokens"), Need::Someone);
+        assert_eq!(needed(&Method::GET, "/api/users"), Need::Admin);
+        assert_eq!(needed(&Method::GET, "/api/audit"), Need::Admin);
+        assert_eq!(needed(&Method::GET, "/metrics"), Need::Admin);
+        assert_eq!(needed(&Method::GET, "/admin/users"), Need::Admin);
     }
 
     #[test]

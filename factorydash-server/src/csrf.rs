@@ -36,31 +36,45 @@ use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::{self, Reply, Response};
 use warp::Filter;
 
-use crate::auth::Tokens;
+use crate::accounts::Auth;
 
 /// Answers the state-changing requests (and WebSocket upgrades) that do not prove they
 /// come from this server's own pages or from a script; rejects every other request.
 pub fn guard(
-    tokens: Arc<Tokens>,
+    auth: Arc<Auth>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
     // Fails closed: nothing read here can reject (which would let the request go on
     // unchecked). The `Host` is the header that `crate::host` let in (absent or text).
-    warp::method().and(warp::header::headers_cloned()).and_then(
-        move |method: Method, headers: HeaderMap| {
-            let open = tokens.is_open();
-            async move {
-                let host = headers.get("host").and_then(|h| h.to_str().ok());
-                match refusal(&method, &headers, host, open) {
-                    Some((status, message)) => Ok(reply::with_status(
-                        reply::json(&json!({ "error": message })),
-                        status,
-                    )
-                    .into_response()),
-                    None => Err(warp::reject()),
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .and_then(
+            move |method: Method, path: warp::path::FullPath, headers: HeaderMap| {
+                let open = auth.is_open();
+                async move {
+                    let host = headers.get("host").and_then(|h| h.to_str().ok());
+                    let forms = takes_forms(path.as_str());
+                    match refusal(&method, &headers, host, open, forms) {
+                        Some((status, message)) => Ok(reply::with_status(
+                            reply::json(&json!({ "error": message })),
+                            status,
+                        )
+                        .into_response()),
+                        None => Err(warp::reject()),
+                    }
                 }
-            }
-        },
-    )
+            },
+        )
+}
+
+/// Whether `path` takes HTML forms (`application/x-www-form-urlencoded`): the sign-in,
+/// the sign-out and the account and administration pages, which work without JavaScript.
+/// Their posts pass the same origin checks as every change; the forms also carry a token
+/// of their own ([`crate::accounts::forms`]).
+fn takes_forms(path: &str) -> bool {
+    matches!(path, "/login" | "/logout")
+        || path.starts_with("/account/")
+        || path.starts_with("/admin/")
 }
 
 /// Why a request is refused (its status and message), or `None` when it may go on.
@@ -69,6 +83,7 @@ fn refusal(
     headers: &HeaderMap,
     host: Option<&str>,
     open: bool,
+    forms: bool,
 ) -> Option<(StatusCode, &'static str)> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let changes = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
@@ -106,9 +121,11 @@ fn refusal(
     let has_body = header("transfer-encoding").is_some()
         || header("content-length").is_some_and(|n| n.trim() != "0");
     let json = header("content-type").is_some_and(|t| {
-        t.split(';')
-            .next()
-            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        t.split(';').next().is_some_and(|t| {
+            let t = t.trim();
+            t.eq_ignore_ascii_case("application/json")
+                || (forms && t.eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        })
     });
     if changes && has_body && !json {
         return Some((
@@ -130,11 +147,11 @@ pub fn takes_changes(open: bool, host: Option<&str>) -> bool {
 /// a page that offers them (the agents page says why it does not, rather than offering
 /// buttons that every change would be refused by).
 pub fn takes_changes_here(
-    tokens: Arc<Tokens>,
+    auth: Arc<Auth>,
 ) -> impl Filter<Extract = (bool,), Error = std::convert::Infallible> + Clone {
     warp::header::headers_cloned().map(move |headers: HeaderMap| {
         let host = headers.get("host").and_then(|h| h.to_str().ok());
-        takes_changes(tokens.is_open(), host)
+        takes_changes(auth.is_open(), host)
     })
 }
 
@@ -190,15 +207,15 @@ mod tests {
     #[test]
     fn reads_go_on_whatever_their_origin() {
         let cross = headers(&[("sec-fetch-site", "cross-site"), ("origin", "http://evil")]);
-        assert_eq!(refusal(&Method::GET, &cross, HOST, false), None);
-        assert_eq!(refusal(&Method::HEAD, &cross, HOST, true), None);
+        assert_eq!(refusal(&Method::GET, &cross, HOST, false, false), None);
+        assert_eq!(refusal(&Method::HEAD, &cross, HOST, true, false), None);
     }
 
     #[test]
     fn an_open_dashboard_takes_changes_only_at_an_address_or_localhost() {
         let same = headers(&[("sec-fetch-site", "same-origin")]);
         let at = |host: &str, open: bool| {
-            refusal(&Method::POST, &same, Some(host), open).map(|(s, _)| s.as_u16())
+            refusal(&Method::POST, &same, Some(host), open, false).map(|(s, _)| s.as_u16())
         };
         for host in [
             "127.0.0.1:8080",
@@ -219,7 +236,7 @@ mod tests {
     #[test]
     fn changes_need_a_same_origin_proof() {
         let refused = |h: &HeaderMap, open: bool| {
-            refusal(&Method::POST, h, HOST, open).map(|(s, _)| s.as_u16())
+            refusal(&Method::POST, h, HOST, open, false).map(|(s, _)| s.as_u16())
         };
         let json = ("content-type", "application/json");
         let body = ("content-length", "20");
@@ -280,8 +297,27 @@ mod tests {
             &headers(&[("origin", "http://evil:8080")]),
             HOST,
             true,
+            false,
         );
         assert_eq!(delete.map(|(s, _)| s.as_u16()), Some(403));
+        // A form is taken where forms are (the sign-in), from this server's pages only.
+        let form = |site: &'static str, forms: bool| {
+            refusal(
+                &Method::POST,
+                &headers(&[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("sec-fetch-site", site),
+                    body,
+                ]),
+                HOST,
+                false,
+                forms,
+            )
+            .map(|(s, _)| s.as_u16())
+        };
+        assert_eq!(form("same-origin", true), None);
+        assert_eq!(form("cross-site", true), Some(403));
+        assert_eq!(form("same-origin", false), Some(415));
     }
 
     #[test]
@@ -291,7 +327,7 @@ mod tests {
             if !origin.is_empty() {
                 h.insert("origin", origin.parse().unwrap());
             }
-            refusal(&Method::GET, &h, HOST, false).map(|(s, _)| s.as_u16())
+            refusal(&Method::GET, &h, HOST, false, false).map(|(s, _)| s.as_u16())
         };
         assert_eq!(ws("http://127.0.0.1:8080"), None);
         assert_eq!(ws(""), None);

@@ -3,6 +3,7 @@
 //! Glue only: it composes factorydash-mtconnect (agents, recordings), factorydash-store
 //! (memory or PostgreSQL) and warp (the page, the WebSocket, the JSON API).
 
+mod accounts;
 mod agent;
 mod agents_page;
 mod assets;
@@ -33,6 +34,7 @@ mod time_zone;
 mod tls;
 mod tool_ingest;
 mod tools;
+mod user_cli;
 mod web;
 
 use std::net::SocketAddr;
@@ -128,6 +130,14 @@ enum Command {
         /// Say what would change, change nothing.
         #[arg(long)]
         check: bool,
+        #[command(flatten)]
+        store: StoreLocation,
+    },
+    /// Make and change users in the store `serve` uses (SQLite: while no `serve` runs on
+    /// it, the file being locked; then use the administration page at /admin).
+    User {
+        #[command(subcommand)]
+        action: user_cli::UserAction,
         #[command(flatten)]
         store: StoreLocation,
     },
@@ -237,6 +247,34 @@ struct ServeArgs {
     /// `#` are skipped. Added to `--token`.
     #[arg(long, value_name = "FILE", env = "FACTORYDASH_TOKEN_FILE")]
     token_file: Option<PathBuf>,
+    /// A session unused this long ends (the user signs in again).
+    #[arg(long, default_value = "12h", value_parser = humantime::parse_duration, env = "FACTORYDASH_SESSION_IDLE")]
+    session_idle: Duration,
+    /// A session ends this long after sign-in, however much it is used.
+    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration, env = "FACTORYDASH_SESSION_LIFETIME")]
+    session_lifetime: Duration,
+    /// Sign users in by this header, set by a reverse proxy that authenticates them
+    /// (oauth2-proxy, Authelia, Keycloak…), e.g. X-Forwarded-User; taken only from
+    /// --auth-proxy-from. A user is made on first sight, in --auth-proxy-group.
+    #[arg(
+        long,
+        value_name = "HEADER",
+        env = "FACTORYDASH_AUTH_PROXY_HEADER",
+        requires = "auth_proxy_from"
+    )]
+    auth_proxy_header: Option<String>,
+    /// The proxy's addresses or networks (10.0.0.5, 10.0.0.0/24, ::1); repeat for several.
+    /// A request with the header from anywhere else is refused.
+    #[arg(
+        long = "auth-proxy-from",
+        value_name = "ADDR[/PREFIX]",
+        env = "FACTORYDASH_AUTH_PROXY_FROM",
+        value_delimiter = ','
+    )]
+    auth_proxy_from: Vec<accounts::IpNet>,
+    /// The group a user first seen through the auth proxy is put in.
+    #[arg(long, value_name = "GROUP", env = "FACTORYDASH_AUTH_PROXY_GROUP")]
+    auth_proxy_group: Option<String>,
     /// A host name the dashboard answers for (the `Host` a browser sends), besides IP
     /// addresses, `localhost` and this machine's name; repeat for several. Any other name
     /// is refused with 421 (a defence against DNS rebinding).
@@ -323,11 +361,17 @@ struct StoreLocation {
         long,
         value_name = "DIR",
         default_value = "./factorydash-data",
-        env = "FACTORYDASH_DATA_DIR"
+        env = "FACTORYDASH_DATA_DIR",
+        global = true
     )]
     data_dir: PathBuf,
     /// An SQLite file (sqlite:PATH) instead of the one in --data-dir.
-    #[arg(long, value_name = "URL", env = "FACTORYDASH_DATABASE_URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FACTORYDASH_DATABASE_URL",
+        global = true
+    )]
     database_url: Option<String>,
 }
 
@@ -605,6 +649,10 @@ async fn run() -> anyhow::Result<()> {
         .map(|_| ()),
         Some(Command::Healthcheck { listen }) => healthcheck(listen).await,
         Some(Command::Migrate { check, store }) => migrate(&store, check).await,
+        Some(Command::User { action, store }) => {
+            let store = open_store(&store).await?;
+            user_cli::run(store, action).await
+        }
         Some(Command::Backup { out, store }) => {
             let source = store.sqlite_file()?;
             let copied = factorydash_store::sqlite::backup::backup(&source, &out)
@@ -646,6 +694,22 @@ async fn run() -> anyhow::Result<()> {
         }
         None => serve(cli.serve, layout).await,
     }
+}
+
+/// The store `location` names, opened (and migrated) as `serve` opens it.
+async fn open_store(location: &StoreLocation) -> anyhow::Result<Arc<dyn Store>> {
+    let StoreChoice { spec, pg, .. } = location.choose()?;
+    Ok(match &spec {
+        StoreSpec::Sqlite(path) => open_sqlite(path).await.context(
+            "cannot open the SQLite store: if `serve` is running on it, make users on its administration page (/admin) instead",
+        )?,
+        StoreSpec::Postgres(url) => Arc::new(
+            PgStore::connect_config(&postgres_config(url.as_deref(), &pg)?)
+                .await
+                .context("cannot open the PostgreSQL store")?,
+        ),
+        StoreSpec::Memory => anyhow::bail!("users of an in-memory store live as long as its serve: make them on its administration page"),
+    })
 }
 
 /// `factorydash migrate`: the store `location` names (as `serve` would choose it: a
@@ -965,16 +1029,8 @@ async fn serve(args: ServeArgs, layout: factorydash_core::layout::Layout) -> any
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
         );
     }
-    let tokens = Arc::new(tokens);
-    if tokens.is_open() {
-        if args.listen.ip().is_loopback() {
-            tracing::info!(
-                "no API tokens configured: the dashboard is open to anyone who can reach {}",
-                args.listen
-            );
-        } else {
-            tracing::warn!("no API tokens configured and listening on {}: anyone on the network can read and change this dashboard (give --token)", args.listen);
-        }
+    if !tokens.is_open() {
+        tracing::info!("fixed API tokens configured (--token): they act over every device and are not users; prefer personal tokens for people");
     }
     let recording = match (&args.replay, args.demo) {
         (Some(dir), _) => Some((
@@ -1093,7 +1149,39 @@ async fn serve(args: ServeArgs, layout: factorydash_core::layout::Layout) -> any
     println!("factorydash: dashboard at {scheme}://{address}/");
     let stopping = app.agents.stopping.clone();
     let hosts = Arc::new(host::AllowedHosts::new(&args.allowed_hosts));
-    let routes = web::routes(app.clone(), tokens, hosts.clone());
+    let auth = accounts::Auth::new(
+        tokens,
+        app.store.clone(),
+        app.layout.clone(),
+        accounts::AuthSettings {
+            session_idle: args.session_idle,
+            session_lifetime: args.session_lifetime,
+            https: https.is_some(),
+            proxy: args
+                .auth_proxy_header
+                .as_ref()
+                .map(|h| accounts::ProxySettings {
+                    header: h.to_ascii_lowercase(),
+                    from: args.auth_proxy_from.clone(),
+                    group: args.auth_proxy_group.clone(),
+                }),
+        },
+    );
+    if let Err(e) = auth.refresh().await {
+        tracing::warn!(error = %e, "cannot read the users yet: until it can, only fixed tokens are taken");
+    }
+    if auth.is_open() {
+        if args.listen.ip().is_loopback() {
+            tracing::info!(
+                "no users and no API tokens: the dashboard is open to anyone who can reach {} (make the first admin with `factorydash user add --admin NAME`)",
+                args.listen
+            );
+        } else {
+            tracing::warn!("no users and no API tokens, listening on {}: anyone on the network can read and change this dashboard (make an admin with `factorydash user add --admin NAME`, or give --token)", args.listen);
+        }
+    }
+    tokio::spawn(auth.clone().run());
+    let routes = web::routes(app.clone(), auth, hosts.clone());
     let server = match (&https, certificates) {
         (Some(https), Some(certificates)) => {
             let fingerprint = certificates.fingerprint();

@@ -219,3 +219,7 @@ impl Store for PendingStore {
         self.store()?.prune(cutoff).await
     }
 }
+
+// TEMPORARY, until the stores keep accounts.
+#[async_trait]
+impl factorydash_store::AccountStore for PendingStore {}

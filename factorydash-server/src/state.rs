@@ -132,6 +132,43 @@ impl App {
         self.agents.followed().iter().any(|f| f == agent)
     }
 
+    /// The device models in `scope` ([`App::devices`], filtered): what a request may see
+    /// and name. A device out of scope is, to that request, a device that does not exist.
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn devices_for(
+        &self,
+        scope: &crate::accounts::Scope,
+    ) -> Result<Arc<Vec<DeviceInfo>>, StoreError> {
+        let all = self.devices().await?;
+        if scope.sees_everything() {
+            return Ok(all);
+        }
+        Ok(Arc::new(
+            all.iter()
+                .filter(|d| scope.sees(&d.agent, &d.name))
+                .cloned()
+                .collect(),
+        ))
+    }
+
+    /// The sources' health that `scope` may see: every source when it sees every device,
+    /// else the agents with a device in scope.
+    pub async fn health_for(
+        &self,
+        scope: &crate::accounts::Scope,
+    ) -> Vec<crate::health::SourceHealth> {
+        let all = self.health.all();
+        if scope.sees_everything() {
+            return all;
+        }
+        let devices = self.devices().await.unwrap_or_default();
+        all.into_iter()
+            .filter(|h| scope.sees_agent(&h.source, &devices))
+            .collect()
+    }
+
     /// Forgets the copy of the device models: this process has just stored new ones.
     pub fn devices_changed(&self) {
         let mut copy = self.devices_copy();

@@ -383,7 +383,10 @@ pub async fn serve<F, R>(
             },
         };
         let acceptor = acceptor.clone();
-        let service = hyper_util::service::TowerToHyperService::new(warp::service(filter.clone()));
+        let service = hyper_util::service::TowerToHyperService::new(WithPeer {
+            inner: warp::service(filter.clone()),
+            peer,
+        });
         let watcher = graceful.watcher();
         let stopping = stopping.clone();
         tokio::spawn(async move {
@@ -840,5 +843,36 @@ mod tests {
             f,
             "E3:B0:C4:42:98:FC:1C:14:9A:FB:F4:C8:99:6F:B9:24:27:AE:41:E4:64:9B:93:4C:A4:95:99:1B:78:52:B8:55"
         );
+    }
+}
+
+/// A service that puts the connection's peer in each request's extensions
+/// ([`crate::accounts::Peer`]) before `inner` answers it: warp knows the peer only of the
+/// connections it accepts itself.
+#[derive(Clone)]
+struct WithPeer<S> {
+    inner: S,
+    peer: std::net::SocketAddr,
+}
+
+impl<S, B> tower_service::Service<warp::http::Request<B>> for WithPeer<S>
+where
+    S: tower_service::Service<warp::http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: warp::http::Request<B>) -> Self::Future {
+        req.extensions_mut()
+            .insert(crate::accounts::Peer(self.peer));
+        self.inner.call(req)
     }
 }

@@ -28,7 +28,9 @@ pub trait AccountStore: Send + Sync {
     /// # Errors
     /// A database error.
     async fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
-        Err(StoreError::Invalid("accounts are not kept by this store yet".into()))
+        Err(StoreError::Invalid(
+            "accounts are not kept by this store yet".into(),
+        ))
     }
 
     /// Every user, by name.
@@ -36,7 +38,9 @@ pub trait AccountStore: Send + Sync {
     /// # Errors
     /// A database error.
     async fn users(&self) -> Result<Vec<User>, StoreError> {
-        Err(StoreError::Invalid("accounts are not kept by this store yet".into()))
+        Err(StoreError::Invalid(
+            "accounts are not kept by this store yet".into(),
+        ))
     }
 
     /// Adds `user`, or replaces the user of its name.
@@ -44,7 +48,9 @@ pub trait AccountStore: Send + Sync {
     /// # Errors
     /// A database error.
     async fn put_user(&self, user: &User) -> Result<(), StoreError> {
-        Err(StoreError::Invalid("accounts are not kept by this store yet".into()))
+        Err(StoreError::Invalid(
+            "accounts are not kept by this store yet".into(),
+        ))
     }
 
     /// Removes the user of this name, their credentials and memberships; `false` when
@@ -53,7 +59,9 @@ pub trait AccountStore: Send + Sync {
     /// # Errors
     /// A database error.
     async fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
-        Err(StoreError::Invalid("accounts are not kept by this store yet".into()))
+        Err(StoreError::Invalid(
+            "accounts are not kept by this store yet".into(),
+        ))
     }
 
     /// Every group, by name, each with its members by name.
@@ -61,7 +69,9 @@ pub trait AccountStore: Send + Sync {
     /// # Errors
     /// A database error.
     async fn groups(&self) -> Result<Vec<Group>, StoreError> {
-        Err(StoreError::Invalid("accounts are not kept by this store yet".into()))
+        Err(StoreError::Invalid(
+            "accounts are not kept by this store yet".into(),
+        ))
     }
 
     /// Adds `group`, or replaces the group of its name (role, scope and members).
@@ -69,7 +79,9 @@ pub trait AccountStore: Send + Sync {
     /// # Errors
     /// A database error.
     async fn put_group(&self, group: &Group) -> Result<(), StoreError> {
-        Err(StoreError::Invalid("accounts are not kept by this store yet".into()))
+        Err(StoreError::Invalid(
+            "accounts are not kept by this store yet".into(),
+        ))
     }
 
     /// Removes the group of this name; `false` when there was none.
@@ -77,7 +89,9 @@ pub trait AccountStore: Send + Sync {
     /// # Errors
     /// A database error.
     async fn remove_group(&self, name: &str) -> Result<bool, StoreError> {
-        Err(StoreError::Invalid("accounts are not kept by this store yet".into()))
+        Err(StoreError::Invalid(
+            "accounts are not kept by this store yet".into(),
+        ))
     }
 
     /// Adds a credential (its digest is new: 32 random bytes' SHA-256).
@@ -85,7 +99,9 @@ pub trait AccountStore: Send + Sync {
     /// # Errors
     /// A database error.
     async fn put_credential(&self, credential: &Credential) -> Result<(), StoreError> {
-        Err(StoreError::Invalid("accounts are not kept by this store yet".into()))
+        Err(StoreError::Invalid(
+            "accounts are not kept by this store yet".into(),
+        ))
     }
 
     /// The credential of this digest, if any (expired ones too: the caller decides).
@@ -93,7 +109,9 @@ pub trait AccountStore: Send + Sync {
     /// # Errors
     /// A database error.
     async fn credential(&self, digest: &str) -> Result<Option<Credential>, StoreError> {
-        Err(StoreError::Invalid("accounts are not kept by this store yet".into()))
+        Err(StoreError::Invalid(
+            "accounts are not kept by this store yet".into(),
+        ))
     }
 
     /// `user`'s credentials of `kind`, newest first.
@@ -105,7 +123,9 @@ pub trait AccountStore: Send + Sync {
         user: &str,
         kind: CredentialKind,
     ) -> Result<Vec<Credential>, StoreError> {
-        Err(StoreError::Invalid("accounts are not kept by this store yet".into()))
+        Err(StoreError::Invalid(
+            "accounts are not kept by this store yet".into(),
+        ))
     }
 
     /// Sets when the credential of this digest was last used.
@@ -113,7 +133,9 @@ pub trait AccountStore: Send + Sync {
     /// # Errors
     /// A database error.
     async fn touch_credential(&self, digest: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        Err(StoreError::Invalid("accounts are not kept by this store yet".into()))
+        Err(StoreError::Invalid(
+            "accounts are not kept by this store yet".into(),
+        ))
     }
 
     /// Removes the credential of this digest if it is `user`'s; `false` when there was
@@ -122,7 +144,9 @@ pub trait AccountStore: Send + Sync {
     /// # Errors
     /// A database error.
     async fn remove_credential(&self, user: &str, digest: &str) -> Result<bool, StoreError> {
-        Err(StoreError::Invalid("accounts are not kept by this store yet".into()))
+        Err(StoreError::Invalid(
+            "accounts are not kept by this store yet".into(),
+        ))
     }
 
     /// Removes every credential of `user` of `kind` (sign out everywhere); how many.
@@ -134,7 +158,9 @@ pub trait AccountStore: Send + Sync {
         user: &str,
         kind: CredentialKind,
     ) -> Result<u64, StoreError> {
-        Err(StoreError::Invalid("accounts are not kept by this store yet".into()))
+        Err(StoreError::Invalid(
+            "accounts are not kept by this store yet".into(),
+        ))
     }
 
     /// Removes every credential that expired at or before `now`, and every session last
@@ -147,7 +173,9 @@ pub trait AccountStore: Send + Sync {
         now: DateTime<Utc>,
         idle_before: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        Err(StoreError::Invalid("accounts are not kept by this store yet".into()))
+        Err(StoreError::Invalid(
+            "accounts are not kept by this store yet".into(),
+        ))
     }
 
     /// Appends `entry` (its `id` is ignored) and returns the id given.
@@ -155,7 +183,9 @@ pub trait AccountStore: Send + Sync {
     /// # Errors
     /// A database error.
     async fn append_audit(&self, entry: &AuditEntry) -> Result<i64, StoreError> {
-        Err(StoreError::Invalid("accounts are not kept by this store yet".into()))
+        Err(StoreError::Invalid(
+            "accounts are not kept by this store yet".into(),
+        ))
     }
 
     /// The audit entries that `query` selects, newest (highest id) first, at most
@@ -164,6 +194,18 @@ pub trait AccountStore: Send + Sync {
     /// # Errors
     /// A database error.
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
-        Err(StoreError::Invalid("accounts are not kept by this store yet".into()))
+        Err(StoreError::Invalid(
+            "accounts are not kept by this store yet".into(),
+        ))
     }
 }
+
+// TEMPORARY, until each store keeps accounts: every method refuses.
+#[async_trait]
+impl AccountStore for crate::MemoryStore {}
+#[cfg(feature = "sqlite")]
+#[async_trait]
+impl AccountStore for crate::sqlite::SqliteStore {}
+#[cfg(feature = "postgres")]
+#[async_trait]
+impl AccountStore for crate::postgres::PgStore {}

@@ -53,7 +53,12 @@ pub enum Audience {
     AllDevices,
     /// Clients subscribed to devices of this name: the `latest` values of one device of
     /// that name alone (the message says which agent's).
-    Device(String),
+    Device {
+        /// The device's name.
+        name: String,
+        /// Its agent, as the server shows it (credentials redacted).
+        agent: String,
+    },
 }
 
 /// One live message, serialised once for every client.
@@ -422,7 +427,13 @@ impl LiveHub {
                     items.iter().map(|o| (status.agent.as_str(), o)),
                     std::slice::from_ref(status),
                 );
-                self.send(&update, Audience::Device(device.device.clone()));
+                self.send(
+                    &update,
+                    Audience::Device {
+                        name: device.device.clone(),
+                        agent: status.agent.clone(),
+                    },
+                );
             }
             // Every device, for the clients that follow them all: a message per
             // ROUND_DEVICES devices.
@@ -500,8 +511,8 @@ impl Subscription {
     pub fn wants(&self, audience: &Audience) -> bool {
         match (audience, &self.devices) {
             (Audience::Everyone, _) | (Audience::AllDevices, None) => true,
-            (Audience::Device(d), Some(set)) => set.contains(d),
-            (Audience::AllDevices, Some(_)) | (Audience::Device(_), None) => false,
+            (Audience::Device { name, .. }, Some(set)) => set.contains(name),
+            (Audience::AllDevices, Some(_)) | (Audience::Device { .. }, None) => false,
         }
     }
 
@@ -529,6 +540,90 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.count(false);
+    }
+}
+
+/// What a client's scope lets through ([`crate::accounts::Scope`]): everything, for a
+/// client that sees every device; otherwise only the messages about one device in scope
+/// (the round messages about many are never sent to it: it is subscribed to its devices
+/// one by one), and the sources' health re-rendered with its agents only.
+#[derive(Clone)]
+pub struct ScopeFilter {
+    /// `None`: every device.
+    scoped: Option<Arc<Scoped>>,
+}
+
+struct Scoped {
+    scope: crate::accounts::Scope,
+    /// The names of the devices in scope when the client connected.
+    names: std::collections::HashSet<String>,
+    /// Every device model, for which agents have a device in scope.
+    devices: Arc<Vec<factorydash_core::DeviceInfo>>,
+}
+
+impl ScopeFilter {
+    /// The filter of `scope` over `app`'s devices now (a device added later is seen by
+    /// the client once it reconnects).
+    pub async fn new(app: &crate::state::App, scope: crate::accounts::Scope) -> Self {
+        if scope.sees_everything() {
+            return ScopeFilter { scoped: None };
+        }
+        let devices = app.devices().await.unwrap_or_default();
+        let names = devices
+            .iter()
+            .filter(|d| scope.sees(&d.agent, &d.name))
+            .map(|d| d.name.clone())
+            .collect();
+        ScopeFilter {
+            scoped: Some(Arc::new(Scoped {
+                scope,
+                names,
+                devices,
+            })),
+        }
+    }
+
+    /// Whether the client sees every device.
+    pub fn is_everything(&self) -> bool {
+        self.scoped.is_none()
+    }
+
+    /// The subscription a client asking for `wanted` (`None`: every device) gets: what it
+    /// asks, within its scope.
+    pub fn subscription(
+        &self,
+        wanted: Option<std::collections::HashSet<String>>,
+    ) -> Option<std::collections::HashSet<String>> {
+        match (&self.scoped, wanted) {
+            (None, wanted) => wanted,
+            (Some(s), None) => Some(s.names.clone()),
+            (Some(s), Some(w)) => Some(w.into_iter().filter(|n| s.names.contains(n)).collect()),
+        }
+    }
+
+    /// Whether a message for `audience` may go to this client as it is (a health message
+    /// for a scoped client goes re-rendered: [`ScopeFilter::health_message`]).
+    pub fn allows(&self, audience: &Audience) -> bool {
+        match (&self.scoped, audience) {
+            (None, _) => true,
+            (Some(s), Audience::Device { name, agent }) => s.scope.sees(agent, name),
+            (Some(_), Audience::Everyone | Audience::AllDevices) => false,
+        }
+    }
+
+    /// The `health` message of the sources this client may see (see [`health_message`]).
+    pub fn health_message(&self, sources: &[SourceHealth], store_error: Option<&str>) -> String {
+        match &self.scoped {
+            None => health_message(sources, store_error),
+            Some(s) => {
+                let mine: Vec<SourceHealth> = sources
+                    .iter()
+                    .filter(|h| s.scope.sees_agent(&h.source, &s.devices))
+                    .cloned()
+                    .collect();
+                health_message(&mine, store_error)
+            }
+        }
     }
 }
 

@@ -85,10 +85,11 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
 ///   the server's memory): it reconnects with `since`.
 pub async fn client<S>(
     hub: Arc<LiveHub>,
-    health: impl FnOnce() -> String,
+    health: impl Fn() -> String,
     stopping: CancellationToken,
     socket: S,
     since: Option<(u64, u64)>,
+    filter: super::ScopeFilter,
 ) where
     S: Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
         + Sink<Message>
@@ -97,16 +98,22 @@ pub async fn client<S>(
     let (mut tx, mut rx) = socket.split();
     let (mut updates, epoch, last, missed) = hub.subscribe(since);
     let mut subscription = super::Subscription::new(hub.clone());
+    // A scoped client is subscribed to its devices, one by one, from the start.
+    if !filter.is_everything() {
+        subscription.set(filter.subscription(None));
+    }
     let hello = json!({ "type": "hello", "epoch": epoch, "id": last }).to_string();
-    let health = health();
     if send(&mut tx, Message::text(hello)).await.is_err()
-        || send(&mut tx, Message::text(health)).await.is_err()
+        || send(&mut tx, Message::text(health())).await.is_err()
     {
         return;
     }
     match missed {
         Some(messages) => {
-            for m in messages {
+            for m in messages
+                .iter()
+                .filter(|m| subscription.wants(&m.audience) && filter.allows(&m.audience))
+            {
                 if send(&mut tx, Message::Text(m.json.clone())).await.is_err() {
                     return;
                 }
@@ -144,8 +151,14 @@ pub async fn client<S>(
                         }
                         Err(RecvError::Closed) => return,
                     };
-                    if subscription.wants(&m.audience) {
+                    if subscription.wants(&m.audience) && filter.allows(&m.audience) {
                         if feed(&mut tx, Message::Text(m.json.clone())).await.is_err() {
+                            return;
+                        }
+                        fed += 1;
+                    } else if m.audience == super::Audience::Everyone && !filter.is_everything() {
+                        // The sources' health, of this client's agents only.
+                        if feed(&mut tx, Message::text(health())).await.is_err() {
                             return;
                         }
                         fed += 1;
@@ -182,7 +195,9 @@ pub async fn client<S>(
                     if let Some(ClientMessage::Subscribe { devices: wanted }) =
                         m.to_text().ok().and_then(|text| serde_json::from_str(text).ok())
                     {
-                        subscription.set(wanted.map(|list| list.into_iter().flatten().collect()));
+                        subscription.set(filter.subscription(
+                            wanted.map(|list| list.into_iter().flatten().collect()),
+                        ));
                     }
                 }
                 Some(Err(_)) | None => return,

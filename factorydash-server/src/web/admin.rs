@@ -12,6 +12,7 @@ use warp::reply::{self, Reply, Response};
 
 use super::errors::ApiError;
 use super::params::{self, FromQuery};
+pub use crate::accounts::Actor;
 use crate::agents_page::AgentEntry;
 use crate::redact::redacted;
 use crate::state::App;
@@ -41,9 +42,13 @@ pub(super) async fn known(app: &App) -> Result<Vec<AgentEntry>, StoreError> {
 
 /// `GET /api/agents`: every agent, from the command line or added at run time, with
 /// whether it is paused and its health.
-pub async fn list(app: Arc<App>) -> Result<Response, ApiError> {
-    let out: Vec<_> = known(&app)
-        .await?
+pub async fn list(app: Arc<App>, scope: crate::accounts::Scope) -> Result<Response, ApiError> {
+    let mut agents = known(&app).await?;
+    if !scope.sees_everything() {
+        let devices = app.devices().await?;
+        agents.retain(|a| scope.sees_agent(&a.url, &devices));
+    }
+    let out: Vec<_> = agents
         .iter()
         .map(|a| {
             json!({
@@ -104,7 +109,7 @@ fn following_agents(app: &App) -> Result<(), ApiError> {
 /// agent is its URL without credentials: one known with other credentials (given on the
 /// command line or added before) is refused (409), so that every agent is one URL as
 /// shown.
-pub async fn add(app: Arc<App>, body: RawAgentUrl) -> Result<Response, ApiError> {
+pub async fn add(app: Arc<App>, actor: Actor, body: RawAgentUrl) -> Result<Response, ApiError> {
     following_agents(&app)?;
     let _changing = CHANGING.lock().await;
     let AgentUrl(url) = AgentUrl::validate(body)?;
@@ -126,6 +131,7 @@ pub async fn add(app: Arc<App>, body: RawAgentUrl) -> Result<Response, ApiError>
         .await?;
     let started = app.agents.start(&url).map_err(|e| conflict(&e.agent))?;
     let status = if started {
+        actor.audit("agent-added", &redacted(&agent), "").await;
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -166,7 +172,12 @@ async fn stored_url_to_connect(app: &App, agent: &str) -> Result<Option<String>,
 /// `POST /api/agents/pause?url=` (`paused`) and `/api/agents/resume?url=`: stops or starts
 /// following a known agent, and keeps that across restarts. The agent is named by its URL
 /// (credentials in it, shown redacted or not, are not looked at): one agent at most.
-pub async fn set_paused(app: Arc<App>, q: AgentUrl, paused: bool) -> Result<Response, ApiError> {
+pub async fn set_paused(
+    app: Arc<App>,
+    actor: Actor,
+    q: AgentUrl,
+    paused: bool,
+) -> Result<Response, ApiError> {
     following_agents(&app)?;
     let _changing = CHANGING.lock().await;
     let agent = identity(&q.0);
@@ -190,12 +201,18 @@ pub async fn set_paused(app: Arc<App>, q: AgentUrl, paused: bool) -> Result<Resp
     } else {
         app.agents.start(&connect).map_err(|e| conflict(&e.agent))?;
     }
+    let action = if paused {
+        "agent-paused"
+    } else {
+        "agent-resumed"
+    };
+    actor.audit(action, &redacted(&agent), "").await;
     Ok(reply::json(&json!({ "url": redacted(&agent), "following": !paused })).into_response())
 }
 
 /// `DELETE /api/agents?url=`: stops and forgets an agent added at run time, and its
 /// credentials (what was stored from it stays).
-pub async fn remove(app: Arc<App>, q: AgentUrl) -> Result<Response, ApiError> {
+pub async fn remove(app: Arc<App>, actor: Actor, q: AgentUrl) -> Result<Response, ApiError> {
     following_agents(&app)?;
     let _changing = CHANGING.lock().await;
     let agent = identity(&q.0);
@@ -208,5 +225,6 @@ pub async fn remove(app: Arc<App>, q: AgentUrl) -> Result<Response, ApiError> {
     }
     app.agents.forget(&agent);
     app.health.forget(&agent);
+    actor.audit("agent-removed", &redacted(&agent), "").await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

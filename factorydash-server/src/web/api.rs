@@ -16,6 +16,7 @@ use super::errors::ApiError;
 use super::export;
 use super::pages::LatestQuery;
 use super::params::{self, FromQuery};
+use crate::accounts::Scope;
 use crate::page;
 use crate::redact::redacted;
 use crate::state::App;
@@ -27,10 +28,11 @@ use crate::state::App;
 /// The store's; 404 or 409 when the name resolves to no single device.
 pub(super) async fn resolve_device(
     app: &App,
+    scope: &Scope,
     name: &str,
     agent: Option<&str>,
 ) -> Result<factorydash_core::DeviceInfo, ApiError> {
-    let devices = app.devices().await?;
+    let devices = app.devices_for(scope).await?;
     let device = crate::devices::resolve(&devices, name, agent, |a| app.is_followed(a))?;
     Ok(device.clone())
 }
@@ -40,8 +42,8 @@ pub(super) async fn resolve_device(
 /// `Constraints`, a Component's `Specification`s; see
 /// [`factorydash_mtconnect::Devices::limits`]): `[{"type": "Maximum", "value": 120,
 /// "source": "specification", "specificationId": …, "units": "DEGREE"}, …]`, `[]` for none.
-pub async fn devices(app: Arc<App>) -> Result<Response, ApiError> {
-    let devices = app.devices().await?;
+pub async fn devices(app: Arc<App>, scope: Scope) -> Result<Response, ApiError> {
+    let devices = app.devices_for(&scope).await?;
     let mut statuses = crate::devices::statuses(&*app.store, &devices).await?;
     app.tools.annotate_all(&devices, &mut statuses);
     let out: Vec<_> = devices
@@ -70,9 +72,13 @@ pub async fn devices(app: Arc<App>) -> Result<Response, ApiError> {
 
 /// `/api/latest`: a page of latest values (100 unless `limit` says), with their units and
 /// component.
-pub async fn latest(app: Arc<App>, q: LatestQuery<100>) -> Result<Response, ApiError> {
-    let page = q.read(&app).await?;
-    let devices = app.devices().await?;
+pub async fn latest(
+    app: Arc<App>,
+    scope: Scope,
+    q: LatestQuery<100>,
+) -> Result<Response, ApiError> {
+    let page = q.read(&app, &scope).await?;
+    let devices = app.devices_for(&scope).await?;
     Ok(reply::json(&json!({
         "items": page::rows(page.items, &devices),
         "next": page.next,
@@ -108,9 +114,10 @@ pub(super) struct Item {
 /// data item.
 pub(super) async fn resolve_items(
     app: &App,
+    scope: &Scope,
     named: &[params::NamedItem],
 ) -> Result<Vec<Item>, ApiError> {
-    let devices = app.devices().await?;
+    let devices = app.devices_for(scope).await?;
     let mut out: Vec<Item> = Vec::with_capacity(named.len());
     for n in named {
         let device = crate::devices::resolve(&devices, &n.device, n.agent.as_deref(), |a| {
@@ -244,14 +251,14 @@ impl FromQuery for SeriesQuery {
 /// # Errors
 /// 404 for a device or a data item of its model that does not exist (naming it), 409 for
 /// a device name several agents serve; 503 when the store fails.
-pub async fn series(app: Arc<App>, q: SeriesQuery) -> Result<Response, ApiError> {
+pub async fn series(app: Arc<App>, scope: Scope, q: SeriesQuery) -> Result<Response, ApiError> {
     let SeriesQuery {
         items,
         window,
         limit,
         max_points,
     } = q;
-    let items = resolve_items(&app, &items).await?;
+    let items = resolve_items(&app, &scope, &items).await?;
     let mut series = Vec::with_capacity(items.len());
     for item in &items {
         let mut answer = json!({
@@ -368,7 +375,11 @@ impl FromQuery for UtilizationQuery {
 /// `dataItemId`, `type`, `state`, `from`, `to` (RFC 3339, UTC), `seconds`), named after
 /// the device and the window; the next page's cursor, if any, in the `X-Next-Cursor`
 /// header. The shares are the JSON answer's only.
-pub async fn utilization(app: Arc<App>, q: UtilizationQuery) -> Result<Response, ApiError> {
+pub async fn utilization(
+    app: Arc<App>,
+    scope: Scope,
+    q: UtilizationQuery,
+) -> Result<Response, ApiError> {
     let UtilizationQuery {
         device,
         agent,
@@ -378,7 +389,7 @@ pub async fn utilization(app: Arc<App>, q: UtilizationQuery) -> Result<Response,
         window,
         csv,
     } = q;
-    let found = resolve_device(&app, &device, agent.as_deref()).await?;
+    let found = resolve_device(&app, &scope, &device, agent.as_deref()).await?;
     let item = found
         .data_items
         .iter()
@@ -503,7 +514,7 @@ impl FromQuery for AlarmsQuery {
 /// `beganSequence`, `ended` (empty while active), `endedBy`, `durationSeconds`; times RFC
 /// 3339, UTC), named after the device (or `all-devices`) and the window; how many were
 /// left out in the `X-Omitted` header.
-pub async fn alarms(app: Arc<App>, q: AlarmsQuery) -> Result<Response, ApiError> {
+pub async fn alarms(app: Arc<App>, scope: Scope, q: AlarmsQuery) -> Result<Response, ApiError> {
     let AlarmsQuery {
         device,
         agent,
@@ -511,7 +522,7 @@ pub async fn alarms(app: Arc<App>, q: AlarmsQuery) -> Result<Response, ApiError>
         window,
         csv,
     } = q;
-    let devices = app.devices().await?;
+    let devices = app.devices_for(&scope).await?;
     // A listing: `device` keeps every agent's devices of that name, `agent` one agent's.
     let chosen: Vec<&factorydash_core::DeviceInfo> =
         crate::devices::matching(&devices, device.as_deref(), agent.as_deref()).collect();
@@ -522,7 +533,8 @@ pub async fn alarms(app: Arc<App>, q: AlarmsQuery) -> Result<Response, ApiError>
             _ => format!("no agent {}", agent.as_deref().unwrap_or_default()),
         }));
     }
-    let filtered = device.is_some() || agent.is_some();
+    // Out of scope devices are never read: a scoped request keeps its own only.
+    let filtered = device.is_some() || agent.is_some() || !scope.sees_everything();
     let wanted: std::collections::HashSet<factorydash_core::DeviceKey> =
         chosen.iter().map(|d| d.key()).collect();
     // One device: the store reads only its conditions; several: all, those kept here.
@@ -644,8 +656,12 @@ pub async fn alarms(app: Arc<App>, q: AlarmsQuery) -> Result<Response, ApiError>
 }
 
 /// `/api/gaps`: the recorded gaps, agents' credentials redacted.
-pub async fn gaps(app: Arc<App>) -> Result<Response, ApiError> {
+pub async fn gaps(app: Arc<App>, scope: Scope) -> Result<Response, ApiError> {
     let mut gaps = app.store.gaps().await?;
+    if !scope.sees_everything() {
+        let devices = app.devices().await?;
+        gaps.retain(|g| scope.sees_agent(&g.agent, &devices));
+    }
     for g in &mut gaps {
         if let Cow::Owned(shown) = redacted(&g.agent) {
             g.agent = shown;

@@ -44,12 +44,32 @@ impl ApiError {
         }
     }
 
+    /// 403: the request's principal may not do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            message: message.into(),
+        }
+    }
+
     /// 409: the request cannot be done in this server's state.
     pub fn conflict(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::CONFLICT,
             message: message.into(),
         }
+    }
+}
+
+impl ApiError {
+    /// Its status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// What it says.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
@@ -72,6 +92,7 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidCursor(_) => {
                 ApiError::bad_request("invalid cursor: pass back the `next` of a previous page")
             }
+            StoreError::Invalid(why) => ApiError::bad_request(why),
             e => {
                 tracing::error!(error = %error_chain(&e), "store query failed");
                 ApiError {

@@ -107,14 +107,18 @@ const ROOM: usize = SEND_BYTES + 16 * 1024;
 /// As `/api/series`: 404 for a device or data item that does not exist, 409 for an
 /// ambiguous device name, 503 when the store fails before the answer begins; a failure
 /// after it began cuts the body short.
-pub async fn export(app: Arc<App>, q: ExportQuery) -> Result<Response, ApiError> {
+pub async fn export(
+    app: Arc<App>,
+    scope: crate::accounts::Scope,
+    q: ExportQuery,
+) -> Result<Response, ApiError> {
     let ExportQuery {
         items,
         csv,
         wide,
         window,
     } = q;
-    let items = resolve_items(&app, &items).await?;
+    let items = resolve_items(&app, &scope, &items).await?;
     let device = match items.as_slice() {
         [first, rest @ ..] if rest.iter().all(|i| i.key.device == first.key.device) => {
             first.key.device.as_str()

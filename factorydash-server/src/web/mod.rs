@@ -17,6 +17,7 @@
 //! answered as `{"error": "..."}` by one [`errors::recover`]; a request no route takes is a
 //! 404 `{"error": "not found"}`. Every answer carries the [`secured`] headers.
 
+mod accounts;
 mod admin;
 mod api;
 mod errors;
@@ -34,6 +35,7 @@ use warp::http::HeaderValue;
 use warp::reply::{Reply, Response};
 use warp::Filter;
 
+use crate::accounts::Auth;
 use crate::state::App;
 use params::query;
 use serde::Deserialize;
@@ -44,12 +46,14 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 /// All routes of the dashboard.
 pub fn routes(
     app: Arc<App>,
-    tokens: Arc<crate::auth::Tokens>,
+    auth: Arc<Auth>,
     hosts: Arc<crate::host::AllowedHosts>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let metrics = Arc::new(crate::metrics::Metrics::new(app.clone()));
     let latency = metrics.latency.clone();
     let with = warp::any().map(move || app.clone());
+    // What a request may see: every route that lets a device's data out takes it.
+    let scope = crate::auth::scope(auth.clone());
 
     // Grouped and boxed: one long chain of `or`s makes a type too deep to compile in
     // release builds.
@@ -58,6 +62,7 @@ pub fn routes(
         warp::path::end()
             .and(warp::get())
             .and(with.clone())
+            .and(scope.clone())
             .and(query())
             .then(pages::dashboard),
     )
@@ -66,6 +71,7 @@ pub fn routes(
         warp::path!("device")
             .and(warp::get())
             .and(with.clone())
+            .and(scope.clone())
             .and(query())
             .then(pages::device),
     ))
@@ -75,8 +81,8 @@ pub fn routes(
         warp::path!("agents")
             .and(warp::get())
             .and(with.clone())
-            .and(crate::auth::role(tokens.clone()))
-            .and(crate::csrf::takes_changes_here(tokens.clone()))
+            .and(scope.clone())
+            .and(crate::csrf::takes_changes_here(auth.clone()))
             .then(pages::agents),
     ))
     .unify()
@@ -86,6 +92,7 @@ pub fn routes(
         warp::path!("api" / "devices")
             .and(warp::get())
             .and(with.clone())
+            .and(scope.clone())
             .then(api::devices),
     )
     .or(answered(
@@ -93,6 +100,7 @@ pub fn routes(
         warp::path!("api" / "latest")
             .and(warp::get())
             .and(with.clone())
+            .and(scope.clone())
             .and(query())
             .then(api::latest),
     ))
@@ -102,6 +110,7 @@ pub fn routes(
         warp::path!("api" / "series")
             .and(warp::get())
             .and(with.clone())
+            .and(scope.clone())
             .and(query())
             .then(api::series),
     ))
@@ -111,6 +120,7 @@ pub fn routes(
         warp::path!("api" / "gaps")
             .and(warp::get())
             .and(with.clone())
+            .and(scope.clone())
             .then(api::gaps),
     ))
     .unify()
@@ -119,6 +129,7 @@ pub fn routes(
         warp::path!("api" / "utilization")
             .and(warp::get())
             .and(with.clone())
+            .and(scope.clone())
             .and(query())
             .then(api::utilization),
     ))
@@ -128,6 +139,7 @@ pub fn routes(
         warp::path!("api" / "alarms")
             .and(warp::get())
             .and(with.clone())
+            .and(scope.clone())
             .and(query())
             .then(api::alarms),
     ))
@@ -137,16 +149,19 @@ pub fn routes(
         warp::path!("api" / "export")
             .and(warp::get())
             .and(with.clone())
+            .and(scope.clone())
             .and(query())
             .then(export::export),
     ))
     .unify()
     .boxed();
+    let actor = crate::accounts::actor(auth.clone());
     let agents = answered(
         "/api/agents",
         warp::path!("api" / "agents")
             .and(warp::get())
             .and(with.clone())
+            .and(scope.clone())
             .then(admin::list),
     )
     .or(answered(
@@ -154,6 +169,7 @@ pub fn routes(
         warp::path!("api" / "agents")
             .and(warp::post())
             .and(with.clone())
+            .and(actor.clone())
             .and(params::json_body())
             .then(admin::add),
     ))
@@ -163,6 +179,7 @@ pub fn routes(
         warp::path!("api" / "agents")
             .and(warp::delete())
             .and(with.clone())
+            .and(actor.clone())
             .and(query())
             .then(admin::remove),
     ))
@@ -172,8 +189,9 @@ pub fn routes(
         warp::path!("api" / "agents" / "pause")
             .and(warp::post())
             .and(with.clone())
+            .and(actor.clone())
             .and(query())
-            .then(|app, q| admin::set_paused(app, q, true)),
+            .then(|app, actor, q| admin::set_paused(app, actor, q, true)),
     ))
     .unify()
     .or(answered(
@@ -181,23 +199,30 @@ pub fn routes(
         warp::path!("api" / "agents" / "resume")
             .and(warp::post())
             .and(with.clone())
+            .and(actor.clone())
             .and(query())
-            .then(|app, q| admin::set_paused(app, q, false)),
+            .then(|app, actor, q| admin::set_paused(app, actor, q, false)),
     ))
     .unify()
     .boxed();
+    let accounts = account_routes(auth.clone());
     let ws = warp::path!("ws")
         .and(upgrade::websocket())
         .and(with.clone())
+        .and(scope.clone())
         .and(query())
-        .map(|ws, app: Arc<App>, q: LiveQuery| {
-            let live = app.live.clone();
-            let stopping = app.agents.stopping.clone();
-            let health = move || {
-                crate::live::health_message(&app.health.all(), app.store_outage().as_deref())
-            };
-            upgrade::live(ws, live, health, stopping, q.since)
-        })
+        .then(
+            |ws, app: Arc<App>, scope: crate::accounts::Scope, q: LiveQuery| async move {
+                let live = app.live.clone();
+                let stopping = app.agents.stopping.clone();
+                let filter = crate::live::ScopeFilter::new(&app, scope).await;
+                let health = {
+                    let filter = filter.clone();
+                    move || filter.health_message(&app.health.all(), app.store_outage().as_deref())
+                };
+                upgrade::live(ws, live, health, stopping, q.since, filter)
+            },
+        )
         .recover(errors::recover)
         .unify()
         .map(named("/ws"));
@@ -213,15 +238,17 @@ pub fn routes(
         .unify()
         .boxed();
     let answer = crate::host::guard(hosts)
-        .or(crate::auth::gate(tokens.clone()))
+        .or(crate::auth::gate(auth.clone()))
         .unify()
-        .or(crate::csrf::guard(tokens))
+        .or(crate::csrf::guard(auth))
         .unify()
         .or(refuse_nul())
         .unify()
         .or(pages)
         .unify()
         .or(agents)
+        .unify()
+        .or(accounts)
         .unify()
         .or(crate::assets::routes().map(named("/assets")))
         .unify()
@@ -250,6 +277,275 @@ pub fn routes(
             r
         },
     )
+}
+
+/// A route that always answers (its handler gives a [`Response`]), marked `name`.
+fn page_route<F>(
+    name: &'static str,
+    route: F,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone
+where
+    F: Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
+{
+    route.map(named(name))
+}
+
+/// The sign-in, account and administration routes ([`accounts`]).
+fn account_routes(
+    auth: Arc<Auth>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let principal = crate::auth::principal(auth.clone());
+    let with = warp::any().map(move || auth.clone());
+    let peer = crate::accounts::peer;
+    let form = || {
+        warp::body::content_length_limit(accounts::MAX_FORM)
+            .and(warp::body::form::<accounts::Form>())
+            .or(warp::any().map(accounts::Form::new))
+            .unify()
+    };
+    let headers = warp::header::headers_cloned;
+    let admin_form = |path: warp::filters::BoxedFilter<()>, which: accounts::AdminForm| {
+        answered(
+            "/admin",
+            path.and(warp::post())
+                .and(with.clone())
+                .and(headers())
+                .and(principal.clone())
+                .and(peer())
+                .and(form())
+                .then(move |auth, h, p, peer, f| accounts::admin_form(which, auth, h, p, peer, f)),
+        )
+    };
+    let sign_in = page_route(
+        "/login",
+        warp::path!("login")
+            .and(warp::get())
+            .and(with.clone())
+            .and(headers())
+            .and(principal.clone())
+            .and(
+                warp::query::<accounts::LoginQuery>()
+                    .or(warp::any().map(accounts::LoginQuery::default))
+                    .unify(),
+            )
+            .then(accounts::login_page),
+    )
+    .or(page_route(
+        "/login",
+        warp::path!("login")
+            .and(warp::post())
+            .and(with.clone())
+            .and(headers())
+            .and(peer())
+            .and(form())
+            .then(accounts::login),
+    ))
+    .unify()
+    .or(page_route(
+        "/logout",
+        warp::path!("logout")
+            .and(warp::post())
+            .and(with.clone())
+            .and(headers())
+            .and(principal.clone())
+            .and(peer())
+            .and(form())
+            .then(accounts::logout),
+    ))
+    .unify()
+    .boxed();
+    let page_query = || {
+        warp::query::<accounts::PageQuery>()
+            .or(warp::any().map(accounts::PageQuery::default))
+            .unify()
+    };
+    let own = answered(
+        "/account",
+        warp::path!("account")
+            .and(warp::get())
+            .and(with.clone())
+            .and(headers())
+            .and(principal.clone())
+            .and(page_query())
+            .then(accounts::account_page),
+    )
+    .or(answered(
+        "/account",
+        warp::path!("account" / "tokens")
+            .and(warp::post())
+            .and(with.clone())
+            .and(headers())
+            .and(principal.clone())
+            .and(peer())
+            .and(form())
+            .then(accounts::account_token),
+    ))
+    .unify()
+    .or(answered(
+        "/account",
+        warp::path!("account" / "tokens" / "revoke")
+            .and(warp::post())
+            .and(with.clone())
+            .and(headers())
+            .and(principal.clone())
+            .and(peer())
+            .and(form())
+            .then(accounts::account_revoke),
+    ))
+    .unify()
+    .or(answered(
+        "/account",
+        warp::path!("account" / "password")
+            .and(warp::post())
+            .and(with.clone())
+            .and(headers())
+            .and(principal.clone())
+            .and(peer())
+            .and(form())
+            .then(accounts::account_password),
+    ))
+    .unify()
+    .or(answered(
+        "/api/tokens",
+        warp::path!("api" / "tokens")
+            .and(warp::get())
+            .and(with.clone())
+            .and(principal.clone())
+            .then(accounts::tokens_list),
+    ))
+    .unify()
+    .or(answered(
+        "/api/tokens",
+        warp::path!("api" / "tokens")
+            .and(warp::post())
+            .and(with.clone())
+            .and(principal.clone())
+            .and(peer())
+            .and(params::json_body())
+            .then(accounts::tokens_add),
+    ))
+    .unify()
+    .or(answered(
+        "/api/tokens",
+        warp::path!("api" / "tokens")
+            .and(warp::delete())
+            .and(with.clone())
+            .and(principal.clone())
+            .and(peer())
+            .and(warp::query::<accounts::TokenId>())
+            .then(accounts::tokens_remove),
+    ))
+    .unify()
+    .boxed();
+    let administration = answered(
+        "/admin",
+        warp::path!("admin")
+            .and(warp::get())
+            .and(with.clone())
+            .and(headers())
+            .and(principal.clone())
+            .and(page_query())
+            .then(accounts::admin_page),
+    )
+    .or(admin_form(
+        warp::path!("admin" / "users").boxed(),
+        accounts::AdminForm::SaveUser,
+    ))
+    .unify()
+    .or(admin_form(
+        warp::path!("admin" / "users" / "state").boxed(),
+        accounts::AdminForm::UserState,
+    ))
+    .unify()
+    .or(admin_form(
+        warp::path!("admin" / "users" / "remove").boxed(),
+        accounts::AdminForm::RemoveUser,
+    ))
+    .unify()
+    .or(admin_form(
+        warp::path!("admin" / "groups").boxed(),
+        accounts::AdminForm::SaveGroup,
+    ))
+    .unify()
+    .or(admin_form(
+        warp::path!("admin" / "groups" / "remove").boxed(),
+        accounts::AdminForm::RemoveGroup,
+    ))
+    .unify()
+    .or(answered(
+        "/api/users",
+        warp::path!("api" / "users")
+            .and(warp::get())
+            .and(with.clone())
+            .and(principal.clone())
+            .then(accounts::users_list),
+    ))
+    .unify()
+    .or(answered(
+        "/api/users",
+        warp::path!("api" / "users")
+            .and(warp::post())
+            .and(with.clone())
+            .and(principal.clone())
+            .and(peer())
+            .and(params::json_body())
+            .then(accounts::users_save),
+    ))
+    .unify()
+    .or(answered(
+        "/api/users",
+        warp::path!("api" / "users")
+            .and(warp::delete())
+            .and(with.clone())
+            .and(principal.clone())
+            .and(peer())
+            .and(warp::query::<accounts::Named>())
+            .then(accounts::users_remove),
+    ))
+    .unify()
+    .or(answered(
+        "/api/groups",
+        warp::path!("api" / "groups")
+            .and(warp::get())
+            .and(with.clone())
+            .and(principal.clone())
+            .then(accounts::groups_list),
+    ))
+    .unify()
+    .or(answered(
+        "/api/groups",
+        warp::path!("api" / "groups")
+            .and(warp::post())
+            .and(with.clone())
+            .and(principal.clone())
+            .and(peer())
+            .and(params::json_body())
+            .then(accounts::groups_save),
+    ))
+    .unify()
+    .or(answered(
+        "/api/groups",
+        warp::path!("api" / "groups")
+            .and(warp::delete())
+            .and(with.clone())
+            .and(principal.clone())
+            .and(peer())
+            .and(warp::query::<accounts::Named>())
+            .then(accounts::groups_remove),
+    ))
+    .unify()
+    .or(answered(
+        "/api/audit",
+        warp::path!("api" / "audit")
+            .and(warp::get())
+            .and(with.clone())
+            .and(principal.clone())
+            .and(warp::query::<accounts::AuditParams>())
+            .then(accounts::audit),
+    ))
+    .unify()
+    .boxed();
+    sign_in.or(own).unify().or(administration).unify().boxed()
 }
 
 /// The route an answer came from, as the route table names it: the `route` label of its

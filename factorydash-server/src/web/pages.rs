@@ -15,8 +15,8 @@ use super::errors::ApiError;
 use super::params::{self, FromQuery};
 use factorydash_core::layout::{Placement, UNASSIGNED};
 
+use crate::accounts::Scope;
 use crate::agents_page::{self, AgentEntry, AgentsPage, Controls};
-use crate::auth::Role;
 use crate::error_chain::error_chain;
 use crate::page;
 use crate::state::App;
@@ -77,6 +77,7 @@ impl<const DEFAULT_LIMIT: usize> FromQuery for LatestQuery<DEFAULT_LIMIT> {
             category,
             kind: params::text(q.kind),
             search: params::text(q.q),
+            devices: None,
         };
         Ok(LatestQuery {
             filter,
@@ -89,10 +90,18 @@ impl<const DEFAULT_LIMIT: usize> FromQuery for LatestQuery<DEFAULT_LIMIT> {
 impl<const DEFAULT_LIMIT: usize> LatestQuery<DEFAULT_LIMIT> {
     /// The page of values this asks for, an `agent` given as the server shows it (see
     /// [`crate::devices::is_agent`]) read as the agent's URL.
-    pub async fn read(&self, app: &App) -> Result<Page<AgentObservation>, StoreError> {
+    pub async fn read(
+        &self,
+        app: &App,
+        scope: &Scope,
+    ) -> Result<Page<AgentObservation>, StoreError> {
         let mut filter = self.filter.clone();
+        if !scope.sees_everything() {
+            // Only the devices in scope, whatever else the filter says.
+            filter.devices = scope.allow_list(&app.devices().await?);
+        }
         if let Some(given) = &self.filter.agent {
-            let devices = app.devices().await?;
+            let devices = app.devices_for(scope).await?;
             // No agent shows as `given`: an empty URL, which no agent has, matches nothing
             // (the user's text is never compared with the URLs themselves).
             filter.agent = Some(
@@ -191,7 +200,11 @@ fn cut(s: &str) -> &str {
 }
 
 /// `/`: the dashboard.
-pub async fn dashboard(app: Arc<App>, board: BoardQuery) -> Result<Response, ApiError> {
+pub async fn dashboard(
+    app: Arc<App>,
+    scope: Scope,
+    board: BoardQuery,
+) -> Result<Response, ApiError> {
     let layout = app.layout.clone();
     let order = match board.order {
         Some(BoardOrder::Layout) if layout.is_empty() => {
@@ -214,10 +227,10 @@ pub async fn dashboard(app: Arc<App>, board: BoardQuery) -> Result<Response, Api
     let q = &board.latest;
     // When the store cannot be read, the page still comes, empty, saying why.
     let read = async {
-        let devices = app.devices().await?;
+        let devices = app.devices_for(&scope).await?;
         let mut statuses = crate::devices::statuses(&*app.store, &devices).await?;
         app.tools.annotate_all(&devices, &mut statuses);
-        let latest = q.read(&app).await?;
+        let latest = q.read(&app, &scope).await?;
         Ok::<_, StoreError>((devices, statuses, latest))
     }
     .await;
@@ -274,7 +287,7 @@ pub async fn dashboard(app: Arc<App>, board: BoardQuery) -> Result<Response, Api
     let html = page::render(&page::Dashboard {
         store_kind: app.store_kind,
         store_error: store_error.as_deref(),
-        sources: &app.health.all(),
+        sources: &app.health_for(&scope).await,
         devices: &devices,
         statuses: &statuses,
         rows: &page::rows(latest.items, &devices),
@@ -319,8 +332,8 @@ impl FromQuery for DeviceQuery {
 /// `/device?name=&agent=`: one device, its status and every latest value. `agent` (as
 /// the server shows it) is needed only when several agents serve a device of that name:
 /// then, without it, the page lists them, each a link.
-pub async fn device(app: Arc<App>, q: DeviceQuery) -> Result<Response, ApiError> {
-    let devices = app.devices().await?;
+pub async fn device(app: Arc<App>, scope: Scope, q: DeviceQuery) -> Result<Response, ApiError> {
+    let devices = app.devices_for(&scope).await?;
     let device = match crate::devices::resolve(&devices, &q.name, q.agent.as_deref(), |a| {
         app.is_followed(a)
     }) {
@@ -351,7 +364,7 @@ pub async fn device(app: Arc<App>, q: DeviceQuery) -> Result<Response, ApiError>
         device,
         status: &status,
         latest: &latest,
-        sources: &app.health.all(),
+        sources: &app.health_for(&scope).await,
         tools: &app.tools.device_tools(&key),
     });
     Ok(reply::html(html).into_response())
@@ -363,12 +376,17 @@ pub async fn device(app: Arc<App>, q: DeviceQuery) -> Result<Response, ApiError>
 /// that call `/api/agents`.
 pub async fn agents(
     app: Arc<App>,
-    role: Option<Role>,
+    scope: Scope,
     takes_changes: bool,
 ) -> Result<Response, ApiError> {
-    let gaps = app.store.gaps().await?;
-    let sources = app.health.all();
+    let mut gaps = app.store.gaps().await?;
+    let sources = app.health_for(&scope).await;
     let mut agents = super::admin::known(&app).await?;
+    if !scope.sees_everything() {
+        let devices = app.devices().await?;
+        agents.retain(|a| scope.sees_agent(&a.url, &devices));
+        gaps.retain(|g| scope.sees_agent(&g.agent, &devices));
+    }
     // Recordings played (`serve --replay`) are sources too, though not agents.
     let recordings: Vec<AgentEntry> = sources
         .iter()
@@ -383,7 +401,7 @@ pub async fn agents(
     agents.extend(recordings);
     let controls = if !app.agents.follows_agents() {
         Controls::Recording
-    } else if role != Some(Role::Admin) {
+    } else if !scope.is_admin() {
         Controls::ViewOnly
     } else if !takes_changes {
         Controls::OpenByName

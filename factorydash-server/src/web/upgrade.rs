@@ -136,9 +136,10 @@ impl Upgrade {
 pub fn live(
     ws: Upgrade,
     hub: Arc<LiveHub>,
-    health: impl FnOnce() -> String + Send + 'static,
+    health: impl Fn() -> String + Send + 'static,
     stopping: CancellationToken,
     since: Option<(u64, u64)>,
+    filter: crate::live::ScopeFilter,
 ) -> Response {
     if hub.clients() >= MAX_CLIENTS {
         return ApiError::unavailable(format!(
@@ -147,6 +148,6 @@ pub fn live(
         .into_response();
     }
     ws.into_response(move |socket| {
-        crate::live::socket::client(hub, health, stopping, socket, since)
+        crate::live::socket::client(hub, health, stopping, socket, since, filter)
     })
 }

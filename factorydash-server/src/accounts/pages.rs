@@ -1,0 +1,367 @@
+//! The account pages: sign-in, a user's own account (sessions, personal tokens, password)
+//! and the administration (users, groups, the audit log). Plain HTML forms: they work
+//! without JavaScript. Every form carries the form token ([`super::forms`]).
+
+use chrono::{DateTime, Utc};
+use factorydash_core::accounts::{AuditEntry, Credential, Group, User};
+use maud::{html, Markup, DOCTYPE};
+
+use crate::assets;
+
+/// The head of an account page: the theme and the styles, no live scripts.
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · factorydash" }
+            script src=(assets::url("theme.js")) {}
+            link rel="stylesheet" href=(assets::url("app.css"));
+            link rel="stylesheet" href=(assets::url("accounts.css"));
+        }
+    }
+}
+
+fn when(t: DateTime<Utc>) -> Markup {
+    html! { time datetime=(t.to_rfc3339()) { (t.format("%Y-%m-%d %H:%M UTC")) } }
+}
+
+fn csrf_field(csrf: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(csrf); }
+}
+
+/// A message above a form: what went wrong (`error`) or what was done.
+pub enum Notice<'a> {
+    /// Nothing to say.
+    None,
+    /// What was done.
+    Done(&'a str),
+    /// What went wrong.
+    Error(&'a str),
+}
+
+fn notice(n: &Notice<'_>) -> Markup {
+    html! {
+        @match n {
+            Notice::None => {},
+            Notice::Done(text) => p .notice .done role="status" { (text) },
+            Notice::Error(text) => p .notice .error role="alert" { (text) },
+        }
+    }
+}
+
+/// The sign-in page: `next` is where to go after (a path of this server), `csrf` the form
+/// token.
+pub fn login(next: &str, csrf: &str, n: &Notice<'_>, proxy: bool) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head("Sign in"))
+            body .account-page .login-page {
+                main .login-box {
+                    h1 { "factorydash" }
+                    h2 { "Sign in" }
+                    (notice(n))
+                    form method="post" action="/login" {
+                        (csrf_field(csrf))
+                        input type="hidden" name="next" value=(next);
+                        label for="user" { "Name" }
+                        input #user name="user" type="text" autocomplete="username" autocapitalize="none" spellcheck="false" required autofocus maxlength="64";
+                        label for="password" { "Password" }
+                        input #password name="password" type="password" autocomplete="current-password" required maxlength="256";
+                        button .action .primary type="submit" { "Sign in" }
+                    }
+                    @if proxy {
+                        p .muted { "This plant's single sign-on signs you in when you come through it." }
+                    }
+                }
+            }
+        }
+    }
+    .into_string()
+}
+
+/// What the account page shows.
+pub struct AccountPage<'a> {
+    /// Who.
+    pub user: &'a User,
+    /// Their groups (name and role).
+    pub groups: Vec<&'a Group>,
+    /// Their personal tokens, newest first.
+    pub tokens: &'a [Credential],
+    /// How many sessions they have.
+    pub sessions: usize,
+    /// A token just made: shown once.
+    pub new_token: Option<&'a str>,
+    /// The form token.
+    pub csrf: &'a str,
+    /// Whether they administer (a link to the administration).
+    pub admin: bool,
+    /// What happened.
+    pub notice: Notice<'a>,
+}
+
+fn top(title: &str, who: &str, admin: bool, csrf: &str) -> Markup {
+    html! {
+        header {
+            h1 { a href="/" { "factorydash" } " › " (title) }
+            nav .jump aria-label="Pages" {
+                a href="/" { "Board" }
+                a href="/account" { "Account" }
+                @if admin { a href="/admin" { "Administration" } }
+            }
+            span .who .muted { "signed in as " strong { (who) } }
+            form .inline method="post" action="/logout" {
+                (csrf_field(csrf))
+                button .action type="submit" { "Sign out" }
+            }
+        }
+    }
+}
+
+/// The account page.
+pub fn account(p: &AccountPage<'_>) -> String {
+    let u = p.user;
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head("Account"))
+            body .account-page {
+                (top("account", &u.name, p.admin, p.csrf))
+                main {
+                    (notice(&p.notice))
+                    section aria-labelledby="me" {
+                        h2 #me { (if u.display_name.is_empty() { &u.name } else { &u.display_name }) }
+                        p { "Groups: "
+                            @if p.groups.is_empty() { span .muted { "none: ask an admin to put you in one to see machines." } }
+                            @for (i, g) in p.groups.iter().enumerate() {
+                                @if i > 0 { ", " }
+                                strong { (g.name) } " (" (g.role) ")"
+                            }
+                        }
+                        p { (p.sessions) " signed-in session(s). "
+                            form .inline method="post" action="/logout" {
+                                (csrf_field(p.csrf))
+                                input type="hidden" name="everywhere" value="1";
+                                button .action type="submit" { "Sign out everywhere" }
+                            }
+                        }
+                    }
+                    section aria-labelledby="tokens-title" {
+                        h2 #tokens-title { "Personal API tokens" }
+                        @if let Some(token) = p.new_token {
+                            div .notice .done role="status" {
+                                p { "Your new token, shown this once: copy it now." }
+                                code .secret { (token) }
+                            }
+                        }
+                        p .muted { "Send one as " code { "Authorization: Bearer TOKEN" } " from scripts. It acts as you, with your groups' rights." }
+                        @if !p.tokens.is_empty() {
+                            table .accounts-table {
+                                thead { tr { th { "Name" } th { "Made" } th { "Expires" } th { "Last used" } th {} } }
+                                tbody {
+                                    @for t in p.tokens {
+                                        tr {
+                                            td { (t.name) }
+                                            td { (when(t.created_at)) }
+                                            td { (when(t.expires_at)) }
+                                            td { (when(t.last_used_at)) }
+                                            td {
+                                                form .inline method="post" action="/account/tokens/revoke" {
+                                                    (csrf_field(p.csrf))
+                                                    input type="hidden" name="id" value=(t.digest);
+                                                    button .action type="submit" { "Revoke" }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        form .stack method="post" action="/account/tokens" {
+                            (csrf_field(p.csrf))
+                            label for="token-name" { "Name" }
+                            input #token-name name="name" type="text" required maxlength="64" placeholder="e.g. mes-export";
+                            label for="token-days" { "Expires in (days)" }
+                            input #token-days name="days" type="number" min="1" max="365" value="90" required;
+                            button .action .primary type="submit" { "Make a token" }
+                        }
+                    }
+                    @if u.password_hash.is_some() {
+                        section aria-labelledby="password-title" {
+                            h2 #password-title { "Password" }
+                            form .stack method="post" action="/account/password" {
+                                (csrf_field(p.csrf))
+                                label for="current" { "Current password" }
+                                input #current name="current" type="password" autocomplete="current-password" required maxlength="256";
+                                label for="new" { "New password (10 characters or more, not a common one)" }
+                                input #new name="new" type="password" autocomplete="new-password" required minlength="10" maxlength="256";
+                                button .action .primary type="submit" { "Change password" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    .into_string()
+}
+
+/// What the administration page shows.
+pub struct AdminPage<'a> {
+    /// Who looks.
+    pub who: &'a str,
+    /// Every user.
+    pub users: &'a [User],
+    /// Every group.
+    pub groups: &'a [Group],
+    /// The audit entries asked for, newest first.
+    pub audit: &'a [AuditEntry],
+    /// The audit filters: actor, action.
+    pub audit_actor: &'a str,
+    /// The audit filter on the action.
+    pub audit_action: &'a str,
+    /// The address of the next (older) audit page, if any.
+    pub audit_next: Option<String>,
+    /// The form token.
+    pub csrf: &'a str,
+    /// What happened.
+    pub notice: Notice<'a>,
+}
+
+/// The administration page.
+pub fn admin(p: &AdminPage<'_>) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head("Administration"))
+            body .account-page {
+                (top("administration", p.who, true, p.csrf))
+                main {
+                    (notice(&p.notice))
+                    section #users aria-labelledby="users-title" {
+                        h2 #users-title { "Users" }
+                        table .accounts-table {
+                            thead { tr { th { "Name" } th { "Shown as" } th { "Groups" } th { "Sign-in" } th { "State" } th {} } }
+                            tbody {
+                                @for u in p.users {
+                                    tr {
+                                        td { (u.name) }
+                                        td { (u.display_name) }
+                                        td { (p.groups.iter().filter(|g| g.members.contains(&u.name)).map(|g| g.name.as_str()).collect::<Vec<_>>().join(", ")) }
+                                        td { (if u.password_hash.is_some() { "password" } else { "single sign-on" }) }
+                                        td { (if u.disabled { "disabled" } else { "active" }) }
+                                        td .actions {
+                                            form .inline method="post" action="/admin/users/state" {
+                                                (csrf_field(p.csrf))
+                                                input type="hidden" name="name" value=(u.name);
+                                                input type="hidden" name="disabled" value=(if u.disabled { "0" } else { "1" });
+                                                button .action type="submit" { (if u.disabled { "Enable" } else { "Disable" }) }
+                                            }
+                                            form .inline method="post" action="/admin/users/remove" {
+                                                (csrf_field(p.csrf))
+                                                input type="hidden" name="name" value=(u.name);
+                                                button .action .danger type="submit" { "Remove" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        h3 { "Add or change a user" }
+                        form .stack method="post" action="/admin/users" {
+                            (csrf_field(p.csrf))
+                            label for="u-name" { "Name" }
+                            input #u-name name="name" type="text" required maxlength="64" autocapitalize="none" spellcheck="false";
+                            label for="u-display" { "Shown as" }
+                            input #u-display name="display_name" type="text" maxlength="128";
+                            label for="u-password" { "Password (empty: unchanged; a new user without one signs in through single sign-on only)" }
+                            input #u-password name="password" type="password" autocomplete="new-password" maxlength="256";
+                            button .action .primary type="submit" { "Save user" }
+                        }
+                    }
+                    section #groups aria-labelledby="groups-title" {
+                        h2 #groups-title { "Groups" }
+                        p .muted { "A group's members have its role over the devices of its scope: one rule a line, "
+                            code { "*" } ", " code { "device:GLOB" } ", " code { "agent:GLOB" } ", " code { "cell:NAME" } " or " code { "line:NAME" } ". A user's rights are the union of their groups'." }
+                        @for g in p.groups {
+                            details .group {
+                                summary { strong { (g.name) } " · " (g.role) " · " (g.members.len()) " member(s) · " (g.scope.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")) }
+                                (group_form(Some(g), p.csrf))
+                                form .inline method="post" action="/admin/groups/remove" {
+                                    (csrf_field(p.csrf))
+                                    input type="hidden" name="name" value=(g.name);
+                                    button .action .danger type="submit" { "Remove group" }
+                                }
+                            }
+                        }
+                        h3 { "Add a group" }
+                        (group_form(None, p.csrf))
+                    }
+                    section #audit aria-labelledby="audit-title" {
+                        h2 #audit-title { "Audit log" }
+                        form .filters method="get" action="/admin" {
+                            label for="a-actor" { "Who" }
+                            input #a-actor name="actor" type="text" value=(p.audit_actor) maxlength="80";
+                            label for="a-action" { "What" }
+                            input #a-action name="action" type="text" value=(p.audit_action) maxlength="40" placeholder="e.g. login-failed";
+                            button .action type="submit" { "Filter" }
+                            a href={ "/api/audit?format=csv&actor=" (urlenc(p.audit_actor)) "&action=" (urlenc(p.audit_action)) } { "Export CSV" }
+                        }
+                        table .accounts-table {
+                            thead { tr { th { "When" } th { "Who" } th { "From" } th { "What" } th { "On" } th { "Detail" } } }
+                            tbody {
+                                @for e in p.audit {
+                                    tr {
+                                        td { (when(e.at)) }
+                                        td { (e.actor) }
+                                        td { (e.address) }
+                                        td { (e.action) }
+                                        td { (e.target) }
+                                        td { (e.detail) }
+                                    }
+                                }
+                            }
+                        }
+                        @if let Some(next) = &p.audit_next { p { a href=(next) { "Older entries" } } }
+                    }
+                }
+            }
+        }
+    }
+    .into_string()
+}
+
+fn urlenc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn group_form(g: Option<&Group>, csrf: &str) -> Markup {
+    let id = g.map_or("new".to_owned(), |g| g.name.clone());
+    html! {
+        form .stack method="post" action="/admin/groups" {
+            (csrf_field(csrf))
+            @if let Some(g) = g {
+                input type="hidden" name="name" value=(g.name);
+            } @else {
+                label for={ "g-name-" (id) } { "Name" }
+                input id={ "g-name-" (id) } name="name" type="text" required maxlength="64";
+            }
+            label for={ "g-role-" (id) } { "Role" }
+            select id={ "g-role-" (id) } name="role" {
+                @for r in ["viewer", "operator", "admin"] {
+                    option value=(r) selected[g.is_some_and(|g| g.role.as_str() == r)] { (r) }
+                }
+            }
+            label for={ "g-scope-" (id) } { "Scope (one rule a line)" }
+            textarea id={ "g-scope-" (id) } name="scope" rows="3" spellcheck="false" {
+                (g.map(|g| g.scope.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")).unwrap_or_default())
+            }
+            label for={ "g-members-" (id) } { "Members (user names, one a line)" }
+            textarea id={ "g-members-" (id) } name="members" rows="3" spellcheck="false" {
+                (g.map(|g| g.members.join("\n")).unwrap_or_default())
+            }
+            button .action .primary type="submit" { (if g.is_some() { "Save group" } else { "Add group" }) }
+        }
+    }
+}
