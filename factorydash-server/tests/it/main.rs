@@ -1,6 +1,7 @@
 //! End-to-end tests of the `factorydash` binary over real HTTP on 127.0.0.1, on the
 //! bundled NIST recording, with the in-memory store and a real PostgreSQL.
 
+mod accounts;
 mod agents;
 mod agents_page;
 mod api;

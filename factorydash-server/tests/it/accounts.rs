@@ -1,0 +1,548 @@
+//! Accounts end to end, over HTTP against a real `serve` (SQLite and PostgreSQL): the
+//! first admin made by `factorydash user add`, sign-in with the form's token, sessions
+//! ended by logout and by disabling, personal tokens, groups that scope devices on every
+//! route and on `/ws`, rate limits, the audit log, and the auth proxy accepted from its
+//! address only.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+
+use crate::support::{postgres_url, start_logged, FreshDb, Running};
+
+const ADA_PASSWORD: &str = "spindle warm-up at six";
+const CAROL_PASSWORD: &str = "coolant check at noon";
+
+/// `factorydash user ARGS` on `store` (its `--data-dir` or `--database-url`), the
+/// password on standard input.
+async fn user_cli(store: &[&str], args: &[&str], password: &str) -> (bool, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_factorydash"))
+        .arg("user")
+        .args(args)
+        .args(store)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{password}\n").as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A client of one browser: its cookies, from one local address.
+struct Browser {
+    base: String,
+    http: reqwest::Client,
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn new(base: &str, from: Option<IpAddr>) -> Self {
+        let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        if let Some(a) = from {
+            http = http.local_address(a);
+        }
+        Browser {
+            base: base.to_owned(),
+            http: http.build().unwrap(),
+            cookies: Default::default(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, r: &reqwest::Response) -> Vec<String> {
+        let mut set = Vec::new();
+        for v in r.headers().get_all("set-cookie") {
+            let v = v.to_str().unwrap().to_owned();
+            let (pair, _) = v.split_once(';').unwrap_or((&v, ""));
+            let (k, val) = pair.split_once('=').unwrap();
+            if val.is_empty() || v.contains("Max-Age=0") {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), val.to_owned());
+            }
+            set.push(v);
+        }
+        set
+    }
+
+    /// GET `path` as a page (Accept: text/html): status, body, `Location`.
+    async fn page(&mut self, path: &str) -> (u16, String, Option<String>) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("accept", "text/html")
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(&r);
+        let location = r
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        (r.status().as_u16(), r.text().await.unwrap(), location)
+    }
+
+    async fn get(&mut self, path: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(&r);
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// POSTs a form from this server's own page (`Sec-Fetch-Site: same-origin`).
+    async fn form(&mut self, path: &str, fields: &[(&str, &str)]) -> (u16, String, Vec<String>) {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("sec-fetch-site", "same-origin")
+            .header("cookie", self.cookie_header())
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let set = self.keep(&r);
+        (r.status().as_u16(), r.text().await.unwrap(), set)
+    }
+
+    /// POSTs or DELETEs JSON from this server's own page.
+    async fn json(&mut self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("sec-fetch-site", "same-origin")
+            .header("cookie", self.cookie_header());
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        self.keep(&r);
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// The form token of the sign-in page.
+    async fn login_token(&mut self) -> String {
+        let (status, page, _) = self.page("/login?next=%2Fdevice%3Fname%3Dx").await;
+        assert_eq!(status, 200, "{page}");
+        let at = page.find("name=\"csrf\" value=\"").expect("a form token") + 19;
+        page[at..at + 64].to_owned()
+    }
+
+    /// Signs in: the status of the form's answer.
+    async fn sign_in(&mut self, user: &str, password: &str) -> u16 {
+        let csrf = self.login_token().await;
+        let (status, _, _) = self
+            .form(
+                "/login",
+                &[("csrf", &csrf), ("user", user), ("password", password), ("next", "/")],
+            )
+            .await;
+        status
+    }
+}
+
+/// The device names `body` mentions among `names`.
+fn mentioned<'n>(body: &str, names: &'n [String]) -> BTreeSet<&'n str> {
+    names
+        .iter()
+        .filter(|n| body.contains(n.as_str()))
+        .map(String::as_str)
+        .collect()
+}
+
+/// The whole story, on the store `store` names (`--data-dir DIR` or `--database-url URL`).
+async fn accounts_on(store: &[&str]) {
+    // The first admin, before anyone can sign in.
+    let (ok, out) = user_cli(store, &["add", "--admin", "ada"], "password123").await;
+    assert!(!ok && out.contains("common"), "a common password is refused: {out}");
+    let (ok, out) = user_cli(store, &["add", "--admin", "ada"], ADA_PASSWORD).await;
+    assert!(ok && out.contains("admins"), "{out}");
+
+    let mut args = vec!["serve", "--demo", "--speed", "20", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(store);
+    let (fd, _log): (Running, _) = start_logged(&args, &[]).await;
+    let base = fd.base.clone();
+
+    // Nobody: a page sends a browser to sign in; the API answers 401.
+    let mut nobody = Browser::new(&base, None);
+    let (status, _, location) = nobody.page("/device?name=x").await;
+    assert_eq!(status, 303);
+    assert_eq!(location.as_deref(), Some("/login?next=%2Fdevice%3Fname%3Dx"));
+    assert_eq!(nobody.get("/api/devices").await.0, 401);
+    assert_eq!(nobody.get("/healthz").await.0, 200);
+
+    // The sign-in form needs its token; a wrong password is refused as an unknown user is.
+    let mut ada = Browser::new(&base, Some("127.0.0.2".parse().unwrap()));
+    let csrf = ada.login_token().await;
+    let (status, _, _) = ada
+        .form("/login", &[("csrf", "0"), ("user", "ada"), ("password", ADA_PASSWORD)])
+        .await;
+    assert_eq!(status, 403, "a form without its token");
+    let (status, page, set) = ada
+        .form("/login", &[("csrf", &csrf), ("user", "ada"), ("password", "wrong password!")])
+        .await;
+    assert_eq!(status, 401);
+    assert!(page.contains("Wrong name or password"));
+    assert!(set.iter().all(|c| !c.starts_with("factorydash_session")));
+    let (status, unknown, _) = ada
+        .form("/login", &[("csrf", &csrf), ("user", "nobody"), ("password", "wrong password!")])
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        unknown.replace("nobody", "ada"),
+        page,
+        "an unknown user gets the same page"
+    );
+    // A session id planted before sign-in is not kept: a new one is made.
+    ada.cookies
+        .insert("factorydash_session".into(), "a".repeat(64));
+    let (status, _, set) = ada
+        .form(
+            "/login",
+            &[("csrf", &csrf), ("user", "ada"), ("password", ADA_PASSWORD), ("next", "//evil.example/")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let session = set
+        .iter()
+        .find(|c| c.starts_with("factorydash_session="))
+        .expect("a session cookie");
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"), "{session}");
+    assert!(!session.contains(&"a".repeat(64)));
+    let (status, devices) = ada.get("/api/devices").await;
+    assert_eq!(status, 200);
+    let devices: Value = serde_json::from_str(&devices).unwrap();
+    let names: Vec<String> = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["device"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(names.len() >= 3, "{names:?}");
+    let mine = names[0].clone();
+    let others: Vec<String> = names[1..].to_vec();
+
+    // A user and a group scoped to one device, made by the admin.
+    let (status, body) = ada
+        .json(
+            reqwest::Method::POST,
+            "/api/users",
+            Some(json!({ "name": "carol", "displayName": "Carol", "password": CAROL_PASSWORD })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = ada
+        .json(
+            reqwest::Method::POST,
+            "/api/groups",
+            Some(json!({ "name": "one-machine", "role": "viewer", "scope": [format!("device:{mine}")], "members": ["carol"] })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Carol sees her machine, and nothing of the others, on every route.
+    let mut carol = Browser::new(&base, Some("127.0.0.3".parse().unwrap()));
+    assert_eq!(carol.sign_in("carol", CAROL_PASSWORD).await, 303);
+    let (status, own) = carol.get("/api/devices").await;
+    assert_eq!(status, 200);
+    assert_eq!(mentioned(&own, &names), BTreeSet::from([mine.as_str()]), "{own}");
+    let other = &others[0];
+    let some_item = {
+        let d: Value = serde_json::from_str(&devices.to_string()).unwrap();
+        d.as_array().unwrap()[1]["device"]["dataItems"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for path in [
+        "/".to_owned(),
+        "/?wall=1".to_owned(),
+        "/agents".to_owned(),
+        "/api/latest?limit=1000".to_owned(),
+        format!("/api/latest?limit=1000&device={other}"),
+        "/api/latest?limit=1000&at=2016-01-01T00:00:00Z".to_owned(),
+        "/api/alarms?from=2000-01-01T00:00:00Z".to_owned(),
+        "/api/gaps".to_owned(),
+        "/api/agents".to_owned(),
+        format!("/device?name={mine}"),
+    ] {
+        let (status, body, _) = carol.page(&path).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert!(
+            mentioned(&body, &others).is_empty(),
+            "{path} shows another group's device: {:?}",
+            mentioned(&body, &others)
+        );
+    }
+    for path in [
+        format!("/device?name={other}"),
+        format!("/api/series?device={other}&dataItemId={some_item}"),
+        format!("/api/utilization?device={other}"),
+        format!("/api/export?device={other}&dataItemId={some_item}"),
+        format!("/api/alarms?device={other}"),
+    ] {
+        let (status, body, _) = carol.page(&path).await;
+        assert_eq!(status, 404, "{path} must not exist for carol: {body}");
+    }
+    for path in ["/metrics", "/api/users", "/api/groups", "/api/audit", "/admin"] {
+        assert_eq!(carol.get(path).await.0, 403, "{path}");
+    }
+    let (status, _) = carol
+        .json(reqwest::Method::POST, "/api/agents", Some(json!({ "url": "http://127.0.0.1:7/x" })))
+        .await;
+    assert_eq!(status, 403);
+
+    // The live stream: nothing about another group's device, over 3 s of a replay at 20×.
+    let ws_url = format!("{}/ws", base.replace("http://", "ws://"));
+    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(ws_url.as_str()).unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", carol.cookie_header().parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut latest = 0;
+    while let Ok(Some(Ok(m))) = tokio::time::timeout_at(until.into(), socket.next()).await {
+        let text = m.to_text().unwrap_or("").to_owned();
+        assert!(mentioned(&text, &others).is_empty(), "/ws sent another group's device: {text}");
+        if text.contains("\"type\":\"latest\"") {
+            assert!(text.contains(&mine), "{text}");
+            latest += 1;
+        }
+    }
+    assert!(latest > 0, "carol's device is sent live");
+    drop(socket);
+
+    // A personal token acts as carol, scoped; revoked, it is refused.
+    let (status, made) = carol
+        .json(reqwest::Method::POST, "/api/tokens", Some(json!({ "name": "mes-export", "days": 7 })))
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let secret = made["token"].as_str().unwrap().to_owned();
+    let bearer = |path: &str| {
+        reqwest::Client::new()
+            .get(format!("{base}{path}"))
+            .bearer_auth(&secret)
+            .send()
+    };
+    let r = bearer("/api/devices").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(mentioned(&r.text().await.unwrap(), &names), BTreeSet::from([mine.as_str()]));
+    let (status, listed) = carol.json(reqwest::Method::GET, "/api/tokens", None).await;
+    assert_eq!(status, 200);
+    assert!(!listed.to_string().contains(&secret), "a token is shown once only");
+    let id = made["id"].as_str().unwrap();
+    let (status, _) = carol
+        .json(reqwest::Method::DELETE, &format!("/api/tokens?id={id}"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(bearer("/api/devices").await.unwrap().status(), 401);
+
+    // Logout ends the session; a disabled user is out at once, everywhere.
+    let mut carol2 = Browser::new(&base, Some("127.0.0.4".parse().unwrap()));
+    assert_eq!(carol2.sign_in("carol", CAROL_PASSWORD).await, 303);
+    let kept = carol.cookies.clone();
+    let csrf = carol.cookies["factorydash_form"].clone();
+    let (status, _, _) = carol.form("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    carol.cookies = kept;
+    assert_eq!(carol.get("/api/devices").await.0, 401, "the old session cookie is dead");
+    assert_eq!(carol2.get("/api/devices").await.0, 200);
+    let (status, _) = ada
+        .json(reqwest::Method::POST, "/api/users", Some(json!({ "name": "carol", "disabled": true })))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(carol2.get("/api/devices").await.0, 401, "disabled: out at once");
+    assert_eq!(carol2.sign_in("carol", CAROL_PASSWORD).await, 401);
+
+    // Guessing is slowed: per user name, whoever asks.
+    let mut guesser = Browser::new(&base, Some("127.0.0.5".parse().unwrap()));
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(guesser.sign_in("ada", "not the password").await);
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+
+    // The audit log: who did what, from where; never a secret.
+    let (status, audit) = ada.json(reqwest::Method::GET, "/api/audit?limit=1000", None).await;
+    assert_eq!(status, 200);
+    let actions: BTreeSet<(String, String)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["actor"].as_str().unwrap().to_owned(), e["action"].as_str().unwrap().to_owned()))
+        .collect();
+    for (actor, action) in [
+        ("ada", "login-failed"),
+        ("nobody", "login-failed"),
+        ("ada", "login"),
+        ("ada", "user-added"),
+        ("ada", "group-added"),
+        ("carol", "login"),
+        ("carol", "token-added"),
+        ("carol", "token-revoked"),
+        ("carol", "logout"),
+        ("ada", "user-changed"),
+        ("ada", "login-limited"),
+    ] {
+        assert!(
+            actions.contains(&(actor.to_owned(), action.to_owned())),
+            "no {actor} {action} in {actions:?}"
+        );
+    }
+    let csv = ada.get("/api/audit?format=csv").await.1;
+    for secret_text in [ADA_PASSWORD, CAROL_PASSWORD, &secret, "wrong password!"] {
+        assert!(!csv.contains(secret_text), "the audit log holds a secret");
+    }
+    assert!(csv.contains("127.0.0.3"), "addresses are kept");
+    let admin_page = ada.page("/admin").await;
+    assert_eq!(admin_page.0, 200);
+    assert!(admin_page.1.contains("one-machine") && admin_page.1.contains("carol"));
+    fd.terminate(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("fd-accounts-{}", rand::random::<u32>()));
+    let dir_text = dir.to_str().unwrap().to_owned();
+    accounts_on(&["--data-dir", &dir_text]).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_on_postgres() {
+    let Some(server) = postgres_url("accounts") else {
+        return;
+    };
+    let db = FreshDb::create(&server, "accounts").await;
+    accounts_on(&["--database-url", &db.url]).await;
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_auth_proxy_is_taken_from_its_address_only() {
+    let dir = std::env::temp_dir().join(format!("fd-proxy-{}", rand::random::<u32>()));
+    let dir_text = dir.to_str().unwrap().to_owned();
+    let store = ["--data-dir", dir_text.as_str()];
+    let (ok, out) = user_cli(&store, &["add", "--admin", "ada"], ADA_PASSWORD).await;
+    assert!(ok, "{out}");
+    let (fd, _log) = start_logged(
+        &[
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &dir_text,
+            "--auth-proxy-header",
+            "X-Forwarded-User",
+            "--auth-proxy-from",
+            "127.0.0.1",
+        ],
+        &[],
+    )
+    .await;
+    let ask = |from: &str, user: &str, path: &str| {
+        reqwest::Client::builder()
+            .local_address(from.parse::<IpAddr>().unwrap())
+            .build()
+            .unwrap()
+            .get(format!("{}{path}", fd.base))
+            .header("x-forwarded-user", user)
+            .send()
+    };
+    // From the proxy: the admin by name; a new user made on first sight (no group: no
+    // machine).
+    let r = ask("127.0.0.1", "ada", "/api/users").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = ask("127.0.0.1", "dave@plant.example", "/api/devices").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!([]));
+    let r = ask("127.0.0.1", "ada", "/api/users").await.unwrap();
+    assert!(r.text().await.unwrap().contains("dave@plant.example"));
+    // From anywhere else: refused, even naming the admin.
+    let r = ask("127.0.0.9", "ada", "/api/users").await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("--auth-proxy-from"));
+    // A name that cannot be a user's.
+    let r = ask("127.0.0.1", "a b", "/api/devices").await.unwrap();
+    assert_eq!(r.status(), 403);
+    fd.terminate(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sign_in_takes_as_long_for_an_unknown_user() {
+    let dir = std::env::temp_dir().join(format!("fd-timing-{}", rand::random::<u32>()));
+    let dir_text = dir.to_str().unwrap().to_owned();
+    let store = ["--data-dir", dir_text.as_str()];
+    let (ok, out) = user_cli(&store, &["add", "--admin", "ada"], ADA_PASSWORD).await;
+    assert!(ok, "{out}");
+    let (fd, _log) = start_logged(
+        &["serve", "--agent", "http://127.0.0.1:9/", "--listen", "127.0.0.1:0", "--data-dir", &dir_text],
+        &[],
+    )
+    .await;
+    // Each try from an address of its own (the limits are per address and per name).
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for i in 0..4u8 {
+        for (user, times) in [("ada", &mut known), ("nobody-here", &mut unknown)] {
+            let from: IpAddr = format!("127.0.{}.{}", 10 + i, if user == "ada" { 1 } else { 2 })
+                .parse()
+                .unwrap();
+            let mut b = Browser::new(&fd.base, Some(from));
+            let csrf = b.login_token().await;
+            let t = Instant::now();
+            let (status, _, _) = b
+                .form("/login", &[("csrf", &csrf), ("user", user), ("password", "not it at all")])
+                .await;
+            times.push(t.elapsed());
+            assert_eq!(status, 401);
+        }
+    }
+    known.sort();
+    unknown.sort();
+    // Medians: the unknown user's hash check is as costly as the known one's (an
+    // Argon2id hash takes tens of ms; a missing check would answer in well under one).
+    let (k, u) = (known[2], unknown[2]);
+    println!("sign-in with a wrong password: known user {k:?}, unknown user {u:?} (medians)");
+    assert!(u * 3 > k, "an unknown user is answered much faster: {u:?} against {k:?}");
+    fd.terminate(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
