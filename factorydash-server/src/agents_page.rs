@@ -53,6 +53,8 @@ impl AgentEntry {
 
 /// What the agents page shows.
 pub struct AgentsPage<'a> {
+    /// Who reads it.
+    pub who: crate::page::Who<'a>,
     /// Every agent and recording, in the order shown.
     pub agents: &'a [AgentEntry],
     /// The recorded gaps, of every agent.
@@ -326,6 +328,7 @@ pub fn render_agents(p: &AgentsPage<'_>) -> String {
                     h1 { a href="/" { "factorydash" } " › agents" }
                     span #live .muted { "connecting…" }
                     (theme_button())
+                    (crate::page::account_links(p.who))
                 }
                 (banner(p.sources, None))
                 @if change {

@@ -185,7 +185,14 @@ pub fn principal(
 pub fn scope(auth: Arc<Auth>) -> impl Filter<Extract = (Scope,), Error = Infallible> + Clone {
     let layout = auth.layout.clone();
     principal(auth).map(move |p: Option<Principal>| match p {
-        Some(p) => Scope::new(p.access, layout.clone()),
+        Some(p) => {
+            let scope = Scope::new(p.access.clone(), layout.clone());
+            if p.is_user() {
+                scope.of_user(&p.shown)
+            } else {
+                scope
+            }
+        }
         None => Scope::nothing(),
     })
 }

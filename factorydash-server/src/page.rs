@@ -76,6 +76,8 @@ pub fn rows(observations: Vec<AgentObservation>, devices: &[DeviceInfo]) -> Vec<
 
 /// What the page shows.
 pub struct Dashboard<'a> {
+    /// Who reads it.
+    pub who: Who<'a>,
     pub store_kind: &'a str,
     /// Why the store could not be read for this page, if it could not.
     pub store_error: Option<&'a str>,
@@ -270,6 +272,29 @@ pub(crate) fn page_head_with(title: &str, charts: bool, own: &[&str]) -> Markup 
             @if charts {
                 script src=(assets::url("uplot.js")) defer {}
                 script src=(assets::url("device.js")) defer {}
+            }
+        }
+    }
+}
+
+/// Who reads a page, for its header: the signed-in user's name (a link to their account,
+/// where they sign out) and, for an admin, a link to the administration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Who<'a> {
+    /// The user's name as shown; `None` for a fixed token or an open dashboard.
+    pub user: Option<&'a str>,
+    /// Whether the reader administers the server.
+    pub admin: bool,
+}
+
+/// The header's links to the account and the administration (nothing for a reader who
+/// is not a signed-in user).
+pub(crate) fn account_links(who: Who<'_>) -> Markup {
+    html! {
+        @if let Some(user) = who.user {
+            span .account-links {
+                @if who.admin { a href="/admin" { "Admin" } }
+                a href="/account" title="Your account: tokens, password, sign out" { (user) }
             }
         }
     }
@@ -533,6 +558,7 @@ pub fn render(d: &Dashboard<'_>) -> String {
                         }
                         (theme_button())
                         span .muted .store { "store: " (d.store_kind) }
+                        (account_links(d.who))
                     }
                 }
                 (banner(d.sources, d.store_error))
@@ -620,6 +646,8 @@ pub fn render(d: &Dashboard<'_>) -> String {
 
 /// What the device page shows.
 pub struct DevicePage<'a> {
+    /// Who reads it.
+    pub who: Who<'a>,
     /// The device, with its data items in the probe's order.
     pub device: &'a DeviceInfo,
     /// Its status at a glance.
@@ -666,6 +694,7 @@ pub fn render_device(d: &DevicePage<'_>) -> String {
                     h1 { a href="/" { "factorydash" } " › " (d.device.name) " " span .muted title=(redacted(&d.device.agent)) { "at " (agent_label(&redacted(&d.device.agent))) } }
                     span #live .muted { "connecting…" }
                     (theme_button())
+                    (account_links(d.who))
                 }
                 (banner(d.sources, None))
                 section #devices aria-label="Status" { (card(d.status)) }

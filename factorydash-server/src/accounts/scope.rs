@@ -14,12 +14,38 @@ use factorydash_core::{DeviceInfo, DeviceKey};
 pub struct Scope {
     access: Arc<Access>,
     layout: Arc<Layout>,
+    user: Option<Arc<str>>,
 }
 
 impl Scope {
     /// The scope of `access`, cells and lines placed by `layout`.
     pub fn new(access: Arc<Access>, layout: Arc<Layout>) -> Self {
-        Scope { access, layout }
+        Scope {
+            access,
+            layout,
+            user: None,
+        }
+    }
+
+    /// This scope, of the signed-in user shown as `name` (the pages link to their
+    /// account).
+    pub fn of_user(mut self, name: &str) -> Self {
+        self.user = Some(name.into());
+        self
+    }
+
+    /// The signed-in user's name as shown, if the request is a user's (not a fixed
+    /// token's or an open dashboard's).
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// Who the pages' header names (see [`crate::page::Who`]).
+    pub fn who(&self) -> crate::page::Who<'_> {
+        crate::page::Who {
+            user: self.user(),
+            admin: self.is_admin(),
+        }
     }
 
     /// No device at all (a request let in without a principal: never, but closed).

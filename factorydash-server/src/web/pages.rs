@@ -285,6 +285,7 @@ pub async fn dashboard(
             .collect()
     });
     let html = page::render(&page::Dashboard {
+        who: scope.who(),
         store_kind: app.store_kind,
         store_error: store_error.as_deref(),
         sources: &app.health_for(&scope).await,
@@ -361,6 +362,7 @@ pub async fn device(app: Arc<App>, scope: Scope, q: DeviceQuery) -> Result<Respo
     let mut status = crate::devices::status_of(&key, &latest);
     app.tools.annotate(&key, &mut status);
     let html = page::render_device(&page::DevicePage {
+        who: scope.who(),
         device,
         status: &status,
         latest: &latest,
@@ -409,6 +411,7 @@ pub async fn agents(
         Controls::Change
     };
     let html = agents_page::render_agents(&AgentsPage {
+        who: scope.who(),
         agents: &agents,
         gaps: &gaps,
         sources: &sources,

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
-use crate::support::{postgres_url, start_logged, FreshDb, Running};
+use crate::support::{postgres_url, start_logged, Browser, FreshDb, Running};
 
 const ADA_PASSWORD: &str = "spindle warm-up at six";
 const CAROL_PASSWORD: &str = "coolant check at noon";
@@ -46,20 +46,20 @@ async fn user_cli(store: &[&str], args: &[&str], password: &str) -> (bool, Strin
     )
 }
 
-/// A client of one browser: its cookies, from one local address.
-struct Browser {
+/// An HTTP client that keeps cookies as one browser would, from one local address.
+struct Client {
     base: String,
     http: reqwest::Client,
     cookies: std::collections::BTreeMap<String, String>,
 }
 
-impl Browser {
+impl Client {
     fn new(base: &str, from: Option<IpAddr>) -> Self {
         let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
         if let Some(a) = from {
             http = http.local_address(a);
         }
-        Browser {
+        Client {
             base: base.to_owned(),
             http: http.build().unwrap(),
             cookies: Default::default(),
@@ -200,7 +200,7 @@ async fn accounts_on(store: &[&str]) {
     let base = fd.base.clone();
 
     // Nobody: a page sends a browser to sign in; the API answers 401.
-    let mut nobody = Browser::new(&base, None);
+    let mut nobody = Client::new(&base, None);
     let (status, _, location) = nobody.page("/device?name=x").await;
     assert_eq!(status, 303);
     assert_eq!(location.as_deref(), Some("/login?next=%2Fdevice%3Fname%3Dx"));
@@ -208,7 +208,7 @@ async fn accounts_on(store: &[&str]) {
     assert_eq!(nobody.get("/healthz").await.0, 200);
 
     // The sign-in form needs its token; a wrong password is refused as an unknown user is.
-    let mut ada = Browser::new(&base, Some("127.0.0.2".parse().unwrap()));
+    let mut ada = Client::new(&base, Some("127.0.0.2".parse().unwrap()));
     let csrf = ada.login_token().await;
     let (status, _, _) = ada
         .form("/login", &[("csrf", "0"), ("user", "ada"), ("password", ADA_PASSWORD)])
@@ -277,7 +277,7 @@ async fn accounts_on(store: &[&str]) {
     assert_eq!(status, 200, "{body}");
 
     // Carol sees her machine, and nothing of the others, on every route.
-    let mut carol = Browser::new(&base, Some("127.0.0.3".parse().unwrap()));
+    let mut carol = Client::new(&base, Some("127.0.0.3".parse().unwrap()));
     assert_eq!(carol.sign_in("carol", CAROL_PASSWORD).await, 303);
     let (status, own) = carol.get("/api/devices").await;
     assert_eq!(status, 200);
@@ -374,7 +374,7 @@ async fn accounts_on(store: &[&str]) {
     assert_eq!(bearer("/api/devices").await.unwrap().status(), 401);
 
     // Logout ends the session; a disabled user is out at once, everywhere.
-    let mut carol2 = Browser::new(&base, Some("127.0.0.4".parse().unwrap()));
+    let mut carol2 = Client::new(&base, Some("127.0.0.4".parse().unwrap()));
     assert_eq!(carol2.sign_in("carol", CAROL_PASSWORD).await, 303);
     let kept = carol.cookies.clone();
     let csrf = carol.cookies["factorydash_form"].clone();
@@ -391,7 +391,7 @@ async fn accounts_on(store: &[&str]) {
     assert_eq!(carol2.sign_in("carol", CAROL_PASSWORD).await, 401);
 
     // Guessing is slowed: per user name, whoever asks.
-    let mut guesser = Browser::new(&base, Some("127.0.0.5".parse().unwrap()));
+    let mut guesser = Client::new(&base, Some("127.0.0.5".parse().unwrap()));
     let mut statuses = Vec::new();
     for _ in 0..6 {
         statuses.push(guesser.sign_in("ada", "not the password").await);
@@ -526,7 +526,7 @@ async fn a_sign_in_takes_as_long_for_an_unknown_user() {
             let from: IpAddr = format!("127.0.{}.{}", 10 + i, if user == "ada" { 1 } else { 2 })
                 .parse()
                 .unwrap();
-            let mut b = Browser::new(&fd.base, Some(from));
+            let mut b = Client::new(&fd.base, Some(from));
             let csrf = b.login_token().await;
             let t = Instant::now();
             let (status, _, _) = b
@@ -543,6 +543,283 @@ async fn a_sign_in_takes_as_long_for_an_unknown_user() {
     let (k, u) = (known[2], unknown[2]);
     println!("sign-in with a wrong password: known user {k:?}, unknown user {u:?} (medians)");
     assert!(u * 3 > k, "an unknown user is answered much faster: {u:?} against {k:?}");
+    fd.terminate(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What a route answers each reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// 200 (or the given success) for every signed-in reader.
+    Everyone(u16),
+    /// The success for an admin, 404 for a scoped viewer or operator (a device outside
+    /// the scope does not exist for them).
+    InScopeOnly(u16),
+    /// The success for an admin, 403 for the others.
+    AdminOnly(u16),
+}
+
+/// Every route × every role (nobody, a viewer and an operator scoped to one device, an
+/// admin) × in and out of scope, on `store`.
+async fn every_route_for_every_role(store: &[&str]) {
+    let (ok, out) = user_cli(store, &["add", "--admin", "ada"], ADA_PASSWORD).await;
+    assert!(ok, "{out}");
+    let mut args = vec!["serve", "--demo", "--speed", "20", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(store);
+    let (fd, _log): (Running, _) = start_logged(&args, &[]).await;
+    let base = fd.base.clone();
+    let mut ada = Client::new(&base, Some("127.0.1.1".parse().unwrap()));
+    assert_eq!(ada.sign_in("ada", ADA_PASSWORD).await, 303);
+    let (_, devices) = ada.get("/api/devices").await;
+    let devices: Value = serde_json::from_str(&devices).unwrap();
+    let device = |i: usize| {
+        let d = &devices.as_array().unwrap()[i]["device"];
+        (
+            d["name"].as_str().unwrap().to_owned(),
+            d["dataItems"][0]["id"].as_str().unwrap().to_owned(),
+        )
+    };
+    let ((mine, mine_item), (other, other_item)) = (device(0), device(1));
+    for (user, role) in [("vera", "viewer"), ("otto", "operator")] {
+        let (status, body) = ada
+            .json(
+                reqwest::Method::POST,
+                "/api/users",
+                Some(json!({ "name": user, "password": CAROL_PASSWORD })),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = ada
+            .json(
+                reqwest::Method::POST,
+                "/api/groups",
+                Some(json!({ "name": format!("{role}s"), "role": role,
+                             "scope": [format!("device:{mine}")], "members": [user] })),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut vera = Client::new(&base, Some("127.0.1.2".parse().unwrap()));
+    assert_eq!(vera.sign_in("vera", CAROL_PASSWORD).await, 303);
+    let mut otto = Client::new(&base, Some("127.0.1.3".parse().unwrap()));
+    assert_eq!(otto.sign_in("otto", CAROL_PASSWORD).await, 303);
+    let mut nobody = Client::new(&base, Some("127.0.1.4".parse().unwrap()));
+
+    use Expect::*;
+    let from = "from=2000-01-01T00:00:00Z";
+    let gets: Vec<(String, Expect)> = vec![
+        ("/".into(), Everyone(200)),
+        ("/?wall=1".into(), Everyone(200)),
+        (format!("/device?name={mine}"), Everyone(200)),
+        (format!("/device?name={other}"), InScopeOnly(200)),
+        ("/agents".into(), Everyone(200)),
+        ("/account".into(), Everyone(200)),
+        ("/api/devices".into(), Everyone(200)),
+        ("/api/latest".into(), Everyone(200)),
+        ("/api/latest?at=2030-01-01T00:00:00Z".into(), Everyone(200)),
+        (format!("/api/series?device={mine}&dataItemId={mine_item}"), Everyone(200)),
+        (format!("/api/series?device={other}&dataItemId={other_item}"), InScopeOnly(200)),
+        (format!("/api/series?device={mine}&dataItemId={mine_item}&maxPoints=40"), Everyone(200)),
+        (format!("/api/export?device={mine}&dataItemId={mine_item}"), Everyone(200)),
+        (format!("/api/export?device={other}&dataItemId={other_item}"), InScopeOnly(200)),
+        (format!("/api/utilization?device={mine}&{from}"), Everyone(200)),
+        (format!("/api/utilization?device={other}&{from}"), InScopeOnly(200)),
+        (format!("/api/alarms?device={mine}&{from}"), Everyone(200)),
+        (format!("/api/alarms?device={other}&{from}"), InScopeOnly(200)),
+        (format!("/api/alarms?{from}&format=csv"), Everyone(200)),
+        ("/api/gaps".into(), Everyone(200)),
+        ("/api/agents".into(), Everyone(200)),
+        ("/api/tokens".into(), Everyone(200)),
+        ("/metrics".into(), AdminOnly(200)),
+        ("/admin".into(), AdminOnly(200)),
+        ("/api/users".into(), AdminOnly(200)),
+        ("/api/groups".into(), AdminOnly(200)),
+        ("/api/audit".into(), AdminOnly(200)),
+        ("/api/audit?format=csv".into(), AdminOnly(200)),
+    ];
+    let others = [other.clone()];
+    for (path, expect) in &gets {
+        assert_eq!(nobody.get(path).await.0, 401, "nobody: {path}");
+        let (status, _, location) = nobody.page(path).await;
+        assert_eq!(status, 303, "nobody's browser is sent to sign in: {path}");
+        assert!(location.unwrap().starts_with("/login?next="));
+        for (who, client, admin) in [("vera", &mut vera, false), ("otto", &mut otto, false), ("ada", &mut ada, true)] {
+            let (status, body) = client.get(path).await;
+            let wanted = match (expect, admin) {
+                (Everyone(ok), _) | (InScopeOnly(ok) | AdminOnly(ok), true) => *ok,
+                (InScopeOnly(_), false) => 404,
+                (AdminOnly(_), false) => 403,
+            };
+            assert_eq!(status, wanted, "{who}: GET {path}: {body}");
+            if !admin && status == 200 {
+                assert!(
+                    mentioned(&body, &others).is_empty(),
+                    "{who}: GET {path} shows a device outside the scope"
+                );
+            }
+        }
+    }
+    // Changes: admins only (viewers and operators are refused before anything happens).
+    let url = "http://127.0.0.1:7/matrix";
+    let changes: Vec<(reqwest::Method, String, Option<Value>, u16)> = vec![
+        (reqwest::Method::POST, "/api/agents".into(), Some(json!({ "url": url })), 201),
+        (reqwest::Method::POST, format!("/api/agents/pause?url={url}"), None, 200),
+        (reqwest::Method::POST, format!("/api/agents/resume?url={url}"), None, 200),
+        (reqwest::Method::DELETE, format!("/api/agents?url={url}"), None, 204),
+        (reqwest::Method::POST, "/api/users".into(), Some(json!({ "name": "matrix-user" })), 200),
+        (reqwest::Method::DELETE, "/api/users?name=matrix-user".into(), None, 200),
+        (
+            reqwest::Method::POST,
+            "/api/groups".into(),
+            Some(json!({ "name": "matrix", "role": "viewer", "scope": ["*"], "members": [] })),
+            200,
+        ),
+        (reqwest::Method::DELETE, "/api/groups?name=matrix".into(), None, 200),
+    ];
+    for (method, path, body, ok) in changes {
+        for (who, client) in [("vera", &mut vera), ("otto", &mut otto)] {
+            let (status, answer) = client.json(method.clone(), &path, body.clone()).await;
+            assert_eq!(status, 403, "{who}: {method} {path}: {answer}");
+        }
+        let (status, answer) = nobody.json(method.clone(), &path, body.clone()).await;
+        assert_eq!(status, 401, "nobody: {method} {path}: {answer}");
+        let (status, answer) = ada.json(method.clone(), &path, body.clone()).await;
+        assert_eq!(status, ok, "ada: {method} {path}: {answer}");
+    }
+    // The live stream: signed-in readers only.
+    let ws = format!("{}/ws", base.replace("http://", "ws://"));
+    for (who, cookie) in [("vera", vera.cookie_header()), ("nobody", String::new())] {
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                ws.as_str(),
+            )
+            .unwrap();
+        if !cookie.is_empty() {
+            request.headers_mut().insert("cookie", cookie.parse().unwrap());
+        }
+        let answer = tokio_tungstenite::connect_async(request).await;
+        match (who, answer) {
+            ("vera", Ok(_)) => {}
+            ("nobody", Err(tokio_tungstenite::tungstenite::Error::Http(r))) => {
+                assert_eq!(r.status(), 401)
+            }
+            (who, other) => panic!("{who}: /ws: {:?}", other.map(|(_, r)| r.status())),
+        }
+    }
+    fd.terminate(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_for_every_role_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("fd-matrix-{}", rand::random::<u32>()));
+    let dir_text = dir.to_str().unwrap().to_owned();
+    every_route_for_every_role(&["--data-dir", &dir_text]).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_for_every_role_on_postgres() {
+    let Some(server) = postgres_url("matrix") else {
+        return;
+    };
+    let db = FreshDb::create(&server, "matrix").await;
+    every_route_for_every_role(&["--database-url", &db.url]).await;
+    db.drop().await;
+}
+
+/// In Chromium: the board sends a browser to sign in; the form signs in; a scoped user's
+/// board shows their machine only, live; the header links to the account, where they
+/// sign out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_signs_in_sees_its_scope_and_signs_out() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("fd-browser-login-{}", rand::random::<u32>()));
+    let dir_text = dir.to_str().unwrap().to_owned();
+    let store = ["--data-dir", dir_text.as_str()];
+    let (ok, out) = user_cli(&store, &["add", "--admin", "ada"], ADA_PASSWORD).await;
+    assert!(ok, "{out}");
+    let (fd, _log) = start_logged(
+        &["serve", "--demo", "--speed", "20", "--listen", "127.0.0.1:0", "--data-dir", &dir_text],
+        &[],
+    )
+    .await;
+    let base = fd.base.clone();
+    let mut ada = Client::new(&base, None);
+    assert_eq!(ada.sign_in("ada", ADA_PASSWORD).await, 303);
+    let (_, devices) = ada.get("/api/devices").await;
+    let devices: Value = serde_json::from_str(&devices).unwrap();
+    let names: Vec<String> = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["device"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    let mine = names[0].clone();
+    let others = names[1..].to_vec();
+    let (status, body) = ada
+        .json(
+            reqwest::Method::POST,
+            "/api/users",
+            Some(json!({ "name": "carol", "displayName": "Carol K.", "password": CAROL_PASSWORD })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = ada
+        .json(
+            reqwest::Method::POST,
+            "/api/groups",
+            Some(json!({ "name": "cell-a", "role": "operator", "scope": [format!("device:{mine}")], "members": ["carol"] })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    browser.open(&format!("{base}/")).await;
+    assert_eq!(browser.eval("return location.pathname").await, json!("/login"));
+    browser.screenshot("login-1280").await;
+    browser.type_into("#user", "carol").await;
+    browser.type_into("#password", "not her password").await;
+    browser.click("form[action='/login'] button[type=submit]").await;
+    let page = browser.eval("return document.body.innerText").await;
+    assert!(page.as_str().unwrap().contains("Wrong name or password"), "{page}");
+    browser.type_into("#user", "carol").await;
+    browser.type_into("#password", CAROL_PASSWORD).await;
+    browser.click("form[action='/login'] button[type=submit]").await;
+    assert_eq!(browser.eval("return location.pathname").await, json!("/"));
+    browser
+        .wait_until(
+            "the board live",
+            Duration::from_secs(15),
+            "return document.querySelector('#live').textContent === 'live'",
+        )
+        .await;
+    // Wait for some live rounds, then read what the board shows.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let text = browser.eval("return document.body.innerText").await;
+    let text = text.as_str().unwrap();
+    assert!(text.contains(&mine), "{text}");
+    assert!(mentioned(text, &others).is_empty(), "the board shows another cell's machine: {text}");
+    let html = browser.eval("return document.documentElement.outerHTML").await;
+    assert!(mentioned(html.as_str().unwrap(), &others).is_empty(), "nor does its markup");
+    let link = browser
+        .eval("return document.querySelector('.account-links a[href=\"/account\"]').textContent")
+        .await;
+    assert_eq!(link, json!("Carol K."));
+    browser.screenshot("board-signed-in-1280").await;
+    browser.resize(390, 844).await;
+    browser.screenshot("board-signed-in-390").await;
+    browser.resize(1280, 1400).await;
+
+    browser.click(".account-links a[href='/account']").await;
+    assert_eq!(browser.eval("return location.pathname").await, json!("/account"));
+    browser.screenshot("account-1280").await;
+    browser.click("form[action='/logout'] button[type=submit]").await;
+    assert_eq!(browser.eval("return location.pathname").await, json!("/login"));
+    browser.open(&format!("{base}/api/devices")).await;
+    let after = browser.eval("return document.body.innerText").await;
+    assert!(after.as_str().unwrap().contains("sign in"), "signed out: {after}");
+    browser.quit().await;
     fd.terminate(Duration::from_secs(10)).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
