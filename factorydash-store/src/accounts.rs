@@ -160,7 +160,6 @@ pub trait AccountStore: Send + Sync {
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
-
 /// Refuses a user [`AccountStore::put_user`] does not keep (see its errors).
 pub(crate) fn check_user(user: &User) -> Result<(), StoreError> {
     check_name("user", &user.name).map_err(|e| StoreError::Invalid(e.to_string()))?;
@@ -211,13 +210,17 @@ pub(crate) fn sorted_members(group: &Group) -> Vec<String> {
 /// The kind stored as `s` ([`CredentialKind::as_str`]).
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn kind_of(s: &str) -> Result<CredentialKind, StoreError> {
-    CredentialKind::parse(s)
-        .ok_or_else(|| StoreError::Corrupt(format!("credential kind '{s}' is not session or token")))
+    CredentialKind::parse(s).ok_or_else(|| {
+        StoreError::Corrupt(format!("credential kind '{s}' is not session or token"))
+    })
 }
 
 /// The role stored as `s` of group `group`.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) fn role_of(group: &str, s: &str) -> Result<factorydash_core::accounts::Role, StoreError> {
+pub(crate) fn role_of(
+    group: &str,
+    s: &str,
+) -> Result<factorydash_core::accounts::Role, StoreError> {
     s.parse()
         .map_err(|e| StoreError::Corrupt(format!("group {group}: {e}")))
 }

@@ -4,9 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use factorydash_core::accounts::{
-    AuditEntry, AuditQuery, Credential, CredentialKind, Group, User,
-};
+use factorydash_core::accounts::{AuditEntry, AuditQuery, Credential, CredentialKind, Group, User};
 
 use super::MemoryStore;
 use crate::accounts::{

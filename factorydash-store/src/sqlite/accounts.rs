@@ -3,9 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use factorydash_core::accounts::{
-    AuditEntry, AuditQuery, Credential, CredentialKind, Group, User,
-};
+use factorydash_core::accounts::{AuditEntry, AuditQuery, Credential, CredentialKind, Group, User};
 use rusqlite::{params, Connection, Row};
 
 use super::{json_array, SqliteStore};
