@@ -8,16 +8,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use factorydash_core::accounts::{
-    AuditEntry, AuditQuery, Credential, CredentialKind, Group, User,
-};
+use factorydash_core::accounts::{AuditEntry, AuditQuery, Credential, CredentialKind, Group, User};
 use factorydash_core::states::StateSummary;
 use factorydash_core::{
     Batch, DeviceInfo, DeviceKey, Gap, Observation, Page, PageRequest, ResumePoint, TimeWindow,
 };
 use factorydash_store::{
-    AccountStore, AgentObservation, AppendOutcome, ConfiguredAgent, Credentials, LatestFilter, SeriesChunk,
-    SeriesKey, Store, StoreError,
+    AccountStore, AgentObservation, AppendOutcome, ConfiguredAgent, Credentials, LatestFilter,
+    SeriesChunk, SeriesKey, Store, StoreError,
 };
 
 /// A store that is not open yet (see the module's docs).
@@ -178,7 +176,9 @@ impl Store for PendingStore {
         after: Option<(DateTime<Utc>, u64, &str)>,
         limit: usize,
     ) -> Result<Vec<AgentObservation>, StoreError> {
-        self.store()?.conditions(devices, window, after, limit).await
+        self.store()?
+            .conditions(devices, window, after, limit)
+            .await
     }
 
     async fn state_summary(

@@ -261,6 +261,11 @@ impl MemoryStore {
             .devices
             .as_deref()
             .map(|devices| inner.device_set(devices));
+        // The allow-list is the set above: the rest of the filter per row.
+        let rest = LatestFilter {
+            devices: None,
+            ..filter.clone()
+        };
         let lower = match after {
             Some((device, agent, item)) => {
                 // A number past any agent's is past them all.
@@ -297,7 +302,7 @@ impl MemoryStore {
                 held.or_else(|| (latest.timestamp <= at).then_some(latest))
             })
             .map(|s| (i64::from(s.agent), inner.with_agent(s)))
-            .filter(|(_, o)| filter.matches(&o.agent, &o.observation))
+            .filter(|(_, o)| rest.matches(&o.agent, &o.observation))
             .take(limit + 1)
             .collect();
         Ok(latest_page_of(items, limit))
