@@ -8,13 +8,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use factorydash_core::accounts::{AuditEntry, AuditQuery, Credential, CredentialKind, Group, User};
 use factorydash_core::states::StateSummary;
 use factorydash_core::{
     Batch, DeviceInfo, DeviceKey, Gap, Observation, Page, PageRequest, ResumePoint, TimeWindow,
 };
 use factorydash_store::{
-    AgentObservation, AppendOutcome, ConfiguredAgent, Credentials, LatestFilter, SeriesChunk,
-    SeriesKey, Store, StoreError,
+    AccountStore, AgentObservation, AppendOutcome, ConfiguredAgent, Credentials, LatestFilter,
+    SeriesChunk, SeriesKey, Store, StoreError,
 };
 
 /// A store that is not open yet (see the module's docs).
@@ -170,12 +171,14 @@ impl Store for PendingStore {
 
     async fn conditions(
         &self,
-        device: Option<&DeviceKey>,
+        devices: Option<&[DeviceKey]>,
         window: &TimeWindow,
         after: Option<(DateTime<Utc>, u64, &str)>,
         limit: usize,
     ) -> Result<Vec<AgentObservation>, StoreError> {
-        self.store()?.conditions(device, window, after, limit).await
+        self.store()?
+            .conditions(devices, window, after, limit)
+            .await
     }
 
     async fn state_summary(
@@ -220,6 +223,83 @@ impl Store for PendingStore {
     }
 }
 
-// TEMPORARY, until the stores keep accounts.
 #[async_trait]
-impl factorydash_store::AccountStore for PendingStore {}
+impl AccountStore for PendingStore {
+    async fn user(&self, name: &str) -> Result<Option<User>, StoreError> {
+        self.store()?.user(name).await
+    }
+
+    async fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.store()?.users().await
+    }
+
+    async fn put_user(&self, user: &User) -> Result<(), StoreError> {
+        self.store()?.put_user(user).await
+    }
+
+    async fn remove_user(&self, name: &str) -> Result<bool, StoreError> {
+        self.store()?.remove_user(name).await
+    }
+
+    async fn groups(&self) -> Result<Vec<Group>, StoreError> {
+        self.store()?.groups().await
+    }
+
+    async fn put_group(&self, group: &Group) -> Result<(), StoreError> {
+        self.store()?.put_group(group).await
+    }
+
+    async fn remove_group(&self, name: &str) -> Result<bool, StoreError> {
+        self.store()?.remove_group(name).await
+    }
+
+    async fn put_credential(&self, credential: &Credential) -> Result<(), StoreError> {
+        self.store()?.put_credential(credential).await
+    }
+
+    async fn credential(&self, digest: &str) -> Result<Option<Credential>, StoreError> {
+        self.store()?.credential(digest).await
+    }
+
+    async fn credentials_of(
+        &self,
+        user: &str,
+        kind: CredentialKind,
+    ) -> Result<Vec<Credential>, StoreError> {
+        self.store()?.credentials_of(user, kind).await
+    }
+
+    async fn touch_credential(&self, digest: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.store()?.touch_credential(digest, at).await
+    }
+
+    async fn remove_credential(&self, user: &str, digest: &str) -> Result<bool, StoreError> {
+        self.store()?.remove_credential(user, digest).await
+    }
+
+    async fn remove_credentials_of(
+        &self,
+        user: &str,
+        kind: CredentialKind,
+    ) -> Result<u64, StoreError> {
+        self.store()?.remove_credentials_of(user, kind).await
+    }
+
+    async fn remove_stale_credentials(
+        &self,
+        now: DateTime<Utc>,
+        idle_before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.store()?
+            .remove_stale_credentials(now, idle_before)
+            .await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<i64, StoreError> {
+        self.store()?.append_audit(entry).await
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        self.store()?.audit(query).await
+    }
+}

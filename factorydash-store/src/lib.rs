@@ -40,6 +40,9 @@
 //!   password of an agent added at run time are kept apart from its URL
 //!   ([`Store::agent_credentials`]), so that no URL a store keeps, lists or puts in a
 //!   cursor holds a password ([`split_credentials`]).
+//! - Accounts: every store is an [`AccountStore`] too (users, groups, sessions and API
+//!   tokens as digests, the audit log), kept with the observations (in the same file or
+//!   database).
 //!
 //! # Features
 //! | feature | default | what it adds |
@@ -139,8 +142,10 @@ pub struct LatestFilter {
     /// regard to case (Unicode simple lower-casing).
     pub search: Option<String>,
     /// Only data items of these devices (an allow-list: a user's scope resolved to the
-    /// devices known); `Some` of an empty list matches nothing. At most
-    /// [`MAX_FILTER_DEVICES`].
+    /// devices known), each its agent and name compared exactly; `Some` of an empty list
+    /// matches nothing. At most [`MAX_FILTER_DEVICES`] (more is refused with
+    /// [`StoreError::Invalid`]). Every store applies it where the data is (in SQL on
+    /// SQLite and PostgreSQL).
     pub devices: Option<Vec<DeviceKey>>,
 }
 
@@ -179,6 +184,18 @@ impl LatestFilter {
                         .as_ref()
                         .is_some_and(|n| n.to_lowercase().contains(&s))
             })
+    }
+}
+
+/// Refuses a device list of more than [`MAX_FILTER_DEVICES`] ([`LatestFilter::devices`],
+/// [`Store::conditions`]).
+pub(crate) fn check_devices(devices: Option<&[DeviceKey]>) -> Result<(), StoreError> {
+    match devices {
+        Some(d) if d.len() > MAX_FILTER_DEVICES => Err(StoreError::Invalid(format!(
+            "at most {MAX_FILTER_DEVICES} devices may be named at once, got {}",
+            d.len()
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -273,6 +290,10 @@ pub enum StoreError {
     /// what is wrong with it.
     #[error("not a usable factorydash store: {0}")]
     NotAStore(String),
+    /// The store holds a value this build cannot read back (a role, a credential kind or
+    /// a scope rule that does not parse, a timestamp out of range): what and where.
+    #[error("the store holds a value that cannot be read: {0}")]
+    Corrupt(String),
     /// The database holds a schema newer than this build knows.
     #[error("the database schema is at version {found}, newer than this build's {known}")]
     SchemaTooNew {
@@ -397,7 +418,9 @@ pub trait Store: AccountStore + Send + Sync {
     /// number for it), so it can be shown to anyone.
     ///
     /// # Errors
-    /// [`StoreError::InvalidCursor`] for a cursor this store did not write; a database error.
+    /// [`StoreError::InvalidCursor`] for a cursor this store did not write;
+    /// [`StoreError::Invalid`] for a [`LatestFilter::devices`] of more than
+    /// [`MAX_FILTER_DEVICES`]; a database error.
     async fn latest(
         &self,
         filter: &LatestFilter,
@@ -412,7 +435,9 @@ pub trait Store: AccountStore + Send + Sync {
     /// `at` still answers (it is still the value held then).
     ///
     /// # Errors
-    /// [`StoreError::InvalidCursor`] for a cursor this store did not write; a database error.
+    /// [`StoreError::InvalidCursor`] for a cursor this store did not write;
+    /// [`StoreError::Invalid`] for a [`LatestFilter::devices`] of more than
+    /// [`MAX_FILTER_DEVICES`]; a database error.
     async fn as_of(
         &self,
         filter: &LatestFilter,
@@ -508,19 +533,22 @@ pub trait Store: AccountStore + Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<Option<Observation>, StoreError>;
 
-    /// The Condition observations with timestamps in `window`, of `device` or of every
-    /// device, with their agents, ordered by timestamp then sequence, at most `limit` (the
-    /// earliest ones) after the (timestamp, sequence) `after`: the input of
+    /// The Condition observations with timestamps in `window`, of the devices `devices`
+    /// (`None`: every device; `Some` of an empty list: none; at most
+    /// [`MAX_FILTER_DEVICES`], each named by agent and name, [`DeviceKey`]), with their
+    /// agents, ordered by timestamp then sequence, at most `limit` (the earliest ones)
+    /// after the (timestamp, sequence) `after`: the input of
     /// [`factorydash_core::episodes`], read a chunk at a time: pass the last one's
     /// (timestamp, sequence, agent) as the next `after`. Observations of several agents
     /// with equal timestamps and sequences come in an order of the store's choosing, the
     /// same on every call.
     ///
     /// # Errors
-    /// A database error.
+    /// [`StoreError::Invalid`] for more than [`MAX_FILTER_DEVICES`] devices; a database
+    /// error.
     async fn conditions(
         &self,
-        device: Option<&DeviceKey>,
+        devices: Option<&[DeviceKey]>,
         window: &TimeWindow,
         after: Option<(DateTime<Utc>, u64, &str)>,
         limit: usize,

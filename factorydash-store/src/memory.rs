@@ -13,6 +13,8 @@ use factorydash_core::{
 
 use factorydash_core::states::{StateFold, StateSummary};
 
+mod accounts;
+
 use crate::{
     latest_after, latest_page_of, AgentObservation, AppendOutcome, ConfiguredAgent, Credentials,
     LatestFilter, SeriesChunk, SeriesKey, Store, StoreError,
@@ -61,6 +63,8 @@ struct Inner {
     configured: Vec<ConfiguredAgent>,
     /// Their credentials, by URL without credentials.
     credentials: HashMap<String, Credentials>,
+    /// Users, groups, their credentials and the audit log.
+    accounts: accounts::Accounts,
 }
 
 /// What observations of one data item share.
@@ -168,6 +172,14 @@ impl Inner {
         self.series.retain(|_, s| !s.is_empty());
     }
 
+    /// `devices` as (device, agent's number), those of agents ever seen.
+    fn device_set<'a>(&self, devices: &'a [DeviceKey]) -> HashSet<(&'a str, u32)> {
+        devices
+            .iter()
+            .filter_map(|d| Some((d.device.as_str(), *self.agents.get(&d.agent)?)))
+            .collect()
+    }
+
     /// The key of `device`'s data item `data_item_id`, if the agent was ever seen.
     fn item_key(&self, device: &DeviceKey, data_item_id: &str) -> Option<ItemKey> {
         let agent = *self.agents.get(&device.agent)?;
@@ -240,9 +252,20 @@ impl MemoryStore {
         at: Option<DateTime<Utc>>,
         page: &PageRequest,
     ) -> Result<Page<AgentObservation>, StoreError> {
+        crate::check_devices(filter.devices.as_deref())?;
         let after = latest_after(page)?;
         let limit = page.effective_limit();
         let inner = self.read();
+        // The allow-list as (device, agent's number), of the agents ever seen.
+        let allowed = filter
+            .devices
+            .as_deref()
+            .map(|devices| inner.device_set(devices));
+        // The allow-list is the set above: the rest of the filter per row.
+        let rest = LatestFilter {
+            devices: None,
+            ..filter.clone()
+        };
         let lower = match after {
             Some((device, agent, item)) => {
                 // A number past any agent's is past them all.
@@ -264,6 +287,9 @@ impl MemoryStore {
             .filter(|((device, agent, _), _)| {
                 filter.device.as_ref().is_none_or(|d| d == device)
                     && only_agent.is_none_or(|a| a == *agent)
+                    && allowed
+                        .as_ref()
+                        .is_none_or(|set| set.contains(&(device.as_str(), *agent)))
             })
             .filter_map(|(key, latest)| {
                 let Some(at) = at else {
@@ -276,7 +302,7 @@ impl MemoryStore {
                 held.or_else(|| (latest.timestamp <= at).then_some(latest))
             })
             .map(|s| (i64::from(s.agent), inner.with_agent(s)))
-            .filter(|(_, o)| filter.matches(&o.agent, &o.observation))
+            .filter(|(_, o)| rest.matches(&o.agent, &o.observation))
             .take(limit + 1)
             .collect();
         Ok(latest_page_of(items, limit))
@@ -492,11 +518,12 @@ impl Store for MemoryStore {
 
     async fn conditions(
         &self,
-        device: Option<&DeviceKey>,
+        devices: Option<&[DeviceKey]>,
         window: &TimeWindow,
         after: Option<(DateTime<Utc>, u64, &str)>,
         limit: usize,
     ) -> Result<Vec<AgentObservation>, StoreError> {
+        crate::check_devices(devices)?;
         let inner = self.read();
         // Ties between agents go by the agent's number here.
         let after = after.map(|(ts, sequence, agent)| {
@@ -504,15 +531,12 @@ impl Store for MemoryStore {
             (ts, sequence, agent)
         });
         let mut found: Vec<&Stored> = Vec::new();
-        let only = match device {
-            Some(device) => match inner.agents.get(&device.agent) {
-                Some(&agent) => Some((device.device.as_str(), agent)),
-                None => return Ok(Vec::new()),
-            },
-            None => None,
-        };
+        let only = devices.map(|devices| inner.device_set(devices));
         for ((d, a, _), series) in &inner.series {
-            if only.is_some_and(|(device, agent)| device != d || agent != *a) {
+            if only
+                .as_ref()
+                .is_some_and(|set| !set.contains(&(d.as_str(), *a)))
+            {
                 continue;
             }
             let start = match after {

@@ -568,7 +568,7 @@ pub async fn alarms(app: Arc<App>, scope: Scope, q: AlarmsQuery) -> Result<Respo
         let chunk = app
             .store
             .conditions(
-                one.as_ref(),
+                one.as_ref().map(std::slice::from_ref),
                 &window,
                 after.as_ref().map(|(t, s, a)| (*t, *s, a.as_str())),
                 ALARMS_CHUNK,

@@ -68,6 +68,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("0004_device_identity.sql")),
     (5, include_str!("0005_stored_once.sql")),
     (6, include_str!("0006_agent_credentials.sql")),
+    (7, include_str!("0007_accounts.sql")),
 ];
 
 /// The newest schema version this build knows (its highest migration).
@@ -192,6 +193,7 @@ const MIGRATION_NAMES: &[(i32, &str)] = &[
     (4, "0004_device_identity.sql"),
     (5, "0005_stored_once.sql"),
     (6, "0006_agent_credentials.sql"),
+    (7, "0007_accounts.sql"),
 ];
 
 const _: () = assert!(MIGRATION_NAMES.len() == MIGRATIONS.len());

@@ -20,7 +20,8 @@
 //! `config` (connection strings, environment, TLS), `connection` (the pool, the ingest
 //! connection, migrations), `columns` (the one list
 //! of an observation row's columns and the SQL built from it), `append` (ingest),
-//! `queries` (reads), `coordination` (advisory locks, `LISTEN`/`NOTIFY`).
+//! `queries` (reads), `coordination` (advisory locks, `LISTEN`/`NOTIFY`), `accounts`
+//! (users, groups, credentials and the audit log, on pooled connections).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -43,6 +44,7 @@ use crate::{
 
 pub use connection::SCHEMA_VERSION;
 
+mod accounts;
 mod append;
 mod columns;
 pub mod config;
@@ -184,6 +186,7 @@ impl Store for PgStore {
         filter: &LatestFilter,
         page: &PageRequest,
     ) -> Result<Page<AgentObservation>, StoreError> {
+        crate::check_devices(filter.devices.as_deref())?;
         queries::latest_page(&*self.reader().await?, filter, None, page).await
     }
 
@@ -193,6 +196,7 @@ impl Store for PgStore {
         at: DateTime<Utc>,
         page: &PageRequest,
     ) -> Result<Page<AgentObservation>, StoreError> {
+        crate::check_devices(filter.devices.as_deref())?;
         queries::latest_page(&*self.reader().await?, filter, Some(at), page).await
     }
 
@@ -242,12 +246,13 @@ impl Store for PgStore {
 
     async fn conditions(
         &self,
-        device: Option<&DeviceKey>,
+        devices: Option<&[DeviceKey]>,
         window: &TimeWindow,
         after: Option<(DateTime<Utc>, u64, &str)>,
         limit: usize,
     ) -> Result<Vec<AgentObservation>, StoreError> {
-        queries::conditions(&*self.reader().await?, device, window, after, limit).await
+        crate::check_devices(devices)?;
+        queries::conditions(&*self.reader().await?, devices, window, after, limit).await
     }
 
     async fn state_summary(

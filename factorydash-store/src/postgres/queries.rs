@@ -25,6 +25,32 @@ fn agent_id_of(n: usize) -> String {
     format!("(SELECT id FROM agents WHERE url = ${n}::text)")
 }
 
+/// A device allow-list as two arrays of one length, the agents' URLs and the devices'
+/// names (`None`, `None` for no list): the parameters of [`allowed_devices`].
+fn device_arrays(devices: Option<&[DeviceKey]>) -> (Option<Vec<&str>>, Option<Vec<&str>>) {
+    match devices {
+        Some(devices) => {
+            let (agents, names) = devices
+                .iter()
+                .map(|d| (d.agent.as_str(), d.device.as_str()))
+                .unzip();
+            (Some(agents), Some(names))
+        }
+        None => (None, None),
+    }
+}
+
+/// The (`agent_id`, device) pairs of an allow-list given as the arrays `$agents` (URLs)
+/// and `$devices` (names) of [`device_arrays`], as a subquery (an agent never seen is
+/// left out: its devices match nothing).
+fn allowed_devices(agents: usize, devices: usize) -> String {
+    format!(
+        "SELECT da.id, d.device COLLATE \"C\"
+         FROM unnest(${agents}::text[], ${devices}::text[]) AS d (agent, device)
+         JOIN agents da ON da.url = d.agent"
+    )
+}
+
 /// [`Store::latest`](crate::Store::latest) (`at` is `None`) and
 /// [`Store::as_of`](crate::Store::as_of): the rows of `latest` that pass the filter, as a
 /// keyset page by (device, agent, `dataItemId`); as of `at`, each row's newest observation at or
@@ -60,10 +86,10 @@ pub(super) async fn latest_page(
                    SELECT * FROM (
                      (SELECT {o} FROM observations o
                       WHERE o.device = l.device AND o.data_item_id = l.data_item_id
-                        AND o.agent_id = l.agent_id AND o.ts <= $11
+                        AND o.agent_id = l.agent_id AND o.ts <= $13
                       ORDER BY o.ts DESC, o.sequence DESC LIMIT 1)
                      UNION ALL
-                     (SELECT {l} WHERE l.ts <= $11)
+                     (SELECT {l} WHERE l.ts <= $13)
                    ) c ORDER BY ts DESC, sequence DESC LIMIT 1
                  ) h"
             )
@@ -72,6 +98,7 @@ pub(super) async fn latest_page(
     let limit_param = (limit + 1) as i64;
     let category = filter.category.map(|c| c.as_str());
     let search = filter.search.as_ref().map(|s| s.to_lowercase());
+    let (allowed_agents, allowed_names) = device_arrays(filter.devices.as_deref());
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![
         &filter.device,
         &after_device,
@@ -83,6 +110,8 @@ pub(super) async fn latest_page(
         &search,
         &filter.agent,
         &after_agent,
+        &allowed_agents,
+        &allowed_names,
     ];
     if let Some(at) = &at {
         params.push(at);
@@ -100,9 +129,11 @@ pub(super) async fn latest_page(
                    AND ($7::text IS NULL OR l.kind = $7)
                    AND ($8::text IS NULL OR strpos(lower(l.data_item_id), $8) > 0
                         OR strpos(lower(coalesce(l.name, '')), $8) > 0)
+                   AND ($11::text[] IS NULL OR (l.agent_id, l.device) IN ({allowed}))
                  ORDER BY l.device, l.agent_id, l.data_item_id
                  LIMIT $4",
                 agent = agent_id_of(9),
+                allowed = allowed_devices(11, 12),
             ),
             &params,
         )
@@ -465,7 +496,7 @@ pub(super) async fn last_before(
 
 pub(super) async fn conditions(
     client: &Client,
-    device: Option<&DeviceKey>,
+    devices: Option<&[DeviceKey]>,
     window: &TimeWindow,
     after: Option<(DateTime<Utc>, u64, &str)>,
     limit: usize,
@@ -476,27 +507,29 @@ pub(super) async fn conditions(
         }
         None => (None, 0, None),
     };
+    let (allowed_agents, allowed_names) = device_arrays(devices);
     // Ties between agents (equal timestamp and sequence) go by `agent_id`.
     let rows = client
         .query(
             &format!(
                 "SELECT {cols}, a.url AS agent FROM observations o JOIN agents a ON a.id = o.agent_id
                  WHERE category = 'CONDITION' AND ts >= $1 AND ts < $2
-                   AND ($3::text IS NULL OR (device = $3 AND a.url = $7))
+                   AND ($3::text[] IS NULL OR (o.agent_id, o.device) IN ({allowed}))
                    AND ($5::timestamptz IS NULL OR (ts, sequence, o.agent_id) >
                         ($5, $6, coalesce({after_agent}, 2147483647)))
                  ORDER BY ts, sequence, o.agent_id LIMIT $4",
                 cols = prefixed_columns("o."),
                 after_agent = agent_id_of(8),
+                allowed = allowed_devices(3, 7),
             ),
             &[
                 &window.from(),
                 &window.to(),
-                &device.map(|d| &d.device),
+                &allowed_agents,
                 &(limit.min(i64::MAX as usize) as i64),
                 &after_ts,
                 &after_sequence,
-                &device.map(|d| &d.agent),
+                &allowed_names,
                 &after_agent,
             ],
         )

@@ -41,7 +41,13 @@
 //!   kept in a table of their own, by time. Agents are their URLs without credentials;
 //!   the credentials of agents added at run time are in a table of their own. Schema:
 //!   `0001_initial.sql` and the migrations after it (`0002_device_identity.sql`,
-//!   `0003_agent_credentials.sql`), its version in `PRAGMA user_version`.
+//!   `0003_agent_credentials.sql`, `0004_accounts.sql`), its version in
+//!   `PRAGMA user_version`.
+//! - **Accounts.** Users, groups (their scope rules a JSON array of texts), group
+//!   members, credentials (digests only) and the audit log are tables of the same file
+//!   ([`AccountStore`](crate::AccountStore)); foreign keys are enforced on every
+//!   connection (`PRAGMA foreign_keys = ON`), so removing a user removes their
+//!   credentials and memberships.
 //! - **Retention.** [`Store::prune`] deletes whole UTC days in chunks of
 //!   [`PRUNE_CHUNK`] rows, one short transaction each: readers go on (WAL) and appends
 //!   interleave.
@@ -64,23 +70,26 @@ use crate::{
     SeriesKey, Store, StoreError,
 };
 
+mod accounts;
 pub mod backup;
 mod file;
 mod read;
 mod write;
 
 /// The schema migrations, in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("0001_initial.sql"),
     include_str!("0002_device_identity.sql"),
     include_str!("0003_agent_credentials.sql"),
+    include_str!("0004_accounts.sql"),
 ];
 
 /// The names of [`MIGRATIONS`], in the same order.
-const MIGRATION_NAMES: [&str; 3] = [
+const MIGRATION_NAMES: [&str; 4] = [
     "0001_initial.sql",
     "0002_device_identity.sql",
     "0003_agent_credentials.sql",
+    "0004_accounts.sql",
 ];
 
 /// What [`SqliteStore::open`] would change in the schema of the file at `path`, found
@@ -175,6 +184,56 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// Writes `s` as a JSON string (RFC 8259: `"` and `\` escaped, control characters as
+/// `\u00XX`), for SQLite's `json_each`.
+fn push_json_string(out: &mut String, s: &str) {
+    use std::fmt::Write;
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c < ' ' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A JSON array of `items`' texts: `["a","b"]`.
+fn json_array(items: impl IntoIterator<Item = impl AsRef<str>>) -> String {
+    let mut out = String::from("[");
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_string(&mut out, item.as_ref());
+    }
+    out.push(']');
+    out
+}
+
+/// `devices` as a JSON array of `[agent, device]` pairs, for the allow-lists of
+/// [`read::latest_page`] and [`read::conditions`] (`json_each`, one parameter however
+/// many devices).
+fn json_devices(devices: &[DeviceKey]) -> String {
+    let mut out = String::from("[");
+    for (i, d) in devices.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('[');
+        push_json_string(&mut out, &d.agent);
+        out.push(',');
+        push_json_string(&mut out, &d.device);
+        out.push(']');
+    }
+    out.push(']');
+    out
+}
+
 /// Opens a connection on `path` with the store's settings.
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
@@ -191,6 +250,8 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS.into()))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // The accounts' tables cascade (a user's credentials and memberships go with them).
+    conn.pragma_update(None, "foreign_keys", "ON")?;
     // What is deleted from a page that is written anyway is overwritten with zeros
     // (credentials replaced or removed leave no trace in the b-tree pages), at no cost in
     // I/O.
@@ -464,6 +525,7 @@ impl Store for SqliteStore {
         filter: &LatestFilter,
         page: &PageRequest,
     ) -> Result<Page<AgentObservation>, StoreError> {
+        crate::check_devices(filter.devices.as_deref())?;
         let (filter, page) = (filter.clone(), page.clone());
         self.read(move |c| read::latest_page(c, &filter, None, &page))
             .await
@@ -475,6 +537,7 @@ impl Store for SqliteStore {
         at: DateTime<Utc>,
         page: &PageRequest,
     ) -> Result<Page<AgentObservation>, StoreError> {
+        crate::check_devices(filter.devices.as_deref())?;
         let (filter, page) = (filter.clone(), page.clone());
         self.read(move |c| read::latest_page(c, &filter, Some(at), &page))
             .await
@@ -530,16 +593,17 @@ impl Store for SqliteStore {
 
     async fn conditions(
         &self,
-        device: Option<&DeviceKey>,
+        devices: Option<&[DeviceKey]>,
         window: &TimeWindow,
         after: Option<(DateTime<Utc>, u64, &str)>,
         limit: usize,
     ) -> Result<Vec<AgentObservation>, StoreError> {
-        let (device, window) = (device.cloned(), *window);
+        crate::check_devices(devices)?;
+        let (devices, window) = (devices.map(json_devices), *window);
         let after = after.map(|(ts, sequence, agent)| (ts, sequence, agent.to_owned()));
         self.read(move |c| {
             let after = after.as_ref().map(|(ts, s, a)| (*ts, *s, a.as_str()));
-            read::conditions(c, device.as_ref(), &window, after, limit)
+            read::conditions(c, devices.as_deref(), &window, after, limit)
         })
         .await
     }

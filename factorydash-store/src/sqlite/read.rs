@@ -158,6 +158,12 @@ fn newer(a: Option<Observation>, b: Option<Observation>) -> Option<Observation> 
     }
 }
 
+/// Whether `i`'s (agent, device) is in the allow-list `?6`: a JSON array of `[agent,
+/// device]` pairs (see `json_devices`).
+const ALLOWED_6: &str = "(i.agent_id, i.device) IN (
+    SELECT a.id, json_extract(f.value, '$[1]') FROM json_each(?6) f
+    JOIN agents a ON a.url = json_extract(f.value, '$[0]'))";
+
 /// [`Store::latest`](crate::Store::latest) (`at` is `None`) and
 /// [`Store::as_of`](crate::Store::as_of): the data items in (device, agent, `dataItemId`) order
 /// after the cursor, read one at a time until a page (plus one) passes the filter; as of
@@ -188,12 +194,19 @@ pub(super) fn latest_page(
     if after.is_some() {
         conditions.push("(i.device, i.agent_id, i.data_item_id) > (?2, ?3, ?4)");
     }
+    // The allow-list: a JSON array of [agent, device] pairs, the agents' ids looked up
+    // once (an uncorrelated subquery, made into a temporary index).
+    let devices = filter.devices.as_deref().map(super::json_devices);
+    if devices.is_some() {
+        conditions.push(ALLOWED_6);
+    }
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {OBS}, i.id, coalesce(a.url, ''), i.agent_id FROM items i
          JOIN latest o ON o.item = i.id
          JOIN series s ON s.id = o.series JOIN latest c ON c.item = i.id
          LEFT JOIN agents a ON a.id = i.agent_id
          WHERE {} AND ?1 IS ?1 AND ?2 IS ?2 AND ?3 IS ?3 AND ?4 IS ?4 AND ?5 IS ?5
+           AND ?6 IS ?6
          ORDER BY i.device, i.agent_id, i.data_item_id",
         conditions.join(" AND ")
     ))?;
@@ -202,8 +215,14 @@ pub(super) fn latest_page(
         after_device,
         after_agent,
         after_item,
-        filter.agent
+        filter.agent,
+        devices
     ])?;
+    // The allow-list is applied in SQL: the rest of the filter here.
+    let rest = LatestFilter {
+        devices: None,
+        ..filter.clone()
+    };
     let mut items = Vec::with_capacity(limit + 1);
     while let Some(row) = rows.next()? {
         let latest = observation(row)?;
@@ -221,7 +240,7 @@ pub(super) fn latest_page(
                 }
             }
         };
-        if filter.matches(&agent, &o) {
+        if rest.matches(&agent, &o) {
             items.push((
                 agent_no,
                 AgentObservation {
@@ -459,10 +478,12 @@ pub(super) fn last_before(
     Ok(newer(held, latest))
 }
 
-/// Ties between agents (equal timestamp and sequence) go by the agent's row id.
+/// Ties between agents (equal timestamp and sequence) go by the agent's row id. `devices`:
+/// the allow-list as a JSON array of `[agent, device]` pairs (see `json_devices`), `None`
+/// for every device.
 pub(super) fn conditions(
     c: &Connection,
-    device: Option<&DeviceKey>,
+    devices: Option<&str>,
     window: &TimeWindow,
     after: Option<(DateTime<Utc>, u64, &str)>,
     limit: usize,
@@ -480,9 +501,12 @@ pub(super) fn conditions(
          JOIN observations o ON o.run = c.run AND o.sequence = c.sequence
          JOIN items i ON i.id = c.item JOIN series s ON s.id = o.series
          JOIN runs r ON r.id = c.run JOIN agents a ON a.id = r.agent_id
-         WHERE c.ts >= ?1 AND c.ts < ?2 AND (?3 IS NULL OR (i.device = ?3 AND a.url = ?7))
+         WHERE c.ts >= ?1 AND c.ts < ?2
+           AND (?3 IS NULL OR (a.id, i.device) IN (
+                SELECT da.id, json_extract(f.value, '$[1]') FROM json_each(?3) f
+                JOIN agents da ON da.url = json_extract(f.value, '$[0]')))
            AND (?4 IS NULL OR (c.ts, c.sequence, a.id) >
-                (?4, ?5, coalesce((SELECT id FROM agents WHERE url = ?8), 9223372036854775807)))
+                (?4, ?5, coalesce((SELECT id FROM agents WHERE url = ?7), 9223372036854775807)))
          ORDER BY c.ts, c.sequence, a.id LIMIT ?6"
     ))?;
     let out = stmt
@@ -490,11 +514,10 @@ pub(super) fn conditions(
             params![
                 window.from().timestamp_micros(),
                 window.to().timestamp_micros(),
-                device.map(|d| &d.device),
+                devices,
                 after_ts,
                 after_sequence,
                 limit.min(i64::MAX as usize) as i64,
-                device.map(|d| &d.agent),
                 after_agent,
             ],
             |r| {

@@ -992,7 +992,7 @@ pub async fn conditions_of_a_window_give_the_real_fault_episodes(store: &dyn Sto
     }
     assert_eq!(chunked, got_from);
     assert!(store
-        .conditions(Some(&at_agent("Mazak03")), &window, None, 100)
+        .conditions(Some(&[at_agent("Mazak03")]), &window, None, 100)
         .await
         .unwrap()
         .is_empty());
@@ -1154,7 +1154,7 @@ pub async fn two_agents_serving_one_device_name_are_kept_apart(store: &dyn Store
     assert!(summary.shares.iter().all(|s| s.state.starts_with("other ")));
     // Conditions of one device, and of all with their agents.
     let conditions = store
-        .conditions(Some(&other), &window, None, 100_000)
+        .conditions(Some(std::slice::from_ref(&other)), &window, None, 100_000)
         .await
         .unwrap();
     assert!(!conditions.is_empty());
@@ -1322,4 +1322,864 @@ pub async fn a_capped_memory_store_keeps_the_newest_and_every_latest_value() {
     let mut all_times: Vec<_> = obs.iter().map(|o| (o.timestamp, o.sequence)).collect();
     all_times.sort();
     assert_eq!(all_times[all_times.len() - kept as usize], *oldest_kept);
+}
+
+// ---------------------------------------------------------------------------------------
+// Device allow-lists.
+
+/// Agent A serves `M1` and `M2`, agent B another `M1`: a device name two agents share.
+const AGENT_A: &str = "http://10.0.0.1:5000";
+const AGENT_B: &str = "http://10.0.0.2:5000";
+
+/// A small day of observations: for each (agent, device), two Events (`avail`, `exec`)
+/// at 08:00 and 10:00 UTC and a Condition (`system`) at 09:00, the values naming where
+/// they come from (`A/M1 exec 2`).
+fn allow_list_batches() -> Vec<Batch> {
+    use factorydash_core::{ConditionLevel, ConditionState, Value};
+    let day = Utc.with_ymd_and_hms(2024, 3, 4, 0, 0, 0).unwrap();
+    let mut batches = Vec::new();
+    for (agent, tag, devices) in [
+        (AGENT_A, "A", &["M1", "M2"][..]),
+        (AGENT_B, "B", &["M1"][..]),
+    ] {
+        let mut observations = Vec::new();
+        let mut sequence = 1;
+        for device in devices {
+            let mut push = |hour: u32, item: &str, category: Category, kind: &str, n: u32| {
+                let condition = (category == Category::Condition).then(|| ConditionState {
+                    level: ConditionLevel::Fault,
+                    native_code: Some(format!("{tag}{device}")),
+                    native_severity: None,
+                    qualifier: None,
+                });
+                observations.push(Observation {
+                    sequence,
+                    timestamp: day + Duration::hours(hour.into()),
+                    device: (*device).into(),
+                    component_id: format!("{device}-c"),
+                    data_item_id: format!("{device}-{item}"),
+                    name: Some(item.into()),
+                    category,
+                    kind: kind.into(),
+                    sub_type: None,
+                    value: Value::Text(format!("{tag}/{device} {item} {n}")),
+                    condition,
+                });
+                sequence += 1;
+            };
+            push(8, "avail", Category::Event, "Availability", 1);
+            push(8, "exec", Category::Event, "Execution", 1);
+            push(9, "system", Category::Condition, "System", 1);
+            push(10, "exec", Category::Event, "Execution", 2);
+        }
+        batches.push(Batch {
+            agent: agent.into(),
+            instance_id: 1,
+            next_sequence: sequence,
+            observations,
+        });
+    }
+    batches
+}
+
+/// The (agent, value) of every latest value (or value as of `at`) `filter` lets through,
+/// read a page of `limit` at a time.
+async fn allowed_values(
+    store: &dyn Store,
+    filter: &LatestFilter,
+    at: Option<chrono::DateTime<Utc>>,
+    limit: usize,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut request = PageRequest::first(limit);
+    loop {
+        let page = match at {
+            None => store.latest(filter, &request).await.unwrap(),
+            Some(at) => store.as_of(filter, at, &request).await.unwrap(),
+        };
+        out.extend(page.items.into_iter().map(|o| {
+            let value = o.observation.value.as_text().unwrap_or("").to_owned();
+            (o.agent, value)
+        }));
+        match page.next {
+            Some(next) => request.after = Some(next),
+            None => return out,
+        }
+    }
+}
+
+/// `LatestFilter::devices` is an allow-list of (agent, device): `Some` of an empty list
+/// lets nothing through, one of two agents' devices of one name lets only that one
+/// through, in `latest` and in `as_of`, page after page, and with the other filters.
+pub async fn latest_and_as_of_keep_to_the_allowed_devices(store: &dyn Store) {
+    for b in allow_list_batches() {
+        store.append(&b).await.unwrap();
+    }
+    let day = Utc.with_ymd_and_hms(2024, 3, 4, 0, 0, 0).unwrap();
+    let only = |devices: Vec<DeviceKey>| LatestFilter {
+        devices: Some(devices),
+        ..LatestFilter::default()
+    };
+    // No list: every data item of every device (3 per device).
+    assert_eq!(
+        allowed_values(store, &LatestFilter::default(), None, 100)
+            .await
+            .len(),
+        9
+    );
+    for at in [None, Some(day + Duration::hours(12))] {
+        // Some(empty): nothing.
+        assert_eq!(allowed_values(store, &only(vec![]), at, 100).await, vec![]);
+        // B's M1 only, not A's M1 of the same name.
+        let b_m1 = allowed_values(store, &only(vec![DeviceKey::new(AGENT_B, "M1")]), at, 2).await;
+        assert_eq!(
+            b_m1,
+            vec![
+                (AGENT_B.to_owned(), "B/M1 avail 1".to_owned()),
+                (AGENT_B.to_owned(), "B/M1 exec 2".to_owned()),
+                (AGENT_B.to_owned(), "B/M1 system 1".to_owned()),
+            ],
+            "as of {at:?}"
+        );
+        // A's two devices, a page of one at a time.
+        let a = allowed_values(
+            store,
+            &only(vec![
+                DeviceKey::new(AGENT_A, "M2"),
+                DeviceKey::new(AGENT_A, "M1"),
+            ]),
+            at,
+            1,
+        )
+        .await;
+        assert_eq!(a.len(), 6, "{a:?}");
+        assert!(a.iter().all(|(agent, _)| agent == AGENT_A), "{a:?}");
+        // An agent never seen, or a device it does not serve: nothing.
+        assert_eq!(
+            allowed_values(
+                store,
+                &only(vec![
+                    DeviceKey::new("http://10.0.0.9:5000", "M1"),
+                    DeviceKey::new(AGENT_B, "M2"),
+                ]),
+                at,
+                100
+            )
+            .await,
+            vec![]
+        );
+        // With the other filters: AND.
+        let execs = LatestFilter {
+            kind: Some("Execution".into()),
+            ..only(vec![
+                DeviceKey::new(AGENT_A, "M1"),
+                DeviceKey::new(AGENT_B, "M1"),
+            ])
+        };
+        assert_eq!(
+            allowed_values(store, &execs, at, 100).await,
+            vec![
+                (AGENT_A.to_owned(), "A/M1 exec 2".to_owned()),
+                (AGENT_B.to_owned(), "B/M1 exec 2".to_owned()),
+            ]
+        );
+    }
+    // As of 09:30, each data item's value then.
+    assert_eq!(
+        allowed_values(
+            store,
+            &only(vec![DeviceKey::new(AGENT_B, "M1")]),
+            Some(day + Duration::minutes(9 * 60 + 30)),
+            100
+        )
+        .await,
+        vec![
+            (AGENT_B.to_owned(), "B/M1 avail 1".to_owned()),
+            (AGENT_B.to_owned(), "B/M1 exec 1".to_owned()),
+            (AGENT_B.to_owned(), "B/M1 system 1".to_owned()),
+        ]
+    );
+    // Too many devices: refused.
+    let too_many: Vec<DeviceKey> = (0..=factorydash_store::MAX_FILTER_DEVICES)
+        .map(|i| DeviceKey::new(AGENT_A, format!("M{i}")))
+        .collect();
+    let err = store
+        .latest(&only(too_many.clone()), &PageRequest::first(10))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    let err = store
+        .as_of(&only(too_many), day, &PageRequest::first(10))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    // As many as allowed: taken.
+    let most: Vec<DeviceKey> = (0..factorydash_store::MAX_FILTER_DEVICES)
+        .map(|i| DeviceKey::new(AGENT_A, format!("M{}", i + 1)))
+        .collect();
+    assert_eq!(allowed_values(store, &only(most), None, 100).await.len(), 6);
+}
+
+/// `Store::conditions` of a list of devices: only theirs, told apart by agent.
+pub async fn conditions_keep_to_a_list_of_devices(store: &dyn Store) {
+    for b in allow_list_batches() {
+        store.append(&b).await.unwrap();
+    }
+    let window = TimeWindow::new(
+        Utc.with_ymd_and_hms(2024, 3, 4, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(2024, 3, 5, 0, 0, 0).unwrap(),
+    )
+    .unwrap();
+    let codes = |found: Vec<factorydash_store::AgentObservation>| -> Vec<(String, String)> {
+        found
+            .into_iter()
+            .map(|o| {
+                let code = o
+                    .observation
+                    .condition
+                    .and_then(|c| c.native_code)
+                    .unwrap_or_default();
+                (o.agent, code)
+            })
+            .collect()
+    };
+    let all = codes(store.conditions(None, &window, None, 100).await.unwrap());
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(
+        codes(
+            store
+                .conditions(Some(&[DeviceKey::new(AGENT_B, "M1")]), &window, None, 100)
+                .await
+                .unwrap()
+        ),
+        vec![(AGENT_B.to_owned(), "BM1".to_owned())]
+    );
+    let mut two = codes(
+        store
+            .conditions(
+                Some(&[DeviceKey::new(AGENT_A, "M1"), DeviceKey::new(AGENT_B, "M1")]),
+                &window,
+                None,
+                100,
+            )
+            .await
+            .unwrap(),
+    );
+    two.sort();
+    assert_eq!(
+        two,
+        vec![
+            (AGENT_A.to_owned(), "AM1".to_owned()),
+            (AGENT_B.to_owned(), "BM1".to_owned()),
+        ]
+    );
+    // Read a chunk at a time with a list, as the alarms page does.
+    let list = [DeviceKey::new(AGENT_A, "M2"), DeviceKey::new(AGENT_A, "M1")];
+    let first = store
+        .conditions(Some(&list), &window, None, 1)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    let o = &first[0];
+    let rest = store
+        .conditions(
+            Some(&list),
+            &window,
+            Some((o.observation.timestamp, o.observation.sequence, &o.agent)),
+            100,
+        )
+        .await
+        .unwrap();
+    let mut chunked = codes(first);
+    chunked.extend(codes(rest));
+    chunked.sort();
+    assert_eq!(
+        chunked,
+        vec![
+            (AGENT_A.to_owned(), "AM1".to_owned()),
+            (AGENT_A.to_owned(), "AM2".to_owned()),
+        ]
+    );
+    assert!(store
+        .conditions(Some(&[]), &window, None, 100)
+        .await
+        .unwrap()
+        .is_empty());
+    let too_many: Vec<DeviceKey> = (0..=factorydash_store::MAX_FILTER_DEVICES)
+        .map(|i| DeviceKey::new(AGENT_A, format!("M{i}")))
+        .collect();
+    let err = store
+        .conditions(Some(&too_many), &window, None, 100)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Accounts.
+
+mod accounts_fixtures {
+    use chrono::{DateTime, Duration, TimeZone, Utc};
+    use factorydash_core::accounts::{Credential, CredentialKind, Group, Role, User};
+
+    /// 2024-05-01 12:00 UTC plus `minutes`: whole microseconds, as every store keeps.
+    pub fn t(minutes: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap() + Duration::minutes(minutes)
+    }
+
+    pub fn user(name: &str) -> User {
+        User {
+            name: name.into(),
+            display_name: format!("{name} (display)"),
+            password_hash: Some(format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA${name}")),
+            disabled: false,
+            created_at: t(0) + Duration::microseconds(123_456),
+        }
+    }
+
+    pub fn group(name: &str, role: Role, scope: &[&str], members: &[&str]) -> Group {
+        Group {
+            name: name.into(),
+            role,
+            scope: scope.iter().map(|s| s.parse().unwrap()).collect(),
+            members: members.iter().map(|m| (*m).to_owned()).collect(),
+        }
+    }
+
+    /// A credential of `user` whose digest is `n` in 64 hexadecimal digits.
+    pub fn credential(n: u32, user: &str, kind: CredentialKind, created: i64) -> Credential {
+        Credential {
+            digest: format!("{n:064x}"),
+            kind,
+            user: user.into(),
+            name: format!("credential {n}"),
+            created_at: t(created),
+            expires_at: t(created + 60 * 24),
+            last_used_at: t(created),
+        }
+    }
+}
+
+use accounts_fixtures::{credential, group, t, user};
+use factorydash_core::accounts::{AuditEntry, AuditQuery, CredentialKind, Role};
+
+pub async fn users_round_trip_and_are_replaced(store: &dyn Store) {
+    assert_eq!(store.users().await.unwrap(), vec![]);
+    assert_eq!(store.user("ada").await.unwrap(), None);
+    let ada = user("ada");
+    let mut proxy_only = user("bob@plant.example");
+    proxy_only.password_hash = None;
+    proxy_only.display_name = String::new();
+    proxy_only.disabled = true;
+    // Put out of order: listed by name (byte order: upper case first).
+    for u in [&proxy_only, &ada, &user("Zed")] {
+        store.put_user(u).await.unwrap();
+    }
+    assert_eq!(store.user("ada").await.unwrap().as_ref(), Some(&ada));
+    assert_eq!(
+        store.user("bob@plant.example").await.unwrap().as_ref(),
+        Some(&proxy_only)
+    );
+    // Names are compared exactly.
+    assert_eq!(store.user("Ada").await.unwrap(), None);
+    let names: Vec<String> = store
+        .users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(names, ["Zed", "ada", "bob@plant.example"]);
+    // Replaced whole; the user's credentials and memberships stay.
+    store
+        .put_credential(&credential(1, "ada", CredentialKind::Token, 0))
+        .await
+        .unwrap();
+    store
+        .put_group(&group("cell-a", Role::Operator, &["*"], &["ada"]))
+        .await
+        .unwrap();
+    let changed = factorydash_core::accounts::User {
+        display_name: "Ada Lovelace".into(),
+        password_hash: None,
+        disabled: true,
+        created_at: t(5),
+        ..ada.clone()
+    };
+    store.put_user(&changed).await.unwrap();
+    assert_eq!(store.user("ada").await.unwrap(), Some(changed));
+    assert_eq!(store.users().await.unwrap().len(), 3);
+    assert!(store
+        .credential(&format!("{:064x}", 1))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(store.groups().await.unwrap()[0].members, ["ada"]);
+    // A name that is not one: refused.
+    for bad in ["", "a b", "x/y"] {
+        let err = store.put_user(&user(bad)).await.unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{bad:?}: {err:?}");
+    }
+    let mut long = user("long");
+    long.display_name = "x".repeat(factorydash_core::accounts::MAX_DISPLAY_NAME_LEN + 1);
+    assert!(matches!(
+        store.put_user(&long).await.unwrap_err(),
+        StoreError::Invalid(_)
+    ));
+    assert_eq!(store.users().await.unwrap().len(), 3);
+}
+
+pub async fn removing_a_user_removes_their_credentials_and_memberships(store: &dyn Store) {
+    for name in ["ada", "bob"] {
+        store.put_user(&user(name)).await.unwrap();
+    }
+    store
+        .put_credential(&credential(1, "ada", CredentialKind::Session, 0))
+        .await
+        .unwrap();
+    store
+        .put_credential(&credential(2, "ada", CredentialKind::Token, 1))
+        .await
+        .unwrap();
+    store
+        .put_credential(&credential(3, "bob", CredentialKind::Session, 2))
+        .await
+        .unwrap();
+    store
+        .put_group(&group("both", Role::Viewer, &["*"], &["ada", "bob"]))
+        .await
+        .unwrap();
+    store
+        .put_group(&group("ada-only", Role::Admin, &["*"], &["ada"]))
+        .await
+        .unwrap();
+
+    assert!(store.remove_user("ada").await.unwrap());
+    assert!(!store.remove_user("ada").await.unwrap());
+    assert!(!store.remove_user("nobody").await.unwrap());
+    assert_eq!(store.user("ada").await.unwrap(), None);
+    for n in [1, 2] {
+        assert_eq!(
+            store.credential(&format!("{n:064x}")).await.unwrap(),
+            None,
+            "credential {n}"
+        );
+    }
+    for kind in [CredentialKind::Session, CredentialKind::Token] {
+        assert_eq!(store.credentials_of("ada", kind).await.unwrap(), vec![]);
+    }
+    assert_eq!(
+        store.credential(&format!("{:064x}", 3)).await.unwrap(),
+        Some(credential(3, "bob", CredentialKind::Session, 2))
+    );
+    // Out of every group; the groups stay, even one left without members.
+    let groups = store.groups().await.unwrap();
+    assert_eq!(
+        groups,
+        vec![
+            group("ada-only", Role::Admin, &["*"], &[]),
+            group("both", Role::Viewer, &["*"], &["bob"]),
+        ]
+    );
+    // A user of that name again starts with nothing.
+    store.put_user(&user("ada")).await.unwrap();
+    assert_eq!(
+        store
+            .credentials_of("ada", CredentialKind::Token)
+            .await
+            .unwrap(),
+        vec![]
+    );
+    assert!(store
+        .groups()
+        .await
+        .unwrap()
+        .iter()
+        .all(|g| !g.members.contains(&"ada".to_owned())));
+}
+
+pub async fn groups_round_trip_and_are_replaced(store: &dyn Store) {
+    for name in ["ada", "bob", "carol"] {
+        store.put_user(&user(name)).await.unwrap();
+    }
+    assert_eq!(store.groups().await.unwrap(), vec![]);
+    // Members given out of order and twice: kept once each, listed by name; scope rules
+    // in the order given.
+    let cell = group(
+        "cell-a",
+        Role::Operator,
+        &[
+            "Mazak*",
+            "agent:http://10.0.0.5:5000",
+            "cell:Cell 1",
+            "line:A",
+        ],
+        &["carol", "ada", "carol"],
+    );
+    store.put_group(&cell).await.unwrap();
+    let admins = group("admins", Role::Admin, &["*"], &["bob"]);
+    store.put_group(&admins).await.unwrap();
+    let none = group("nobody-yet", Role::Viewer, &[], &[]);
+    store.put_group(&none).await.unwrap();
+    let want_cell = group(
+        "cell-a",
+        Role::Operator,
+        &[
+            "device:Mazak*",
+            "agent:http://10.0.0.5:5000",
+            "cell:Cell 1",
+            "line:A",
+        ],
+        &["ada", "carol"],
+    );
+    assert_eq!(
+        store.groups().await.unwrap(),
+        vec![admins.clone(), want_cell, none.clone()]
+    );
+
+    // Replaced: role, scope and members all at once.
+    let replaced = group("cell-a", Role::Viewer, &["device:Hurco0?"], &["bob"]);
+    store.put_group(&replaced).await.unwrap();
+    assert_eq!(
+        store.groups().await.unwrap(),
+        vec![admins.clone(), replaced.clone(), none.clone()]
+    );
+
+    // A member who is not a user: refused, and nothing changes.
+    let err = store
+        .put_group(&group("cell-a", Role::Admin, &["*"], &["ada", "mallory"]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid(why) if why.contains("mallory")),
+        "{err:?}"
+    );
+    let err = store
+        .put_group(&group("new", Role::Admin, &["*"], &["mallory"]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    // A bad name: refused.
+    let err = store
+        .put_group(&group("a b", Role::Admin, &["*"], &[]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    assert_eq!(
+        store.groups().await.unwrap(),
+        vec![admins.clone(), replaced.clone(), none.clone()]
+    );
+
+    // Removing a group leaves its members.
+    assert!(store.remove_group("cell-a").await.unwrap());
+    assert!(!store.remove_group("cell-a").await.unwrap());
+    assert_eq!(store.groups().await.unwrap(), vec![admins, none]);
+    assert!(store.user("bob").await.unwrap().is_some());
+    assert_eq!(store.users().await.unwrap().len(), 3);
+}
+
+pub async fn credentials_are_kept_by_digest(store: &dyn Store) {
+    use CredentialKind::{Session, Token};
+    for name in ["ada", "bob"] {
+        store.put_user(&user(name)).await.unwrap();
+    }
+    let s1 = credential(1, "ada", Session, 0);
+    let s2 = credential(2, "ada", Session, 10);
+    let s3 = credential(3, "ada", Session, 5);
+    let t1 = credential(4, "ada", Token, 20);
+    let b1 = credential(5, "bob", Session, 1);
+    for c in [&s1, &s2, &s3, &t1, &b1] {
+        store.put_credential(c).await.unwrap();
+    }
+    assert_eq!(
+        store.credential(&s1.digest).await.unwrap().as_ref(),
+        Some(&s1)
+    );
+    assert_eq!(
+        store.credential(&format!("{:064x}", 99)).await.unwrap(),
+        None
+    );
+    // By kind, newest first.
+    assert_eq!(
+        store.credentials_of("ada", Session).await.unwrap(),
+        vec![s2.clone(), s3.clone(), s1.clone()]
+    );
+    assert_eq!(
+        store.credentials_of("ada", Token).await.unwrap(),
+        vec![t1.clone()]
+    );
+    assert_eq!(store.credentials_of("carol", Token).await.unwrap(), vec![]);
+    // A digest kept already, or a user not kept: refused.
+    let err = store
+        .put_credential(&credential(1, "bob", Token, 30))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    assert_eq!(
+        store.credential(&s1.digest).await.unwrap().as_ref(),
+        Some(&s1)
+    );
+    let err = store
+        .put_credential(&credential(6, "nobody", Token, 30))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    assert_eq!(
+        store.credential(&format!("{:064x}", 6)).await.unwrap(),
+        None
+    );
+
+    // Touched: last used then; nothing else changes. An unknown digest: nothing.
+    store
+        .touch_credential(&s1.digest, t(30) + Duration::microseconds(7))
+        .await
+        .unwrap();
+    store
+        .touch_credential(&format!("{:064x}", 99), t(30))
+        .await
+        .unwrap();
+    let touched = store.credential(&s1.digest).await.unwrap().unwrap();
+    assert_eq!(touched.last_used_at, t(30) + Duration::microseconds(7));
+    assert_eq!(
+        touched,
+        factorydash_core::accounts::Credential {
+            last_used_at: touched.last_used_at,
+            ..s1.clone()
+        }
+    );
+
+    // Removed only by its own user.
+    assert!(!store.remove_credential("bob", &s3.digest).await.unwrap());
+    assert!(store.credential(&s3.digest).await.unwrap().is_some());
+    assert!(store.remove_credential("ada", &s3.digest).await.unwrap());
+    assert!(!store.remove_credential("ada", &s3.digest).await.unwrap());
+    assert_eq!(store.credential(&s3.digest).await.unwrap(), None);
+
+    // Every session of one user: their tokens and others' sessions stay.
+    assert_eq!(
+        store.remove_credentials_of("ada", Session).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        store.remove_credentials_of("ada", Session).await.unwrap(),
+        0
+    );
+    assert_eq!(store.credentials_of("ada", Session).await.unwrap(), vec![]);
+    assert_eq!(
+        store.credentials_of("ada", Token).await.unwrap(),
+        vec![t1.clone()]
+    );
+    assert_eq!(
+        store.credentials_of("bob", Session).await.unwrap(),
+        vec![b1.clone()]
+    );
+    assert_eq!(store.remove_credentials_of("ada", Token).await.unwrap(), 1);
+    assert_eq!(store.credentials_of("ada", Token).await.unwrap(), vec![]);
+}
+
+pub async fn stale_credentials_are_removed(store: &dyn Store) {
+    use CredentialKind::{Session, Token};
+    store.put_user(&user("ada")).await.unwrap();
+    let now = t(1000);
+    let idle_before = t(900);
+    let with = |n: u32, kind, expires: i64, last_used: i64| {
+        let mut c = credential(n, "ada", kind, 0);
+        c.expires_at = t(expires);
+        c.last_used_at = t(last_used);
+        c
+    };
+    // Expired (at or before now): gone, whatever the kind.
+    let expired_session = with(1, Session, 1000, 999);
+    let expired_token = with(2, Token, 999, 999);
+    // A session idle since (at or before) idle_before: gone.
+    let idle_session = with(3, Session, 2000, 900);
+    // A token idle as long: stays (tokens have no idle limit).
+    let idle_token = with(4, Token, 2000, 100);
+    // In use and not expired: stay.
+    let live_session = with(5, Session, 1001, 901);
+    let live_token = with(6, Token, 3000, 999);
+    for c in [
+        &expired_session,
+        &expired_token,
+        &idle_session,
+        &idle_token,
+        &live_session,
+        &live_token,
+    ] {
+        store.put_credential(c).await.unwrap();
+    }
+    assert_eq!(
+        store
+            .remove_stale_credentials(now, idle_before)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store.credentials_of("ada", Session).await.unwrap(),
+        vec![live_session]
+    );
+    let mut tokens = store.credentials_of("ada", Token).await.unwrap();
+    tokens.sort_by(|a, b| a.digest.cmp(&b.digest));
+    assert_eq!(tokens, vec![idle_token, live_token]);
+    assert_eq!(
+        store
+            .remove_stale_credentials(now, idle_before)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+fn audit_entry(minutes: i64, actor: &str, action: &str, n: usize) -> AuditEntry {
+    AuditEntry {
+        id: 0,
+        at: t(minutes),
+        actor: actor.into(),
+        address: format!("10.0.0.{n}"),
+        action: action.into(),
+        target: format!("target {n}"),
+        detail: format!("detail {n}"),
+    }
+}
+
+pub async fn audit_entries_are_numbered_and_listed_newest_first(store: &dyn Store) {
+    let everything = AuditQuery {
+        limit: 100,
+        ..AuditQuery::default()
+    };
+    assert_eq!(store.audit(&everything).await.unwrap(), vec![]);
+    let entries = [
+        audit_entry(0, "ada", "login", 0),
+        audit_entry(1, "ada", "agent-added", 1),
+        audit_entry(2, "bob", "login-failed", 2),
+        audit_entry(3, "bob", "login", 3),
+        audit_entry(4, "ada", "logout", 4),
+    ];
+    let mut ids = Vec::new();
+    for e in &entries {
+        // The id given is the store's, whatever the entry said.
+        let mut e = e.clone();
+        e.id = 12345;
+        ids.push(store.append_audit(&e).await.unwrap());
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let stored: Vec<AuditEntry> = entries
+        .iter()
+        .zip(&ids)
+        .map(|(e, id)| AuditEntry {
+            id: *id,
+            ..e.clone()
+        })
+        .collect();
+    let newest_first: Vec<AuditEntry> = stored.iter().rev().cloned().collect();
+    assert_eq!(store.audit(&everything).await.unwrap(), newest_first);
+
+    let select = |q: AuditQuery| {
+        let want: Vec<AuditEntry> = newest_first
+            .iter()
+            .filter(|e| q.matches(e))
+            .take(q.limit)
+            .cloned()
+            .collect();
+        (q, want)
+    };
+    let queries = [
+        // Each filter alone…
+        AuditQuery {
+            actor: Some("ada".into()),
+            ..everything.clone()
+        },
+        AuditQuery {
+            action: Some("login".into()),
+            ..everything.clone()
+        },
+        AuditQuery {
+            since: Some(t(2)),
+            ..everything.clone()
+        },
+        AuditQuery {
+            before: Some(ids[3]),
+            ..everything.clone()
+        },
+        // …together, and a limit.
+        AuditQuery {
+            actor: Some("bob".into()),
+            action: Some("login".into()),
+            since: Some(t(1)),
+            before: Some(ids[4]),
+            limit: 100,
+        },
+        AuditQuery {
+            limit: 2,
+            ..everything.clone()
+        },
+        AuditQuery {
+            limit: 0,
+            ..everything.clone()
+        },
+        AuditQuery {
+            actor: Some("nobody".into()),
+            ..everything.clone()
+        },
+    ];
+    for q in queries {
+        let (q, want) = select(q);
+        assert_eq!(store.audit(&q).await.unwrap(), want, "{q:?}");
+    }
+    // Each filter did select something, and not everything.
+    assert_eq!(
+        store
+            .audit(&AuditQuery {
+                actor: Some("ada".into()),
+                ..everything.clone()
+            })
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    // Keyset pages, two at a time: every entry once.
+    let mut paged = Vec::new();
+    let mut q = AuditQuery {
+        limit: 2,
+        ..AuditQuery::default()
+    };
+    loop {
+        let page = store.audit(&q).await.unwrap();
+        let Some(last) = page.last() else { break };
+        q.before = Some(last.id);
+        paged.extend(page);
+    }
+    assert_eq!(paged, newest_first);
+}
+
+pub async fn audit_pages_are_capped(store: &dyn Store) {
+    let max = factorydash_store::MAX_AUDIT_PAGE;
+    let mut last = 0;
+    for n in 0..max + 5 {
+        last = store
+            .append_audit(&audit_entry(0, "ada", "login", n % 250))
+            .await
+            .unwrap();
+    }
+    let page = store
+        .audit(&AuditQuery {
+            limit: usize::MAX,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.len(), max);
+    assert_eq!(page[0].id, last);
+    assert!(page.windows(2).all(|w| w[0].id > w[1].id));
+    let rest = store
+        .audit(&AuditQuery {
+            before: page.last().map(|e| e.id),
+            limit: max + 1,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 5);
 }

@@ -73,6 +73,15 @@ conformance_tests!(
     configured_agents_keep_their_credentials_apart,
     devices_round_trip,
     a_forged_cursor_is_an_error,
+    latest_and_as_of_keep_to_the_allowed_devices,
+    conditions_keep_to_a_list_of_devices,
+    users_round_trip_and_are_replaced,
+    removing_a_user_removes_their_credentials_and_memberships,
+    groups_round_trip_and_are_replaced,
+    credentials_are_kept_by_digest,
+    stale_credentials_are_removed,
+    audit_entries_are_numbered_and_listed_newest_first,
+    audit_pages_are_capped,
 );
 
 #[tokio::test]

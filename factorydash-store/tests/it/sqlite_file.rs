@@ -289,15 +289,16 @@ async fn a_version_1_file_gives_its_data_items_their_agent() {
     {
         // Back to version 1's items table.
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(
+        conn.execute_batch(&format!(
             "CREATE TABLE items_v1 (id INTEGER PRIMARY KEY, device TEXT NOT NULL,
                data_item_id TEXT NOT NULL, UNIQUE (device, data_item_id));
              INSERT INTO items_v1 SELECT id, device, data_item_id FROM items;
              DROP TABLE items;
              ALTER TABLE items_v1 RENAME TO items;
              DROP TABLE agent_credentials;
-             PRAGMA user_version = 1;",
-        )
+             {DROP_ACCOUNTS}
+             PRAGMA user_version = 1;"
+        ))
         .unwrap();
     }
     let store = SqliteStore::open(&path).await.unwrap();
@@ -322,6 +323,10 @@ async fn a_version_1_file_gives_its_data_items_their_agent() {
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
 }
+
+/// What takes a file back from version 4 to version 3: the accounts' tables gone.
+const DROP_ACCOUNTS: &str = "DROP TABLE group_members; DROP TABLE credentials;
+    DROP TABLE groups; DROP TABLE users; DROP TABLE audit;";
 
 /// The permission bits of `path` (`0o600`, …).
 fn mode(path: &std::path::Path) -> u32 {
@@ -536,6 +541,7 @@ async fn a_version_2_file_moves_credentials_out_of_urls() {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(&format!(
             "DROP TABLE agent_credentials;
+             {DROP_ACCOUNTS}
              INSERT INTO configured_agents (url, paused) VALUES
                  ('{H_ONE}', 0), ('{K}', 0), ('{H_TWO}', 1);
              PRAGMA user_version = 2;"
