@@ -131,6 +131,9 @@
   list.addEventListener("click", (ev) => {
     const button = ev.target.closest("button[data-action]");
     if (!button || !list.contains(button)) return;
+    // Each button is a form of its own for a browser without scripts; here the JSON
+    // API is called instead, and the page is not left.
+    ev.preventDefault();
     const card = button.closest("article[data-agent]");
     const url = card.dataset.agent;
     const message = card.querySelector(".message");

@@ -55,6 +55,10 @@ impl AgentEntry {
 pub struct AgentsPage<'a> {
     /// Who reads it.
     pub who: crate::page::Who<'a>,
+    /// The forms' token (the `factorydash_form` cookie's), for `POST /admin/agents`.
+    pub csrf: &'a str,
+    /// What the last form did, said over the list.
+    pub done: Option<&'static str>,
     /// Every agent and recording, in the order shown.
     pub agents: &'a [AgentEntry],
     /// The recorded gaps, of every agent.
@@ -240,17 +244,58 @@ fn gaps(url: &str, all: &[Gap]) -> Markup {
     }
 }
 
+/// What `?done=` says: the codes of `POST /admin/agents` only.
+pub fn done_text(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "agent-added" => "Agent added: followed from now on.",
+        "agent-paused" => "Paused: not followed, after restarts too, until resumed.",
+        "agent-resumed" => "Resumed: followed again from where it stopped.",
+        "agent-removed" => "Agent removed. What was stored from it stays.",
+        _ => return None,
+    })
+}
+
+/// The page of a refused form (`POST /admin/agents` without JavaScript): why, and the way
+/// back.
+pub fn render_refused(message: &str) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (page_head_with("Agents · factorydash", false, &["agents.css"]))
+            body .agents-page {
+                header { h1 { a href="/" { "factorydash" } " › " a href="/agents" { "agents" } } }
+                p .alert role="alert" { (message) }
+                p { a href="/agents" { "Back to the agents" } }
+            }
+        }
+    }
+    .into_string()
+}
+
+/// One button of an admin's: a form of its own that works without JavaScript
+/// (`POST /admin/agents`); agents.js takes the click and calls the JSON API instead.
+fn action_form(csrf: &str, url: &str, action: &str, class: &str, label: &str) -> Markup {
+    html! {
+        form .inline method="post" action="/admin/agents" {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="url" value=(url);
+            button type="submit" name="action" value=(action) class=(format!("action {class}")) data-action=(action) { (label) }
+        }
+    }
+}
+
 /// An admin's buttons for an agent.
-fn actions(entry: &AgentEntry) -> Markup {
+fn actions(entry: &AgentEntry, csrf: &str) -> Markup {
+    let url = redacted(&entry.url);
     html! {
         div .agent-actions data-part="actions" {
             @if entry.paused {
-                button type="button" .action .primary data-action="resume" { "Resume" }
+                (action_form(csrf, &url, "resume", "primary", "Resume"))
             } @else {
-                button type="button" .action data-action="pause" { "Pause" }
+                (action_form(csrf, &url, "pause", "", "Pause"))
             }
             @if entry.added_at_run_time {
-                button type="button" .action .danger data-action="remove" { "Remove" }
+                (action_form(csrf, &url, "remove", "danger", "Remove"))
             } @else {
                 span .muted { "Given at start (command line or configuration): pause it rather than remove it." }
             }
@@ -258,7 +303,7 @@ fn actions(entry: &AgentEntry) -> Markup {
     }
 }
 
-fn card(entry: &AgentEntry, all_gaps: &[Gap], controls: Controls) -> Markup {
+fn card(entry: &AgentEntry, all_gaps: &[Gap], controls: Controls, csrf: &str) -> Markup {
     let shown = redacted(&entry.url);
     html! {
         article .agent-card .(tone(entry)) data-agent=(shown) {
@@ -269,7 +314,7 @@ fn card(entry: &AgentEntry, all_gaps: &[Gap], controls: Controls) -> Markup {
             (health(entry))
             @if entry.is_agent() { (gaps(&entry.url, all_gaps)) }
             @if controls == Controls::Change && entry.is_agent() {
-                (actions(entry))
+                (actions(entry, csrf))
                 p .message role="status" aria-live="polite" {}
             }
         }
@@ -334,7 +379,9 @@ pub fn render_agents(p: &AgentsPage<'_>) -> String {
                 @if change {
                     section #add-agent aria-labelledby="add-title" {
                         h2 #add-title { "Add an agent" }
-                        form #add-form {
+                        form #add-form method="post" action="/admin/agents" {
+                            input type="hidden" name="csrf" value=(p.csrf);
+                            input type="hidden" name="action" value="add";
                             label for="add-url" { "Agent URL" }
                             input #add-url name="url" type="text" inputmode="url" autocomplete="off" spellcheck="false" required placeholder="http://10.0.0.5:5000" aria-describedby="add-help";
                             button type="submit" .action .primary { "Add agent" }
@@ -346,10 +393,10 @@ pub fn render_agents(p: &AgentsPage<'_>) -> String {
                     (controls_note(p.controls))
                 }
                 (summary(p.agents))
-                p #agents-message .message role="status" aria-live="polite" {}
+                p #agents-message .message role="status" aria-live="polite" { @if let Some(done) = p.done { (done) } }
                 p #no-agents .muted hidden[!p.agents.is_empty()] { "No agents or recordings." }
                 section #agent-list aria-label="Agents" {
-                    @for a in p.agents { (card(a, p.gaps, p.controls)) }
+                    @for a in p.agents { (card(a, p.gaps, p.controls, p.csrf)) }
                 }
                 (footer("Numbers update live.", None))
             }

@@ -45,7 +45,7 @@ fn field<'f>(form: &'f Form, name: &str) -> &'f str {
 }
 
 /// The request's form token and, when it has none yet, the `Set-Cookie` that gives it one.
-fn form_token(auth: &Auth, headers: &HeaderMap) -> (String, Option<String>) {
+pub(crate) fn form_token(auth: &Auth, headers: &HeaderMap) -> (String, Option<String>) {
     if let Some(t) = crate::accounts::cookie(headers, FORM_COOKIE)
         .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
     {
@@ -58,7 +58,7 @@ fn form_token(auth: &Auth, headers: &HeaderMap) -> (String, Option<String>) {
 }
 
 /// Whether the form's `csrf` field is the request's form token.
-fn form_token_ok(headers: &HeaderMap, form: &Form) -> bool {
+pub(crate) fn form_token_ok(headers: &HeaderMap, form: &Form) -> bool {
     let sent = field(form, "csrf");
     crate::accounts::cookie(headers, FORM_COOKIE)
         .is_some_and(|t| !t.is_empty() && bool::from(t.as_bytes().ct_eq(sent.as_bytes())))
@@ -74,7 +74,7 @@ fn html(status: StatusCode, body: String, cookie: Option<String>) -> Response {
     r
 }
 
-fn see_other(to: &str) -> Response {
+pub(crate) fn see_other(to: &str) -> Response {
     reply::with_header(StatusCode::SEE_OTHER, "location", to).into_response()
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use factorydash_store::StoreError;
 use serde::Deserialize;
 use serde_json::json;
-use warp::http::StatusCode;
+use warp::http::{HeaderMap, StatusCode};
 use warp::reply::{self, Reply, Response};
 
 use super::errors::ApiError;
@@ -227,4 +227,60 @@ pub async fn remove(app: Arc<App>, actor: Actor, q: AgentUrl) -> Result<Response
     app.health.forget(&agent);
     actor.audit("agent-removed", &redacted(&agent), "").await;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /admin/agents`: the agents page's forms, for a browser without JavaScript (with
+/// it, the page calls the JSON routes above). Fields: `csrf` (the form token,
+/// [`super::accounts::form_token`]), `action` (`add`, `pause`, `resume` or `remove`) and
+/// `url`. Done: `303` back to `/agents?done=`; refused: a page saying why, with the JSON
+/// route's status.
+pub async fn form(
+    app: Arc<App>,
+    actor: Actor,
+    headers: HeaderMap,
+    form: super::accounts::Form,
+) -> Result<Response, ApiError> {
+    if !super::accounts::form_token_ok(&headers, &form) {
+        return Err(ApiError::forbidden(
+            "the form did not come from this server's page",
+        ));
+    }
+    let url = RawAgentUrl {
+        url: form.get("url").cloned(),
+    };
+    let action = form.get("action").map_or("", String::as_str);
+    let (done, result) = match action {
+        "add" => ("agent-added", add(app, actor, url).await),
+        "pause" | "resume" => (
+            if action == "pause" {
+                "agent-paused"
+            } else {
+                "agent-resumed"
+            },
+            match AgentUrl::validate(url) {
+                Ok(q) => set_paused(app, actor, q, action == "pause").await,
+                Err(e) => Err(e),
+            },
+        ),
+        "remove" => (
+            "agent-removed",
+            match AgentUrl::validate(url) {
+                Ok(q) => remove(app, actor, q).await,
+                Err(e) => Err(e),
+            },
+        ),
+        _ => {
+            return Err(ApiError::bad_request(
+                "action: add, pause, resume or remove",
+            ))
+        }
+    };
+    match result {
+        Ok(_) => Ok(super::accounts::see_other(&format!("/agents?done={done}"))),
+        Err(e) => Ok(reply::with_status(
+            reply::html(crate::agents_page::render_refused(e.message())),
+            e.status(),
+        )
+        .into_response()),
+    }
 }

@@ -83,6 +83,16 @@ pub fn routes(
             .and(with.clone())
             .and(scope.clone())
             .and(crate::csrf::takes_changes_here(auth.clone()))
+            .and(warp::any().map({
+                let auth = auth.clone();
+                move || auth.clone()
+            }))
+            .and(warp::header::headers_cloned())
+            .and(
+                warp::query::<pages::AgentsQuery>()
+                    .or(warp::any().map(pages::AgentsQuery::default))
+                    .unify(),
+            )
             .then(pages::agents),
     ))
     .unify()
@@ -182,6 +192,22 @@ pub fn routes(
             .and(actor.clone())
             .and(query())
             .then(admin::remove),
+    ))
+    .unify()
+    .or(answered(
+        "/admin/agents",
+        warp::path!("admin" / "agents")
+            .and(warp::post())
+            .and(with.clone())
+            .and(actor.clone())
+            .and(warp::header::headers_cloned())
+            .and(
+                warp::body::content_length_limit(accounts::MAX_FORM)
+                    .and(warp::body::form::<accounts::Form>())
+                    .or(warp::any().map(accounts::Form::new))
+                    .unify(),
+            )
+            .then(admin::form),
     ))
     .unify()
     .or(answered(

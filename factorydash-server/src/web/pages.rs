@@ -380,6 +380,9 @@ pub async fn agents(
     app: Arc<App>,
     scope: Scope,
     takes_changes: bool,
+    auth: Arc<crate::accounts::Auth>,
+    headers: warp::http::HeaderMap,
+    q: AgentsQuery,
 ) -> Result<Response, ApiError> {
     let mut gaps = app.store.gaps().await?;
     let sources = app.health_for(&scope).await;
@@ -410,12 +413,27 @@ pub async fn agents(
     } else {
         Controls::Change
     };
+    // The forms' token, for a browser without JavaScript (`POST /admin/agents`).
+    let (csrf, new_cookie) = super::accounts::form_token(&auth, &headers);
     let html = agents_page::render_agents(&AgentsPage {
         who: scope.who(),
         agents: &agents,
         gaps: &gaps,
         sources: &sources,
         controls,
+        csrf: &csrf,
+        done: q.done.as_deref().and_then(agents_page::done_text),
     });
-    Ok(reply::html(html).into_response())
+    let mut r = reply::html(html).into_response();
+    if let Some(c) = new_cookie.and_then(|c| c.parse().ok()) {
+        r.headers_mut().append("set-cookie", c);
+    }
+    Ok(r)
+}
+
+/// `/agents?done=`: what the agents page's form did (a code: nothing from the address is
+/// shown).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct AgentsQuery {
+    done: Option<String>,
 }

@@ -140,7 +140,12 @@ impl Client {
     }
 
     /// POSTs or DELETEs JSON from this server's own page.
-    async fn json(&mut self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    async fn json(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut r = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -153,7 +158,10 @@ impl Client {
         self.keep(&r);
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     /// The form token of the sign-in page.
@@ -170,7 +178,12 @@ impl Client {
         let (status, _, _) = self
             .form(
                 "/login",
-                &[("csrf", &csrf), ("user", user), ("password", password), ("next", "/")],
+                &[
+                    ("csrf", &csrf),
+                    ("user", user),
+                    ("password", password),
+                    ("next", "/"),
+                ],
             )
             .await;
         status
@@ -190,11 +203,21 @@ fn mentioned<'n>(body: &str, names: &'n [String]) -> BTreeSet<&'n str> {
 async fn accounts_on(store: &[&str]) {
     // The first admin, before anyone can sign in.
     let (ok, out) = user_cli(store, &["add", "--admin", "ada"], "password123").await;
-    assert!(!ok && out.contains("common"), "a common password is refused: {out}");
+    assert!(
+        !ok && out.contains("common"),
+        "a common password is refused: {out}"
+    );
     let (ok, out) = user_cli(store, &["add", "--admin", "ada"], ADA_PASSWORD).await;
     assert!(ok && out.contains("admins"), "{out}");
 
-    let mut args = vec!["serve", "--demo", "--speed", "20", "--listen", "127.0.0.1:0"];
+    let mut args = vec![
+        "serve",
+        "--demo",
+        "--speed",
+        "20",
+        "--listen",
+        "127.0.0.1:0",
+    ];
     args.extend_from_slice(store);
     let (fd, _log): (Running, _) = start_logged(&args, &[]).await;
     let base = fd.base.clone();
@@ -203,7 +226,10 @@ async fn accounts_on(store: &[&str]) {
     let mut nobody = Client::new(&base, None);
     let (status, _, location) = nobody.page("/device?name=x").await;
     assert_eq!(status, 303);
-    assert_eq!(location.as_deref(), Some("/login?next=%2Fdevice%3Fname%3Dx"));
+    assert_eq!(
+        location.as_deref(),
+        Some("/login?next=%2Fdevice%3Fname%3Dx")
+    );
     assert_eq!(nobody.get("/api/devices").await.0, 401);
     assert_eq!(nobody.get("/healthz").await.0, 200);
 
@@ -211,17 +237,34 @@ async fn accounts_on(store: &[&str]) {
     let mut ada = Client::new(&base, Some("127.0.0.2".parse().unwrap()));
     let csrf = ada.login_token().await;
     let (status, _, _) = ada
-        .form("/login", &[("csrf", "0"), ("user", "ada"), ("password", ADA_PASSWORD)])
+        .form(
+            "/login",
+            &[("csrf", "0"), ("user", "ada"), ("password", ADA_PASSWORD)],
+        )
         .await;
     assert_eq!(status, 403, "a form without its token");
     let (status, page, set) = ada
-        .form("/login", &[("csrf", &csrf), ("user", "ada"), ("password", "wrong password!")])
+        .form(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("user", "ada"),
+                ("password", "wrong password!"),
+            ],
+        )
         .await;
     assert_eq!(status, 401);
     assert!(page.contains("Wrong name or password"));
     assert!(set.iter().all(|c| !c.starts_with("factorydash_session")));
     let (status, unknown, _) = ada
-        .form("/login", &[("csrf", &csrf), ("user", "nobody"), ("password", "wrong password!")])
+        .form(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("user", "nobody"),
+                ("password", "wrong password!"),
+            ],
+        )
         .await;
     assert_eq!(status, 401);
     assert_eq!(
@@ -235,7 +278,12 @@ async fn accounts_on(store: &[&str]) {
     let (status, _, set) = ada
         .form(
             "/login",
-            &[("csrf", &csrf), ("user", "ada"), ("password", ADA_PASSWORD), ("next", "//evil.example/")],
+            &[
+                ("csrf", &csrf),
+                ("user", "ada"),
+                ("password", ADA_PASSWORD),
+                ("next", "//evil.example/"),
+            ],
         )
         .await;
     assert_eq!(status, 303);
@@ -243,7 +291,10 @@ async fn accounts_on(store: &[&str]) {
         .iter()
         .find(|c| c.starts_with("factorydash_session="))
         .expect("a session cookie");
-    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"), "{session}");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
     assert!(!session.contains(&"a".repeat(64)));
     let (status, devices) = ada.get("/api/devices").await;
     assert_eq!(status, 200);
@@ -281,7 +332,11 @@ async fn accounts_on(store: &[&str]) {
     assert_eq!(carol.sign_in("carol", CAROL_PASSWORD).await, 303);
     let (status, own) = carol.get("/api/devices").await;
     assert_eq!(status, 200);
-    assert_eq!(mentioned(&own, &names), BTreeSet::from([mine.as_str()]), "{own}");
+    assert_eq!(
+        mentioned(&own, &names),
+        BTreeSet::from([mine.as_str()]),
+        "{own}"
+    );
     let other = &others[0];
     let some_item = {
         let d: Value = serde_json::from_str(&devices.to_string()).unwrap();
@@ -320,17 +375,31 @@ async fn accounts_on(store: &[&str]) {
         let (status, body, _) = carol.page(&path).await;
         assert_eq!(status, 404, "{path} must not exist for carol: {body}");
     }
-    for path in ["/metrics", "/api/users", "/api/groups", "/api/audit", "/admin"] {
+    for path in [
+        "/metrics",
+        "/api/users",
+        "/api/groups",
+        "/api/audit",
+        "/admin",
+    ] {
         assert_eq!(carol.get(path).await.0, 403, "{path}");
     }
     let (status, _) = carol
-        .json(reqwest::Method::POST, "/api/agents", Some(json!({ "url": "http://127.0.0.1:7/x" })))
+        .json(
+            reqwest::Method::POST,
+            "/api/agents",
+            Some(json!({ "url": "http://127.0.0.1:7/x" })),
+        )
         .await;
     assert_eq!(status, 403);
 
     // The live stream: nothing about another group's device, over 3 s of a replay at 20×.
     let ws_url = format!("{}/ws", base.replace("http://", "ws://"));
-    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(ws_url.as_str()).unwrap();
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            ws_url.as_str(),
+        )
+        .unwrap();
     request
         .headers_mut()
         .insert("cookie", carol.cookie_header().parse().unwrap());
@@ -339,7 +408,10 @@ async fn accounts_on(store: &[&str]) {
     let mut latest = 0;
     while let Ok(Some(Ok(m))) = tokio::time::timeout_at(until.into(), socket.next()).await {
         let text = m.to_text().unwrap_or("").to_owned();
-        assert!(mentioned(&text, &others).is_empty(), "/ws sent another group's device: {text}");
+        assert!(
+            mentioned(&text, &others).is_empty(),
+            "/ws sent another group's device: {text}"
+        );
         if text.contains("\"type\":\"latest\"") {
             assert!(text.contains(&mine), "{text}");
             latest += 1;
@@ -350,7 +422,11 @@ async fn accounts_on(store: &[&str]) {
 
     // A personal token acts as carol, scoped; revoked, it is refused.
     let (status, made) = carol
-        .json(reqwest::Method::POST, "/api/tokens", Some(json!({ "name": "mes-export", "days": 7 })))
+        .json(
+            reqwest::Method::POST,
+            "/api/tokens",
+            Some(json!({ "name": "mes-export", "days": 7 })),
+        )
         .await;
     assert_eq!(status, 201, "{made}");
     let secret = made["token"].as_str().unwrap().to_owned();
@@ -362,13 +438,23 @@ async fn accounts_on(store: &[&str]) {
     };
     let r = bearer("/api/devices").await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(mentioned(&r.text().await.unwrap(), &names), BTreeSet::from([mine.as_str()]));
+    assert_eq!(
+        mentioned(&r.text().await.unwrap(), &names),
+        BTreeSet::from([mine.as_str()])
+    );
     let (status, listed) = carol.json(reqwest::Method::GET, "/api/tokens", None).await;
     assert_eq!(status, 200);
-    assert!(!listed.to_string().contains(&secret), "a token is shown once only");
+    assert!(
+        !listed.to_string().contains(&secret),
+        "a token is shown once only"
+    );
     let id = made["id"].as_str().unwrap();
     let (status, _) = carol
-        .json(reqwest::Method::DELETE, &format!("/api/tokens?id={id}"), None)
+        .json(
+            reqwest::Method::DELETE,
+            &format!("/api/tokens?id={id}"),
+            None,
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(bearer("/api/devices").await.unwrap().status(), 401);
@@ -381,13 +467,25 @@ async fn accounts_on(store: &[&str]) {
     let (status, _, _) = carol.form("/logout", &[("csrf", &csrf)]).await;
     assert_eq!(status, 303);
     carol.cookies = kept;
-    assert_eq!(carol.get("/api/devices").await.0, 401, "the old session cookie is dead");
+    assert_eq!(
+        carol.get("/api/devices").await.0,
+        401,
+        "the old session cookie is dead"
+    );
     assert_eq!(carol2.get("/api/devices").await.0, 200);
     let (status, _) = ada
-        .json(reqwest::Method::POST, "/api/users", Some(json!({ "name": "carol", "disabled": true })))
+        .json(
+            reqwest::Method::POST,
+            "/api/users",
+            Some(json!({ "name": "carol", "disabled": true })),
+        )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(carol2.get("/api/devices").await.0, 401, "disabled: out at once");
+    assert_eq!(
+        carol2.get("/api/devices").await.0,
+        401,
+        "disabled: out at once"
+    );
     assert_eq!(carol2.sign_in("carol", CAROL_PASSWORD).await, 401);
 
     // Guessing is slowed: per user name, whoever asks.
@@ -399,13 +497,20 @@ async fn accounts_on(store: &[&str]) {
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
 
     // The audit log: who did what, from where; never a secret.
-    let (status, audit) = ada.json(reqwest::Method::GET, "/api/audit?limit=1000", None).await;
+    let (status, audit) = ada
+        .json(reqwest::Method::GET, "/api/audit?limit=1000", None)
+        .await;
     assert_eq!(status, 200);
     let actions: BTreeSet<(String, String)> = audit["entries"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["actor"].as_str().unwrap().to_owned(), e["action"].as_str().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().to_owned(),
+                e["action"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     for (actor, action) in [
         ("ada", "login-failed"),
@@ -490,7 +595,9 @@ async fn the_auth_proxy_is_taken_from_its_address_only() {
     // machine).
     let r = ask("127.0.0.1", "ada", "/api/users").await.unwrap();
     assert_eq!(r.status(), 200);
-    let r = ask("127.0.0.1", "dave@plant.example", "/api/devices").await.unwrap();
+    let r = ask("127.0.0.1", "dave@plant.example", "/api/devices")
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap(), json!([]));
     let r = ask("127.0.0.1", "ada", "/api/users").await.unwrap();
@@ -514,7 +621,15 @@ async fn a_sign_in_takes_as_long_for_an_unknown_user() {
     let (ok, out) = user_cli(&store, &["add", "--admin", "ada"], ADA_PASSWORD).await;
     assert!(ok, "{out}");
     let (fd, _log) = start_logged(
-        &["serve", "--agent", "http://127.0.0.1:9/", "--listen", "127.0.0.1:0", "--data-dir", &dir_text],
+        &[
+            "serve",
+            "--agent",
+            "http://127.0.0.1:9/",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &dir_text,
+        ],
         &[],
     )
     .await;
@@ -530,7 +645,14 @@ async fn a_sign_in_takes_as_long_for_an_unknown_user() {
             let csrf = b.login_token().await;
             let t = Instant::now();
             let (status, _, _) = b
-                .form("/login", &[("csrf", &csrf), ("user", user), ("password", "not it at all")])
+                .form(
+                    "/login",
+                    &[
+                        ("csrf", &csrf),
+                        ("user", user),
+                        ("password", "not it at all"),
+                    ],
+                )
                 .await;
             times.push(t.elapsed());
             assert_eq!(status, 401);
@@ -542,7 +664,10 @@ async fn a_sign_in_takes_as_long_for_an_unknown_user() {
     // Argon2id hash takes tens of ms; a missing check would answer in well under one).
     let (k, u) = (known[2], unknown[2]);
     println!("sign-in with a wrong password: known user {k:?}, unknown user {u:?} (medians)");
-    assert!(u * 3 > k, "an unknown user is answered much faster: {u:?} against {k:?}");
+    assert!(
+        u * 3 > k,
+        "an unknown user is answered much faster: {u:?} against {k:?}"
+    );
     fd.terminate(Duration::from_secs(10)).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -564,7 +689,14 @@ enum Expect {
 async fn every_route_for_every_role(store: &[&str]) {
     let (ok, out) = user_cli(store, &["add", "--admin", "ada"], ADA_PASSWORD).await;
     assert!(ok, "{out}");
-    let mut args = vec!["serve", "--demo", "--speed", "20", "--listen", "127.0.0.1:0"];
+    let mut args = vec![
+        "serve",
+        "--demo",
+        "--speed",
+        "20",
+        "--listen",
+        "127.0.0.1:0",
+    ];
     args.extend_from_slice(store);
     let (fd, _log): (Running, _) = start_logged(&args, &[]).await;
     let base = fd.base.clone();
@@ -617,15 +749,39 @@ async fn every_route_for_every_role(store: &[&str]) {
         ("/api/devices".into(), Everyone(200)),
         ("/api/latest".into(), Everyone(200)),
         ("/api/latest?at=2030-01-01T00:00:00Z".into(), Everyone(200)),
-        (format!("/api/series?device={mine}&dataItemId={mine_item}"), Everyone(200)),
-        (format!("/api/series?device={other}&dataItemId={other_item}"), InScopeOnly(200)),
-        (format!("/api/series?device={mine}&dataItemId={mine_item}&maxPoints=40"), Everyone(200)),
-        (format!("/api/export?device={mine}&dataItemId={mine_item}"), Everyone(200)),
-        (format!("/api/export?device={other}&dataItemId={other_item}"), InScopeOnly(200)),
-        (format!("/api/utilization?device={mine}&{from}"), Everyone(200)),
-        (format!("/api/utilization?device={other}&{from}"), InScopeOnly(200)),
+        (
+            format!("/api/series?device={mine}&dataItemId={mine_item}"),
+            Everyone(200),
+        ),
+        (
+            format!("/api/series?device={other}&dataItemId={other_item}"),
+            InScopeOnly(200),
+        ),
+        (
+            format!("/api/series?device={mine}&dataItemId={mine_item}&maxPoints=40"),
+            Everyone(200),
+        ),
+        (
+            format!("/api/export?device={mine}&dataItemId={mine_item}"),
+            Everyone(200),
+        ),
+        (
+            format!("/api/export?device={other}&dataItemId={other_item}"),
+            InScopeOnly(200),
+        ),
+        (
+            format!("/api/utilization?device={mine}&{from}"),
+            Everyone(200),
+        ),
+        (
+            format!("/api/utilization?device={other}&{from}"),
+            InScopeOnly(200),
+        ),
         (format!("/api/alarms?device={mine}&{from}"), Everyone(200)),
-        (format!("/api/alarms?device={other}&{from}"), InScopeOnly(200)),
+        (
+            format!("/api/alarms?device={other}&{from}"),
+            InScopeOnly(200),
+        ),
         (format!("/api/alarms?{from}&format=csv"), Everyone(200)),
         ("/api/gaps".into(), Everyone(200)),
         ("/api/agents".into(), Everyone(200)),
@@ -641,9 +797,20 @@ async fn every_route_for_every_role(store: &[&str]) {
     for (path, expect) in &gets {
         assert_eq!(nobody.get(path).await.0, 401, "nobody: {path}");
         let (status, _, location) = nobody.page(path).await;
-        assert_eq!(status, 303, "nobody's browser is sent to sign in: {path}");
-        assert!(location.unwrap().starts_with("/login?next="));
-        for (who, client, admin) in [("vera", &mut vera, false), ("otto", &mut otto, false), ("ada", &mut ada, true)] {
+        if path.starts_with("/api/") {
+            assert_eq!(
+                status, 401,
+                "the API answers a browser as any client: {path}"
+            );
+        } else {
+            assert_eq!(status, 303, "nobody's browser is sent to sign in: {path}");
+            assert!(location.unwrap().starts_with("/login?next="));
+        }
+        for (who, client, admin) in [
+            ("vera", &mut vera, false),
+            ("otto", &mut otto, false),
+            ("ada", &mut ada, true),
+        ] {
             let (status, body) = client.get(path).await;
             let wanted = match (expect, admin) {
                 (Everyone(ok), _) | (InScopeOnly(ok) | AdminOnly(ok), true) => *ok,
@@ -659,22 +826,99 @@ async fn every_route_for_every_role(store: &[&str]) {
             }
         }
     }
+    // The live stream: signed-in readers only.
+    let ws = format!("{}/ws", base.replace("http://", "ws://"));
+    for (who, cookie) in [("vera", vera.cookie_header()), ("nobody", String::new())] {
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                ws.as_str(),
+            )
+            .unwrap();
+        if !cookie.is_empty() {
+            request
+                .headers_mut()
+                .insert("cookie", cookie.parse().unwrap());
+        }
+        let answer = tokio_tungstenite::connect_async(request).await;
+        match (who, answer) {
+            ("vera", Ok(_)) => {}
+            ("nobody", Err(tokio_tungstenite::tungstenite::Error::Http(r))) => {
+                assert_eq!(r.status(), 401)
+            }
+            (who, other) => panic!("{who}: /ws: {:?}", other.map(|(_, r)| r.status())),
+        }
+    }
+    fd.terminate(Duration::from_secs(10)).await;
+
     // Changes: admins only (viewers and operators are refused before anything happens).
+    // The demo follows no agents: the same store, served following one.
+    let mut args = vec![
+        "serve",
+        "--agent",
+        "http://127.0.0.1:9/",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(store);
+    let (fd, _log): (Running, _) = start_logged(&args, &[]).await;
+    let base = fd.base.clone();
+    let mut ada = Client::new(&base, Some("127.0.2.1".parse().unwrap()));
+    let mut vera = Client::new(&base, Some("127.0.2.2".parse().unwrap()));
+    let mut otto = Client::new(&base, Some("127.0.2.3".parse().unwrap()));
+    let mut nobody = Client::new(&base, Some("127.0.2.4".parse().unwrap()));
+    assert_eq!(ada.sign_in("ada", ADA_PASSWORD).await, 303);
+    assert_eq!(vera.sign_in("vera", CAROL_PASSWORD).await, 303);
+    assert_eq!(otto.sign_in("otto", CAROL_PASSWORD).await, 303);
     let url = "http://127.0.0.1:7/matrix";
     let changes: Vec<(reqwest::Method, String, Option<Value>, u16)> = vec![
-        (reqwest::Method::POST, "/api/agents".into(), Some(json!({ "url": url })), 201),
-        (reqwest::Method::POST, format!("/api/agents/pause?url={url}"), None, 200),
-        (reqwest::Method::POST, format!("/api/agents/resume?url={url}"), None, 200),
-        (reqwest::Method::DELETE, format!("/api/agents?url={url}"), None, 204),
-        (reqwest::Method::POST, "/api/users".into(), Some(json!({ "name": "matrix-user" })), 200),
-        (reqwest::Method::DELETE, "/api/users?name=matrix-user".into(), None, 200),
+        (
+            reqwest::Method::POST,
+            "/api/agents".into(),
+            Some(json!({ "url": url })),
+            201,
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/agents/pause?url={url}"),
+            None,
+            200,
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/agents/resume?url={url}"),
+            None,
+            200,
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("/api/agents?url={url}"),
+            None,
+            204,
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/users".into(),
+            Some(json!({ "name": "matrix-user" })),
+            200,
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/api/users?name=matrix-user".into(),
+            None,
+            200,
+        ),
         (
             reqwest::Method::POST,
             "/api/groups".into(),
             Some(json!({ "name": "matrix", "role": "viewer", "scope": ["*"], "members": [] })),
             200,
         ),
-        (reqwest::Method::DELETE, "/api/groups?name=matrix".into(), None, 200),
+        (
+            reqwest::Method::DELETE,
+            "/api/groups?name=matrix".into(),
+            None,
+            200,
+        ),
     ];
     for (method, path, body, ok) in changes {
         for (who, client) in [("vera", &mut vera), ("otto", &mut otto)] {
@@ -686,26 +930,59 @@ async fn every_route_for_every_role(store: &[&str]) {
         let (status, answer) = ada.json(method.clone(), &path, body.clone()).await;
         assert_eq!(status, ok, "ada: {method} {path}: {answer}");
     }
-    // The live stream: signed-in readers only.
-    let ws = format!("{}/ws", base.replace("http://", "ws://"));
-    for (who, cookie) in [("vera", vera.cookie_header()), ("nobody", String::new())] {
-        let mut request =
-            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-                ws.as_str(),
-            )
-            .unwrap();
-        if !cookie.is_empty() {
-            request.headers_mut().insert("cookie", cookie.parse().unwrap());
-        }
-        let answer = tokio_tungstenite::connect_async(request).await;
-        match (who, answer) {
-            ("vera", Ok(_)) => {}
-            ("nobody", Err(tokio_tungstenite::tungstenite::Error::Http(r))) => {
-                assert_eq!(r.status(), 401)
-            }
-            (who, other) => panic!("{who}: /ws: {:?}", other.map(|(_, r)| r.status())),
-        }
+
+    // The agents page's forms, as a browser without JavaScript posts them.
+    let (status, page, _) = ada.page("/agents").await;
+    assert_eq!(status, 200);
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("the forms carry a token")
+        + 19;
+    let csrf = page[at..at + 64].to_owned();
+    for (action, code, done) in [
+        ("add", "agent-added", "Agent added"),
+        ("pause", "agent-paused", "Paused"),
+        ("resume", "agent-resumed", "Resumed"),
+        ("remove", "agent-removed", "Agent removed"),
+    ] {
+        let fields = [("csrf", csrf.as_str()), ("action", action), ("url", url)];
+        let (status, _, _) = vera.form("/admin/agents", &fields).await;
+        assert_eq!(status, 403, "vera: {action}");
+        let (status, _, _) = ada
+            .form("/admin/agents", &[("action", action), ("url", url)])
+            .await;
+        assert_eq!(status, 403, "without the form's token: {action}");
+        let (status, body, _) = ada.form("/admin/agents", &fields).await;
+        assert_eq!(status, 303, "{action}: {body}");
+        let (_, page, _) = ada.page(&format!("/agents?done={code}")).await;
+        assert!(page.contains(done), "{action}: the page says what was done");
+        let listed = page.contains("http://127.0.0.1:7/matrix");
+        assert_eq!(
+            listed,
+            action != "remove",
+            "{action}: the agent is listed or not"
+        );
     }
+    let (_, page, _) = ada.page("/agents?done=%3Cscript%3E").await;
+    assert!(
+        !page.contains("<script>"),
+        "nothing from the address is shown"
+    );
+    let (status, body, _) = ada
+        .form(
+            "/admin/agents",
+            &[
+                ("csrf", &csrf),
+                ("action", "add"),
+                ("url", "ftp://<b>x</b>"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("Back to the agents") && !body.contains("<b>x"),
+        "{body}"
+    );
     fd.terminate(Duration::from_secs(10)).await;
 }
 
@@ -741,7 +1018,16 @@ async fn a_browser_signs_in_sees_its_scope_and_signs_out() {
     let (ok, out) = user_cli(&store, &["add", "--admin", "ada"], ADA_PASSWORD).await;
     assert!(ok, "{out}");
     let (fd, _log) = start_logged(
-        &["serve", "--demo", "--speed", "20", "--listen", "127.0.0.1:0", "--data-dir", &dir_text],
+        &[
+            "serve",
+            "--demo",
+            "--speed",
+            "20",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &dir_text,
+        ],
         &[],
     )
     .await;
@@ -776,16 +1062,26 @@ async fn a_browser_signs_in_sees_its_scope_and_signs_out() {
     assert_eq!(status, 200, "{body}");
 
     browser.open(&format!("{base}/")).await;
-    assert_eq!(browser.eval("return location.pathname").await, json!("/login"));
+    assert_eq!(
+        browser.eval("return location.pathname").await,
+        json!("/login")
+    );
     browser.screenshot("login-1280").await;
     browser.type_into("#user", "carol").await;
     browser.type_into("#password", "not her password").await;
-    browser.click("form[action='/login'] button[type=submit]").await;
+    browser
+        .click("form[action='/login'] button[type=submit]")
+        .await;
     let page = browser.eval("return document.body.innerText").await;
-    assert!(page.as_str().unwrap().contains("Wrong name or password"), "{page}");
+    assert!(
+        page.as_str().unwrap().contains("Wrong name or password"),
+        "{page}"
+    );
     browser.type_into("#user", "carol").await;
     browser.type_into("#password", CAROL_PASSWORD).await;
-    browser.click("form[action='/login'] button[type=submit]").await;
+    browser
+        .click("form[action='/login'] button[type=submit]")
+        .await;
     assert_eq!(browser.eval("return location.pathname").await, json!("/"));
     browser
         .wait_until(
@@ -799,9 +1095,17 @@ async fn a_browser_signs_in_sees_its_scope_and_signs_out() {
     let text = browser.eval("return document.body.innerText").await;
     let text = text.as_str().unwrap();
     assert!(text.contains(&mine), "{text}");
-    assert!(mentioned(text, &others).is_empty(), "the board shows another cell's machine: {text}");
-    let html = browser.eval("return document.documentElement.outerHTML").await;
-    assert!(mentioned(html.as_str().unwrap(), &others).is_empty(), "nor does its markup");
+    assert!(
+        mentioned(text, &others).is_empty(),
+        "the board shows another cell's machine: {text}"
+    );
+    let html = browser
+        .eval("return document.documentElement.outerHTML")
+        .await;
+    assert!(
+        mentioned(html.as_str().unwrap(), &others).is_empty(),
+        "nor does its markup"
+    );
     let link = browser
         .eval("return document.querySelector('.account-links a[href=\"/account\"]').textContent")
         .await;
@@ -812,13 +1116,24 @@ async fn a_browser_signs_in_sees_its_scope_and_signs_out() {
     browser.resize(1280, 1400).await;
 
     browser.click(".account-links a[href='/account']").await;
-    assert_eq!(browser.eval("return location.pathname").await, json!("/account"));
+    assert_eq!(
+        browser.eval("return location.pathname").await,
+        json!("/account")
+    );
     browser.screenshot("account-1280").await;
-    browser.click("form[action='/logout'] button[type=submit]").await;
-    assert_eq!(browser.eval("return location.pathname").await, json!("/login"));
+    browser
+        .click("form[action='/logout'] button[type=submit]")
+        .await;
+    assert_eq!(
+        browser.eval("return location.pathname").await,
+        json!("/login")
+    );
     browser.open(&format!("{base}/api/devices")).await;
     let after = browser.eval("return document.body.innerText").await;
-    assert!(after.as_str().unwrap().contains("sign in"), "signed out: {after}");
+    assert!(
+        after.as_str().unwrap().contains("sign in"),
+        "signed out: {after}"
+    );
     browser.quit().await;
     fd.terminate(Duration::from_secs(10)).await;
     let _ = std::fs::remove_dir_all(&dir);
