@@ -178,6 +178,9 @@ pub enum Placement {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Layout {
     cells: Vec<Cell>,
+    /// Devices placed by name before any pattern ([`Layout::with_assignments`]): agent →
+    /// device → cell index.
+    assigned: std::collections::BTreeMap<String, std::collections::BTreeMap<String, usize>>,
 }
 
 fn cut(s: &str, max: usize) -> String {
@@ -287,7 +290,10 @@ impl Layout {
                 patterns,
             });
         }
-        Ok(Layout { cells: checked })
+        Ok(Layout {
+            cells: checked,
+            assigned: Default::default(),
+        })
     }
 
     /// Whether the layout has no cell.
@@ -326,10 +332,40 @@ impl Layout {
     /// [`Placement::Unassigned`]. Costs at most the sum over the patterns tried of
     /// (pattern length + 1) × (name length + 1) steps.
     pub fn place(&self, agent: &str, device: &str) -> Placement {
+        if let Some(&i) = self.assigned.get(agent).and_then(|d| d.get(device)) {
+            return Placement::Cell(i);
+        }
         self.cells
             .iter()
             .position(|c| c.patterns.iter().any(|p| p.matches(agent, device)))
             .map_or(Placement::Unassigned, Placement::Cell)
+    }
+}
+
+impl Layout {
+    /// This layout with devices placed in cells by name, before any pattern (an admin's
+    /// device records, [`crate::records::DeviceRecord::cell`]): each `(agent, device,
+    /// cell name)` puts that device of that agent (its base URL as the dashboard shows
+    /// it) in the cell of that name. An assignment to a name that is not one of the
+    /// layout's cells is left out (the device goes where the patterns say); the last of
+    /// two for one device counts.
+    pub fn with_assignments<'a>(
+        &self,
+        assignments: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+    ) -> Layout {
+        let mut out = Layout {
+            cells: self.cells.clone(),
+            assigned: Default::default(),
+        };
+        for (agent, device, cell) in assignments {
+            if let Some(i) = out.cell_named(cell) {
+                out.assigned
+                    .entry(agent.to_owned())
+                    .or_default()
+                    .insert(device.to_owned(), i);
+            }
+        }
+        out
     }
 }
 
@@ -422,6 +458,13 @@ mod tests {
         .unwrap();
         assert_eq!(layout.place("http://x", "Mazak1"), Placement::Cell(0));
         assert_eq!(layout.place("http://x", "GFAgie"), Placement::Cell(1));
+        let assigned = layout.with_assignments([
+            ("http://x", "GFAgie", layout.cells()[0].name()),
+            ("http://x", "Mazak1", "no such cell"),
+        ]);
+        assert_eq!(assigned.place("http://x", "GFAgie"), Placement::Cell(0));
+        assert_eq!(assigned.place("http://y", "GFAgie"), Placement::Cell(1));
+        assert_eq!(assigned.place("http://x", "Mazak1"), Placement::Cell(0));
         // Shown by line: Line A's cells, then Line B's.
         assert_eq!(layout.shown_order(), vec![0, 2, 1]);
         let only = Layout::new(vec![cell("C", None, &["http://10.0.0.5:5000/|GF*"])]).unwrap();

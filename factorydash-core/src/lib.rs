@@ -41,6 +41,7 @@ pub mod layout;
 pub mod limits;
 pub mod pace;
 pub mod page;
+pub mod records;
 pub mod states;
 pub mod status;
 pub mod tools;

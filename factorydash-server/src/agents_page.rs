@@ -279,7 +279,7 @@ fn action_form(csrf: &str, url: &str, action: &str, class: &str, label: &str) ->
         form .inline method="post" action="/admin/agents" {
             input type="hidden" name="csrf" value=(csrf);
             input type="hidden" name="url" value=(url);
-            button type="submit" name="action" value=(action) class=(format!("action {class}")) data-action=(action) { (label) }
+            button type="submit" name="action" value=(action) class=(format!("action {class}").trim_end()) data-action=(action) { (label) }
         }
     }
 }

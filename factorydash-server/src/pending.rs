@@ -202,6 +202,23 @@ impl Store for PendingStore {
         self.store()?.configured_agents().await
     }
 
+    async fn device_records(
+        &self,
+    ) -> Result<Vec<factorydash_core::records::DeviceRecord>, StoreError> {
+        self.store()?.device_records().await
+    }
+
+    async fn put_device_record(
+        &self,
+        record: &factorydash_core::records::DeviceRecord,
+    ) -> Result<(), StoreError> {
+        self.store()?.put_device_record(record).await
+    }
+
+    async fn remove_device_record(&self, agent: &str, device: &str) -> Result<bool, StoreError> {
+        self.store()?.remove_device_record(agent, device).await
+    }
+
     async fn put_configured_agent(&self, agent: &ConfiguredAgent) -> Result<(), StoreError> {
         self.store()?.put_configured_agent(agent).await
     }

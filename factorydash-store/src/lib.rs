@@ -60,6 +60,7 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use factorydash_core::records::DeviceRecord;
 use factorydash_core::states::StateSummary;
 use factorydash_core::{
     page::InvalidCursor, Batch, Category, DeviceInfo, DeviceKey, Gap, Observation, Page,
@@ -588,6 +589,43 @@ pub trait Store: AccountStore + Send + Sync {
     /// # Errors
     /// A database error.
     async fn configured_agents(&self) -> Result<Vec<ConfiguredAgent>, StoreError>;
+
+    /// Every device record ([`DeviceRecord`]: an admin's display name, cell, description
+    /// and ideal cycle time of a device), by agent then device name (byte order); at
+    /// most [`factorydash_core::records::MAX_RECORDS`].
+    ///
+    /// # Errors
+    /// A database error; a stored record that does not read back
+    /// ([`StoreError::Corrupt`]).
+    async fn device_records(&self) -> Result<Vec<DeviceRecord>, StoreError> {
+        Err(StoreError::Invalid(
+            "device records are not kept by this store yet".into(),
+        ))
+    }
+
+    /// Adds the record of its device (agent and name), or replaces it. A record that says
+    /// nothing ([`DeviceRecord::is_empty`]) is kept like any other.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a record that fails [`DeviceRecord::check`], or a new
+    /// one beyond [`factorydash_core::records::MAX_RECORDS`]; a database error.
+    async fn put_device_record(&self, record: &DeviceRecord) -> Result<(), StoreError> {
+        let _ = record;
+        Err(StoreError::Invalid(
+            "device records are not kept by this store yet".into(),
+        ))
+    }
+
+    /// Removes the record of `device` at `agent`; `false` when there was none.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn remove_device_record(&self, agent: &str, device: &str) -> Result<bool, StoreError> {
+        let _ = (agent, device);
+        Err(StoreError::Invalid(
+            "device records are not kept by this store yet".into(),
+        ))
+    }
 
     /// Adds an agent, or sets whether it is paused. The agent is its URL without
     /// credentials ([`split_credentials`]): that is what is stored as its URL. Credentials

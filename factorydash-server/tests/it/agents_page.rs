@@ -302,7 +302,10 @@ async fn the_agents_page_formats_numbers_colours_states_tables_gaps_and_offers_c
 
     // An admin: Pause on both; Remove only for an agent added at run time.
     let (_, page) = get(&format!("{base}/agents"), Some(ADMIN), None).await;
-    assert!(page.contains(r#"<form id="add-form">"#), "{page}");
+    assert!(
+        page.contains(r#"<form id="add-form" method="post" action="/admin/agents">"#),
+        "{page}"
+    );
     for a in [agent.base.as_str(), DEAD] {
         let c = card(&page, a);
         assert!(c.contains(r#"data-action="pause">Pause</button>"#), "{c}");
