@@ -124,6 +124,10 @@ pub struct DeviceStatus {
     /// [`crate::tools::near_limit_labels`]). Empty from [`DeviceStatus::from_latest`]:
     /// tools are assets, not observations, and whoever holds them fills this in.
     pub tools_near_limit: Vec<String>,
+    /// The name an admin gave the device to show ([`crate::records::DeviceRecord`]);
+    /// `None` from [`DeviceStatus::from_latest`]: whoever holds the records fills it in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
 }
 
 impl DeviceStatus {
@@ -150,6 +154,7 @@ impl DeviceStatus {
             newest: None,
             observed_items: 0,
             tools_near_limit: Vec::new(),
+            display_name: None,
         };
         for o in latest.into_iter().filter(|o| o.device == device) {
             s.observed_items += 1;

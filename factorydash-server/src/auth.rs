@@ -141,6 +141,7 @@ fn needed(method: &Method, path: &str) -> Need {
         || under("/api/users")
         || under("/api/groups")
         || under("/api/audit")
+        || under("/api/device-records")
     {
         Need::Admin
     } else if method == Method::GET || method == Method::HEAD {
@@ -183,10 +184,10 @@ pub fn principal(
 /// The devices the request may see: its principal's [`Scope`] (nothing, should it have
 /// none: the [`gate`] has answered such a request before any route runs).
 pub fn scope(auth: Arc<Auth>) -> impl Filter<Extract = (Scope,), Error = Infallible> + Clone {
-    let layout = auth.layout.clone();
+    let records = auth.records.clone();
     principal(auth).map(move |p: Option<Principal>| match p {
         Some(p) => {
-            let scope = Scope::new(p.access.clone(), layout.clone());
+            let scope = Scope::new(p.access.clone(), records.layout());
             if p.is_user() {
                 scope.of_user(&p.shown)
             } else {

@@ -24,6 +24,7 @@ mod metrics;
 mod page;
 mod pending;
 mod record;
+mod records;
 mod redact;
 mod replay;
 mod simulate;
@@ -1152,7 +1153,7 @@ async fn serve(args: ServeArgs, layout: factorydash_core::layout::Layout) -> any
     let auth = accounts::Auth::new(
         tokens,
         app.store.clone(),
-        app.layout.clone(),
+        app.records.clone(),
         accounts::AuthSettings {
             session_idle: args.session_idle,
             session_lifetime: args.session_lifetime,
@@ -1170,6 +1171,11 @@ async fn serve(args: ServeArgs, layout: factorydash_core::layout::Layout) -> any
     if let Err(e) = auth.refresh().await {
         tracing::warn!(error = %e, "cannot read the users yet: until it can, only fixed tokens are taken");
     }
+    // The device records (display names, cells): read now, then kept current.
+    if let Err(e) = app.records.load(&*app.store).await {
+        tracing::warn!(error = %e, "cannot read the device records yet");
+    }
+    tokio::spawn(app.records.clone().run(app.store.clone()));
     if auth.is_open() {
         if args.listen.ip().is_loopback() {
             tracing::info!(

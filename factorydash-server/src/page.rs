@@ -354,8 +354,8 @@ fn card(status: &DeviceStatus) -> Markup {
     };
     html! {
         article .card .(state_class) data-device=(status.device) data-agent=(status.agent) data-state=(state_class) data-rank=(status.state.attention_rank()) {
-            h3 title=(status.agent) {
-                a href=(device_link(&status.device, &status.agent)) { (status.device) }
+            h3 title=(match &status.display_name { Some(_) => format!("{} at {}", status.device, status.agent), None => status.agent.clone() }) {
+                a href=(device_link(&status.device, &status.agent)) { (status.display_name.as_deref().unwrap_or(&status.device)) }
                 " " span .state { (status.state.label()) }
             }
             // Shown only where two agents serve devices of one name (app.js marks those
@@ -658,6 +658,32 @@ pub struct DevicePage<'a> {
     pub sources: &'a [SourceHealth],
     /// Its cutting tools (`crate::tools`).
     pub tools: &'a crate::tools::DeviceTools,
+    /// What an admin says about it (display name, cell, description, ideal cycle time).
+    pub record: Option<&'a factorydash_core::records::DeviceRecord>,
+    /// The layout cell it stands in and that cell's line, if any.
+    pub cell: Option<(&'a str, Option<&'a str>)>,
+}
+
+/// The device page's line about the device from its record and the layout: cell and
+/// line, ideal cycle time, description (nothing when none is known).
+fn record_facts(d: &DevicePage<'_>) -> Markup {
+    let cycle = d.record.and_then(|r| r.ideal_cycle_time);
+    let description = d.record.and_then(|r| r.description.as_deref());
+    html! {
+        @if d.cell.is_some() || cycle.is_some() || description.is_some() {
+            section #device-record aria-label="About this machine" {
+                dl .facts {
+                    @if let Some((cell, line)) = d.cell {
+                        dt { "Cell" } dd { @if let Some(l) = line { (l) " › " } (cell) }
+                    }
+                    @if let Some(t) = cycle {
+                        dt { "Ideal cycle time" } dd { (format!("{t} s")) " per part" }
+                    }
+                }
+                @if let Some(text) = description { p .description { (text) } }
+            }
+        }
+    }
 }
 
 /// The page of one device: its status, its components with every data item's latest
@@ -691,12 +717,13 @@ pub fn render_device(d: &DevicePage<'_>) -> String {
             (page_head(&format!("{} · factorydash", d.device.name), true))
             body .device-page data-device=(d.device.name) data-agent=(redacted(&d.device.agent)) {
                 header {
-                    h1 { a href="/" { "factorydash" } " › " (d.device.name) " " span .muted title=(redacted(&d.device.agent)) { "at " (agent_label(&redacted(&d.device.agent))) } }
+                    h1 { a href="/" { "factorydash" } " › " (d.status.display_name.as_deref().unwrap_or(&d.device.name)) " " span .muted title=(redacted(&d.device.agent)) { @if d.status.display_name.is_some() { (d.device.name) " " } "at " (agent_label(&redacted(&d.device.agent))) } }
                     span #live .muted { "connecting…" }
                     (theme_button())
                     (account_links(d.who))
                 }
                 (banner(d.sources, None))
+                (record_facts(d))
                 section #devices aria-label="Status" { (card(d.status)) }
                 section #chart-section aria-label="Chart" {
                     h2 { "Chart" }

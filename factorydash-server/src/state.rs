@@ -11,6 +11,7 @@ use factorydash_store::{Store, StoreError};
 use crate::health::HealthRegistry;
 use crate::limits::LimitBoard;
 use crate::live::LiveHub;
+use crate::records::RecordBoard;
 use crate::supervisor::Supervisor;
 use crate::tools::ToolBoard;
 
@@ -33,9 +34,10 @@ pub struct App {
     pub limits: LimitBoard,
     /// The device models as last read ([`App::devices`]).
     devices: Mutex<DevicesCopy>,
-    /// The plant's cells and lines (the configuration file's `[[cell]]` tables), by which
-    /// the board groups its tiles; empty when none is configured.
-    pub layout: Arc<factorydash_core::layout::Layout>,
+    /// The device records (display names, cells, ideal cycle times) and the plant's
+    /// cells and lines (the configuration file's `[[cell]]` tables, with the records'
+    /// cells placed first), by which the board groups its tiles ([`App::layout`]).
+    pub records: Arc<RecordBoard>,
     /// The store being opened, when `serve` listens before it is open.
     pub pending: std::sync::OnceLock<Arc<crate::pending::PendingStore>>,
 }
@@ -66,11 +68,16 @@ impl App {
     ) -> Arc<Self> {
         let live = Arc::new(LiveHub::new());
         let tools = Arc::new(ToolBoard::default());
+        let records = Arc::new(RecordBoard::new(layout));
         // Sends what ingest publishes, off the ingest path (see `LiveHub::publish`), each
-        // tile with its line of tools near their life limit.
+        // tile with its line of tools near their life limit and its display name.
         tokio::spawn(live.clone().run_publisher(store.clone(), {
             let tools = tools.clone();
-            move |device, status| tools.annotate(device, status)
+            let records = records.clone();
+            move |device, status| {
+                tools.annotate(device, status);
+                records.annotate(device, status);
+            }
         }));
         let app = Arc::new(App {
             store,
@@ -84,7 +91,7 @@ impl App {
             tools,
             limits: LimitBoard::default(),
             devices: Mutex::default(),
-            layout: Arc::new(layout),
+            records,
             pending: std::sync::OnceLock::new(),
         });
         // Sends the sources' health when it changed, at most once a second (ingest changes
@@ -95,6 +102,24 @@ impl App {
                 .map(|app| (app.health.all(), app.store_outage()))
         }));
         app
+    }
+
+    /// The plant's layout, the device records' cells placed first.
+    pub fn layout(&self) -> Arc<factorydash_core::layout::Layout> {
+        self.records.layout()
+    }
+
+    /// Fills in what the store does not hold of each status of `devices` (in their
+    /// order): tools near their life limit, display names.
+    pub fn annotate_all(
+        &self,
+        devices: &[DeviceInfo],
+        statuses: &mut [factorydash_core::DeviceStatus],
+    ) {
+        self.tools.annotate_all(devices, statuses);
+        for (d, s) in devices.iter().zip(statuses) {
+            self.records.annotate(&d.key(), s);
+        }
     }
 
     fn devices_copy(&self) -> std::sync::MutexGuard<'_, DevicesCopy> {

@@ -32,7 +32,7 @@ use chrono::Utc;
 use factorydash_core::accounts::{
     check_name, Access, AuditEntry, Credential, CredentialKind, Group, Role, User,
 };
-use factorydash_core::layout::Layout;
+
 use factorydash_store::{Store, StoreError};
 use warp::http::HeaderMap;
 
@@ -205,8 +205,9 @@ pub struct Auth {
     pub tokens: Tokens,
     /// Where users, groups and credentials are kept.
     pub store: Arc<dyn Store>,
-    /// The plant's layout (for `cell:` and `line:` scope rules).
-    pub layout: Arc<Layout>,
+    /// The device records and the plant's layout with their cells (for `cell:` and
+    /// `line:` scope rules).
+    pub records: Arc<crate::records::RecordBoard>,
     /// Sessions and the proxy.
     pub settings: AuthSettings,
     /// Sign-in attempts.
@@ -221,13 +222,13 @@ impl Auth {
     pub fn new(
         tokens: Tokens,
         store: Arc<dyn Store>,
-        layout: Arc<Layout>,
+        records: Arc<crate::records::RecordBoard>,
         settings: AuthSettings,
     ) -> Arc<Self> {
         Arc::new(Auth {
             tokens,
             store,
-            layout,
+            records,
             settings,
             limiter: limiter::LoginLimiter::default(),
             groups: Mutex::default(),

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use factorydash_core::accounts::{AuditEntry, Credential, Group, User};
+use factorydash_core::records::DeviceRecord;
 use maud::{html, Markup, DOCTYPE};
 
 use crate::assets;
@@ -108,7 +109,10 @@ fn top(title: &str, who: &str, admin: bool, csrf: &str) -> Markup {
             nav .jump aria-label="Pages" {
                 a href="/" { "Board" }
                 a href="/account" { "Account" }
-                @if admin { a href="/admin" { "Administration" } }
+                @if admin {
+                    a href="/admin" { "Administration" }
+                    a href="/admin/devices" { "Machines" }
+                }
             }
             span .who .muted { "signed in as " strong { (who) } }
             form .inline method="post" action="/logout" {
@@ -362,6 +366,110 @@ fn group_form(g: Option<&Group>, csrf: &str) -> Markup {
                 (g.map(|g| g.members.join("\n")).unwrap_or_default())
             }
             button .action .primary type="submit" { (if g.is_some() { "Save group" } else { "Add group" }) }
+        }
+    }
+}
+
+/// One device on the machines page: its key and its record, if any.
+pub struct DeviceEntry<'a> {
+    /// Its agent's base URL, as shown.
+    pub agent: &'a str,
+    /// Its name in the agent's model.
+    pub device: &'a str,
+    /// What an admin said about it.
+    pub record: Option<&'a DeviceRecord>,
+    /// The cell the layout's patterns alone put it in, if any.
+    pub pattern_cell: Option<&'a str>,
+}
+
+/// What the machines page shows.
+pub struct DevicesPage<'a> {
+    /// Who (as shown).
+    pub who: &'a str,
+    /// Every device, by agent then name.
+    pub devices: &'a [DeviceEntry<'a>],
+    /// The layout's cells (name, line), in the configuration's order.
+    pub cells: &'a [(&'a str, Option<&'a str>)],
+    /// The form token.
+    pub csrf: &'a str,
+    /// What happened.
+    pub notice: Notice<'a>,
+}
+
+/// The machines page: each device's display name, cell, description and ideal cycle time,
+/// a form each (`POST /admin/devices`).
+pub fn devices(p: &DevicesPage<'_>) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head("Machines"))
+            body .account-page {
+                (top("machines", p.who, true, p.csrf))
+                main {
+                    (notice(&p.notice))
+                    section #machines aria-labelledby="machines-title" {
+                        h2 #machines-title { "Machines" }
+                        p .muted {
+                            "What the agents' models do not say: the name shown on the board, the cell it stands in (before the configuration's patterns), a description, and the ideal cycle time (seconds per part, for OEE's performance). Leave a field empty for none."
+                        }
+                        @if p.devices.is_empty() { p .muted { "No device is known yet: devices appear once an agent's model is read." } }
+                        @for (i, d) in p.devices.iter().enumerate() {
+                            (device_form(i, d, p.cells, p.csrf))
+                        }
+                    }
+                }
+            }
+        }
+    }
+    .into_string()
+}
+
+fn device_form(
+    i: usize,
+    d: &DeviceEntry<'_>,
+    cells: &[(&str, Option<&str>)],
+    csrf: &str,
+) -> Markup {
+    let r = d.record;
+    let shown = r.and_then(|r| r.display_name.as_deref());
+    let cell = r.and_then(|r| r.cell.as_deref());
+    let cycle = r.and_then(|r| r.ideal_cycle_time);
+    html! {
+        details .group id={ "device-" (i) } {
+            summary {
+                strong { (shown.unwrap_or(d.device)) }
+                @if shown.is_some() { " (" (d.device) ")" }
+                span .muted { " at " (crate::redact::redacted(d.agent)) }
+                @if let Some(c) = cell.or(d.pattern_cell) { " · " (c) }
+                @if let Some(t) = cycle { " · " (format!("{t} s")) " a part" }
+            }
+            form .stack method="post" action="/admin/devices" {
+                (csrf_field(csrf))
+                input type="hidden" name="agent" value=(d.agent);
+                input type="hidden" name="device" value=(d.device);
+                label for={ "d-name-" (i) } { "Shown as" }
+                input id={ "d-name-" (i) } name="display_name" type="text" maxlength="128" value=(shown.unwrap_or("")) placeholder=(d.device);
+                label for={ "d-cell-" (i) } { "Cell" }
+                select id={ "d-cell-" (i) } name="cell" {
+                    option value="" selected[cell.is_none()] {
+                        "as the configuration's patterns say"
+                        @if let Some(c) = d.pattern_cell { " (" (c) ")" } @else { " (none)" }
+                    }
+                    @for (name, line) in cells {
+                        option value=(name) selected[cell == Some(*name)] { @if let Some(l) = line { (l) " › " } (name) }
+                    }
+                }
+                label for={ "d-cycle-" (i) } { "Ideal cycle time (seconds per part)" }
+                input id={ "d-cycle-" (i) } name="ideal_cycle_time" type="number" min="0.001" step="any" value=(cycle.map(|t| t.to_string()).unwrap_or_default());
+                label for={ "d-desc-" (i) } { "Description" }
+                textarea id={ "d-desc-" (i) } name="description" rows="2" maxlength="2000" {
+                    (r.and_then(|r| r.description.as_deref()).unwrap_or(""))
+                }
+                @if let Some(r) = r {
+                    p .muted { "Changed " (when(r.updated_at)) " by " (r.updated_by) }
+                }
+                button .action .primary type="submit" { "Save" }
+            }
         }
     }
 }

@@ -40,7 +40,7 @@ pub const MAX_TOKEN_DAYS: i64 = 365;
 /// A form's fields by name (the last of a repeated one).
 pub type Form = HashMap<String, String>;
 
-fn field<'f>(form: &'f Form, name: &str) -> &'f str {
+pub(crate) fn field<'f>(form: &'f Form, name: &str) -> &'f str {
     form.get(name).map_or("", String::as_str)
 }
 
@@ -64,7 +64,7 @@ pub(crate) fn form_token_ok(headers: &HeaderMap, form: &Form) -> bool {
         .is_some_and(|t| !t.is_empty() && bool::from(t.as_bytes().ct_eq(sent.as_bytes())))
 }
 
-fn html(status: StatusCode, body: String, cookie: Option<String>) -> Response {
+pub(crate) fn html(status: StatusCode, body: String, cookie: Option<String>) -> Response {
     let mut r = reply::with_status(reply::html(body), status).into_response();
     if let Some(c) = cookie {
         if let Ok(v) = c.parse() {
@@ -83,7 +83,7 @@ fn address(peer: Option<IpAddr>) -> String {
 }
 
 /// An audit entry of `p` from `peer`.
-fn entry(
+pub(crate) fn entry(
     p: &Principal,
     peer: Option<IpAddr>,
     action: &str,
@@ -643,7 +643,7 @@ pub async fn tokens_remove(
 
 // ----- Administration -----
 
-fn require_admin(p: Option<&Principal>) -> Result<&Principal, ApiError> {
+pub(crate) fn require_admin(p: Option<&Principal>) -> Result<&Principal, ApiError> {
     p.filter(|p| p.access.is_admin())
         .ok_or_else(|| ApiError::forbidden("this needs an admin"))
 }

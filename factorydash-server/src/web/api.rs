@@ -41,11 +41,12 @@ pub(super) async fn resolve_device(
 /// each data item with its `limits` from the device model (MTConnect Part 2: a DataItem's
 /// `Constraints`, a Component's `Specification`s; see
 /// [`factorydash_mtconnect::Devices::limits`]): `[{"type": "Maximum", "value": 120,
-/// "source": "specification", "specificationId": …, "units": "DEGREE"}, …]`, `[]` for none.
+/// "source": "specification", "specificationId": …, "units": "DEGREE"}, …]`, `[]` for none;
+/// and its `record` (display name, cell, description, ideal cycle time; `null` for none).
 pub async fn devices(app: Arc<App>, scope: Scope) -> Result<Response, ApiError> {
     let devices = app.devices_for(&scope).await?;
     let mut statuses = crate::devices::statuses(&*app.store, &devices).await?;
-    app.tools.annotate_all(&devices, &mut statuses);
+    app.annotate_all(&devices, &mut statuses);
     let out: Vec<_> = devices
         .iter()
         .zip(&statuses)
@@ -64,7 +65,9 @@ pub async fn devices(app: Arc<App>, scope: Scope) -> Result<Response, ApiError> 
                     item["limits"] = of;
                 }
             }
-            json!({ "device": device, "status": s })
+            let record = app.records.get(&d.agent, &d.name);
+            let record = record.as_ref().map(super::records::record_json);
+            json!({ "device": device, "status": s, "record": record })
         })
         .collect();
     Ok(reply::json(&out).into_response())

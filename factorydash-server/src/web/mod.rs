@@ -25,6 +25,7 @@ mod export;
 mod operations;
 mod pages;
 mod params;
+mod records;
 pub mod upgrade;
 
 use std::convert::Infallible;
@@ -51,6 +52,7 @@ pub fn routes(
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let metrics = Arc::new(crate::metrics::Metrics::new(app.clone()));
     let latency = metrics.latency.clone();
+    let app_for_records = app.clone();
     let with = warp::any().map(move || app.clone());
     // What a request may see: every route that lets a device's data out takes it.
     let scope = crate::auth::scope(auth.clone());
@@ -231,7 +233,10 @@ pub fn routes(
     ))
     .unify()
     .boxed();
-    let accounts = account_routes(auth.clone());
+    let accounts = account_routes(auth.clone())
+        .or(record_routes(app_for_records, auth.clone()))
+        .unify()
+        .boxed();
     let ws = warp::path!("ws")
         .and(upgrade::websocket())
         .and(with.clone())
@@ -314,6 +319,84 @@ where
     F: Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
 {
     route.map(named(name))
+}
+
+/// The machines page and `/api/device-records` ([`records`]).
+fn record_routes(
+    app: Arc<App>,
+    auth: Arc<Auth>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let principal = crate::auth::principal(auth.clone());
+    let with = warp::any().map(move || app.clone());
+    let with_auth = warp::any().map(move || auth.clone());
+    let peer = crate::accounts::peer;
+    answered(
+        "/admin/devices",
+        warp::path!("admin" / "devices")
+            .and(warp::get())
+            .and(with.clone())
+            .and(with_auth.clone())
+            .and(warp::header::headers_cloned())
+            .and(principal.clone())
+            .and(
+                warp::query::<records::DoneQuery>()
+                    .or(warp::any().map(records::DoneQuery::default))
+                    .unify(),
+            )
+            .then(records::page),
+    )
+    .or(answered(
+        "/admin/devices",
+        warp::path!("admin" / "devices")
+            .and(warp::post())
+            .and(with.clone())
+            .and(with_auth.clone())
+            .and(warp::header::headers_cloned())
+            .and(principal.clone())
+            .and(peer())
+            .and(
+                warp::body::content_length_limit(accounts::MAX_FORM)
+                    .and(warp::body::form::<accounts::Form>())
+                    .or(warp::any().map(accounts::Form::new))
+                    .unify(),
+            )
+            .then(records::form),
+    ))
+    .unify()
+    .or(answered(
+        "/api/device-records",
+        warp::path!("api" / "device-records")
+            .and(warp::get())
+            .and(with.clone())
+            .and(principal.clone())
+            .then(records::list),
+    ))
+    .unify()
+    .or(answered(
+        "/api/device-records",
+        warp::path!("api" / "device-records")
+            .and(warp::post())
+            .and(with.clone())
+            .and(with_auth.clone())
+            .and(principal.clone())
+            .and(peer())
+            .and(params::json_body())
+            .then(records::put),
+    ))
+    .unify()
+    .or(answered(
+        "/api/device-records",
+        warp::path!("api" / "device-records")
+            .and(warp::delete())
+            .and(with)
+            .and(with_auth)
+            .and(principal)
+            .and(peer())
+            .and(warp::query::<records::RecordKey>())
+            .then(records::remove),
+    ))
+    .unify()
+    .boxed()
 }
 
 /// The sign-in, account and administration routes ([`accounts`]).

@@ -205,7 +205,7 @@ pub async fn dashboard(
     scope: Scope,
     board: BoardQuery,
 ) -> Result<Response, ApiError> {
-    let layout = app.layout.clone();
+    let layout = app.layout();
     let order = match board.order {
         Some(BoardOrder::Layout) if layout.is_empty() => {
             return Err(ApiError::bad_request(
@@ -229,7 +229,7 @@ pub async fn dashboard(
     let read = async {
         let devices = app.devices_for(&scope).await?;
         let mut statuses = crate::devices::statuses(&*app.store, &devices).await?;
-        app.tools.annotate_all(&devices, &mut statuses);
+        app.annotate_all(&devices, &mut statuses);
         let latest = q.read(&app, &scope).await?;
         Ok::<_, StoreError>((devices, statuses, latest))
     }
@@ -361,6 +361,9 @@ pub async fn device(app: Arc<App>, scope: Scope, q: DeviceQuery) -> Result<Respo
     let latest = crate::devices::device_latest(&*app.store, &key).await?;
     let mut status = crate::devices::status_of(&key, &latest);
     app.tools.annotate(&key, &mut status);
+    app.records.annotate(&key, &mut status);
+    let record = app.records.get(&key.agent, &key.device);
+    let layout = app.layout();
     let html = page::render_device(&page::DevicePage {
         who: scope.who(),
         device,
@@ -368,6 +371,11 @@ pub async fn device(app: Arc<App>, scope: Scope, q: DeviceQuery) -> Result<Respo
         latest: &latest,
         sources: &app.health_for(&scope).await,
         tools: &app.tools.device_tools(&key),
+        record: record.as_ref(),
+        cell: match layout.place(&key.agent, &key.device) {
+            Placement::Cell(i) => layout.cells().get(i).map(|c| (c.name(), c.line())),
+            Placement::Unassigned => None,
+        },
     });
     Ok(reply::html(html).into_response())
 }

@@ -14,12 +14,12 @@ use tokio::io::AsyncWriteExt;
 
 use crate::support::{postgres_url, start_logged, Browser, FreshDb, Running};
 
-const ADA_PASSWORD: &str = "spindle warm-up at six";
-const CAROL_PASSWORD: &str = "coolant check at noon";
+pub const ADA_PASSWORD: &str = "spindle warm-up at six";
+pub const CAROL_PASSWORD: &str = "coolant check at noon";
 
 /// `factorydash user ARGS` on `store` (its `--data-dir` or `--database-url`), the
 /// password on standard input.
-async fn user_cli(store: &[&str], args: &[&str], password: &str) -> (bool, String) {
+pub async fn user_cli(store: &[&str], args: &[&str], password: &str) -> (bool, String) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_factorydash"))
         .arg("user")
         .args(args)
@@ -47,14 +47,14 @@ async fn user_cli(store: &[&str], args: &[&str], password: &str) -> (bool, Strin
 }
 
 /// An HTTP client that keeps cookies as one browser would, from one local address.
-struct Client {
+pub struct Client {
     base: String,
     http: reqwest::Client,
     cookies: std::collections::BTreeMap<String, String>,
 }
 
 impl Client {
-    fn new(base: &str, from: Option<IpAddr>) -> Self {
+    pub fn new(base: &str, from: Option<IpAddr>) -> Self {
         let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
         if let Some(a) = from {
             http = http.local_address(a);
@@ -91,7 +91,7 @@ impl Client {
     }
 
     /// GET `path` as a page (Accept: text/html): status, body, `Location`.
-    async fn page(&mut self, path: &str) -> (u16, String, Option<String>) {
+    pub async fn page(&mut self, path: &str) -> (u16, String, Option<String>) {
         let r = self
             .http
             .get(format!("{}{path}", self.base))
@@ -108,7 +108,7 @@ impl Client {
         (r.status().as_u16(), r.text().await.unwrap(), location)
     }
 
-    async fn get(&mut self, path: &str) -> (u16, String) {
+    pub async fn get(&mut self, path: &str) -> (u16, String) {
         let r = self
             .http
             .get(format!("{}{path}", self.base))
@@ -121,7 +121,11 @@ impl Client {
     }
 
     /// POSTs a form from this server's own page (`Sec-Fetch-Site: same-origin`).
-    async fn form(&mut self, path: &str, fields: &[(&str, &str)]) -> (u16, String, Vec<String>) {
+    pub async fn form(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> (u16, String, Vec<String>) {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(fields)
             .finish();
@@ -140,7 +144,7 @@ impl Client {
     }
 
     /// POSTs or DELETEs JSON from this server's own page.
-    async fn json(
+    pub async fn json(
         &mut self,
         method: reqwest::Method,
         path: &str,
@@ -173,7 +177,7 @@ impl Client {
     }
 
     /// Signs in: the status of the form's answer.
-    async fn sign_in(&mut self, user: &str, password: &str) -> u16 {
+    pub async fn sign_in(&mut self, user: &str, password: &str) -> u16 {
         let csrf = self.login_token().await;
         let (status, _, _) = self
             .form(
