@@ -19,10 +19,13 @@ pub const PER_ADDRESS_PER_MINUTE: u32 = 20;
 /// Sign-in attempts per minute for one user name.
 pub const PER_USER_PER_MINUTE: u32 = 5;
 
-/// The two limiters.
+/// The two limiters, and the one of refusals written to the audit log.
 pub struct LoginLimiter {
     by_address: DefaultKeyedRateLimiter<IpAddr>,
     by_user: DefaultKeyedRateLimiter<String>,
+    /// One refusal a minute per address is noted ([`LoginLimiter::note_refusal`]): a
+    /// client that goes on asking past the limit writes nothing more.
+    noted: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 fn per_minute(n: u32) -> Quota {
@@ -45,6 +48,7 @@ impl Default for LoginLimiter {
         LoginLimiter {
             by_address: DefaultKeyedRateLimiter::keyed(per_minute(PER_ADDRESS_PER_MINUTE)),
             by_user: DefaultKeyedRateLimiter::keyed(per_minute(PER_USER_PER_MINUTE)),
+            noted: DefaultKeyedRateLimiter::keyed(per_minute(1)),
         }
     }
 }
@@ -67,18 +71,39 @@ impl LoginLimiter {
             .map_err(|not_until| not_until.wait_time_from(clock.now()))
     }
 
+    /// Whether a refused attempt from `address` is to be written to the audit log: the
+    /// first a minute per address (or IPv6 /64; always for an unknown address's first).
+    pub fn note_refusal(&self, address: Option<IpAddr>) -> bool {
+        let key = address.map_or(IpAddr::from([0, 0, 0, 0]), address_key);
+        self.noted.check_key(&key).is_ok()
+    }
+
     /// Forgets the keys whose limits are back to full.
     pub fn forget_idle(&self) {
         self.by_address.retain_recent();
         self.by_address.shrink_to_fit();
         self.by_user.retain_recent();
         self.by_user.shrink_to_fit();
+        self.noted.retain_recent();
+        self.noted.shrink_to_fit();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_is_noted_once_a_minute_per_address() {
+        let l = LoginLimiter::default();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(l.note_refusal(Some(a)));
+        assert!(!l.note_refusal(Some(a)));
+        assert!(l.note_refusal(Some("10.0.0.2".parse().unwrap())));
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert!(l.note_refusal(Some(v6)));
+        assert!(!l.note_refusal(Some("2001:db8::ffff".parse().unwrap())), "the same /64");
+    }
 
     #[test]
     fn limits_per_user_and_per_address() {

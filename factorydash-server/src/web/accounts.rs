@@ -159,14 +159,17 @@ pub async fn login(
         "(not a valid name)"
     };
     if let Err(wait) = auth.limiter.attempt(name, peer) {
-        auth.audit(AuditEntry {
-            actor: shown_name.to_owned(),
-            action: "login-limited".into(),
-            target: shown_name.to_owned(),
-            detail: "too many sign-in attempts: refused without checking".into(),
-            ..AuditEntry::new(&address(peer))
-        })
-        .await;
+        // Noted once a minute per address: asking on past the limit writes nothing.
+        if auth.limiter.note_refusal(peer) {
+            auth.audit(AuditEntry {
+                actor: shown_name.to_owned(),
+                action: "login-limited".into(),
+                target: shown_name.to_owned(),
+                detail: "too many sign-in attempts: refused without checking (noted once a minute per address)".into(),
+                ..AuditEntry::new(&address(peer))
+            })
+            .await;
+        }
         let mut r = again(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many attempts: wait a minute before trying again.",
