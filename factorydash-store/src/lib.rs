@@ -43,6 +43,9 @@
 //! - Accounts: every store is an [`AccountStore`] too (users, groups, sessions and API
 //!   tokens as digests, the audit log), kept with the observations (in the same file or
 //!   database).
+//! - Device records: every store keeps an admin's [`DeviceRecord`] of each device (display
+//!   name, cell, description, ideal cycle time; [`Store::device_records`]), with the
+//!   observations too.
 //!
 //! # Features
 //! | feature | default | what it adds |
