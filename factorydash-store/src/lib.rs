@@ -43,6 +43,9 @@
 //! - Accounts: every store is an [`AccountStore`] too (users, groups, sessions and API
 //!   tokens as digests, the audit log), kept with the observations (in the same file or
 //!   database).
+//! - Device records: every store keeps an admin's [`DeviceRecord`] of each device (display
+//!   name, cell, description, ideal cycle time; [`Store::device_records`]), with the
+//!   observations too.
 //!
 //! # Features
 //! | feature | default | what it adds |
@@ -197,6 +200,41 @@ pub(crate) fn check_devices(devices: Option<&[DeviceKey]>) -> Result<(), StoreEr
             d.len()
         ))),
         _ => Ok(()),
+    }
+}
+
+/// Refuses a device record that fails [`DeviceRecord::check`]
+/// ([`Store::put_device_record`]).
+pub(crate) fn check_record(record: &DeviceRecord) -> Result<(), StoreError> {
+    record
+        .check()
+        .map_err(|e| StoreError::Invalid(format!("{}: {e}", record_name(record))))
+}
+
+/// "the record of DEVICE at AGENT", for messages.
+pub(crate) fn record_name(record: &DeviceRecord) -> String {
+    format!("the record of {} at {}", record.device, record.agent)
+}
+
+/// The refusal of a new device record when [`factorydash_core::records::MAX_RECORDS`] are
+/// kept already.
+pub(crate) fn too_many_records() -> StoreError {
+    StoreError::Invalid(format!(
+        "at most {} device records are kept; remove one first",
+        factorydash_core::records::MAX_RECORDS
+    ))
+}
+
+/// A device record as read back from a store: one that fails [`DeviceRecord::check`]
+/// (written by something else than this build) is [`StoreError::Corrupt`].
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn record_read_back(record: DeviceRecord) -> Result<DeviceRecord, StoreError> {
+    match record.check() {
+        Ok(()) => Ok(record),
+        Err(e) => Err(StoreError::Corrupt(format!(
+            "{}: {e}",
+            record_name(&record)
+        ))),
     }
 }
 
@@ -597,11 +635,7 @@ pub trait Store: AccountStore + Send + Sync {
     /// # Errors
     /// A database error; a stored record that does not read back
     /// ([`StoreError::Corrupt`]).
-    async fn device_records(&self) -> Result<Vec<DeviceRecord>, StoreError> {
-        Err(StoreError::Invalid(
-            "device records are not kept by this store yet".into(),
-        ))
-    }
+    async fn device_records(&self) -> Result<Vec<DeviceRecord>, StoreError>;
 
     /// Adds the record of its device (agent and name), or replaces it. A record that says
     /// nothing ([`DeviceRecord::is_empty`]) is kept like any other.
@@ -609,23 +643,13 @@ pub trait Store: AccountStore + Send + Sync {
     /// # Errors
     /// [`StoreError::Invalid`] for a record that fails [`DeviceRecord::check`], or a new
     /// one beyond [`factorydash_core::records::MAX_RECORDS`]; a database error.
-    async fn put_device_record(&self, record: &DeviceRecord) -> Result<(), StoreError> {
-        let _ = record;
-        Err(StoreError::Invalid(
-            "device records are not kept by this store yet".into(),
-        ))
-    }
+    async fn put_device_record(&self, record: &DeviceRecord) -> Result<(), StoreError>;
 
     /// Removes the record of `device` at `agent`; `false` when there was none.
     ///
     /// # Errors
     /// A database error.
-    async fn remove_device_record(&self, agent: &str, device: &str) -> Result<bool, StoreError> {
-        let _ = (agent, device);
-        Err(StoreError::Invalid(
-            "device records are not kept by this store yet".into(),
-        ))
-    }
+    async fn remove_device_record(&self, agent: &str, device: &str) -> Result<bool, StoreError>;
 
     /// Adds an agent, or sets whether it is paused. The agent is its URL without
     /// credentials ([`split_credentials`]): that is what is stored as its URL. Credentials

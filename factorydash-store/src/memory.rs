@@ -11,6 +11,7 @@ use factorydash_core::{
     ResumePoint, TimeWindow, Value,
 };
 
+use factorydash_core::records::{DeviceRecord, MAX_RECORDS};
 use factorydash_core::states::{StateFold, StateSummary};
 
 mod accounts;
@@ -65,6 +66,8 @@ struct Inner {
     credentials: HashMap<String, Credentials>,
     /// Users, groups, their credentials and the audit log.
     accounts: accounts::Accounts,
+    /// Device records, by (agent, device): the order [`Store::device_records`] lists.
+    records: BTreeMap<(String, String), DeviceRecord>,
 }
 
 /// What observations of one data item share.
@@ -589,6 +592,29 @@ impl Store for MemoryStore {
 
     async fn configured_agents(&self) -> Result<Vec<ConfiguredAgent>, StoreError> {
         Ok(self.read().configured.clone())
+    }
+
+    async fn device_records(&self) -> Result<Vec<DeviceRecord>, StoreError> {
+        Ok(self.read().records.values().cloned().collect())
+    }
+
+    async fn put_device_record(&self, record: &DeviceRecord) -> Result<(), StoreError> {
+        crate::check_record(record)?;
+        let key = (record.agent.clone(), record.device.clone());
+        let mut inner = self.write();
+        if !inner.records.contains_key(&key) && inner.records.len() >= MAX_RECORDS {
+            return Err(crate::too_many_records());
+        }
+        inner.records.insert(key, record.clone());
+        Ok(())
+    }
+
+    async fn remove_device_record(&self, agent: &str, device: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .write()
+            .records
+            .remove(&(agent.to_owned(), device.to_owned()))
+            .is_some())
     }
 
     async fn put_configured_agent(&self, agent: &ConfiguredAgent) -> Result<(), StoreError> {

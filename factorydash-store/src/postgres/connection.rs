@@ -69,6 +69,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("0005_stored_once.sql")),
     (6, include_str!("0006_agent_credentials.sql")),
     (7, include_str!("0007_accounts.sql")),
+    (8, include_str!("0008_device_records.sql")),
 ];
 
 /// The newest schema version this build knows (its highest migration).
@@ -194,6 +195,7 @@ const MIGRATION_NAMES: &[(i32, &str)] = &[
     (5, "0005_stored_once.sql"),
     (6, "0006_agent_credentials.sql"),
     (7, "0007_accounts.sql"),
+    (8, "0008_device_records.sql"),
 ];
 
 const _: () = assert!(MIGRATION_NAMES.len() == MIGRATIONS.len());

@@ -21,7 +21,8 @@
 //! connection, migrations), `columns` (the one list
 //! of an observation row's columns and the SQL built from it), `append` (ingest),
 //! `queries` (reads), `coordination` (advisory locks, `LISTEN`/`NOTIFY`), `accounts`
-//! (users, groups, credentials and the audit log, on pooled connections).
+//! (users, groups, credentials and the audit log, on pooled connections), `records`
+//! (device records, on pooled connections).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -29,6 +30,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use factorydash_core::downsample::Bucket;
+use factorydash_core::records::DeviceRecord;
 use factorydash_core::states::StateSummary;
 use factorydash_core::{
     Batch, DeviceInfo, DeviceKey, Gap, Observation, Page, PageRequest, ResumePoint, TimeWindow,
@@ -51,6 +53,7 @@ pub mod config;
 mod connection;
 mod coordination;
 mod queries;
+mod records;
 
 pub use coordination::{AgentLock, Appended, APPENDED_CHANNEL};
 
@@ -273,6 +276,19 @@ impl Store for PgStore {
 
     async fn configured_agents(&self) -> Result<Vec<ConfiguredAgent>, StoreError> {
         queries::configured_agents(&*self.reader().await?).await
+    }
+
+    async fn device_records(&self) -> Result<Vec<DeviceRecord>, StoreError> {
+        records::all(&*self.reader().await?).await
+    }
+
+    async fn put_device_record(&self, record: &DeviceRecord) -> Result<(), StoreError> {
+        crate::check_record(record)?;
+        records::put(&mut *self.reader().await?, record).await
+    }
+
+    async fn remove_device_record(&self, agent: &str, device: &str) -> Result<bool, StoreError> {
+        records::remove(&*self.reader().await?, agent, device).await
     }
 
     async fn put_configured_agent(&self, agent: &ConfiguredAgent) -> Result<(), StoreError> {

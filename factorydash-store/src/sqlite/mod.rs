@@ -41,13 +41,15 @@
 //!   kept in a table of their own, by time. Agents are their URLs without credentials;
 //!   the credentials of agents added at run time are in a table of their own. Schema:
 //!   `0001_initial.sql` and the migrations after it (`0002_device_identity.sql`,
-//!   `0003_agent_credentials.sql`, `0004_accounts.sql`), its version in
-//!   `PRAGMA user_version`.
+//!   `0003_agent_credentials.sql`, `0004_accounts.sql`, `0005_device_records.sql`), its
+//!   version in `PRAGMA user_version`.
 //! - **Accounts.** Users, groups (their scope rules a JSON array of texts), group
 //!   members, credentials (digests only) and the audit log are tables of the same file
 //!   ([`AccountStore`](crate::AccountStore)); foreign keys are enforced on every
 //!   connection (`PRAGMA foreign_keys = ON`), so removing a user removes their
 //!   credentials and memberships.
+//! - **Device records.** One row per device (agent, device) in `device_records`
+//!   ([`Store::device_records`]), in the same file.
 //! - **Retention.** [`Store::prune`] deletes whole UTC days in chunks of
 //!   [`PRUNE_CHUNK`] rows, one short transaction each: readers go on (WAL) and appends
 //!   interleave.
@@ -59,6 +61,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use factorydash_core::downsample::Bucket;
+use factorydash_core::records::DeviceRecord;
 use factorydash_core::states::StateSummary;
 use factorydash_core::{
     Batch, DeviceInfo, DeviceKey, Gap, Observation, Page, PageRequest, ResumePoint, TimeWindow,
@@ -74,22 +77,25 @@ mod accounts;
 pub mod backup;
 mod file;
 mod read;
+mod records;
 mod write;
 
 /// The schema migrations, in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     include_str!("0001_initial.sql"),
     include_str!("0002_device_identity.sql"),
     include_str!("0003_agent_credentials.sql"),
     include_str!("0004_accounts.sql"),
+    include_str!("0005_device_records.sql"),
 ];
 
 /// The names of [`MIGRATIONS`], in the same order.
-const MIGRATION_NAMES: [&str; 4] = [
+const MIGRATION_NAMES: [&str; 5] = [
     "0001_initial.sql",
     "0002_device_identity.sql",
     "0003_agent_credentials.sql",
     "0004_accounts.sql",
+    "0005_device_records.sql",
 ];
 
 /// What [`SqliteStore::open`] would change in the schema of the file at `path`, found
@@ -628,6 +634,23 @@ impl Store for SqliteStore {
 
     async fn configured_agents(&self) -> Result<Vec<ConfiguredAgent>, StoreError> {
         self.read(read::configured_agents).await
+    }
+
+    async fn device_records(&self) -> Result<Vec<DeviceRecord>, StoreError> {
+        self.read(records::all).await
+    }
+
+    async fn put_device_record(&self, record: &DeviceRecord) -> Result<(), StoreError> {
+        crate::check_record(record)?;
+        let record = record.clone();
+        self.write(move |w| records::put(&mut w.conn, &record))
+            .await
+    }
+
+    async fn remove_device_record(&self, agent: &str, device: &str) -> Result<bool, StoreError> {
+        let (agent, device) = (agent.to_owned(), device.to_owned());
+        self.write(move |w| records::remove(&w.conn, &agent, &device))
+            .await
     }
 
     async fn put_configured_agent(&self, agent: &ConfiguredAgent) -> Result<(), StoreError> {

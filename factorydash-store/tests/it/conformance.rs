@@ -1618,7 +1618,7 @@ pub async fn conditions_keep_to_a_list_of_devices(store: &dyn Store) {
 // ---------------------------------------------------------------------------------------
 // Accounts.
 
-mod accounts_fixtures {
+pub mod accounts_fixtures {
     use chrono::{DateTime, Duration, TimeZone, Utc};
     use factorydash_core::accounts::{Credential, CredentialKind, Group, Role, User};
 
@@ -2182,4 +2182,233 @@ pub async fn audit_pages_are_capped(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(rest.len(), 5);
+}
+
+// ---------------------------------------------------------------------------------------
+// Device records.
+
+use factorydash_core::records::{DeviceRecord, MAX_RECORDS};
+
+/// A record of `device` at `agent` that says everything: every field set, a time of whole
+/// microseconds (what every store keeps), an ideal cycle time with a fraction.
+pub fn full_record(agent: &str, device: &str) -> DeviceRecord {
+    DeviceRecord {
+        agent: agent.into(),
+        device: device.into(),
+        display_name: Some(format!("{device} (bay 3, Ünterwerk)")),
+        cell: Some("Cell A".into()),
+        description: Some("Bay 3\nCall the line 2 lead\text. 214".into()),
+        ideal_cycle_time: Some(92.5),
+        updated_at: t(7) + Duration::microseconds(654_321),
+        updated_by: "ada".into(),
+    }
+}
+
+/// A record that says nothing ([`DeviceRecord::is_empty`]), with a time of whole
+/// microseconds.
+pub fn empty_record(agent: &str, device: &str) -> DeviceRecord {
+    DeviceRecord {
+        updated_at: t(1),
+        updated_by: "token:admin".into(),
+        ..DeviceRecord::new(agent, device)
+    }
+}
+
+/// The (agent, device) of each record, in the order listed.
+async fn record_keys(store: &dyn Store) -> Vec<(String, String)> {
+    store
+        .device_records()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.agent, r.device))
+        .collect()
+}
+
+/// Every field reads back as put: `Some` and `None` alike, 92.5 exactly, the time to the
+/// microsecond; a record that says nothing is kept too.
+pub async fn device_records_round_trip(store: &dyn Store) {
+    assert_eq!(store.device_records().await.unwrap(), vec![]);
+    let full = full_record(AGENT_A, "Mazak01");
+    let empty = empty_record(AGENT_A, "Okuma02");
+    assert!(empty.is_empty());
+    // Some fields set, others not.
+    let partial = DeviceRecord {
+        cell: Some("Cell B".into()),
+        ideal_cycle_time: Some(0.001),
+        updated_by: "bob".into(),
+        updated_at: t(3),
+        ..DeviceRecord::new(AGENT_A, "Haas03")
+    };
+    for r in [&full, &empty, &partial] {
+        store.put_device_record(r).await.unwrap();
+    }
+    assert_eq!(
+        store.device_records().await.unwrap(),
+        vec![partial, full.clone(), empty]
+    );
+    let read = &store.device_records().await.unwrap()[1];
+    assert_eq!(read.ideal_cycle_time, Some(92.5));
+    assert_eq!(read.updated_at, full.updated_at);
+}
+
+/// Putting a record of a device already kept replaces it whole: fields set before and not
+/// now are gone.
+pub async fn a_device_record_is_replaced(store: &dyn Store) {
+    let first = full_record(AGENT_A, "Mazak01");
+    store.put_device_record(&first).await.unwrap();
+    let other = full_record(AGENT_A, "Okuma02");
+    store.put_device_record(&other).await.unwrap();
+    let second = DeviceRecord {
+        display_name: Some("Mazak VTC 1".into()),
+        cell: None,
+        description: None,
+        ideal_cycle_time: Some(30.25),
+        updated_at: t(60),
+        updated_by: "bob".into(),
+        ..first.clone()
+    };
+    store.put_device_record(&second).await.unwrap();
+    assert_eq!(
+        store.device_records().await.unwrap(),
+        vec![second.clone(), other.clone()]
+    );
+    // And replaced by one that says nothing: kept, saying nothing.
+    let cleared = empty_record(AGENT_A, "Mazak01");
+    store.put_device_record(&cleared).await.unwrap();
+    assert_eq!(store.device_records().await.unwrap(), vec![cleared, other]);
+}
+
+/// Listed by agent, then by device name, both in byte order (upper case before lower, a
+/// multi-byte letter after every ASCII one), whatever the order put.
+pub async fn device_records_are_listed_by_agent_then_device(store: &dyn Store) {
+    // "http://10.0.0.1:5000" < "http://10.0.0.2:5000"; within each, byte order.
+    let names = ["mazak", "Ämco", "Mazak", "zeta", "Zeta", "mazak-2", "MAZAK"];
+    for agent in [AGENT_B, AGENT_A] {
+        for name in names {
+            store
+                .put_device_record(&full_record(agent, name))
+                .await
+                .unwrap();
+        }
+    }
+    let mut by_bytes: Vec<&str> = names.to_vec();
+    by_bytes.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    assert_eq!(
+        by_bytes,
+        ["MAZAK", "Mazak", "Zeta", "mazak", "mazak-2", "zeta", "Ämco"]
+    );
+    let expected: Vec<(String, String)> = [AGENT_A, AGENT_B]
+        .iter()
+        .flat_map(|a| by_bytes.iter().map(|d| ((*a).to_owned(), (*d).to_owned())))
+        .collect();
+    assert_eq!(record_keys(store).await, expected);
+    // The agent comes first: agent A's last device ("ÿ", after "Ä" byte for byte)
+    // before agent B's first ("AAA").
+    store
+        .put_device_record(&full_record(AGENT_B, "AAA"))
+        .await
+        .unwrap();
+    store
+        .put_device_record(&full_record(AGENT_A, "ÿ"))
+        .await
+        .unwrap();
+    let keys = record_keys(store).await;
+    let last_of_a = keys.iter().position(|(a, d)| a == AGENT_A && d == "ÿ");
+    let first_of_b = keys.iter().position(|(a, d)| a == AGENT_B && d == "AAA");
+    assert_eq!(last_of_a, Some(names.len()));
+    assert_eq!(first_of_b, Some(names.len() + 1));
+}
+
+/// Removing a record says whether there was one; the device's name and agent are compared
+/// exactly, and other records stay.
+pub async fn removing_a_device_record(store: &dyn Store) {
+    let mazak = full_record(AGENT_A, "Mazak01");
+    let same_name = full_record(AGENT_B, "Mazak01");
+    store.put_device_record(&mazak).await.unwrap();
+    store.put_device_record(&same_name).await.unwrap();
+    assert!(!store
+        .remove_device_record(AGENT_A, "mazak01")
+        .await
+        .unwrap());
+    assert!(!store
+        .remove_device_record("http://10.0.0.9:5000", "Mazak01")
+        .await
+        .unwrap());
+    assert_eq!(store.device_records().await.unwrap().len(), 2);
+    assert!(store
+        .remove_device_record(AGENT_A, "Mazak01")
+        .await
+        .unwrap());
+    assert!(!store
+        .remove_device_record(AGENT_A, "Mazak01")
+        .await
+        .unwrap());
+    assert_eq!(store.device_records().await.unwrap(), vec![same_name]);
+    // Put again after removal: kept again.
+    store.put_device_record(&mazak).await.unwrap();
+    assert_eq!(store.device_records().await.unwrap().len(), 2);
+}
+
+/// A record that fails [`DeviceRecord::check`] is refused with `Invalid`, nothing stored;
+/// as a replacement, it leaves the record kept as it was.
+pub async fn a_device_record_that_fails_its_checks_is_refused(store: &dyn Store) {
+    let kept = full_record(AGENT_A, "Mazak01");
+    store.put_device_record(&kept).await.unwrap();
+    let bad: [fn(&mut DeviceRecord); 8] = [
+        |r| r.agent = String::new(),
+        |r| r.device = String::new(),
+        |r| r.display_name = Some("  ".into()),
+        |r| r.cell = Some(String::new()),
+        |r| r.description = Some("a\u{0}b".into()),
+        |r| r.ideal_cycle_time = Some(-1.0),
+        |r| r.ideal_cycle_time = Some(f64::NAN),
+        |r| r.ideal_cycle_time = Some(f64::INFINITY),
+    ];
+    for change in bad {
+        for device in ["Mazak01", "New01"] {
+            let mut r = full_record(AGENT_A, device);
+            change(&mut r);
+            assert!(r.check().is_err(), "{r:?}");
+            let err = store.put_device_record(&r).await.unwrap_err();
+            assert!(matches!(err, StoreError::Invalid(_)), "{r:?}: {err:?}");
+        }
+    }
+    assert_eq!(store.device_records().await.unwrap(), vec![kept]);
+}
+
+/// Given a store that holds [`MAX_RECORDS`] records (of devices `M000000`… at
+/// [`FILL_AGENT`]): a new one is refused with `Invalid` and not stored; a replacement is
+/// taken; once one is removed, a new one is taken.
+pub async fn a_new_device_record_beyond_the_cap_is_refused(store: &dyn Store) {
+    assert_eq!(store.device_records().await.unwrap().len(), MAX_RECORDS);
+    let new = full_record(AGENT_A, "Mazak01");
+    let err = store.put_device_record(&new).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    let all = store.device_records().await.unwrap();
+    assert_eq!(all.len(), MAX_RECORDS);
+    assert!(all.iter().all(|r| r.agent == FILL_AGENT));
+    // A replacement is no new record.
+    let replaced = full_record(FILL_AGENT, &fill_device(0));
+    store.put_device_record(&replaced).await.unwrap();
+    let all = store.device_records().await.unwrap();
+    assert_eq!(all.len(), MAX_RECORDS);
+    assert_eq!(all[0], replaced);
+    // Room for one.
+    assert!(store
+        .remove_device_record(FILL_AGENT, &fill_device(1))
+        .await
+        .unwrap());
+    store.put_device_record(&new).await.unwrap();
+    let all = store.device_records().await.unwrap();
+    assert_eq!(all.len(), MAX_RECORDS);
+    assert_eq!(all[0], new, "agent A sorts before the fill agent");
+}
+
+/// The agent of the records that fill a store to [`MAX_RECORDS`].
+pub const FILL_AGENT: &str = "http://fill.example:5000";
+
+/// The name of the `i`th device filling a store: `M000000`….
+pub fn fill_device(i: usize) -> String {
+    format!("M{i:06}")
 }

@@ -9,6 +9,7 @@ mod coordination;
 mod cross_store;
 mod migrations;
 mod pg;
+mod records;
 mod sqlite_file;
 mod tls;
 
@@ -82,6 +83,11 @@ conformance_tests!(
     stale_credentials_are_removed,
     audit_entries_are_numbered_and_listed_newest_first,
     audit_pages_are_capped,
+    device_records_round_trip,
+    a_device_record_is_replaced,
+    device_records_are_listed_by_agent_then_device,
+    removing_a_device_record,
+    a_device_record_that_fails_its_checks_is_refused,
 );
 
 #[tokio::test]

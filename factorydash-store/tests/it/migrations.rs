@@ -376,3 +376,47 @@ async fn version_6_moves_credentials_out_of_urls() {
     }
     db.drop().await;
 }
+
+/// A database at schema version 7 (accounts, no device records) migrates to version 8
+/// with what it held (observations, a user), and keeps device records from then on.
+/// Version 8 may be applied again: it changes nothing where the table is.
+#[tokio::test]
+async fn version_8_adds_device_records() {
+    use factorydash_store::AccountStore;
+    let Some(db) = crate::pg::TestDb::create("migration_8").await else {
+        return;
+    };
+    db.store
+        .append(&one_from("http://h:5000", 1))
+        .await
+        .unwrap();
+    let ada = crate::conformance::accounts_fixtures::user("ada");
+    db.store.put_user(&ada).await.unwrap();
+    let session = db.session().await;
+    session
+        .batch_execute(
+            "DROP TABLE device_records;
+             DELETE FROM factorydash_migrations WHERE version = 8;",
+        )
+        .await
+        .unwrap();
+    let migrated = db.another().await;
+    let version = session
+        .query_one("SELECT max(version) FROM factorydash_migrations", &[])
+        .await
+        .unwrap();
+    assert_eq!(version.get::<_, i32>(0), LATEST_VERSION);
+    assert_eq!(migrated.observation_count().await.unwrap(), 1);
+    assert_eq!(migrated.users().await.unwrap(), vec![ada]);
+    assert_eq!(migrated.device_records().await.unwrap(), vec![]);
+    let record = crate::conformance::full_record("http://h:5000", "Mazak");
+    migrated.put_device_record(&record).await.unwrap();
+    // Applied again over the table: nothing lost.
+    session
+        .batch_execute("DELETE FROM factorydash_migrations WHERE version = 8")
+        .await
+        .unwrap();
+    let again = db.another().await;
+    assert_eq!(again.device_records().await.unwrap(), vec![record]);
+    db.drop().await;
+}

@@ -5,7 +5,7 @@ use factorydash_core::{Gap, PageRequest};
 use factorydash_store::sqlite::{lock_path, SqliteStore, SCHEMA_VERSION};
 use factorydash_store::{ConfiguredAgent, LatestFilter, Store, StoreError};
 
-use crate::conformance::{at_agent, batch, page_one, AGENT};
+use crate::conformance::{at_agent, batch, empty_record, full_record, page_one, AGENT};
 
 /// Held (written) by the test that starts a process, and (read) by every test that
 /// closes a file and opens it again: a process started forks this one, and the child
@@ -31,11 +31,18 @@ async fn a_reopened_file_holds_everything() {
         url: "http://agent.example:5000".into(),
         paused: true,
     };
+    let records = [
+        full_record(AGENT, "GFAgie01"),
+        empty_record(AGENT, "Mazak01"),
+    ];
     let (latest, resume) = {
         let store = SqliteStore::open(&path).await.unwrap();
         store.append(&batch(&obs)).await.unwrap();
         store.record_gap(&gap).await.unwrap();
         store.put_configured_agent(&agent).await.unwrap();
+        for r in &records {
+            store.put_device_record(r).await.unwrap();
+        }
         let latest = store
             .latest(&LatestFilter::default(), &PageRequest::first(1000))
             .await
@@ -55,6 +62,7 @@ async fn a_reopened_file_holds_everything() {
     assert!(resume.is_some());
     assert_eq!(store.gaps().await.unwrap(), vec![gap]);
     assert_eq!(store.configured_agents().await.unwrap(), vec![agent]);
+    assert_eq!(store.device_records().await.unwrap(), records);
     // Everything stored is found again, and stored once.
     let again = store.append(&batch(&obs)).await.unwrap();
     assert_eq!((again.inserted, again.duplicates), (0, obs.len() as u64));
@@ -297,6 +305,7 @@ async fn a_version_1_file_gives_its_data_items_their_agent() {
              ALTER TABLE items_v1 RENAME TO items;
              DROP TABLE agent_credentials;
              {DROP_ACCOUNTS}
+             {DROP_RECORDS}
              PRAGMA user_version = 1;"
         ))
         .unwrap();
@@ -327,6 +336,47 @@ async fn a_version_1_file_gives_its_data_items_their_agent() {
 /// What takes a file back from version 4 to version 3: the accounts' tables gone.
 const DROP_ACCOUNTS: &str = "DROP TABLE group_members; DROP TABLE credentials;
     DROP TABLE groups; DROP TABLE users; DROP TABLE audit;";
+
+/// What takes a file back from version 5 to version 4: the device records' table gone.
+const DROP_RECORDS: &str = "DROP TABLE device_records;";
+
+/// A file made at schema version 4 (accounts, no device records) opens at version 5 with
+/// what it held (observations, a user) and keeps device records from then on, also
+/// across another reopening.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_4_file_gains_device_records() {
+    let _no_fork = SPAWNING.read().await;
+    use factorydash_store::AccountStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("factorydash.db");
+    let obs = page_one();
+    let ada = crate::conformance::accounts_fixtures::user("ada");
+    {
+        let store = SqliteStore::open(&path).await.unwrap();
+        store.append(&batch(&obs[..100])).await.unwrap();
+        store.put_user(&ada).await.unwrap();
+    }
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(&format!("{DROP_RECORDS} PRAGMA user_version = 4;"))
+            .unwrap();
+    }
+    let record = full_record(AGENT, "GFAgie01");
+    {
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert_eq!(store.observation_count().await.unwrap(), 100);
+        assert_eq!(store.users().await.unwrap(), vec![ada.clone()]);
+        assert_eq!(store.device_records().await.unwrap(), vec![]);
+        store.put_device_record(&record).await.unwrap();
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.device_records().await.unwrap(), vec![record]);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}
 
 /// The permission bits of `path` (`0o600`, …).
 fn mode(path: &std::path::Path) -> u32 {
@@ -542,6 +592,7 @@ async fn a_version_2_file_moves_credentials_out_of_urls() {
         conn.execute_batch(&format!(
             "DROP TABLE agent_credentials;
              {DROP_ACCOUNTS}
+             {DROP_RECORDS}
              INSERT INTO configured_agents (url, paused) VALUES
                  ('{H_ONE}', 0), ('{K}', 0), ('{H_TWO}', 1);
              PRAGMA user_version = 2;"
