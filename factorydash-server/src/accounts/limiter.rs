@@ -102,7 +102,10 @@ mod tests {
         assert!(l.note_refusal(Some("10.0.0.2".parse().unwrap())));
         let v6: IpAddr = "2001:db8::1".parse().unwrap();
         assert!(l.note_refusal(Some(v6)));
-        assert!(!l.note_refusal(Some("2001:db8::ffff".parse().unwrap())), "the same /64");
+        assert!(
+            !l.note_refusal(Some("2001:db8::ffff".parse().unwrap())),
+            "the same /64"
+        );
     }
 
     #[test]
