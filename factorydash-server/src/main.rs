@@ -254,6 +254,9 @@ struct ServeArgs {
     /// A session ends this long after sign-in, however much it is used.
     #[arg(long, default_value = "30d", value_parser = humantime::parse_duration, env = "FACTORYDASH_SESSION_LIFETIME")]
     session_lifetime: Duration,
+    /// Audit log entries older than this are removed (checked every hour).
+    #[arg(long, default_value = "365d", value_parser = humantime::parse_duration, env = "FACTORYDASH_AUDIT_RETENTION")]
+    audit_retention: Duration,
     /// Sign users in by this header, set by a reverse proxy that authenticates them
     /// (oauth2-proxy, Authelia, Keycloak…), e.g. X-Forwarded-User; taken only from
     /// --auth-proxy-from. A user is made on first sight, in --auth-proxy-group.
@@ -1157,6 +1160,7 @@ async fn serve(args: ServeArgs, layout: factorydash_core::layout::Layout) -> any
         accounts::AuthSettings {
             session_idle: args.session_idle,
             session_lifetime: args.session_lifetime,
+            audit_retention: args.audit_retention,
             https: https.is_some(),
             proxy: args
                 .auth_proxy_header

@@ -316,6 +316,10 @@ impl AccountStore for PendingStore {
         self.store()?.append_audit(entry).await
     }
 
+    async fn prune_audit(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64, StoreError> {
+        self.store()?.prune_audit(before).await
+    }
+
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         self.store()?.audit(query).await
     }

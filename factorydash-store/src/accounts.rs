@@ -158,6 +158,13 @@ pub trait AccountStore: Send + Sync {
     /// # Errors
     /// A database error.
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Removes the audit entries written before `before` (UTC); how many. The ids of
+    /// those kept do not change.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 /// Refuses a user [`AccountStore::put_user`] does not keep (see its errors).

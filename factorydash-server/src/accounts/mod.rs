@@ -58,6 +58,8 @@ pub struct AuthSettings {
     pub https: bool,
     /// The auth proxy, if one signs users in.
     pub proxy: Option<ProxySettings>,
+    /// Audit entries older than this are removed (every hour).
+    pub audit_retention: Duration,
 }
 
 impl Default for AuthSettings {
@@ -65,6 +67,7 @@ impl Default for AuthSettings {
         AuthSettings {
             session_idle: Duration::from_secs(12 * 3600),
             session_lifetime: Duration::from_secs(30 * 24 * 3600),
+            audit_retention: Duration::from_secs(365 * 24 * 3600),
             https: false,
             proxy: None,
         }
@@ -246,8 +249,10 @@ impl Auth {
         Ok(())
     }
 
-    /// Keeps [`Auth::refresh`] current and forgets idle rate-limit keys and stale
-    /// credentials, for as long as `self` lives elsewhere.
+    /// Keeps [`Auth::refresh`] current, forgets idle rate-limit keys and stale
+    /// credentials (every minute) and audit entries older than
+    /// [`AuthSettings::audit_retention`] (every hour), for as long as `self` lives
+    /// elsewhere.
     pub async fn run(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         let mut n = 0u64;
@@ -264,6 +269,15 @@ impl Auth {
                     .unwrap_or(chrono::Duration::hours(12));
                 if let Err(e) = self.store.remove_stale_credentials(now, now - idle).await {
                     tracing::debug!(error = %e, "cannot remove stale credentials");
+                }
+            }
+            if n % 720 == 1 {
+                let keep = chrono::Duration::from_std(self.settings.audit_retention)
+                    .unwrap_or(chrono::Duration::days(365));
+                match self.store.prune_audit(Utc::now() - keep).await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "old audit entries removed"),
+                    Err(e) => tracing::debug!(error = %e, "cannot prune the audit log"),
                 }
             }
             if Arc::strong_count(&self) == 1 {

@@ -23,6 +23,8 @@ pub(super) struct Accounts {
     credentials: HashMap<String, Credential>,
     /// In the order appended: ids increase.
     audit: Vec<AuditEntry>,
+    /// The last id given (pruning never gives one again).
+    last_audit_id: i64,
 }
 
 #[async_trait]
@@ -171,13 +173,21 @@ impl AccountStore for MemoryStore {
 
     async fn append_audit(&self, entry: &AuditEntry) -> Result<i64, StoreError> {
         let mut inner = self.write();
-        let audit = &mut inner.accounts.audit;
-        let id = audit.last().map_or(1, |e| e.id + 1);
-        audit.push(AuditEntry {
+        inner.accounts.last_audit_id += 1;
+        let id = inner.accounts.last_audit_id;
+        inner.accounts.audit.push(AuditEntry {
             id,
             ..entry.clone()
         });
         Ok(id)
+    }
+
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut inner = self.write();
+        let audit = &mut inner.accounts.audit;
+        let n = audit.len();
+        audit.retain(|e| e.at >= before);
+        Ok((n - audit.len()) as u64)
     }
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {

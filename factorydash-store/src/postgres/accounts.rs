@@ -299,6 +299,14 @@ impl AccountStore for PgStore {
             .await?)
     }
 
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(self
+            .reader()
+            .await?
+            .execute("DELETE FROM audit WHERE at < $1", &[&before])
+            .await?)
+    }
+
     async fn append_audit(&self, entry: &AuditEntry) -> Result<i64, StoreError> {
         let e = entry;
         let row = self

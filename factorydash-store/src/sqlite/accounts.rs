@@ -364,6 +364,17 @@ impl AccountStore for SqliteStore {
         .await
     }
 
+    async fn prune_audit(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.write(move |w| {
+            let n = w
+                .conn
+                .prepare_cached("DELETE FROM audit WHERE at < ?1")?
+                .execute(params![before.timestamp_micros()])?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     async fn append_audit(&self, entry: &AuditEntry) -> Result<i64, StoreError> {
         let e = entry.clone();
         self.write(move |w| {

@@ -2043,6 +2043,42 @@ fn audit_entry(minutes: i64, actor: &str, action: &str, n: usize) -> AuditEntry 
     }
 }
 
+pub async fn old_audit_entries_are_pruned(store: &dyn Store) {
+    let mut ids = Vec::new();
+    for (minutes, n) in [(0, 0), (10, 1), (20, 2), (30, 3)] {
+        ids.push(
+            store
+                .append_audit(&audit_entry(minutes, "ada", "login", n))
+                .await
+                .unwrap(),
+        );
+    }
+    // Before minute 20: the first two go; the entry at minute 20 stays.
+    assert_eq!(store.prune_audit(t(20)).await.unwrap(), 2);
+    let kept = store
+        .audit(&AuditQuery {
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let kept: Vec<(i64, String)> = kept.into_iter().map(|e| (e.id, e.address)).collect();
+    assert_eq!(
+        kept,
+        [
+            (ids[3], "10.0.0.3".to_owned()),
+            (ids[2], "10.0.0.2".to_owned())
+        ]
+    );
+    assert_eq!(store.prune_audit(t(20)).await.unwrap(), 0);
+    // A new entry's id is still above every id given.
+    let next = store
+        .append_audit(&audit_entry(40, "ada", "logout", 4))
+        .await
+        .unwrap();
+    assert!(next > ids[3]);
+}
+
 pub async fn audit_entries_are_numbered_and_listed_newest_first(store: &dyn Store) {
     let everything = AuditQuery {
         limit: 100,

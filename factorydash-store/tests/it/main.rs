@@ -83,6 +83,7 @@ conformance_tests!(
     stale_credentials_are_removed,
     audit_entries_are_numbered_and_listed_newest_first,
     audit_pages_are_capped,
+    old_audit_entries_are_pruned,
     device_records_round_trip,
     a_device_record_is_replaced,
     device_records_are_listed_by_agent_then_device,
