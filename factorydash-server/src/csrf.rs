@@ -70,7 +70,7 @@ pub fn guard(
 /// Whether `path` takes HTML forms (`application/x-www-form-urlencoded`): the sign-in,
 /// the sign-out and the account and administration pages, which work without JavaScript.
 /// Their posts pass the same origin checks as every change; the forms also carry a token
-/// of their own ([`crate::accounts::forms`]).
+/// of their own (the `factorydash_form` double-submit cookie).
 fn takes_forms(path: &str) -> bool {
     matches!(path, "/login" | "/logout")
         || path.starts_with("/account/")

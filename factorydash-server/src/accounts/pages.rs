@@ -1,6 +1,7 @@
 //! The account pages: sign-in, a user's own account (sessions, personal tokens, password)
 //! and the administration (users, groups, the audit log). Plain HTML forms: they work
-//! without JavaScript. Every form carries the form token ([`super::forms`]).
+//! without JavaScript. Every form carries the form token (the `factorydash_form`
+//! double-submit cookie's value).
 
 use chrono::{DateTime, Utc};
 use factorydash_core::accounts::{AuditEntry, Credential, Group, User};

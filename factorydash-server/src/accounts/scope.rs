@@ -1,6 +1,6 @@
 //! [`Scope`]: which devices a request may see. Every route that lets a device's data out
 //! takes one (its handler cannot be called without), made once per request by
-//! [`super::Auth::scope`] from the request's [`super::Principal`]; the one place that
+//! `crate::auth::scope` from the request's [`super::Principal`]; the one place that
 //! decides is [`Scope::sees`].
 
 use std::sync::Arc;
