@@ -126,6 +126,11 @@ enum Need {
 
 /// What the request needs.
 fn needed(method: &Method, path: &str) -> Need {
+    // warp's `path!` takes `/metrics/` as `/metrics`: so does the gate.
+    let path = match path.strip_suffix('/') {
+        Some(p) if !p.is_empty() => p,
+        _ => path,
+    };
     let under = |prefix: &str| {
         path == prefix
             || path

@@ -114,8 +114,12 @@ pub async fn run(store: Arc<dyn Store>, action: UserAction) -> anyhow::Result<()
                     "there is no group '{g}': make it on the administration page first"
                 );
             }
-            let password = read_password(&name)?;
             let existing = store.user(&name).await?;
+            anyhow::ensure!(
+                existing.is_none(),
+                "the user '{name}' exists: `factorydash user passwd {name}` sets a new password, `factorydash user enable {name}` lets them in again"
+            );
+            let password = read_password(&name)?;
             let user = User {
                 name: name.clone(),
                 display_name: display_name

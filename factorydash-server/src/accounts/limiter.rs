@@ -34,8 +34,10 @@ fn per_minute(n: u32) -> Quota {
 
 /// The key of an address: itself (IPv4), or its /64 network (IPv6).
 fn address_key(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V4(_) => address,
+    // An IPv4 client of a dual-stack listener comes as `::ffff:a.b.c.d`: its own key, not
+    // the /64 every IPv4 client would share.
+    match address.to_canonical() {
+        v4 @ IpAddr::V4(_) => v4,
         IpAddr::V6(v6) => {
             let bits = u128::from(v6) & !((1u128 << 64) - 1);
             IpAddr::V6(bits.into())
@@ -105,6 +107,15 @@ mod tests {
         assert!(
             !l.note_refusal(Some("2001:db8::ffff".parse().unwrap())),
             "the same /64"
+        );
+        assert!(l.note_refusal(Some("::ffff:10.0.0.3".parse().unwrap())));
+        assert!(
+            l.note_refusal(Some("::ffff:10.0.0.4".parse().unwrap())),
+            "IPv4-mapped: each its own"
+        );
+        assert!(
+            !l.note_refusal(Some("10.0.0.4".parse().unwrap())),
+            "as the IPv4 address"
         );
     }
 

@@ -24,7 +24,7 @@ pub mod password;
 pub mod scope;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -216,9 +216,18 @@ pub struct Auth {
     /// Sign-in attempts.
     pub limiter: limiter::LoginLimiter,
     groups: Mutex<GroupsCopy>,
-    /// Whether any user exists (then nobody is let in without credentials).
-    users_exist: AtomicBool,
+    /// Whether any user exists (then nobody is let in without credentials):
+    /// [`USERS_UNKNOWN`] until the store has answered once, then [`USERS_NONE`] or
+    /// [`USERS_SOME`].
+    users_exist: AtomicU8,
 }
+
+/// The users could not be read yet: the dashboard is closed (never open by default).
+const USERS_UNKNOWN: u8 = 0;
+/// No user exists.
+const USERS_NONE: u8 = 1;
+/// At least one user exists.
+const USERS_SOME: u8 = 2;
 
 impl Auth {
     /// Sign-in over `store`, with the fixed `tokens`.
@@ -235,7 +244,7 @@ impl Auth {
             settings,
             limiter: limiter::LoginLimiter::default(),
             groups: Mutex::default(),
-            users_exist: AtomicBool::new(false),
+            users_exist: AtomicU8::new(USERS_UNKNOWN),
         })
     }
 
@@ -245,7 +254,8 @@ impl Auth {
     /// The store's.
     pub async fn refresh(&self) -> Result<(), StoreError> {
         let any = !self.store.users().await?.is_empty();
-        self.users_exist.store(any, Ordering::Relaxed);
+        let state = if any { USERS_SOME } else { USERS_NONE };
+        self.users_exist.store(state, Ordering::Relaxed);
         Ok(())
     }
 
@@ -289,14 +299,15 @@ impl Auth {
     /// Says that a user was made or removed here.
     pub fn users_changed(&self, any: bool) {
         if any {
-            self.users_exist.store(true, Ordering::Relaxed);
+            self.users_exist.store(USERS_SOME, Ordering::Relaxed);
         }
         self.groups.lock().unwrap_or_else(|p| p.into_inner()).read = None;
     }
 
-    /// Whether the dashboard is open: no fixed token and no user.
+    /// Whether the dashboard is open: no fixed token, and the store has said that no user
+    /// exists (while it cannot say, nobody is let in without credentials).
     pub fn is_open(&self) -> bool {
-        self.tokens.is_open() && !self.users_exist.load(Ordering::Relaxed)
+        self.tokens.is_open() && self.users_exist.load(Ordering::Relaxed) == USERS_NONE
     }
 
     /// The name of the session cookie.
@@ -421,6 +432,16 @@ impl Auth {
                 let from_proxy = peer.is_some_and(|p| proxy.from.iter().any(|n| n.contains(p)));
                 if !from_proxy {
                     return Err(Ok(Refusal::ProxyHeaderFromElsewhere));
+                }
+                // Two values: a proxy that appends rather than replaces let the client's
+                // own header through; which one is the proxy's cannot be told.
+                if headers
+                    .get_all(proxy.header.as_str())
+                    .iter()
+                    .nth(1)
+                    .is_some()
+                {
+                    return Err(Ok(Refusal::ProxyUserRefused));
                 }
                 let name = value.to_str().unwrap_or("").trim();
                 if check_name("user", name).is_err() {

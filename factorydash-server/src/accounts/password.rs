@@ -97,17 +97,34 @@ static DUMMY: LazyLock<String> = LazyLock::new(|| {
         .to_string()
 });
 
+/// How long a check waits for its turn before it is refused as [`Busy`].
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Too many checks at once: none could start within [`WAIT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Busy;
+
 /// Whether `password` is the one `hash` was made of; with `hash` `None` (no such user)
 /// a hash is checked all the same, and the answer is `false`. Runs on a blocking thread,
 /// at most [`AT_ONCE`] at a time. A password longer than [`MAX_LEN`] is refused at once
 /// (no stored password is that long).
-pub async fn verify(hash: Option<String>, password: String) -> bool {
+///
+/// # Errors
+/// [`Busy`] when no check could start within [`WAIT`] (many sign-ins from many
+/// addresses at once): a queue of waiting checks stays short, and the caller answers
+/// `503` rather than making everyone wait.
+pub async fn verify(hash: Option<String>, password: String) -> Result<bool, Busy> {
     if password.len() > MAX_LEN {
-        return false;
+        return Ok(false);
     }
-    let Ok(_permit) = HASHING.clone().acquire_owned().await else {
-        return false;
+    let permit = tokio::time::timeout(WAIT, HASHING.clone().acquire_owned()).await;
+    let Ok(Ok(_permit)) = permit else {
+        return Err(Busy);
     };
+    Ok(verify_now(hash, password).await)
+}
+
+async fn verify_now(hash: Option<String>, password: String) -> bool {
     tokio::task::spawn_blocking(move || {
         let known = hash.is_some();
         let text = hash.unwrap_or_else(|| DUMMY.clone());
@@ -131,10 +148,16 @@ mod tests {
     async fn a_hash_checks_its_password_only() {
         let h = hash("correct horse battery".into()).await.unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
-        assert!(verify(Some(h.clone()), "correct horse battery".into()).await);
-        assert!(!verify(Some(h), "correct horse battery!".into()).await);
-        assert!(!verify(None, "anything at all".into()).await);
-        assert!(!verify(Some("not a hash".into()), "anything".into()).await);
+        assert!(verify(Some(h.clone()), "correct horse battery".into())
+            .await
+            .unwrap());
+        assert!(!verify(Some(h), "correct horse battery!".into())
+            .await
+            .unwrap());
+        assert!(!verify(None, "anything at all".into()).await.unwrap());
+        assert!(!verify(Some("not a hash".into()), "anything".into())
+            .await
+            .unwrap());
     }
 
     #[test]

@@ -31,6 +31,9 @@ use crate::auth::local_path;
 /// nor set it, so it cannot put it in a form).
 pub const FORM_COOKIE: &str = "factorydash_form";
 
+/// How the audit log names a sign-in attempt for a user who does not exist.
+pub const UNKNOWN_USER: &str = "(unknown user)";
+
 /// The largest form a page posts, in bytes.
 pub const MAX_FORM: u64 = 16 * 1024;
 
@@ -153,18 +156,23 @@ pub async fn login(
         );
     }
     let name = field(&form, "user").trim();
-    let shown_name = if check_name("user", name).is_ok() {
-        name
-    } else {
-        "(not a valid name)"
+    // The audit log names a user who exists only: what was typed as a name may be a
+    // password typed in the wrong field.
+    let known = |user: Option<&User>| -> String {
+        user.map_or_else(|| UNKNOWN_USER.to_owned(), |u| u.name.clone())
     };
     if let Err(wait) = auth.limiter.attempt(name, peer) {
         // Noted once a minute per address: asking on past the limit writes nothing.
         if auth.limiter.note_refusal(peer) {
+            let user = match check_name("user", name) {
+                Ok(()) => auth.store.user(name).await.ok().flatten(),
+                Err(_) => None,
+            };
+            let shown_name = known(user.as_ref());
             auth.audit(AuditEntry {
-                actor: shown_name.to_owned(),
+                actor: shown_name.clone(),
                 action: "login-limited".into(),
-                target: shown_name.to_owned(),
+                target: shown_name,
                 detail: "too many sign-in attempts: refused without checking (noted once a minute per address)".into(),
                 ..AuditEntry::new(&address(peer))
             })
@@ -195,12 +203,18 @@ pub async fn login(
         .as_ref()
         .filter(|u| !u.disabled)
         .and_then(|u| u.password_hash.clone());
-    let ok = password::verify(hash, field(&form, "password").to_owned()).await;
+    let Ok(ok) = password::verify(hash, field(&form, "password").to_owned()).await else {
+        return again(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many sign-ins at once: try again in a moment.",
+        );
+    };
+    let shown_name = known(user.as_ref());
     let Some(user) = user.filter(|_| ok) else {
         auth.audit(AuditEntry {
-            actor: shown_name.to_owned(),
+            actor: shown_name.clone(),
             action: "login-failed".into(),
-            target: shown_name.to_owned(),
+            target: shown_name,
             detail: "wrong name or password, or a disabled user".into(),
             ..AuditEntry::new(&address(peer))
         })
@@ -285,6 +299,17 @@ pub async fn logout(
 
 /// The user behind `p`, for the account pages and `/api/tokens` (a fixed token or an open
 /// dashboard has no account).
+/// A personal token cannot make tokens: one stolen would otherwise outlive its expiry
+/// and its revocation by making others.
+fn refuse_token_minting(p: &Principal) -> Result<(), ApiError> {
+    if matches!(p.via, Via::ApiToken) {
+        return Err(ApiError::forbidden(
+            "a personal token cannot make tokens: sign in to make one",
+        ));
+    }
+    Ok(())
+}
+
 async fn own_user(auth: &Auth, p: Option<&Principal>) -> Result<User, ApiError> {
     let p = p
         .filter(|p| p.is_user())
@@ -436,6 +461,7 @@ pub async fn account_token(
     form: Form,
 ) -> Result<Response, ApiError> {
     let p = principal.ok_or_else(|| ApiError::forbidden("sign in first"))?;
+    refuse_token_minting(&p)?;
     if !form_token_ok(&headers, &form) {
         return Err(ApiError::forbidden(
             "the form did not come from this server's page",
@@ -529,12 +555,19 @@ pub async fn account_password(
         )
         .await;
     }
-    if !password::verify(
+    let Ok(current_ok) = password::verify(
         user.password_hash.clone(),
         field(&form, "current").to_owned(),
     )
     .await
-    {
+    else {
+        return fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Too many password checks at once: try again in a moment.".into(),
+        )
+        .await;
+    };
+    if !current_ok {
         auth.audit(entry(
             &p,
             peer,
@@ -617,6 +650,7 @@ pub async fn tokens_add(
     body: NewToken,
 ) -> Result<Response, ApiError> {
     let p = principal.ok_or_else(|| ApiError::forbidden("sign in first"))?;
+    refuse_token_minting(&p)?;
     let (secret, id, expires) =
         make_token(&auth, &p, peer, body.name.trim(), body.days.unwrap_or(90)).await?;
     Ok(reply::with_status(

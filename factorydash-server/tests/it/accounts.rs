@@ -213,6 +213,11 @@ async fn accounts_on(store: &[&str]) {
     );
     let (ok, out) = user_cli(store, &["add", "--admin", "ada"], ADA_PASSWORD).await;
     assert!(ok && out.contains("admins"), "{out}");
+    let (ok, out) = user_cli(store, &["add", "ada"], CAROL_PASSWORD).await;
+    assert!(
+        !ok && out.contains("exists"),
+        "adding a user again is refused: {out}"
+    );
 
     let mut args = vec![
         "serve",
@@ -446,6 +451,15 @@ async fn accounts_on(store: &[&str]) {
         mentioned(&r.text().await.unwrap(), &names),
         BTreeSet::from([mine.as_str()])
     );
+    // A token cannot make tokens (one stolen would outlive its revocation).
+    let minted = reqwest::Client::new()
+        .post(format!("{base}/api/tokens"))
+        .bearer_auth(&secret)
+        .json(&json!({ "name": "more", "days": 365 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(minted.status(), 403);
     let (status, listed) = carol.json(reqwest::Method::GET, "/api/tokens", None).await;
     assert_eq!(status, 200);
     assert!(
@@ -518,7 +532,7 @@ async fn accounts_on(store: &[&str]) {
         .collect();
     for (actor, action) in [
         ("ada", "login-failed"),
-        ("nobody", "login-failed"),
+        ("(unknown user)", "login-failed"),
         ("ada", "login"),
         ("ada", "user-added"),
         ("ada", "group-added"),
@@ -535,7 +549,13 @@ async fn accounts_on(store: &[&str]) {
         );
     }
     let csv = ada.get("/api/audit?format=csv").await.1;
-    for secret_text in [ADA_PASSWORD, CAROL_PASSWORD, &secret, "wrong password!"] {
+    for secret_text in [
+        ADA_PASSWORD,
+        CAROL_PASSWORD,
+        &secret,
+        "wrong password!",
+        "nobody",
+    ] {
         assert!(!csv.contains(secret_text), "the audit log holds a secret");
     }
     assert!(csv.contains("127.0.0.3"), "addresses are kept");
@@ -610,6 +630,18 @@ async fn the_auth_proxy_is_taken_from_its_address_only() {
     let r = ask("127.0.0.9", "ada", "/api/users").await.unwrap();
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("--auth-proxy-from"));
+    // Two values (a proxy that appends the client's own): refused.
+    let two = reqwest::Client::builder()
+        .local_address("127.0.0.1".parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap()
+        .get(format!("{}/api/users", fd.base))
+        .header("x-forwarded-user", "ada")
+        .header("x-forwarded-user", "dave@plant.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(two.status(), 403);
     // A name that cannot be a user's.
     let r = ask("127.0.0.1", "a b", "/api/devices").await.unwrap();
     assert_eq!(r.status(), 403);

@@ -485,7 +485,18 @@ async fn the_same_file_by_another_path_is_refused() {
     for p in [&path, &hard, &soft, &roundabout] {
         assert!(!lock_path(p).exists(), "{}", p.display());
     }
-    let again = SqliteStore::open(&hard).await.unwrap();
+    // The store's connections close on their own threads after the drop: the file is
+    // free once the last one has (at once, or within a moment).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let again = loop {
+        match SqliteStore::open(&hard).await {
+            Ok(s) => break s,
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("the file is never free again: {e}"),
+        }
+    };
     assert_eq!(again.observation_count().await.unwrap(), count);
 }
 
