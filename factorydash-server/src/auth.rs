@@ -289,6 +289,22 @@ pub fn gate(
                     if need == Need::Nothing {
                         return Err(warp::reject());
                     }
+                    // Whether users exist is not known yet (the store has not answered):
+                    // asked now; while it cannot be told, a request without credentials
+                    // is answered 503 with why (never let in as to an open dashboard).
+                    if auth.users_unknown() {
+                        if let Err(e) = auth.refresh().await {
+                            let anonymous = !headers.contains_key("authorization")
+                                && crate::accounts::cookie(&headers, auth.session_cookie()).is_none()
+                                && crate::accounts::cookie(&headers, COOKIE).is_none();
+                            if anonymous && tokens.is_open() {
+                                return Ok(refused(
+                                    StatusCode::SERVICE_UNAVAILABLE,
+                                    &format!("who may see this dashboard cannot be told until the store answers: {e}"),
+                                ));
+                            }
+                        }
+                    }
                     let principal = match auth.principal(&headers, peer).await {
                         Ok(p) => p,
                         Err(Ok(Refusal::ProxyHeaderFromElsewhere)) => {

@@ -304,6 +304,16 @@ impl Auth {
         self.groups.lock().unwrap_or_else(|p| p.into_inner()).read = None;
     }
 
+    /// Whether the store has not said yet whether users exist.
+    pub fn users_unknown(&self) -> bool {
+        self.users_exist.load(Ordering::Relaxed) == USERS_UNKNOWN
+    }
+
+    /// Whether users exist (or may: the store has not said yet).
+    pub fn has_users(&self) -> bool {
+        self.users_exist.load(Ordering::Relaxed) != USERS_NONE
+    }
+
     /// Whether the dashboard is open: no fixed token, and the store has said that no user
     /// exists (while it cannot say, nobody is let in without credentials).
     pub fn is_open(&self) -> bool {
@@ -697,6 +707,33 @@ pub fn actor(
             principal,
             peer,
         })
+}
+
+/// What a live client asks at every heartbeat ([`crate::live::socket::Recheck`]): the
+/// request's credentials (`headers` from `peer`) read again still give the rights
+/// `scope` was made with. A store that cannot be read keeps the client (its credentials
+/// cannot be told bad); a fixed token or an open dashboard is asked again too (users
+/// made since close an open dashboard).
+pub fn recheck(
+    auth: Arc<Auth>,
+    headers: HeaderMap,
+    peer: Option<IpAddr>,
+    scope: &Scope,
+) -> crate::live::socket::Recheck {
+    let access = scope.access().clone();
+    let headers = Arc::new(headers);
+    Box::new(move || {
+        let auth = auth.clone();
+        let headers = headers.clone();
+        let access = access.clone();
+        Box::pin(async move {
+            match auth.principal(&headers, peer).await {
+                Ok(Some(p)) => p.access == access,
+                Ok(None) | Err(Ok(_)) => false,
+                Err(Err(_)) => true,
+            }
+        })
+    })
 }
 
 /// The peer of a connection that warp did not accept itself (HTTPS, [`crate::tls`]).

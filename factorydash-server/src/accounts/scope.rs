@@ -58,6 +58,11 @@ impl Scope {
         self.access.sees(agent, device, &self.layout)
     }
 
+    /// The rights it was made of.
+    pub fn access(&self) -> &Arc<Access> {
+        &self.access
+    }
+
     /// Whether every device is in scope (no listing needs filtering).
     pub fn sees_everything(&self) -> bool {
         self.access.sees_everything()

@@ -90,6 +90,7 @@ pub async fn client<S>(
     socket: S,
     since: Option<(u64, u64)>,
     filter: super::ScopeFilter,
+    recheck: Recheck,
 ) where
     S: Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
         + Sink<Message>
@@ -181,6 +182,13 @@ pub async fn client<S>(
                     let _ = send(&mut tx, close(1001, "no answer")).await;
                     return;
                 }
+                // Signed out, disabled, expired, or given other rights since it
+                // connected: closed (a client that may still read reconnects, with its
+                // rights as they are now).
+                if !recheck().await {
+                    let _ = send(&mut tx, close(1008, "credentials or rights changed; reconnect")).await;
+                    return;
+                }
                 if send(&mut tx, Message::text(r#"{"type":"heartbeat"}"#)).await.is_err()
                     || send(&mut tx, Message::Ping(Default::default())).await.is_err()
                 {
@@ -205,6 +213,10 @@ pub async fn client<S>(
         }
     }
 }
+
+/// Whether a client may go on as it connected (its credentials still valid, its rights
+/// unchanged): asked at every heartbeat ([`HEARTBEAT`]).
+pub type Recheck = Box<dyn Fn() -> futures_util::future::BoxFuture<'static, bool> + Send>;
 
 /// A message from a client.
 #[derive(Debug, Deserialize)]

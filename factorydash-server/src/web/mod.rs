@@ -237,21 +237,35 @@ pub fn routes(
         .or(record_routes(app_for_records, auth.clone()))
         .unify()
         .boxed();
+    let auth_ws = auth.clone();
     let ws = warp::path!("ws")
         .and(upgrade::websocket())
         .and(with.clone())
         .and(scope.clone())
         .and(query())
+        .and(warp::header::headers_cloned())
+        .and(crate::accounts::peer())
         .then(
-            |ws, app: Arc<App>, scope: crate::accounts::Scope, q: LiveQuery| async move {
-                let live = app.live.clone();
-                let stopping = app.agents.stopping.clone();
-                let filter = crate::live::ScopeFilter::new(&app, scope).await;
-                let health = {
-                    let filter = filter.clone();
-                    move || filter.health_message(&app.health.all(), app.store_outage().as_deref())
-                };
-                upgrade::live(ws, live, health, stopping, q.since, filter)
+            move |ws,
+                  app: Arc<App>,
+                  scope: crate::accounts::Scope,
+                  q: LiveQuery,
+                  headers: warp::http::HeaderMap,
+                  peer: Option<std::net::IpAddr>| {
+                let auth = auth_ws.clone();
+                async move {
+                    let live = app.live.clone();
+                    let stopping = app.agents.stopping.clone();
+                    let recheck = crate::accounts::recheck(auth, headers, peer, &scope);
+                    let filter = crate::live::ScopeFilter::new(&app, scope).await;
+                    let health = {
+                        let filter = filter.clone();
+                        move || {
+                            filter.health_message(&app.health.all(), app.store_outage().as_deref())
+                        }
+                    };
+                    upgrade::live(ws, live, health, stopping, q.since, filter, recheck)
+                }
             },
         )
         .recover(errors::recover)
@@ -260,7 +274,24 @@ pub fn routes(
     let operations = warp::path!("healthz")
         .and(warp::get())
         .and(with.clone())
-        .and_then(operations::healthz)
+        .and(scope.clone())
+        .and(crate::auth::principal(auth.clone()))
+        .and(warp::any().map({
+            let auth = auth.clone();
+            move || auth.has_users()
+        }))
+        .and_then(
+            |app, scope, principal: Option<crate::accounts::Principal>, users| {
+                let shown = match (principal, users) {
+                    (Some(_), _) => operations::Shown::Scope,
+                    (None, true) => operations::Shown::Nothing,
+                    // No users: the fixed tokens' dashboard, whose health was always
+                    // open (docs/security.md says so).
+                    (None, false) => operations::Shown::Everything,
+                };
+                operations::healthz(app, scope, shown)
+            },
+        )
         .map(named("/healthz"))
         .or(warp::path!("metrics")
             .and(warp::get())

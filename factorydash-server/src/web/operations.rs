@@ -18,7 +18,13 @@ const HEALTH_PING_TIMEOUT: Duration = Duration::from_secs(2);
 /// the store holds. The store is pinged (`SELECT 1`), never counted; `observations` is what
 /// this process's sources stored since it started, as ingest counted it. `degraded` when
 /// the store does not answer or refuses a source's writes (`storeError` says why).
-pub async fn healthz(app: Arc<App>) -> Result<Response, Infallible> {
+/// `sources`, each source's health, lists those `shown` says; `sourceCount` counts them
+/// all.
+pub async fn healthz(
+    app: Arc<App>,
+    scope: crate::accounts::Scope,
+    shown: Shown,
+) -> Result<Response, Infallible> {
     let store = match tokio::time::timeout(HEALTH_PING_TIMEOUT, app.store.ping()).await {
         Ok(answer) => answer.map_err(|e| error_chain(&e)),
         Err(_) => Err(format!(
@@ -34,14 +40,34 @@ pub async fn healthz(app: Arc<App>) -> Result<Response, Infallible> {
         Some(redacted_in(s.store_error.as_deref()?).into_owned())
     });
     let store_error = store.err().or(refused);
+    let count = sources.len();
+    let shown = match shown {
+        Shown::Nothing => Vec::new(),
+        Shown::Everything => sources,
+        Shown::Scope if scope.sees_everything() => sources,
+        Shown::Scope => app.health_for(&scope).await,
+    };
     let body = json!({
         "status": if store_error.is_none() { "ok" } else { "degraded" },
         "store": app.store_kind,
         "storeError": store_error,
         "observations": observations,
-        "sources": sources,
+        "sourceCount": count,
+        "sources": shown,
     });
     Ok(reply::json(&body).into_response())
+}
+
+/// Which sources `/healthz` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// Those of the request's scope (a signed-in user, a token).
+    Scope,
+    /// None: a request without credentials once users exist (the agents' addresses and
+    /// errors are not for anyone on the network).
+    Nothing,
+    /// All: a request without credentials to a dashboard without users.
+    Everything,
 }
 
 /// `/metrics`: OpenMetrics text ([`crate::metrics::Metrics::encode`]).

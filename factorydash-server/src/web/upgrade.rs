@@ -140,6 +140,7 @@ pub fn live(
     stopping: CancellationToken,
     since: Option<(u64, u64)>,
     filter: crate::live::ScopeFilter,
+    recheck: crate::live::socket::Recheck,
 ) -> Response {
     if hub.clients() >= MAX_CLIENTS {
         return ApiError::unavailable(format!(
@@ -148,6 +149,6 @@ pub fn live(
         .into_response();
     }
     ws.into_response(move |socket| {
-        crate::live::socket::client(hub, health, stopping, socket, since, filter)
+        crate::live::socket::client(hub, health, stopping, socket, since, filter, recheck)
     })
 }

@@ -491,6 +491,16 @@ async fn accounts_on(store: &[&str]) {
         "the old session cookie is dead"
     );
     assert_eq!(carol2.get("/api/devices").await.0, 200);
+    // Her live stream, open before she is disabled.
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            ws_url.as_str(),
+        )
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", carol2.cookie_header().parse().unwrap());
+    let (mut live, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     let (status, _) = ada
         .json(
             reqwest::Method::POST,
@@ -499,6 +509,25 @@ async fn accounts_on(store: &[&str]) {
         )
         .await;
     assert_eq!(status, 200);
+    // Closed at its next heartbeat (every 15 s).
+    let closed = tokio::time::timeout(Duration::from_secs(25), async {
+        while let Some(m) = live.next().await {
+            match m {
+                Ok(tokio_tungstenite::tungstenite::Message::Close(frame)) => {
+                    return frame.map(|f| f.code)
+                }
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .expect("a disabled user's live stream is closed");
+    assert_eq!(
+        closed,
+        Some(tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Policy)
+    );
     assert_eq!(
         carol2.get("/api/devices").await.0,
         401,
@@ -1108,17 +1137,26 @@ async fn a_browser_signs_in_sees_its_scope_and_signs_out() {
     browser
         .click("form[action='/login'] button[type=submit]")
         .await;
-    let page = browser.eval("return document.body.innerText").await;
-    assert!(
-        page.as_str().unwrap().contains("Wrong name or password"),
-        "{page}"
-    );
+    browser
+        .wait_until(
+            "the refusal",
+            Duration::from_secs(15),
+            "return document.readyState === 'complete' && document.body.innerText.includes('Wrong name or password')",
+        )
+        .await;
     browser.type_into("#user", "carol").await;
     browser.type_into("#password", CAROL_PASSWORD).await;
     browser
         .click("form[action='/login'] button[type=submit]")
         .await;
-    assert_eq!(browser.eval("return location.pathname").await, json!("/"));
+    // The click returns as the form is sent: the board comes after the redirect.
+    browser
+        .wait_until(
+            "the board after signing in",
+            Duration::from_secs(15),
+            "return location.pathname === '/' && document.readyState === 'complete'",
+        )
+        .await;
     browser
         .wait_until(
             "the board live",
@@ -1152,18 +1190,24 @@ async fn a_browser_signs_in_sees_its_scope_and_signs_out() {
     browser.resize(1280, 1400).await;
 
     browser.click(".account-links a[href='/account']").await;
-    assert_eq!(
-        browser.eval("return location.pathname").await,
-        json!("/account")
-    );
+    browser
+        .wait_until(
+            "the account page",
+            Duration::from_secs(15),
+            "return location.pathname === '/account' && document.readyState === 'complete'",
+        )
+        .await;
     browser.screenshot("account-1280").await;
     browser
         .click("form[action='/logout'] button[type=submit]")
         .await;
-    assert_eq!(
-        browser.eval("return location.pathname").await,
-        json!("/login")
-    );
+    browser
+        .wait_until(
+            "the sign-in page after signing out",
+            Duration::from_secs(15),
+            "return location.pathname === '/login' && document.readyState === 'complete'",
+        )
+        .await;
     browser.open(&format!("{base}/api/devices")).await;
     let after = browser.eval("return document.body.innerText").await;
     assert!(
