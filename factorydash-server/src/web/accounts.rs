@@ -60,8 +60,19 @@ pub(crate) fn form_token(auth: &Auth, headers: &HeaderMap) -> (String, Option<St
     (t, Some(cookie))
 }
 
+/// The form's `csrf` field is the request's form token, else a `403`.
+pub(crate) fn check_form(headers: &HeaderMap, form: &Form) -> Result<(), ApiError> {
+    if form_token_ok(headers, form) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "the form did not come from this server's page",
+        ))
+    }
+}
+
 /// Whether the form's `csrf` field is the request's form token.
-pub(crate) fn form_token_ok(headers: &HeaderMap, form: &Form) -> bool {
+fn form_token_ok(headers: &HeaderMap, form: &Form) -> bool {
     let sent = field(form, "csrf");
     crate::accounts::cookie(headers, FORM_COOKIE)
         .is_some_and(|t| !t.is_empty() && bool::from(t.as_bytes().ct_eq(sent.as_bytes())))
@@ -462,11 +473,7 @@ pub async fn account_token(
 ) -> Result<Response, ApiError> {
     let p = principal.ok_or_else(|| ApiError::forbidden("sign in first"))?;
     refuse_token_minting(&p)?;
-    if !form_token_ok(&headers, &form) {
-        return Err(ApiError::forbidden(
-            "the form did not come from this server's page",
-        ));
-    }
+    check_form(&headers, &form)?;
     let days = field(&form, "days").trim().parse::<i64>().unwrap_or(0);
     match make_token(&auth, &p, peer, field(&form, "name").trim(), days).await {
         Ok((secret, ..)) => {
@@ -496,11 +503,7 @@ pub async fn account_revoke(
     form: Form,
 ) -> Result<Response, ApiError> {
     let p = principal.ok_or_else(|| ApiError::forbidden("sign in first"))?;
-    if !form_token_ok(&headers, &form) {
-        return Err(ApiError::forbidden(
-            "the form did not come from this server's page",
-        ));
-    }
+    check_form(&headers, &form)?;
     revoke(&auth, &p, peer, field(&form, "id")).await?;
     Ok(see_other("/account?done=revoked"))
 }
@@ -536,11 +539,7 @@ pub async fn account_password(
     form: Form,
 ) -> Result<Response, ApiError> {
     let p = principal.ok_or_else(|| ApiError::forbidden("sign in first"))?;
-    if !form_token_ok(&headers, &form) {
-        return Err(ApiError::forbidden(
-            "the form did not come from this server's page",
-        ));
-    }
+    check_form(&headers, &form)?;
     let mut user = own_user(&auth, Some(&p)).await?;
     let fail = |status, text: String| {
         let auth = auth.clone();
@@ -997,11 +996,7 @@ pub async fn admin_form(
     form: Form,
 ) -> Result<Response, ApiError> {
     let p = require_admin(principal.as_ref())?;
-    if !form_token_ok(&headers, &form) {
-        return Err(ApiError::forbidden(
-            "the form did not come from this server's page",
-        ));
-    }
+    check_form(&headers, &form)?;
     let lines = |name: &str| {
         field(&form, name)
             .lines()

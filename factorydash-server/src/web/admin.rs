@@ -240,11 +240,7 @@ pub async fn form(
     headers: HeaderMap,
     form: super::accounts::Form,
 ) -> Result<Response, ApiError> {
-    if !super::accounts::form_token_ok(&headers, &form) {
-        return Err(ApiError::forbidden(
-            "the form did not come from this server's page",
-        ));
-    }
+    super::accounts::check_form(&headers, &form)?;
     let url = RawAgentUrl {
         url: form.get("url").cloned(),
     };

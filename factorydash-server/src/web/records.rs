@@ -14,9 +14,7 @@ use serde_json::json;
 use warp::http::{HeaderMap, StatusCode};
 use warp::reply::{self, Reply, Response};
 
-use super::accounts::{
-    entry, field, form_token, form_token_ok, html, require_admin, see_other, Form,
-};
+use super::accounts::{check_form, entry, field, form_token, html, require_admin, see_other, Form};
 use super::errors::ApiError;
 use crate::accounts::pages::{self, DeviceEntry, Notice};
 use crate::accounts::{Auth, Principal};
@@ -202,11 +200,7 @@ pub async fn form(
     form: Form,
 ) -> Result<Response, ApiError> {
     let p = require_admin(principal.as_ref())?;
-    if !form_token_ok(&headers, &form) {
-        return Err(ApiError::forbidden(
-            "the form did not come from this server's page",
-        ));
-    }
+    check_form(&headers, &form)?;
     let cycle = field(&form, "ideal_cycle_time").trim();
     let result = match (cycle.is_empty(), cycle.parse::<f64>()) {
         (false, Err(_)) => Err(ApiError::bad_request(
