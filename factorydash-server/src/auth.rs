@@ -190,7 +190,12 @@ pub fn principal(
 /// none: the [`gate`] has answered such a request before any route runs).
 pub fn scope(auth: Arc<Auth>) -> impl Filter<Extract = (Scope,), Error = Infallible> + Clone {
     let records = auth.records.clone();
-    principal(auth).map(move |p: Option<Principal>| match p {
+    principal(auth).map(move |p: Option<Principal>| scope_of(p.as_ref(), &records))
+}
+
+/// The [`Scope`] of principal `p`, cells placed by `records`' layout (nothing for none).
+pub fn scope_of(p: Option<&Principal>, records: &crate::records::RecordBoard) -> Scope {
+    match p {
         Some(p) => {
             let scope = Scope::new(p.access.clone(), records.layout());
             if p.is_user() {
@@ -200,7 +205,7 @@ pub fn scope(auth: Arc<Auth>) -> impl Filter<Extract = (Scope,), Error = Infalli
             }
         }
         None => Scope::nothing(),
-    })
+    }
 }
 
 fn refused(status: StatusCode, message: &str) -> Response {

@@ -41,6 +41,12 @@ impl RecordBoard {
         self.now.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The configuration's layout, before any record (where its patterns alone put a
+    /// device).
+    pub fn base_layout(&self) -> &Layout {
+        &self.base
+    }
+
     /// The layout with the records' cells placed first.
     pub fn layout(&self) -> Arc<Layout> {
         self.read().1.clone()
@@ -80,9 +86,12 @@ impl RecordBoard {
         Ok(())
     }
 
-    /// Keeps the records current ([`RELOAD_EVERY`]), for as long as the process runs.
+    /// Keeps the records current, read again every [`RELOAD_EVERY`] (the caller reads them
+    /// at start, [`RecordBoard::load`]), for as long as the process runs.
     pub async fn run(self: Arc<Self>, store: Arc<dyn Store>) {
-        let mut tick = tokio::time::interval(RELOAD_EVERY);
+        // Read at start by the caller: the first reload comes after one period.
+        let mut tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + RELOAD_EVERY, RELOAD_EVERY);
         let mut told = false;
         loop {
             tick.tick().await;

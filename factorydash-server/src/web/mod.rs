@@ -90,11 +90,7 @@ pub fn routes(
                 move || auth.clone()
             }))
             .and(warp::header::headers_cloned())
-            .and(
-                warp::query::<pages::AgentsQuery>()
-                    .or(warp::any().map(pages::AgentsQuery::default))
-                    .unify(),
-            )
+            .and(params::done_query())
             .then(pages::agents),
     ))
     .unify()
@@ -274,15 +270,16 @@ pub fn routes(
     let operations = warp::path!("healthz")
         .and(warp::get())
         .and(with.clone())
-        .and(scope.clone())
         .and(crate::auth::principal(auth.clone()))
         .and(warp::any().map({
             let auth = auth.clone();
-            move || auth.has_users()
+            move || auth.clone()
         }))
         .and_then(
-            |app, scope, principal: Option<crate::accounts::Principal>, users| {
-                let shown = match (principal, users) {
+            |app, principal: Option<crate::accounts::Principal>, auth: Arc<Auth>| {
+                // One read of the credentials: the scope is the principal's.
+                let scope = crate::auth::scope_of(principal.as_ref(), &auth.records);
+                let shown = match (principal, auth.has_users()) {
                     (Some(_), _) => operations::Shown::Scope,
                     (None, true) => operations::Shown::Nothing,
                     // No users: the fixed tokens' dashboard, whose health was always
@@ -369,11 +366,7 @@ fn record_routes(
             .and(with_auth.clone())
             .and(warp::header::headers_cloned())
             .and(principal.clone())
-            .and(
-                warp::query::<records::DoneQuery>()
-                    .or(warp::any().map(records::DoneQuery::default))
-                    .unify(),
-            )
+            .and(params::done_query())
             .then(records::page),
     )
     .or(answered(

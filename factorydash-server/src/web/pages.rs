@@ -390,7 +390,7 @@ pub async fn agents(
     takes_changes: bool,
     auth: Arc<crate::accounts::Auth>,
     headers: warp::http::HeaderMap,
-    q: AgentsQuery,
+    q: super::params::DoneQuery,
 ) -> Result<Response, ApiError> {
     let mut gaps = app.store.gaps().await?;
     let sources = app.health_for(&scope).await;
@@ -437,11 +437,4 @@ pub async fn agents(
         r.headers_mut().append("set-cookie", c);
     }
     Ok(r)
-}
-
-/// `/agents?done=`: what the agents page's form did (a code: nothing from the address is
-/// shown).
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct AgentsQuery {
-    done: Option<String>,
 }

@@ -315,3 +315,19 @@ mod tests {
         assert!(format!("{:?}", q.one("from").unwrap_err()).contains("at most once"));
     }
 }
+
+/// `?done=`: what a page's last form did, as a code the page turns into its own words
+/// (nothing from the address is shown as it is).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct DoneQuery {
+    /// The code.
+    pub done: Option<String>,
+}
+
+/// The request's [`DoneQuery`]; none when the query is not one.
+pub fn done_query() -> impl Filter<Extract = (DoneQuery,), Error = std::convert::Infallible> + Clone
+{
+    warp::query::<DoneQuery>()
+        .or(warp::any().map(DoneQuery::default))
+        .unify()
+}

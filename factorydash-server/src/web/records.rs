@@ -122,7 +122,7 @@ pub async fn page(
     auth: Arc<Auth>,
     headers: HeaderMap,
     principal: Option<Principal>,
-    q: DoneQuery,
+    q: super::params::DoneQuery,
 ) -> Result<Response, ApiError> {
     let notice = match q.done.as_deref() {
         Some("device-saved") => Notice::Done("Machine saved."),
@@ -139,13 +139,6 @@ pub async fn page(
     .await
 }
 
-/// `/admin/devices?done=`: what the last form did (a code: nothing from the address is
-/// shown).
-#[derive(Debug, Default, Deserialize)]
-pub struct DoneQuery {
-    done: Option<String>,
-}
-
 async fn answer(
     app: &App,
     auth: &Auth,
@@ -159,7 +152,7 @@ async fn answer(
     let records = app.records.all();
     // The cell each device's patterns alone give it: the configuration's layout.
     let layout = app.layout();
-    let base = layout.with_assignments(std::iter::empty());
+    let base = app.records.base_layout();
     let cells: Vec<(&str, Option<&str>)> = layout
         .cells()
         .iter()
