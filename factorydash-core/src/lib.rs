@@ -27,6 +27,9 @@
 //! - [`layout`]: the plant's cells and lines, and which cell a device belongs to.
 //! - [`limits`]: the limits a device model sets on a data item's values (MTConnect
 //!   Part 2, Constraints and Specifications), for charts.
+//! - [`summary`]: summaries kept as data arrives (seconds per state, Fault and Warning
+//!   seconds, parts, per minute, hour and day); [`shifts`]: the plant's shift calendar;
+//!   [`oee`]: OEE and its factors by ISO 22400-2.
 //! - [`tools`]: cutting tools (MTConnect Part 4, CuttingTool assets) and when one is
 //!   near its life limit.
 //!
@@ -39,11 +42,14 @@ pub mod downsample;
 pub mod episodes;
 pub mod layout;
 pub mod limits;
+pub mod oee;
 pub mod pace;
 pub mod page;
 pub mod records;
+pub mod shifts;
 pub mod states;
 pub mod status;
+pub mod summary;
 pub mod tools;
 pub mod window;
 

@@ -60,11 +60,13 @@ mod memory;
 pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+mod summaries;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use factorydash_core::records::DeviceRecord;
 use factorydash_core::states::StateSummary;
+use factorydash_core::summary::{MinuteRange, SummaryTotal};
 use factorydash_core::{
     page::InvalidCursor, Batch, Category, DeviceInfo, DeviceKey, Gap, Observation, Page,
     PageRequest, ResumePoint, TimeWindow,
@@ -236,6 +238,76 @@ pub(crate) fn record_read_back(record: DeviceRecord) -> Result<DeviceRecord, Sto
             record_name(&record)
         ))),
     }
+}
+
+/// The most ranges a [`SummaryQuery`] may hold (a year of two shifts a day with a break
+/// each is about 1,500).
+pub const MAX_SUMMARY_RANGES: usize = 4_000;
+
+/// A question to the summaries ([`Store::summary`]): the totals of each device's
+/// measures over `ranges`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SummaryQuery {
+    /// Sorted, disjoint ranges of whole minutes (UTC), at most [`MAX_SUMMARY_RANGES`].
+    pub ranges: Vec<MinuteRange>,
+    /// Only these devices (at most [`MAX_FILTER_DEVICES`]); `None` for all.
+    pub devices: Option<Vec<DeviceKey>>,
+    /// Until when the states still open count (now, usually).
+    pub open_until: DateTime<Utc>,
+    /// Per agent (base URL), an earlier time the states still open count until: when
+    /// the agent was last heard from, for one that is not reachable now.
+    pub agent_until: std::collections::BTreeMap<String, DateTime<Utc>>,
+}
+
+impl SummaryQuery {
+    /// A question over `ranges` for every device, open states counted until `open_until`.
+    pub fn new(ranges: Vec<MinuteRange>, open_until: DateTime<Utc>) -> Self {
+        SummaryQuery {
+            ranges,
+            devices: None,
+            open_until,
+            agent_until: Default::default(),
+        }
+    }
+
+    /// Until when `agent`'s open states count.
+    pub fn until(&self, agent: &str) -> DateTime<Utc> {
+        self.agent_until
+            .get(agent)
+            .map_or(self.open_until, |t| (*t).min(self.open_until))
+    }
+}
+
+/// Checks a [`SummaryQuery`]: ranges sorted, disjoint, in whole minutes, not too many;
+/// devices not too many.
+pub(crate) fn check_summary_query(q: &SummaryQuery) -> Result<(), StoreError> {
+    if q.ranges.len() > MAX_SUMMARY_RANGES {
+        return Err(StoreError::Invalid(format!(
+            "{} ranges asked for; at most {MAX_SUMMARY_RANGES}",
+            q.ranges.len()
+        )));
+    }
+    let mut end = i64::MIN;
+    for r in &q.ranges {
+        if r.from % 60 != 0 || r.to % 60 != 0 || r.from >= r.to || r.from < end {
+            return Err(StoreError::Invalid(
+                "summary ranges must be sorted, disjoint, non-empty whole minutes".into(),
+            ));
+        }
+        end = r.to;
+    }
+    check_devices(q.devices.as_deref())
+}
+
+/// What [`Store::rebuild_summaries`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RebuildOutcome {
+    /// Devices rebuilt.
+    pub devices: u64,
+    /// Observations read.
+    pub observations: u64,
+    /// Summary rows written.
+    pub rows: u64,
 }
 
 /// An agent added at run time, kept so that it is followed again after a restart.
@@ -611,6 +683,37 @@ pub trait Store: AccountStore + Send + Sync {
         after: Option<DateTime<Utc>>,
         limit: usize,
     ) -> Result<StateSummary, StoreError>;
+
+    /// The totals of each device's summary measures over the query's ranges: seconds per
+    /// Execution, Availability and ControllerMode state (per data item), Fault and Warning
+    /// seconds, parts counted (see [`factorydash_core::summary`]), from the periods closed
+    /// so far plus the states still open. Answered from the summary rows (about
+    /// `ranges × (days + 2 × 23 hours + 2 × 59 minutes)` rows per device at most), never
+    /// from the observations.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a query [`check_summary_query`] refuses; a database
+    /// error.
+    async fn summary(&self, query: &SummaryQuery) -> Result<Vec<SummaryTotal>, StoreError>;
+
+    /// Drops the summary rows of periods that end before `cutoff` (the summaries' own
+    /// retention, longer than the observations'). Returns how many.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn prune_summaries(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Rebuilds the summaries from the stored observations, from the start of the UTC day
+    /// holding `from`: drops the summary rows of that day and after and the states held,
+    /// and folds every stored Execution, Availability, ControllerMode, PartCount and
+    /// Condition observation again, in (timestamp, sequence) order per device, starting
+    /// from each data item's last observation before that day. Conditions active across
+    /// the day's start count from their next observation. Meant for an idle store (`serve`
+    /// stopped): a batch stored meanwhile may be counted twice.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn rebuild_summaries(&self, from: DateTime<Utc>) -> Result<RebuildOutcome, StoreError>;
 
     /// Whether the store answers: a constant-cost check (`SELECT 1` on PostgreSQL) for a
     /// health probe, whatever the store holds.

@@ -13,13 +13,38 @@ use factorydash_core::{
 
 use factorydash_core::records::{DeviceRecord, MAX_RECORDS};
 use factorydash_core::states::{StateFold, StateSummary};
+use factorydash_core::summary::{self, Cell, DeviceFold, FoldOutput, Held, SummaryTotal};
 
 mod accounts;
 
+use crate::summaries::{self, SummaryWriter};
 use crate::{
     latest_after, latest_page_of, AgentObservation, AppendOutcome, ConfiguredAgent, Credentials,
-    LatestFilter, SeriesChunk, SeriesKey, Store, StoreError,
+    LatestFilter, RebuildOutcome, SeriesChunk, SeriesKey, Store, StoreError, SummaryQuery,
 };
+
+/// A device's summary: its cells and the states it holds.
+#[derive(Debug, Default)]
+struct DeviceSummary {
+    cells: BTreeMap<Cell, f64>,
+    held: Vec<Held>,
+}
+
+impl DeviceSummary {
+    fn apply(&mut self, cells: BTreeMap<Cell, f64>, output: Option<FoldOutput>) -> u64 {
+        let rows = cells.len() as u64;
+        for (cell, v) in cells {
+            *self.cells.entry(cell).or_default() += v;
+        }
+        if let Some(out) = output {
+            self.held.retain(|h| {
+                !out.delete.contains(&h.key) && !out.put.iter().any(|p| p.key == h.key)
+            });
+            self.held.extend(out.put);
+        }
+        rows
+    }
+}
 
 /// An in-memory [`Store`]: the embedded default, nothing to set up. Everything is lost when
 /// the process ends. Bounded by calling [`Store::prune`] (the server does, with its
@@ -68,6 +93,8 @@ struct Inner {
     accounts: accounts::Accounts,
     /// Device records, by (agent, device): the order [`Store::device_records`] lists.
     records: BTreeMap<(String, String), DeviceRecord>,
+    /// (agent URL, device) → its summary cells and held states.
+    summaries: BTreeMap<(String, String), DeviceSummary>,
 }
 
 /// What observations of one data item share.
@@ -345,12 +372,14 @@ impl Store for MemoryStore {
             }
         };
         let mut outcome = AppendOutcome::default();
+        let mut fresh: Vec<&Observation> = Vec::new();
         for o in &batch.observations {
             if !inner.seen.insert((agent, batch.instance_id, o.sequence)) {
                 outcome.duplicates += 1;
                 continue;
             }
             outcome.inserted += 1;
+            fresh.push(o);
             let next = inner.runs.entry((agent, batch.instance_id)).or_default();
             *next = (*next).max(o.sequence.saturating_add(1));
             let key = (o.device.clone(), agent, o.data_item_id.clone());
@@ -379,6 +408,20 @@ impl Store for MemoryStore {
             // Usually an append at the end; timestamps out of sequence order are placed.
             let pos = series.partition_point(|s| s.key() <= at);
             series.insert(pos, stored);
+        }
+        let now = Utc::now();
+        for (device, observations) in summaries::tracked_by_device(fresh) {
+            let summary = inner
+                .summaries
+                .entry((batch.agent.clone(), device.to_owned()))
+                .or_default();
+            let mut fold = DeviceFold::new(summary.held.iter().cloned(), now);
+            for o in observations {
+                fold.observe(o);
+            }
+            let mut out = fold.finish();
+            let cells = std::mem::take(&mut out.cells);
+            summary.apply(cells, Some(out));
         }
         let resume = crate::resume_after(inner.resume.get(&batch.agent), batch);
         inner.resume.insert(batch.agent.clone(), resume);
@@ -590,6 +633,60 @@ impl Store for MemoryStore {
         Ok(fold.finish())
     }
 
+    async fn summary(&self, query: &SummaryQuery) -> Result<Vec<SummaryTotal>, StoreError> {
+        crate::check_summary_query(query)?;
+        let pieces = summary::pieces(&query.ranges);
+        let inner = self.read();
+        let mut totals = summaries::Totals::default();
+        for ((agent, device), s) in &inner.summaries {
+            if let Some(devices) = &query.devices {
+                if !devices
+                    .iter()
+                    .any(|d| d.agent == *agent && d.device == *device)
+                {
+                    continue;
+                }
+            }
+            for p in &pieces {
+                let low = Cell {
+                    resolution: p.resolution,
+                    period: p.from,
+                    item: String::new(),
+                    measure: summary::Measure::Execution,
+                    state: String::new(),
+                };
+                let high = Cell {
+                    period: p.to,
+                    ..low.clone()
+                };
+                for (c, v) in s.cells.range(low..high) {
+                    totals.add(agent, device, &c.item, c.measure, &c.state, *v);
+                }
+            }
+            for t in summary::open_totals(agent, device, &s.held, &query.ranges, query.until(agent))
+            {
+                totals.add_total(t);
+            }
+        }
+        Ok(totals.into_totals())
+    }
+
+    async fn prune_summaries(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let cutoff = cutoff.timestamp();
+        let mut dropped = 0;
+        for s in self.write().summaries.values_mut() {
+            let before = s.cells.len();
+            s.cells
+                .retain(|c, _| c.period + c.resolution.seconds() > cutoff);
+            dropped += (before - s.cells.len()) as u64;
+        }
+        Ok(dropped)
+    }
+
+    async fn rebuild_summaries(&self, from: DateTime<Utc>) -> Result<RebuildOutcome, StoreError> {
+        summaries::rebuild(self, from).await
+    }
+
     async fn configured_agents(&self) -> Result<Vec<ConfiguredAgent>, StoreError> {
         Ok(self.read().configured.clone())
     }
@@ -669,5 +766,31 @@ impl Store for MemoryStore {
         }
         inner.series.retain(|_, s| !s.is_empty());
         Ok(dropped)
+    }
+}
+
+#[async_trait]
+impl SummaryWriter for MemoryStore {
+    async fn clear_summaries(&self, from: i64) -> Result<(), StoreError> {
+        for s in self.write().summaries.values_mut() {
+            s.cells.retain(|c, _| c.period < from);
+            s.held.clear();
+        }
+        Ok(())
+    }
+
+    async fn write_summary(
+        &self,
+        agent: &str,
+        device: &str,
+        cells: BTreeMap<Cell, f64>,
+        output: Option<FoldOutput>,
+    ) -> Result<u64, StoreError> {
+        Ok(self
+            .write()
+            .summaries
+            .entry((agent.to_owned(), device.to_owned()))
+            .or_default()
+            .apply(cells, output))
     }
 }

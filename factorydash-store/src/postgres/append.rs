@@ -198,6 +198,7 @@ async fn append_once(
         &params,
     )
     .await?;
+    super::summary::summarize(&tx, &batch.agent, &observations).await?;
     let next_sequence = resume.next_sequence as i64;
     tx.execute(
         "UPDATE agents SET instance_id = $2, next_sequence = $3, updated_at = now() WHERE id = $1",

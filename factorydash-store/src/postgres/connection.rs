@@ -70,6 +70,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("0006_agent_credentials.sql")),
     (7, include_str!("0007_accounts.sql")),
     (8, include_str!("0008_device_records.sql")),
+    (9, include_str!("0009_summaries.sql")),
 ];
 
 /// The newest schema version this build knows (its highest migration).
@@ -196,6 +197,7 @@ const MIGRATION_NAMES: &[(i32, &str)] = &[
     (6, "0006_agent_credentials.sql"),
     (7, "0007_accounts.sql"),
     (8, "0008_device_records.sql"),
+    (9, "0009_summaries.sql"),
 ];
 
 const _: () = assert!(MIGRATION_NAMES.len() == MIGRATIONS.len());

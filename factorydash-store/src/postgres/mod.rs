@@ -54,6 +54,7 @@ mod connection;
 mod coordination;
 mod queries;
 mod records;
+mod summary;
 
 pub use coordination::{AgentLock, Appended, APPENDED_CHANNEL};
 
@@ -270,6 +271,25 @@ impl Store for PgStore {
         queries::state_summary(&client, device, data_item_id, window, after, limit).await
     }
 
+    async fn summary(
+        &self,
+        query: &crate::SummaryQuery,
+    ) -> Result<Vec<factorydash_core::summary::SummaryTotal>, StoreError> {
+        crate::check_summary_query(query)?;
+        summary::query(&**self.reader().await?, query).await
+    }
+
+    async fn prune_summaries(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        summary::prune(&**self.reader().await?, cutoff.timestamp()).await
+    }
+
+    async fn rebuild_summaries(
+        &self,
+        from: DateTime<Utc>,
+    ) -> Result<crate::RebuildOutcome, StoreError> {
+        crate::summaries::rebuild(self, from).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         queries::ping(&*self.reader().await?).await
     }
@@ -309,5 +329,22 @@ impl Store for PgStore {
 
     async fn prune(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         append::prune(self, &*self.reader().await?, cutoff).await
+    }
+}
+
+#[async_trait]
+impl crate::summaries::SummaryWriter for PgStore {
+    async fn clear_summaries(&self, from: i64) -> Result<(), StoreError> {
+        summary::clear(&**self.reader().await?, from).await
+    }
+
+    async fn write_summary(
+        &self,
+        agent: &str,
+        device: &str,
+        cells: std::collections::BTreeMap<factorydash_core::summary::Cell, f64>,
+        output: Option<factorydash_core::summary::FoldOutput>,
+    ) -> Result<u64, StoreError> {
+        summary::write(&**self.reader().await?, agent, device, cells, output).await
     }
 }

@@ -41,7 +41,7 @@
 //!   kept in a table of their own, by time. Agents are their URLs without credentials;
 //!   the credentials of agents added at run time are in a table of their own. Schema:
 //!   `0001_initial.sql` and the migrations after it (`0002_device_identity.sql`,
-//!   `0003_agent_credentials.sql`, `0004_accounts.sql`, `0005_device_records.sql`), its
+//!   `0003_agent_credentials.sql`, `0004_accounts.sql`, `0005_device_records.sql`, `0006_summaries.sql`), its
 //!   version in `PRAGMA user_version`.
 //! - **Accounts.** Users, groups (their scope rules a JSON array of texts), group
 //!   members, credentials (digests only) and the audit log are tables of the same file
@@ -78,24 +78,27 @@ pub mod backup;
 mod file;
 mod read;
 mod records;
+mod summary;
 mod write;
 
 /// The schema migrations, in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     include_str!("0001_initial.sql"),
     include_str!("0002_device_identity.sql"),
     include_str!("0003_agent_credentials.sql"),
     include_str!("0004_accounts.sql"),
     include_str!("0005_device_records.sql"),
+    include_str!("0006_summaries.sql"),
 ];
 
 /// The names of [`MIGRATIONS`], in the same order.
-const MIGRATION_NAMES: [&str; 5] = [
+const MIGRATION_NAMES: [&str; 6] = [
     "0001_initial.sql",
     "0002_device_identity.sql",
     "0003_agent_credentials.sql",
     "0004_accounts.sql",
     "0005_device_records.sql",
+    "0006_summaries.sql",
 ];
 
 /// What [`SqliteStore::open`] would change in the schema of the file at `path`, found
@@ -627,6 +630,28 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn summary(
+        &self,
+        query: &crate::SummaryQuery,
+    ) -> Result<Vec<factorydash_core::summary::SummaryTotal>, StoreError> {
+        crate::check_summary_query(query)?;
+        let query = query.clone();
+        self.read(move |c| summary::query(c, &query)).await
+    }
+
+    async fn prune_summaries(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let cutoff = cutoff.timestamp();
+        self.write(move |w| summary::prune(&mut w.conn, cutoff))
+            .await
+    }
+
+    async fn rebuild_summaries(
+        &self,
+        from: DateTime<Utc>,
+    ) -> Result<crate::RebuildOutcome, StoreError> {
+        crate::summaries::rebuild(self, from).await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
             .await
@@ -740,5 +765,35 @@ impl Store for SqliteStore {
             >= PRUNE_CHUNK as u64
         {}
         Ok(dropped)
+    }
+}
+
+#[async_trait]
+impl crate::summaries::SummaryWriter for SqliteStore {
+    async fn clear_summaries(&self, from: i64) -> Result<(), StoreError> {
+        self.write(move |w| {
+            w.forget_summaries();
+            summary::clear(&mut w.conn, from)
+        })
+        .await
+    }
+
+    async fn write_summary(
+        &self,
+        agent: &str,
+        device: &str,
+        cells: std::collections::BTreeMap<factorydash_core::summary::Cell, f64>,
+        output: Option<factorydash_core::summary::FoldOutput>,
+    ) -> Result<u64, StoreError> {
+        let (agent, device) = (agent.to_owned(), device.to_owned());
+        self.write(move |w| {
+            w.forget_summaries();
+            let tx = w.conn.transaction()?;
+            let id = summary::device_id(&tx, &agent, &device)?;
+            let n = summary::write(&tx, id, &cells, output.as_ref())?;
+            tx.commit()?;
+            Ok(n)
+        })
+        .await
     }
 }

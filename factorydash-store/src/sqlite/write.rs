@@ -25,6 +25,10 @@ struct Ids {
     items: HashMap<i64, HashMap<String, HashMap<String, i64>>>,
     /// item id → its shapes and their series ids
     series: HashMap<i64, Vec<(Shape, i64)>>,
+    /// (agent URL, device) → its summary's id
+    summary_devices: HashMap<(String, String), i64>,
+    /// summary id → the states it holds (as written by this connection)
+    held: HashMap<i64, Vec<factorydash_core::summary::Held>>,
 }
 
 struct Shape {
@@ -215,6 +219,11 @@ impl Writer {
         result
     }
 
+    /// Forgets the held states read so far (a rebuild writes them itself).
+    pub(super) fn forget_summaries(&mut self) {
+        self.ids.held.clear();
+    }
+
     pub(super) fn put_devices(
         &mut self,
         agent: &str,
@@ -353,6 +362,7 @@ fn append(tx: &Transaction<'_>, ids: &mut Ids, batch: &Batch) -> Result<AppendOu
     )?;
     // The newest stored observation of each data item in the batch, for `latest`.
     let mut newest: HashMap<i64, (i64, &Observation)> = HashMap::new();
+    let mut fresh: Vec<&Observation> = Vec::new();
     let mut inserted = 0u64;
     for o in &batch.observations {
         let item = ids.item(tx, agent, o)?;
@@ -364,6 +374,7 @@ fn append(tx: &Transaction<'_>, ids: &mut Ids, batch: &Batch) -> Result<AppendOu
             continue;
         }
         inserted += 1;
+        fresh.push(o);
         if o.category == Category::Condition {
             let c = o.condition.as_ref();
             condition.execute(params![
@@ -410,6 +421,7 @@ fn append(tx: &Transaction<'_>, ids: &mut Ids, batch: &Batch) -> Result<AppendOu
             c.and_then(|c| c.qualifier.as_deref()),
         ])?;
     }
+    summarize(tx, ids, &batch.agent, fresh)?;
     tx.execute(
         "UPDATE agents SET instance_id = ?2, next_sequence = ?3 WHERE id = ?1",
         [agent, instance, resume.next_sequence as i64],
@@ -422,4 +434,41 @@ fn append(tx: &Transaction<'_>, ids: &mut Ids, batch: &Batch) -> Result<AppendOu
         inserted,
         duplicates: batch.observations.len() as u64 - inserted,
     })
+}
+
+/// Adds what the newly stored observations contribute to their devices' summaries, in the
+/// append's transaction.
+fn summarize(
+    tx: &Transaction<'_>,
+    ids: &mut Ids,
+    agent: &str,
+    fresh: Vec<&Observation>,
+) -> Result<(), StoreError> {
+    let now = chrono::Utc::now();
+    for (device, observations) in crate::summaries::tracked_by_device(fresh) {
+        let key = (agent.to_owned(), device.to_owned());
+        let id = match ids.summary_devices.get(&key) {
+            Some(&id) => id,
+            None => {
+                let id = super::summary::device_id(tx, agent, device)?;
+                ids.summary_devices.insert(key, id);
+                id
+            }
+        };
+        let held = match ids.held.remove(&id) {
+            Some(h) => h,
+            None => super::summary::held(tx, id)?,
+        };
+        let mut fold = factorydash_core::summary::DeviceFold::new(held.iter().cloned(), now);
+        for o in observations {
+            fold.observe(o);
+        }
+        let out = fold.finish();
+        super::summary::write(tx, id, &out.cells, Some(&out))?;
+        let mut held = held;
+        held.retain(|h| !out.delete.contains(&h.key) && !out.put.iter().any(|p| p.key == h.key));
+        held.extend(out.put);
+        ids.held.insert(id, held);
+    }
+    Ok(())
 }

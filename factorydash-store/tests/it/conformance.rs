@@ -10,6 +10,10 @@ use factorydash_core::{
 use factorydash_mtconnect::{parse_devices, parse_streams, recording::read_maybe_gzipped};
 use factorydash_store::{LatestFilter, SeriesChunk, SeriesKey, Store, StoreError};
 
+pub use crate::summaries::{
+    summaries_agree_with_the_observations_of_a_real_agent, summaries_count_each_state_once,
+};
+
 pub const AGENT: &str = "http://127.0.0.1:5000";
 
 /// A device of [`AGENT`].
@@ -18,7 +22,7 @@ pub fn at_agent(device: &str) -> DeviceKey {
 }
 const INSTANCE: u64 = 1_475_083_573;
 
-fn recording(file: &str) -> Vec<u8> {
+pub fn recording(file: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../recordings/nist-gfagie01-2016-05-02")
         .join(file);

@@ -11,6 +11,7 @@ mod migrations;
 mod pg;
 mod records;
 mod sqlite_file;
+mod summaries;
 mod tls;
 
 /// Runs each conformance test against the memory store, SQLite and PostgreSQL.
@@ -67,6 +68,8 @@ conformance_tests!(
     prune_drops_whole_days_and_keeps_the_latest_values,
     last_before_is_the_value_as_of_an_instant,
     state_summary_is_what_core_computes,
+    summaries_count_each_state_once,
+    summaries_agree_with_the_observations_of_a_real_agent,
     as_of_gives_every_data_item_at_an_instant,
     conditions_of_a_window_give_the_real_fault_episodes,
     two_agents_serving_one_device_name_are_kept_apart,

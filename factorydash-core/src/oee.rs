@@ -1,0 +1,417 @@
+//! Overall equipment effectiveness and its factors, by ISO 22400-2:2014 (key performance
+//! indicators for manufacturing operations management; after Nakajima, *Introduction to
+//! TPM*, 1988):
+//!
+//! - availability = run time (APT) / planned busy time (PBT);
+//! - performance = (ideal cycle time × produced quantity) / run time;
+//! - quality = good quantity / produced quantity;
+//! - OEE = availability × performance × quality.
+//!
+//! Run time is the time `Execution` was `ACTIVE` within planned time. A factor whose data
+//! is absent is *not reported* (`None`, with the reason), never a made-up 100 %: no part
+//! count, no performance or quality; no ideal cycle time, no performance; no planned time,
+//! no availability. Planned time with no Execution data (or `UNAVAILABLE`) is shown as "no
+//! data" beside availability; it counts as planned and not running, so availability is
+//! never raised by missing data.
+//!
+//! For several devices (a cell, a line, the plant) the times and quantities are summed
+//! first and the factors computed from the sums (ISO 22400-2, aggregation of KPIs over
+//! work units), each over the devices that report it.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::summary::{Measure, SummaryTotal};
+
+/// What one device's OEE is computed from, over a window's planned time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OeeInputs {
+    /// Planned busy time, seconds.
+    pub planned_seconds: f64,
+    /// Seconds `Execution` was `ACTIVE` within planned time.
+    pub run_seconds: f64,
+    /// Seconds with a known Execution state (not `UNAVAILABLE`) within planned time.
+    pub known_seconds: f64,
+    /// Parts produced (`PartCount` ALL, or GOOD + BAD), if the device counts parts.
+    pub produced: Option<f64>,
+    /// Good parts (`PartCount` GOOD, or ALL − BAD), if the device reports either.
+    pub good: Option<f64>,
+    /// Ideal cycle time, seconds per part, if known.
+    pub ideal_cycle_time: Option<f64>,
+}
+
+/// One factor: its value (0 to 1, performance may exceed 1 when the ideal cycle time is
+/// set too long) or why it is not reported, and how it was computed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Factor {
+    /// The value, `None` when not reported.
+    pub value: Option<f64>,
+    /// How it was computed, or why it is not reported.
+    pub how: String,
+}
+
+impl Factor {
+    fn none(why: &str) -> Self {
+        Factor {
+            value: None,
+            how: why.to_owned(),
+        }
+    }
+}
+
+/// OEE and its factors over one window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Oee {
+    /// Planned busy time, seconds.
+    pub planned_seconds: f64,
+    /// Run time, seconds.
+    pub run_seconds: f64,
+    /// Planned seconds without Execution data.
+    pub no_data_seconds: f64,
+    /// Parts produced, if counted.
+    pub produced: Option<f64>,
+    /// Good parts, if reported.
+    pub good: Option<f64>,
+    /// Availability.
+    pub availability: Factor,
+    /// Performance.
+    pub performance: Factor,
+    /// Quality.
+    pub quality: Factor,
+    /// OEE: the product of the three, reported only when all three are.
+    pub oee: Factor,
+}
+
+/// `3h 05m` style.
+pub fn duration_text(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as i64;
+    let (h, m) = (s / 3600, (s % 3600) / 60);
+    if h > 0 {
+        format!("{h}h {m:02}m")
+    } else if m > 0 {
+        format!("{m}m {:02}s", s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn number(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+/// OEE of one device (one input) or of several together (their sums).
+pub fn oee(inputs: &[OeeInputs]) -> Oee {
+    let planned: f64 = inputs.iter().map(|i| i.planned_seconds).sum();
+    let run: f64 = inputs.iter().map(|i| i.run_seconds).sum();
+    let known: f64 = inputs.iter().map(|i| i.known_seconds).sum();
+    let availability = if planned <= 0.0 {
+        Factor::none("no planned time in the window")
+    } else if known <= 0.0 {
+        Factor::none("no Execution data in the planned time")
+    } else {
+        Factor {
+            value: Some(run / planned),
+            how: format!(
+                "run {} ÷ planned {}",
+                duration_text(run),
+                duration_text(planned)
+            ),
+        }
+    };
+    let counted: Vec<&OeeInputs> = inputs.iter().filter(|i| i.produced.is_some()).collect();
+    let produced = (!counted.is_empty()).then(|| counted.iter().filter_map(|i| i.produced).sum());
+    let timed: Vec<&OeeInputs> = counted
+        .iter()
+        .copied()
+        .filter(|i| i.ideal_cycle_time.is_some())
+        .collect();
+    let performance = if counted.is_empty() {
+        Factor::none("no part count reported")
+    } else if timed.is_empty() {
+        Factor::none("no ideal cycle time set")
+    } else {
+        let ideal: f64 = timed
+            .iter()
+            .map(|i| i.ideal_cycle_time.unwrap_or(0.0) * i.produced.unwrap_or(0.0))
+            .sum();
+        let run: f64 = timed.iter().map(|i| i.run_seconds).sum();
+        if run <= 0.0 {
+            Factor::none("no run time")
+        } else if timed.len() == 1 {
+            let i = timed[0];
+            Factor {
+                value: Some(ideal / run),
+                how: format!(
+                    "{} s ideal × {} parts ÷ run {}",
+                    number(i.ideal_cycle_time.unwrap_or(0.0)),
+                    number(i.produced.unwrap_or(0.0)),
+                    duration_text(run)
+                ),
+            }
+        } else {
+            Factor {
+                value: Some(ideal / run),
+                how: format!(
+                    "ideal time {} ÷ run {} over {} devices",
+                    duration_text(ideal),
+                    duration_text(run),
+                    timed.len()
+                ),
+            }
+        }
+    };
+    let graded: Vec<&OeeInputs> = counted
+        .iter()
+        .copied()
+        .filter(|i| i.good.is_some())
+        .collect();
+    let quality = if counted.is_empty() {
+        Factor::none("no part count reported")
+    } else if graded.is_empty() {
+        Factor::none("no good or bad part count reported")
+    } else {
+        let good: f64 = graded.iter().filter_map(|i| i.good).sum();
+        let made: f64 = graded.iter().filter_map(|i| i.produced).sum();
+        if made <= 0.0 {
+            Factor::none("no parts produced")
+        } else {
+            Factor {
+                value: Some(good / made),
+                how: format!("{} good ÷ {} produced", number(good), number(made)),
+            }
+        }
+    };
+    let product = match (availability.value, performance.value, quality.value) {
+        (Some(a), Some(p), Some(q)) => Factor {
+            value: Some(a * p * q),
+            how: "availability × performance × quality".into(),
+        },
+        _ => Factor::none("not every factor is reported"),
+    };
+    Oee {
+        planned_seconds: planned,
+        run_seconds: run,
+        no_data_seconds: (planned - known).max(0.0),
+        produced,
+        good: (!graded.is_empty()).then(|| graded.iter().filter_map(|i| i.good).sum()),
+        availability,
+        performance,
+        quality,
+        oee: product,
+    }
+}
+
+/// One device's summary totals read as figures: the Execution data item with the most
+/// known time (a device with several paths reports several; ties go to the smaller id),
+/// its seconds per state, Fault and Warning seconds, and the part counts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceFigures {
+    /// The Execution data item read.
+    pub execution_item: Option<String>,
+    /// Seconds per Execution state (`UNAVAILABLE` included).
+    pub execution: BTreeMap<String, f64>,
+    /// Seconds per Availability state.
+    pub availability: BTreeMap<String, f64>,
+    /// Seconds per ControllerMode state.
+    pub controller_mode: BTreeMap<String, f64>,
+    /// Seconds with a Fault active.
+    pub fault_seconds: f64,
+    /// Seconds with a Warning active.
+    pub warning_seconds: f64,
+    /// Parts counted by subType (`ALL`, `GOOD`, `BAD`), for the subTypes the device
+    /// reports (0 when it reports one and made none).
+    pub parts: BTreeMap<String, f64>,
+}
+
+impl DeviceFigures {
+    /// The figures of one device's totals.
+    pub fn from_totals<'a>(totals: impl IntoIterator<Item = &'a SummaryTotal>) -> Self {
+        let mut f = DeviceFigures::default();
+        // item → state → seconds, per state measure
+        let mut by_item: BTreeMap<(Measure, &str), BTreeMap<String, f64>> = BTreeMap::new();
+        let mut parts: BTreeMap<(&str, &str), f64> = BTreeMap::new();
+        for t in totals {
+            match t.measure {
+                Measure::Fault => f.fault_seconds += t.value,
+                Measure::Warning => f.warning_seconds += t.value,
+                Measure::PartCount => {
+                    *parts
+                        .entry((t.state.as_str(), t.item.as_str()))
+                        .or_default() += t.value;
+                }
+                m => {
+                    *by_item
+                        .entry((m, t.item.as_str()))
+                        .or_default()
+                        .entry(t.state.clone())
+                        .or_default() += t.value;
+                }
+            }
+        }
+        for measure in [
+            Measure::Execution,
+            Measure::Availability,
+            Measure::ControllerMode,
+        ] {
+            let known = |states: &BTreeMap<String, f64>| -> f64 {
+                states
+                    .iter()
+                    .filter(|(s, _)| s.as_str() != "UNAVAILABLE")
+                    .map(|(_, v)| v)
+                    .sum()
+            };
+            let best = by_item.iter().filter(|((m, _), _)| *m == measure).max_by(
+                |((_, a), x), ((_, b), y)| known(x).total_cmp(&known(y)).then_with(|| b.cmp(a)),
+            );
+            if let Some(((_, item), states)) = best {
+                match measure {
+                    Measure::Execution => {
+                        f.execution_item = Some((*item).to_owned());
+                        f.execution = states.clone();
+                    }
+                    Measure::Availability => f.availability = states.clone(),
+                    _ => f.controller_mode = states.clone(),
+                }
+            }
+        }
+        // Per subType, the data item that counted the most.
+        let mut best: BTreeMap<&str, f64> = BTreeMap::new();
+        for ((sub, _), v) in parts {
+            let e = best.entry(sub).or_insert(v);
+            *e = e.max(v);
+        }
+        f.parts = best.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        f
+    }
+
+    /// Seconds in `state` of Execution.
+    pub fn execution_seconds(&self, state: &str) -> f64 {
+        self.execution.get(state).copied().unwrap_or(0.0)
+    }
+
+    /// Seconds with a known Execution state.
+    pub fn known_seconds(&self) -> f64 {
+        self.execution
+            .iter()
+            .filter(|(s, _)| s.as_str() != "UNAVAILABLE")
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    /// The OEE inputs these figures give, over `planned_seconds` of planned time, with
+    /// the ideal cycle time if known.
+    pub fn oee_inputs(&self, planned_seconds: f64, ideal_cycle_time: Option<f64>) -> OeeInputs {
+        let (all, good, bad) = (
+            self.parts.get("ALL").copied(),
+            self.parts.get("GOOD").copied(),
+            self.parts.get("BAD").copied(),
+        );
+        let produced = all.or(match (good, bad) {
+            (Some(g), Some(b)) => Some(g + b),
+            _ => None,
+        });
+        let good = good.or(match (all, bad) {
+            (Some(a), Some(b)) => Some((a - b).max(0.0)),
+            _ => None,
+        });
+        OeeInputs {
+            planned_seconds,
+            run_seconds: self.execution_seconds("ACTIVE"),
+            known_seconds: self.known_seconds(),
+            produced,
+            good,
+            ideal_cycle_time,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn factors_by_the_standard_definitions() {
+        let i = OeeInputs {
+            planned_seconds: 8.0 * 3600.0,
+            run_seconds: 6.0 * 3600.0,
+            known_seconds: 8.0 * 3600.0,
+            produced: Some(300.0),
+            good: Some(285.0),
+            ideal_cycle_time: Some(60.0),
+        };
+        let o = oee(&[i]);
+        assert_eq!(o.availability.value, Some(0.75));
+        assert_eq!(o.performance.value, Some(300.0 * 60.0 / (6.0 * 3600.0)));
+        assert_eq!(o.quality.value, Some(0.95));
+        let expected = 0.75 * (18_000.0 / 21_600.0) * 0.95;
+        assert!((o.oee.value.unwrap() - expected).abs() < 1e-12);
+        assert_eq!(o.availability.how, "run 6h 00m ÷ planned 8h 00m");
+    }
+
+    #[test]
+    fn absent_data_is_not_reported_never_made_up() {
+        let o = oee(&[OeeInputs {
+            planned_seconds: 3600.0,
+            run_seconds: 1800.0,
+            known_seconds: 1800.0,
+            ..OeeInputs::default()
+        }]);
+        assert_eq!(o.availability.value, Some(0.5));
+        assert_eq!(o.no_data_seconds, 1800.0);
+        assert_eq!(o.performance.value, None);
+        assert_eq!(o.performance.how, "no part count reported");
+        assert_eq!(o.quality.value, None);
+        assert_eq!(o.oee.value, None);
+        let none = oee(&[]);
+        assert_eq!(none.availability.value, None);
+    }
+
+    #[test]
+    fn several_devices_sum_before_dividing() {
+        let a = OeeInputs {
+            planned_seconds: 100.0,
+            run_seconds: 100.0,
+            known_seconds: 100.0,
+            ..OeeInputs::default()
+        };
+        let b = OeeInputs {
+            planned_seconds: 300.0,
+            run_seconds: 0.0,
+            known_seconds: 300.0,
+            ..OeeInputs::default()
+        };
+        assert_eq!(oee(&[a, b]).availability.value, Some(0.25));
+    }
+
+    #[test]
+    fn figures_pick_the_execution_item_with_most_known_time() {
+        let t = |item: &str, measure, state: &str, value| SummaryTotal {
+            agent: "a".into(),
+            device: "M".into(),
+            item: item.into(),
+            measure,
+            state: state.into(),
+            value,
+        };
+        let totals = [
+            t("p1", Measure::Execution, "ACTIVE", 10.0),
+            t("p2", Measure::Execution, "ACTIVE", 50.0),
+            t("p2", Measure::Execution, "UNAVAILABLE", 500.0),
+            t("pc", Measure::PartCount, "ALL", 7.0),
+            t("pc", Measure::PartCount, "BAD", 1.0),
+        ];
+        let f = DeviceFigures::from_totals(&totals);
+        assert_eq!(f.execution_item.as_deref(), Some("p2"));
+        let i = f.oee_inputs(100.0, None);
+        assert_eq!((i.produced, i.good), (Some(7.0), Some(6.0)));
+    }
+}

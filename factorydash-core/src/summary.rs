@@ -1,0 +1,948 @@
+//! Summaries kept as data arrives: per device and per period (a minute, an hour and a day,
+//! all UTC-aligned), the seconds each Execution, Availability and ControllerMode state was
+//! held, the seconds a Fault or a Warning was active, and the parts counted. A store adds
+//! what each batch contributes in the same transaction as its observations, so a question
+//! over a month reads a few hundred rows instead of every observation of the month.
+//!
+//! The fold: [`DeviceFold`] takes a device's [`Held`] states (what each tracked data item
+//! has held since when, kept by the store beside the summary) and the device's newly
+//! stored observations in sequence order, and gives the [`Cell`]s to add and the held
+//! states to keep. An interval is closed (and counted) when the next different value
+//! arrives; the interval still open is counted when a question is asked
+//! ([`open_totals`]), up to a time the caller gives (the agent's last contact, so a
+//! silent agent does not keep a machine ACTIVE for ever).
+//!
+//! What counts (MTConnect Part 2, "DataItem Types for Event" and "Condition"; Part 3,
+//! "Condition"):
+//! - Events `Execution`, `Availability` and `ControllerMode`: seconds per state, per data
+//!   item (a device with two paths has two Execution data items; the reader picks one).
+//!   `UNAVAILABLE` is a state like the others.
+//! - Event `PartCount` with `subType` `ALL` (or none), `GOOD` or `BAD`: the count's increase
+//!   in the minute it was observed; a count that goes down was reset, and its new value is
+//!   what was made since the reset.
+//! - Conditions: the seconds during which any of the device's Condition data items had a
+//!   native code (or none) active at `FAULT`, and the same for `WARNING` (Part 3: a
+//!   `NORMAL` without a native code clears every code of its data item; with one, that
+//!   code; `UNAVAILABLE` clears them all).
+//!
+//! Order: observations are taken in sequence order (MTConnect Part 1: the sequence
+//! orders an agent's observations). One stamped slightly before the state it ends began
+//! (up to [`CLOCK_SKEW`]) takes effect when that state began; one stamped further back,
+//! or more than [`MAX_INTERVAL`] after it, starts a new timeline and the state it ends is
+//! not counted: the agent's clock jumped (the NIST test bed's agent stamps its own
+//! `UNAVAILABLE`s with its start time among adapter data months older). Charts, which
+//! order by timestamp, agree wherever timestamps follow sequences.
+//!
+//! Bounds: a state held longer than [`MAX_INTERVAL`] is not counted (no data), and an
+//! open state counts for at most [`MAX_INTERVAL`]; observations stamped more than a day
+//! after the time given as now are not counted; both, and a clock jumping, are reported
+//! in [`FoldOutput::skipped`]; a device keeps at most [`MAX_ACTIVE_CODES`] active
+//! condition codes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde::Serialize;
+
+use crate::{Category, ConditionLevel, Observation, ParseEnumError};
+
+/// The length of a summary period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resolution {
+    /// 60 seconds.
+    Minute,
+    /// 3,600 seconds.
+    Hour,
+    /// 86,400 seconds (a UTC day).
+    Day,
+}
+
+/// Every resolution, finest first: each interval is added to all three.
+pub const RESOLUTIONS: [Resolution; 3] = [Resolution::Minute, Resolution::Hour, Resolution::Day];
+
+impl Resolution {
+    /// The period's length in seconds.
+    pub fn seconds(self) -> i64 {
+        match self {
+            Resolution::Minute => 60,
+            Resolution::Hour => 3_600,
+            Resolution::Day => 86_400,
+        }
+    }
+
+    /// The start (Unix seconds, UTC) of the period holding `t` (Unix seconds).
+    pub fn floor(self, t: i64) -> i64 {
+        t.div_euclid(self.seconds()) * self.seconds()
+    }
+
+    fn ceil(self, t: i64) -> i64 {
+        -self.floor(-t)
+    }
+}
+
+/// What a summary cell counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Measure {
+    /// Seconds per `Execution` state.
+    Execution,
+    /// Seconds per `Availability` state.
+    Availability,
+    /// Seconds per `ControllerMode` state.
+    ControllerMode,
+    /// Seconds with a Fault active (state empty, data item empty: the device's).
+    Fault,
+    /// Seconds with a Warning active (state empty, data item empty: the device's).
+    Warning,
+    /// Parts counted; the state is the `PartCount`'s subType (`ALL`, `GOOD`, `BAD`).
+    PartCount,
+}
+
+impl Measure {
+    /// The name stores keep: `EXECUTION`, `AVAILABILITY`, `CONTROLLER_MODE`, `FAULT`,
+    /// `WARNING`, `PART_COUNT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Measure::Execution => "EXECUTION",
+            Measure::Availability => "AVAILABILITY",
+            Measure::ControllerMode => "CONTROLLER_MODE",
+            Measure::Fault => "FAULT",
+            Measure::Warning => "WARNING",
+            Measure::PartCount => "PART_COUNT",
+        }
+    }
+
+    /// Whether the cell holds seconds (every measure but [`Measure::PartCount`]).
+    pub fn is_time(self) -> bool {
+        self != Measure::PartCount
+    }
+
+    /// The state measure an Event's type (element-name form, e.g. `Execution`) feeds.
+    fn of_state_kind(kind: &str) -> Option<Measure> {
+        match kind {
+            "Execution" => Some(Measure::Execution),
+            "Availability" => Some(Measure::Availability),
+            "ControllerMode" => Some(Measure::ControllerMode),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Measure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Measure {
+    type Err = ParseEnumError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "EXECUTION" => Measure::Execution,
+            "AVAILABILITY" => Measure::Availability,
+            "CONTROLLER_MODE" => Measure::ControllerMode,
+            "FAULT" => Measure::Fault,
+            "WARNING" => Measure::Warning,
+            "PART_COUNT" => Measure::PartCount,
+            _ => {
+                return Err(ParseEnumError {
+                    what: "measure",
+                    found: s.to_owned(),
+                })
+            }
+        })
+    }
+}
+
+/// The longest interval counted: 31 days. A state held longer without a new observation
+/// is not counted ("no data"); a state still open counts for its first 31 days.
+pub const MAX_INTERVAL: Duration = Duration::days(31);
+
+/// The most active condition codes a device's fold keeps; more are not tracked (and
+/// reported in [`FoldOutput::skipped`]).
+pub const MAX_ACTIVE_CODES: usize = 256;
+
+/// How far past the caller's "now" an observation may be stamped and still be counted.
+pub const FUTURE_TOLERANCE: Duration = Duration::days(1);
+
+/// How far an observation may be stamped before the state it ends began and still be
+/// taken in order (at that state's start): clocks of adapters and agents differ by
+/// seconds. Further back, the agent's clock went back (an agent replaying old adapter
+/// data after its own start, as the NIST test bed's does): a new timeline begins at the
+/// observation, and the state it ends is not counted.
+pub const CLOCK_SKEW: Duration = Duration::minutes(5);
+
+/// The time an observation stamped `t` takes effect after a state that began at
+/// `since`: `t`, or `since` if `t` is slightly before it; `None` when the clock went back
+/// further than [`CLOCK_SKEW`] or ahead further than [`MAX_INTERVAL`] (a new timeline).
+fn in_order(since: DateTime<Utc>, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if t - since > MAX_INTERVAL {
+        None
+    } else if t >= since {
+        Some(t)
+    } else if since - t <= CLOCK_SKEW {
+        Some(since)
+    } else {
+        None
+    }
+}
+
+/// What one tracked key of a device has held since when: a state measure's data item
+/// (`EXECUTION|<dataItemId>`), a part count's (`PART_COUNT|<dataItemId>|<subType>`, with
+/// its last count), an active condition code (`COND|<dataItemId>|<nativeCode>`, state the
+/// level) and the device's Fault and Warning (`FAULT`, `WARNING`, present while active).
+/// Stores keep these rows per (agent, device) beside the summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Held {
+    /// The key (see above).
+    pub key: String,
+    /// The state held (`UNAVAILABLE` included), the level of a condition code, or empty.
+    pub state: String,
+    /// Since when (UTC).
+    pub since: DateTime<Utc>,
+    /// A part count's last count.
+    pub count: Option<f64>,
+}
+
+/// One summary cell: a period of a device's measure and state.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cell {
+    /// The period's length.
+    pub resolution: Resolution,
+    /// The period's start, Unix seconds (UTC).
+    pub period: i64,
+    /// The data item (its `dataItemId`); empty for the device's Fault and Warning.
+    pub item: String,
+    /// What is counted.
+    pub measure: Measure,
+    /// The state (`ACTIVE`, `UNAVAILABLE`, …), the part count's subType, or empty.
+    pub state: String,
+}
+
+/// What a batch adds to a device's summary, and the held states to keep.
+#[derive(Debug, Default)]
+pub struct FoldOutput {
+    /// The cells to add to (seconds, or parts for [`Measure::PartCount`]), at every
+    /// resolution.
+    pub cells: BTreeMap<Cell, f64>,
+    /// The held states to write (insert or replace by key).
+    pub put: Vec<Held>,
+    /// The keys of held states to delete.
+    pub delete: Vec<String>,
+    /// Observations not counted: out of order, stamped in the future, beyond
+    /// [`MAX_ACTIVE_CODES`].
+    pub skipped: u64,
+}
+
+/// A device's fold over its newly stored observations (see the module's docs).
+#[derive(Debug)]
+pub struct DeviceFold {
+    held: BTreeMap<String, Held>,
+    before: BTreeMap<String, Held>,
+    cells: BTreeMap<Cell, f64>,
+    skipped: u64,
+    latest_allowed: DateTime<Utc>,
+}
+
+/// Whether a `PartCount` subType is counted, and under which name.
+fn part_sub_type(sub_type: Option<&str>) -> Option<&'static str> {
+    match sub_type {
+        None | Some("ALL") => Some("ALL"),
+        Some("GOOD") => Some("GOOD"),
+        Some("BAD") => Some("BAD"),
+        _ => None,
+    }
+}
+
+/// Whether `o` feeds a summary: what a store checks before it loads a device's fold.
+pub fn is_tracked(o: &Observation) -> bool {
+    match o.category {
+        Category::Condition => true,
+        Category::Event => {
+            Measure::of_state_kind(&o.kind).is_some()
+                || (o.kind == "PartCount" && part_sub_type(o.sub_type.as_deref()).is_some())
+        }
+        Category::Sample => false,
+    }
+}
+
+impl DeviceFold {
+    /// A fold starting from the device's held states; `now` bounds the timestamps counted
+    /// (see [`FUTURE_TOLERANCE`]).
+    pub fn new(held: impl IntoIterator<Item = Held>, now: DateTime<Utc>) -> Self {
+        let held: BTreeMap<String, Held> = held.into_iter().map(|h| (h.key.clone(), h)).collect();
+        DeviceFold {
+            before: held.clone(),
+            held,
+            cells: BTreeMap::new(),
+            skipped: 0,
+            latest_allowed: now + FUTURE_TOLERANCE,
+        }
+    }
+
+    /// Takes one observation of the device (in sequence order); untracked ones are
+    /// ignored.
+    pub fn observe(&mut self, o: &Observation) {
+        if !is_tracked(o) {
+            return;
+        }
+        let t = o.timestamp;
+        if t > self.latest_allowed {
+            self.skipped += 1;
+            return;
+        }
+        match o.category {
+            Category::Condition => self.condition(o),
+            _ => match Measure::of_state_kind(&o.kind) {
+                Some(measure) => self.state(measure, o),
+                None => self.part_count(o),
+            },
+        }
+    }
+
+    fn state(&mut self, measure: Measure, o: &Observation) {
+        let key = format!("{}|{}", measure.as_str(), o.data_item_id);
+        let state = o.value.to_string();
+        match self.held.get_mut(&key) {
+            Some(h) => {
+                let Some(t) = in_order(h.since, o.timestamp) else {
+                    // The agent's clock went back: a new timeline begins here.
+                    self.skipped += 1;
+                    *h = Held {
+                        key,
+                        state,
+                        since: o.timestamp,
+                        count: None,
+                    };
+                    return;
+                };
+                if h.state == state {
+                    return;
+                }
+                let (from, old) = (h.since, std::mem::replace(&mut h.state, state));
+                h.since = t;
+                add_interval(&mut self.cells, &o.data_item_id, measure, &old, from, t);
+            }
+            None => {
+                self.held.insert(
+                    key.clone(),
+                    Held {
+                        key,
+                        state,
+                        since: o.timestamp,
+                        count: None,
+                    },
+                );
+            }
+        }
+    }
+
+    fn part_count(&mut self, o: &Observation) {
+        let Some(sub) = part_sub_type(o.sub_type.as_deref()) else {
+            return;
+        };
+        let Some(count) = o.value.as_f64().filter(|c| c.is_finite() && *c >= 0.0) else {
+            // UNAVAILABLE or not a count: the last count stays the baseline.
+            return;
+        };
+        let key = format!("PART_COUNT|{}|{sub}", o.data_item_id);
+        match self.held.get_mut(&key) {
+            Some(h) if in_order(h.since, o.timestamp).is_none() => {
+                // The agent's clock went back: the count is the new baseline.
+                self.skipped += 1;
+                h.count = Some(count);
+                h.since = o.timestamp;
+            }
+            Some(h) => {
+                let last = h.count.unwrap_or(count);
+                let made = if count >= last { count - last } else { count };
+                h.count = Some(count);
+                h.since = h.since.max(o.timestamp);
+                if made > 0.0 {
+                    add_at(
+                        &mut self.cells,
+                        &o.data_item_id,
+                        Measure::PartCount,
+                        sub,
+                        o.timestamp,
+                        made,
+                    );
+                }
+            }
+            None => {
+                self.held.insert(
+                    key.clone(),
+                    Held {
+                        key,
+                        state: String::new(),
+                        since: o.timestamp,
+                        count: Some(count),
+                    },
+                );
+            }
+        }
+    }
+
+    fn condition(&mut self, o: &Observation) {
+        let Some(c) = &o.condition else {
+            return;
+        };
+        let mut t = o.timestamp;
+        for device_key in ["FAULT", "WARNING"] {
+            if let Some(h) = self.held.get_mut(device_key) {
+                match in_order(h.since, t) {
+                    Some(ordered) => t = t.max(ordered),
+                    None => {
+                        // The agent's clock went back: the open Fault or Warning
+                        // restarts here, uncounted before.
+                        self.skipped += 1;
+                        h.since = t;
+                    }
+                }
+            }
+        }
+        let prefix = format!("COND|{}|", o.data_item_id);
+        match c.level {
+            ConditionLevel::Fault | ConditionLevel::Warning => {
+                let key = format!("{prefix}{}", c.native_code.as_deref().unwrap_or(""));
+                let codes = self.held.keys().filter(|k| k.starts_with("COND|")).count();
+                if !self.held.contains_key(&key) && codes >= MAX_ACTIVE_CODES {
+                    self.skipped += 1;
+                    return;
+                }
+                self.held.insert(
+                    key.clone(),
+                    Held {
+                        key,
+                        state: c.level.as_str().to_owned(),
+                        since: t,
+                        count: None,
+                    },
+                );
+            }
+            ConditionLevel::Normal if c.native_code.is_some() => {
+                let key = format!("{prefix}{}", c.native_code.as_deref().unwrap_or(""));
+                self.held.remove(&key);
+            }
+            ConditionLevel::Normal | ConditionLevel::Unavailable => {
+                self.held.retain(|k, _| !k.starts_with(&prefix));
+            }
+        }
+        for (device_key, level, measure) in [
+            ("FAULT", ConditionLevel::Fault, Measure::Fault),
+            ("WARNING", ConditionLevel::Warning, Measure::Warning),
+        ] {
+            let active = self
+                .held
+                .iter()
+                .any(|(k, h)| k.starts_with("COND|") && h.state == level.as_str());
+            match (self.held.get(device_key).map(|h| h.since), active) {
+                (None, true) => {
+                    self.held.insert(
+                        device_key.to_owned(),
+                        Held {
+                            key: device_key.to_owned(),
+                            state: String::new(),
+                            since: t,
+                            count: None,
+                        },
+                    );
+                }
+                (Some(since), false) => {
+                    self.held.remove(device_key);
+                    add_interval(&mut self.cells, "", measure, "", since, t);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Starts a rebuild: takes each data item's last observation before `not_before` as
+    /// the state it holds at `not_before` (nothing is counted before it).
+    pub fn seed<'a>(
+        &mut self,
+        observations: impl IntoIterator<Item = &'a Observation>,
+        not_before: DateTime<Utc>,
+    ) {
+        for o in observations {
+            self.observe(o);
+        }
+        for h in self.held.values_mut() {
+            h.since = h.since.max(not_before);
+        }
+        self.cells.clear();
+        self.skipped = 0;
+    }
+
+    /// The cells counted so far, taken (a rebuild writes them a day at a time).
+    pub fn take_cells(&mut self) -> BTreeMap<Cell, f64> {
+        std::mem::take(&mut self.cells)
+    }
+
+    /// The cells to add and the held states to write and delete.
+    pub fn finish(self) -> FoldOutput {
+        let mut put = Vec::new();
+        for (k, h) in &self.held {
+            if self.before.get(k) != Some(h) {
+                put.push(h.clone());
+            }
+        }
+        let delete = self
+            .before
+            .keys()
+            .filter(|k| !self.held.contains_key(*k))
+            .cloned()
+            .collect();
+        FoldOutput {
+            cells: self.cells,
+            put,
+            delete,
+            skipped: self.skipped,
+        }
+    }
+}
+
+/// Adds `amount` (parts) at the periods holding `t`, at every resolution.
+fn add_at(
+    cells: &mut BTreeMap<Cell, f64>,
+    item: &str,
+    measure: Measure,
+    state: &str,
+    t: DateTime<Utc>,
+    amount: f64,
+) {
+    for resolution in RESOLUTIONS {
+        let cell = Cell {
+            resolution,
+            period: resolution.floor(t.timestamp()),
+            item: item.to_owned(),
+            measure,
+            state: state.to_owned(),
+        };
+        *cells.entry(cell).or_default() += amount;
+    }
+}
+
+/// Adds the seconds of `[from, to)` (at most [`MAX_INTERVAL`] of it) to the periods it
+/// overlaps, at every resolution.
+fn add_interval(
+    cells: &mut BTreeMap<Cell, f64>,
+    item: &str,
+    measure: Measure,
+    state: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) {
+    let to = to.min(from + MAX_INTERVAL);
+    if to <= from {
+        return;
+    }
+    let (a, b) = (seconds(from), seconds(to));
+    for resolution in RESOLUTIONS {
+        let step = resolution.seconds();
+        let mut period = resolution.floor(a.floor() as i64);
+        while (period as f64) < b {
+            let overlap = b.min((period + step) as f64) - a.max(period as f64);
+            if overlap > 0.0 {
+                let cell = Cell {
+                    resolution,
+                    period,
+                    item: item.to_owned(),
+                    measure,
+                    state: state.to_owned(),
+                };
+                *cells.entry(cell).or_default() += overlap;
+            }
+            period += step;
+        }
+    }
+}
+
+/// Unix seconds with the fraction.
+fn seconds(t: DateTime<Utc>) -> f64 {
+    t.timestamp() as f64 + f64::from(t.timestamp_subsec_micros()) / 1e6
+}
+
+/// A time range `[from, to)` in whole minutes (Unix seconds): what a summary question
+/// covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MinuteRange {
+    /// Start, Unix seconds, a multiple of 60.
+    pub from: i64,
+    /// End (exclusive), Unix seconds, a multiple of 60.
+    pub to: i64,
+}
+
+impl MinuteRange {
+    /// `[from, to)` with both ends rounded down to the minute.
+    pub fn new(from: DateTime<Utc>, to: DateTime<Utc>) -> Self {
+        MinuteRange {
+            from: Resolution::Minute.floor(from.timestamp()),
+            to: Resolution::Minute.floor(to.timestamp()),
+        }
+    }
+
+    /// The length in seconds (0 when empty).
+    pub fn seconds(&self) -> i64 {
+        (self.to - self.from).max(0)
+    }
+
+    /// The start as a time.
+    pub fn start(&self) -> DateTime<Utc> {
+        Utc.timestamp_opt(self.from, 0).single().unwrap_or_default()
+    }
+
+    /// The end as a time.
+    pub fn end(&self) -> DateTime<Utc> {
+        Utc.timestamp_opt(self.to, 0).single().unwrap_or_default()
+    }
+}
+
+/// A run of periods of one resolution: the periods starting in `[from, to)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece {
+    /// The periods' length.
+    pub resolution: Resolution,
+    /// The first period's start (Unix seconds).
+    pub from: i64,
+    /// The end (Unix seconds, exclusive): periods starting before it.
+    pub to: i64,
+}
+
+/// The fewest runs of whole days, hours and minutes that cover `ranges` exactly (each
+/// range is in whole minutes): a month is about 30 day rows, edge hours and edge minutes,
+/// instead of 43,200 minute rows.
+pub fn pieces(ranges: &[MinuteRange]) -> Vec<Piece> {
+    fn cover(a: i64, b: i64, level: usize, out: &mut Vec<Piece>) {
+        if a >= b {
+            return;
+        }
+        let resolution = [Resolution::Day, Resolution::Hour, Resolution::Minute][level];
+        if resolution == Resolution::Minute {
+            out.push(Piece {
+                resolution,
+                from: a,
+                to: b,
+            });
+            return;
+        }
+        let (lo, hi) = (resolution.ceil(a), resolution.floor(b));
+        if lo < hi {
+            out.push(Piece {
+                resolution,
+                from: lo,
+                to: hi,
+            });
+            cover(a, lo, level + 1, out);
+            cover(hi, b, level + 1, out);
+        } else {
+            cover(a, b, level + 1, out);
+        }
+    }
+    let mut out = Vec::new();
+    for r in ranges {
+        cover(r.from, r.to, 0, &mut out);
+    }
+    out
+}
+
+/// A summary total over a question's ranges: one data item's (or the device's) measure
+/// and state, summed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SummaryTotal {
+    /// The agent's URL.
+    pub agent: String,
+    /// The device's name.
+    pub device: String,
+    /// The data item, empty for the device's Fault and Warning.
+    pub item: String,
+    /// What is counted.
+    pub measure: Measure,
+    /// The state, the part count's subType, or empty.
+    pub state: String,
+    /// Seconds, or parts for [`Measure::PartCount`].
+    pub value: f64,
+}
+
+/// The seconds of the intervals still open (a device's held states) that fall in
+/// `ranges`, counted up to `until` (and for at most [`MAX_INTERVAL`] from their start):
+/// what a store adds to its closed periods when asked. Each part count the device reports
+/// gives a total of 0 parts, so that a count with nothing made is told from no count.
+pub fn open_totals(
+    agent: &str,
+    device: &str,
+    held: &[Held],
+    ranges: &[MinuteRange],
+    until: DateTime<Utc>,
+) -> Vec<SummaryTotal> {
+    let mut out = Vec::new();
+    for h in held {
+        let mut parts = h.key.split('|');
+        let (measure, item) = match (parts.next(), parts.next()) {
+            (Some("PART_COUNT"), Some(item)) => {
+                // Counted when observed; a zero says the device reports this count.
+                out.push(SummaryTotal {
+                    agent: agent.to_owned(),
+                    device: device.to_owned(),
+                    item: item.to_owned(),
+                    measure: Measure::PartCount,
+                    state: parts.next().unwrap_or("ALL").to_owned(),
+                    value: 0.0,
+                });
+                continue;
+            }
+            (Some("FAULT"), None) => (Measure::Fault, ""),
+            (Some("WARNING"), None) => (Measure::Warning, ""),
+            (Some(m), Some(item)) => match m.parse::<Measure>() {
+                Ok(m) if m.is_time() && m != Measure::Fault && m != Measure::Warning => (m, item),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        let end = until.min(h.since + MAX_INTERVAL);
+        let (a, b) = (seconds(h.since), seconds(end));
+        let value: f64 = ranges
+            .iter()
+            .map(|r| (b.min(r.to as f64) - a.max(r.from as f64)).max(0.0))
+            .sum();
+        if value > 0.0 {
+            out.push(SummaryTotal {
+                agent: agent.to_owned(),
+                device: device.to_owned(),
+                item: item.to_owned(),
+                measure,
+                state: h.state.clone(),
+                value,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ConditionState, Value};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn obs(seq: u64, t: &str, item: &str, kind: &str, value: &str) -> Observation {
+        Observation {
+            sequence: seq,
+            timestamp: at(t),
+            device: "M".into(),
+            component_id: "p".into(),
+            data_item_id: item.into(),
+            name: None,
+            category: Category::Event,
+            kind: kind.into(),
+            sub_type: None,
+            value: Value::from_text(value),
+            condition: None,
+        }
+    }
+
+    fn cond(seq: u64, t: &str, level: ConditionLevel, code: Option<&str>) -> Observation {
+        Observation {
+            category: Category::Condition,
+            kind: "System".into(),
+            condition: Some(ConditionState {
+                level,
+                native_code: code.map(str::to_owned),
+                native_severity: None,
+                qualifier: None,
+            }),
+            ..obs(seq, t, "sys", "System", "")
+        }
+    }
+
+    fn total(out: &FoldOutput, resolution: Resolution, measure: Measure, state: &str) -> f64 {
+        out.cells
+            .iter()
+            .filter(|(c, _)| c.resolution == resolution && c.measure == measure && c.state == state)
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    #[test]
+    fn a_state_is_counted_when_it_ends_in_every_period_it_overlaps() {
+        let now = at("2026-01-02T00:00:00Z");
+        let mut fold = DeviceFold::new([], now);
+        fold.observe(&obs(1, "2026-01-01T10:59:30Z", "e", "Execution", "ACTIVE"));
+        fold.observe(&obs(2, "2026-01-01T11:01:15Z", "e", "Execution", "ACTIVE"));
+        fold.observe(&obs(3, "2026-01-01T11:02:00Z", "e", "Execution", "READY"));
+        let out = fold.finish();
+        for r in RESOLUTIONS {
+            assert_eq!(total(&out, r, Measure::Execution, "ACTIVE"), 150.0, "{r:?}");
+        }
+        let minutes: Vec<(i64, f64)> = out
+            .cells
+            .iter()
+            .filter(|(c, _)| c.resolution == Resolution::Minute)
+            .map(|(c, v)| (c.period - at("2026-01-01T10:59:00Z").timestamp(), *v))
+            .collect();
+        assert_eq!(minutes, vec![(0, 30.0), (60, 60.0), (120, 60.0)]);
+        assert_eq!(out.put.len(), 1);
+        assert_eq!(out.put[0].state, "READY");
+        assert_eq!(out.put[0].since, at("2026-01-01T11:02:00Z"));
+    }
+
+    #[test]
+    fn a_fold_continues_from_the_held_state() {
+        let now = at("2026-01-02T00:00:00Z");
+        let held = Held {
+            key: "EXECUTION|e".into(),
+            state: "STOPPED".into(),
+            since: at("2026-01-01T00:00:00Z"),
+            count: None,
+        };
+        let mut fold = DeviceFold::new([held], now);
+        fold.observe(&obs(9, "2026-01-01T02:00:00Z", "e", "Execution", "ACTIVE"));
+        // A second early: taken at 02:00, ACTIVE for no time.
+        fold.observe(&obs(10, "2026-01-01T01:59:59Z", "e", "Execution", "READY"));
+        // An hour back: the clock went back, a new timeline begins.
+        fold.observe(&obs(
+            11,
+            "2026-01-01T01:00:00Z",
+            "e",
+            "Execution",
+            "STOPPED",
+        ));
+        fold.observe(&obs(12, "2026-01-01T01:30:00Z", "e", "Execution", "READY"));
+        let out = fold.finish();
+        assert_eq!(
+            total(&out, Resolution::Day, Measure::Execution, "STOPPED"),
+            7200.0 + 1800.0
+        );
+        assert_eq!(
+            total(&out, Resolution::Day, Measure::Execution, "ACTIVE"),
+            0.0
+        );
+        assert_eq!(
+            total(&out, Resolution::Day, Measure::Execution, "READY"),
+            0.0
+        );
+        assert_eq!(out.skipped, 1);
+    }
+
+    #[test]
+    fn part_counts_add_increases_and_survive_resets() {
+        let mut fold = DeviceFold::new([], at("2026-01-02T00:00:00Z"));
+        for (i, (t, v)) in [
+            ("2026-01-01T10:00:00Z", "5"),
+            ("2026-01-01T10:10:00Z", "7"),
+            ("2026-01-01T10:20:00Z", "UNAVAILABLE"),
+            ("2026-01-01T10:30:00Z", "9"),
+            ("2026-01-01T10:40:00Z", "1"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            fold.observe(&obs(i as u64, t, "pc", "PartCount", v));
+        }
+        let out = fold.finish();
+        assert_eq!(
+            total(&out, Resolution::Hour, Measure::PartCount, "ALL"),
+            5.0
+        );
+        assert_eq!(out.put[0].count, Some(1.0));
+    }
+
+    #[test]
+    fn fault_seconds_follow_the_part_3_rules() {
+        let mut fold = DeviceFold::new([], at("2026-01-02T00:00:00Z"));
+        fold.observe(&cond(
+            1,
+            "2026-01-01T10:00:00Z",
+            ConditionLevel::Fault,
+            Some("A"),
+        ));
+        fold.observe(&cond(
+            2,
+            "2026-01-01T10:01:00Z",
+            ConditionLevel::Fault,
+            Some("B"),
+        ));
+        // B clears, A stays active.
+        fold.observe(&cond(
+            3,
+            "2026-01-01T10:02:00Z",
+            ConditionLevel::Normal,
+            Some("B"),
+        ));
+        // A NORMAL without a code clears every code.
+        fold.observe(&cond(
+            4,
+            "2026-01-01T10:05:00Z",
+            ConditionLevel::Normal,
+            None,
+        ));
+        fold.observe(&cond(
+            5,
+            "2026-01-01T10:06:00Z",
+            ConditionLevel::Warning,
+            None,
+        ));
+        let out = fold.finish();
+        assert_eq!(total(&out, Resolution::Day, Measure::Fault, ""), 300.0);
+        assert_eq!(total(&out, Resolution::Day, Measure::Warning, ""), 0.0);
+        let keys: Vec<&str> = out.put.iter().map(|h| h.key.as_str()).collect();
+        assert_eq!(keys, vec!["COND|sys|", "WARNING"]);
+    }
+
+    #[test]
+    fn long_and_future_intervals_are_bounded() {
+        let mut fold = DeviceFold::new([], at("2026-03-01T00:00:00Z"));
+        fold.observe(&obs(1, "2026-01-01T00:00:00Z", "e", "Execution", "READY"));
+        fold.observe(&obs(2, "2026-02-20T00:00:00Z", "e", "Execution", "ACTIVE"));
+        fold.observe(&obs(3, "2100-01-01T00:00:00Z", "e", "Execution", "READY"));
+        let out = fold.finish();
+        assert_eq!(
+            total(&out, Resolution::Day, Measure::Execution, "READY"),
+            0.0
+        );
+        assert_eq!(out.skipped, 2);
+    }
+
+    #[test]
+    fn pieces_cover_a_range_with_the_fewest_rows() {
+        let r = MinuteRange::new(at("2026-01-01T22:30:00Z"), at("2026-01-04T01:02:00Z"));
+        let p = pieces(&[r]);
+        let total: i64 = p.iter().map(|p| p.to - p.from).sum();
+        assert_eq!(total, r.seconds());
+        assert_eq!(
+            p.iter().map(|p| p.resolution).collect::<Vec<_>>(),
+            vec![
+                Resolution::Day,
+                Resolution::Hour,
+                Resolution::Minute,
+                Resolution::Hour,
+                Resolution::Minute
+            ]
+        );
+    }
+
+    #[test]
+    fn open_intervals_count_up_to_the_time_given() {
+        let held = vec![Held {
+            key: "EXECUTION|e".into(),
+            state: "ACTIVE".into(),
+            since: at("2026-01-01T10:00:00Z"),
+            count: None,
+        }];
+        let ranges = [MinuteRange::new(
+            at("2026-01-01T09:00:00Z"),
+            at("2026-01-01T12:00:00Z"),
+        )];
+        let t = open_totals("a", "M", &held, &ranges, at("2026-01-01T10:30:00Z"));
+        assert_eq!(t.len(), 1);
+        assert_eq!((t[0].measure, t[0].value), (Measure::Execution, 1800.0));
+    }
+}

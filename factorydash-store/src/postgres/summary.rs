@@ -1,0 +1,284 @@
+//! The summaries on PostgreSQL (`0009_summaries.sql`): cells added to in the append's
+//! transaction (one statement of arrays for a batch's cells), held states, questions
+//! answered from the cells in one statement.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use factorydash_core::summary::{self, Cell, DeviceFold, FoldOutput, Held, Measure, SummaryTotal};
+use factorydash_core::Observation;
+use tokio_postgres::GenericClient;
+
+use crate::summaries::Totals;
+use crate::{StoreError, SummaryQuery};
+
+/// The ids of `devices`' summaries of `agent` (made where missing).
+async fn device_ids(
+    client: &impl GenericClient,
+    agent: &str,
+    devices: &[&str],
+) -> Result<HashMap<String, i32>, StoreError> {
+    client
+        .execute(
+            "INSERT INTO summary_devices (agent, device) SELECT $1, d FROM unnest($2::text[]) AS d
+             ON CONFLICT DO NOTHING",
+            &[&agent, &devices],
+        )
+        .await?;
+    let rows = client
+        .query(
+            "SELECT device, id FROM summary_devices WHERE agent = $1 AND device = ANY($2)",
+            &[&agent, &devices],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The held states of the summaries `ids`, by id.
+async fn held(
+    client: &impl GenericClient,
+    ids: &[i32],
+) -> Result<HashMap<i32, Vec<Held>>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT sdevice, key, state, since, count FROM summary_held WHERE sdevice = ANY($1)",
+            &[&ids],
+        )
+        .await?;
+    let mut out: HashMap<i32, Vec<Held>> = HashMap::new();
+    for r in rows {
+        out.entry(r.get(0)).or_default().push(Held {
+            key: r.get(1),
+            state: r.get(2),
+            since: r.get(3),
+            count: r.get(4),
+        });
+    }
+    Ok(out)
+}
+
+/// The arrays of one statement's cells and held states, for several devices.
+#[derive(Default)]
+struct Writes {
+    resolution: Vec<i32>,
+    period: Vec<i64>,
+    sdevice: Vec<i32>,
+    item: Vec<String>,
+    measure: Vec<&'static str>,
+    state: Vec<String>,
+    value: Vec<f64>,
+    delete_device: Vec<i32>,
+    delete_key: Vec<String>,
+    put_device: Vec<i32>,
+    put_key: Vec<String>,
+    put_state: Vec<String>,
+    put_since: Vec<DateTime<Utc>>,
+    put_count: Vec<Option<f64>>,
+}
+
+impl Writes {
+    fn add(&mut self, id: i32, cells: BTreeMap<Cell, f64>, output: Option<FoldOutput>) {
+        for (c, v) in cells {
+            self.resolution.push(c.resolution.seconds() as i32);
+            self.period.push(c.period);
+            self.sdevice.push(id);
+            self.item.push(c.item);
+            self.measure.push(c.measure.as_str());
+            self.state.push(c.state);
+            self.value.push(v);
+        }
+        if let Some(out) = output {
+            for key in out.delete {
+                self.delete_device.push(id);
+                self.delete_key.push(key);
+            }
+            for h in out.put {
+                self.put_device.push(id);
+                self.put_key.push(h.key);
+                self.put_state.push(h.state);
+                self.put_since.push(h.since);
+                self.put_count.push(h.count);
+            }
+        }
+    }
+
+    async fn run(self, client: &impl GenericClient) -> Result<u64, StoreError> {
+        let rows = self.value.len() as u64;
+        if rows > 0 {
+            client
+                .execute(
+                    "INSERT INTO summary_cells (resolution, period, sdevice, item, measure, state, value)
+                     SELECT * FROM unnest($1::int[], $2::bigint[], $3::int[], $4::text[], $5::text[], $6::text[], $7::float8[])
+                     ON CONFLICT (resolution, period, sdevice, item, measure, state)
+                     DO UPDATE SET value = summary_cells.value + EXCLUDED.value",
+                    &[
+                        &self.resolution,
+                        &self.period,
+                        &self.sdevice,
+                        &self.item,
+                        &self.measure,
+                        &self.state,
+                        &self.value,
+                    ],
+                )
+                .await?;
+        }
+        if !self.delete_device.is_empty() {
+            client
+                .execute(
+                    "DELETE FROM summary_held h USING unnest($1::int[], $2::text[]) AS d(sdevice, key)
+                     WHERE h.sdevice = d.sdevice AND h.key = d.key",
+                    &[&self.delete_device, &self.delete_key],
+                )
+                .await?;
+        }
+        if !self.put_device.is_empty() {
+            client
+                .execute(
+                    "INSERT INTO summary_held (sdevice, key, state, since, count)
+                     SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[], $5::float8[])
+                     ON CONFLICT (sdevice, key) DO UPDATE
+                     SET state = EXCLUDED.state, since = EXCLUDED.since, count = EXCLUDED.count",
+                    &[
+                        &self.put_device,
+                        &self.put_key,
+                        &self.put_state,
+                        &self.put_since,
+                        &self.put_count,
+                    ],
+                )
+                .await?;
+        }
+        Ok(rows)
+    }
+}
+
+/// Adds what a batch's newly stored observations contribute to their devices'
+/// summaries, in the append's transaction (the agent's row is locked: one batch of an
+/// agent at a time).
+pub(super) async fn summarize(
+    tx: &impl GenericClient,
+    agent: &str,
+    fresh: &[&Observation],
+) -> Result<(), StoreError> {
+    let by_device = crate::summaries::tracked_by_device(fresh.iter().copied());
+    if by_device.is_empty() {
+        return Ok(());
+    }
+    let devices: Vec<&str> = by_device.keys().copied().collect();
+    let ids = device_ids(tx, agent, &devices).await?;
+    let id_list: Vec<i32> = ids.values().copied().collect();
+    let mut held = held(tx, &id_list).await?;
+    let now = Utc::now();
+    let mut writes = Writes::default();
+    for (device, observations) in by_device {
+        let Some(&id) = ids.get(device) else {
+            continue;
+        };
+        let mut fold = DeviceFold::new(held.remove(&id).unwrap_or_default(), now);
+        for o in observations {
+            fold.observe(o);
+        }
+        let mut out = fold.finish();
+        let cells = std::mem::take(&mut out.cells);
+        writes.add(id, cells, Some(out));
+    }
+    writes.run(tx).await?;
+    Ok(())
+}
+
+/// Adds `cells` and held states to one device's summary (a rebuild).
+pub(super) async fn write(
+    client: &impl GenericClient,
+    agent: &str,
+    device: &str,
+    cells: BTreeMap<Cell, f64>,
+    output: Option<FoldOutput>,
+) -> Result<u64, StoreError> {
+    let ids = device_ids(client, agent, &[device]).await?;
+    let Some(&id) = ids.get(device) else {
+        return Ok(0);
+    };
+    let mut writes = Writes::default();
+    writes.add(id, cells, output);
+    writes.run(client).await
+}
+
+/// [`Store::summary`](crate::Store::summary) in one statement for the closed periods and
+/// one for the states still open.
+pub(super) async fn query(
+    client: &impl GenericClient,
+    q: &SummaryQuery,
+) -> Result<Vec<SummaryTotal>, StoreError> {
+    let mut names: HashMap<i32, (String, String)> = HashMap::new();
+    for r in client
+        .query("SELECT id, agent, device FROM summary_devices", &[])
+        .await?
+    {
+        let (agent, device): (String, String) = (r.get(1), r.get(2));
+        let wanted = q
+            .devices
+            .as_ref()
+            .is_none_or(|ds| ds.iter().any(|d| d.agent == agent && d.device == device));
+        if wanted {
+            names.insert(r.get(0), (agent, device));
+        }
+    }
+    let ids: Option<Vec<i32>> = q.devices.as_ref().map(|_| names.keys().copied().collect());
+    let pieces = summary::pieces(&q.ranges);
+    let res: Vec<i32> = pieces
+        .iter()
+        .map(|p| p.resolution.seconds() as i32)
+        .collect();
+    let from: Vec<i64> = pieces.iter().map(|p| p.from).collect();
+    let to: Vec<i64> = pieces.iter().map(|p| p.to).collect();
+    let rows = client
+        .query(
+            "SELECT c.sdevice, c.item, c.measure, c.state, SUM(c.value)
+             FROM unnest($1::int[], $2::bigint[], $3::bigint[]) AS p(res, a, b)
+             JOIN summary_cells c ON c.resolution = p.res AND c.period >= p.a AND c.period < p.b
+             WHERE $4::int[] IS NULL OR c.sdevice = ANY($4)
+             GROUP BY c.sdevice, c.item, c.measure, c.state",
+            &[&res, &from, &to, &ids],
+        )
+        .await?;
+    let mut totals = Totals::default();
+    for r in rows {
+        let Some((agent, device)) = names.get(&r.get::<_, i32>(0)) else {
+            continue;
+        };
+        let measure: Measure = r
+            .get::<_, &str>(2)
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("summary_cells.measure: {e}")))?;
+        totals.add(agent, device, r.get(1), measure, r.get(3), r.get(4));
+    }
+    let all: Vec<i32> = names.keys().copied().collect();
+    for (id, held) in held(client, &all).await? {
+        if let Some((agent, device)) = names.get(&id) {
+            for t in summary::open_totals(agent, device, &held, &q.ranges, q.until(agent)) {
+                totals.add_total(t);
+            }
+        }
+    }
+    Ok(totals.into_totals())
+}
+
+/// Drops cells of periods that end before `cutoff` (Unix seconds).
+pub(super) async fn prune(client: &impl GenericClient, cutoff: i64) -> Result<u64, StoreError> {
+    Ok(client
+        .execute(
+            "DELETE FROM summary_cells WHERE period + resolution <= $1",
+            &[&cutoff],
+        )
+        .await?)
+}
+
+/// Drops cells of periods starting at or after `from` and every held state.
+pub(super) async fn clear(client: &impl GenericClient, from: i64) -> Result<(), StoreError> {
+    client
+        .execute("DELETE FROM summary_cells WHERE period >= $1", &[&from])
+        .await?;
+    client.execute("DELETE FROM summary_held", &[]).await?;
+    Ok(())
+}

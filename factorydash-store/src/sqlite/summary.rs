@@ -1,0 +1,197 @@
+//! The summaries on SQLite (`0006_summaries.sql`): cells added to in the append's
+//! transaction, held states, questions answered from the cells.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{TimeZone, Utc};
+use factorydash_core::summary::{self, Cell, FoldOutput, Held, Measure, SummaryTotal};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::summaries::Totals;
+use crate::{StoreError, SummaryQuery};
+
+/// The id of a device's summary (made on first use).
+pub(super) fn device_id(tx: &Connection, agent: &str, device: &str) -> rusqlite::Result<i64> {
+    let found: Option<i64> = tx
+        .prepare_cached("SELECT id FROM summary_devices WHERE agent = ?1 AND device = ?2")?
+        .query_row(params![agent, device], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    tx.prepare_cached("INSERT INTO summary_devices (agent, device) VALUES (?1, ?2)")?
+        .execute(params![agent, device])?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// A device's held states.
+pub(super) fn held(tx: &Connection, id: i64) -> Result<Vec<Held>, StoreError> {
+    let mut stmt =
+        tx.prepare_cached("SELECT key, state, since, count FROM summary_held WHERE sdevice = ?1")?;
+    let rows = stmt.query_map([id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, Option<f64>>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (key, state, since, count) = row?;
+        let since = Utc
+            .timestamp_micros(since)
+            .single()
+            .ok_or_else(|| StoreError::Corrupt(format!("summary_held.since {since}")))?;
+        out.push(Held {
+            key,
+            state,
+            since,
+            count,
+        });
+    }
+    Ok(out)
+}
+
+/// Adds `cells` to device `id`'s summary and writes its held states; returns the cells
+/// written.
+pub(super) fn write(
+    tx: &Connection,
+    id: i64,
+    cells: &BTreeMap<Cell, f64>,
+    output: Option<&FoldOutput>,
+) -> Result<u64, StoreError> {
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO summary_cells (resolution, period, sdevice, item, measure, state, value)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT DO UPDATE SET value = value + excluded.value",
+    )?;
+    for (c, v) in cells {
+        upsert.execute(params![
+            c.resolution.seconds(),
+            c.period,
+            id,
+            c.item,
+            c.measure.as_str(),
+            c.state,
+            v
+        ])?;
+    }
+    if let Some(out) = output {
+        let mut delete =
+            tx.prepare_cached("DELETE FROM summary_held WHERE sdevice = ?1 AND key = ?2")?;
+        for key in &out.delete {
+            delete.execute(params![id, key])?;
+        }
+        let mut put = tx.prepare_cached(
+            "INSERT OR REPLACE INTO summary_held (sdevice, key, state, since, count)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for h in &out.put {
+            put.execute(params![
+                id,
+                h.key,
+                h.state,
+                h.since.timestamp_micros(),
+                h.count
+            ])?;
+        }
+    }
+    Ok(cells.len() as u64)
+}
+
+/// [`Store::summary`](crate::Store::summary): the closed periods by pieces, then the
+/// states still open.
+pub(super) fn query(c: &Connection, q: &SummaryQuery) -> Result<Vec<SummaryTotal>, StoreError> {
+    let tx = c.unchecked_transaction()?;
+    // Every device's summary id and name (a few thousand rows at most).
+    let mut names: HashMap<i64, (String, String)> = HashMap::new();
+    {
+        let mut stmt = tx.prepare_cached("SELECT id, agent, device FROM summary_devices")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        for row in rows {
+            let (id, agent, device): (i64, String, String) = row?;
+            let wanted = q
+                .devices
+                .as_ref()
+                .is_none_or(|ds| ds.iter().any(|d| d.agent == agent && d.device == device));
+            if wanted {
+                names.insert(id, (agent, device));
+            }
+        }
+    }
+    let mut totals = Totals::default();
+    let pieces = summary::pieces(&q.ranges);
+    let few = q.devices.as_ref().is_some_and(|d| d.len() <= 16);
+    let mut add = |rows: &mut rusqlite::Rows<'_>| -> Result<(), StoreError> {
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let Some((agent, device)) = names.get(&id) else {
+                continue;
+            };
+            let measure: String = r.get(2)?;
+            let measure: Measure = measure
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("summary_cells.measure: {e}")))?;
+            let item: String = r.get(1)?;
+            let state: String = r.get(3)?;
+            totals.add(agent, device, &item, measure, &state, r.get(4)?);
+        }
+        Ok(())
+    };
+    if few {
+        // A few devices: each one's own periods, by the device index.
+        let mut stmt = tx.prepare_cached(
+            "SELECT sdevice, item, measure, state, SUM(value) FROM summary_cells
+             WHERE sdevice = ?1 AND resolution = ?2 AND period >= ?3 AND period < ?4
+             GROUP BY item, measure, state",
+        )?;
+        let ids: Vec<i64> = names.keys().copied().collect();
+        for id in ids {
+            for p in &pieces {
+                let mut rows = stmt.query(params![id, p.resolution.seconds(), p.from, p.to])?;
+                add(&mut rows)?;
+            }
+        }
+    } else {
+        let mut stmt = tx.prepare_cached(
+            "SELECT sdevice, item, measure, state, SUM(value) FROM summary_cells
+             WHERE resolution = ?1 AND period >= ?2 AND period < ?3
+             GROUP BY sdevice, item, measure, state",
+        )?;
+        for p in &pieces {
+            let mut rows = stmt.query(params![p.resolution.seconds(), p.from, p.to])?;
+            add(&mut rows)?;
+        }
+    }
+    for (id, (agent, device)) in &names {
+        let held = held(&tx, *id)?;
+        for t in summary::open_totals(agent, device, &held, &q.ranges, q.until(agent)) {
+            totals.add_total(t);
+        }
+    }
+    Ok(totals.into_totals())
+}
+
+/// Drops cells of periods that end before `cutoff` (Unix seconds).
+pub(super) fn prune(c: &mut Connection, cutoff: i64) -> Result<u64, StoreError> {
+    let tx = c.transaction()?;
+    let mut n = 0;
+    for r in summary::RESOLUTIONS {
+        n += tx.execute(
+            "DELETE FROM summary_cells WHERE resolution = ?1 AND period <= ?2",
+            params![r.seconds(), cutoff - r.seconds()],
+        )? as u64;
+    }
+    tx.commit()?;
+    Ok(n)
+}
+
+/// Drops cells of periods starting at or after `from` and every held state.
+pub(super) fn clear(c: &mut Connection, from: i64) -> Result<(), StoreError> {
+    let tx = c.transaction()?;
+    tx.execute("DELETE FROM summary_cells WHERE period >= ?1", [from])?;
+    tx.execute("DELETE FROM summary_held", [])?;
+    tx.commit()?;
+    Ok(())
+}
