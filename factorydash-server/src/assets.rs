@@ -33,7 +33,7 @@ struct Asset {
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
     const JS: &str = "text/javascript; charset=utf-8";
     const CSS: &str = "text/css; charset=utf-8";
-    let files: [(&str, &str, &str); 13] = [
+    let files: [(&str, &str, &str); 14] = [
         ("dom.js", include_str!("../assets/dom.js"), JS),
         ("controls.js", include_str!("../assets/controls.js"), JS),
         ("app.js", include_str!("../assets/app.js"), JS),
@@ -45,6 +45,7 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
         ("agents.js", include_str!("../assets/agents.js"), JS),
         ("agents.css", include_str!("../assets/agents.css"), CSS),
         ("accounts.css", include_str!("../assets/accounts.css"), CSS),
+        ("report.css", include_str!("../assets/report.css"), CSS),
         (
             "uplot.js",
             include_str!("../assets/vendor/uplot/uPlot.iife.min.js"),

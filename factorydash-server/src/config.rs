@@ -32,12 +32,33 @@
 //! one that matches none is shown under `Unassigned`. The board groups its tiles by line
 //! and cell ([`factorydash_core::layout`] has the rules and the bounds: at most 1,000
 //! cells of at most 1,000 patterns of at most 200 bytes).
+//!
+//! # Shifts
+//!
+//! The plant's shift calendar (planned time, for OEE and the reports): `[[shift]]` tables
+//! with a `name`, the weekdays it starts on, its local `start` and `end` (an end at or
+//! before the start is the next day) and its `breaks`; and `holidays`, local dates without
+//! shifts. Times are in the plant's time zone (`--time-zone`). Without shifts, every
+//! minute is planned.
+//!
+//! ```toml
+//! holidays = ["2026-12-24", "2026-12-25"]
+//!
+//! [[shift]]
+//! name = "Early"
+//! days = ["Mon", "Tue", "Wed", "Thu", "Fri"]
+//! start = "06:00"
+//! end = "14:00"
+//! breaks = ["10:00-10:30"]
+//! ```
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use chrono::{NaiveDate, NaiveTime, Weekday};
 use factorydash_core::layout::{CellSpec, Layout, LayoutError};
+use factorydash_core::shifts::{Shift, ShiftCalendar};
 
 /// The environment variable naming the configuration file (as `--config` does).
 pub const CONFIG_VAR: &str = "FACTORYDASH_CONFIG";
@@ -96,7 +117,10 @@ pub fn config_path(args: &[String]) -> Option<PathBuf> {
 /// The file cannot be read, is larger than [`CONFIG_FILE_LIMIT`] or is not TOML; a key is not one of `serve`'s options; a value
 /// is neither a string, a number, a boolean nor an array of strings; the layout is not
 /// one ([`layout`]).
-pub fn apply(cmd: clap::Command, path: &Path) -> anyhow::Result<(clap::Command, Layout)> {
+pub fn apply(
+    cmd: clap::Command,
+    path: &Path,
+) -> anyhow::Result<(clap::Command, Layout, ShiftSpec)> {
     let text = read_bounded(path, CONFIG_FILE_LIMIT, "the configuration file")?;
     let table: toml::Table = text
         .parse()
@@ -107,9 +131,20 @@ pub fn apply(cmd: clap::Command, path: &Path) -> anyhow::Result<(clap::Command, 
         .context("the serve command")?
         .clone();
     let mut plant = Layout::default();
+    let mut spec = ShiftSpec::default();
     for (key, value) in &table {
         if key == "cell" {
             plant = layout(value).with_context(|| format!("{}: the layout", path.display()))?;
+            continue;
+        }
+        if key == "shift" {
+            spec.shifts =
+                shifts(value).with_context(|| format!("{}: the shifts", path.display()))?;
+            continue;
+        }
+        if key == "holidays" {
+            spec.holidays =
+                holidays(value).with_context(|| format!("{}: the holidays", path.display()))?;
             continue;
         }
         let wanted = key.replace('_', "-");
@@ -163,7 +198,164 @@ pub fn apply(cmd: clap::Command, path: &Path) -> anyhow::Result<(clap::Command, 
         c
     };
     let set_top = set.clone();
-    Ok((set_top(cmd).mut_subcommand("serve", set), plant))
+    Ok((set_top(cmd).mut_subcommand("serve", set), plant, spec))
+}
+
+/// The shift calendar's parts from the configuration file: `[[shift]]` tables and a
+/// `holidays` array of dates, in the plant's time zone (given later, by `--time-zone`).
+#[derive(Debug, Clone, Default)]
+pub struct ShiftSpec {
+    /// The shifts.
+    pub shifts: Vec<Shift>,
+    /// The holidays (local dates).
+    pub holidays: Vec<NaiveDate>,
+}
+
+impl ShiftSpec {
+    /// The calendar in `tz`.
+    ///
+    /// # Errors
+    /// [`factorydash_core::shifts::CalendarError`]: too many shifts, breaks or holidays, a
+    /// break outside its shift.
+    pub fn calendar(&self, tz: chrono_tz::Tz) -> anyhow::Result<ShiftCalendar> {
+        Ok(ShiftCalendar::new(
+            tz,
+            self.shifts.clone(),
+            self.holidays.iter().copied(),
+        )?)
+    }
+}
+
+fn time_of(text: &str, what: &str) -> anyhow::Result<NaiveTime> {
+    NaiveTime::parse_from_str(text, "%H:%M")
+        .with_context(|| format!("{what} '{text}' is not a time as HH:MM (24-hour)"))
+}
+
+/// The shifts of the `shift` key's value (an array of tables: `[[shift]]`), each with
+/// `name`, `days` (`Mon`…`Sun`), `start` and `end` (`HH:MM`, local; an end at or before
+/// the start is the next day) and optionally `breaks` (an array of `"HH:MM-HH:MM"`).
+///
+/// # Errors
+/// The value is not an array of tables; a key other than those; a value of the wrong
+/// kind; a time, weekday or break that does not parse. Each message names the shift by
+/// its place (from 1).
+pub fn shifts(value: &toml::Value) -> anyhow::Result<Vec<Shift>> {
+    let toml::Value::Array(items) = value else {
+        bail!(
+            "'shift' must be tables ([[shift]]), not a {}",
+            value.type_str()
+        );
+    };
+    if items.len() > factorydash_core::shifts::MAX_SHIFTS {
+        bail!(
+            "{} shifts; at most {}",
+            items.len(),
+            factorydash_core::shifts::MAX_SHIFTS
+        );
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let index = i + 1;
+        let toml::Value::Table(table) = item else {
+            bail!("shift {index} must be a table ([[shift]])");
+        };
+        if let Some(key) = table
+            .keys()
+            .find(|k| !["name", "days", "start", "end", "breaks"].contains(&k.as_str()))
+        {
+            bail!(
+                "shift {index}: unknown key '{key}'; a shift has name, days, start, end and breaks"
+            );
+        }
+        let text = |key: &str| -> anyhow::Result<String> {
+            match table.get(key) {
+                Some(toml::Value::String(s)) => Ok(s.clone()),
+                Some(other) => bail!(
+                    "shift {index}: '{key}' must be a string, not a {}",
+                    other.type_str()
+                ),
+                None => bail!("shift {index} has no '{key}'"),
+            }
+        };
+        let strings = |key: &str| -> anyhow::Result<Vec<String>> {
+            match table.get(key) {
+                None => Ok(Vec::new()),
+                Some(toml::Value::Array(a)) => a
+                    .iter()
+                    .map(|v| match v {
+                        toml::Value::String(s) => Ok(s.clone()),
+                        other => bail!(
+                            "shift {index}: '{key}' holds a {}, not a string",
+                            other.type_str()
+                        ),
+                    })
+                    .collect(),
+                Some(other) => bail!(
+                    "shift {index}: '{key}' must be an array of strings, not a {}",
+                    other.type_str()
+                ),
+            }
+        };
+        let name = text("name")?;
+        let days = strings("days")?
+            .iter()
+            .map(|d| {
+                d.parse::<Weekday>().map_err(|_| {
+                    anyhow::anyhow!("shift {index} ('{name}'): '{d}' is not a weekday (Mon…Sun)")
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let breaks = strings("breaks")?
+            .iter()
+            .map(|b| {
+                let (a, z) = b.split_once('-').with_context(|| {
+                    format!("shift {index} ('{name}'): the break '{b}' is not HH:MM-HH:MM")
+                })?;
+                Ok((
+                    time_of(a.trim(), "a break's start")?,
+                    time_of(z.trim(), "a break's end")?,
+                ))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        out.push(Shift {
+            days,
+            start: time_of(&text("start")?, "start")?,
+            end: time_of(&text("end")?, "end")?,
+            breaks,
+            name,
+        });
+    }
+    Ok(out)
+}
+
+/// The holidays of the `holidays` key's value: an array of dates (`2026-12-25`, TOML
+/// dates or strings).
+///
+/// # Errors
+/// Not an array, an item not a date, more than [`factorydash_core::shifts::MAX_HOLIDAYS`].
+pub fn holidays(value: &toml::Value) -> anyhow::Result<Vec<NaiveDate>> {
+    let toml::Value::Array(items) = value else {
+        bail!("'holidays' must be an array of dates");
+    };
+    if items.len() > factorydash_core::shifts::MAX_HOLIDAYS {
+        bail!(
+            "{} holidays; at most {}",
+            items.len(),
+            factorydash_core::shifts::MAX_HOLIDAYS
+        );
+    }
+    items
+        .iter()
+        .map(|v| {
+            let text = match v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Datetime(d) => d.to_string(),
+                other => bail!("a holiday must be a date, not a {}", other.type_str()),
+            };
+            NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+                .with_context(|| format!("the holiday '{text}' is not a date as YYYY-MM-DD"))
+        })
+        .collect()
 }
 
 /// The layout that the `cell` key's value (an array of tables: `[[cell]]`) gives.

@@ -27,6 +27,7 @@ mod record;
 mod records;
 mod redact;
 mod replay;
+mod report;
 mod simulate;
 mod state;
 mod store_env;
@@ -254,6 +255,10 @@ struct ServeArgs {
     /// A session ends this long after sign-in, however much it is used.
     #[arg(long, default_value = "30d", value_parser = humantime::parse_duration, env = "FACTORYDASH_SESSION_LIFETIME")]
     session_lifetime: Duration,
+    /// Keep the summaries (seconds per state, parts, per minute, hour and day: what OEE
+    /// and the reports read) this long, longer than the observations.
+    #[arg(long, default_value = "730d", value_parser = humantime::parse_duration, env = "FACTORYDASH_SUMMARY_RETENTION")]
+    summary_retention: Duration,
     /// Audit log entries older than this are removed (checked every hour).
     #[arg(long, default_value = "365d", value_parser = humantime::parse_duration, env = "FACTORYDASH_AUDIT_RETENTION")]
     audit_retention: Duration,
@@ -599,8 +604,9 @@ async fn run() -> anyhow::Result<()> {
     let mut command = Cli::command();
     // The plant's cells and lines, from the file's `[[cell]]` tables (none without).
     let mut layout = factorydash_core::layout::Layout::default();
+    let mut shifts = config::ShiftSpec::default();
     if let Some(path) = config::config_path(&args) {
-        (command, layout) = config::apply(command, &path)?;
+        (command, layout, shifts) = config::apply(command, &path)?;
     }
     let matches = command
         .try_get_matches_from(&args)
@@ -615,7 +621,7 @@ async fn run() -> anyhow::Result<()> {
         },
     });
     match cli.command {
-        Some(Command::Serve(args)) => serve(*args, layout).await,
+        Some(Command::Serve(args)) => serve(*args, layout, shifts).await,
         Some(Command::Replay(args)) => replay_agent(args).await,
         Some(Command::Simulate(args)) => {
             let listen = args.listen;
@@ -696,7 +702,7 @@ async fn run() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        None => serve(cli.serve, layout).await,
+        None => serve(cli.serve, layout, shifts).await,
     }
 }
 
@@ -1022,7 +1028,11 @@ async fn open_postgres(config: &PgConfig, pending: &PendingStore) -> anyhow::Res
     }
 }
 
-async fn serve(args: ServeArgs, layout: factorydash_core::layout::Layout) -> anyhow::Result<()> {
+async fn serve(
+    args: ServeArgs,
+    layout: factorydash_core::layout::Layout,
+    shifts: config::ShiftSpec,
+) -> anyhow::Result<()> {
     // One agent per URL without credentials (`--agent`, FACTORYDASH_AGENTS, the file).
     supervisor::one_per_url(&args.agents).context("--agent")?;
     let mut tokens = auth::Tokens::parse(&args.tokens).map_err(anyhow::Error::msg)?;
@@ -1117,6 +1127,11 @@ async fn serve(args: ServeArgs, layout: factorydash_core::layout::Layout) -> any
         .clone()
         .unwrap_or_else(time_zone::PlantTimeZone::system);
     tracing::info!(time_zone = %zone, "pages show times in the plant's time zone");
+    let tz: chrono_tz::Tz = zone
+        .name()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("the time zone {zone}: {e}"))?;
+    report::set_calendar(shifts.calendar(tz).context("the shift calendar")?);
     time_zone::set_plant(zone);
     let app = App::new(store.clone(), kind, layout);
     if let Some((_, pending, _)) = &opening {
@@ -1317,6 +1332,7 @@ async fn start_ingest(
             }
         }
     }
+    tokio::spawn(prune_summaries(store.clone(), args.summary_retention));
     tokio::spawn(prune(store, args.retention));
     Ok(())
 }
@@ -1354,6 +1370,23 @@ async fn stop(app: &Arc<App>, server: tokio::task::JoinHandle<()>, timeout: Dura
     }
     tracing::info!("stopped");
 }
+/// Drops summary periods older than the summaries' retention period, every hour.
+async fn prune_summaries(store: Arc<dyn Store>, retention: Duration) {
+    let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let cutoff = chrono::Utc::now()
+            .checked_sub_signed(retention)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        match store.prune_summaries(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(dropped = n, "summary retention"),
+            Err(e) => tracing::warn!(error = %e, "summary retention failed; retrying in an hour"),
+        }
+    }
+}
+
 /// Drops observations older than the retention period, every minute.
 async fn prune(store: Arc<dyn Store>, retention: Duration) {
     let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);

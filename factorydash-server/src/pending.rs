@@ -108,6 +108,24 @@ impl Store for PendingStore {
         self.store()?.gaps().await
     }
 
+    async fn summary(
+        &self,
+        query: &factorydash_store::SummaryQuery,
+    ) -> Result<Vec<factorydash_core::summary::SummaryTotal>, StoreError> {
+        self.store()?.summary(query).await
+    }
+
+    async fn prune_summaries(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.store()?.prune_summaries(cutoff).await
+    }
+
+    async fn rebuild_summaries(
+        &self,
+        from: DateTime<Utc>,
+    ) -> Result<factorydash_store::RebuildOutcome, StoreError> {
+        self.store()?.rebuild_summaries(from).await
+    }
+
     async fn latest(
         &self,
         filter: &LatestFilter,

@@ -257,6 +257,10 @@ pub struct SummaryQuery {
     /// Per agent (base URL), an earlier time the states still open count until: when
     /// the agent was last heard from, for one that is not reachable now.
     pub agent_until: std::collections::BTreeMap<String, DateTime<Utc>>,
+    /// Whether the states still open of an agent not in `agent_until` count only until
+    /// its device's newest tracked observation (an agent not followed now: its last state
+    /// is not stretched to now).
+    pub unlisted_until_last: bool,
 }
 
 impl SummaryQuery {
@@ -267,14 +271,21 @@ impl SummaryQuery {
             devices: None,
             open_until,
             agent_until: Default::default(),
+            unlisted_until_last: false,
         }
     }
 
-    /// Until when `agent`'s open states count.
-    pub fn until(&self, agent: &str) -> DateTime<Utc> {
-        self.agent_until
-            .get(agent)
-            .map_or(self.open_until, |t| (*t).min(self.open_until))
+    /// Until when the open states `held` of a device of `agent` count.
+    pub fn until(&self, agent: &str, held: &[factorydash_core::summary::Held]) -> DateTime<Utc> {
+        match self.agent_until.get(agent) {
+            Some(t) => (*t).min(self.open_until),
+            None if self.unlisted_until_last => held
+                .iter()
+                .map(|h| h.since)
+                .max()
+                .map_or(self.open_until, |t| t.min(self.open_until)),
+            None => self.open_until,
+        }
     }
 }
 

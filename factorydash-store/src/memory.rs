@@ -663,8 +663,13 @@ impl Store for MemoryStore {
                     totals.add(agent, device, &c.item, c.measure, &c.state, *v);
                 }
             }
-            for t in summary::open_totals(agent, device, &s.held, &query.ranges, query.until(agent))
-            {
+            for t in summary::open_totals(
+                agent,
+                device,
+                &s.held,
+                &query.ranges,
+                query.until(agent, &s.held),
+            ) {
                 totals.add_total(t);
             }
         }

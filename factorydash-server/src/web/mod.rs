@@ -26,6 +26,7 @@ mod operations;
 mod pages;
 mod params;
 mod records;
+mod report;
 pub mod upgrade;
 
 use std::convert::Infallible;
@@ -92,6 +93,36 @@ pub fn routes(
             .and(warp::header::headers_cloned())
             .and(params::done_query())
             .then(pages::agents),
+    ))
+    .unify()
+    .boxed();
+    let reports = answered(
+        "/api/oee",
+        warp::path!("api" / "oee")
+            .and(warp::get())
+            .and(with.clone())
+            .and(scope.clone())
+            .and(query())
+            .then(report::api),
+    )
+    .or(answered(
+        "/report",
+        warp::path!("report")
+            .and(warp::get())
+            .and(with.clone())
+            .and(scope.clone())
+            .and(query())
+            .then(report::html_page),
+    ))
+    .unify()
+    .or(answered(
+        "/report.csv",
+        warp::path!("report.csv")
+            .and(warp::get())
+            .and(with.clone())
+            .and(scope.clone())
+            .and(query())
+            .then(report::csv),
     ))
     .unify()
     .boxed();
@@ -314,6 +345,8 @@ pub fn routes(
         .or(ws)
         .unify()
         .or(api)
+        .unify()
+        .or(reports)
         .unify()
         .or(operations)
         .unify()

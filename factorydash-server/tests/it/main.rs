@@ -17,6 +17,7 @@ mod identity;
 mod install;
 mod layout;
 mod live;
+mod oee;
 mod records;
 mod security;
 mod simulate;

@@ -256,7 +256,7 @@ pub(super) async fn query(
     let all: Vec<i32> = names.keys().copied().collect();
     for (id, held) in held(client, &all).await? {
         if let Some((agent, device)) = names.get(&id) {
-            for t in summary::open_totals(agent, device, &held, &q.ranges, q.until(agent)) {
+            for t in summary::open_totals(agent, device, &held, &q.ranges, q.until(agent, &held)) {
                 totals.add_total(t);
             }
         }

@@ -166,7 +166,7 @@ pub(super) fn query(c: &Connection, q: &SummaryQuery) -> Result<Vec<SummaryTotal
     }
     for (id, (agent, device)) in &names {
         let held = held(&tx, *id)?;
-        for t in summary::open_totals(agent, device, &held, &q.ranges, q.until(agent)) {
+        for t in summary::open_totals(agent, device, &held, &q.ranges, q.until(agent, &held)) {
             totals.add_total(t);
         }
     }

@@ -1,0 +1,267 @@
+//! OEE and utilization reports over a shift, a day, a week, a month or any window, per
+//! device, per cell and for the plant, answered from the store's summaries
+//! ([`factorydash_store::Store::summary`], two questions whatever the window's length):
+//! what `/api/oee`, `/report` and `/report.csv` show.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Utc};
+use factorydash_core::layout::Placement;
+use factorydash_core::oee::{oee, DeviceFigures, Oee, OeeInputs};
+use factorydash_core::shifts::ShiftCalendar;
+use factorydash_core::summary::{MinuteRange, SummaryTotal};
+use factorydash_core::DeviceKey;
+use factorydash_store::{StoreError, SummaryQuery};
+use serde::Serialize;
+
+use crate::accounts::Scope;
+use crate::state::App;
+
+static CALENDAR: OnceLock<ShiftCalendar> = OnceLock::new();
+
+/// Sets the plant's shift calendar for this process (at start; a second call is ignored).
+pub fn set_calendar(calendar: ShiftCalendar) {
+    let _ = CALENDAR.set(calendar);
+}
+
+/// The plant's shift calendar: the one [`set_calendar`] set, else every minute planned
+/// (UTC).
+pub fn calendar() -> &'static ShiftCalendar {
+    CALENDAR.get_or_init(|| ShiftCalendar::always(chrono_tz::UTC))
+}
+
+/// The time in one Execution state over a window, with its share of the window.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Share {
+    /// The state, or `NO DATA` for time without a known Execution state (no observation,
+    /// or `UNAVAILABLE`).
+    pub state: String,
+    /// Seconds.
+    pub seconds: f64,
+    /// Share of the window (0 to 1): the shares add up to 1.
+    pub share: f64,
+}
+
+/// One device's report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceReport {
+    /// The agent's URL (without credentials).
+    pub agent: String,
+    /// The device's name.
+    pub device: String,
+    /// Its display name, from its record, if set.
+    pub display_name: Option<String>,
+    /// Its cell and line, if placed.
+    pub cell: Option<String>,
+    /// Its line, if its cell has one.
+    pub line: Option<String>,
+    /// The ideal cycle time used, seconds per part, from its record.
+    pub ideal_cycle_time: Option<f64>,
+    /// OEE over the window's planned time.
+    pub oee: Oee,
+    /// Utilization over the whole window (up to now): each Execution state's time and
+    /// the time without data, largest first.
+    pub utilization: Vec<Share>,
+    /// Seconds with a Fault active in the window.
+    pub fault_seconds: f64,
+    /// Seconds with a Warning active in the window.
+    pub warning_seconds: f64,
+    /// Parts counted in the window, by subType (`ALL`, `GOOD`, `BAD`).
+    pub parts: BTreeMap<String, f64>,
+}
+
+/// A group's report: a cell's or the plant's.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupReport {
+    /// The cell's name (`Unassigned` for devices in none; `Plant` for the plant).
+    pub name: String,
+    /// The cell's line, if any.
+    pub line: Option<String>,
+    /// How many devices.
+    pub devices: usize,
+    /// OEE from the devices' summed times and quantities.
+    pub oee: Oee,
+}
+
+/// A report over one window.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// The window's start (UTC).
+    pub from: DateTime<Utc>,
+    /// The window's end (UTC, exclusive).
+    pub to: DateTime<Utc>,
+    /// Where the figures end: the window's end, or now if that is earlier.
+    pub until: DateTime<Utc>,
+    /// The plant's time zone.
+    pub time_zone: String,
+    /// Whether planned time comes from shifts (else every minute is planned).
+    pub shifts: bool,
+    /// The shift, when the window is one.
+    pub shift: Option<String>,
+    /// Planned seconds in the window up to `until`.
+    pub planned_seconds: f64,
+    /// The plant.
+    pub plant: GroupReport,
+    /// Each cell with devices.
+    pub cells: Vec<GroupReport>,
+    /// Each device the viewer may see.
+    pub devices: Vec<DeviceReport>,
+}
+
+/// The report of `[from, to)` for the devices `scope` lets the viewer see. Times are
+/// rounded down to the minute; nothing after now is counted.
+///
+/// # Errors
+/// The store's.
+pub async fn report(
+    app: &App,
+    scope: &Scope,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    shift: Option<String>,
+) -> Result<Report, StoreError> {
+    let calendar = calendar();
+    let now = Utc::now();
+    let until = to.min(now).max(from);
+    let devices = app.devices_for(scope).await?;
+    let keys: Vec<DeviceKey> = devices.iter().map(|d| d.key()).collect();
+    let planned = calendar.planned(from, until);
+    let planned_seconds: f64 = planned.iter().map(|r| r.seconds() as f64).sum();
+    let window = MinuteRange::new(from, until);
+    let window_seconds = window.seconds() as f64;
+    // Open states count until now for an agent answering now, until its last answer for
+    // one that does not, and until its last observation for one not followed.
+    let mut agent_until = BTreeMap::new();
+    for h in app.health.all() {
+        let until = match (h.unreachable_since, h.last_contact) {
+            (None, _) => now,
+            (Some(since), last) => last.unwrap_or(since),
+        };
+        agent_until.insert(h.source.clone(), until);
+    }
+    let ask = |ranges: Vec<MinuteRange>| {
+        let mut q = SummaryQuery::new(ranges, now);
+        q.devices = Some(keys.clone());
+        q.agent_until = agent_until.clone();
+        q.unlisted_until_last = true;
+        q
+    };
+    let by_device = |totals: Vec<SummaryTotal>| {
+        let mut out: BTreeMap<(String, String), Vec<SummaryTotal>> = BTreeMap::new();
+        for t in totals {
+            out.entry((t.agent.clone(), t.device.clone()))
+                .or_default()
+                .push(t);
+        }
+        out
+    };
+    let planned_totals = if planned.is_empty() || keys.is_empty() {
+        BTreeMap::new()
+    } else {
+        by_device(app.store.summary(&ask(planned)).await?)
+    };
+    let window_totals = if window.seconds() == 0 || keys.is_empty() {
+        BTreeMap::new()
+    } else {
+        by_device(app.store.summary(&ask(vec![window])).await?)
+    };
+    let layout = app.layout();
+    let mut reports = Vec::with_capacity(devices.len());
+    let mut inputs: Vec<(Option<(String, Option<String>)>, OeeInputs)> = Vec::new();
+    for d in devices.iter() {
+        let k = (d.agent.clone(), d.name.clone());
+        let empty = Vec::new();
+        let in_plan = DeviceFigures::from_totals(planned_totals.get(&k).unwrap_or(&empty));
+        let in_window = DeviceFigures::from_totals(window_totals.get(&k).unwrap_or(&empty));
+        let record = app.records.get(&d.agent, &d.name);
+        let ideal = record.as_ref().and_then(|r| r.ideal_cycle_time);
+        let input = in_plan.oee_inputs(planned_seconds, ideal);
+        let mut utilization: Vec<Share> = in_window
+            .execution
+            .iter()
+            .filter(|(s, v)| s.as_str() != "UNAVAILABLE" && **v > 0.0)
+            .map(|(s, v)| Share {
+                state: s.clone(),
+                seconds: *v,
+                share: if window_seconds > 0.0 {
+                    v / window_seconds
+                } else {
+                    0.0
+                },
+            })
+            .collect();
+        let no_data = (window_seconds - in_window.known_seconds()).max(0.0);
+        if no_data > 0.0 {
+            utilization.push(Share {
+                state: "NO DATA".into(),
+                seconds: no_data,
+                share: if window_seconds > 0.0 {
+                    no_data / window_seconds
+                } else {
+                    0.0
+                },
+            });
+        }
+        utilization.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+        let (cell, line) = match layout.place(&d.agent, &d.name) {
+            Placement::Cell(i) => layout.cells().get(i).map_or((None, None), |c| {
+                (Some(c.name().to_owned()), c.line().map(str::to_owned))
+            }),
+            Placement::Unassigned => (None, None),
+        };
+        inputs.push((cell.clone().map(|c| (c, line.clone())), input.clone()));
+        reports.push(DeviceReport {
+            agent: crate::redact::redacted(&d.agent).into_owned(),
+            device: d.name.clone(),
+            display_name: record.and_then(|r| r.display_name),
+            cell,
+            line,
+            ideal_cycle_time: ideal,
+            oee: oee(&[input]),
+            utilization,
+            fault_seconds: in_window.fault_seconds,
+            warning_seconds: in_window.warning_seconds,
+            parts: in_window.parts,
+        });
+    }
+    let mut groups: BTreeMap<(Option<String>, String), Vec<OeeInputs>> = BTreeMap::new();
+    for (cell, input) in &inputs {
+        let (name, line) = match cell {
+            Some((c, l)) => (c.clone(), l.clone()),
+            None => ("Unassigned".to_owned(), None),
+        };
+        groups.entry((line, name)).or_default().push(input.clone());
+    }
+    let cells = groups
+        .into_iter()
+        .map(|((line, name), inputs)| GroupReport {
+            name,
+            line,
+            devices: inputs.len(),
+            oee: oee(&inputs),
+        })
+        .collect();
+    let all: Vec<OeeInputs> = inputs.into_iter().map(|(_, i)| i).collect();
+    Ok(Report {
+        from,
+        to,
+        until,
+        time_zone: calendar.time_zone().name().to_owned(),
+        shifts: calendar.has_shifts(),
+        shift,
+        planned_seconds,
+        plant: GroupReport {
+            name: "Plant".into(),
+            line: None,
+            devices: all.len(),
+            oee: oee(&all),
+        },
+        cells,
+        devices: reports,
+    })
+}

@@ -1,0 +1,267 @@
+//! `/api/oee` (JSON), `/report` (a printable page, no JavaScript) and `/report.csv`: OEE,
+//! its factors and utilization per device, cell and plant over a shift, a day, a week, a
+//! month or any window ([`crate::report`]).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use factorydash_core::oee::{duration_text, Factor};
+use maud::{html, Markup, DOCTYPE};
+use serde::Deserialize;
+use warp::http::StatusCode;
+use warp::reply::{self, Reply, Response};
+
+use super::errors::ApiError;
+use super::params::FromQuery;
+use crate::accounts::Scope;
+use crate::report::{self, Report};
+use crate::state::App;
+
+/// The longest window a report covers: 400 days.
+const MAX_WINDOW_DAYS: i64 = 400;
+
+/// A report's window: `period` (`shift`, `day`, `week`, `month`; the one holding `at`,
+/// by default now, in the plant's time zone) or `from` and `to` (RFC 3339).
+#[derive(Debug, Clone)]
+pub struct ReportQuery {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    period: String,
+    shift: Option<String>,
+}
+
+/// What a client sends.
+#[derive(Debug, Deserialize)]
+pub struct RawReportQuery {
+    period: Option<String>,
+    at: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn time(name: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "{name} must be an RFC 3339 time, e.g. 2026-12-07T06:00:00Z"
+            ))
+        })
+}
+
+impl FromQuery for ReportQuery {
+    type Raw = RawReportQuery;
+
+    fn validate(raw: RawReportQuery) -> Result<Self, ApiError> {
+        let calendar = report::calendar();
+        match (raw.from.as_deref(), raw.to.as_deref()) {
+            (Some(f), Some(t)) => {
+                let (from, to) = (time("from", f)?, time("to", t)?);
+                if to <= from {
+                    return Err(ApiError::bad_request("to must be after from"));
+                }
+                if to - from > Duration::days(MAX_WINDOW_DAYS) {
+                    return Err(ApiError::bad_request(format!(
+                        "a report covers at most {MAX_WINDOW_DAYS} days"
+                    )));
+                }
+                Ok(ReportQuery {
+                    from,
+                    to,
+                    period: "custom".into(),
+                    shift: None,
+                })
+            }
+            (None, None) => {
+                let period = raw.period.unwrap_or_else(|| "shift".into());
+                let at = match raw.at.as_deref() {
+                    Some(a) => time("at", a)?,
+                    None => Utc::now(),
+                };
+                let (from, to) = calendar.period(&period, at).ok_or_else(|| {
+                    ApiError::bad_request("period must be shift, day, week or month")
+                })?;
+                let shift = (period == "shift")
+                    .then(|| calendar.shift_at(at).map(|s| s.name))
+                    .flatten();
+                Ok(ReportQuery {
+                    from,
+                    to,
+                    period,
+                    shift,
+                })
+            }
+            _ => Err(ApiError::bad_request("give both from and to, or neither")),
+        }
+    }
+}
+
+/// `GET /api/oee`: the report as JSON.
+pub async fn api(app: Arc<App>, scope: Scope, q: ReportQuery) -> Result<Response, ApiError> {
+    let r = report::report(&app, &scope, q.from, q.to, q.shift).await?;
+    Ok(reply::json(&r).into_response())
+}
+
+fn percent(f: &Factor) -> String {
+    f.value
+        .map_or_else(|| "—".to_owned(), |v| format!("{:.1} %", v * 100.0))
+}
+
+fn factor(f: &Factor) -> Markup {
+    html! { td title=(f.how) { (percent(f)) br; small .muted { (f.how) } } }
+}
+
+fn page(r: &Report, period: &str) -> String {
+    let title = match &r.shift {
+        Some(s) => format!("Shift {s}"),
+        None => format!("{} report", period[..1].to_uppercase() + &period[1..]),
+    };
+    let tz: chrono_tz::Tz = r.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
+    let at = r.from.to_rfc3339();
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · factorydash" }
+                script src=(crate::assets::url("theme.js")) {}
+                link rel="stylesheet" href=(crate::assets::url("app.css"));
+                link rel="stylesheet" href=(crate::assets::url("report.css"));
+            }
+            body .report {
+                header .no-print {
+                    h1 { a href="/" { "factorydash" } " › Reports" }
+                    nav .jump aria-label="Periods" {
+                        @for p in ["shift", "day", "week", "month"] {
+                            a href={ "/report?period=" (p) } aria-current=[(p == period).then_some("page")] { (p) }
+                        }
+                        a href={ "/report.csv?from=" (r.from.to_rfc3339().replace('+', "%2B")) "&to=" (r.to.to_rfc3339().replace('+', "%2B")) } { "CSV" }
+                        a href={ "/api/oee?from=" (at.replace('+', "%2B")) "&to=" (r.to.to_rfc3339().replace('+', "%2B")) } { "JSON" }
+                    }
+                }
+                main {
+                    h2 { (title) }
+                    p .muted {
+                        (local(r.from)) " – " (local(r.to)) " (" (r.time_zone) ")"
+                        @if r.until < r.to { ", so far: until " (local(r.until)) }
+                        ". Planned time " (duration_text(r.planned_seconds))
+                        @if !r.shifts { " (no shift calendar: every minute is planned)" }
+                        ". OEE = availability × performance × quality (ISO 22400-2); — is not reported."
+                    }
+                    table .oee {
+                        thead { tr { th { "" } th { "Devices" } th { "OEE" } th { "Availability" } th { "Performance" } th { "Quality" } th { "Run" } th { "No data" } th { "Parts" } } }
+                        tbody {
+                            @for g in std::iter::once(&r.plant).chain(r.cells.iter()) {
+                                tr .group {
+                                    th scope="row" { (g.name) @if let Some(l) = &g.line { " · " (l) } }
+                                    td { (g.devices) }
+                                    (factor(&g.oee.oee)) (factor(&g.oee.availability)) (factor(&g.oee.performance)) (factor(&g.oee.quality))
+                                    td { (duration_text(g.oee.run_seconds)) }
+                                    td { (duration_text(g.oee.no_data_seconds)) }
+                                    td { (g.oee.produced.map_or("—".into(), |p| format!("{p:.0}"))) }
+                                }
+                            }
+                        }
+                    }
+                    h3 { "Devices" }
+                    table .oee {
+                        thead { tr { th { "Device" } th { "Cell" } th { "OEE" } th { "Availability" } th { "Performance" } th { "Quality" } th { "Utilization (whole window)" } th { "Fault" } th { "Parts" } } }
+                        tbody {
+                            @for d in &r.devices {
+                                tr {
+                                    th scope="row" { (d.display_name.as_deref().unwrap_or(&d.device)) br; small .muted { (d.device) } }
+                                    td { (d.cell.as_deref().unwrap_or("—")) }
+                                    (factor(&d.oee.oee)) (factor(&d.oee.availability)) (factor(&d.oee.performance)) (factor(&d.oee.quality))
+                                    td {
+                                        @for s in &d.utilization {
+                                            span .share { (s.state) " " (format!("{:.1} %", s.share * 100.0)) } " "
+                                        }
+                                    }
+                                    td { (duration_text(d.fault_seconds)) }
+                                    td { (d.parts.get("ALL").map_or("—".into(), |p| format!("{p:.0}"))) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    .into_string()
+}
+
+/// `GET /report`: the report page (printable: no navigation on paper).
+pub async fn html_page(app: Arc<App>, scope: Scope, q: ReportQuery) -> Result<Response, ApiError> {
+    let r = report::report(&app, &scope, q.from, q.to, q.shift.clone()).await?;
+    Ok(reply::with_status(reply::html(page(&r, &q.period)), StatusCode::OK).into_response())
+}
+
+/// `GET /report.csv`: a row per device, then per cell and the plant.
+pub async fn csv(app: Arc<App>, scope: Scope, q: ReportQuery) -> Result<Response, ApiError> {
+    let r = report::report(&app, &scope, q.from, q.to, q.shift).await?;
+    let value = |f: &Factor| f.value.map_or(String::new(), |v| format!("{v:.4}"));
+    let mut rows: Vec<Vec<Cow<'_, str>>> = Vec::new();
+    for d in &r.devices {
+        rows.push(vec![
+            "device".into(),
+            d.agent.as_str().into(),
+            d.device.as_str().into(),
+            d.cell.clone().unwrap_or_default().into(),
+            value(&d.oee.oee).into(),
+            value(&d.oee.availability).into(),
+            value(&d.oee.performance).into(),
+            value(&d.oee.quality).into(),
+            format!("{:.0}", d.oee.planned_seconds).into(),
+            format!("{:.0}", d.oee.run_seconds).into(),
+            format!("{:.0}", d.oee.no_data_seconds).into(),
+            d.oee
+                .produced
+                .map_or(String::new(), |p| format!("{p}"))
+                .into(),
+            d.oee.good.map_or(String::new(), |p| format!("{p}")).into(),
+        ]);
+    }
+    for g in std::iter::once(&r.plant).chain(r.cells.iter()) {
+        rows.push(vec![
+            if g.name == "Plant" { "plant" } else { "cell" }.into(),
+            String::new().into(),
+            String::new().into(),
+            g.name.as_str().into(),
+            value(&g.oee.oee).into(),
+            value(&g.oee.availability).into(),
+            value(&g.oee.performance).into(),
+            value(&g.oee.quality).into(),
+            format!("{:.0}", g.oee.planned_seconds).into(),
+            format!("{:.0}", g.oee.run_seconds).into(),
+            format!("{:.0}", g.oee.no_data_seconds).into(),
+            g.oee
+                .produced
+                .map_or(String::new(), |p| format!("{p}"))
+                .into(),
+            g.oee.good.map_or(String::new(), |p| format!("{p}")).into(),
+        ]);
+    }
+    let file = format!("factorydash-oee-{}.csv", r.from.format("%Y%m%dT%H%MZ"));
+    Ok(super::export::csv_answer(
+        &[
+            "level",
+            "agent",
+            "device",
+            "cell",
+            "oee",
+            "availability",
+            "performance",
+            "quality",
+            "planned_s",
+            "run_s",
+            "no_data_s",
+            "produced",
+            "good",
+        ],
+        rows,
+        &file,
+    ))
+}

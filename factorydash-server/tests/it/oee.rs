@@ -1,0 +1,317 @@
+//! OEE, utilization and the report pages from the summaries, against figures computed by
+//! hand from the bundled 3-machine recording's SHDR text (Mazak01's `execution` and
+//! `PartCountAct` lines), over two shifts of a calendar (one with a break) and a day with
+//! no data, through `serve` over real HTTP.
+
+use std::path::Path;
+
+use chrono::{DateTime, Duration, DurationRound, Timelike, Utc};
+use factorydash_core::records::DeviceRecord;
+use factorydash_core::Batch;
+use factorydash_mtconnect::recording::{read_maybe_gzipped, Recording};
+use factorydash_store::sqlite::SqliteStore;
+use factorydash_store::Store;
+
+use crate::support::{get_json, get_text, start};
+
+const AGENT: &str = "http://recorded.invalid:5000";
+
+fn recording_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../recordings/nist-3-machines-shdr-2016")
+}
+
+/// `(timestamp, key, value)` of each line of a device's SHDR log, as written.
+fn shdr_lines(device: &str) -> Vec<(DateTime<Utc>, String, String)> {
+    let bytes = read_maybe_gzipped(&recording_dir().join(format!("{device}.shdr.txt.gz"))).unwrap();
+    let text = String::from_utf8(bytes).unwrap();
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.split('|');
+            let t = f.next()?.parse().ok()?;
+            Some((t, f.next()?.to_owned(), f.next().unwrap_or("").to_owned()))
+        })
+        .collect()
+}
+
+/// Seconds of `[a, b)` within `ranges`.
+fn overlap(a: DateTime<Utc>, b: DateTime<Utc>, ranges: &[(DateTime<Utc>, DateTime<Utc>)]) -> f64 {
+    ranges
+        .iter()
+        .map(|(x, y)| ((b.min(*y) - a.max(*x)).num_milliseconds().max(0)) as f64 / 1000.0)
+        .sum()
+}
+
+struct Expected {
+    planned: f64,
+    run: f64,
+    known: f64,
+    parts: f64,
+}
+
+/// The figures of Mazak01 over `ranges`, from its log's text moved by `offset`.
+fn by_hand(offset: Duration, ranges: &[(DateTime<Utc>, DateTime<Utc>)]) -> Expected {
+    let lines = shdr_lines("Mazak01");
+    let exec: Vec<(DateTime<Utc>, &str)> = lines
+        .iter()
+        .filter(|(_, k, _)| k == "execution")
+        .map(|(t, _, v)| (*t + offset, v.as_str()))
+        .collect();
+    let (mut run, mut known) = (0.0, 0.0);
+    for w in exec.windows(2) {
+        let ((a, state), (b, _)) = (w[0], w[1]);
+        let s = overlap(a, b, ranges);
+        if state == "ACTIVE" {
+            run += s;
+        }
+        if state != "UNAVAILABLE" {
+            known += s;
+        }
+    }
+    let mut parts = 0.0;
+    let mut last: Option<f64> = None;
+    for (t, k, v) in &lines {
+        let Ok(count) = v.parse::<f64>() else {
+            continue;
+        };
+        if k != "PartCountAct" {
+            continue;
+        }
+        if let Some(p) = last {
+            let made = if count >= p { count - p } else { count };
+            let minute = (*t + offset).duration_trunc(Duration::minutes(1)).unwrap();
+            if ranges.iter().any(|(x, y)| minute >= *x && minute < *y) {
+                parts += made;
+            }
+        }
+        last = Some(count);
+    }
+    Expected {
+        planned: ranges
+            .iter()
+            .map(|(a, b)| (*b - *a).num_seconds() as f64)
+            .sum(),
+        run,
+        known,
+        parts,
+    }
+}
+
+fn close(got: &serde_json::Value, want: f64, what: &str) {
+    let got = got.as_f64().unwrap_or_else(|| panic!("{what}: {got}"));
+    assert!(
+        (got - want).abs() < 0.01 + want.abs() * 1e-9,
+        "{what}: got {got}, by hand {want}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oee_of_two_shifts_and_a_day_without_data_match_figures_by_hand() {
+    let dir = std::env::temp_dir().join(format!("fd-oee-{}", rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let recording = Recording::load(&recording_dir()).unwrap();
+    {
+        let store = SqliteStore::open(dir.as_path().join("factorydash.db"))
+            .await
+            .unwrap();
+        store
+            .put_devices(AGENT, &recording.devices.device_infos(AGENT))
+            .await
+            .unwrap();
+        for chunk in recording.observations.chunks(5000) {
+            store
+                .append(&Batch {
+                    agent: AGENT.into(),
+                    instance_id: 1,
+                    next_sequence: chunk.last().unwrap().sequence + 1,
+                    observations: chunk.to_vec(),
+                })
+                .await
+                .unwrap();
+        }
+        let mut record = DeviceRecord::new(AGENT, "Mazak01");
+        record.ideal_cycle_time = Some(30.0);
+        store.put_device_record(&record).await.unwrap();
+    }
+    // The recording moves each log to start with the earliest: Mazak01's offset is its
+    // first observation's time less its log's first line's.
+    let first_line = shdr_lines("Mazak01")[0].0;
+    let first_stored = recording
+        .observations
+        .iter()
+        .filter(|o| o.device == "Mazak01")
+        .map(|o| o.timestamp)
+        .min()
+        .unwrap();
+    let offset = first_stored - first_line;
+    // Shift A: four hours from the hour of Mazak01's first ACTIVE, with a break in its
+    // second hour; shift B: the four hours after it.
+    let first_active = shdr_lines("Mazak01")
+        .into_iter()
+        .find(|(_, k, v)| k == "execution" && v == "ACTIVE")
+        .unwrap()
+        .0
+        + offset;
+    let a = first_active.duration_trunc(Duration::hours(1)).unwrap();
+    let h = |t: DateTime<Utc>| format!("{:02}:{:02}", t.hour(), t.minute());
+    let config = format!(
+        r#"time-zone = "UTC"
+[[shift]]
+name = "A"
+days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+start = "{}"
+end = "{}"
+breaks = ["{}-{}"]
+[[shift]]
+name = "B"
+days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+start = "{}"
+end = "{}"
+"#,
+        h(a),
+        h(a + Duration::hours(4)),
+        h(a + Duration::hours(1)),
+        h(a + Duration::minutes(90)),
+        h(a + Duration::hours(4)),
+        h(a + Duration::hours(8)),
+    );
+    let file = dir.as_path().join("factorydash.toml");
+    std::fs::write(&file, config).unwrap();
+    let serve = start(&[
+        "serve",
+        "--config",
+        file.to_str().unwrap(),
+        "--data-dir",
+        dir.as_path().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        // The recording is of 2016: keep its summaries (by default two years).
+        "--summary-retention",
+        "36500d",
+    ])
+    .await;
+
+    let shifts = [
+        (
+            "A",
+            a,
+            vec![
+                (a, a + Duration::hours(1)),
+                (a + Duration::minutes(90), a + Duration::hours(4)),
+            ],
+        ),
+        (
+            "B",
+            a + Duration::hours(4),
+            vec![(a + Duration::hours(4), a + Duration::hours(8))],
+        ),
+    ];
+    for (name, start, ranges) in shifts {
+        let want = by_hand(offset, &ranges);
+        assert!(
+            want.known > 600.0,
+            "shift {name}: the machine reported ({} s)",
+            want.known
+        );
+        if name == "A" {
+            assert!(
+                want.run > 600.0,
+                "shift A: the machine ran ({} s)",
+                want.run
+            );
+        }
+        let at = (start + Duration::minutes(10))
+            .to_rfc3339()
+            .replace('+', "%2B");
+        let (status, r) = get_json(&format!("{}/api/oee?period=shift&at={at}", serve.base)).await;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(r["shift"], name);
+        let d = r["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["device"] == "Mazak01")
+            .unwrap()
+            .clone();
+        let o = &d["oee"];
+        close(&o["plannedSeconds"], want.planned, "planned");
+        close(&o["runSeconds"], want.run, "run");
+        close(&o["noDataSeconds"], want.planned - want.known, "no data");
+        close(
+            &o["availability"]["value"],
+            want.run / want.planned,
+            "availability",
+        );
+        eprintln!(
+            "shift {name}: planned {} s, run {} s, no data {} s, {} parts (by hand and served)",
+            want.planned,
+            want.run,
+            want.planned - want.known,
+            want.parts
+        );
+        close(&o["produced"], want.parts, "parts");
+        if want.parts > 0.0 && want.run > 0.0 {
+            close(
+                &o["performance"]["value"],
+                30.0 * want.parts / want.run,
+                "performance",
+            );
+        }
+        // Mazak01 counts all parts only: no quality, so no OEE, never a made-up 100 %.
+        assert_eq!(o["quality"]["value"], serde_json::Value::Null);
+        assert_eq!(o["oee"]["value"], serde_json::Value::Null);
+        // The plant sums the devices: its planned time is three devices' planned time.
+        close(
+            &r["plant"]["oee"]["plannedSeconds"],
+            3.0 * want.planned,
+            "plant planned",
+        );
+    }
+
+    // A day long before the recording: nothing reported, all of it without data.
+    let (status, r) = get_json(&format!(
+        "{}/api/oee?from=2016-01-01T00:00:00Z&to=2016-01-02T00:00:00Z",
+        serve.base
+    ))
+    .await;
+    assert_eq!(status, 200);
+    for d in r["devices"].as_array().unwrap() {
+        assert_eq!(
+            d["oee"]["availability"]["value"],
+            serde_json::Value::Null,
+            "{d}"
+        );
+        assert_eq!(d["utilization"][0]["state"], "NO DATA");
+        close(&d["utilization"][0]["share"], 1.0, "no data share");
+    }
+
+    // The page and the CSV say the same.
+    let at = (a + Duration::minutes(10)).to_rfc3339().replace('+', "%2B");
+    let page = get_text(format!("{}/report?period=shift&at={at}", serve.base)).await;
+    assert!(
+        page.contains("Shift A") && page.contains("Mazak01"),
+        "{page}"
+    );
+    let csv = get_text(format!("{}/report.csv?period=shift&at={at}", serve.base)).await;
+    assert!(
+        csv.starts_with("level,agent,device,cell,oee,availability"),
+        "{csv}"
+    );
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("device,") && l.contains("Mazak01")),
+        "{csv}"
+    );
+
+    // Refused: a window too long, half a window, an unknown period.
+    for q in [
+        "from=2016-01-01T00:00:00Z&to=2018-01-01T00:00:00Z",
+        "from=2016-01-01T00:00:00Z",
+        "period=year",
+        "from=yesterday&to=today",
+    ] {
+        let (status, _) = get_json(&format!("{}/api/oee?{q}", serve.base)).await;
+        assert_eq!(status, 400, "{q}");
+    }
+    drop(serve);
+    let _ = std::fs::remove_dir_all(&dir);
+}
