@@ -143,6 +143,15 @@ enum Command {
         #[command(flatten)]
         store: StoreLocation,
     },
+    /// Rebuild the summaries (what OEE and the reports read) from the stored observations,
+    /// from the start of the UTC day of --from: after a bug fix, or for observations
+    /// stored before summaries existed. Run it while no `serve` writes to the store.
+    Summaries {
+        #[command(subcommand)]
+        action: SummariesAction,
+        #[command(flatten)]
+        store: StoreLocation,
+    },
     /// Ask a running `serve` whether it is healthy: GET /healthz on 127.0.0.1 at the port
     /// of --listen (FACTORYDASH_LISTEN); exit 0 when it answers 200 within 5 s, else 1.
     /// For container health checks, where no curl is at hand.
@@ -166,6 +175,29 @@ enum Command {
         #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
         max_document: usize,
     },
+}
+
+/// What `factorydash summaries` does.
+#[derive(Debug, Subcommand)]
+enum SummariesAction {
+    /// Drop the summaries from the start of the UTC day of --from and fold the stored
+    /// observations again.
+    Rebuild {
+        /// Where to start (RFC 3339, e.g. 2026-12-01T00:00:00Z; a date such as 2026-12-01
+        /// is read as its midnight, UTC).
+        #[arg(long, value_parser = parse_instant)]
+        from: chrono::DateTime<chrono::Utc>,
+    },
+}
+
+/// An RFC 3339 time, or a date (its midnight, UTC).
+fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+        .map_err(|_| format!("'{text}' is neither an RFC 3339 time nor a date (YYYY-MM-DD)"))
 }
 
 #[derive(Debug, Args)]
@@ -659,6 +691,27 @@ async fn run() -> anyhow::Result<()> {
         .map(|_| ()),
         Some(Command::Healthcheck { listen }) => healthcheck(listen).await,
         Some(Command::Migrate { check, store }) => migrate(&store, check).await,
+        Some(Command::Summaries { action, store }) => {
+            let store = open_store(&store).await?;
+            match action {
+                SummariesAction::Rebuild { from } => {
+                    let started = std::time::Instant::now();
+                    let done = store
+                        .rebuild_summaries(from)
+                        .await
+                        .context("cannot rebuild the summaries")?;
+                    println!(
+                        "rebuilt the summaries of {} devices from {}: {} observations read, {} rows written in {:.1} s",
+                        done.devices,
+                        from.date_naive(),
+                        done.observations,
+                        done.rows,
+                        started.elapsed().as_secs_f64()
+                    );
+                    Ok(())
+                }
+            }
+        }
         Some(Command::User { action, store }) => {
             let store = open_store(&store).await?;
             user_cli::run(store, action).await

@@ -102,8 +102,17 @@ pub(crate) trait SummaryWriter {
 /// The observations read per call while rebuilding.
 const CHUNK: usize = 10_000;
 
-/// [`Store::rebuild_summaries`] over any store's reads: device by device, a UTC day at a
-/// time (in memory: one device-day of tracked observations).
+/// One data item's observations being merged by a rebuild.
+struct Source<'a> {
+    item: &'a str,
+    buffer: std::collections::VecDeque<factorydash_core::Observation>,
+    after: Option<crate::SeriesKey>,
+    done: bool,
+}
+
+/// [`Store::rebuild_summaries`] over any store's reads: device by device, each tracked data
+/// item's observations read in chunks and merged in (timestamp, sequence) order (in
+/// memory: a chunk per data item), the cells written every 100,000 observations.
 pub(crate) async fn rebuild<S: Store + SummaryWriter + ?Sized>(
     store: &S,
     from: DateTime<Utc>,
@@ -144,37 +153,53 @@ pub(crate) async fn rebuild<S: Store + SummaryWriter + ?Sized>(
         }
         seeds.sort_by_key(|o| (o.timestamp, o.sequence));
         fold.seed(&seeds, start_t);
-        let mut day = start_t;
-        while day <= now {
-            let next = day + Duration::days(1);
-            let window =
-                TimeWindow::new(day, next).map_err(|e| StoreError::Invalid(e.to_string()))?;
-            let mut observations = Vec::new();
-            for item in &items {
-                let mut after = None;
-                loop {
-                    let chunk = store
-                        .series_after(&key, item, &window, after, CHUNK)
+        // Each tracked item's observations from the start, a chunk at a time, merged in
+        // (timestamp, sequence) order: memory bounded by items × CHUNK.
+        let window = TimeWindow::new(start_t, now + Duration::days(2))
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let mut heads: Vec<Source<'_>> = items
+            .iter()
+            .map(|item| Source {
+                item,
+                buffer: std::collections::VecDeque::new(),
+                after: None,
+                done: false,
+            })
+            .collect();
+        loop {
+            for h in heads.iter_mut().filter(|h| h.buffer.is_empty() && !h.done) {
+                let chunk = store
+                    .series_after(&key, h.item, &window, h.after, CHUNK)
+                    .await?;
+                h.done = chunk.next.is_none();
+                h.after = chunk.next;
+                h.buffer.extend(chunk.observations);
+            }
+            let Some(next) = heads
+                .iter_mut()
+                .filter(|h| !h.buffer.is_empty())
+                .min_by_key(|h| h.buffer.front().map(|o| (o.timestamp, o.sequence)))
+            else {
+                break;
+            };
+            if let Some(o) = next.buffer.pop_front() {
+                fold.observe(&o);
+                outcome.observations += 1;
+            }
+            if outcome.observations % (CHUNK as u64 * 10) == 0 {
+                let cells = fold.take_cells();
+                if !cells.is_empty() {
+                    outcome.rows += store
+                        .write_summary(&device.agent, &device.name, cells, None)
                         .await?;
-                    observations.extend(chunk.observations);
-                    match chunk.next {
-                        Some(n) => after = Some(n),
-                        None => break,
-                    }
                 }
             }
-            observations.sort_by_key(|o| (o.timestamp, o.sequence));
-            outcome.observations += observations.len() as u64;
-            for o in &observations {
-                fold.observe(o);
-            }
-            let cells = fold.take_cells();
-            if !cells.is_empty() {
-                outcome.rows += store
-                    .write_summary(&device.agent, &device.name, cells, None)
-                    .await?;
-            }
-            day = next;
+        }
+        let cells = fold.take_cells();
+        if !cells.is_empty() {
+            outcome.rows += store
+                .write_summary(&device.agent, &device.name, cells, None)
+                .await?;
         }
         let output = fold.finish();
         store
