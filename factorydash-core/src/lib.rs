@@ -62,5 +62,5 @@ pub use observation::{
     Observation, ParseEnumError, ResumePoint, Value,
 };
 pub use page::{Cursor, Page, PageRequest};
-pub use status::{ActiveCondition, DeviceState, DeviceStatus};
+pub use status::{ActiveCondition, DeviceState, DeviceStatus, ShiftFigures};
 pub use window::TimeWindow;

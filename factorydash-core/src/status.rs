@@ -128,6 +128,23 @@ pub struct DeviceStatus {
     /// `None` from [`DeviceStatus::from_latest`]: whoever holds the records fills it in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// The current shift's figures, from the summaries ([`ShiftFigures`]); `None` from
+    /// [`DeviceStatus::from_latest`]: whoever holds them fills this in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shift: Option<ShiftFigures>,
+}
+
+/// A device's figures over the current shift so far (ISO 22400-2 factors, see
+/// [`crate::oee`]), for its tile: `None` where not reported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShiftFigures {
+    /// The shift's name (`Day` without a calendar: the local day).
+    pub shift: String,
+    /// OEE, 0 to 1.
+    pub oee: Option<f64>,
+    /// Availability, 0 to 1.
+    pub availability: Option<f64>,
 }
 
 impl DeviceStatus {
@@ -155,6 +172,7 @@ impl DeviceStatus {
             observed_items: 0,
             tools_near_limit: Vec::new(),
             display_name: None,
+            shift: None,
         };
         for o in latest.into_iter().filter(|o| o.device == device) {
             s.observed_items += 1;

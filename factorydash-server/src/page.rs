@@ -101,6 +101,8 @@ pub struct Dashboard<'a> {
     pub groups: Option<&'a [Group<'a>]>,
     /// The one cell shown (`?cell=`), if one was asked for.
     pub cell: Option<&'a str>,
+    /// The plant's figures over the current shift, for a viewer who sees every device.
+    pub plant_shift: Option<&'a factorydash_core::ShiftFigures>,
 }
 
 /// A cell's tiles on the board: a cell of the layout, or the devices no cell takes
@@ -344,6 +346,11 @@ fn agent_label(agent: &str) -> &str {
     rest.trim_end_matches('/')
 }
 
+/// `42 %`, or `—` for a figure not reported.
+fn percent(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".to_owned(), |v| format!("{:.0} %", v * 100.0))
+}
+
 fn card(status: &DeviceStatus) -> Markup {
     let state_class = status.state.as_str();
     let program = value_text(status.program.as_ref());
@@ -368,6 +375,13 @@ fn card(status: &DeviceStatus) -> Markup {
                 (field("f-estop", "Emergency stop", html! { (value_text(status.emergency_stop.as_ref())) }))
                 (field("f-program", "Program", html! { span title=(program) { (program) } }))
                 (field("f-parts", "Part count", html! { (value_text(status.part_count.as_ref())) }))
+                @if let Some(f) = &status.shift {
+                    (field("f-oee", "OEE this shift", html! {
+                        a href="/report?period=shift" title={ "Shift " (f.shift) ": OEE and availability so far (— where not reported)" } {
+                            (percent(f.oee)) " · avail. " (percent(f.availability))
+                        }
+                    }))
+                }
                 (field("f-newest newest", "Newest data", html! {
                     @match status.newest {
                         Some(t) => time data-ts=(rfc3339(t)) { (rfc3339(t)) },
@@ -546,6 +560,13 @@ pub fn render(d: &Dashboard<'_>) -> String {
                     }
                     span #live .muted { "connecting…" }
                     (summary(d.statuses))
+                    @if let Some(f) = d.plant_shift {
+                        a .plant-oee href="/report?period=shift" title={ "The plant over shift " (f.shift) " so far; — where not reported" } {
+                            "Plant OEE " strong { (percent(f.oee)) } " · avail. " (percent(f.availability))
+                        }
+                    } @else {
+                        a .plant-oee href="/report?period=shift" { "Reports" }
+                    }
                     @if d.wall {
                         span #clock .clock {}
                         a .exit-wall href="/" { "leave wall mode" }

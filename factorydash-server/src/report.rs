@@ -4,14 +4,14 @@
 //! what `/api/oee`, `/report` and `/report.csv` show.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use factorydash_core::layout::Placement;
 use factorydash_core::oee::{oee, DeviceFigures, Oee, OeeInputs};
 use factorydash_core::shifts::ShiftCalendar;
 use factorydash_core::summary::{MinuteRange, SummaryTotal};
-use factorydash_core::DeviceKey;
+use factorydash_core::{DeviceKey, ShiftFigures};
 use factorydash_store::{StoreError, SummaryQuery};
 use serde::Serialize;
 
@@ -19,6 +19,88 @@ use crate::accounts::Scope;
 use crate::state::App;
 
 static CALENDAR: OnceLock<ShiftCalendar> = OnceLock::new();
+
+/// Each device's figures over the current shift so far, and the plant's, as last
+/// computed ([`ShiftBoard::refresh`], every minute): the tiles and the board's summary line
+/// read them here, so a page costs no summary question.
+#[derive(Default)]
+pub struct ShiftBoard {
+    figures: std::sync::RwLock<Arc<ShiftSnapshot>>,
+}
+
+/// What [`ShiftBoard`] holds.
+#[derive(Default)]
+pub struct ShiftSnapshot {
+    /// By (agent, device).
+    pub devices: std::collections::HashMap<(String, String), ShiftFigures>,
+    /// The plant's (every device's).
+    pub plant: Option<ShiftFigures>,
+}
+
+/// How often the shift's figures are computed again.
+pub const SHIFT_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl ShiftBoard {
+    /// The figures as last computed.
+    pub fn snapshot(&self) -> Arc<ShiftSnapshot> {
+        self.figures
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts the device's shift figures on its status.
+    pub fn annotate(&self, device: &DeviceKey, status: &mut factorydash_core::DeviceStatus) {
+        let snapshot = self.snapshot();
+        status.shift = snapshot
+            .devices
+            .get(&(device.agent.clone(), device.device.clone()))
+            .cloned();
+    }
+
+    /// Computes the current shift's figures of every device (the shift running now, or
+    /// the local day without one).
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn refresh(&self, app: &App) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let calendar = calendar();
+        let (from, to) = calendar
+            .period("shift", now)
+            .unwrap_or((now - chrono::Duration::days(1), now));
+        let name = calendar
+            .shift_at(now)
+            .map_or_else(|| "Today".to_owned(), |s| s.name);
+        let r = report(app, &Scope::everything(), from, to, Some(name.clone())).await?;
+        let figures = |o: &Oee| ShiftFigures {
+            shift: name.clone(),
+            oee: o.oee.value,
+            availability: o.availability.value,
+        };
+        let snapshot = ShiftSnapshot {
+            devices: r
+                .devices
+                .iter()
+                .map(|d| ((d.agent_key.clone(), d.device.clone()), figures(&d.oee)))
+                .collect(),
+            plant: Some(figures(&r.plant.oee)),
+        };
+        *self.figures.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
+        Ok(())
+    }
+
+    /// Refreshes every [`SHIFT_REFRESH`] for ever (a failure is logged and tried again).
+    pub async fn run(app: Arc<App>) {
+        let mut every = tokio::time::interval(SHIFT_REFRESH);
+        loop {
+            every.tick().await;
+            if let Err(e) = app.shift.refresh(&app).await {
+                tracing::warn!(error = %e, "cannot compute the shift's figures; trying again in a minute");
+            }
+        }
+    }
+}
 
 /// Sets the plant's shift calendar for this process (at start; a second call is ignored).
 pub fn set_calendar(calendar: ShiftCalendar) {
@@ -50,6 +132,9 @@ pub struct Share {
 pub struct DeviceReport {
     /// The agent's URL (without credentials).
     pub agent: String,
+    /// The agent as the store knows it (for lookups; not shown).
+    #[serde(skip)]
+    pub agent_key: String,
     /// The device's name.
     pub device: String,
     /// Its display name, from its record, if set.
@@ -217,6 +302,7 @@ pub async fn report(
         inputs.push((cell.clone().map(|c| (c, line.clone())), input.clone()));
         reports.push(DeviceReport {
             agent: crate::redact::redacted(&d.agent).into_owned(),
+            agent_key: d.agent.clone(),
             device: d.name.clone(),
             display_name: record.and_then(|r| r.display_name),
             cell,

@@ -38,6 +38,8 @@ pub struct App {
     /// cells and lines (the configuration file's `[[cell]]` tables, with the records'
     /// cells placed first), by which the board groups its tiles ([`App::layout`]).
     pub records: Arc<RecordBoard>,
+    /// Each device's figures over the current shift, computed every minute.
+    pub shift: Arc<crate::report::ShiftBoard>,
     /// The store being opened, when `serve` listens before it is open.
     pub pending: std::sync::OnceLock<Arc<crate::pending::PendingStore>>,
 }
@@ -69,14 +71,17 @@ impl App {
         let live = Arc::new(LiveHub::new());
         let tools = Arc::new(ToolBoard::default());
         let records = Arc::new(RecordBoard::new(layout));
+        let shift = Arc::new(crate::report::ShiftBoard::default());
         // Sends what ingest publishes, off the ingest path (see `LiveHub::publish`), each
         // tile with its line of tools near their life limit and its display name.
         tokio::spawn(live.clone().run_publisher(store.clone(), {
             let tools = tools.clone();
             let records = records.clone();
+            let shift = shift.clone();
             move |device, status| {
                 tools.annotate(device, status);
                 records.annotate(device, status);
+                shift.annotate(device, status);
             }
         }));
         let app = Arc::new(App {
@@ -92,6 +97,7 @@ impl App {
             limits: LimitBoard::default(),
             devices: Mutex::default(),
             records,
+            shift,
             pending: std::sync::OnceLock::new(),
         });
         // Sends the sources' health when it changed, at most once a second (ingest changes
@@ -119,6 +125,7 @@ impl App {
         self.tools.annotate_all(devices, statuses);
         for (d, s) in devices.iter().zip(statuses) {
             self.records.annotate(&d.key(), s);
+            self.shift.annotate(&d.key(), s);
         }
     }
 

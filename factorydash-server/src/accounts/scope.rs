@@ -48,6 +48,15 @@ impl Scope {
         }
     }
 
+    /// Every device, viewing only: the server's own questions (the shift's figures
+    /// every tile shows, each filtered by the viewer's scope before it is shown).
+    pub fn everything() -> Self {
+        Scope::new(
+            Arc::new(Access::everything(factorydash_core::accounts::Role::Viewer)),
+            Arc::new(Layout::default()),
+        )
+    }
+
     /// No device at all (a request let in without a principal: never, but closed).
     pub fn nothing() -> Self {
         Scope::new(Arc::new(Access::nothing()), Arc::new(Layout::default()))

@@ -284,6 +284,7 @@ pub async fn dashboard(
             })
             .collect()
     });
+    let shift = app.shift.snapshot();
     let html = page::render(&page::Dashboard {
         who: scope.who(),
         store_kind: app.store_kind,
@@ -301,6 +302,7 @@ pub async fn dashboard(
         wall: board.wall,
         groups: groups.as_deref(),
         cell: board.cell.as_deref(),
+        plant_shift: shift.plant.as_ref().filter(|_| scope.sees_everything()),
     });
     Ok(reply::html(html).into_response())
 }

@@ -108,8 +108,8 @@ fn percent(f: &Factor) -> String {
         .map_or_else(|| "—".to_owned(), |v| format!("{:.1} %", v * 100.0))
 }
 
-fn factor(f: &Factor) -> Markup {
-    html! { td title=(f.how) { (percent(f)) br; small .muted { (f.how) } } }
+fn factor(label: &str, f: &Factor) -> Markup {
+    html! { td data-label=(label) title=(f.how) { span { (percent(f)) br; small .muted { (f.how) } } } }
 }
 
 fn page(r: &Report, period: &str) -> String {
@@ -120,6 +120,11 @@ fn page(r: &Report, period: &str) -> String {
     let tz: chrono_tz::Tz = r.time_zone.parse().unwrap_or(chrono_tz::UTC);
     let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string();
     let at = r.from.to_rfc3339();
+    // The plant, then its cells where the plant is laid out in cells.
+    let laid_out = r.cells.iter().any(|c| c.name != "Unassigned");
+    let groups: Vec<&crate::report::GroupReport> = std::iter::once(&r.plant)
+        .chain(r.cells.iter().filter(|_| laid_out))
+        .collect();
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -154,14 +159,14 @@ fn page(r: &Report, period: &str) -> String {
                     table .oee {
                         thead { tr { th { "" } th { "Devices" } th { "OEE" } th { "Availability" } th { "Performance" } th { "Quality" } th { "Run" } th { "No data" } th { "Parts" } } }
                         tbody {
-                            @for g in std::iter::once(&r.plant).chain(r.cells.iter()) {
+                            @for g in groups.iter() {
                                 tr .group {
                                     th scope="row" { (g.name) @if let Some(l) = &g.line { " · " (l) } }
-                                    td { (g.devices) }
-                                    (factor(&g.oee.oee)) (factor(&g.oee.availability)) (factor(&g.oee.performance)) (factor(&g.oee.quality))
-                                    td { (duration_text(g.oee.run_seconds)) }
-                                    td { (duration_text(g.oee.no_data_seconds)) }
-                                    td { (g.oee.produced.map_or("—".into(), |p| format!("{p:.0}"))) }
+                                    td data-label="Devices" { (g.devices) }
+                                    (factor("OEE", &g.oee.oee)) (factor("Availability", &g.oee.availability)) (factor("Performance", &g.oee.performance)) (factor("Quality", &g.oee.quality))
+                                    td data-label="Run" { (duration_text(g.oee.run_seconds)) }
+                                    td data-label="No data" { (duration_text(g.oee.no_data_seconds)) }
+                                    td data-label="Parts" { (g.oee.produced.map_or("—".into(), |p| format!("{p:.0}"))) }
                                 }
                             }
                         }
@@ -172,16 +177,21 @@ fn page(r: &Report, period: &str) -> String {
                         tbody {
                             @for d in &r.devices {
                                 tr {
-                                    th scope="row" { (d.display_name.as_deref().unwrap_or(&d.device)) br; small .muted { (d.device) } }
-                                    td { (d.cell.as_deref().unwrap_or("—")) }
-                                    (factor(&d.oee.oee)) (factor(&d.oee.availability)) (factor(&d.oee.performance)) (factor(&d.oee.quality))
-                                    td {
-                                        @for s in &d.utilization {
-                                            span .share { (s.state) " " (format!("{:.1} %", s.share * 100.0)) } " "
+                                    th scope="row" {
+                                        (d.display_name.as_deref().unwrap_or(&d.device))
+                                        @if d.display_name.is_some() { br; small .muted { (d.device) } }
+                                    }
+                                    td data-label="Cell" { (d.cell.as_deref().unwrap_or("—")) }
+                                    (factor("OEE", &d.oee.oee)) (factor("Availability", &d.oee.availability)) (factor("Performance", &d.oee.performance)) (factor("Quality", &d.oee.quality))
+                                    td data-label="Utilization" {
+                                        span {
+                                            @for s in &d.utilization {
+                                                span .share { (s.state) " " (format!("{:.1} %", s.share * 100.0)) } " "
+                                            }
                                         }
                                     }
-                                    td { (duration_text(d.fault_seconds)) }
-                                    td { (d.parts.get("ALL").map_or("—".into(), |p| format!("{p:.0}"))) }
+                                    td data-label="Fault" { (duration_text(d.fault_seconds)) }
+                                    td data-label="Parts" { (d.parts.get("ALL").map_or("—".into(), |p| format!("{p:.0}"))) }
                                 }
                             }
                         }
