@@ -22,10 +22,10 @@ CREATE TABLE IF NOT EXISTS summary_cells (
     measure    text COLLATE "C" NOT NULL,
     state      text COLLATE "C" NOT NULL,
     value      double precision NOT NULL,
-    PRIMARY KEY (resolution, period, sdevice, item, measure, state)
+    -- A question reads each device's runs of periods: one index, device first (a second
+    -- index would double every write).
+    PRIMARY KEY (sdevice, resolution, period, item, measure, state)
 );
-
-CREATE INDEX IF NOT EXISTS summary_cells_device ON summary_cells (sdevice, resolution, period);
 
 CREATE TABLE IF NOT EXISTS summary_held (
     sdevice integer NOT NULL REFERENCES summary_devices (id),

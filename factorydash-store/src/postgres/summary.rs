@@ -224,7 +224,7 @@ pub(super) async fn query(
             names.insert(r.get(0), (agent, device));
         }
     }
-    let ids: Option<Vec<i32>> = q.devices.as_ref().map(|_| names.keys().copied().collect());
+    let ids: Vec<i32> = names.keys().copied().collect();
     let pieces = summary::pieces(&q.ranges);
     let res: Vec<i32> = pieces
         .iter()
@@ -235,9 +235,10 @@ pub(super) async fn query(
     let rows = client
         .query(
             "SELECT c.sdevice, c.item, c.measure, c.state, SUM(c.value)
-             FROM unnest($1::int[], $2::bigint[], $3::bigint[]) AS p(res, a, b)
-             JOIN summary_cells c ON c.resolution = p.res AND c.period >= p.a AND c.period < p.b
-             WHERE $4::int[] IS NULL OR c.sdevice = ANY($4)
+             FROM unnest($4::int[]) AS d(id)
+             CROSS JOIN unnest($1::int[], $2::bigint[], $3::bigint[]) AS p(res, a, b)
+             JOIN summary_cells c ON c.sdevice = d.id AND c.resolution = p.res
+               AND c.period >= p.a AND c.period < p.b
              GROUP BY c.sdevice, c.item, c.measure, c.state",
             &[&res, &from, &to, &ids],
         )

@@ -21,11 +21,10 @@ CREATE TABLE summary_cells (
     measure    TEXT NOT NULL,
     state      TEXT NOT NULL,
     value      REAL NOT NULL,
-    PRIMARY KEY (resolution, period, sdevice, item, measure, state)
+    -- A question reads each device's runs of periods: one index, device first (a second
+    -- index would double every write).
+    PRIMARY KEY (sdevice, resolution, period, item, measure, state)
 ) WITHOUT ROWID;
-
--- One device's periods: a question about a few devices over a long window.
-CREATE INDEX summary_cells_device ON summary_cells (sdevice, resolution, period);
 
 CREATE TABLE summary_held (
     sdevice INTEGER NOT NULL REFERENCES summary_devices (id),

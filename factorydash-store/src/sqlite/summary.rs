@@ -122,7 +122,6 @@ pub(super) fn query(c: &Connection, q: &SummaryQuery) -> Result<Vec<SummaryTotal
     }
     let mut totals = Totals::default();
     let pieces = summary::pieces(&q.ranges);
-    let few = q.devices.as_ref().is_some_and(|d| d.len() <= 16);
     let mut add = |rows: &mut rusqlite::Rows<'_>| -> Result<(), StoreError> {
         while let Some(r) = rows.next()? {
             let id: i64 = r.get(0)?;
@@ -139,28 +138,16 @@ pub(super) fn query(c: &Connection, q: &SummaryQuery) -> Result<Vec<SummaryTotal
         }
         Ok(())
     };
-    if few {
-        // A few devices: each one's own periods, by the device index.
-        let mut stmt = tx.prepare_cached(
-            "SELECT sdevice, item, measure, state, SUM(value) FROM summary_cells
-             WHERE sdevice = ?1 AND resolution = ?2 AND period >= ?3 AND period < ?4
-             GROUP BY item, measure, state",
-        )?;
-        let ids: Vec<i64> = names.keys().copied().collect();
-        for id in ids {
-            for p in &pieces {
-                let mut rows = stmt.query(params![id, p.resolution.seconds(), p.from, p.to])?;
-                add(&mut rows)?;
-            }
-        }
-    } else {
-        let mut stmt = tx.prepare_cached(
-            "SELECT sdevice, item, measure, state, SUM(value) FROM summary_cells
-             WHERE resolution = ?1 AND period >= ?2 AND period < ?3
-             GROUP BY sdevice, item, measure, state",
-        )?;
+    // Each device's own runs of periods, by the primary key (device first).
+    let mut stmt = tx.prepare_cached(
+        "SELECT sdevice, item, measure, state, SUM(value) FROM summary_cells
+         WHERE sdevice = ?1 AND resolution = ?2 AND period >= ?3 AND period < ?4
+         GROUP BY item, measure, state",
+    )?;
+    let ids: Vec<i64> = names.keys().copied().collect();
+    for id in ids {
         for p in &pieces {
-            let mut rows = stmt.query(params![p.resolution.seconds(), p.from, p.to])?;
+            let mut rows = stmt.query(params![id, p.resolution.seconds(), p.from, p.to])?;
             add(&mut rows)?;
         }
     }
