@@ -16,7 +16,8 @@
 //!
 //! For several devices (a cell, a line, the plant) the times and quantities are summed
 //! first and the factors computed from the sums (ISO 22400-2, aggregation of KPIs over
-//! work units), each over the devices that report it.
+//! work units), each over the devices that report it; their OEE only when every device
+//! reports every factor (a product of factors over different devices is no OEE).
 
 use std::collections::BTreeMap;
 
@@ -189,13 +190,27 @@ pub fn oee(inputs: &[OeeInputs]) -> Oee {
             }
         }
     };
+    let every_device = graded.len() == inputs.len() && timed.len() == inputs.len();
     let product = match (availability.value, performance.value, quality.value) {
-        (Some(a), Some(p), Some(q)) => Factor {
+        (Some(a), Some(p), Some(q)) if every_device => Factor {
             value: Some(a * p * q),
             how: "availability × performance × quality".into(),
         },
+        (Some(_), Some(_), Some(_)) => Factor::none(
+            "not every device reports every factor (each factor is over the devices that report it)",
+        ),
         _ => Factor::none("not every factor is reported"),
     };
+    let finite = |f: Factor| match f.value {
+        Some(v) if !v.is_finite() => Factor::none("not a finite number (a counter out of range)"),
+        _ => f,
+    };
+    let (availability, performance, quality, product) = (
+        finite(availability),
+        finite(performance),
+        finite(quality),
+        finite(product),
+    );
     Oee {
         planned_seconds: planned,
         run_seconds: run,

@@ -243,16 +243,18 @@ impl ShiftCalendar {
                     }
                     let mut planned = vec![(a, b)];
                     for (ba, bb) in &s.breaks {
-                        let on = |t: NaiveTime| {
-                            if t < s.start {
+                        // A break's start at or after the shift's start is that day's; its
+                        // end at or before the start is the next day's (a 24-hour shift).
+                        let day_of = |t: NaiveTime, end: bool| {
+                            if t < s.start || (end && t == s.start) {
                                 date + Duration::days(1)
                             } else {
                                 date
                             }
                         };
                         let (x, y) = (
-                            resolve(self.tz, on(*ba), *ba),
-                            resolve(self.tz, on(*bb), *bb),
+                            resolve(self.tz, day_of(*ba, false), *ba),
+                            resolve(self.tz, day_of(*bb, true), *bb),
                         );
                         planned = planned
                             .into_iter()
@@ -440,6 +442,25 @@ mod tests {
         );
         let planned: i64 = i[0].planned.iter().map(MinuteRange::seconds).sum();
         assert_eq!(planned, 7 * 3600);
+    }
+
+    #[test]
+    fn a_24_hour_shift_keeps_a_break_that_ends_at_its_start() {
+        let c = ShiftCalendar::new(
+            chrono_tz::UTC,
+            vec![Shift {
+                name: "All".into(),
+                days: vec![Weekday::Mon],
+                start: hm("06:00"),
+                end: hm("06:00"),
+                breaks: vec![(hm("05:30"), hm("06:00"))],
+            }],
+            [],
+        )
+        .unwrap();
+        let p = c.planned(at("2026-12-07T00:00:00Z"), at("2026-12-09T00:00:00Z"));
+        let planned: i64 = p.iter().map(MinuteRange::seconds).sum();
+        assert_eq!(planned, 24 * 3600 - 1800);
     }
 
     #[test]

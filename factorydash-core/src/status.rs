@@ -139,7 +139,7 @@ pub struct DeviceStatus {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ShiftFigures {
-    /// The shift's name (`Day` without a calendar: the local day).
+    /// The shift's name (`Today` without a shift running: the local day).
     pub shift: String,
     /// OEE, 0 to 1.
     pub oee: Option<f64>,

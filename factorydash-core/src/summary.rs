@@ -120,6 +120,15 @@ impl Measure {
         self != Measure::PartCount
     }
 
+    /// Whether the cell's state is an Event's state (Execution, Availability,
+    /// ControllerMode).
+    pub fn is_state(self) -> bool {
+        matches!(
+            self,
+            Measure::Execution | Measure::Availability | Measure::ControllerMode
+        )
+    }
+
     /// The state measure an Event's type (element-name form, e.g. `Execution`) feeds.
     fn of_state_kind(kind: &str) -> Option<Measure> {
         match kind {
@@ -166,6 +175,15 @@ pub const MAX_INTERVAL: Duration = Duration::days(31);
 /// reported in [`FoldOutput::skipped`]).
 pub const MAX_ACTIVE_CODES: usize = 256;
 
+/// The largest part count taken: a counter beyond it is not a count of parts (and its
+/// sums would overflow to infinity).
+pub const MAX_PART_COUNT: f64 = 1e12;
+
+/// The most cells one fold (a device's part of a batch) adds: about 5 intervals of 31
+/// days. Intervals past it are not counted (reported in [`FoldOutput::skipped`]): a
+/// hostile agent alternating states a month apart cannot make a batch cost more.
+pub const MAX_FOLD_CELLS: usize = 250_000;
+
 /// How far past the caller's "now" an observation may be stamped and still be counted.
 pub const FUTURE_TOLERANCE: Duration = Duration::days(1);
 
@@ -206,6 +224,9 @@ pub struct Held {
     pub since: DateTime<Utc>,
     /// A part count's last count.
     pub count: Option<f64>,
+    /// Up to when this key was counted, where that is not `since` (after the agent's
+    /// clock jumped): nothing before it is counted again. `None`: up to `since`.
+    pub counted: Option<DateTime<Utc>>,
 }
 
 /// One summary cell: a period of a device's measure and state.
@@ -246,6 +267,8 @@ pub struct DeviceFold {
     cells: BTreeMap<Cell, f64>,
     skipped: u64,
     latest_allowed: DateTime<Utc>,
+    /// Cells the fold may still add (see [`MAX_FOLD_CELLS`]).
+    budget: usize,
 }
 
 /// Whether a `PartCount` subType is counted, and under which name.
@@ -281,6 +304,7 @@ impl DeviceFold {
             cells: BTreeMap::new(),
             skipped: 0,
             latest_allowed: now + FUTURE_TOLERANCE,
+            budget: MAX_FOLD_CELLS,
         }
     }
 
@@ -307,36 +331,67 @@ impl DeviceFold {
     fn state(&mut self, measure: Measure, o: &Observation) {
         let key = format!("{}|{}", measure.as_str(), o.data_item_id);
         let state = o.value.to_string();
-        match self.held.get_mut(&key) {
-            Some(h) => {
-                let Some(t) = in_order(h.since, o.timestamp) else {
-                    // The agent's clock went back: a new timeline begins here.
-                    self.skipped += 1;
-                    *h = Held {
-                        key,
-                        state,
-                        since: o.timestamp,
-                        count: None,
-                    };
-                    return;
-                };
-                if h.state == state {
-                    return;
-                }
-                let (from, old) = (h.since, std::mem::replace(&mut h.state, state));
-                h.since = t;
-                add_interval(&mut self.cells, &o.data_item_id, measure, &old, from, t);
-            }
-            None => {
-                self.held.insert(
-                    key.clone(),
-                    Held {
-                        key,
-                        state,
-                        since: o.timestamp,
-                        count: None,
-                    },
-                );
+        self.transition(key, &o.data_item_id, measure, state, o.timestamp);
+    }
+
+    /// Key `key` (of data item `item`, counted as `measure`) takes `state` at `t`: the
+    /// state it held is counted up to `t` (from no earlier than what was counted before).
+    /// A Fault or Warning key's states are `1` (active, counted) and `0`.
+    fn transition(
+        &mut self,
+        key: String,
+        item: &str,
+        measure: Measure,
+        state: String,
+        t: DateTime<Utc>,
+    ) {
+        let Some(h) = self.held.get_mut(&key) else {
+            // Nothing counted yet (1970: before any real observation).
+            self.held.insert(
+                key.clone(),
+                Held {
+                    key,
+                    state,
+                    since: t,
+                    count: None,
+                    counted: Some(DateTime::UNIX_EPOCH),
+                },
+            );
+            return;
+        };
+        // Counted up to: `counted`, or the held state's start.
+        let watermark = h.counted.unwrap_or(h.since);
+        let Some(t) = in_order(h.since, t) else {
+            // The agent's clock jumped: a new timeline begins at `t`, the state it ends is
+            // not counted, and what was counted is not counted again.
+            self.skipped += 1;
+            h.counted = (watermark != t).then_some(watermark);
+            h.state = state;
+            h.since = t;
+            return;
+        };
+        if h.state == state {
+            return;
+        }
+        let from = watermark.max(h.since);
+        let old = std::mem::replace(&mut h.state, state);
+        let watermark = watermark.max(t);
+        h.since = t;
+        h.counted = (watermark != t).then_some(watermark);
+        let counts = !matches!(measure, Measure::Fault | Measure::Warning) || old == "1";
+        if counts {
+            let label = if measure.is_state() { old.as_str() } else { "" };
+            if self.budget > 0 {
+                self.budget = self.budget.saturating_sub(add_interval(
+                    &mut self.cells,
+                    item,
+                    measure,
+                    label,
+                    from,
+                    t,
+                ));
+            } else {
+                self.skipped += 1;
             }
         }
     }
@@ -345,7 +400,11 @@ impl DeviceFold {
         let Some(sub) = part_sub_type(o.sub_type.as_deref()) else {
             return;
         };
-        let Some(count) = o.value.as_f64().filter(|c| c.is_finite() && *c >= 0.0) else {
+        let Some(count) = o
+            .value
+            .as_f64()
+            .filter(|c| c.is_finite() && (0.0..=MAX_PART_COUNT).contains(c))
+        else {
             // UNAVAILABLE or not a count: the last count stays the baseline.
             return;
         };
@@ -381,6 +440,7 @@ impl DeviceFold {
                         state: String::new(),
                         since: o.timestamp,
                         count: Some(count),
+                        counted: None,
                     },
                 );
             }
@@ -391,20 +451,7 @@ impl DeviceFold {
         let Some(c) = &o.condition else {
             return;
         };
-        let mut t = o.timestamp;
-        for device_key in ["FAULT", "WARNING"] {
-            if let Some(h) = self.held.get_mut(device_key) {
-                match in_order(h.since, t) {
-                    Some(ordered) => t = t.max(ordered),
-                    None => {
-                        // The agent's clock went back: the open Fault or Warning
-                        // restarts here, uncounted before.
-                        self.skipped += 1;
-                        h.since = t;
-                    }
-                }
-            }
-        }
+        let t = o.timestamp;
         let prefix = format!("COND|{}|", o.data_item_id);
         match c.level {
             ConditionLevel::Fault | ConditionLevel::Warning => {
@@ -421,6 +468,7 @@ impl DeviceFold {
                         state: c.level.as_str().to_owned(),
                         since: t,
                         count: None,
+                        counted: None,
                     },
                 );
             }
@@ -440,23 +488,9 @@ impl DeviceFold {
                 .held
                 .iter()
                 .any(|(k, h)| k.starts_with("COND|") && h.state == level.as_str());
-            match (self.held.get(device_key).map(|h| h.since), active) {
-                (None, true) => {
-                    self.held.insert(
-                        device_key.to_owned(),
-                        Held {
-                            key: device_key.to_owned(),
-                            state: String::new(),
-                            since: t,
-                            count: None,
-                        },
-                    );
-                }
-                (Some(since), false) => {
-                    self.held.remove(device_key);
-                    add_interval(&mut self.cells, "", measure, "", since, t);
-                }
-                _ => {}
+            let state = if active { "1" } else { "0" };
+            if self.held.contains_key(device_key) || active {
+                self.transition(device_key.to_owned(), "", measure, state.to_owned(), t);
             }
         }
     }
@@ -536,11 +570,12 @@ fn add_interval(
     state: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) {
+) -> usize {
     let to = to.min(from + MAX_INTERVAL);
     if to <= from {
-        return;
+        return 0;
     }
+    let mut touched = 0;
     let (a, b) = (seconds(from), seconds(to));
     for resolution in RESOLUTIONS {
         let step = resolution.seconds();
@@ -556,10 +591,12 @@ fn add_interval(
                     state: state.to_owned(),
                 };
                 *cells.entry(cell).or_default() += overlap;
+                touched += 1;
             }
             period += step;
         }
     }
+    touched
 }
 
 /// Unix seconds with the fraction.
@@ -682,30 +719,32 @@ pub fn open_totals(
 ) -> Vec<SummaryTotal> {
     let mut out = Vec::new();
     for h in held {
-        let mut parts = h.key.split('|');
-        let (measure, item) = match (parts.next(), parts.next()) {
-            (Some("PART_COUNT"), Some(item)) => {
+        let (head, rest) = h.key.split_once('|').unwrap_or((h.key.as_str(), ""));
+        let (measure, item, state) = match head {
+            "PART_COUNT" => {
                 // Counted when observed; a zero says the device reports this count.
+                let (item, sub) = rest.rsplit_once('|').unwrap_or((rest, "ALL"));
                 out.push(SummaryTotal {
                     agent: agent.to_owned(),
                     device: device.to_owned(),
                     item: item.to_owned(),
                     measure: Measure::PartCount,
-                    state: parts.next().unwrap_or("ALL").to_owned(),
+                    state: sub.to_owned(),
                     value: 0.0,
                 });
                 continue;
             }
-            (Some("FAULT"), None) => (Measure::Fault, ""),
-            (Some("WARNING"), None) => (Measure::Warning, ""),
-            (Some(m), Some(item)) => match m.parse::<Measure>() {
-                Ok(m) if m.is_time() && m != Measure::Fault && m != Measure::Warning => (m, item),
+            // Active only; counted with no state.
+            "FAULT" if h.state == "1" => (Measure::Fault, "", ""),
+            "WARNING" if h.state == "1" => (Measure::Warning, "", ""),
+            m => match m.parse::<Measure>() {
+                Ok(m) if m.is_state() => (m, rest, h.state.as_str()),
                 _ => continue,
             },
-            _ => continue,
         };
+        let start = h.counted.map_or(h.since, |c| c.max(h.since));
         let end = until.min(h.since + MAX_INTERVAL);
-        let (a, b) = (seconds(h.since), seconds(end));
+        let (a, b) = (seconds(start), seconds(end));
         let value: f64 = ranges
             .iter()
             .map(|r| (b.min(r.to as f64) - a.max(r.from as f64)).max(0.0))
@@ -716,7 +755,7 @@ pub fn open_totals(
                 device: device.to_owned(),
                 item: item.to_owned(),
                 measure,
-                state: h.state.clone(),
+                state: state.to_owned(),
                 value,
             });
         }
@@ -802,6 +841,7 @@ mod tests {
             state: "STOPPED".into(),
             since: at("2026-01-01T00:00:00Z"),
             count: None,
+            counted: None,
         };
         let mut fold = DeviceFold::new([held], now);
         fold.observe(&obs(9, "2026-01-01T02:00:00Z", "e", "Execution", "ACTIVE"));
@@ -817,9 +857,11 @@ mod tests {
         ));
         fold.observe(&obs(12, "2026-01-01T01:30:00Z", "e", "Execution", "READY"));
         let out = fold.finish();
+        // STOPPED 00:00–02:00 counted once; the new timeline's STOPPED from 01:00 is not
+        // counted again before 02:00, what was counted already.
         assert_eq!(
             total(&out, Resolution::Day, Measure::Execution, "STOPPED"),
-            7200.0 + 1800.0
+            7200.0
         );
         assert_eq!(
             total(&out, Resolution::Day, Measure::Execution, "ACTIVE"),
@@ -894,7 +936,8 @@ mod tests {
         assert_eq!(total(&out, Resolution::Day, Measure::Fault, ""), 300.0);
         assert_eq!(total(&out, Resolution::Day, Measure::Warning, ""), 0.0);
         let keys: Vec<&str> = out.put.iter().map(|h| h.key.as_str()).collect();
-        assert_eq!(keys, vec!["COND|sys|", "WARNING"]);
+        assert_eq!(keys, vec!["COND|sys|", "FAULT", "WARNING"]);
+        assert_eq!(out.put[1].state, "0");
     }
 
     #[test]
@@ -909,6 +952,47 @@ mod tests {
             0.0
         );
         assert_eq!(out.skipped, 2);
+    }
+
+    #[test]
+    fn a_replay_with_new_sequences_is_not_counted_twice() {
+        let mut fold = DeviceFold::new([], at("2026-01-02T00:00:00Z"));
+        let mut seq = 0;
+        for _ in 0..2 {
+            for (t, v) in [
+                ("2026-01-01T10:00:00Z", "ACTIVE"),
+                ("2026-01-01T11:00:00Z", "READY"),
+            ] {
+                seq += 1;
+                fold.observe(&obs(seq, t, "e", "Execution", v));
+            }
+        }
+        let out = fold.finish();
+        assert_eq!(
+            total(&out, Resolution::Day, Measure::Execution, "ACTIVE"),
+            3600.0
+        );
+    }
+
+    #[test]
+    fn a_batch_cannot_make_unbounded_cells() {
+        let mut fold = DeviceFold::new([], at("2026-01-02T00:00:00Z"));
+        let start = at("1990-01-01T00:00:00Z");
+        for i in 0..1000u64 {
+            let t = start + Duration::days(30) * i as i32;
+            let state = if i % 2 == 0 { "ACTIVE" } else { "READY" };
+            fold.observe(&Observation {
+                timestamp: t,
+                ..obs(i, "2026-01-01T00:00:00Z", "e", "Execution", state)
+            });
+        }
+        let out = fold.finish();
+        assert!(
+            out.cells.len() <= MAX_FOLD_CELLS + 50_000,
+            "{}",
+            out.cells.len()
+        );
+        assert!(out.skipped > 900);
     }
 
     #[test]
@@ -936,6 +1020,7 @@ mod tests {
             state: "ACTIVE".into(),
             since: at("2026-01-01T10:00:00Z"),
             count: None,
+            counted: None,
         }];
         let ranges = [MinuteRange::new(
             at("2026-01-01T09:00:00Z"),

@@ -61,33 +61,53 @@ impl Rng {
 fn machine(d: usize, days: i64, tracked: bool, samples: bool) -> Vec<Observation> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (d as u64 + 1));
     let name = format!("M{d:04}");
-    let kind = |k: &str| if tracked { k.to_owned() } else { format!("x:{k}") };
+    let kind = |k: &str| {
+        if tracked {
+            k.to_owned()
+        } else {
+            format!("x:{k}")
+        }
+    };
     let mut out = Vec::new();
     let end = start() + chrono::Duration::days(days);
     let mut t = start();
     let mut parts = 0u64;
     let mut state = 1;
-    let o = |t: DateTime<Utc>, item: &str, kind: String, category: Category, value: String| Observation {
-        sequence: 0,
-        timestamp: t,
-        device: name.clone(),
-        component_id: "path".into(),
-        data_item_id: format!("{name}-{item}"),
-        name: None,
-        category,
-        kind,
-        sub_type: None,
-        value: Value::Text(value),
-        condition: None,
+    let o = |t: DateTime<Utc>, item: &str, kind: String, category: Category, value: String| {
+        Observation {
+            sequence: 0,
+            timestamp: t,
+            device: name.clone(),
+            component_id: "path".into(),
+            data_item_id: format!("{name}-{item}"),
+            name: None,
+            category,
+            kind,
+            sub_type: None,
+            value: Value::Text(value),
+            condition: None,
+        }
     };
     while t < end {
         let next = (rng.next() % 4) as usize;
         if STATES[state] == "ACTIVE" {
             parts += 1;
-            out.push(o(t, "pc", kind("PartCount"), Category::Event, parts.to_string()));
+            out.push(o(
+                t,
+                "pc",
+                kind("PartCount"),
+                Category::Event,
+                parts.to_string(),
+            ));
         }
         state = next;
-        out.push(o(t, "exec", kind("Execution"), Category::Event, STATES[state].into()));
+        out.push(o(
+            t,
+            "exec",
+            kind("Execution"),
+            Category::Event,
+            STATES[state].into(),
+        ));
         if rng.next() % 20 == 0 {
             for level in [ConditionLevel::Fault, ConditionLevel::Normal] {
                 let mut c = o(t, "sys", kind("System"), Category::Condition, String::new());
@@ -112,7 +132,11 @@ fn machine(d: usize, days: i64, tracked: bool, samples: bool) -> Vec<Observation
                     out.push(o(
                         t + chrono::Duration::seconds(k),
                         axis,
-                        if axis == "S" { "Load".into() } else { "Position".into() },
+                        if axis == "S" {
+                            "Load".into()
+                        } else {
+                            "Position".into()
+                        },
                         Category::Sample,
                         format!("{}.{}", rng.next() % 500, rng.next() % 1000),
                     ));
@@ -176,7 +200,11 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-async fn bench(name: &str, fresh: &mut dyn FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = Box<dyn Store>>>>, devices: usize) {
+async fn bench(
+    name: &str,
+    fresh: &mut dyn FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = Box<dyn Store>>>>,
+    devices: usize,
+) {
     println!("\n## {name}");
     // Ingest: tracked against untracked, the same rows; events only (the worst case:
     // every observation feeds a summary), then with Samples.
@@ -217,9 +245,15 @@ async fn bench(name: &str, fresh: &mut dyn FnMut() -> std::pin::Pin<Box<dyn std:
         q.devices = Some(vec![key.clone()]);
         q
     };
-    let summary = time(|| async { store.summary(&q).await.unwrap(); }).await;
+    let summary = time(|| async {
+        store.summary(&q).await.unwrap();
+    })
+    .await;
     let raw = time(|| async {
-        store.state_summary(&key, "M0000-exec", &window, None, 1000).await.unwrap();
+        store
+            .state_summary(&key, "M0000-exec", &window, None, 1000)
+            .await
+            .unwrap();
     })
     .await;
     println!(
@@ -235,12 +269,21 @@ async fn bench(name: &str, fresh: &mut dyn FnMut() -> std::pin::Pin<Box<dyn std:
     let (from, to) = (start(), start() + chrono::Duration::days(1));
     let window = TimeWindow::new(from, to).unwrap();
     let q = SummaryQuery::new(vec![MinuteRange::new(from, to)], to);
-    let summary = time(|| async { store.summary(&q).await.unwrap(); }).await;
+    let summary = time(|| async {
+        store.summary(&q).await.unwrap();
+    })
+    .await;
     let t = Instant::now();
     for d in 0..devices {
         let name = format!("M{d:04}");
         store
-            .state_summary(&DeviceKey::new(AGENT, &name), &format!("{name}-exec"), &window, None, 1000)
+            .state_summary(
+                &DeviceKey::new(AGENT, &name),
+                &format!("{name}-exec"),
+                &window,
+                None,
+                1000,
+            )
             .await
             .unwrap();
     }
@@ -268,7 +311,9 @@ async fn main() {
         &mut || {
             n += 1;
             let file = path.join(format!("bench-{n}.db"));
-            Box::pin(async move { Box::new(SqliteStore::open(file).await.unwrap()) as Box<dyn Store> })
+            Box::pin(
+                async move { Box::new(SqliteStore::open(file).await.unwrap()) as Box<dyn Store> },
+            )
         },
         devices,
     )

@@ -240,9 +240,9 @@ pub(crate) fn record_read_back(record: DeviceRecord) -> Result<DeviceRecord, Sto
     }
 }
 
-/// The most ranges a [`SummaryQuery`] may hold (a year of two shifts a day with a break
-/// each is about 1,500).
-pub const MAX_SUMMARY_RANGES: usize = 4_000;
+/// The most ranges a [`SummaryQuery`] may hold: 400 days of 50 planned ranges a day (a
+/// year of two shifts a day with a break each is about 1,500).
+pub const MAX_SUMMARY_RANGES: usize = 20_000;
 
 /// A question to the summaries ([`Store::summary`]): the totals of each device's
 /// measures over `ranges`.
@@ -717,9 +717,12 @@ pub trait Store: AccountStore + Send + Sync {
     /// Rebuilds the summaries from the stored observations, from the start of the UTC day
     /// holding `from`: drops the summary rows of that day and after and the states held,
     /// and folds every stored Execution, Availability, ControllerMode, PartCount and
-    /// Condition observation again, in (timestamp, sequence) order per device, starting
-    /// from each data item's last observation before that day. Conditions active across
-    /// the day's start count from their next observation. Meant for an idle store (`serve`
+    /// Condition observation of the data items in each device's current model again, in
+    /// (timestamp, sequence) order per device, starting from each data item's last
+    /// observation before that day. Conditions active across the day's start count from
+    /// their next observation. Ingest folds in sequence order: where an agent's timestamps
+    /// do not follow its sequences (its clock jumped), the two differ, and the rebuild's
+    /// is the timestamps' (the charts') reading. Meant for an idle store (`serve`
     /// stopped): a batch stored meanwhile may be counted twice.
     ///
     /// # Errors

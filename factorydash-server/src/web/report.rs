@@ -97,9 +97,26 @@ impl FromQuery for ReportQuery {
     }
 }
 
+/// Reports computed at once; more wait up to [`REPORT_WAIT`], then get 503: a report's
+/// cost grows with its window's planned ranges and the devices, so requests may not
+/// stack up.
+static REPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// How long a report waits for its turn.
+const REPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The report of `q` for `scope`, in its turn.
+async fn computed(app: &App, scope: &Scope, q: &ReportQuery) -> Result<Report, ApiError> {
+    let _turn = tokio::time::timeout(REPORT_WAIT, REPORTS.acquire())
+        .await
+        .map_err(|_| ApiError::unavailable("reports are busy; try again in a moment"))?
+        .map_err(|_| ApiError::unavailable("reports are closed"))?;
+    Ok(report::report(app, scope, q.from, q.to, q.shift.clone()).await?)
+}
+
 /// `GET /api/oee`: the report as JSON.
 pub async fn api(app: Arc<App>, scope: Scope, q: ReportQuery) -> Result<Response, ApiError> {
-    let r = report::report(&app, &scope, q.from, q.to, q.shift).await?;
+    let r = computed(&app, &scope, &q).await?;
     Ok(reply::json(&r).into_response())
 }
 
@@ -205,13 +222,13 @@ fn page(r: &Report, period: &str) -> String {
 
 /// `GET /report`: the report page (printable: no navigation on paper).
 pub async fn html_page(app: Arc<App>, scope: Scope, q: ReportQuery) -> Result<Response, ApiError> {
-    let r = report::report(&app, &scope, q.from, q.to, q.shift.clone()).await?;
+    let r = computed(&app, &scope, &q).await?;
     Ok(reply::with_status(reply::html(page(&r, &q.period)), StatusCode::OK).into_response())
 }
 
 /// `GET /report.csv`: a row per device, then per cell and the plant.
 pub async fn csv(app: Arc<App>, scope: Scope, q: ReportQuery) -> Result<Response, ApiError> {
-    let r = report::report(&app, &scope, q.from, q.to, q.shift).await?;
+    let r = computed(&app, &scope, &q).await?;
     let value = |f: &Factor| f.value.map_or(String::new(), |v| format!("{v:.4}"));
     let mut rows: Vec<Vec<Cow<'_, str>>> = Vec::new();
     for d in &r.devices {

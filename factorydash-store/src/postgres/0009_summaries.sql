@@ -33,5 +33,6 @@ CREATE TABLE IF NOT EXISTS summary_held (
     state   text NOT NULL,
     since   timestamptz NOT NULL,
     count   double precision,
+    counted timestamptz,
     PRIMARY KEY (sdevice, key)
 );

@@ -276,7 +276,17 @@ impl Store for PgStore {
         query: &crate::SummaryQuery,
     ) -> Result<Vec<factorydash_core::summary::SummaryTotal>, StoreError> {
         crate::check_summary_query(query)?;
-        summary::query(&**self.reader().await?, query).await
+        // One snapshot: the closed periods and the states still open as of one commit.
+        let mut client = self.reader().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let totals = summary::query(&*tx, query).await?;
+        tx.commit().await?;
+        Ok(totals)
     }
 
     async fn prune_summaries(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -18,9 +18,13 @@ async fn device_ids(
     agent: &str,
     devices: &[&str],
 ) -> Result<HashMap<String, i32>, StoreError> {
+    // Only the missing ones: an INSERT … ON CONFLICT DO NOTHING would take a value of
+    // the id sequence for every device of every batch.
     client
         .execute(
-            "INSERT INTO summary_devices (agent, device) SELECT $1, d FROM unnest($2::text[]) AS d
+            "INSERT INTO summary_devices (agent, device)
+             SELECT $1, d FROM unnest($2::text[]) AS d
+             WHERE NOT EXISTS (SELECT 1 FROM summary_devices s WHERE s.agent = $1 AND s.device = d)
              ON CONFLICT DO NOTHING",
             &[&agent, &devices],
         )
@@ -41,7 +45,7 @@ async fn held(
 ) -> Result<HashMap<i32, Vec<Held>>, StoreError> {
     let rows = client
         .query(
-            "SELECT sdevice, key, state, since, count FROM summary_held WHERE sdevice = ANY($1)",
+            "SELECT sdevice, key, state, since, count, counted FROM summary_held WHERE sdevice = ANY($1)",
             &[&ids],
         )
         .await?;
@@ -52,6 +56,7 @@ async fn held(
             state: r.get(2),
             since: r.get(3),
             count: r.get(4),
+            counted: r.get(5),
         });
     }
     Ok(out)
@@ -74,6 +79,7 @@ struct Writes {
     put_state: Vec<String>,
     put_since: Vec<DateTime<Utc>>,
     put_count: Vec<Option<f64>>,
+    put_counted: Vec<Option<DateTime<Utc>>>,
 }
 
 impl Writes {
@@ -98,6 +104,7 @@ impl Writes {
                 self.put_state.push(h.state);
                 self.put_since.push(h.since);
                 self.put_count.push(h.count);
+                self.put_counted.push(h.counted);
             }
         }
     }
@@ -135,16 +142,18 @@ impl Writes {
         if !self.put_device.is_empty() {
             client
                 .execute(
-                    "INSERT INTO summary_held (sdevice, key, state, since, count)
-                     SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[], $5::float8[])
+                    "INSERT INTO summary_held (sdevice, key, state, since, count, counted)
+                     SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[], $5::float8[], $6::timestamptz[])
                      ON CONFLICT (sdevice, key) DO UPDATE
-                     SET state = EXCLUDED.state, since = EXCLUDED.since, count = EXCLUDED.count",
+                     SET state = EXCLUDED.state, since = EXCLUDED.since, count = EXCLUDED.count,
+                       counted = EXCLUDED.counted",
                     &[
                         &self.put_device,
                         &self.put_key,
                         &self.put_state,
                         &self.put_since,
                         &self.put_count,
+                        &self.put_counted,
                     ],
                 )
                 .await?;
@@ -269,7 +278,10 @@ pub(super) async fn query(
 pub(super) async fn prune(client: &impl GenericClient, cutoff: i64) -> Result<u64, StoreError> {
     Ok(client
         .execute(
-            "DELETE FROM summary_cells WHERE period + resolution <= $1",
+            "DELETE FROM summary_cells c USING summary_devices d
+             CROSS JOIN unnest(ARRAY[60, 3600, 86400]) AS r(resolution)
+             WHERE c.sdevice = d.id AND c.resolution = r.resolution
+               AND c.period <= $1::bigint - r.resolution",
             &[&cutoff],
         )
         .await?)

@@ -32,5 +32,6 @@ CREATE TABLE summary_held (
     state   TEXT NOT NULL,
     since   INTEGER NOT NULL,
     count   REAL,
+    counted INTEGER,
     PRIMARY KEY (sdevice, key)
 ) WITHOUT ROWID;

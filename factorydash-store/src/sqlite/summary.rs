@@ -26,28 +26,32 @@ pub(super) fn device_id(tx: &Connection, agent: &str, device: &str) -> rusqlite:
 
 /// A device's held states.
 pub(super) fn held(tx: &Connection, id: i64) -> Result<Vec<Held>, StoreError> {
-    let mut stmt =
-        tx.prepare_cached("SELECT key, state, since, count FROM summary_held WHERE sdevice = ?1")?;
+    let mut stmt = tx.prepare_cached(
+        "SELECT key, state, since, count, counted FROM summary_held WHERE sdevice = ?1",
+    )?;
     let rows = stmt.query_map([id], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
             r.get::<_, i64>(2)?,
             r.get::<_, Option<f64>>(3)?,
+            r.get::<_, Option<i64>>(4)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (key, state, since, count) = row?;
-        let since = Utc
-            .timestamp_micros(since)
-            .single()
-            .ok_or_else(|| StoreError::Corrupt(format!("summary_held.since {since}")))?;
+        let (key, state, since, count, counted) = row?;
+        let time = |t: i64| {
+            Utc.timestamp_micros(t)
+                .single()
+                .ok_or_else(|| StoreError::Corrupt(format!("summary_held time {t}")))
+        };
         out.push(Held {
             key,
             state,
-            since,
+            since: time(since)?,
             count,
+            counted: counted.map(time).transpose()?,
         });
     }
     Ok(out)
@@ -160,17 +164,24 @@ pub(super) fn query(c: &Connection, q: &SummaryQuery) -> Result<Vec<SummaryTotal
     Ok(totals.into_totals())
 }
 
-/// Drops cells of periods that end before `cutoff` (Unix seconds).
+/// Drops cells of periods that end before `cutoff` (Unix seconds), device by device (by
+/// the primary key, never a scan of the table), a device per transaction.
 pub(super) fn prune(c: &mut Connection, cutoff: i64) -> Result<u64, StoreError> {
-    let tx = c.transaction()?;
+    let ids: Vec<i64> = c
+        .prepare("SELECT id FROM summary_devices")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     let mut n = 0;
-    for r in summary::RESOLUTIONS {
-        n += tx.execute(
-            "DELETE FROM summary_cells WHERE resolution = ?1 AND period <= ?2",
-            params![r.seconds(), cutoff - r.seconds()],
-        )? as u64;
+    for id in ids {
+        let tx = c.transaction()?;
+        for r in summary::RESOLUTIONS {
+            n += tx.execute(
+                "DELETE FROM summary_cells WHERE sdevice = ?1 AND resolution = ?2 AND period <= ?3",
+                params![id, r.seconds(), cutoff - r.seconds()],
+            )? as u64;
+        }
+        tx.commit()?;
     }
-    tx.commit()?;
     Ok(n)
 }
 
