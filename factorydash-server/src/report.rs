@@ -126,6 +126,9 @@ pub struct Share {
     pub share: f64,
 }
 
+/// A cell's name and its line.
+type CellOf = (String, Option<String>);
+
 /// One device's report.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -257,7 +260,7 @@ pub async fn report(
     };
     let layout = app.layout();
     let mut reports = Vec::with_capacity(devices.len());
-    let mut inputs: Vec<(Option<(String, Option<String>)>, OeeInputs)> = Vec::new();
+    let mut inputs: Vec<(Option<CellOf>, OeeInputs)> = Vec::new();
     for d in devices.iter() {
         let k = (d.agent.clone(), d.name.clone());
         let empty = Vec::new();

@@ -338,7 +338,9 @@ const DROP_ACCOUNTS: &str = "DROP TABLE group_members; DROP TABLE credentials;
     DROP TABLE groups; DROP TABLE users; DROP TABLE audit;";
 
 /// What takes a file back from version 5 to version 4: the device records' table gone.
-const DROP_RECORDS: &str = "DROP TABLE device_records;";
+/// Drops what schema versions 5 (device records) and 6 (summaries) add.
+const DROP_RECORDS: &str = "DROP TABLE device_records; DROP TABLE summary_held;
+    DROP TABLE summary_cells; DROP TABLE summary_devices;";
 
 /// A file made at schema version 4 (accounts, no device records) opens at version 5 with
 /// what it held (observations, a user) and keeps device records from then on, also
