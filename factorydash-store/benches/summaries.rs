@@ -108,7 +108,7 @@ fn machine(d: usize, days: i64, tracked: bool, samples: bool) -> Vec<Observation
             Category::Event,
             STATES[state].into(),
         ));
-        if rng.next() % 20 == 0 {
+        if rng.next().is_multiple_of(20) {
             for level in [ConditionLevel::Fault, ConditionLevel::Normal] {
                 let mut c = o(t, "sys", kind("System"), Category::Condition, String::new());
                 if !tracked {

@@ -703,7 +703,8 @@ pub trait Store: AccountStore + Send + Sync {
     /// from the observations.
     ///
     /// # Errors
-    /// [`StoreError::Invalid`] for a query [`check_summary_query`] refuses; a database
+    /// [`StoreError::Invalid`] for ranges not sorted, disjoint whole minutes, more than
+    /// [`MAX_SUMMARY_RANGES`] ranges or [`MAX_FILTER_DEVICES`] devices; a database
     /// error.
     async fn summary(&self, query: &SummaryQuery) -> Result<Vec<SummaryTotal>, StoreError>;
 

@@ -186,7 +186,7 @@ pub(crate) async fn rebuild<S: Store + SummaryWriter + ?Sized>(
                 fold.observe(&o);
                 outcome.observations += 1;
             }
-            if outcome.observations % (CHUNK as u64 * 10) == 0 {
+            if outcome.observations.is_multiple_of(CHUNK as u64 * 10) {
                 let cells = fold.take_cells();
                 if !cells.is_empty() {
                     outcome.rows += store
