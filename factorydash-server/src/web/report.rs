@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use factorydash_core::oee::{duration_text, Factor};
+use factorydash_core::oee::{duration_text, Factor, Oee};
 use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
 use warp::http::StatusCode;
@@ -226,50 +226,49 @@ pub async fn html_page(app: Arc<App>, scope: Scope, q: ReportQuery) -> Result<Re
     Ok(reply::with_status(reply::html(page(&r, &q.period)), StatusCode::OK).into_response())
 }
 
+/// One row of `/report.csv`: what it is, whose, and its figures.
+fn csv_row<'r>(
+    level: &'r str,
+    agent: &'r str,
+    device: &'r str,
+    cell: &'r str,
+    o: &Oee,
+) -> Vec<Cow<'r, str>> {
+    let value = |f: &Factor| f.value.map_or(String::new(), |v| format!("{v:.4}"));
+    let number = |n: Option<f64>| n.map_or(String::new(), |p| format!("{p}"));
+    vec![
+        level.into(),
+        agent.into(),
+        device.into(),
+        cell.into(),
+        value(&o.oee).into(),
+        value(&o.availability).into(),
+        value(&o.performance).into(),
+        value(&o.quality).into(),
+        format!("{:.0}", o.planned_seconds).into(),
+        format!("{:.0}", o.run_seconds).into(),
+        format!("{:.0}", o.no_data_seconds).into(),
+        number(o.produced).into(),
+        number(o.good).into(),
+    ]
+}
+
 /// `GET /report.csv`: a row per device, then per cell and the plant.
 pub async fn csv(app: Arc<App>, scope: Scope, q: ReportQuery) -> Result<Response, ApiError> {
     let r = computed(&app, &scope, &q).await?;
-    let value = |f: &Factor| f.value.map_or(String::new(), |v| format!("{v:.4}"));
     let mut rows: Vec<Vec<Cow<'_, str>>> = Vec::new();
     for d in &r.devices {
-        rows.push(vec![
-            "device".into(),
-            d.agent.as_str().into(),
-            d.device.as_str().into(),
-            d.cell.clone().unwrap_or_default().into(),
-            value(&d.oee.oee).into(),
-            value(&d.oee.availability).into(),
-            value(&d.oee.performance).into(),
-            value(&d.oee.quality).into(),
-            format!("{:.0}", d.oee.planned_seconds).into(),
-            format!("{:.0}", d.oee.run_seconds).into(),
-            format!("{:.0}", d.oee.no_data_seconds).into(),
-            d.oee
-                .produced
-                .map_or(String::new(), |p| format!("{p}"))
-                .into(),
-            d.oee.good.map_or(String::new(), |p| format!("{p}")).into(),
-        ]);
+        rows.push(csv_row(
+            "device",
+            &d.agent,
+            &d.device,
+            d.cell.as_deref().unwrap_or(""),
+            &d.oee,
+        ));
     }
     for g in std::iter::once(&r.plant).chain(r.cells.iter()) {
-        rows.push(vec![
-            if g.name == "Plant" { "plant" } else { "cell" }.into(),
-            String::new().into(),
-            String::new().into(),
-            g.name.as_str().into(),
-            value(&g.oee.oee).into(),
-            value(&g.oee.availability).into(),
-            value(&g.oee.performance).into(),
-            value(&g.oee.quality).into(),
-            format!("{:.0}", g.oee.planned_seconds).into(),
-            format!("{:.0}", g.oee.run_seconds).into(),
-            format!("{:.0}", g.oee.no_data_seconds).into(),
-            g.oee
-                .produced
-                .map_or(String::new(), |p| format!("{p}"))
-                .into(),
-            g.oee.good.map_or(String::new(), |p| format!("{p}")).into(),
-        ]);
+        let level = if g.name == "Plant" { "plant" } else { "cell" };
+        rows.push(csv_row(level, "", "", &g.name, &g.oee));
     }
     let file = format!("factorydash-oee-{}.csv", r.from.format("%Y%m%dT%H%MZ"));
     Ok(super::export::csv_answer(

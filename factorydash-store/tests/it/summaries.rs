@@ -224,32 +224,24 @@ pub async fn summaries_count_each_state_once(store: &dyn Store) {
         )
         .await
         .unwrap();
-    let before = store
-        .summary(&SummaryQuery::new(
+    // The whole day, open states counted until noon.
+    let day = || {
+        SummaryQuery::new(
             vec![MinuteRange::new(
                 at("2026-03-02T00:00:00Z"),
                 at("2026-03-03T00:00:00Z"),
             )],
             at("2026-03-02T12:00:00Z"),
-        ))
-        .await
-        .unwrap();
+        )
+    };
+    let before = store.summary(&day()).await.unwrap();
     let outcome = store
         .rebuild_summaries(at("2026-03-02T05:00:00Z"))
         .await
         .unwrap();
     assert_eq!(outcome.devices, 1);
     assert_eq!(outcome.observations, observations.len() as u64);
-    let after = store
-        .summary(&SummaryQuery::new(
-            vec![MinuteRange::new(
-                at("2026-03-02T00:00:00Z"),
-                at("2026-03-03T00:00:00Z"),
-            )],
-            at("2026-03-02T12:00:00Z"),
-        ))
-        .await
-        .unwrap();
+    let after = store.summary(&day()).await.unwrap();
     assert_eq!(before, after);
 
     // Retention: periods that end before the cutoff go; the open state stays.
@@ -260,16 +252,7 @@ pub async fn summaries_count_each_state_once(store: &dyn Store) {
             .unwrap()
             > 0
     );
-    let left = store
-        .summary(&SummaryQuery::new(
-            vec![MinuteRange::new(
-                at("2026-03-02T00:00:00Z"),
-                at("2026-03-03T00:00:00Z"),
-            )],
-            at("2026-03-02T12:00:00Z"),
-        ))
-        .await
-        .unwrap();
+    let left = store.summary(&day()).await.unwrap();
     assert_eq!(value(&left, Measure::Execution, "ACTIVE"), 0.0);
     assert_eq!(value(&left, Measure::Execution, "UNAVAILABLE"), 7200.0);
 }
