@@ -96,7 +96,7 @@ impl ShiftBoard {
         loop {
             every.tick().await;
             if let Err(e) = app.shift.refresh(&app).await {
-                tracing::warn!(error = %e, "cannot compute the shift's figures; trying again in a minute");
+                tracing::warn!(error = %crate::error_chain::error_chain(&e), "cannot compute the shift's figures; trying again in a minute");
             }
         }
     }
