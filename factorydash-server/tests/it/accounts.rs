@@ -767,8 +767,16 @@ async fn every_route_for_every_role(store: &[&str]) {
     let base = fd.base.clone();
     let mut ada = Client::new(&base, Some("127.0.1.1".parse().unwrap()));
     assert_eq!(ada.sign_in("ada", ADA_PASSWORD).await, 303);
-    let (_, devices) = ada.get("/api/devices").await;
-    let devices: Value = serde_json::from_str(&devices).unwrap();
+    // The recording's device models are stored once its replay has begun: wait for two.
+    let mut devices = Value::Null;
+    for _ in 0..300 {
+        let (_, body) = ada.get("/api/devices").await;
+        devices = serde_json::from_str(&body).unwrap();
+        if devices.as_array().is_some_and(|d| d.len() >= 2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let device = |i: usize| {
         let d = &devices.as_array().unwrap()[i]["device"];
         (
