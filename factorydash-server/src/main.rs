@@ -1424,15 +1424,20 @@ async fn stop(app: &Arc<App>, server: tokio::task::JoinHandle<()>, timeout: Dura
     }
     tracing::info!("stopped");
 }
+/// Now less `retention` (the earliest time when that reaches before it).
+fn retention_cutoff(retention: chrono::Duration) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+        .checked_sub_signed(retention)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+}
+
 /// Drops summary periods older than the summaries' retention period, every hour.
 async fn prune_summaries(store: Arc<dyn Store>, retention: Duration) {
     let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
         every.tick().await;
-        let cutoff = chrono::Utc::now()
-            .checked_sub_signed(retention)
-            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        let cutoff = retention_cutoff(retention);
         match store.prune_summaries(cutoff).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(dropped = n, "summary retention"),
@@ -1447,9 +1452,7 @@ async fn prune(store: Arc<dyn Store>, retention: Duration) {
     let mut every = tokio::time::interval(Duration::from_secs(60));
     loop {
         every.tick().await;
-        let cutoff = chrono::Utc::now()
-            .checked_sub_signed(retention)
-            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        let cutoff = retention_cutoff(retention);
         match store.prune(cutoff).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(dropped = n, "retention"),
