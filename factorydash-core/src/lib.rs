@@ -39,6 +39,7 @@
 
 pub mod accounts;
 pub mod downsample;
+pub mod downtime;
 pub mod episodes;
 pub mod layout;
 pub mod limits;

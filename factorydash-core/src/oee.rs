@@ -245,6 +245,11 @@ pub struct DeviceFigures {
     /// Parts counted by subType (`ALL`, `GOOD`, `BAD`), for the subTypes the device
     /// reports (0 when it reports one and made none).
     pub parts: BTreeMap<String, f64>,
+    /// Seconds stopped per stop cause ([`crate::summary::stop_cause`]), of the Execution
+    /// data item read.
+    pub downtime: BTreeMap<String, f64>,
+    /// Stops begun per cause, of the Execution data item read.
+    pub stops: BTreeMap<String, f64>,
 }
 
 impl DeviceFigures {
@@ -254,8 +259,23 @@ impl DeviceFigures {
         // item → state → seconds, per state measure
         let mut by_item: BTreeMap<(Measure, &str), BTreeMap<String, f64>> = BTreeMap::new();
         let mut parts: BTreeMap<(&str, &str), f64> = BTreeMap::new();
+        // item → cause → seconds, and stops
+        let mut downtime: BTreeMap<&str, BTreeMap<String, f64>> = BTreeMap::new();
+        let mut stops: BTreeMap<&str, BTreeMap<String, f64>> = BTreeMap::new();
         for t in totals {
             match t.measure {
+                Measure::Downtime | Measure::Stops => {
+                    let into = if t.measure == Measure::Downtime {
+                        &mut downtime
+                    } else {
+                        &mut stops
+                    };
+                    *into
+                        .entry(t.item.as_str())
+                        .or_default()
+                        .entry(t.state.clone())
+                        .or_default() += t.value;
+                }
                 Measure::Fault => f.fault_seconds += t.value,
                 Measure::Warning => f.warning_seconds += t.value,
                 Measure::PartCount => {
@@ -305,6 +325,18 @@ impl DeviceFigures {
             *e = e.max(v);
         }
         f.parts = best.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        if let Some(item) = f.execution_item.as_deref() {
+            // Causes whose stops moved to another cause (within its grace) sum to 0.
+            let kept = |m: Option<&BTreeMap<String, f64>>| -> BTreeMap<String, f64> {
+                m.into_iter()
+                    .flatten()
+                    .filter(|(_, v)| **v > 1e-9)
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect()
+            };
+            f.downtime = kept(downtime.get(item));
+            f.stops = kept(stops.get(item));
+        }
         f
     }
 

@@ -24,6 +24,14 @@
 //!   native code (or none) active at `FAULT`, and the same for `WARNING` (Part 3: a
 //!   `NORMAL` without a native code clears every code of its data item; with one, that
 //!   code; `UNAVAILABLE` clears them all).
+//! - Downtime: a stop is an interval in which an Execution data item holds a known state
+//!   other than `ACTIVE` (`UNAVAILABLE` is no data, not a stop). Each stop has one cause,
+//!   fixed when it begins ([`stop_cause`]: an emergency stop, else the newest Fault's
+//!   native code, else the Execution state and a non-automatic `ControllerMode`; a Fault,
+//!   an emergency stop or a mode reported up to [`CAUSE_GRACE`] after the stop began, while
+//!   it lasts, still counts: agents report them and the Execution change in either order). Its seconds are counted per cause ([`Measure::Downtime`]) and the stop
+//!   once, in the minute it began ([`Measure::Stops`]): a Pareto of downtime by time and
+//!   by count over any window is a summary question.
 //!
 //! Order: observations are taken in sequence order (MTConnect Part 1: the sequence
 //! orders an agent's observations). One stamped slightly before the state it ends began
@@ -99,11 +107,16 @@ pub enum Measure {
     Warning,
     /// Parts counted; the state is the `PartCount`'s subType (`ALL`, `GOOD`, `BAD`).
     PartCount,
+    /// Seconds stopped, per stop cause (the state; see [`stop_cause`]), of an Execution
+    /// data item: a stop is an interval in a known Execution state other than `ACTIVE`.
+    Downtime,
+    /// Stops begun, per cause, counted in the minute each began.
+    Stops,
 }
 
 impl Measure {
     /// The name stores keep: `EXECUTION`, `AVAILABILITY`, `CONTROLLER_MODE`, `FAULT`,
-    /// `WARNING`, `PART_COUNT`.
+    /// `WARNING`, `PART_COUNT`, `DOWNTIME`, `STOPS`.
     pub fn as_str(self) -> &'static str {
         match self {
             Measure::Execution => "EXECUTION",
@@ -112,12 +125,15 @@ impl Measure {
             Measure::Fault => "FAULT",
             Measure::Warning => "WARNING",
             Measure::PartCount => "PART_COUNT",
+            Measure::Downtime => "DOWNTIME",
+            Measure::Stops => "STOPS",
         }
     }
 
-    /// Whether the cell holds seconds (every measure but [`Measure::PartCount`]).
+    /// Whether the cell holds seconds (every measure but [`Measure::PartCount`] and
+    /// [`Measure::Stops`], which count).
     pub fn is_time(self) -> bool {
-        self != Measure::PartCount
+        !matches!(self, Measure::PartCount | Measure::Stops)
     }
 
     /// Whether the cell's state is an Event's state (Execution, Availability,
@@ -157,6 +173,8 @@ impl FromStr for Measure {
             "FAULT" => Measure::Fault,
             "WARNING" => Measure::Warning,
             "PART_COUNT" => Measure::PartCount,
+            "DOWNTIME" => Measure::Downtime,
+            "STOPS" => Measure::Stops,
             _ => {
                 return Err(ParseEnumError {
                     what: "measure",
@@ -193,6 +211,55 @@ pub const FUTURE_TOLERANCE: Duration = Duration::days(1);
 /// data after its own start, as the NIST test bed's does): a new timeline begins at the
 /// observation, and the state it ends is not counted.
 pub const CLOCK_SKEW: Duration = Duration::minutes(5);
+
+/// How soon after a stop begins a Fault, an emergency stop or a ControllerMode may still
+/// decide its cause.
+pub const CAUSE_GRACE: Duration = Duration::seconds(10);
+
+/// The longest native code or state kept in a stop's cause (longer ones are cut, on a
+/// character boundary): causes are summary states, one row per cause and period.
+pub const MAX_CAUSE_PART: usize = 48;
+
+fn cut(text: &str) -> &str {
+    match text.char_indices().nth(MAX_CAUSE_PART) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}
+
+/// Whether a stop's cause is an alarm (a Fault or an emergency stop) rather than the
+/// Execution state the stop began in.
+pub fn is_alarm_cause(cause: &str) -> bool {
+    cause == "EMERGENCY_STOP" || cause == "FAULT" || cause.starts_with("FAULT ")
+}
+
+/// The cause of a stop beginning in Execution state `state`, from what was active then:
+/// `EMERGENCY_STOP` when an `EmergencyStop` was `TRIGGERED`; else `FAULT <nativeCode>`
+/// for the newest Fault active (`FAULT` without a code); else the Execution state, with
+/// the `ControllerMode` in parentheses when it is known and not `AUTOMATIC` (e.g.
+/// `READY (MANUAL)`: a machine being set up). Codes and states are cut to
+/// [`MAX_CAUSE_PART`] characters.
+pub fn stop_cause(
+    state: &str,
+    emergency_stop: bool,
+    fault: Option<&str>,
+    controller_mode: Option<&str>,
+) -> String {
+    if emergency_stop {
+        return "EMERGENCY_STOP".into();
+    }
+    match fault {
+        Some("") => return "FAULT".into(),
+        Some(code) => return format!("FAULT {}", cut(code)),
+        None => {}
+    }
+    match controller_mode {
+        Some(mode) if !matches!(mode, "AUTOMATIC" | "UNAVAILABLE") => {
+            format!("{} ({})", cut(state), cut(mode))
+        }
+        _ => cut(state).to_owned(),
+    }
+}
 
 /// The time an observation stamped `t` takes effect after a state that began at
 /// `since`: `t`, or `since` if `t` is slightly before it; `None` when the clock went back
@@ -287,6 +354,7 @@ pub fn is_tracked(o: &Observation) -> bool {
         Category::Condition => true,
         Category::Event => {
             Measure::of_state_kind(&o.kind).is_some()
+                || o.kind == "EmergencyStop"
                 || (o.kind == "PartCount" && part_sub_type(o.sub_type.as_deref()).is_some())
         }
         Category::Sample => false,
@@ -321,6 +389,7 @@ impl DeviceFold {
         }
         match o.category {
             Category::Condition => self.condition(o),
+            _ if o.kind == "EmergencyStop" => self.emergency_stop(o),
             _ => match Measure::of_state_kind(&o.kind) {
                 Some(measure) => self.state(measure, o),
                 None => self.part_count(o),
@@ -331,7 +400,117 @@ impl DeviceFold {
     fn state(&mut self, measure: Measure, o: &Observation) {
         let key = format!("{}|{}", measure.as_str(), o.data_item_id);
         let state = o.value.to_string();
+        if measure == Measure::Execution {
+            self.stop(&o.data_item_id, &state, o.timestamp);
+        }
+        let changed = self.held.get(&key).is_none_or(|h| h.state != state);
         self.transition(key, &o.data_item_id, measure, state, o.timestamp);
+        if measure == Measure::ControllerMode && changed {
+            self.revise_causes(o.timestamp);
+        }
+    }
+
+    /// Execution data item `item` takes `state` at `t`: a stop begins (with its cause,
+    /// counted once in [`Measure::Stops`]), goes on under the cause it began with, or
+    /// ends (at `ACTIVE`, or at `UNAVAILABLE`: no data is not downtime).
+    fn stop(&mut self, item: &str, state: &str, t: DateTime<Utc>) {
+        // The Execution key reports an observation it skips; this one would again.
+        let skipped = self.skipped;
+        self.stop_transition(item, state, t);
+        self.skipped = skipped;
+    }
+
+    fn stop_transition(&mut self, item: &str, state: &str, t: DateTime<Utc>) {
+        let key = format!("DOWNTIME|{item}");
+        let stopped = !matches!(state, "ACTIVE" | "UNAVAILABLE");
+        let cause = self.held.get(&key).map(|h| h.state.clone());
+        match (stopped, cause) {
+            (false, None) => {}
+            (false, Some(_)) => {
+                self.transition(key, item, Measure::Downtime, String::new(), t);
+            }
+            (true, Some(c)) if !c.is_empty() => {}
+            (true, _) => {
+                let cause = self.stop_cause(state);
+                self.transition(key.clone(), item, Measure::Downtime, cause.clone(), t);
+                let start = self.held.get(&key).map_or(t, |h| h.since);
+                add_at(&mut self.cells, item, Measure::Stops, &cause, start, 1.0);
+            }
+        }
+    }
+
+    /// The cause of a stop beginning now in Execution state `state` (see [`stop_cause`]).
+    fn stop_cause(&self, state: &str) -> String {
+        let emergency = self
+            .held
+            .iter()
+            .any(|(k, h)| k.starts_with("ESTOP|") && h.state == "TRIGGERED");
+        let fault = self
+            .held
+            .iter()
+            .filter(|(k, h)| k.starts_with("COND|") && h.state == ConditionLevel::Fault.as_str())
+            .max_by_key(|(_, h)| h.since)
+            .map(|(k, _)| k.splitn(3, '|').nth(2).unwrap_or(""));
+        let mode = self
+            .held
+            .iter()
+            .find(|(k, _)| k.starts_with("CONTROLLER_MODE|"))
+            .map(|(_, h)| h.state.as_str());
+        stop_cause(state, emergency, fault, mode)
+    }
+
+    /// What changes within [`CAUSE_GRACE`] of a stop that began without an alarm
+    /// (a Fault or an emergency stop beginning, the ControllerMode changing) changes that
+    /// stop's cause: an agent reports an alarm, a mode and the Execution change they go
+    /// with in either order, often at one timestamp.
+    fn revise_causes(&mut self, t: DateTime<Utc>) {
+        let open: Vec<(String, String, DateTime<Utc>)> = self
+            .held
+            .iter()
+            .filter(|(k, h)| {
+                k.starts_with("DOWNTIME|")
+                    && !h.state.is_empty()
+                    && !is_alarm_cause(&h.state)
+                    && t >= h.since
+                    && t - h.since <= CAUSE_GRACE
+            })
+            .map(|(k, h)| (k.clone(), h.state.clone(), h.since))
+            .collect();
+        for (key, old, since) in open {
+            let state = old.split(" (").next().unwrap_or(&old).to_owned();
+            let cause = self.stop_cause(&state);
+            if cause == old {
+                continue;
+            }
+            let item = key.split_once('|').map_or("", |(_, i)| i).to_owned();
+            add_at(&mut self.cells, &item, Measure::Stops, &old, since, -1.0);
+            add_at(&mut self.cells, &item, Measure::Stops, &cause, since, 1.0);
+            if let Some(h) = self.held.get_mut(&key) {
+                h.state = cause;
+            }
+        }
+    }
+
+    fn emergency_stop(&mut self, o: &Observation) {
+        let key = format!("ESTOP|{}", o.data_item_id);
+        let state = o.value.to_string();
+        if self.held.get(&key).is_some_and(|h| h.state == state) {
+            return;
+        }
+        let triggered = state == "TRIGGERED";
+        self.held.insert(
+            key.clone(),
+            Held {
+                key,
+                state,
+                since: o.timestamp,
+                count: None,
+                counted: None,
+            },
+        );
+        if triggered {
+            self.revise_causes(o.timestamp);
+        }
     }
 
     /// Key `key` (of data item `item`, counted as `measure`) takes `state` at `t`: the
@@ -378,9 +557,17 @@ impl DeviceFold {
         let watermark = watermark.max(t);
         h.since = t;
         h.counted = (watermark != t).then_some(watermark);
-        let counts = !matches!(measure, Measure::Fault | Measure::Warning) || old == "1";
+        let counts = match measure {
+            Measure::Fault | Measure::Warning => old == "1",
+            Measure::Downtime => !old.is_empty(),
+            _ => true,
+        };
         if counts {
-            let label = if measure.is_state() { old.as_str() } else { "" };
+            let label = if measure.is_state() || measure == Measure::Downtime {
+                old.as_str()
+            } else {
+                ""
+            };
             if self.budget > 0 {
                 self.budget = self.budget.saturating_sub(add_interval(
                     &mut self.cells,
@@ -471,6 +658,9 @@ impl DeviceFold {
                         counted: None,
                     },
                 );
+                if c.level == ConditionLevel::Fault {
+                    self.revise_causes(t);
+                }
             }
             ConditionLevel::Normal if c.native_code.is_some() => {
                 let key = format!("{prefix}{}", c.native_code.as_deref().unwrap_or(""));
@@ -737,6 +927,7 @@ pub fn open_totals(
             // Active only; counted with no state.
             "FAULT" if h.state == "1" => (Measure::Fault, "", ""),
             "WARNING" if h.state == "1" => (Measure::Warning, "", ""),
+            "DOWNTIME" if !h.state.is_empty() => (Measure::Downtime, rest, h.state.as_str()),
             m => match m.parse::<Measure>() {
                 Ok(m) if m.is_state() => (m, rest, h.state.as_str()),
                 _ => continue,
@@ -824,13 +1015,14 @@ mod tests {
         let minutes: Vec<(i64, f64)> = out
             .cells
             .iter()
-            .filter(|(c, _)| c.resolution == Resolution::Minute)
+            .filter(|(c, _)| c.resolution == Resolution::Minute && c.measure == Measure::Execution)
             .map(|(c, v)| (c.period - at("2026-01-01T10:59:00Z").timestamp(), *v))
             .collect();
         assert_eq!(minutes, vec![(0, 30.0), (60, 60.0), (120, 60.0)]);
-        assert_eq!(out.put.len(), 1);
-        assert_eq!(out.put[0].state, "READY");
-        assert_eq!(out.put[0].since, at("2026-01-01T11:02:00Z"));
+        let execution: Vec<&Held> = out.put.iter().filter(|h| h.key == "EXECUTION|e").collect();
+        assert_eq!(execution.len(), 1);
+        assert_eq!(execution[0].state, "READY");
+        assert_eq!(execution[0].since, at("2026-01-01T11:02:00Z"));
     }
 
     #[test]
@@ -872,6 +1064,175 @@ mod tests {
             0.0
         );
         assert_eq!(out.skipped, 1);
+    }
+
+    #[test]
+    fn downtime_is_counted_per_cause_and_each_stop_once() {
+        let now = at("2026-01-02T00:00:00Z");
+        let mut fold = DeviceFold::new([], now);
+        let mut seq = 0;
+        let mut ex = |fold: &mut DeviceFold, t: &str, v: &str| {
+            seq += 1;
+            fold.observe(&obs(seq, t, "e", "Execution", v));
+        };
+        ex(&mut fold, "2026-01-01T10:00:00Z", "ACTIVE");
+        fold.observe(&obs(
+            100,
+            "2026-01-01T10:00:00Z",
+            "m",
+            "ControllerMode",
+            "AUTOMATIC",
+        ));
+        // One stop in two states: one cause, the state it began in.
+        ex(&mut fold, "2026-01-01T10:10:00Z", "READY");
+        ex(&mut fold, "2026-01-01T10:15:00Z", "STOPPED");
+        ex(&mut fold, "2026-01-01T10:20:00Z", "ACTIVE");
+        // A Fault active when the stop begins.
+        fold.observe(&cond(
+            101,
+            "2026-01-01T10:30:00Z",
+            ConditionLevel::Fault,
+            Some("1010"),
+        ));
+        ex(&mut fold, "2026-01-01T10:30:02Z", "INTERRUPTED");
+        ex(&mut fold, "2026-01-01T10:40:02Z", "ACTIVE");
+        fold.observe(&cond(
+            102,
+            "2026-01-01T10:45:00Z",
+            ConditionLevel::Normal,
+            None,
+        ));
+        // A Fault reported 5 s after the stop began: still its cause.
+        ex(&mut fold, "2026-01-01T10:50:00Z", "INTERRUPTED");
+        fold.observe(&cond(
+            103,
+            "2026-01-01T10:50:05Z",
+            ConditionLevel::Fault,
+            Some("2020"),
+        ));
+        ex(&mut fold, "2026-01-01T11:00:00Z", "ACTIVE");
+        fold.observe(&cond(
+            104,
+            "2026-01-01T11:02:00Z",
+            ConditionLevel::Normal,
+            None,
+        ));
+        // Set-up in MANUAL; UNAVAILABLE ends a stop (no data is not downtime).
+        fold.observe(&obs(
+            105,
+            "2026-01-01T11:05:00Z",
+            "m",
+            "ControllerMode",
+            "MANUAL",
+        ));
+        ex(&mut fold, "2026-01-01T11:10:00Z", "READY");
+        ex(&mut fold, "2026-01-01T11:20:00Z", "UNAVAILABLE");
+        ex(&mut fold, "2026-01-01T11:30:00Z", "READY");
+        ex(&mut fold, "2026-01-01T11:31:00Z", "ACTIVE");
+        // An emergency stop: before everything else.
+        fold.observe(&obs(
+            106,
+            "2026-01-01T11:35:00Z",
+            "m",
+            "ControllerMode",
+            "AUTOMATIC",
+        ));
+        fold.observe(&obs(
+            107,
+            "2026-01-01T11:40:00Z",
+            "es",
+            "EmergencyStop",
+            "TRIGGERED",
+        ));
+        fold.observe(&cond(
+            108,
+            "2026-01-01T11:40:00Z",
+            ConditionLevel::Fault,
+            Some("E"),
+        ));
+        ex(&mut fold, "2026-01-01T11:40:01Z", "STOPPED");
+        fold.observe(&obs(
+            109,
+            "2026-01-01T11:45:00Z",
+            "es",
+            "EmergencyStop",
+            "ARMED",
+        ));
+        fold.observe(&cond(
+            110,
+            "2026-01-01T11:45:00Z",
+            ConditionLevel::Normal,
+            None,
+        ));
+        ex(&mut fold, "2026-01-01T11:46:00Z", "ACTIVE");
+        // A stop still open.
+        ex(&mut fold, "2026-01-01T11:50:00Z", "FEED_HOLD");
+        let out = fold.finish();
+        let day = |m, s| total(&out, Resolution::Day, m, s);
+        assert_eq!(day(Measure::Downtime, "READY"), 600.0);
+        assert_eq!(day(Measure::Downtime, "FAULT 1010"), 600.0);
+        assert_eq!(day(Measure::Downtime, "FAULT 2020"), 600.0);
+        assert_eq!(day(Measure::Downtime, "READY (MANUAL)"), 660.0);
+        assert_eq!(day(Measure::Downtime, "EMERGENCY_STOP"), 359.0);
+        for (cause, n) in [
+            ("READY", 1.0),
+            ("FAULT 1010", 1.0),
+            ("FAULT 2020", 1.0),
+            ("INTERRUPTED", 0.0),
+            ("READY (MANUAL)", 2.0),
+            ("EMERGENCY_STOP", 1.0),
+            ("FEED_HOLD", 1.0),
+        ] {
+            assert_eq!(day(Measure::Stops, cause), n, "{cause}");
+        }
+        // Every second stopped has one cause: downtime is the known time not ACTIVE.
+        let stopped: f64 = out
+            .cells
+            .iter()
+            .filter(|(c, _)| {
+                c.resolution == Resolution::Day
+                    && c.measure == Measure::Execution
+                    && !matches!(c.state.as_str(), "ACTIVE" | "UNAVAILABLE")
+            })
+            .map(|(_, v)| v)
+            .sum();
+        let downtime: f64 = out
+            .cells
+            .iter()
+            .filter(|(c, _)| c.resolution == Resolution::Day && c.measure == Measure::Downtime)
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(stopped, downtime);
+        // The open stop counts when asked.
+        let held: Vec<Held> = out.put.clone();
+        let range = MinuteRange::new(at("2026-01-01T11:00:00Z"), at("2026-01-01T12:00:00Z"));
+        let open = open_totals("a", "M", &held, &[range], at("2026-01-01T11:55:00Z"));
+        let feed_hold = open
+            .iter()
+            .find(|t| t.measure == Measure::Downtime)
+            .expect("the open stop");
+        assert_eq!(
+            (feed_hold.state.as_str(), feed_hold.value),
+            ("FEED_HOLD", 300.0)
+        );
+    }
+
+    #[test]
+    fn stop_causes_are_bounded() {
+        let long = "X".repeat(500);
+        assert_eq!(stop_cause(&long, false, None, None).len(), MAX_CAUSE_PART);
+        assert_eq!(
+            stop_cause("READY", false, Some(&long), None).len(),
+            6 + MAX_CAUSE_PART
+        );
+        assert_eq!(stop_cause("READY", false, Some(""), None), "FAULT");
+        assert_eq!(stop_cause("READY", true, Some("1"), None), "EMERGENCY_STOP");
+        assert_eq!(
+            stop_cause("READY", false, None, Some("EDIT")),
+            "READY (EDIT)"
+        );
+        assert_eq!(stop_cause("READY", false, None, Some("AUTOMATIC")), "READY");
+        assert!(is_alarm_cause("FAULT 12") && !is_alarm_cause("FAULTY"));
     }
 
     #[test]

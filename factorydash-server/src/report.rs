@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
+use factorydash_core::downtime::{Pareto, ParetoSum};
 use factorydash_core::layout::Placement;
 use factorydash_core::oee::{oee, DeviceFigures, Oee, OeeInputs};
 use factorydash_core::shifts::ShiftCalendar;
@@ -159,6 +160,8 @@ pub struct DeviceReport {
     pub warning_seconds: f64,
     /// Parts counted in the window, by subType (`ALL`, `GOOD`, `BAD`).
     pub parts: BTreeMap<String, f64>,
+    /// Where planned time went when the device was not running, by cause.
+    pub downtime: Pareto,
 }
 
 /// A group's report: a cell's or the plant's.
@@ -173,6 +176,8 @@ pub struct GroupReport {
     pub devices: usize,
     /// OEE from the devices' summed times and quantities.
     pub oee: Oee,
+    /// The devices' downtime, summed by cause.
+    pub downtime: Pareto,
 }
 
 /// A report over one window.
@@ -260,7 +265,7 @@ pub async fn report(
     };
     let layout = app.layout();
     let mut reports = Vec::with_capacity(devices.len());
-    let mut inputs: Vec<(Option<CellOf>, OeeInputs)> = Vec::new();
+    let mut inputs: Vec<(Option<CellOf>, OeeInputs, ParetoSum)> = Vec::new();
     for d in devices.iter() {
         let k = (d.agent.clone(), d.name.clone());
         let empty = Vec::new();
@@ -269,6 +274,7 @@ pub async fn report(
         let record = app.records.get(&d.agent, &d.name);
         let ideal = record.as_ref().and_then(|r| r.ideal_cycle_time);
         let input = in_plan.oee_inputs(planned_seconds, ideal);
+        let losses = losses(&in_plan, planned_seconds);
         let mut utilization: Vec<Share> = in_window
             .execution
             .iter()
@@ -302,7 +308,11 @@ pub async fn report(
             }),
             Placement::Unassigned => (None, None),
         };
-        inputs.push((cell.clone().map(|c| (c, line.clone())), input.clone()));
+        inputs.push((
+            cell.clone().map(|c| (c, line.clone())),
+            input.clone(),
+            losses.clone(),
+        ));
         reports.push(DeviceReport {
             agent: crate::redact::redacted(&d.agent).into_owned(),
             agent_key: d.agent.clone(),
@@ -316,26 +326,33 @@ pub async fn report(
             fault_seconds: in_window.fault_seconds,
             warning_seconds: in_window.warning_seconds,
             parts: in_window.parts,
+            downtime: losses.pareto(),
         });
     }
-    let mut groups: BTreeMap<(Option<String>, String), Vec<OeeInputs>> = BTreeMap::new();
-    for (cell, input) in &inputs {
+    let mut groups: BTreeMap<(Option<String>, String), (Vec<OeeInputs>, ParetoSum)> =
+        BTreeMap::new();
+    let mut plant_losses = ParetoSum::default();
+    for (cell, input, losses) in &inputs {
         let (name, line) = match cell {
             Some((c, l)) => (c.clone(), l.clone()),
             None => ("Unassigned".to_owned(), None),
         };
-        groups.entry((line, name)).or_default().push(input.clone());
+        let group = groups.entry((line, name)).or_default();
+        group.0.push(input.clone());
+        group.1.merge(losses);
+        plant_losses.merge(losses);
     }
     let cells = groups
         .into_iter()
-        .map(|((line, name), inputs)| GroupReport {
+        .map(|((line, name), (inputs, losses))| GroupReport {
             name,
             line,
             devices: inputs.len(),
             oee: oee(&inputs),
+            downtime: losses.pareto(),
         })
         .collect();
-    let all: Vec<OeeInputs> = inputs.into_iter().map(|(_, i)| i).collect();
+    let all: Vec<OeeInputs> = inputs.into_iter().map(|(_, i, _)| i).collect();
     Ok(Report {
         from,
         to,
@@ -349,8 +366,32 @@ pub async fn report(
             line: None,
             devices: all.len(),
             oee: oee(&all),
+            downtime: plant_losses.pareto(),
         },
         cells,
         devices: reports,
     })
+}
+
+/// Cause of planned time not running and not explained by a stop's cause: known, not
+/// `ACTIVE`, yet without a cause (summaries kept before causes were, until
+/// `factorydash summaries rebuild`).
+pub const UNATTRIBUTED: &str = "UNATTRIBUTED";
+
+/// One device's downtime over planned time: its stops' causes, the planned time without
+/// data, and any stopped time without a cause ([`UNATTRIBUTED`]), so that the rows add
+/// up to planned time minus run time.
+fn losses(planned: &DeviceFigures, planned_seconds: f64) -> ParetoSum {
+    let mut sum = ParetoSum::default();
+    let known = planned.known_seconds();
+    let run = planned.execution_seconds("ACTIVE");
+    let no_data = (planned_seconds - known).max(0.0);
+    sum.add(&planned.downtime, &planned.stops, no_data);
+    let attributed: f64 = planned.downtime.values().sum();
+    let unattributed = known - run - attributed;
+    // Rounding of fractional seconds is not a cause.
+    if unattributed > 1.0 {
+        *sum.downtime.entry(UNATTRIBUTED.to_owned()).or_default() += unattributed;
+    }
+    sum
 }

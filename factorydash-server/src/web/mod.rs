@@ -106,6 +106,36 @@ pub fn routes(
             .then(report::api),
     )
     .or(answered(
+        "/api/report",
+        warp::path!("api" / "report")
+            .and(warp::get())
+            .and(with.clone())
+            .and(scope.clone())
+            .and(query())
+            .then(report::api),
+    ))
+    .unify()
+    .or(answered(
+        "/api/downtime",
+        warp::path!("api" / "downtime")
+            .and(warp::get())
+            .and(with.clone())
+            .and(scope.clone())
+            .and(query())
+            .then(report::downtime_api),
+    ))
+    .unify()
+    .or(answered(
+        "/downtime.csv",
+        warp::path!("downtime.csv")
+            .and(warp::get())
+            .and(with.clone())
+            .and(scope.clone())
+            .and(query())
+            .then(report::downtime_csv),
+    ))
+    .unify()
+    .or(answered(
         "/report",
         warp::path!("report")
             .and(warp::get())

@@ -1,14 +1,16 @@
-//! `/api/oee` (JSON), `/report` (a printable page, no JavaScript) and `/report.csv`: OEE,
-//! its factors and utilization per device, cell and plant over a shift, a day, a week, a
+//! `/api/report` and `/api/oee` (JSON), `/api/downtime` (JSON), `/report` (a printable
+//! page, no JavaScript), `/report.csv` and `/downtime.csv`: OEE, its factors, utilization
+//! and the downtime Pareto per device, cell and plant over a shift, a day, a week, a
 //! month or any window ([`crate::report`]).
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use factorydash_core::downtime::Pareto;
 use factorydash_core::oee::{duration_text, Factor, Oee};
 use maud::{html, Markup, DOCTYPE};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
 use warp::reply::{self, Reply, Response};
 
@@ -114,10 +116,136 @@ async fn computed(app: &App, scope: &Scope, q: &ReportQuery) -> Result<Report, A
     Ok(report::report(app, scope, q.from, q.to, q.shift.clone()).await?)
 }
 
-/// `GET /api/oee`: the report as JSON.
+/// `GET /api/report` and `GET /api/oee`: the report as JSON.
 pub async fn api(app: Arc<App>, scope: Scope, q: ReportQuery) -> Result<Response, ApiError> {
     let r = computed(&app, &scope, &q).await?;
     Ok(reply::json(&r).into_response())
+}
+
+/// A group's downtime, for `/api/downtime`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupDowntime<'r> {
+    name: &'r str,
+    line: Option<&'r str>,
+    devices: usize,
+    downtime: &'r Pareto,
+}
+
+/// A device's downtime, for `/api/downtime`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeviceDowntime<'r> {
+    agent: &'r str,
+    device: &'r str,
+    display_name: Option<&'r str>,
+    cell: Option<&'r str>,
+    planned_seconds: f64,
+    run_seconds: f64,
+    downtime: &'r Pareto,
+}
+
+/// What `/api/downtime` answers: the report's downtime, with its window.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DowntimeAnswer<'r> {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    until: DateTime<Utc>,
+    time_zone: &'r str,
+    shift: Option<&'r str>,
+    planned_seconds: f64,
+    plant: GroupDowntime<'r>,
+    cells: Vec<GroupDowntime<'r>>,
+    devices: Vec<DeviceDowntime<'r>>,
+}
+
+fn group_downtime(g: &report::GroupReport) -> GroupDowntime<'_> {
+    GroupDowntime {
+        name: &g.name,
+        line: g.line.as_deref(),
+        devices: g.devices,
+        downtime: &g.downtime,
+    }
+}
+
+/// `GET /api/downtime`: the downtime Pareto per device, cell and plant (the numbers
+/// `/api/report` holds).
+pub async fn downtime_api(
+    app: Arc<App>,
+    scope: Scope,
+    q: ReportQuery,
+) -> Result<Response, ApiError> {
+    let r = computed(&app, &scope, &q).await?;
+    let answer = DowntimeAnswer {
+        from: r.from,
+        to: r.to,
+        until: r.until,
+        time_zone: &r.time_zone,
+        shift: r.shift.as_deref(),
+        planned_seconds: r.planned_seconds,
+        plant: group_downtime(&r.plant),
+        cells: r.cells.iter().map(group_downtime).collect(),
+        devices: r
+            .devices
+            .iter()
+            .map(|d| DeviceDowntime {
+                agent: &d.agent,
+                device: &d.device,
+                display_name: d.display_name.as_deref(),
+                cell: d.cell.as_deref(),
+                planned_seconds: d.oee.planned_seconds,
+                run_seconds: d.oee.run_seconds,
+                downtime: &d.downtime,
+            })
+            .collect(),
+    };
+    Ok(reply::json(&answer).into_response())
+}
+
+/// `GET /downtime.csv`: a row per cause of each device, then of each cell and the plant.
+pub async fn downtime_csv(
+    app: Arc<App>,
+    scope: Scope,
+    q: ReportQuery,
+) -> Result<Response, ApiError> {
+    let r = computed(&app, &scope, &q).await?;
+    let mut rows: Vec<Vec<Cow<'_, str>>> = Vec::new();
+    let mut add = |level: &'static str, agent: &str, device: &str, cell: &str, p: &Pareto| {
+        for l in &p.by_time {
+            rows.push(vec![
+                level.into(),
+                agent.to_owned().into(),
+                device.to_owned().into(),
+                cell.to_owned().into(),
+                l.cause.clone().into(),
+                format!("{:.0}", l.seconds).into(),
+                l.stops.to_string().into(),
+                format!("{:.4}", l.share).into(),
+            ]);
+        }
+    };
+    for d in &r.devices {
+        add(
+            "device",
+            &d.agent,
+            &d.device,
+            d.cell.as_deref().unwrap_or(""),
+            &d.downtime,
+        );
+    }
+    for g in std::iter::once(&r.plant).chain(r.cells.iter()) {
+        let level = if g.name == "Plant" { "plant" } else { "cell" };
+        add(level, "", "", &g.name, &g.downtime);
+    }
+    let file = format!("factorydash-downtime-{}.csv", r.from.format("%Y%m%dT%H%MZ"));
+    Ok(super::export::csv_answer(
+        &[
+            "level", "agent", "device", "cell", "cause", "seconds", "stops", "share",
+        ],
+        rows,
+        &file,
+    ))
 }
 
 fn percent(f: &Factor) -> String {
@@ -127,6 +255,43 @@ fn percent(f: &Factor) -> String {
 
 fn factor(label: &str, f: &Factor) -> Markup {
     html! { td data-label=(label) title=(f.how) { span { (percent(f)) br; small .muted { (f.how) } } } }
+}
+
+/// A downtime Pareto as a table: cause, time, share (a bar), cumulative share, stops.
+fn pareto_table(caption: &str, p: &Pareto) -> Markup {
+    html! {
+        table .oee .pareto {
+            caption { (caption) ": " (duration_text(p.seconds)) " lost, " (p.stops) " stops" }
+            thead { tr { th { "Cause" } th { "Time" } th { "Share" } th { "Cumulative" } th { "Stops" } } }
+            tbody {
+                @for l in &p.by_time {
+                    tr {
+                        th scope="row" { (l.cause) }
+                        td data-label="Time" { (duration_text(l.seconds)) }
+                        td data-label="Share" {
+                            meter min="0" max="1" value=(format!("{:.4}", l.share)) {}
+                            " " (format!("{:.1} %", l.share * 100.0))
+                        }
+                        td data-label="Cumulative" { (format!("{:.1} %", l.cumulative * 100.0)) }
+                        td data-label="Stops" { (l.stops) }
+                    }
+                }
+                @if p.by_time.is_empty() {
+                    tr { td colspan="5" { "No downtime in planned time." } }
+                }
+            }
+        }
+    }
+}
+
+/// A device's three largest causes, for its row.
+fn top_causes(p: &Pareto) -> Markup {
+    html! {
+        @for l in p.by_time.iter().take(3) {
+            span .share { (l.cause) " " (duration_text(l.seconds)) @if l.stops > 0 { " (" (l.stops) "×)" } } " "
+        }
+        @if p.by_time.is_empty() { "—" }
+    }
 }
 
 fn page(r: &Report, period: &str) -> String {
@@ -161,7 +326,8 @@ fn page(r: &Report, period: &str) -> String {
                             a href={ "/report?period=" (p) } aria-current=[(p == period).then_some("page")] { (p) }
                         }
                         a href={ "/report.csv?from=" (r.from.to_rfc3339().replace('+', "%2B")) "&to=" (r.to.to_rfc3339().replace('+', "%2B")) } { "CSV" }
-                        a href={ "/api/oee?from=" (at.replace('+', "%2B")) "&to=" (r.to.to_rfc3339().replace('+', "%2B")) } { "JSON" }
+                        a href={ "/downtime.csv?from=" (at.replace('+', "%2B")) "&to=" (r.to.to_rfc3339().replace('+', "%2B")) } { "Downtime CSV" }
+                        a href={ "/api/report?from=" (at.replace('+', "%2B")) "&to=" (r.to.to_rfc3339().replace('+', "%2B")) } { "JSON" }
                     }
                 }
                 main {
@@ -188,9 +354,14 @@ fn page(r: &Report, period: &str) -> String {
                             }
                         }
                     }
+                    h3 { "Downtime" }
+                    p .muted { "Planned time not running, by the cause active when each stop began (an emergency stop, else the newest Fault's native code, else the Execution state and a manual ControllerMode); NO DATA is planned time without a known Execution state. The rows add up to planned time minus run time." }
+                    @for g in groups.iter() {
+                        (pareto_table(&match &g.line { Some(l) => format!("{} · {l}", g.name), None => g.name.clone() }, &g.downtime))
+                    }
                     h3 { "Devices" }
                     table .oee {
-                        thead { tr { th { "Device" } th { "Cell" } th { "OEE" } th { "Availability" } th { "Performance" } th { "Quality" } th { "Utilization (whole window)" } th { "Fault" } th { "Parts" } } }
+                        thead { tr { th { "Device" } th { "Cell" } th { "OEE" } th { "Availability" } th { "Performance" } th { "Quality" } th { "Utilization (whole window)" } th { "Fault" } th { "Parts" } th { "Largest stop causes" } } }
                         tbody {
                             @for d in &r.devices {
                                 tr {
@@ -209,6 +380,7 @@ fn page(r: &Report, period: &str) -> String {
                                     }
                                     td data-label="Fault" { (duration_text(d.fault_seconds)) }
                                     td data-label="Parts" { (d.parts.get("ALL").map_or("—".into(), |p| format!("{p:.0}"))) }
+                                    td data-label="Stop causes" { span { (top_causes(&d.downtime)) } }
                                 }
                             }
                         }

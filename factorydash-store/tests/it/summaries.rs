@@ -154,6 +154,12 @@ pub async fn summaries_count_each_state_once(store: &dyn Store) {
     assert_eq!(value(&totals, Measure::Execution, "UNAVAILABLE"), 7200.0);
     assert_eq!(value(&totals, Measure::Fault, ""), 1800.0);
     assert_eq!(value(&totals, Measure::PartCount, "ALL"), 12.0 + 3.0);
+    // Downtime by cause: READY 06:00–06:30 (one stop); STOPPED 07:20–07:50 with Fault E1
+    // active (one stop), each once though a batch came twice.
+    assert_eq!(value(&totals, Measure::Downtime, "READY"), 1800.0);
+    assert_eq!(value(&totals, Measure::Downtime, "FAULT E1"), 1800.0);
+    assert_eq!(value(&totals, Measure::Stops, "READY"), 1.0);
+    assert_eq!(value(&totals, Measure::Stops, "FAULT E1"), 1.0);
 
     // A window cut at minutes inside hours: 07:10–07:40 holds 10 min ACTIVE, 20 STOPPED.
     let q = SummaryQuery::new(
