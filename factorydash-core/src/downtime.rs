@@ -34,7 +34,8 @@ pub struct Loss {
     pub seconds: f64,
     /// Stops begun in planned time with this cause (0 for [`NO_DATA`]).
     pub stops: u64,
-    /// Its share of the lost time, 0 to 1.
+    /// Its share, 0 to 1: of the lost time in [`Pareto::by_time`], of the stops in
+    /// [`Pareto::by_count`].
     pub share: f64,
     /// The running total of the shares down to this row, 0 to 1 (the Pareto curve).
     pub cumulative: f64,
@@ -50,8 +51,8 @@ pub struct Pareto {
     pub stops: u64,
     /// The rows by time, largest first (ties by cause).
     pub by_time: Vec<Loss>,
-    /// The causes by number of stops, most first (ties by time): [`NO_DATA`] is not a
-    /// stop and is not listed.
+    /// The causes with stops by number of stops, most first (ties by time), the first
+    /// [`MAX_CAUSES`] and one [`OTHER`] row: [`NO_DATA`] is not a stop and is not listed.
     pub by_count: Vec<Loss>,
 }
 
@@ -83,42 +84,42 @@ pub fn pareto(
         })
         .collect();
     let by_time = |a: &Loss, b: &Loss| b.seconds.total_cmp(&a.seconds).then(a.cause.cmp(&b.cause));
+    let by_stops = |a: &Loss, b: &Loss| b.stops.cmp(&a.stops).then(by_time(a, b));
+    let mut counted: Vec<Loss> = losses.iter().filter(|l| l.stops > 0).cloned().collect();
     losses.sort_by(by_time);
-    let mut listed = cap(losses, by_time);
+    let mut by_time_rows = cap(losses, by_time);
     let no_data = clean(no_data_seconds);
     if no_data > 0.0 {
-        listed.push(Loss {
+        by_time_rows.push(Loss {
             cause: NO_DATA.into(),
             seconds: no_data,
             stops: 0,
             share: 0.0,
             cumulative: 0.0,
         });
-        listed.sort_by(by_time);
+        by_time_rows.sort_by(by_time);
     }
-    let seconds: f64 = listed.iter().map(|l| l.seconds).sum();
-    let mut running = 0.0;
-    for l in &mut listed {
-        l.share = if seconds > 0.0 {
-            l.seconds / seconds
-        } else {
-            0.0
-        };
-        running += l.share;
-        l.cumulative = running.min(1.0);
-    }
-    let mut by_count: Vec<Loss> = listed
-        .iter()
-        .filter(|l| l.cause != NO_DATA && l.stops > 0)
-        .cloned()
-        .collect();
-    by_count.sort_by(|a, b| b.stops.cmp(&a.stops).then(by_time(a, b)));
-    let total_stops = listed.iter().map(|l| l.stops).sum();
+    let seconds: f64 = by_time_rows.iter().map(|l| l.seconds).sum();
+    shares(&mut by_time_rows, |l| l.seconds, seconds);
+    counted.sort_by(by_stops);
+    let mut by_count = cap(counted, by_stops);
+    let stops: u64 = by_count.iter().map(|l| l.stops).sum();
+    shares(&mut by_count, |l| l.stops as f64, stops as f64);
     Pareto {
         seconds,
-        stops: total_stops,
-        by_time: listed,
+        stops,
+        by_time: by_time_rows,
         by_count,
+    }
+}
+
+/// Each row's share of `total` by `measure`, and the running total of the shares.
+fn shares(rows: &mut [Loss], measure: impl Fn(&Loss) -> f64, total: f64) {
+    let mut running = 0.0;
+    for l in rows {
+        l.share = if total > 0.0 { measure(l) / total } else { 0.0 };
+        running += l.share;
+        l.cumulative = f64::min(running, 1.0);
     }
 }
 

@@ -39,8 +39,11 @@ pub struct OeeInputs {
     pub produced: Option<f64>,
     /// Good parts (`PartCount` GOOD, or ALL − BAD), if the device reports either.
     pub good: Option<f64>,
-    /// Ideal cycle time, seconds per part, if known.
+    /// Ideal cycle time, seconds per part, if known: the mean over the parts produced,
+    /// each program's parts weighed by its own.
     pub ideal_cycle_time: Option<f64>,
+    /// How many programs the mean weighs (0: the device's one ideal cycle time).
+    pub programs: usize,
 }
 
 /// One factor: its value (0 to 1, performance may exceed 1 when the ideal cycle time is
@@ -137,7 +140,7 @@ pub fn oee(inputs: &[OeeInputs]) -> Oee {
     let performance = if counted.is_empty() {
         Factor::none("no part count reported")
     } else if timed.is_empty() {
-        Factor::none("no ideal cycle time set")
+        Factor::none("no ideal cycle time set (for the device, or for every program it ran)")
     } else {
         let ideal: f64 = timed
             .iter()
@@ -151,8 +154,13 @@ pub fn oee(inputs: &[OeeInputs]) -> Oee {
             Factor {
                 value: Some(ideal / run),
                 how: format!(
-                    "{} s ideal × {} parts ÷ run {}",
+                    "{} s ideal{} × {} parts ÷ run {}",
                     number(i.ideal_cycle_time.unwrap_or(0.0)),
+                    if i.programs > 1 {
+                        format!(" (mean of {} programs)", i.programs)
+                    } else {
+                        String::new()
+                    },
                     number(i.produced.unwrap_or(0.0)),
                     duration_text(run)
                 ),
@@ -250,6 +258,28 @@ pub struct DeviceFigures {
     pub downtime: BTreeMap<String, f64>,
     /// Stops begun per cause, of the Execution data item read.
     pub stops: BTreeMap<String, f64>,
+    /// Parts counted per subType and program (empty program: none held), of the part
+    /// count data item read for each subType.
+    pub program_parts: BTreeMap<String, BTreeMap<String, f64>>,
+}
+
+/// The ideal cycle times a device's parts are weighed by (ISO 22400-2: planned runtime
+/// per item), seconds per part: per program (`Program` event) where set, else the
+/// device's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IdealCycleTimes<'a> {
+    /// The device's own (its record's), for parts of programs without one.
+    pub device: Option<f64>,
+    /// Per program name.
+    pub programs: Option<&'a BTreeMap<String, f64>>,
+}
+
+impl IdealCycleTimes<'_> {
+    fn of(&self, program: &str) -> Option<f64> {
+        self.programs
+            .and_then(|p| p.get(program).copied())
+            .or(self.device)
+    }
 }
 
 impl DeviceFigures {
@@ -259,6 +289,8 @@ impl DeviceFigures {
         // item → state → seconds, per state measure
         let mut by_item: BTreeMap<(Measure, &str), BTreeMap<String, f64>> = BTreeMap::new();
         let mut parts: BTreeMap<(&str, &str), f64> = BTreeMap::new();
+        // (subType, item) → program → parts
+        let mut by_program: BTreeMap<(&str, &str), BTreeMap<String, f64>> = BTreeMap::new();
         // item → cause → seconds, and stops
         let mut downtime: BTreeMap<&str, BTreeMap<String, f64>> = BTreeMap::new();
         let mut stops: BTreeMap<&str, BTreeMap<String, f64>> = BTreeMap::new();
@@ -274,6 +306,14 @@ impl DeviceFigures {
                         .entry(t.item.as_str())
                         .or_default()
                         .entry(t.state.clone())
+                        .or_default() += t.value;
+                }
+                Measure::ProgramParts => {
+                    let (sub, program) = t.state.split_once('|').unwrap_or(("ALL", ""));
+                    *by_program
+                        .entry((sub, t.item.as_str()))
+                        .or_default()
+                        .entry(program.to_owned())
                         .or_default() += t.value;
                 }
                 Measure::Fault => f.fault_seconds += t.value,
@@ -318,13 +358,23 @@ impl DeviceFigures {
                 }
             }
         }
-        // Per subType, the data item that counted the most.
-        let mut best: BTreeMap<&str, f64> = BTreeMap::new();
-        for ((sub, _), v) in parts {
-            let e = best.entry(sub).or_insert(v);
-            *e = e.max(v);
+        // Per subType, the data item that counted the most (ties to the smaller id).
+        let mut best: BTreeMap<&str, (f64, &str)> = BTreeMap::new();
+        for ((sub, item), v) in parts {
+            let e = best.entry(sub).or_insert((v, item));
+            if v > e.0 {
+                *e = (v, item);
+            }
         }
-        f.parts = best.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        for (sub, (_, item)) in &best {
+            if let Some(programs) = by_program.remove(&(*sub, *item)) {
+                f.program_parts.insert((*sub).to_owned(), programs);
+            }
+        }
+        f.parts = best
+            .into_iter()
+            .map(|(k, (v, _))| (k.to_owned(), v))
+            .collect();
         if let Some(item) = f.execution_item.as_deref() {
             // Causes whose stops moved to another cause (within its grace) sum to 0.
             let kept = |m: Option<&BTreeMap<String, f64>>| -> BTreeMap<String, f64> {
@@ -354,9 +404,44 @@ impl DeviceFigures {
             .sum()
     }
 
+    /// The ideal time of the parts produced (seconds): each program's parts × its ideal
+    /// cycle time, and parts counted without a program (or before parts were counted per
+    /// program) × the device's; `None` when some parts have no ideal cycle time. With
+    /// how many programs were weighed.
+    fn ideal_seconds(&self, produced: f64, ideal: IdealCycleTimes<'_>) -> Option<(f64, usize)> {
+        // Per program: ALL, else GOOD + BAD (as `produced` is).
+        let mut per_program: BTreeMap<&str, f64> = BTreeMap::new();
+        let subs: &[&str] = if self.parts.contains_key("ALL") {
+            &["ALL"]
+        } else {
+            &["GOOD", "BAD"]
+        };
+        for sub in subs {
+            for (program, n) in self.program_parts.get(*sub).into_iter().flatten() {
+                *per_program.entry(program.as_str()).or_default() += n;
+            }
+        }
+        let mut seconds = 0.0;
+        let mut programs = 0;
+        let mut covered = 0.0;
+        for (program, n) in per_program {
+            if n <= 0.0 {
+                continue;
+            }
+            seconds += ideal.of(program)? * n;
+            covered += n;
+            programs += usize::from(!program.is_empty());
+        }
+        let rest = produced - covered;
+        if rest > 1e-9 {
+            seconds += ideal.device? * rest;
+        }
+        Some((seconds, programs))
+    }
+
     /// The OEE inputs these figures give, over `planned_seconds` of planned time, with
-    /// the ideal cycle time if known.
-    pub fn oee_inputs(&self, planned_seconds: f64, ideal_cycle_time: Option<f64>) -> OeeInputs {
+    /// the ideal cycle times known.
+    pub fn oee_inputs(&self, planned_seconds: f64, ideal: IdealCycleTimes<'_>) -> OeeInputs {
         let (all, good, bad) = (
             self.parts.get("ALL").copied(),
             self.parts.get("GOOD").copied(),
@@ -370,13 +455,21 @@ impl DeviceFigures {
             (Some(a), Some(b)) => Some((a - b).max(0.0)),
             _ => None,
         });
+        // The mean ideal cycle time of the parts produced, weighed by program.
+        let ideal_cycle = match produced {
+            Some(n) if n > 0.0 => self
+                .ideal_seconds(n, ideal)
+                .map(|(seconds, programs)| (seconds / n, programs)),
+            _ => ideal.device.map(|d| (d, 0)),
+        };
         OeeInputs {
             planned_seconds,
             run_seconds: self.execution_seconds("ACTIVE"),
             known_seconds: self.known_seconds(),
             produced,
             good,
-            ideal_cycle_time,
+            ideal_cycle_time: ideal_cycle.map(|(mean, _)| mean),
+            programs: ideal_cycle.map_or(0, |(_, n)| n),
         }
     }
 }
@@ -394,6 +487,7 @@ mod tests {
             produced: Some(300.0),
             good: Some(285.0),
             ideal_cycle_time: Some(60.0),
+            programs: 0,
         };
         let o = oee(&[i]);
         assert_eq!(o.availability.value, Some(0.75));
@@ -458,7 +552,61 @@ mod tests {
         ];
         let f = DeviceFigures::from_totals(&totals);
         assert_eq!(f.execution_item.as_deref(), Some("p2"));
-        let i = f.oee_inputs(100.0, None);
+        let i = f.oee_inputs(100.0, IdealCycleTimes::default());
         assert_eq!((i.produced, i.good), (Some(7.0), Some(6.0)));
+    }
+
+    #[test]
+    fn each_programs_parts_are_weighed_by_its_own_ideal_cycle_time() {
+        let t = |measure, state: &str, value| SummaryTotal {
+            agent: "a".into(),
+            device: "M".into(),
+            item: "pc".into(),
+            measure,
+            state: state.into(),
+            value,
+        };
+        // 10 parts: 6 of O100 (ideal 30 s), 3 of O200 (ideal 60 s), 1 before any program.
+        let totals = [
+            t(Measure::Execution, "ACTIVE", 600.0),
+            t(Measure::PartCount, "ALL", 10.0),
+            t(Measure::ProgramParts, "ALL|O100", 6.0),
+            t(Measure::ProgramParts, "ALL|O200", 3.0),
+            t(Measure::ProgramParts, "ALL|", 1.0),
+        ];
+        let f = DeviceFigures::from_totals(&totals);
+        let programs: BTreeMap<String, f64> =
+            [("O100".to_owned(), 30.0), ("O200".to_owned(), 60.0)].into();
+        let both = IdealCycleTimes {
+            device: Some(45.0),
+            programs: Some(&programs),
+        };
+        let i = f.oee_inputs(600.0, both);
+        // (6 × 30 + 3 × 60 + 1 × 45) ÷ 10
+        assert_eq!(i.ideal_cycle_time, Some(40.5));
+        assert_eq!(i.programs, 2);
+        let o = oee(&[i]);
+        assert_eq!(o.performance.value, Some(405.0 / 600.0));
+        assert!(
+            o.performance.how.contains("mean of 2 programs"),
+            "{}",
+            o.performance.how
+        );
+        // Without the device's: the part without a program has no ideal, so no
+        // performance (never a figure over some of the parts).
+        let programs_only = IdealCycleTimes {
+            device: None,
+            programs: Some(&programs),
+        };
+        assert_eq!(f.oee_inputs(600.0, programs_only).ideal_cycle_time, None);
+        // Only the device's: every part by it.
+        let device_only = IdealCycleTimes {
+            device: Some(45.0),
+            programs: None,
+        };
+        assert_eq!(
+            f.oee_inputs(600.0, device_only).ideal_cycle_time,
+            Some(45.0)
+        );
     }
 }

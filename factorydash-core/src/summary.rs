@@ -33,6 +33,10 @@
 //!   once, in the minute it began ([`Measure::Stops`]): a Pareto of downtime by time and
 //!   by count over any window is a summary question.
 //!
+//! - Parts per program: each part count's increase is also counted under the program
+//!   held then (`Program` of subType `MAIN` or none; [`Measure::ProgramParts`]), so that
+//!   performance can weigh each program's parts by its own ideal cycle time.
+//!
 //! Order: observations are taken in sequence order (MTConnect Part 1: the sequence
 //! orders an agent's observations). One stamped slightly before the state it ends began
 //! (up to [`CLOCK_SKEW`]) takes effect when that state began; one stamped further back,
@@ -112,11 +116,14 @@ pub enum Measure {
     Downtime,
     /// Stops begun, per cause, counted in the minute each began.
     Stops,
+    /// Parts counted per program: the state is `<subType>|<program>` (the `Program`
+    /// event of subType `MAIN`, or none, held when the count rose; empty without one).
+    ProgramParts,
 }
 
 impl Measure {
     /// The name stores keep: `EXECUTION`, `AVAILABILITY`, `CONTROLLER_MODE`, `FAULT`,
-    /// `WARNING`, `PART_COUNT`, `DOWNTIME`, `STOPS`.
+    /// `WARNING`, `PART_COUNT`, `DOWNTIME`, `STOPS`, `PROGRAM_PARTS`.
     pub fn as_str(self) -> &'static str {
         match self {
             Measure::Execution => "EXECUTION",
@@ -127,13 +134,17 @@ impl Measure {
             Measure::PartCount => "PART_COUNT",
             Measure::Downtime => "DOWNTIME",
             Measure::Stops => "STOPS",
+            Measure::ProgramParts => "PROGRAM_PARTS",
         }
     }
 
-    /// Whether the cell holds seconds (every measure but [`Measure::PartCount`] and
-    /// [`Measure::Stops`], which count).
+    /// Whether the cell holds seconds (every measure but [`Measure::PartCount`],
+    /// [`Measure::Stops`] and [`Measure::ProgramParts`], which count).
     pub fn is_time(self) -> bool {
-        !matches!(self, Measure::PartCount | Measure::Stops)
+        !matches!(
+            self,
+            Measure::PartCount | Measure::Stops | Measure::ProgramParts
+        )
     }
 
     /// Whether the cell's state is an Event's state (Execution, Availability,
@@ -175,6 +186,7 @@ impl FromStr for Measure {
             "PART_COUNT" => Measure::PartCount,
             "DOWNTIME" => Measure::Downtime,
             "STOPS" => Measure::Stops,
+            "PROGRAM_PARTS" => Measure::ProgramParts,
             _ => {
                 return Err(ParseEnumError {
                     what: "measure",
@@ -220,10 +232,35 @@ pub const CAUSE_GRACE: Duration = Duration::seconds(10);
 /// character boundary): causes are summary states, one row per cause and period.
 pub const MAX_CAUSE_PART: usize = 48;
 
+/// The longest program name kept for [`Measure::ProgramParts`] (longer ones are cut, on
+/// a character boundary).
+pub const MAX_PROGRAM_NAME: usize = 64;
+
 fn cut(text: &str) -> &str {
-    match text.char_indices().nth(MAX_CAUSE_PART) {
+    cut_to(text, MAX_CAUSE_PART)
+}
+
+fn cut_to(text: &str, chars: usize) -> &str {
+    match text.char_indices().nth(chars) {
         Some((i, _)) => &text[..i],
         None => text,
+    }
+}
+
+/// Whether an Execution state is a stop: known and not `ACTIVE`.
+pub fn is_stopped(state: &str) -> bool {
+    !matches!(state, "ACTIVE" | "UNAVAILABLE")
+}
+
+/// How strong a stop's cause is: 2 for an emergency stop, 1 for a Fault, 0 for an
+/// Execution state. A cause is revised only to one at least as strong.
+pub fn cause_rank(cause: &str) -> u8 {
+    if cause == "EMERGENCY_STOP" {
+        2
+    } else if is_alarm_cause(cause) {
+        1
+    } else {
+        0
     }
 }
 
@@ -336,6 +373,8 @@ pub struct DeviceFold {
     latest_allowed: DateTime<Utc>,
     /// Cells the fold may still add (see [`MAX_FOLD_CELLS`]).
     budget: usize,
+    /// A rebuild's start ([`DeviceFold::seed`]): stops begun before it keep their cause.
+    not_before: DateTime<Utc>,
 }
 
 /// Whether a `PartCount` subType is counted, and under which name.
@@ -355,6 +394,7 @@ pub fn is_tracked(o: &Observation) -> bool {
         Category::Event => {
             Measure::of_state_kind(&o.kind).is_some()
                 || o.kind == "EmergencyStop"
+                || (o.kind == "Program" && matches!(o.sub_type.as_deref(), None | Some("MAIN")))
                 || (o.kind == "PartCount" && part_sub_type(o.sub_type.as_deref()).is_some())
         }
         Category::Sample => false,
@@ -373,6 +413,7 @@ impl DeviceFold {
             skipped: 0,
             latest_allowed: now + FUTURE_TOLERANCE,
             budget: MAX_FOLD_CELLS,
+            not_before: DateTime::<Utc>::MIN_UTC,
         }
     }
 
@@ -390,6 +431,7 @@ impl DeviceFold {
         match o.category {
             Category::Condition => self.condition(o),
             _ if o.kind == "EmergencyStop" => self.emergency_stop(o),
+            _ if o.kind == "Program" => self.program(o),
             _ => match Measure::of_state_kind(&o.kind) {
                 Some(measure) => self.state(measure, o),
                 None => self.part_count(o),
@@ -400,42 +442,46 @@ impl DeviceFold {
     fn state(&mut self, measure: Measure, o: &Observation) {
         let key = format!("{}|{}", measure.as_str(), o.data_item_id);
         let state = o.value.to_string();
-        if measure == Measure::Execution {
-            self.stop(&o.data_item_id, &state, o.timestamp);
-        }
         let changed = self.held.get(&key).is_none_or(|h| h.state != state);
         self.transition(key, &o.data_item_id, measure, state, o.timestamp);
-        if measure == Measure::ControllerMode && changed {
-            self.revise_causes(o.timestamp);
+        match measure {
+            Measure::Execution => self.stop(&o.data_item_id),
+            Measure::ControllerMode if changed => self.revise_causes(o.timestamp),
+            _ => {}
         }
     }
 
-    /// Execution data item `item` takes `state` at `t`: a stop begins (with its cause,
-    /// counted once in [`Measure::Stops`]), goes on under the cause it began with, or
-    /// ends (at `ACTIVE`, or at `UNAVAILABLE`: no data is not downtime).
-    fn stop(&mut self, item: &str, state: &str, t: DateTime<Utc>) {
-        // The Execution key reports an observation it skips; this one would again.
-        let skipped = self.skipped;
-        self.stop_transition(item, state, t);
-        self.skipped = skipped;
-    }
-
-    fn stop_transition(&mut self, item: &str, state: &str, t: DateTime<Utc>) {
+    /// Execution data item `item` has taken a new state (held under `EXECUTION|item`): a
+    /// stop begins (its cause kept under `DOWNTIME|item`, counted once in
+    /// [`Measure::Stops`] in the minute the state took effect), goes on under the cause it
+    /// began with, or ends (at `ACTIVE`, or at `UNAVAILABLE`: no data is not downtime).
+    /// Its seconds are the Execution intervals' own ([`DeviceFold::transition`]).
+    fn stop(&mut self, item: &str) {
+        let Some(execution) = self.held.get(&format!("EXECUTION|{item}")) else {
+            return;
+        };
+        let (state, since) = (execution.state.clone(), execution.since);
         let key = format!("DOWNTIME|{item}");
-        let stopped = !matches!(state, "ACTIVE" | "UNAVAILABLE");
-        let cause = self.held.get(&key).map(|h| h.state.clone());
-        match (stopped, cause) {
-            (false, None) => {}
-            (false, Some(_)) => {
-                self.transition(key, item, Measure::Downtime, String::new(), t);
+        let in_stop = self.held.contains_key(&key);
+        match (is_stopped(&state), in_stop) {
+            (false, true) => {
+                self.held.remove(&key);
             }
-            (true, Some(c)) if !c.is_empty() => {}
-            (true, _) => {
-                let cause = self.stop_cause(state);
-                self.transition(key.clone(), item, Measure::Downtime, cause.clone(), t);
-                let start = self.held.get(&key).map_or(t, |h| h.since);
-                add_at(&mut self.cells, item, Measure::Stops, &cause, start, 1.0);
+            (true, false) => {
+                let cause = self.stop_cause(&state);
+                add_at(&mut self.cells, item, Measure::Stops, &cause, since, 1.0);
+                self.held.insert(
+                    key.clone(),
+                    Held {
+                        key,
+                        state: cause,
+                        since,
+                        count: None,
+                        counted: None,
+                    },
+                );
             }
+            _ => {}
         }
     }
 
@@ -459,42 +505,109 @@ impl DeviceFold {
         stop_cause(state, emergency, fault, mode)
     }
 
-    /// What changes within [`CAUSE_GRACE`] of a stop that began without an alarm
-    /// (a Fault or an emergency stop beginning, the ControllerMode changing) changes that
-    /// stop's cause: an agent reports an alarm, a mode and the Execution change they go
-    /// with in either order, often at one timestamp.
+    /// What changes within [`CAUSE_GRACE`] of a stop's start, before or after it, while
+    /// it lasts (a Fault or an emergency stop beginning, the ControllerMode changing)
+    /// changes that stop's cause, never to a lesser one ([`cause_rank`]): an agent
+    /// reports an alarm, a mode and the Execution change they go with in either order,
+    /// often at one timestamp. Stops begun before a rebuild's start are left as they are.
     fn revise_causes(&mut self, t: DateTime<Utc>) {
         let open: Vec<(String, String, DateTime<Utc>)> = self
             .held
             .iter()
             .filter(|(k, h)| {
                 k.starts_with("DOWNTIME|")
-                    && !h.state.is_empty()
-                    && !is_alarm_cause(&h.state)
-                    && t >= h.since
-                    && t - h.since <= CAUSE_GRACE
+                    && h.since >= self.not_before
+                    && (t - h.since).abs() <= CAUSE_GRACE
             })
             .map(|(k, h)| (k.clone(), h.state.clone(), h.since))
             .collect();
         for (key, old, since) in open {
+            let item = key.split_once('|').map_or("", |(_, i)| i).to_owned();
+            // The state the stop began in: in the cause unless that is an alarm, when
+            // only a greater alarm can replace it and the state does not matter.
             let state = old.split(" (").next().unwrap_or(&old).to_owned();
             let cause = self.stop_cause(&state);
-            if cause == old {
+            if cause == old || cause_rank(&cause) < cause_rank(&old) {
                 continue;
             }
-            let item = key.split_once('|').map_or("", |(_, i)| i).to_owned();
             add_at(&mut self.cells, &item, Measure::Stops, &old, since, -1.0);
             add_at(&mut self.cells, &item, Measure::Stops, &cause, since, 1.0);
+            // The stop's seconds already counted (its Execution intervals closed since it
+            // began, a few seconds at most) move to the new cause.
+            let counted_to = self
+                .held
+                .get(&format!("EXECUTION|{item}"))
+                .map_or(since, |e| e.since);
+            if counted_to > since {
+                let mut moved = BTreeMap::new();
+                add_interval(
+                    &mut moved,
+                    &item,
+                    Measure::Downtime,
+                    &old,
+                    since,
+                    counted_to,
+                );
+                for (cell, v) in moved {
+                    let to = Cell {
+                        state: cause.clone(),
+                        ..cell.clone()
+                    };
+                    *self.cells.entry(cell).or_default() -= v;
+                    *self.cells.entry(to).or_default() += v;
+                }
+            }
             if let Some(h) = self.held.get_mut(&key) {
                 h.state = cause;
             }
         }
     }
 
+    /// The program (`Program`, subType `MAIN` or none) held now: parts counted are
+    /// counted for it too ([`Measure::ProgramParts`]).
+    fn program(&mut self, o: &Observation) {
+        let key = format!("PROGRAM|{}", o.data_item_id);
+        let value = o.value.to_string();
+        let program = if value == "UNAVAILABLE" {
+            ""
+        } else {
+            cut_to(value.trim(), MAX_PROGRAM_NAME)
+        };
+        if self.held.get(&key).is_some_and(|h| h.state == program) {
+            return;
+        }
+        self.held.insert(
+            key.clone(),
+            Held {
+                key,
+                state: program.to_owned(),
+                since: o.timestamp,
+                count: None,
+                counted: None,
+            },
+        );
+    }
+
+    /// The program a device runs now: its first `Program` data item's, or empty.
+    fn current_program(&self) -> &str {
+        self.held
+            .range("PROGRAM|".to_owned()..)
+            .take_while(|(k, _)| k.starts_with("PROGRAM|"))
+            .map(|(_, h)| h.state.as_str())
+            .next()
+            .unwrap_or("")
+    }
+
     fn emergency_stop(&mut self, o: &Observation) {
         let key = format!("ESTOP|{}", o.data_item_id);
         let state = o.value.to_string();
         if self.held.get(&key).is_some_and(|h| h.state == state) {
+            return;
+        }
+        if !self.held.contains_key(&key)
+            && self.held.keys().filter(|k| k.starts_with("ESTOP|")).count() >= MAX_ACTIVE_CODES
+        {
+            self.skipped += 1;
             return;
         }
         let triggered = state == "TRIGGERED";
@@ -557,17 +670,28 @@ impl DeviceFold {
         let watermark = watermark.max(t);
         h.since = t;
         h.counted = (watermark != t).then_some(watermark);
-        let counts = match measure {
-            Measure::Fault | Measure::Warning => old == "1",
-            Measure::Downtime => !old.is_empty(),
-            _ => true,
-        };
+        let counts = !matches!(measure, Measure::Fault | Measure::Warning) || old == "1";
+        if counts && measure == Measure::Execution && is_stopped(&old) {
+            // The stop's seconds are exactly its Execution intervals'.
+            if let Some(cause) = self
+                .held
+                .get(&format!("DOWNTIME|{item}"))
+                .map(|h| h.state.clone())
+            {
+                if self.budget > 0 {
+                    self.budget = self.budget.saturating_sub(add_interval(
+                        &mut self.cells,
+                        item,
+                        Measure::Downtime,
+                        &cause,
+                        from,
+                        t,
+                    ));
+                }
+            }
+        }
         if counts {
-            let label = if measure.is_state() || measure == Measure::Downtime {
-                old.as_str()
-            } else {
-                ""
-            };
+            let label = if measure.is_state() { old.as_str() } else { "" };
             if self.budget > 0 {
                 self.budget = self.budget.saturating_sub(add_interval(
                     &mut self.cells,
@@ -614,6 +738,15 @@ impl DeviceFold {
                         &o.data_item_id,
                         Measure::PartCount,
                         sub,
+                        o.timestamp,
+                        made,
+                    );
+                    let program = format!("{sub}|{}", self.current_program());
+                    add_at(
+                        &mut self.cells,
+                        &o.data_item_id,
+                        Measure::ProgramParts,
+                        &program,
                         o.timestamp,
                         made,
                     );
@@ -696,14 +829,21 @@ impl DeviceFold {
             self.observe(o);
         }
         for h in self.held.values_mut() {
-            h.since = h.since.max(not_before);
+            // A stop keeps when it began (its cause is settled); its seconds are its
+            // Execution state's, counted from `not_before`.
+            if !h.key.starts_with("DOWNTIME|") {
+                h.since = h.since.max(not_before);
+            }
         }
+        self.not_before = not_before;
         self.cells.clear();
         self.skipped = 0;
     }
 
     /// The cells counted so far, taken (a rebuild writes them a day at a time).
     pub fn take_cells(&mut self) -> BTreeMap<Cell, f64> {
+        // The bound is per batch of cells written (a rebuild's day), not per history.
+        self.budget = MAX_FOLD_CELLS;
         std::mem::take(&mut self.cells)
     }
 
@@ -896,6 +1036,18 @@ pub struct SummaryTotal {
     pub value: f64,
 }
 
+/// The seconds of `h`'s open interval in `ranges`, counted up to `until` (and for at
+/// most [`MAX_INTERVAL`] from its start), from where it was counted up to.
+fn open_seconds(h: &Held, ranges: &[MinuteRange], until: DateTime<Utc>) -> f64 {
+    let start = h.counted.map_or(h.since, |c| c.max(h.since));
+    let end = until.min(h.since + MAX_INTERVAL);
+    let (a, b) = (seconds(start), seconds(end));
+    ranges
+        .iter()
+        .map(|r| (b.min(r.to as f64) - a.max(r.from as f64)).max(0.0))
+        .sum()
+}
+
 /// The seconds of the intervals still open (a device's held states) that fall in
 /// `ranges`, counted up to `until` (and for at most [`MAX_INTERVAL`] from their start):
 /// what a store adds to its closed periods when asked. Each part count the device reports
@@ -927,19 +1079,33 @@ pub fn open_totals(
             // Active only; counted with no state.
             "FAULT" if h.state == "1" => (Measure::Fault, "", ""),
             "WARNING" if h.state == "1" => (Measure::Warning, "", ""),
-            "DOWNTIME" if !h.state.is_empty() => (Measure::Downtime, rest, h.state.as_str()),
+            "DOWNTIME" => {
+                // The stop's open seconds are its Execution state's.
+                let execution = format!("EXECUTION|{rest}");
+                match held.iter().find(|e| e.key == execution) {
+                    Some(e) if is_stopped(&e.state) => {
+                        let value = open_seconds(e, ranges, until);
+                        if value > 0.0 {
+                            out.push(SummaryTotal {
+                                agent: agent.to_owned(),
+                                device: device.to_owned(),
+                                item: rest.to_owned(),
+                                measure: Measure::Downtime,
+                                state: h.state.clone(),
+                                value,
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+                continue;
+            }
             m => match m.parse::<Measure>() {
                 Ok(m) if m.is_state() => (m, rest, h.state.as_str()),
                 _ => continue,
             },
         };
-        let start = h.counted.map_or(h.since, |c| c.max(h.since));
-        let end = until.min(h.since + MAX_INTERVAL);
-        let (a, b) = (seconds(start), seconds(end));
-        let value: f64 = ranges
-            .iter()
-            .map(|r| (b.min(r.to as f64) - a.max(r.from as f64)).max(0.0))
-            .sum();
+        let value = open_seconds(h, ranges, until);
         if value > 0.0 {
             out.push(SummaryTotal {
                 agent: agent.to_owned(),
@@ -1218,6 +1384,90 @@ mod tests {
     }
 
     #[test]
+    fn a_cause_is_revised_only_to_a_stronger_one_and_not_across_a_rebuild_start() {
+        let mut fold = DeviceFold::new([], at("2026-01-02T00:00:00Z"));
+        fold.observe(&obs(1, "2026-01-01T10:00:00Z", "e", "Execution", "ACTIVE"));
+        fold.observe(&cond(
+            2,
+            "2026-01-01T10:00:00Z",
+            ConditionLevel::Fault,
+            Some("F"),
+        ));
+        fold.observe(&obs(3, "2026-01-01T10:00:01Z", "e", "Execution", "STOPPED"));
+        // An emergency stop a second later outranks the Fault.
+        fold.observe(&obs(
+            4,
+            "2026-01-01T10:00:02Z",
+            "es",
+            "EmergencyStop",
+            "TRIGGERED",
+        ));
+        // A mode change does not lower it.
+        fold.observe(&obs(
+            5,
+            "2026-01-01T10:00:03Z",
+            "m",
+            "ControllerMode",
+            "MANUAL",
+        ));
+        fold.observe(&obs(6, "2026-01-01T10:10:01Z", "e", "Execution", "ACTIVE"));
+        fold.observe(&obs(
+            7,
+            "2026-01-01T10:10:01Z",
+            "es",
+            "EmergencyStop",
+            "ARMED",
+        ));
+        fold.observe(&cond(
+            8,
+            "2026-01-01T10:10:01Z",
+            ConditionLevel::Normal,
+            None,
+        ));
+        // A Fault stamped before the stop but sent after it: still its cause.
+        fold.observe(&obs(
+            9,
+            "2026-01-01T10:20:00Z",
+            "e",
+            "Execution",
+            "INTERRUPTED",
+        ));
+        fold.observe(&cond(
+            10,
+            "2026-01-01T10:19:58Z",
+            ConditionLevel::Fault,
+            Some("G"),
+        ));
+        fold.observe(&obs(11, "2026-01-01T10:30:00Z", "e", "Execution", "ACTIVE"));
+        let out = fold.finish();
+        let day = |m, s| total(&out, Resolution::Day, m, s);
+        assert_eq!(day(Measure::Downtime, "EMERGENCY_STOP"), 600.0);
+        assert_eq!(day(Measure::Stops, "EMERGENCY_STOP"), 1.0);
+        assert_eq!(day(Measure::Stops, "FAULT F"), 0.0);
+        assert_eq!(day(Measure::Downtime, "FAULT G"), 600.0);
+        assert_eq!(day(Measure::Stops, "FAULT G"), 1.0);
+        assert_eq!(day(Measure::Stops, "INTERRUPTED (MANUAL)"), 0.0);
+
+        // A rebuild from midnight: the stop begun 2 s before keeps its cause (its count
+        // is in the cells before the start), and its seconds count from midnight.
+        let mut fold = DeviceFold::new([], at("2026-01-03T00:00:00Z"));
+        let seeds = [obs(1, "2026-01-01T23:59:58Z", "e", "Execution", "READY")];
+        fold.seed(&seeds, at("2026-01-02T00:00:00Z"));
+        fold.observe(&cond(
+            2,
+            "2026-01-02T00:00:03Z",
+            ConditionLevel::Fault,
+            Some("7"),
+        ));
+        fold.observe(&obs(3, "2026-01-02T00:10:00Z", "e", "Execution", "ACTIVE"));
+        let out = fold.finish();
+        let day = |m, s| total(&out, Resolution::Day, m, s);
+        assert_eq!(day(Measure::Downtime, "READY"), 600.0);
+        assert_eq!(day(Measure::Stops, "READY"), 0.0);
+        assert_eq!(day(Measure::Stops, "FAULT 7"), 0.0);
+    }
+
+    #[test]
     fn stop_causes_are_bounded() {
         let long = "X".repeat(500);
         assert_eq!(stop_cause(&long, false, None, None).len(), MAX_CAUSE_PART);
@@ -1233,6 +1483,43 @@ mod tests {
         );
         assert_eq!(stop_cause("READY", false, None, Some("AUTOMATIC")), "READY");
         assert!(is_alarm_cause("FAULT 12") && !is_alarm_cause("FAULTY"));
+    }
+
+    #[test]
+    fn parts_are_counted_per_program_held_when_the_count_rose() {
+        let mut fold = DeviceFold::new([], at("2026-01-02T00:00:00Z"));
+        let mut main = obs(2, "2026-01-01T10:00:00Z", "prog", "Program", "O100");
+        main.sub_type = Some("MAIN".into());
+        let mut sub = obs(3, "2026-01-01T10:00:00Z", "sub", "Program", "O9");
+        sub.sub_type = Some("ACTIVE".into());
+        for o in [
+            obs(1, "2026-01-01T09:00:00Z", "pc", "PartCount", "0"),
+            main,
+            sub,
+            obs(4, "2026-01-01T10:10:00Z", "pc", "PartCount", "4"),
+            obs(5, "2026-01-01T10:20:00Z", "prog", "Program", "UNAVAILABLE"),
+            obs(6, "2026-01-01T10:30:00Z", "pc", "PartCount", "5"),
+            obs(
+                7,
+                "2026-01-01T10:40:00Z",
+                "prog",
+                "Program",
+                &"P".repeat(200),
+            ),
+            obs(8, "2026-01-01T10:50:00Z", "pc", "PartCount", "7"),
+        ] {
+            fold.observe(&o);
+        }
+        let out = fold.finish();
+        let hour = |s: &str| total(&out, Resolution::Hour, Measure::ProgramParts, s);
+        assert_eq!(hour("ALL|O100"), 4.0);
+        assert_eq!(hour("ALL|"), 1.0);
+        assert_eq!(hour(&format!("ALL|{}", "P".repeat(MAX_PROGRAM_NAME))), 2.0);
+        assert_eq!(hour("ALL|O9"), 0.0);
+        assert_eq!(
+            total(&out, Resolution::Hour, Measure::PartCount, "ALL"),
+            7.0
+        );
     }
 
     #[test]

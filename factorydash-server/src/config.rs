@@ -51,6 +51,18 @@
 //! end = "14:00"
 //! breaks = ["10:00-10:30"]
 //! ```
+//!
+//! # Ideal cycle times
+//!
+//! Seconds per part by program (the `Program` event's value, subType `MAIN` or none), for
+//! OEE's performance: each program's parts are weighed by its own; parts of other
+//! programs, or counted without one, by the device's (its record's).
+//!
+//! ```toml
+//! [ideal-cycle-times]
+//! "O1001" = 42.5
+//! "BRACKET-A.NC" = 95
+//! ```
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -117,10 +129,7 @@ pub fn config_path(args: &[String]) -> Option<PathBuf> {
 /// The file cannot be read, is larger than [`CONFIG_FILE_LIMIT`] or is not TOML; a key is not one of `serve`'s options; a value
 /// is neither a string, a number, a boolean nor an array of strings; the layout is not
 /// one ([`layout`]).
-pub fn apply(
-    cmd: clap::Command,
-    path: &Path,
-) -> anyhow::Result<(clap::Command, Layout, ShiftSpec)> {
+pub fn apply(cmd: clap::Command, path: &Path) -> anyhow::Result<(clap::Command, Layout, PlanSpec)> {
     let text = read_bounded(path, CONFIG_FILE_LIMIT, "the configuration file")?;
     let table: toml::Table = text
         .parse()
@@ -131,7 +140,7 @@ pub fn apply(
         .context("the serve command")?
         .clone();
     let mut plant = Layout::default();
-    let mut spec = ShiftSpec::default();
+    let mut spec = PlanSpec::default();
     for (key, value) in &table {
         if key == "cell" {
             plant = layout(value).with_context(|| format!("{}: the layout", path.display()))?;
@@ -145,6 +154,11 @@ pub fn apply(
         if key == "holidays" {
             spec.holidays =
                 holidays(value).with_context(|| format!("{}: the holidays", path.display()))?;
+            continue;
+        }
+        if key == "ideal-cycle-times" {
+            spec.ideal_cycle_times = ideal_cycle_times(value)
+                .with_context(|| format!("{}: the ideal cycle times", path.display()))?;
             continue;
         }
         let wanted = key.replace('_', "-");
@@ -201,17 +215,66 @@ pub fn apply(
     Ok((set_top(cmd).mut_subcommand("serve", set), plant, spec))
 }
 
-/// The shift calendar's parts from the configuration file: `[[shift]]` tables and a
-/// `holidays` array of dates, in the plant's time zone (given later, by `--time-zone`).
+/// The plant's plan from the configuration file: the shift calendar's `[[shift]]` tables
+/// and `holidays` array of dates, in the plant's time zone (given later, by
+/// `--time-zone`), and the `[ideal-cycle-times]` of programs.
 #[derive(Debug, Clone, Default)]
-pub struct ShiftSpec {
+pub struct PlanSpec {
     /// The shifts.
     pub shifts: Vec<Shift>,
     /// The holidays (local dates).
     pub holidays: Vec<NaiveDate>,
+    /// Seconds per part, by program name (the `Program` event's value).
+    pub ideal_cycle_times: std::collections::BTreeMap<String, f64>,
 }
 
-impl ShiftSpec {
+/// The most programs `[ideal-cycle-times]` may list.
+pub const MAX_IDEAL_CYCLE_TIMES: usize = 10_000;
+
+/// The `[ideal-cycle-times]` table: program name → seconds per part (a number greater
+/// than 0, at most a day).
+///
+/// # Errors
+/// Not a table; more than [`MAX_IDEAL_CYCLE_TIMES`] programs; a value that is not such a
+/// number (the message names the program).
+pub fn ideal_cycle_times(
+    value: &toml::Value,
+) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+    let toml::Value::Table(table) = value else {
+        bail!(
+            "'ideal-cycle-times' must be a table of program = seconds, not a {}",
+            value.type_str()
+        );
+    };
+    if table.len() > MAX_IDEAL_CYCLE_TIMES {
+        bail!("{} programs; at most {MAX_IDEAL_CYCLE_TIMES}", table.len());
+    }
+    table
+        .iter()
+        .map(|(program, v)| {
+            let seconds = match v {
+                toml::Value::Integer(i) => *i as f64,
+                toml::Value::Float(f) => *f,
+                other => bail!(
+                    "program '{program}': the ideal cycle time must be seconds (a number), not a {}",
+                    other.type_str()
+                ),
+            };
+            if !(seconds.is_finite() && seconds > 0.0 && seconds <= 86_400.0) {
+                bail!("program '{program}': {seconds} s is not an ideal cycle time (more than 0, at most a day)");
+            }
+            if program.chars().count() > factorydash_core::summary::MAX_PROGRAM_NAME {
+                bail!(
+                    "program '{program}': longer than the {} characters a program's parts are counted under",
+                    factorydash_core::summary::MAX_PROGRAM_NAME
+                );
+            }
+            Ok((program.clone(), seconds))
+        })
+        .collect()
+}
+
+impl PlanSpec {
     /// The calendar in `tz`.
     ///
     /// # Errors
@@ -497,6 +560,30 @@ mod tests {
             err("[[cell]]\nname = \"\"\ndevices = [\"a\"]"),
             "cell 1: its name is empty"
         );
+    }
+
+    #[test]
+    fn ideal_cycle_times_by_program_and_their_refusals() {
+        let read = |text: &str| {
+            let table: toml::Table = text.parse().unwrap();
+            super::ideal_cycle_times(table.get("ideal-cycle-times").unwrap())
+        };
+        let times = read("[ideal-cycle-times]\n\"O1001\" = 42.5\n\"BRACKET.NC\" = 95\n").unwrap();
+        assert_eq!(times.get("O1001"), Some(&42.5));
+        assert_eq!(times.get("BRACKET.NC"), Some(&95.0));
+        for (text, said) in [
+            ("ideal-cycle-times = 3", "must be a table"),
+            ("[ideal-cycle-times]\nA = \"fast\"", "program 'A'"),
+            ("[ideal-cycle-times]\nA = 0", "not an ideal cycle time"),
+            ("[ideal-cycle-times]\nA = -3", "not an ideal cycle time"),
+            ("[ideal-cycle-times]\nA = nan", "not an ideal cycle time"),
+            ("[ideal-cycle-times]\nA = 100000", "not an ideal cycle time"),
+        ] {
+            let e = format!("{:#}", read(text).unwrap_err());
+            assert!(e.contains(said), "{text}: {e}");
+        }
+        let long = format!("[ideal-cycle-times]\n\"{}\" = 3", "P".repeat(65));
+        assert!(format!("{:#}", read(&long).unwrap_err()).contains("longer than"));
     }
 
     #[test]

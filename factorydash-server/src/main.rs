@@ -636,7 +636,7 @@ async fn run() -> anyhow::Result<()> {
     let mut command = Cli::command();
     // The plant's cells and lines, from the file's `[[cell]]` tables (none without).
     let mut layout = factorydash_core::layout::Layout::default();
-    let mut shifts = config::ShiftSpec::default();
+    let mut shifts = config::PlanSpec::default();
     if let Some(path) = config::config_path(&args) {
         (command, layout, shifts) = config::apply(command, &path)?;
     }
@@ -1084,7 +1084,7 @@ async fn open_postgres(config: &PgConfig, pending: &PendingStore) -> anyhow::Res
 async fn serve(
     args: ServeArgs,
     layout: factorydash_core::layout::Layout,
-    shifts: config::ShiftSpec,
+    shifts: config::PlanSpec,
 ) -> anyhow::Result<()> {
     // One agent per URL without credentials (`--agent`, FACTORYDASH_AGENTS, the file).
     supervisor::one_per_url(&args.agents).context("--agent")?;
@@ -1185,6 +1185,7 @@ async fn serve(
         .parse()
         .map_err(|e| anyhow::anyhow!("the time zone {zone}: {e}"))?;
     report::set_calendar(shifts.calendar(tz).context("the shift calendar")?);
+    report::set_ideal_cycle_times(shifts.ideal_cycle_times.clone());
     time_zone::set_plant(zone);
     let app = App::new(store.clone(), kind, layout);
     if let Some((_, pending, _)) = &opening {

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use chrono::{DateTime, Utc};
 use factorydash_core::downtime::{Pareto, ParetoSum};
 use factorydash_core::layout::Placement;
-use factorydash_core::oee::{oee, DeviceFigures, Oee, OeeInputs};
+use factorydash_core::oee::{oee, DeviceFigures, IdealCycleTimes, Oee, OeeInputs};
 use factorydash_core::shifts::ShiftCalendar;
 use factorydash_core::summary::{MinuteRange, SummaryTotal};
 use factorydash_core::{DeviceKey, ShiftFigures};
@@ -103,6 +103,14 @@ impl ShiftBoard {
     }
 }
 
+static IDEAL_CYCLE_TIMES: OnceLock<BTreeMap<String, f64>> = OnceLock::new();
+
+/// Sets the ideal cycle times per program (seconds per part) for this process (at start;
+/// a second call is ignored).
+pub fn set_ideal_cycle_times(programs: BTreeMap<String, f64>) {
+    let _ = IDEAL_CYCLE_TIMES.set(programs);
+}
+
 /// Sets the plant's shift calendar for this process (at start; a second call is ignored).
 pub fn set_calendar(calendar: ShiftCalendar) {
     let _ = CALENDAR.set(calendar);
@@ -147,8 +155,11 @@ pub struct DeviceReport {
     pub cell: Option<String>,
     /// Its line, if its cell has one.
     pub line: Option<String>,
-    /// The ideal cycle time used, seconds per part, from its record.
+    /// The ideal cycle time used, seconds per part: its record's, or the mean over the
+    /// parts produced of each program's (`[ideal-cycle-times]`).
     pub ideal_cycle_time: Option<f64>,
+    /// How many programs that mean weighs (0: the device's own ideal cycle time).
+    pub programs: usize,
     /// OEE over the window's planned time.
     pub oee: Oee,
     /// Utilization over the whole window (up to now): each Execution state's time and
@@ -272,7 +283,11 @@ pub async fn report(
         let in_plan = DeviceFigures::from_totals(planned_totals.get(&k).unwrap_or(&empty));
         let in_window = DeviceFigures::from_totals(window_totals.get(&k).unwrap_or(&empty));
         let record = app.records.get(&d.agent, &d.name);
-        let ideal = record.as_ref().and_then(|r| r.ideal_cycle_time);
+        let device_ideal = record.as_ref().and_then(|r| r.ideal_cycle_time);
+        let ideal = IdealCycleTimes {
+            device: device_ideal,
+            programs: IDEAL_CYCLE_TIMES.get(),
+        };
         let input = in_plan.oee_inputs(planned_seconds, ideal);
         let losses = losses(&in_plan, planned_seconds);
         let mut utilization: Vec<Share> = in_window
@@ -320,7 +335,8 @@ pub async fn report(
             display_name: record.and_then(|r| r.display_name),
             cell,
             line,
-            ideal_cycle_time: ideal,
+            ideal_cycle_time: input.ideal_cycle_time,
+            programs: input.programs,
             oee: oee(&[input]),
             utilization,
             fault_seconds: in_window.fault_seconds,

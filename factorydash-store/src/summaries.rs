@@ -134,7 +134,12 @@ pub(crate) async fn rebuild<S: Store + SummaryWriter + ?Sized>(
                 i.category == Category::Condition
                     || matches!(
                         i.kind.as_str(),
-                        "EXECUTION" | "AVAILABILITY" | "CONTROLLER_MODE" | "PART_COUNT"
+                        "EXECUTION"
+                            | "AVAILABILITY"
+                            | "CONTROLLER_MODE"
+                            | "PART_COUNT"
+                            | "EMERGENCY_STOP"
+                            | "PROGRAM"
                     )
             })
             .map(|i| i.id.as_str())

@@ -234,9 +234,9 @@ pub async fn downtime_csv(
             &d.downtime,
         );
     }
-    for g in std::iter::once(&r.plant).chain(r.cells.iter()) {
-        let level = if g.name == "Plant" { "plant" } else { "cell" };
-        add(level, "", "", &g.name, &g.downtime);
+    add("plant", "", "", &r.plant.name, &r.plant.downtime);
+    for g in &r.cells {
+        add("cell", "", "", &g.name, &g.downtime);
     }
     let file = format!("factorydash-downtime-{}.csv", r.from.format("%Y%m%dT%H%MZ"));
     Ok(super::export::csv_answer(
@@ -438,9 +438,9 @@ pub async fn csv(app: Arc<App>, scope: Scope, q: ReportQuery) -> Result<Response
             &d.oee,
         ));
     }
-    for g in std::iter::once(&r.plant).chain(r.cells.iter()) {
-        let level = if g.name == "Plant" { "plant" } else { "cell" };
-        rows.push(csv_row(level, "", "", &g.name, &g.oee));
+    rows.push(csv_row("plant", "", "", &r.plant.name, &r.plant.oee));
+    for g in &r.cells {
+        rows.push(csv_row("cell", "", "", &g.name, &g.oee));
     }
     let file = format!("factorydash-oee-{}.csv", r.from.format("%Y%m%dT%H%MZ"));
     Ok(super::export::csv_answer(

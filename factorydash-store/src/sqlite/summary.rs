@@ -88,8 +88,8 @@ pub(super) fn write(
             delete.execute(params![id, key])?;
         }
         let mut put = tx.prepare_cached(
-            "INSERT OR REPLACE INTO summary_held (sdevice, key, state, since, count)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR REPLACE INTO summary_held (sdevice, key, state, since, count, counted)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         for h in &out.put {
             put.execute(params![
@@ -97,7 +97,8 @@ pub(super) fn write(
                 h.key,
                 h.state,
                 h.since.timestamp_micros(),
-                h.count
+                h.count,
+                h.counted.map(|c| c.timestamp_micros())
             ])?;
         }
     }
@@ -133,9 +134,10 @@ pub(super) fn query(c: &Connection, q: &SummaryQuery) -> Result<Vec<SummaryTotal
                 continue;
             };
             let measure: String = r.get(2)?;
-            let measure: Measure = measure
-                .parse()
-                .map_err(|e| StoreError::Corrupt(format!("summary_cells.measure: {e}")))?;
+            // A measure a later build keeps: not this build's to read.
+            let Ok(measure) = measure.parse::<Measure>() else {
+                continue;
+            };
             let item: String = r.get(1)?;
             let state: String = r.get(3)?;
             totals.add(agent, device, &item, measure, &state, r.get(4)?);

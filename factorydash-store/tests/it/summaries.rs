@@ -160,6 +160,8 @@ pub async fn summaries_count_each_state_once(store: &dyn Store) {
     assert_eq!(value(&totals, Measure::Downtime, "FAULT E1"), 1800.0);
     assert_eq!(value(&totals, Measure::Stops, "READY"), 1.0);
     assert_eq!(value(&totals, Measure::Stops, "FAULT E1"), 1.0);
+    // Parts per program: no Program reported, so all under the empty program.
+    assert_eq!(value(&totals, Measure::ProgramParts, "ALL|"), 12.0 + 3.0);
 
     // A window cut at minutes inside hours: 07:10–07:40 holds 10 min ACTIVE, 20 STOPPED.
     let q = SummaryQuery::new(
