@@ -375,6 +375,40 @@ pub struct DeviceFold {
     budget: usize,
     /// A rebuild's start ([`DeviceFold::seed`]): stops begun before it keep their cause.
     not_before: DateTime<Utc>,
+    /// Each stop seen, when asked for ([`DeviceFold::log_stops`]).
+    stop_log: Option<Vec<StopRecord>>,
+}
+
+/// The most stops a fold's log keeps ([`DeviceFold::log_stops`]); later ones are left
+/// out and the log is marked incomplete.
+pub const MAX_STOP_LOG: usize = 5_000;
+
+/// The most active Fault codes a [`StopRecord`] lists.
+pub const MAX_STOP_FAULTS: usize = 8;
+
+/// One stop as a fold saw it: when it began and ended, and what was active when it
+/// began (after [`CAUSE_GRACE`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StopRecord {
+    /// The Execution data item.
+    pub item: String,
+    /// When it began (UTC).
+    pub began: DateTime<Utc>,
+    /// When it ended (`ACTIVE` or `UNAVAILABLE`), if it has.
+    pub ended: Option<DateTime<Utc>>,
+    /// The Execution state it began in.
+    pub state: String,
+    /// Its cause ([`stop_cause`]).
+    pub cause: String,
+    /// The program held (`Program`, subType `MAIN` or none), if any.
+    pub program: Option<String>,
+    /// The `ControllerMode` held, if known.
+    pub controller_mode: Option<String>,
+    /// The native codes of the Faults active (at most [`MAX_STOP_FAULTS`]).
+    pub faults: Vec<String>,
+    /// Whether an `EmergencyStop` was `TRIGGERED`.
+    pub emergency_stop: bool,
 }
 
 /// Whether a `PartCount` subType is counted, and under which name.
@@ -414,6 +448,7 @@ impl DeviceFold {
             latest_allowed: now + FUTURE_TOLERANCE,
             budget: MAX_FOLD_CELLS,
             not_before: DateTime::<Utc>::MIN_UTC,
+            stop_log: None,
         }
     }
 
@@ -466,10 +501,25 @@ impl DeviceFold {
         match (is_stopped(&state), in_stop) {
             (false, true) => {
                 self.held.remove(&key);
+                if let Some(log) = &mut self.stop_log {
+                    if let Some(r) = log.iter_mut().rev().find(|r| r.item == item) {
+                        r.ended.get_or_insert(since);
+                    }
+                }
             }
             (true, false) => {
                 let cause = self.stop_cause(&state);
                 add_at(&mut self.cells, item, Measure::Stops, &cause, since, 1.0);
+                if self
+                    .stop_log
+                    .as_ref()
+                    .is_some_and(|l| l.len() < MAX_STOP_LOG)
+                {
+                    let record = self.stop_record(item, since, &state, &cause);
+                    if let Some(log) = &mut self.stop_log {
+                        log.push(record);
+                    }
+                }
                 self.held.insert(
                     key.clone(),
                     Held {
@@ -482,6 +532,75 @@ impl DeviceFold {
                 );
             }
             _ => {}
+        }
+    }
+
+    /// Keeps a log of each stop from now on ([`DeviceFold::take_stop_log`]), beginning
+    /// with the stops under way (what was active when they began is not known: what is
+    /// active now is shown).
+    pub fn log_stops(&mut self) {
+        if self.stop_log.is_some() {
+            return;
+        }
+        let under_way: Vec<StopRecord> = self
+            .held
+            .iter()
+            .filter(|(k, _)| k.starts_with("DOWNTIME|"))
+            .map(|(k, h)| {
+                let item = k.split_once('|').map_or("", |(_, i)| i);
+                let state = h.state.split(" (").next().unwrap_or(&h.state);
+                self.stop_record(item, h.since, state, &h.state)
+            })
+            .collect();
+        self.stop_log = Some(under_way);
+    }
+
+    /// The stops logged, in the order they began, and whether every stop is there (at
+    /// most [`MAX_STOP_LOG`]).
+    pub fn take_stop_log(&mut self) -> (Vec<StopRecord>, bool) {
+        let log = self.stop_log.take().unwrap_or_default();
+        let complete = log.len() < MAX_STOP_LOG;
+        (log, complete)
+    }
+
+    /// What was active at a stop's start, now.
+    fn stop_record(
+        &self,
+        item: &str,
+        began: DateTime<Utc>,
+        state: &str,
+        cause: &str,
+    ) -> StopRecord {
+        let mut faults: Vec<&Held> = self
+            .held
+            .iter()
+            .filter(|(k, h)| k.starts_with("COND|") && h.state == ConditionLevel::Fault.as_str())
+            .map(|(_, h)| h)
+            .collect();
+        faults.sort_by_key(|h| std::cmp::Reverse(h.since));
+        StopRecord {
+            item: item.to_owned(),
+            began,
+            ended: None,
+            state: cut(state).to_owned(),
+            cause: cause.to_owned(),
+            program: Some(self.current_program())
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned),
+            controller_mode: self
+                .held
+                .iter()
+                .find(|(k, _)| k.starts_with("CONTROLLER_MODE|"))
+                .map(|(_, h)| cut(&h.state).to_owned()),
+            faults: faults
+                .iter()
+                .take(MAX_STOP_FAULTS)
+                .map(|h| cut(h.key.splitn(3, '|').nth(2).unwrap_or("")).to_owned())
+                .collect(),
+            emergency_stop: self
+                .held
+                .iter()
+                .any(|(k, h)| k.starts_with("ESTOP|") && h.state == "TRIGGERED"),
         }
     }
 
@@ -555,6 +674,19 @@ impl DeviceFold {
                     };
                     *self.cells.entry(cell).or_default() -= v;
                     *self.cells.entry(to).or_default() += v;
+                }
+            }
+            if self.stop_log.is_some() {
+                let record = self.stop_record(&item, since, &state, &cause);
+                if let Some(r) = self.stop_log.as_mut().and_then(|log| {
+                    log.iter_mut()
+                        .rev()
+                        .find(|r| r.item == item && r.began == since)
+                }) {
+                    *r = StopRecord {
+                        state: std::mem::take(&mut r.state),
+                        ..record
+                    };
                 }
             }
             if let Some(h) = self.held.get_mut(&key) {

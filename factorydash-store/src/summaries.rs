@@ -102,7 +102,7 @@ pub(crate) trait SummaryWriter {
 /// The observations read per call while rebuilding.
 const CHUNK: usize = 10_000;
 
-/// One data item's observations being merged by a rebuild.
+/// One data item's observations being merged.
 struct Source<'a> {
     item: &'a str,
     buffer: std::collections::VecDeque<factorydash_core::Observation>,
@@ -110,9 +110,100 @@ struct Source<'a> {
     done: bool,
 }
 
+/// Some data items' observations of one device in a window, read a chunk per data item at
+/// a time and merged in (timestamp, sequence) order: memory bounded by items × [`CHUNK`].
+struct Merge<'a> {
+    key: DeviceKey,
+    window: TimeWindow,
+    heads: Vec<Source<'a>>,
+}
+
+impl<'a> Merge<'a> {
+    fn new(key: DeviceKey, items: &'a [&'a str], window: TimeWindow) -> Self {
+        let heads = items
+            .iter()
+            .map(|item| Source {
+                item,
+                buffer: std::collections::VecDeque::new(),
+                after: None,
+                done: false,
+            })
+            .collect();
+        Merge { key, window, heads }
+    }
+
+    /// The next observation, `None` after the last.
+    async fn next<S: Store + ?Sized>(
+        &mut self,
+        store: &S,
+    ) -> Result<Option<Observation>, StoreError> {
+        for h in self
+            .heads
+            .iter_mut()
+            .filter(|h| h.buffer.is_empty() && !h.done)
+        {
+            let chunk = store
+                .series_after(&self.key, h.item, &self.window, h.after, CHUNK)
+                .await?;
+            h.done = chunk.next.is_none();
+            h.after = chunk.next;
+            h.buffer.extend(chunk.observations);
+        }
+        Ok(self
+            .heads
+            .iter_mut()
+            .filter(|h| !h.buffer.is_empty())
+            .min_by_key(|h| h.buffer.front().map(|o| (o.timestamp, o.sequence)))
+            .and_then(|h| h.buffer.pop_front()))
+    }
+}
+
+/// The data items of `device` a summary folds: its Execution, Availability,
+/// ControllerMode, PartCount, EmergencyStop and Program data items and every Condition.
+pub fn tracked_items(device: &crate::DeviceInfo) -> Vec<&str> {
+    device
+        .data_items
+        .iter()
+        .filter(|i| {
+            i.category == Category::Condition
+                || matches!(
+                    i.kind.as_str(),
+                    "EXECUTION"
+                        | "AVAILABILITY"
+                        | "CONTROLLER_MODE"
+                        | "PART_COUNT"
+                        | "EMERGENCY_STOP"
+                        | "PROGRAM"
+                )
+        })
+        .map(|i| i.id.as_str())
+        .collect()
+}
+
+/// A fold started at `start` from each of `items`' last observation before it (a
+/// Condition's last included: a Fault active then is known).
+async fn seeded<S: Store + ?Sized>(
+    store: &S,
+    key: &DeviceKey,
+    items: &[&str],
+    start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<DeviceFold, StoreError> {
+    let mut fold = DeviceFold::new([], now);
+    let mut seeds = Vec::new();
+    for item in items {
+        if let Some(o) = store.last_before(key, item, start).await? {
+            seeds.push(o);
+        }
+    }
+    seeds.sort_by_key(|o| (o.timestamp, o.sequence));
+    fold.seed(&seeds, start);
+    Ok(fold)
+}
+
 /// [`Store::rebuild_summaries`] over any store's reads: device by device, each tracked data
-/// item's observations read in chunks and merged in (timestamp, sequence) order (in
-/// memory: a chunk per data item), the cells written every 100,000 observations.
+/// item's observations merged in (timestamp, sequence) order ([`Merge`]), the cells
+/// written every 100,000 observations.
 pub(crate) async fn rebuild<S: Store + SummaryWriter + ?Sized>(
     store: &S,
     from: DateTime<Utc>,
@@ -127,70 +218,17 @@ pub(crate) async fn rebuild<S: Store + SummaryWriter + ?Sized>(
     let mut outcome = RebuildOutcome::default();
     for device in store.devices().await? {
         let key = DeviceKey::new(&device.agent, &device.name);
-        let items: Vec<&str> = device
-            .data_items
-            .iter()
-            .filter(|i| {
-                i.category == Category::Condition
-                    || matches!(
-                        i.kind.as_str(),
-                        "EXECUTION"
-                            | "AVAILABILITY"
-                            | "CONTROLLER_MODE"
-                            | "PART_COUNT"
-                            | "EMERGENCY_STOP"
-                            | "PROGRAM"
-                    )
-            })
-            .map(|i| i.id.as_str())
-            .collect();
+        let items = tracked_items(&device);
         if items.is_empty() {
             continue;
         }
-        let mut fold = DeviceFold::new([], now);
-        let mut seeds = Vec::new();
-        for item in &items {
-            if let Some(o) = store.last_before(&key, item, start_t).await? {
-                if o.category != Category::Condition {
-                    seeds.push(o);
-                }
-            }
-        }
-        seeds.sort_by_key(|o| (o.timestamp, o.sequence));
-        fold.seed(&seeds, start_t);
-        // Each tracked item's observations from the start, a chunk at a time, merged in
-        // (timestamp, sequence) order: memory bounded by items × CHUNK.
+        let mut fold = seeded(store, &key, &items, start_t, now).await?;
         let window = TimeWindow::new(start_t, now + Duration::days(2))
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let mut heads: Vec<Source<'_>> = items
-            .iter()
-            .map(|item| Source {
-                item,
-                buffer: std::collections::VecDeque::new(),
-                after: None,
-                done: false,
-            })
-            .collect();
-        loop {
-            for h in heads.iter_mut().filter(|h| h.buffer.is_empty() && !h.done) {
-                let chunk = store
-                    .series_after(&key, h.item, &window, h.after, CHUNK)
-                    .await?;
-                h.done = chunk.next.is_none();
-                h.after = chunk.next;
-                h.buffer.extend(chunk.observations);
-            }
-            let Some(next) = heads
-                .iter_mut()
-                .filter(|h| !h.buffer.is_empty())
-                .min_by_key(|h| h.buffer.front().map(|o| (o.timestamp, o.sequence)))
-            else {
-                break;
-            };
-            if let Some(o) = next.buffer.pop_front() {
-                fold.observe(&o);
-                outcome.observations += 1;
-            }
+        let mut merge = Merge::new(key, &items, window);
+        while let Some(o) = merge.next(store).await? {
+            fold.observe(&o);
+            outcome.observations += 1;
             if outcome.observations.is_multiple_of(CHUNK as u64 * 10) {
                 let cells = fold.take_cells();
                 if !cells.is_empty() {
@@ -213,4 +251,70 @@ pub(crate) async fn rebuild<S: Store + SummaryWriter + ?Sized>(
         outcome.devices += 1;
     }
     Ok(outcome)
+}
+
+/// The longest window [`stops`] lists: 7 days.
+pub const MAX_STOP_WINDOW: Duration = Duration::days(7);
+
+/// The most observations [`stops`] reads; past them the list is marked incomplete.
+pub const MAX_STOP_OBSERVATIONS: u64 = 200_000;
+
+/// A device's stops over a window ([`stops`]).
+#[derive(Debug, Clone)]
+pub struct StopList {
+    /// The stops that began in the window or were under way at its start, in the order
+    /// they began; one still under way has no end.
+    pub stops: Vec<factorydash_core::summary::StopRecord>,
+    /// Whether every stop is listed (at most [`factorydash_core::summary::MAX_STOP_LOG`]
+    /// stops, [`MAX_STOP_OBSERVATIONS`] observations read).
+    pub complete: bool,
+}
+
+/// The stops of `device` in `[from, to)`, each with what was active when it began (the
+/// fold of the summaries, [`DeviceFold::log_stops`], over the device's tracked data
+/// items' stored observations of the window, from their states at `from`): a list
+/// bounded by [`MAX_STOP_WINDOW`], [`MAX_STOP_OBSERVATIONS`] and
+/// [`factorydash_core::summary::MAX_STOP_LOG`], read in chunks, never the whole window at
+/// once. Only what the store still holds (the observations' retention) is listed.
+///
+/// # Errors
+/// [`StoreError::Invalid`] for a window longer than [`MAX_STOP_WINDOW`] or empty; the
+/// store's.
+pub async fn stops<S: Store + ?Sized>(
+    store: &S,
+    device: &crate::DeviceInfo,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<StopList, StoreError> {
+    if to <= from || to - from > MAX_STOP_WINDOW {
+        return Err(StoreError::Invalid(format!(
+            "a stop list covers at most {} days",
+            MAX_STOP_WINDOW.num_days()
+        )));
+    }
+    let key = DeviceKey::new(&device.agent, &device.name);
+    let items = tracked_items(device);
+    let mut fold = seeded(store, &key, &items, from, Utc::now()).await?;
+    fold.log_stops();
+    let window = TimeWindow::new(from, to).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let mut merge = Merge::new(key, &items, window);
+    let mut read = 0u64;
+    let mut complete = true;
+    while let Some(o) = merge.next(store).await? {
+        fold.observe(&o);
+        // The cells are not wanted: drop them as they come.
+        if read.is_multiple_of(CHUNK as u64) {
+            fold.take_cells();
+        }
+        read += 1;
+        if read >= MAX_STOP_OBSERVATIONS {
+            complete = false;
+            break;
+        }
+    }
+    let (stops, all) = fold.take_stop_log();
+    Ok(StopList {
+        stops,
+        complete: complete && all,
+    })
 }

@@ -126,6 +126,26 @@ pub fn routes(
     ))
     .unify()
     .or(answered(
+        "/api/stops",
+        warp::path!("api" / "stops")
+            .and(warp::get())
+            .and(with.clone())
+            .and(scope.clone())
+            .and(query())
+            .then(report::stops_api),
+    ))
+    .unify()
+    .or(answered(
+        "/stops",
+        warp::path!("stops")
+            .and(warp::get())
+            .and(with.clone())
+            .and(scope.clone())
+            .and(query())
+            .then(report::stops_page),
+    ))
+    .unify()
+    .or(answered(
         "/downtime.csv",
         warp::path!("downtime.csv")
             .and(warp::get())

@@ -284,6 +284,20 @@ fn pareto_table(caption: &str, p: &Pareto) -> Markup {
     }
 }
 
+/// The stop list of a report's device: the report's window, or its last
+/// [`factorydash_store::MAX_STOP_WINDOW`].
+fn stops_link(r: &Report, d: &report::DeviceReport) -> String {
+    let from = r.from.max(r.until - factorydash_store::MAX_STOP_WINDOW);
+    let to = r.until.max(from + Duration::minutes(1));
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("device", &d.device)
+        .append_pair("agent", &d.agent)
+        .append_pair("from", &from.to_rfc3339())
+        .append_pair("to", &to.to_rfc3339())
+        .finish();
+    format!("/stops?{query}")
+}
+
 /// A device's three largest causes, for its row.
 fn top_causes(p: &Pareto) -> Markup {
     html! {
@@ -380,7 +394,12 @@ fn page(r: &Report, period: &str) -> String {
                                     }
                                     td data-label="Fault" { (duration_text(d.fault_seconds)) }
                                     td data-label="Parts" { (d.parts.get("ALL").map_or("—".into(), |p| format!("{p:.0}"))) }
-                                    td data-label="Stop causes" { span { (top_causes(&d.downtime)) } }
+                                    td data-label="Stop causes" {
+                                        span {
+                                            (top_causes(&d.downtime))
+                                            a .no-print href=(stops_link(r, d)) { "stops" }
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -462,4 +481,180 @@ pub async fn csv(app: Arc<App>, scope: Scope, q: ReportQuery) -> Result<Response
         rows,
         &file,
     ))
+}
+
+/// A stop list's request: a device (`device`, and `agent` where two agents have one of
+/// that name) and a report's window (`period`/`at` or `from`/`to`), at most
+/// [`factorydash_store::MAX_STOP_WINDOW`].
+#[derive(Debug, Clone)]
+pub struct StopsQuery {
+    device: String,
+    agent: Option<String>,
+    window: ReportQuery,
+}
+
+/// What a client sends for a stop list.
+#[derive(Debug, Deserialize)]
+pub struct RawStopsQuery {
+    device: Option<String>,
+    agent: Option<String>,
+    period: Option<String>,
+    at: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+impl FromQuery for StopsQuery {
+    type Raw = RawStopsQuery;
+
+    fn validate(raw: RawStopsQuery) -> Result<Self, ApiError> {
+        let device = raw
+            .device
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| ApiError::bad_request("device is required"))?;
+        let window = ReportQuery::validate(RawReportQuery {
+            period: raw.period.or_else(|| Some("day".into())),
+            at: raw.at,
+            from: raw.from,
+            to: raw.to,
+        })?;
+        if window.to - window.from > factorydash_store::MAX_STOP_WINDOW {
+            return Err(ApiError::bad_request(format!(
+                "a stop list covers at most {} days",
+                factorydash_store::MAX_STOP_WINDOW.num_days()
+            )));
+        }
+        Ok(StopsQuery {
+            device,
+            agent: raw.agent.filter(|a| !a.is_empty()),
+            window,
+        })
+    }
+}
+
+/// One stop as `/api/stops` answers it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StopAnswer<'r> {
+    #[serde(flatten)]
+    stop: &'r factorydash_core::summary::StopRecord,
+    /// Seconds from its start to its end, or to now (or the window's end) if under way.
+    seconds: f64,
+}
+
+/// A device's stop list with its window.
+struct Stops {
+    device: factorydash_core::DeviceInfo,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    list: factorydash_store::StopList,
+}
+
+impl Stops {
+    fn seconds(&self, s: &factorydash_core::summary::StopRecord) -> f64 {
+        (s.ended.unwrap_or(self.until) - s.began)
+            .as_seconds_f64()
+            .max(0.0)
+    }
+}
+
+/// The stops of the request's device and window, in turn with the reports.
+async fn stop_list(app: &App, scope: &Scope, q: &StopsQuery) -> Result<Stops, ApiError> {
+    let device = super::api::resolve_device(app, scope, &q.device, q.agent.as_deref()).await?;
+    let until = q
+        .window
+        .to
+        .min(Utc::now())
+        .max(q.window.from + Duration::minutes(1));
+    let _turn = tokio::time::timeout(REPORT_WAIT, REPORTS.acquire())
+        .await
+        .map_err(|_| ApiError::unavailable("reports are busy; try again in a moment"))?
+        .map_err(|_| ApiError::unavailable("reports are closed"))?;
+    let list = factorydash_store::stops(&*app.store, &device, q.window.from, until).await?;
+    Ok(Stops {
+        device,
+        from: q.window.from,
+        until,
+        list,
+    })
+}
+
+/// `GET /api/stops?device=…`: a device's stops over a window (at most 7 days), each with
+/// its length and what was active when it began.
+pub async fn stops_api(app: Arc<App>, scope: Scope, q: StopsQuery) -> Result<Response, ApiError> {
+    let s = stop_list(&app, &scope, &q).await?;
+    let stops: Vec<StopAnswer<'_>> = s
+        .list
+        .stops
+        .iter()
+        .map(|stop| StopAnswer {
+            stop,
+            seconds: s.seconds(stop),
+        })
+        .collect();
+    Ok(reply::json(&serde_json::json!({
+        "device": s.device.name,
+        "agent": crate::redact::redacted(&s.device.agent),
+        "from": s.from,
+        "until": s.until,
+        "complete": s.list.complete,
+        "stops": stops,
+    }))
+    .into_response())
+}
+
+/// `GET /stops?device=…`: the stop list as a page (no JavaScript).
+pub async fn stops_page(app: Arc<App>, scope: Scope, q: StopsQuery) -> Result<Response, ApiError> {
+    let s = stop_list(&app, &scope, &q).await?;
+    let tz: chrono_tz::Tz = report::calendar().time_zone();
+    let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string();
+    let total: f64 = s.list.stops.iter().map(|x| s.seconds(x)).sum();
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Stops of " (s.device.name) " · factorydash" }
+                script src=(crate::assets::url("theme.js")) {}
+                link rel="stylesheet" href=(crate::assets::url("app.css"));
+                link rel="stylesheet" href=(crate::assets::url("report.css"));
+            }
+            body .report {
+                header .no-print {
+                    h1 { a href="/" { "factorydash" } " › " a href="/report" { "Reports" } " › Stops" }
+                }
+                main {
+                    h2 { "Stops of " (s.device.name) }
+                    p .muted {
+                        (local(s.from)) " – " (local(s.until)) " (" (tz.name()) "): "
+                        (s.list.stops.len()) " stops, " (duration_text(total)) ". "
+                        "A stop is a known Execution state other than ACTIVE; what was active is as it was when the stop began."
+                        @if !s.list.complete { " Not every stop is listed: the window holds more than this list reads." }
+                    }
+                    table .oee {
+                        thead { tr { th { "Began" } th { "Length" } th { "Cause" } th { "State" } th { "Program" } th { "Mode" } th { "Faults" } th { "Emergency stop" } } }
+                        tbody {
+                            @for x in &s.list.stops {
+                                tr {
+                                    th scope="row" { (local(x.began)) @if x.ended.is_none() { br; small .muted { "under way" } } }
+                                    td data-label="Length" { (duration_text(s.seconds(x))) }
+                                    td data-label="Cause" { (x.cause) }
+                                    td data-label="State" { (x.state) }
+                                    td data-label="Program" { (x.program.as_deref().unwrap_or("—")) }
+                                    td data-label="Mode" { (x.controller_mode.as_deref().unwrap_or("—")) }
+                                    td data-label="Faults" { @if x.faults.is_empty() { "—" } @else { (x.faults.join(", ")) } }
+                                    td data-label="Emergency stop" { @if x.emergency_stop { "TRIGGERED" } @else { "—" } }
+                                }
+                            }
+                            @if s.list.stops.is_empty() {
+                                tr { td colspan="8" { "No stop in this window." } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(reply::with_status(reply::html(page.into_string()), StatusCode::OK).into_response())
 }

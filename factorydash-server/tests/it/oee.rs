@@ -460,6 +460,8 @@ end = "{}"
         "127.0.0.1:0",
         "--summary-retention",
         "36500d",
+        "--retention",
+        "36500d",
     ])
     .await;
     let (_, after) = get_json(&format!("{}/api/oee?period=shift&at={at}", serve.base)).await;
@@ -474,6 +476,47 @@ end = "{}"
     };
     assert_eq!(mazak(&before)["oee"], mazak(&after)["oee"]);
     assert_eq!(mazak(&before)["downtime"], mazak(&after)["downtime"]);
+
+    // Shift A's stops, one by one (this `serve` keeps the observations put back): as many of each cause as by hand (the stops that
+    // began in the shift, its break included), each with a length and its context.
+    let (_, by_cause) = downtime_by_hand(offset, &[(a, a + Duration::hours(4))]);
+    let q = form_urlencoded::Serializer::new(String::new())
+        .append_pair("device", "Mazak01")
+        .append_pair("from", &a.to_rfc3339())
+        .append_pair("to", &(a + Duration::hours(4)).to_rfc3339())
+        .finish();
+    let (status, list) = get_json(&format!("{}/api/stops?{q}", serve.base)).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["complete"], true);
+    let mut served: BTreeMap<String, u64> = BTreeMap::new();
+    for stop in list["stops"].as_array().unwrap() {
+        let began: DateTime<Utc> = stop["began"].as_str().unwrap().parse().unwrap();
+        assert!(stop["seconds"].as_f64().unwrap() >= 0.0, "{stop}");
+        assert!(
+            stop["item"].is_string() && stop["state"].is_string(),
+            "{stop}"
+        );
+        if began >= a {
+            *served
+                .entry(stop["cause"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(served, by_cause, "{list}");
+    let page = get_text(format!("{}/stops?{q}", serve.base)).await;
+    assert!(
+        page.contains("Stops of Mazak01") && page.contains("READY"),
+        "{page}"
+    );
+    for bad in [
+        "device=Mazak01&period=month",
+        "from=2016-01-01T00:00:00Z&to=2016-01-02T00:00:00Z",
+        "device=Nobody",
+    ] {
+        let (status, _) = get_json(&format!("{}/api/stops?{bad}", serve.base)).await;
+        assert!(status == 400 || status == 404, "{bad}: {status}");
+    }
+
     drop(serve);
     let _ = std::fs::remove_dir_all(&dir);
 }
