@@ -210,7 +210,7 @@ pub const MAX_ACTIVE_CODES: usize = 256;
 pub const MAX_PART_COUNT: f64 = 1e12;
 
 /// The most cells one fold (a device's part of a batch) adds: about 5 intervals of 31
-/// days. Intervals past it are not counted (reported in [`FoldOutput::skipped`]): a
+/// days (a stopped interval counts twice: its Execution state and its downtime). Intervals past it are not counted (reported in [`FoldOutput::skipped`]): a
 /// hostile agent alternating states a month apart cannot make a batch cost more.
 pub const MAX_FOLD_CELLS: usize = 250_000;
 
@@ -377,6 +377,8 @@ pub struct DeviceFold {
     not_before: DateTime<Utc>,
     /// Each stop seen, when asked for ([`DeviceFold::log_stops`]).
     stop_log: Option<Vec<StopRecord>>,
+    /// Whether a stop was left out of the full log.
+    stop_log_full: bool,
 }
 
 /// The most stops a fold's log keeps ([`DeviceFold::log_stops`]); later ones are left
@@ -449,6 +451,7 @@ impl DeviceFold {
             budget: MAX_FOLD_CELLS,
             not_before: DateTime::<Utc>::MIN_UTC,
             stop_log: None,
+            stop_log_full: false,
         }
     }
 
@@ -496,6 +499,8 @@ impl DeviceFold {
             return;
         };
         let (state, since) = (execution.state.clone(), execution.since);
+        // A timeline replayed after the agent's clock went back: its stops were counted.
+        let replayed = execution.counted.is_some_and(|w| w > since);
         let key = format!("DOWNTIME|{item}");
         let in_stop = self.held.contains_key(&key);
         match (is_stopped(&state), in_stop) {
@@ -509,16 +514,18 @@ impl DeviceFold {
             }
             (true, false) => {
                 let cause = self.stop_cause(&state);
-                add_at(&mut self.cells, item, Measure::Stops, &cause, since, 1.0);
-                if self
-                    .stop_log
-                    .as_ref()
-                    .is_some_and(|l| l.len() < MAX_STOP_LOG)
-                {
-                    let record = self.stop_record(item, since, &state, &cause);
-                    if let Some(log) = &mut self.stop_log {
-                        log.push(record);
+                if !replayed {
+                    add_at(&mut self.cells, item, Measure::Stops, &cause, since, 1.0);
+                }
+                match self.stop_log.as_ref().map(Vec::len) {
+                    Some(n) if n < MAX_STOP_LOG => {
+                        let record = self.stop_record(item, since, &state, &cause);
+                        if let Some(log) = &mut self.stop_log {
+                            log.push(record);
+                        }
                     }
+                    Some(_) => self.stop_log_full = true,
+                    None => {}
                 }
                 self.held.insert(
                     key.clone(),
@@ -535,6 +542,14 @@ impl DeviceFold {
         }
     }
 
+    /// The state Execution data item `item` holds (empty if none).
+    fn execution_state(&self, item: &str) -> String {
+        self.held
+            .get(&format!("EXECUTION|{item}"))
+            .map(|h| h.state.clone())
+            .unwrap_or_default()
+    }
+
     /// Keeps a log of each stop from now on ([`DeviceFold::take_stop_log`]), beginning
     /// with the stops under way (what was active when they began is not known: what is
     /// active now is shown).
@@ -548,8 +563,8 @@ impl DeviceFold {
             .filter(|(k, _)| k.starts_with("DOWNTIME|"))
             .map(|(k, h)| {
                 let item = k.split_once('|').map_or("", |(_, i)| i);
-                let state = h.state.split(" (").next().unwrap_or(&h.state);
-                self.stop_record(item, h.since, state, &h.state)
+                let state = self.execution_state(item);
+                self.stop_record(item, h.since, &state, &h.state)
             })
             .collect();
         self.stop_log = Some(under_way);
@@ -559,8 +574,7 @@ impl DeviceFold {
     /// most [`MAX_STOP_LOG`]).
     pub fn take_stop_log(&mut self) -> (Vec<StopRecord>, bool) {
         let log = self.stop_log.take().unwrap_or_default();
-        let complete = log.len() < MAX_STOP_LOG;
-        (log, complete)
+        (log, !std::mem::take(&mut self.stop_log_full))
     }
 
     /// What was active at a stop's start, now.
@@ -642,9 +656,13 @@ impl DeviceFold {
             .collect();
         for (key, old, since) in open {
             let item = key.split_once('|').map_or("", |(_, i)| i).to_owned();
-            // The state the stop began in: in the cause unless that is an alarm, when
-            // only a greater alarm can replace it and the state does not matter.
-            let state = old.split(" (").next().unwrap_or(&old).to_owned();
+            // The state the stop began in: in a state's cause (`READY`, `READY (MANUAL)`);
+            // an alarm cause can only give way to an alarm, which needs no state.
+            let state = if cause_rank(&old) == 0 {
+                old.split(" (").next().unwrap_or(&old).to_owned()
+            } else {
+                self.execution_state(&item)
+            };
             let cause = self.stop_cause(&state);
             if cause == old || cause_rank(&cause) < cause_rank(&old) {
                 continue;
@@ -653,18 +671,21 @@ impl DeviceFold {
             add_at(&mut self.cells, &item, Measure::Stops, &cause, since, 1.0);
             // The stop's seconds already counted (its Execution intervals closed since it
             // began, a few seconds at most) move to the new cause.
-            let counted_to = self
+            // Counted from the stop's start, or from the watermark after a clock jump.
+            let (counted_from, counted_to) = self
                 .held
                 .get(&format!("EXECUTION|{item}"))
-                .map_or(since, |e| e.since);
-            if counted_to > since {
+                .map_or((since, since), |e| {
+                    (e.counted.map_or(since, |w| w.max(since)), e.since)
+                });
+            if counted_to > counted_from {
                 let mut moved = BTreeMap::new();
                 add_interval(
                     &mut moved,
                     &item,
                     Measure::Downtime,
                     &old,
-                    since,
+                    counted_from,
                     counted_to,
                 );
                 for (cell, v) in moved {
@@ -706,6 +727,17 @@ impl DeviceFold {
             cut_to(value.trim(), MAX_PROGRAM_NAME)
         };
         if self.held.get(&key).is_some_and(|h| h.state == program) {
+            return;
+        }
+        if !self.held.contains_key(&key)
+            && self
+                .held
+                .keys()
+                .filter(|k| k.starts_with("PROGRAM|"))
+                .count()
+                >= MAX_ACTIVE_CODES
+        {
+            self.skipped += 1;
             return;
         }
         self.held.insert(
@@ -819,6 +851,8 @@ impl DeviceFold {
                         from,
                         t,
                     ));
+                    // Its Execution interval (below) is counted too: both or neither.
+                    self.budget = self.budget.max(1);
                 }
             }
         }
@@ -974,7 +1008,8 @@ impl DeviceFold {
 
     /// The cells counted so far, taken (a rebuild writes them a day at a time).
     pub fn take_cells(&mut self) -> BTreeMap<Cell, f64> {
-        // The bound is per batch of cells written (a rebuild's day), not per history.
+        // The bound is per batch of cells written (a rebuild's every 100,000
+        // observations), not per history.
         self.budget = MAX_FOLD_CELLS;
         std::mem::take(&mut self.cells)
     }

@@ -260,6 +260,9 @@ pub fn ideal_cycle_times(
                     other.type_str()
                 ),
             };
+            if program.is_empty() || program.trim() != program {
+                bail!("program '{program}': a program's name is not empty and has no spaces around it");
+            }
             if !(seconds.is_finite() && seconds > 0.0 && seconds <= 86_400.0) {
                 bail!("program '{program}': {seconds} s is not an ideal cycle time (more than 0, at most a day)");
             }

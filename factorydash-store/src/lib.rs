@@ -75,7 +75,9 @@ use factorydash_core::{
 pub use accounts::{AccountStore, MAX_AUDIT_PAGE};
 pub use credentials::{split_credentials, Credentials};
 pub use memory::MemoryStore;
-pub use summaries::{stops, tracked_items, StopList, MAX_STOP_OBSERVATIONS, MAX_STOP_WINDOW};
+pub use summaries::{
+    stops, tracked_items, StopList, MAX_STOP_ITEMS, MAX_STOP_OBSERVATIONS, MAX_STOP_WINDOW,
+};
 
 /// What an append did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -116,10 +116,14 @@ struct Merge<'a> {
     key: DeviceKey,
     window: TimeWindow,
     heads: Vec<Source<'a>>,
+    /// Observations read per call, per data item.
+    chunk: usize,
+    /// Observations read so far.
+    read: u64,
 }
 
 impl<'a> Merge<'a> {
-    fn new(key: DeviceKey, items: &'a [&'a str], window: TimeWindow) -> Self {
+    fn new(key: DeviceKey, items: &'a [&'a str], window: TimeWindow, chunk: usize) -> Self {
         let heads = items
             .iter()
             .map(|item| Source {
@@ -129,7 +133,13 @@ impl<'a> Merge<'a> {
                 done: false,
             })
             .collect();
-        Merge { key, window, heads }
+        Merge {
+            key,
+            window,
+            heads,
+            chunk,
+            read: 0,
+        }
     }
 
     /// The next observation, `None` after the last.
@@ -143,8 +153,9 @@ impl<'a> Merge<'a> {
             .filter(|h| h.buffer.is_empty() && !h.done)
         {
             let chunk = store
-                .series_after(&self.key, h.item, &self.window, h.after, CHUNK)
+                .series_after(&self.key, h.item, &self.window, h.after, self.chunk)
                 .await?;
+            self.read += chunk.observations.len() as u64;
             h.done = chunk.next.is_none();
             h.after = chunk.next;
             h.buffer.extend(chunk.observations);
@@ -225,7 +236,7 @@ pub(crate) async fn rebuild<S: Store + SummaryWriter + ?Sized>(
         let mut fold = seeded(store, &key, &items, start_t, now).await?;
         let window = TimeWindow::new(start_t, now + Duration::days(2))
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let mut merge = Merge::new(key, &items, window);
+        let mut merge = Merge::new(key, &items, window, CHUNK);
         while let Some(o) = merge.next(store).await? {
             fold.observe(&o);
             outcome.observations += 1;
@@ -253,11 +264,20 @@ pub(crate) async fn rebuild<S: Store + SummaryWriter + ?Sized>(
     Ok(outcome)
 }
 
-/// The longest window [`stops`] lists: 7 days.
-pub const MAX_STOP_WINDOW: Duration = Duration::days(7);
+/// The longest window [`stops`] lists: 8 days (a local week, 7 days and an hour across a
+/// daylight-saving change, fits).
+pub const MAX_STOP_WINDOW: Duration = Duration::days(8);
 
 /// The most observations [`stops`] reads; past them the list is marked incomplete.
 pub const MAX_STOP_OBSERVATIONS: u64 = 200_000;
+
+/// The most data items [`stops`] reads (Execution, ControllerMode, Program and
+/// EmergencyStop first, then Conditions), so that what it holds at once (a chunk of
+/// [`STOP_CHUNK`] per data item) is bounded whatever the device model.
+pub const MAX_STOP_ITEMS: usize = 128;
+
+/// The observations [`stops`] reads per call and data item.
+const STOP_CHUNK: usize = 1_000;
 
 /// A device's stops over a window ([`stops`]).
 #[derive(Debug, Clone)]
@@ -266,16 +286,17 @@ pub struct StopList {
     /// they began; one still under way has no end.
     pub stops: Vec<factorydash_core::summary::StopRecord>,
     /// Whether every stop is listed (at most [`factorydash_core::summary::MAX_STOP_LOG`]
-    /// stops, [`MAX_STOP_OBSERVATIONS`] observations read).
+    /// stops, [`MAX_STOP_OBSERVATIONS`] observations read, [`MAX_STOP_ITEMS`] data items).
     pub complete: bool,
 }
 
 /// The stops of `device` in `[from, to)`, each with what was active when it began (the
 /// fold of the summaries, [`DeviceFold::log_stops`], over the device's tracked data
 /// items' stored observations of the window, from their states at `from`): a list
-/// bounded by [`MAX_STOP_WINDOW`], [`MAX_STOP_OBSERVATIONS`] and
+/// bounded by [`MAX_STOP_WINDOW`], [`MAX_STOP_OBSERVATIONS`] read, [`MAX_STOP_ITEMS`] and
 /// [`factorydash_core::summary::MAX_STOP_LOG`], read in chunks, never the whole window at
-/// once. Only what the store still holds (the observations' retention) is listed.
+/// once. Only what the store still holds (the observations' retention) is listed. A stop
+/// under way at `from` is listed first, with its whole length.
 ///
 /// # Errors
 /// [`StoreError::Invalid`] for a window longer than [`MAX_STOP_WINDOW`] or empty; the
@@ -293,21 +314,32 @@ pub async fn stops<S: Store + ?Sized>(
         )));
     }
     let key = DeviceKey::new(&device.agent, &device.name);
-    let items = tracked_items(device);
+    let mut items = tracked_items(device);
+    // Conditions last: the states and the program decide a stop; a model with thousands
+    // of Conditions is cut there.
+    let condition = |id: &str| {
+        device
+            .data_items
+            .iter()
+            .any(|i| i.id == id && i.category == Category::Condition)
+    };
+    items.sort_by_key(|id| condition(id));
+    let cut = items.len() > MAX_STOP_ITEMS;
+    items.truncate(MAX_STOP_ITEMS);
     let mut fold = seeded(store, &key, &items, from, Utc::now()).await?;
     fold.log_stops();
     let window = TimeWindow::new(from, to).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let mut merge = Merge::new(key, &items, window);
-    let mut read = 0u64;
-    let mut complete = true;
+    let mut merge = Merge::new(key, &items, window, STOP_CHUNK);
+    let mut folded = 0u64;
+    let mut complete = !cut;
     while let Some(o) = merge.next(store).await? {
         fold.observe(&o);
+        folded += 1;
         // The cells are not wanted: drop them as they come.
-        if read.is_multiple_of(CHUNK as u64) {
+        if folded.is_multiple_of(STOP_CHUNK as u64) {
             fold.take_cells();
         }
-        read += 1;
-        if read >= MAX_STOP_OBSERVATIONS {
+        if merge.read >= MAX_STOP_OBSERVATIONS {
             complete = false;
             break;
         }

@@ -532,6 +532,9 @@ impl FromQuery for StopsQuery {
     }
 }
 
+/// How long a stop list may take (it holds one of the reports' turns).
+const STOP_LIST_TIME: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// One stop as `/api/stops` answers it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -570,7 +573,14 @@ async fn stop_list(app: &App, scope: &Scope, q: &StopsQuery) -> Result<Stops, Ap
         .await
         .map_err(|_| ApiError::unavailable("reports are busy; try again in a moment"))?
         .map_err(|_| ApiError::unavailable("reports are closed"))?;
-    let list = factorydash_store::stops(&*app.store, &device, q.window.from, until).await?;
+    let list = tokio::time::timeout(
+        STOP_LIST_TIME,
+        factorydash_store::stops(&*app.store, &device, q.window.from, until),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::unavailable("the stop list took too long; ask for a shorter window")
+    })??;
     Ok(Stops {
         device,
         from: q.window.from,

@@ -380,6 +380,8 @@ async fn accounts_on(store: &[&str]) {
         format!("/api/utilization?device={other}"),
         format!("/api/export?device={other}&dataItemId={some_item}"),
         format!("/api/alarms?device={other}"),
+        format!("/api/stops?device={other}"),
+        format!("/stops?device={other}"),
     ] {
         let (status, body, _) = carol.page(&path).await;
         assert_eq!(status, 404, "{path} must not exist for carol: {body}");
@@ -856,6 +858,10 @@ async fn every_route_for_every_role(store: &[&str]) {
             InScopeOnly(200),
         ),
         (format!("/api/alarms?{from}&format=csv"), Everyone(200)),
+        (format!("/api/stops?device={mine}"), Everyone(200)),
+        (format!("/api/stops?device={other}"), InScopeOnly(200)),
+        ("/api/downtime?period=day".into(), Everyone(200)),
+        ("/report?period=day".into(), Everyone(200)),
         ("/api/gaps".into(), Everyone(200)),
         ("/api/agents".into(), Everyone(200)),
         ("/api/tokens".into(), Everyone(200)),
