@@ -273,7 +273,7 @@ pub const MAX_STOP_OBSERVATIONS: u64 = 200_000;
 
 /// The most data items [`stops`] reads (Execution, ControllerMode, Program and
 /// EmergencyStop first, then Conditions), so that what it holds at once (a chunk of
-/// [`STOP_CHUNK`] per data item) is bounded whatever the device model.
+/// 1,000 observations per data item) is bounded whatever the device model.
 pub const MAX_STOP_ITEMS: usize = 128;
 
 /// The observations [`stops`] reads per call and data item.

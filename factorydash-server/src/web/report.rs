@@ -107,12 +107,17 @@ static REPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 /// How long a report waits for its turn.
 const REPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The report of `q` for `scope`, in its turn.
-async fn computed(app: &App, scope: &Scope, q: &ReportQuery) -> Result<Report, ApiError> {
-    let _turn = tokio::time::timeout(REPORT_WAIT, REPORTS.acquire())
+/// One of the reports' turns, waited for up to [`REPORT_WAIT`].
+async fn turn() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
+    tokio::time::timeout(REPORT_WAIT, REPORTS.acquire())
         .await
         .map_err(|_| ApiError::unavailable("reports are busy; try again in a moment"))?
-        .map_err(|_| ApiError::unavailable("reports are closed"))?;
+        .map_err(|_| ApiError::unavailable("reports are closed"))
+}
+
+/// The report of `q` for `scope`, in its turn.
+async fn computed(app: &App, scope: &Scope, q: &ReportQuery) -> Result<Report, ApiError> {
+    let _turn = turn().await?;
     Ok(report::report(app, scope, q.from, q.to, q.shift.clone()).await?)
 }
 
@@ -569,10 +574,7 @@ async fn stop_list(app: &App, scope: &Scope, q: &StopsQuery) -> Result<Stops, Ap
         .to
         .min(Utc::now())
         .max(q.window.from + Duration::minutes(1));
-    let _turn = tokio::time::timeout(REPORT_WAIT, REPORTS.acquire())
-        .await
-        .map_err(|_| ApiError::unavailable("reports are busy; try again in a moment"))?
-        .map_err(|_| ApiError::unavailable("reports are closed"))?;
+    let _turn = turn().await?;
     let list = tokio::time::timeout(
         STOP_LIST_TIME,
         factorydash_store::stops(&*app.store, &device, q.window.from, until),
