@@ -1635,6 +1635,29 @@ mod tests {
     }
 
     #[test]
+    fn stops_replayed_after_the_clock_went_back_are_not_counted_again() {
+        let mut fold = DeviceFold::new([], at("2026-01-02T00:00:00Z"));
+        let timeline = [
+            ("2026-01-01T10:00:00Z", "ACTIVE"),
+            ("2026-01-01T10:10:00Z", "READY"),
+            ("2026-01-01T10:20:00Z", "ACTIVE"),
+        ];
+        let mut seq = 0;
+        // The agent replays the same hour after its clock went back.
+        for _ in 0..2 {
+            for (t, v) in timeline {
+                seq += 1;
+                fold.observe(&obs(seq, t, "e", "Execution", v));
+            }
+        }
+        let out = fold.finish();
+        let day = |m, s| total(&out, Resolution::Day, m, s);
+        assert_eq!(day(Measure::Stops, "READY"), 1.0);
+        assert_eq!(day(Measure::Downtime, "READY"), 600.0);
+        assert_eq!(day(Measure::Execution, "READY"), 600.0);
+    }
+
+    #[test]
     fn stop_causes_are_bounded() {
         let long = "X".repeat(500);
         assert_eq!(stop_cause(&long, false, None, None).len(), MAX_CAUSE_PART);
