@@ -381,6 +381,17 @@ pub struct DeviceFold {
     stop_log_full: bool,
 }
 
+/// What is active on a device that decides a stop's cause ([`stop_cause`]).
+struct Active<'a> {
+    /// Whether an `EmergencyStop` is `TRIGGERED`.
+    emergency_stop: bool,
+    /// The native codes of the active Faults and since when, newest first (equal times
+    /// in key order).
+    faults: Vec<(&'a str, DateTime<Utc>)>,
+    /// The first `ControllerMode` data item's state, if any.
+    mode: Option<&'a str>,
+}
+
 /// The most stops a fold's log keeps ([`DeviceFold::log_stops`]); later ones are left
 /// out and the log is marked incomplete.
 pub const MAX_STOP_LOG: usize = 5_000;
@@ -558,9 +569,7 @@ impl DeviceFold {
             return;
         }
         let under_way: Vec<StopRecord> = self
-            .held
-            .iter()
-            .filter(|(k, _)| k.starts_with("DOWNTIME|"))
+            .prefixed("DOWNTIME|")
             .map(|(k, h)| {
                 let item = k.split_once('|').map_or("", |(_, i)| i);
                 let state = self.execution_state(item);
@@ -585,13 +594,7 @@ impl DeviceFold {
         state: &str,
         cause: &str,
     ) -> StopRecord {
-        let mut faults: Vec<&Held> = self
-            .held
-            .iter()
-            .filter(|(k, h)| k.starts_with("COND|") && h.state == ConditionLevel::Fault.as_str())
-            .map(|(_, h)| h)
-            .collect();
-        faults.sort_by_key(|h| std::cmp::Reverse(h.since));
+        let active = self.active();
         StopRecord {
             item: item.to_owned(),
             began,
@@ -601,41 +604,56 @@ impl DeviceFold {
             program: Some(self.current_program())
                 .filter(|p| !p.is_empty())
                 .map(str::to_owned),
-            controller_mode: self
-                .held
-                .iter()
-                .find(|(k, _)| k.starts_with("CONTROLLER_MODE|"))
-                .map(|(_, h)| cut(&h.state).to_owned()),
-            faults: faults
+            controller_mode: active.mode.map(|m| cut(m).to_owned()),
+            faults: active
+                .faults
                 .iter()
                 .take(MAX_STOP_FAULTS)
-                .map(|h| cut(h.key.splitn(3, '|').nth(2).unwrap_or("")).to_owned())
+                .map(|(code, _)| cut(code).to_owned())
                 .collect(),
-            emergency_stop: self
-                .held
-                .iter()
-                .any(|(k, h)| k.starts_with("ESTOP|") && h.state == "TRIGGERED"),
+            emergency_stop: active.emergency_stop,
+        }
+    }
+
+    /// The device's held keys starting with `prefix` (e.g. `COND|`), in key order.
+    fn prefixed<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a String, &'a Held)> {
+        self.held
+            .range(prefix.to_owned()..)
+            .take_while(move |(k, _)| k.starts_with(prefix))
+    }
+
+    /// What is active now that decides a stop's cause.
+    fn active(&self) -> Active<'_> {
+        let mut faults: Vec<(&str, DateTime<Utc>)> = self
+            .prefixed("COND|")
+            .filter(|(_, h)| h.state == ConditionLevel::Fault.as_str())
+            .map(|(k, h)| (k.splitn(3, '|').nth(2).unwrap_or(""), h.since))
+            .collect();
+        // Newest first; equal times in key order (stable).
+        faults.sort_by_key(|(_, since)| std::cmp::Reverse(*since));
+        Active {
+            emergency_stop: self.prefixed("ESTOP|").any(|(_, h)| h.state == "TRIGGERED"),
+            faults,
+            mode: self
+                .prefixed("CONTROLLER_MODE|")
+                .next()
+                .map(|(_, h)| h.state.as_str()),
         }
     }
 
     /// The cause of a stop beginning now in Execution state `state` (see [`stop_cause`]).
     fn stop_cause(&self, state: &str) -> String {
-        let emergency = self
-            .held
-            .iter()
-            .any(|(k, h)| k.starts_with("ESTOP|") && h.state == "TRIGGERED");
-        let fault = self
-            .held
-            .iter()
-            .filter(|(k, h)| k.starts_with("COND|") && h.state == ConditionLevel::Fault.as_str())
-            .max_by_key(|(_, h)| h.since)
-            .map(|(k, _)| k.splitn(3, '|').nth(2).unwrap_or(""));
-        let mode = self
-            .held
-            .iter()
-            .find(|(k, _)| k.starts_with("CONTROLLER_MODE|"))
-            .map(|(_, h)| h.state.as_str());
-        stop_cause(state, emergency, fault, mode)
+        let active = self.active();
+        // The newest Fault; of several as new, the last in key order.
+        let fault = active.faults.first().and_then(|(_, newest)| {
+            active
+                .faults
+                .iter()
+                .take_while(|(_, since)| since == newest)
+                .last()
+                .map(|(code, _)| *code)
+        });
+        stop_cause(state, active.emergency_stop, fault, active.mode)
     }
 
     /// What changes within [`CAUSE_GRACE`] of a stop's start, before or after it, while
@@ -645,13 +663,8 @@ impl DeviceFold {
     /// often at one timestamp. Stops begun before a rebuild's start are left as they are.
     fn revise_causes(&mut self, t: DateTime<Utc>) {
         let open: Vec<(String, String, DateTime<Utc>)> = self
-            .held
-            .iter()
-            .filter(|(k, h)| {
-                k.starts_with("DOWNTIME|")
-                    && h.since >= self.not_before
-                    && (t - h.since).abs() <= CAUSE_GRACE
-            })
+            .prefixed("DOWNTIME|")
+            .filter(|(_, h)| h.since >= self.not_before && (t - h.since).abs() <= CAUSE_GRACE)
             .map(|(k, h)| (k.clone(), h.state.clone(), h.since))
             .collect();
         for (key, old, since) in open {
@@ -729,14 +742,7 @@ impl DeviceFold {
         if self.held.get(&key).is_some_and(|h| h.state == program) {
             return;
         }
-        if !self.held.contains_key(&key)
-            && self
-                .held
-                .keys()
-                .filter(|k| k.starts_with("PROGRAM|"))
-                .count()
-                >= MAX_ACTIVE_CODES
-        {
+        if !self.held.contains_key(&key) && self.prefixed("PROGRAM|").count() >= MAX_ACTIVE_CODES {
             self.skipped += 1;
             return;
         }
@@ -754,9 +760,7 @@ impl DeviceFold {
 
     /// The program a device runs now: its first `Program` data item's, or empty.
     fn current_program(&self) -> &str {
-        self.held
-            .range("PROGRAM|".to_owned()..)
-            .take_while(|(k, _)| k.starts_with("PROGRAM|"))
+        self.prefixed("PROGRAM|")
             .map(|(_, h)| h.state.as_str())
             .next()
             .unwrap_or("")
@@ -768,9 +772,7 @@ impl DeviceFold {
         if self.held.get(&key).is_some_and(|h| h.state == state) {
             return;
         }
-        if !self.held.contains_key(&key)
-            && self.held.keys().filter(|k| k.starts_with("ESTOP|")).count() >= MAX_ACTIVE_CODES
-        {
+        if !self.held.contains_key(&key) && self.prefixed("ESTOP|").count() >= MAX_ACTIVE_CODES {
             self.skipped += 1;
             return;
         }
