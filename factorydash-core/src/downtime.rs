@@ -99,7 +99,8 @@ pub fn pareto(
         });
         by_time_rows.sort_by(by_time);
     }
-    let seconds: f64 = by_time_rows.iter().map(|l| l.seconds).sum();
+    // `+ 0.0`: an empty sum is -0.0, which JSON would show as such.
+    let seconds: f64 = by_time_rows.iter().map(|l| l.seconds).sum::<f64>() + 0.0;
     shares(&mut by_time_rows, |l| l.seconds, seconds);
     counted.sort_by(by_stops);
     let mut by_count = cap(counted, by_stops);

@@ -29,7 +29,8 @@
 //!   Part 2, Constraints and Specifications), for charts.
 //! - [`summary`]: summaries kept as data arrives (seconds per state, Fault and Warning
 //!   seconds, parts, per minute, hour and day); [`shifts`]: the plant's shift calendar;
-//!   [`oee`]: OEE and its factors by ISO 22400-2.
+//!   [`oee`]: OEE and its factors by ISO 22400-2; [`downtime`]: the downtime Pareto;
+//!   [`reasons`]: operators' reasons for stops.
 //! - [`tools`]: cutting tools (MTConnect Part 4, CuttingTool assets) and when one is
 //!   near its life limit.
 //!
@@ -46,6 +47,7 @@ pub mod limits;
 pub mod oee;
 pub mod pace;
 pub mod page;
+pub mod reasons;
 pub mod records;
 pub mod shifts;
 pub mod states;

@@ -118,7 +118,8 @@ impl Tokens {
 enum Need {
     /// Nothing: anyone may (`/healthz`, the sign-in page, the assets).
     Nothing,
-    /// Someone signed in (or a fixed token): reading, and a user's own account.
+    /// Someone signed in (or a fixed token): reading, a user's own account, and an
+    /// operator's changes (a stop's reason), which their handlers check per device.
     Someone,
     /// An admin: changes, and the administration's pages and API.
     Admin,
@@ -140,6 +141,9 @@ fn needed(method: &Method, path: &str) -> Need {
     if path == "/healthz" || path == "/login" || under("/assets") {
         Need::Nothing
     } else if path == "/logout" || under("/account") || under("/api/tokens") {
+        Need::Someone
+    } else if path == "/api/stop-reasons" || path == "/stops/reason" {
+        // An operator's change: the handler checks the role over the stop's device.
         Need::Someone
     } else if path == "/metrics"
         || under("/admin")
@@ -405,6 +409,9 @@ mod tests {
         assert_eq!(needed(&Method::GET, "/assets/app.js"), Need::Nothing);
         assert_eq!(needed(&Method::GET, "/assetsx"), Need::Someone);
         assert_eq!(needed(&Method::POST, "/api/tokens"), Need::Someone);
+        assert_eq!(needed(&Method::POST, "/api/stop-reasons"), Need::Someone);
+        assert_eq!(needed(&Method::POST, "/stops/reason"), Need::Someone);
+        assert_eq!(needed(&Method::POST, "/stops/reason/x"), Need::Admin);
         assert_eq!(needed(&Method::GET, "/api/users"), Need::Admin);
         assert_eq!(needed(&Method::GET, "/api/audit"), Need::Admin);
         assert_eq!(needed(&Method::GET, "/metrics"), Need::Admin);

@@ -63,6 +63,15 @@
 //! "O1001" = 42.5
 //! "BRACKET-A.NC" = 95
 //! ```
+//!
+//! # Stop reasons
+//!
+//! What operators choose from when they say why a machine stopped, on the stop list
+//! (`/stops`), in this order; without the key, [`DEFAULT_STOP_REASONS`].
+//!
+//! ```toml
+//! stop-reasons = ["Waiting for material", "Tool change", "Breakdown", "No operator"]
+//! ```
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -156,6 +165,13 @@ pub fn apply(cmd: clap::Command, path: &Path) -> anyhow::Result<(clap::Command, 
                 holidays(value).with_context(|| format!("{}: the holidays", path.display()))?;
             continue;
         }
+        if key == "stop-reasons" {
+            spec.stop_reasons = Some(
+                stop_reasons(value)
+                    .with_context(|| format!("{}: the stop reasons", path.display()))?,
+            );
+            continue;
+        }
         if key == "ideal-cycle-times" {
             spec.ideal_cycle_times = ideal_cycle_times(value)
                 .with_context(|| format!("{}: the ideal cycle times", path.display()))?;
@@ -226,6 +242,55 @@ pub struct PlanSpec {
     pub holidays: Vec<NaiveDate>,
     /// Seconds per part, by program name (the `Program` event's value).
     pub ideal_cycle_times: std::collections::BTreeMap<String, f64>,
+    /// The reasons operators choose from for a stop, in the order offered; `None`: not
+    /// configured ([`DEFAULT_STOP_REASONS`]).
+    pub stop_reasons: Option<Vec<String>>,
+}
+
+/// The reasons offered for a stop when the configuration lists none: the losses a
+/// plant's downtime codes usually begin with (TPM's six big losses' stops, split where
+/// operators can tell them apart).
+pub const DEFAULT_STOP_REASONS: [&str; 9] = [
+    "Waiting for material",
+    "Waiting for operator",
+    "Setup / changeover",
+    "Tool change",
+    "Breakdown",
+    "Maintenance",
+    "Quality check",
+    "Program / first part",
+    "Planned break",
+];
+
+/// The `stop-reasons` array: 1 to [`factorydash_core::reasons::MAX_REASON_CHOICES`]
+/// distinct reasons, each one [`factorydash_core::reasons::check_reason`] takes.
+///
+/// # Errors
+/// Not an array of strings; none or too many; a reason refused (the message quotes it);
+/// one listed twice.
+pub fn stop_reasons(value: &toml::Value) -> anyhow::Result<Vec<String>> {
+    use factorydash_core::reasons::{check_reason, MAX_REASON_CHOICES};
+    let toml::Value::Array(items) = value else {
+        bail!(
+            "'stop-reasons' must be an array of texts, not a {}",
+            value.type_str()
+        );
+    };
+    if items.is_empty() || items.len() > MAX_REASON_CHOICES {
+        bail!("{} reasons; list 1 to {MAX_REASON_CHOICES}", items.len());
+    }
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for v in items {
+        let toml::Value::String(reason) = v else {
+            bail!("a reason is a text, not a {}", v.type_str());
+        };
+        check_reason(reason)?;
+        if out.contains(reason) {
+            bail!("'{reason}' is listed twice");
+        }
+        out.push(reason.clone());
+    }
+    Ok(out)
 }
 
 /// The most programs `[ideal-cycle-times]` may list.
@@ -563,6 +628,34 @@ mod tests {
             err("[[cell]]\nname = \"\"\ndevices = [\"a\"]"),
             "cell 1: its name is empty"
         );
+    }
+
+    #[test]
+    fn stop_reasons_and_their_refusals() {
+        let read = |text: &str| {
+            let table: toml::Table = text.parse().unwrap();
+            super::stop_reasons(table.get("stop-reasons").unwrap())
+        };
+        assert_eq!(
+            read("stop-reasons = [\"Material\", \"Tool change\"]").unwrap(),
+            ["Material", "Tool change"]
+        );
+        for (text, says) in [
+            ("stop-reasons = \"Material\"", "must be an array"),
+            ("stop-reasons = []", "list 1 to"),
+            ("stop-reasons = [3]", "not a integer"),
+            ("stop-reasons = [\" \"]", "a reason has"),
+            ("stop-reasons = [\"(no reason given)\"]", "a reason has"),
+            ("stop-reasons = [\"A\", \"A\"]", "listed twice"),
+        ] {
+            let e = read(text).unwrap_err();
+            assert!(format!("{e:#}").contains(says), "{text}: {e:#}");
+        }
+        let many: Vec<String> = (0..101).map(|i| format!("\"R{i}\"")).collect();
+        assert!(read(&format!("stop-reasons = [{}]", many.join(","))).is_err());
+        assert!(super::DEFAULT_STOP_REASONS
+            .iter()
+            .all(|r| factorydash_core::reasons::check_reason(r).is_ok()));
     }
 
     #[test]

@@ -68,11 +68,11 @@ pub fn guard(
 }
 
 /// Whether `path` takes HTML forms (`application/x-www-form-urlencoded`): the sign-in,
-/// the sign-out and the account and administration pages, which work without JavaScript.
-/// Their posts pass the same origin checks as every change; the forms also carry a token
-/// of their own (the `factorydash_form` double-submit cookie).
+/// the sign-out, a stop's reason and the account and administration pages, which work
+/// without JavaScript. Their posts pass the same origin checks as every change; the forms
+/// also carry a token of their own (the `factorydash_form` double-submit cookie).
 fn takes_forms(path: &str) -> bool {
-    matches!(path, "/login" | "/logout")
+    matches!(path, "/login" | "/logout" | "/stops/reason")
         || path.starts_with("/account/")
         || path.starts_with("/admin/")
 }

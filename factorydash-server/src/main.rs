@@ -1186,6 +1186,9 @@ async fn serve(
         .map_err(|e| anyhow::anyhow!("the time zone {zone}: {e}"))?;
     report::set_calendar(shifts.calendar(tz).context("the shift calendar")?);
     report::set_ideal_cycle_times(shifts.ideal_cycle_times.clone());
+    if let Some(reasons) = &shifts.stop_reasons {
+        report::set_stop_reasons(reasons.clone());
+    }
     time_zone::set_plant(zone);
     let app = App::new(store.clone(), kind, layout);
     if let Some((_, pending, _)) = &opening {

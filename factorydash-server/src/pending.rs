@@ -233,6 +233,23 @@ impl Store for PendingStore {
         self.store()?.put_device_record(record).await
     }
 
+    async fn put_stop_reason(
+        &self,
+        reason: &factorydash_core::reasons::StopReason,
+    ) -> Result<(), StoreError> {
+        self.store()?.put_stop_reason(reason).await
+    }
+
+    async fn stop_reasons(
+        &self,
+        agent: &str,
+        device: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<factorydash_core::reasons::StopReason>, StoreError> {
+        self.store()?.stop_reasons(agent, device, from, to).await
+    }
+
     async fn remove_device_record(&self, agent: &str, device: &str) -> Result<bool, StoreError> {
         self.store()?.remove_device_record(agent, device).await
     }

@@ -111,6 +111,26 @@ pub fn set_ideal_cycle_times(programs: BTreeMap<String, f64>) {
     let _ = IDEAL_CYCLE_TIMES.set(programs);
 }
 
+static STOP_REASONS: OnceLock<Vec<String>> = OnceLock::new();
+
+/// Sets the reasons operators choose from for a stop (at start; a second call is
+/// ignored).
+pub fn set_stop_reasons(reasons: Vec<String>) {
+    let _ = STOP_REASONS.set(reasons);
+}
+
+/// The reasons operators choose from for a stop: the configuration's `stop-reasons`,
+/// else [`crate::config::DEFAULT_STOP_REASONS`].
+pub fn stop_reasons() -> Vec<String> {
+    match STOP_REASONS.get() {
+        Some(r) => r.clone(),
+        None => crate::config::DEFAULT_STOP_REASONS
+            .iter()
+            .map(|r| (*r).to_owned())
+            .collect(),
+    }
+}
+
 /// Sets the plant's shift calendar for this process (at start; a second call is ignored).
 pub fn set_calendar(calendar: ShiftCalendar) {
     let _ = CALENDAR.set(calendar);

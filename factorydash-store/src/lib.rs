@@ -64,6 +64,7 @@ mod summaries;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use factorydash_core::reasons::StopReason;
 use factorydash_core::records::DeviceRecord;
 use factorydash_core::states::StateSummary;
 use factorydash_core::summary::{MinuteRange, SummaryTotal};
@@ -228,6 +229,32 @@ pub(crate) fn too_many_records() -> StoreError {
         "at most {} device records are kept; remove one first",
         factorydash_core::records::MAX_RECORDS
     ))
+}
+
+/// The most reasons [`Store::stop_reasons`] answers: as many as a stop list holds
+/// ([`factorydash_core::summary::MAX_STOP_LOG`]).
+pub const MAX_STOP_REASONS: usize = factorydash_core::summary::MAX_STOP_LOG;
+
+/// Refuses a stop's reason that fails [`StopReason::check`] ([`Store::put_stop_reason`]).
+pub(crate) fn check_reason(reason: &StopReason) -> Result<(), StoreError> {
+    reason.check().map_err(|e| {
+        StoreError::Invalid(format!(
+            "the reason of the stop of {} at {} begun {}: {e}",
+            reason.device, reason.agent, reason.began
+        ))
+    })
+}
+
+/// A stop's reason as read back from a store: one that fails [`StopReason::check`] is
+/// [`StoreError::Corrupt`].
+pub(crate) fn reason_read_back(reason: StopReason) -> Result<StopReason, StoreError> {
+    reason.check().map_err(|e| {
+        StoreError::Corrupt(format!(
+            "the reason of the stop of {} at {} begun {}: {e}",
+            reason.device, reason.agent, reason.began
+        ))
+    })?;
+    Ok(reason)
 }
 
 /// A device record as read back from a store: one that fails [`DeviceRecord::check`]
@@ -712,11 +739,35 @@ pub trait Store: AccountStore + Send + Sync {
     async fn summary(&self, query: &SummaryQuery) -> Result<Vec<SummaryTotal>, StoreError>;
 
     /// Drops the summary rows of periods that end before `cutoff` (the summaries' own
-    /// retention, longer than the observations'). Returns how many.
+    /// retention, longer than the observations'), and the reasons of stops begun before
+    /// it. Returns how many summary rows.
     ///
     /// # Errors
     /// A database error.
     async fn prune_summaries(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// Keeps an operator's reason for a stop ([`StopReason`]), replacing the one given
+    /// before for the same stop (agent, device, Execution data item and start). Reasons
+    /// are dropped with the summaries ([`Store::prune_summaries`]), by their stop's start.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a reason that fails [`StopReason::check`]; a database
+    /// error.
+    async fn put_stop_reason(&self, reason: &StopReason) -> Result<(), StoreError>;
+
+    /// The reasons given for the stops of `device` at `agent` that began in `[from, to)`,
+    /// by start then data item; at most [`MAX_STOP_REASONS`] (the first ones).
+    ///
+    /// # Errors
+    /// A database error; a stored reason that does not read back
+    /// ([`StoreError::Corrupt`]).
+    async fn stop_reasons(
+        &self,
+        agent: &str,
+        device: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<StopReason>, StoreError>;
 
     /// Rebuilds the summaries from the stored observations, from the start of the UTC day
     /// holding `from`: drops the summary rows of that day and after and the states held,

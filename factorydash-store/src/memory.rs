@@ -11,6 +11,7 @@ use factorydash_core::{
     ResumePoint, TimeWindow, Value,
 };
 
+use factorydash_core::reasons::StopReason;
 use factorydash_core::records::{DeviceRecord, MAX_RECORDS};
 use factorydash_core::states::{StateFold, StateSummary};
 use factorydash_core::summary::{self, Cell, DeviceFold, FoldOutput, Held, SummaryTotal};
@@ -95,7 +96,14 @@ struct Inner {
     records: BTreeMap<(String, String), DeviceRecord>,
     /// (agent URL, device) → its summary cells and held states.
     summaries: BTreeMap<(String, String), DeviceSummary>,
+    /// Operators' reasons for stops, by (agent, device, start in µs, data item): the
+    /// order [`Store::stop_reasons`] lists.
+    reasons: BTreeMap<ReasonKey, StopReason>,
 }
+
+/// A stop's reason's key in [`MemoryStore`]: agent, device, start (µs since the epoch,
+/// UTC), Execution data item.
+type ReasonKey = (String, String, i64, String);
 
 /// What observations of one data item share.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -677,9 +685,12 @@ impl Store for MemoryStore {
     }
 
     async fn prune_summaries(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let micros = cutoff.timestamp_micros();
         let cutoff = cutoff.timestamp();
         let mut dropped = 0;
-        for s in self.write().summaries.values_mut() {
+        let mut inner = self.write();
+        inner.reasons.retain(|(_, _, began, _), _| *began >= micros);
+        for s in inner.summaries.values_mut() {
             let before = s.cells.len();
             s.cells
                 .retain(|c, _| c.period + c.resolution.seconds() > cutoff);
@@ -690,6 +701,39 @@ impl Store for MemoryStore {
 
     async fn rebuild_summaries(&self, from: DateTime<Utc>) -> Result<RebuildOutcome, StoreError> {
         summaries::rebuild(self, from).await
+    }
+
+    async fn put_stop_reason(&self, reason: &StopReason) -> Result<(), StoreError> {
+        crate::check_reason(reason)?;
+        let key = (
+            reason.agent.clone(),
+            reason.device.clone(),
+            reason.began.timestamp_micros(),
+            reason.item.clone(),
+        );
+        self.write().reasons.insert(key, reason.clone());
+        Ok(())
+    }
+
+    async fn stop_reasons(
+        &self,
+        agent: &str,
+        device: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<StopReason>, StoreError> {
+        let (from, to) = (from.timestamp_micros(), to.timestamp_micros());
+        if to <= from {
+            return Ok(Vec::new());
+        }
+        let key = |at: i64| (agent.to_owned(), device.to_owned(), at, String::new());
+        Ok(self
+            .read()
+            .reasons
+            .range(key(from)..key(to))
+            .map(|(_, r)| r.clone())
+            .take(crate::MAX_STOP_REASONS)
+            .collect())
     }
 
     async fn configured_agents(&self) -> Result<Vec<ConfiguredAgent>, StoreError> {

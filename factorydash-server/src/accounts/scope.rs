@@ -67,6 +67,12 @@ impl Scope {
         self.access.sees(agent, device, &self.layout)
     }
 
+    /// The highest role this scope gives over device `device` of `agent`; `None` when it
+    /// is out of scope.
+    pub fn role_for(&self, agent: &str, device: &str) -> Option<factorydash_core::accounts::Role> {
+        self.access.role_for(agent, device, &self.layout)
+    }
+
     /// The rights it was made of.
     pub fn access(&self) -> &Arc<Access> {
         &self.access

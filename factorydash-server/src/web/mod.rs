@@ -25,6 +25,7 @@ mod export;
 mod operations;
 mod pages;
 mod params;
+mod reasons;
 mod records;
 mod report;
 pub mod upgrade;
@@ -432,7 +433,8 @@ where
     route.map(named(name))
 }
 
-/// The machines page and `/api/device-records` ([`records`]).
+/// The machines page and `/api/device-records` ([`records`]); a stop's reason
+/// (`/stops/reason`, `/api/stop-reasons`: [`reasons`]).
 fn record_routes(
     app: Arc<App>,
     auth: Arc<Auth>,
@@ -495,12 +497,54 @@ fn record_routes(
         "/api/device-records",
         warp::path!("api" / "device-records")
             .and(warp::delete())
+            .and(with.clone())
+            .and(with_auth.clone())
+            .and(principal.clone())
+            .and(peer())
+            .and(warp::query::<records::RecordKey>())
+            .then(records::remove),
+    ))
+    .unify()
+    .or(answered(
+        "/stops/reason",
+        warp::path!("stops" / "reason")
+            .and(warp::get())
+            .and(with.clone())
+            .and(with_auth.clone())
+            .and(warp::header::headers_cloned())
+            .and(principal.clone())
+            .and(warp::query::<reasons::ReasonQuery>())
+            .then(reasons::page),
+    ))
+    .unify()
+    .or(answered(
+        "/stops/reason",
+        warp::path!("stops" / "reason")
+            .and(warp::post())
+            .and(with.clone())
+            .and(with_auth.clone())
+            .and(warp::header::headers_cloned())
+            .and(principal.clone())
+            .and(peer())
+            .and(
+                warp::body::content_length_limit(accounts::MAX_FORM)
+                    .and(warp::body::form::<accounts::Form>())
+                    .or(warp::any().map(accounts::Form::new))
+                    .unify(),
+            )
+            .then(reasons::form),
+    ))
+    .unify()
+    .or(answered(
+        "/api/stop-reasons",
+        warp::path!("api" / "stop-reasons")
+            .and(warp::post())
             .and(with)
             .and(with_auth)
             .and(principal)
             .and(peer())
-            .and(warp::query::<records::RecordKey>())
-            .then(records::remove),
+            .and(params::json_body())
+            .then(reasons::put),
     ))
     .unify()
     .boxed()

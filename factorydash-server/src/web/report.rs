@@ -108,7 +108,7 @@ static REPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 const REPORT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// One of the reports' turns, waited for up to [`REPORT_WAIT`].
-async fn turn() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
+pub(super) async fn turn() -> Result<tokio::sync::SemaphorePermit<'static>, ApiError> {
     tokio::time::timeout(REPORT_WAIT, REPORTS.acquire())
         .await
         .map_err(|_| ApiError::unavailable("reports are busy; try again in a moment"))?
@@ -264,10 +264,15 @@ fn factor(label: &str, f: &Factor) -> Markup {
 
 /// A downtime Pareto as a table: cause, time, share (a bar), cumulative share, stops.
 fn pareto_table(caption: &str, p: &Pareto) -> Markup {
+    pareto_table_by(caption, "Cause", p)
+}
+
+/// [`pareto_table`] with `head` over the rows' names (a cause, a reason).
+fn pareto_table_by(caption: &str, head: &str, p: &Pareto) -> Markup {
     html! {
         table .oee .pareto {
             caption { (caption) ": " (duration_text(p.seconds)) " lost, " (p.stops) " stops" }
-            thead { tr { th { "Cause" } th { "Time" } th { "Share" } th { "Cumulative" } th { "Stops" } } }
+            thead { tr { th { (head) } th { "Time" } th { "Share" } th { "Cumulative" } th { "Stops" } } }
             tbody {
                 @for l in &p.by_time {
                     tr {
@@ -496,6 +501,8 @@ pub struct StopsQuery {
     device: String,
     agent: Option<String>,
     window: ReportQuery,
+    /// `reason-saved` after the reason form: the page says so.
+    done: Option<String>,
 }
 
 /// What a client sends for a stop list.
@@ -507,6 +514,7 @@ pub struct RawStopsQuery {
     at: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    done: Option<String>,
 }
 
 impl FromQuery for StopsQuery {
@@ -533,6 +541,7 @@ impl FromQuery for StopsQuery {
             device,
             agent: raw.agent.filter(|a| !a.is_empty()),
             window,
+            done: raw.done,
         })
     }
 }
@@ -548,14 +557,18 @@ struct StopAnswer<'r> {
     stop: &'r factorydash_core::summary::StopRecord,
     /// Seconds from its start to its end, or to now (or the window's end) if under way.
     seconds: f64,
+    /// The operator's reason, if one was given.
+    reason: Option<serde_json::Value>,
 }
 
-/// A device's stop list with its window.
+/// A device's stop list with its window and the reasons operators gave.
 struct Stops {
     device: factorydash_core::DeviceInfo,
     from: DateTime<Utc>,
     until: DateTime<Utc>,
     list: factorydash_store::StopList,
+    /// The reasons, by (data item, start in µs).
+    reasons: std::collections::HashMap<(String, i64), factorydash_core::reasons::StopReason>,
 }
 
 impl Stops {
@@ -563,6 +576,24 @@ impl Stops {
         (s.ended.unwrap_or(self.until) - s.began)
             .as_seconds_f64()
             .max(0.0)
+    }
+
+    fn reason(
+        &self,
+        s: &factorydash_core::summary::StopRecord,
+    ) -> Option<&factorydash_core::reasons::StopReason> {
+        self.reasons
+            .get(&(s.item.clone(), s.began.timestamp_micros()))
+    }
+
+    /// The Pareto of the listed stops by operators' reason.
+    fn by_reason(&self) -> Pareto {
+        factorydash_core::reasons::by_reason(
+            self.list
+                .stops
+                .iter()
+                .map(|s| (self.seconds(s), self.reason(s).map(|r| r.reason.as_str()))),
+        )
     }
 }
 
@@ -583,11 +614,27 @@ async fn stop_list(app: &App, scope: &Scope, q: &StopsQuery) -> Result<Stops, Ap
     .map_err(|_| {
         ApiError::unavailable("the stop list took too long; ask for a shorter window")
     })??;
+    // The reasons of the listed stops: from the first one's start (a stop under way at
+    // the window's start began before it).
+    let first = list.stops.iter().map(|s| s.began).min().unwrap_or(until);
+    let reasons = app
+        .store
+        .stop_reasons(
+            &device.agent,
+            &device.name,
+            first.min(q.window.from),
+            until + Duration::microseconds(1),
+        )
+        .await?
+        .into_iter()
+        .map(|r| ((r.item.clone(), r.began.timestamp_micros()), r))
+        .collect();
     Ok(Stops {
         device,
         from: q.window.from,
         until,
         list,
+        reasons,
     })
 }
 
@@ -602,6 +649,7 @@ pub async fn stops_api(app: Arc<App>, scope: Scope, q: StopsQuery) -> Result<Res
         .map(|stop| StopAnswer {
             stop,
             seconds: s.seconds(stop),
+            reason: s.reason(stop).map(super::reasons::reason_json),
         })
         .collect();
     Ok(reply::json(&serde_json::json!({
@@ -611,6 +659,8 @@ pub async fn stops_api(app: Arc<App>, scope: Scope, q: StopsQuery) -> Result<Res
         "until": s.until,
         "complete": s.list.complete,
         "stops": stops,
+        "byReason": s.by_reason(),
+        "reasons": report::stop_reasons(),
     }))
     .into_response())
 }
@@ -621,6 +671,21 @@ pub async fn stops_page(app: Arc<App>, scope: Scope, q: StopsQuery) -> Result<Re
     let tz: chrono_tz::Tz = report::calendar().time_zone();
     let local = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string();
     let total: f64 = s.list.stops.iter().map(|x| s.seconds(x)).sum();
+    // Operators of the device (admins, an open dashboard) give reasons.
+    let operates = scope.role_for(&s.device.agent, &s.device.name)
+        >= Some(factorydash_core::accounts::Role::Operator);
+    let agent = crate::redact::redacted(&s.device.agent);
+    let reason_link = |x: &factorydash_core::summary::StopRecord| {
+        let mut link = form_urlencoded::Serializer::new(String::new());
+        link.append_pair("agent", &agent)
+            .append_pair("device", &s.device.name)
+            .append_pair("item", &x.item)
+            .append_pair("began", &super::reasons::began_text(x.began))
+            .append_pair("from", &q.window.from.to_rfc3339())
+            .append_pair("to", &q.window.to.to_rfc3339());
+        format!("/stops/reason?{}", link.finish())
+    };
+    let by_reason = s.by_reason();
     let page = html! {
         (DOCTYPE)
         html lang="en" {
@@ -638,20 +703,37 @@ pub async fn stops_page(app: Arc<App>, scope: Scope, q: StopsQuery) -> Result<Re
                 }
                 main {
                     h2 { "Stops of " (s.device.name) }
+                    @if q.done.as_deref() == Some("reason-saved") {
+                        p .notice.done role="status" { "Reason saved." }
+                    }
                     p .muted {
                         (local(s.from)) " – " (local(s.until)) " (" (tz.name()) "): "
                         (s.list.stops.len()) " stops, " (duration_text(total)) ". "
                         "A stop is a known Execution state other than ACTIVE; what was active is as it was when the stop began."
                         @if !s.list.complete { " Not every stop is listed: the window holds more than this list reads." }
                     }
+                    (pareto_table_by("By operators' reason", "Reason", &by_reason))
                     table .oee {
-                        thead { tr { th { "Began" } th { "Length" } th { "Cause" } th { "State" } th { "Program" } th { "Mode" } th { "Faults" } th { "Emergency stop" } } }
+                        caption { "Each stop" }
+                        thead { tr { th { "Began" } th { "Length" } th { "Cause" } th { "Reason" } th { "State" } th { "Program" } th { "Mode" } th { "Faults" } th { "Emergency stop" } } }
                         tbody {
                             @for x in &s.list.stops {
                                 tr {
                                     th scope="row" { (local(x.began)) @if x.ended.is_none() { br; small .muted { "under way" } } }
                                     td data-label="Length" { (duration_text(s.seconds(x))) }
                                     td data-label="Cause" { (x.cause) }
+                                    td data-label="Reason" {
+                                        @if let Some(r) = s.reason(x) {
+                                            (r.reason)
+                                            @if let Some(c) = &r.comment { br; small { (c) } }
+                                            br; small .muted { (r.given_by) ", " (local(r.given_at)) }
+                                            @if operates { " " a href=(reason_link(x)) aria-label=(format!("Change the reason of the stop begun {}", local(x.began))) { "Change" } }
+                                        } @else if operates {
+                                            a href=(reason_link(x)) aria-label=(format!("Give a reason for the stop begun {}", local(x.began))) { "Give a reason" }
+                                        } @else {
+                                            "—"
+                                        }
+                                    }
                                     td data-label="State" { (x.state) }
                                     td data-label="Program" { (x.program.as_deref().unwrap_or("—")) }
                                     td data-label="Mode" { (x.controller_mode.as_deref().unwrap_or("—")) }
@@ -660,7 +742,7 @@ pub async fn stops_page(app: Arc<App>, scope: Scope, q: StopsQuery) -> Result<Re
                                 }
                             }
                             @if s.list.stops.is_empty() {
-                                tr { td colspan="8" { "No stop in this window." } }
+                                tr { td colspan="9" { "No stop in this window." } }
                             }
                         }
                     }

@@ -172,7 +172,7 @@ async fn the_agents_page_formats_numbers_colours_states_tables_gaps_and_offers_c
     fault(&agent, "slow_ms=1500").await;
     let fd = serve_with_tokens(&[&agent.base, DEAD]).await;
     let base = &fd.base;
-    wait_for(base, Duration::from_secs(30), "some data", |h| {
+    wait_for(base, Duration::from_secs(60), "some data", |h| {
         source(h, &agent.base).is_some_and(|s| s["observations"].as_u64().unwrap_or(0) > 0)
     })
     .await;
@@ -460,7 +460,7 @@ async fn in_a_browser_an_admin_adds_pauses_resumes_and_removes_an_agent_on_the_a
     let said = browser
         .wait_until(
             "the API's refusal",
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             "const m = document.getElementById('add-message'); return m.classList.contains('failed') && m.textContent",
         )
         .await;
@@ -481,7 +481,7 @@ async fn in_a_browser_an_admin_adds_pauses_resumes_and_removes_an_agent_on_the_a
     browser
         .wait_until(
             "the added agent's card",
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             &format!("return !!document.querySelector('{card} button[data-action=pause]')"),
         )
         .await;
@@ -508,7 +508,7 @@ async fn in_a_browser_an_admin_adds_pauses_resumes_and_removes_an_agent_on_the_a
     let gaps = browser
         .wait_until(
             "the gap, shown live",
-            Duration::from_secs(30),
+            Duration::from_secs(60),
             &format!(
                 "const c = document.querySelector('{card}'); return c && c.classList.contains('active')
                    && c.querySelector('.agent-gaps h3').textContent === 'Gaps (1)'
@@ -520,7 +520,7 @@ async fn in_a_browser_an_admin_adds_pauses_resumes_and_removes_an_agent_on_the_a
     browser
         .wait_until(
             "times shown by dom.js",
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             &format!("return document.querySelector('{card} time').textContent.endsWith('ago')"),
         )
         .await;
@@ -576,7 +576,7 @@ async fn in_a_browser_an_admin_adds_pauses_resumes_and_removes_an_agent_on_the_a
     browser
         .wait_until(
             "the card paused",
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             &format!(
                 "const c = document.querySelector('{card}'); return c.classList.contains('stopped')
                    && c.querySelector('.agent-state').textContent === 'paused'
@@ -598,7 +598,7 @@ async fn in_a_browser_an_admin_adds_pauses_resumes_and_removes_an_agent_on_the_a
     browser
         .wait_until(
             "the card resumed",
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             &format!("return !!document.querySelector('{card} button[data-action=pause]')"),
         )
         .await;
@@ -611,7 +611,7 @@ async fn in_a_browser_an_admin_adds_pauses_resumes_and_removes_an_agent_on_the_a
     browser
         .wait_until(
             "it reads again",
-            Duration::from_secs(30),
+            Duration::from_secs(60),
             &format!("return document.querySelector('{card}').classList.contains('active')"),
         )
         .await;
@@ -635,7 +635,7 @@ async fn in_a_browser_an_admin_adds_pauses_resumes_and_removes_an_agent_on_the_a
     browser
         .wait_until(
             "the card gone",
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             &format!("return !document.querySelector('{card}')"),
         )
         .await;

@@ -18,6 +18,7 @@ mod install;
 mod layout;
 mod live;
 mod oee;
+mod reasons;
 mod records;
 mod security;
 mod simulate;

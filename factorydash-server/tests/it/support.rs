@@ -704,6 +704,27 @@ impl Browser {
         answer["value"].clone()
     }
 
+    /// Runs a WebDriver command; its value, or the error WebDriver answered with.
+    async fn try_command(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value, serde_json::Value> {
+        let request = self.http.request(method, format!("{}{path}", self.session));
+        let request = if body.is_null() {
+            request
+        } else {
+            request.json(&body)
+        };
+        let answer: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+        if answer["value"]["error"].is_null() {
+            Ok(answer["value"].clone())
+        } else {
+            Err(answer)
+        }
+    }
+
     /// Opens `url` and waits for it to load.
     pub async fn open(&self, url: &str) {
         self.command(
@@ -734,44 +755,57 @@ impl Browser {
     ) -> serde_json::Value {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let value = self.eval(script).await;
-            let truthy = !(value.is_null()
-                || value == false
-                || value == 0
-                || value.as_str() == Some("")
-                || value.as_array().is_some_and(|a| a.is_empty()));
+            // A script that throws (an element it reads re-rendered away by a live update
+            // at that moment) counts as not yet.
+            let value = self
+                .try_command(
+                    reqwest::Method::POST,
+                    "/execute/sync",
+                    serde_json::json!({ "script": script, "args": [] }),
+                )
+                .await;
+            let truthy = value.as_ref().is_ok_and(|value| {
+                !(value.is_null()
+                    || value == false
+                    || value == 0
+                    || value.as_str() == Some("")
+                    || value.as_array().is_some_and(|a| a.is_empty()))
+            });
             if truthy {
-                return value;
+                return value.unwrap();
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "waited {timeout:?} for {what}"
+                "waited {timeout:?} for {what}; last: {value:?}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// Clicks the element that `css` selects, as a pointer would.
+    ///
+    /// A live page re-renders: an element found and replaced before the click lands is
+    /// found again (up to five times).
     pub async fn click(&self, css: &str) {
-        let element = self
-            .command(
-                reqwest::Method::POST,
-                "/element",
-                serde_json::json!({ "using": "css selector", "value": css }),
-            )
-            .await;
-        let id = element
-            .as_object()
-            .and_then(|o| o.values().next())
-            .and_then(|v| v.as_str())
-            .unwrap_or_else(|| panic!("no element {css}: {element}"))
-            .to_owned();
-        self.command(
-            reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            serde_json::json!({}),
-        )
-        .await;
+        for attempt in 1.. {
+            let id = self.element(css).await;
+            let clicked = self
+                .try_command(
+                    reqwest::Method::POST,
+                    &format!("/element/{id}/click"),
+                    serde_json::json!({}),
+                )
+                .await;
+            match clicked {
+                Ok(_) => return,
+                Err(answer)
+                    if answer["value"]["error"] == "stale element reference" && attempt < 5 =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(answer) => panic!("WebDriver click on {css}: {answer}"),
+            }
+        }
     }
 
     /// Sets the size of the viewport, in CSS pixels: the window's, made taller by what

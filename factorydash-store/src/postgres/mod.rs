@@ -30,6 +30,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use factorydash_core::downsample::Bucket;
+use factorydash_core::reasons::StopReason;
 use factorydash_core::records::DeviceRecord;
 use factorydash_core::states::StateSummary;
 use factorydash_core::{
@@ -53,6 +54,7 @@ pub mod config;
 mod connection;
 mod coordination;
 mod queries;
+mod reasons;
 mod records;
 mod summary;
 
@@ -290,7 +292,32 @@ impl Store for PgStore {
     }
 
     async fn prune_summaries(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-        summary::prune(&**self.reader().await?, cutoff.timestamp()).await
+        let c = self.reader().await?;
+        reasons::prune(&**c, cutoff).await?;
+        summary::prune(&**c, cutoff.timestamp()).await
+    }
+
+    async fn put_stop_reason(&self, reason: &StopReason) -> Result<(), StoreError> {
+        crate::check_reason(reason)?;
+        reasons::put(&*self.reader().await?, reason).await
+    }
+
+    async fn stop_reasons(
+        &self,
+        agent: &str,
+        device: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<StopReason>, StoreError> {
+        reasons::list(
+            &*self.reader().await?,
+            agent,
+            device,
+            from,
+            to,
+            crate::MAX_STOP_REASONS,
+        )
+        .await
     }
 
     async fn rebuild_summaries(

@@ -41,7 +41,8 @@
 //!   kept in a table of their own, by time. Agents are their URLs without credentials;
 //!   the credentials of agents added at run time are in a table of their own. Schema:
 //!   `0001_initial.sql` and the migrations after it (`0002_device_identity.sql`,
-//!   `0003_agent_credentials.sql`, `0004_accounts.sql`, `0005_device_records.sql`, `0006_summaries.sql`), its
+//!   `0003_agent_credentials.sql`, `0004_accounts.sql`, `0005_device_records.sql`, `0006_summaries.sql`,
+//!   `0007_stop_reasons.sql`), its
 //!   version in `PRAGMA user_version`.
 //! - **Accounts.** Users, groups (their scope rules a JSON array of texts), group
 //!   members, credentials (digests only) and the audit log are tables of the same file
@@ -61,6 +62,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use factorydash_core::downsample::Bucket;
+use factorydash_core::reasons::StopReason;
 use factorydash_core::records::DeviceRecord;
 use factorydash_core::states::StateSummary;
 use factorydash_core::{
@@ -77,28 +79,31 @@ mod accounts;
 pub mod backup;
 mod file;
 mod read;
+mod reasons;
 mod records;
 mod summary;
 mod write;
 
 /// The schema migrations, in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     include_str!("0001_initial.sql"),
     include_str!("0002_device_identity.sql"),
     include_str!("0003_agent_credentials.sql"),
     include_str!("0004_accounts.sql"),
     include_str!("0005_device_records.sql"),
     include_str!("0006_summaries.sql"),
+    include_str!("0007_stop_reasons.sql"),
 ];
 
 /// The names of [`MIGRATIONS`], in the same order.
-const MIGRATION_NAMES: [&str; 6] = [
+const MIGRATION_NAMES: [&str; 7] = [
     "0001_initial.sql",
     "0002_device_identity.sql",
     "0003_agent_credentials.sql",
     "0004_accounts.sql",
     "0005_device_records.sql",
     "0006_summaries.sql",
+    "0007_stop_reasons.sql",
 ];
 
 /// What [`SqliteStore::open`] would change in the schema of the file at `path`, found
@@ -640,8 +645,31 @@ impl Store for SqliteStore {
     }
 
     async fn prune_summaries(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let micros = cutoff.timestamp_micros();
         let cutoff = cutoff.timestamp();
-        self.write(move |w| summary::prune(&mut w.conn, cutoff))
+        self.write(move |w| {
+            reasons::prune(&w.conn, micros)?;
+            summary::prune(&mut w.conn, cutoff)
+        })
+        .await
+    }
+
+    async fn put_stop_reason(&self, reason: &StopReason) -> Result<(), StoreError> {
+        crate::check_reason(reason)?;
+        let reason = reason.clone();
+        self.write(move |w| reasons::put(&w.conn, &reason)).await
+    }
+
+    async fn stop_reasons(
+        &self,
+        agent: &str,
+        device: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<StopReason>, StoreError> {
+        let (agent, device) = (agent.to_owned(), device.to_owned());
+        let (from, to) = (from.timestamp_micros(), to.timestamp_micros());
+        self.read(move |c| reasons::list(c, &agent, &device, from, to, crate::MAX_STOP_REASONS))
             .await
     }
 

@@ -2452,3 +2452,90 @@ pub const FILL_AGENT: &str = "http://fill.example:5000";
 pub fn fill_device(i: usize) -> String {
     format!("M{i:06}")
 }
+
+// ----- Operators' reasons for stops -----
+
+use factorydash_core::reasons::StopReason;
+
+/// A reason for the stop of `device` at [`AGENT_A`] that `item` began `minutes` after
+/// [`t`]'s origin, with a time to the microsecond.
+fn stop_reason(device: &str, item: &str, minutes: i64, reason: &str) -> StopReason {
+    let began = t(minutes) + Duration::microseconds(123_457);
+    let mut r = StopReason::new(AGENT_A, device, item, began);
+    r.reason = reason.into();
+    r.given_at = t(minutes + 5) + Duration::microseconds(1);
+    r.given_by = "ada".into();
+    r
+}
+
+/// Reasons read back as put (the times to the microsecond), listed by start then item
+/// for one device and the stops begun in `[from, to)`; a second reason for a stop
+/// replaces the first; a reason that fails its checks is refused; retention drops the
+/// reasons of stops begun before its cutoff and keeps the rest.
+pub async fn stop_reasons_round_trip_and_are_replaced(store: &dyn Store) {
+    let mut material = stop_reason("Mazak01", "exec", 10, "Waiting for material");
+    material.comment = Some("forklift «late»".into());
+    let tool = stop_reason("Mazak01", "exec", 20, "Tool change");
+    let other_item = stop_reason("Mazak01", "exec2", 10, "Tool change");
+    let other_device = stop_reason("Okuma02", "exec", 10, "Tool change");
+    for r in [&tool, &other_device, &material, &other_item] {
+        store.put_stop_reason(r).await.unwrap();
+    }
+    let list = |from: i64, to: i64| async move {
+        store
+            .stop_reasons(AGENT_A, "Mazak01", t(from), t(to))
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        list(0, 60).await,
+        vec![material.clone(), other_item.clone(), tool.clone()]
+    );
+    // [from, to): a stop begun at 20:00.123457 is in [20, 21) and not in [0, 20).
+    assert_eq!(list(20, 21).await, vec![tool.clone()]);
+    assert_eq!(
+        list(0, 20).await,
+        vec![material.clone(), other_item.clone()]
+    );
+    assert_eq!(list(30, 20).await, vec![]);
+    assert_eq!(
+        store
+            .stop_reasons("http://elsewhere:5000", "Mazak01", t(0), t(60))
+            .await
+            .unwrap(),
+        vec![]
+    );
+
+    // Given again: replaced, the comment gone.
+    let mut again = stop_reason("Mazak01", "exec", 10, "Maintenance");
+    again.given_by = "bob".into();
+    store.put_stop_reason(&again).await.unwrap();
+    assert_eq!(
+        list(0, 60).await,
+        vec![again.clone(), other_item.clone(), tool.clone()]
+    );
+
+    let mut bad = stop_reason("Mazak01", "exec", 30, "   ");
+    assert!(matches!(
+        store.put_stop_reason(&bad).await,
+        Err(StoreError::Invalid(_))
+    ));
+    bad.reason = "ok".into();
+    bad.comment = Some("two\nlines".into());
+    assert!(matches!(
+        store.put_stop_reason(&bad).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(list(0, 60).await.len(), 3);
+
+    // Retention: the stops begun before minute 15 lose their reasons, whatever device.
+    store.prune_summaries(t(15)).await.unwrap();
+    assert_eq!(list(0, 60).await, vec![tool]);
+    assert_eq!(
+        store
+            .stop_reasons(AGENT_A, "Okuma02", t(0), t(60))
+            .await
+            .unwrap(),
+        vec![]
+    );
+}

@@ -92,6 +92,7 @@ conformance_tests!(
     device_records_are_listed_by_agent_then_device,
     removing_a_device_record,
     a_device_record_that_fails_its_checks_is_refused,
+    stop_reasons_round_trip_and_are_replaced,
 );
 
 #[tokio::test]

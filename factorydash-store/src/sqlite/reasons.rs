@@ -1,0 +1,107 @@
+//! The SQLite store's reasons for stops (`0007_stop_reasons.sql`): reads on a pooled
+//! reader connection, writes on the writer connection.
+
+use chrono::{DateTime, Utc};
+use factorydash_core::reasons::StopReason;
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, Row};
+
+use crate::StoreError;
+
+/// Adds or replaces `reason` (checked by the caller).
+pub(super) fn put(c: &Connection, reason: &StopReason) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "INSERT INTO stop_reasons (agent, device, began, item, reason, comment, given_at,
+             given_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (agent, device, began, item) DO UPDATE SET reason = excluded.reason,
+             comment = excluded.comment, given_at = excluded.given_at,
+             given_by = excluded.given_by",
+    )?
+    .execute(params![
+        reason.agent,
+        reason.device,
+        reason.began.timestamp_micros(),
+        reason.item,
+        reason.reason,
+        reason.comment,
+        reason.given_at.timestamp_micros(),
+        reason.given_by
+    ])?;
+    Ok(())
+}
+
+/// The reasons of `device` at `agent` whose stops began in `[from, to)` (µs since the
+/// epoch), by start then item, at most `limit`.
+pub(super) fn list(
+    c: &Connection,
+    agent: &str,
+    device: &str,
+    from: i64,
+    to: i64,
+    limit: usize,
+) -> Result<Vec<StopReason>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT agent, device, began, item, reason, comment, given_at, given_by
+         FROM stop_reasons
+         WHERE agent = ?1 AND device = ?2 AND began >= ?3 AND began < ?4
+         ORDER BY began, item LIMIT ?5",
+    )?;
+    let mut rows = stmt.query(params![agent, device, from, to, limit as i64])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(crate::reason_read_back(from_row(r)?)?);
+    }
+    Ok(out)
+}
+
+/// Drops the reasons of stops begun before `cutoff` (µs since the epoch).
+pub(super) fn prune(c: &Connection, cutoff: i64) -> Result<u64, StoreError> {
+    Ok(
+        c.prepare_cached("DELETE FROM stop_reasons WHERE began < ?1")?
+            .execute([cutoff])? as u64,
+    )
+}
+
+/// A reason from its row; a column of the wrong type or a time out of range is
+/// [`StoreError::Corrupt`].
+fn from_row(r: &Row<'_>) -> Result<StopReason, StoreError> {
+    Ok(StopReason {
+        agent: text(r, 0, "agent")?.unwrap_or_default(),
+        device: text(r, 1, "device")?.unwrap_or_default(),
+        began: time(r, 2, "began")?,
+        item: text(r, 3, "item")?.unwrap_or_default(),
+        reason: text(r, 4, "reason")?.unwrap_or_default(),
+        comment: text(r, 5, "comment")?,
+        given_at: time(r, 6, "given_at")?,
+        given_by: text(r, 7, "given_by")?.unwrap_or_default(),
+    })
+}
+
+/// A time column (µs since the epoch, UTC).
+fn time(r: &Row<'_>, i: usize, column: &str) -> Result<DateTime<Utc>, StoreError> {
+    match r.get_ref(i)? {
+        ValueRef::Integer(v) => DateTime::from_timestamp_micros(v).ok_or_else(|| {
+            StoreError::Corrupt(format!("stop_reasons.{column} {v} µs is out of range"))
+        }),
+        other => Err(StoreError::Corrupt(format!(
+            "stop_reasons.{column} is {:?}, not an integer",
+            other.data_type()
+        ))),
+    }
+}
+
+/// A text column (`None` for `NULL`); another type, or text that is not UTF-8, is
+/// [`StoreError::Corrupt`].
+fn text(r: &Row<'_>, i: usize, column: &str) -> Result<Option<String>, StoreError> {
+    match r.get_ref(i)? {
+        ValueRef::Null => Ok(None),
+        ValueRef::Text(bytes) => String::from_utf8(bytes.to_vec())
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt(format!("stop_reasons.{column} is not UTF-8"))),
+        other => Err(StoreError::Corrupt(format!(
+            "stop_reasons.{column} is {:?}, not text",
+            other.data_type()
+        ))),
+    }
+}
