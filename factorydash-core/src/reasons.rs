@@ -107,7 +107,8 @@ impl StopReason {
 }
 
 /// Checks one reason's text: 1 to [`MAX_REASON_LEN`] bytes, not blank, no control
-/// character, not [`NO_REASON`].
+/// character, and not a name a Pareto gives its own rows ([`NO_REASON`],
+/// [`crate::downtime::OTHER`], [`crate::downtime::NO_DATA`]).
 ///
 /// # Errors
 /// [`ReasonError`] saying which rule it breaks.
@@ -115,11 +116,15 @@ pub fn check_reason(reason: &str) -> Result<(), ReasonError> {
     if reason.trim().is_empty()
         || reason.len() > MAX_REASON_LEN
         || reason.chars().any(char::is_control)
-        || reason == NO_REASON
     {
         return Err(ReasonError(format!(
             "a reason has 1 to {MAX_REASON_LEN} bytes, not blank, without control characters, got '{}'",
             reason.chars().take(80).collect::<String>()
+        )));
+    }
+    if [NO_REASON, crate::downtime::OTHER, crate::downtime::NO_DATA].contains(&reason) {
+        return Err(ReasonError(format!(
+            "'{reason}' names a row of the Pareto itself; choose another reason"
         )));
     }
     Ok(())
@@ -168,6 +173,8 @@ mod tests {
             |r: &mut StopReason| r.reason = "a\u{7}".into(),
             |r: &mut StopReason| r.reason = "x".repeat(MAX_REASON_LEN + 1),
             |r: &mut StopReason| r.reason = NO_REASON.into(),
+            |r: &mut StopReason| r.reason = "OTHER".into(),
+            |r: &mut StopReason| r.reason = "NO DATA".into(),
             |r: &mut StopReason| r.comment = Some("two\nlines".into()),
             |r: &mut StopReason| r.comment = Some("x".repeat(MAX_COMMENT_LEN + 1)),
             |r: &mut StopReason| r.item = String::new(),

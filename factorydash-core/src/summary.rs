@@ -579,6 +579,24 @@ impl DeviceFold {
         self.stop_log = Some(under_way);
     }
 
+    /// The data items with a stop under way (an Execution data item's id each), by id.
+    pub fn stops_under_way(&self) -> Vec<String> {
+        self.prefixed("DOWNTIME|")
+            .map(|(k, _)| k.split_once('|').map_or("", |(_, i)| i).to_owned())
+            .collect()
+    }
+
+    /// Moves the start of the stop under way of Execution data item `item` back to
+    /// `began`, when that is earlier: a fold seeded from the last observation before its
+    /// start takes that observation for the stop's start, while the stop may have begun
+    /// observations before it (`STOPPED`, then `READY`: one stop). Only when the stop
+    /// began is changed, not what was counted nor its cause.
+    pub fn backdate_stop(&mut self, item: &str, began: DateTime<Utc>) {
+        if let Some(h) = self.held.get_mut(&format!("DOWNTIME|{item}")) {
+            h.since = h.since.min(began);
+        }
+    }
+
     /// The stops logged, in the order they began, and whether every stop is there (at
     /// most [`MAX_STOP_LOG`]).
     pub fn take_stop_log(&mut self) -> (Vec<StopRecord>, bool) {

@@ -705,13 +705,18 @@ impl Store for MemoryStore {
 
     async fn put_stop_reason(&self, reason: &StopReason) -> Result<(), StoreError> {
         crate::check_reason(reason)?;
+        // Kept to the microsecond, as the other stores keep times.
+        let micros = |t: DateTime<Utc>| DateTime::from_timestamp_micros(t.timestamp_micros());
+        let mut kept = reason.clone();
+        kept.began = micros(reason.began).unwrap_or(reason.began);
+        kept.given_at = micros(reason.given_at).unwrap_or(reason.given_at);
         let key = (
-            reason.agent.clone(),
-            reason.device.clone(),
-            reason.began.timestamp_micros(),
-            reason.item.clone(),
+            kept.agent.clone(),
+            kept.device.clone(),
+            kept.began.timestamp_micros(),
+            kept.item.clone(),
         );
-        self.write().reasons.insert(key, reason.clone());
+        self.write().reasons.insert(key, kept);
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use factorydash_core::summary::{
-    is_tracked, Cell, DeviceFold, FoldOutput, Measure, Resolution, SummaryTotal,
+    is_stopped, is_tracked, Cell, DeviceFold, FoldOutput, Measure, Resolution, SummaryTotal,
 };
 use factorydash_core::{Category, DeviceKey, Observation, TimeWindow};
 
@@ -279,6 +279,10 @@ pub const MAX_STOP_ITEMS: usize = 128;
 /// The observations [`stops`] reads per call and data item.
 const STOP_CHUNK: usize = 1_000;
 
+/// How many observations back [`stops`] looks for the start of a stop under way at its
+/// window's start (one read each).
+pub const MAX_STOP_SEED_STEPS: usize = 64;
+
 /// A device's stops over a window ([`stops`]).
 #[derive(Debug, Clone)]
 pub struct StopList {
@@ -327,6 +331,26 @@ pub async fn stops<S: Store + ?Sized>(
     let cut = items.len() > MAX_STOP_ITEMS;
     items.truncate(MAX_STOP_ITEMS);
     let mut fold = seeded(store, &key, &items, from, Utc::now()).await?;
+    // A stop under way at `from` began at the first of the stopped observations before
+    // it (`STOPPED`, `READY`, … until `ACTIVE`, `UNAVAILABLE` or none): found a step at a
+    // time, at most `MAX_STOP_SEED_STEPS` steps back, so that every window lists it with
+    // the same start (and its reason finds it).
+    for item in fold.stops_under_way() {
+        let mut began = None;
+        let mut before = from;
+        for _ in 0..MAX_STOP_SEED_STEPS {
+            match store.last_before(&key, &item, before).await? {
+                Some(o) if o.value.as_text().is_some_and(is_stopped) => {
+                    began = Some(o.timestamp);
+                    before = o.timestamp;
+                }
+                _ => break,
+            }
+        }
+        if let Some(began) = began {
+            fold.backdate_stop(&item, began);
+        }
+    }
     fold.log_stops();
     let window = TimeWindow::new(from, to).map_err(|e| StoreError::Invalid(e.to_string()))?;
     let mut merge = Merge::new(key, &items, window, STOP_CHUNK);

@@ -1,7 +1,7 @@
 //! Operators' reasons for stops ([`StopReason`]): the form of one stop
 //! (`/stops/reason`, without JavaScript) and `POST /api/stop-reasons`. Giving a reason
-//! needs the operator role over the device (an admin has it everywhere, an open
-//! dashboard is everyone's); the reason is one of the configuration's `stop-reasons`
+//! needs the operator role over the device (an admin, of any group, has it everywhere;
+//! an open dashboard is everyone's); the reason is one of the configuration's `stop-reasons`
 //! ([`report::stop_reasons`]); the stop must be one the stop list shows (its Execution
 //! data item and start, to the microsecond). Each reason given is kept by the store,
 //! replacing the one before, and written to the audit log.
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use factorydash_core::accounts::Role;
 use factorydash_core::reasons::StopReason;
-use factorydash_core::summary::StopRecord;
+use factorydash_core::summary::{StopRecord, CAUSE_GRACE};
 use factorydash_core::DeviceInfo;
 use maud::{html, DOCTYPE};
 use serde::Deserialize;
@@ -56,7 +56,8 @@ async fn operated_device(
 ) -> Result<DeviceInfo, ApiError> {
     let scope = crate::auth::scope_of(Some(p), &auth.records);
     let d = super::api::resolve_device(app, &scope, device, Some(agent)).await?;
-    if scope.role_for(&d.agent, &d.name) < Some(Role::Operator) {
+    // Administration is not scoped: an admin of any group is an operator everywhere.
+    if !scope.is_admin() && scope.role_for(&d.agent, &d.name) < Some(Role::Operator) {
         return Err(ApiError::forbidden(
             "giving a stop a reason needs the operator role over the device",
         ));
@@ -65,7 +66,8 @@ async fn operated_device(
 }
 
 /// The stop of `d` that `item` began at `began` (to the microsecond), from the same fold
-/// as the stop list over the minute around it, in turn with the reports.
+/// as the stop list, over a second before it to [`CAUSE_GRACE`] and a second after it
+/// (so that its cause is settled as the list's), in turn with the reports.
 async fn find_stop(
     app: &App,
     d: &DeviceInfo,
@@ -73,10 +75,10 @@ async fn find_stop(
     began: DateTime<Utc>,
 ) -> Result<StopRecord, ApiError> {
     let _turn = super::report::turn().await?;
-    let window = chrono::Duration::seconds(1);
+    let second = chrono::Duration::seconds(1);
     let list = tokio::time::timeout(
         std::time::Duration::from_secs(10),
-        factorydash_store::stops(&*app.store, d, began - window, began + window),
+        factorydash_store::stops(&*app.store, d, began - second, began + CAUSE_GRACE + second),
     )
     .await
     .map_err(|_| ApiError::unavailable("finding the stop took too long; try again"))??;
@@ -117,19 +119,20 @@ async fn save(
             choices.join(", ")
         )));
     }
-    let stop = find_stop(app, &d, &input.item, began).await?;
-    let micros = stop.began.timestamp_micros();
-    let began = DateTime::from_timestamp_micros(micros).unwrap_or(stop.began);
-    let mut reason = StopReason::new(&d.agent, &d.name, &stop.item, began);
+    let mut reason = StopReason::new(&d.agent, &d.name, &input.item, began);
     reason.reason = input.reason;
     reason.comment = input
         .comment
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty());
     reason.given_by = p.actor.clone();
+    // Checked before the stop is looked for: a bad field costs no fold.
     reason
         .check()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let stop = find_stop(app, &d, &input.item, began).await?;
+    let micros = stop.began.timestamp_micros();
+    reason.began = DateTime::from_timestamp_micros(micros).unwrap_or(stop.began);
     app.store.put_stop_reason(&reason).await?;
     auth.audit(entry(
         p,
@@ -139,7 +142,7 @@ async fn save(
         format!(
             "the stop of {} begun {}: {}",
             stop.item,
-            began_text(began),
+            began_text(reason.began),
             reason.reason
         ),
     ))

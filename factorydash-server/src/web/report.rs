@@ -617,7 +617,7 @@ async fn stop_list(app: &App, scope: &Scope, q: &StopsQuery) -> Result<Stops, Ap
     // The reasons of the listed stops: from the first one's start (a stop under way at
     // the window's start began before it).
     let first = list.stops.iter().map(|s| s.began).min().unwrap_or(until);
-    let reasons = app
+    let reasons = match app
         .store
         .stop_reasons(
             &device.agent,
@@ -625,7 +625,17 @@ async fn stop_list(app: &App, scope: &Scope, q: &StopsQuery) -> Result<Stops, Ap
             first.min(q.window.from),
             until + Duration::microseconds(1),
         )
-        .await?
+        .await
+    {
+        Ok(r) => r,
+        // A reason no build wrote: the list without reasons, and a word in the log.
+        Err(e @ factorydash_store::StoreError::Corrupt(_)) => {
+            tracing::warn!(device = %device.name, error = %e, "the stop reasons cannot be read; the stop list is shown without them");
+            Vec::new()
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let reasons = reasons
         .into_iter()
         .map(|r| ((r.item.clone(), r.began.timestamp_micros()), r))
         .collect();

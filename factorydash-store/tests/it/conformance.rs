@@ -11,6 +11,7 @@ use factorydash_mtconnect::{parse_devices, parse_streams, recording::read_maybe_
 use factorydash_store::{LatestFilter, SeriesChunk, SeriesKey, Store, StoreError};
 
 pub use crate::summaries::{
+    a_stop_under_way_at_a_windows_start_keeps_when_it_began,
     summaries_agree_with_the_observations_of_a_real_agent, summaries_count_each_state_once,
 };
 

@@ -69,6 +69,7 @@ conformance_tests!(
     last_before_is_the_value_as_of_an_instant,
     state_summary_is_what_core_computes,
     summaries_count_each_state_once,
+    a_stop_under_way_at_a_windows_start_keeps_when_it_began,
     summaries_agree_with_the_observations_of_a_real_agent,
     as_of_gives_every_data_item_at_an_instant,
     conditions_of_a_window_give_the_real_fault_episodes,

@@ -328,3 +328,54 @@ pub async fn summaries_agree_with_the_observations_of_a_real_agent(store: &dyn S
         );
     }
 }
+
+/// A stop under way at a stop list's start (`STOPPED`, then `READY`, then `ACTIVE`: one
+/// stop) is listed with the time it began whatever the window, so that a reason given to
+/// it is found from every window.
+pub async fn a_stop_under_way_at_a_windows_start_keeps_when_it_began(store: &dyn Store) {
+    let device = factorydash_core::DeviceInfo {
+        agent: AGENT.into(),
+        name: "M".into(),
+        uuid: None,
+        id: "M".into(),
+        data_items: vec![factorydash_core::DataItemInfo {
+            id: "exec".into(),
+            name: None,
+            category: Category::Event,
+            kind: "EXECUTION".into(),
+            sub_type: None,
+            units: None,
+            component: "Path".into(),
+            component_id: "path".into(),
+            component_name: None,
+        }],
+    };
+    store
+        .put_devices(AGENT, std::slice::from_ref(&device))
+        .await
+        .unwrap();
+    let exec = |seq, t, v| event(seq, t, "exec", "Execution", None, v);
+    store
+        .append(&batch(&[
+            exec(1, "2026-03-02T06:00:00Z", "ACTIVE"),
+            exec(2, "2026-03-02T07:00:00Z", "STOPPED"),
+            exec(3, "2026-03-02T07:30:00Z", "READY"),
+            // Sent again after a reconnect: still the same stop.
+            exec(4, "2026-03-02T07:40:00Z", "READY"),
+            exec(5, "2026-03-02T08:00:00Z", "ACTIVE"),
+        ]))
+        .await
+        .unwrap();
+    for (from, to, ended) in [
+        ("2026-03-02T06:00:00Z", "2026-03-02T09:00:00Z", true),
+        ("2026-03-02T07:45:00Z", "2026-03-02T09:00:00Z", true),
+        ("2026-03-02T07:35:00Z", "2026-03-02T07:50:00Z", false),
+    ] {
+        let list = factorydash_store::stops(store, &device, at(from), at(to))
+            .await
+            .unwrap();
+        let began: Vec<_> = list.stops.iter().map(|s| (s.began, s.ended)).collect();
+        let want = ended.then(|| at("2026-03-02T08:00:00Z"));
+        assert_eq!(began, [(at("2026-03-02T07:00:00Z"), want)], "{from} – {to}");
+    }
+}
