@@ -193,6 +193,90 @@ pub struct DeviceReport {
     pub parts: BTreeMap<String, f64>,
     /// Where planned time went when the device was not running, by cause.
     pub downtime: Pareto,
+    /// The window's state timeline ([`Segment`]s from its start to now); empty when the
+    /// report has more than [`MAX_TIMELINE_DEVICES`] devices.
+    pub timeline: Vec<Segment>,
+}
+
+/// One segment of a device's state timeline: seconds of the segment by what its
+/// Execution data items said, from the summaries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Segment {
+    /// Its start (UTC).
+    pub from: DateTime<Utc>,
+    /// Its end (UTC): the next one's start, or now.
+    pub to: DateTime<Utc>,
+    /// Seconds `ACTIVE`.
+    pub running: f64,
+    /// Seconds in another known state than the stopped ones (`READY`, `WAIT`,
+    /// `OPTIONAL_STOP`, `PROGRAM_COMPLETED`, …).
+    pub idle: f64,
+    /// Seconds `STOPPED`, `INTERRUPTED`, `FEED_HOLD` or `PROGRAM_STOPPED`.
+    pub stopped: f64,
+    /// Seconds without a known Execution state.
+    pub no_data: f64,
+}
+
+impl Segment {
+    /// What most of the segment was: `running`, `idle`, `stopped` or `no_data` (ties to
+    /// the first of these).
+    pub fn dominant(&self) -> &'static str {
+        let mut best = ("running", self.running);
+        for (name, v) in [
+            ("idle", self.idle),
+            ("stopped", self.stopped),
+            ("no_data", self.no_data),
+        ] {
+            if v > best.1 {
+                best = (name, v);
+            }
+        }
+        best.0
+    }
+}
+
+/// The most devices a report draws a state timeline for: each segment is a summary
+/// question over every device, and a plant of thousands reads its figures without it.
+pub const MAX_TIMELINE_DEVICES: usize = 200;
+
+/// The most segments of a timeline.
+pub const MAX_SEGMENTS: i64 = 60;
+
+/// The segments' length for a window of `minutes`: the shortest of 1, 2, 5, 10, 15 and
+/// 30 min, 1, 2, 3, 6 and 12 h, a day and a week (whole summary periods) that cuts it in
+/// at most [`MAX_SEGMENTS`]; `None` for a window a week's segments do not fit.
+pub fn segment_minutes(minutes: i64) -> Option<i64> {
+    [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1_440, 10_080]
+        .into_iter()
+        .find(|step| (minutes + step - 1) / step <= MAX_SEGMENTS)
+}
+
+/// `execution` (seconds per state) and `window` seconds as a segment's figures.
+fn segment(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    execution: &BTreeMap<String, f64>,
+    known: f64,
+) -> Segment {
+    let (mut running, mut idle, mut stopped) = (0.0, 0.0, 0.0);
+    for (state, v) in execution {
+        match state.as_str() {
+            "ACTIVE" => running += v,
+            "UNAVAILABLE" => {}
+            "STOPPED" | "INTERRUPTED" | "FEED_HOLD" | "PROGRAM_STOPPED" => stopped += v,
+            _ => idle += v,
+        }
+    }
+    let seconds = (to - from).as_seconds_f64();
+    Segment {
+        from,
+        to,
+        running,
+        idle,
+        stopped,
+        no_data: (seconds - known).max(0.0),
+    }
 }
 
 /// A group's report: a cell's or the plant's.
@@ -235,6 +319,9 @@ pub struct Report {
     pub cells: Vec<GroupReport>,
     /// Each device the viewer may see.
     pub devices: Vec<DeviceReport>,
+    /// Whether the devices' timelines were left out (more than
+    /// [`MAX_TIMELINE_DEVICES`]).
+    pub timeline_omitted: bool,
 }
 
 /// The report of `[from, to)` for the devices `scope` lets the viewer see. Times are
@@ -363,7 +450,33 @@ pub async fn report(
             warning_seconds: in_window.warning_seconds,
             parts: in_window.parts,
             downtime: losses.pareto(),
+            timeline: Vec::new(),
         });
+    }
+    // The state timeline: a summary question per segment, for a bounded number of
+    // devices.
+    let total_minutes = (until - from).num_minutes();
+    if !keys.is_empty() && keys.len() <= MAX_TIMELINE_DEVICES && total_minutes > 0 {
+        if let Some(step) = segment_minutes((to - from).num_minutes()) {
+            let mut a = from;
+            while a < until {
+                let b = (a + chrono::Duration::minutes(step)).min(until);
+                let range = MinuteRange::new(a, b);
+                let totals = if range.seconds() == 0 {
+                    BTreeMap::new()
+                } else {
+                    by_device(app.store.summary(&ask(vec![range])).await?)
+                };
+                for (d, r) in devices.iter().zip(reports.iter_mut()) {
+                    let k = (d.agent.clone(), d.name.clone());
+                    let empty = Vec::new();
+                    let f = DeviceFigures::from_totals(totals.get(&k).unwrap_or(&empty));
+                    r.timeline
+                        .push(segment(a, b, &f.execution, f.known_seconds()));
+                }
+                a = b;
+            }
+        }
     }
     let mut groups: BTreeMap<(Option<String>, String), (Vec<OeeInputs>, ParetoSum)> =
         BTreeMap::new();
@@ -405,6 +518,7 @@ pub async fn report(
             downtime: plant_losses.pareto(),
         },
         cells,
+        timeline_omitted: reports.len() > MAX_TIMELINE_DEVICES,
         devices: reports,
     })
 }
@@ -430,4 +544,46 @@ fn losses(planned: &DeviceFigures, planned_seconds: f64) -> ParetoSum {
         *sum.downtime.entry(UNATTRIBUTED.to_owned()).or_default() += unattributed;
     }
     sum
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn segments_are_whole_periods_at_most_sixty() {
+        assert_eq!(segment_minutes(60), Some(1));
+        assert_eq!(segment_minutes(61), Some(2));
+        assert_eq!(segment_minutes(8 * 60), Some(10));
+        assert_eq!(segment_minutes(24 * 60), Some(30));
+        assert_eq!(segment_minutes(7 * 24 * 60), Some(180));
+        assert_eq!(segment_minutes(31 * 24 * 60), Some(1_440));
+        assert_eq!(segment_minutes(400 * 24 * 60), Some(10_080));
+        assert_eq!(segment_minutes(500 * 24 * 60), None);
+    }
+
+    #[test]
+    fn a_segment_sorts_states_and_says_what_most_of_it_was() {
+        let a = Utc.with_ymd_and_hms(2026, 3, 2, 6, 0, 0).unwrap();
+        let states: BTreeMap<String, f64> = [
+            ("ACTIVE", 100.0),
+            ("READY", 50.0),
+            ("FEED_HOLD", 60.0),
+            ("INTERRUPTED", 70.0),
+            ("UNAVAILABLE", 500.0),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let g = segment(a, a + chrono::Duration::minutes(10), &states, 280.0);
+        assert_eq!(
+            (g.running, g.idle, g.stopped, g.no_data),
+            (100.0, 50.0, 130.0, 320.0)
+        );
+        assert_eq!(g.dominant(), "no_data");
+        let g = segment(a, a + chrono::Duration::minutes(10), &states, 600.0);
+        assert_eq!(g.dominant(), "stopped");
+    }
 }

@@ -414,11 +414,110 @@ fn page(r: &Report, period: &str) -> String {
                             }
                         }
                     }
+                    (timelines(r, &local))
                 }
             }
         }
     }
     .into_string()
+}
+
+/// The devices' state timelines: a bar per device, a segment each coloured by what most
+/// of it was, its figures in its title; a legend, and the window's start, middle and end.
+fn timelines(r: &Report, local: &dyn Fn(DateTime<Utc>) -> String) -> Markup {
+    let drawn = r.devices.iter().any(|d| !d.timeline.is_empty());
+    let whole = (r.to - r.from).as_seconds_f64().max(1.0);
+    let label = |d: &str| match d {
+        "running" => "running",
+        "idle" => "idle",
+        "stopped" => "stopped",
+        _ => "no data",
+    };
+    html! {
+        h3 { "State timeline" }
+        @if r.timeline_omitted {
+            p .muted { "Drawn for at most " (report::MAX_TIMELINE_DEVICES) " devices; this report has " (r.devices.len()) "." }
+        } @else if drawn {
+            p .legend {
+                @for d in ["running", "idle", "stopped", "no_data"] {
+                    span { svg .swatch viewBox="0 0 10 10" aria-hidden="true" { rect class={ "tl-" (d) } width="10" height="10" {} } " " (label(d)) } " "
+                }
+            }
+            table .oee .timelines {
+                thead {
+                    tr {
+                        th { "Device" }
+                        th .axis {
+                            span { (local(r.from)) }
+                            span { (local(r.from + (r.to - r.from) / 2)) }
+                            span { (local(r.to)) }
+                        }
+                    }
+                }
+                tbody {
+                    @for d in &r.devices {
+                        tr {
+                            th scope="row" { (d.display_name.as_deref().unwrap_or(&d.device)) }
+                            td data-label="Timeline" {
+                                // SVG: positions are attributes (the page's Content
+                                // Security Policy takes no inline style).
+                                svg .timeline role="img" aria-label=(timeline_text(d, local))
+                                    viewBox="0 0 1000 10" preserveAspectRatio="none" {
+                                    @for g in &d.timeline {
+                                        rect class={ "tl-" (g.dominant()) }
+                                            x=(format!("{:.2}", (g.from - r.from).as_seconds_f64() / whole * 1000.0))
+                                            y="0" height="10"
+                                            width=(format!("{:.2}", (g.to - g.from).as_seconds_f64() / whole * 1000.0)) {
+                                            title { (segment_text(g, local)) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A segment's figures as text: its times and each share of it.
+fn segment_text(g: &report::Segment, local: &dyn Fn(DateTime<Utc>) -> String) -> String {
+    let total = (g.running + g.idle + g.stopped + g.no_data).max(1e-9);
+    format!(
+        "{} – {}: running {:.0} %, idle {:.0} %, stopped {:.0} %, no data {:.0} %",
+        local(g.from),
+        local(g.to),
+        g.running / total * 100.0,
+        g.idle / total * 100.0,
+        g.stopped / total * 100.0,
+        g.no_data / total * 100.0
+    )
+}
+
+/// A device's timeline in words, for screen readers: the share of each state over it.
+fn timeline_text(d: &report::DeviceReport, local: &dyn Fn(DateTime<Utc>) -> String) -> String {
+    let sum = |f: fn(&report::Segment) -> f64| d.timeline.iter().map(f).sum::<f64>();
+    let (run, idle, stop, none) = (
+        sum(|g| g.running),
+        sum(|g| g.idle),
+        sum(|g| g.stopped),
+        sum(|g| g.no_data),
+    );
+    let total = (run + idle + stop + none).max(1e-9);
+    match (d.timeline.first(), d.timeline.last()) {
+        (Some(a), Some(b)) => format!(
+            "{} from {} to {}: running {:.0} %, idle {:.0} %, stopped {:.0} %, no data {:.0} %",
+            d.display_name.as_deref().unwrap_or(&d.device),
+            local(a.from),
+            local(b.to),
+            run / total * 100.0,
+            idle / total * 100.0,
+            stop / total * 100.0,
+            none / total * 100.0
+        ),
+        _ => "no timeline".into(),
+    }
 }
 
 /// `GET /report`: the report page (printable: no navigation on paper).

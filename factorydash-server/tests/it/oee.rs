@@ -288,6 +288,28 @@ end = "{}"
         let o = &d["oee"];
         close(&o["plannedSeconds"], want.planned, "planned");
         close(&o["runSeconds"], want.run, "run");
+        // The state timeline: 5-minute segments over the whole shift (its break too),
+        // whose running time is the machine's by hand and whose states its known time.
+        let whole = by_hand(offset, &[(start, start + Duration::hours(4))]);
+        let timeline = d["timeline"].as_array().unwrap();
+        assert_eq!(timeline.len(), 48, "shift {name}: 4 h in 5-minute segments");
+        let sum = |k: &str| {
+            serde_json::json!(timeline.iter().map(|g| g[k].as_f64().unwrap()).sum::<f64>())
+        };
+        close(&sum("running"), whole.run, "the timeline's running time");
+        let states = sum("running").as_f64().unwrap()
+            + sum("idle").as_f64().unwrap()
+            + sum("stopped").as_f64().unwrap();
+        close(
+            &serde_json::json!(states),
+            whole.known,
+            "the timeline's known time",
+        );
+        close(
+            &sum("noData"),
+            4.0 * 3600.0 - whole.known,
+            "the timeline's time without data",
+        );
         close(&o["noDataSeconds"], want.planned - want.known, "no data");
         close(
             &o["availability"]["value"],
