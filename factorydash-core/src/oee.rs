@@ -21,6 +21,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::summary::{Measure, SummaryTotal};
@@ -44,6 +45,8 @@ pub struct OeeInputs {
     pub ideal_cycle_time: Option<f64>,
     /// How many programs the mean weighs (0: the device's one ideal cycle time).
     pub programs: usize,
+    /// Whether a learned ideal cycle time ([`best_repeated_cycle`]) weighs some parts.
+    pub ideal_learned: bool,
 }
 
 /// One factor: its value (0 to 1, performance may exceed 1 when the ideal cycle time is
@@ -154,12 +157,17 @@ pub fn oee(inputs: &[OeeInputs]) -> Oee {
             Factor {
                 value: Some(ideal / run),
                 how: format!(
-                    "{} s ideal{} × {} parts ÷ run {}",
+                    "{} s ideal{}{} × {} parts ÷ run {}",
                     number(i.ideal_cycle_time.unwrap_or(0.0)),
                     if i.programs > 1 {
                         format!(" (mean of {} programs)", i.programs)
                     } else {
                         String::new()
+                    },
+                    if i.ideal_learned {
+                        " (learned: the best repeated cycle)"
+                    } else {
+                        ""
                     },
                     number(i.produced.unwrap_or(0.0)),
                     duration_text(run)
@@ -169,10 +177,14 @@ pub fn oee(inputs: &[OeeInputs]) -> Oee {
             Factor {
                 value: Some(ideal / run),
                 how: format!(
-                    "ideal time {} ÷ run {} over {} devices",
+                    "ideal time {} ÷ run {} over {} devices{}",
                     duration_text(ideal),
                     duration_text(run),
-                    timed.len()
+                    timed.len(),
+                    match timed.iter().filter(|i| i.ideal_learned).count() {
+                        0 => String::new(),
+                        n => format!(" ({n} with a learned ideal cycle time)"),
+                    }
                 ),
             }
         }
@@ -268,10 +280,83 @@ pub struct DeviceFigures {
 /// device's.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct IdealCycleTimes<'a> {
-    /// The device's own (its record's), for parts of programs without one.
+    /// The device's own (its record's, or learned), for parts of programs without one.
     pub device: Option<f64>,
+    /// Whether `device` was learned ([`best_repeated_cycle`]) rather than set.
+    pub device_learned: bool,
     /// Per program name.
     pub programs: Option<&'a BTreeMap<String, f64>>,
+}
+
+/// How many cycles within [`CYCLE_TOLERANCE`] of each other make a repeated cycle.
+pub const MIN_REPEATS: usize = 5;
+
+/// How far apart (a fraction of the shorter) the cycles of one repeated cycle may be.
+pub const CYCLE_TOLERANCE: f64 = 0.05;
+
+/// The longest time between two parts taken as a cycle, seconds (longer: the machine
+/// stood between them).
+pub const MAX_CYCLE_SECONDS: f64 = 4.0 * 3600.0;
+
+/// An ideal cycle time learned from a part count ([`best_repeated_cycle`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LearnedCycle {
+    /// Seconds per part: the median of the repeated cycle's cycles.
+    pub seconds: f64,
+    /// How many cycles it was seen in.
+    pub repeats: usize,
+    /// How many cycles were read (one part each).
+    pub cycles: usize,
+}
+
+/// The best repeated cycle of a part count: the fastest cycle (time between two
+/// consecutive counts one part apart, at most [`MAX_CYCLE_SECONDS`]) that the machine
+/// made at least [`MIN_REPEATS`] times within [`CYCLE_TOLERANCE`]; its median. Cycles
+/// faster than any repeated one (a part counted twice, a count reset) are taken as
+/// noise, slower ones as cycles with waits in them. `counts`: the part count's values
+/// in time order (`(time, count)`); `None` when no cycle repeats.
+///
+/// The rule is the plant floor's "best demonstrated cycle" (the ideal rate an OEE
+/// programme starts from when no engineered standard exists; Nakajima's ideal cycle time
+/// is the design one, which this never exceeds in practice).
+pub fn best_repeated_cycle(
+    counts: impl IntoIterator<Item = (DateTime<Utc>, f64)>,
+) -> Option<LearnedCycle> {
+    let mut cycles = Vec::new();
+    let mut last: Option<(DateTime<Utc>, f64)> = None;
+    for (t, n) in counts {
+        if let Some((t0, n0)) = last {
+            let seconds = (t - t0).as_seconds_f64();
+            if (n - n0 - 1.0).abs() < 1e-9 && seconds > 0.0 && seconds <= MAX_CYCLE_SECONDS {
+                cycles.push(seconds);
+            }
+        }
+        last = Some((t, n));
+    }
+    cycles.sort_by(f64::total_cmp);
+    let mut end = 0;
+    for start in 0..cycles.len() {
+        end = end.max(start);
+        while end < cycles.len() && cycles[end] <= cycles[start] * (1.0 + CYCLE_TOLERANCE) {
+            end += 1;
+        }
+        let repeats = end - start;
+        if repeats >= MIN_REPEATS {
+            let run = &cycles[start..end];
+            let seconds = if repeats % 2 == 1 {
+                run[repeats / 2]
+            } else {
+                (run[repeats / 2 - 1] + run[repeats / 2]) / 2.0
+            };
+            return Some(LearnedCycle {
+                seconds,
+                repeats,
+                cycles: cycles.len(),
+            });
+        }
+    }
+    None
 }
 
 impl IdealCycleTimes<'_> {
@@ -408,7 +493,11 @@ impl DeviceFigures {
     /// cycle time, and parts counted without a program (or before parts were counted per
     /// program) × the device's; `None` when some parts have no ideal cycle time. With
     /// how many programs were weighed.
-    fn ideal_seconds(&self, produced: f64, ideal: IdealCycleTimes<'_>) -> Option<(f64, usize)> {
+    fn ideal_seconds(
+        &self,
+        produced: f64,
+        ideal: IdealCycleTimes<'_>,
+    ) -> Option<(f64, usize, bool)> {
         // Per program: ALL, else GOOD + BAD (as `produced` is).
         let mut per_program: BTreeMap<&str, f64> = BTreeMap::new();
         let subs: &[&str] = if self.parts.contains_key("ALL") {
@@ -424,10 +513,13 @@ impl DeviceFigures {
         let mut seconds = 0.0;
         let mut programs = 0;
         let mut covered = 0.0;
+        let mut used_device = false;
         for (program, n) in per_program {
             if n <= 0.0 {
                 continue;
             }
+            let own = ideal.programs.and_then(|p| p.get(program).copied());
+            used_device |= own.is_none();
             seconds += ideal.of(program)? * n;
             covered += n;
             programs += usize::from(!program.is_empty());
@@ -435,8 +527,9 @@ impl DeviceFigures {
         let rest = produced - covered;
         if rest > 1e-9 {
             seconds += ideal.device? * rest;
+            used_device = true;
         }
-        Some((seconds, programs))
+        Some((seconds, programs, used_device))
     }
 
     /// The OEE inputs these figures give, over `planned_seconds` of planned time, with
@@ -459,8 +552,8 @@ impl DeviceFigures {
         let ideal_cycle = match produced {
             Some(n) if n > 0.0 => self
                 .ideal_seconds(n, ideal)
-                .map(|(seconds, programs)| (seconds / n, programs)),
-            _ => ideal.device.map(|d| (d, 0)),
+                .map(|(seconds, programs, used)| (seconds / n, programs, used)),
+            _ => ideal.device.map(|d| (d, 0, true)),
         };
         OeeInputs {
             planned_seconds,
@@ -468,8 +561,9 @@ impl DeviceFigures {
             known_seconds: self.known_seconds(),
             produced,
             good,
-            ideal_cycle_time: ideal_cycle.map(|(mean, _)| mean),
-            programs: ideal_cycle.map_or(0, |(_, n)| n),
+            ideal_cycle_time: ideal_cycle.map(|(mean, _, _)| mean),
+            programs: ideal_cycle.map_or(0, |(_, n, _)| n),
+            ideal_learned: ideal.device_learned && ideal_cycle.is_some_and(|(_, _, used)| used),
         }
     }
 }
@@ -477,6 +571,62 @@ impl DeviceFigures {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_best_repeated_cycle_is_the_fastest_seen_five_times() {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 6, 0, 0).unwrap();
+        // Cycles: a double count (1 s), 40 s ×2, 42 s ×5 (41.0–43.0), 60 s ×6, a wait of
+        // 5 h (not a cycle), a reset (not one part), two parts at once (not one).
+        let gaps = [
+            1.0, 40.0, 40.0, 42.0, 41.0, 43.0, 42.5, 41.5, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0,
+            18_000.0,
+        ];
+        let mut t = t0;
+        let mut n = 100.0;
+        let mut counts = vec![(t, n)];
+        for g in gaps {
+            t += chrono::Duration::milliseconds((g * 1000.0) as i64);
+            n += 1.0;
+            counts.push((t, n));
+        }
+        counts.push((t + chrono::Duration::seconds(30), 0.0));
+        counts.push((t + chrono::Duration::seconds(60), 2.0));
+        let learned = best_repeated_cycle(counts.iter().copied()).unwrap();
+        // 40, 40, 41, 41.5, 42 are within 5 % of 40: the fastest repeated cycle.
+        assert_eq!(learned.seconds, 41.0);
+        assert_eq!((learned.repeats, learned.cycles), (5, 14));
+        // Four times only: not repeated.
+        assert_eq!(best_repeated_cycle(counts.iter().take(5).copied()), None);
+        assert_eq!(best_repeated_cycle([]), None);
+    }
+
+    #[test]
+    fn a_learned_ideal_cycle_time_says_so() {
+        let f = DeviceFigures {
+            execution: [("ACTIVE".to_owned(), 3600.0)].into_iter().collect(),
+            parts: [("ALL".to_owned(), 60.0)].into_iter().collect(),
+            ..DeviceFigures::default()
+        };
+        let learned = IdealCycleTimes {
+            device: Some(50.0),
+            device_learned: true,
+            programs: None,
+        };
+        let i = f.oee_inputs(3600.0, learned);
+        assert!(i.ideal_learned);
+        let o = oee(&[i]);
+        assert!(
+            o.performance.how.contains("learned"),
+            "{}",
+            o.performance.how
+        );
+        let set = IdealCycleTimes {
+            device_learned: false,
+            ..learned
+        };
+        assert!(!f.oee_inputs(3600.0, set).ideal_learned);
+    }
 
     #[test]
     fn factors_by_the_standard_definitions() {
@@ -488,6 +638,7 @@ mod tests {
             good: Some(285.0),
             ideal_cycle_time: Some(60.0),
             programs: 0,
+            ideal_learned: false,
         };
         let o = oee(&[i]);
         assert_eq!(o.availability.value, Some(0.75));
@@ -580,6 +731,7 @@ mod tests {
         let both = IdealCycleTimes {
             device: Some(45.0),
             programs: Some(&programs),
+            device_learned: false,
         };
         let i = f.oee_inputs(600.0, both);
         // (6 × 30 + 3 × 60 + 1 × 45) ÷ 10
@@ -597,12 +749,14 @@ mod tests {
         let programs_only = IdealCycleTimes {
             device: None,
             programs: Some(&programs),
+            device_learned: false,
         };
         assert_eq!(f.oee_inputs(600.0, programs_only).ideal_cycle_time, None);
         // Only the device's: every part by it.
         let device_only = IdealCycleTimes {
             device: Some(45.0),
             programs: None,
+            device_learned: false,
         };
         assert_eq!(
             f.oee_inputs(600.0, device_only).ideal_cycle_time,

@@ -645,7 +645,11 @@ mod tests {
             ("stop-reasons = []", "list 1 to"),
             ("stop-reasons = [3]", "not a integer"),
             ("stop-reasons = [\" \"]", "a reason has"),
-            ("stop-reasons = [\"(no reason given)\"]", "a reason has"),
+            (
+                "stop-reasons = [\"(no reason given)\"]",
+                "a row of the Pareto",
+            ),
+            ("stop-reasons = [\"OTHER\"]", "a row of the Pareto"),
             ("stop-reasons = [\"A\", \"A\"]", "listed twice"),
         ] {
             let e = read(text).unwrap_err();

@@ -1390,6 +1390,7 @@ async fn start_ingest(
         }
     }
     tokio::spawn(report::ShiftBoard::run(app.clone()));
+    tokio::spawn(report::LearnedCycles::run(app.clone()));
     tokio::spawn(prune_summaries(store.clone(), args.summary_retention));
     tokio::spawn(prune(store, args.retention));
     Ok(())

@@ -9,7 +9,9 @@ use std::sync::{Arc, OnceLock};
 use chrono::{DateTime, Utc};
 use factorydash_core::downtime::{Pareto, ParetoSum};
 use factorydash_core::layout::Placement;
-use factorydash_core::oee::{oee, DeviceFigures, IdealCycleTimes, Oee, OeeInputs};
+use factorydash_core::oee::{
+    best_repeated_cycle, oee, DeviceFigures, IdealCycleTimes, LearnedCycle, Oee, OeeInputs,
+};
 use factorydash_core::shifts::ShiftCalendar;
 use factorydash_core::summary::{MinuteRange, SummaryTotal};
 use factorydash_core::{DeviceKey, ShiftFigures};
@@ -73,7 +75,15 @@ impl ShiftBoard {
         let name = calendar
             .shift_at(now)
             .map_or_else(|| "Today".to_owned(), |s| s.name);
-        let r = report(app, &Scope::everything(), from, to, Some(name.clone())).await?;
+        let r = report(
+            app,
+            &Scope::everything(),
+            from,
+            to,
+            Some(name.clone()),
+            false,
+        )
+        .await?;
         let figures = |o: &Oee| ShiftFigures {
             shift: name.clone(),
             oee: o.oee.value,
@@ -104,6 +114,104 @@ impl ShiftBoard {
 }
 
 static IDEAL_CYCLE_TIMES: OnceLock<BTreeMap<String, f64>> = OnceLock::new();
+
+/// The ideal cycle times learned from each device's part count, by (agent, device).
+static LEARNED: std::sync::RwLock<Option<Arc<LearnedMap>>> = std::sync::RwLock::new(None);
+
+type LearnedMap = std::collections::HashMap<(String, String), LearnedCycle>;
+
+/// The ideal cycle time learned for `device` of `agent` ([`LearnedCycles`]), if any.
+pub fn learned_cycle(agent: &str, device: &str) -> Option<LearnedCycle> {
+    let map = LEARNED.read().unwrap_or_else(|p| p.into_inner()).clone()?;
+    map.get(&(agent.to_owned(), device.to_owned())).copied()
+}
+
+/// Ideal cycle times learned as each device's best repeated cycle
+/// ([`best_repeated_cycle`]), from its part count's last [`LEARN_WINDOW`] of data (up
+/// to its newest count: a device stopped for a month keeps what it showed before), at
+/// most [`MAX_LEARN_OBSERVATIONS`] observations a device, again every [`LEARN_EVERY`].
+/// The part count is the device's `PartCount` of subType `ALL` (or none), else `GOOD`.
+/// A report uses one for a device whose record sets none, for the parts of programs
+/// without their own, and says so.
+pub struct LearnedCycles;
+
+/// How much of a part count's history a learned cycle time reads.
+pub const LEARN_WINDOW: chrono::Duration = chrono::Duration::days(7);
+
+/// The most observations read for one device's learned cycle time.
+pub const MAX_LEARN_OBSERVATIONS: usize = 50_000;
+
+/// How often the learned cycle times are computed again.
+pub const LEARN_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl LearnedCycles {
+    /// Learns every device's cycle time now.
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn refresh(app: &App) -> Result<usize, StoreError> {
+        let mut map = LearnedMap::new();
+        for d in app.devices().await?.iter() {
+            let counts = d.data_items.iter().filter(|i| i.kind == "PART_COUNT");
+            let item = counts
+                .clone()
+                .find(|i| matches!(i.sub_type.as_deref(), None | Some("ALL")))
+                .or_else(|| {
+                    counts
+                        .clone()
+                        .find(|i| i.sub_type.as_deref() == Some("GOOD"))
+                });
+            let Some(item) = item else { continue };
+            let key = d.key();
+            let far = Utc::now() + chrono::Duration::days(3650);
+            let Some(newest) = app.store.last_before(&key, &item.id, far).await? else {
+                continue;
+            };
+            let window = factorydash_core::TimeWindow::new(
+                newest.timestamp - LEARN_WINDOW,
+                newest.timestamp + chrono::Duration::microseconds(1),
+            )
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let mut counts: Vec<(DateTime<Utc>, f64)> = Vec::new();
+            let mut after = None;
+            loop {
+                let chunk = app
+                    .store
+                    .series_after(&key, &item.id, &window, after, 5_000)
+                    .await?;
+                counts.extend(chunk.observations.iter().filter_map(|o| {
+                    let n: f64 = o.value.as_text()?.trim().parse().ok()?;
+                    n.is_finite().then_some((o.timestamp, n))
+                }));
+                after = chunk.next;
+                if after.is_none() || counts.len() >= MAX_LEARN_OBSERVATIONS {
+                    break;
+                }
+            }
+            if let Some(l) = best_repeated_cycle(counts) {
+                map.insert((d.agent.clone(), d.name.clone()), l);
+            }
+        }
+        let n = map.len();
+        *LEARNED.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(map));
+        Ok(n)
+    }
+
+    /// Learns at start, then every [`LEARN_EVERY`], for ever (a failure is logged and
+    /// tried again at the next turn).
+    pub async fn run(app: Arc<App>) {
+        let mut every = tokio::time::interval(LEARN_EVERY);
+        loop {
+            every.tick().await;
+            match Self::refresh(&app).await {
+                Ok(n) => tracing::debug!(devices = n, "ideal cycle times learned"),
+                Err(e) => {
+                    tracing::warn!(error = %crate::error_chain::error_chain(&e), "cannot learn the ideal cycle times; trying again in an hour")
+                }
+            }
+        }
+    }
+}
 
 /// Sets the ideal cycle times per program (seconds per part) for this process (at start;
 /// a second call is ignored).
@@ -180,6 +288,9 @@ pub struct DeviceReport {
     pub ideal_cycle_time: Option<f64>,
     /// How many programs that mean weighs (0: the device's own ideal cycle time).
     pub programs: usize,
+    /// The ideal cycle time learned from its part count ([`LearnedCycles`]), if any:
+    /// used where neither its record nor the program's sets one.
+    pub learned_cycle: Option<LearnedCycle>,
     /// OEE over the window's planned time.
     pub oee: Oee,
     /// Utilization over the whole window (up to now): each Execution state's time and
@@ -325,7 +436,8 @@ pub struct Report {
 }
 
 /// The report of `[from, to)` for the devices `scope` lets the viewer see. Times are
-/// rounded down to the minute; nothing after now is counted.
+/// rounded down to the minute; nothing after now is counted. With `timeline`, each
+/// device's state timeline too (a summary question per segment).
 ///
 /// # Errors
 /// The store's.
@@ -335,6 +447,7 @@ pub async fn report(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     shift: Option<String>,
+    timeline: bool,
 ) -> Result<Report, StoreError> {
     let calendar = calendar();
     let now = Utc::now();
@@ -391,8 +504,10 @@ pub async fn report(
         let in_window = DeviceFigures::from_totals(window_totals.get(&k).unwrap_or(&empty));
         let record = app.records.get(&d.agent, &d.name);
         let device_ideal = record.as_ref().and_then(|r| r.ideal_cycle_time);
+        let learned = learned_cycle(&d.agent, &d.name);
         let ideal = IdealCycleTimes {
-            device: device_ideal,
+            device: device_ideal.or(learned.map(|l| l.seconds)),
+            device_learned: device_ideal.is_none() && learned.is_some(),
             programs: IDEAL_CYCLE_TIMES.get(),
         };
         let input = in_plan.oee_inputs(planned_seconds, ideal);
@@ -444,6 +559,7 @@ pub async fn report(
             line,
             ideal_cycle_time: input.ideal_cycle_time,
             programs: input.programs,
+            learned_cycle: learned,
             oee: oee(&[input]),
             utilization,
             fault_seconds: in_window.fault_seconds,
@@ -456,7 +572,7 @@ pub async fn report(
     // The state timeline: a summary question per segment, for a bounded number of
     // devices.
     let total_minutes = (until - from).num_minutes();
-    if !keys.is_empty() && keys.len() <= MAX_TIMELINE_DEVICES && total_minutes > 0 {
+    if timeline && !keys.is_empty() && keys.len() <= MAX_TIMELINE_DEVICES && total_minutes > 0 {
         if let Some(step) = segment_minutes((to - from).num_minutes()) {
             let mut a = from;
             while a < until {
@@ -518,7 +634,7 @@ pub async fn report(
             downtime: plant_losses.pareto(),
         },
         cells,
-        timeline_omitted: reports.len() > MAX_TIMELINE_DEVICES,
+        timeline_omitted: timeline && reports.len() > MAX_TIMELINE_DEVICES,
         devices: reports,
     })
 }

@@ -115,15 +115,21 @@ pub(super) async fn turn() -> Result<tokio::sync::SemaphorePermit<'static>, ApiE
         .map_err(|_| ApiError::unavailable("reports are closed"))
 }
 
-/// The report of `q` for `scope`, in its turn.
-async fn computed(app: &App, scope: &Scope, q: &ReportQuery) -> Result<Report, ApiError> {
+/// The report of `q` for `scope`, in its turn; with the devices' state timelines when
+/// `timeline` (the page and the JSON report).
+async fn computed(
+    app: &App,
+    scope: &Scope,
+    q: &ReportQuery,
+    timeline: bool,
+) -> Result<Report, ApiError> {
     let _turn = turn().await?;
-    Ok(report::report(app, scope, q.from, q.to, q.shift.clone()).await?)
+    Ok(report::report(app, scope, q.from, q.to, q.shift.clone(), timeline).await?)
 }
 
 /// `GET /api/report` and `GET /api/oee`: the report as JSON.
 pub async fn api(app: Arc<App>, scope: Scope, q: ReportQuery) -> Result<Response, ApiError> {
-    let r = computed(&app, &scope, &q).await?;
+    let r = computed(&app, &scope, &q, true).await?;
     Ok(reply::json(&r).into_response())
 }
 
@@ -181,7 +187,7 @@ pub async fn downtime_api(
     scope: Scope,
     q: ReportQuery,
 ) -> Result<Response, ApiError> {
-    let r = computed(&app, &scope, &q).await?;
+    let r = computed(&app, &scope, &q, false).await?;
     let answer = DowntimeAnswer {
         from: r.from,
         to: r.to,
@@ -214,7 +220,7 @@ pub async fn downtime_csv(
     scope: Scope,
     q: ReportQuery,
 ) -> Result<Response, ApiError> {
-    let r = computed(&app, &scope, &q).await?;
+    let r = computed(&app, &scope, &q, false).await?;
     let mut rows: Vec<Vec<Cow<'_, str>>> = Vec::new();
     let mut add = |level: &'static str, agent: &str, device: &str, cell: &str, p: &Pareto| {
         for l in &p.by_time {
@@ -522,7 +528,7 @@ fn timeline_text(d: &report::DeviceReport, local: &dyn Fn(DateTime<Utc>) -> Stri
 
 /// `GET /report`: the report page (printable: no navigation on paper).
 pub async fn html_page(app: Arc<App>, scope: Scope, q: ReportQuery) -> Result<Response, ApiError> {
-    let r = computed(&app, &scope, &q).await?;
+    let r = computed(&app, &scope, &q, true).await?;
     Ok(reply::with_status(reply::html(page(&r, &q.period)), StatusCode::OK).into_response())
 }
 
@@ -555,7 +561,7 @@ fn csv_row<'r>(
 
 /// `GET /report.csv`: a row per device, then per cell and the plant.
 pub async fn csv(app: Arc<App>, scope: Scope, q: ReportQuery) -> Result<Response, ApiError> {
-    let r = computed(&app, &scope, &q).await?;
+    let r = computed(&app, &scope, &q, false).await?;
     let mut rows: Vec<Vec<Cow<'_, str>>> = Vec::new();
     for d in &r.devices {
         rows.push(csv_row(
