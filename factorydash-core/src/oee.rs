@@ -310,27 +310,43 @@ pub struct LearnedCycle {
     pub cycles: usize,
 }
 
-/// The best repeated cycle of a part count: the fastest cycle (time between two
-/// consecutive counts one part apart, at most [`MAX_CYCLE_SECONDS`]) that the machine
-/// made at least [`MIN_REPEATS`] times within [`CYCLE_TOLERANCE`]; its median. Cycles
-/// faster than any repeated one (a part counted twice, a count reset) are taken as
-/// noise, slower ones as cycles with waits in them. `counts`: the part count's values
-/// in time order (`(time, count)`); `None` when no cycle repeats.
+/// The least share of all cycles a repeated cycle must hold (fewer: a glitch that
+/// repeats, such as a part counted twice, not the machine's pace).
+pub const MIN_REPEAT_SHARE: f64 = 0.1;
+
+/// The best repeated cycle of a part count: the fastest cycle (time between the count
+/// first reaching `n` and first reaching `n + 1`, at most [`MAX_CYCLE_SECONDS`]) that the
+/// machine made at least [`MIN_REPEATS`] times, and in at least [`MIN_REPEAT_SHARE`] of
+/// its cycles, within [`CYCLE_TOLERANCE`] of each other; their median. Faster cycles
+/// that do not repeat as often (a part counted twice, a count reset) are taken as noise,
+/// slower ones as cycles with waits in them. `counts`: the part count's observations in
+/// time order (`(time, count)`, `None` for `UNAVAILABLE` or a value that is not a number:
+/// no cycle spans it); a count sent again unchanged (a reconnect) changes nothing.
+/// `None` when no cycle repeats.
 ///
-/// The rule is the plant floor's "best demonstrated cycle" (the ideal rate an OEE
-/// programme starts from when no engineered standard exists; Nakajima's ideal cycle time
-/// is the design one, which this never exceeds in practice).
+/// The rule is the plant floor's "best demonstrated cycle", the ideal rate an OEE
+/// programme starts from where no engineered standard exists (Nakajima's ideal cycle
+/// time is the design one: set it in the device's record when it is known).
 pub fn best_repeated_cycle(
-    counts: impl IntoIterator<Item = (DateTime<Utc>, f64)>,
+    counts: impl IntoIterator<Item = (DateTime<Utc>, Option<f64>)>,
 ) -> Option<LearnedCycle> {
     let mut cycles = Vec::new();
+    // When the count first reached its current value.
     let mut last: Option<(DateTime<Utc>, f64)> = None;
     for (t, n) in counts {
-        if let Some((t0, n0)) = last {
-            let seconds = (t - t0).as_seconds_f64();
-            if (n - n0 - 1.0).abs() < 1e-9 && seconds > 0.0 && seconds <= MAX_CYCLE_SECONDS {
-                cycles.push(seconds);
+        let Some(n) = n.filter(|n| n.is_finite()) else {
+            last = None;
+            continue;
+        };
+        match last {
+            Some((_, n0)) if n == n0 => continue,
+            Some((t0, n0)) => {
+                let seconds = (t - t0).as_seconds_f64();
+                if (n - n0 - 1.0).abs() < 1e-9 && seconds > 0.0 && seconds <= MAX_CYCLE_SECONDS {
+                    cycles.push(seconds);
+                }
             }
+            None => {}
         }
         last = Some((t, n));
     }
@@ -342,7 +358,7 @@ pub fn best_repeated_cycle(
             end += 1;
         }
         let repeats = end - start;
-        if repeats >= MIN_REPEATS {
+        if repeats >= MIN_REPEATS && repeats as f64 >= MIN_REPEAT_SHARE * cycles.len() as f64 {
             let run = &cycles[start..end];
             let seconds = if repeats % 2 == 1 {
                 run[repeats / 2]
@@ -584,21 +600,38 @@ mod tests {
         ];
         let mut t = t0;
         let mut n = 100.0;
-        let mut counts = vec![(t, n)];
+        let mut counts = vec![(t, Some(n))];
         for g in gaps {
             t += chrono::Duration::milliseconds((g * 1000.0) as i64);
             n += 1.0;
-            counts.push((t, n));
+            counts.push((t, Some(n)));
+            // Sent again 0.5 s later (a reconnect): the cycle is from the first.
+            counts.push((t + chrono::Duration::milliseconds(500), Some(n)));
         }
-        counts.push((t + chrono::Duration::seconds(30), 0.0));
-        counts.push((t + chrono::Duration::seconds(60), 2.0));
+        counts.push((t + chrono::Duration::seconds(30), Some(0.0)));
+        counts.push((t + chrono::Duration::seconds(60), Some(2.0)));
         let learned = best_repeated_cycle(counts.iter().copied()).unwrap();
         // 40, 40, 41, 41.5, 42 are within 5 % of 40: the fastest repeated cycle.
         assert_eq!(learned.seconds, 41.0);
         assert_eq!((learned.repeats, learned.cycles), (5, 14));
         // Four times only: not repeated.
-        assert_eq!(best_repeated_cycle(counts.iter().take(5).copied()), None);
+        assert_eq!(best_repeated_cycle(counts.iter().take(10).copied()), None);
         assert_eq!(best_repeated_cycle([]), None);
+        // UNAVAILABLE between two counts: no cycle across it.
+        let broken: Vec<_> = counts
+            .iter()
+            .enumerate()
+            .map(|(i, (t, n))| (*t, if i % 4 == 3 { None } else { *n }))
+            .collect();
+        assert!(best_repeated_cycle(broken).is_none_or(|l| l.cycles < 14));
+        // A glitch seen five times among a hundred cycles of 60 s is not the pace.
+        let mut t = t0;
+        let mut glitchy = vec![(t, Some(0.0))];
+        for i in 1..=105 {
+            t += chrono::Duration::seconds(if i % 21 == 0 { 1 } else { 60 });
+            glitchy.push((t, Some(f64::from(i))));
+        }
+        assert_eq!(best_repeated_cycle(glitchy).unwrap().seconds, 60.0);
     }
 
     #[test]

@@ -489,6 +489,82 @@ pub fn holidays(value: &toml::Value) -> anyhow::Result<Vec<NaiveDate>> {
         .collect()
 }
 
+/// A shift calendar's own text (the admin page's): `holidays` and `[[shift]]` tables
+/// as in the configuration file, nothing else, at most
+/// [`factorydash_store::MAX_SETTING_LEN`] bytes.
+///
+/// # Errors
+/// Text that is too long or not TOML; another key; [`shifts`]' and [`holidays`]'
+/// refusals.
+pub fn calendar_text(text: &str) -> anyhow::Result<(Vec<Shift>, Vec<NaiveDate>)> {
+    if text.len() > factorydash_store::MAX_SETTING_LEN {
+        bail!(
+            "the calendar has {} bytes; at most {}",
+            text.len(),
+            factorydash_store::MAX_SETTING_LEN
+        );
+    }
+    let table: toml::Table = text.parse().context("the calendar is not TOML")?;
+    let mut out = (Vec::new(), Vec::new());
+    for (key, value) in &table {
+        match key.as_str() {
+            "shift" => out.0 = shifts(value).context("the shifts")?,
+            "holidays" => out.1 = holidays(value).context("the holidays")?,
+            other => bail!(
+                "'{}': a calendar holds only [[shift]] tables and holidays",
+                other.chars().take(40).collect::<String>()
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// `calendar`'s shifts and holidays as [`calendar_text`] reads them (TOML).
+pub fn calendar_toml(calendar: &ShiftCalendar) -> String {
+    // A TOML basic string.
+    let quote = |s: &str| {
+        let mut q = String::with_capacity(s.len() + 2);
+        q.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => q.push_str("\\\""),
+                '\\' => q.push_str("\\\\"),
+                c if c.is_control() => q.push_str(&format!("\\u{:04X}", c as u32)),
+                c => q.push(c),
+            }
+        }
+        q.push('"');
+        q
+    };
+    let mut out = String::new();
+    let holidays: Vec<String> = calendar
+        .holidays()
+        .map(|d| quote(&d.format("%Y-%m-%d").to_string()))
+        .collect();
+    if !holidays.is_empty() {
+        out.push_str(&format!("holidays = [{}]\n", holidays.join(", ")));
+    }
+    for s in calendar.shifts() {
+        let days: Vec<String> = s.days.iter().map(|d| quote(&d.to_string())).collect();
+        let breaks: Vec<String> = s
+            .breaks
+            .iter()
+            .map(|(a, b)| quote(&format!("{}-{}", a.format("%H:%M"), b.format("%H:%M"))))
+            .collect();
+        out.push_str(&format!(
+            "\n[[shift]]\nname = {}\ndays = [{}]\nstart = {}\nend = {}\n",
+            quote(&s.name),
+            days.join(", "),
+            quote(&s.start.format("%H:%M").to_string()),
+            quote(&s.end.format("%H:%M").to_string()),
+        ));
+        if !breaks.is_empty() {
+            out.push_str(&format!("breaks = [{}]\n", breaks.join(", ")));
+        }
+    }
+    out
+}
+
 /// The layout that the `cell` key's value (an array of tables: `[[cell]]`) gives.
 ///
 /// # Errors
@@ -628,6 +704,36 @@ mod tests {
             err("[[cell]]\nname = \"\"\ndevices = [\"a\"]"),
             "cell 1: its name is empty"
         );
+    }
+
+    #[test]
+    fn a_calendar_text_reads_back_as_written() {
+        let text = "holidays = [\"2026-12-24\"]\n[[shift]]\nname = \"Early\"\ndays = [\"Mon\", \"Tue\"]\nstart = \"06:00\"\nend = \"14:00\"\nbreaks = [\"10:00-10:30\"]\n[[shift]]\nname = \"Night \\\"N\\\"\"\ndays = [\"Sun\"]\nstart = \"22:00\"\nend = \"06:00\"\n";
+        let (shifts, holidays) = super::calendar_text(text).unwrap();
+        let calendar = factorydash_core::shifts::ShiftCalendar::new(
+            chrono_tz::UTC,
+            shifts.clone(),
+            holidays.clone(),
+        )
+        .unwrap();
+        let again = super::calendar_toml(&calendar);
+        assert_eq!(
+            super::calendar_text(&again).unwrap(),
+            (shifts, holidays),
+            "{again}"
+        );
+        for (bad, says) in [
+            (
+                "[[cell]]\nname = \"A\"",
+                "only [[shift]] tables and holidays",
+            ),
+            ("[[shift]\n", "not TOML"),
+            ("holidays = [\"24.12.2026\"]", "the holidays"),
+        ] {
+            let e = super::calendar_text(bad).unwrap_err();
+            assert!(format!("{e:#}").contains(says), "{bad}: {e:#}");
+        }
+        assert!(super::calendar_text(&"#".repeat(70_000)).is_err());
     }
 
     #[test]

@@ -1184,7 +1184,10 @@ async fn serve(
         .name()
         .parse()
         .map_err(|e| anyhow::anyhow!("the time zone {zone}: {e}"))?;
-    report::set_calendar(shifts.calendar(tz).context("the shift calendar")?);
+    report::set_calendar(
+        shifts.calendar(tz).context("the shift calendar")?,
+        report::CalendarSource::Configuration,
+    );
     report::set_ideal_cycle_times(shifts.ideal_cycle_times.clone());
     if let Some(reasons) = &shifts.stop_reasons {
         report::set_stop_reasons(reasons.clone());
@@ -1389,6 +1392,8 @@ async fn start_ingest(
             }
         }
     }
+    // A calendar saved on the shifts page replaces the configuration file's.
+    report::load_saved_calendar(&*store).await;
     tokio::spawn(report::ShiftBoard::run(app.clone()));
     tokio::spawn(report::LearnedCycles::run(app.clone()));
     tokio::spawn(prune_summaries(store.clone(), args.summary_retention));

@@ -233,6 +233,18 @@ impl Store for PendingStore {
         self.store()?.put_device_record(record).await
     }
 
+    async fn setting(&self, key: &str) -> Result<Option<factorydash_store::Setting>, StoreError> {
+        self.store()?.setting(key).await
+    }
+
+    async fn put_setting(
+        &self,
+        key: &str,
+        setting: Option<&factorydash_store::Setting>,
+    ) -> Result<(), StoreError> {
+        self.store()?.put_setting(key, setting).await
+    }
+
     async fn put_stop_reason(
         &self,
         reason: &factorydash_core::reasons::StopReason,

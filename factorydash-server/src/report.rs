@@ -21,7 +21,23 @@ use serde::Serialize;
 use crate::accounts::Scope;
 use crate::state::App;
 
-static CALENDAR: OnceLock<ShiftCalendar> = OnceLock::new();
+/// The plant's shift calendar and where it came from ([`set_calendar`]).
+static CALENDAR: std::sync::RwLock<Option<(Arc<ShiftCalendar>, CalendarSource)>> =
+    std::sync::RwLock::new(None);
+
+/// Where the shift calendar in effect came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CalendarSource {
+    /// The configuration file (or none: every minute planned).
+    Configuration,
+    /// The shifts page: who saved it, and when (UTC).
+    Page {
+        /// Who saved it.
+        by: String,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
 
 /// Each device's figures over the current shift so far, and the plant's, as last
 /// computed ([`ShiftBoard::refresh`], every minute): the tiles and the board's summary line
@@ -163,25 +179,32 @@ impl LearnedCycles {
                 });
             let Some(item) = item else { continue };
             let key = d.key();
-            let far = Utc::now() + chrono::Duration::days(3650);
-            let Some(newest) = app.store.last_before(&key, &item.id, far).await? else {
-                continue;
+            // Up to now: an observation an agent's wrong clock put in the future is not
+            // the anchor.
+            let now = Utc::now() + chrono::Duration::minutes(1);
+            let newest = match app.store.last_before(&key, &item.id, now).await {
+                Ok(Some(o)) => o,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(device = %d.name, error = %crate::error_chain::error_chain(&e), "cannot read a part count to learn its cycle");
+                    continue;
+                }
             };
             let window = factorydash_core::TimeWindow::new(
                 newest.timestamp - LEARN_WINDOW,
                 newest.timestamp + chrono::Duration::microseconds(1),
             )
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-            let mut counts: Vec<(DateTime<Utc>, f64)> = Vec::new();
+            let mut counts: Vec<(DateTime<Utc>, Option<f64>)> = Vec::new();
             let mut after = None;
             loop {
                 let chunk = app
                     .store
                     .series_after(&key, &item.id, &window, after, 5_000)
                     .await?;
-                counts.extend(chunk.observations.iter().filter_map(|o| {
-                    let n: f64 = o.value.as_text()?.trim().parse().ok()?;
-                    n.is_finite().then_some((o.timestamp, n))
+                counts.extend(chunk.observations.iter().map(|o| {
+                    let n = o.value.as_text().and_then(|v| v.trim().parse::<f64>().ok());
+                    (o.timestamp, n)
                 }));
                 after = chunk.next;
                 if after.is_none() || counts.len() >= MAX_LEARN_OBSERVATIONS {
@@ -201,6 +224,7 @@ impl LearnedCycles {
     /// tried again at the next turn).
     pub async fn run(app: Arc<App>) {
         let mut every = tokio::time::interval(LEARN_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
             match Self::refresh(&app).await {
@@ -239,15 +263,88 @@ pub fn stop_reasons() -> Vec<String> {
     }
 }
 
-/// Sets the plant's shift calendar for this process (at start; a second call is ignored).
-pub fn set_calendar(calendar: ShiftCalendar) {
-    let _ = CALENDAR.set(calendar);
+/// Sets the plant's shift calendar for this process, and where it came from: at start,
+/// and when an admin saves the shifts page (reports asked from then on use it; the
+/// shift's figures on the board follow at their next refresh).
+pub fn set_calendar(calendar: ShiftCalendar, source: CalendarSource) {
+    let calendar = Arc::new(calendar);
+    if source == CalendarSource::Configuration {
+        let _ = CONFIGURED_CALENDAR.set(calendar.clone());
+    }
+    *CALENDAR.write().unwrap_or_else(|p| p.into_inner()) = Some((calendar, source));
+}
+
+/// The configuration file's calendar, as set at start.
+static CONFIGURED_CALENDAR: OnceLock<Arc<ShiftCalendar>> = OnceLock::new();
+
+/// The configuration file's calendar (what the shifts page goes back to).
+pub fn configured_calendar() -> Arc<ShiftCalendar> {
+    CONFIGURED_CALENDAR
+        .get()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(ShiftCalendar::always(calendar().time_zone())))
 }
 
 /// The plant's shift calendar: the one [`set_calendar`] set, else every minute planned
 /// (UTC).
-pub fn calendar() -> &'static ShiftCalendar {
-    CALENDAR.get_or_init(|| ShiftCalendar::always(chrono_tz::UTC))
+pub fn calendar() -> Arc<ShiftCalendar> {
+    calendar_and_source().0
+}
+
+/// The plant's shift calendar and where it came from.
+pub fn calendar_and_source() -> (Arc<ShiftCalendar>, CalendarSource) {
+    CALENDAR
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .unwrap_or_else(|| {
+            (
+                Arc::new(ShiftCalendar::always(chrono_tz::UTC)),
+                CalendarSource::Configuration,
+            )
+        })
+}
+
+/// The store's key of the shift calendar saved on the shifts page.
+pub const CALENDAR_SETTING: &str = "shift-calendar";
+
+/// The calendar `text` (the shifts page's TOML) in the plant's time zone.
+///
+/// # Errors
+/// [`crate::config::calendar_text`]'s refusals; [`ShiftCalendar::new`]'s.
+pub fn calendar_of_text(text: &str) -> anyhow::Result<ShiftCalendar> {
+    let (shifts, holidays) = crate::config::calendar_text(text)?;
+    Ok(ShiftCalendar::new(
+        calendar().time_zone(),
+        shifts,
+        holidays,
+    )?)
+}
+
+/// Puts the calendar saved on the shifts page, if any, in effect (at start, once the
+/// store is open). One that no longer reads (a later build's) is logged and left aside.
+pub async fn load_saved_calendar(store: &dyn factorydash_store::Store) {
+    match store.setting(CALENDAR_SETTING).await {
+        Ok(Some(saved)) => match calendar_of_text(&saved.value) {
+            Ok(c) => {
+                tracing::info!(by = %saved.updated_by, at = %saved.updated_at, "the shift calendar saved on the shifts page is in effect");
+                set_calendar(
+                    c,
+                    CalendarSource::Page {
+                        by: saved.updated_by,
+                        at: saved.updated_at,
+                    },
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "the shift calendar saved on the shifts page does not read; the configuration file's is in effect")
+            }
+        },
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %crate::error_chain::error_chain(&e), "cannot read the saved shift calendar; the configuration file's is in effect")
+        }
+    }
 }
 
 /// The time in one Execution state over a window, with its share of the window.
@@ -571,26 +668,29 @@ pub async fn report(
     }
     // The state timeline: a summary question per segment, for a bounded number of
     // devices.
-    let total_minutes = (until - from).num_minutes();
-    if timeline && !keys.is_empty() && keys.len() <= MAX_TIMELINE_DEVICES && total_minutes > 0 {
-        if let Some(step) = segment_minutes((to - from).num_minutes()) {
-            let mut a = from;
-            while a < until {
-                let b = (a + chrono::Duration::minutes(step)).min(until);
-                let range = MinuteRange::new(a, b);
-                let totals = if range.seconds() == 0 {
-                    BTreeMap::new()
-                } else {
-                    by_device(app.store.summary(&ask(vec![range])).await?)
-                };
+    // Whole minutes, as the summaries count: the window's ends rounded down; the minute
+    // under way is not drawn.
+    let whole = MinuteRange::new(from, until);
+    let span = MinuteRange::new(from, to);
+    if timeline && !keys.is_empty() && keys.len() <= MAX_TIMELINE_DEVICES && whole.seconds() > 0 {
+        if let Some(step) = segment_minutes(span.seconds() / 60) {
+            let mut a = whole.start();
+            while a < whole.end() {
+                let range =
+                    MinuteRange::new(a, (a + chrono::Duration::minutes(step)).min(whole.end()));
+                let totals = by_device(app.store.summary(&ask(vec![range])).await?);
                 for (d, r) in devices.iter().zip(reports.iter_mut()) {
                     let k = (d.agent.clone(), d.name.clone());
                     let empty = Vec::new();
                     let f = DeviceFigures::from_totals(totals.get(&k).unwrap_or(&empty));
-                    r.timeline
-                        .push(segment(a, b, &f.execution, f.known_seconds()));
+                    r.timeline.push(segment(
+                        range.start(),
+                        range.end(),
+                        &f.execution,
+                        f.known_seconds(),
+                    ));
                 }
-                a = b;
+                a = range.end();
             }
         }
     }

@@ -231,6 +231,39 @@ pub(crate) fn too_many_records() -> StoreError {
     ))
 }
 
+/// A setting an admin changed at run time, kept by the store ([`Store::setting`]): the
+/// shift calendar's text (`shift-calendar`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// The text.
+    pub value: String,
+    /// When it was changed (UTC).
+    pub updated_at: DateTime<Utc>,
+    /// Who changed it.
+    pub updated_by: String,
+}
+
+/// The longest setting, in bytes.
+pub const MAX_SETTING_LEN: usize = 64 * 1024;
+
+/// The longest setting's key, in bytes.
+pub const MAX_SETTING_KEY_LEN: usize = 64;
+
+/// Refuses a key or a setting beyond their bounds ([`Store::put_setting`]).
+pub(crate) fn check_setting(key: &str, setting: Option<&Setting>) -> Result<(), StoreError> {
+    if key.is_empty() || key.len() > MAX_SETTING_KEY_LEN {
+        return Err(StoreError::Invalid(format!(
+            "a setting's key has 1 to {MAX_SETTING_KEY_LEN} bytes"
+        )));
+    }
+    if setting.is_some_and(|s| s.value.len() > MAX_SETTING_LEN) {
+        return Err(StoreError::Invalid(format!(
+            "the setting {key} has more than {MAX_SETTING_LEN} bytes"
+        )));
+    }
+    Ok(())
+}
+
 /// The most reasons [`Store::stop_reasons`] answers: as many as a stop list holds
 /// ([`factorydash_core::summary::MAX_STOP_LOG`]).
 pub const MAX_STOP_REASONS: usize = factorydash_core::summary::MAX_STOP_LOG;
@@ -768,6 +801,21 @@ pub trait Store: AccountStore + Send + Sync {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<StopReason>, StoreError>;
+
+    /// The setting kept under `key` ([`Setting`]: an admin's change made at run time),
+    /// if any.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn setting(&self, key: &str) -> Result<Option<Setting>, StoreError>;
+
+    /// Keeps `setting` under `key`, replacing what was; `None` removes it.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a key that is empty or longer than
+    /// [`MAX_SETTING_KEY_LEN`] bytes, or a value longer than [`MAX_SETTING_LEN`] bytes; a
+    /// database error.
+    async fn put_setting(&self, key: &str, setting: Option<&Setting>) -> Result<(), StoreError>;
 
     /// Rebuilds the summaries from the stored observations, from the start of the UTC day
     /// holding `from`: drops the summary rows of that day and after and the states held,

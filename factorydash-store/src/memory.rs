@@ -99,6 +99,8 @@ struct Inner {
     /// Operators' reasons for stops, by (agent, device, start in µs, data item): the
     /// order [`Store::stop_reasons`] lists.
     reasons: BTreeMap<ReasonKey, StopReason>,
+    /// Settings changed at run time, by key.
+    settings: BTreeMap<String, crate::Setting>,
 }
 
 /// A stop's reason's key in [`MemoryStore`]: agent, device, start (µs since the epoch,
@@ -701,6 +703,31 @@ impl Store for MemoryStore {
 
     async fn rebuild_summaries(&self, from: DateTime<Utc>) -> Result<RebuildOutcome, StoreError> {
         summaries::rebuild(self, from).await
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<crate::Setting>, StoreError> {
+        Ok(self.read().settings.get(key).cloned())
+    }
+
+    async fn put_setting(
+        &self,
+        key: &str,
+        setting: Option<&crate::Setting>,
+    ) -> Result<(), StoreError> {
+        crate::check_setting(key, setting)?;
+        let mut inner = self.write();
+        match setting {
+            Some(s) => {
+                let mut kept = s.clone();
+                kept.updated_at = DateTime::from_timestamp_micros(s.updated_at.timestamp_micros())
+                    .unwrap_or(s.updated_at);
+                inner.settings.insert(key.to_owned(), kept);
+            }
+            None => {
+                inner.settings.remove(key);
+            }
+        }
+        Ok(())
     }
 
     async fn put_stop_reason(&self, reason: &StopReason) -> Result<(), StoreError> {

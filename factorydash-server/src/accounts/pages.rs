@@ -113,6 +113,7 @@ fn top(title: &str, who: &str, admin: bool, csrf: &str) -> Markup {
                 @if admin {
                     a href="/admin" { "Administration" }
                     a href="/admin/devices" { "Machines" }
+                    a href="/admin/shifts" { "Shifts" }
                 }
             }
             span .who .muted { "signed in as " strong { (who) } }
@@ -473,4 +474,77 @@ fn device_form(
             }
         }
     }
+}
+
+/// One shift of a day as planned: its name, local start and end (`HH:MM`), planned
+/// minutes.
+pub type PlannedShift = (String, String, String, i64);
+
+/// What the shifts page shows.
+pub struct ShiftsPage<'a> {
+    /// Who is signed in, as shown.
+    pub who: &'a str,
+    /// The calendar's text in the form (the one in effect, or what was sent).
+    pub text: &'a str,
+    /// Where the calendar in effect came from, in words.
+    pub source: &'a str,
+    /// The plant's time zone.
+    pub time_zone: &'a str,
+    /// The next days as planned: each local date and its shifts.
+    pub days: &'a [(String, Vec<PlannedShift>)],
+    /// The form token.
+    pub csrf: &'a str,
+    /// What was done or went wrong.
+    pub notice: Notice<'a>,
+}
+
+/// The shifts page: the calendar in effect as text (the configuration file's
+/// `[[shift]]` tables and `holidays`), editable, with the next days as planned.
+pub fn shifts(p: &ShiftsPage<'_>) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head("Shifts"))
+            body .account-page {
+                (top("shifts", p.who, true, p.csrf))
+                main {
+                    (notice(&p.notice))
+                    section #shifts aria-labelledby="shifts-title" {
+                        h2 #shifts-title { "Shift calendar" }
+                        p .muted {
+                            "Planned time for OEE and the reports: shifts per weekday with local start and end (an end at or before the start is the next day) and breaks, and holidays, in the plant's time zone (" (p.time_zone) "), as in the configuration file. In effect: " (p.source) "."
+                        }
+                        form method="post" action="/admin/shifts" {
+                            (csrf_field(p.csrf))
+                            label for="calendar" { "Calendar (TOML)" }
+                            textarea #calendar name="calendar" rows="18" spellcheck="false" { (p.text) }
+                            p {
+                                button .action type="submit" name="action" value="save" { "Save the calendar" }
+                                " "
+                                button .action type="submit" name="action" value="reset" { "Use the configuration file's" }
+                            }
+                        }
+                        h3 { "The next days, as planned" }
+                        table {
+                            thead { tr { th { "Day" } th { "Shifts" } } }
+                            tbody {
+                                @for (day, shifts) in p.days {
+                                    tr {
+                                        th scope="row" { (day) }
+                                        td {
+                                            @if shifts.is_empty() { span .muted { "none" } }
+                                            @for (name, from, to, minutes) in shifts {
+                                                (name) " " (from) "–" (to) " (" (minutes / 60) " h " (format!("{:02}", minutes % 60)) " planned)" br;
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    .into_string()
 }

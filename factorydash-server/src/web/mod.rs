@@ -28,6 +28,7 @@ mod params;
 mod reasons;
 mod records;
 mod report;
+mod shifts;
 pub mod upgrade;
 
 use std::convert::Infallible;
@@ -104,7 +105,7 @@ pub fn routes(
             .and(with.clone())
             .and(scope.clone())
             .and(query())
-            .then(report::api),
+            .then(report::api_oee),
     )
     .or(answered(
         "/api/report",
@@ -433,8 +434,9 @@ where
     route.map(named(name))
 }
 
-/// The machines page and `/api/device-records` ([`records`]); a stop's reason
-/// (`/stops/reason`, `/api/stop-reasons`: [`reasons`]).
+/// The machines page and `/api/device-records` ([`records`]); the shifts page
+/// (`/admin/shifts`: [`shifts`]); a stop's reason (`/stops/reason`,
+/// `/api/stop-reasons`: [`reasons`]).
 fn record_routes(
     app: Arc<App>,
     auth: Arc<Auth>,
@@ -503,6 +505,36 @@ fn record_routes(
             .and(peer())
             .and(warp::query::<records::RecordKey>())
             .then(records::remove),
+    ))
+    .unify()
+    .or(answered(
+        "/admin/shifts",
+        warp::path!("admin" / "shifts")
+            .and(warp::get())
+            .and(with.clone())
+            .and(with_auth.clone())
+            .and(warp::header::headers_cloned())
+            .and(principal.clone())
+            .and(params::done_query())
+            .then(shifts::page),
+    ))
+    .unify()
+    .or(answered(
+        "/admin/shifts",
+        warp::path!("admin" / "shifts")
+            .and(warp::post())
+            .and(with.clone())
+            .and(with_auth.clone())
+            .and(warp::header::headers_cloned())
+            .and(principal.clone())
+            .and(peer())
+            .and(
+                warp::body::content_length_limit(accounts::MAX_FORM * 5)
+                    .and(warp::body::form::<accounts::Form>())
+                    .or(warp::any().map(accounts::Form::new))
+                    .unify(),
+            )
+            .then(shifts::form),
     ))
     .unify()
     .or(answered(

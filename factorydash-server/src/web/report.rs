@@ -127,9 +127,16 @@ async fn computed(
     Ok(report::report(app, scope, q.from, q.to, q.shift.clone(), timeline).await?)
 }
 
-/// `GET /api/report` and `GET /api/oee`: the report as JSON.
+/// `GET /api/report`: the report as JSON, with the devices' state timelines.
 pub async fn api(app: Arc<App>, scope: Scope, q: ReportQuery) -> Result<Response, ApiError> {
     let r = computed(&app, &scope, &q, true).await?;
+    Ok(reply::json(&r).into_response())
+}
+
+/// `GET /api/oee`: the report as JSON without the timelines (two store questions,
+/// whatever the window: what integrations poll).
+pub async fn api_oee(app: Arc<App>, scope: Scope, q: ReportQuery) -> Result<Response, ApiError> {
+    let r = computed(&app, &scope, &q, false).await?;
     Ok(reply::json(&r).into_response())
 }
 

@@ -21,6 +21,7 @@ mod oee;
 mod reasons;
 mod records;
 mod security;
+mod shifts_page;
 mod simulate;
 mod support;
 mod thresholds;

@@ -71,7 +71,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (7, include_str!("0007_accounts.sql")),
     (8, include_str!("0008_device_records.sql")),
     (9, include_str!("0009_summaries.sql")),
-    (10, include_str!("0010_stop_reasons.sql")),
+    (10, include_str!("0010_reasons_and_settings.sql")),
 ];
 
 /// The newest schema version this build knows (its highest migration).
@@ -199,7 +199,7 @@ const MIGRATION_NAMES: &[(i32, &str)] = &[
     (7, "0007_accounts.sql"),
     (8, "0008_device_records.sql"),
     (9, "0009_summaries.sql"),
-    (10, "0010_stop_reasons.sql"),
+    (10, "0010_reasons_and_settings.sql"),
 ];
 
 const _: () = assert!(MIGRATION_NAMES.len() == MIGRATIONS.len());

@@ -297,6 +297,19 @@ impl Store for PgStore {
         summary::prune(&**c, cutoff.timestamp()).await
     }
 
+    async fn setting(&self, key: &str) -> Result<Option<crate::Setting>, StoreError> {
+        reasons::setting(&*self.reader().await?, key).await
+    }
+
+    async fn put_setting(
+        &self,
+        key: &str,
+        setting: Option<&crate::Setting>,
+    ) -> Result<(), StoreError> {
+        crate::check_setting(key, setting)?;
+        reasons::put_setting(&*self.reader().await?, key, setting).await
+    }
+
     async fn put_stop_reason(&self, reason: &StopReason) -> Result<(), StoreError> {
         crate::check_reason(reason)?;
         reasons::put(&*self.reader().await?, reason).await

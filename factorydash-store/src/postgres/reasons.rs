@@ -1,5 +1,5 @@
-//! The PostgreSQL store's reasons for stops (`0010_stop_reasons.sql`), each call on a
-//! pooled connection.
+//! The PostgreSQL store's reasons for stops and settings
+//! (`0010_reasons_and_settings.sql`), each call on a pooled connection.
 
 use chrono::{DateTime, Utc};
 use factorydash_core::reasons::StopReason;
@@ -75,4 +75,46 @@ pub(super) async fn prune(
         c.execute("DELETE FROM stop_reasons WHERE began < $1", &[&cutoff])
             .await?,
     )
+}
+
+/// The setting under `key`, if any.
+pub(super) async fn setting(c: &Client, key: &str) -> Result<Option<crate::Setting>, StoreError> {
+    let row = c
+        .query_opt(
+            "SELECT value, updated_at, updated_by FROM settings WHERE key = $1",
+            &[&key],
+        )
+        .await?;
+    row.map(|r| {
+        Ok(crate::Setting {
+            value: r.try_get(0)?,
+            updated_at: r.try_get(1)?,
+            updated_by: r.try_get(2)?,
+        })
+    })
+    .transpose()
+}
+
+/// Keeps `setting` under `key`, or removes it.
+pub(super) async fn put_setting(
+    c: &Client,
+    key: &str,
+    setting: Option<&crate::Setting>,
+) -> Result<(), StoreError> {
+    match setting {
+        Some(s) => {
+            c.execute(
+                "INSERT INTO settings (key, value, updated_at, updated_by) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                     updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                &[&key, &s.value, &s.updated_at, &s.updated_by],
+            )
+            .await?;
+        }
+        None => {
+            c.execute("DELETE FROM settings WHERE key = $1", &[&key])
+                .await?;
+        }
+    }
+    Ok(())
 }

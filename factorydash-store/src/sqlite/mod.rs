@@ -42,7 +42,7 @@
 //!   the credentials of agents added at run time are in a table of their own. Schema:
 //!   `0001_initial.sql` and the migrations after it (`0002_device_identity.sql`,
 //!   `0003_agent_credentials.sql`, `0004_accounts.sql`, `0005_device_records.sql`, `0006_summaries.sql`,
-//!   `0007_stop_reasons.sql`), its
+//!   `0007_reasons_and_settings.sql`), its
 //!   version in `PRAGMA user_version`.
 //! - **Accounts.** Users, groups (their scope rules a JSON array of texts), group
 //!   members, credentials (digests only) and the audit log are tables of the same file
@@ -92,7 +92,7 @@ const MIGRATIONS: [&str; 7] = [
     include_str!("0004_accounts.sql"),
     include_str!("0005_device_records.sql"),
     include_str!("0006_summaries.sql"),
-    include_str!("0007_stop_reasons.sql"),
+    include_str!("0007_reasons_and_settings.sql"),
 ];
 
 /// The names of [`MIGRATIONS`], in the same order.
@@ -103,7 +103,7 @@ const MIGRATION_NAMES: [&str; 7] = [
     "0004_accounts.sql",
     "0005_device_records.sql",
     "0006_summaries.sql",
-    "0007_stop_reasons.sql",
+    "0007_reasons_and_settings.sql",
 ];
 
 /// What [`SqliteStore::open`] would change in the schema of the file at `path`, found
@@ -652,6 +652,22 @@ impl Store for SqliteStore {
             summary::prune(&mut w.conn, cutoff)
         })
         .await
+    }
+
+    async fn setting(&self, key: &str) -> Result<Option<crate::Setting>, StoreError> {
+        let key = key.to_owned();
+        self.read(move |c| reasons::setting(c, &key)).await
+    }
+
+    async fn put_setting(
+        &self,
+        key: &str,
+        setting: Option<&crate::Setting>,
+    ) -> Result<(), StoreError> {
+        crate::check_setting(key, setting)?;
+        let (key, setting) = (key.to_owned(), setting.cloned());
+        self.write(move |w| reasons::put_setting(&w.conn, &key, setting.as_ref()))
+            .await
     }
 
     async fn put_stop_reason(&self, reason: &StopReason) -> Result<(), StoreError> {

@@ -1,5 +1,5 @@
-//! The SQLite store's reasons for stops (`0007_stop_reasons.sql`): reads on a pooled
-//! reader connection, writes on the writer connection.
+//! The SQLite store's reasons for stops and settings (`0007_reasons_and_settings.sql`):
+//! reads on a pooled reader connection, writes on the writer connection.
 
 use chrono::{DateTime, Utc};
 use factorydash_core::reasons::StopReason;
@@ -104,4 +104,47 @@ fn text(r: &Row<'_>, i: usize, column: &str) -> Result<Option<String>, StoreErro
             other.data_type()
         ))),
     }
+}
+
+/// The setting under `key`, if any.
+pub(super) fn setting(c: &Connection, key: &str) -> Result<Option<crate::Setting>, StoreError> {
+    let mut stmt =
+        c.prepare_cached("SELECT value, updated_at, updated_by FROM settings WHERE key = ?1")?;
+    let mut rows = stmt.query([key])?;
+    let Some(r) = rows.next()? else {
+        return Ok(None);
+    };
+    Ok(Some(crate::Setting {
+        value: text(r, 0, "value")?.unwrap_or_default(),
+        updated_at: time(r, 1, "updated_at")?,
+        updated_by: text(r, 2, "updated_by")?.unwrap_or_default(),
+    }))
+}
+
+/// Keeps `setting` under `key`, or removes it.
+pub(super) fn put_setting(
+    c: &Connection,
+    key: &str,
+    setting: Option<&crate::Setting>,
+) -> Result<(), StoreError> {
+    match setting {
+        Some(s) => {
+            c.prepare_cached(
+                "INSERT INTO settings (key, value, updated_at, updated_by) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                     updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+            )?
+            .execute(params![
+                key,
+                s.value,
+                s.updated_at.timestamp_micros(),
+                s.updated_by
+            ])?;
+        }
+        None => {
+            c.prepare_cached("DELETE FROM settings WHERE key = ?1")?
+                .execute([key])?;
+        }
+    }
+    Ok(())
 }

@@ -2540,3 +2540,52 @@ pub async fn stop_reasons_round_trip_and_are_replaced(store: &dyn Store) {
         vec![]
     );
 }
+
+/// A setting reads back as kept (its time to the microsecond), is replaced whole, is
+/// removed by `None`, and a key or a value beyond the bounds is refused.
+pub async fn settings_round_trip_and_are_removed(store: &dyn Store) {
+    use factorydash_store::{Setting, MAX_SETTING_LEN};
+    assert_eq!(store.setting("shift-calendar").await.unwrap(), None);
+    let first = Setting {
+        value: "[[shift]]\nname = \"Früh\"\n".into(),
+        updated_at: t(1) + Duration::microseconds(7),
+        updated_by: "ada".into(),
+    };
+    store
+        .put_setting("shift-calendar", Some(&first))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.setting("shift-calendar").await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(store.setting("other").await.unwrap(), None);
+    let second = Setting {
+        value: "holidays = []".into(),
+        updated_at: t(2),
+        updated_by: "bob".into(),
+    };
+    store
+        .put_setting("shift-calendar", Some(&second))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.setting("shift-calendar").await.unwrap(),
+        Some(second.clone())
+    );
+    let long = Setting {
+        value: "x".repeat(MAX_SETTING_LEN + 1),
+        ..second.clone()
+    };
+    assert!(matches!(
+        store.put_setting("shift-calendar", Some(&long)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.put_setting("", Some(&second)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.setting("shift-calendar").await.unwrap(), Some(second));
+    store.put_setting("shift-calendar", None).await.unwrap();
+    assert_eq!(store.setting("shift-calendar").await.unwrap(), None);
+}

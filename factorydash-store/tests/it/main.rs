@@ -94,6 +94,7 @@ conformance_tests!(
     removing_a_device_record,
     a_device_record_that_fails_its_checks_is_refused,
     stop_reasons_round_trip_and_are_replaced,
+    settings_round_trip_and_are_removed,
 );
 
 #[tokio::test]

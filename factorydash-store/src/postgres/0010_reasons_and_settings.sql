@@ -18,3 +18,12 @@ CREATE TABLE IF NOT EXISTS stop_reasons (
 
 -- Retention drops reasons by their stop's start, whatever the device.
 CREATE INDEX IF NOT EXISTS stop_reasons_began ON stop_reasons (began);
+
+-- Settings an admin changes at run time (the shift calendar's text), by key: the text,
+-- when and by whom.
+CREATE TABLE IF NOT EXISTS settings (
+    key        text COLLATE "C" PRIMARY KEY,
+    value      text NOT NULL,
+    updated_at timestamptz NOT NULL,
+    updated_by text NOT NULL
+);

@@ -18,3 +18,12 @@ CREATE TABLE stop_reasons (
 
 -- Retention drops reasons by their stop's start, whatever the device.
 CREATE INDEX stop_reasons_began ON stop_reasons (began);
+
+-- Settings an admin changes at run time (the shift calendar's text), by key: the text,
+-- when (µs since the epoch, UTC) and by whom.
+CREATE TABLE settings (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    updated_by TEXT NOT NULL
+);
