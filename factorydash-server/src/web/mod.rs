@@ -282,12 +282,7 @@ pub fn routes(
             .and(with.clone())
             .and(actor.clone())
             .and(warp::header::headers_cloned())
-            .and(
-                warp::body::content_length_limit(accounts::MAX_FORM)
-                    .and(warp::body::form::<accounts::Form>())
-                    .or(warp::any().map(accounts::Form::new))
-                    .unify(),
-            )
+            .and(form_body(accounts::MAX_FORM))
             .then(admin::form),
     ))
     .unify()
@@ -434,6 +429,17 @@ where
     route.map(named(name))
 }
 
+/// An HTML form's fields, a body of at most `limit` bytes (none, or not a form: no
+/// field, so that the handler's form-token check refuses it).
+fn form_body(
+    limit: u64,
+) -> impl Filter<Extract = (accounts::Form,), Error = std::convert::Infallible> + Clone {
+    warp::body::content_length_limit(limit)
+        .and(warp::body::form::<accounts::Form>())
+        .or(warp::any().map(accounts::Form::new))
+        .unify()
+}
+
 /// The machines page and `/api/device-records` ([`records`]); the shifts page
 /// (`/admin/shifts`: [`shifts`]); a stop's reason (`/stops/reason`,
 /// `/api/stop-reasons`: [`reasons`]).
@@ -465,12 +471,7 @@ fn record_routes(
             .and(warp::header::headers_cloned())
             .and(principal.clone())
             .and(peer())
-            .and(
-                warp::body::content_length_limit(accounts::MAX_FORM)
-                    .and(warp::body::form::<accounts::Form>())
-                    .or(warp::any().map(accounts::Form::new))
-                    .unify(),
-            )
+            .and(form_body(accounts::MAX_FORM))
             .then(records::form),
     ))
     .unify()
@@ -528,12 +529,7 @@ fn record_routes(
             .and(warp::header::headers_cloned())
             .and(principal.clone())
             .and(peer())
-            .and(
-                warp::body::content_length_limit(accounts::MAX_FORM * 5)
-                    .and(warp::body::form::<accounts::Form>())
-                    .or(warp::any().map(accounts::Form::new))
-                    .unify(),
-            )
+            .and(form_body(accounts::MAX_FORM * 5))
             .then(shifts::form),
     ))
     .unify()
@@ -558,12 +554,7 @@ fn record_routes(
             .and(warp::header::headers_cloned())
             .and(principal.clone())
             .and(peer())
-            .and(
-                warp::body::content_length_limit(accounts::MAX_FORM)
-                    .and(warp::body::form::<accounts::Form>())
-                    .or(warp::any().map(accounts::Form::new))
-                    .unify(),
-            )
+            .and(form_body(accounts::MAX_FORM))
             .then(reasons::form),
     ))
     .unify()
@@ -589,12 +580,7 @@ fn account_routes(
     let principal = crate::auth::principal(auth.clone());
     let with = warp::any().map(move || auth.clone());
     let peer = crate::accounts::peer;
-    let form = || {
-        warp::body::content_length_limit(accounts::MAX_FORM)
-            .and(warp::body::form::<accounts::Form>())
-            .or(warp::any().map(accounts::Form::new))
-            .unify()
-    };
+    let form = || form_body(accounts::MAX_FORM);
     let headers = warp::header::headers_cloned;
     let admin_form = |path: warp::filters::BoxedFilter<()>, which: accounts::AdminForm| {
         answered(

@@ -450,7 +450,11 @@ fn timelines(r: &Report, local: &dyn Fn(DateTime<Utc>) -> String) -> Markup {
         h3 { "State timeline" }
         @if r.timeline_omitted {
             p .muted { "Drawn for at most " (report::MAX_TIMELINE_DEVICES) " devices; this report has " (r.devices.len()) "." }
-        } @else if drawn {
+        } @else if r.devices.is_empty() {
+            p .muted { "No device to draw." }
+        } @else if !drawn {
+            p .muted { "Nothing to draw yet: the window has no whole minute so far." }
+        } @else {
             p .legend {
                 @for d in ["running", "idle", "stopped", "no_data"] {
                     span { svg .swatch viewBox="0 0 10 10" aria-hidden="true" { rect class={ "tl-" (d) } width="10" height="10" {} } " " (label(d)) } " "

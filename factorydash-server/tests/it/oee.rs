@@ -15,10 +15,33 @@ use factorydash_store::Store;
 
 use crate::support::{get_json, get_text, start};
 
-const AGENT: &str = "http://recorded.invalid:5000";
+pub const AGENT: &str = "http://recorded.invalid:5000";
 
 fn recording_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../recordings/nist-3-machines-shdr-2016")
+}
+
+/// Stores the bundled 3-machine recording (as agent [`AGENT`]) in a new SQLite store in
+/// `dir`; the recording.
+pub async fn stored_recording(dir: &Path) -> Recording {
+    let recording = Recording::load(&recording_dir()).unwrap();
+    let store = SqliteStore::open(dir.join("factorydash.db")).await.unwrap();
+    store
+        .put_devices(AGENT, &recording.devices.device_infos(AGENT))
+        .await
+        .unwrap();
+    for chunk in recording.observations.chunks(5000) {
+        store
+            .append(&Batch {
+                agent: AGENT.into(),
+                instance_id: 1,
+                next_sequence: chunk.last().unwrap().sequence + 1,
+                observations: chunk.to_vec(),
+            })
+            .await
+            .unwrap();
+    }
+    recording
 }
 
 /// `(timestamp, key, value)` of each line of a device's SHDR log, as written.
@@ -161,26 +184,11 @@ fn close(got: &serde_json::Value, want: f64, what: &str) {
 async fn oee_of_two_shifts_and_a_day_without_data_match_figures_by_hand() {
     let dir = std::env::temp_dir().join(format!("fd-oee-{}", rand::random::<u32>()));
     std::fs::create_dir_all(&dir).unwrap();
-    let recording = Recording::load(&recording_dir()).unwrap();
+    let recording = stored_recording(&dir).await;
     {
         let store = SqliteStore::open(dir.as_path().join("factorydash.db"))
             .await
             .unwrap();
-        store
-            .put_devices(AGENT, &recording.devices.device_infos(AGENT))
-            .await
-            .unwrap();
-        for chunk in recording.observations.chunks(5000) {
-            store
-                .append(&Batch {
-                    agent: AGENT.into(),
-                    instance_id: 1,
-                    next_sequence: chunk.last().unwrap().sequence + 1,
-                    observations: chunk.to_vec(),
-                })
-                .await
-                .unwrap();
-        }
         let mut record = DeviceRecord::new(AGENT, "Mazak01");
         record.ideal_cycle_time = Some(30.0);
         store.put_device_record(&record).await.unwrap();

@@ -8,16 +8,11 @@
 use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
-use factorydash_core::Batch;
-use factorydash_mtconnect::recording::Recording;
-use factorydash_store::sqlite::SqliteStore;
-use factorydash_store::Store;
 use serde_json::{json, Value};
 
 use crate::accounts::{user_cli, Client, ADA_PASSWORD, CAROL_PASSWORD};
+use crate::oee::AGENT;
 use crate::support::start_logged;
-
-const AGENT: &str = "http://recorded.invalid:5000";
 
 const CONFIG: &str = r#"time-zone = "UTC"
 stop-reasons = ["Waiting for material", "Tool change", "No operator"]
@@ -26,27 +21,8 @@ stop-reasons = ["Waiting for material", "Tool change", "No operator"]
 /// Stores the 3-machine recording in a new SQLite data directory; Mazak01's first
 /// observation's time.
 async fn recorded(dir: &Path) -> DateTime<Utc> {
-    let recording = Recording::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../recordings/nist-3-machines-shdr-2016"),
-    )
-    .unwrap();
-    let store = SqliteStore::open(dir.join("factorydash.db")).await.unwrap();
-    store
-        .put_devices(AGENT, &recording.devices.device_infos(AGENT))
+    crate::oee::stored_recording(dir)
         .await
-        .unwrap();
-    for chunk in recording.observations.chunks(5000) {
-        store
-            .append(&Batch {
-                agent: AGENT.into(),
-                instance_id: 1,
-                next_sequence: chunk.last().unwrap().sequence + 1,
-                observations: chunk.to_vec(),
-            })
-            .await
-            .unwrap();
-    }
-    recording
         .observations
         .iter()
         .filter(|o| o.device == "Mazak01")
