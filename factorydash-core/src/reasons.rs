@@ -135,19 +135,15 @@ pub fn check_reason(reason: &str) -> Result<(), ReasonError> {
 /// time and by count as [`crate::downtime::pareto`] ranks causes (its row caps
 /// included). Negative, NaN and infinite seconds count as 0.
 pub fn by_reason<'a>(stops: impl IntoIterator<Item = (f64, Option<&'a str>)>) -> Pareto {
-    let mut seconds: BTreeMap<String, f64> = BTreeMap::new();
-    let mut count: BTreeMap<String, f64> = BTreeMap::new();
+    // Reason → (seconds, stops).
+    let mut rows: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
     for (s, reason) in stops {
-        let reason = reason.unwrap_or(NO_REASON);
-        let s = if s.is_finite() && s > 0.0 { s } else { 0.0 };
-        match seconds.get_mut(reason) {
-            Some(v) => *v += s,
-            None => {
-                seconds.insert(reason.to_owned(), s);
-            }
-        }
-        *count.entry(reason.to_owned()).or_default() += 1.0;
+        let row = rows.entry(reason.unwrap_or(NO_REASON)).or_default();
+        row.0 += if s.is_finite() && s > 0.0 { s } else { 0.0 };
+        row.1 += 1.0;
     }
+    let seconds = rows.iter().map(|(r, v)| ((*r).to_owned(), v.0)).collect();
+    let count = rows.into_iter().map(|(r, v)| (r.to_owned(), v.1)).collect();
     pareto(&seconds, &count, 0.0)
 }
 

@@ -512,7 +512,6 @@ fn record_routes(
         "/admin/shifts",
         warp::path!("admin" / "shifts")
             .and(warp::get())
-            .and(with.clone())
             .and(with_auth.clone())
             .and(warp::header::headers_cloned())
             .and(principal.clone())

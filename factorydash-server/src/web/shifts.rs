@@ -25,7 +25,6 @@ const DAYS_SHOWN: i64 = 7;
 
 /// `GET /admin/shifts`: the shifts page.
 pub async fn page(
-    app: Arc<App>,
     auth: Arc<Auth>,
     headers: HeaderMap,
     principal: Option<Principal>,
@@ -38,7 +37,6 @@ pub async fn page(
     };
     let text = crate::config::calendar_toml(&report::calendar());
     answer(
-        &app,
         &auth,
         &headers,
         principal.as_ref(),
@@ -49,7 +47,6 @@ pub async fn page(
 }
 
 fn answer(
-    _app: &App,
     auth: &Auth,
     headers: &HeaderMap,
     principal: Option<&Principal>,
@@ -138,7 +135,6 @@ pub async fn form(
         Err(e) => {
             let message = format!("{e:#}");
             return answer(
-                &app,
                 &auth,
                 &headers,
                 Some(p),
