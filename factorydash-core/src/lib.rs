@@ -39,6 +39,7 @@
 //! plain value that the parser, the stores and the server share.
 
 pub mod accounts;
+pub mod alarms;
 pub mod downsample;
 pub mod downtime;
 pub mod episodes;

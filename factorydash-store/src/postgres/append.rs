@@ -184,21 +184,31 @@ async fn append_once(
     };
     let mut params: Vec<&(dyn ToSql + Sync)> = vec![&agent_id, &instance_id];
     params.extend(latest.params());
+    let plan = super::summary::Plan::new(&store.summary_ids, &batch.agent, &observations);
+    let known = plan.known_ids();
     // The newest of each data item replaces the stored one unless that one is newer. A
-    // latest row is the agent's (a device is its agent and its name).
-    tx.execute(
-        &format!(
+    // latest row is the agent's (a device is its agent and its name). The summaries'
+    // held states are read in the same round trip (tokio-postgres pipelines the two).
+    let latest_sql = format!(
             "INSERT INTO latest ({}) SELECT $1::int, $2::bigint, u.* FROM {}
              ON CONFLICT (device, agent_id, data_item_id) DO UPDATE SET {}
              WHERE (latest.instance_id, latest.sequence) < (EXCLUDED.instance_id, EXCLUDED.sequence)",
             *ALL_COLUMNS,
             *UNNEST,
-            set_excluded_except(&["device", "agent_id", "data_item_id"]),
-        ),
-        &params,
+        set_excluded_except(&["device", "agent_id", "data_item_id"]),
+    );
+    let (_, held) = futures_util::future::try_join(
+        async { Ok::<_, StoreError>(tx.execute(&latest_sql, &params).await?) },
+        async {
+            if known.is_empty() {
+                Ok(HashMap::new())
+            } else {
+                super::summary::held(&tx, &known).await
+            }
+        },
     )
     .await?;
-    super::summary::summarize(&tx, &batch.agent, &observations).await?;
+    let summary_ids = super::summary::summarize(&tx, &batch.agent, plan, held).await?;
     let next_sequence = resume.next_sequence as i64;
     tx.execute(
         "UPDATE agents SET instance_id = $2, next_sequence = $3, updated_at = now() WHERE id = $1",
@@ -219,6 +229,7 @@ async fn append_once(
             .await?;
     }
     tx.commit().await?;
+    store.summary_ids.remember(&batch.agent, summary_ids);
     store
         .partitions
         .lock()

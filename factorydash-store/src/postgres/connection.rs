@@ -72,6 +72,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (8, include_str!("0008_device_records.sql")),
     (9, include_str!("0009_summaries.sql")),
     (10, include_str!("0010_reasons_and_settings.sql")),
+    (11, include_str!("0011_summary_cells_unchecked.sql")),
 ];
 
 /// The newest schema version this build knows (its highest migration).
@@ -200,6 +201,7 @@ const MIGRATION_NAMES: &[(i32, &str)] = &[
     (8, "0008_device_records.sql"),
     (9, "0009_summaries.sql"),
     (10, "0010_reasons_and_settings.sql"),
+    (11, "0011_summary_cells_unchecked.sql"),
 ];
 
 const _: () = assert!(MIGRATION_NAMES.len() == MIGRATIONS.len());

@@ -71,6 +71,8 @@ pub struct PgStore {
     pool: deadpool_postgres::Pool,
     ingest: connection::Ingest,
     agent_ids: Mutex<HashMap<String, i32>>,
+    /// The ids of devices' summaries, as committed.
+    summary_ids: summary::SummaryIds,
     /// The UTC days known to have a partition of `observations`.
     partitions: Mutex<HashSet<NaiveDate>>,
     /// The agent locks, all on one connection (see [`PgStore::try_lock_agent`]).
@@ -118,6 +120,7 @@ impl PgStore {
             connector,
             ingest,
             agent_ids: Mutex::new(HashMap::new()),
+            summary_ids: summary::SummaryIds::default(),
             partitions: Mutex::new(HashSet::new()),
             agent_locks: coordination::AgentLocks::default(),
         })

@@ -3,6 +3,7 @@
 //! answered from the cells in one statement.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use factorydash_core::summary::{self, Cell, DeviceFold, FoldOutput, Held, Measure, SummaryTotal};
@@ -39,7 +40,7 @@ async fn device_ids(
 }
 
 /// The held states of the summaries `ids`, by id.
-async fn held(
+pub(super) async fn held(
     client: &impl GenericClient,
     ids: &[i32],
 ) -> Result<HashMap<i32, Vec<Held>>, StoreError> {
@@ -109,82 +110,145 @@ impl Writes {
         }
     }
 
+    /// Writes the cells and held states in one statement (one round trip): three
+    /// data-modifying CTEs, which PostgreSQL runs all. A fold's deleted and put keys are
+    /// disjoint ([`FoldOutput`]), so no row is changed twice.
     async fn run(self, client: &impl GenericClient) -> Result<u64, StoreError> {
         let rows = self.value.len() as u64;
-        if rows > 0 {
-            client
-                .execute(
-                    "INSERT INTO summary_cells (resolution, period, sdevice, item, measure, state, value)
+        if rows == 0 && self.delete_device.is_empty() && self.put_device.is_empty() {
+            return Ok(0);
+        }
+        client
+            .execute(
+                "WITH cells AS (
+                     INSERT INTO summary_cells (resolution, period, sdevice, item, measure, state, value)
                      SELECT * FROM unnest($1::int[], $2::bigint[], $3::int[], $4::text[], $5::text[], $6::text[], $7::float8[])
                      ON CONFLICT (resolution, period, sdevice, item, measure, state)
-                     DO UPDATE SET value = summary_cells.value + EXCLUDED.value",
-                    &[
-                        &self.resolution,
-                        &self.period,
-                        &self.sdevice,
-                        &self.item,
-                        &self.measure,
-                        &self.state,
-                        &self.value,
-                    ],
-                )
-                .await?;
-        }
-        if !self.delete_device.is_empty() {
-            client
-                .execute(
-                    "DELETE FROM summary_held h USING unnest($1::int[], $2::text[]) AS d(sdevice, key)
-                     WHERE h.sdevice = d.sdevice AND h.key = d.key",
-                    &[&self.delete_device, &self.delete_key],
-                )
-                .await?;
-        }
-        if !self.put_device.is_empty() {
-            client
-                .execute(
-                    "INSERT INTO summary_held (sdevice, key, state, since, count, counted)
-                     SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[], $5::float8[], $6::timestamptz[])
+                     DO UPDATE SET value = summary_cells.value + EXCLUDED.value),
+                 gone AS (
+                     DELETE FROM summary_held h USING unnest($8::int[], $9::text[]) AS d(sdevice, key)
+                     WHERE h.sdevice = d.sdevice AND h.key = d.key),
+                 put AS (
+                     INSERT INTO summary_held (sdevice, key, state, since, count, counted)
+                     SELECT * FROM unnest($10::int[], $11::text[], $12::text[], $13::timestamptz[], $14::float8[], $15::timestamptz[])
                      ON CONFLICT (sdevice, key) DO UPDATE
                      SET state = EXCLUDED.state, since = EXCLUDED.since, count = EXCLUDED.count,
-                       counted = EXCLUDED.counted",
-                    &[
-                        &self.put_device,
-                        &self.put_key,
-                        &self.put_state,
-                        &self.put_since,
-                        &self.put_count,
-                        &self.put_counted,
-                    ],
-                )
-                .await?;
-        }
+                       counted = EXCLUDED.counted)
+                 SELECT 1",
+                &[
+                    &self.resolution,
+                    &self.period,
+                    &self.sdevice,
+                    &self.item,
+                    &self.measure,
+                    &self.state,
+                    &self.value,
+                    &self.delete_device,
+                    &self.delete_key,
+                    &self.put_device,
+                    &self.put_key,
+                    &self.put_state,
+                    &self.put_since,
+                    &self.put_count,
+                    &self.put_counted,
+                ],
+            )
+            .await?;
         Ok(rows)
     }
 }
 
-/// Adds what a batch's newly stored observations contribute to their devices'
-/// summaries, in the append's transaction (the agent's row is locked: one batch of an
-/// agent at a time).
+/// The summary ids of (agent, device) pairs this store has seen committed: a row of
+/// `summary_devices` is never deleted nor renumbered, so an id read once stays true for
+/// every process on the database.
+#[derive(Default)]
+pub(super) struct SummaryIds(Mutex<HashMap<(String, String), i32>>);
+
+impl SummaryIds {
+    fn get(&self, agent: &str, device: &str) -> Option<i32> {
+        // The key is owned; the map holds a few thousand devices at most.
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(agent.to_owned(), device.to_owned()))
+            .copied()
+    }
+
+    /// Remembers ids read or made in a transaction that committed.
+    pub(super) fn remember(&self, agent: &str, ids: HashMap<String, i32>) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for (device, id) in ids {
+            map.insert((agent.to_owned(), device), id);
+        }
+    }
+}
+
+/// A batch's summary work, planned before its transaction's statements: the tracked
+/// observations by device, the summary ids already known and the devices still to look
+/// up.
+pub(super) struct Plan<'a> {
+    by_device: BTreeMap<&'a str, Vec<&'a Observation>>,
+    known: HashMap<&'a str, i32>,
+}
+
+impl<'a> Plan<'a> {
+    /// Plans `fresh` (the batch's newly stored observations) of `agent`.
+    pub(super) fn new(ids: &SummaryIds, agent: &str, fresh: &[&'a Observation]) -> Self {
+        let by_device = crate::summaries::tracked_by_device(fresh.iter().copied());
+        let known = by_device
+            .keys()
+            .filter_map(|&d| ids.get(agent, d).map(|id| (d, id)))
+            .collect();
+        Plan { by_device, known }
+    }
+
+    /// The ids whose held states the fold starts from (a device not known yet has none
+    /// this process could have read, and is read after its id is).
+    pub(super) fn known_ids(&self) -> Vec<i32> {
+        self.known.values().copied().collect()
+    }
+}
+
+/// Adds what a planned batch contributes to its devices' summaries, in the append's
+/// transaction (the agent's row is locked: one batch of an agent at a time). `held` is
+/// [`held`] of [`Plan::known_ids`], read in the same transaction (pipelined with the
+/// append's other statements). Returns the ids looked up, for
+/// [`SummaryIds::remember`] once the transaction commits.
 pub(super) async fn summarize(
     tx: &impl GenericClient,
     agent: &str,
-    fresh: &[&Observation],
-) -> Result<(), StoreError> {
-    let by_device = crate::summaries::tracked_by_device(fresh.iter().copied());
-    if by_device.is_empty() {
-        return Ok(());
+    plan: Plan<'_>,
+    mut held_states: HashMap<i32, Vec<Held>>,
+) -> Result<HashMap<String, i32>, StoreError> {
+    if plan.by_device.is_empty() {
+        return Ok(HashMap::new());
     }
-    let devices: Vec<&str> = by_device.keys().copied().collect();
-    let ids = device_ids(tx, agent, &devices).await?;
-    let id_list: Vec<i32> = ids.values().copied().collect();
-    let mut held = held(tx, &id_list).await?;
+    let missing: Vec<&str> = plan
+        .by_device
+        .keys()
+        .copied()
+        .filter(|d| !plan.known.contains_key(d))
+        .collect();
+    let found = if missing.is_empty() {
+        HashMap::new()
+    } else {
+        let found = device_ids(tx, agent, &missing).await?;
+        let ids: Vec<i32> = found.values().copied().collect();
+        held_states.extend(held(tx, &ids).await?);
+        found
+    };
     let now = Utc::now();
     let mut writes = Writes::default();
-    for (device, observations) in by_device {
-        let Some(&id) = ids.get(device) else {
+    for (device, observations) in plan.by_device {
+        let Some(id) = plan
+            .known
+            .get(device)
+            .or_else(|| found.get(device))
+            .copied()
+        else {
             continue;
         };
-        let mut fold = DeviceFold::new(held.remove(&id).unwrap_or_default(), now);
+        let mut fold = DeviceFold::new(held_states.remove(&id).unwrap_or_default(), now);
         for o in observations {
             fold.observe(o);
         }
@@ -193,7 +257,7 @@ pub(super) async fn summarize(
         writes.add(id, cells, Some(out));
     }
     writes.run(tx).await?;
-    Ok(())
+    Ok(found)
 }
 
 /// Adds `cells` and held states to one device's summary (a rebuild).

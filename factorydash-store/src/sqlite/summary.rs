@@ -10,6 +10,20 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::summaries::Totals;
 use crate::{StoreError, SummaryQuery};
 
+/// Cells written by one statement of [`UPSERT_MANY`].
+const CELLS_PER_STATEMENT: usize = 64;
+
+/// The upsert of [`CELLS_PER_STATEMENT`] cells.
+static UPSERT_MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let rows: Vec<&str> = vec!["(?, ?, ?, ?, ?, ?, ?)"; CELLS_PER_STATEMENT];
+    format!(
+        "INSERT INTO summary_cells (resolution, period, sdevice, item, measure, state, value)
+         VALUES {}
+         ON CONFLICT DO UPDATE SET value = value + excluded.value",
+        rows.join(", ")
+    )
+});
+
 /// The id of a device's summary (made on first use).
 pub(super) fn device_id(tx: &Connection, agent: &str, device: &str) -> rusqlite::Result<i64> {
     let found: Option<i64> = tx
@@ -65,12 +79,37 @@ pub(super) fn write(
     cells: &BTreeMap<Cell, f64>,
     output: Option<&FoldOutput>,
 ) -> Result<u64, StoreError> {
+    // Rows of CELLS_PER_STATEMENT in one statement (a statement's own cost, bind and
+    // step, is a good part of a small row's), the rest one by one. A batch's cells are
+    // distinct keys (a map's), so no row is updated twice by one statement.
+    let entries: Vec<(&Cell, &f64)> = cells.iter().collect();
+    let mut chunks = entries.chunks_exact(CELLS_PER_STATEMENT);
+    if chunks.len() > 0 {
+        let mut many = tx.prepare_cached(&UPSERT_MANY)?;
+        for chunk in chunks.by_ref() {
+            let mut values: Vec<rusqlite::types::ToSqlOutput<'_>> =
+                Vec::with_capacity(CELLS_PER_STATEMENT * 7);
+            for (c, v) in chunk {
+                use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+                values.extend([
+                    ToSqlOutput::Owned(Value::Integer(c.resolution.seconds())),
+                    ToSqlOutput::Owned(Value::Integer(c.period)),
+                    ToSqlOutput::Owned(Value::Integer(id)),
+                    ToSqlOutput::Borrowed(ValueRef::Text(c.item.as_bytes())),
+                    ToSqlOutput::Borrowed(ValueRef::Text(c.measure.as_str().as_bytes())),
+                    ToSqlOutput::Borrowed(ValueRef::Text(c.state.as_bytes())),
+                    ToSqlOutput::Owned(Value::Real(**v)),
+                ]);
+            }
+            many.execute(rusqlite::params_from_iter(values))?;
+        }
+    }
     let mut upsert = tx.prepare_cached(
         "INSERT INTO summary_cells (resolution, period, sdevice, item, measure, state, value)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT DO UPDATE SET value = value + excluded.value",
     )?;
-    for (c, v) in cells {
+    for (c, v) in chunks.remainder() {
         upsert.execute(params![
             c.resolution.seconds(),
             c.period,

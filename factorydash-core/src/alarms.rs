@@ -1,0 +1,1373 @@
+//! Alarms: rules over observations, the alarm states of ANSI/ISA-18.2-2016 (IEC
+//! 62682:2022), chattering alarms grouped, floods summarised.
+//!
+//! An [`AlarmEngine`] is a fold: it is given each stored observation
+//! ([`AlarmEngine::observe`]) and, every few seconds, the time ([`AlarmEngine::tick`]),
+//! and says what changed ([`AlarmChange`]). It does no I/O: the server keeps it, delivers
+//! its changes and stores them.
+//!
+//! - **Rules** ([`Rule`]): a Condition becoming `Warning` or `Fault` (by its type, native
+//!   code, text); an event held in some states too long (Execution `STOPPED` for 10
+//!   minutes); a Sample beyond a threshold for a time; a device whose newest data is
+//!   older than a time. Each with a [`Priority`], devices (name globs, or cells of the
+//!   plant's [`Layout`]), a de-duplication window and a message template.
+//! - **States** (ISA-18.2 §5.3, the alarm state transition diagram): an alarm is raised
+//!   *active unacknowledged*; an operator's acknowledgement makes it *active
+//!   acknowledged*; when its cause clears, an unacknowledged alarm is *cleared
+//!   unacknowledged* (return to normal, unacknowledged) and an acknowledged one ends; an
+//!   acknowledged clear alarm ends. *Shelved* (§16.3: by an operator, for a time, with a
+//!   reason) hides an alarm's changes until it is unshelved, by hand or when the time is
+//!   up.
+//! - **Chattering** (§3.1.13: an alarm that goes in and out of alarm repeatedly in a short
+//!   time): an alarm raised again while it has not ended, or within its rule's
+//!   de-duplication window after it ended, is the same alarm, with a count. Raised
+//!   [`CHATTER_RAISES`] times within [`CHATTER_WINDOW`], it is marked chattering: its
+//!   further returns and clears update its count without a change to deliver.
+//! - **Floods** (§3.1.29: more alarms than an operator can handle; the standard's figure
+//!   is 10 per 10 minutes): more than [`FLOOD_ALARMS`] new alarms of one device within
+//!   [`FLOOD_WINDOW`] put that device in flood: one [`ChangeKind::Flood`] change, and the
+//!   flood's further alarms are kept (on the page) but not delivered one by one, until
+//!   the window passes without one.
+//!
+//! Everything kept is bounded: at most [`MAX_ALARMS`] alarms (ended ones dropped oldest
+//! first) and [`MAX_WATCHED`] data items watched for held states and thresholds.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::layout::{glob_match, Layout, Placement};
+use crate::{Category, ConditionLevel, Observation};
+
+/// Raises of one alarm within [`CHATTER_WINDOW`] that make it chattering.
+pub const CHATTER_RAISES: usize = 3;
+/// The time over which [`CHATTER_RAISES`] are counted: 10 minutes.
+pub const CHATTER_WINDOW: Duration = Duration::minutes(10);
+/// New alarms of one device within [`FLOOD_WINDOW`] beyond which it is in flood (ISA-18.2
+/// §3.1.29's figure: 10 alarms per 10 minutes per operator).
+pub const FLOOD_ALARMS: usize = 10;
+/// The flood's window: 10 minutes.
+pub const FLOOD_WINDOW: Duration = Duration::minutes(10);
+/// Alarms kept at most (active and ended); ended ones go first.
+pub const MAX_ALARMS: usize = 10_000;
+/// Data items watched at most for held states and thresholds.
+pub const MAX_WATCHED: usize = 100_000;
+/// Longest message kept, in bytes (a template's expansion is cut at a character boundary).
+pub const MAX_MESSAGE: usize = 1_000;
+
+/// An alarm's priority (ISA-18.2 §6.5: three or four priorities, the highest the
+/// rarest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Act at once.
+    Urgent,
+    /// Act soon.
+    High,
+    /// Act when you can.
+    Medium,
+    /// For information.
+    Low,
+}
+
+impl Priority {
+    /// `urgent`, `high`, `medium` or `low`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Urgent => "urgent",
+            Priority::High => "high",
+            Priority::Medium => "medium",
+            Priority::Low => "low",
+        }
+    }
+}
+
+impl std::str::FromStr for Priority {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "urgent" => Ok(Priority::Urgent),
+            "high" => Ok(Priority::High),
+            "medium" => Ok(Priority::Medium),
+            "low" => Ok(Priority::Low),
+            _ => Err(format!(
+                "priority {s:?}: not one of urgent, high, medium, low"
+            )),
+        }
+    }
+}
+
+/// What raises an alarm of a [`Rule`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    /// A Condition observation at `level` or above (`Warning` takes Faults too), of the
+    /// Condition type `kind` (element-name form, `System`) if given, with native code
+    /// `native_code` if given, whose text contains `text` (ignoring case) if given. It
+    /// clears as the Condition does (MTConnect Part 3: `Normal` of its native code, or of
+    /// none, or `Unavailable`).
+    Condition {
+        /// `Warning` or `Fault`.
+        level: ConditionLevel,
+        /// The Condition type, e.g. `System`, `Temperature`.
+        kind: Option<String>,
+        /// The controller's native code.
+        native_code: Option<String>,
+        /// A piece of the message text, any case.
+        text: Option<String>,
+    },
+    /// An Event of type `kind` (`Execution`) in one of `states` for `seconds` or more;
+    /// clears when it leaves them.
+    Held {
+        /// The Event type, element-name form.
+        kind: String,
+        /// The states, as the agent writes them (`STOPPED`, `INTERRUPTED`).
+        states: Vec<String>,
+        /// How long, in seconds.
+        seconds: u32,
+    },
+    /// A Sample of type `kind` (`Load`; of data item `data_item_id` if given) above
+    /// `above` or below `below` for `seconds` or more (0: at once); clears when back
+    /// within, or `UNAVAILABLE`.
+    Threshold {
+        /// The Sample type, element-name form.
+        kind: String,
+        /// One data item's id, or all of the type.
+        data_item_id: Option<String>,
+        /// Alarm above this.
+        above: Option<f64>,
+        /// Alarm below this.
+        below: Option<f64>,
+        /// How long, in seconds.
+        seconds: u32,
+    },
+    /// A device whose newest observation (by its timestamp) is older than `seconds` at a
+    /// tick; clears with its next observation.
+    Stale {
+        /// How long, in seconds.
+        seconds: u32,
+    },
+}
+
+/// An alarm rule: what raises it, for which devices, how urgent, how it reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// Its name, unique among the rules (named in each alarm and delivery).
+    pub name: String,
+    /// What raises it.
+    pub trigger: Trigger,
+    /// How urgent its alarms are.
+    pub priority: Priority,
+    /// Device name globs (`Mazak*`); empty: every device (unless `cells` says).
+    pub devices: Vec<String>,
+    /// Cells of the plant's layout; a device in one of them matches too.
+    pub cells: Vec<String>,
+    /// An alarm raised again within this many seconds after it ended is the same alarm
+    /// (its count goes up), not a new one.
+    pub dedup_seconds: u32,
+    /// The message: `{device}`, `{rule}`, `{value}` (the value or Condition text),
+    /// `{code}` (native code), `{state}`, `{seconds}` (of a held state or threshold),
+    /// `{item}` (the data item's id) are replaced; empty: a message made from the rule.
+    pub message: String,
+}
+
+impl Rule {
+    fn matches_device(&self, layout: &Layout, agent: &str, device: &str) -> bool {
+        if self.devices.is_empty() && self.cells.is_empty() {
+            return true;
+        }
+        if self.devices.iter().any(|g| glob_match(g, device)) {
+            return true;
+        }
+        if self.cells.is_empty() {
+            return false;
+        }
+        match layout.place(agent, device) {
+            Placement::Cell(i) => {
+                let name = layout.cells()[i].name();
+                self.cells.iter().any(|c| c == name)
+            }
+            Placement::Unassigned => false,
+        }
+    }
+}
+
+/// An alarm's state (ISA-18.2 §5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlarmState {
+    /// Active, not acknowledged.
+    Unacknowledged,
+    /// Active, acknowledged.
+    Acknowledged,
+    /// Cleared (returned to normal), not acknowledged.
+    ClearedUnacknowledged,
+    /// Over: cleared and acknowledged.
+    Ended,
+}
+
+impl AlarmState {
+    /// `unacknowledged`, `acknowledged`, `cleared-unacknowledged` or `ended`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmState::Unacknowledged => "unacknowledged",
+            AlarmState::Acknowledged => "acknowledged",
+            AlarmState::ClearedUnacknowledged => "cleared-unacknowledged",
+            AlarmState::Ended => "ended",
+        }
+    }
+}
+
+/// Who did something to an alarm, when, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Action {
+    /// The user's name.
+    pub by: String,
+    /// When (UTC).
+    pub at: DateTime<Utc>,
+    /// Their comment or reason (may be empty).
+    pub comment: String,
+}
+
+/// A shelving: hidden until `until` (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Shelving {
+    /// Who shelved, when, why.
+    #[serde(flatten)]
+    pub action: Action,
+    /// When it is unshelved by itself (UTC).
+    pub until: DateTime<Utc>,
+}
+
+/// One alarm: a rule's for one device and source (data item, native code).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alarm {
+    /// Its number, from 1, unique in this engine's life (the server keeps the engine's
+    /// numbering across restarts with [`AlarmEngine::resume_ids`]).
+    pub id: u64,
+    /// The rule's name.
+    pub rule: String,
+    /// The rule's priority.
+    pub priority: Priority,
+    /// The agent (its base URL as the dashboard shows it).
+    pub agent: String,
+    /// The device's name.
+    pub device: String,
+    /// The data item that raised it (empty for a stale device).
+    pub data_item_id: String,
+    /// The Condition's native code, if any.
+    pub native_code: Option<String>,
+    /// The message, from the rule's template.
+    pub message: String,
+    /// Its state.
+    pub state: AlarmState,
+    /// When it was first raised (UTC; the observation's time, or when a held state or
+    /// threshold had lasted long enough).
+    pub raised_at: DateTime<Utc>,
+    /// When it was last raised.
+    pub last_raised_at: DateTime<Utc>,
+    /// When it last cleared, if it did since it was last raised.
+    pub cleared_at: Option<DateTime<Utc>>,
+    /// How many times it was raised (1 at first).
+    pub count: u64,
+    /// Raised [`CHATTER_RAISES`] times within [`CHATTER_WINDOW`].
+    pub chattering: bool,
+    /// Raised while its device was in flood.
+    pub in_flood: bool,
+    /// The last acknowledgement.
+    pub acknowledged: Option<Action>,
+    /// The shelving, while shelved.
+    pub shelved: Option<Shelving>,
+    #[serde(skip)]
+    raises: VecDeque<DateTime<Utc>>,
+    #[serde(skip)]
+    active: bool,
+}
+
+impl Alarm {
+    /// Whether its cause is still there (raised and not cleared).
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+}
+
+/// What happened to an alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeKind {
+    /// Raised for the first time.
+    Raised,
+    /// Raised again before it ended (or within its de-duplication window).
+    Reraised,
+    /// Its cause cleared.
+    Cleared,
+    /// Acknowledged by an operator.
+    Acknowledged,
+    /// Shelved by an operator.
+    Shelved,
+    /// Unshelved, by hand or when its time was up.
+    Unshelved,
+    /// It became chattering (its further returns and clears are not delivered).
+    Chattering,
+    /// Its device went into flood (this alarm is the one that made it so).
+    Flood,
+}
+
+impl ChangeKind {
+    /// `raised`, `reraised`, `cleared`, `acknowledged`, `shelved`, `unshelved`,
+    /// `chattering` or `flood`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Raised => "raised",
+            ChangeKind::Reraised => "reraised",
+            ChangeKind::Cleared => "cleared",
+            ChangeKind::Acknowledged => "acknowledged",
+            ChangeKind::Shelved => "shelved",
+            ChangeKind::Unshelved => "unshelved",
+            ChangeKind::Chattering => "chattering",
+            ChangeKind::Flood => "flood",
+        }
+    }
+}
+
+/// A change to an alarm, with the alarm as it is after it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlarmChange {
+    /// What happened.
+    pub kind: ChangeKind,
+    /// When (UTC).
+    pub at: DateTime<Utc>,
+    /// Whether people are to be told (webhooks, e-mail): false for a chattering alarm's
+    /// returns and clears, a flood's alarms after the one that began it, and a shelved
+    /// alarm's changes other than its unshelving.
+    pub deliver: bool,
+    /// The alarm after the change.
+    pub alarm: Alarm,
+}
+
+/// Why an operator's action was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionError {
+    /// No alarm has this id (or it was dropped, ended, beyond [`MAX_ALARMS`]).
+    #[error("no alarm {0}")]
+    NoSuchAlarm(u64),
+    /// The alarm has ended: nothing to acknowledge or shelve.
+    #[error("alarm {0} has ended")]
+    Ended(u64),
+    /// A shelving must end after it begins and within [`MAX_SHELVE_HOURS`].
+    #[error("a shelving must end after now and within {0} hours")]
+    ShelveTime(i64),
+}
+
+/// The longest shelving, in hours (ISA-18.2 §16.3.2: shelving is time-limited).
+pub const MAX_SHELVE_HOURS: i64 = 24;
+
+/// The key of one alarm: rule, agent, device, data item, native code.
+type Key = (usize, String, String, String, Option<String>);
+
+/// A watched data item of a held-state or threshold rule: since when it is beyond.
+#[derive(Debug, Clone)]
+struct Pending {
+    since: DateTime<Utc>,
+    value: String,
+}
+
+/// The alarm engine: rules, the alarms they raised, what is pending. See the module
+/// docs.
+#[derive(Debug, Default)]
+pub struct AlarmEngine {
+    rules: Vec<Rule>,
+    layout: Layout,
+    alarms: BTreeMap<u64, Alarm>,
+    by_key: HashMap<Key, u64>,
+    /// Held states and thresholds beyond their limit, not yet long enough.
+    pending: HashMap<Key, Pending>,
+    /// Each device's newest observation time: (agent, device) → time.
+    newest: HashMap<(String, String), DateTime<Utc>>,
+    /// Each device's new alarms' times, within the flood window, and whether it is in
+    /// flood.
+    floods: HashMap<(String, String), (VecDeque<DateTime<Utc>>, bool)>,
+    next_id: u64,
+}
+
+impl AlarmEngine {
+    /// An engine of `rules` (names unique: the caller checks) over the plant's `layout`
+    /// (for rules by cell).
+    pub fn new(rules: Vec<Rule>, layout: Layout) -> Self {
+        AlarmEngine {
+            rules,
+            layout,
+            next_id: 1,
+            ..AlarmEngine::default()
+        }
+    }
+
+    /// The rules.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Numbers new alarms from `next` on (after a restart, past the stored ones).
+    pub fn resume_ids(&mut self, next: u64) {
+        self.next_id = self.next_id.max(next);
+    }
+
+    /// The alarms not ended, newest first.
+    pub fn active(&self) -> impl Iterator<Item = &Alarm> {
+        self.alarms
+            .values()
+            .rev()
+            .filter(|a| a.state != AlarmState::Ended)
+    }
+
+    /// Every alarm kept (ended ones too, up to [`MAX_ALARMS`]), newest first.
+    pub fn all(&self) -> impl Iterator<Item = &Alarm> {
+        self.alarms.values().rev()
+    }
+
+    /// One alarm.
+    pub fn get(&self, id: u64) -> Option<&Alarm> {
+        self.alarms.get(&id)
+    }
+
+    /// Whether `agent`'s `device` is in flood now.
+    pub fn in_flood(&self, agent: &str, device: &str) -> bool {
+        self.floods
+            .get(&(agent.to_owned(), device.to_owned()))
+            .is_some_and(|(_, f)| *f)
+    }
+
+    /// Feeds one stored observation of `agent`; returns the changes it made.
+    pub fn observe(&mut self, agent: &str, o: &Observation) -> Vec<AlarmChange> {
+        let mut out = Vec::new();
+        let newest = self
+            .newest
+            .entry((agent.to_owned(), o.device.clone()))
+            .or_insert(o.timestamp);
+        if o.timestamp > *newest {
+            *newest = o.timestamp;
+        }
+        for r in 0..self.rules.len() {
+            let rule = &self.rules[r];
+            if !rule.matches_device(&self.layout, agent, &o.device) {
+                continue;
+            }
+            match rule.trigger.clone() {
+                Trigger::Condition {
+                    level,
+                    kind,
+                    native_code,
+                    text,
+                } => self.condition(r, agent, o, level, kind, native_code, text, &mut out),
+                Trigger::Held {
+                    kind,
+                    states,
+                    seconds,
+                } if o.category == Category::Event && o.kind == kind => {
+                    let beyond = o.value.as_text().filter(|v| states.iter().any(|s| s == v));
+                    self.watch(r, agent, o, beyond.map(str::to_owned), seconds, &mut out);
+                }
+                Trigger::Threshold {
+                    kind,
+                    data_item_id,
+                    above,
+                    below,
+                    seconds,
+                } if o.category == Category::Sample
+                    && o.kind == kind
+                    && data_item_id.as_ref().is_none_or(|d| *d == o.data_item_id) =>
+                {
+                    let beyond = o
+                        .value
+                        .as_f64()
+                        .filter(|v| above.is_some_and(|a| *v > a) || below.is_some_and(|b| *v < b));
+                    self.watch(
+                        r,
+                        agent,
+                        o,
+                        beyond.map(|v| v.to_string()),
+                        seconds,
+                        &mut out,
+                    );
+                }
+                Trigger::Stale { .. } => {
+                    let key = (r, agent.to_owned(), o.device.clone(), String::new(), None);
+                    self.clear(&key, o.timestamp, &mut out);
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn condition(
+        &mut self,
+        r: usize,
+        agent: &str,
+        o: &Observation,
+        level: ConditionLevel,
+        kind: Option<String>,
+        native_code: Option<String>,
+        text: Option<String>,
+        out: &mut Vec<AlarmChange>,
+    ) {
+        let Some(state) = &o.condition else { return };
+        if o.category != Category::Condition || kind.as_ref().is_some_and(|k| *k != o.kind) {
+            return;
+        }
+        let code = state.native_code.clone();
+        match state.level {
+            ConditionLevel::Warning | ConditionLevel::Fault => {
+                let at_level = level == ConditionLevel::Warning || state.level == level;
+                let code_ok = native_code
+                    .as_ref()
+                    .is_none_or(|c| Some(c) == code.as_ref());
+                let message = o.value.as_text().unwrap_or_default();
+                let text_ok = text
+                    .as_ref()
+                    .is_none_or(|t| message.to_lowercase().contains(&t.to_lowercase()));
+                let key = (
+                    r,
+                    agent.to_owned(),
+                    o.device.clone(),
+                    o.data_item_id.clone(),
+                    code,
+                );
+                if at_level && code_ok && text_ok {
+                    let fields = Fields {
+                        value: message,
+                        state: state.level.as_str(),
+                        seconds: 0,
+                    };
+                    self.raise(key, o, o.timestamp, &fields, out);
+                } else {
+                    // A Warning that escalated to a Fault a Fault-only rule... or a
+                    // condition of this code no longer matching: it cleared for the rule.
+                    self.clear(&key, o.timestamp, out);
+                }
+            }
+            ConditionLevel::Normal | ConditionLevel::Unavailable => {
+                // A Normal with a code clears that condition; without one (or
+                // Unavailable), every condition of the data item.
+                let all = code.is_none() || state.level == ConditionLevel::Unavailable;
+                let keys: Vec<Key> = self
+                    .by_key
+                    .keys()
+                    .filter(|k| {
+                        k.0 == r
+                            && k.1 == agent
+                            && k.2 == o.device
+                            && k.3 == o.data_item_id
+                            && (all || k.4 == code)
+                    })
+                    .cloned()
+                    .collect();
+                for key in keys {
+                    self.clear(&key, o.timestamp, out);
+                }
+            }
+        }
+    }
+
+    /// A held-state or threshold rule's data item is `beyond` its limit (`Some(value)`)
+    /// or not.
+    fn watch(
+        &mut self,
+        r: usize,
+        agent: &str,
+        o: &Observation,
+        beyond: Option<String>,
+        seconds: u32,
+        out: &mut Vec<AlarmChange>,
+    ) {
+        let key = (
+            r,
+            agent.to_owned(),
+            o.device.clone(),
+            o.data_item_id.clone(),
+            None,
+        );
+        match beyond {
+            Some(value) => {
+                let since = match self.pending.get(&key) {
+                    // Still beyond: counted from when it first was.
+                    Some(p) => p.since,
+                    None if self.pending.len() >= MAX_WATCHED => return,
+                    None => {
+                        self.pending.insert(
+                            key.clone(),
+                            Pending {
+                                since: o.timestamp,
+                                value: value.clone(),
+                            },
+                        );
+                        o.timestamp
+                    }
+                };
+                let due = since + Duration::seconds(seconds.into());
+                if o.timestamp >= due && !self.is_active(&key) {
+                    let fields = Fields {
+                        value: &value,
+                        state: &value,
+                        seconds,
+                    };
+                    self.raise(key, o, due, &fields, out);
+                }
+            }
+            None => {
+                self.pending.remove(&key);
+                self.clear(&key, o.timestamp, out);
+            }
+        }
+    }
+
+    fn is_active(&self, key: &Key) -> bool {
+        self.by_key
+            .get(key)
+            .and_then(|id| self.alarms.get(id))
+            .is_some_and(|a| a.active)
+    }
+
+    /// The time passes to `now` (UTC): held states and thresholds that have lasted long
+    /// enough are raised, stale devices too, shelvings that are up end, floods that
+    /// passed end.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<AlarmChange> {
+        let mut out = Vec::new();
+        let due: Vec<(Key, Pending, u32)> = self
+            .pending
+            .iter()
+            .filter_map(|(k, p)| {
+                let seconds = match &self.rules[k.0].trigger {
+                    Trigger::Held { seconds, .. } | Trigger::Threshold { seconds, .. } => *seconds,
+                    _ => return None,
+                };
+                let due = p.since + Duration::seconds(seconds.into());
+                (due <= now && !self.is_active(k)).then(|| (k.clone(), p.clone(), seconds))
+            })
+            .collect();
+        for (key, p, seconds) in due {
+            let at = p.since + Duration::seconds(seconds.into());
+            let device = key.2.clone();
+            let item = key.3.clone();
+            let fields = Fields {
+                value: &p.value,
+                state: &p.value,
+                seconds,
+            };
+            self.raise_with(key, &device, &item, at, &fields, &mut out);
+        }
+        // Stale devices.
+        for r in 0..self.rules.len() {
+            let Trigger::Stale { seconds } = self.rules[r].trigger else {
+                continue;
+            };
+            let stale: Vec<((String, String), DateTime<Utc>)> = self
+                .newest
+                .iter()
+                .filter(|((agent, device), t)| {
+                    now - **t >= Duration::seconds(seconds.into())
+                        && self.rules[r].matches_device(&self.layout, agent, device)
+                })
+                .map(|(k, t)| (k.clone(), *t))
+                .collect();
+            for ((agent, device), newest) in stale {
+                let key = (r, agent, device.clone(), String::new(), None);
+                if self.is_active(&key) {
+                    continue;
+                }
+                let at = newest + Duration::seconds(seconds.into());
+                let value = newest.to_rfc3339();
+                let fields = Fields {
+                    value: &value,
+                    state: "STALE",
+                    seconds,
+                };
+                self.raise_with(key, &device, "", at, &fields, &mut out);
+            }
+        }
+        // Shelvings that are up.
+        let up: Vec<u64> = self
+            .alarms
+            .values()
+            .filter(|a| a.shelved.as_ref().is_some_and(|s| s.until <= now))
+            .map(|a| a.id)
+            .collect();
+        for id in up {
+            if let Some(a) = self.alarms.get_mut(&id) {
+                a.shelved = None;
+                out.push(AlarmChange {
+                    kind: ChangeKind::Unshelved,
+                    at: now,
+                    deliver: true,
+                    alarm: a.clone(),
+                });
+            }
+        }
+        // Floods that passed.
+        for (times, flood) in self.floods.values_mut() {
+            while times.front().is_some_and(|t| now - *t > FLOOD_WINDOW) {
+                times.pop_front();
+            }
+            if times.is_empty() {
+                *flood = false;
+            }
+        }
+        self.floods.retain(|_, (t, f)| !t.is_empty() || *f);
+        out
+    }
+
+    fn raise(
+        &mut self,
+        key: Key,
+        o: &Observation,
+        at: DateTime<Utc>,
+        fields: &Fields<'_>,
+        out: &mut Vec<AlarmChange>,
+    ) {
+        let (device, item) = (o.device.clone(), o.data_item_id.clone());
+        self.raise_with(key, &device, &item, at, fields, out);
+    }
+
+    fn raise_with(
+        &mut self,
+        key: Key,
+        device: &str,
+        item: &str,
+        at: DateTime<Utc>,
+        fields: &Fields<'_>,
+        out: &mut Vec<AlarmChange>,
+    ) {
+        let rule = &self.rules[key.0];
+        let message = expand(rule, device, item, key.4.as_deref(), fields);
+        let dedup = Duration::seconds(rule.dedup_seconds.into());
+        // The same alarm: not ended, or ended within the de-duplication window.
+        let same = self.by_key.get(&key).copied().filter(|id| {
+            self.alarms.get(id).is_some_and(|a| {
+                a.state != AlarmState::Ended || a.cleared_at.is_some_and(|c| at - c <= dedup)
+            })
+        });
+        if let Some(id) = same {
+            let Some(a) = self.alarms.get_mut(&id) else {
+                return;
+            };
+            if a.active {
+                return; // Still raised: a repeated Fault is the same alarm.
+            }
+            a.active = true;
+            a.count += 1;
+            a.last_raised_at = at;
+            a.cleared_at = None;
+            a.message = message;
+            // Raised again: to be acknowledged again (ISA-18.2 §5.3: a return to alarm).
+            a.state = AlarmState::Unacknowledged;
+            a.raises.push_back(at);
+            while a.raises.front().is_some_and(|t| at - *t > CHATTER_WINDOW) {
+                a.raises.pop_front();
+            }
+            let became_chattering = !a.chattering && a.raises.len() >= CHATTER_RAISES;
+            let was_chattering = a.chattering;
+            a.chattering |= became_chattering;
+            let shelved = a.shelved.is_some();
+            let alarm = a.clone();
+            if became_chattering {
+                out.push(AlarmChange {
+                    kind: ChangeKind::Chattering,
+                    at,
+                    deliver: !shelved,
+                    alarm,
+                });
+            } else {
+                out.push(AlarmChange {
+                    kind: ChangeKind::Reraised,
+                    at,
+                    deliver: !shelved && !was_chattering,
+                    alarm,
+                });
+            }
+            return;
+        }
+        // A new alarm.
+        let (agent, device) = (key.1.clone(), key.2.clone());
+        let flood_key = (agent.clone(), device.clone());
+        let (times, flood) = self.floods.entry(flood_key).or_default();
+        while times.front().is_some_and(|t| at - *t > FLOOD_WINDOW) {
+            times.pop_front();
+        }
+        times.push_back(at);
+        let began_flood = !*flood && times.len() > FLOOD_ALARMS;
+        *flood |= began_flood;
+        let in_flood = *flood;
+        let id = self.next_id;
+        self.next_id += 1;
+        let alarm = Alarm {
+            id,
+            rule: rule.name.clone(),
+            priority: rule.priority,
+            agent,
+            device,
+            data_item_id: item.to_owned(),
+            native_code: key.4.clone(),
+            message,
+            state: AlarmState::Unacknowledged,
+            raised_at: at,
+            last_raised_at: at,
+            cleared_at: None,
+            count: 1,
+            chattering: false,
+            in_flood,
+            acknowledged: None,
+            shelved: None,
+            raises: VecDeque::from([at]),
+            active: true,
+        };
+        self.alarms.insert(id, alarm.clone());
+        self.by_key.insert(key, id);
+        let kind = if began_flood {
+            ChangeKind::Flood
+        } else {
+            ChangeKind::Raised
+        };
+        out.push(AlarmChange {
+            kind,
+            at,
+            deliver: began_flood || !in_flood,
+            alarm,
+        });
+        self.bound();
+    }
+
+    fn clear(&mut self, key: &Key, at: DateTime<Utc>, out: &mut Vec<AlarmChange>) {
+        let Some(a) = self.by_key.get(key).and_then(|id| self.alarms.get_mut(id)) else {
+            return;
+        };
+        if !a.active {
+            return;
+        }
+        a.active = false;
+        a.cleared_at = Some(at);
+        a.state = match a.state {
+            AlarmState::Unacknowledged => AlarmState::ClearedUnacknowledged,
+            _ => AlarmState::Ended,
+        };
+        let deliver = a.shelved.is_none() && !a.chattering && !a.in_flood;
+        out.push(AlarmChange {
+            kind: ChangeKind::Cleared,
+            at,
+            deliver,
+            alarm: a.clone(),
+        });
+    }
+
+    /// An operator acknowledges alarm `id` at `at` (UTC): active unacknowledged becomes
+    /// active acknowledged, cleared unacknowledged ends; already acknowledged, nothing
+    /// changes (`Ok(None)`).
+    ///
+    /// # Errors
+    /// [`ActionError::NoSuchAlarm`], [`ActionError::Ended`].
+    pub fn acknowledge(
+        &mut self,
+        id: u64,
+        action: Action,
+    ) -> Result<Option<AlarmChange>, ActionError> {
+        let a = self
+            .alarms
+            .get_mut(&id)
+            .ok_or(ActionError::NoSuchAlarm(id))?;
+        a.state = match a.state {
+            AlarmState::Unacknowledged => AlarmState::Acknowledged,
+            AlarmState::ClearedUnacknowledged => AlarmState::Ended,
+            AlarmState::Acknowledged => return Ok(None),
+            AlarmState::Ended => return Err(ActionError::Ended(id)),
+        };
+        let at = action.at;
+        a.acknowledged = Some(action);
+        Ok(Some(AlarmChange {
+            kind: ChangeKind::Acknowledged,
+            at,
+            deliver: true,
+            alarm: a.clone(),
+        }))
+    }
+
+    /// An operator shelves alarm `id` until `until` (UTC; after `action.at`, at most
+    /// [`MAX_SHELVE_HOURS`] later): its changes are not delivered until it is unshelved.
+    ///
+    /// # Errors
+    /// [`ActionError::NoSuchAlarm`], [`ActionError::Ended`], [`ActionError::ShelveTime`].
+    pub fn shelve(
+        &mut self,
+        id: u64,
+        action: Action,
+        until: DateTime<Utc>,
+    ) -> Result<AlarmChange, ActionError> {
+        if until <= action.at || until - action.at > Duration::hours(MAX_SHELVE_HOURS) {
+            return Err(ActionError::ShelveTime(MAX_SHELVE_HOURS));
+        }
+        let a = self
+            .alarms
+            .get_mut(&id)
+            .ok_or(ActionError::NoSuchAlarm(id))?;
+        if a.state == AlarmState::Ended {
+            return Err(ActionError::Ended(id));
+        }
+        let at = action.at;
+        a.shelved = Some(Shelving { action, until });
+        Ok(AlarmChange {
+            kind: ChangeKind::Shelved,
+            at,
+            deliver: true,
+            alarm: a.clone(),
+        })
+    }
+
+    /// An operator unshelves alarm `id` at `at`; not shelved: `Ok(None)`.
+    ///
+    /// # Errors
+    /// [`ActionError::NoSuchAlarm`].
+    pub fn unshelve(
+        &mut self,
+        id: u64,
+        at: DateTime<Utc>,
+    ) -> Result<Option<AlarmChange>, ActionError> {
+        let a = self
+            .alarms
+            .get_mut(&id)
+            .ok_or(ActionError::NoSuchAlarm(id))?;
+        if a.shelved.take().is_none() {
+            return Ok(None);
+        }
+        Ok(Some(AlarmChange {
+            kind: ChangeKind::Unshelved,
+            at,
+            deliver: true,
+            alarm: a.clone(),
+        }))
+    }
+
+    /// Keeps at most [`MAX_ALARMS`]: the oldest ended alarms go.
+    fn bound(&mut self) {
+        while self.alarms.len() > MAX_ALARMS {
+            let Some(id) = self
+                .alarms
+                .values()
+                .find(|a| a.state == AlarmState::Ended)
+                .map(|a| a.id)
+                .or_else(|| self.alarms.keys().next().copied())
+            else {
+                return;
+            };
+            self.alarms.remove(&id);
+            self.by_key.retain(|_, v| *v != id);
+        }
+    }
+}
+
+/// A raise's values for the message template.
+struct Fields<'a> {
+    value: &'a str,
+    state: &'a str,
+    seconds: u32,
+}
+
+/// The rule's message for one alarm, at most [`MAX_MESSAGE`] bytes.
+fn expand(rule: &Rule, device: &str, item: &str, code: Option<&str>, f: &Fields<'_>) -> String {
+    let template = if rule.message.is_empty() {
+        match &rule.trigger {
+            Trigger::Condition { .. } => "{device}: {state} {code} {value}",
+            Trigger::Held { .. } => "{device}: {state} for {seconds} s or more",
+            Trigger::Threshold { .. } => "{device}: {item} at {value} for {seconds} s or more",
+            Trigger::Stale { .. } => "{device}: no data for {seconds} s (newest {value})",
+        }
+    } else {
+        rule.message.as_str()
+    };
+    let seconds = f.seconds.to_string();
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        let (name, len) = match after.find('}') {
+            Some(j) => (&after[1..j], j + 1),
+            None => ("", 0),
+        };
+        let with = match name {
+            "device" => Some(device),
+            "rule" => Some(rule.name.as_str()),
+            "value" => Some(f.value),
+            "code" => Some(code.unwrap_or("")),
+            "state" => Some(f.state),
+            "seconds" => Some(seconds.as_str()),
+            "item" => Some(item),
+            _ => None,
+        };
+        match with {
+            Some(w) => {
+                out.push_str(w);
+                rest = &after[len..];
+            }
+            None => {
+                out.push('{');
+                rest = &after[1..];
+            }
+        }
+        if out.len() > MAX_MESSAGE {
+            break;
+        }
+    }
+    out.push_str(rest);
+    let out = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    cut(out, MAX_MESSAGE)
+}
+
+fn cut(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::{ConditionState, Value};
+
+    fn at(s: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2016, 5, 2, 15, 0, 0).unwrap() + Duration::seconds(s)
+    }
+
+    fn condition(s: i64, level: ConditionLevel, code: Option<&str>, text: &str) -> Observation {
+        Observation {
+            sequence: s as u64,
+            timestamp: at(s),
+            device: "Mazak01".into(),
+            component_id: "path1".into(),
+            data_item_id: "Mazak01-system".into(),
+            name: None,
+            category: Category::Condition,
+            kind: "System".into(),
+            sub_type: None,
+            value: Value::Text(text.into()),
+            condition: Some(ConditionState {
+                level,
+                native_code: code.map(str::to_owned),
+                native_severity: None,
+                qualifier: None,
+            }),
+        }
+    }
+
+    fn event(s: i64, device: &str, kind: &str, category: Category, value: &str) -> Observation {
+        Observation {
+            sequence: s as u64,
+            timestamp: at(s),
+            device: device.into(),
+            component_id: "path1".into(),
+            data_item_id: format!("{device}-{kind}"),
+            name: None,
+            category,
+            kind: kind.into(),
+            sub_type: None,
+            value: Value::from_text(value),
+            condition: None,
+        }
+    }
+
+    fn rule(name: &str, trigger: Trigger) -> Rule {
+        Rule {
+            name: name.into(),
+            trigger,
+            priority: Priority::High,
+            devices: vec![],
+            cells: vec![],
+            dedup_seconds: 0,
+            message: String::new(),
+        }
+    }
+
+    fn faults() -> Rule {
+        rule(
+            "faults",
+            Trigger::Condition {
+                level: ConditionLevel::Fault,
+                kind: None,
+                native_code: None,
+                text: None,
+            },
+        )
+    }
+
+    fn user(s: i64) -> Action {
+        Action {
+            by: "ana".into(),
+            at: at(s),
+            comment: "seen".into(),
+        }
+    }
+
+    fn kinds(changes: &[AlarmChange]) -> Vec<(ChangeKind, bool)> {
+        changes.iter().map(|c| (c.kind, c.deliver)).collect()
+    }
+
+    #[test]
+    fn a_fault_goes_through_the_isa_states() {
+        let mut e = AlarmEngine::new(vec![faults()], Layout::default());
+        let c = e.observe(
+            "a",
+            &condition(1, ConditionLevel::Fault, Some("7"), "Servo"),
+        );
+        assert_eq!(kinds(&c), [(ChangeKind::Raised, true)]);
+        let a = &c[0].alarm;
+        assert_eq!((a.id, a.state, a.count), (1, AlarmState::Unacknowledged, 1));
+        assert_eq!(a.message, "Mazak01: Fault 7 Servo");
+        // The same Fault again: nothing new.
+        assert!(e
+            .observe(
+                "a",
+                &condition(2, ConditionLevel::Fault, Some("7"), "Servo")
+            )
+            .is_empty());
+        let ack = e.acknowledge(1, user(3)).unwrap().unwrap();
+        assert_eq!(ack.alarm.state, AlarmState::Acknowledged);
+        assert_eq!(e.acknowledge(1, user(4)).unwrap(), None);
+        // Normal of another code clears nothing; of its code, it ends (acknowledged).
+        assert!(e
+            .observe("a", &condition(5, ConditionLevel::Normal, Some("8"), ""))
+            .is_empty());
+        let c = e.observe("a", &condition(6, ConditionLevel::Normal, Some("7"), ""));
+        assert_eq!(kinds(&c), [(ChangeKind::Cleared, true)]);
+        assert_eq!(c[0].alarm.state, AlarmState::Ended);
+        assert_eq!(e.active().count(), 0);
+        assert_eq!(e.acknowledge(1, user(7)), Err(ActionError::Ended(1)));
+        assert_eq!(e.acknowledge(9, user(7)), Err(ActionError::NoSuchAlarm(9)));
+    }
+
+    #[test]
+    fn cleared_unacknowledged_waits_for_its_acknowledgement() {
+        let mut e = AlarmEngine::new(vec![faults()], Layout::default());
+        e.observe("a", &condition(1, ConditionLevel::Fault, None, "Door"));
+        let c = e.observe("a", &condition(2, ConditionLevel::Unavailable, None, ""));
+        assert_eq!(c[0].alarm.state, AlarmState::ClearedUnacknowledged);
+        assert_eq!(e.active().count(), 1);
+        let c = e.acknowledge(1, user(3)).unwrap().unwrap();
+        assert_eq!(c.alarm.state, AlarmState::Ended);
+        // A Warning does not raise a Fault rule.
+        assert!(e
+            .observe("a", &condition(4, ConditionLevel::Warning, None, "x"))
+            .is_empty());
+    }
+
+    #[test]
+    fn a_flapping_fault_is_one_chattering_alarm_with_its_count() {
+        let mut e = AlarmEngine::new(vec![faults()], Layout::default());
+        let mut delivered = Vec::new();
+        for i in 0..22 {
+            let t = i * 60;
+            for c in e.observe("a", &condition(t, ConditionLevel::Fault, Some("1"), "Flap")) {
+                delivered.push((c.kind, c.deliver));
+            }
+            for c in e.observe("a", &condition(t + 20, ConditionLevel::Normal, None, "")) {
+                delivered.push((c.kind, c.deliver));
+            }
+        }
+        let all: Vec<&Alarm> = e.all().collect();
+        assert_eq!(all.len(), 1);
+        assert_eq!((all[0].count, all[0].chattering), (22, true));
+        assert_eq!(all[0].state, AlarmState::ClearedUnacknowledged);
+        let sent: Vec<ChangeKind> = delivered.iter().filter(|d| d.1).map(|d| d.0).collect();
+        assert_eq!(
+            sent,
+            [
+                ChangeKind::Raised,
+                ChangeKind::Cleared,
+                ChangeKind::Reraised,
+                ChangeKind::Cleared,
+                ChangeKind::Chattering,
+            ]
+        );
+    }
+
+    #[test]
+    fn the_dedup_window_keeps_an_ended_alarm_for_its_return() {
+        let mut r = faults();
+        r.dedup_seconds = 300;
+        let mut e = AlarmEngine::new(vec![r], Layout::default());
+        e.observe("a", &condition(0, ConditionLevel::Fault, None, "x"));
+        e.acknowledge(1, user(1)).unwrap();
+        e.observe("a", &condition(2, ConditionLevel::Normal, None, ""));
+        assert_eq!(e.get(1).unwrap().state, AlarmState::Ended);
+        let c = e.observe("a", &condition(200, ConditionLevel::Fault, None, "x"));
+        assert_eq!(
+            (c[0].kind, c[0].alarm.id, c[0].alarm.count),
+            (ChangeKind::Reraised, 1, 2)
+        );
+        e.observe("a", &condition(201, ConditionLevel::Normal, None, ""));
+        e.acknowledge(1, user(202)).unwrap();
+        // Past the window: a new alarm.
+        let c = e.observe("a", &condition(900, ConditionLevel::Fault, None, "x"));
+        assert_eq!((c[0].kind, c[0].alarm.id), (ChangeKind::Raised, 2));
+    }
+
+    #[test]
+    fn a_state_held_too_long_raises_at_its_due_time_by_tick_or_observation() {
+        let held = rule(
+            "stopped",
+            Trigger::Held {
+                kind: "Execution".into(),
+                states: vec!["STOPPED".into(), "INTERRUPTED".into()],
+                seconds: 600,
+            },
+        );
+        let mut e = AlarmEngine::new(vec![held], Layout::default());
+        assert!(e
+            .observe("a", &event(0, "M", "Execution", Category::Event, "STOPPED"))
+            .is_empty());
+        assert!(e.tick(at(599)).is_empty());
+        // Another stopped state goes on counting from the first.
+        e.observe(
+            "a",
+            &event(300, "M", "Execution", Category::Event, "INTERRUPTED"),
+        );
+        let c = e.tick(at(700));
+        assert_eq!(kinds(&c), [(ChangeKind::Raised, true)]);
+        assert_eq!(c[0].alarm.raised_at, at(600));
+        assert_eq!(c[0].alarm.message, "M: STOPPED for 600 s or more");
+        assert!(e.tick(at(800)).is_empty());
+        let c = e.observe(
+            "a",
+            &event(900, "M", "Execution", Category::Event, "ACTIVE"),
+        );
+        assert_eq!(c[0].kind, ChangeKind::Cleared);
+        // A short stop raises nothing.
+        e.observe(
+            "a",
+            &event(1000, "M", "Execution", Category::Event, "STOPPED"),
+        );
+        e.observe(
+            "a",
+            &event(1100, "M", "Execution", Category::Event, "ACTIVE"),
+        );
+        assert!(e.tick(at(5000)).is_empty());
+    }
+
+    #[test]
+    fn a_threshold_for_a_time_and_unavailable_clears() {
+        let mut load = rule(
+            "load",
+            Trigger::Threshold {
+                kind: "Load".into(),
+                data_item_id: None,
+                above: Some(90.0),
+                below: None,
+                seconds: 10,
+            },
+        );
+        load.message = "{device} {item} load {value} over {seconds} s ({rule})".into();
+        let mut e = AlarmEngine::new(vec![load], Layout::default());
+        assert!(e
+            .observe("a", &event(0, "M", "Load", Category::Sample, "95"))
+            .is_empty());
+        let c = e.observe("a", &event(12, "M", "Load", Category::Sample, "97.5"));
+        assert_eq!(c[0].alarm.message, "M M-Load load 97.5 over 10 s (load)");
+        let c = e.observe(
+            "a",
+            &event(13, "M", "Load", Category::Sample, "UNAVAILABLE"),
+        );
+        assert_eq!(c[0].kind, ChangeKind::Cleared);
+        assert!(e
+            .observe("a", &event(14, "M", "Load", Category::Sample, "50"))
+            .is_empty());
+    }
+
+    #[test]
+    fn a_stale_device_and_devices_by_glob() {
+        let mut stale = rule("stale", Trigger::Stale { seconds: 60 });
+        stale.devices = vec!["Maz*".into()];
+        let mut e = AlarmEngine::new(vec![stale], Layout::default());
+        e.observe(
+            "a",
+            &event(0, "Mazak01", "Execution", Category::Event, "ACTIVE"),
+        );
+        e.observe(
+            "a",
+            &event(0, "Hurco01", "Execution", Category::Event, "ACTIVE"),
+        );
+        assert!(e.tick(at(59)).is_empty());
+        let c = e.tick(at(61));
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            (c[0].alarm.device.as_str(), c[0].alarm.raised_at),
+            ("Mazak01", at(60))
+        );
+        assert!(e.tick(at(120)).is_empty());
+        let c = e.observe(
+            "a",
+            &event(130, "Mazak01", "Execution", Category::Event, "READY"),
+        );
+        assert_eq!(c[0].kind, ChangeKind::Cleared);
+    }
+
+    #[test]
+    fn shelving_hides_changes_until_it_is_up() {
+        let mut e = AlarmEngine::new(vec![faults()], Layout::default());
+        e.observe("a", &condition(0, ConditionLevel::Fault, None, "x"));
+        assert_eq!(
+            e.shelve(1, user(1), at(1)),
+            Err(ActionError::ShelveTime(24))
+        );
+        assert_eq!(
+            e.shelve(1, user(1), at(1) + Duration::hours(25)),
+            Err(ActionError::ShelveTime(24))
+        );
+        let c = e.shelve(1, user(1), at(600)).unwrap();
+        assert!(c.alarm.shelved.is_some());
+        let c = e.observe("a", &condition(10, ConditionLevel::Normal, None, ""));
+        assert_eq!(kinds(&c), [(ChangeKind::Cleared, false)]);
+        assert!(e.tick(at(599)).is_empty());
+        let c = e.tick(at(600));
+        assert_eq!(kinds(&c), [(ChangeKind::Unshelved, true)]);
+        assert_eq!(e.unshelve(1, at(601)), Ok(None));
+    }
+
+    #[test]
+    fn a_flood_is_one_delivered_change() {
+        let mut e = AlarmEngine::new(vec![faults()], Layout::default());
+        let mut sent = 0;
+        let mut floods = 0;
+        for i in 0..15 {
+            let code = i.to_string();
+            for c in e.observe(
+                "a",
+                &condition(i * 10, ConditionLevel::Fault, Some(&code), "x"),
+            ) {
+                sent += usize::from(c.deliver);
+                floods += usize::from(c.kind == ChangeKind::Flood);
+            }
+        }
+        assert_eq!((sent, floods), (FLOOD_ALARMS + 1, 1));
+        assert!(e.in_flood("a", "Mazak01"));
+        assert_eq!(e.active().count(), 15);
+        e.tick(at(140) + FLOOD_WINDOW + Duration::seconds(1));
+        assert!(!e.in_flood("a", "Mazak01"));
+    }
+
+    #[test]
+    fn templates_are_bounded_and_keep_unknown_braces() {
+        let mut r = faults();
+        r.message = "{nope} {device} {".repeat(200);
+        let mut e = AlarmEngine::new(vec![r], Layout::default());
+        let c = e.observe("a", &condition(0, ConditionLevel::Fault, None, "x"));
+        assert!(c[0].alarm.message.len() <= MAX_MESSAGE);
+        assert!(c[0].alarm.message.starts_with("{nope} Mazak01 {"));
+    }
+}
