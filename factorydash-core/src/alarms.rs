@@ -284,6 +284,8 @@ pub struct Alarm {
     raises: VecDeque<DateTime<Utc>>,
     #[serde(skip)]
     active: bool,
+    #[serde(skip)]
+    key: Key,
 }
 
 impl Alarm {
@@ -371,7 +373,10 @@ type Key = (usize, String, String, String, Option<String>);
 /// A watched data item of a held-state or threshold rule: since when it is beyond.
 #[derive(Debug, Clone)]
 struct Pending {
+    /// The observation's time it went beyond.
     since: DateTime<Utc>,
+    /// When that observation was received (the clock of `observe`).
+    received: DateTime<Utc>,
     value: String,
 }
 
@@ -385,8 +390,13 @@ pub struct AlarmEngine {
     by_key: HashMap<Key, u64>,
     /// Held states and thresholds beyond their limit, not yet long enough.
     pending: HashMap<Key, Pending>,
-    /// Each device's newest observation time: (agent, device) → time.
-    newest: HashMap<(String, String), DateTime<Utc>>,
+    /// Each device's newest observation time: agent → device → time (kept only when a
+    /// rule watches staleness).
+    newest: HashMap<String, HashMap<String, DateTime<Utc>>>,
+    watched_devices: usize,
+    watches_staleness: bool,
+    /// The clock as last given (UTC).
+    now: DateTime<Utc>,
     /// Each device's new alarms' times, within the flood window, and whether it is in
     /// flood.
     floods: HashMap<(String, String), (VecDeque<DateTime<Utc>>, bool)>,
@@ -397,9 +407,13 @@ impl AlarmEngine {
     /// An engine of `rules` (names unique: the caller checks) over the plant's `layout`
     /// (for rules by cell).
     pub fn new(rules: Vec<Rule>, layout: Layout) -> Self {
+        let watches_staleness = rules
+            .iter()
+            .any(|r| matches!(r.trigger, Trigger::Stale { .. }));
         AlarmEngine {
             rules,
             layout,
+            watches_staleness,
             next_id: 1,
             ..AlarmEngine::default()
         }
@@ -440,35 +454,61 @@ impl AlarmEngine {
             .is_some_and(|(_, f)| *f)
     }
 
-    /// Feeds one stored observation of `agent`; returns the changes it made.
-    pub fn observe(&mut self, agent: &str, o: &Observation) -> Vec<AlarmChange> {
+    /// Feeds one stored observation of `agent`, received at `now` (UTC, this process's
+    /// clock); returns the changes it made. Without rules it costs nothing; otherwise
+    /// each rule's device match, and an allocation only for an observation a rule
+    /// watches.
+    ///
+    /// Times an alarm shows (raised, cleared) are the observations' own; what is timed
+    /// against [`AlarmEngine::tick`]'s clock (held states' and thresholds' durations,
+    /// staleness, chattering, floods) is timed from `now`, so an agent's clock that is
+    /// off, or a timestamp in the future, cannot make an alarm early, late or endless.
+    pub fn observe(
+        &mut self,
+        agent: &str,
+        o: &Observation,
+        now: DateTime<Utc>,
+    ) -> Vec<AlarmChange> {
         let mut out = Vec::new();
-        let newest = self
-            .newest
-            .entry((agent.to_owned(), o.device.clone()))
-            .or_insert(o.timestamp);
-        if o.timestamp > *newest {
-            *newest = o.timestamp;
+        if self.rules.is_empty() {
+            return out;
+        }
+        self.now = now;
+        if self.watches_staleness {
+            if let Some(t) = self
+                .newest
+                .get_mut(agent)
+                .and_then(|d| d.get_mut(&o.device))
+            {
+                *t = (*t).max(now);
+            } else if self.watched_devices < MAX_WATCHED {
+                self.watched_devices += 1;
+                self.newest
+                    .entry(agent.to_owned())
+                    .or_default()
+                    .insert(o.device.clone(), now);
+            }
         }
         for r in 0..self.rules.len() {
             let rule = &self.rules[r];
             if !rule.matches_device(&self.layout, agent, &o.device) {
                 continue;
             }
-            match rule.trigger.clone() {
-                Trigger::Condition {
-                    level,
-                    kind,
-                    native_code,
-                    text,
-                } => self.condition(r, agent, o, level, kind, native_code, text, &mut out),
+            /// What a rule does with the observation, decided before anything changes.
+            enum Step {
+                Condition,
+                Watch(Option<String>, u32),
+                Fresh,
+            }
+            let step = match &rule.trigger {
+                Trigger::Condition { .. } if o.category == Category::Condition => Step::Condition,
                 Trigger::Held {
                     kind,
                     states,
                     seconds,
-                } if o.category == Category::Event && o.kind == kind => {
+                } if o.category == Category::Event && o.kind == *kind => {
                     let beyond = o.value.as_text().filter(|v| states.iter().any(|s| s == v));
-                    self.watch(r, agent, o, beyond.map(str::to_owned), seconds, &mut out);
+                    Step::Watch(beyond.map(str::to_owned), *seconds)
                 }
                 Trigger::Threshold {
                     kind,
@@ -477,44 +517,44 @@ impl AlarmEngine {
                     below,
                     seconds,
                 } if o.category == Category::Sample
-                    && o.kind == kind
+                    && o.kind == *kind
                     && data_item_id.as_ref().is_none_or(|d| *d == o.data_item_id) =>
                 {
                     let beyond = o
                         .value
                         .as_f64()
                         .filter(|v| above.is_some_and(|a| *v > a) || below.is_some_and(|b| *v < b));
-                    self.watch(
-                        r,
-                        agent,
-                        o,
-                        beyond.map(|v| v.to_string()),
-                        seconds,
-                        &mut out,
-                    );
+                    Step::Watch(beyond.map(|v| v.to_string()), *seconds)
                 }
-                Trigger::Stale { .. } => {
+                Trigger::Stale { .. } => Step::Fresh,
+                _ => continue,
+            };
+            match step {
+                Step::Condition => self.condition(r, agent, o, &mut out),
+                Step::Watch(beyond, seconds) => self.watch(r, agent, o, beyond, seconds, &mut out),
+                Step::Fresh => {
+                    if self.by_key.is_empty() {
+                        continue;
+                    }
                     let key = (r, agent.to_owned(), o.device.clone(), String::new(), None);
                     self.clear(&key, o.timestamp, &mut out);
                 }
-                _ => {}
             }
         }
         out
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn condition(
-        &mut self,
-        r: usize,
-        agent: &str,
-        o: &Observation,
-        level: ConditionLevel,
-        kind: Option<String>,
-        native_code: Option<String>,
-        text: Option<String>,
-        out: &mut Vec<AlarmChange>,
-    ) {
+    fn condition(&mut self, r: usize, agent: &str, o: &Observation, out: &mut Vec<AlarmChange>) {
+        let Trigger::Condition {
+            level,
+            kind,
+            native_code,
+            text,
+        } = &self.rules[r].trigger
+        else {
+            return;
+        };
+        let level = *level;
         let Some(state) = &o.condition else { return };
         if o.category != Category::Condition || kind.as_ref().is_some_and(|k| *k != o.kind) {
             return;
@@ -537,7 +577,8 @@ impl AlarmEngine {
                     o.data_item_id.clone(),
                     code,
                 );
-                if at_level && code_ok && text_ok {
+                let matched = at_level && code_ok && text_ok;
+                if matched {
                     let fields = Fields {
                         value: message,
                         state: state.level.as_str(),
@@ -602,6 +643,7 @@ impl AlarmEngine {
                             key.clone(),
                             Pending {
                                 since: o.timestamp,
+                                received: self.now,
                                 value: value.clone(),
                             },
                         );
@@ -637,6 +679,7 @@ impl AlarmEngine {
     /// passed end.
     pub fn tick(&mut self, now: DateTime<Utc>) -> Vec<AlarmChange> {
         let mut out = Vec::new();
+        self.now = now;
         let due: Vec<(Key, Pending, u32)> = self
             .pending
             .iter()
@@ -645,7 +688,7 @@ impl AlarmEngine {
                     Trigger::Held { seconds, .. } | Trigger::Threshold { seconds, .. } => *seconds,
                     _ => return None,
                 };
-                let due = p.since + Duration::seconds(seconds.into());
+                let due = p.received + Duration::seconds(seconds.into());
                 (due <= now && !self.is_active(k)).then(|| (k.clone(), p.clone(), seconds))
             })
             .collect();
@@ -668,11 +711,12 @@ impl AlarmEngine {
             let stale: Vec<((String, String), DateTime<Utc>)> = self
                 .newest
                 .iter()
-                .filter(|((agent, device), t)| {
+                .flat_map(|(agent, devices)| devices.iter().map(move |(d, t)| (agent, d, t)))
+                .filter(|(agent, device, t)| {
                     now - **t >= Duration::seconds(seconds.into())
                         && self.rules[r].matches_device(&self.layout, agent, device)
                 })
-                .map(|(k, t)| (k.clone(), *t))
+                .map(|(agent, device, t)| ((agent.clone(), device.clone()), *t))
                 .collect();
             for ((agent, device), newest) in stale {
                 let key = (r, agent, device.clone(), String::new(), None);
@@ -702,16 +746,14 @@ impl AlarmEngine {
                 out.push(AlarmChange {
                     kind: ChangeKind::Unshelved,
                     at: now,
-                    deliver: true,
+                    deliver: a.state != AlarmState::Ended,
                     alarm: a.clone(),
                 });
             }
         }
         // Floods that passed.
         for (times, flood) in self.floods.values_mut() {
-            while times.front().is_some_and(|t| now - *t > FLOOD_WINDOW) {
-                times.pop_front();
-            }
+            times.retain(|t| now - *t <= FLOOD_WINDOW);
             if times.is_empty() {
                 *flood = false;
             }
@@ -764,27 +806,35 @@ impl AlarmEngine {
             a.message = message;
             // Raised again: to be acknowledged again (ISA-18.2 §5.3: a return to alarm).
             a.state = AlarmState::Unacknowledged;
-            a.raises.push_back(at);
-            while a.raises.front().is_some_and(|t| at - *t > CHATTER_WINDOW) {
+            // Chattering: raised CHATTER_RAISES times within the window, by this
+            // process's clock; it stops being so once the window holds fewer.
+            let now = self.now;
+            a.raises.retain(|t| now - *t <= CHATTER_WINDOW);
+            if a.raises.len() == CHATTER_RAISES {
                 a.raises.pop_front();
             }
-            let became_chattering = !a.chattering && a.raises.len() >= CHATTER_RAISES;
+            a.raises.push_back(now);
             let was_chattering = a.chattering;
-            a.chattering |= became_chattering;
+            a.chattering = a.raises.len() >= CHATTER_RAISES;
+            let became_chattering = a.chattering && !was_chattering;
             let shelved = a.shelved.is_some();
+            let flood = self
+                .floods
+                .get(&(a.agent.clone(), a.device.clone()))
+                .is_some_and(|(_, f)| *f);
             let alarm = a.clone();
             if became_chattering {
                 out.push(AlarmChange {
                     kind: ChangeKind::Chattering,
                     at,
-                    deliver: !shelved,
+                    deliver: !shelved && !flood,
                     alarm,
                 });
             } else {
                 out.push(AlarmChange {
                     kind: ChangeKind::Reraised,
                     at,
-                    deliver: !shelved && !was_chattering,
+                    deliver: !shelved && !was_chattering && !flood,
                     alarm,
                 });
             }
@@ -793,14 +843,24 @@ impl AlarmEngine {
         // A new alarm.
         let (agent, device) = (key.1.clone(), key.2.clone());
         let flood_key = (agent.clone(), device.clone());
+        let now = self.now;
         let (times, flood) = self.floods.entry(flood_key).or_default();
-        while times.front().is_some_and(|t| at - *t > FLOOD_WINDOW) {
+        times.retain(|t| now - *t <= FLOOD_WINDOW);
+        if times.len() > FLOOD_ALARMS {
             times.pop_front();
         }
-        times.push_back(at);
+        times.push_back(now);
         let began_flood = !*flood && times.len() > FLOOD_ALARMS;
         *flood |= began_flood;
         let in_flood = *flood;
+        // A shelving outlives its alarm while its time lasts (ISA-18.2 §16.3: the alarm
+        // point is shelved, not one occurrence).
+        let shelved = self
+            .by_key
+            .get(&key)
+            .and_then(|id| self.alarms.get(id))
+            .and_then(|a| a.shelved.clone())
+            .filter(|s| s.until > now);
         let id = self.next_id;
         self.next_id += 1;
         let alarm = Alarm {
@@ -820,9 +880,10 @@ impl AlarmEngine {
             chattering: false,
             in_flood,
             acknowledged: None,
-            shelved: None,
-            raises: VecDeque::from([at]),
+            shelved,
+            raises: VecDeque::from([now]),
             active: true,
+            key: key.clone(),
         };
         self.alarms.insert(id, alarm.clone());
         self.by_key.insert(key, id);
@@ -831,10 +892,11 @@ impl AlarmEngine {
         } else {
             ChangeKind::Raised
         };
+        let deliver = alarm.shelved.is_none() && (began_flood || !in_flood);
         out.push(AlarmChange {
             kind,
             at,
-            deliver: began_flood || !in_flood,
+            deliver,
             alarm,
         });
         self.bound();
@@ -888,7 +950,7 @@ impl AlarmEngine {
         Ok(Some(AlarmChange {
             kind: ChangeKind::Acknowledged,
             at,
-            deliver: true,
+            deliver: a.shelved.is_none(),
             alarm: a.clone(),
         }))
     }
@@ -948,20 +1010,28 @@ impl AlarmEngine {
         }))
     }
 
-    /// Keeps at most [`MAX_ALARMS`]: the oldest ended alarms go.
+    /// Keeps at most [`MAX_ALARMS`]: the oldest ended alarm goes, else the oldest
+    /// cleared one, else the oldest (an active alarm dropped is raised again by its
+    /// rule, as new).
     fn bound(&mut self) {
         while self.alarms.len() > MAX_ALARMS {
-            let Some(id) = self
-                .alarms
-                .values()
-                .find(|a| a.state == AlarmState::Ended)
-                .map(|a| a.id)
+            let oldest = |state: AlarmState| {
+                self.alarms
+                    .values()
+                    .find(|a| a.state == state)
+                    .map(|a| a.id)
+            };
+            let Some(id) = oldest(AlarmState::Ended)
+                .or_else(|| oldest(AlarmState::ClearedUnacknowledged))
                 .or_else(|| self.alarms.keys().next().copied())
             else {
                 return;
             };
-            self.alarms.remove(&id);
-            self.by_key.retain(|_, v| *v != id);
+            if let Some(a) = self.alarms.remove(&id) {
+                if self.by_key.get(&a.key) == Some(&id) {
+                    self.by_key.remove(&a.key);
+                }
+            }
         }
     }
 }
@@ -1115,6 +1185,11 @@ mod tests {
         }
     }
 
+    fn feed(e: &mut AlarmEngine, o: Observation) -> Vec<AlarmChange> {
+        let now = o.timestamp;
+        e.observe("a", &o, now)
+    }
+
     fn kinds(changes: &[AlarmChange]) -> Vec<(ChangeKind, bool)> {
         changes.iter().map(|c| (c.kind, c.deliver)).collect()
     }
@@ -1122,29 +1197,26 @@ mod tests {
     #[test]
     fn a_fault_goes_through_the_isa_states() {
         let mut e = AlarmEngine::new(vec![faults()], Layout::default());
-        let c = e.observe(
-            "a",
-            &condition(1, ConditionLevel::Fault, Some("7"), "Servo"),
+        let c = feed(
+            &mut e,
+            condition(1, ConditionLevel::Fault, Some("7"), "Servo"),
         );
         assert_eq!(kinds(&c), [(ChangeKind::Raised, true)]);
         let a = &c[0].alarm;
         assert_eq!((a.id, a.state, a.count), (1, AlarmState::Unacknowledged, 1));
         assert_eq!(a.message, "Mazak01: Fault 7 Servo");
         // The same Fault again: nothing new.
-        assert!(e
-            .observe(
-                "a",
-                &condition(2, ConditionLevel::Fault, Some("7"), "Servo")
-            )
-            .is_empty());
+        assert!(feed(
+            &mut e,
+            condition(2, ConditionLevel::Fault, Some("7"), "Servo")
+        )
+        .is_empty());
         let ack = e.acknowledge(1, user(3)).unwrap().unwrap();
         assert_eq!(ack.alarm.state, AlarmState::Acknowledged);
         assert_eq!(e.acknowledge(1, user(4)).unwrap(), None);
         // Normal of another code clears nothing; of its code, it ends (acknowledged).
-        assert!(e
-            .observe("a", &condition(5, ConditionLevel::Normal, Some("8"), ""))
-            .is_empty());
-        let c = e.observe("a", &condition(6, ConditionLevel::Normal, Some("7"), ""));
+        assert!(feed(&mut e, condition(5, ConditionLevel::Normal, Some("8"), "")).is_empty());
+        let c = feed(&mut e, condition(6, ConditionLevel::Normal, Some("7"), ""));
         assert_eq!(kinds(&c), [(ChangeKind::Cleared, true)]);
         assert_eq!(c[0].alarm.state, AlarmState::Ended);
         assert_eq!(e.active().count(), 0);
@@ -1155,16 +1227,14 @@ mod tests {
     #[test]
     fn cleared_unacknowledged_waits_for_its_acknowledgement() {
         let mut e = AlarmEngine::new(vec![faults()], Layout::default());
-        e.observe("a", &condition(1, ConditionLevel::Fault, None, "Door"));
-        let c = e.observe("a", &condition(2, ConditionLevel::Unavailable, None, ""));
+        feed(&mut e, condition(1, ConditionLevel::Fault, None, "Door"));
+        let c = feed(&mut e, condition(2, ConditionLevel::Unavailable, None, ""));
         assert_eq!(c[0].alarm.state, AlarmState::ClearedUnacknowledged);
         assert_eq!(e.active().count(), 1);
         let c = e.acknowledge(1, user(3)).unwrap().unwrap();
         assert_eq!(c.alarm.state, AlarmState::Ended);
         // A Warning does not raise a Fault rule.
-        assert!(e
-            .observe("a", &condition(4, ConditionLevel::Warning, None, "x"))
-            .is_empty());
+        assert!(feed(&mut e, condition(4, ConditionLevel::Warning, None, "x")).is_empty());
     }
 
     #[test]
@@ -1173,10 +1243,13 @@ mod tests {
         let mut delivered = Vec::new();
         for i in 0..22 {
             let t = i * 60;
-            for c in e.observe("a", &condition(t, ConditionLevel::Fault, Some("1"), "Flap")) {
+            for c in feed(
+                &mut e,
+                condition(t, ConditionLevel::Fault, Some("1"), "Flap"),
+            ) {
                 delivered.push((c.kind, c.deliver));
             }
-            for c in e.observe("a", &condition(t + 20, ConditionLevel::Normal, None, "")) {
+            for c in feed(&mut e, condition(t + 20, ConditionLevel::Normal, None, "")) {
                 delivered.push((c.kind, c.deliver));
             }
         }
@@ -1202,19 +1275,19 @@ mod tests {
         let mut r = faults();
         r.dedup_seconds = 300;
         let mut e = AlarmEngine::new(vec![r], Layout::default());
-        e.observe("a", &condition(0, ConditionLevel::Fault, None, "x"));
+        feed(&mut e, condition(0, ConditionLevel::Fault, None, "x"));
         e.acknowledge(1, user(1)).unwrap();
-        e.observe("a", &condition(2, ConditionLevel::Normal, None, ""));
+        feed(&mut e, condition(2, ConditionLevel::Normal, None, ""));
         assert_eq!(e.get(1).unwrap().state, AlarmState::Ended);
-        let c = e.observe("a", &condition(200, ConditionLevel::Fault, None, "x"));
+        let c = feed(&mut e, condition(200, ConditionLevel::Fault, None, "x"));
         assert_eq!(
             (c[0].kind, c[0].alarm.id, c[0].alarm.count),
             (ChangeKind::Reraised, 1, 2)
         );
-        e.observe("a", &condition(201, ConditionLevel::Normal, None, ""));
+        feed(&mut e, condition(201, ConditionLevel::Normal, None, ""));
         e.acknowledge(1, user(202)).unwrap();
         // Past the window: a new alarm.
-        let c = e.observe("a", &condition(900, ConditionLevel::Fault, None, "x"));
+        let c = feed(&mut e, condition(900, ConditionLevel::Fault, None, "x"));
         assert_eq!((c[0].kind, c[0].alarm.id), (ChangeKind::Raised, 2));
     }
 
@@ -1229,33 +1302,35 @@ mod tests {
             },
         );
         let mut e = AlarmEngine::new(vec![held], Layout::default());
-        assert!(e
-            .observe("a", &event(0, "M", "Execution", Category::Event, "STOPPED"))
-            .is_empty());
+        assert!(feed(
+            &mut e,
+            event(0, "M", "Execution", Category::Event, "STOPPED")
+        )
+        .is_empty());
         assert!(e.tick(at(599)).is_empty());
         // Another stopped state goes on counting from the first.
-        e.observe(
-            "a",
-            &event(300, "M", "Execution", Category::Event, "INTERRUPTED"),
+        feed(
+            &mut e,
+            event(300, "M", "Execution", Category::Event, "INTERRUPTED"),
         );
         let c = e.tick(at(700));
         assert_eq!(kinds(&c), [(ChangeKind::Raised, true)]);
         assert_eq!(c[0].alarm.raised_at, at(600));
         assert_eq!(c[0].alarm.message, "M: STOPPED for 600 s or more");
         assert!(e.tick(at(800)).is_empty());
-        let c = e.observe(
-            "a",
-            &event(900, "M", "Execution", Category::Event, "ACTIVE"),
+        let c = feed(
+            &mut e,
+            event(900, "M", "Execution", Category::Event, "ACTIVE"),
         );
         assert_eq!(c[0].kind, ChangeKind::Cleared);
         // A short stop raises nothing.
-        e.observe(
-            "a",
-            &event(1000, "M", "Execution", Category::Event, "STOPPED"),
+        feed(
+            &mut e,
+            event(1000, "M", "Execution", Category::Event, "STOPPED"),
         );
-        e.observe(
-            "a",
-            &event(1100, "M", "Execution", Category::Event, "ACTIVE"),
+        feed(
+            &mut e,
+            event(1100, "M", "Execution", Category::Event, "ACTIVE"),
         );
         assert!(e.tick(at(5000)).is_empty());
     }
@@ -1274,19 +1349,15 @@ mod tests {
         );
         load.message = "{device} {item} load {value} over {seconds} s ({rule})".into();
         let mut e = AlarmEngine::new(vec![load], Layout::default());
-        assert!(e
-            .observe("a", &event(0, "M", "Load", Category::Sample, "95"))
-            .is_empty());
-        let c = e.observe("a", &event(12, "M", "Load", Category::Sample, "97.5"));
+        assert!(feed(&mut e, event(0, "M", "Load", Category::Sample, "95")).is_empty());
+        let c = feed(&mut e, event(12, "M", "Load", Category::Sample, "97.5"));
         assert_eq!(c[0].alarm.message, "M M-Load load 97.5 over 10 s (load)");
-        let c = e.observe(
-            "a",
-            &event(13, "M", "Load", Category::Sample, "UNAVAILABLE"),
+        let c = feed(
+            &mut e,
+            event(13, "M", "Load", Category::Sample, "UNAVAILABLE"),
         );
         assert_eq!(c[0].kind, ChangeKind::Cleared);
-        assert!(e
-            .observe("a", &event(14, "M", "Load", Category::Sample, "50"))
-            .is_empty());
+        assert!(feed(&mut e, event(14, "M", "Load", Category::Sample, "50")).is_empty());
     }
 
     #[test]
@@ -1294,13 +1365,13 @@ mod tests {
         let mut stale = rule("stale", Trigger::Stale { seconds: 60 });
         stale.devices = vec!["Maz*".into()];
         let mut e = AlarmEngine::new(vec![stale], Layout::default());
-        e.observe(
-            "a",
-            &event(0, "Mazak01", "Execution", Category::Event, "ACTIVE"),
+        feed(
+            &mut e,
+            event(0, "Mazak01", "Execution", Category::Event, "ACTIVE"),
         );
-        e.observe(
-            "a",
-            &event(0, "Hurco01", "Execution", Category::Event, "ACTIVE"),
+        feed(
+            &mut e,
+            event(0, "Hurco01", "Execution", Category::Event, "ACTIVE"),
         );
         assert!(e.tick(at(59)).is_empty());
         let c = e.tick(at(61));
@@ -1310,9 +1381,9 @@ mod tests {
             ("Mazak01", at(60))
         );
         assert!(e.tick(at(120)).is_empty());
-        let c = e.observe(
-            "a",
-            &event(130, "Mazak01", "Execution", Category::Event, "READY"),
+        let c = feed(
+            &mut e,
+            event(130, "Mazak01", "Execution", Category::Event, "READY"),
         );
         assert_eq!(c[0].kind, ChangeKind::Cleared);
     }
@@ -1320,7 +1391,7 @@ mod tests {
     #[test]
     fn shelving_hides_changes_until_it_is_up() {
         let mut e = AlarmEngine::new(vec![faults()], Layout::default());
-        e.observe("a", &condition(0, ConditionLevel::Fault, None, "x"));
+        feed(&mut e, condition(0, ConditionLevel::Fault, None, "x"));
         assert_eq!(
             e.shelve(1, user(1), at(1)),
             Err(ActionError::ShelveTime(24))
@@ -1331,7 +1402,7 @@ mod tests {
         );
         let c = e.shelve(1, user(1), at(600)).unwrap();
         assert!(c.alarm.shelved.is_some());
-        let c = e.observe("a", &condition(10, ConditionLevel::Normal, None, ""));
+        let c = feed(&mut e, condition(10, ConditionLevel::Normal, None, ""));
         assert_eq!(kinds(&c), [(ChangeKind::Cleared, false)]);
         assert!(e.tick(at(599)).is_empty());
         let c = e.tick(at(600));
@@ -1346,9 +1417,9 @@ mod tests {
         let mut floods = 0;
         for i in 0..15 {
             let code = i.to_string();
-            for c in e.observe(
-                "a",
-                &condition(i * 10, ConditionLevel::Fault, Some(&code), "x"),
+            for c in feed(
+                &mut e,
+                condition(i * 10, ConditionLevel::Fault, Some(&code), "x"),
             ) {
                 sent += usize::from(c.deliver);
                 floods += usize::from(c.kind == ChangeKind::Flood);
@@ -1366,7 +1437,7 @@ mod tests {
         let mut r = faults();
         r.message = "{nope} {device} {".repeat(200);
         let mut e = AlarmEngine::new(vec![r], Layout::default());
-        let c = e.observe("a", &condition(0, ConditionLevel::Fault, None, "x"));
+        let c = feed(&mut e, condition(0, ConditionLevel::Fault, None, "x"));
         assert!(c[0].alarm.message.len() <= MAX_MESSAGE);
         assert!(c[0].alarm.message.starts_with("{nope} Mazak01 {"));
     }

@@ -142,7 +142,9 @@ fn needed(method: &Method, path: &str) -> Need {
         Need::Nothing
     } else if path == "/logout" || under("/account") || under("/api/tokens") {
         Need::Someone
-    } else if path == "/api/stop-reasons" || path == "/stops/reason" {
+    } else if path == "/api/alarms/deliveries" {
+        Need::Admin
+    } else if path == "/api/stop-reasons" || path == "/stops/reason" || under("/api/alarms") {
         // An operator's change: the handler checks the role over the stop's device.
         Need::Someone
     } else if path == "/metrics"
@@ -410,6 +412,11 @@ mod tests {
         assert_eq!(needed(&Method::GET, "/assetsx"), Need::Someone);
         assert_eq!(needed(&Method::POST, "/api/tokens"), Need::Someone);
         assert_eq!(needed(&Method::POST, "/api/stop-reasons"), Need::Someone);
+        assert_eq!(
+            needed(&Method::POST, "/api/alarms/7/acknowledge"),
+            Need::Someone
+        );
+        assert_eq!(needed(&Method::GET, "/api/alarms/deliveries"), Need::Admin);
         assert_eq!(needed(&Method::POST, "/stops/reason"), Need::Someone);
         assert_eq!(needed(&Method::POST, "/stops/reason/x"), Need::Admin);
         assert_eq!(needed(&Method::GET, "/api/users"), Need::Admin);

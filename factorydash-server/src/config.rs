@@ -64,6 +64,10 @@
 //! "BRACKET-A.NC" = 95
 //! ```
 //!
+//! # Alarms
+//!
+//! `[[alarm]]` rules and `[[alarm-webhook]]` receivers: see [`crate::alarms::config`].
+//!
 //! # Stop reasons
 //!
 //! What operators choose from when they say why a machine stopped, on the stop list
@@ -172,6 +176,17 @@ pub fn apply(cmd: clap::Command, path: &Path) -> anyhow::Result<(clap::Command, 
             );
             continue;
         }
+        if key == "alarm" {
+            spec.alarms = crate::alarms::config::rules(value)
+                .with_context(|| format!("{}: the alarm rules", path.display()))?;
+            continue;
+        }
+        if key == "alarm-webhook" {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            spec.webhooks = crate::alarms::config::webhooks(value, dir)
+                .with_context(|| format!("{}: the alarm webhooks", path.display()))?;
+            continue;
+        }
         if key == "ideal-cycle-times" {
             spec.ideal_cycle_times = ideal_cycle_times(value)
                 .with_context(|| format!("{}: the ideal cycle times", path.display()))?;
@@ -245,6 +260,10 @@ pub struct PlanSpec {
     /// The reasons operators choose from for a stop, in the order offered; `None`: not
     /// configured ([`DEFAULT_STOP_REASONS`]).
     pub stop_reasons: Option<Vec<String>>,
+    /// The `[[alarm]]` rules ([`crate::alarms::config`]).
+    pub alarms: Vec<factorydash_core::alarms::Rule>,
+    /// The `[[alarm-webhook]]` receivers.
+    pub webhooks: Vec<crate::alarms::WebhookSpec>,
 }
 
 /// The reasons offered for a stop when the configuration lists none: the losses a

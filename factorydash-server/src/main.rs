@@ -6,6 +6,7 @@
 mod accounts;
 mod agent;
 mod agents_page;
+mod alarms;
 mod assets;
 mod auth;
 mod config;
@@ -1193,7 +1194,17 @@ async fn serve(
         report::set_stop_reasons(reasons.clone());
     }
     time_zone::set_plant(zone);
-    let app = App::new(store.clone(), kind, layout);
+    let alarm_engine =
+        factorydash_core::alarms::AlarmEngine::new(shifts.alarms.clone(), layout.clone());
+    let webhooks = shifts
+        .webhooks
+        .iter()
+        .map(|w| alarms::Webhook::new(w.clone()).map(Arc::new))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .context("the alarm webhooks")?;
+    let alarm_hub = Arc::new(alarms::AlarmHub::new(alarm_engine, webhooks));
+    alarm_hub.spawn();
+    let app = App::new(store.clone(), kind, layout, alarm_hub);
     if let Some((_, pending, _)) = &opening {
         let _ = app.pending.set(pending.clone());
     }

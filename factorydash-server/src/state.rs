@@ -42,6 +42,8 @@ pub struct App {
     pub shift: Arc<crate::report::ShiftBoard>,
     /// The store being opened, when `serve` listens before it is open.
     pub pending: std::sync::OnceLock<Arc<crate::pending::PendingStore>>,
+    /// The alarm rules, their alarms and their deliveries.
+    pub alarms: Arc<crate::alarms::AlarmHub>,
 }
 
 /// How long a copy of the device models is used before it is read again.
@@ -62,11 +64,13 @@ impl App {
         self.pending.get()?.outage()
     }
 
-    /// The shared state over `store`, the board laid out by `layout`.
+    /// The shared state over `store`, the board laid out by `layout`, alarms raised by
+    /// `alarms`.
     pub fn new(
         store: Arc<dyn Store>,
         store_kind: &'static str,
         layout: factorydash_core::layout::Layout,
+        alarms: Arc<crate::alarms::AlarmHub>,
     ) -> Arc<Self> {
         let live = Arc::new(LiveHub::new());
         let tools = Arc::new(ToolBoard::default());
@@ -99,6 +103,7 @@ impl App {
             records,
             shift,
             pending: std::sync::OnceLock::new(),
+            alarms,
         });
         // Sends the sources' health when it changed, at most once a second (ingest changes
         // it several times per page).
@@ -214,6 +219,7 @@ impl App {
     pub fn publish(&self, agent: &str, observations: &[factorydash_core::Observation]) {
         // An AssetChanged or AssetRemoved among them: the agent's tools are read again.
         self.tools.observed(agent, observations);
+        self.alarms.observe(agent, observations);
         self.live.publish(agent, observations);
     }
 }

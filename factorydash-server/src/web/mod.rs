@@ -19,6 +19,7 @@
 
 mod accounts;
 mod admin;
+mod alarms;
 mod api;
 mod errors;
 mod export;
@@ -308,6 +309,8 @@ pub fn routes(
     .unify()
     .boxed();
     let accounts = account_routes(auth.clone())
+        .or(alarm_routes(app_for_records.clone(), auth.clone()))
+        .unify()
         .or(record_routes(app_for_records, auth.clone()))
         .unify()
         .boxed();
@@ -438,6 +441,46 @@ fn form_body(
         .and(warp::body::form::<accounts::Form>())
         .or(warp::any().map(accounts::Form::new))
         .unify()
+}
+
+/// The alarms' API ([`alarms`]).
+fn alarm_routes(
+    app: Arc<App>,
+    auth: Arc<Auth>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let principal = crate::auth::principal(auth.clone());
+    let with = warp::any().map(move || app.clone());
+    let with_auth = warp::any().map(move || auth.clone());
+    answered(
+        "/api/alarms/active",
+        warp::path!("api" / "alarms" / "active")
+            .and(warp::get())
+            .and(with.clone())
+            .and(with_auth.clone())
+            .and(principal.clone())
+            .then(alarms::list),
+    )
+    .or(answered(
+        "/api/alarms/deliveries",
+        warp::path!("api" / "alarms" / "deliveries")
+            .and(warp::get())
+            .and(with.clone())
+            .and(principal.clone())
+            .then(alarms::deliveries),
+    ))
+    .unify()
+    .or(answered(
+        "/api/alarms/{id}/{action}",
+        warp::path!("api" / "alarms" / u64 / String)
+            .and(warp::post())
+            .and(with)
+            .and(with_auth)
+            .and(principal)
+            .and(crate::accounts::peer())
+            .and(params::json_body())
+            .then(alarms::act),
+    ))
+    .unify()
 }
 
 /// The machines page and `/api/device-records` ([`records`]); the shifts page

@@ -1,0 +1,380 @@
+//! The configuration file's `[[alarm]]` rules and `[[alarm-webhook]]` receivers.
+//!
+//! ```toml
+//! [[alarm]]
+//! name = "Faults"
+//! condition = "fault"            # or "warning" (Warnings and Faults)
+//! # condition-type = "System"    native-code = "2001"    text = "coolant"
+//! priority = "high"              # urgent, high, medium (the default), low
+//! devices = ["Mazak*"]           # name globs; and/or cells = ["Cell 1"]; neither: all
+//! dedup = "5m"                   # raised again within 5 min of ending: the same alarm
+//!
+//! [[alarm]]
+//! name = "Stopped too long"
+//! state = "Execution"
+//! states = ["STOPPED", "INTERRUPTED"]
+//! for = "10m"
+//!
+//! [[alarm]]
+//! name = "Spindle overload"
+//! sample = "Load"                # data-item = "Mazak01-S1load" for one item
+//! above = 120.0                  # and/or below = …
+//! for = "30s"
+//! message = "{device}: spindle load {value} % for {seconds} s"
+//!
+//! [[alarm]]
+//! name = "No data"
+//! stale = "15m"
+//!
+//! [[alarm-webhook]]
+//! url = "https://hooks.example.com/factorydash"
+//! secret-env = "FACTORYDASH_WEBHOOK_SECRET"   # or secret-file = "/etc/…", or secret = "…"
+//! format = "json"                # or "slack" (Slack, Mattermost, Teams)
+//! retry-for = "1h"
+//! link-base = "https://dash.plant.example"
+//! ```
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use factorydash_core::alarms::{Priority, Rule, Trigger, MAX_MESSAGE};
+use factorydash_core::ConditionLevel;
+use serde::Deserialize;
+
+use super::webhook::{Format, WebhookSpec};
+
+/// Rules at most.
+pub const MAX_RULES: usize = 1_000;
+/// Webhooks at most.
+pub const MAX_WEBHOOKS: usize = 20;
+/// The longest duration a rule or webhook takes: 30 days.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 86_400);
+/// The largest secret file read.
+pub const SECRET_FILE_LIMIT: usize = 4 << 10;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct AlarmToml {
+    name: String,
+    priority: Option<String>,
+    #[serde(default)]
+    devices: Vec<String>,
+    #[serde(default)]
+    cells: Vec<String>,
+    dedup: Option<String>,
+    #[serde(default)]
+    message: String,
+    condition: Option<String>,
+    condition_type: Option<String>,
+    native_code: Option<String>,
+    text: Option<String>,
+    state: Option<String>,
+    #[serde(default)]
+    states: Vec<String>,
+    #[serde(rename = "for")]
+    for_: Option<String>,
+    sample: Option<String>,
+    data_item: Option<String>,
+    above: Option<f64>,
+    below: Option<f64>,
+    stale: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct WebhookToml {
+    url: String,
+    secret: Option<String>,
+    secret_file: Option<String>,
+    secret_env: Option<String>,
+    format: Option<String>,
+    retry_for: Option<String>,
+    link_base: Option<String>,
+}
+
+fn duration(text: &str, what: &str) -> anyhow::Result<Duration> {
+    let d = humantime::parse_duration(text)
+        .with_context(|| format!("{what} {text:?} is not a duration such as \"10m\""))?;
+    if d > MAX_DURATION {
+        bail!("{what} {text:?} is longer than 30 days");
+    }
+    Ok(d)
+}
+
+fn seconds(text: &str, what: &str) -> anyhow::Result<u32> {
+    Ok(duration(text, what)?.as_secs() as u32)
+}
+
+/// The `[[alarm]]` tables as rules.
+///
+/// # Errors
+/// Not an array of tables; an unknown key; a name missing, empty, longer than 100 bytes
+/// or used twice; not exactly one trigger (`condition`, `state`, `sample`, `stale`); a
+/// bad priority, duration, level or threshold; more than [`MAX_RULES`]. Each message
+/// names the rule.
+pub fn rules(value: &toml::Value) -> anyhow::Result<Vec<Rule>> {
+    let tables: Vec<AlarmToml> = value
+        .clone()
+        .try_into()
+        .context("[[alarm]] must be tables of name, a trigger and options")?;
+    if tables.len() > MAX_RULES {
+        bail!("{} alarm rules; at most {MAX_RULES}", tables.len());
+    }
+    let mut out: Vec<Rule> = Vec::with_capacity(tables.len());
+    for t in tables {
+        let name = t.name.trim().to_owned();
+        if name.is_empty() || name.len() > 100 {
+            bail!("an alarm rule's name must be 1 to 100 bytes: {:?}", t.name);
+        }
+        if out.iter().any(|r| r.name == name) {
+            bail!("alarm rule {name:?} is named twice");
+        }
+        let rule = rule(&name, t).with_context(|| format!("alarm rule {name:?}"))?;
+        out.push(rule);
+    }
+    Ok(out)
+}
+
+fn rule(name: &str, t: AlarmToml) -> anyhow::Result<Rule> {
+    let triggers = [
+        t.condition.is_some(),
+        t.state.is_some(),
+        t.sample.is_some(),
+        t.stale.is_some(),
+    ];
+    if triggers.iter().filter(|t| **t).count() != 1 {
+        bail!("give exactly one of condition, state, sample, stale");
+    }
+    let for_ = t.for_.as_deref().map(|f| seconds(f, "for")).transpose()?;
+    let trigger = if let Some(level) = &t.condition {
+        let level = match level.to_ascii_lowercase().as_str() {
+            "fault" => ConditionLevel::Fault,
+            "warning" => ConditionLevel::Warning,
+            _ => bail!("condition {level:?}: \"fault\" or \"warning\""),
+        };
+        Trigger::Condition {
+            level,
+            kind: t.condition_type,
+            native_code: t.native_code,
+            text: t.text.filter(|x| !x.is_empty()),
+        }
+    } else if let Some(kind) = t.state {
+        if t.states.is_empty() {
+            bail!("state {kind:?} needs states = [\"STOPPED\", …]");
+        }
+        Trigger::Held {
+            kind,
+            states: t.states,
+            seconds: for_.context("state needs for = \"10m\"")?,
+        }
+    } else if let Some(kind) = t.sample {
+        if t.above.is_none() && t.below.is_none() {
+            bail!("sample {kind:?} needs above or below");
+        }
+        if [t.above, t.below].iter().flatten().any(|v| !v.is_finite()) {
+            bail!("above and below must be finite numbers");
+        }
+        Trigger::Threshold {
+            kind,
+            data_item_id: t.data_item,
+            above: t.above,
+            below: t.below,
+            seconds: for_.unwrap_or(0),
+        }
+    } else {
+        let stale = t.stale.as_deref().unwrap_or_default();
+        Trigger::Stale {
+            seconds: seconds(stale, "stale")?.max(1),
+        }
+    };
+    if t.message.len() > MAX_MESSAGE {
+        bail!("the message is longer than {MAX_MESSAGE} bytes");
+    }
+    if t.devices.len() + t.cells.len() > 1_000 {
+        bail!("more than 1,000 device patterns and cells");
+    }
+    Ok(Rule {
+        name: name.to_owned(),
+        trigger,
+        priority: t
+            .priority
+            .as_deref()
+            .unwrap_or("medium")
+            .parse::<Priority>()
+            .map_err(anyhow::Error::msg)?,
+        devices: t.devices,
+        cells: t.cells,
+        dedup_seconds: t
+            .dedup
+            .as_deref()
+            .map(|d| seconds(d, "dedup"))
+            .transpose()?
+            .unwrap_or(0),
+        message: t.message,
+    })
+}
+
+/// The `[[alarm-webhook]]` tables; secrets read from their files (relative to
+/// `config_dir`) or the environment.
+///
+/// # Errors
+/// Not an array of tables; an unknown key; a URL that is not http(s); not exactly one of
+/// `secret`, `secret-file`, `secret-env`, or an empty secret; a file unreadable or over
+/// [`SECRET_FILE_LIMIT`]; a variable unset; a bad format or duration; more than
+/// [`MAX_WEBHOOKS`].
+pub fn webhooks(value: &toml::Value, config_dir: &Path) -> anyhow::Result<Vec<WebhookSpec>> {
+    let tables: Vec<WebhookToml> = value
+        .clone()
+        .try_into()
+        .context("[[alarm-webhook]] must be tables of url, a secret and options")?;
+    if tables.len() > MAX_WEBHOOKS {
+        bail!("{} alarm webhooks; at most {MAX_WEBHOOKS}", tables.len());
+    }
+    let mut out = Vec::new();
+    for t in tables {
+        let url: reqwest::Url = t
+            .url
+            .parse()
+            .with_context(|| format!("webhook URL {:?}", crate::redact::redacted(&t.url)))?;
+        let shown = crate::redact::redacted(&t.url).into_owned();
+        if !matches!(url.scheme(), "http" | "https") {
+            bail!("webhook {shown}: the URL must be http:// or https://");
+        }
+        let secret = match (t.secret, t.secret_file, t.secret_env) {
+            (Some(s), None, None) => s,
+            (None, Some(f), None) => {
+                let path = config_dir.join(f);
+                crate::config::read_bounded(&path, SECRET_FILE_LIMIT, "the webhook's secret file")?
+                    .trim()
+                    .to_owned()
+            }
+            (None, None, Some(v)) => std::env::var(&v)
+                .with_context(|| format!("webhook {shown}: the variable {v} is not set"))?,
+            _ => bail!("webhook {shown}: give one of secret, secret-file, secret-env"),
+        };
+        if secret.is_empty() {
+            bail!("webhook {shown}: the secret is empty");
+        }
+        let format = match t.format.as_deref().unwrap_or("json") {
+            "json" => Format::Json,
+            "slack" => Format::Slack,
+            other => bail!("webhook {shown}: format {other:?} is not json or slack"),
+        };
+        let retry_for = t
+            .retry_for
+            .as_deref()
+            .map(|d| duration(d, "retry-for"))
+            .transpose()
+            .with_context(|| format!("webhook {shown}"))?
+            .unwrap_or(Duration::from_secs(3600));
+        out.push(WebhookSpec {
+            url,
+            secret: secret.into_bytes(),
+            format,
+            retry_for,
+            link_base: t.link_base,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<Vec<Rule>> {
+        let t: toml::Table = text.parse().unwrap();
+        rules(&t["alarm"])
+    }
+
+    #[test]
+    fn rules_of_every_trigger() {
+        let r = parse(
+            r#"
+            [[alarm]]
+            name = "Faults"
+            condition = "fault"
+            priority = "high"
+            dedup = "5m"
+            [[alarm]]
+            name = "Stopped"
+            state = "Execution"
+            states = ["STOPPED"]
+            for = "10m"
+            [[alarm]]
+            name = "Load"
+            sample = "Load"
+            above = 120
+            [[alarm]]
+            name = "Quiet"
+            stale = "15m"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(r.len(), 4);
+        assert_eq!((r[0].priority, r[0].dedup_seconds), (Priority::High, 300));
+        assert!(matches!(r[1].trigger, Trigger::Held { seconds: 600, .. }));
+        assert_eq!(r[2].priority, Priority::Medium);
+        assert!(matches!(r[3].trigger, Trigger::Stale { seconds: 900 }));
+    }
+
+    #[test]
+    fn bad_rules_are_named() {
+        for (text, says) in [
+            ("name = \"A\"", "exactly one"),
+            (
+                "name = \"A\"\ncondition = \"fault\"\nstale = \"1m\"",
+                "exactly one",
+            ),
+            (
+                "name = \"A\"\ncondition = \"bad\"",
+                "\"fault\" or \"warning\"",
+            ),
+            (
+                "name = \"A\"\nstate = \"Execution\"\nfor = \"1m\"",
+                "needs states",
+            ),
+            ("name = \"A\"\nsample = \"Load\"", "above or below"),
+            ("name = \"A\"\nstale = \"40d\"", "30 days"),
+            (
+                "name = \"A\"\nstale = \"1m\"\npriority = \"max\"",
+                "not one of",
+            ),
+            ("name = \"A\"\nstale = \"1m\"\nwhat = 1", "unknown field"),
+        ] {
+            let e = parse(&format!("[[alarm]]\n{text}")).unwrap_err();
+            let chain = format!("{e:#}");
+            assert!(chain.contains(says), "{text}: {chain}");
+        }
+        let e = parse(
+            "[[alarm]]\nname = \"A\"\nstale = \"1m\"\n[[alarm]]\nname = \"A\"\nstale = \"1m\"",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("named twice"));
+    }
+
+    #[test]
+    fn webhooks_need_one_secret() {
+        let t: toml::Table = r#"
+            [[alarm-webhook]]
+            url = "http://127.0.0.1:9/hook"
+            secret = "s3cret"
+            format = "slack"
+            "#
+        .parse()
+        .unwrap();
+        let w = webhooks(&t["alarm-webhook"], Path::new(".")).unwrap();
+        assert_eq!(
+            (w[0].format, w[0].retry_for),
+            (Format::Slack, Duration::from_secs(3600))
+        );
+        let t: toml::Table = "[[alarm-webhook]]\nurl = \"ftp://x/\"\nsecret = \"s\""
+            .parse()
+            .unwrap();
+        assert!(webhooks(&t["alarm-webhook"], Path::new(".")).is_err());
+        let t: toml::Table = "[[alarm-webhook]]\nurl = \"http://x/\"".parse().unwrap();
+        let e = webhooks(&t["alarm-webhook"], Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("one of secret"));
+    }
+}

@@ -1,0 +1,185 @@
+//! Alarms in `serve`: the configuration's `[[alarm]]` rules run by one
+//! [`AlarmEngine`] over every stored batch ([`AlarmHub::observe`], from
+//! [`crate::state::App::publish`]) and a tick every 5 s; operators acknowledge and shelve
+//! through `/api/alarms` ([`crate::web::alarms`]); each change to deliver goes to every
+//! `[[alarm-webhook]]` ([`webhook`]), in order, retried while the receiver is down.
+//!
+//! The alarms and the deliveries' queues are in memory: a restart forgets them (the
+//! rules raise again what is still there; what was queued for a receiver is lost).
+
+pub mod config;
+pub mod webhook;
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use factorydash_core::alarms::{Action, ActionError, Alarm, AlarmChange, AlarmEngine};
+use factorydash_core::Observation;
+
+pub use webhook::{Attempt, Webhook, WebhookSpec};
+
+/// How often held states, thresholds, stale devices and shelvings are looked at.
+pub const TICK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The alarm engine and where its changes go.
+pub struct AlarmHub {
+    engine: Mutex<AlarmEngine>,
+    webhooks: Vec<Arc<Webhook>>,
+}
+
+impl std::fmt::Debug for AlarmHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlarmHub").finish_non_exhaustive()
+    }
+}
+
+impl Default for AlarmHub {
+    fn default() -> Self {
+        AlarmHub::new(AlarmEngine::default(), Vec::new())
+    }
+}
+
+impl AlarmHub {
+    /// A hub over `engine`, delivering to `webhooks` (their tasks started by
+    /// [`AlarmHub::spawn`]).
+    pub fn new(engine: AlarmEngine, webhooks: Vec<Arc<Webhook>>) -> Self {
+        AlarmHub {
+            engine: Mutex::new(engine),
+            webhooks,
+        }
+    }
+
+    fn engine(&self) -> std::sync::MutexGuard<'_, AlarmEngine> {
+        self.engine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether any rule is configured (without one, nothing is looked at).
+    pub fn has_rules(&self) -> bool {
+        !self.engine().rules().is_empty()
+    }
+
+    /// Feeds a stored batch of `agent`.
+    pub fn observe(&self, agent: &str, observations: &[Observation]) {
+        let changes = {
+            let mut e = self.engine();
+            if e.rules().is_empty() {
+                return;
+            }
+            let now = Utc::now();
+            let mut changes = Vec::new();
+            for o in observations {
+                changes.extend(e.observe(agent, o, now));
+            }
+            changes
+        };
+        self.send(changes);
+    }
+
+    /// The time passes (UTC).
+    pub fn tick(&self, now: DateTime<Utc>) {
+        let changes = self.engine().tick(now);
+        self.send(changes);
+    }
+
+    fn send(&self, changes: Vec<AlarmChange>) {
+        for c in changes {
+            tracing::info!(
+                alarm = c.alarm.id,
+                change = c.kind.as_str(),
+                rule = c.alarm.rule,
+                device = c.alarm.device,
+                deliver = c.deliver,
+                "alarm"
+            );
+            if c.deliver {
+                let c = Arc::new(c);
+                for w in &self.webhooks {
+                    w.queue(c.clone());
+                }
+            }
+        }
+    }
+
+    /// The alarms not ended, newest first, those `keep` says yes to, at most `limit`.
+    pub fn active(&self, keep: impl Fn(&Alarm) -> bool, limit: usize) -> Vec<Alarm> {
+        self.engine()
+            .active()
+            .filter(|a| keep(a))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// One alarm.
+    pub fn get(&self, id: u64) -> Option<Alarm> {
+        self.engine().get(id).cloned()
+    }
+
+    /// Acknowledges alarm `id`; see [`AlarmEngine::acknowledge`].
+    ///
+    /// # Errors
+    /// As [`AlarmEngine::acknowledge`].
+    pub fn acknowledge(&self, id: u64, action: Action) -> Result<Alarm, ActionError> {
+        let change = self.engine().acknowledge(id, action)?;
+        let alarm = match &change {
+            Some(c) => c.alarm.clone(),
+            None => self.get(id).ok_or(ActionError::NoSuchAlarm(id))?,
+        };
+        self.send(change.into_iter().collect());
+        Ok(alarm)
+    }
+
+    /// Shelves alarm `id` until `until`; see [`AlarmEngine::shelve`].
+    ///
+    /// # Errors
+    /// As [`AlarmEngine::shelve`].
+    pub fn shelve(
+        &self,
+        id: u64,
+        action: Action,
+        until: DateTime<Utc>,
+    ) -> Result<Alarm, ActionError> {
+        let change = self.engine().shelve(id, action, until)?;
+        let alarm = change.alarm.clone();
+        self.send(vec![change]);
+        Ok(alarm)
+    }
+
+    /// Unshelves alarm `id`; see [`AlarmEngine::unshelve`].
+    ///
+    /// # Errors
+    /// As [`AlarmEngine::unshelve`].
+    pub fn unshelve(&self, id: u64, at: DateTime<Utc>) -> Result<Alarm, ActionError> {
+        let change = self.engine().unshelve(id, at)?;
+        self.send(change.into_iter().collect());
+        self.get(id).ok_or(ActionError::NoSuchAlarm(id))
+    }
+
+    /// Every webhook's newest attempts, newest first.
+    pub fn attempts(&self, limit: usize) -> Vec<Attempt> {
+        let mut all: Vec<Attempt> = self.webhooks.iter().flat_map(|w| w.attempts()).collect();
+        all.sort_by(|a, b| b.at.cmp(&a.at));
+        all.truncate(limit);
+        all
+    }
+
+    /// Starts the tick and each webhook's delivery task (they run as long as the
+    /// process).
+    pub fn spawn(self: &Arc<Self>) {
+        for w in &self.webhooks {
+            tokio::spawn(w.clone().run());
+        }
+        if !self.has_rules() {
+            return;
+        }
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(TICK);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                hub.tick(Utc::now());
+            }
+        });
+    }
+}

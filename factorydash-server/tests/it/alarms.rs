@@ -1,0 +1,273 @@
+//! Alarms end to end over real HTTP: `serve --replay` of the bundled 3-machine recording
+//! with a Fault rule and a webhook to a receiver this test starts, down for the first 30 s
+//! (the deliveries are retried with backoff) and then up: every change arrives once, in
+//! order, signed (HMAC-SHA256 over `<timestamp>.<body>`, checked here with ring
+//! independently of the server's code); GFAgie01's flapping "3AA Key non-functional"
+//! Fault is one alarm whose count is the number of times the recording raises it
+//! (counted here from the SHDR log itself); an acknowledgement ends it and is delivered;
+//! bad requests are refused.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use warp::Filter;
+
+use crate::support::{get_json, start};
+
+const SECRET: &str = "a-test-secret";
+
+/// The times GFAgie01's `system` Condition goes to Fault with native code 3AA from
+/// another state, read from the recording's SHDR log.
+fn raises_of_3aa() -> u64 {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../recordings/nist-3-machines-shdr-2016/GFAgie01.shdr.txt.gz");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let (mut raises, mut active) = (0, false);
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split('|').collect();
+        // Condition lines: time|item|level|nativeCode|severity|qualifier|text, several
+        // per line possible; `system` is the item.
+        for (i, f) in fields.iter().enumerate() {
+            if *f != "system" || i + 2 >= fields.len() {
+                continue;
+            }
+            match (fields[i + 1], fields[i + 2]) {
+                ("Fault", "3AA") => {
+                    raises += u64::from(!active);
+                    active = true;
+                }
+                ("Fault", _) | ("Warning", _) => {}
+                _ => active = false,
+            }
+        }
+    }
+    raises
+}
+
+/// What the receiver got: (delivery id, timestamp header, body) in arrival order.
+type Received = Arc<Mutex<Vec<(String, String, Vec<u8>, bool)>>>;
+
+/// A webhook receiver on `addr`, checking each signature.
+async fn receiver(addr: SocketAddr, got: Received) {
+    let route = warp::path!("hook")
+        .and(warp::post())
+        .and(warp::header::<String>("x-factorydash-delivery"))
+        .and(warp::header::<String>("x-factorydash-timestamp"))
+        .and(warp::header::<String>("x-factorydash-signature"))
+        .and(warp::body::bytes())
+        .map(
+            move |delivery: String, ts: String, sig: String, body: warp::hyper::body::Bytes| {
+                let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
+                let mut signed = format!("{ts}.").into_bytes();
+                signed.extend_from_slice(&body);
+                let hex = sig.strip_prefix("sha256=").unwrap_or("");
+                let tag: Vec<u8> = (0..hex.len() / 2)
+                    .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+                    .collect();
+                let valid = ring::hmac::verify(&key, &signed, &tag).is_ok();
+                got.lock()
+                    .unwrap()
+                    .push((delivery, ts, body.to_vec(), valid));
+                warp::reply()
+            },
+        );
+    warp::serve(route).run(addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_reach_a_webhook_that_was_down_once_each_in_order_and_flapping_is_one_alarm() {
+    let expected_raises = raises_of_3aa();
+    assert!(
+        expected_raises >= 10,
+        "the recording flaps: {expected_raises}"
+    );
+    // A free port, closed until the receiver starts.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("fd-alarms-{}", rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("factorydash.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"time-zone = "UTC"
+
+[[alarm]]
+name = "Faults"
+condition = "fault"
+priority = "high"
+
+[[alarm-webhook]]
+url = "http://127.0.0.1:{port}/hook"
+secret = "{SECRET}"
+retry-for = "10m"
+link-base = "http://dash.example"
+"#
+        ),
+    )
+    .unwrap();
+    let recording = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../recordings/nist-3-machines-shdr-2016");
+    let started = Instant::now();
+    let fd = start(&[
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+        "--replay",
+        recording.to_str().unwrap(),
+        "--speed",
+        "5000",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .await;
+    let base = fd.base.clone();
+
+    // The receiver is down for the first 30 s.
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(started.elapsed())).await;
+    let got: Received = Arc::default();
+    tokio::spawn(receiver(([127, 0, 0, 1], port).into(), got.clone()));
+
+    // The replay ends; the flapping Fault is one alarm with its count.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let flapping = loop {
+        let (status, body) = get_json(&format!("{base}/api/alarms/active")).await;
+        assert_eq!(status, 200, "{body}");
+        let found = body["alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["device"] == "GFAgie01" && a["nativeCode"] == "3AA")
+            .cloned();
+        if let Some(a) = found.filter(|a| a["count"].as_u64() == Some(expected_raises)) {
+            break a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no alarm of 3AA raised {expected_raises} times: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(flapping["rule"], "Faults");
+    assert_eq!(flapping["priority"], "high");
+    assert_eq!(flapping["chattering"], true, "{flapping}");
+    let (_, all) = get_json(&format!("{base}/api/alarms/active")).await;
+    let of_3aa = all["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["nativeCode"] == "3AA")
+        .count();
+    assert_eq!(of_3aa, 1, "one alarm, not a row per raise: {all}");
+
+    // An operator (the open dashboard's admin) acknowledges it: cleared and acknowledged,
+    // it ends; the acknowledgement is delivered.
+    let id = flapping["id"].as_u64().unwrap();
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{base}/api/alarms/{id}/acknowledge"))
+        .json(&json!({ "comment": "key replaced" }))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let after: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["acknowledged"]["comment"], "key replaced");
+    assert!(
+        ["ended", "acknowledged"].contains(&after["state"].as_str().unwrap()),
+        "{after}"
+    );
+    for (path, body, want) in [
+        ("acknowledge", json!({ "comment": "again" }), [200, 409]),
+        (
+            "shelve",
+            json!({ "comment": "noisy", "minutes": 0 }),
+            [400, 400],
+        ),
+        ("shelve", json!({ "minutes": 10 }), [400, 409]),
+        ("explode", json!({}), [404, 404]),
+    ] {
+        let r = client
+            .post(format!("{base}/api/alarms/{id}/{path}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let s = r.status().as_u16();
+        assert!(want.contains(&s), "{path} {body}: {s}");
+    }
+    let r = client
+        .post(format!("{base}/api/alarms/999999/acknowledge"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+
+    // Every change once, in order, signed; the acknowledgement among them.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let acked = got.lock().unwrap().iter().any(|(_, _, body, _)| {
+            let v: Value = serde_json::from_slice(body).unwrap();
+            v["change"] == "acknowledged" && v["alarm"]["id"].as_u64() == Some(id)
+        });
+        if acked {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the acknowledgement was not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let got = got.lock().unwrap().clone();
+    assert!(got.iter().all(|g| g.3), "every signature checks");
+    let ids: Vec<u64> = got
+        .iter()
+        .map(|(d, ..)| d.rsplit('-').next().unwrap().parse().unwrap())
+        .collect();
+    let distinct: BTreeSet<u64> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), ids.len(), "each change once: {ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {ids:?}");
+    assert_eq!(ids[0], 1, "none lost while the receiver was down: {ids:?}");
+    assert_eq!(
+        *ids.last().unwrap() as usize,
+        ids.len(),
+        "none lost: {ids:?}"
+    );
+    let first: Value = serde_json::from_slice(&got[0].2).unwrap();
+    assert_eq!(first["change"], "raised");
+    assert!(first["link"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://dash.example/device?device="));
+    let now = chrono::Utc::now().timestamp();
+    for (_, ts, ..) in &got {
+        let ts: i64 = ts.parse().unwrap();
+        assert!((now - ts).abs() < 600, "a timestamp of the attempt: {ts}");
+    }
+
+    // The delivery log: attempts that failed while the receiver was down, then delivered.
+    let (status, log) = get_json(&format!("{base}/api/alarms/deliveries")).await;
+    assert_eq!(status, 200);
+    let outcomes: Vec<&str> = log["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert!(outcomes.contains(&"failed"), "{log}");
+    assert!(outcomes.contains(&"delivered"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
