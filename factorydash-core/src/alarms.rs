@@ -102,13 +102,13 @@ impl std::str::FromStr for Priority {
 /// What raises an alarm of a [`Rule`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Trigger {
-    /// A Condition observation at `level` or above (`Warning` takes Faults too), of the
-    /// Condition type `kind` (element-name form, `System`) if given, with native code
+    /// A Condition observation at `level` (`Warning` or `Fault`; `Unavailable` stands
+    /// for either), of the Condition type `kind` (element-name form, `System`) if given, with native code
     /// `native_code` if given, whose text contains `text` (ignoring case) if given. It
     /// clears as the Condition does (MTConnect Part 3: `Normal` of its native code, or of
     /// none, or `Unavailable`).
     Condition {
-        /// `Warning` or `Fault`.
+        /// `Warning`, `Fault`, or `Unavailable` for either.
         level: ConditionLevel,
         /// The Condition type, e.g. `System`, `Temperature`.
         kind: Option<String>,
@@ -367,6 +367,10 @@ pub enum ActionError {
 /// The longest shelving, in hours (ISA-18.2 §16.3.2: shelving is time-limited).
 pub const MAX_SHELVE_HOURS: i64 = 24;
 
+/// A device's new alarms' times within [`FLOOD_WINDOW`] (this process's clock), and
+/// whether it is in flood.
+type Flood = (VecDeque<DateTime<Utc>>, bool);
+
 /// The key of one alarm: rule, agent, device, data item, native code.
 type Key = (usize, String, String, String, Option<String>);
 
@@ -399,7 +403,7 @@ pub struct AlarmEngine {
     now: DateTime<Utc>,
     /// Each device's new alarms' times, within the flood window, and whether it is in
     /// flood.
-    floods: HashMap<(String, String), (VecDeque<DateTime<Utc>>, bool)>,
+    floods: HashMap<(String, String), Flood>,
     next_id: u64,
 }
 
@@ -562,7 +566,8 @@ impl AlarmEngine {
         let code = state.native_code.clone();
         match state.level {
             ConditionLevel::Warning | ConditionLevel::Fault => {
-                let at_level = level == ConditionLevel::Warning || state.level == level;
+                // `Unavailable` in a rule stands for either level.
+                let at_level = level == ConditionLevel::Unavailable || state.level == level;
                 let code_ok = native_code
                     .as_ref()
                     .is_none_or(|c| Some(c) == code.as_ref());
@@ -1233,7 +1238,7 @@ mod tests {
         assert_eq!(e.active().count(), 1);
         let c = e.acknowledge(1, user(3)).unwrap().unwrap();
         assert_eq!(c.alarm.state, AlarmState::Ended);
-        // A Warning does not raise a Fault rule.
+        // A Warning does not raise a Fault rule (nor a Fault a Warning rule).
         assert!(feed(&mut e, condition(4, ConditionLevel::Warning, None, "x")).is_empty());
     }
 

@@ -62,6 +62,13 @@
     firstAlarms = false;
     ages();
   }
+  // Browsers allow notifications only on secure origins (HTTPS, or localhost): say so
+  // rather than offer a switch that does nothing.
+  if (notify && !window.isSecureContext) {
+    notify.disabled = true;
+    const note = document.getElementById("notify-insecure");
+    if (note) note.hidden = false;
+  }
   if (notify) {
     notify.addEventListener("change", () => {
       if (notify.checked && window.Notification && Notification.permission === "default") Notification.requestPermission();
@@ -74,4 +81,132 @@
   setInterval(() => { if (alarmsDue) { alarmsDue = false; loadAlarms(); } }, 2000);
   setInterval(loadAlarms, 10000);
   loadAlarms();
+})();
+
+// The alarm rules' alarms (/api/alarms/active): the banner of the newest active
+// unacknowledged one (highest priority first), the list to handle with the operator's
+// buttons, and a sound on a new one when this browser asked for it (kept in
+// localStorage). Agent data is untrusted: only textContent is ever set.
+(function () {
+  const { cell, ages } = window.factorydash;
+  const banner = document.getElementById("alarm-banner");
+  const list = document.getElementById("alarm-list");
+  const rows = document.getElementById("alarm-list-rows");
+  const sound = document.getElementById("alarm-sound");
+  if (!banner && !list) return;
+  const RANK = { urgent: 0, high: 1, medium: 2, low: 3 };
+  const heard = new Set();
+  let first = true;
+  if (sound) {
+    sound.checked = localStorage.getItem("factorydash-alarm-sound") === "1";
+    sound.addEventListener("change", () => {
+      localStorage.setItem("factorydash-alarm-sound", sound.checked ? "1" : "0");
+      if (sound.checked) beep();
+    });
+  }
+  let audio = null;
+  function beep() {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.frequency.value = 880;
+      gain.gain.setValueAtTime(0.2, audio.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.6);
+      osc.connect(gain).connect(audio.destination);
+      osc.start();
+      osc.stop(audio.currentTime + 0.6);
+    } catch (_) { /* no audio here */ }
+  }
+  async function act(id, what, body, out) {
+    const res = await fetch("/api/alarms/" + id + "/" + what, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    if (!res.ok) {
+      const failed = await res.json().catch(() => ({}));
+      if (out) out.textContent = failed.error || res.statusText;
+      return;
+    }
+    if (out) out.textContent = "";
+    load();
+  }
+  function shelve(id, out) {
+    const reason = window.prompt("Shelve this alarm for an hour: why?");
+    if (reason && reason.trim()) act(id, "shelve", { comment: reason.trim(), minutes: 60 }, out);
+  }
+  const STATES = {
+    "unacknowledged": "active, unacknowledged", "acknowledged": "active, acknowledged",
+    "cleared-unacknowledged": "cleared, unacknowledged", "ended": "ended",
+  };
+  let shown = null;
+  function render(alarms) {
+    const open = alarms.filter((a) => !a.shelved && (a.state === "unacknowledged"));
+    open.sort((a, b) => (RANK[a.priority] - RANK[b.priority]) || Date.parse(b.lastRaisedAt) - Date.parse(a.lastRaisedAt));
+    if (banner) {
+      const top = open[0];
+      banner.hidden = !top;
+      if (top) {
+        shown = top.id;
+        banner.className = top.priority;
+        banner.querySelector(".priority").textContent = top.priority;
+        banner.querySelector(".message").textContent = top.message + (top.count > 1 ? " (×" + top.count + (top.chattering ? ", chattering" : "") + ")" : "");
+        banner.querySelector(".more").textContent = open.length > 1 ? "and " + (open.length - 1) + " more unacknowledged" : "";
+      }
+    }
+    for (const a of open) {
+      if (!heard.has(a.id + ":" + a.count)) {
+        heard.add(a.id + ":" + a.count);
+        if (!first && sound && sound.checked) beep();
+      }
+    }
+    first = false;
+    if (!list || !rows) return;
+    list.hidden = alarms.length === 0;
+    document.getElementById("alarm-list-count").textContent = "(" + alarms.length + ")";
+    rows.replaceChildren(...alarms.map((a) => {
+      const tr = document.createElement("tr");
+      tr.className = a.priority + " " + a.state;
+      const raised = document.createElement("time");
+      raised.dataset.ts = a.raisedAt; raised.dataset.mode = "clock"; raised.textContent = a.raisedAt;
+      const tdR = cell(""); tdR.append(raised);
+      let state = STATES[a.state] || a.state;
+      if (a.shelved) state += ", shelved: " + a.shelved.comment;
+      if (a.chattering) state += ", chattering";
+      const tdA = cell("");
+      const out = document.createElement("span");
+      out.className = "muted";
+      if (a.state === "unacknowledged" || a.state === "cleared-unacknowledged") {
+        const b = document.createElement("button");
+        b.type = "button"; b.textContent = "Acknowledge";
+        b.addEventListener("click", () => act(a.id, "acknowledge", {}, out));
+        tdA.append(b);
+      }
+      const s = document.createElement("button");
+      s.type = "button";
+      s.textContent = a.shelved ? "Unshelve" : "Shelve 1 h";
+      s.addEventListener("click", () => (a.shelved ? act(a.id, "unshelve", {}, out) : shelve(a.id, out)));
+      tdA.append(s, out);
+      tr.append(cell(a.priority), cell(a.device), cell(a.message), tdR, cell(String(a.count)), cell(state), tdA);
+      return tr;
+    }));
+    ages();
+  }
+  async function load() {
+    const res = await fetch("/api/alarms/active");
+    if (!res.ok) return;
+    const body = await res.json();
+    render(body.alarms);
+  }
+  if (banner) {
+    const out = banner.querySelector(".result");
+    banner.querySelector(".ack").addEventListener("click", () => { if (shown) act(shown, "acknowledge", {}, out); });
+    banner.querySelector(".shelve").addEventListener("click", () => { if (shown) shelve(shown, out); });
+  }
+  let due = false;
+  document.addEventListener("factorydash:latest", (ev) => {
+    if (ev.detail.items.some((o) => o.category !== "SAMPLE")) due = true;
+  });
+  setInterval(() => { if (due) { due = false; load(); } }, 2000);
+  setInterval(load, 10000);
+  load();
 })();

@@ -223,14 +223,43 @@ pub fn never_reached(sources: &[SourceHealth]) -> bool {
             .all(|s| s.last_contact.is_none() && s.unreachable_since.is_some())
 }
 
-/// The alarms: active Warnings and Faults and their history over the last 24 hours,
-/// filled in (and kept current) by the page's script from `/api/alarms`.
+/// The newest active unacknowledged alarm of the alarm rules, above everything (filled in
+/// by `alarms.js` from `/api/alarms/active`; hidden while there is none), with the
+/// operator's buttons and the sound switch.
+fn alarm_banner() -> Markup {
+    html! {
+        div #alarm-banner role="alert" hidden {
+            span .priority {}
+            span .message {}
+            span .more .muted {}
+            span .actions {
+                button type="button" .ack { "Acknowledge" }
+                button type="button" .shelve title="Hide it for an hour, with a reason" { "Shelve 1 h" }
+            }
+            span .result .muted {}
+        }
+    }
+}
+
+/// The alarms: the alarm rules' alarms not ended (with their state, count and the
+/// operator's buttons; from `/api/alarms/active`), then active Warnings and Faults and
+/// their history over the last 24 hours (from `/api/alarms`), kept current by the page's
+/// script.
 fn alarms_section() -> Markup {
     html! {
+        section #alarm-list aria-label="Alarms to handle" hidden {
+            h2 { "Alarms to handle " span #alarm-list-count .muted {} }
+            table {
+                thead { tr { th { "Priority" } th { "Device" } th { "Message" } th { "Raised" span .tz-abbr {} } th { "Count" } th { "State" } th { "" } } }
+                tbody #alarm-list-rows {}
+            }
+        }
         section #alarms aria-label="Alarms" {
             h2 { "Alarms " span #alarm-count .muted {} }
-            p {
-                label { input #notify type="checkbox"; " Notify me of new Faults" }
+            p .alarm-switches {
+                label #notify-label { input #notify type="checkbox"; " Notify me of new Faults" }
+                span #notify-insecure .muted hidden { "Browser notifications need HTTPS (see docs/install.md)." }
+                label { input #alarm-sound type="checkbox"; " Sound for new alarms" }
             }
             table {
                 thead { tr { th { "Device" } th { "Level" } th { "Type" } th { "Code" } th { "Message" } th { "Began" span .tz-abbr {} } th { "Ended" span .tz-abbr {} } th { "Duration" } } }
@@ -583,6 +612,7 @@ pub fn render(d: &Dashboard<'_>) -> String {
                     }
                 }
                 (banner(d.sources, d.store_error))
+                (alarm_banner())
                 @if !d.wall { (source_list(d.sources)) }
                 section #devices .grouped[d.groups.is_some()] aria-label="Devices" hidden[crowded] {
                     @if d.statuses.is_empty() {

@@ -3,7 +3,7 @@
 //! ```toml
 //! [[alarm]]
 //! name = "Faults"
-//! condition = "fault"            # or "warning" (Warnings and Faults)
+//! condition = "fault"            # or "warning", or "any" (either)
 //! # condition-type = "System"    native-code = "2001"    text = "coolant"
 //! priority = "high"              # urgent, high, medium (the default), low
 //! devices = ["Mazak*"]           # name globs; and/or cells = ["Cell 1"]; neither: all
@@ -151,7 +151,9 @@ fn rule(name: &str, t: AlarmToml) -> anyhow::Result<Rule> {
         let level = match level.to_ascii_lowercase().as_str() {
             "fault" => ConditionLevel::Fault,
             "warning" => ConditionLevel::Warning,
-            _ => bail!("condition {level:?}: \"fault\" or \"warning\""),
+            // Either level: the engine's stand-in.
+            "any" => ConditionLevel::Unavailable,
+            _ => bail!("condition {level:?}: \"fault\", \"warning\" or \"any\""),
         };
         Trigger::Condition {
             level,
@@ -327,10 +329,7 @@ mod tests {
                 "name = \"A\"\ncondition = \"fault\"\nstale = \"1m\"",
                 "exactly one",
             ),
-            (
-                "name = \"A\"\ncondition = \"bad\"",
-                "\"fault\" or \"warning\"",
-            ),
+            ("name = \"A\"\ncondition = \"bad\"", "or \"any\""),
             (
                 "name = \"A\"\nstate = \"Execution\"\nfor = \"1m\"",
                 "needs states",

@@ -13,10 +13,16 @@ pub mod webhook;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use factorydash_core::alarms::{Action, ActionError, Alarm, AlarmChange, AlarmEngine};
+use factorydash_core::alarms::{
+    Action, ActionError, Alarm, AlarmChange, AlarmEngine, AlarmState, ChangeKind,
+};
 use factorydash_core::Observation;
 
 pub use webhook::{Attempt, Webhook, WebhookSpec};
+
+/// How old an observation is (by its timestamp, against this process's clock) for its
+/// changes to be history, not news ([`AlarmHub::observe`]).
+pub const CATCH_UP: chrono::Duration = chrono::Duration::minutes(10);
 
 /// How often held states, thresholds, stale devices and shelvings are looked at.
 pub const TICK: std::time::Duration = std::time::Duration::from_secs(5);
@@ -59,6 +65,12 @@ impl AlarmHub {
     }
 
     /// Feeds a stored batch of `agent`.
+    ///
+    /// A batch of history (ingest catching up on an agent's buffer, a recording's past)
+    /// raises and clears alarms as it happened, for the page, but only what is still
+    /// active at its end is delivered: changes of observations older than [`CATCH_UP`]
+    /// are held back, and each alarm they raised that is still unacknowledged and active
+    /// after the batch is delivered once, as raised.
     pub fn observe(&self, agent: &str, observations: &[Observation]) {
         let changes = {
             let mut e = self.engine();
@@ -66,9 +78,32 @@ impl AlarmHub {
                 return;
             }
             let now = Utc::now();
+            let old = now - CATCH_UP;
             let mut changes = Vec::new();
+            let mut held_back: Vec<u64> = Vec::new();
             for o in observations {
-                changes.extend(e.observe(agent, o, now));
+                for mut c in e.observe(agent, o, now) {
+                    if c.at < old && c.deliver {
+                        c.deliver = false;
+                        if !held_back.contains(&c.alarm.id) {
+                            held_back.push(c.alarm.id);
+                        }
+                    }
+                    changes.push(c);
+                }
+            }
+            for id in held_back {
+                let still = e.get(id).filter(|a| {
+                    a.is_active() && a.shelved.is_none() && a.state == AlarmState::Unacknowledged
+                });
+                if let Some(a) = still {
+                    changes.push(AlarmChange {
+                        kind: ChangeKind::Raised,
+                        at: a.last_raised_at,
+                        deliver: true,
+                        alarm: a.clone(),
+                    });
+                }
             }
             changes
         };
@@ -158,7 +193,7 @@ impl AlarmHub {
     /// Every webhook's newest attempts, newest first.
     pub fn attempts(&self, limit: usize) -> Vec<Attempt> {
         let mut all: Vec<Attempt> = self.webhooks.iter().flat_map(|w| w.attempts()).collect();
-        all.sort_by(|a, b| b.at.cmp(&a.at));
+        all.sort_by_key(|a| std::cmp::Reverse(a.at));
         all.truncate(limit);
         all
     }
