@@ -729,7 +729,7 @@ impl AlarmEngine {
                     continue;
                 }
                 let at = newest + Duration::seconds(seconds.into());
-                let value = newest.to_rfc3339();
+                let value = newest.format("%Y-%m-%d %H:%M:%S UTC").to_string();
                 let fields = Fields {
                     value: &value,
                     state: "STALE",

@@ -271,3 +271,125 @@ link-base = "http://dash.example"
     assert!(outcomes.contains(&"delivered"), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The board in Chromium: a device without data for 2 s raises the "No data" rule's
+/// alarm; its banner shows above everything; the sound switch is kept by the browser
+/// across a reload; the banner's button acknowledges it (the banner goes, the API says
+/// who); the list's shelve button asks for a reason and shelves it for an hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_shows_acknowledges_and_shelves_an_alarm_in_chromium() {
+    use crate::support::Browser;
+    let dir = std::env::temp_dir().join(format!("fd-alarm-page-{}", rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("factorydash.toml");
+    std::fs::write(
+        &config,
+        "time-zone = \"UTC\"\n[[alarm]]\nname = \"No data\"\nstale = \"2s\"\npriority = \"urgent\"\n",
+    )
+    .unwrap();
+    let fd = start(&[
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+        "--replay",
+        crate::support::recording().to_str().unwrap(),
+        "--speed",
+        "5000",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .await;
+    let base = fd.base.clone();
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    browser.resize(1366, 900).await;
+    browser.open(&format!("{base}/")).await;
+    let text = browser
+        .wait_until(
+            "the alarm banner",
+            Duration::from_secs(90),
+            "const b = document.getElementById('alarm-banner'); return !b.hidden && b.textContent",
+        )
+        .await;
+    let text = text.as_str().unwrap().to_owned();
+    assert!(
+        text.contains("urgent") && text.contains("GFAgie01: no data for 2 s"),
+        "{text}"
+    );
+    browser.screenshot("alarm-banner").await;
+
+    // The sound switch, kept by this browser.
+    browser.click("#alarm-sound").await;
+    browser.open(&format!("{base}/")).await;
+    let kept = browser
+        .wait_until(
+            "the sound switch read back",
+            Duration::from_secs(20),
+            "const s = document.getElementById('alarm-sound'); return s.checked && localStorage.getItem('factorydash-alarm-sound') === '1'",
+        )
+        .await;
+    assert_eq!(kept, true);
+
+    // Acknowledged from the banner: the banner goes; the API says by whom.
+    browser
+        .wait_until(
+            "the banner again",
+            Duration::from_secs(20),
+            "return !document.getElementById('alarm-banner').hidden",
+        )
+        .await;
+    browser.click("#alarm-banner .ack").await;
+    browser
+        .wait_until(
+            "the banner gone",
+            Duration::from_secs(20),
+            "return document.getElementById('alarm-banner').hidden",
+        )
+        .await;
+    let (_, active) = get_json(&format!("{base}/api/alarms/active")).await;
+    let a = &active["alarms"][0];
+    assert_eq!(a["state"], "acknowledged", "{active}");
+    assert!(a["acknowledged"]["by"].is_string(), "{a}");
+
+    // Shelved from the list, with a reason.
+    browser
+        .wait_until(
+            "the list's row",
+            Duration::from_secs(20),
+            "return document.querySelectorAll('#alarm-list-rows button').length > 0",
+        )
+        .await;
+    browser
+        .eval(
+            "const b = [...document.querySelectorAll('#alarm-list-rows button')].find((b) => b.textContent === 'Shelve 1 h'); setTimeout(() => b.click(), 0); return true",
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    browser.answer_prompt("sensor being replaced").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, active) = get_json(&format!("{base}/api/alarms/active")).await;
+        if active["alarms"][0]["shelved"]["comment"] == "sensor being replaced" {
+            let until = active["alarms"][0]["shelved"]["until"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let until = chrono::DateTime::parse_from_rfc3339(&until).unwrap();
+            let left = until.with_timezone(&chrono::Utc) - chrono::Utc::now();
+            assert!(left > chrono::Duration::minutes(55) && left <= chrono::Duration::minutes(60));
+            break;
+        }
+        assert!(Instant::now() < deadline, "not shelved: {active}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    browser
+        .wait_until(
+            "the list says shelved",
+            Duration::from_secs(20),
+            "return document.getElementById('alarm-list-rows').textContent.includes('shelved: sensor being replaced')",
+        )
+        .await;
+    browser.screenshot("alarm-list-shelved").await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

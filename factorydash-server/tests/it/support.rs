@@ -852,6 +852,17 @@ impl Browser {
             .await;
     }
 
+    /// Types `text` into the open `prompt` dialog and accepts it.
+    pub async fn answer_prompt(&self, text: &str) {
+        self.command(
+            reqwest::Method::POST,
+            "/alert/text",
+            serde_json::json!({ "text": text }),
+        )
+        .await;
+        self.answer_dialog(true).await;
+    }
+
     /// Saves what the window shows as `target/browser-screenshots/NAME.png`; returns its
     /// path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
