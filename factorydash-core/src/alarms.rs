@@ -656,7 +656,11 @@ impl AlarmEngine {
                     }
                 };
                 let due = since + Duration::seconds(seconds.into());
-                if o.timestamp >= due && !self.is_active(&key) {
+                // Long enough by the observations' times and by this process's clock
+                // (an agent's clock stepping forward raises nothing early).
+                let received = self.pending.get(&key).map_or(self.now, |p| p.received);
+                let lasted = self.now - received >= Duration::seconds(seconds.into());
+                if o.timestamp >= due && lasted && !self.is_active(&key) {
                     let fields = Fields {
                         value: &value,
                         state: &value,

@@ -108,6 +108,9 @@
   function beep() {
     try {
       audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      // A context made without a click starts suspended (autoplay rules): resumed here,
+      // and at the first click anywhere on the page below.
+      if (audio.state === "suspended") audio.resume();
       const osc = audio.createOscillator();
       const gain = audio.createGain();
       osc.frequency.value = 880;
@@ -153,12 +156,14 @@
         banner.querySelector(".more").textContent = open.length > 1 ? "and " + (open.length - 1) + " more unacknowledged" : "";
       }
     }
+    // A sound for a new alarm (not for each return of a chattering one).
     for (const a of open) {
-      if (!heard.has(a.id + ":" + a.count)) {
-        heard.add(a.id + ":" + a.count);
+      if (!heard.has(a.id)) {
+        heard.add(a.id);
         if (!first && sound && sound.checked) beep();
       }
     }
+    if (heard.size > 10000) heard.clear();
     first = false;
     if (!list || !rows) return;
     list.hidden = alarms.length === 0;
@@ -202,6 +207,7 @@
     banner.querySelector(".ack").addEventListener("click", () => { if (shown) act(shown, "acknowledge", {}, out); });
     banner.querySelector(".shelve").addEventListener("click", () => { if (shown) shelve(shown, out); });
   }
+  document.addEventListener("click", () => { if (audio && audio.state === "suspended") audio.resume(); });
   let due = false;
   document.addEventListener("factorydash:latest", (ev) => {
     if (ev.detail.items.some((o) => o.category !== "SAMPLE")) due = true;

@@ -370,7 +370,7 @@ pub async fn relay_appended<C: Coordinator>(app: Arc<App>, coordinator: Arc<C>) 
                 Some(_) => continue, // this process stored it and has pushed it
             }
             match coordinator.latest_of(&appended).await {
-                Ok(latest) => app.publish(&appended.agent, &latest),
+                Ok(latest) => app.publish_relayed(&appended.agent, &latest),
                 Err(e) => {
                     tracing::warn!(error = %error_chain(&e), "cannot read another process's batch")
                 }

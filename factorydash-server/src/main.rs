@@ -1203,7 +1203,7 @@ async fn serve(
         .collect::<anyhow::Result<Vec<_>>>()
         .context("the alarm webhooks")?;
     let alarm_hub = Arc::new(alarms::AlarmHub::new(alarm_engine, webhooks));
-    alarm_hub.spawn();
+    alarm_hub.spawn(store.clone());
     let app = App::new(store.clone(), kind, layout, alarm_hub);
     if let Some((_, pending, _)) = &opening {
         let _ = app.pending.set(pending.clone());

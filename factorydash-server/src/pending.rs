@@ -245,6 +245,25 @@ impl Store for PendingStore {
         self.store()?.put_setting(key, setting).await
     }
 
+    async fn queue_outbox(
+        &self,
+        entries: &[factorydash_store::OutboxEntry],
+    ) -> Result<Vec<i64>, StoreError> {
+        self.store()?.queue_outbox(entries).await
+    }
+
+    async fn pending_outbox(
+        &self,
+        receiver: &str,
+        limit: usize,
+    ) -> Result<Vec<factorydash_store::OutboxEntry>, StoreError> {
+        self.store()?.pending_outbox(receiver, limit).await
+    }
+
+    async fn confirm_outbox(&self, id: i64) -> Result<(), StoreError> {
+        self.store()?.confirm_outbox(id).await
+    }
+
     async fn put_stop_reason(
         &self,
         reason: &factorydash_core::reasons::StopReason,

@@ -215,11 +215,19 @@ impl App {
 
     /// Pushes the newest observation of each data item in `observations`, read from
     /// `agent` (its base URL), and the status of its device, to the browsers
-    /// ([`LiveHub::publish`]).
+    /// ([`LiveHub::publish`]), and feeds them to the alarm rules ([`crate::alarms`]).
     pub fn publish(&self, agent: &str, observations: &[factorydash_core::Observation]) {
+        self.alarms.observe(agent, observations);
+        self.publish_relayed(agent, observations);
+    }
+
+    /// [`App::publish`] of a batch another process stored and this one relays (it holds
+    /// only each data item's newest): shown, but not fed to the alarm rules, which run
+    /// in the process that ingests the agent (else each process would raise its own
+    /// alarms and page every receiver once per process).
+    pub fn publish_relayed(&self, agent: &str, observations: &[factorydash_core::Observation]) {
         // An AssetChanged or AssetRemoved among them: the agent's tools are read again.
         self.tools.observed(agent, observations);
-        self.alarms.observe(agent, observations);
         self.live.publish(agent, observations);
     }
 }

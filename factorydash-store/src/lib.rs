@@ -243,6 +243,45 @@ pub struct Setting {
     pub updated_by: String,
 }
 
+/// What a receiver of alarm changes (a webhook) is to get, kept by the store from when it
+/// is queued until the receiver confirms it ([`Store::queue_outbox`]): the durable half
+/// of alarm delivery, so that a restart delivers what was not, and nothing twice to a
+/// receiver that confirmed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Its number, given by the store (increasing in queue order; 0 before it is kept).
+    pub id: i64,
+    /// The receiver, as the server names it (a webhook's URL without credentials).
+    pub receiver: String,
+    /// What to send, as sent.
+    pub body: String,
+    /// When it was queued (UTC, kept to the microsecond).
+    pub queued_at: DateTime<Utc>,
+}
+
+/// The most outbox entries queued or read at once.
+pub const MAX_OUTBOX_READ: usize = 1_000;
+
+/// The longest outbox body, in bytes.
+pub const MAX_OUTBOX_BODY: usize = 64 * 1024;
+
+/// Refuses outbox entries beyond their bounds ([`Store::queue_outbox`]).
+pub(crate) fn check_outbox(entries: &[OutboxEntry]) -> Result<(), StoreError> {
+    if entries.len() > MAX_OUTBOX_READ {
+        return Err(StoreError::Invalid(format!(
+            "at most {MAX_OUTBOX_READ} outbox entries at once"
+        )));
+    }
+    for e in entries {
+        if e.receiver.is_empty() || e.receiver.len() > 1_000 || e.body.len() > MAX_OUTBOX_BODY {
+            return Err(StoreError::Invalid(format!(
+                "an outbox entry has a receiver of 1 to 1,000 bytes and a body of at most {MAX_OUTBOX_BODY}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The longest setting, in bytes.
 pub const MAX_SETTING_LEN: usize = 64 * 1024;
 
@@ -801,6 +840,33 @@ pub trait Store: AccountStore + Send + Sync {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<StopReason>, StoreError>;
+
+    /// Keeps `entries` (their `id` ignored) in the outbox until [`Store::confirm_outbox`];
+    /// their ids, in order, increasing.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for more than [`MAX_OUTBOX_READ`] entries at once, a
+    /// receiver longer than 1,000 bytes or a body longer than [`MAX_OUTBOX_BODY`]; a
+    /// database error.
+    async fn queue_outbox(&self, entries: &[OutboxEntry]) -> Result<Vec<i64>, StoreError>;
+
+    /// The first `limit` (at most [`MAX_OUTBOX_READ`]) entries of `receiver` not
+    /// confirmed, by id (the order they were queued in).
+    ///
+    /// # Errors
+    /// A database error.
+    async fn pending_outbox(
+        &self,
+        receiver: &str,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Drops entry `id` from the outbox (its receiver confirmed it, or it was given up);
+    /// an id not there is no error.
+    ///
+    /// # Errors
+    /// A database error.
+    async fn confirm_outbox(&self, id: i64) -> Result<(), StoreError>;
 
     /// The setting kept under `key` ([`Setting`]: an admin's change made at run time),
     /// if any.

@@ -101,6 +101,9 @@ struct Inner {
     reasons: BTreeMap<ReasonKey, StopReason>,
     /// Settings changed at run time, by key.
     settings: BTreeMap<String, crate::Setting>,
+    /// The alarm deliveries' outbox, by id.
+    outbox: BTreeMap<i64, crate::OutboxEntry>,
+    outbox_next: i64,
 }
 
 /// A stop's reason's key in [`MemoryStore`]: agent, device, start (µs since the epoch,
@@ -727,6 +730,43 @@ impl Store for MemoryStore {
                 inner.settings.remove(key);
             }
         }
+        Ok(())
+    }
+
+    async fn queue_outbox(&self, entries: &[crate::OutboxEntry]) -> Result<Vec<i64>, StoreError> {
+        crate::check_outbox(entries)?;
+        let mut inner = self.write();
+        let mut ids = Vec::with_capacity(entries.len());
+        for e in entries {
+            inner.outbox_next += 1;
+            let id = inner.outbox_next;
+            let mut kept = e.clone();
+            kept.id = id;
+            kept.queued_at = DateTime::from_timestamp_micros(e.queued_at.timestamp_micros())
+                .unwrap_or(e.queued_at);
+            inner.outbox.insert(id, kept);
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    async fn pending_outbox(
+        &self,
+        receiver: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::OutboxEntry>, StoreError> {
+        Ok(self
+            .read()
+            .outbox
+            .values()
+            .filter(|e| e.receiver == receiver)
+            .take(limit.min(crate::MAX_OUTBOX_READ))
+            .cloned()
+            .collect())
+    }
+
+    async fn confirm_outbox(&self, id: i64) -> Result<(), StoreError> {
+        self.write().outbox.remove(&id);
         Ok(())
     }
 

@@ -270,6 +270,12 @@ pub fn webhooks(value: &toml::Value, config_dir: &Path) -> anyhow::Result<Vec<We
             .transpose()
             .with_context(|| format!("webhook {shown}"))?
             .unwrap_or(Duration::from_secs(3600));
+        if out
+            .iter()
+            .any(|w: &WebhookSpec| super::webhook::shown(&w.url) == super::webhook::shown(&url))
+        {
+            bail!("webhook {shown}: listed twice (the outbox knows a receiver by its URL without credentials or query)");
+        }
         out.push(WebhookSpec {
             url,
             secret: secret.into_bytes(),

@@ -4,8 +4,10 @@
 //! through `/api/alarms` ([`crate::web::alarms`]); each change to deliver goes to every
 //! `[[alarm-webhook]]` ([`webhook`]), in order, retried while the receiver is down.
 //!
-//! The alarms and the deliveries' queues are in memory: a restart forgets them (the
-//! rules raise again what is still there; what was queued for a receiver is lost).
+//! Each change to deliver is kept in the store's outbox until its receiver confirms it:
+//! a restart delivers what was not (with the delivery id it had), and nothing twice to a
+//! receiver that confirmed it. The alarms themselves are in memory: a restart forgets
+//! them (the rules raise again what is still there).
 
 pub mod config;
 pub mod webhook;
@@ -72,7 +74,7 @@ impl AlarmHub {
     /// are held back, and each alarm they raised that is still unacknowledged and active
     /// after the batch is delivered once, as raised.
     pub fn observe(&self, agent: &str, observations: &[Observation]) {
-        let changes = {
+        {
             let mut e = self.engine();
             if e.rules().is_empty() {
                 return;
@@ -92,7 +94,7 @@ impl AlarmHub {
                     changes.push(c);
                 }
             }
-            for id in held_back {
+            for id in held_back.drain(..) {
                 let still = e.get(id).filter(|a| {
                     a.is_active() && a.shelved.is_none() && a.state == AlarmState::Unacknowledged
                 });
@@ -105,17 +107,19 @@ impl AlarmHub {
                     });
                 }
             }
-            changes
-        };
-        self.send(changes);
+            // Queued under the engine's lock: receivers get changes in the engine's order.
+            self.send(changes);
+        }
     }
 
     /// The time passes (UTC).
     pub fn tick(&self, now: DateTime<Utc>) {
-        let changes = self.engine().tick(now);
+        let mut e = self.engine();
+        let changes = e.tick(now);
         self.send(changes);
     }
 
+    /// Queues `changes` to deliver on every webhook (called with the engine locked).
     fn send(&self, changes: Vec<AlarmChange>) {
         for c in changes {
             tracing::info!(
@@ -155,10 +159,11 @@ impl AlarmHub {
     /// # Errors
     /// As [`AlarmEngine::acknowledge`].
     pub fn acknowledge(&self, id: u64, action: Action) -> Result<Alarm, ActionError> {
-        let change = self.engine().acknowledge(id, action)?;
+        let mut e = self.engine();
+        let change = e.acknowledge(id, action)?;
         let alarm = match &change {
             Some(c) => c.alarm.clone(),
-            None => self.get(id).ok_or(ActionError::NoSuchAlarm(id))?,
+            None => e.get(id).cloned().ok_or(ActionError::NoSuchAlarm(id))?,
         };
         self.send(change.into_iter().collect());
         Ok(alarm)
@@ -174,7 +179,8 @@ impl AlarmHub {
         action: Action,
         until: DateTime<Utc>,
     ) -> Result<Alarm, ActionError> {
-        let change = self.engine().shelve(id, action, until)?;
+        let mut e = self.engine();
+        let change = e.shelve(id, action, until)?;
         let alarm = change.alarm.clone();
         self.send(vec![change]);
         Ok(alarm)
@@ -185,9 +191,10 @@ impl AlarmHub {
     /// # Errors
     /// As [`AlarmEngine::unshelve`].
     pub fn unshelve(&self, id: u64, at: DateTime<Utc>) -> Result<Alarm, ActionError> {
-        let change = self.engine().unshelve(id, at)?;
+        let mut e = self.engine();
+        let change = e.unshelve(id, at)?;
         self.send(change.into_iter().collect());
-        self.get(id).ok_or(ActionError::NoSuchAlarm(id))
+        e.get(id).cloned().ok_or(ActionError::NoSuchAlarm(id))
     }
 
     /// Every webhook's newest attempts, newest first.
@@ -200,9 +207,9 @@ impl AlarmHub {
 
     /// Starts the tick and each webhook's delivery task (they run as long as the
     /// process).
-    pub fn spawn(self: &Arc<Self>) {
+    pub fn spawn(self: &Arc<Self>, store: Arc<dyn factorydash_store::Store>) {
         for w in &self.webhooks {
-            tokio::spawn(w.clone().run());
+            tokio::spawn(w.clone().run(store.clone()));
         }
         if !self.has_rules() {
             return;

@@ -23,10 +23,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use factorydash_core::alarms::AlarmChange;
+use factorydash_store::{OutboxEntry, Store};
 use serde::Serialize;
 use serde_json::json;
 
-/// Changes queued per webhook at most; beyond, the oldest is dropped (and logged).
+/// Changes waiting in memory for the store per webhook at most; beyond, the oldest is
+/// dropped (and logged).
 pub const MAX_QUEUED: usize = 10_000;
 /// Attempts kept in each webhook's log.
 pub const MAX_ATTEMPTS_KEPT: usize = 500;
@@ -79,21 +81,15 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
-struct Queued {
-    change: Arc<AlarmChange>,
-    delivery: String,
-    queued_at: std::time::Instant,
-}
-
-/// One webhook: its queue, its log, its client.
+/// One webhook: what came in and is not kept by the store yet, its log, its client.
 pub struct Webhook {
     spec: WebhookSpec,
     shown: String,
     client: reqwest::Client,
-    queue: Mutex<VecDeque<Queued>>,
+    /// Bodies queued and when, not yet in the store's outbox.
+    incoming: Mutex<VecDeque<(String, DateTime<Utc>)>>,
     log: Mutex<VecDeque<Attempt>>,
     wake: tokio::sync::Notify,
-    changes: std::sync::atomic::AtomicU64,
 }
 
 impl Webhook {
@@ -102,22 +98,17 @@ impl Webhook {
     /// # Errors
     /// The HTTP client cannot be built (TLS roots).
     pub fn new(spec: WebhookSpec) -> anyhow::Result<Self> {
-        let mut shown = spec.url.clone();
-        let _ = shown.set_username("");
-        let _ = shown.set_password(None);
-        shown.set_query(None);
         let client = reqwest::Client::builder()
             .timeout(ATTEMPT_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Webhook {
-            shown: shown.to_string(),
+            shown: shown(&spec.url),
             spec,
             client,
-            queue: Mutex::new(VecDeque::new()),
+            incoming: Mutex::new(VecDeque::new()),
             log: Mutex::new(VecDeque::new()),
             wake: tokio::sync::Notify::new(),
-            changes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -135,37 +126,34 @@ impl Webhook {
         log.iter().rev().cloned().collect()
     }
 
-    /// Queues `change` (the oldest queued is dropped when [`MAX_QUEUED`] are).
+    /// Queues `change` for delivery: kept in memory until the delivery task puts it in
+    /// the store's outbox (at once, unless the store is down; then the oldest is dropped
+    /// when [`MAX_QUEUED`] wait, and logged).
     pub fn queue(&self, change: Arc<AlarmChange>) {
-        let n = self
-            .changes
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let delivery = format!("{}-{}", change.alarm.id, n + 1);
+        let body = self.body(&change);
         let dropped = {
-            let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let mut q = self.incoming.lock().unwrap_or_else(|p| p.into_inner());
             let dropped = (q.len() >= MAX_QUEUED).then(|| q.pop_front()).flatten();
-            q.push_back(Queued {
-                change,
-                delivery,
-                queued_at: std::time::Instant::now(),
-            });
+            q.push_back((body, Utc::now()));
             dropped
         };
-        if let Some(d) = dropped {
+        if dropped.is_some() {
             self.log(Attempt {
                 webhook: self.shown.clone(),
-                delivery: d.delivery,
+                delivery: String::new(),
                 at: Utc::now(),
                 outcome: "dropped",
                 status: None,
-                error: Some(format!("more than {MAX_QUEUED} changes queued")),
+                error: Some(format!(
+                    "more than {MAX_QUEUED} changes waiting for the store"
+                )),
             });
         }
         self.wake.notify_one();
     }
 
     /// The body of `change` in this webhook's format.
-    pub fn body(&self, change: &AlarmChange) -> Vec<u8> {
+    pub fn body(&self, change: &AlarmChange) -> String {
         let a = &change.alarm;
         let link = self.spec.link_base.as_ref().map(|base| {
             let mut q = form_urlencoded::Serializer::new(String::new());
@@ -189,12 +177,19 @@ impl Webhook {
                 "link": link,
             }),
             Format::Slack => {
+                // Slack's control characters escaped: an agent's text cannot mention
+                // `<!channel>` nor make a link.
+                let escape = |t: &str| {
+                    t.replace('&', "&amp;")
+                        .replace('<', "&lt;")
+                        .replace('>', "&gt;")
+                };
                 let mut text = format!(
                     "[{}] {} {}: {}",
                     a.priority.as_str().to_uppercase(),
                     change.kind.as_str(),
-                    a.rule,
-                    a.message
+                    escape(&a.rule),
+                    escape(&a.message)
                 );
                 if a.count > 1 {
                     text.push_str(&format!(" (×{})", a.count));
@@ -205,7 +200,7 @@ impl Webhook {
                 json!({ "text": text })
             }
         };
-        serde_json::to_vec(&value).unwrap_or_default()
+        serde_json::to_string(&value).unwrap_or_default()
     }
 
     /// `sha256=<hex>` of `<timestamp>.<body>` under the secret.
@@ -213,48 +208,122 @@ impl Webhook {
         signature(&self.spec.secret, timestamp, body)
     }
 
-    /// Delivers the queue, in order, until `run`'s process ends.
-    pub async fn run(self: Arc<Self>) {
-        loop {
-            let next = {
-                let q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-                q.front()
-                    .map(|f| (f.change.clone(), f.delivery.clone(), f.queued_at))
-            };
-            let Some((change, delivery, queued_at)) = next else {
-                self.wake.notified().await;
-                continue;
-            };
-            let mut wait = FIRST_BACKOFF;
-            let body = self.body(&change);
-            loop {
-                let (status, error) = self.attempt(&delivery, &body).await;
-                let delivered = status.is_some_and(|s| (200..300).contains(&s));
-                let give_up = !delivered && queued_at.elapsed() + wait > self.spec.retry_for;
-                self.log(Attempt {
-                    webhook: self.shown.clone(),
-                    delivery: delivery.clone(),
-                    at: Utc::now(),
-                    outcome: if delivered {
-                        "delivered"
-                    } else if give_up {
-                        "gave-up"
-                    } else {
-                        "failed"
-                    },
-                    status,
-                    error,
-                });
-                if delivered || give_up {
-                    break;
+    /// Puts what came in into the store's outbox; false when the store refused (it
+    /// stays in memory, to be tried again).
+    async fn persist(&self, store: &dyn Store) -> bool {
+        let fresh: Vec<OutboxEntry> = {
+            let q = self.incoming.lock().unwrap_or_else(|p| p.into_inner());
+            q.iter()
+                .take(factorydash_store::MAX_OUTBOX_READ)
+                .map(|(body, at)| OutboxEntry {
+                    id: 0,
+                    receiver: self.shown.clone(),
+                    body: body.clone(),
+                    queued_at: *at,
+                })
+                .collect()
+        };
+        if fresh.is_empty() {
+            return true;
+        }
+        match store.queue_outbox(&fresh).await {
+            Ok(_) => {
+                let mut q = self.incoming.lock().unwrap_or_else(|p| p.into_inner());
+                for _ in 0..fresh.len() {
+                    q.pop_front();
                 }
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(MAX_BACKOFF);
+                true
             }
-            let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-            if q.front().is_some_and(|f| f.delivery == delivery) {
-                q.pop_front();
+            Err(e) => {
+                tracing::warn!(webhook = self.shown, error = %e, "cannot keep alarm changes in the store; retrying");
+                false
             }
+        }
+    }
+
+    /// Delivers the outbox, in order, as long as the process runs: what an earlier run
+    /// left undelivered first, then each change as it comes; each confirmed (2xx) or
+    /// given up change is dropped from the outbox.
+    pub async fn run(self: Arc<Self>, store: Arc<dyn Store>) {
+        loop {
+            if !self.persist(&*store).await {
+                tokio::time::sleep(MAX_BACKOFF / 12).await;
+                continue;
+            }
+            let pending = match store.pending_outbox(&self.shown, 100).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(webhook = self.shown, error = %e, "cannot read the alarm outbox; retrying");
+                    tokio::time::sleep(MAX_BACKOFF / 12).await;
+                    continue;
+                }
+            };
+            if pending.is_empty() {
+                let idle = self
+                    .incoming
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .is_empty();
+                if idle {
+                    self.wake.notified().await;
+                }
+                continue;
+            }
+            for entry in pending {
+                self.deliver(&*store, &entry).await;
+                if let Err(e) = store.confirm_outbox(entry.id).await {
+                    // Delivered again after a restart, with the same delivery id.
+                    tracing::warn!(webhook = self.shown, error = %e, "cannot drop a delivered alarm change");
+                }
+            }
+        }
+    }
+
+    /// Attempts `entry` until the receiver confirms it or its `retry-for` is up (what
+    /// comes in meanwhile is kept in the store between attempts).
+    async fn deliver(&self, store: &dyn Store, entry: &OutboxEntry) {
+        let delivery = entry.id.to_string();
+        let mut wait = FIRST_BACKOFF;
+        let expired = |wait: Duration| {
+            (Utc::now() - entry.queued_at).to_std().unwrap_or_default() + wait > self.spec.retry_for
+        };
+        // Up before its first attempt (the receiver was down longer than `retry-for`):
+        // given up without one, so that newer changes are not stuck behind it.
+        if expired(Duration::ZERO) {
+            self.log(Attempt {
+                webhook: self.shown.clone(),
+                delivery,
+                at: Utc::now(),
+                outcome: "gave-up",
+                status: None,
+                error: Some("older than retry-for before its first attempt".into()),
+            });
+            return;
+        }
+        loop {
+            let (status, error) = self.attempt(&delivery, entry.body.as_bytes()).await;
+            let delivered = status.is_some_and(|s| (200..300).contains(&s));
+            let give_up = !delivered && expired(wait);
+            self.log(Attempt {
+                webhook: self.shown.clone(),
+                delivery: delivery.clone(),
+                at: Utc::now(),
+                outcome: if delivered {
+                    "delivered"
+                } else if give_up {
+                    "gave-up"
+                } else {
+                    "failed"
+                },
+                status,
+                error,
+            });
+            if delivered || give_up {
+                return;
+            }
+            self.persist(store).await;
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(MAX_BACKOFF);
         }
     }
 
@@ -276,9 +345,23 @@ impl Webhook {
                 let error = (!status.is_success()).then(|| format!("answered {status}"));
                 (Some(status.as_u16()), error)
             }
-            Err(e) => (None, Some(crate::error_chain::error_chain(&e))),
+            // Without the URL: its query or path may be the receiver's secret.
+            Err(e) => (
+                None,
+                Some(crate::error_chain::error_chain(&e.without_url())),
+            ),
         }
     }
+}
+
+/// `url` as the log and the outbox name it: without user, password or query.
+pub fn shown(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
 }
 
 /// `sha256=<lowercase hex>` of the HMAC-SHA256 of `<timestamp>.<body>` under `secret`.

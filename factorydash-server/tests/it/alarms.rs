@@ -393,3 +393,117 @@ async fn the_board_shows_acknowledges_and_shelves_an_alarm_in_chromium() {
     browser.screenshot("alarm-list-shelved").await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Delivery survives restarts: alarm changes queued while the receiver is down are kept
+/// by the store (SQLite); `serve` stops, starts again without any agent, and delivers
+/// them, once each, in order; a third start delivers nothing again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undelivered_alarm_changes_are_delivered_after_a_restart_and_never_twice() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("fd-outbox-{}", rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("factorydash.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "time-zone = \"UTC\"\n[[alarm]]\nname = \"Faults\"\ncondition = \"fault\"\n\
+             [[alarm-webhook]]\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret = \"{SECRET}\"\n"
+        ),
+    )
+    .unwrap();
+    let data_dir = dir.join("data");
+    let recording = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../recordings/nist-3-machines-shdr-2016");
+    let serve = |replay: bool| {
+        let mut args: Vec<String> = [
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if replay {
+            args.extend(
+                ["--replay", recording.to_str().unwrap(), "--speed", "5000"]
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
+        }
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            start(&refs).await
+        }
+    };
+    // The receiver is down: every change fails and stays in the outbox.
+    let fd = serve(true).await;
+    let base = fd.base.clone();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, log) = get_json(&format!("{base}/api/alarms/deliveries")).await;
+        let (_, active) = get_json(&format!("{base}/api/alarms/active")).await;
+        let failed = log["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["outcome"] == "failed");
+        let flapped = active["alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["nativeCode"] == "3AA" && a["count"].as_u64() > Some(10));
+        if failed && flapped {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed delivery: {log}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let status = fd.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "{status:?}");
+
+    // Up again, without an agent: the outbox is delivered.
+    let got: Received = Arc::default();
+    tokio::spawn(receiver(([127, 0, 0, 1], port).into(), got.clone()));
+    let fd = serve(false).await;
+    let mut last = (0, Instant::now());
+    loop {
+        let n = got.lock().unwrap().len();
+        if n != last.0 {
+            last = (n, Instant::now());
+        } else if n > 0 && last.1.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+        assert!(
+            last.1.elapsed() < Duration::from_secs(60),
+            "nothing delivered after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let delivered: Vec<(String, String, Vec<u8>, bool)> = got.lock().unwrap().clone();
+    assert!(delivered.iter().all(|d| d.3), "every signature checks");
+    let ids: Vec<u64> = delivered.iter().map(|d| d.0.parse().unwrap()).collect();
+    assert_eq!(ids[0], 1, "the first change first: {ids:?}");
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "each once, in order, none lost: {ids:?}"
+    );
+    let first: Value = serde_json::from_slice(&delivered[0].2).unwrap();
+    assert_eq!(first["change"], "raised");
+    let status = fd.terminate(Duration::from_secs(20)).await;
+    assert!(status.success(), "{status:?}");
+
+    // Confirmed changes are not delivered again.
+    let fd = serve(false).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(got.lock().unwrap().len(), delivered.len(), "nothing twice");
+    drop(fd);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -73,6 +73,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (9, include_str!("0009_summaries.sql")),
     (10, include_str!("0010_reasons_and_settings.sql")),
     (11, include_str!("0011_summary_cells_unchecked.sql")),
+    (12, include_str!("0012_outbox.sql")),
 ];
 
 /// The newest schema version this build knows (its highest migration).
@@ -202,6 +203,7 @@ const MIGRATION_NAMES: &[(i32, &str)] = &[
     (9, "0009_summaries.sql"),
     (10, "0010_reasons_and_settings.sql"),
     (11, "0011_summary_cells_unchecked.sql"),
+    (12, "0012_outbox.sql"),
 ];
 
 const _: () = assert!(MIGRATION_NAMES.len() == MIGRATIONS.len());

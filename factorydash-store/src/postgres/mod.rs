@@ -313,6 +313,65 @@ impl Store for PgStore {
         reasons::put_setting(&*self.reader().await?, key, setting).await
     }
 
+    async fn queue_outbox(&self, entries: &[crate::OutboxEntry]) -> Result<Vec<i64>, StoreError> {
+        crate::check_outbox(entries)?;
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let receivers: Vec<&str> = entries.iter().map(|e| e.receiver.as_str()).collect();
+        let bodies: Vec<&str> = entries.iter().map(|e| e.body.as_str()).collect();
+        let times: Vec<DateTime<Utc>> = entries.iter().map(|e| e.queued_at).collect();
+        // One statement: its rows take their ids in the arrays' order.
+        let rows = self
+            .reader()
+            .await?
+            .query(
+                "INSERT INTO outbox (receiver, body, queued_at)
+                 SELECT r, b, t FROM unnest($1::text[], $2::text[], $3::timestamptz[])
+                   WITH ORDINALITY AS u(r, b, t, n) ORDER BY n
+                 RETURNING id",
+                &[&receivers, &bodies, &times],
+            )
+            .await?;
+        let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    async fn pending_outbox(
+        &self,
+        receiver: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::OutboxEntry>, StoreError> {
+        let limit = limit.min(crate::MAX_OUTBOX_READ) as i64;
+        let rows = self
+            .reader()
+            .await?
+            .query(
+                "SELECT id, receiver, body, queued_at FROM outbox WHERE receiver = $1
+                 ORDER BY id LIMIT $2",
+                &[&receiver, &limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| crate::OutboxEntry {
+                id: r.get(0),
+                receiver: r.get(1),
+                body: r.get(2),
+                queued_at: r.get(3),
+            })
+            .collect())
+    }
+
+    async fn confirm_outbox(&self, id: i64) -> Result<(), StoreError> {
+        self.reader()
+            .await?
+            .execute("DELETE FROM outbox WHERE id = $1", &[&id])
+            .await?;
+        Ok(())
+    }
+
     async fn put_stop_reason(&self, reason: &StopReason) -> Result<(), StoreError> {
         crate::check_reason(reason)?;
         reasons::put(&*self.reader().await?, reason).await

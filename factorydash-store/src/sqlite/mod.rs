@@ -85,7 +85,7 @@ mod summary;
 mod write;
 
 /// The schema migrations, in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     include_str!("0001_initial.sql"),
     include_str!("0002_device_identity.sql"),
     include_str!("0003_agent_credentials.sql"),
@@ -93,10 +93,11 @@ const MIGRATIONS: [&str; 7] = [
     include_str!("0005_device_records.sql"),
     include_str!("0006_summaries.sql"),
     include_str!("0007_reasons_and_settings.sql"),
+    include_str!("0008_outbox.sql"),
 ];
 
 /// The names of [`MIGRATIONS`], in the same order.
-const MIGRATION_NAMES: [&str; 7] = [
+const MIGRATION_NAMES: [&str; 8] = [
     "0001_initial.sql",
     "0002_device_identity.sql",
     "0003_agent_credentials.sql",
@@ -104,6 +105,7 @@ const MIGRATION_NAMES: [&str; 7] = [
     "0005_device_records.sql",
     "0006_summaries.sql",
     "0007_reasons_and_settings.sql",
+    "0008_outbox.sql",
 ];
 
 /// What [`SqliteStore::open`] would change in the schema of the file at `path`, found
@@ -667,6 +669,29 @@ impl Store for SqliteStore {
         crate::check_setting(key, setting)?;
         let (key, setting) = (key.to_owned(), setting.cloned());
         self.write(move |w| reasons::put_setting(&w.conn, &key, setting.as_ref()))
+            .await
+    }
+
+    async fn queue_outbox(&self, entries: &[crate::OutboxEntry]) -> Result<Vec<i64>, StoreError> {
+        crate::check_outbox(entries)?;
+        let entries = entries.to_vec();
+        self.write(move |w| reasons::queue_outbox(&mut w.conn, &entries))
+            .await
+    }
+
+    async fn pending_outbox(
+        &self,
+        receiver: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::OutboxEntry>, StoreError> {
+        let receiver = receiver.to_owned();
+        let limit = limit.min(crate::MAX_OUTBOX_READ);
+        self.read(move |c| reasons::pending_outbox(c, &receiver, limit))
+            .await
+    }
+
+    async fn confirm_outbox(&self, id: i64) -> Result<(), StoreError> {
+        self.write(move |w| reasons::confirm_outbox(&w.conn, id))
             .await
     }
 

@@ -148,3 +148,52 @@ pub(super) fn put_setting(
     }
     Ok(())
 }
+
+/// Keeps `entries` in the outbox (checked by the caller), in one transaction; their ids,
+/// in order.
+pub(super) fn queue_outbox(
+    c: &mut Connection,
+    entries: &[crate::OutboxEntry],
+) -> Result<Vec<i64>, StoreError> {
+    let tx = c.transaction()?;
+    let mut ids = Vec::with_capacity(entries.len());
+    {
+        let mut insert = tx
+            .prepare_cached("INSERT INTO outbox (receiver, body, queued_at) VALUES (?1, ?2, ?3)")?;
+        for e in entries {
+            insert.execute(params![e.receiver, e.body, e.queued_at.timestamp_micros()])?;
+            ids.push(tx.last_insert_rowid());
+        }
+    }
+    tx.commit()?;
+    Ok(ids)
+}
+
+/// The first `limit` entries of `receiver` not confirmed, by id.
+pub(super) fn pending_outbox(
+    c: &Connection,
+    receiver: &str,
+    limit: usize,
+) -> Result<Vec<crate::OutboxEntry>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, receiver, body, queued_at FROM outbox WHERE receiver = ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let mut rows = stmt.query(params![receiver, limit as i64])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(crate::OutboxEntry {
+            id: r.get(0)?,
+            receiver: r.get(1)?,
+            body: r.get(2)?,
+            queued_at: time(r, 3, "queued_at")?,
+        });
+    }
+    Ok(out)
+}
+
+/// Drops entry `id` (confirmed, or given up); an id not there is no error.
+pub(super) fn confirm_outbox(c: &Connection, id: i64) -> Result<(), StoreError> {
+    c.prepare_cached("DELETE FROM outbox WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}

@@ -2589,3 +2589,53 @@ pub async fn settings_round_trip_and_are_removed(store: &dyn Store) {
     store.put_setting("shift-calendar", None).await.unwrap();
     assert_eq!(store.setting("shift-calendar").await.unwrap(), None);
 }
+
+/// The outbox keeps each receiver's entries in the order queued (ids increasing, times
+/// to the microsecond) until each is confirmed; confirming twice is no error; another
+/// receiver's entries are apart; bounds are refused.
+pub async fn the_outbox_keeps_entries_in_order_until_confirmed(store: &dyn Store) {
+    use factorydash_store::{OutboxEntry, MAX_OUTBOX_BODY};
+    let entry = |receiver: &str, body: &str, s: i64| OutboxEntry {
+        id: 0,
+        receiver: receiver.into(),
+        body: body.into(),
+        queued_at: t(s) + Duration::microseconds(3),
+    };
+    assert!(store.pending_outbox("a", 10).await.unwrap().is_empty());
+    let first = store
+        .queue_outbox(&[
+            entry("a", "one", 1),
+            entry("b", "other", 2),
+            entry("a", "two", 3),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 3);
+    assert!(first.windows(2).all(|w| w[0] < w[1]), "{first:?}");
+    let more = store.queue_outbox(&[entry("a", "three", 4)]).await.unwrap();
+    assert!(more[0] > first[2]);
+    let a = store.pending_outbox("a", 10).await.unwrap();
+    let bodies: Vec<&str> = a.iter().map(|e| e.body.as_str()).collect();
+    assert_eq!(bodies, ["one", "two", "three"]);
+    assert_eq!(a[0].id, first[0]);
+    assert_eq!(a[0].queued_at, t(1) + Duration::microseconds(3));
+    assert_eq!(store.pending_outbox("a", 2).await.unwrap().len(), 2);
+    store.confirm_outbox(first[0]).await.unwrap();
+    store.confirm_outbox(first[0]).await.unwrap();
+    let a = store.pending_outbox("a", 10).await.unwrap();
+    assert_eq!(
+        a.iter().map(|e| e.body.as_str()).collect::<Vec<_>>(),
+        ["two", "three"]
+    );
+    let b = store.pending_outbox("b", 10).await.unwrap();
+    assert_eq!((b.len(), b[0].body.as_str()), (1, "other"));
+    let long = entry("a", &"x".repeat(MAX_OUTBOX_BODY + 1), 5);
+    assert!(matches!(
+        store.queue_outbox(&[long]).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.queue_outbox(&[entry("", "x", 5)]).await,
+        Err(StoreError::Invalid(_))
+    ));
+}

@@ -95,6 +95,7 @@ conformance_tests!(
     a_device_record_that_fails_its_checks_is_refused,
     stop_reasons_round_trip_and_are_replaced,
     settings_round_trip_and_are_removed,
+    the_outbox_keeps_entries_in_order_until_confirmed,
 );
 
 #[tokio::test]
