@@ -1,7 +1,7 @@
-//! Webhook delivery: each alarm change to deliver is POSTed as JSON to each
-//! `[[alarm-webhook]]`, one at a time and in order, retried with backoff (1 s doubling to
-//! 60 s) while the receiver does not answer 2xx, for at most the webhook's `retry-for`;
-//! every attempt is logged (the newest [`MAX_ATTEMPTS_KEPT`], for admins at
+//! Webhook delivery: each alarm change to deliver is kept in the store's outbox, then
+//! POSTed as JSON to each `[[alarm-webhook]]`, one at a time and in order, retried with
+//! backoff (1 s doubling to 60 s) while the receiver does not answer 2xx, for at most the
+//! webhook's `retry-for`; every attempt is logged (the newest [`MAX_ATTEMPTS_KEPT`], for admins at
 //! `/api/alarms/deliveries`).
 //!
 //! # Signature
@@ -9,8 +9,9 @@
 //! `X-Factorydash-Signature: sha256=<hex>`, the HMAC-SHA256 (RFC 2104, FIPS 180-4) of
 //! `<timestamp>.<body>` under the webhook's secret: the receiver recomputes it and refuses
 //! a mismatch or an old timestamp (a replay). `X-Factorydash-Delivery` names the change
-//! (`<alarm id>-<change number>`): the same for every attempt, so a receiver that
-//! confirmed one and sees it again (its answer was lost) can drop it.
+//! (its number in the store's outbox, increasing in queue order): the same for every
+//! attempt and after a restart, so a receiver that confirmed one and sees it again (its
+//! answer was lost) can drop it.
 //!
 //! # Formats
 //! `json` (the default): `{"change", "at", "alarm": {…}, "link"}`. `slack`:
