@@ -391,7 +391,9 @@ pub struct AlarmEngine {
     rules: Vec<Rule>,
     layout: Layout,
     alarms: BTreeMap<u64, Alarm>,
-    by_key: HashMap<Key, u64>,
+    /// Each alarm point's newest alarm, ordered so that one data item's points (every
+    /// native code) are one range.
+    by_key: BTreeMap<Key, u64>,
     /// Held states and thresholds beyond their limit, not yet long enough.
     pending: HashMap<Key, Pending>,
     /// Each device's newest observation time: agent → device → time (kept only when a
@@ -600,16 +602,23 @@ impl AlarmEngine {
                 // A Normal with a code clears that condition; without one (or
                 // Unavailable), every condition of the data item.
                 let all = code.is_none() || state.level == ConditionLevel::Unavailable;
+                // The data item's points: one range of the ordered keys (`None` sorts
+                // first among the codes).
+                let from: Key = (
+                    r,
+                    agent.to_owned(),
+                    o.device.clone(),
+                    o.data_item_id.clone(),
+                    None,
+                );
                 let keys: Vec<Key> = self
                     .by_key
-                    .keys()
-                    .filter(|k| {
-                        k.0 == r
-                            && k.1 == agent
-                            && k.2 == o.device
-                            && k.3 == o.data_item_id
-                            && (all || k.4 == code)
+                    .range(from..)
+                    .map(|(k, _)| k)
+                    .take_while(|k| {
+                        k.0 == r && k.1 == agent && k.2 == o.device && k.3 == o.data_item_id
                     })
+                    .filter(|k| all || k.4 == code)
                     .cloned()
                     .collect();
                 for key in keys {
@@ -826,6 +835,7 @@ impl AlarmEngine {
             let was_chattering = a.chattering;
             a.chattering = a.raises.len() >= CHATTER_RAISES;
             let became_chattering = a.chattering && !was_chattering;
+            let chattering_now = a.chattering;
             let shelved = a.shelved.is_some();
             let flood = self
                 .floods
@@ -843,7 +853,9 @@ impl AlarmEngine {
                 out.push(AlarmChange {
                     kind: ChangeKind::Reraised,
                     at,
-                    deliver: !shelved && !was_chattering && !flood,
+                    // A chattering alarm's returns are not delivered; once they thin
+                    // out, the next one is.
+                    deliver: !shelved && !chattering_now && !flood,
                     alarm,
                 });
             }
@@ -1449,5 +1461,85 @@ mod tests {
         let c = feed(&mut e, condition(0, ConditionLevel::Fault, None, "x"));
         assert!(c[0].alarm.message.len() <= MAX_MESSAGE);
         assert!(c[0].alarm.message.starts_with("{nope} Mazak01 {"));
+    }
+
+    #[test]
+    fn chattering_ends_when_the_raises_thin_out() {
+        let mut e = AlarmEngine::new(vec![faults()], Layout::default());
+        for i in 0..3 {
+            feed(&mut e, condition(i * 60, ConditionLevel::Fault, None, "x"));
+            feed(
+                &mut e,
+                condition(i * 60 + 10, ConditionLevel::Normal, None, ""),
+            );
+        }
+        assert!(e.get(1).unwrap().chattering);
+        // An hour later, it returns once: no longer chattering, and delivered.
+        let c = feed(&mut e, condition(3600, ConditionLevel::Fault, None, "x"));
+        assert_eq!(kinds(&c), [(ChangeKind::Reraised, true)]);
+        assert!(!c[0].alarm.chattering);
+    }
+
+    #[test]
+    fn future_timestamps_do_not_flood_a_device_for_ever() {
+        let mut e = AlarmEngine::new(vec![faults()], Layout::default());
+        // Twelve alarms stamped a year ahead, received now.
+        for i in 0..12 {
+            let mut o = condition(i, ConditionLevel::Fault, Some(&i.to_string()), "x");
+            o.timestamp += Duration::days(365);
+            e.observe("a", &o, at(i));
+        }
+        assert!(e.in_flood("a", "Mazak01"));
+        // The flood is timed on the clock given: it passes.
+        e.tick(at(12) + FLOOD_WINDOW + Duration::seconds(1));
+        assert!(!e.in_flood("a", "Mazak01"));
+        let c = e.observe(
+            "a",
+            &condition(2000, ConditionLevel::Fault, Some("new"), "x"),
+            at(2000),
+        );
+        assert_eq!(kinds(&c), [(ChangeKind::Raised, true)]);
+    }
+
+    #[test]
+    fn a_held_state_lasts_by_the_clock_given_too() {
+        let held = rule(
+            "stopped",
+            Trigger::Held {
+                kind: "Execution".into(),
+                states: vec!["STOPPED".into()],
+                seconds: 600,
+            },
+        );
+        let mut e = AlarmEngine::new(vec![held], Layout::default());
+        // The agent's clock steps an hour ahead between two readings received a second
+        // apart: nothing is raised.
+        e.observe(
+            "a",
+            &event(0, "M", "Execution", Category::Event, "STOPPED"),
+            at(0),
+        );
+        let c = e.observe(
+            "a",
+            &event(3600, "M", "Execution", Category::Event, "STOPPED"),
+            at(1),
+        );
+        assert!(c.is_empty());
+        assert!(e.tick(at(599)).is_empty());
+        assert_eq!(e.tick(at(600)).len(), 1);
+    }
+
+    #[test]
+    fn a_shelving_outlives_its_alarm_while_it_lasts() {
+        let mut e = AlarmEngine::new(vec![faults()], Layout::default());
+        feed(&mut e, condition(0, ConditionLevel::Fault, None, "x"));
+        e.shelve(1, user(1), at(3600)).unwrap();
+        e.acknowledge(1, user(2)).unwrap();
+        feed(&mut e, condition(3, ConditionLevel::Normal, None, ""));
+        assert_eq!(e.get(1).unwrap().state, AlarmState::Ended);
+        // A new alarm of the same point within the hour: shelved, not delivered.
+        let c = feed(&mut e, condition(600, ConditionLevel::Fault, None, "x"));
+        assert_eq!((c[0].kind, c[0].deliver), (ChangeKind::Raised, false));
+        assert!(c[0].alarm.shelved.is_some());
     }
 }

@@ -142,6 +142,11 @@ pub async fn act(
         ),
         _ => return Err(ApiError::not_found("acknowledge, shelve or unshelve")),
     };
+    // What changed nothing (a second acknowledgement, an unshelve of an alarm not
+    // shelved) is not written as done.
+    if after == a {
+        return Ok(reply::json(&alarm_json(&after)).into_response());
+    }
     auth.audit(entry(
         &p,
         peer,

@@ -51,6 +51,24 @@ fn raises_of_3aa() -> u64 {
     raises
 }
 
+/// A free port on 127.0.0.1, closed until a receiver starts on it.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A new directory named from `prefix` holding `factorydash.toml` with `text`: both.
+fn config_file(prefix: &str, text: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("factorydash.toml");
+    std::fs::write(&config, text).unwrap();
+    (dir, config)
+}
+
 /// What the receiver got: (delivery id, timestamp header, body) in arrival order.
 type Received = Arc<Mutex<Vec<(String, String, Vec<u8>, bool)>>>;
 
@@ -88,18 +106,10 @@ async fn alarms_reach_a_webhook_that_was_down_once_each_in_order_and_flapping_is
         expected_raises >= 10,
         "the recording flaps: {expected_raises}"
     );
-    // A free port, closed until the receiver starts.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::env::temp_dir().join(format!("fd-alarms-{}", rand::random::<u32>()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("factorydash.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let port = free_port();
+    let (dir, config) = config_file(
+        "fd-alarms",
+        &format!(
             r#"time-zone = "UTC"
 
 [[alarm]]
@@ -114,8 +124,7 @@ retry-for = "10m"
 link-base = "http://dash.example"
 "#
         ),
-    )
-    .unwrap();
+    );
     let recording = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../recordings/nist-3-machines-shdr-2016");
     let started = Instant::now();
@@ -279,14 +288,10 @@ link-base = "http://dash.example"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_board_shows_acknowledges_and_shelves_an_alarm_in_chromium() {
     use crate::support::Browser;
-    let dir = std::env::temp_dir().join(format!("fd-alarm-page-{}", rand::random::<u32>()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("factorydash.toml");
-    std::fs::write(
-        &config,
+    let (dir, config) = config_file(
+        "fd-alarm-page",
         "time-zone = \"UTC\"\n[[alarm]]\nname = \"No data\"\nstale = \"2s\"\npriority = \"urgent\"\n",
-    )
-    .unwrap();
+    );
     let fd = start(&[
         "serve",
         "--config",
@@ -399,22 +404,14 @@ async fn the_board_shows_acknowledges_and_shelves_an_alarm_in_chromium() {
 /// them, once each, in order; a third start delivers nothing again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undelivered_alarm_changes_are_delivered_after_a_restart_and_never_twice() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::env::temp_dir().join(format!("fd-outbox-{}", rand::random::<u32>()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("factorydash.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let port = free_port();
+    let (dir, config) = config_file(
+        "fd-outbox",
+        &format!(
             "time-zone = \"UTC\"\n[[alarm]]\nname = \"Faults\"\ncondition = \"fault\"\n\
              [[alarm-webhook]]\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret = \"{SECRET}\"\n"
         ),
-    )
-    .unwrap();
+    );
     let data_dir = dir.join("data");
     let recording = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../recordings/nist-3-machines-shdr-2016");

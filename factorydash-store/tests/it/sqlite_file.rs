@@ -338,11 +338,11 @@ const DROP_ACCOUNTS: &str = "DROP TABLE group_members; DROP TABLE credentials;
     DROP TABLE groups; DROP TABLE users; DROP TABLE audit;";
 
 /// What takes a file back from version 5 to version 4: the device records' table gone.
-/// Drops what schema versions 5 (device records), 6 (summaries) and 7 (stop reasons and
-/// settings) add.
+/// Drops what schema versions 5 (device records), 6 (summaries), 7 (stop reasons and
+/// settings) and 8 (the alarm outbox) add.
 const DROP_RECORDS: &str = "DROP TABLE device_records; DROP TABLE summary_held;
     DROP TABLE summary_cells; DROP TABLE summary_devices; DROP TABLE stop_reasons;
-    DROP TABLE settings;";
+    DROP TABLE settings; DROP TABLE outbox;";
 
 /// A file made at schema version 4 (accounts, no device records) opens at version 5 with
 /// what it held (observations, a user) and keeps device records from then on, also
