@@ -1,7 +1,7 @@
 //! Alarms in `serve`: the configuration's `[[alarm]]` rules run by one
 //! [`AlarmEngine`] over every stored batch ([`AlarmHub::observe`], from
 //! [`crate::state::App::publish`]) and a tick every 5 s; operators acknowledge and shelve
-//! through `/api/alarms` ([`crate::web::alarms`]); each change to deliver goes to every
+//! through `/api/alarms/{id}/…` (`src/web/alarms.rs`); each change to deliver goes to every
 //! `[[alarm-webhook]]` ([`webhook`]), in order, retried while the receiver is down.
 //!
 //! Each change to deliver is kept in the store's outbox until its receiver confirms it:
