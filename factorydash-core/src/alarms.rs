@@ -1112,18 +1112,7 @@ fn expand(rule: &Rule, device: &str, item: &str, code: Option<&str>, f: &Fields<
     }
     out.push_str(rest);
     let out = out.split_whitespace().collect::<Vec<_>>().join(" ");
-    cut(out, MAX_MESSAGE)
-}
-
-fn cut(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
-    s
+    crate::layout::cut(&out, MAX_MESSAGE)
 }
 
 #[cfg(test)]

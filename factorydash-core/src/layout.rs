@@ -183,7 +183,8 @@ pub struct Layout {
     assigned: std::collections::BTreeMap<String, std::collections::BTreeMap<String, usize>>,
 }
 
-fn cut(s: &str, max: usize) -> String {
+/// `s`'s first `max` bytes at most, cut at a character boundary.
+pub(crate) fn cut(s: &str, max: usize) -> String {
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;

@@ -132,6 +132,23 @@ impl Webhook {
     /// when [`MAX_QUEUED`] wait, and logged).
     pub fn queue(&self, change: Arc<AlarmChange>) {
         let body = self.body(&change);
+        // An agent's names and codes are its own: a body the outbox would refuse is
+        // dropped here (and logged), never left to block the changes behind it.
+        if body.len() > factorydash_store::MAX_OUTBOX_BODY {
+            self.log(Attempt {
+                webhook: self.shown.clone(),
+                delivery: String::new(),
+                at: Utc::now(),
+                outcome: "dropped",
+                status: None,
+                error: Some(format!(
+                    "the change of alarm {} is larger than {} bytes",
+                    change.alarm.id,
+                    factorydash_store::MAX_OUTBOX_BODY
+                )),
+            });
+            return;
+        }
         let dropped = {
             let mut q = self.incoming.lock().unwrap_or_else(|p| p.into_inner());
             let dropped = (q.len() >= MAX_QUEUED).then(|| q.pop_front()).flatten();
