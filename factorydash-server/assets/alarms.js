@@ -153,6 +153,9 @@
         banner.className = top.priority;
         banner.querySelector(".priority").textContent = top.priority;
         banner.querySelector(".message").textContent = top.message + (top.count > 1 ? " (×" + top.count + (top.chattering ? ", chattering" : "") + ")" : "");
+        // A viewer sees the alarm, not buttons that would be refused.
+        banner.querySelector(".ack").hidden = !top.canAct;
+        banner.querySelector(".shelve").hidden = !top.canAct;
         banner.querySelector(".more").textContent = open.length > 1 ? "and " + (open.length - 1) + " more unacknowledged" : "";
       }
     }
@@ -180,17 +183,20 @@
       const tdA = cell("");
       const out = document.createElement("span");
       out.className = "muted";
-      if (a.state === "unacknowledged" || a.state === "cleared-unacknowledged") {
+      if (a.canAct && (a.state === "unacknowledged" || a.state === "cleared-unacknowledged")) {
         const b = document.createElement("button");
         b.type = "button"; b.textContent = "Acknowledge";
         b.addEventListener("click", () => act(a.id, "acknowledge", {}, out));
         tdA.append(b);
       }
-      const s = document.createElement("button");
-      s.type = "button";
-      s.textContent = a.shelved ? "Unshelve" : "Shelve 1 h";
-      s.addEventListener("click", () => (a.shelved ? act(a.id, "unshelve", {}, out) : shelve(a.id, out)));
-      tdA.append(s, out);
+      if (a.canAct) {
+        const s = document.createElement("button");
+        s.type = "button";
+        s.textContent = a.shelved ? "Unshelve" : "Shelve 1 h";
+        s.addEventListener("click", () => (a.shelved ? act(a.id, "unshelve", {}, out) : shelve(a.id, out)));
+        tdA.append(s);
+      }
+      tdA.append(out);
       tr.append(cell(a.priority), cell(a.device), cell(a.message), tdR, cell(String(a.count)), cell(state), tdA);
       return tr;
     }));

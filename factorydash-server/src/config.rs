@@ -66,7 +66,8 @@
 //!
 //! # Alarms
 //!
-//! `[[alarm]]` rules and `[[alarm-webhook]]` receivers: see [`crate::alarms::config`].
+//! `[[alarm]]` rules, `[[alarm-webhook]]` and `[[alarm-email]]` receivers: see
+//! [`crate::alarms::config`].
 //!
 //! # Stop reasons
 //!
@@ -187,6 +188,12 @@ pub fn apply(cmd: clap::Command, path: &Path) -> anyhow::Result<(clap::Command, 
                 .with_context(|| format!("{}: the alarm webhooks", path.display()))?;
             continue;
         }
+        if key == "alarm-email" {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            spec.emails = crate::alarms::config::emails(value, dir)
+                .with_context(|| format!("{}: the alarm e-mail", path.display()))?;
+            continue;
+        }
         if key == "ideal-cycle-times" {
             spec.ideal_cycle_times = ideal_cycle_times(value)
                 .with_context(|| format!("{}: the ideal cycle times", path.display()))?;
@@ -264,6 +271,8 @@ pub struct PlanSpec {
     pub alarms: Vec<factorydash_core::alarms::Rule>,
     /// The `[[alarm-webhook]]` receivers.
     pub webhooks: Vec<crate::alarms::WebhookSpec>,
+    /// The `[[alarm-email]]` receivers.
+    pub emails: Vec<crate::alarms::EmailSpec>,
 }
 
 /// The reasons offered for a stop when the configuration lists none: the losses a

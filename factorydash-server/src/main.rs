@@ -1196,13 +1196,8 @@ async fn serve(
     time_zone::set_plant(zone);
     let alarm_engine =
         factorydash_core::alarms::AlarmEngine::new(shifts.alarms.clone(), layout.clone());
-    let webhooks = shifts
-        .webhooks
-        .iter()
-        .map(|w| alarms::Webhook::new(w.clone()).map(Arc::new))
-        .collect::<anyhow::Result<Vec<_>>>()
-        .context("the alarm webhooks")?;
-    let alarm_hub = Arc::new(alarms::AlarmHub::new(alarm_engine, webhooks));
+    let receivers = alarms::config::receivers(&shifts.webhooks, &shifts.emails)?;
+    let alarm_hub = Arc::new(alarms::AlarmHub::new(alarm_engine, receivers));
     alarm_hub.spawn(store.clone());
     let app = App::new(store.clone(), kind, layout, alarm_hub);
     if let Some((_, pending, _)) = &opening {

@@ -32,6 +32,16 @@
 //! format = "json"                # or "slack" (Slack, Mattermost, Teams)
 //! retry-for = "1h"
 //! link-base = "https://dash.plant.example"
+//! min-priority = "high"          # changes of urgent and high alarms only
+//!
+//! [[alarm-email]]
+//! server = "mail.plant.example"
+//! tls = "starttls"               # (port 587) or "tls" (465) or "none" (25); port = …
+//! username = "factorydash"
+//! password-env = "FACTORYDASH_SMTP_PASSWORD"  # or password-file = "/etc/…"
+//! from = "factorydash <factorydash@plant.example>"
+//! to = ["maintenance@plant.example"]
+//! digest = "5m"                  # one message with every change of 5 min; none: each
 //! ```
 
 use std::path::Path;
@@ -42,12 +52,19 @@ use factorydash_core::alarms::{Priority, Rule, Trigger, MAX_MESSAGE};
 use factorydash_core::ConditionLevel;
 use serde::Deserialize;
 
+use super::email::{EmailSpec, TlsMode};
 use super::webhook::{Format, WebhookSpec};
 
 /// Rules at most.
 pub const MAX_RULES: usize = 1_000;
 /// Webhooks at most.
 pub const MAX_WEBHOOKS: usize = 20;
+/// E-mail receivers at most.
+pub const MAX_EMAILS: usize = 20;
+/// Recipients of one e-mail receiver at most.
+pub const MAX_RECIPIENTS: usize = 50;
+/// The largest CA file read.
+pub const CA_FILE_LIMIT: usize = 1 << 20;
 /// The longest duration a rule or webhook takes: 30 days.
 pub const MAX_DURATION: Duration = Duration::from_secs(30 * 86_400);
 /// The largest secret file read.
@@ -91,6 +108,25 @@ struct WebhookToml {
     format: Option<String>,
     retry_for: Option<String>,
     link_base: Option<String>,
+    min_priority: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct EmailToml {
+    server: String,
+    port: Option<u16>,
+    tls: Option<String>,
+    ca_file: Option<String>,
+    username: Option<String>,
+    password_file: Option<String>,
+    password_env: Option<String>,
+    from: String,
+    to: Vec<String>,
+    digest: Option<String>,
+    retry_for: Option<String>,
+    link_base: Option<String>,
+    min_priority: Option<String>,
 }
 
 fn duration(text: &str, what: &str) -> anyhow::Result<Duration> {
@@ -245,14 +281,9 @@ pub fn webhooks(value: &toml::Value, config_dir: &Path) -> anyhow::Result<Vec<We
         }
         let secret = match (t.secret, t.secret_file, t.secret_env) {
             (Some(s), None, None) => s,
-            (None, Some(f), None) => {
-                let path = config_dir.join(f);
-                crate::config::read_bounded(&path, SECRET_FILE_LIMIT, "the webhook's secret file")?
-                    .trim()
-                    .to_owned()
+            (None, file, env @ Some(_)) | (None, file @ Some(_), env) => {
+                secret_from(file, env, config_dir).with_context(|| format!("webhook {shown}"))?
             }
-            (None, None, Some(v)) => std::env::var(&v)
-                .with_context(|| format!("webhook {shown}: the variable {v} is not set"))?,
             _ => bail!("webhook {shown}: give one of secret, secret-file, secret-env"),
         };
         if secret.is_empty() {
@@ -282,7 +313,164 @@ pub fn webhooks(value: &toml::Value, config_dir: &Path) -> anyhow::Result<Vec<We
             format,
             retry_for,
             link_base: t.link_base,
+            min_priority: min_priority(t.min_priority.as_deref())
+                .with_context(|| format!("webhook {shown}"))?,
         });
+    }
+    Ok(out)
+}
+
+/// A secret from a file (relative to `config_dir`, at most [`SECRET_FILE_LIMIT`], trimmed)
+/// or an environment variable: exactly one of them.
+fn secret_from(
+    file: Option<String>,
+    env: Option<String>,
+    config_dir: &Path,
+) -> anyhow::Result<String> {
+    match (file, env) {
+        (Some(f), None) => {
+            let path = config_dir.join(f);
+            Ok(
+                crate::config::read_bounded(&path, SECRET_FILE_LIMIT, "the secret file")?
+                    .trim()
+                    .to_owned(),
+            )
+        }
+        (None, Some(v)) => {
+            std::env::var(&v).with_context(|| format!("the variable {v} is not set"))
+        }
+        _ => bail!("give one of a file or a variable, not both"),
+    }
+}
+
+fn min_priority(text: Option<&str>) -> anyhow::Result<Priority> {
+    text.unwrap_or("low")
+        .parse::<Priority>()
+        .map_err(anyhow::Error::msg)
+        .context("min-priority")
+}
+
+/// The `[[alarm-email]]` tables; passwords and CA files read from their files (relative to
+/// `config_dir`) or the environment.
+///
+/// # Errors
+/// Not an array of tables; an unknown key; an empty server; a bad `tls`; a CA file
+/// unreadable or over [`CA_FILE_LIMIT`]; a password without a user or both a file and a
+/// variable; an address lettre cannot parse; no recipient or more than
+/// [`MAX_RECIPIENTS`]; a bad duration or priority; the same recipients twice; more than
+/// [`MAX_EMAILS`].
+pub fn emails(value: &toml::Value, config_dir: &Path) -> anyhow::Result<Vec<EmailSpec>> {
+    let tables: Vec<EmailToml> = value
+        .clone()
+        .try_into()
+        .context("[[alarm-email]] must be tables of server, from, to and options")?;
+    if tables.len() > MAX_EMAILS {
+        bail!(
+            "{} alarm e-mail receivers; at most {MAX_EMAILS}",
+            tables.len()
+        );
+    }
+    let mut out: Vec<EmailSpec> = Vec::new();
+    for t in tables {
+        let server = t.server.trim().to_owned();
+        let spec = email(t, config_dir).with_context(|| format!("alarm e-mail via {server:?}"))?;
+        if out.iter().any(|e| e.name() == spec.name()) {
+            bail!("alarm e-mail to {}: listed twice", spec.name());
+        }
+        out.push(spec);
+    }
+    Ok(out)
+}
+
+fn email(t: EmailToml, config_dir: &Path) -> anyhow::Result<EmailSpec> {
+    let server = t.server.trim().to_owned();
+    if server.is_empty() || server.len() > 253 {
+        bail!("server must be a host name of 1 to 253 bytes");
+    }
+    let tls = match t.tls.as_deref().unwrap_or("starttls") {
+        "starttls" => TlsMode::StartTls,
+        "tls" => TlsMode::Tls,
+        "none" => TlsMode::None,
+        other => bail!("tls {other:?} is not \"starttls\", \"tls\" or \"none\""),
+    };
+    let ca_pem = t
+        .ca_file
+        .map(|f| {
+            let path = config_dir.join(f);
+            crate::config::read_bounded(&path, CA_FILE_LIMIT, "the CA file").map(String::into_bytes)
+        })
+        .transpose()?;
+    let credentials = match (t.username, t.password_file, t.password_env) {
+        (None, None, None) => None,
+        (Some(user), file, env) => Some((
+            user,
+            secret_from(file, env, config_dir).context("the password")?,
+        )),
+        (None, ..) => bail!("a password needs a username"),
+    };
+    let from = t
+        .from
+        .parse()
+        .with_context(|| format!("from {:?} is not an address", t.from))?;
+    if t.to.is_empty() || t.to.len() > MAX_RECIPIENTS {
+        bail!("to must list 1 to {MAX_RECIPIENTS} addresses");
+    }
+    let to =
+        t.to.iter()
+            .map(|a| {
+                a.parse()
+                    .with_context(|| format!("to {a:?} is not an address"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+    let spec = EmailSpec {
+        port: t.port.unwrap_or(tls.default_port()),
+        server,
+        tls,
+        ca_pem,
+        credentials,
+        from,
+        to,
+        digest: t
+            .digest
+            .as_deref()
+            .map(|d| duration(d, "digest"))
+            .transpose()?
+            .unwrap_or_default(),
+        retry_for: t
+            .retry_for
+            .as_deref()
+            .map(|d| duration(d, "retry-for"))
+            .transpose()?
+            .unwrap_or(Duration::from_secs(3600)),
+        link_base: t.link_base,
+        min_priority: min_priority(t.min_priority.as_deref())?,
+    };
+    if spec.name().len() > 1_000 {
+        bail!("the recipients are longer than 1,000 bytes together");
+    }
+    Ok(spec)
+}
+
+/// The receivers of `webhooks` and `emails`, each under its outbox name.
+///
+/// # Errors
+/// A webhook's HTTP client or an e-mail receiver's TLS parameters cannot be built.
+pub fn receivers(
+    webhooks: &[WebhookSpec],
+    emails: &[EmailSpec],
+) -> anyhow::Result<Vec<std::sync::Arc<super::Receiver>>> {
+    use super::{Email, Receiver, Sink, Webhook};
+    let mut out = Vec::new();
+    for w in webhooks {
+        let name = super::webhook::shown(&w.url);
+        let sink = Sink::Webhook(Webhook::new(w.clone()).context("an alarm webhook")?);
+        out.push(Receiver::new(name, sink, w.retry_for, w.min_priority).into());
+    }
+    for e in emails {
+        let sink = Sink::Email(Box::new(
+            Email::new(e.clone()).context("an alarm e-mail receiver")?,
+        ));
+        out.push(Receiver::new(e.name(), sink, e.retry_for, e.min_priority).into());
     }
     Ok(out)
 }
@@ -381,5 +569,64 @@ mod tests {
         let t: toml::Table = "[[alarm-webhook]]\nurl = \"http://x/\"".parse().unwrap();
         let e = webhooks(&t["alarm-webhook"], Path::new(".")).unwrap_err();
         assert!(e.to_string().contains("one of secret"));
+    }
+
+    fn emails_of(text: &str) -> anyhow::Result<Vec<EmailSpec>> {
+        let t: toml::Table = text.parse().unwrap();
+        emails(&t["alarm-email"], Path::new("."))
+    }
+
+    #[test]
+    fn email_receivers_are_read_and_bad_ones_named() {
+        // PATH is set wherever the tests run: a variable read as the password.
+        let e = emails_of(
+            r#"
+            [[alarm-email]]
+            server = "mail.plant.example"
+            username = "fd"
+            password-env = "PATH"
+            from = "factorydash <fd@plant.example>"
+            to = ["a@plant.example", "Lead <b@plant.example>"]
+            digest = "5m"
+            min-priority = "high"
+            "#,
+        )
+        .unwrap();
+        assert_eq!((e[0].port, e[0].tls), (587, TlsMode::StartTls));
+        assert_eq!(e[0].digest, Duration::from_secs(300));
+        assert_eq!(e[0].min_priority, Priority::High);
+        assert_eq!(e[0].name(), "mailto:a@plant.example,b@plant.example");
+        assert_eq!(
+            e[0].credentials.as_ref().map(|c| c.1.clone()),
+            std::env::var("PATH").ok()
+        );
+        let base = "server = \"m\"\nfrom = \"f@x.example\"\nto = [\"t@x.example\"]\n";
+        for (extra, says) in [
+            ("tls = \"ssl\"", "is not \"starttls\""),
+            ("password-env = \"PATH\"", "needs a username"),
+            ("username = \"u\"\npassword = \"inline\"", "unknown field"),
+            (
+                "username = \"u\"\npassword-env = \"FACTORYDASH_NO_SUCH_VARIABLE\"",
+                "not set",
+            ),
+            ("digest = \"40d\"", "30 days"),
+            ("min-priority = \"top\"", "min-priority"),
+        ] {
+            let e = emails_of(&format!("[[alarm-email]]\n{base}{extra}")).unwrap_err();
+            let chain = format!("{e:#}");
+            assert!(chain.contains(says), "{extra}: {chain}");
+        }
+        let e = emails_of(
+            "[[alarm-email]]\nserver = \"m\"\nfrom = \"not an address\"\nto = [\"t@x.example\"]",
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("is not an address"), "{e:#}");
+        let e = emails_of("[[alarm-email]]\nserver = \"m\"\nfrom = \"f@x.example\"\nto = []")
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("1 to 50"), "{e:#}");
+        assert_eq!(
+            emails_of(&format!("[[alarm-email]]\n{base}tls = \"tls\"")).unwrap()[0].port,
+            465
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! [`AlarmEngine`] over every stored batch ([`AlarmHub::observe`], from
 //! [`crate::state::App::publish`]) and a tick every 5 s; operators acknowledge and shelve
 //! through `/api/alarms/{id}/…` (`src/web/alarms.rs`); each change to deliver goes to every
-//! `[[alarm-webhook]]` ([`webhook`]), in order, retried while the receiver is down.
+//! `[[alarm-webhook]]` ([`webhook`]) and `[[alarm-email]]` ([`email`]), in order, retried
+//! while the receiver is down ([`delivery`]).
 //!
 //! Each change to deliver is kept in the store's outbox until its receiver confirms it:
 //! a restart delivers what was not (with the delivery id it had), and nothing twice to a
@@ -10,6 +11,8 @@
 //! them (the rules raise again what is still there).
 
 pub mod config;
+pub mod delivery;
+pub mod email;
 pub mod webhook;
 
 use std::sync::{Arc, Mutex};
@@ -20,7 +23,9 @@ use factorydash_core::alarms::{
 };
 use factorydash_core::Observation;
 
-pub use webhook::{Attempt, Webhook, WebhookSpec};
+pub use delivery::{Attempt, Receiver, Sink};
+pub use email::{Email, EmailSpec};
+pub use webhook::{Webhook, WebhookSpec};
 
 /// How old an observation is (by its timestamp, against this process's clock) for its
 /// changes to be history, not news ([`AlarmHub::observe`]).
@@ -32,7 +37,7 @@ pub const TICK: std::time::Duration = std::time::Duration::from_secs(5);
 /// The alarm engine and where its changes go.
 pub struct AlarmHub {
     engine: Mutex<AlarmEngine>,
-    webhooks: Vec<Arc<Webhook>>,
+    receivers: Vec<Arc<Receiver>>,
 }
 
 impl std::fmt::Debug for AlarmHub {
@@ -48,12 +53,12 @@ impl Default for AlarmHub {
 }
 
 impl AlarmHub {
-    /// A hub over `engine`, delivering to `webhooks` (their tasks started by
+    /// A hub over `engine`, delivering to `receivers` (their tasks started by
     /// [`AlarmHub::spawn`]).
-    pub fn new(engine: AlarmEngine, webhooks: Vec<Arc<Webhook>>) -> Self {
+    pub fn new(engine: AlarmEngine, receivers: Vec<Arc<Receiver>>) -> Self {
         AlarmHub {
             engine: Mutex::new(engine),
-            webhooks,
+            receivers,
         }
     }
 
@@ -119,7 +124,7 @@ impl AlarmHub {
         self.send(changes);
     }
 
-    /// Queues `changes` to deliver on every webhook (called with the engine locked).
+    /// Queues `changes` to deliver to every receiver (called with the engine locked).
     fn send(&self, changes: Vec<AlarmChange>) {
         for c in changes {
             tracing::info!(
@@ -131,9 +136,8 @@ impl AlarmHub {
                 "alarm"
             );
             if c.deliver {
-                let c = Arc::new(c);
-                for w in &self.webhooks {
-                    w.queue(c.clone());
+                for r in &self.receivers {
+                    r.queue(&c);
                 }
             }
         }
@@ -197,19 +201,19 @@ impl AlarmHub {
         e.get(id).cloned().ok_or(ActionError::NoSuchAlarm(id))
     }
 
-    /// Every webhook's newest attempts, newest first.
+    /// Every receiver's newest attempts, newest first.
     pub fn attempts(&self, limit: usize) -> Vec<Attempt> {
-        let mut all: Vec<Attempt> = self.webhooks.iter().flat_map(|w| w.attempts()).collect();
+        let mut all: Vec<Attempt> = self.receivers.iter().flat_map(|r| r.attempts()).collect();
         all.sort_by_key(|a| std::cmp::Reverse(a.at));
         all.truncate(limit);
         all
     }
 
-    /// Starts the tick and each webhook's delivery task (they run as long as the
+    /// Starts the tick and each receiver's delivery task (they run as long as the
     /// process).
     pub fn spawn(self: &Arc<Self>, store: Arc<dyn factorydash_store::Store>) {
-        for w in &self.webhooks {
-            tokio::spawn(w.clone().run(store.clone()));
+        for r in &self.receivers {
+            tokio::spawn(r.clone().run(store.clone()));
         }
         if !self.has_rules() {
             return;

@@ -2,7 +2,7 @@
 //! episodes, [`super::api`]): `GET /api/alarms/active` (the alarms not ended, of the
 //! devices the caller sees), `POST /api/alarms/{id}/acknowledge`, `/shelve` and `/unshelve` (the operator
 //! role over the alarm's device; each written to the audit log), and `GET
-//! /api/alarms/deliveries` (admins: every webhook's newest attempts).
+//! /api/alarms/deliveries` (admins: every receiver's newest attempts).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -32,7 +32,8 @@ fn alarm_json(a: &Alarm) -> serde_json::Value {
 }
 
 /// `GET /api/alarms/active`: `{"alarms": [...]}`, newest first, at most [`MAX_LISTED`], of the
-/// devices the caller sees.
+/// devices the caller sees; each with `canAct`, whether the caller may acknowledge and
+/// shelve it (the page shows its buttons only then).
 pub async fn list(
     app: Arc<App>,
     auth: Arc<Auth>,
@@ -42,7 +43,16 @@ pub async fn list(
     let alarms = app
         .alarms
         .active(|a| scope.sees(&a.agent, &a.device), MAX_LISTED);
-    let list: Vec<serde_json::Value> = alarms.iter().map(alarm_json).collect();
+    let list: Vec<serde_json::Value> = alarms
+        .iter()
+        .map(|a| {
+            let mut v = alarm_json(a);
+            v["canAct"] = json!(
+                scope.is_admin() || scope.role_for(&a.agent, &a.device) >= Some(Role::Operator)
+            );
+            v
+        })
+        .collect();
     Ok(reply::json(&json!({ "alarms": list })).into_response())
 }
 
@@ -158,7 +168,7 @@ pub async fn act(
     Ok(reply::json(&alarm_json(&after)).into_response())
 }
 
-/// `GET /api/alarms/deliveries` (admins): `{"attempts": [...]}`, every webhook's newest
+/// `GET /api/alarms/deliveries` (admins): `{"attempts": [...]}`, every receiver's newest
 /// attempts, newest first.
 pub async fn deliveries(app: Arc<App>, principal: Option<Principal>) -> Result<Response, ApiError> {
     require_admin(principal.as_ref())?;

@@ -8,6 +8,7 @@ mod alarms;
 mod api;
 mod browser;
 mod credentials;
+mod email;
 mod end_to_end;
 mod export;
 mod faults;

@@ -18,19 +18,19 @@ use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 
 /// A test CA.
-struct Ca {
+pub(crate) struct Ca {
     issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
 /// A server certificate and its key, PEM, and the certificate's DER.
-struct Leaf {
-    cert_pem: String,
-    key_pem: String,
-    der: CertificateDer<'static>,
+pub(crate) struct Leaf {
+    pub(crate) cert_pem: String,
+    pub(crate) key_pem: String,
+    pub(crate) der: CertificateDer<'static>,
 }
 
 impl Ca {
-    fn new() -> Ca {
+    pub(crate) fn new() -> Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params
@@ -41,7 +41,7 @@ impl Ca {
         Ca { issuer }
     }
 
-    fn pem(&self) -> String {
+    pub(crate) fn pem(&self) -> String {
         self.issuer.pem()
     }
 
@@ -50,7 +50,7 @@ impl Ca {
     }
 
     /// A certificate for localhost and 127.0.0.1 named `cn`, with a new key.
-    fn leaf(&self, cn: &str) -> Leaf {
+    pub(crate) fn leaf(&self, cn: &str) -> Leaf {
         let key = KeyPair::generate().unwrap();
         let mut params =
             CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
