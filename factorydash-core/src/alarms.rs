@@ -9,7 +9,8 @@
 //! - **Rules** ([`Rule`]): a Condition becoming `Warning` or `Fault` (by its type, native
 //!   code, text); an event held in some states too long (Execution `STOPPED` for 10
 //!   minutes); a Sample beyond a threshold for a time; a device whose newest data is
-//!   older than a time. Each with a [`Priority`], devices (name globs, or cells of the
+//!   older than a time; a cutting tool near its life limit (MTConnect Part 4); an agent
+//!   that cannot be reached for a time. Each with a [`Priority`], devices (name globs, or cells of the
 //!   plant's [`Layout`]), a de-duplication window and a message template.
 //! - **States** (ISA-18.2 §5.3, the alarm state transition diagram): an alarm is raised
 //!   *active unacknowledged*; an operator's acknowledgement makes it *active
@@ -38,6 +39,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::layout::{glob_match, Layout, Placement};
+use crate::tools::CuttingTool;
 use crate::{Category, ConditionLevel, Observation};
 
 /// Raises of one alarm within [`CHATTER_WINDOW`] that make it chattering.
@@ -145,6 +147,19 @@ pub enum Trigger {
     /// A device whose newest observation (by its timestamp) is older than `seconds` at a
     /// tick; clears with its next observation.
     Stale {
+        /// How long, in seconds.
+        seconds: u32,
+    },
+    /// A cutting tool of a device near its life limit
+    /// ([`CuttingTool::near_life_limit`]: a `ToolLife` of it or of a cutting item at its
+    /// warning, or within 10 % of its limit; its `CutterStatus` `EXPIRED` or `BROKEN`), as the agent's CuttingTool assets
+    /// say (MTConnect Part 4); clears when it no longer is (reset, replaced, removed).
+    /// One alarm per tool, its data item `asset:<assetId>`.
+    ToolLife,
+    /// An agent that cannot be reached (no answer, or an error) for `seconds` or more,
+    /// timed on this process's clock; clears at its next answer. Its alarm names the
+    /// agent, with no device.
+    Unreachable {
         /// How long, in seconds.
         seconds: u32,
     },
@@ -780,6 +795,131 @@ impl AlarmEngine {
         out
     }
 
+    /// Watches `agent`'s `device` for staleness from `now` (UTC, this process's clock) as
+    /// if it had just sent data, unless it is watched already: at start, each device the
+    /// store knows, so that one silent since then raises its stale alarm too.
+    pub fn watch_device(&mut self, agent: &str, device: &str, now: DateTime<Utc>) {
+        if !self.watches_staleness || self.watched_devices >= MAX_WATCHED {
+            return;
+        }
+        let devices = self.newest.entry(agent.to_owned()).or_default();
+        if !devices.contains_key(device) {
+            devices.insert(device.to_owned(), now);
+            self.watched_devices += 1;
+        }
+    }
+
+    /// The cutting tools `agent` serves now, by device name (each read of its assets):
+    /// each tool near its life limit raises an alarm of each [`Trigger::ToolLife`] rule
+    /// over its device, and each such alarm of a tool no longer near it (reset,
+    /// replaced, removed, or its device gone from the map) clears, at `now` (UTC).
+    pub fn tools(
+        &mut self,
+        agent: &str,
+        by_device: &HashMap<String, Vec<CuttingTool>>,
+        now: DateTime<Utc>,
+    ) -> Vec<AlarmChange> {
+        let mut out = Vec::new();
+        self.now = now;
+        let mut devices: Vec<&String> = by_device.keys().collect();
+        devices.sort();
+        for r in 0..self.rules.len() {
+            if self.rules[r].trigger != Trigger::ToolLife {
+                continue;
+            }
+            let mut near: Vec<Key> = Vec::new();
+            for device in &devices {
+                if !self.rules[r].matches_device(&self.layout, agent, device) {
+                    continue;
+                }
+                for tool in by_device[*device].iter().filter(|t| t.near_life_limit()) {
+                    let item = format!("asset:{}", tool.asset_id);
+                    let key: Key = (r, agent.to_owned(), (*device).clone(), item.clone(), None);
+                    near.push(key.clone());
+                    if self.is_active(&key) {
+                        continue;
+                    }
+                    let state = if tool.is_expired_or_broken() {
+                        "expired or broken"
+                    } else {
+                        "near its life limit"
+                    };
+                    let label = tool.label();
+                    let fields = Fields {
+                        value: &label,
+                        state,
+                        seconds: 0,
+                    };
+                    self.raise_with(key, device, &item, now, &fields, &mut out);
+                }
+            }
+            let from: Key = (r, agent.to_owned(), String::new(), String::new(), None);
+            let gone: Vec<Key> = self
+                .by_key
+                .range(from..)
+                .map(|(k, _)| k)
+                .take_while(|k| k.0 == r && k.1 == agent)
+                .filter(|k| !near.contains(k))
+                .cloned()
+                .collect();
+            for key in gone {
+                self.clear(&key, now, &mut out);
+            }
+        }
+        out
+    }
+
+    /// The agents followed, each as (its key, the name to show in messages, e.g. its URL
+    /// without credentials, since when it cannot be reached (`None`: it answers), by this
+    /// process's clock (UTC)): each [`Trigger::Unreachable`] rule raises an alarm
+    /// for an agent unreachable for its time, and clears it for one that answers again or
+    /// is no longer listed (removed). Called at each tick.
+    pub fn agents(
+        &mut self,
+        agents: &[(String, String, Option<DateTime<Utc>>)],
+        now: DateTime<Utc>,
+    ) -> Vec<AlarmChange> {
+        let mut out = Vec::new();
+        self.now = now;
+        for r in 0..self.rules.len() {
+            let Trigger::Unreachable { seconds } = self.rules[r].trigger else {
+                continue;
+            };
+            let limit = Duration::seconds(seconds.into());
+            let mut down: Vec<Key> = Vec::new();
+            for (agent, shown, since) in agents {
+                let Some(since) = since.filter(|s| now - *s >= limit) else {
+                    continue;
+                };
+                let key: Key = (r, agent.clone(), String::new(), String::new(), None);
+                down.push(key.clone());
+                if self.is_active(&key) {
+                    continue;
+                }
+                let shown = crate::layout::cut(shown, 200);
+                let fields = Fields {
+                    value: &shown,
+                    state: "UNREACHABLE",
+                    seconds,
+                };
+                self.raise_with(key, "", "", since + limit, &fields, &mut out);
+            }
+            let from: Key = (r, String::new(), String::new(), String::new(), None);
+            let up: Vec<Key> = self
+                .by_key
+                .range(from..)
+                .map(|(k, _)| k)
+                .take_while(|k| k.0 == r)
+                .filter(|k| !down.contains(k))
+                .cloned()
+                .collect();
+            for key in up {
+                self.clear(&key, now, &mut out);
+            }
+        }
+        out
+    }
+
     fn raise(
         &mut self,
         key: Key,
@@ -914,13 +1054,14 @@ impl AlarmEngine {
             ChangeKind::Raised
         };
         let deliver = alarm.shelved.is_none() && (began_flood || !in_flood);
+        let (agent, device) = (alarm.agent.clone(), alarm.device.clone());
         out.push(AlarmChange {
             kind,
             at,
             deliver,
             alarm,
         });
-        self.bound();
+        self.bound(&agent, &device);
     }
 
     fn clear(&mut self, key: &Key, at: DateTime<Utc>, out: &mut Vec<AlarmChange>) {
@@ -1032,9 +1173,11 @@ impl AlarmEngine {
     }
 
     /// Keeps at most [`MAX_ALARMS`]: the oldest ended alarm goes, else the oldest
-    /// cleared one, else the oldest (an active alarm dropped is raised again by its
-    /// rule, as new).
-    fn bound(&mut self) {
+    /// cleared one, else the oldest active one of `agent`'s `device` (the device that just
+    /// raised one: a device raising thousands of alarms drops its own, never another
+    /// device's standing alarm), else the oldest. An active alarm dropped is raised again
+    /// by its rule, as new.
+    fn bound(&mut self, agent: &str, device: &str) {
         while self.alarms.len() > MAX_ALARMS {
             let oldest = |state: AlarmState| {
                 self.alarms
@@ -1042,8 +1185,18 @@ impl AlarmEngine {
                     .find(|a| a.state == state)
                     .map(|a| a.id)
             };
+            let own = || {
+                let mut of_device = self
+                    .alarms
+                    .values()
+                    .filter(|a| a.agent == agent && a.device == device);
+                // Not the one just raised (the newest) while an older one is there.
+                let first = of_device.next().map(|a| a.id);
+                of_device.next().and(first)
+            };
             let Some(id) = oldest(AlarmState::Ended)
                 .or_else(|| oldest(AlarmState::ClearedUnacknowledged))
+                .or_else(own)
                 .or_else(|| self.alarms.keys().next().copied())
             else {
                 return;
@@ -1072,6 +1225,8 @@ fn expand(rule: &Rule, device: &str, item: &str, code: Option<&str>, f: &Fields<
             Trigger::Held { .. } => "{device}: {state} for {seconds} s or more",
             Trigger::Threshold { .. } => "{device}: {item} at {value} for {seconds} s or more",
             Trigger::Stale { .. } => "{device}: no data for {seconds} s (newest {value})",
+            Trigger::ToolLife => "{device}: tool {value} {state}",
+            Trigger::Unreachable { .. } => "agent {value} unreachable for {seconds} s or more",
         }
     } else {
         rule.message.as_str()
@@ -1530,5 +1685,94 @@ mod tests {
         let c = feed(&mut e, condition(600, ConditionLevel::Fault, None, "x"));
         assert_eq!((c[0].kind, c[0].deliver), (ChangeKind::Raised, false));
         assert!(c[0].alarm.shelved.is_some());
+    }
+
+    #[test]
+    fn a_device_silent_since_start_goes_stale() {
+        let mut e = AlarmEngine::new(
+            vec![rule("stale", Trigger::Stale { seconds: 60 })],
+            Layout::default(),
+        );
+        // Known to the store, never heard from since start.
+        e.watch_device("http://a", "Mazak01", at(0));
+        e.watch_device("http://a", "Mazak01", at(50)); // watched already: kept at 0
+        assert!(e.tick(at(59)).is_empty());
+        let c = e.tick(at(60));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].alarm.device, "Mazak01");
+    }
+
+    #[test]
+    fn a_tool_near_its_life_limit_is_one_alarm_until_replaced() {
+        use crate::tools::{CountDirection, ToolLife, ToolLifeKind};
+        let tool = |id: &str, used: f64| CuttingTool {
+            asset_id: id.into(),
+            program_tool_number: Some(id.trim_start_matches("M1.T").into()),
+            lives: vec![ToolLife::new(
+                ToolLifeKind::PartCount,
+                CountDirection::Up,
+                Some(used),
+                Some(200.0),
+            )],
+            ..CuttingTool::default()
+        };
+        let mut e = AlarmEngine::new(vec![rule("tools", Trigger::ToolLife)], Layout::default());
+        let tools = |list: Vec<CuttingTool>| HashMap::from([("Mazak01".to_owned(), list)]);
+        assert!(e.tools("a", &tools(vec![tool("M1.T1", 10.0)]), at(0)).is_empty());
+        let c = e.tools("a", &tools(vec![tool("M1.T1", 190.0), tool("M1.T2", 5.0)]), at(10));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].kind, ChangeKind::Raised);
+        assert_eq!(c[0].alarm.data_item_id, "asset:M1.T1");
+        assert_eq!(c[0].alarm.message, "Mazak01: tool T1 near its life limit");
+        // Read again, still near: nothing new.
+        assert!(e.tools("a", &tools(vec![tool("M1.T1", 195.0)]), at(20)).is_empty());
+        // Replaced (its life counted from zero again): cleared.
+        let c = e.tools("a", &tools(vec![tool("M1.T1", 0.0)]), at(30));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].kind, ChangeKind::Cleared);
+        // Another agent's tools are not touched by this agent's reads.
+        e.tools("b", &tools(vec![tool("M1.T9", 199.0)]), at(40));
+        assert!(e.tools("a", &HashMap::new(), at(50)).is_empty());
+        assert_eq!(e.active().filter(|a| a.active).count(), 1);
+    }
+
+    #[test]
+    fn an_agent_unreachable_for_long_enough_raises_and_its_answer_clears() {
+        let mut e = AlarmEngine::new(
+            vec![rule("down", Trigger::Unreachable { seconds: 60 })],
+            Layout::default(),
+        );
+        let down = |since: Option<i64>| vec![("http://u:p@a".to_owned(), "http://a".to_owned(), since.map(at))];
+        assert!(e.agents(&down(Some(0)), at(59)).is_empty());
+        let c = e.agents(&down(Some(0)), at(61));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].alarm.raised_at, at(60));
+        assert_eq!(c[0].alarm.message, "agent http://a unreachable for 60 s or more");
+        assert!(e.agents(&down(Some(0)), at(70)).is_empty());
+        let c = e.agents(&down(None), at(80));
+        assert_eq!(c[0].kind, ChangeKind::Cleared);
+        // Removed while down: cleared too.
+        e.agents(&down(Some(100)), at(200));
+        let c = e.agents(&[], at(210));
+        assert_eq!(c[0].kind, ChangeKind::Cleared);
+    }
+
+    #[test]
+    fn a_device_raising_thousands_of_alarms_drops_its_own_not_anothers() {
+        let mut e = AlarmEngine::new(vec![faults()], Layout::default());
+        let mut other = condition(0, ConditionLevel::Fault, Some("STANDING"), "x");
+        other.device = "Hurco01".into();
+        feed(&mut e, other);
+        for i in 0..(MAX_ALARMS as i64 + 50) {
+            feed(
+                &mut e,
+                condition(i + 1, ConditionLevel::Fault, Some(&format!("C{i}")), "x"),
+            );
+        }
+        assert_eq!(e.all().count(), MAX_ALARMS);
+        assert!(
+            e.active().any(|a| a.device == "Hurco01"),
+            "another device's standing alarm was dropped"
+        );
     }
 }

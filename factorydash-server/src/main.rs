@@ -1198,8 +1198,21 @@ async fn serve(
         factorydash_core::alarms::AlarmEngine::new(shifts.alarms.clone(), layout.clone());
     let receivers = alarms::config::receivers(&shifts.webhooks, &shifts.emails)?;
     let alarm_hub = Arc::new(alarms::AlarmHub::new(alarm_engine, receivers));
-    alarm_hub.spawn(store.clone());
     let app = App::new(store.clone(), kind, layout, alarm_hub);
+    let weak = Arc::downgrade(&app);
+    app.alarms.spawn(store.clone(), move || {
+        let Some(app) = weak.upgrade() else {
+            return Vec::new();
+        };
+        app.health
+            .all()
+            .into_iter()
+            .map(|h| {
+                let shown = redact::redacted(&h.source).into_owned();
+                (h.source, shown, h.unreachable_since)
+            })
+            .collect()
+    });
     if let Some((_, pending, _)) = &opening {
         let _ = app.pending.set(pending.clone());
     }

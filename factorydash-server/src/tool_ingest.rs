@@ -80,6 +80,7 @@ pub async fn follow_tools(app: Arc<App>, connect: String, max_document: usize) {
                 }
                 let now = Utc::now();
                 last_read = Some(now);
+                app.alarms.tools(&agent, &by_device);
                 let changed = app
                     .tools
                     .set(&agent, Some(by_device), ToolsState::Read(now));
@@ -94,6 +95,7 @@ pub async fn follow_tools(app: Arc<App>, connect: String, max_document: usize) {
                     tracing::info!(agent = %shown, %error, "the agent serves no CuttingTool assets; asking again every 5 minutes");
                     logged = Some(error);
                 }
+                app.alarms.tools(&agent, &HashMap::new());
                 let changed = app
                     .tools
                     .set(&agent, Some(HashMap::new()), ToolsState::NotServed);

@@ -26,6 +26,14 @@
 //! name = "No data"
 //! stale = "15m"
 //!
+//! [[alarm]]
+//! name = "Tools"
+//! tool-life = true               # a cutting tool near its life limit (its assets)
+//!
+//! [[alarm]]
+//! name = "Agent down"
+//! unreachable = "5m"             # an agent that does not answer for 5 min
+//!
 //! [[alarm-webhook]]
 //! url = "https://hooks.example.com/factorydash"
 //! secret-env = "FACTORYDASH_WEBHOOK_SECRET"   # or secret-file = "/etc/…", or secret = "…"
@@ -96,6 +104,8 @@ struct AlarmToml {
     above: Option<f64>,
     below: Option<f64>,
     stale: Option<String>,
+    tool_life: Option<bool>,
+    unreachable: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,7 +156,8 @@ fn seconds(text: &str, what: &str) -> anyhow::Result<u32> {
 ///
 /// # Errors
 /// Not an array of tables; an unknown key; a name missing, empty, longer than 100 bytes
-/// or used twice; not exactly one trigger (`condition`, `state`, `sample`, `stale`); a
+/// or used twice; not exactly one trigger (`condition`, `state`, `sample`, `stale`,
+/// `tool-life`, `unreachable`; `devices` or `cells` with `unreachable`); a
 /// bad priority, duration, level or threshold; more than [`MAX_RULES`]. Each message
 /// names the rule.
 pub fn rules(value: &toml::Value) -> anyhow::Result<Vec<Rule>> {
@@ -178,9 +189,14 @@ fn rule(name: &str, t: AlarmToml) -> anyhow::Result<Rule> {
         t.state.is_some(),
         t.sample.is_some(),
         t.stale.is_some(),
+        t.tool_life == Some(true),
+        t.unreachable.is_some(),
     ];
     if triggers.iter().filter(|t| **t).count() != 1 {
-        bail!("give exactly one of condition, state, sample, stale");
+        bail!("give exactly one of condition, state, sample, stale, tool-life, unreachable");
+    }
+    if t.unreachable.is_some() && !(t.devices.is_empty() && t.cells.is_empty()) {
+        bail!("unreachable is about agents: it takes no devices or cells");
     }
     let for_ = t.for_.as_deref().map(|f| seconds(f, "for")).transpose()?;
     let trigger = if let Some(level) = &t.condition {
@@ -220,11 +236,16 @@ fn rule(name: &str, t: AlarmToml) -> anyhow::Result<Rule> {
             below: t.below,
             seconds: for_.unwrap_or(0),
         }
-    } else {
-        let stale = t.stale.as_deref().unwrap_or_default();
+    } else if let Some(stale) = t.stale.as_deref() {
         Trigger::Stale {
             seconds: seconds(stale, "stale")?.max(1),
         }
+    } else if let Some(unreachable) = t.unreachable.as_deref() {
+        Trigger::Unreachable {
+            seconds: seconds(unreachable, "unreachable")?.max(1),
+        }
+    } else {
+        Trigger::ToolLife
     };
     if t.message.len() > MAX_MESSAGE {
         bail!("the message is longer than {MAX_MESSAGE} bytes");
@@ -505,10 +526,18 @@ mod tests {
             [[alarm]]
             name = "Quiet"
             stale = "15m"
+            [[alarm]]
+            name = "Tools"
+            tool-life = true
+            [[alarm]]
+            name = "Down"
+            unreachable = "5m"
             "#,
         )
         .unwrap();
-        assert_eq!(r.len(), 4);
+        assert_eq!(r.len(), 6);
+        assert_eq!(r[4].trigger, Trigger::ToolLife);
+        assert_eq!(r[5].trigger, Trigger::Unreachable { seconds: 300 });
         assert_eq!((r[0].priority, r[0].dedup_seconds), (Priority::High, 300));
         assert!(matches!(r[1].trigger, Trigger::Held { seconds: 600, .. }));
         assert_eq!(r[2].priority, Priority::Medium);
@@ -530,6 +559,11 @@ mod tests {
             ),
             ("name = \"A\"\nsample = \"Load\"", "above or below"),
             ("name = \"A\"\nstale = \"40d\"", "30 days"),
+            ("name = \"A\"\ntool-life = false", "exactly one"),
+            (
+                "name = \"A\"\nunreachable = \"1m\"\ndevices = [\"M*\"]",
+                "no devices",
+            ),
             (
                 "name = \"A\"\nstale = \"1m\"\npriority = \"max\"",
                 "not one of",

@@ -209,9 +209,30 @@ impl AlarmHub {
         all
     }
 
+    /// The cutting tools `agent` serves now, by device (after each read of its assets):
+    /// see [`AlarmEngine::tools`].
+    pub fn tools(
+        &self,
+        agent: &str,
+        by_device: &std::collections::HashMap<String, Vec<factorydash_core::tools::CuttingTool>>,
+    ) {
+        let mut e = self.engine();
+        if e.rules().is_empty() {
+            return;
+        }
+        let changes = e.tools(agent, by_device, Utc::now());
+        self.send(changes);
+    }
+
     /// Starts the tick and each receiver's delivery task (they run as long as the
-    /// process).
-    pub fn spawn(self: &Arc<Self>, store: Arc<dyn factorydash_store::Store>) {
+    /// process). Each tick also gives the engine the agents' reachability from
+    /// `agents` ([`AlarmEngine::agents`]: (key, name to show, unreachable since)); the
+    /// first tick at which the store answers watches every device it knows for
+    /// staleness ([`AlarmEngine::watch_device`]).
+    pub fn spawn<F>(self: &Arc<Self>, store: Arc<dyn factorydash_store::Store>, agents: F)
+    where
+        F: Fn() -> Vec<(String, String, Option<DateTime<Utc>>)> + Send + 'static,
+    {
         for r in &self.receivers {
             tokio::spawn(r.clone().run(store.clone()));
         }
@@ -222,9 +243,24 @@ impl AlarmHub {
         tokio::spawn(async move {
             let mut every = tokio::time::interval(TICK);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut watching = false;
             loop {
                 every.tick().await;
-                hub.tick(Utc::now());
+                let now = Utc::now();
+                if !watching {
+                    if let Ok(devices) = store.devices().await {
+                        let mut e = hub.engine();
+                        for d in devices.iter().take(factorydash_core::alarms::MAX_WATCHED) {
+                            e.watch_device(&d.agent, &d.name, now);
+                        }
+                        watching = true;
+                    }
+                }
+                hub.tick(now);
+                let list = agents();
+                let mut e = hub.engine();
+                let changes = e.agents(&list, now);
+                hub.send(changes);
             }
         });
     }

@@ -504,3 +504,75 @@ async fn undelivered_alarm_changes_are_delivered_after_a_restart_and_never_twice
     drop(fd);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The tool-life and agent rules over real HTTP: `serve` follows a `factorydash simulate`
+/// agent (its first machine starts with a tool past its life warning, read from its
+/// CuttingTool assets) and an agent that does not listen; the worn tool is one alarm of
+/// the tool-life rule, the silent agent one of the unreachable rule, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worn_tool_and_an_unreachable_agent_raise_their_alarms() {
+    use crate::support::{serve_following, simulate};
+    let sim = simulate(&[
+        "--agents",
+        "1",
+        "--machines-per-agent",
+        "2",
+        "--rate",
+        "10hz",
+        "--seed",
+        "7",
+    ])
+    .await;
+    let agent = format!("{}/agent-01", sim.base);
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let (dir, config) = config_file(
+        "fd-alarm-rules",
+        "time-zone = \"UTC\"\n\
+         [[alarm]]\nname = \"Tools\"\ntool-life = true\npriority = \"low\"\n\
+         [[alarm]]\nname = \"Agent down\"\nunreachable = \"2s\"\npriority = \"urgent\"\n",
+    );
+    let serve = serve_following(
+        &[agent.clone(), down.clone()],
+        &["--config", config.to_str().unwrap()],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let alarms = loop {
+        let (_, active) = get_json(&format!("{}/api/alarms/active", serve.base)).await;
+        let alarms = active["alarms"].as_array().cloned().unwrap_or_default();
+        let tool = alarms.iter().any(|a| a["rule"] == "Tools");
+        let agent_down = alarms.iter().any(|a| a["rule"] == "Agent down");
+        if tool && agent_down {
+            break alarms;
+        }
+        assert!(Instant::now() < deadline, "no tool or agent alarm: {active}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let tools: Vec<&Value> = alarms.iter().filter(|a| a["rule"] == "Tools").collect();
+    assert_eq!(tools.len(), 1, "one worn tool: {tools:?}");
+    let t = tools[0];
+    assert!(t["dataItemId"].as_str().unwrap().starts_with("asset:"), "{t}");
+    assert!(t["message"].as_str().unwrap().contains("near its life limit"), "{t}");
+    assert_eq!(t["agent"], agent);
+    let downs: Vec<&Value> = alarms.iter().filter(|a| a["rule"] == "Agent down").collect();
+    assert_eq!(downs.len(), 1, "{downs:?}");
+    assert_eq!(downs[0]["agent"], down);
+    assert_eq!(downs[0]["priority"], "urgent");
+    assert_eq!(
+        downs[0]["message"],
+        format!("agent {down} unreachable for 2 s or more")
+    );
+    // Still one each a few reads later (a read that finds the tool worn again raises
+    // nothing new).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (_, active) = get_json(&format!("{}/api/alarms/active", serve.base)).await;
+    let rules: Vec<&str> = active["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules.iter().filter(|r| **r == "Tools").count(), 1, "{rules:?}");
+    assert_eq!(rules.iter().filter(|r| **r == "Agent down").count(), 1, "{rules:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
