@@ -1718,14 +1718,22 @@ mod tests {
         };
         let mut e = AlarmEngine::new(vec![rule("tools", Trigger::ToolLife)], Layout::default());
         let tools = |list: Vec<CuttingTool>| HashMap::from([("Mazak01".to_owned(), list)]);
-        assert!(e.tools("a", &tools(vec![tool("M1.T1", 10.0)]), at(0)).is_empty());
-        let c = e.tools("a", &tools(vec![tool("M1.T1", 190.0), tool("M1.T2", 5.0)]), at(10));
+        assert!(e
+            .tools("a", &tools(vec![tool("M1.T1", 10.0)]), at(0))
+            .is_empty());
+        let c = e.tools(
+            "a",
+            &tools(vec![tool("M1.T1", 190.0), tool("M1.T2", 5.0)]),
+            at(10),
+        );
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].kind, ChangeKind::Raised);
         assert_eq!(c[0].alarm.data_item_id, "asset:M1.T1");
         assert_eq!(c[0].alarm.message, "Mazak01: tool T1 near its life limit");
         // Read again, still near: nothing new.
-        assert!(e.tools("a", &tools(vec![tool("M1.T1", 195.0)]), at(20)).is_empty());
+        assert!(e
+            .tools("a", &tools(vec![tool("M1.T1", 195.0)]), at(20))
+            .is_empty());
         // Replaced (its life counted from zero again): cleared.
         let c = e.tools("a", &tools(vec![tool("M1.T1", 0.0)]), at(30));
         assert_eq!(c.len(), 1);
@@ -1742,12 +1750,21 @@ mod tests {
             vec![rule("down", Trigger::Unreachable { seconds: 60 })],
             Layout::default(),
         );
-        let down = |since: Option<i64>| vec![("http://u:p@a".to_owned(), "http://a".to_owned(), since.map(at))];
+        let down = |since: Option<i64>| {
+            vec![(
+                "http://u:p@a".to_owned(),
+                "http://a".to_owned(),
+                since.map(at),
+            )]
+        };
         assert!(e.agents(&down(Some(0)), at(59)).is_empty());
         let c = e.agents(&down(Some(0)), at(61));
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].alarm.raised_at, at(60));
-        assert_eq!(c[0].alarm.message, "agent http://a unreachable for 60 s or more");
+        assert_eq!(
+            c[0].alarm.message,
+            "agent http://a unreachable for 60 s or more"
+        );
         assert!(e.agents(&down(Some(0)), at(70)).is_empty());
         let c = e.agents(&down(None), at(80));
         assert_eq!(c[0].kind, ChangeKind::Cleared);

@@ -315,13 +315,8 @@ pub fn webhooks(value: &toml::Value, config_dir: &Path) -> anyhow::Result<Vec<We
             "slack" => Format::Slack,
             other => bail!("webhook {shown}: format {other:?} is not json or slack"),
         };
-        let retry_for = t
-            .retry_for
-            .as_deref()
-            .map(|d| duration(d, "retry-for"))
-            .transpose()
-            .with_context(|| format!("webhook {shown}"))?
-            .unwrap_or(Duration::from_secs(3600));
+        let retry_for =
+            retry_for(t.retry_for.as_deref()).with_context(|| format!("webhook {shown}"))?;
         if out
             .iter()
             .any(|w: &WebhookSpec| super::webhook::shown(&w.url) == super::webhook::shown(&url))
@@ -364,6 +359,18 @@ fn secret_from(
     }
 }
 
+/// `retry-for`: 1 h unless given; at least 1 s.
+fn retry_for(text: Option<&str>) -> anyhow::Result<Duration> {
+    let d = text
+        .map(|d| duration(d, "retry-for"))
+        .transpose()?
+        .unwrap_or(Duration::from_secs(3600));
+    if d < Duration::from_secs(1) {
+        bail!("retry-for must be 1 s or more");
+    }
+    Ok(d)
+}
+
 fn min_priority(text: Option<&str>) -> anyhow::Result<Priority> {
     text.unwrap_or("low")
         .parse::<Priority>()
@@ -395,7 +402,18 @@ pub fn emails(value: &toml::Value, config_dir: &Path) -> anyhow::Result<Vec<Emai
     for t in tables {
         let server = t.server.trim().to_owned();
         let spec = email(t, config_dir).with_context(|| format!("alarm e-mail via {server:?}"))?;
-        if out.iter().any(|e| e.name() == spec.name()) {
+        let same = |a: &EmailSpec, b: &EmailSpec| {
+            let set = |e: &EmailSpec| {
+                let mut to: Vec<String> =
+                    e.to.iter()
+                        .map(|m| m.email.to_string().to_lowercase())
+                        .collect();
+                to.sort();
+                to
+            };
+            set(a) == set(b)
+        };
+        if out.iter().any(|e| same(e, &spec)) {
             bail!("alarm e-mail to {}: listed twice", spec.name());
         }
         out.push(spec);
@@ -405,8 +423,12 @@ pub fn emails(value: &toml::Value, config_dir: &Path) -> anyhow::Result<Vec<Emai
 
 fn email(t: EmailToml, config_dir: &Path) -> anyhow::Result<EmailSpec> {
     let server = t.server.trim().to_owned();
-    if server.is_empty() || server.len() > 253 {
-        bail!("server must be a host name of 1 to 253 bytes");
+    let host_like = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    if server.is_empty() || server.len() > 253 || !server.chars().all(host_like) {
+        bail!("server must be a host name or an IPv4 address (no scheme, no port: port = …)");
+    }
+    if t.port == Some(0) {
+        bail!("port 0 is no port");
     }
     let tls = match t.tls.as_deref().unwrap_or("starttls") {
         "starttls" => TlsMode::StartTls,
@@ -423,12 +445,22 @@ fn email(t: EmailToml, config_dir: &Path) -> anyhow::Result<EmailSpec> {
         .transpose()?;
     let credentials = match (t.username, t.password_file, t.password_env) {
         (None, None, None) => None,
-        (Some(user), file, env) => Some((
-            user,
-            secret_from(file, env, config_dir).context("the password")?,
-        )),
+        (Some(_), None, None) => bail!("username needs password-file or password-env"),
+        (Some(user), file, env) => {
+            let password = secret_from(file, env, config_dir).context("the password")?;
+            if user.is_empty() || password.is_empty() {
+                bail!("the username and the password must not be empty");
+            }
+            Some((user, password))
+        }
         (None, ..) => bail!("a password needs a username"),
     };
+    if tls == TlsMode::None && credentials.is_some() {
+        bail!("tls = \"none\" would send the password in clear: use starttls or tls");
+    }
+    if tls == TlsMode::None && ca_pem.is_some() {
+        bail!("ca-file is for TLS, and tls = \"none\"");
+    }
     let from = t
         .from
         .parse()
@@ -457,15 +489,13 @@ fn email(t: EmailToml, config_dir: &Path) -> anyhow::Result<EmailSpec> {
             .map(|d| duration(d, "digest"))
             .transpose()?
             .unwrap_or_default(),
-        retry_for: t
-            .retry_for
-            .as_deref()
-            .map(|d| duration(d, "retry-for"))
-            .transpose()?
-            .unwrap_or(Duration::from_secs(3600)),
+        retry_for: retry_for(t.retry_for.as_deref())?,
         link_base: t.link_base,
         min_priority: min_priority(t.min_priority.as_deref())?,
     };
+    if spec.digest >= spec.retry_for {
+        bail!("digest must be shorter than retry-for (a digest waits its time before it is sent)");
+    }
     if spec.name().len() > 1_000 {
         bail!("the recipients are longer than 1,000 bytes together");
     }
@@ -634,6 +664,16 @@ mod tests {
             e[0].credentials.as_ref().map(|c| c.1.clone()),
             std::env::var("PATH").ok()
         );
+        let e = emails_of("[[alarm-email]]\nserver = \"smtp://m:25\"\nfrom = \"f@x.example\"\nto = [\"t@x.example\"]")
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("no scheme"), "{e:#}");
+        let twice = "[[alarm-email]]\nserver = \"m\"\nfrom = \"f@x.example\"\nto = [\"a@x.example\", \"b@x.example\"]\n";
+        let e = emails_of(&format!(
+            "{twice}{}",
+            twice.replace("a@x", "B@X").replace("\"b@x", "\"a@x")
+        ))
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("listed twice"), "{e:#}");
         let base = "server = \"m\"\nfrom = \"f@x.example\"\nto = [\"t@x.example\"]\n";
         for (extra, says) in [
             ("tls = \"ssl\"", "is not \"starttls\""),
@@ -645,6 +685,14 @@ mod tests {
             ),
             ("digest = \"40d\"", "30 days"),
             ("min-priority = \"top\"", "min-priority"),
+            ("port = 0", "port 0"),
+            ("username = \"u\"", "needs password-file"),
+            (
+                "tls = \"none\"\nusername = \"u\"\npassword-env = \"PATH\"",
+                "in clear",
+            ),
+            ("digest = \"2h\"", "shorter than retry-for"),
+            ("retry-for = \"0s\"", "1 s or more"),
         ] {
             let e = emails_of(&format!("[[alarm-email]]\n{base}{extra}")).unwrap_err();
             let chain = format!("{e:#}");

@@ -40,20 +40,41 @@ pub const MAX_BATCH: usize = 100;
 pub struct Attempt {
     /// `webhook` or `email`.
     pub kind: &'static str,
-    /// The receiver: a webhook's URL (without user, password or query), or
-    /// `smtp://server:port` of an e-mail receiver.
+    /// The receiver: a webhook's URL (without user, password or query), or `mailto:` and
+    /// the recipients of an e-mail receiver.
     pub receiver: String,
     /// The change's delivery id (its outbox id); a digest's first and last, `12-15`.
     pub delivery: String,
     /// When the attempt was made (UTC).
     pub at: DateTime<Utc>,
-    /// `delivered`, `failed` (to be retried), `gave-up` or `dropped` (too large, or the
-    /// queue was full).
+    /// `delivered`, `failed` (to be retried), `gave-up` (refused for good, or retried for
+    /// `retry-for`) or `dropped` (too large, or the queue was full).
     pub outcome: &'static str,
     /// The HTTP status or SMTP reply code, if the receiver answered.
     pub status: Option<u16>,
     /// What went wrong.
     pub error: Option<String>,
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// The HTTP status or SMTP reply code, if the receiver answered.
+    pub status: Option<u16>,
+    /// What went wrong; `None`: the receiver took it.
+    pub error: Option<String>,
+    /// Trying again cannot help (an SMTP 5xx reply, a message that cannot be made): given
+    /// up at once, so that what comes after is not held up behind it.
+    pub permanent: bool,
+}
+
+/// A receiver's error text as the log keeps it: control characters made spaces, at
+/// most 500 characters (a server's reply is its own, and can be long).
+pub fn error_text(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(500)
+        .collect()
 }
 
 /// What a receiver sends through.
@@ -88,18 +109,40 @@ impl Sink {
         }
     }
 
-    /// Sends `entries` (one, unless a digest) once: the receiver's answer, and what went
-    /// wrong if it did not take them.
-    async fn attempt(
-        &self,
-        delivery: &str,
-        entries: &[OutboxEntry],
-    ) -> (Option<u16>, Option<String>) {
+    /// Sends `entries` (one, unless a digest) once, within [`ATTEMPT_TIMEOUT`] (SMTP:
+    /// three times it, for the whole conversation).
+    async fn attempt(&self, delivery: &str, entries: &[OutboxEntry]) -> Outcome {
         match self {
-            Sink::Webhook(w) => w.attempt(delivery, entries[0].body.as_bytes()).await,
-            Sink::Email(e) => e.attempt(delivery, entries).await,
+            Sink::Webhook(w) => {
+                let (status, error) = w.attempt(delivery, entries[0].body.as_bytes()).await;
+                Outcome {
+                    status,
+                    error,
+                    permanent: false,
+                }
+            }
+            Sink::Email(e) => {
+                // lettre times out the connection only: a server that accepts and then
+                // says nothing must not hold the receiver for ever.
+                let whole = ATTEMPT_TIMEOUT * 3;
+                match tokio::time::timeout(whole, e.attempt(delivery, entries)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Outcome {
+                        status: None,
+                        error: Some(format!("no answer within {} s", whole.as_secs())),
+                        permanent: false,
+                    },
+                }
+            }
         }
     }
+}
+
+/// Changes queued and not yet kept by the store, numbered in queue order.
+#[derive(Default)]
+struct Incoming {
+    next: u64,
+    queue: VecDeque<(u64, String, DateTime<Utc>)>,
 }
 
 /// One receiver: its sink, what came in and is not kept by the store yet, its log.
@@ -109,8 +152,9 @@ pub struct Receiver {
     name: String,
     retry_for: Duration,
     min_priority: Priority,
-    /// Bodies queued and when, not yet in the store's outbox.
-    incoming: Mutex<VecDeque<(String, DateTime<Utc>)>>,
+    /// Bodies queued, each with its number (in queue order) and when, not yet in the
+    /// store's outbox.
+    incoming: Mutex<Incoming>,
     log: Mutex<VecDeque<Attempt>>,
     wake: tokio::sync::Notify,
 }
@@ -133,7 +177,7 @@ impl Receiver {
             name,
             retry_for,
             min_priority,
-            incoming: Mutex::new(VecDeque::new()),
+            incoming: Mutex::new(Incoming::default()),
             log: Mutex::new(VecDeque::new()),
             wake: tokio::sync::Notify::new(),
         }
@@ -193,8 +237,12 @@ impl Receiver {
         }
         let dropped = {
             let mut q = self.incoming.lock().unwrap_or_else(|p| p.into_inner());
-            let dropped = (q.len() >= MAX_QUEUED).then(|| q.pop_front()).flatten();
-            q.push_back((body, Utc::now()));
+            let dropped = (q.queue.len() >= MAX_QUEUED)
+                .then(|| q.queue.pop_front())
+                .flatten();
+            let n = q.next;
+            q.next += 1;
+            q.queue.push_back((n, body, Utc::now()));
             dropped
         };
         if dropped.is_some() {
@@ -207,26 +255,35 @@ impl Receiver {
     /// Puts what came in into the store's outbox; false when the store refused (it
     /// stays in memory, to be tried again).
     async fn persist(&self, store: &dyn Store) -> bool {
-        let fresh: Vec<OutboxEntry> = {
+        let (fresh, last): (Vec<OutboxEntry>, Option<u64>) = {
             let q = self.incoming.lock().unwrap_or_else(|p| p.into_inner());
-            q.iter()
+            let taken: Vec<_> = q
+                .queue
+                .iter()
                 .take(factorydash_store::MAX_OUTBOX_READ)
-                .map(|(body, at)| OutboxEntry {
+                .collect();
+            let last = taken.last().map(|(n, ..)| *n);
+            let fresh = taken
+                .into_iter()
+                .map(|(_, body, at)| OutboxEntry {
                     id: 0,
                     receiver: self.name.clone(),
                     body: body.clone(),
                     queued_at: *at,
                 })
-                .collect()
+                .collect();
+            (fresh, last)
         };
-        if fresh.is_empty() {
+        let Some(last) = last else {
             return true;
-        }
+        };
         match store.queue_outbox(&fresh).await {
             Ok(_) => {
+                // By number: what `queue` dropped meanwhile (a full queue) is not popped
+                // in place of what was kept.
                 let mut q = self.incoming.lock().unwrap_or_else(|p| p.into_inner());
-                for _ in 0..fresh.len() {
-                    q.pop_front();
+                while q.queue.front().is_some_and(|(n, ..)| *n <= last) {
+                    q.queue.pop_front();
                 }
                 true
             }
@@ -244,8 +301,15 @@ impl Receiver {
     pub async fn run(self: Arc<Self>, store: Arc<dyn Store>) {
         let digest = self.sink.digest();
         let batch = if digest.is_zero() { 1 } else { MAX_BATCH };
+        // Sent (taken or given up) but not yet dropped from the outbox (the store refused
+        // the delete): never sent again by this process; dropped when the store lets it.
+        let mut sent: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();
         loop {
             if !self.persist(&*store).await {
+                tokio::time::sleep(MAX_BACKOFF / 12).await;
+                continue;
+            }
+            if !self.confirm(&*store, &mut sent).await {
                 tokio::time::sleep(MAX_BACKOFF / 12).await;
                 continue;
             }
@@ -262,6 +326,7 @@ impl Receiver {
                     .incoming
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
+                    .queue
                     .is_empty();
                 if idle {
                     self.wake.notified().await;
@@ -270,25 +335,42 @@ impl Receiver {
             };
             let waited = (Utc::now() - oldest.queued_at).to_std().unwrap_or_default();
             if pending.len() < batch && waited < digest {
-                // A digest gathering: what comes in meanwhile joins it.
-                tokio::time::sleep(digest - waited).await;
+                // A digest gathering: what comes in meanwhile is kept in the store (woken
+                // by it) and joins it.
+                tokio::select! {
+                    () = tokio::time::sleep(digest - waited) => {}
+                    () = self.wake.notified() => {}
+                }
                 continue;
             }
             for group in pending.chunks(batch) {
-                self.deliver(&*store, group).await;
-                for entry in group {
-                    if let Err(e) = store.confirm_outbox(entry.id).await {
-                        // Delivered again after a restart, with the same delivery id.
-                        tracing::warn!(receiver = self.name, error = %e, "cannot drop a delivered alarm change");
-                    }
+                self.deliver(&*store, group, digest).await;
+                sent.extend(group.iter().map(|e| e.id));
+                if !self.confirm(&*store, &mut sent).await {
+                    break;
                 }
             }
         }
     }
 
-    /// Attempts `entries` (not empty) until the receiver takes them or the oldest one's
-    /// `retry-for` is up (what comes in meanwhile is kept in the store between attempts).
-    async fn deliver(&self, store: &dyn Store, entries: &[OutboxEntry]) {
+    /// Drops what was sent from the outbox; false while the store refuses.
+    async fn confirm(&self, store: &dyn Store, sent: &mut std::collections::BTreeSet<i64>) -> bool {
+        while let Some(&id) = sent.first() {
+            if let Err(e) = store.confirm_outbox(id).await {
+                // Kept: sent again after a restart, with the same delivery id.
+                tracing::warn!(receiver = self.name, error = %e, "cannot drop a delivered alarm change; retrying");
+                return false;
+            }
+            sent.remove(&id);
+        }
+        true
+    }
+
+    /// Attempts `entries` (not empty) until the receiver takes them, refuses them for
+    /// good, or the oldest one's `retry-for` is up, counted from when it was queued (and,
+    /// for a digest, had gathered: `digest` later). What comes in meanwhile is kept in
+    /// the store between attempts.
+    async fn deliver(&self, store: &dyn Store, entries: &[OutboxEntry], digest: Duration) {
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
             return;
         };
@@ -304,7 +386,7 @@ impl Receiver {
             .unwrap_or(first.queued_at);
         let mut wait = FIRST_BACKOFF;
         let expired = |wait: Duration| {
-            (Utc::now() - queued_at).to_std().unwrap_or_default() + wait > self.retry_for
+            (Utc::now() - queued_at).to_std().unwrap_or_default() + wait > self.retry_for + digest
         };
         // Up before its first attempt (the receiver was down longer than `retry-for`):
         // given up without one, so that newer changes are not stuck behind it.
@@ -314,17 +396,18 @@ impl Receiver {
             return;
         }
         loop {
-            let (status, error) = self.sink.attempt(&delivery, entries).await;
-            let delivered = error.is_none();
-            let give_up = !delivered && expired(wait);
-            let outcome = if delivered {
+            let outcome = self.sink.attempt(&delivery, entries).await;
+            let delivered = outcome.error.is_none();
+            let give_up = !delivered && (outcome.permanent || expired(wait));
+            let shown = if delivered {
                 "delivered"
             } else if give_up {
                 "gave-up"
             } else {
                 "failed"
             };
-            self.log(delivery.clone(), outcome, status, error);
+            let error = outcome.error.as_deref().map(error_text);
+            self.log(delivery.clone(), shown, outcome.status, error);
             if delivered || give_up {
                 return;
             }

@@ -50,8 +50,8 @@ impl TlsMode {
     }
 }
 
-/// An e-mail receiver as the configuration gives it.
-#[derive(Debug, Clone)]
+/// An e-mail receiver as the configuration gives it (its `Debug` hides the password).
+#[derive(Clone)]
 pub struct EmailSpec {
     /// The SMTP server's host name (checked against its certificate).
     pub server: String,
@@ -75,6 +75,18 @@ pub struct EmailSpec {
     pub link_base: Option<String>,
     /// Changes of alarms below this priority are not sent.
     pub min_priority: Priority,
+}
+
+impl std::fmt::Debug for EmailSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailSpec")
+            .field("server", &self.server)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("user", &self.credentials.as_ref().map(|c| &c.0))
+            .field("to", &self.name())
+            .finish_non_exhaustive()
+    }
 }
 
 impl EmailSpec {
@@ -136,22 +148,36 @@ impl Email {
     }
 
     /// Sends `entries` as one message, once: the server's reply code and what went wrong
-    /// unless it took the message.
+    /// unless it took the message (for good: a 5xx reply, or a message lettre cannot
+    /// make).
     pub(super) async fn attempt(
         &self,
         delivery: &str,
         entries: &[OutboxEntry],
-    ) -> (Option<u16>, Option<String>) {
+    ) -> super::delivery::Outcome {
+        use super::delivery::Outcome;
         let message = match self.message(delivery, entries) {
             Ok(m) => m,
-            Err(e) => return (None, Some(format!("{e:#}"))),
+            Err(e) => {
+                return Outcome {
+                    status: None,
+                    error: Some(format!("{e:#}")),
+                    permanent: true,
+                }
+            }
         };
         match self.transport.send(message).await {
-            Ok(reply) => (reply.code().to_string().parse().ok(), None),
-            Err(e) => (
-                e.status().and_then(|c| c.to_string().parse().ok()),
-                Some(crate::error_chain::error_chain(&e)),
-            ),
+            Ok(reply) => Outcome {
+                status: reply.code().to_string().parse().ok(),
+                error: None,
+                permanent: false,
+            },
+            // lettre's error names its reply once (its source repeats it).
+            Err(e) => Outcome {
+                status: e.status().and_then(|c| c.to_string().parse().ok()),
+                permanent: e.is_permanent(),
+                error: Some(e.to_string()),
+            },
         }
     }
 
@@ -242,11 +268,17 @@ impl Change {
     }
 }
 
-/// `text` on one line, without control characters, at most `max` characters.
+/// `text` on one line, without control characters nor the invisible ones that reorder
+/// or break text (bidirectional overrides, line and paragraph separators), at most `max`
+/// characters.
 fn one_line(text: &str, max: usize) -> String {
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    };
     let line: String = text
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if invisible(c) { ' ' } else { c })
         .take(max)
         .collect();
     line.trim().to_owned()
@@ -436,5 +468,98 @@ mod tests {
     #[test]
     fn a_ca_file_without_certificates_is_refused() {
         assert!(pem_certificates(b"not a certificate").is_err());
+    }
+
+    /// A plain SMTP server on 127.0.0.1 that offers no STARTTLS and answers RCPT with
+    /// `rcpt`: its port and the commands it heard.
+    async fn plain_server(
+        rcpt: &'static str,
+    ) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let log = heard.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let mut io = BufReader::new(stream);
+                io.get_mut()
+                    .write_all(b"220 plain ESMTP\r\n")
+                    .await
+                    .unwrap();
+                let mut line = String::new();
+                while io.read_line(&mut line).await.unwrap_or(0) > 0 {
+                    let command = line.trim_end().to_ascii_uppercase();
+                    log.lock().unwrap().push(command.clone());
+                    let answer = if command.starts_with("EHLO") {
+                        "250-plain\r\n250 8BITMIME\r\n"
+                    } else if command.starts_with("RCPT") {
+                        rcpt
+                    } else if command == "QUIT" {
+                        "221 bye\r\n"
+                    } else {
+                        "250 ok\r\n"
+                    };
+                    if io.get_mut().write_all(answer.as_bytes()).await.is_err() {
+                        break;
+                    }
+                    line.clear();
+                }
+            }
+        });
+        (port, heard)
+    }
+
+    #[tokio::test]
+    async fn a_server_without_starttls_gets_nothing_when_starttls_is_required() {
+        let (port, heard) = plain_server("250 ok\r\n").await;
+        let mut e = email(0);
+        e = Email::new(EmailSpec {
+            server: "127.0.0.1".into(),
+            port,
+            credentials: Some(("fd".into(), "secret".into())),
+            ..e.spec
+        })
+        .unwrap();
+        let outcome = e.attempt("1", &[entry(1, "raised", "high", "x")]).await;
+        let error = outcome.error.expect("refused");
+        assert!(error.to_lowercase().contains("starttls"), "{error}");
+        assert!(!error.contains("secret"), "{error}");
+        let heard = heard.lock().unwrap().clone();
+        assert!(
+            heard
+                .iter()
+                .all(|c| !c.starts_with("AUTH") && !c.starts_with("MAIL")),
+            "{heard:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_5xx_reply_is_permanent_and_a_4xx_is_not() {
+        for (rcpt, permanent, code) in [
+            ("550 5.1.1 no such user\r\n", true, 550),
+            ("451 4.3.0 later\r\n", false, 451),
+        ] {
+            let (port, _) = plain_server(rcpt).await;
+            let e = Email::new(EmailSpec {
+                server: "127.0.0.1".into(),
+                port,
+                tls: TlsMode::None,
+                ..email(0).spec
+            })
+            .unwrap();
+            let outcome = e.attempt("1", &[entry(1, "raised", "high", "x")]).await;
+            assert!(outcome.error.is_some());
+            assert_eq!((outcome.permanent, outcome.status), (permanent, Some(code)));
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let mut spec = email(0).spec;
+        spec.credentials = Some(("fd".into(), "hunter2-secret".into()));
+        let shown = format!("{spec:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("fd"), "{shown}");
     }
 }

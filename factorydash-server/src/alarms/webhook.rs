@@ -23,8 +23,8 @@ use serde_json::json;
 
 use super::delivery::ATTEMPT_TIMEOUT;
 
-/// A webhook as the configuration gives it.
-#[derive(Debug, Clone)]
+/// A webhook as the configuration gives it (its `Debug` hides the secret).
+#[derive(Clone)]
 pub struct WebhookSpec {
     /// Where to POST (`http://` or `https://`).
     pub url: reqwest::Url,
@@ -38,6 +38,16 @@ pub struct WebhookSpec {
     pub link_base: Option<String>,
     /// Changes of alarms below this priority are not sent.
     pub min_priority: Priority,
+}
+
+impl std::fmt::Debug for WebhookSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSpec")
+            .field("url", &shown(&self.url))
+            .field("format", &self.format)
+            .field("retry_for", &self.retry_for)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A webhook's payload format.

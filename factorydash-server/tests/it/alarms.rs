@@ -545,16 +545,31 @@ async fn a_worn_tool_and_an_unreachable_agent_raise_their_alarms() {
         if tool && agent_down {
             break alarms;
         }
-        assert!(Instant::now() < deadline, "no tool or agent alarm: {active}");
+        assert!(
+            Instant::now() < deadline,
+            "no tool or agent alarm: {active}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     let tools: Vec<&Value> = alarms.iter().filter(|a| a["rule"] == "Tools").collect();
     assert_eq!(tools.len(), 1, "one worn tool: {tools:?}");
     let t = tools[0];
-    assert!(t["dataItemId"].as_str().unwrap().starts_with("asset:"), "{t}");
-    assert!(t["message"].as_str().unwrap().contains("near its life limit"), "{t}");
+    assert!(
+        t["dataItemId"].as_str().unwrap().starts_with("asset:"),
+        "{t}"
+    );
+    assert!(
+        t["message"]
+            .as_str()
+            .unwrap()
+            .contains("near its life limit"),
+        "{t}"
+    );
     assert_eq!(t["agent"], agent);
-    let downs: Vec<&Value> = alarms.iter().filter(|a| a["rule"] == "Agent down").collect();
+    let downs: Vec<&Value> = alarms
+        .iter()
+        .filter(|a| a["rule"] == "Agent down")
+        .collect();
     assert_eq!(downs.len(), 1, "{downs:?}");
     assert_eq!(downs[0]["agent"], down);
     assert_eq!(downs[0]["priority"], "urgent");
@@ -572,7 +587,15 @@ async fn a_worn_tool_and_an_unreachable_agent_raise_their_alarms() {
         .iter()
         .map(|a| a["rule"].as_str().unwrap())
         .collect();
-    assert_eq!(rules.iter().filter(|r| **r == "Tools").count(), 1, "{rules:?}");
-    assert_eq!(rules.iter().filter(|r| **r == "Agent down").count(), 1, "{rules:?}");
+    assert_eq!(
+        rules.iter().filter(|r| **r == "Tools").count(),
+        1,
+        "{rules:?}"
+    );
+    assert_eq!(
+        rules.iter().filter(|r| **r == "Agent down").count(),
+        1,
+        "{rules:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

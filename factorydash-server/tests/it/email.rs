@@ -83,10 +83,11 @@ async fn session(
             io = BufReader::new(Box::new(secured));
             tls = true;
             continue;
-        } else if let Some(b64) = upper.strip_prefix("AUTH PLAIN ") {
-            let want = base64::engine::general_purpose::STANDARD
-                .encode(format!("\0{USER}\0{PASSWORD}"))
-                .to_ascii_uppercase();
+        } else if upper.starts_with("AUTH PLAIN ") {
+            // The credentials compared exactly (base64 is case-sensitive).
+            let b64 = &command["AUTH PLAIN ".len()..];
+            let want =
+                base64::engine::general_purpose::STANDARD.encode(format!("\0{USER}\0{PASSWORD}"));
             if tls && b64 == want {
                 authenticated = true;
                 "235 2.7.0 accepted\r\n".into()
@@ -345,7 +346,7 @@ link-base = "http://dash.example"
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    // Nothing more is sent once every change is out.
+    // What is left of the replay's changes goes out in the next digest.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let accepted = {
         let server = shared.lock().unwrap();
@@ -355,10 +356,8 @@ link-base = "http://dash.example"
     let mut ranges: Vec<(u64, u64)> = Vec::new();
     let mut changes: Vec<String> = Vec::new();
     for mail in &accepted {
-        assert!(
-            mail.tls && mail.authenticated,
-            "sent in clear or without AUTH"
-        );
+        // (The server takes MAIL only after AUTH, and AUTH only over TLS.)
+        assert!(mail.tls && mail.authenticated);
         assert_eq!(
             mail.recipients,
             ["<maintenance@plant.example>", "<lead@plant.example>"]
@@ -396,6 +395,7 @@ link-base = "http://dash.example"
     }
     // Every change was delivered in exactly one accepted message, in order: the messages'
     // outbox ids follow each other without a repeat or a hole.
+    assert_eq!(ranges.first().map(|r| r.0), Some(1), "{ranges:?}");
     for pair in ranges.windows(2) {
         assert_eq!(pair[1].0, pair[0].1 + 1, "{ranges:?}");
     }
