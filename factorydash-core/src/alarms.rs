@@ -185,6 +185,10 @@ pub struct Rule {
     /// `{code}` (native code), `{state}`, `{seconds}` (of a held state or threshold),
     /// `{item}` (the data item's id) are replaced; empty: a message made from the rule.
     pub message: String,
+    /// A held-state or threshold rule raises only in planned time (the shift calendar,
+    /// given by [`AlarmEngine::set_planned`]): a machine stopped outside its shifts is
+    /// not an alarm. What has lasted long enough raises once planned time begins.
+    pub planned_only: bool,
 }
 
 impl Rule {
@@ -418,6 +422,8 @@ pub struct AlarmEngine {
     watches_staleness: bool,
     /// The clock as last given (UTC).
     now: DateTime<Utc>,
+    /// Whether it is planned time now ([`AlarmEngine::set_planned`]; `true` until told).
+    unplanned: bool,
     /// Each device's new alarms' times, within the flood window, and whether it is in
     /// flood.
     floods: HashMap<(String, String), Flood>,
@@ -443,6 +449,68 @@ impl AlarmEngine {
     /// The rules.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// Puts `rules` in effect in place of the rules (names unique: the caller checks) at
+    /// `now` (UTC): a rule of the same name keeps its alarms and what it watches (its
+    /// trigger may have changed: what it raised stays until it clears); the alarms of a
+    /// rule no longer there clear (their changes returned, to deliver) and what they
+    /// watched is forgotten.
+    pub fn replace_rules(&mut self, rules: Vec<Rule>, now: DateTime<Utc>) -> Vec<AlarmChange> {
+        let mut out = Vec::new();
+        self.now = now;
+        let moved: Vec<Option<usize>> = self
+            .rules
+            .iter()
+            .map(|old| rules.iter().position(|r| r.name == old.name))
+            .collect();
+        // The removed rules' active alarms clear first, under their old keys.
+        let removed: Vec<Key> = self
+            .by_key
+            .keys()
+            .filter(|k| moved[k.0].is_none())
+            .cloned()
+            .collect();
+        for key in &removed {
+            self.clear(key, now, &mut out);
+        }
+        let remap =
+            |k: &Key| moved[k.0].map(|r| (r, k.1.clone(), k.2.clone(), k.3.clone(), k.4.clone()));
+        self.by_key = std::mem::take(&mut self.by_key)
+            .into_iter()
+            .filter_map(|(k, id)| remap(&k).map(|k| (k, id)))
+            .collect();
+        self.pending = std::mem::take(&mut self.pending)
+            .into_iter()
+            .filter_map(|(k, p)| remap(&k).map(|k| (k, p)))
+            .collect();
+        for a in self.alarms.values_mut() {
+            match remap(&a.key) {
+                Some(k) => a.key = k,
+                // Ended or cleared now: never matched again (a rule index no rule has).
+                None => a.key.0 = usize::MAX,
+            }
+        }
+        self.watches_staleness = rules
+            .iter()
+            .any(|r| matches!(r.trigger, Trigger::Stale { .. }));
+        if !self.watches_staleness {
+            self.newest.clear();
+            self.watched_devices = 0;
+        }
+        self.rules = rules;
+        out
+    }
+
+    /// Whether it is planned time now (the plant's shift calendar; without one, always):
+    /// rules with [`Rule::planned_only`] raise only while it is.
+    pub fn set_planned(&mut self, planned: bool) {
+        self.unplanned = !planned;
+    }
+
+    /// Whether rule `r` may raise now (planned time, or a rule for any time).
+    fn may_raise(&self, r: usize) -> bool {
+        !(self.unplanned && self.rules[r].planned_only)
     }
 
     /// Numbers new alarms from `next` on (after a restart, past the stored ones).
@@ -684,7 +752,7 @@ impl AlarmEngine {
                 // (an agent's clock stepping forward raises nothing early).
                 let received = self.pending.get(&key).map_or(self.now, |p| p.received);
                 let lasted = self.now - received >= Duration::seconds(seconds.into());
-                if o.timestamp >= due && lasted && !self.is_active(&key) {
+                if o.timestamp >= due && lasted && !self.is_active(&key) && self.may_raise(r) {
                     let fields = Fields {
                         value: &value,
                         state: &value,
@@ -722,7 +790,8 @@ impl AlarmEngine {
                     _ => return None,
                 };
                 let due = p.received + Duration::seconds(seconds.into());
-                (due <= now && !self.is_active(k)).then(|| (k.clone(), p.clone(), seconds))
+                (due <= now && !self.is_active(k) && self.may_raise(k.0))
+                    .then(|| (k.clone(), p.clone(), seconds))
             })
             .collect();
         for (key, p, seconds) in due {
@@ -1327,6 +1396,7 @@ mod tests {
             cells: vec![],
             dedup_seconds: 0,
             message: String::new(),
+            planned_only: false,
         }
     }
 
@@ -1791,5 +1861,53 @@ mod tests {
             e.active().any(|a| a.device == "Hurco01"),
             "another device's standing alarm was dropped"
         );
+    }
+
+    #[test]
+    fn a_planned_only_rule_waits_for_planned_time() {
+        let mut stopped = rule(
+            "stopped",
+            Trigger::Held {
+                kind: "Execution".into(),
+                states: vec!["STOPPED".into()],
+                seconds: 60,
+            },
+        );
+        stopped.planned_only = true;
+        let mut e = AlarmEngine::new(vec![stopped], Layout::default());
+        e.set_planned(false);
+        feed(
+            &mut e,
+            event(0, "Mazak01", "Execution", Category::Event, "STOPPED"),
+        );
+        assert!(e.tick(at(120)).is_empty(), "raised outside planned time");
+        e.set_planned(true);
+        let c = e.tick(at(125));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].kind, ChangeKind::Raised);
+    }
+
+    #[test]
+    fn replaced_rules_keep_their_alarms_and_removed_ones_clear() {
+        let mut e = AlarmEngine::new(
+            vec![faults(), rule("stale", Trigger::Stale { seconds: 60 })],
+            Layout::default(),
+        );
+        feed(&mut e, condition(0, ConditionLevel::Fault, Some("A"), "x"));
+        let mut renamed = rule("quiet", Trigger::Stale { seconds: 30 });
+        renamed.priority = Priority::Low;
+        // "Faults" moves to index 1, "stale" goes, "quiet" comes.
+        let c = e.replace_rules(vec![renamed, faults()], at(10));
+        assert!(c.is_empty(), "{c:?}");
+        assert_eq!(e.active().count(), 1);
+        // The same alarm still clears by its Normal.
+        let c = feed(&mut e, condition(20, ConditionLevel::Normal, Some("A"), ""));
+        assert_eq!(c[0].kind, ChangeKind::Cleared);
+        feed(&mut e, condition(30, ConditionLevel::Fault, Some("B"), "y"));
+        let c = e.replace_rules(vec![rule("quiet", Trigger::Stale { seconds: 30 })], at(40));
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].kind, c[0].deliver), (ChangeKind::Cleared, true));
+        // Its Normal no longer matches anything.
+        assert!(feed(&mut e, condition(50, ConditionLevel::Normal, Some("B"), "")).is_empty());
     }
 }

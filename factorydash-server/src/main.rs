@@ -1413,6 +1413,7 @@ async fn start_ingest(
     }
     // A calendar saved on the shifts page replaces the configuration file's.
     report::load_saved_calendar(&*store).await;
+    alarms::load_saved_rules(&*store, &app.alarms).await;
     tokio::spawn(report::ShiftBoard::run(app.clone()));
     tokio::spawn(report::LearnedCycles::run(app.clone()));
     tokio::spawn(prune_summaries(store.clone(), args.summary_retention));

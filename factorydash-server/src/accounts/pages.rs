@@ -114,6 +114,7 @@ fn top(title: &str, who: &str, admin: bool, csrf: &str) -> Markup {
                     a href="/admin" { "Administration" }
                     a href="/admin/devices" { "Machines" }
                     a href="/admin/shifts" { "Shifts" }
+                    a href="/admin/alarms" { "Alarm rules" }
                 }
             }
             span .who .muted { "signed in as " strong { (who) } }
@@ -496,6 +497,74 @@ pub struct ShiftsPage<'a> {
     pub csrf: &'a str,
     /// What was done or went wrong.
     pub notice: Notice<'a>,
+}
+
+/// What the alarm rules page shows.
+pub struct AlarmRulesPage<'a> {
+    /// Who is signed in, as shown.
+    pub who: &'a str,
+    /// The configuration file's rules: name and what raises them.
+    pub configured: &'a [(String, String)],
+    /// The page's rules in effect: name and what raises them.
+    pub page_rules: &'a [(String, String)],
+    /// The page's rules as text in the form (saved, or what was sent).
+    pub text: &'a str,
+    /// Who saved them and when, in words.
+    pub source: Option<&'a str>,
+    /// The form token.
+    pub csrf: &'a str,
+    /// What was done or went wrong.
+    pub notice: Notice<'a>,
+}
+
+/// The alarm rules page: the configuration file's rules, and the page's as text,
+/// editable.
+pub fn alarm_rules(p: &AlarmRulesPage<'_>) -> String {
+    let list = |rules: &[(String, String)]| {
+        html! {
+            @if rules.is_empty() { p .muted { "none" } }
+            @else {
+                table {
+                    thead { tr { th { "Rule" } th { "Raises an alarm on" } } }
+                    tbody {
+                        @for (name, what) in rules {
+                            tr { th scope="row" { (name) } td { (what) } }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head("Alarm rules"))
+            body .account-page {
+                (top("alarm rules", p.who, true, p.csrf))
+                main {
+                    (notice(&p.notice))
+                    section #alarm-rules aria-labelledby="alarm-rules-title" {
+                        h2 #alarm-rules-title { "Alarm rules" }
+                        h3 { "From the configuration file" }
+                        (list(p.configured))
+                        h3 { "From this page" }
+                        (list(p.page_rules))
+                        p .muted {
+                            "Rules as in the configuration file: [[alarm]] tables with a name, one trigger (condition, state with states and for, sample with above or below, stale, tool-life, unreachable) and options (priority, devices, cells, dedup, message, planned). Saved rules are in effect at once; a rule removed clears its alarms. Webhooks and e-mail stay in the configuration file. "
+                            @if let Some(s) = p.source { "These were " (s) "." }
+                        }
+                        form method="post" action="/admin/alarms" {
+                            (csrf_field(p.csrf))
+                            label for="rules" { "Rules (TOML)" }
+                            textarea #rules name="rules" rows="18" spellcheck="false" placeholder="[[alarm]]\nname = \"Stopped too long\"\nstate = \"Execution\"\nstates = [\"STOPPED\", \"INTERRUPTED\"]\nfor = \"10m\"\nplanned = true" { (p.text) }
+                            p { button .action type="submit" { "Save the rules" } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    .into_string()
 }
 
 /// The shifts page: the calendar in effect as text (the configuration file's

@@ -14,6 +14,7 @@
 //! state = "Execution"
 //! states = ["STOPPED", "INTERRUPTED"]
 //! for = "10m"
+//! planned = true                 # only in planned time (the shift calendar)
 //!
 //! [[alarm]]
 //! name = "Spindle overload"
@@ -106,6 +107,7 @@ struct AlarmToml {
     stale: Option<String>,
     tool_life: Option<bool>,
     unreachable: Option<String>,
+    planned: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -199,6 +201,10 @@ fn rule(name: &str, t: AlarmToml) -> anyhow::Result<Rule> {
         bail!("unreachable is about agents: it takes no devices or cells");
     }
     let for_ = t.for_.as_deref().map(|f| seconds(f, "for")).transpose()?;
+    let planned_only = t.planned.unwrap_or(false);
+    if planned_only && t.state.is_none() && t.sample.is_none() {
+        bail!("planned = true is for state and sample rules");
+    }
     let trigger = if let Some(level) = &t.condition {
         let level = match level.to_ascii_lowercase().as_str() {
             "fault" => ConditionLevel::Fault,
@@ -271,6 +277,7 @@ fn rule(name: &str, t: AlarmToml) -> anyhow::Result<Rule> {
             .transpose()?
             .unwrap_or(0),
         message: t.message,
+        planned_only,
     })
 }
 

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use factorydash_core::alarms::{
-    Action, ActionError, Alarm, AlarmChange, AlarmEngine, AlarmState, ChangeKind,
+    Action, ActionError, Alarm, AlarmChange, AlarmEngine, AlarmState, ChangeKind, Rule,
 };
 use factorydash_core::Observation;
 
@@ -34,10 +34,16 @@ pub const CATCH_UP: chrono::Duration = chrono::Duration::minutes(10);
 /// How often held states, thresholds, stale devices and shelvings are looked at.
 pub const TICK: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The store's key of the alarm rules saved on the alarm rules page (`[[alarm]]` tables as
+/// TOML text, beside the configuration file's).
+pub const RULES_SETTING: &str = "alarm-rules";
+
 /// The alarm engine and where its changes go.
 pub struct AlarmHub {
     engine: Mutex<AlarmEngine>,
     receivers: Vec<Arc<Receiver>>,
+    /// The configuration file's rules (the page's come after them).
+    configured: Vec<Rule>,
 }
 
 impl std::fmt::Debug for AlarmHub {
@@ -57,9 +63,61 @@ impl AlarmHub {
     /// [`AlarmHub::spawn`]).
     pub fn new(engine: AlarmEngine, receivers: Vec<Arc<Receiver>>) -> Self {
         AlarmHub {
+            configured: engine.rules().to_vec(),
             engine: Mutex::new(engine),
             receivers,
         }
+    }
+
+    /// The configuration file's rules.
+    pub fn configured(&self) -> &[Rule] {
+        &self.configured
+    }
+
+    /// The rules in effect: the configuration file's, then the page's.
+    pub fn rules(&self) -> Vec<Rule> {
+        self.engine().rules().to_vec()
+    }
+
+    /// The page's rules of `text` (`[[alarm]]` tables, nothing else; empty text: none).
+    ///
+    /// # Errors
+    /// Not TOML; a key other than `alarm`; [`config::rules`]' refusals; a name the
+    /// configuration file's rules have; more than [`config::MAX_RULES`] in all.
+    pub fn page_rules_of_text(&self, text: &str) -> anyhow::Result<Vec<Rule>> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message().to_owned()))?;
+        if let Some(other) = table.keys().find(|k| *k != "alarm") {
+            anyhow::bail!("only [[alarm]] tables here, not {other:?} (receivers are in the configuration file)");
+        }
+        let Some(value) = table.get("alarm") else {
+            return Ok(Vec::new());
+        };
+        let rules = config::rules(value)?;
+        if let Some(r) = rules
+            .iter()
+            .find(|r| self.configured.iter().any(|c| c.name == r.name))
+        {
+            anyhow::bail!(
+                "alarm rule {:?} is the configuration file's already",
+                r.name
+            );
+        }
+        if rules.len() + self.configured.len() > config::MAX_RULES {
+            anyhow::bail!("more than {} alarm rules in all", config::MAX_RULES);
+        }
+        Ok(rules)
+    }
+
+    /// Puts the configuration file's rules and `page` in effect
+    /// ([`AlarmEngine::replace_rules`]): the removed rules' alarms clear.
+    pub fn set_page_rules(&self, page: Vec<Rule>) {
+        let mut all = self.configured.clone();
+        all.extend(page);
+        let mut e = self.engine();
+        let changes = e.replace_rules(all, Utc::now());
+        self.send(changes);
     }
 
     fn engine(&self) -> std::sync::MutexGuard<'_, AlarmEngine> {
@@ -225,7 +283,8 @@ impl AlarmHub {
     }
 
     /// Starts the tick and each receiver's delivery task (they run as long as the
-    /// process). Each tick also gives the engine the agents' reachability from
+    /// process). Each tick also says whether it is planned time (the shift calendar:
+    /// [`AlarmEngine::set_planned`]) and gives the engine the agents' reachability from
     /// `agents` ([`AlarmEngine::agents`]: (key, name to show, unreachable since)); the
     /// first tick at which the store answers watches every device it knows for
     /// staleness ([`AlarmEngine::watch_device`]).
@@ -236,9 +295,7 @@ impl AlarmHub {
         for r in &self.receivers {
             tokio::spawn(r.clone().run(store.clone()));
         }
-        if !self.has_rules() {
-            return;
-        }
+        // Always: rules may come from the page later.
         let hub = self.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(TICK);
@@ -247,6 +304,13 @@ impl AlarmHub {
             loop {
                 every.tick().await;
                 let now = Utc::now();
+                if !hub.has_rules() {
+                    continue;
+                }
+                let planned = !crate::report::calendar()
+                    .planned(now, now + chrono::Duration::minutes(1))
+                    .is_empty();
+                hub.engine().set_planned(planned);
                 if !watching {
                     if let Ok(devices) = store.devices().await {
                         let mut e = hub.engine();
@@ -263,5 +327,26 @@ impl AlarmHub {
                 hub.send(changes);
             }
         });
+    }
+}
+
+/// Puts the rules saved on the alarm rules page, if any, in effect (at start, once the
+/// store is open). Rules that no longer read (a later build's, or a name the
+/// configuration file took since) are logged and left aside.
+pub async fn load_saved_rules(store: &dyn factorydash_store::Store, hub: &AlarmHub) {
+    match store.setting(RULES_SETTING).await {
+        Ok(Some(saved)) => match hub.page_rules_of_text(&saved.value) {
+            Ok(rules) => {
+                tracing::info!(rules = rules.len(), by = %saved.updated_by, at = %saved.updated_at, "the alarm rules saved on the alarm rules page are in effect");
+                hub.set_page_rules(rules);
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "the alarm rules saved on the alarm rules page do not read; only the configuration file's are in effect")
+            }
+        },
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %crate::error_chain::error_chain(&e), "cannot read the saved alarm rules; only the configuration file's are in effect")
+        }
     }
 }

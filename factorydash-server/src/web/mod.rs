@@ -19,6 +19,7 @@
 
 mod accounts;
 mod admin;
+mod alarm_rules;
 mod alarms;
 mod api;
 mod errors;
@@ -484,7 +485,8 @@ fn alarm_routes(
 }
 
 /// The machines page and `/api/device-records` ([`records`]); the shifts page
-/// (`/admin/shifts`: [`shifts`]); a stop's reason (`/stops/reason`,
+/// (`/admin/shifts`: [`shifts`]); the alarm rules page (`/admin/alarms`:
+/// [`alarm_rules`]); a stop's reason (`/stops/reason`,
 /// `/api/stop-reasons`: [`reasons`]).
 fn record_routes(
     app: Arc<App>,
@@ -573,6 +575,31 @@ fn record_routes(
             .and(peer())
             .and(form_body(accounts::MAX_FORM * 5))
             .then(shifts::form),
+    ))
+    .unify()
+    .or(answered(
+        "/admin/alarms",
+        warp::path!("admin" / "alarms")
+            .and(warp::get())
+            .and(with.clone())
+            .and(with_auth.clone())
+            .and(warp::header::headers_cloned())
+            .and(principal.clone())
+            .and(params::done_query())
+            .then(alarm_rules::page),
+    ))
+    .unify()
+    .or(answered(
+        "/admin/alarms",
+        warp::path!("admin" / "alarms")
+            .and(warp::post())
+            .and(with.clone())
+            .and(with_auth.clone())
+            .and(warp::header::headers_cloned())
+            .and(principal.clone())
+            .and(peer())
+            .and(form_body(accounts::MAX_FORM * 5))
+            .then(alarm_rules::form),
     ))
     .unify()
     .or(answered(

@@ -4,6 +4,7 @@
 mod accounts;
 mod agents;
 mod agents_page;
+mod alarm_rules_page;
 mod alarms;
 mod api;
 mod browser;
