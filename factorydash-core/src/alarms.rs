@@ -36,7 +36,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::layout::{glob_match, Layout, Placement};
 use crate::tools::CuttingTool;
@@ -60,7 +60,7 @@ pub const MAX_MESSAGE: usize = 1_000;
 
 /// An alarm's priority (ISA-18.2 §6.5: three or four priorities, the highest the
 /// rarest).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     /// Act at once.
@@ -213,7 +213,7 @@ impl Rule {
 }
 
 /// An alarm's state (ISA-18.2 §5.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AlarmState {
     /// Active, not acknowledged.
@@ -239,7 +239,7 @@ impl AlarmState {
 }
 
 /// Who did something to an alarm, when, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Action {
     /// The user's name.
     pub by: String,
@@ -250,7 +250,7 @@ pub struct Action {
 }
 
 /// A shelving: hidden until `until` (UTC).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shelving {
     /// Who shelved, when, why.
     #[serde(flatten)]
@@ -259,8 +259,9 @@ pub struct Shelving {
     pub until: DateTime<Utc>,
 }
 
-/// One alarm: a rule's for one device and source (data item, native code).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One alarm: a rule's for one device and source (data item, native code). Read back
+/// from its JSON by [`AlarmEngine::restore`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Alarm {
     /// Its number, from 1, unique in this engine's life (the server keeps the engine's
@@ -420,6 +421,9 @@ pub struct AlarmEngine {
     newest: HashMap<String, HashMap<String, DateTime<Utc>>>,
     watched_devices: usize,
     watches_staleness: bool,
+    /// A staleness rule came: the devices the store knows are to be watched
+    /// ([`AlarmEngine::wants_devices`]).
+    seed_wanted: bool,
     /// The clock as last given (UTC).
     now: DateTime<Utc>,
     /// Whether it is planned time now ([`AlarmEngine::set_planned`]; `true` until told).
@@ -441,6 +445,7 @@ impl AlarmEngine {
             rules,
             layout,
             watches_staleness,
+            seed_wanted: watches_staleness,
             next_id: 1,
             ..AlarmEngine::default()
         }
@@ -459,23 +464,27 @@ impl AlarmEngine {
     pub fn replace_rules(&mut self, rules: Vec<Rule>, now: DateTime<Utc>) -> Vec<AlarmChange> {
         let mut out = Vec::new();
         self.now = now;
+        // A rule kept as it was keeps its alarms; one changed is removed and added anew
+        // (what it raised or watched may no longer be its to clear).
         let moved: Vec<Option<usize>> = self
             .rules
             .iter()
-            .map(|old| rules.iter().position(|r| r.name == old.name))
+            .map(|old| rules.iter().position(|r| r == old))
             .collect();
+        let moved_of = |r: usize| moved.get(r).copied().flatten();
         // The removed rules' active alarms clear first, under their old keys.
         let removed: Vec<Key> = self
             .by_key
             .keys()
-            .filter(|k| moved[k.0].is_none())
+            .filter(|k| moved_of(k.0).is_none())
             .cloned()
             .collect();
         for key in &removed {
             self.clear(key, now, &mut out);
         }
-        let remap =
-            |k: &Key| moved[k.0].map(|r| (r, k.1.clone(), k.2.clone(), k.3.clone(), k.4.clone()));
+        let remap = |k: &Key| {
+            moved_of(k.0).map(|r| (r, k.1.clone(), k.2.clone(), k.3.clone(), k.4.clone()))
+        };
         self.by_key = std::mem::take(&mut self.by_key)
             .into_iter()
             .filter_map(|(k, id)| remap(&k).map(|k| (k, id)))
@@ -491,9 +500,11 @@ impl AlarmEngine {
                 None => a.key.0 = usize::MAX,
             }
         }
+        let was = self.watches_staleness;
         self.watches_staleness = rules
             .iter()
             .any(|r| matches!(r.trigger, Trigger::Stale { .. }));
+        self.seed_wanted |= self.watches_staleness && !was;
         if !self.watches_staleness {
             self.newest.clear();
             self.watched_devices = 0;
@@ -511,6 +522,54 @@ impl AlarmEngine {
     /// Whether rule `r` may raise now (planned time, or a rule for any time).
     fn may_raise(&self, r: usize) -> bool {
         !(self.unplanned && self.rules[r].planned_only)
+    }
+
+    /// The alarms not ended, newest first, as [`AlarmEngine::restore`] takes them back
+    /// (their JSON: [`Alarm`]'s serialisation).
+    pub fn snapshot(&self) -> Vec<&Alarm> {
+        self.active().collect()
+    }
+
+    /// Takes back alarms of an earlier run ([`AlarmEngine::snapshot`], at start, after the
+    /// rules are set): each not ended whose rule is still there (by name) and whose alarm
+    /// point (rule, agent, device, data item, native code) has no alarm yet is kept as it
+    /// was (its state, count, acknowledgement, shelving); one cleared or active as its
+    /// state says; its chattering and flood windows start anew. New alarms are numbered
+    /// past them. Returns how many were taken.
+    pub fn restore(&mut self, alarms: Vec<Alarm>) -> usize {
+        let mut taken = 0;
+        for mut a in alarms {
+            if a.state == AlarmState::Ended || self.alarms.len() >= MAX_ALARMS {
+                continue;
+            }
+            let Some(r) = self.rules.iter().position(|r| r.name == a.rule) else {
+                continue;
+            };
+            let key: Key = (
+                r,
+                a.agent.clone(),
+                a.device.clone(),
+                a.data_item_id.clone(),
+                a.native_code.clone(),
+            );
+            if self.by_key.contains_key(&key) || self.alarms.contains_key(&a.id) {
+                continue;
+            }
+            a.active = a.state != AlarmState::ClearedUnacknowledged;
+            a.key = key.clone();
+            a.raises = VecDeque::new();
+            self.next_id = self.next_id.max(a.id + 1);
+            self.by_key.insert(key, a.id);
+            self.alarms.insert(a.id, a);
+            taken += 1;
+        }
+        taken
+    }
+
+    /// The number the next new alarm gets (kept across restarts with
+    /// [`AlarmEngine::resume_ids`], so that no number names two alarms).
+    pub fn next_id(&self) -> u64 {
+        self.next_id
     }
 
     /// Numbers new alarms from `next` on (after a restart, past the stored ones).
@@ -862,6 +921,12 @@ impl AlarmEngine {
         }
         self.floods.retain(|_, (t, f)| !t.is_empty() || *f);
         out
+    }
+
+    /// Whether a staleness rule came since the devices the store knows were last given
+    /// ([`AlarmEngine::watch_device`]); asking says they are being given.
+    pub fn wants_devices(&mut self) -> bool {
+        std::mem::take(&mut self.seed_wanted)
     }
 
     /// Watches `agent`'s `device` for staleness from `now` (UTC, this process's clock) as
@@ -1881,6 +1946,14 @@ mod tests {
             event(0, "Mazak01", "Execution", Category::Event, "STOPPED"),
         );
         assert!(e.tick(at(120)).is_empty(), "raised outside planned time");
+        assert!(
+            feed(
+                &mut e,
+                event(121, "Mazak01", "Execution", Category::Event, "STOPPED")
+            )
+            .is_empty(),
+            "raised by an observation outside planned time"
+        );
         e.set_planned(true);
         let c = e.tick(at(125));
         assert_eq!(c.len(), 1);
@@ -1907,7 +1980,62 @@ mod tests {
         let c = e.replace_rules(vec![rule("quiet", Trigger::Stale { seconds: 30 })], at(40));
         assert_eq!(c.len(), 1);
         assert_eq!((c[0].kind, c[0].deliver), (ChangeKind::Cleared, true));
-        // Its Normal no longer matches anything.
-        assert!(feed(&mut e, condition(50, ConditionLevel::Normal, Some("B"), "")).is_empty());
+        // A third set, after a removal, and a changed rule: its alarms clear.
+        let c = e.replace_rules(
+            vec![faults(), rule("quiet", Trigger::Stale { seconds: 30 })],
+            at(70),
+        );
+        assert!(c.is_empty(), "{c:?}");
+        feed(&mut e, condition(75, ConditionLevel::Fault, Some("C"), "z"));
+        let mut louder = faults();
+        louder.priority = Priority::Urgent;
+        let c = e.replace_rules(vec![louder], at(80));
+        assert_eq!(kinds(&c), [(ChangeKind::Cleared, true)]);
+    }
+
+    #[test]
+    fn alarms_are_taken_back_after_a_restart() {
+        let mut e = AlarmEngine::new(vec![faults()], Layout::default());
+        feed(&mut e, condition(0, ConditionLevel::Fault, Some("A"), "x"));
+        feed(&mut e, condition(1, ConditionLevel::Fault, Some("B"), "y"));
+        let b = e
+            .active()
+            .find(|a| a.native_code.as_deref() == Some("B"))
+            .unwrap()
+            .id;
+        e.acknowledge(
+            b,
+            Action {
+                by: "ada".into(),
+                at: at(2),
+                comment: String::new(),
+            },
+        )
+        .unwrap();
+        let json = serde_json::to_string(&e.snapshot()).unwrap();
+        let mut again = AlarmEngine::new(vec![faults()], Layout::default());
+        let back: Vec<Alarm> = serde_json::from_str(&json).unwrap();
+        assert_eq!(again.restore(back), 2);
+        // Raised again by the data: the same alarm, nothing new to tell.
+        assert!(feed(
+            &mut again,
+            condition(3, ConditionLevel::Fault, Some("A"), "x")
+        )
+        .is_empty());
+        assert_eq!(again.get(b).unwrap().state, AlarmState::Acknowledged);
+        // Its Normal clears it; a new alarm is numbered past the old ones.
+        let c = feed(
+            &mut again,
+            condition(4, ConditionLevel::Normal, Some("A"), ""),
+        );
+        assert_eq!(c[0].kind, ChangeKind::Cleared);
+        let c = feed(
+            &mut again,
+            condition(5, ConditionLevel::Fault, Some("C"), "z"),
+        );
+        assert!(c[0].alarm.id > b);
+        // A rule gone: its alarms are not taken back.
+        let mut other = AlarmEngine::new(vec![rule("x", Trigger::ToolLife)], Layout::default());
+        assert_eq!(other.restore(serde_json::from_str(&json).unwrap()), 0);
     }
 }

@@ -1209,7 +1209,11 @@ async fn serve(
             .into_iter()
             .map(|h| {
                 let shown = redact::redacted(&h.source).into_owned();
-                (h.source, shown, h.unreachable_since)
+                // A paused agent is not asked: not unreachable.
+                let since = h
+                    .unreachable_since
+                    .filter(|_| h.state != health::SourceState::Paused);
+                (h.source, shown, since)
             })
             .collect()
     });
@@ -1361,6 +1365,8 @@ async fn start_ingest(
         tokio::spawn(ingest::relay_appended(app.clone(), store.clone()));
         pg = Some(store);
     }
+    // The page's alarm rules and the last run's alarms, before any observation is read.
+    alarms::load_saved_rules(&*store, &app.alarms).await;
 
     match recording {
         Some((source, recording)) => {
@@ -1413,7 +1419,6 @@ async fn start_ingest(
     }
     // A calendar saved on the shifts page replaces the configuration file's.
     report::load_saved_calendar(&*store).await;
-    alarms::load_saved_rules(&*store, &app.alarms).await;
     tokio::spawn(report::ShiftBoard::run(app.clone()));
     tokio::spawn(report::LearnedCycles::run(app.clone()));
     tokio::spawn(prune_summaries(store.clone(), args.summary_retention));

@@ -7,8 +7,10 @@
 //!
 //! Each change to deliver is kept in the store's outbox until its receiver confirms it:
 //! a restart delivers what was not (with the delivery id it had), and nothing twice to a
-//! receiver that confirmed it. The alarms themselves are in memory: a restart forgets
-//! them (the rules raise again what is still there).
+//! receiver that confirmed it. The alarms not ended are kept in the store too (the
+//! setting [`STATE_SETTING`], written at the tick after they change): a restart takes
+//! them back with their acknowledgements and shelvings, so what is still there is not
+//! raised and told again.
 
 pub mod config;
 pub mod delivery;
@@ -38,8 +40,23 @@ pub const TICK: std::time::Duration = std::time::Duration::from_secs(5);
 /// TOML text, beside the configuration file's).
 pub const RULES_SETTING: &str = "alarm-rules";
 
+/// The store's key of the alarms not ended, as JSON: `{"nextId", "alarms": [...]}`
+/// (newest first, as many as [`factorydash_store::MAX_SETTING_LEN`] holds), `nextId` the
+/// number of the next new alarm.
+pub const STATE_SETTING: &str = "alarm-state";
+
+/// [`STATE_SETTING`]'s JSON.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Kept {
+    next_id: u64,
+    alarms: Vec<Alarm>,
+}
+
 /// The alarm engine and where its changes go.
 pub struct AlarmHub {
+    /// Changed since the alarms were last kept in the store.
+    dirty: std::sync::atomic::AtomicBool,
     engine: Mutex<AlarmEngine>,
     receivers: Vec<Arc<Receiver>>,
     /// The configuration file's rules (the page's come after them).
@@ -63,6 +80,7 @@ impl AlarmHub {
     /// [`AlarmHub::spawn`]).
     pub fn new(engine: AlarmEngine, receivers: Vec<Arc<Receiver>>) -> Self {
         AlarmHub {
+            dirty: std::sync::atomic::AtomicBool::new(false),
             configured: engine.rules().to_vec(),
             engine: Mutex::new(engine),
             receivers,
@@ -184,6 +202,9 @@ impl AlarmHub {
 
     /// Queues `changes` to deliver to every receiver (called with the engine locked).
     fn send(&self, changes: Vec<AlarmChange>) {
+        if !changes.is_empty() {
+            self.dirty.store(true, std::sync::atomic::Ordering::Release);
+        }
         for c in changes {
             tracing::info!(
                 alarm = c.alarm.id,
@@ -282,6 +303,71 @@ impl AlarmHub {
         self.send(changes);
     }
 
+    /// The alarms not ended as [`STATE_SETTING`]'s JSON: newest first, as many as fit.
+    pub fn snapshot_json(&self) -> String {
+        let (next, parts): (u64, Vec<String>) = {
+            let e = self.engine();
+            let parts = e
+                .snapshot()
+                .into_iter()
+                .filter_map(|a| serde_json::to_string(a).ok())
+                .collect();
+            (e.next_id(), parts)
+        };
+        let mut out = format!("{{\"nextId\":{next},\"alarms\":[");
+        for p in parts {
+            // 3: a comma and the closing bracket and brace.
+            if out.len() + p.len() + 3 > factorydash_store::MAX_SETTING_LEN {
+                break;
+            }
+            if !out.ends_with('[') {
+                out.push(',');
+            }
+            out.push_str(&p);
+        }
+        out.push_str("]}");
+        out
+    }
+
+    /// Keeps the alarms in the store if they changed since last time (retried at the
+    /// next tick if the store refuses).
+    async fn keep(&self, store: &dyn factorydash_store::Store) {
+        use std::sync::atomic::Ordering;
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let setting = factorydash_store::Setting {
+            value: self.snapshot_json(),
+            updated_at: Utc::now(),
+            updated_by: "factorydash".into(),
+        };
+        if let Err(e) = store.put_setting(STATE_SETTING, Some(&setting)).await {
+            self.dirty.store(true, Ordering::Release);
+            tracing::warn!(error = %crate::error_chain::error_chain(&e), "cannot keep the alarms in the store; retrying");
+        }
+    }
+
+    /// Takes back the alarms an earlier run kept ([`AlarmEngine::restore`]).
+    pub async fn restore(&self, store: &dyn factorydash_store::Store) {
+        match store.setting(STATE_SETTING).await {
+            Ok(Some(saved)) => match serde_json::from_str::<Kept>(&saved.value) {
+                Ok(kept) => {
+                    let mut e = self.engine();
+                    e.resume_ids(kept.next_id);
+                    let n = e.restore(kept.alarms);
+                    tracing::info!(alarms = n, "alarms of the last run taken back");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the alarms of the last run do not read; left aside")
+                }
+            },
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain::error_chain(&e), "cannot read the alarms of the last run")
+            }
+        }
+    }
+
     /// Starts the tick and each receiver's delivery task (they run as long as the
     /// process). Each tick also says whether it is planned time (the shift calendar:
     /// [`AlarmEngine::set_planned`]) and gives the engine the agents' reachability from
@@ -300,7 +386,9 @@ impl AlarmHub {
         tokio::spawn(async move {
             let mut every = tokio::time::interval(TICK);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut watching = false;
+            // Whether the devices the store knows are watched for staleness (again when a
+            // staleness rule comes from the page).
+            let mut watching = true;
             loop {
                 every.tick().await;
                 let now = Utc::now();
@@ -311,6 +399,7 @@ impl AlarmHub {
                     .planned(now, now + chrono::Duration::minutes(1))
                     .is_empty();
                 hub.engine().set_planned(planned);
+                watching &= !hub.engine().wants_devices();
                 if !watching {
                     if let Ok(devices) = store.devices().await {
                         let mut e = hub.engine();
@@ -321,6 +410,7 @@ impl AlarmHub {
                     }
                 }
                 hub.tick(now);
+                hub.keep(&*store).await;
                 let list = agents();
                 let mut e = hub.engine();
                 let changes = e.agents(&list, now);
@@ -331,7 +421,8 @@ impl AlarmHub {
 }
 
 /// Puts the rules saved on the alarm rules page, if any, in effect (at start, once the
-/// store is open). Rules that no longer read (a later build's, or a name the
+/// store is open), then takes back the alarms of the last run ([`AlarmHub::restore`]).
+/// Rules that no longer read (a later build's, or a name the
 /// configuration file took since) are logged and left aside.
 pub async fn load_saved_rules(store: &dyn factorydash_store::Store, hub: &AlarmHub) {
     match store.setting(RULES_SETTING).await {
@@ -349,4 +440,5 @@ pub async fn load_saved_rules(store: &dyn factorydash_store::Store, hub: &AlarmH
             tracing::warn!(error = %crate::error_chain::error_chain(&e), "cannot read the saved alarm rules; only the configuration file's are in effect")
         }
     }
+    hub.restore(store).await;
 }

@@ -164,6 +164,10 @@ pub async fn form(
 ) -> Result<Response, ApiError> {
     let p = require_admin(principal.as_ref())?;
     check_form(&headers, &form)?;
+    // Without the field (a form of another page, a cut request): nothing is cleared.
+    if !form.contains_key("rules") {
+        return Err(ApiError::bad_request("the form has no rules field"));
+    }
     let text = field(&form, "rules").replace("\r\n", "\n");
     if text.len() > factorydash_store::MAX_SETTING_LEN {
         let message = format!(

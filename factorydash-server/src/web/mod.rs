@@ -598,7 +598,9 @@ fn record_routes(
             .and(warp::header::headers_cloned())
             .and(principal.clone())
             .and(peer())
-            .and(form_body(accounts::MAX_FORM * 5))
+            // URL-encoded TOML takes up to three times its bytes: room for a setting's
+            // 64 KiB, refused with why beyond it.
+            .and(form_body(accounts::MAX_FORM * 13))
             .then(alarm_rules::form),
     ))
     .unify()

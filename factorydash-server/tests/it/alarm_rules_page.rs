@@ -151,14 +151,47 @@ async fn an_admin_edits_the_alarm_rules_on_their_page() {
         assert!(body.contains(says), "{bad}: {body}");
     }
     let (_, page, _) = ada.page("/admin/alarms").await;
-    assert!(page.contains("Any state"), "{page}");
+    let from_page = &page[page.find("From this page").unwrap()..];
+    assert!(
+        from_page.contains("<th scope=\"row\">Any state</th>"),
+        "{page}"
+    );
+    // Shelved (not ended whatever its data does meanwhile), then kept in the store at
+    // the next tick (5 s).
+    let id = raised[0]["id"].as_u64().unwrap();
+    let (status, body) = ada
+        .json(
+            reqwest::Method::POST,
+            &format!("/api/alarms/{id}/shelve"),
+            Some(serde_json::json!({ "comment": "seen", "minutes": 60 })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_secs(6)).await;
     fd.terminate(Duration::from_secs(10)).await;
 
     // After a restart, still in effect; then none: its alarms clear.
     let (fd, _log) = start_logged(&args, &[]).await;
     let mut ada = Client::new(&fd.base, Some("127.0.6.1".parse().unwrap()));
     assert_eq!(ada.sign_in("ada", ADA_PASSWORD).await, 303);
-    alarms_of(&mut ada, "Any state", |a| !a.is_empty()).await;
+    // The same alarm, taken back shelved: not raised anew; a new one is numbered past
+    // every number the last run gave.
+    let again = alarms_of(&mut ada, "Any state", |a| a.iter().any(|a| a["id"] == id)).await;
+    let same = again.iter().find(|a| a["id"] == id).unwrap();
+    assert_eq!(same["shelved"]["comment"], "seen", "{same}");
+    let newest_before = raised
+        .iter()
+        .filter_map(|a| a["id"].as_u64())
+        .max()
+        .unwrap();
+    assert!(
+        again.iter().all(|a| a["id"] == id
+            || a["id"].as_u64().unwrap() > newest_before
+            || raised
+                .iter()
+                .any(|r| r["id"] == a["id"] && r["device"] == a["device"])),
+        "a number names two alarms: {again:?}"
+    );
     let (_, page, _) = ada.page("/admin/alarms").await;
     let token = csrf(&page);
     let (status, _, _) = ada
