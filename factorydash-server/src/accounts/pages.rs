@@ -528,7 +528,7 @@ pub fn alarm_rules(p: &AlarmRulesPage<'_>) -> String {
                     thead { tr { th { "Rule" } th { "Raises an alarm on" } } }
                     tbody {
                         @for (name, what) in rules {
-                            tr { th scope="row" { (name) } td { (what) } }
+                            tr { th scope="row" { (name) } td data-label="Raises an alarm on" { (what) } }
                         }
                     }
                 }
@@ -550,7 +550,7 @@ pub fn alarm_rules(p: &AlarmRulesPage<'_>) -> String {
                         h3 { "From this page" }
                         (list(p.page_rules))
                         p .muted {
-                            "Rules as in the configuration file: [[alarm]] tables with a name, one trigger (condition, state with states and for, sample with above or below, stale, tool-life, unreachable) and options (priority, devices, cells, dedup, message, planned). Saved rules are in effect at once; a rule removed clears its alarms. Webhooks and e-mail stay in the configuration file. "
+                            "Rules as in the configuration file: [[alarm]] tables with a name, one trigger (condition, state with states and for, sample with above or below, stale, tool-life, unreachable) and options (priority, devices, cells, dedup, message, planned). Saved rules are in effect at once; a rule removed or changed clears its alarms. Webhooks and e-mail stay in the configuration file. "
                             @if let Some(s) = p.source { "These were " (s) "." }
                         }
                         form method="post" action="/admin/alarms" {
