@@ -46,6 +46,29 @@ pub async fn user_cli(store: &[&str], args: &[&str], password: &str) -> (bool, S
     )
 }
 
+/// Signs in `ada` (an admin made beforehand with [`user_cli`]), makes `vera` a viewer of
+/// every device, signs her in: both clients, from 127.0.`net`.1 and .2.
+pub async fn admin_and_viewer(base: &str, net: u8) -> (Client, Client) {
+    let mut ada = Client::new(base, Some(format!("127.0.{net}.1").parse().unwrap()));
+    assert_eq!(ada.sign_in("ada", ADA_PASSWORD).await, 303);
+    let (status, body) = ada
+        .json(
+            reqwest::Method::POST,
+            "/api/users",
+            Some(json!({ "name": "vera", "password": CAROL_PASSWORD })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let group = json!({ "name": "viewers", "role": "viewer", "scope": ["*"], "members": ["vera"] });
+    let (status, body) = ada
+        .json(reqwest::Method::POST, "/api/groups", Some(group))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut vera = Client::new(base, Some(format!("127.0.{net}.2").parse().unwrap()));
+    assert_eq!(vera.sign_in("vera", CAROL_PASSWORD).await, 303);
+    (ada, vera)
+}
+
 /// An HTTP client that keeps cookies as one browser would, from one local address.
 pub struct Client {
     base: String,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::accounts::{user_cli, Client, ADA_PASSWORD, CAROL_PASSWORD};
+use crate::accounts::{user_cli, Client, ADA_PASSWORD};
 use crate::support::start_logged;
 
 const RULE: &str = "[[alarm]]\r\nname = \"Any state\"\r\nstate = \"Execution\"\r\nstates = [\"ACTIVE\", \"READY\", \"STOPPED\", \"INTERRUPTED\", \"FEED_HOLD\", \"OPTIONAL_STOP\", \"PROGRAM_STOPPED\", \"PROGRAM_COMPLETED\"]\r\nfor = \"1s\"\r\npriority = \"low\"\r\n";
@@ -67,29 +67,7 @@ async fn an_admin_edits_the_alarm_rules_on_their_page() {
         "127.0.0.1:0",
     ];
     let (fd, _log) = start_logged(&args, &[]).await;
-    let mut ada = Client::new(&fd.base, Some("127.0.6.1".parse().unwrap()));
-    assert_eq!(ada.sign_in("ada", ADA_PASSWORD).await, 303);
-    let (status, body) = ada
-        .json(
-            reqwest::Method::POST,
-            "/api/users",
-            Some(serde_json::json!({ "name": "vera", "password": CAROL_PASSWORD })),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = ada
-        .json(
-            reqwest::Method::POST,
-            "/api/groups",
-            Some(
-                serde_json::json!({ "name": "viewers", "role": "viewer", "scope": ["*"],
-                                     "members": ["vera"] }),
-            ),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let mut vera = Client::new(&fd.base, Some("127.0.6.2".parse().unwrap()));
-    assert_eq!(vera.sign_in("vera", CAROL_PASSWORD).await, 303);
+    let (mut ada, mut vera) = crate::accounts::admin_and_viewer(&fd.base, 6).await;
 
     let (status, page, _) = ada.page("/admin/alarms").await;
     assert_eq!(status, 200, "{page}");

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::accounts::{user_cli, Client, ADA_PASSWORD, CAROL_PASSWORD};
+use crate::accounts::{user_cli, Client, ADA_PASSWORD};
 use crate::support::start_logged;
 
 const CALENDAR: &str = "[[shift]]\r\nname = \"Round the clock\"\r\ndays = [\"Mon\", \"Tue\", \"Wed\", \"Thu\", \"Fri\", \"Sat\", \"Sun\"]\r\nstart = \"00:00\"\r\nend = \"00:00\"\r\n";
@@ -44,29 +44,7 @@ async fn an_admin_edits_the_shift_calendar_on_its_page() {
         "127.0.0.1:0",
     ];
     let (fd, _log) = start_logged(&args, &[]).await;
-    let mut ada = Client::new(&fd.base, Some("127.0.5.1".parse().unwrap()));
-    assert_eq!(ada.sign_in("ada", ADA_PASSWORD).await, 303);
-    let (status, body) = ada
-        .json(
-            reqwest::Method::POST,
-            "/api/users",
-            Some(serde_json::json!({ "name": "vera", "password": CAROL_PASSWORD })),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = ada
-        .json(
-            reqwest::Method::POST,
-            "/api/groups",
-            Some(
-                serde_json::json!({ "name": "viewers", "role": "viewer", "scope": ["*"],
-                                     "members": ["vera"] }),
-            ),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let mut vera = Client::new(&fd.base, Some("127.0.5.2".parse().unwrap()));
-    assert_eq!(vera.sign_in("vera", CAROL_PASSWORD).await, 303);
+    let (mut ada, mut vera) = crate::accounts::admin_and_viewer(&fd.base, 5).await;
 
     let (status, page, _) = ada.page("/admin/shifts").await;
     assert_eq!(status, 200, "{page}");
