@@ -141,6 +141,11 @@ pub enum Trigger {
         above: Option<f64>,
         /// Alarm below this.
         below: Option<f64>,
+        /// Where `above` or `below` is not given, the data item's device model's limit
+        /// ([`AlarmEngine::set_limits`]): above its `UpperLimit` (else `Maximum`), below
+        /// its `LowerLimit` (else `Minimum`); MTConnect Part 2, Constraints and
+        /// Specifications.
+        model_limits: bool,
         /// How long, in seconds.
         seconds: u32,
     },
@@ -428,6 +433,9 @@ pub struct AlarmEngine {
     now: DateTime<Utc>,
     /// Whether it is planned time now ([`AlarmEngine::set_planned`]; `true` until told).
     unplanned: bool,
+    /// The device models' limits by (agent, data item id): (upper, lower)
+    /// ([`AlarmEngine::set_limits`]).
+    limits: HashMap<(String, String), (Option<f64>, Option<f64>)>,
     /// Each device's new alarms' times, within the flood window, and whether it is in
     /// flood.
     floods: HashMap<(String, String), Flood>,
@@ -511,6 +519,28 @@ impl AlarmEngine {
         }
         self.rules = rules;
         out
+    }
+
+    /// `agent`'s device models' limits, each data item's (`dataItemId`, its limits),
+    /// replacing what they were (at each probe): what [`Trigger::Threshold`] rules with
+    /// `model_limits` compare with. Kept: the upper of `UpperLimit` (else `Maximum`), the
+    /// lower of `LowerLimit` (else `Minimum`).
+    pub fn set_limits<'l>(
+        &mut self,
+        agent: &str,
+        items: impl IntoIterator<Item = (&'l str, &'l [crate::limits::Limit])>,
+    ) {
+        use crate::limits::LimitKind;
+        self.limits.retain(|(a, _), _| a != agent);
+        for (item, limits) in items {
+            let of = |kind: LimitKind| limits.iter().find(|l| l.kind == kind).map(|l| l.value);
+            let upper = of(LimitKind::UpperLimit).or_else(|| of(LimitKind::Maximum));
+            let lower = of(LimitKind::LowerLimit).or_else(|| of(LimitKind::Minimum));
+            if (upper.is_some() || lower.is_some()) && self.limits.len() < MAX_WATCHED {
+                self.limits
+                    .insert((agent.to_owned(), item.to_owned()), (upper, lower));
+            }
+        }
     }
 
     /// Whether it is planned time now (the plant's shift calendar; without one, always):
@@ -663,11 +693,17 @@ impl AlarmEngine {
                     data_item_id,
                     above,
                     below,
+                    model_limits,
                     seconds,
                 } if o.category == Category::Sample
                     && o.kind == *kind
                     && data_item_id.as_ref().is_none_or(|d| *d == o.data_item_id) =>
                 {
+                    let model = model_limits
+                        .then(|| self.limits.get(&(agent.to_owned(), o.data_item_id.clone())))
+                        .flatten();
+                    let above = above.or(model.and_then(|m| m.0));
+                    let below = below.or(model.and_then(|m| m.1));
                     let beyond = o
                         .value
                         .as_f64()
@@ -1644,6 +1680,7 @@ mod tests {
                 data_item_id: None,
                 above: Some(90.0),
                 below: None,
+                model_limits: false,
                 seconds: 10,
             },
         );
@@ -2037,5 +2074,44 @@ mod tests {
         // A rule gone: its alarms are not taken back.
         let mut other = AlarmEngine::new(vec![rule("x", Trigger::ToolLife)], Layout::default());
         assert_eq!(other.restore(serde_json::from_str(&json).unwrap()), 0);
+    }
+
+    #[test]
+    fn a_sample_beyond_its_device_models_limit() {
+        use crate::limits::{Limit, LimitKind, LimitSource};
+        let mut temp = rule(
+            "temperature",
+            Trigger::Threshold {
+                kind: "Temperature".into(),
+                data_item_id: None,
+                above: None,
+                below: None,
+                model_limits: true,
+                seconds: 0,
+            },
+        );
+        temp.message = "{item} at {value}".into();
+        let mut e = AlarmEngine::new(vec![temp], Layout::default());
+        let t = |s: i64, v: &str| event(s, "Mazak01", "Temperature", Category::Sample, v);
+        // No limits known yet: nothing to compare with.
+        assert!(feed(&mut e, t(0, "95")).is_empty());
+        let limits = [
+            Limit::new(LimitKind::Maximum, 120.0, LimitSource::Constraints),
+            Limit::new(LimitKind::UpperLimit, 80.0, LimitSource::Specification),
+            Limit::new(LimitKind::Minimum, 5.0, LimitSource::Constraints),
+        ];
+        e.set_limits("a", [("Mazak01-Temperature", &limits[..])]);
+        let c = feed(&mut e, t(1, "95"));
+        assert_eq!(c.len(), 1, "above the UpperLimit, not only the Maximum");
+        assert_eq!(c[0].alarm.message, "Mazak01-Temperature at 95");
+        let c = feed(&mut e, t(2, "50"));
+        assert_eq!(c[0].kind, ChangeKind::Cleared);
+        assert_eq!(feed(&mut e, t(3, "2")).len(), 1, "below the Minimum");
+        // Another agent's limits are its own.
+        e.set_limits("b", [("Mazak01-Temperature", &limits[..1])]);
+        assert!(
+            feed(&mut e, t(4, "2")).is_empty(),
+            "still raised, not again"
+        );
     }
 }

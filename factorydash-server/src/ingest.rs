@@ -112,7 +112,9 @@ pub async fn follow_agent(app: Arc<App>, connect: String, settings: FollowSettin
                 for p in &devices.problems {
                     tracing::warn!(agent = %url, problem = %p, "probe");
                 }
-                app.limits.set(&url, devices.value.limits());
+                let limits = devices.value.limits();
+                app.alarms.limits(&url, &limits);
+                app.limits.set(&url, limits);
                 enqueue(&app, &url, &queue, Work::Devices(devices.value.device_infos(&url))).await;
                 probed = true;
             }
@@ -614,7 +616,9 @@ async fn back_off(app: &App, url: &str, backoff: &mut Backoff, error: String) {
 /// Plays `replay` into the store at its pace, in batches at most every 100 ms.
 pub async fn play_recording(app: Arc<App>, source: String, replay: Arc<Replay>) {
     let devices = replay.recording.devices.device_infos(&source);
-    app.limits.set(&source, replay.recording.devices.limits());
+    let limits = replay.recording.devices.limits();
+    app.alarms.limits(&source, &limits);
+    app.limits.set(&source, limits);
     let mut backoff = Backoff::default();
     while let Err(e) = app.store.put_devices(&source, &devices).await {
         tracing::warn!(error = %e, "cannot store the device model; retrying");

@@ -19,7 +19,8 @@
 //! [[alarm]]
 //! name = "Spindle overload"
 //! sample = "Load"                # data-item = "Mazak01-S1load" for one item
-//! above = 120.0                  # and/or below = …
+//! above = 120.0                  # and/or below = …, or model-limits = true (the
+//!                                # device model's UpperLimit/Maximum, LowerLimit/Minimum)
 //! for = "30s"
 //! message = "{device}: spindle load {value} % for {seconds} s"
 //!
@@ -108,6 +109,7 @@ struct AlarmToml {
     tool_life: Option<bool>,
     unreachable: Option<String>,
     planned: Option<bool>,
+    model_limits: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,6 +203,9 @@ fn rule(name: &str, t: AlarmToml) -> anyhow::Result<Rule> {
         bail!("unreachable is about agents: it takes no devices or cells");
     }
     let for_ = t.for_.as_deref().map(|f| seconds(f, "for")).transpose()?;
+    if t.model_limits.is_some() && t.sample.is_none() {
+        bail!("model-limits = true is for sample rules");
+    }
     let planned_only = t.planned.unwrap_or(false);
     if planned_only && t.state.is_none() && t.sample.is_none() {
         bail!("planned = true is for state and sample rules");
@@ -229,8 +234,9 @@ fn rule(name: &str, t: AlarmToml) -> anyhow::Result<Rule> {
             seconds: for_.context("state needs for = \"10m\"")?,
         }
     } else if let Some(kind) = t.sample {
-        if t.above.is_none() && t.below.is_none() {
-            bail!("sample {kind:?} needs above or below");
+        let model_limits = t.model_limits.unwrap_or(false);
+        if t.above.is_none() && t.below.is_none() && !model_limits {
+            bail!("sample {kind:?} needs above or below, or model-limits = true");
         }
         if [t.above, t.below].iter().flatten().any(|v| !v.is_finite()) {
             bail!("above and below must be finite numbers");
@@ -240,6 +246,7 @@ fn rule(name: &str, t: AlarmToml) -> anyhow::Result<Rule> {
             data_item_id: t.data_item,
             above: t.above,
             below: t.below,
+            model_limits,
             seconds: for_.unwrap_or(0),
         }
     } else if let Some(stale) = t.stale.as_deref() {
@@ -595,6 +602,10 @@ mod tests {
                 "needs states",
             ),
             ("name = \"A\"\nsample = \"Load\"", "above or below"),
+            (
+                "name = \"A\"\nstale = \"1m\"\nmodel-limits = true",
+                "model-limits",
+            ),
             ("name = \"A\"\nstale = \"40d\"", "30 days"),
             ("name = \"A\"\ntool-life = false", "exactly one"),
             (

@@ -288,6 +288,23 @@ impl AlarmHub {
         all
     }
 
+    /// `agent`'s device models' limits (at each probe), for sample rules with
+    /// `model-limits` ([`AlarmEngine::set_limits`]).
+    pub fn limits(
+        &self,
+        agent: &str,
+        devices: &[(String, Vec<factorydash_mtconnect::ItemLimits>)],
+    ) {
+        let mut e = self.engine();
+        if e.rules().is_empty() {
+            return;
+        }
+        let items = devices
+            .iter()
+            .flat_map(|(_, items)| items.iter().map(|(id, l)| (id.as_str(), l.as_slice())));
+        e.set_limits(agent, items);
+    }
+
     /// The cutting tools `agent` serves now, by device (after each read of its assets):
     /// see [`AlarmEngine::tools`].
     pub fn tools(

@@ -91,9 +91,13 @@ pub fn describe(r: &Rule) -> String {
             data_item_id,
             above,
             below,
+            model_limits,
             seconds,
         } => {
             let mut t = data_item_id.clone().unwrap_or_else(|| kind.clone());
+            if *model_limits {
+                t.push_str(" beyond the device model's limits");
+            }
             if let Some(a) = above {
                 t.push_str(&format!(" above {a}"));
             }
