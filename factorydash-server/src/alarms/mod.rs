@@ -295,10 +295,9 @@ impl AlarmHub {
         agent: &str,
         devices: &[(String, Vec<factorydash_mtconnect::ItemLimits>)],
     ) {
+        // Kept even without rules: a rule added on the page later compares with them
+        // (limits come with each probe only).
         let mut e = self.engine();
-        if e.rules().is_empty() {
-            return;
-        }
         let items = devices
             .iter()
             .flat_map(|(_, items)| items.iter().map(|(id, l)| (id.as_str(), l.as_slice())));
