@@ -649,6 +649,7 @@ impl Store for MemoryStore {
     async fn summary(&self, query: &SummaryQuery) -> Result<Vec<SummaryTotal>, StoreError> {
         crate::check_summary_query(query)?;
         let pieces = summary::pieces(&query.ranges);
+        let ramps = summary::ramp_pieces(&pieces);
         let inner = self.read();
         let mut totals = summaries::Totals::default();
         for ((agent, device), s) in &inner.summaries {
@@ -676,6 +677,24 @@ impl Store for MemoryStore {
                     totals.add(agent, device, &c.item, c.measure, &c.state, *v);
                 }
             }
+            // The edge minutes' seconds from their hours' ramps.
+            for r in &ramps {
+                let low = Cell {
+                    resolution: summary::Resolution::Ramp,
+                    period: r.hour,
+                    item: String::new(),
+                    measure: summary::Measure::Execution,
+                    state: String::new(),
+                };
+                let high = Cell {
+                    period: r.to,
+                    ..low.clone()
+                };
+                for (c, v) in s.cells.range(low..high) {
+                    let seconds = r.seconds(c.period, *v);
+                    totals.add(agent, device, &c.item, c.measure, &c.state, seconds);
+                }
+            }
             for t in summary::open_totals(
                 agent,
                 device,
@@ -697,8 +716,13 @@ impl Store for MemoryStore {
         inner.reasons.retain(|(_, _, began, _), _| *began >= micros);
         for s in inner.summaries.values_mut() {
             let before = s.cells.len();
-            s.cells
-                .retain(|c, _| c.period + c.resolution.seconds() > cutoff);
+            let hour = summary::Resolution::Hour
+                .floor(cutoff)
+                .saturating_mul(1_000_000);
+            s.cells.retain(|c, _| match c.resolution {
+                summary::Resolution::Ramp => c.period >= hour,
+                r => c.period + r.seconds() > cutoff,
+            });
             dropped += (before - s.cells.len()) as u64;
         }
         Ok(dropped)
@@ -894,7 +918,10 @@ impl Store for MemoryStore {
 impl SummaryWriter for MemoryStore {
     async fn clear_summaries(&self, from: i64) -> Result<(), StoreError> {
         for s in self.write().summaries.values_mut() {
-            s.cells.retain(|c, _| c.period < from);
+            s.cells.retain(|c, _| match c.resolution {
+                summary::Resolution::Ramp => c.period < from.saturating_mul(1_000_000),
+                _ => c.period < from,
+            });
             s.held.clear();
         }
         Ok(())

@@ -86,7 +86,7 @@ struct Writes {
 impl Writes {
     fn add(&mut self, id: i32, cells: BTreeMap<Cell, f64>, output: Option<FoldOutput>) {
         for (c, v) in cells {
-            self.resolution.push(c.resolution.seconds() as i32);
+            self.resolution.push(c.resolution.code() as i32);
             self.period.push(c.period);
             self.sdevice.push(id);
             self.item.push(c.item);
@@ -299,10 +299,7 @@ pub(super) async fn query(
     }
     let ids: Vec<i32> = names.keys().copied().collect();
     let pieces = summary::pieces(&q.ranges);
-    let res: Vec<i32> = pieces
-        .iter()
-        .map(|p| p.resolution.seconds() as i32)
-        .collect();
+    let res: Vec<i32> = pieces.iter().map(|p| p.resolution.code() as i32).collect();
     let from: Vec<i64> = pieces.iter().map(|p| p.from).collect();
     let to: Vec<i64> = pieces.iter().map(|p| p.to).collect();
     let rows = client
@@ -316,8 +313,38 @@ pub(super) async fn query(
             &[&res, &from, &to, &ids],
         )
         .await?;
+    // The edge minutes' seconds from their hours' ramps (see `Resolution::Ramp`): the
+    // rate's changes since the hour began, each times its time to the part's end less
+    // that to its start.
+    let ramps = summary::ramp_pieces(&pieces);
+    let hour: Vec<i64> = ramps.iter().map(|r| r.hour).collect();
+    let from: Vec<i64> = ramps.iter().map(|r| r.from).collect();
+    let to: Vec<i64> = ramps.iter().map(|r| r.to).collect();
+    let ramp_rows = if ramps.is_empty() {
+        Vec::new()
+    } else {
+        client
+            .query(
+                "SELECT c.sdevice, c.item, c.measure, c.state,
+                        SUM(c.value * (GREATEST(p.b - c.period, 0) - GREATEST(p.a - c.period, 0)))
+                          / 1e6
+                 FROM unnest($4::int[]) AS d(id)
+                 CROSS JOIN unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS p(h, a, b)
+                 JOIN summary_cells c ON c.sdevice = d.id AND c.resolution = $5
+                   AND c.period >= p.h AND c.period < p.b
+                 GROUP BY c.sdevice, c.item, c.measure, c.state",
+                &[
+                    &hour,
+                    &from,
+                    &to,
+                    &ids,
+                    &(summary::Resolution::Ramp.code() as i32),
+                ],
+            )
+            .await?
+    };
     let mut totals = Totals::default();
-    for r in rows {
+    for r in rows.into_iter().chain(ramp_rows) {
         let Some((agent, device)) = names.get(&r.get::<_, i32>(0)) else {
             continue;
         };
@@ -338,23 +365,33 @@ pub(super) async fn query(
     Ok(totals.into_totals())
 }
 
-/// Drops cells of periods that end before `cutoff` (Unix seconds).
+/// Drops cells of periods that end before `cutoff` (Unix seconds), and ramps of hours
+/// that end before it.
 pub(super) async fn prune(client: &impl GenericClient, cutoff: i64) -> Result<u64, StoreError> {
+    let hour = summary::Resolution::Hour
+        .floor(cutoff)
+        .saturating_mul(1_000_000);
     Ok(client
         .execute(
             "DELETE FROM summary_cells c USING summary_devices d
-             CROSS JOIN unnest(ARRAY[60, 3600, 86400]) AS r(resolution)
+             CROSS JOIN unnest(ARRAY[60, 3600, 86400, 0]) AS r(resolution)
              WHERE c.sdevice = d.id AND c.resolution = r.resolution
-               AND c.period <= $1::bigint - r.resolution",
-            &[&cutoff],
+               AND c.period <= CASE WHEN r.resolution = 0 THEN $2::bigint - 1
+                                    ELSE $1::bigint - r.resolution END",
+            &[&cutoff, &hour],
         )
         .await?)
 }
 
-/// Drops cells of periods starting at or after `from` and every held state.
+/// Drops cells of periods starting at or after `from` (Unix seconds; ramps at or after
+/// it) and every held state.
 pub(super) async fn clear(client: &impl GenericClient, from: i64) -> Result<(), StoreError> {
     client
-        .execute("DELETE FROM summary_cells WHERE period >= $1", &[&from])
+        .execute(
+            "DELETE FROM summary_cells
+             WHERE period >= CASE WHEN resolution = 0 THEN $2::bigint ELSE $1::bigint END",
+            &[&from, &from.saturating_mul(1_000_000)],
+        )
         .await?;
     client.execute("DELETE FROM summary_held", &[]).await?;
     Ok(())

@@ -92,7 +92,7 @@ pub(super) fn write(
             for (c, v) in chunk {
                 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
                 values.extend([
-                    ToSqlOutput::Owned(Value::Integer(c.resolution.seconds())),
+                    ToSqlOutput::Owned(Value::Integer(c.resolution.code())),
                     ToSqlOutput::Owned(Value::Integer(c.period)),
                     ToSqlOutput::Owned(Value::Integer(id)),
                     ToSqlOutput::Borrowed(ValueRef::Text(c.item.as_bytes())),
@@ -111,7 +111,7 @@ pub(super) fn write(
     )?;
     for (c, v) in chunks.remainder() {
         upsert.execute(params![
-            c.resolution.seconds(),
+            c.resolution.code(),
             c.period,
             id,
             c.item,
@@ -192,7 +192,25 @@ pub(super) fn query(c: &Connection, q: &SummaryQuery) -> Result<Vec<SummaryTotal
     let ids: Vec<i64> = names.keys().copied().collect();
     for id in ids {
         for p in &pieces {
-            let mut rows = stmt.query(params![id, p.resolution.seconds(), p.from, p.to])?;
+            let mut rows = stmt.query(params![id, p.resolution.code(), p.from, p.to])?;
+            add(&mut rows)?;
+        }
+    }
+    // The edge minutes' seconds from their hours' ramps (see `Resolution::Ramp`): the
+    // rate's changes since the hour began, each times its time to the part's end less
+    // that to its start.
+    let ramps = summary::ramp_pieces(&pieces);
+    let mut stmt = tx.prepare_cached(
+        "SELECT sdevice, item, measure, state,
+                SUM(value * (MAX(?5 - period, 0) - MAX(?4 - period, 0))) / 1e6
+         FROM summary_cells
+         WHERE sdevice = ?1 AND resolution = ?2 AND period >= ?3 AND period < ?5
+         GROUP BY item, measure, state",
+    )?;
+    for id in names.keys().copied().collect::<Vec<_>>() {
+        for r in &ramps {
+            let code = summary::Resolution::Ramp.code();
+            let mut rows = stmt.query(params![id, code, r.hour, r.from, r.to])?;
             add(&mut rows)?;
         }
     }
@@ -205,8 +223,9 @@ pub(super) fn query(c: &Connection, q: &SummaryQuery) -> Result<Vec<SummaryTotal
     Ok(totals.into_totals())
 }
 
-/// Drops cells of periods that end before `cutoff` (Unix seconds), device by device (by
-/// the primary key, never a scan of the table), a device per transaction.
+/// Drops cells of periods that end before `cutoff` (Unix seconds), and ramps of hours
+/// that end before it, device by device (by the primary key, never a scan of the table),
+/// a device per transaction.
 pub(super) fn prune(c: &mut Connection, cutoff: i64) -> Result<u64, StoreError> {
     let ids: Vec<i64> = c
         .prepare("SELECT id FROM summary_devices")?
@@ -218,18 +237,33 @@ pub(super) fn prune(c: &mut Connection, cutoff: i64) -> Result<u64, StoreError> 
         for r in summary::RESOLUTIONS {
             n += tx.execute(
                 "DELETE FROM summary_cells WHERE sdevice = ?1 AND resolution = ?2 AND period <= ?3",
-                params![id, r.seconds(), cutoff - r.seconds()],
+                params![id, r.code(), cutoff - r.seconds()],
             )? as u64;
         }
+        n += tx.execute(
+            "DELETE FROM summary_cells WHERE sdevice = ?1 AND resolution = ?2 AND period < ?3",
+            params![
+                id,
+                summary::Resolution::Ramp.code(),
+                summary::Resolution::Hour
+                    .floor(cutoff)
+                    .saturating_mul(1_000_000)
+            ],
+        )? as u64;
         tx.commit()?;
     }
     Ok(n)
 }
 
-/// Drops cells of periods starting at or after `from` and every held state.
+/// Drops cells of periods starting at or after `from` (Unix seconds; ramps at or after
+/// it) and every held state.
 pub(super) fn clear(c: &mut Connection, from: i64) -> Result<(), StoreError> {
     let tx = c.transaction()?;
-    tx.execute("DELETE FROM summary_cells WHERE period >= ?1", [from])?;
+    tx.execute(
+        "DELETE FROM summary_cells
+         WHERE CASE WHEN resolution = 0 THEN period >= ?2 ELSE period >= ?1 END",
+        params![from, from.saturating_mul(1_000_000)],
+    )?;
     tx.execute("DELETE FROM summary_held", [])?;
     tx.commit()?;
     Ok(())
