@@ -78,6 +78,7 @@
   document.addEventListener("factorydash:latest", (ev) => {
     if (ev.detail.items.some((o) => o.category === "CONDITION")) alarmsDue = true;
   });
+  document.addEventListener("factorydash:board", (ev) => { if (ev.detail.conditions) alarmsDue = true; });
   setInterval(() => { if (alarmsDue) { alarmsDue = false; loadAlarms(); } }, 2000);
   setInterval(loadAlarms, 10000);
   loadAlarms();
@@ -218,6 +219,7 @@
   document.addEventListener("factorydash:latest", (ev) => {
     if (ev.detail.items.some((o) => o.category !== "SAMPLE")) due = true;
   });
+  document.addEventListener("factorydash:board", (ev) => { if (ev.detail.events) due = true; });
   setInterval(() => { if (due) { due = false; load(); } }, 2000);
   setInterval(load, 10000);
   load();

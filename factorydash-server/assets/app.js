@@ -44,7 +44,9 @@
       }
       const tbody = document.getElementById("rows");
       if (tbody && tbody.children.length) document.getElementById("empty")?.remove();
+      const before = [...rows.keys()].join("\n");
       indexRows();
+      if ([...rows.keys()].join("\n") !== before) document.dispatchEvent(new CustomEvent("factorydash:resubscribe"));
       arrange();
       ages();
     } finally {
@@ -83,6 +85,81 @@
     }
     if (cards.length) arrange();
   }
+
+  // A board round's tile: the fields that changed set in place (text, or fragments the
+  // server rendered for the conditions and the tools line), or the whole tile where its
+  // frame changed. Whether the board's order or counts may have changed is returned.
+  const TEXT_FIELDS = [["availability", "f-availability"], ["execution", "f-execution"], ["mode", "f-mode"],
+    ["estop", "f-estop"], ["parts", "f-parts"]];
+  function applyTile(t) {
+    const card = document.querySelector('.card[data-device="' + CSS.escape(t.device) +
+      '"][data-agent="' + CSS.escape(t.agent) + '"]');
+    if (!card) return false;
+    if (t.html !== undefined) { card.replaceWith(fragment(t.html)); return true; }
+    let moved = false;
+    if (t.state !== undefined && t.state !== card.dataset.state) {
+      card.classList.remove(card.dataset.state);
+      card.classList.add(t.state);
+      card.dataset.state = t.state;
+      moved = true;
+    }
+    if (t.rank !== undefined && String(t.rank) !== card.dataset.rank) { card.dataset.rank = String(t.rank); moved = true; }
+    if (t.label !== undefined) { const s = card.querySelector("h3 .state"); if (s) s.textContent = t.label; }
+    for (const [field, cls] of TEXT_FIELDS) {
+      if (t[field] === undefined) continue;
+      const dd = card.querySelector("dd." + cls);
+      if (dd) dd.textContent = t[field];
+    }
+    if (t.program !== undefined) {
+      const span = card.querySelector("dd.f-program span");
+      if (span) { span.textContent = t.program; span.title = t.program; }
+    }
+    if (t.oee !== undefined) { const a = card.querySelector("dd.f-oee a"); if (a) a.textContent = t.oee; }
+    if (t.newest !== undefined) {
+      const dd = card.querySelector("dd.f-newest");
+      if (dd && t.newest) {
+        let time = dd.querySelector("time");
+        if (!time) { dd.textContent = ""; time = document.createElement("time"); dd.append(time); }
+        setTime(time, t.newest);
+      } else if (dd) dd.textContent = "no data yet";
+    }
+    if (t.conditions !== undefined) card.querySelector("ul.conditions")?.replaceWith(fragment(t.conditions));
+    if (t.tools !== undefined) {
+      card.querySelector("p.tools-near")?.remove();
+      if (t.tools) card.append(fragment(t.tools));
+    }
+    return moved;
+  }
+
+  // Board rounds are applied together at the next animation frame (at once in a hidden
+  // tab, which gets no frames).
+  let queued = [];
+  function applyRounds() {
+    const rounds = queued;
+    queued = [];
+    let moved = false;
+    for (const msg of rounds) {
+      if (msg.items.length) applyLatest(msg.items);
+      for (const t of msg.tiles) moved = applyTile(t) || moved;
+    }
+    if (moved) arrange();
+    ages();
+  }
+  function takeRound(msg) {
+    queued.push(msg);
+    if (document.hidden || queued.length > 20) applyRounds();
+    else if (queued.length === 1) requestAnimationFrame(() => { if (queued.length) applyRounds(); });
+  }
+
+  // What this page shows, for the live protocol (live.js): its tiles and its rows as board
+  // rounds (the device page's script asks for its device instead).
+  window.factorydash.liveSubscription = () => ({
+    type: "subscribe",
+    view: "board",
+    devices: deviceFilter ? [deviceFilter] : null,
+    tiles: Boolean(document.querySelector(".card")),
+    rows: body.dataset.at ? [] : [...rows.values()].map((tr) => [tr.dataset.agent, tr.dataset.device, tr.dataset.item]),
+  });
 
   function applyHealth(msg) {
     document.getElementById("banner").replaceWith(fragment(msg.bannerHtml));
@@ -224,6 +301,10 @@
     applyCards(ev.detail.cardsHtml);
     ages();
   });
+  document.addEventListener("factorydash:board", (ev) => takeRound(ev.detail));
   document.addEventListener("factorydash:health", (ev) => applyHealth(ev.detail));
-  document.addEventListener("factorydash:resync", () => reload(["rows", "devices", "overview", "banner", "sources"]));
+  // A board client that fell behind was sent every tile: only its rows are read again.
+  document.addEventListener("factorydash:resync", (ev) => reload(ev.detail && ev.detail.rows
+    ? ["rows"] : ["rows", "devices", "overview", "banner", "sources"]));
+  document.addEventListener("factorydash:reconnected", () => reload(["rows"]));
 })();

@@ -28,6 +28,8 @@
   // A device is its agent and its name: both go with every request.
   const device = document.body.dataset.device;
   const agent = document.body.dataset.agent;
+  // Live: this device's latest messages (every value, for the charts and the table).
+  window.factorydash.liveSubscription = () => ({ type: "subscribe", devices: [device] });
   const select = document.getElementById("item");
   const chartEl = document.getElementById("chart");
   const note = document.getElementById("chart-note");

@@ -1,5 +1,8 @@
 // factorydash: the live protocol over /ws, told to the other scripts as events
-// (factorydash:latest, factorydash:health, factorydash:resync); loaded last.
+// (factorydash:latest, factorydash:board, factorydash:health, factorydash:resync); loaded
+// last. What a page subscribes to is what window.factorydash.liveSubscription() gives
+// (the board's script: its tiles and rows as board rounds; the device page's: its device's
+// latest messages), asked again on a "factorydash:resubscribe" event.
 // Agent data is untrusted: only textContent is ever set.
 "use strict";
 (function () {
@@ -21,12 +24,21 @@
       clearTimeout(watchdog);
       watchdog = setTimeout(() => ws.close(), 40000);
     };
+    const subscribe = () => {
+      if (ws.readyState !== WebSocket.OPEN) return;
+      const wanted = window.factorydash.liveSubscription?.() ||
+        { type: "subscribe", devices: deviceFilter ? [deviceFilter] : null };
+      ws.send(JSON.stringify(wanted));
+    };
     ws.onopen = () => {
       delay = 500;
       live.textContent = "live";
       alive();
-      ws.send(JSON.stringify({ type: "subscribe", devices: deviceFilter ? [deviceFilter] : null }));
+      subscribe();
+      if (epoch !== null) emit("factorydash:reconnected", null);
     };
+    document.addEventListener("factorydash:resubscribe", subscribe);
+    ws.addEventListener("close", () => document.removeEventListener("factorydash:resubscribe", subscribe));
     ws.onmessage = (ev) => {
       alive();
       const msg = JSON.parse(ev.data);
@@ -37,9 +49,10 @@
         return;
       }
       if (typeof msg.id === "number") lastId = msg.id;
-      if (msg.type === "latest") emit("factorydash:latest", msg);
+      if (msg.type === "board") emit("factorydash:board", msg);
+      else if (msg.type === "latest") emit("factorydash:latest", msg);
       else if (msg.type === "health") emit("factorydash:health", msg);
-      else if (msg.type === "resync") emit("factorydash:resync", null);
+      else if (msg.type === "resync") emit("factorydash:resync", msg);
     };
     ws.onclose = () => {
       clearTimeout(watchdog);

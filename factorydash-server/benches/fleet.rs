@@ -13,16 +13,21 @@
 //!   memory, and the CPU shares of `simulate`, of the PostgreSQL backends serving the
 //!   bench's database and of the bench itself (its WebSocket and HTTP clients);
 //! - the delay from an observation's `timestamp` (the wall-clock time `simulate` made it)
-//!   to its arrival at one of 100 WebSocket clients, p50 and p99;
-//! - the p95 of the latest-values page (`/api/latest?limit=50`) and of one device's chart
-//!   request (`/api/series?…&maxPoints=400` over the last 10 minutes) while ingesting.
+//!   to its arrival at one of 100 WebSocket clients, p50 and p99, and the kilobytes per
+//!   second each client received: clients that subscribe as the board does (`--view
+//!   board`, the default: every tile, the rows of the first 50 latest values, as
+//!   `board` messages) or that take every value (`--view latest`);
+//! - the p95 of the latest-values page (`/api/latest?limit=50`), of the board page (`/`)
+//!   and of one device's chart request (`/api/series?…&maxPoints=400` over the last 10
+//!   minutes) while ingesting.
 //!
 //! The knee, the first size at which `serve` falls behind, is printed at the end; the table
 //! goes to `target/fleet/fleet.csv` and a plot to `target/fleet/fleet.png`
 //! (`docs/fleet.md` says how to read them).
 //!
 //! Run with: `cargo bench -p factorydash-server --bench fleet [-- --quick] [--rates 1,10]
-//! [--store postgres|sqlite|memory] [--max-agents N] [--clients 100] [SIZES…]`. PostgreSQL is `FLEET_DATABASE_URL` (default
+//! [--store postgres|sqlite|memory] [--max-agents N] [--clients 100] [--view board|latest]
+//! [SIZES…]`. PostgreSQL is `FLEET_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each size gets a database of its own,
 //! created and dropped by the bench. `-- --plot TABLE.csv` only redraws `TABLE.png` from a
 //! table written before.
@@ -65,6 +70,9 @@ struct Plan {
     database_url: String,
     /// WebSocket clients connected to `serve` during each size (`--clients`, 100).
     clients: usize,
+    /// Whether the clients subscribe as the board does (`--view board`, the default) or
+    /// take every value (`--view latest`).
+    board: bool,
     /// The most agents simulated (`--max-agents`; no limit unless told). `serve` holds its
     /// agents' locks on one PostgreSQL connection, so the agents are not limited by
     /// PostgreSQL's `max_connections`.
@@ -97,7 +105,7 @@ fn plan() -> Plan {
             *i == 0
                 || !matches!(
                     args[i - 1].as_str(),
-                    "--store" | "--rates" | "--max-agents" | "--clients"
+                    "--store" | "--rates" | "--max-agents" | "--clients" | "--view"
                 )
         })
         .filter_map(|(_, a)| a.parse().ok())
@@ -117,6 +125,11 @@ fn plan() -> Plan {
         window: Duration::from_secs(window),
         store,
         clients: value("--clients").map_or(100, |v| v.parse().unwrap()),
+        board: match value("--view").as_deref() {
+            None | Some("board") => true,
+            Some("latest") => false,
+            Some(other) => panic!("--view {other}: board or latest"),
+        },
         max_agents: value("--max-agents").map_or(u32::MAX, |v| v.parse().unwrap()),
         database_url: std::env::var("FLEET_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
@@ -151,7 +164,10 @@ struct Row {
     ws_connected: usize,
     ws_p50_ms: f64,
     ws_p99_ms: f64,
+    /// Kilobytes per second received by each WebSocket client (mean over the clients).
+    ws_kb_per_s: f64,
     latest_p95_ms: f64,
+    board_p95_ms: f64,
     series_p95_ms: f64,
     http_errors: usize,
 }
@@ -281,7 +297,7 @@ fn knee(rows: &[Row], rate: u32) -> String {
     }
 }
 
-const COLUMNS: [&str; 22] = [
+const COLUMNS: [&str; 24] = [
     "machines",
     "agents",
     "hz",
@@ -301,7 +317,9 @@ const COLUMNS: [&str; 22] = [
     "ws",
     "p50 ms",
     "p99 ms",
+    "KB/s/cl",
     "latest p95",
+    "board p95",
     "chart p95",
     "errors",
 ];
@@ -316,11 +334,11 @@ fn print_header() {
     println!("{}", line.join(" "));
 }
 
-fn widths() -> [usize; 22] {
+fn widths() -> [usize; 24] {
     COLUMNS.map(|c| c.len().max(6))
 }
 
-fn cells(r: &Row) -> [String; 22] {
+fn cells(r: &Row) -> [String; 24] {
     [
         r.machines.to_string(),
         r.agents.to_string(),
@@ -341,7 +359,9 @@ fn cells(r: &Row) -> [String; 22] {
         r.ws_connected.to_string(),
         format!("{:.0}", r.ws_p50_ms),
         format!("{:.0}", r.ws_p99_ms),
+        format!("{:.1}", r.ws_kb_per_s),
         format!("{:.1}", r.latest_p95_ms),
+        format!("{:.1}", r.board_p95_ms),
         format!("{:.1}", r.series_p95_ms),
         r.http_errors.to_string(),
     ]
@@ -402,7 +422,9 @@ fn read_csv(path: &Path) -> Vec<Row> {
                 ws_connected: int("ws") as usize,
                 ws_p50_ms: num("p50 ms"),
                 ws_p99_ms: num("p99 ms"),
+                ws_kb_per_s: num("KB/s/cl"),
                 latest_p95_ms: num("latest p95"),
+                board_p95_ms: num("board p95"),
                 series_p95_ms: num("chart p95"),
                 http_errors: int("errors") as usize,
                 ..Row::default()
@@ -466,6 +488,7 @@ async fn run(plan: &Plan, machines: u32, rate: u32) -> Row {
         .map(|_| {
             tokio::spawn(ws_client(
                 ws_url.clone(),
+                plan.board.then(|| base.clone()),
                 connected.clone(),
                 measure_from,
                 measure_to,
@@ -513,18 +536,22 @@ async fn run(plan: &Plan, machines: u32, rate: u32) -> Row {
     row.bench_cpu_pct = (cpu1.bench - cpu0.bench) / window * 100.0;
 
     let mut delays = vec![0u64; BUCKETS];
+    let mut bytes = 0u64;
     for c in clients {
-        if let Ok(Some(h)) = c.await {
+        if let Ok(Some((h, b))) = c.await {
             row.ws_connected += 1;
+            bytes += b;
             for (d, n) in delays.iter_mut().zip(h) {
                 *d += u64::from(n);
             }
         }
     }
+    row.ws_kb_per_s = bytes as f64 / 1024.0 / window / row.ws_connected.max(1) as f64;
     row.ws_p50_ms = histogram_percentile(&delays, 0.50);
     row.ws_p99_ms = histogram_percentile(&delays, 0.99);
-    let (mut latest, mut series, errors) = requests.await.unwrap();
+    let (mut latest, mut board, mut series, errors) = requests.await.unwrap();
     row.latest_p95_ms = percentile(&mut latest, 0.95);
+    row.board_p95_ms = percentile(&mut board, 0.95);
     row.series_p95_ms = percentile(&mut series, 0.95);
     row.http_errors = errors;
 
@@ -799,7 +826,7 @@ async fn chart_item(http: &reqwest::Client, base: &str) -> (String, String) {
     (field(pick, "device"), field(pick, "dataItemId"))
 }
 
-/// `REQUESTS` latest-value pages and as many chart requests, spread over the window:
+/// `REQUESTS` latest-value pages, board pages and chart requests, spread over the window:
 /// their times in milliseconds, and how many failed.
 async fn page_requests(
     http: reqwest::Client,
@@ -807,9 +834,9 @@ async fn page_requests(
     (device, item): (String, String),
     until: Instant,
     window: Duration,
-) -> (Vec<f64>, Vec<f64>, usize) {
+) -> (Vec<f64>, Vec<f64>, Vec<f64>, usize) {
     let every = window / REQUESTS as u32;
-    let (mut latest, mut series, mut errors) = (Vec::new(), Vec::new(), 0);
+    let (mut latest, mut board, mut series, mut errors) = (Vec::new(), Vec::new(), Vec::new(), 0);
     let mut ticker = tokio::time::interval(every);
     for _ in 0..REQUESTS {
         ticker.tick().await;
@@ -831,6 +858,7 @@ async fn page_requests(
         );
         for (url, times) in [
             (format!("{base}/api/latest?limit=50"), &mut latest),
+            (format!("{base}/"), &mut board),
             (series_url, &mut series),
         ] {
             let started = Instant::now();
@@ -845,37 +873,66 @@ async fn page_requests(
             }
         }
     }
-    (latest, series, errors)
+    (latest, board, series, errors)
 }
 
 /// One WebSocket client: a histogram (1 ms buckets) of the delays from the `timestamp`
-/// of every observation it received in `[from, to)` to its arrival.
+/// of every observation it received in `[from, to)` to its arrival, and the bytes it
+/// received then. With `board` (the server's base URL), it subscribes as the board page
+/// does: every tile, and the rows of the first 50 latest values (read once there are some).
 async fn ws_client(
     url: String,
+    board: Option<String>,
     connected: Arc<AtomicUsize>,
     from: Instant,
     to: Instant,
-) -> Option<Vec<u32>> {
+) -> Option<(Vec<u32>, u64)> {
+    use futures_util::SinkExt;
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.ok()?;
     connected.fetch_add(1, Ordering::SeqCst);
+    if let Some(base) = board {
+        let rows = loop {
+            let v: serde_json::Value = reqwest::get(format!("{base}/api/latest?limit=50"))
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let rows: Vec<serde_json::Value> = v["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|o| serde_json::json!([o["agent"], o["device"], o["dataItemId"]]))
+                .collect();
+            if !rows.is_empty() || Instant::now() > from {
+                break rows;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let subscribe =
+            serde_json::json!({"type": "subscribe", "view": "board", "tiles": true, "rows": rows});
+        ws.send(Message::text(subscribe.to_string())).await.ok()?;
+    }
     let mut hist = vec![0u32; BUCKETS];
+    let mut bytes = 0u64;
     while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(to.into(), ws.next()).await {
         let now = Utc::now().timestamp_micros();
         let Message::Text(text) = msg else { continue };
         if Instant::now() < from {
             continue;
         }
+        bytes += text.len() as u64;
         for at in item_timestamps(text.as_str()) {
             let ms = ((now - at).max(0) / 1000) as usize;
             hist[ms.min(BUCKETS - 1)] += 1;
         }
     }
-    Some(hist)
+    Some((hist, bytes))
 }
 
-/// The `timestamp`s (microseconds since the epoch) of the items of a `latest` message,
-/// found by text search (a whole parse per message would make the clients, not the server,
-/// what is measured).
+/// The `timestamp`s (microseconds since the epoch) of the items of a `latest` or a `board`
+/// message, found by text search (a whole parse per message would make the clients, not
+/// the server, what is measured).
 fn item_timestamps(text: &str) -> impl Iterator<Item = i64> + '_ {
     const ITEMS: &str = r#""items":["#;
     const KEY: &str = r#""timestamp":""#;
@@ -884,6 +941,9 @@ fn item_timestamps(text: &str) -> impl Iterator<Item = i64> + '_ {
             let rest = &text[i + ITEMS.len()..];
             &rest[..rest.find(r#"],"devices":"#).unwrap_or(rest.len())]
         })
+    } else if text.starts_with(r#"{"type":"board","id""#) {
+        // `items` comes last; a tile's fields hold no `"items":[`.
+        text.rfind(ITEMS).map_or("", |i| &text[i + ITEMS.len()..])
     } else {
         ""
     };

@@ -116,14 +116,21 @@ pub async fn device_status(
     Ok(status_of(device, &device_latest(store, device).await?))
 }
 
-/// The statuses of `devices`, in their order.
+/// The statuses of `devices`, in their order: from `live` where the live publisher holds
+/// the device's (kept current with what it publishes: [`crate::live::LiveHub::status`]),
+/// else from the store.
 pub async fn statuses(
     store: &dyn Store,
+    live: &crate::live::LiveHub,
     devices: &[DeviceInfo],
 ) -> Result<Vec<DeviceStatus>, StoreError> {
     let mut out = Vec::with_capacity(devices.len());
     for d in devices {
-        out.push(device_status(store, &d.key()).await?);
+        let key = d.key();
+        match live.status(&key) {
+            Some(status) => out.push(status),
+            None => out.push(device_status(store, &key).await?),
+        }
     }
     Ok(out)
 }

@@ -418,20 +418,94 @@ fn card(status: &DeviceStatus) -> Markup {
                     }
                 }))
             }
-            ul .conditions {
-                @if status.active_conditions.is_empty() {
-                    li .none { "No active conditions" }
-                }
-                @for c in &status.active_conditions {
-                    li .(c.level.as_str().to_lowercase()) {
-                        (c.level.as_str()) " " (c.kind)
-                        @if let Some(code) = &c.native_code { " [" (code) "]" }
-                        @if !c.message.is_empty() { ": " (c.message) }
-                    }
-                }
-            }
+            (conditions_list(status))
             (crate::tools::view::card_line(status))
         }
+    }
+}
+
+/// A tile's list of active conditions (`ul.conditions`).
+fn conditions_list(status: &DeviceStatus) -> Markup {
+    html! {
+        ul .conditions {
+            @if status.active_conditions.is_empty() {
+                li .none { "No active conditions" }
+            }
+            @for c in &status.active_conditions {
+                li .(c.level.as_str().to_lowercase()) {
+                    (c.level.as_str()) " " (c.kind)
+                    @if let Some(code) = &c.native_code { " [" (code) "]" }
+                    @if !c.message.is_empty() { ": " (c.message) }
+                }
+            }
+        }
+    }
+}
+
+/// What a tile shows that changes as data arrives, as the live protocol's board rounds
+/// send it (changed fields only: `crate::live::board`). Each is what [`card_html`]
+/// renders in that place: text (set as `textContent` by app.js) or, for the conditions
+/// and the tools line, HTML rendered here (escaped). `frame` holds what changes the
+/// tile's structure (its name, its agent, whether it shows the shift's OEE): where it
+/// changed, the whole tile is sent again.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TileFields {
+    /// The name shown, the agent and whether the OEE field is there.
+    pub frame: String,
+    /// The state's class (`active`, `stopped`, …).
+    pub state: &'static str,
+    /// The state as shown (`Active`).
+    pub label: &'static str,
+    /// Its attention rank (the board's order).
+    pub rank: u8,
+    /// `Availability`, `Execution`, `ControllerMode`, `EmergencyStop`, `Program` and
+    /// `PartCount` as shown.
+    pub availability: String,
+    /// See `availability`.
+    pub execution: String,
+    /// See `availability`.
+    pub mode: String,
+    /// See `availability`.
+    pub estop: String,
+    /// See `availability`.
+    pub program: String,
+    /// See `availability`.
+    pub parts: String,
+    /// The shift's OEE line (`63 % · avail. 80 %`), or empty.
+    pub oee: String,
+    /// The newest data's time (RFC 3339, UTC, milliseconds), or empty: none yet.
+    pub newest: String,
+    /// The conditions list (`ul.conditions`), rendered.
+    pub conditions: String,
+    /// The tools line (`p.tools-near`), rendered, or empty.
+    pub tools: String,
+}
+
+/// The [`TileFields`] of `status`.
+pub fn tile_fields(status: &DeviceStatus) -> TileFields {
+    TileFields {
+        frame: format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            status.display_name.as_deref().unwrap_or(&status.device),
+            status.agent,
+            status.device,
+            status.shift.as_ref().map_or("", |f| f.shift.as_str())
+        ),
+        state: status.state.as_str(),
+        label: status.state.label(),
+        rank: status.state.attention_rank(),
+        availability: value_text(status.availability.as_ref()),
+        execution: value_text(status.execution.as_ref()),
+        mode: value_text(status.controller_mode.as_ref()),
+        estop: value_text(status.emergency_stop.as_ref()),
+        program: value_text(status.program.as_ref()),
+        parts: value_text(status.part_count.as_ref()),
+        oee: status.shift.as_ref().map_or_else(String::new, |f| {
+            format!("{} · avail. {}", percent(f.oee), percent(f.availability))
+        }),
+        newest: status.newest.map(rfc3339).unwrap_or_default(),
+        conditions: conditions_list(status).into_string(),
+        tools: crate::tools::view::card_line(status).into_string(),
     }
 }
 

@@ -14,6 +14,7 @@
 //! health, at most every [`HEALTH_ROUND`]). What a message costs is paid once per round and
 //! sent to every client, so it is bounded by the rounds, not by how often ingest stores.
 
+pub mod board;
 pub mod socket;
 
 use std::collections::{BTreeMap, HashMap};
@@ -51,6 +52,8 @@ pub enum Audience {
     Everyone,
     /// Clients subscribed to every device: a round's `latest` values of many devices.
     AllDevices,
+    /// Board clients ([`board`]): each takes its part of the round.
+    Boards,
     /// Clients subscribed to devices of this name: the `latest` values of one device of
     /// that name alone (the message says which agent's).
     Device {
@@ -69,7 +72,10 @@ pub struct LiveMessage {
     /// The clients it is for.
     pub audience: Audience,
     /// The JSON text sent: shared by every client's send (a reference count, not a copy).
+    /// Empty for a board round (each client's is its part of `board`).
     pub json: tokio_tungstenite::tungstenite::Utf8Bytes,
+    /// A board round ([`Audience::Boards`]).
+    pub board: Option<Arc<board::BoardRound>>,
 }
 
 /// The ids given so far and the newest messages.
@@ -182,6 +188,22 @@ pub struct LiveHub {
     /// How many clients subscribed to each device name (see [`Subscription`]): the devices
     /// of those names get messages of their own beside the rounds' messages about many.
     subscribed: std::sync::Mutex<HashMap<String, usize>>,
+    /// How many board clients show each row ([`board::BoardView`]): only those rows'
+    /// observations are put in the board rounds.
+    rows: std::sync::Mutex<HashMap<board::RowKey, usize>>,
+    /// How many clients are board clients, and how many take `latest` messages: a kind of
+    /// round nobody takes is not made.
+    boards: std::sync::atomic::AtomicUsize,
+    legacy: std::sync::atomic::AtomicUsize,
+    /// Every tile as last sent, for board clients that connect or fall behind.
+    snapshot: std::sync::Mutex<board::Snapshot>,
+    /// Set when observations were dropped (nobody listened): the publisher forgets what
+    /// it holds.
+    stale: std::sync::atomic::AtomicBool,
+    /// Each device's status as last published (before [`LiveHub::run_publisher`]'s
+    /// `annotate`), for the pages: what the publisher holds, so that a page does not read
+    /// every device's latest values from the store. Emptied with the publisher's state.
+    statuses: std::sync::Mutex<HashMap<DeviceKey, DeviceStatus>>,
 }
 
 impl LiveHub {
@@ -193,6 +215,12 @@ impl LiveHub {
             wake: tokio::sync::Notify::new(),
             health_wake: tokio::sync::Notify::new(),
             subscribed: std::sync::Mutex::new(HashMap::new()),
+            rows: std::sync::Mutex::new(HashMap::new()),
+            boards: std::sync::atomic::AtomicUsize::new(0),
+            legacy: std::sync::atomic::AtomicUsize::new(0),
+            snapshot: std::sync::Mutex::new(board::Snapshot::default()),
+            stale: std::sync::atomic::AtomicBool::new(false),
+            statuses: std::sync::Mutex::new(HashMap::new()),
             updates,
             log: std::sync::Mutex::new(LiveLog {
                 epoch: u64::from(rand_u32()) << 20 | u64::from(std::process::id() & 0xf_ffff),
@@ -277,6 +305,7 @@ impl LiveHub {
             id,
             audience,
             json: json.into(),
+            board: None,
         });
         if live.recent.len() == HISTORY {
             live.recent.pop_front();
@@ -284,6 +313,57 @@ impl LiveHub {
         live.recent.push_back(message.clone());
         // Sent under the lock, so that every client sees the ids in order.
         let _ = self.updates.send(message);
+    }
+
+    /// Device `key`'s status as the live publisher last made it (before annotation),
+    /// while it holds one: published since the last time nobody listened.
+    pub fn status(&self, key: &DeviceKey) -> Option<DeviceStatus> {
+        if self.stale.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        self.statuses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// Sends a board round to the board clients.
+    fn send_board(&self, round: board::BoardRound) {
+        let mut live = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        live.last += 1;
+        let id = live.last;
+        if !live.listened(self.updates.receiver_count()) {
+            live.recent.clear();
+            return;
+        }
+        let message = Arc::new(LiveMessage {
+            id,
+            audience: Audience::Boards,
+            json: Default::default(),
+            board: Some(round.finish(id)),
+        });
+        if live.recent.len() == HISTORY {
+            live.recent.pop_front();
+        }
+        live.recent.push_back(message.clone());
+        let _ = self.updates.send(message);
+    }
+
+    /// The `board` message with every tile `filter` lets through, for a board client
+    /// that connects or fell behind ([`board::Snapshot`]).
+    pub fn board_snapshot(
+        &self,
+        devices: Option<&std::collections::HashSet<String>>,
+        filter: &ScopeFilter,
+    ) -> tokio_tungstenite::tungstenite::Utf8Bytes {
+        let everything = devices.is_none() && filter.is_everything();
+        self.snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .message(everything, |name, agent| {
+                devices.is_none_or(|d| d.contains(name)) && filter.sees(name, agent)
+            })
     }
 
     /// Subscribes to live messages: the receiver, this process's epoch and the last id
@@ -326,6 +406,7 @@ impl LiveHub {
             if !live.listened(self.updates.receiver_count()) {
                 live.last += 1;
                 live.recent.clear();
+                self.stale.store(true, std::sync::atomic::Ordering::Relaxed);
                 return;
             }
         }
@@ -394,8 +475,20 @@ impl LiveHub {
         annotate: impl Fn(&DeviceKey, &mut DeviceStatus) + Send + 'static,
     ) {
         let mut devices = Devices::default();
+        let mut tiles = board::Tiles::default();
         loop {
             self.wake.notified().await;
+            if self.stale.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                // Observations were dropped while nobody listened: what is held here is
+                // read again (from the store, per device as it publishes).
+                devices = Devices::default();
+                tiles = board::Tiles::default();
+                *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Default::default();
+                self.statuses
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
+            }
             let started = tokio::time::Instant::now();
             let pending =
                 std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
@@ -413,9 +506,29 @@ impl LiveHub {
                 let mut items: Vec<Observation> = items.into_values().collect();
                 items.sort_by(|a, b| a.data_item_id.cmp(&b.data_item_id));
                 let mut status = devices.update(&*store, &device, &items).await;
+                self.statuses
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(device.clone(), status.clone());
                 annotate(&device, &mut status);
                 // The agent as shown (`status.agent`): computed once per device and round.
                 round.push((device, items, status));
+            }
+            use std::sync::atomic::Ordering::Relaxed;
+            // The tiles' changes are worked out whoever listens (the snapshot a board
+            // client is sent when it connects stays current); sent to board clients.
+            {
+                let rows = self.rows.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let mut snapshot = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+                let made = board::make_round(&mut tiles, &mut snapshot, &round, &rows);
+                drop(snapshot);
+                if self.boards.load(Relaxed) > 0 {
+                    self.send_board(made);
+                }
+            }
+            if self.legacy.load(Relaxed) == 0 {
+                tokio::time::sleep_until(started + ROUND).await;
+                continue;
             }
             // A device some client follows (by name) alone: a message of its own.
             for (device, items, status) in round
@@ -455,7 +568,7 @@ impl LiveHub {
 
 /// The shortest time between two rounds of [`LiveHub::run_publisher`]: a client gets at
 /// most one message per device per round, whatever the agents' rates.
-pub const ROUND: Duration = Duration::from_millis(250);
+pub const ROUND: Duration = Duration::from_millis(100);
 
 /// The most devices in one `latest` message of a round (at 1,000 devices publishing every
 /// 500 ms, 20 messages a round rather than 1,000: a client is woken and written to per
@@ -486,38 +599,100 @@ fn latest_update<'a>(
 }
 
 /// A client's subscription (see [`socket::client`]): every device (`None`, the start), or
-/// the devices of the names given (at every agent: the messages say which agent's).
-/// Counted in its hub while it lives, so that the publisher knows which devices need
-/// messages of their own.
+/// the devices of the names given (at every agent: the messages say which agent's); and
+/// how: `latest` messages (the start), or board rounds for what a page shows
+/// ([`board::BoardView`]). Counted in its hub while it lives, so that the publisher knows
+/// which devices need messages of their own, which rows the board rounds carry, and which
+/// kinds of message anyone takes.
 pub struct Subscription {
     hub: Arc<LiveHub>,
     devices: Option<std::collections::HashSet<String>>,
+    view: Option<board::BoardView>,
 }
 
 impl Subscription {
-    /// A subscription to every device.
+    /// A subscription to every device's `latest` messages.
     pub fn new(hub: Arc<LiveHub>) -> Self {
-        Subscription { hub, devices: None }
+        let s = Subscription {
+            hub,
+            devices: None,
+            view: None,
+        };
+        s.count(true);
+        s
     }
 
-    /// Subscribes to the devices of the names `devices` instead (`None`: every device).
-    pub fn set(&mut self, devices: Option<std::collections::HashSet<String>>) {
+    /// Subscribes to the devices of the names `devices` instead (`None`: every device),
+    /// by `latest` messages (`view` `None`) or board rounds.
+    pub fn set(
+        &mut self,
+        devices: Option<std::collections::HashSet<String>>,
+        view: Option<board::BoardView>,
+    ) {
         self.count(false);
         self.devices = devices;
+        self.view = view;
         self.count(true);
+    }
+
+    /// The devices followed (`None`: every device).
+    pub fn devices(&self) -> Option<&std::collections::HashSet<String>> {
+        self.devices.as_ref()
+    }
+
+    /// The board view, for a board client.
+    pub fn view(&self) -> Option<&board::BoardView> {
+        self.view.as_ref()
     }
 
     /// Whether a message for `audience` is for this client.
     pub fn wants(&self, audience: &Audience) -> bool {
+        if self.view.is_some() {
+            return matches!(audience, Audience::Everyone | Audience::Boards);
+        }
         match (audience, &self.devices) {
             (Audience::Everyone, _) | (Audience::AllDevices, None) => true,
             (Audience::Device { name, .. }, Some(set)) => set.contains(name),
-            (Audience::AllDevices, Some(_)) | (Audience::Device { .. }, None) => false,
+            (Audience::AllDevices, Some(_))
+            | (Audience::Device { .. }, None)
+            | (Audience::Boards, _) => false,
         }
     }
 
-    /// Adds this subscription's devices to its hub's counts (`add`), or takes them away.
+    /// Adds this subscription to its hub's counts (`add`), or takes it away.
     fn count(&self, add: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        fn change<K: std::hash::Hash + Eq + Clone>(
+            counts: &mut HashMap<K, usize>,
+            key: &K,
+            add: bool,
+        ) {
+            if add {
+                *counts.entry(key.clone()).or_default() += 1;
+            } else if let Some(n) = counts.get_mut(key) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(key);
+                }
+            }
+        }
+        let kind = if self.view.is_some() {
+            &self.hub.boards
+        } else {
+            &self.hub.legacy
+        };
+        if add {
+            kind.fetch_add(1, Relaxed);
+        } else {
+            kind.fetch_sub(1, Relaxed);
+        }
+        if let Some(view) = &self.view {
+            let mut rows = self.hub.rows.lock().unwrap_or_else(|p| p.into_inner());
+            for r in &view.rows {
+                change(&mut rows, r, add);
+            }
+            return;
+        }
         let Some(devices) = &self.devices else { return };
         let mut counts = self
             .hub
@@ -525,14 +700,7 @@ impl Subscription {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         for d in devices {
-            if add {
-                *counts.entry(d.clone()).or_default() += 1;
-            } else if let Some(n) = counts.get_mut(d) {
-                *n -= 1;
-                if *n == 0 {
-                    counts.remove(d);
-                }
-            }
+            change(&mut counts, d, add);
         }
     }
 }
@@ -608,7 +776,17 @@ impl ScopeFilter {
             (None, _) => true,
             (Some(s), Audience::Device { name, agent }) => s.scope.sees(agent, name),
             (Some(_), Audience::Everyone | Audience::AllDevices) => false,
+            // A board round is cut to the client's scope tile by tile
+            // (`board::BoardRound::message_for`).
+            (Some(_), Audience::Boards) => true,
         }
+    }
+
+    /// Whether the client may see device `name` of `agent` (as shown).
+    pub fn sees(&self, name: &str, agent: &str) -> bool {
+        self.scoped
+            .as_ref()
+            .is_none_or(|s| s.scope.sees(agent, name))
     }
 
     /// The `health` message of the sources this client may see (see [`health_message`]).

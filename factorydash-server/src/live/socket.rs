@@ -78,11 +78,14 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(45);
 ///   order, or `{"type":"resync"}` when they are no longer held (it reloads what it shows);
 /// - the client sends `{"type":"subscribe","devices":[…]}` to get only those devices'
 ///   `latest` messages, one message per device (no list: every device, the start: a
-///   message per round for many devices, without `device`); health messages go to every
-///   client;
+///   message per round for many devices, without `device`); with `"view":"board"`,
+///   `"tiles":true|false` and `"rows":[[agent, device, dataItemId], …]`, a `board`
+///   message per round instead, with what the page shows only ([`super::board`]), and
+///   every tile at once first; health messages go to every client;
 /// - every message carries its `id`; a `heartbeat` every 15 s; a client silent for 45 s
 ///   (no pong either) is closed, and so is one too slow to keep up (it would only grow
-///   the server's memory): it reconnects with `since`.
+///   the server's memory): it reconnects with `since`; a board client that falls behind
+///   is instead sent every tile and `{"type":"resync","rows":true}`, and goes on.
 pub async fn client<S>(
     hub: Arc<LiveHub>,
     health: impl Fn() -> String,
@@ -101,7 +104,7 @@ pub async fn client<S>(
     let mut subscription = super::Subscription::new(hub.clone());
     // A scoped client is subscribed to its devices, one by one, from the start.
     if !filter.is_everything() {
-        subscription.set(filter.subscription(None));
+        subscription.set(filter.subscription(None), None);
     }
     let hello = json!({ "type": "hello", "epoch": epoch, "id": last }).to_string();
     if send(&mut tx, Message::text(hello)).await.is_err()
@@ -119,6 +122,7 @@ pub async fn client<S>(
                     return;
                 }
             }
+            // (A board client says so after this: it is sent every tile then.)
         }
         None => {
             if send(&mut tx, Message::text(r#"{"type":"resync"}"#))
@@ -146,13 +150,34 @@ pub async fn client<S>(
                 while let Some(update) = next.take() {
                     let m = match update {
                         Ok(m) => m,
+                        Err(RecvError::Lagged(_)) if subscription.view().is_some() => {
+                            // A board client that fell behind: what it missed is dropped
+                            // (the queue stays bounded), and it is sent every tile as it
+                            // is now and told to read its rows again.
+                            let full = hub.board_snapshot(subscription.devices(), &filter);
+                            if feed(&mut tx, Message::Text(full)).await.is_err()
+                                || feed(&mut tx, Message::text(r#"{"type":"resync","rows":true}"#)).await.is_err()
+                            {
+                                return;
+                            }
+                            fed += 2;
+                            next = None;
+                            continue;
+                        }
                         Err(RecvError::Lagged(_)) => {
                             let _ = send(&mut tx, close(1008, "too slow; reconnect with since")).await;
                             return;
                         }
                         Err(RecvError::Closed) => return,
                     };
-                    if subscription.wants(&m.audience) && filter.allows(&m.audience) {
+                    if let (Some(round), Some(view)) = (&m.board, subscription.view()) {
+                        if let Some(text) = round.message_for(view, subscription.devices(), &filter) {
+                            if feed(&mut tx, Message::Text(text)).await.is_err() {
+                                return;
+                            }
+                            fed += 1;
+                        }
+                    } else if subscription.wants(&m.audience) && filter.allows(&m.audience) {
                         if feed(&mut tx, Message::Text(m.json.clone())).await.is_err() {
                             return;
                         }
@@ -200,12 +225,24 @@ pub async fn client<S>(
                 Some(Ok(m)) => {
                     heard = tokio::time::Instant::now();
                     // Anything else a client sends (not JSON, another type) is ignored.
-                    if let Some(ClientMessage::Subscribe { devices: wanted }) =
+                    if let Some(ClientMessage::Subscribe { devices: wanted, view, tiles, rows }) =
                         m.to_text().ok().and_then(|text| serde_json::from_str(text).ok())
                     {
-                        subscription.set(filter.subscription(
-                            wanted.map(|list| list.into_iter().flatten().collect()),
-                        ));
+                        let board = (view.as_deref() == Some("board"))
+                            .then(|| super::board::BoardView::new(tiles, &rows));
+                        let devices = filter.subscription(wanted.map(|list| {
+                            list.into_iter().filter_map(|d| d.as_str().map(str::to_owned)).collect()
+                        }));
+                        let tiles = board.as_ref().is_some_and(|b| b.tiles);
+                        subscription.set(devices, board);
+                        if tiles {
+                            // Every tile as it is now: what changed between the page's
+                            // reading and this subscription is not missed.
+                            let full = hub.board_snapshot(subscription.devices(), &filter);
+                            if send(&mut tx, Message::Text(full)).await.is_err() {
+                                return;
+                            }
+                        }
                     }
                 }
                 Some(Err(_)) | None => return,
@@ -222,10 +259,18 @@ pub type Recheck = Box<dyn Fn() -> futures_util::future::BoxFuture<'static, bool
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ClientMessage {
-    /// Only these devices' `latest` messages from now on (`None`: every device's). An
-    /// entry that is not a string is skipped.
+    /// Only these devices' messages from now on (`None`: every device's). An entry that
+    /// is not a string is skipped. With `view` `"board"`: board rounds
+    /// ([`super::board`]) with the tiles (`tiles`) and the rows (`rows`, each `[agent,
+    /// device, dataItemId]`) the page shows, instead of `latest` messages.
     Subscribe {
         #[serde(default)]
-        devices: Option<Vec<Option<String>>>,
+        devices: Option<Vec<serde_json::Value>>,
+        #[serde(default)]
+        view: Option<String>,
+        #[serde(default)]
+        tiles: bool,
+        #[serde(default)]
+        rows: Vec<serde_json::Value>,
     },
 }

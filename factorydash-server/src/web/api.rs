@@ -45,7 +45,7 @@ pub(super) async fn resolve_device(
 /// and its `record` (display name, cell, description, ideal cycle time; `null` for none).
 pub async fn devices(app: Arc<App>, scope: Scope) -> Result<Response, ApiError> {
     let devices = app.devices_for(&scope).await?;
-    let mut statuses = crate::devices::statuses(&*app.store, &devices).await?;
+    let mut statuses = crate::devices::statuses(&*app.store, &app.live, &devices).await?;
     app.annotate_all(&devices, &mut statuses);
     let out: Vec<_> = devices
         .iter()

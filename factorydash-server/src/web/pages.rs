@@ -228,7 +228,7 @@ pub async fn dashboard(
     // When the store cannot be read, the page still comes, empty, saying why.
     let read = async {
         let devices = app.devices_for(&scope).await?;
-        let mut statuses = crate::devices::statuses(&*app.store, &devices).await?;
+        let mut statuses = crate::devices::statuses(&*app.store, &app.live, &devices).await?;
         app.annotate_all(&devices, &mut statuses);
         let latest = q.read(&app, &scope).await?;
         Ok::<_, StoreError>((devices, statuses, latest))

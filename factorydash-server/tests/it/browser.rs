@@ -160,16 +160,17 @@ async fn in_a_driven_browser_values_change_live_filters_pages_exports_and_the_th
                .map(tr => tr.dataset.item)",
         )
         .await;
-    // The device's tile is replaced by the one the server rendered for the update (the
-    // script builds none), and shows newer data; the source list is the server's too.
+    // The device's tile is updated in place from the board rounds' changed fields (the
+    // same element, its newest-data time advanced: the script sets text only); the
+    // source list is the server's.
     let tile = browser
         .wait_until(
-            "the tile to be rendered again live",
+            "the tile to be updated live",
             Duration::from_secs(20),
             "const card = document.querySelector('.card');
              if (!window.firstCard) { window.firstCard = card; window.firstTs = card.querySelector('.newest time').dataset.ts; }
              const now = document.querySelector('.card[data-device=\"' + window.firstCard.dataset.device + '\"]');
-             return now !== window.firstCard && Date.parse(now.querySelector('.newest time').dataset.ts) >= Date.parse(window.firstTs)
+             return now === window.firstCard && Date.parse(now.querySelector('.newest time').dataset.ts) > Date.parse(window.firstTs)
                && now.querySelector('.state').textContent",
         )
         .await;

@@ -171,3 +171,145 @@ async fn the_upgrade_is_checked_and_a_huge_client_message_ends_the_connection() 
     .await;
     assert_eq!(ended, Ok(true), "the connection outlived a 100 KiB message");
 }
+
+/// Reads text messages from `ws` for `d`: each parsed, with the bytes received.
+async fn collect(ws: &mut Ws, d: Duration) -> (Vec<Value>, usize) {
+    let (mut out, mut bytes) = (Vec::new(), 0);
+    let until = tokio::time::Instant::now() + d;
+    while let Ok(Some(Ok(m))) = tokio::time::timeout_at(until, ws.next()).await {
+        if let Message::Text(t) = m {
+            bytes += t.len();
+            out.push(serde_json::from_str(t.as_str()).unwrap());
+        }
+    }
+    (out, bytes)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_board_client_gets_every_tile_once_then_changed_fields_and_its_rows_only() {
+    let shdr = recording()
+        .parent()
+        .unwrap()
+        .join("nist-3-machines-shdr-2016");
+    let server = serve_replay(&shdr, "200").await;
+    let base = &server.base;
+    wait_for(base, Duration::from_secs(30), "data", |h| {
+        h["observations"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    let ws_url = format!("{}/ws", base.replace("http://", "ws://"));
+
+    // Side by side: a client of the `latest` messages (every value) and a board client.
+    let (mut everything, _) = tokio_tungstenite::connect_async(ws_url.as_str())
+        .await
+        .unwrap();
+    // The hub holds what was published since a client listened: two seconds of the
+    // replay give the tiles of the devices that sent data (two or three of the three).
+    let (all_early, _) = collect(&mut everything, Duration::from_secs(2)).await;
+    assert!(
+        all_early.iter().any(|m| m["type"] == "latest"),
+        "{all_early:?}"
+    );
+    // The rows the board shows: the Samples the replay just sent, but the X axes'.
+    let mut rows: Vec<(String, String, String)> = all_early
+        .iter()
+        .filter(|m| m["type"] == "latest")
+        .flat_map(|m| m["items"].as_array().unwrap().iter())
+        .filter(|o| {
+            o["category"] == "SAMPLE" && !o["dataItemId"].as_str().unwrap().ends_with("X_2")
+        })
+        .map(|o| {
+            let s = |k: &str| o[k].as_str().unwrap().to_owned();
+            (s("agent"), s("device"), s("dataItemId"))
+        })
+        .collect();
+    rows.sort();
+    rows.dedup();
+    assert!(rows.len() > 2, "{all_early:?}");
+    let (mut board, _) = tokio_tungstenite::connect_async(ws_url.as_str())
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut board).await["type"], "hello");
+    let subscribe = serde_json::json!({
+        "type": "subscribe",
+        "view": "board",
+        "tiles": true,
+        "rows": rows
+            .iter()
+            .map(|(a, d, i)| serde_json::json!([a, d, i]))
+            .chain([serde_json::json!("not a row"), serde_json::json!([1, 2, 3])])
+            .collect::<Vec<_>>(),
+    });
+    board
+        .send(Message::text(subscribe.to_string()))
+        .await
+        .unwrap();
+    let ((all, all_bytes), (mine, board_bytes)) = tokio::join!(
+        collect(&mut everything, Duration::from_secs(6)),
+        collect(&mut board, Duration::from_secs(6))
+    );
+    // First every tile in full, from the hub's snapshot (taken after the subscription:
+    // every tile published since a client listened).
+    let full = mine
+        .iter()
+        .find(|m| m["type"] == "board" && m["full"] == true)
+        .unwrap_or_else(|| panic!("every tile once: {mine:?}"));
+    let tiles = full["tiles"].as_array().unwrap();
+    assert!((2..=3).contains(&tiles.len()), "{full}");
+    for t in tiles {
+        for field in [
+            "state",
+            "label",
+            "rank",
+            "execution",
+            "parts",
+            "conditions",
+            "newest",
+        ] {
+            assert!(!t[field].is_null(), "{field} in {t}");
+        }
+    }
+    // Then rounds: never a `latest` message, only the rows asked for, changed fields only.
+    assert!(mine.iter().all(|m| m["type"] != "latest"), "{mine:?}");
+    let rounds: Vec<&Value> = mine
+        .iter()
+        .filter(|m| m["type"] == "board" && m["full"].is_null())
+        .collect();
+    assert!(rounds.len() > 5, "{} rounds", rounds.len());
+    let mut row_values = 0;
+    for r in &rounds {
+        for o in r["items"].as_array().unwrap() {
+            let key = |k: &str| o[k].as_str().unwrap().to_owned();
+            assert!(
+                rows.contains(&(key("agent"), key("device"), key("dataItemId"))),
+                "only the rows asked for: {o}"
+            );
+            assert!(o["shown"].is_string(), "{o}");
+            row_values += 1;
+        }
+        for t in r["tiles"].as_array().unwrap() {
+            // Its device, its agent and some of the fields, not a tile's markup.
+            assert!(t["device"].is_string() && t["agent"].is_string(), "{t}");
+            assert!(
+                t.as_object().unwrap().len() < 14,
+                "changed fields only: {t}"
+            );
+            assert!(t["html"].is_null(), "no tile changed its frame: {t}");
+        }
+    }
+    assert!(row_values > 0, "the rows' values arrived: {rounds:?}");
+    // The `latest` client was sent the X axes too.
+    assert!(all
+        .iter()
+        .any(|m| m["items"].as_array().is_some_and(|i| i
+            .iter()
+            .any(|o| o["dataItemId"].as_str().unwrap().ends_with("X_2")))));
+    // The board client is sent a small part of what the `latest` client is.
+    let latest_messages = all.iter().filter(|m| m["type"] == "latest").count();
+    assert!(latest_messages > 5, "{latest_messages}");
+    assert!(
+        board_bytes * 4 < all_bytes,
+        "board {board_bytes} bytes against {all_bytes} for every value"
+    );
+    eprintln!("6 s: board client {board_bytes} bytes, every value {all_bytes} bytes");
+}
