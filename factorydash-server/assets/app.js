@@ -26,9 +26,11 @@
   // Reads this page again (its own filters, first page) and takes the parts named by id
   // from it: the table when new data items appear (at most once a second), everything
   // after a reconnect whose missed messages the server no longer holds.
+  // Asked while a read is under way: read after it (parts asked meanwhile together).
   let refetching = false;
+  const owed = new Set();
   async function reload(ids) {
-    if (refetching) return;
+    if (refetching) { for (const id of ids) owed.add(id); return; }
     refetching = true;
     try {
       const q = new URLSearchParams(location.search);
@@ -44,13 +46,17 @@
       }
       const tbody = document.getElementById("rows");
       if (tbody && tbody.children.length) document.getElementById("empty")?.remove();
-      const before = [...rows.keys()].join("\n");
+      const shown = () => [...rows.keys()].join("\n") + "\n" + Boolean(document.querySelector(".card"));
+      const before = shown();
       indexRows();
-      if ([...rows.keys()].join("\n") !== before) document.dispatchEvent(new CustomEvent("factorydash:resubscribe"));
+      if (shown() !== before) document.dispatchEvent(new CustomEvent("factorydash:resubscribe"));
       arrange();
       ages();
     } finally {
-      setTimeout(() => { refetching = false; }, 1000);
+      setTimeout(() => {
+        refetching = false;
+        if (owed.size) { const again = [...owed]; owed.clear(); reload(again); }
+      }, 1000);
     }
   }
 
@@ -138,12 +144,18 @@
     const rounds = queued;
     queued = [];
     let moved = false;
+    let active = false;
     for (const msg of rounds) {
       if (msg.items.length) applyLatest(msg.items);
       for (const t of msg.tiles) moved = applyTile(t) || moved;
+      active = active || msg.tiles.length > 0 || msg.events;
     }
     if (moved) arrange();
     ages();
+    // A first page with room for more rows (a fresh start, new data items): read again
+    // as data arrives (at most once a second), since rounds carry the rows shown only.
+    if (active && !body.dataset.at && body.dataset.firstPage === "1" && rows.size < limit &&
+        document.getElementById("rows")) reload(["rows"]);
   }
   function takeRound(msg) {
     queued.push(msg);

@@ -30,6 +30,8 @@
   const agent = document.body.dataset.agent;
   // Live: this device's latest messages (every value, for the charts and the table).
   window.factorydash.liveSubscription = () => ({ type: "subscribe", devices: [device] });
+  // (The socket may have opened with the board's subscription before this ran.)
+  document.dispatchEvent(new CustomEvent("factorydash:resubscribe"));
   const select = document.getElementById("item");
   const chartEl = document.getElementById("chart");
   const note = document.getElementById("chart-note");

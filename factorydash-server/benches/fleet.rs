@@ -27,7 +27,8 @@
 //!
 //! Run with: `cargo bench -p factorydash-server --bench fleet [-- --quick] [--rates 1,10]
 //! [--store postgres|sqlite|memory] [--max-agents N] [--clients 100] [--view board|latest]
-//! [SIZES…]`. PostgreSQL is `FLEET_DATABASE_URL` (default
+//! [--warm-up SECONDS] [SIZES…]` (a longer warm-up lets `serve` catch up with what the
+//! agents held before it started, which otherwise reaches the clients late). PostgreSQL is `FLEET_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each size gets a database of its own,
 //! created and dropped by the bench. `-- --plot TABLE.csv` only redraws `TABLE.png` from a
 //! table written before.
@@ -105,7 +106,7 @@ fn plan() -> Plan {
             *i == 0
                 || !matches!(
                     args[i - 1].as_str(),
-                    "--store" | "--rates" | "--max-agents" | "--clients" | "--view"
+                    "--store" | "--rates" | "--max-agents" | "--clients" | "--view" | "--warm-up"
                 )
         })
         .filter_map(|(_, a)| a.parse().ok())
@@ -118,6 +119,7 @@ fn plan() -> Plan {
         };
     }
     let (warm_up, window) = if quick { (3, 6) } else { (5, 20) };
+    let warm_up = value("--warm-up").map_or(warm_up, |v| v.parse().unwrap());
     Plan {
         sizes,
         rates,

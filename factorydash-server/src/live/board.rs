@@ -89,6 +89,9 @@ pub struct BoardRound {
     events: bool,
     /// Whether a condition arrived.
     conditions: bool,
+    /// The devices (name, agent as shown) an event or a condition arrived from, and
+    /// whether a condition did: the flags of a client that does not see every device.
+    activity: Vec<(String, String, bool)>,
     /// The message for a client that shows every tile and none of this round's rows
     /// (most boards): made once, shared.
     common: Option<Utf8Bytes>,
@@ -100,12 +103,18 @@ impl BoardRound {
         self.id = id;
         if !self.tiles.is_empty() || self.events {
             let common = self.compose(
+                (self.events, self.conditions),
                 self.tiles.iter().map(|t| t.json.as_str()),
                 std::iter::empty(),
             );
             self.common = Some(common.into());
         }
         Arc::new(self)
+    }
+
+    /// Whether the round has nothing for anyone.
+    pub(super) fn is_empty(&self) -> bool {
+        self.tiles.is_empty() && self.items.is_empty() && !self.events
     }
 
     /// The message of this round for a client with `view`, following the devices of the
@@ -120,12 +129,16 @@ impl BoardRound {
         let sees = |name: &str, agent: &str| {
             devices.is_none_or(|d| d.contains(name)) && filter.sees(name, agent)
         };
-        let items: Vec<&RowItem> = self
-            .items
-            .iter()
-            .filter(|i| view.rows.contains(&i.key) && sees(&i.key.1, &i.key.0))
-            .collect();
-        if view.tiles && items.is_empty() && devices.is_none() && filter.is_everything() {
+        let items: Vec<&RowItem> = if view.rows.is_empty() {
+            Vec::new()
+        } else {
+            self.items
+                .iter()
+                .filter(|i| view.rows.contains(&i.key) && sees(&i.key.1, &i.key.0))
+                .collect()
+        };
+        let everything = devices.is_none() && filter.is_everything();
+        if view.tiles && items.is_empty() && everything {
             return self.common.clone();
         }
         let tiles: Vec<&TileChange> = if view.tiles {
@@ -136,11 +149,19 @@ impl BoardRound {
         } else {
             Vec::new()
         };
-        if tiles.is_empty() && items.is_empty() && !self.events {
+        // The flags of the devices it sees only.
+        let (events, conditions) = if everything {
+            (self.events, self.conditions)
+        } else {
+            let mine = || self.activity.iter().filter(|(n, a, _)| sees(n, a));
+            (mine().next().is_some(), mine().any(|(_, _, c)| *c))
+        };
+        if tiles.is_empty() && items.is_empty() && !events {
             return None;
         }
         Some(
             self.compose(
+                (events, conditions),
                 tiles.iter().map(|t| t.json.as_str()),
                 items.iter().map(|i| i.json.as_str()),
             )
@@ -150,6 +171,7 @@ impl BoardRound {
 
     fn compose<'a>(
         &self,
+        (events, conditions): (bool, bool),
         tiles: impl Iterator<Item = &'a str>,
         items: impl Iterator<Item = &'a str>,
     ) -> String {
@@ -157,7 +179,7 @@ impl BoardRound {
         let _ = write!(
             out,
             r#"{{"type":"board","id":{},"publishedAt":"{}","events":{},"conditions":{},"tiles":["#,
-            self.id, self.published_at, self.events, self.conditions
+            self.id, self.published_at, events, conditions
         );
         join(&mut out, tiles);
         out.push_str(r#"],"items":["#);
@@ -288,6 +310,14 @@ pub struct Tiles {
     sent: HashMap<DeviceKey, Sent>,
 }
 
+impl Tiles {
+    /// Whether a tile owes its newest-data time (the publisher comes back within
+    /// [`NEWEST_EVERY`] even if nothing is published).
+    pub fn owes(&self) -> bool {
+        self.sent.values().any(|s| s.owed.is_some())
+    }
+}
+
 struct Sent {
     fields: TileFields,
     /// When `newest` was last sent.
@@ -416,10 +446,18 @@ pub(super) fn make_round(
     let mut items = Vec::new();
     let (mut events, mut conditions) = (false, false);
     let mut key: RowKey = Default::default();
+    let mut activity = Vec::new();
     for (_, observations, status) in round {
+        let event = observations.iter().any(|o| o.category != Category::Sample);
+        let condition = observations
+            .iter()
+            .any(|o| o.category == Category::Condition);
+        if event {
+            activity.push((status.device.clone(), status.agent.clone(), condition));
+        }
+        events |= event;
+        conditions |= condition;
         for o in observations {
-            events |= o.category != Category::Sample;
-            conditions |= o.category == Category::Condition;
             if rows.is_empty() {
                 continue;
             }
@@ -448,6 +486,7 @@ pub(super) fn make_round(
         items,
         events,
         conditions,
+        activity,
         common: None,
     }
 }

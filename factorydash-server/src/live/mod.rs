@@ -190,7 +190,7 @@ pub struct LiveHub {
     subscribed: std::sync::Mutex<HashMap<String, usize>>,
     /// How many board clients show each row ([`board::BoardView`]): only those rows'
     /// observations are put in the board rounds.
-    rows: std::sync::Mutex<HashMap<board::RowKey, usize>>,
+    rows: std::sync::Mutex<Arc<HashMap<board::RowKey, usize>>>,
     /// How many clients are board clients, and how many take `latest` messages: a kind of
     /// round nobody takes is not made.
     boards: std::sync::atomic::AtomicUsize,
@@ -203,7 +203,7 @@ pub struct LiveHub {
     /// Each device's status as last published (before [`LiveHub::run_publisher`]'s
     /// `annotate`), for the pages: what the publisher holds, so that a page does not read
     /// every device's latest values from the store. Emptied with the publisher's state.
-    statuses: std::sync::Mutex<HashMap<DeviceKey, DeviceStatus>>,
+    statuses: std::sync::Mutex<HashMap<DeviceKey, (DeviceStatus, std::time::Instant)>>,
 }
 
 impl LiveHub {
@@ -215,7 +215,7 @@ impl LiveHub {
             wake: tokio::sync::Notify::new(),
             health_wake: tokio::sync::Notify::new(),
             subscribed: std::sync::Mutex::new(HashMap::new()),
-            rows: std::sync::Mutex::new(HashMap::new()),
+            rows: std::sync::Mutex::new(Arc::new(HashMap::new())),
             boards: std::sync::atomic::AtomicUsize::new(0),
             legacy: std::sync::atomic::AtomicUsize::new(0),
             snapshot: std::sync::Mutex::new(board::Snapshot::default()),
@@ -316,7 +316,9 @@ impl LiveHub {
     }
 
     /// Device `key`'s status as the live publisher last made it (before annotation),
-    /// while it holds one: published since the last time nobody listened.
+    /// while it holds one: published in the last [`STATUS_FRESH`], since the last time
+    /// nobody listened, from a complete read of the store (else the caller reads the
+    /// store).
     pub fn status(&self, key: &DeviceKey) -> Option<DeviceStatus> {
         if self.stale.load(std::sync::atomic::Ordering::Relaxed) {
             return None;
@@ -325,7 +327,8 @@ impl LiveHub {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(key)
-            .cloned()
+            .filter(|(_, at)| at.elapsed() < STATUS_FRESH)
+            .map(|(s, _)| s.clone())
     }
 
     /// Sends a board round to the board clients.
@@ -357,6 +360,10 @@ impl LiveHub {
         devices: Option<&std::collections::HashSet<String>>,
         filter: &ScopeFilter,
     ) -> tokio_tungstenite::tungstenite::Utf8Bytes {
+        if self.stale.load(std::sync::atomic::Ordering::Relaxed) {
+            // What is held missed observations: none of it (the page read the store).
+            return r#"{"type":"board","full":true,"tiles":[],"items":[]}"#.into();
+        }
         let everything = devices.is_none() && filter.is_everything();
         self.snapshot
             .lock()
@@ -477,8 +484,14 @@ impl LiveHub {
         let mut devices = Devices::default();
         let mut tiles = board::Tiles::default();
         loop {
-            self.wake.notified().await;
-            if self.stale.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            // Woken by a publish, or after NEWEST_EVERY while a tile owes its newest-data
+            // time (the device may have stopped sending).
+            if tiles.owes() {
+                let _ = tokio::time::timeout(board::NEWEST_EVERY, self.wake.notified()).await;
+            } else {
+                self.wake.notified().await;
+            }
+            if self.stale.load(std::sync::atomic::Ordering::Relaxed) {
                 // Observations were dropped while nobody listened: what is held here is
                 // read again (from the store, per device as it publishes).
                 devices = Devices::default();
@@ -488,6 +501,8 @@ impl LiveHub {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .clear();
+                self.stale
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
             }
             let started = tokio::time::Instant::now();
             let pending =
@@ -505,11 +520,14 @@ impl LiveHub {
             for (device, items) in pending {
                 let mut items: Vec<Observation> = items.into_values().collect();
                 items.sort_by(|a, b| a.data_item_id.cmp(&b.data_item_id));
-                let mut status = devices.update(&*store, &device, &items).await;
-                self.statuses
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(device.clone(), status.clone());
+                let (mut status, complete) = devices.update(&*store, &device, &items).await;
+                let mut statuses = self.statuses.lock().unwrap_or_else(|p| p.into_inner());
+                if complete {
+                    statuses.insert(device.clone(), (status.clone(), std::time::Instant::now()));
+                } else {
+                    statuses.remove(&device);
+                }
+                drop(statuses);
                 annotate(&device, &mut status);
                 // The agent as shown (`status.agent`): computed once per device and round.
                 round.push((device, items, status));
@@ -518,11 +536,11 @@ impl LiveHub {
             // The tiles' changes are worked out whoever listens (the snapshot a board
             // client is sent when it connects stays current); sent to board clients.
             {
-                let rows = self.rows.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let rows = Arc::clone(&self.rows.lock().unwrap_or_else(|p| p.into_inner()));
                 let mut snapshot = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
                 let made = board::make_round(&mut tiles, &mut snapshot, &round, &rows);
                 drop(snapshot);
-                if self.boards.load(Relaxed) > 0 {
+                if self.boards.load(Relaxed) > 0 && !made.is_empty() {
                     self.send_board(made);
                 }
             }
@@ -565,6 +583,11 @@ impl LiveHub {
         }
     }
 }
+
+/// How long a device's status the publisher made is used by the pages
+/// ([`LiveHub::status`]) before they read the store again: a device silent longer, or one
+/// whose updates stopped arriving here, is read from the store.
+pub const STATUS_FRESH: Duration = Duration::from_secs(60);
 
 /// The shortest time between two rounds of [`LiveHub::run_publisher`]: a client gets at
 /// most one message per device per round, whatever the agents' rates.
@@ -687,9 +710,11 @@ impl Subscription {
             kind.fetch_sub(1, Relaxed);
         }
         if let Some(view) = &self.view {
+            // Copied on change (a client subscribing), shared by every round.
             let mut rows = self.hub.rows.lock().unwrap_or_else(|p| p.into_inner());
+            let rows = Arc::make_mut(&mut rows);
             for r in &view.rows {
-                change(&mut rows, r, add);
+                change(rows, r, add);
             }
             return;
         }
@@ -817,11 +842,15 @@ struct Devices {
     /// By device, then `dataItemId` (the order of the store's listing, which decides
     /// between two data items of one type).
     latest: HashMap<DeviceKey, BTreeMap<String, Observation>>,
+    /// Devices whose store read failed: their statuses are made of what was published
+    /// only (not given to the pages).
+    partial: std::collections::HashSet<DeviceKey>,
 }
 
 impl Devices {
     /// Takes `items` (the newest published of some of `device`'s data items) as the latest
-    /// values, and returns the device's status. The first time a device is seen, its
+    /// values, and returns the device's status and whether the store's read of it (the
+    /// first time) succeeded. The first time a device is seen, its
     /// latest values are read from `store` (once: a failed read is logged, and the status
     /// is then made of what is published).
     async fn update(
@@ -829,7 +858,7 @@ impl Devices {
         store: &dyn Store,
         device: &DeviceKey,
         items: &[Observation],
-    ) -> DeviceStatus {
+    ) -> (DeviceStatus, bool) {
         let latest = match self.latest.get_mut(device) {
             Some(latest) => latest,
             None => {
@@ -837,6 +866,7 @@ impl Devices {
                     Ok(stored) => stored,
                     Err(e) => {
                         tracing::warn!(device = device.device, agent = %redacted(&device.agent), error = %e, "cannot read the device's latest values");
+                        self.partial.insert(device.clone());
                         Vec::new()
                     }
                 };
@@ -856,7 +886,9 @@ impl Devices {
                 }
             }
         }
-        DeviceStatus::from_latest(&device.device, &redacted(&device.agent), latest.values())
+        let status =
+            DeviceStatus::from_latest(&device.device, &redacted(&device.agent), latest.values());
+        (status, !self.partial.contains(device))
     }
 }
 

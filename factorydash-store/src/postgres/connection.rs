@@ -74,6 +74,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (10, include_str!("0010_reasons_and_settings.sql")),
     (11, include_str!("0011_summary_cells_unchecked.sql")),
     (12, include_str!("0012_outbox.sql")),
+    (13, include_str!("0013_summary_ramps.sql")),
 ];
 
 /// The newest schema version this build knows (its highest migration).
@@ -204,6 +205,7 @@ const MIGRATION_NAMES: &[(i32, &str)] = &[
     (10, "0010_reasons_and_settings.sql"),
     (11, "0011_summary_cells_unchecked.sql"),
     (12, "0012_outbox.sql"),
+    (13, "0013_summary_ramps.sql"),
 ];
 
 const _: () = assert!(MIGRATION_NAMES.len() == MIGRATIONS.len());

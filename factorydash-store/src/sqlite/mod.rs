@@ -85,7 +85,7 @@ mod summary;
 mod write;
 
 /// The schema migrations, in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     include_str!("0001_initial.sql"),
     include_str!("0002_device_identity.sql"),
     include_str!("0003_agent_credentials.sql"),
@@ -94,10 +94,11 @@ const MIGRATIONS: [&str; 8] = [
     include_str!("0006_summaries.sql"),
     include_str!("0007_reasons_and_settings.sql"),
     include_str!("0008_outbox.sql"),
+    include_str!("0009_summary_ramps.sql"),
 ];
 
 /// The names of [`MIGRATIONS`], in the same order.
-const MIGRATION_NAMES: [&str; 8] = [
+const MIGRATION_NAMES: [&str; 9] = [
     "0001_initial.sql",
     "0002_device_identity.sql",
     "0003_agent_credentials.sql",
@@ -106,6 +107,7 @@ const MIGRATION_NAMES: [&str; 8] = [
     "0006_summaries.sql",
     "0007_reasons_and_settings.sql",
     "0008_outbox.sql",
+    "0009_summary_ramps.sql",
 ];
 
 /// What [`SqliteStore::open`] would change in the schema of the file at `path`, found
