@@ -160,6 +160,8 @@ struct Row {
     serve_cpu_per_m: f64,
     serve_cpu_pct: f64,
     serve_rss_mb: f64,
+    /// Its anonymous part (without the store's mapped file pages).
+    serve_anon_mb: f64,
     sim_cpu_pct: f64,
     pg_cpu_pct: f64,
     bench_cpu_pct: f64,
@@ -299,7 +301,7 @@ fn knee(rows: &[Row], rate: u32) -> String {
     }
 }
 
-const COLUMNS: [&str; 24] = [
+const COLUMNS: [&str; 25] = [
     "machines",
     "agents",
     "hz",
@@ -313,6 +315,7 @@ const COLUMNS: [&str; 24] = [
     "CPU s/M",
     "serve %",
     "RSS MB",
+    "anon MB",
     "sim %",
     "pg %",
     "bench %",
@@ -336,11 +339,11 @@ fn print_header() {
     println!("{}", line.join(" "));
 }
 
-fn widths() -> [usize; 24] {
+fn widths() -> [usize; 25] {
     COLUMNS.map(|c| c.len().max(6))
 }
 
-fn cells(r: &Row) -> [String; 24] {
+fn cells(r: &Row) -> [String; 25] {
     [
         r.machines.to_string(),
         r.agents.to_string(),
@@ -355,6 +358,7 @@ fn cells(r: &Row) -> [String; 24] {
         format!("{:.1}", r.serve_cpu_per_m),
         format!("{:.1}", r.serve_cpu_pct),
         format!("{:.0}", r.serve_rss_mb),
+        format!("{:.0}", r.serve_anon_mb),
         format!("{:.1}", r.sim_cpu_pct),
         format!("{:.1}", r.pg_cpu_pct),
         format!("{:.1}", r.bench_cpu_pct),
@@ -418,6 +422,7 @@ fn read_csv(path: &Path) -> Vec<Row> {
                 serve_cpu_per_m: num("CPU s/M"),
                 serve_cpu_pct: num("serve %"),
                 serve_rss_mb: num("RSS MB"),
+                serve_anon_mb: num("anon MB"),
                 sim_cpu_pct: num("sim %"),
                 pg_cpu_pct: num("pg %"),
                 bench_cpu_pct: num("bench %"),
@@ -521,6 +526,7 @@ async fn run(plan: &Plan, machines: u32, rate: u32) -> Row {
     let (seq1, health1) = tokio::join!(next_sequences(&http, &agent_urls), healthz(&http, &base));
     let cpu1 = Cpu::read(serve_pid, sim_pid, &pg_pids);
     row.serve_rss_mb = common::rss(serve_pid) as f64 / 1048576.0;
+    row.serve_anon_mb = common::rss_anon(serve_pid) as f64 / 1048576.0;
     let closed = Instant::now();
     let window = plan.window.as_secs_f64();
     row.window_s = window;

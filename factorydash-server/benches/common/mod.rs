@@ -47,10 +47,22 @@ pub async fn nist_replay_agent() -> (Child, String) {
 /// Resident memory of process `pid` in bytes (Linux `/proc`, `VmRSS`); 0 when unknown.
 #[allow(dead_code)] // not every bench reads it
 pub fn rss(pid: u32) -> u64 {
+    status_bytes(pid, "VmRSS:")
+}
+
+/// The anonymous part of process `pid`'s resident memory in bytes (`RssAnon`: its heap
+/// and stacks, without the pages of files it maps, such as SQLite's memory-mapped
+/// database), or 0 when unknown.
+#[allow(dead_code)] // not every bench reads it
+pub fn rss_anon(pid: u32) -> u64 {
+    status_bytes(pid, "RssAnon:")
+}
+
+fn status_bytes(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
 }

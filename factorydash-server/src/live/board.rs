@@ -199,7 +199,7 @@ fn join<'a>(out: &mut String, parts: impl Iterator<Item = &'a str>) {
 }
 
 /// The JSON object of a tile: its device and agent, and `fields` (name, value).
-fn tile_json<'a>(
+fn tile_json(
     name: &str,
     agent: &str,
     fields: impl Iterator<Item = (&'static str, serde_json::Value)>,
