@@ -301,17 +301,25 @@ impl LiveHub {
                 return;
             }
         };
-        let message = Arc::new(LiveMessage {
-            id,
-            audience,
-            json: json.into(),
-            board: None,
-        });
+        self.keep_and_broadcast(
+            &mut live,
+            LiveMessage {
+                id,
+                audience,
+                json: json.into(),
+                board: None,
+            },
+        );
+    }
+
+    /// Keeps `message` in the log and sends it to every client, under the log's lock (so
+    /// that every client sees the ids in order).
+    fn keep_and_broadcast(&self, live: &mut LiveLog, message: LiveMessage) {
+        let message = Arc::new(message);
         if live.recent.len() == HISTORY {
             live.recent.pop_front();
         }
         live.recent.push_back(message.clone());
-        // Sent under the lock, so that every client sees the ids in order.
         let _ = self.updates.send(message);
     }
 
@@ -340,17 +348,15 @@ impl LiveHub {
             live.recent.clear();
             return;
         }
-        let message = Arc::new(LiveMessage {
-            id,
-            audience: Audience::Boards,
-            json: Default::default(),
-            board: Some(round.finish(id)),
-        });
-        if live.recent.len() == HISTORY {
-            live.recent.pop_front();
-        }
-        live.recent.push_back(message.clone());
-        let _ = self.updates.send(message);
+        self.keep_and_broadcast(
+            &mut live,
+            LiveMessage {
+                id,
+                audience: Audience::Boards,
+                json: Default::default(),
+                board: Some(round.finish(id)),
+            },
+        );
     }
 
     /// The `board` message with every tile `filter` lets through, for a board client
