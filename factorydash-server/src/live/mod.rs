@@ -277,44 +277,46 @@ impl LiveHub {
     }
 
     fn send(&self, update: &Update<'_>, audience: Audience) {
+        self.send_message(|id| {
+            /// A message with its id, written in one pass.
+            #[derive(Serialize)]
+            struct WithId<'u, 'a> {
+                #[serde(flatten)]
+                update: &'u Update<'a>,
+                id: u64,
+            }
+            match serde_json::to_string(&WithId { update, id }) {
+                Ok(json) => Some(LiveMessage {
+                    id,
+                    audience,
+                    json: json.into(),
+                    board: None,
+                }),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot serialise an update");
+                    None
+                }
+            }
+        });
+    }
+
+    /// Gives the next id to the message `make` makes with it, keeps it in the log and
+    /// sends it to every client, under the log's lock (so that every client sees the ids
+    /// in order). When nobody has listened for a while nothing is made, and a client that
+    /// comes back for what it missed is told to reload; so it is when `make` fails.
+    fn send_message(&self, make: impl FnOnce(u64) -> Option<LiveMessage>) {
         let mut live = self.log.lock().unwrap_or_else(|p| p.into_inner());
         live.last += 1;
         let id = live.last;
-        if !live.listened(self.updates.receiver_count()) {
-            // Nobody has listened for a while: nothing is serialised, and a client that
-            // comes back for what it missed is told to reload.
+        let message = if live.listened(self.updates.receiver_count()) {
+            make(id)
+        } else {
+            None
+        };
+        let Some(message) = message else {
             live.recent.clear();
             return;
-        }
-        /// A message with its id, written in one pass.
-        #[derive(Serialize)]
-        struct WithId<'u, 'a> {
-            #[serde(flatten)]
-            update: &'u Update<'a>,
-            id: u64,
-        }
-        let json = match serde_json::to_string(&WithId { update, id }) {
-            Ok(json) => json,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot serialise an update");
-                live.recent.clear();
-                return;
-            }
         };
-        self.keep_and_broadcast(
-            &mut live,
-            LiveMessage {
-                id,
-                audience,
-                json: json.into(),
-                board: None,
-            },
-        );
-    }
-
-    /// Keeps `message` in the log and sends it to every client, under the log's lock (so
-    /// that every client sees the ids in order).
-    fn keep_and_broadcast(&self, live: &mut LiveLog, message: LiveMessage) {
         let message = Arc::new(message);
         if live.recent.len() == HISTORY {
             live.recent.pop_front();
@@ -341,22 +343,14 @@ impl LiveHub {
 
     /// Sends a board round to the board clients.
     fn send_board(&self, round: board::BoardRound) {
-        let mut live = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        live.last += 1;
-        let id = live.last;
-        if !live.listened(self.updates.receiver_count()) {
-            live.recent.clear();
-            return;
-        }
-        self.keep_and_broadcast(
-            &mut live,
-            LiveMessage {
+        self.send_message(|id| {
+            Some(LiveMessage {
                 id,
                 audience: Audience::Boards,
                 json: Default::default(),
                 board: Some(round.finish(id)),
-            },
-        );
+            })
+        });
     }
 
     /// The `board` message with every tile `filter` lets through, for a board client
