@@ -94,12 +94,29 @@
 
   // A board round's tile: the fields that changed set in place (text, or fragments the
   // server rendered for the conditions and the tools line), or the whole tile where its
-  // frame changed. Whether the board's order or counts may have changed is returned.
+  // frame changed. A tile is named by its number `t`, given with its device and agent
+  // whenever the whole tile is sent. Whether the board's order or counts may have changed
+  // is returned.
   const TEXT_FIELDS = [["availability", "f-availability"], ["execution", "f-execution"], ["mode", "f-mode"],
     ["estop", "f-estop"], ["parts", "f-parts"]];
+  const tileNames = new Map();
+  function tileCard(t) {
+    if (t.device !== undefined) tileNames.set(t.t, [t.device, t.agent]);
+    const named = tileNames.get(t.t);
+    if (!named) return null;
+    return document.querySelector('.card[data-device="' + CSS.escape(named[0]) +
+      '"][data-agent="' + CSS.escape(named[1]) + '"]');
+  }
+  function setNewest(card, newest) {
+    const dd = card.querySelector("dd.f-newest");
+    if (dd && newest) {
+      let time = dd.querySelector("time");
+      if (!time) { dd.textContent = ""; time = document.createElement("time"); dd.append(time); }
+      setTime(time, newest);
+    } else if (dd) dd.textContent = "no data yet";
+  }
   function applyTile(t) {
-    const card = document.querySelector('.card[data-device="' + CSS.escape(t.device) +
-      '"][data-agent="' + CSS.escape(t.agent) + '"]');
+    const card = tileCard(t);
     if (!card) return false;
     if (t.html !== undefined) { card.replaceWith(fragment(t.html)); return true; }
     let moved = false;
@@ -121,14 +138,7 @@
       if (span) { span.textContent = t.program; span.title = t.program; }
     }
     if (t.oee !== undefined) { const a = card.querySelector("dd.f-oee a"); if (a) a.textContent = t.oee; }
-    if (t.newest !== undefined) {
-      const dd = card.querySelector("dd.f-newest");
-      if (dd && t.newest) {
-        let time = dd.querySelector("time");
-        if (!time) { dd.textContent = ""; time = document.createElement("time"); dd.append(time); }
-        setTime(time, t.newest);
-      } else if (dd) dd.textContent = "no data yet";
-    }
+    if (t.newest !== undefined) setNewest(card, t.newest);
     if (t.conditions !== undefined) card.querySelector("ul.conditions")?.replaceWith(fragment(t.conditions));
     if (t.tools !== undefined) {
       card.querySelector("p.tools-near")?.remove();
@@ -148,6 +158,10 @@
     for (const msg of rounds) {
       if (msg.items.length) applyLatest(msg.items);
       for (const t of msg.tiles) moved = applyTile(t) || moved;
+      for (const [id, newest] of msg.newest || []) {
+        const card = tileCard({ t: id });
+        if (card) setNewest(card, newest);
+      }
       active = active || msg.tiles.length > 0 || msg.events;
     }
     if (moved) arrange();

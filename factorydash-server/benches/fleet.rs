@@ -27,7 +27,8 @@
 //!
 //! Run with: `cargo bench -p factorydash-server --bench fleet [-- --quick] [--rates 1,10]
 //! [--store postgres|sqlite|memory] [--max-agents N] [--clients 100] [--view board|latest]
-//! [--warm-up SECONDS] [SIZES…]` (a longer warm-up lets `serve` catch up with what the
+//! [--warm-up SECONDS] [--interval 100ms] [SIZES…]` (`--interval`: serve's streaming
+//! interval) (a longer warm-up lets `serve` catch up with what the
 //! agents held before it started, which otherwise reaches the clients late). PostgreSQL is `FLEET_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); each size gets a database of its own,
 //! created and dropped by the bench. `-- --plot TABLE.csv` only redraws `TABLE.png` from a
@@ -78,6 +79,9 @@ struct Plan {
     /// agents' locks on one PostgreSQL connection, so the agents are not limited by
     /// PostgreSQL's `max_connections`.
     max_agents: u32,
+    /// `serve`'s streaming interval (`--interval`, passed on; serve's own default unless
+    /// told), e.g. `100ms`.
+    interval: Option<String>,
 }
 
 fn plan() -> Plan {
@@ -106,7 +110,13 @@ fn plan() -> Plan {
             *i == 0
                 || !matches!(
                     args[i - 1].as_str(),
-                    "--store" | "--rates" | "--max-agents" | "--clients" | "--view" | "--warm-up"
+                    "--store"
+                        | "--rates"
+                        | "--max-agents"
+                        | "--clients"
+                        | "--view"
+                        | "--warm-up"
+                        | "--interval"
                 )
         })
         .filter_map(|(_, a)| a.parse().ok())
@@ -133,6 +143,7 @@ fn plan() -> Plan {
             Some(other) => panic!("--view {other}: board or latest"),
         },
         max_agents: value("--max-agents").map_or(u32::MAX, |v| v.parse().unwrap()),
+        interval: value("--interval"),
         database_url: std::env::var("FLEET_DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
     }
@@ -480,6 +491,9 @@ async fn run(plan: &Plan, machines: u32, rate: u32) -> Row {
         args.push(url.clone());
     }
     args.extend(db.serve_flags());
+    if let Some(interval) = &plan.interval {
+        args.extend(["--interval".to_owned(), interval.clone()]);
+    }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (serve, base) = common::start(&args).await;
     let serve_pid = serve.id().unwrap();
@@ -565,8 +579,8 @@ async fn run(plan: &Plan, machines: u32, rate: u32) -> Row {
 
     // The drain: until serve has read everything offered in the window, then until the
     // store holds all of it (or DRAIN has passed). The simulator goes on meanwhile, so
-    // `buffered` need not reach 0; it is waited for only when there is no database to ask.
-    let postgres = plan.store == StoreKind::Postgres;
+    // `buffered` need not reach 0; it is waited for only when no store can be counted.
+    let counted = plan.store != StoreKind::Memory;
     loop {
         let h = healthz(&http, &base).await;
         let read_all = agent_urls.iter().zip(&seq1).all(|(url, s1)| {
@@ -574,7 +588,7 @@ async fn run(plan: &Plan, machines: u32, rate: u32) -> Row {
                 .iter()
                 .any(|(source, n)| source.trim_end_matches('/') == url && n >= s1)
         });
-        if (read_all && (postgres || h.buffered == 0)) || closed.elapsed() > DRAIN {
+        if (read_all && (counted || h.buffered == 0)) || closed.elapsed() > DRAIN {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -583,7 +597,7 @@ async fn run(plan: &Plan, machines: u32, rate: u32) -> Row {
         let (lost, doubled) = db.check(&agent_urls, &seq0, &seq1, stored, offered).await;
         row.lost = lost;
         row.doubled = doubled;
-        if lost <= 0 || !postgres || closed.elapsed() > DRAIN {
+        if lost <= 0 || !counted || closed.elapsed() > DRAIN {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -598,6 +612,30 @@ async fn run(plan: &Plan, machines: u32, rate: u32) -> Row {
 
 async fn stop(mut child: Child) {
     let _ = child.kill().await;
+}
+
+/// `(lost, Some(0))` of each agent's window `(url, from, to)` in the SQLite store at
+/// `path` (opened read-only beside `serve`, which keeps writing: WAL lets it read).
+fn sqlite_lost(path: &Path, windows: &[(String, u64, u64)]) -> (i64, Option<i64>) {
+    let db =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    db.busy_timeout(Duration::from_secs(30)).unwrap();
+    let mut lost = 0;
+    for (url, s0, s1) in windows {
+        let window = (s1 - s0) as i64;
+        let held: i64 = db
+            .query_row(
+                "SELECT count(*) FROM observations o JOIN runs r ON r.id = o.run \
+                 JOIN agents a ON a.id = r.agent_id \
+                 WHERE rtrim(a.url, '/') = ?1 AND o.sequence >= ?2 AND o.sequence < ?3",
+                rusqlite::params![url, *s0 as i64, *s1 as i64],
+                |r| r.get(0),
+            )
+            .unwrap();
+        lost += window - held;
+    }
+    (lost, Some(0))
 }
 
 /// The bench's own database for one size (PostgreSQL), or the flags of another store.
@@ -672,7 +710,8 @@ impl Database {
 
     /// `(lost, doubled)` of the window `[seq0, seq1)` of each agent: per agent, the
     /// sequences of the window the store does not hold, and the rows beyond one per
-    /// sequence. Without PostgreSQL, from serve's count (`stored` of `offered`) only.
+    /// sequence. On SQLite, read from its file (a sequence is held once by its primary
+    /// key: `doubled` is 0); in memory, from serve's count (`stored` of `offered`) only.
     async fn check(
         &self,
         agent_urls: &[String],
@@ -681,6 +720,18 @@ impl Database {
         stored: u64,
         offered: u64,
     ) -> (i64, Option<i64>) {
+        if self.kind == StoreKind::Sqlite {
+            let path = self.sqlite.clone();
+            let windows: Vec<(String, u64, u64)> = agent_urls
+                .iter()
+                .zip(seq0)
+                .zip(seq1)
+                .map(|((u, &a), &b)| (u.clone(), a, b))
+                .collect();
+            return tokio::task::spawn_blocking(move || sqlite_lost(&path, &windows))
+                .await
+                .unwrap();
+        }
         let Some((_, client)) = &self.clients else {
             return (offered as i64 - stored as i64, None);
         };

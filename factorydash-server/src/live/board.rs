@@ -7,10 +7,13 @@
 //! its view, its device filter and its scope let through ([`BoardRound::message_for`]):
 //! one message per round, or none when nothing it shows changed.
 //!
-//! A tile's newest-data time alone is sent at most every [`NEWEST_EVERY`] (the page
-//! counts ages itself); every other field as it changes. A client that connects, or that
-//! fell behind, is sent every tile in full ([`Snapshot`]), so that it never shows a value
-//! older than the last round it was sent.
+//! A tile is named by a small number (`t`), given with its device and agent whenever the
+//! whole tile is sent (in full, or as markup where its frame changed); a change names it
+//! by number alone. Newest-data times travel as one list per round (`newest`:
+//! `[[t, time], …]`), a tile's at most every [`NEWEST_EVERY`] unless another of its
+//! fields changed (the page counts ages itself); every other field as it changes. A client
+//! that connects, or that fell behind, is sent every tile in full ([`Snapshot`]), so that
+//! it never shows a value older than the last round it was sent, and knows every number.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -62,13 +65,16 @@ impl BoardView {
     }
 }
 
-/// A tile that changed in a round: its device, its agent as shown, and the JSON object
-/// sent (`{"device":…,"agent":…,` the changed fields `}`).
+/// A tile that changed in a round: its device, its agent as shown, the JSON object sent
+/// (`{"t":…,` the changed fields `}`, or the whole tile with its `device` and `agent`) if
+/// more than its newest-data time changed, and the `[t,"time"]` entry of the round's
+/// `newest` list if that changed.
 #[derive(Debug)]
 struct TileChange {
     name: String,
     agent: String,
-    json: String,
+    json: Option<String>,
+    newest: Option<String>,
 }
 
 /// An observation of a row some board client shows, as the live protocol sends it.
@@ -104,7 +110,7 @@ impl BoardRound {
         if !self.tiles.is_empty() || self.events {
             let common = self.compose(
                 (self.events, self.conditions),
-                self.tiles.iter().map(|t| t.json.as_str()),
+                &self.tiles.iter().collect::<Vec<_>>(),
                 std::iter::empty(),
             );
             self.common = Some(common.into());
@@ -162,7 +168,7 @@ impl BoardRound {
         Some(
             self.compose(
                 (events, conditions),
-                tiles.iter().map(|t| t.json.as_str()),
+                &tiles,
                 items.iter().map(|i| i.json.as_str()),
             )
             .into(),
@@ -172,7 +178,7 @@ impl BoardRound {
     fn compose<'a>(
         &self,
         (events, conditions): (bool, bool),
-        tiles: impl Iterator<Item = &'a str>,
+        tiles: &[&TileChange],
         items: impl Iterator<Item = &'a str>,
     ) -> String {
         let mut out = String::with_capacity(128);
@@ -181,7 +187,9 @@ impl BoardRound {
             r#"{{"type":"board","id":{},"publishedAt":"{}","events":{},"conditions":{},"tiles":["#,
             self.id, self.published_at, events, conditions
         );
-        join(&mut out, tiles);
+        join(&mut out, tiles.iter().filter_map(|t| t.json.as_deref()));
+        out.push_str(r#"],"newest":["#);
+        join(&mut out, tiles.iter().filter_map(|t| t.newest.as_deref()));
         out.push_str(r#"],"items":["#);
         join(&mut out, items);
         out.push_str("]}");
@@ -198,23 +206,27 @@ fn join<'a>(out: &mut String, parts: impl Iterator<Item = &'a str>) {
     }
 }
 
-/// The JSON object of a tile: its device and agent, and `fields` (name, value).
+/// The JSON object of tile number `id`: its device and agent where given (`named`: the
+/// whole tile is sent), and `fields` (name, value).
 fn tile_json(
-    name: &str,
-    agent: &str,
+    id: u32,
+    named: Option<(&str, &str)>,
     fields: impl Iterator<Item = (&'static str, serde_json::Value)>,
 ) -> String {
     let mut map = serde_json::Map::new();
-    map.insert("device".into(), name.into());
-    map.insert("agent".into(), agent.into());
+    map.insert("t".into(), id.into());
+    if let Some((name, agent)) = named {
+        map.insert("device".into(), name.into());
+        map.insert("agent".into(), agent.into());
+    }
     for (k, v) in fields {
         map.insert(k.into(), v);
     }
     serde_json::Value::Object(map).to_string()
 }
 
-/// Every field of `f`, or those that differ from `old`'s (`newest` aside: the caller
-/// decides).
+/// Every field of `f`, or those that differ from `old`'s (`newest` aside: it goes in the
+/// round's `newest` list, or with every field).
 fn fields<'a>(
     f: &'a TileFields,
     old: Option<&'a TileFields>,
@@ -266,11 +278,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Keeps `fields` as the tile of device `name` at `agent` (as shown).
-    fn put(&mut self, name: &str, agent: &str, fields: &TileFields) {
+    /// Keeps `fields` as the tile number `id` of device `name` at `agent` (as shown).
+    fn put(&mut self, id: u32, name: &str, agent: &str, fields: &TileFields) {
         self.tiles.insert(
             (agent.to_owned(), name.to_owned()),
-            tile_json(name, agent, full(fields)),
+            tile_json(id, Some((name, agent)), full(fields)),
         );
         self.version += 1;
     }
@@ -294,7 +306,7 @@ impl Snapshot {
         keys.sort_unstable();
         let mut out = String::from(r#"{"type":"board","full":true,"tiles":["#);
         join(&mut out, keys.iter().map(|k| self.tiles[*k].as_str()));
-        out.push_str(r#"],"items":[]}"#);
+        out.push_str(r#"],"newest":[],"items":[]}"#);
         let m: Utf8Bytes = out.into();
         if everything {
             self.all = Some((self.version, m.clone()));
@@ -303,11 +315,14 @@ impl Snapshot {
     }
 }
 
-/// The publisher's side of the board rounds: each tile as last sent, and the tiles whose
-/// newest-data time is owed.
+/// The publisher's side of the board rounds: each tile as last sent, the tiles whose
+/// newest-data time is owed, and each tile's number.
 #[derive(Default)]
 pub struct Tiles {
     sent: HashMap<DeviceKey, Sent>,
+    /// Each device's tile number, given once and kept for the life of the process (a
+    /// client may hold a number from before [`Tiles::forget`]).
+    ids: HashMap<DeviceKey, u32>,
 }
 
 impl Tiles {
@@ -316,6 +331,22 @@ impl Tiles {
     pub fn owes(&self) -> bool {
         self.sent.values().any(|s| s.owed.is_some())
     }
+
+    /// Forgets what was sent (every tile is sent in full again), keeping the numbers.
+    pub fn forget(&mut self) {
+        self.sent.clear();
+    }
+
+    /// The number of `key`'s tile, given now if it has none.
+    fn id(&mut self, key: &DeviceKey) -> u32 {
+        let next = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
+        *self.ids.entry(key.clone()).or_insert(next)
+    }
+}
+
+/// The round's `newest` entry of tile `id`.
+fn newest_entry(id: u32, newest: &str) -> String {
+    format!("[{id},{}]", serde_json::Value::from(newest))
 }
 
 struct Sent {
@@ -341,33 +372,33 @@ impl Tiles {
         let mut touched = HashSet::new();
         for (key, status) in round {
             touched.insert(key.clone());
+            let id = self.id(key);
             let new = page::tile_fields(status);
             let name = &status.device;
             let agent = &status.agent;
-            let json = match self.sent.get_mut(key) {
+            let whole = |fields: &TileFields| Sent {
+                fields: fields.clone(),
+                newest_at: now,
+                owed: None,
+                agent: agent.clone(),
+            };
+            let (json, newest) = match self.sent.get_mut(key) {
                 Some(sent) if sent.fields.frame != new.frame => {
-                    // Its frame changed: the whole tile.
-                    *sent = Sent {
-                        fields: new.clone(),
-                        newest_at: now,
-                        owed: None,
-                        agent: agent.clone(),
-                    };
-                    Some(tile_json(
-                        name,
-                        agent,
-                        std::iter::once(("html", page::card_html(status).into())),
-                    ))
+                    // Its frame changed: the whole tile, as markup.
+                    *sent = whole(&new);
+                    let html = std::iter::once(("html", page::card_html(status).into()));
+                    (Some(tile_json(id, Some((name, agent)), html)), None)
                 }
                 Some(sent) => {
-                    let mut changed: Vec<_> = fields(&new, Some(&sent.fields)).collect();
+                    let changed: Vec<_> = fields(&new, Some(&sent.fields)).collect();
                     let mut newest_sent = sent.fields.newest.clone();
+                    let mut newest = None;
                     if new.newest == newest_sent {
                         sent.owed = None;
                     } else if !changed.is_empty()
                         || now.duration_since(sent.newest_at) >= NEWEST_EVERY
                     {
-                        changed.push(("newest", new.newest.clone().into()));
+                        newest = Some(newest_entry(id, &new.newest));
                         sent.newest_at = now;
                         sent.owed = None;
                         newest_sent.clone_from(&new.newest);
@@ -378,29 +409,24 @@ impl Tiles {
                         newest: newest_sent,
                         ..new.clone()
                     };
-                    (!changed.is_empty()).then(|| tile_json(name, agent, changed.into_iter()))
+                    let json =
+                        (!changed.is_empty()).then(|| tile_json(id, None, changed.into_iter()));
+                    (json, newest)
                 }
                 None => {
-                    self.sent.insert(
-                        key.clone(),
-                        Sent {
-                            fields: new.clone(),
-                            newest_at: now,
-                            owed: None,
-                            agent: agent.clone(),
-                        },
-                    );
-                    Some(tile_json(name, agent, full(&new)))
+                    self.sent.insert(key.clone(), whole(&new));
+                    (Some(tile_json(id, Some((name, agent)), full(&new))), None)
                 }
             };
-            if let Some(json) = json {
+            if json.is_some() || newest.is_some() {
                 if let Some(sent) = self.sent.get(key) {
-                    snapshot.put(name, agent, &sent.fields);
+                    snapshot.put(id, name, agent, &sent.fields);
                 }
                 out.push(TileChange {
                     name: name.clone(),
                     agent: agent.clone(),
                     json,
+                    newest,
                 });
             }
         }
@@ -412,17 +438,15 @@ impl Tiles {
             let Some(newest) = sent.owed.take() else {
                 continue;
             };
+            let id = self.ids.get(key).copied().unwrap_or(u32::MAX);
             sent.newest_at = now;
-            sent.fields.newest = newest.clone();
-            snapshot.put(&key.device, &sent.agent, &sent.fields);
+            sent.fields.newest = newest;
+            snapshot.put(id, &key.device, &sent.agent, &sent.fields);
             out.push(TileChange {
                 name: key.device.clone(),
                 agent: sent.agent.clone(),
-                json: tile_json(
-                    &key.device,
-                    &sent.agent,
-                    std::iter::once(("newest", newest.into())),
-                ),
+                json: None,
+                newest: Some(newest_entry(id, &sent.fields.newest)),
             });
         }
         out

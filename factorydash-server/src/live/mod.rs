@@ -362,7 +362,7 @@ impl LiveHub {
     ) -> tokio_tungstenite::tungstenite::Utf8Bytes {
         if self.stale.load(std::sync::atomic::Ordering::Relaxed) {
             // What is held missed observations: none of it (the page read the store).
-            return r#"{"type":"board","full":true,"tiles":[],"items":[]}"#.into();
+            return r#"{"type":"board","full":true,"tiles":[],"newest":[],"items":[]}"#.into();
         }
         let everything = devices.is_none() && filter.is_everything();
         self.snapshot
@@ -495,7 +495,7 @@ impl LiveHub {
                 // Observations were dropped while nobody listened: what is held here is
                 // read again (from the store, per device as it publishes).
                 devices = Devices::default();
-                tiles = board::Tiles::default();
+                tiles.forget();
                 *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Default::default();
                 self.statuses
                     .lock()

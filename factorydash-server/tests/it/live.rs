@@ -256,7 +256,14 @@ async fn a_board_client_gets_every_tile_once_then_changed_fields_and_its_rows_on
         .unwrap_or_else(|| panic!("every tile once: {mine:?}"));
     let tiles = full["tiles"].as_array().unwrap();
     assert!((2..=3).contains(&tiles.len()), "{full}");
+    // Each tile full, with its number, device and agent.
+    let mut numbers = std::collections::HashSet::new();
     for t in tiles {
+        assert!(t["device"].is_string() && t["agent"].is_string(), "{t}");
+        assert!(
+            numbers.insert(t["t"].as_u64().unwrap()),
+            "numbers differ: {full}"
+        );
         for field in [
             "state",
             "label",
@@ -276,7 +283,7 @@ async fn a_board_client_gets_every_tile_once_then_changed_fields_and_its_rows_on
         .filter(|m| m["type"] == "board" && m["full"].is_null())
         .collect();
     assert!(rounds.len() > 5, "{} rounds", rounds.len());
-    let mut row_values = 0;
+    let (mut row_values, mut newest) = (0, 0);
     for r in &rounds {
         for o in r["items"].as_array().unwrap() {
             let key = |k: &str| o[k].as_str().unwrap().to_owned();
@@ -288,16 +295,28 @@ async fn a_board_client_gets_every_tile_once_then_changed_fields_and_its_rows_on
             row_values += 1;
         }
         for t in r["tiles"].as_array().unwrap() {
-            // Its device, its agent and some of the fields, not a tile's markup.
-            assert!(t["device"].is_string() && t["agent"].is_string(), "{t}");
+            // Its number and some of the fields, not a tile's markup nor its names (the
+            // full tiles gave them).
+            assert!(numbers.contains(&t["t"].as_u64().unwrap()), "{t}");
+            assert!(t["device"].is_null() && t["agent"].is_null(), "{t}");
             assert!(
-                t.as_object().unwrap().len() < 14,
+                t["newest"].is_null(),
+                "newest goes in the round's list: {t}"
+            );
+            assert!(
+                t.as_object().unwrap().len() < 12,
                 "changed fields only: {t}"
             );
             assert!(t["html"].is_null(), "no tile changed its frame: {t}");
         }
+        for n in r["newest"].as_array().unwrap() {
+            assert!(numbers.contains(&n[0].as_u64().unwrap()), "{n}");
+            assert!(n[1].as_str().unwrap().ends_with('Z'), "{n}");
+            newest += 1;
+        }
     }
     assert!(row_values > 0, "the rows' values arrived: {rounds:?}");
+    assert!(newest > 0, "newest-data times arrived: {rounds:?}");
     // The `latest` client was sent the X axes too.
     assert!(all
         .iter()

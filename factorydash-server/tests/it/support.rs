@@ -907,8 +907,9 @@ impl Drop for Browser {
     /// found by their profile directory (unique to this session) and killed.
     fn drop(&mut self) {
         if self.profile.exists() {
+            // `--`: the pattern begins with dashes, which pkill would take as an option.
             let _ = std::process::Command::new("pkill")
-                .arg("-f")
+                .args(["-f", "--"])
                 .arg(format!("--user-data-dir={}", self.profile.display()))
                 .status();
             let _ = std::fs::remove_dir_all(&self.profile);
