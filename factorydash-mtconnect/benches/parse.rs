@@ -6,7 +6,8 @@
 //! Criterion measures each variant; then a side-by-side table (each variant's best run on
 //! one core, the variants taking turns) prints observations/s, MB/s and the ratios the
 //! targets are stated in: at least 60% of the bare tokenizer's throughput, at least 15
-//! times the old app's.
+//! times the old app's. A second table sets the JSON reader (the same documents written as
+//! the reference agent's JSON version 1 and 2) beside the XML reader, per observation.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use factorydash_mtconnect::{
-    parse_streams, recording::read_maybe_gzipped, StreamsItem, StreamsReader,
+    parse_streams, parse_streams_json, recording::read_maybe_gzipped, JsonVersion, StreamsItem,
+    StreamsReader, StreamsWriter,
 };
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -69,6 +71,18 @@ fn ours_pull(input: &[u8]) -> usize {
         .unwrap()
         .filter(|item| matches!(item, StreamsItem::Observation(_)))
         .count()
+}
+
+fn json(input: &[u8]) -> usize {
+    parse_streams_json(input).unwrap().value.observations.len()
+}
+
+/// `input` (XML) written as JSON `version`.
+fn as_json(input: &[u8], version: JsonVersion) -> Vec<u8> {
+    let doc = parse_streams(input).unwrap().value;
+    StreamsWriter::default()
+        .write_document_json(&doc, version)
+        .into_bytes()
 }
 
 fn ours_owned(input: &[u8]) -> usize {
@@ -139,6 +153,8 @@ fn main() {
         group.bench_function("parse_streams+to_observations", |b| {
             b.iter(|| ours_owned(black_box(input)))
         });
+        let v2 = as_json(input, JsonVersion::V2);
+        group.bench_function("parse_streams_json_v2", |b| b.iter(|| json(black_box(&v2))));
         group.finish();
     }
     c.final_summary();
@@ -214,6 +230,39 @@ fn main() {
             n as f64 / owned_t,
             py.map(|(s, _)| format!(", python {:.0}", n as f64 / s))
                 .unwrap_or_default()
+        );
+    }
+
+    println!("\nJSON beside XML (the same documents, written by StreamsWriter as the reference");
+    println!("agent's JSON; same turns as above). obs/s of the whole document built.");
+    println!(
+        "{:<22} {:>7} | {:>10} {:>10} {:>10} | {:>8} {:>8} | {:>7} {:>7}",
+        "input", "obs", "xml obs/s", "v1 obs/s", "v2 obs/s", "v1/xml", "v2/xml", "xml KB", "v2 KB"
+    );
+    for (name, input) in &inputs {
+        let (v1, v2) = (
+            as_json(input, JsonVersion::V1),
+            as_json(input, JsonVersion::V2),
+        );
+        let n = ours(input);
+        assert_eq!(
+            (json(&v1), json(&v2)),
+            (n, n),
+            "{name}: the same observations"
+        );
+        let best = best_in_turns(ROUNDS, &[&|| ours(input), &|| json(&v1), &|| json(&v2)]);
+        let [x, j1, j2] = [0, 1, 2].map(|i| best[i].as_secs_f64());
+        println!(
+            "{:<22} {:>7} | {:>10.0} {:>10.0} {:>10.0} | {:>7.2}x {:>7.2}x | {:>7} {:>7}",
+            name,
+            n,
+            n as f64 / x,
+            n as f64 / j1,
+            n as f64 / j2,
+            x / j1,
+            x / j2,
+            input.len() / 1024,
+            v2.len() / 1024
         );
     }
 }

@@ -215,7 +215,12 @@ impl ClientError {
 /// The agent's refusal in an answer, if any: an MTConnectError document (whatever the
 /// status), or an HTTP error status.
 fn refused(url: &str, status: reqwest::StatusCode, body: &[u8]) -> Result<(), ClientError> {
-    if let Ok(document) = crate::parse_error(body) {
+    let document = if is_json(body) {
+        crate::parse_error_json(body)
+    } else {
+        crate::parse_error(body)
+    };
+    if let Ok(document) = document {
         return Err(ClientError::Agent {
             url: url.to_owned(),
             document: Box::new(document),
@@ -228,6 +233,32 @@ fn refused(url: &str, status: reqwest::StatusCode, body: &[u8]) -> Result<(), Cl
         });
     }
     Ok(())
+}
+
+/// Whether `body` is a JSON document (its first byte past white space and a byte order
+/// mark is `{`): agents answer JSON to `Accept: application/json` only if they can, so
+/// every answer is read by what it is, not by what was asked.
+fn is_json(body: &[u8]) -> bool {
+    crate::xml::strip_bom(body)
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{')
+}
+
+/// The form of MTConnectStreams documents an [`AgentClient`] asks the agent for
+/// ([`AgentClient::with_format`]). Whatever it asks, it reads what the agent answers (XML
+/// or JSON, version 1 or 2, told by the body itself): an agent that cannot answer JSON
+/// answers XML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Format {
+    /// XML (MTConnect Part 1, every agent), the default.
+    #[default]
+    Xml,
+    /// JSON (`Accept: application/json`): the reference agent 2.x and MTConnect.NET
+    /// answer it ([`crate::json`]). The device model (`/probe`) and assets are still asked
+    /// for in XML.
+    Json,
 }
 
 /// A sink for an answer's body that refuses to grow past the limit.
@@ -514,6 +545,8 @@ pub struct AgentClient {
     /// For streams: no total timeout (a stream lasts); silence is caught per read.
     stream_http: reqwest::Client,
     options: ParseOptions,
+    /// What `/current` and `/sample` are asked for in.
+    format: Format,
 }
 
 impl AgentClient {
@@ -564,7 +597,19 @@ impl AgentClient {
                 max_document_bytes: DEFAULT_MAX_DOCUMENT,
                 ..ParseOptions::default()
             },
+            format: Format::Xml,
         })
+    }
+
+    /// This client asking for Streams documents in `format` ([`Format`]; XML unless told).
+    pub fn with_format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// The form Streams documents are asked for in.
+    pub fn format(&self) -> Format {
+        self.format
     }
 
     /// This client with a document limit of `bytes`: an answer, a streamed part, or a
@@ -607,15 +652,20 @@ impl AgentClient {
     /// [`ClientError::Agent`], [`ClientError::TooLarge`] as soon as the body passes the
     /// limit; [`ClientError::Document`] for a gzip body that cannot be inflated.
     pub async fn get(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        self.get_as(path, Format::Xml).await
+    }
+
+    /// [`AgentClient::get`] asking for `format`.
+    async fn get_as(&self, path: &str, format: Format) -> Result<Vec<u8>, ClientError> {
         let url = format!("{}{}", self.base, path);
-        let response = self
-            .request(&self.http, &url)
-            .send()
-            .await
-            .map_err(|source| ClientError::Http {
-                url: url.clone(),
-                source,
-            })?;
+        let mut request = self.request(&self.http, &url);
+        if format == Format::Json {
+            request = request.header(reqwest::header::ACCEPT, "application/json");
+        }
+        let response = request.send().await.map_err(|source| ClientError::Http {
+            url: url.clone(),
+            source,
+        })?;
         let status = response.status();
         let body = read_body(&url, response, self.options.max_document_bytes).await?;
         refused(&url, status, &body)?;
@@ -720,7 +770,7 @@ impl AgentClient {
     }
 
     async fn streams(&self, path: &str) -> Result<StreamsPage, ClientError> {
-        let body = self.get(path).await?;
+        let body = self.get_as(path, self.format).await?;
         self.page_of(&body, &format!("{}{}", self.base, path))
     }
 
@@ -751,11 +801,11 @@ impl AgentClient {
             url: url.clone(),
             source,
         };
-        let response = self
-            .request(&self.stream_http, &url)
-            .send()
-            .await
-            .map_err(http_err)?;
+        let mut request = self.request(&self.stream_http, &url);
+        if self.format == Format::Json {
+            request = request.header(reqwest::header::ACCEPT, "application/json");
+        }
+        let response = request.send().await.map_err(http_err)?;
         let status = response.status();
         let boundary = response
             .headers()
@@ -780,7 +830,12 @@ impl AgentClient {
 
     fn page_of(&self, body: &[u8], url: &str) -> Result<StreamsPage, ClientError> {
         let url = || url.to_owned();
-        let parsed = parse_streams_with(body, &self.options).map_err(|source| match source {
+        let parsed = if is_json(body) {
+            crate::parse_streams_json_with(body, &self.options)
+        } else {
+            parse_streams_with(body, &self.options)
+        };
+        let parsed = parsed.map_err(|source| match source {
             crate::Error::Agent(document) => ClientError::Agent {
                 url: url(),
                 document,

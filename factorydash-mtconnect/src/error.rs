@@ -411,6 +411,16 @@ pub enum Error {
     /// The input holds no root element (it is empty, or only a prolog or comments).
     #[error("not an XML document: no root element")]
     NoRoot,
+    /// The input is not JSON (a JSON reader was asked: [`crate::parse_streams_json`] and
+    /// the like), or its top level is not an object.
+    #[error("not a JSON document: error at {position}")]
+    Json {
+        /// Where serde_json noticed it (line and column as serde_json counts them).
+        position: Position,
+        /// What is wrong.
+        #[source]
+        source: crate::json::JsonError,
+    },
     /// The document is larger than the configured limit.
     #[error("document larger than the limit of {limit} bytes")]
     TooLarge {

@@ -119,52 +119,65 @@ impl Header {
                 ));
                 continue;
             };
-            let name = String::from_utf8_lossy(key.as_ref());
-            let number = |problems: &mut Vec<Problem>| match value.trim().parse::<u64>() {
-                Ok(n) => Some(n),
-                Err(_) if crate::xml::is_whole_number(value.as_bytes()) => {
-                    problems.push(problem(
-                        ProblemKind::OutOfRange,
-                        offset,
-                        format!("Header {name}=\"{value}\" is beyond 2^64 - 1"),
-                    ));
-                    None
-                }
-                Err(_) => {
-                    problems.push(problem(
-                        ProblemKind::InvalidAttribute,
-                        offset,
-                        format!("Header {name}=\"{value}\" is not a whole number"),
-                    ));
-                    None
-                }
-            };
-            let time = |problems: &mut Vec<Problem>| match parse_timestamp(&value) {
-                Some(t) => Some(t.utc),
-                None => {
-                    problems.push(problem(
-                        ProblemKind::InvalidAttribute,
-                        offset,
-                        format!("Header {name}=\"{value}\" is not a timestamp"),
-                    ));
-                    None
-                }
-            };
-            match key.as_ref() {
-                b"instanceId" => h.instance_id = number(problems).unwrap_or(0),
-                b"sender" => h.sender = value.into_owned(),
-                b"version" => h.version = value.into_owned(),
-                b"bufferSize" => h.buffer_size = number(problems),
-                b"nextSequence" => h.next_sequence = number(problems),
-                b"firstSequence" => h.first_sequence = number(problems),
-                b"lastSequence" => h.last_sequence = number(problems),
-                b"assetBufferSize" => h.asset_buffer_size = number(problems),
-                b"assetCount" => h.asset_count = number(problems),
-                b"creationTime" => h.creation_time = time(problems),
-                b"deviceModelChangeTime" => h.device_model_change_time = time(problems),
-                _ => {}
-            }
+            h.set(key.as_ref(), &value, offset, problems);
         }
         h
+    }
+
+    /// Sets the Header attribute `key` from its text `value` (XML attributes, JSON members
+    /// as text): bad numbers and times reported and left `None`, unknown keys ignored.
+    pub(crate) fn set(
+        &mut self,
+        key: &[u8],
+        value: &str,
+        offset: u64,
+        problems: &mut Vec<Problem>,
+    ) {
+        let h = self;
+        let name = String::from_utf8_lossy(key);
+        let number = |problems: &mut Vec<Problem>| match value.trim().parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) if crate::xml::is_whole_number(value.as_bytes()) => {
+                problems.push(problem(
+                    ProblemKind::OutOfRange,
+                    offset,
+                    format!("Header {name}=\"{value}\" is beyond 2^64 - 1"),
+                ));
+                None
+            }
+            Err(_) => {
+                problems.push(problem(
+                    ProblemKind::InvalidAttribute,
+                    offset,
+                    format!("Header {name}=\"{value}\" is not a whole number"),
+                ));
+                None
+            }
+        };
+        let time = |problems: &mut Vec<Problem>| match parse_timestamp(value) {
+            Some(t) => Some(t.utc),
+            None => {
+                problems.push(problem(
+                    ProblemKind::InvalidAttribute,
+                    offset,
+                    format!("Header {name}=\"{value}\" is not a timestamp"),
+                ));
+                None
+            }
+        };
+        match key {
+            b"instanceId" => h.instance_id = number(problems).unwrap_or(0),
+            b"sender" => value.clone_into(&mut h.sender),
+            b"version" => value.clone_into(&mut h.version),
+            b"bufferSize" => h.buffer_size = number(problems),
+            b"nextSequence" => h.next_sequence = number(problems),
+            b"firstSequence" => h.first_sequence = number(problems),
+            b"lastSequence" => h.last_sequence = number(problems),
+            b"assetBufferSize" => h.asset_buffer_size = number(problems),
+            b"assetCount" => h.asset_count = number(problems),
+            b"creationTime" => h.creation_time = time(problems),
+            b"deviceModelChangeTime" => h.device_model_change_time = time(problems),
+            _ => {}
+        }
     }
 }

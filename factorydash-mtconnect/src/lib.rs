@@ -87,6 +87,7 @@ pub mod devices;
 pub mod document;
 pub mod error;
 pub mod header;
+pub mod json;
 pub mod multipart;
 pub mod problem;
 pub mod recording;
@@ -119,12 +120,13 @@ pub use factorydash_core::{
     ResumePoint, Value,
 };
 pub use header::Header;
+pub use json::{parse_error_json, write_error_json, JsonVersion};
 pub use problem::{Parsed, Position, Problem, ProblemKind};
 pub use recording::{Recording, RecordingError};
 pub use streams::{
-    owned_observation, parse_streams, parse_streams_with, ComponentStream, DeviceStream, EntryRef,
-    ObservationExtra, ObservationRef, Representation, Streams, StreamsBufReader, StreamsItem,
-    StreamsReader, ValueRef,
+    owned_observation, parse_streams, parse_streams_json, parse_streams_json_with,
+    parse_streams_with, ComponentStream, DeviceStream, EntryRef, ObservationExtra, ObservationRef,
+    Representation, Streams, StreamsBufReader, StreamsItem, StreamsReader, ValueRef,
 };
 pub use write::{
     write_devices, write_error, write_error_document, write_streams, ErrorForm, StreamsWriter,

@@ -11,7 +11,8 @@ use quick_xml::escape::escape;
 
 use crate::devices::{Component, DataItem, Devices, Specification};
 use crate::header::Header;
-use crate::streams::{EntryRef, ObservationRef, Streams, ValueRef};
+use crate::json::{is_json_number, push_header, push_string, JsonVersion};
+use crate::streams::{EntryRef, ObservationRef, Representation, Streams, ValueRef};
 use crate::time::format_timestamp;
 use crate::xml::prefix_part;
 
@@ -146,6 +147,48 @@ impl StreamsWriter<'_> {
     /// Parsing the result gives back the same observations (same sequence, timestamp to
     /// the microsecond, data item, value and condition).
     pub fn write(&self, header: &Header, observations: &[Observation]) -> String {
+        self.write_groups(header, &self.owned_groups(observations), &[])
+    }
+
+    /// Writes a parsed document back, everything the parser kept: DeviceStreams and
+    /// ComponentStreams in their order, every attribute (including unknown ones), DataSet
+    /// and Table entries, extension elements with their namespaces.
+    pub fn write_document(&self, doc: &Streams<'_>) -> String {
+        let (groups, namespaces) = document_groups(doc);
+        self.write_groups(&doc.header, &groups, &namespaces)
+    }
+
+    /// [`StreamsWriter::write`] in JSON, `version` 1 or 2 ([`crate::json`]), as the
+    /// reference agent writes it: Sample values as JSON numbers (vectors and time series
+    /// as arrays of them) where the text is one, everything else as strings, DataSet and
+    /// Table entries as objects, timestamps to the microsecond (as [`StreamsWriter::write`]
+    /// and the agents write them). [`crate::parse_streams_json`] reads it back to the same
+    /// observations.
+    pub fn write_json(
+        &self,
+        header: &Header,
+        observations: &[Observation],
+        version: JsonVersion,
+    ) -> String {
+        write_groups_json(
+            &self.schema_version,
+            header,
+            &self.owned_groups(observations),
+            version,
+        )
+    }
+
+    /// [`StreamsWriter::write_document`] in JSON, `version` 1 or 2: every part of the
+    /// model but the extension elements' namespace URIs, which JSON has no place for (the
+    /// prefix stays in the element's name).
+    pub fn write_document_json(&self, doc: &Streams<'_>, version: JsonVersion) -> String {
+        let (groups, _) = document_groups(doc);
+        write_groups_json(&self.schema_version, &doc.header, &groups, version)
+    }
+
+    /// Owned `observations` grouped into DeviceStreams and ComponentStreams (by device
+    /// name and `componentId`), named from the device model where there is one.
+    fn owned_groups<'s>(&'s self, observations: &'s [Observation]) -> Vec<DeviceGroup<'s, 's>> {
         let mut by_device: BTreeMap<&str, BTreeMap<&str, Vec<Obs<'_>>>> = BTreeMap::new();
         for o in observations {
             by_device
@@ -155,58 +198,24 @@ impl StreamsWriter<'_> {
                 .or_default()
                 .push(Obs::owned(o));
         }
-        let groups = by_device.into_iter().map(|(device, components)| {
-            let uuid = self
-                .devices
-                .and_then(|d| d.devices.iter().find(|c| c.name.as_deref() == Some(device)))
-                .and_then(|c| c.uuid.as_deref());
-            let components = components
-                .into_iter()
-                .map(|(id, list)| {
-                    let model = self.devices.and_then(|d| d.component(id));
-                    let element = model.map_or("Component", |c| c.element.as_str());
-                    (element, id, model.and_then(|c| c.name.as_deref()), list)
-                })
-                .collect::<Vec<_>>();
-            (device, uuid, components)
-        });
-        let groups: Vec<_> = groups.collect();
-        self.write_groups(header, &groups, &[])
-    }
-
-    /// Writes a parsed document back, everything the parser kept: DeviceStreams and
-    /// ComponentStreams in their order, every attribute (including unknown ones), DataSet
-    /// and Table entries, extension elements with their namespaces.
-    pub fn write_document(&self, doc: &Streams<'_>) -> String {
-        let mut per_component: Vec<Vec<Obs<'_>>> =
-            doc.component_streams.iter().map(|_| Vec::new()).collect();
-        let mut namespaces: Vec<(String, String)> = Vec::new();
-        for o in &doc.observations {
-            if let (Some(prefix), Some(uri)) = (prefix_part(&o.element), &o.extra().namespace) {
-                if !namespaces.iter().any(|(p, _)| p == prefix) {
-                    namespaces.push((prefix.to_owned(), uri.to_string()));
-                }
-            }
-            if let Some(list) = per_component.get_mut(o.component_stream) {
-                list.push(Obs::borrowed(o));
-            }
-        }
-        let mut groups: Vec<DeviceGroup<'_, '_>> = doc
-            .device_streams
-            .iter()
-            .map(|d| (d.name.as_ref(), d.uuid.as_deref(), Vec::new()))
-            .collect();
-        for (c, list) in doc.component_streams.iter().zip(per_component) {
-            if let Some(group) = groups.get_mut(c.device_stream) {
-                group.2.push((
-                    c.component.as_ref(),
-                    c.component_id.as_ref(),
-                    c.name.as_deref(),
-                    list,
-                ));
-            }
-        }
-        self.write_groups(&doc.header, &groups, &namespaces)
+        by_device
+            .into_iter()
+            .map(|(device, components)| {
+                let uuid = self
+                    .devices
+                    .and_then(|d| d.devices.iter().find(|c| c.name.as_deref() == Some(device)))
+                    .and_then(|c| c.uuid.as_deref());
+                let components = components
+                    .into_iter()
+                    .map(|(id, list)| {
+                        let model = self.devices.and_then(|d| d.component(id));
+                        let element = model.map_or("Component", |c| c.element.as_str());
+                        (element, id, model.and_then(|c| c.name.as_deref()), list)
+                    })
+                    .collect::<Vec<_>>();
+                (device, uuid, components)
+            })
+            .collect()
     }
 
     #[allow(clippy::type_complexity)]
@@ -295,6 +304,285 @@ impl StreamsWriter<'_> {
         out.push_str("  </Streams>\n</MTConnectStreams>\n");
         out
     }
+}
+
+/// A parsed document's DeviceStreams and ComponentStreams in their order, and the
+/// namespaces of its extension prefixes.
+fn document_groups<'s>(doc: &'s Streams<'_>) -> (Vec<DeviceGroup<'s, 's>>, Vec<(String, String)>) {
+    let mut per_component: Vec<Vec<Obs<'_>>> =
+        doc.component_streams.iter().map(|_| Vec::new()).collect();
+    let mut namespaces: Vec<(String, String)> = Vec::new();
+    for o in &doc.observations {
+        if let (Some(prefix), Some(uri)) = (prefix_part(&o.element), &o.extra().namespace) {
+            if !namespaces.iter().any(|(p, _)| p == prefix) {
+                namespaces.push((prefix.to_owned(), uri.to_string()));
+            }
+        }
+        if let Some(list) = per_component.get_mut(o.component_stream) {
+            list.push(Obs::borrowed(o));
+        }
+    }
+    let mut groups: Vec<DeviceGroup<'_, '_>> = doc
+        .device_streams
+        .iter()
+        .map(|d| (d.name.as_ref(), d.uuid.as_deref(), Vec::new()))
+        .collect();
+    for (c, list) in doc.component_streams.iter().zip(per_component) {
+        if let Some(group) = groups.get_mut(c.device_stream) {
+            group.2.push((
+                c.component.as_ref(),
+                c.component_id.as_ref(),
+                c.name.as_deref(),
+                list,
+            ));
+        }
+    }
+    (groups, namespaces)
+}
+
+/// The JSON document of `groups` (see [`StreamsWriter::write_json`]).
+fn write_groups_json(
+    schema_version: &str,
+    header: &Header,
+    groups: &[DeviceGroup<'_, '_>],
+    version: JsonVersion,
+) -> String {
+    let v1 = version == JsonVersion::V1;
+    let count: usize = groups.iter().flat_map(|g| &g.2).map(|c| c.3.len()).sum();
+    let mut out = String::with_capacity(512 + count * 150);
+    let _ = write!(
+        out,
+        "{{\"MTConnectStreams\":{{\"jsonVersion\":{},\"schemaVersion\":",
+        version.number()
+    );
+    push_string(&mut out, schema_version);
+    out.push_str(",\"Header\":");
+    push_header(&mut out, header);
+    out.push_str(",\"Streams\":");
+    out.push(if v1 { '[' } else { '{' });
+    if !v1 && !groups.is_empty() {
+        out.push_str("\"DeviceStream\":[");
+    }
+    for (i, (device, uuid, components)) in groups.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if v1 {
+            out.push_str("{\"DeviceStream\":");
+        }
+        out.push_str("{\"name\":");
+        push_string(&mut out, device);
+        if let Some(u) = uuid {
+            out.push_str(",\"uuid\":");
+            push_string(&mut out, u);
+        }
+        out.push_str(if v1 {
+            ",\"ComponentStreams\":["
+        } else {
+            ",\"ComponentStream\":["
+        });
+        for (j, (element, component_id, name, list)) in components.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            if v1 {
+                out.push_str("{\"ComponentStream\":");
+            }
+            out.push_str("{\"component\":");
+            push_string(&mut out, element);
+            out.push_str(",\"componentId\":");
+            push_string(&mut out, component_id);
+            if let Some(name) = name {
+                out.push_str(",\"name\":");
+                push_string(&mut out, name);
+            }
+            let mut order: Vec<&Obs<'_>> = list.iter().collect();
+            order.sort_by_key(|o| o.sequence);
+            for (category, container) in [
+                (Category::Sample, "Samples"),
+                (Category::Event, "Events"),
+                (Category::Condition, "Condition"),
+            ] {
+                let items: Vec<&Obs<'_>> = order
+                    .iter()
+                    .copied()
+                    .filter(|o| o.category == category)
+                    .collect();
+                if items.is_empty() {
+                    continue;
+                }
+                let _ = write!(out, ",\"{container}\":");
+                if v1 {
+                    out.push('[');
+                    for (k, o) in items.iter().enumerate() {
+                        if k > 0 {
+                            out.push(',');
+                        }
+                        out.push('{');
+                        push_string(&mut out, o.element);
+                        out.push(':');
+                        write_observation_json(&mut out, o);
+                        out.push('}');
+                    }
+                    out.push(']');
+                } else {
+                    // By element name, in the order each first appears.
+                    let mut names: Vec<&str> = Vec::new();
+                    for o in &items {
+                        if !names.contains(&o.element) {
+                            names.push(o.element);
+                        }
+                    }
+                    out.push('{');
+                    for (k, name) in names.iter().enumerate() {
+                        if k > 0 {
+                            out.push(',');
+                        }
+                        push_string(&mut out, name);
+                        out.push_str(":[");
+                        for (m, o) in items.iter().filter(|o| o.element == *name).enumerate() {
+                            if m > 0 {
+                                out.push(',');
+                            }
+                            write_observation_json(&mut out, o);
+                        }
+                        out.push(']');
+                    }
+                    out.push('}');
+                }
+            }
+            out.push('}');
+            if v1 {
+                out.push('}');
+            }
+        }
+        out.push_str("]}");
+        if v1 {
+            out.push('}');
+        }
+    }
+    if !v1 && !groups.is_empty() {
+        out.push(']');
+    }
+    out.push(if v1 { ']' } else { '}' });
+    out.push_str("}}");
+    out
+}
+
+/// Appends `text` as a JSON number where it is one as written, else as a string.
+fn push_scalar(out: &mut String, text: &str) {
+    if is_json_number(text) {
+        out.push_str(text);
+    } else {
+        push_string(out, text);
+    }
+}
+
+fn write_observation_json(out: &mut String, o: &Obs<'_>) {
+    out.push('{');
+    let mut wrote = false;
+    let mut key = |out: &mut String, name: &str| {
+        if wrote {
+            out.push(',');
+        }
+        wrote = true;
+        out.push('"');
+        out.push_str(name);
+        out.push_str("\":");
+    };
+    let representation = crate::streams::representation_of(o.element);
+    if o.category == Category::Condition {
+        if let Some(t) = o.value {
+            key(out, "value");
+            push_string(out, t);
+        }
+    } else if !o.entries.is_empty() {
+        key(out, "value");
+        out.push('{');
+        for (i, e) in o.entries.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_string(out, &e.key);
+            out.push(':');
+            if e.removed {
+                out.push_str("{\"removed\":true}");
+            } else if !e.cells.is_empty() || representation == Representation::Table {
+                out.push('{');
+                for (j, (k, v)) in e.cells.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    push_string(out, k);
+                    out.push(':');
+                    push_scalar(out, v);
+                }
+                out.push('}');
+            } else {
+                push_scalar(out, &e.value);
+            }
+        }
+        out.push('}');
+    } else {
+        key(out, "value");
+        match o.value {
+            None => out.push_str("\"UNAVAILABLE\""),
+            Some(t) if o.category == Category::Sample => {
+                let tokens = || t.split(' ');
+                if is_json_number(t) {
+                    out.push_str(t);
+                } else if t.contains(' ') && tokens().all(is_json_number) {
+                    out.push('[');
+                    for (i, n) in tokens().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(n);
+                    }
+                    out.push(']');
+                } else {
+                    push_string(out, t);
+                }
+            }
+            Some(t) => push_string(out, t),
+        }
+    }
+    key(out, "dataItemId");
+    push_string(out, o.data_item_id);
+    key(out, "timestamp");
+    push_string(out, &format_timestamp(o.timestamp));
+    key(out, "sequence");
+    let _ = write!(out, "{}", o.sequence);
+    for (name, value) in [
+        ("name", o.name),
+        ("subType", o.sub_type),
+        ("type", o.condition_type.as_deref()),
+        ("nativeCode", o.native_code),
+        ("nativeSeverity", o.native_severity),
+        ("qualifier", o.qualifier),
+        ("compositionId", o.composition_id),
+        ("statistic", o.statistic),
+        ("resetTriggered", o.reset_triggered),
+    ] {
+        if let Some(v) = value {
+            key(out, name);
+            push_string(out, v);
+        }
+    }
+    for (name, value) in ["duration", "sampleCount", "sampleRate", "count"]
+        .iter()
+        .zip(o.numbers)
+    {
+        if let Some(n) = value {
+            key(out, name);
+            let _ = write!(out, "{n}");
+        }
+    }
+    for (k, v) in o.other_attributes {
+        key(out, k);
+        push_string(out, v);
+    }
+    out.push('}');
 }
 
 fn write_header(out: &mut String, header: &Header) {

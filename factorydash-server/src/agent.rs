@@ -19,8 +19,8 @@ use std::time::Duration;
 use chrono::Utc;
 use factorydash_core::Observation;
 use factorydash_mtconnect::{
-    write_error_document, AgentError, Devices, ErrorCode, ErrorDocument, ErrorForm, Header,
-    QueryParameter, StreamsWriter,
+    write_error_document, write_error_json, AgentError, Devices, ErrorCode, ErrorDocument,
+    ErrorForm, Header, JsonVersion, QueryParameter, StreamsWriter,
 };
 use serde::{Deserialize, Serialize};
 use warp::http::StatusCode;
@@ -179,6 +179,8 @@ struct Faults {
     probes: AtomicU64,
     /// `/sample` requests answered (polled and streamed).
     samples: AtomicU64,
+    /// Streams documents answered in JSON (`/current`, `/sample` pages and parts).
+    json_answers: AtomicU64,
     /// Errors in the MTConnect 2.6+ form.
     error_form_v26: AtomicBool,
     /// The `bufferSize` announced (0: the source's).
@@ -271,6 +273,7 @@ struct FaultState {
     instance_id: u64,
     probes: u64,
     samples: u64,
+    json_answers: u64,
     first_sequence: u64,
     last_sequence: u64,
     refuse_streaming: bool,
@@ -285,6 +288,61 @@ struct SampleQuery {
     count: Option<String>,
     interval: Option<String>,
     heartbeat: Option<String>,
+    /// `json` or `xml`: see [`Form::asked`].
+    format: Option<String>,
+}
+
+/// The `/current` query.
+#[derive(Debug, Deserialize)]
+struct CurrentQuery {
+    /// `json` or `xml`: see [`Form::asked`].
+    format: Option<String>,
+}
+
+/// The form an answer is written in: XML, or the reference agent's JSON (version 2, its
+/// default; [`factorydash_mtconnect::json`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// MTConnect XML.
+    Xml,
+    /// JSON in the version given.
+    Json(JsonVersion),
+}
+
+impl Form {
+    /// The form a request asks for, as the reference agent reads it: `?format=json` or
+    /// `?format=xml` first; else JSON when an `Accept` entry's media type ends in `json`
+    /// (`application/json`, `application/mtconnect+json`); else XML.
+    pub fn asked(accept: Option<&str>, format: Option<&str>) -> Form {
+        match format.map(str::trim) {
+            Some(f) if f.eq_ignore_ascii_case("json") => return Form::Json(JsonVersion::V2),
+            Some(f) if f.eq_ignore_ascii_case("xml") => return Form::Xml,
+            _ => {}
+        }
+        let json = accept.is_some_and(|a| {
+            a.split(',').any(|entry| {
+                entry
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .ends_with("json")
+            })
+        });
+        if json {
+            Form::Json(JsonVersion::V2)
+        } else {
+            Form::Xml
+        }
+    }
+
+    /// The `Content-Type` of a document in this form.
+    fn content_type(self) -> &'static str {
+        match self {
+            Form::Xml => "text/xml; charset=utf-8",
+            Form::Json(_) => "application/json",
+        }
+    }
 }
 
 impl Agent {
@@ -369,30 +427,44 @@ impl Agent {
         }
     }
 
-    fn error(&self, status: StatusCode, code: &ErrorCode, text: &str) -> Response {
-        self.error_with(status, AgentError::new(code.clone(), text))
+    fn error(&self, form: Form, status: StatusCode, code: &ErrorCode, text: &str) -> Response {
+        self.error_with(form, status, AgentError::new(code.clone(), text))
     }
 
-    /// An error document in the form switched on (`error_form`).
-    fn error_with(&self, status: StatusCode, error: AgentError) -> Response {
-        let form = if self.faults.error_form_v26.load(Ordering::SeqCst) {
-            ErrorForm::V2_6
-        } else {
-            ErrorForm::Legacy
-        };
+    /// An error document in `form`; in XML, in the MTConnect form switched on
+    /// (`error_form`).
+    fn error_with(&self, form: Form, status: StatusCode, error: AgentError) -> Response {
         let doc = ErrorDocument {
             header: self.header(),
             errors: vec![error],
         };
-        xml(status, write_error_document(&doc, form))
+        let body = match form {
+            Form::Json(version) => write_error_json(&doc, version),
+            Form::Xml if self.faults.error_form_v26.load(Ordering::SeqCst) => {
+                write_error_document(&doc, ErrorForm::V2_6)
+            }
+            Form::Xml => write_error_document(&doc, ErrorForm::Legacy),
+        };
+        answer(form, status, body)
     }
 
-    fn current(&self) -> Response {
+    /// `observations` under `head`, written in `form`.
+    fn write(&self, form: Form, head: &Header, observations: &[Observation]) -> String {
+        match form {
+            Form::Xml => self.writer().write(head, observations),
+            Form::Json(version) => {
+                self.faults.json_answers.fetch_add(1, Ordering::SeqCst);
+                self.writer().write_json(head, observations, version)
+            }
+        }
+    }
+
+    fn current(&self, form: Form) -> Response {
         // The instance and the buffer's start of one instant (see `buffer`).
         let _buffer = self.buffer.read().unwrap_or_else(|p| p.into_inner());
         let head = self.header();
         let latest = self.source.latest(self.floor());
-        xml(StatusCode::OK, self.writer().write(&head, &latest))
+        answer(form, StatusCode::OK, self.write(form, &head, &latest))
     }
 
     /// The header and observations of a `/sample` page of up to `count` from `from` (from
@@ -401,6 +473,7 @@ impl Agent {
         &self,
         from: Option<u64>,
         count: u64,
+        form: Form,
     ) -> Result<(Header, Cow<'_, [Observation]>), Box<Response>> {
         // The instance and the buffer's start of one instant (see `buffer`): a page never
         // names one instance with the other's observations.
@@ -419,6 +492,7 @@ impl Agent {
         if count == 0 || count > max_count {
             return Err(Box::new(
                 self.error_with(
+                    form,
                     StatusCode::BAD_REQUEST,
                     AgentError::new(
                         ErrorCode::OutOfRange,
@@ -436,6 +510,7 @@ impl Agent {
         if from < first || from > next {
             return Err(Box::new(
                 self.error_with(
+                    form,
                     StatusCode::BAD_REQUEST,
                     AgentError::new(
                         ErrorCode::OutOfRange,
@@ -462,7 +537,7 @@ impl Agent {
 
     /// A page written out, broken off in the middle when the `malformed` fault is on, and
     /// with the sequence faults switched on.
-    fn write_page(&self, head: &Header, page: &[Observation]) -> String {
+    fn write_page(&self, head: &Header, page: &[Observation], form: Form) -> String {
         self.source.served(page.len());
         let f = &self.faults;
         let mut head = head.clone();
@@ -515,14 +590,15 @@ impl Agent {
             }
             page = &owned;
         }
-        let mut doc = self.writer().write(&head, page);
+        let mut doc = self.write(form, &head, page);
         if self.faults.malformed.swap(false, Ordering::SeqCst) {
             doc.truncate(doc.len() / 2);
         }
         doc
     }
 
-    async fn sample(self: Arc<Self>, q: SampleQuery) -> Response {
+    async fn sample(self: Arc<Self>, q: SampleQuery, accept: Option<String>) -> Response {
+        let form = Form::asked(accept.as_deref(), q.format.as_deref());
         let parse = |name: &str, v: &Option<String>| -> Result<Option<u64>, String> {
             v.as_deref()
                 .map(|s| {
@@ -541,7 +617,14 @@ impl Agent {
         })();
         let (from, count, interval, heartbeat) = match parsed {
             Ok(p) => p,
-            Err(e) => return self.error(StatusCode::BAD_REQUEST, &ErrorCode::InvalidRequest, &e),
+            Err(e) => {
+                return self.error(
+                    form,
+                    StatusCode::BAD_REQUEST,
+                    &ErrorCode::InvalidRequest,
+                    &e,
+                )
+            }
         };
         self.faults.samples.fetch_add(1, Ordering::SeqCst);
         if let Some(body) = hostile_body(&self.faults) {
@@ -549,31 +632,39 @@ impl Agent {
         }
         let count = count.unwrap_or(100);
         let Some(interval) = interval else {
-            return match self.slice(from, count) {
-                Ok((head, page)) => xml(StatusCode::OK, self.write_page(&head, &page)),
+            return match self.slice(from, count, form) {
+                Ok((head, page)) => {
+                    answer(form, StatusCode::OK, self.write_page(&head, &page, form))
+                }
                 Err(e) => *e,
             };
         };
         if self.faults.refuse_streaming.load(Ordering::SeqCst) {
             return self.error(
+                form,
                 StatusCode::BAD_REQUEST,
                 &ErrorCode::Unsupported,
                 "streaming is not supported",
             );
         }
         // Answer a bad `from` before the stream starts, as the reference agent does.
-        if let Err(e) = self.slice(from, 1) {
+        if let Err(e) = self.slice(from, 1, form) {
             return *e;
         }
         let interval = Duration::from_millis(interval.max(10));
         let heartbeat = Duration::from_millis(heartbeat.unwrap_or(10_000).max(10));
-        stream(self, from, count, interval, heartbeat)
+        stream(self, from, count, interval, heartbeat, form)
     }
 }
 
 fn xml(status: StatusCode, body: String) -> Response {
+    answer(Form::Xml, status, body)
+}
+
+/// `body`, a document in `form`, with its status.
+fn answer(form: Form, status: StatusCode, body: String) -> Response {
     warp::reply::with_status(
-        warp::reply::with_header(body, "content-type", "text/xml; charset=utf-8"),
+        warp::reply::with_header(body, "content-type", form.content_type()),
         status,
     )
     .into_response()
@@ -587,6 +678,7 @@ fn stream(
     count: u64,
     interval: Duration,
     heartbeat: Duration,
+    form: Form,
 ) -> Response {
     let boundary = format!("factorydash-{:016x}", rand_u64());
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
@@ -624,7 +716,7 @@ fn stream(
                 let held_end = agent.source.sequences(agent.floor()).1 + 1;
                 let mut sent = false;
                 while pos < held_end {
-                    let Ok((head, page)) = agent.slice(Some(pos), count) else {
+                    let Ok((head, page)) = agent.slice(Some(pos), count, form) else {
                         return;
                     };
                     if head.instance_id != instance {
@@ -632,7 +724,7 @@ fn stream(
                         return;
                     }
                     let next = head.next_sequence.unwrap_or(held_end);
-                    let part = framed(&part_boundary, &agent.write_page(&head, &page));
+                    let part = framed(&part_boundary, form, &agent.write_page(&head, &page, form));
                     if agent.faults.drop_mid_part.swap(false, Ordering::SeqCst) {
                         let _ = tx.send(Ok(part[..part.len() / 2].to_vec())).await;
                         let _ = tx
@@ -653,14 +745,18 @@ fn stream(
                     last_part = tokio::time::Instant::now();
                     answered = true;
                 } else if last_part.elapsed() >= heartbeat {
-                    let Ok((head, page)) = agent.slice(Some(pos), count) else {
+                    let Ok((head, page)) = agent.slice(Some(pos), count, form) else {
                         return;
                     };
                     if head.instance_id != instance {
                         return;
                     }
                     if tx
-                        .send(Ok(framed(&part_boundary, &agent.write_page(&head, &page))))
+                        .send(Ok(framed(
+                            &part_boundary,
+                            form,
+                            &agent.write_page(&head, &page, form),
+                        )))
                         .await
                         .is_err()
                     {
@@ -748,9 +844,10 @@ fn hostile_body(f: &Faults) -> Option<Response> {
     Some(response)
 }
 
-fn framed(boundary: &str, doc: &str) -> Vec<u8> {
+fn framed(boundary: &str, form: Form, doc: &str) -> Vec<u8> {
     let mut part = format!(
-        "--{boundary}\r\nContent-type: text/xml\r\nContent-length: {}\r\n\r\n",
+        "--{boundary}\r\nContent-type: {}\r\nContent-length: {}\r\n\r\n",
+        form.content_type(),
         doc.len()
     )
     .into_bytes();
@@ -865,6 +962,7 @@ fn apply_faults(agent: &Agent, q: FaultQuery) -> FaultState {
         instance_id: head.instance_id,
         probes: f.probes.load(Ordering::SeqCst),
         samples: f.samples.load(Ordering::SeqCst),
+        json_answers: f.json_answers.load(Ordering::SeqCst),
         first_sequence: head.first_sequence.unwrap_or(0),
         last_sequence: head.last_sequence.unwrap_or(0),
         refuse_streaming: f.refuse_streaming.load(Ordering::SeqCst),
@@ -918,19 +1016,26 @@ where
         .clone()
         .and(warp::path!("current"))
         .and(warp::get())
-        .then(|a: Arc<Agent>| async move {
-            slow(&a).await;
-            a.current()
-        });
+        .and(warp::header::optional::<String>("accept"))
+        .and(warp::query::<CurrentQuery>())
+        .then(
+            |a: Arc<Agent>, accept: Option<String>, q: CurrentQuery| async move {
+                slow(&a).await;
+                a.current(Form::asked(accept.as_deref(), q.format.as_deref()))
+            },
+        );
     let sample = with
         .clone()
         .and(warp::path!("sample"))
         .and(warp::get())
         .and(warp::query::<SampleQuery>())
-        .then(|a: Arc<Agent>, q: SampleQuery| async move {
-            slow(&a).await;
-            a.sample(q).await
-        });
+        .and(warp::header::optional::<String>("accept"))
+        .then(
+            |a: Arc<Agent>, q: SampleQuery, accept: Option<String>| async move {
+                slow(&a).await;
+                a.sample(q, accept).await
+            },
+        );
     let assets = with
         .clone()
         .and(warp::path!("assets").or(warp::path!("asset")).unify())
@@ -942,6 +1047,7 @@ where
                     Ok(xml(StatusCode::OK, doc))
                 }
                 None => Ok::<_, Rejection>(a.error(
+                    Form::Xml,
                     StatusCode::NOT_FOUND,
                     &ErrorCode::InvalidUri,
                     "the URI is not one this agent serves",
@@ -993,6 +1099,7 @@ where
         });
     let other = with.map(|a: Arc<Agent>| {
         a.error(
+            Form::Xml,
             StatusCode::NOT_FOUND,
             &ErrorCode::InvalidUri,
             "the URI is not one this agent serves",
@@ -1051,7 +1158,7 @@ mod tests {
             scope.spawn(|| {
                 let mut pages = 0u64;
                 while !done.load(Ordering::SeqCst) {
-                    let Ok((head, page)) = agent.slice(None, 1000) else {
+                    let Ok((head, page)) = agent.slice(None, 1000, Form::Xml) else {
                         continue;
                     };
                     pages += 1;

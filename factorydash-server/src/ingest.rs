@@ -35,6 +35,9 @@ pub struct FollowSettings {
     pub buffer: u64,
     /// The largest answer taken from the agent, in bytes (`--max-document`).
     pub max_document: usize,
+    /// What Streams documents are asked for in (`--format`): XML, or JSON where the
+    /// agent offers it (what it answers is read either way).
+    pub format: factorydash_mtconnect::client::Format,
 }
 
 /// What the reading half of an agent's ingest hands the writing half, in order.
@@ -59,7 +62,9 @@ enum Work {
 /// stored with its resume point, so a restart continues after the last stored page.
 pub async fn follow_agent(app: Arc<App>, connect: String, settings: FollowSettings) {
     let client = match AgentClient::new(&connect) {
-        Ok(c) => c.with_max_document(settings.max_document),
+        Ok(c) => c
+            .with_max_document(settings.max_document)
+            .with_format(settings.format),
         Err(e) => {
             let url = identity(&connect);
             tracing::error!(agent = %url, error = %e, "not following this agent");

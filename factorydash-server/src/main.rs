@@ -334,6 +334,11 @@ struct ServeArgs {
     /// answer is refused while it is read, so no agent can make `serve` hold more.
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size, env = "FACTORYDASH_MAX_DOCUMENT")]
     max_document: usize,
+    /// What to ask agents for their observations in: `xml` (every agent) or `json` (the
+    /// reference agent 2.x and MTConnect.NET; an agent that cannot answer JSON answers
+    /// XML, which is read as well). The device model is read as XML.
+    #[arg(long, value_enum, default_value = "xml", env = "FACTORYDASH_FORMAT")]
+    format: WireFormat,
     /// Poll `/sample?from=` instead of streaming once caught up.
     #[arg(long)]
     no_stream: bool,
@@ -613,6 +618,15 @@ fn parse_size(s: &str) -> Result<usize, String> {
         return Err(format!("the size must be at least 1KiB, got '{s}'"));
     }
     Ok(bytes)
+}
+
+/// `--format`: what agents are asked for their observations in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum WireFormat {
+    /// MTConnect XML.
+    Xml,
+    /// The reference agent's JSON (version 1 or 2, whichever it answers).
+    Json,
 }
 
 fn parse_speed(s: &str) -> Result<f64, String> {
@@ -1383,6 +1397,10 @@ async fn start_ingest(
                 heartbeat: args.heartbeat,
                 buffer: args.buffer,
                 max_document: args.max_document,
+                format: match args.format {
+                    WireFormat::Xml => factorydash_mtconnect::client::Format::Xml,
+                    WireFormat::Json => factorydash_mtconnect::client::Format::Json,
+                },
             };
             ingest::install(app, settings, pg.clone());
             for url in &args.agents {

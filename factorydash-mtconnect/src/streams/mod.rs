@@ -14,12 +14,15 @@ use crate::problem::Parsed;
 use crate::ParseOptions;
 
 mod fast;
+mod json;
 mod machine;
 mod model;
 mod number;
 mod reader;
 
+pub use json::{parse_streams_json, parse_streams_json_with};
 use machine::Out;
+pub(crate) use model::representation_of;
 pub use model::{
     owned_observation, ComponentStream, DeviceStream, EntryRef, ObservationExtra, ObservationRef,
     Representation, Streams, StreamsItem, ValueRef,

@@ -245,7 +245,7 @@ impl<'a> ObservationRef<'a> {
 /// The representation of an element named `name` (with or without its prefix): by its
 /// suffix, looked at only when its last letter could end one.
 #[inline]
-pub(super) fn representation_of(name: &str) -> Representation {
+pub(crate) fn representation_of(name: &str) -> Representation {
     match name.as_bytes().last() {
         Some(b's') if name.ends_with("TimeSeries") => Representation::TimeSeries,
         Some(b't') if name.ends_with("DataSet") => Representation::DataSet,

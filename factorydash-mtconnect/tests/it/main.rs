@@ -2,6 +2,7 @@
 
 mod fixtures;
 mod hostile;
+mod json;
 mod lenient;
 mod roundtrip;
 mod series;

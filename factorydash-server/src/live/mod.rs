@@ -137,7 +137,6 @@ enum Update<'a> {
         published_at: chrono::DateTime<chrono::Utc>,
     },
     Health {
-        sources: &'a [SourceHealth],
         /// The banner of outages, rendered.
         banner_html: String,
         /// The source list, rendered.
@@ -159,7 +158,6 @@ struct LiveItem<'a> {
 impl<'a> Update<'a> {
     fn health(sources: &'a [SourceHealth], store_error: Option<&str>) -> Self {
         Update::Health {
-            sources,
             banner_html: page::banner_html(sources, store_error),
             sources_html: page::sources_html(sources),
         }
@@ -243,20 +241,45 @@ impl LiveHub {
         self.health_wake.notify_one();
     }
 
-    /// Sends every source's health to every client, each time [`LiveHub::health_changed`]
-    /// was called, at most once per [`HEALTH_ROUND`] (changes meanwhile are sent together,
-    /// at the round's end), for as long as `sources` gives them (`None`: the app is gone),
-    /// with the store's outage (why it cannot be read), if any.
+    /// Sends every source's health to every client after [`LiveHub::health_changed`] was
+    /// called, for as long as `sources` gives them (`None`: the app is gone), with the
+    /// store's outage (why it cannot be read), if any: within [`HEALTH_ROUND`] when what
+    /// a source shows changed (its state, an outage, gaps, restarts), and its counters
+    /// alone (observations, rate) at most every [`HEALTH_COUNTS_EVERY`]. A hundred
+    /// agents' counters, sent each second to every page, cost each more than the board's
+    /// tiles do.
     pub async fn run_health_publisher(
         self: Arc<Self>,
         sources: impl Fn() -> Option<(Vec<SourceHealth>, Option<String>)> + Send + 'static,
     ) {
+        let mut sent: Option<(Vec<HealthKey>, Option<String>, tokio::time::Instant)> = None;
+        let mut owed = false;
         loop {
-            self.health_wake.notified().await;
+            match (&sent, owed) {
+                (Some((.., at)), true) => {
+                    let _ = tokio::time::timeout_at(
+                        *at + HEALTH_COUNTS_EVERY,
+                        self.health_wake.notified(),
+                    )
+                    .await;
+                }
+                _ => self.health_wake.notified().await,
+            }
             let Some((all, store_error)) = sources() else {
                 return;
             };
-            self.send_health(&all, store_error.as_deref());
+            let key: Vec<HealthKey> = all.iter().map(HealthKey::of).collect();
+            let now = tokio::time::Instant::now();
+            let due = sent.as_ref().is_none_or(|(k, e, at)| {
+                *k != key || *e != store_error || now.duration_since(*at) >= HEALTH_COUNTS_EVERY
+            });
+            if due {
+                self.send_health(&all, store_error.as_deref());
+                sent = Some((key, store_error, now));
+                owed = false;
+            } else {
+                owed = true;
+            }
             tokio::time::sleep(HEALTH_ROUND).await;
         }
     }
@@ -832,6 +855,44 @@ impl ScopeFilter {
 
 /// The shortest time between two `health` messages ([`LiveHub::run_health_publisher`]).
 pub const HEALTH_ROUND: Duration = Duration::from_secs(1);
+
+/// The shortest time between two `health` messages that only move the sources' counters
+/// (observations stored, their rate).
+pub const HEALTH_COUNTS_EVERY: Duration = Duration::from_secs(10);
+
+/// What a source's health shows but its counters: a change of it is sent within
+/// [`HEALTH_ROUND`].
+#[derive(Debug, PartialEq, Eq)]
+struct HealthKey {
+    source: String,
+    state: crate::health::SourceState,
+    unreachable_since: Option<chrono::DateTime<chrono::Utc>>,
+    retry_at: Option<chrono::DateTime<chrono::Utc>>,
+    last_error: Option<String>,
+    gaps: u64,
+    restarts: u64,
+    store_unavailable_since: Option<chrono::DateTime<chrono::Utc>>,
+    store_error: Option<String>,
+    /// Shown in the banner while the store refuses (observations waiting).
+    buffered: Option<u64>,
+}
+
+impl HealthKey {
+    fn of(h: &SourceHealth) -> Self {
+        HealthKey {
+            source: h.source.clone(),
+            state: h.state,
+            unreachable_since: h.unreachable_since,
+            retry_at: h.retry_at,
+            last_error: h.last_error.clone(),
+            gaps: h.gaps,
+            restarts: h.restarts,
+            store_unavailable_since: h.store_unavailable_since,
+            store_error: h.store_error.clone(),
+            buffered: h.store_unavailable_since.map(|_| h.buffered),
+        }
+    }
+}
 
 /// The latest value of each data item of every device published, for the devices'
 /// statuses ([`DeviceStatus::from_latest`]): a device's are read from the store the first

@@ -288,3 +288,87 @@ async fn the_three_machine_shdr_recording_replays_live() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_followed_in_json_gives_the_same_observations_as_in_xml() {
+    let agent = replay_agent(SPEED).await;
+    let follow = |format: &'static str| {
+        let base = agent.base.clone();
+        async move {
+            start(&[
+                "serve",
+                "--agent",
+                &base,
+                "--listen",
+                "127.0.0.1:0",
+                "--poll-interval",
+                "100ms",
+                "--interval",
+                "100ms",
+                "--count",
+                "10000",
+                "--format",
+                format,
+            ])
+            .await
+        }
+    };
+    let (json, xml) = (follow("json").await, follow("xml").await);
+    for f in [&json, &xml] {
+        wait_for(&f.base, Duration::from_secs(120), "all observations", |h| {
+            observations(h) >= TOTAL && h["sources"][0]["nextSequence"].as_u64() == Some(TOTAL + 1)
+        })
+        .await;
+    }
+    let (in_json, rows) = stored(&json.base).await;
+    all_sequences_once(&in_json, rows);
+    let (in_xml, _) = stored(&xml.base).await;
+    assert!(in_json == in_xml, "the same observations either way");
+    // The agent answered the JSON follower in JSON (its pages and its stream's parts).
+    let state: Value = reqwest::Client::new()
+        .post(format!("{}/_factorydash/faults", agent.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(state["jsonAnswers"].as_u64().unwrap() > 5, "{state}");
+
+    // The agent's JSON is the reference agent's version 2, and says what XML says.
+    let http = reqwest::Client::new();
+    let ask = |path: &str, accept: &str| {
+        http.get(format!("{}{path}", agent.base))
+            .header("accept", accept)
+            .send()
+    };
+    let answer = ask("/current", "application/json").await.unwrap();
+    assert_eq!(answer.headers()["content-type"], "application/json");
+    let body = answer.text().await.unwrap();
+    assert!(
+        body.starts_with(r#"{"MTConnectStreams":{"jsonVersion":2,"#),
+        "{body:.200}"
+    );
+    let from_json = factorydash_mtconnect::parse_streams_json(body.as_bytes()).unwrap();
+    let xml_body = get_text(format!("{}/current", agent.base)).await;
+    let from_xml = factorydash_mtconnect::parse_streams(xml_body.as_bytes()).unwrap();
+    let sorted = |mut o: Vec<factorydash_core::Observation>| {
+        o.sort_by_key(|o| o.sequence);
+        o
+    };
+    assert_eq!(
+        sorted(from_json.value.to_observations()),
+        sorted(from_xml.value.to_observations())
+    );
+    // `?format=` wins over `Accept`, as on the reference agent; a refusal is in JSON too.
+    let answer = ask("/sample?from=999999999&format=json", "text/xml")
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 400);
+    let refusal = answer.text().await.unwrap();
+    let e = factorydash_mtconnect::parse_error_json(refusal.as_bytes()).unwrap();
+    assert_eq!(
+        e.errors[0].code,
+        factorydash_mtconnect::ErrorCode::OutOfRange
+    );
+}
