@@ -216,6 +216,11 @@ impl ClientError {
 /// status), or an HTTP error status.
 fn refused(url: &str, status: reqwest::StatusCode, body: &[u8]) -> Result<(), ClientError> {
     let document = if is_json(body) {
+        // Only a document whose root is MTConnectError is read whole here: a page is
+        // not scanned twice.
+        if !crate::json::starts_with_root(body, "MTConnectError") {
+            return refused_status(url, status);
+        }
         crate::parse_error_json(body)
     } else {
         crate::parse_error(body)
@@ -226,6 +231,11 @@ fn refused(url: &str, status: reqwest::StatusCode, body: &[u8]) -> Result<(), Cl
             document: Box::new(document),
         });
     }
+    refused_status(url, status)
+}
+
+/// [`ClientError::Status`] for an HTTP error status.
+fn refused_status(url: &str, status: reqwest::StatusCode) -> Result<(), ClientError> {
     if !status.is_success() {
         return Err(ClientError::Status {
             url: url.to_owned(),
@@ -830,11 +840,40 @@ impl AgentClient {
 
     fn page_of(&self, body: &[u8], url: &str) -> Result<StreamsPage, ClientError> {
         let url = || url.to_owned();
-        let parsed = if is_json(body) {
-            crate::parse_streams_json_with(body, &self.options)
+        // A JSON page with bytes that are not UTF-8 (an adapter's Latin-1 `°C` written
+        // through as is) is read with them replaced (U+FFFD), and says so: JSON cannot be
+        // read around them as XML is, and asking again would give the same bytes.
+        let lossy;
+        let mut not_utf8 = None;
+        let text = if is_json(body) {
+            if let Err(e) = std::str::from_utf8(body) {
+                not_utf8 = Some(e.valid_up_to());
+                lossy = String::from_utf8_lossy(body).into_owned();
+                lossy.as_bytes()
+            } else {
+                body
+            }
         } else {
-            parse_streams_with(body, &self.options)
+            body
         };
+        let parsed = if is_json(text) {
+            crate::parse_streams_json_with(text, &self.options)
+        } else {
+            parse_streams_with(text, &self.options)
+        };
+        let parsed = parsed.map(|mut p| {
+            if let Some(at) = not_utf8 {
+                p.problems.insert(
+                    0,
+                    crate::Problem {
+                        kind: crate::ProblemKind::InvalidValue,
+                        offset: at as u64,
+                        message: "the JSON document is not UTF-8 from here on; bytes that are not were replaced by U+FFFD".into(),
+                    },
+                );
+            }
+            p
+        });
         let parsed = parsed.map_err(|source| match source {
             crate::Error::Agent(document) => ClientError::Agent {
                 url: url(),

@@ -133,6 +133,70 @@ impl<'de> Deserialize<'de> for Str<'de> {
     }
 }
 
+/// A member read as text: a string (borrowed where it holds no escape), a number or a
+/// boolean as text; `None` for `null`, objects and arrays (their text is dropped).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Scalar<'a>(pub Option<Cow<'a, str>>);
+
+impl<'de> Deserialize<'de> for Scalar<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, a number or a boolean")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Scalar(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Scalar(Some(Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Scalar(Some(Cow::Owned(v))))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Scalar(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Scalar(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                // A whole number beyond 2^64 - 1 arrives as a float: written whole, so
+                // that it is told from a fraction (and found out of range).
+                let text = if v.fract() == 0.0 && v.abs() < 1e300 {
+                    format!("{v:.0}")
+                } else {
+                    v.to_string()
+                };
+                Ok(Scalar(Some(Cow::Owned(text))))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Scalar(Some(Cow::Borrowed(if v {
+                    "true"
+                } else {
+                    "false"
+                }))))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Scalar(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map
+                    .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Scalar(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// A JSON object's members in order, each value left as its raw text.
 pub(crate) struct Members<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);
 
@@ -213,6 +277,8 @@ pub(crate) fn elements(raw: &RawValue) -> Result<Vec<&RawValue>, serde_json::Err
 pub(crate) fn scalar(raw: &RawValue) -> Option<Cow<'_, str>> {
     let text = raw.get();
     match shape(raw) {
+        // A raw string without a backslash has no escape: its text between the quotes.
+        Shape::String if !text.contains('\\') => text.get(1..text.len() - 1).map(Cow::Borrowed),
         Shape::String => serde_json::from_str::<Str<'_>>(text).ok().map(|s| s.0),
         Shape::Scalar if text != "null" => Some(Cow::Borrowed(text)),
         _ => None,
@@ -407,10 +473,13 @@ pub(crate) fn push_header(out: &mut String, h: &Header) {
 /// The root of a JSON document: its one member's name and value.
 pub(crate) fn root(input: &[u8]) -> Result<(Cow<'_, str>, &RawValue), Error> {
     let input_text = std::str::from_utf8(input).map_err(|e| {
-        json_error(
-            input,
-            serde_json::Error::io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
-        )
+        let at = e.valid_up_to();
+        Error::Json {
+            position: Position::in_input(input, at as u64),
+            source: JsonError(<serde_json::Error as de::Error>::custom(format!(
+                "not UTF-8 text at byte {at}"
+            ))),
+        }
     })?;
     let members = serde_json::from_str::<Members<'_>>(input_text)
         .map_err(|e| json_error(input, e))?
@@ -421,6 +490,33 @@ pub(crate) fn root(input: &[u8]) -> Result<(Cow<'_, str>, &RawValue), Error> {
             <serde_json::Error as de::Error>::custom("an empty object: no MTConnect document"),
         )
     })
+}
+
+/// Whether JSON document `input` begins `{"NAME"` (after a byte order mark and white
+/// space): its root, seen without reading the rest.
+pub(crate) fn starts_with_root(input: &[u8], name: &str) -> bool {
+    let rest = crate::xml::strip_bom(input);
+    let skip = |b: &[u8]| -> usize { b.iter().take_while(|c| c.is_ascii_whitespace()).count() };
+    let rest = &rest[skip(rest)..];
+    let Some(rest) = rest.strip_prefix(b"{") else {
+        return false;
+    };
+    let rest = &rest[skip(rest)..];
+    rest.strip_prefix(b"\"")
+        .and_then(|r| r.strip_prefix(name.as_bytes()))
+        .is_some_and(|r| r.first() == Some(&b'"'))
+}
+
+/// The [`Error::Json`] of a serde_json error met reading `part`, a slice of `input` (its
+/// line and column are counted from `part`'s start: the position is `part`'s offset plus
+/// theirs, counted again in `input`).
+pub(crate) fn json_error_in(input: &[u8], part: &str, err: serde_json::Error) -> Error {
+    let start = offset_in(input, part) as usize;
+    let within = offset_of_line_column(part.as_bytes(), err.line() as u64, err.column() as u64);
+    Error::Json {
+        position: Position::in_input(input, start as u64 + within),
+        source: JsonError(err),
+    }
 }
 
 /// Reads an MTConnectError document's errors (the root's value, `raw`): version 1's
@@ -506,6 +602,7 @@ fn floor_char_boundary(s: &str, at: usize) -> usize {
 /// [`Error::Json`] when the input is not JSON, [`Error::UnexpectedRoot`] when it is
 /// another MTConnect document.
 pub fn parse_error_json(input: &[u8]) -> Result<ErrorDocument, Error> {
+    let input = crate::xml::strip_bom(input);
     let (name, raw) = root(input)?;
     if name != "MTConnectError" {
         return Err(Error::UnexpectedRoot {

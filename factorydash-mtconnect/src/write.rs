@@ -160,10 +160,11 @@ impl StreamsWriter<'_> {
 
     /// [`StreamsWriter::write`] in JSON, `version` 1 or 2 ([`crate::json`]), as the
     /// reference agent writes it: Sample values as JSON numbers (vectors and time series
-    /// as arrays of them) where the text is one, everything else as strings, DataSet and
-    /// Table entries as objects, timestamps to the microsecond (as [`StreamsWriter::write`]
-    /// and the agents write them). [`crate::parse_streams_json`] reads it back to the same
-    /// observations.
+    /// as arrays of them) where the text is one, everything else as strings, timestamps to
+    /// the microsecond (as [`StreamsWriter::write`] and the agents write them). Owned
+    /// observations hold a DataSet or Table as its text, so it is written as a string
+    /// ([`StreamsWriter::write_document_json`] writes parsed entries as objects).
+    /// [`crate::parse_streams_json`] reads it back to the same observations.
     pub fn write_json(
         &self,
         header: &Header,
@@ -478,6 +479,27 @@ fn push_scalar(out: &mut String, text: &str) {
     }
 }
 
+/// The members [`write_observation_json`] writes itself.
+const JSON_MEMBERS: [&str; 17] = [
+    "value",
+    "dataItemId",
+    "timestamp",
+    "sequence",
+    "name",
+    "subType",
+    "type",
+    "nativeCode",
+    "nativeSeverity",
+    "qualifier",
+    "compositionId",
+    "statistic",
+    "resetTriggered",
+    "duration",
+    "sampleCount",
+    "sampleRate",
+    "count",
+];
+
 fn write_observation_json(out: &mut String, o: &Obs<'_>) {
     out.push('{');
     let mut wrote = false;
@@ -486,9 +508,8 @@ fn write_observation_json(out: &mut String, o: &Obs<'_>) {
             out.push(',');
         }
         wrote = true;
-        out.push('"');
-        out.push_str(name);
-        out.push_str("\":");
+        push_string(out, name);
+        out.push(':');
     };
     let representation = crate::streams::representation_of(o.element);
     if o.category == Category::Condition {
@@ -573,12 +594,18 @@ fn write_observation_json(out: &mut String, o: &Obs<'_>) {
         .iter()
         .zip(o.numbers)
     {
-        if let Some(n) = value {
+        // JSON has no NaN or infinity: such a number is left out.
+        if let Some(n) = value.filter(|n| n.is_finite()) {
             key(out, name);
             let _ = write!(out, "{n}");
         }
     }
     for (k, v) in o.other_attributes {
+        // A member written above already (an extension attribute named `value`, say)
+        // is not written twice: a reader would keep only one of the two.
+        if JSON_MEMBERS.contains(&k.as_ref()) {
+            continue;
+        }
         key(out, k);
         push_string(out, v);
     }

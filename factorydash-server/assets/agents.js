@@ -83,8 +83,9 @@
     try { await reading; } catch (e) { if (strict) throw e; } finally { reading = null; }
   }
 
-  // Live: the sources' health changed (at most once a second); read again at most every
-  // 2 s, never while a change is under way.
+  // Live: the sources' health changed (within a second when a state changes, every 10 s
+  // when only counters move); read again at most every 2 s, never while a change is under
+  // way.
   let busy = 0;
   let due = false;
   document.addEventListener("factorydash:health", () => { due = true; });

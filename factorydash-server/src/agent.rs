@@ -311,32 +311,39 @@ pub enum Form {
 
 impl Form {
     /// The form a request asks for, as the reference agent reads it: `?format=json` or
-    /// `?format=xml` first; else JSON when an `Accept` entry's media type ends in `json`
-    /// (`application/json`, `application/mtconnect+json`); else XML.
+    /// `?format=xml` first; else the first `Accept` entry whose media type ends in `json`
+    /// (`application/json`, `application/mtconnect+json`) or `xml`, skipping those given
+    /// `q=0` (not acceptable); else XML.
     pub fn asked(accept: Option<&str>, format: Option<&str>) -> Form {
         match format.map(str::trim) {
             Some(f) if f.eq_ignore_ascii_case("json") => return Form::Json(JsonVersion::V2),
             Some(f) if f.eq_ignore_ascii_case("xml") => return Form::Xml,
             _ => {}
         }
-        let json = accept.is_some_and(|a| {
-            a.split(',').any(|entry| {
-                entry
-                    .split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .ends_with("json")
-            })
-        });
-        if json {
-            Form::Json(JsonVersion::V2)
-        } else {
-            Form::Xml
+        for entry in accept.unwrap_or("").split(',') {
+            let mut parts = entry.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            if refused {
+                continue;
+            }
+            if media.ends_with("json") {
+                return Form::Json(JsonVersion::V2);
+            }
+            if media.ends_with("xml") {
+                return Form::Xml;
+            }
         }
+        Form::Xml
     }
 
-    /// The `Content-Type` of a document in this form.
+    /// The `Content-Type` of a document in this form (JSON as `application/json`; the
+    /// reference agent says `application/mtconnect+json`).
     fn content_type(self) -> &'static str {
         match self {
             Form::Xml => "text/xml; charset=utf-8",
@@ -1125,6 +1132,27 @@ mod tests {
     use super::*;
 
     /// The test recording replayed so fast that it is all revealed in about `seconds`.
+    #[test]
+    fn the_form_asked_is_read_as_the_reference_agent_reads_it() {
+        let json = Form::Json(JsonVersion::V2);
+        for (accept, format, want) in [
+            (None, None, Form::Xml),
+            (Some("application/json"), None, json),
+            (
+                Some("text/html, application/mtconnect+json;q=0.9"),
+                None,
+                json,
+            ),
+            (Some("application/xml, application/json"), None, Form::Xml),
+            (Some("application/json;q=0, text/xml"), None, Form::Xml),
+            (Some("application/json"), Some("xml"), Form::Xml),
+            (Some("text/xml"), Some("JSON"), json),
+            (Some("*/*"), None, Form::Xml),
+        ] {
+            assert_eq!(Form::asked(accept, format), want, "{accept:?} {format:?}");
+        }
+    }
+
     fn fast_agent(seconds: f64) -> (Arc<Agent>, Arc<Replay>) {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../recordings/nist-gfagie01-2016-05-02");

@@ -33,7 +33,7 @@ use super::model::{
 };
 use super::number::{all_numbers, plain_decimal, Decimal};
 use crate::error::Error;
-use crate::json::{self, offset_in, scalar, shape, Shape, Str};
+use crate::json::{self, offset_in, scalar, shape, Scalar, Shape, Str};
 use crate::problem::{Parsed, Problem, ProblemKind};
 use crate::time::{parse_timestamp_cached, DateCache};
 use crate::xml::{is_whole_number, parse_u64, problem};
@@ -102,7 +102,7 @@ pub fn parse_streams_json_with<'a>(
         dates: DateCache::default(),
         zone_reported: false,
     };
-    let members = json::members(raw).map_err(|e| json::json_error(input, e))?;
+    let members = json::members(raw).map_err(|e| json::json_error_in(input, raw.get(), e))?;
     for (key, value) in members {
         match key.as_ref() {
             "Header" => reader.doc.header = json::header(input, value, &mut reader.problems),
@@ -512,6 +512,17 @@ impl<'a> Reader<'a> {
                                 ));
                             }
                             for (k, c) in cells {
+                                // A removed cell (`{"removed":true}`): kept without a value,
+                                // as the XML reader keeps an empty cell.
+                                if shape(c) == Shape::Object {
+                                    let removed = json::members(c).is_ok_and(|m| {
+                                        matches!(m.as_slice(), [(k, v)] if k == "removed" && v.get() == "true")
+                                    });
+                                    if removed {
+                                        entry.cells.push((k, Cow::Borrowed("")));
+                                        continue;
+                                    }
+                                }
                                 let Some(t) = scalar(c) else {
                                     return Err(format!(
                                         "cell {k} of entry {} is not a value",
@@ -569,10 +580,9 @@ impl<'de> Deserialize<'de> for Fields<'de> {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut f = Fields::default();
                 while let Some(Str(key)) = map.next_key::<Str<'de>>()? {
-                    let raw: &'de RawValue = map.next_value()?;
                     let slot = match key.as_ref() {
                         "value" => {
-                            f.value = Some(raw);
+                            f.value = Some(map.next_value()?);
                             continue;
                         }
                         "dataItemId" => &mut f.data_item_id,
@@ -592,12 +602,13 @@ impl<'de> Deserialize<'de> for Fields<'de> {
                         "sampleRate" => &mut f.sample_rate,
                         "count" => &mut f.count,
                         _ => {
+                            let raw: &'de RawValue = map.next_value()?;
                             let text = scalar(raw).unwrap_or(Cow::Borrowed(raw.get()));
                             f.others.push((key, text));
                             continue;
                         }
                     };
-                    *slot = scalar(raw);
+                    *slot = map.next_value::<Scalar<'de>>()?.0;
                 }
                 Ok(f)
             }

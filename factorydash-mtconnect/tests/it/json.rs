@@ -271,3 +271,54 @@ fn broken_or_other_json_documents_are_clear_errors() {
         3
     );
 }
+
+#[test]
+fn escaped_names_removed_table_cells_and_a_byte_order_mark_read_and_write_back() {
+    let doc = br#"{"MTConnectStreams":{"jsonVersion":2,"Header":{"instanceId":1,"nextSequence":4},
+      "Streams":{"DeviceStream":[{"name":"M","ComponentStream":[{"component":"Path","componentId":"p",
+        "Events":{"WorkOffsetTable":[{"value":{"G54":{"X":1.5,"Y":{"removed":true}},"G55":{"removed":true}},
+            "count":2,"dataItemId":"w","sequence":2,"timestamp":"2026-01-01T00:00:00Z","x\"y":"q","value2":"v"}],
+          "Message":[{"value":"a \"quoted\"\nline","dataItemId":"m","sequence":3,"timestamp":"2026-01-01T00:00:00Z"}]}}]}]}}}"#;
+    let parsed = parse_streams_json(doc).unwrap();
+    assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
+    let table = &parsed.value.observations[0];
+    let entries = &table.extra().entries;
+    assert_eq!(entries.len(), 2);
+    assert_eq!(
+        entries[0].cells,
+        [("X".into(), "1.5".into()), ("Y".into(), "".into())]
+    );
+    assert!(entries[1].removed);
+    for version in [JsonVersion::V1, JsonVersion::V2] {
+        let json = StreamsWriter::default().write_document_json(&parsed.value, version);
+        let again: Value = serde_json::from_str(&json).expect("valid JSON");
+        assert!(again.is_object());
+        let back = parse_streams_json(json.as_bytes()).unwrap();
+        assert_eq!(comparable(&back.value), comparable(&parsed.value), "{json}");
+    }
+    // An error document with a byte order mark is an error document.
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend_from_slice(
+        br#"{"MTConnectError":{"Errors":[{"Error":{"value":"no","errorCode":"INVALID_URI"}}]}}"#,
+    );
+    assert_eq!(
+        factorydash_mtconnect::parse_error_json(&bom)
+            .unwrap()
+            .errors[0]
+            .text,
+        "no"
+    );
+    // Bytes that are not UTF-8: an error that says where.
+    let err = parse_streams_json(b"{\"MTConnectStreams\":{\"Header\":{\"sender\":\"\xB0\"}}}")
+        .unwrap_err();
+    let Error::Json { position, .. } = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(position.offset, 41);
+    // A root that is not an object: the position is where its value is.
+    let err = parse_streams_json(b"{\"MTConnectStreams\":\n  5}").unwrap_err();
+    let Error::Json { position, .. } = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(position.line, Some(2), "{position:?}");
+}
