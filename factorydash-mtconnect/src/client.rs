@@ -845,7 +845,8 @@ impl AgentClient {
         // read around them as XML is, and asking again would give the same bytes.
         let lossy;
         let mut not_utf8 = None;
-        let text = if is_json(body) {
+        let json = is_json(body);
+        let text = if json {
             if let Err(e) = std::str::from_utf8(body) {
                 not_utf8 = Some(e.valid_up_to());
                 lossy = String::from_utf8_lossy(body).into_owned();
@@ -856,7 +857,7 @@ impl AgentClient {
         } else {
             body
         };
-        let parsed = if is_json(text) {
+        let parsed = if json {
             crate::parse_streams_json_with(text, &self.options)
         } else {
             parse_streams_with(text, &self.options)

@@ -10,34 +10,21 @@ use factorydash_mtconnect::{
 use serde_json::Value;
 
 /// The observations of `doc` in sequence order, as JSON values, without what JSON has no
-/// place for (an extension element's namespace URI) and to the microsecond.
+/// place for (an extension element's namespace URI) and to the microsecond (as
+/// [`crate::roundtrip::micros`] compares XML round trips).
 fn comparable(doc: &Streams<'_>) -> Vec<Value> {
     let mut o: Vec<_> = doc.observations.iter().collect();
     o.sort_by_key(|o| (o.sequence, o.data_item_id.clone()));
-    o.into_iter()
-        .map(|o| {
-            let mut v = serde_json::to_value(o).unwrap();
-            // Timestamps are written to the microsecond, as in XML.
-            if let Some(ts) = v.get("timestamp").and_then(Value::as_str) {
-                let t: chrono::DateTime<chrono::Utc> = ts.parse().unwrap();
-                let t =
-                    t - chrono::Duration::nanoseconds(i64::from(t.timestamp_subsec_nanos() % 1000));
-                v["timestamp"] = serde_json::to_value(t).unwrap();
-            }
-            if let Some(extra) = v.get_mut("extra").filter(|e| e.is_object()) {
-                extra["namespace"] = Value::Null;
-                let empty = extra
-                    .as_object()
-                    .unwrap()
-                    .values()
-                    .all(|x| x.is_null() || x.as_array().is_some_and(Vec::is_empty));
-                if empty {
-                    *extra = Value::Null;
-                }
-            }
-            v
-        })
-        .collect()
+    let mut v = serde_json::to_value(o).unwrap();
+    for o in v.as_array_mut().unwrap() {
+        if let Some(extra) = o.get_mut("extra").filter(|e| e.is_object()) {
+            extra["namespace"] = Value::Null;
+        }
+    }
+    match crate::roundtrip::micros(v) {
+        Value::Array(items) => items,
+        other => panic!("{other}"),
+    }
 }
 
 #[test]

@@ -7,7 +7,7 @@ use factorydash_mtconnect::{
 use serde_json::Value;
 
 /// Timestamps are written to the microsecond: drop the sub-microsecond digits.
-fn micros(mut v: Value) -> Value {
+pub(crate) fn micros(mut v: Value) -> Value {
     if let Some(items) = v.as_array_mut() {
         for o in items {
             if let Some(ts) = o.get("timestamp").and_then(Value::as_str) {

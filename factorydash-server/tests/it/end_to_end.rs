@@ -7,7 +7,8 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::support::{
-    get_text, recording, replay_agent, serve_replay, start, stored, wait_for, FreshDb,
+    get_text, recording, replay_agent, serve_following, serve_replay, start, stored, wait_for,
+    FreshDb,
 };
 
 const TOTAL: u64 = 112_762;
@@ -292,28 +293,9 @@ async fn the_three_machine_shdr_recording_replays_live() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agent_followed_in_json_gives_the_same_observations_as_in_xml() {
     let agent = replay_agent(SPEED).await;
-    let follow = |format: &'static str| {
-        let base = agent.base.clone();
-        async move {
-            start(&[
-                "serve",
-                "--agent",
-                &base,
-                "--listen",
-                "127.0.0.1:0",
-                "--poll-interval",
-                "100ms",
-                "--interval",
-                "100ms",
-                "--count",
-                "10000",
-                "--format",
-                format,
-            ])
-            .await
-        }
-    };
-    let (json, xml) = (follow("json").await, follow("xml").await);
+    let agents = [agent.base.clone()];
+    let json = serve_following(&agents, &["--count", "10000", "--format", "json"]).await;
+    let xml = serve_following(&agents, &["--count", "10000", "--format", "xml"]).await;
     for f in [&json, &xml] {
         wait_for(&f.base, Duration::from_secs(120), "all observations", |h| {
             observations(h) >= TOTAL && h["sources"][0]["nextSequence"].as_u64() == Some(TOTAL + 1)
